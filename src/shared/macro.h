@@ -1,0 +1,93 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/*
+ * Error convention for all of claudemesh:
+ *
+ *   - A function that can fail returns int: >= 0 on success, a negative errno on failure
+ *     (-ENOMEM, -EINVAL, ...). The caller passes it up unchanged or handles it; it never
+ *     turns it into errno or a positive code.
+ *   - Where a function reports a user-facing validation problem it also takes
+ *     `char **ret_error` and, on -EINVAL/-EBADMSG (and only then), stores a malloc'd sentence
+ *     saying what is wrong and what to do. The caller owns and frees it. Callers may pass NULL.
+ *   - A positive return value is a documented per-function condition ("1 = created", ...).
+ *
+ * Every owned resource is held by a _cleanup_ variable; ownership moves out with TAKE_PTR /
+ * TAKE_FD. Buffers that held secret keys are wiped with sodium_memzero before being freed.
+ */
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#define _cleanup_(f) __attribute__((cleanup(f)))
+#define _unused_ __attribute__((unused))
+#define _printf_(a, b) __attribute__((format(printf, a, b)))
+#define _warn_unused_result_ __attribute__((warn_unused_result))
+
+#define ELEMENTSOF(x) (sizeof(x) / sizeof((x)[0]))
+
+#define TAKE_PTR(p) __extension__              \
+        ({                                   \
+                __typeof__(p) _p_ = (p);     \
+                (p) = NULL;                  \
+                _p_;                         \
+        })
+
+#define TAKE_FD(fd) __extension__              \
+        ({                                   \
+                int _fd_ = (fd);             \
+                (fd) = -1;                   \
+                _fd_;                        \
+        })
+
+/* Defines name##p(type *p), calling func(*p) when *p is not NULL. The trailing struct
+ * declaration lets uses end in ';' without an empty declaration, which -Wpedantic rejects. */
+#define DEFINE_TRIVIAL_CLEANUP_FUNC(type, func)          \
+        static inline void func##p(type *p) {            \
+                if (*p)                                  \
+                        func(*p);                        \
+        }                                                \
+        struct __useless_struct_to_allow_trailing_semicolon__
+
+static inline void freep(void *p) {
+        free(*(void **) p);
+}
+#define _cleanup_free_ _cleanup_(freep)
+
+static inline void *mfree(void *p) {
+        free(p);
+        return NULL;
+}
+
+static inline void closep(int *fd) {
+        if (*fd >= 0) {
+                int saved = errno;
+                close(*fd);
+                errno = saved;
+        }
+}
+#define _cleanup_close_ _cleanup_(closep)
+
+static inline void fclosep(FILE **f) {
+        if (*f)
+                fclose(*f);
+}
+#define _cleanup_fclose_ _cleanup_(fclosep)
+
+/* Keeps errno across a cleanup that may clobber it. */
+static inline int negative_errno(void) {
+        return errno > 0 ? -errno : -EIO;
+}
+
+#define streq(a, b) (strcmp((a), (b)) == 0)
+#define strneq(a, b, n) (strncmp((a), (b), (n)) == 0)
+
+static inline const char *strna(const char *s) {
+        return s ? s : "n/a";
+}
+
+static inline const char *strempty(const char *s) {
+        return s ? s : "";
+}

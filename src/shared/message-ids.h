@@ -1,0 +1,14 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/* Stable MESSAGE_IDs of the events operators search for. They never change once released;
+ * units/claudemesh.catalog explains each one. */
+
+#define CM_MESSAGE_DAEMON_STARTED        "b69d507d495e4737940c5a1c4a5c2d06"
+#define CM_MESSAGE_DAEMON_READY          "af6faf87c0584c6eb622986bd1c4ffbe"
+#define CM_MESSAGE_DAEMON_STOPPING       "08eabbdb1f1c4576b0f65e1ed3189e3e"
+#define CM_MESSAGE_HOST_MISMATCH         "ad303f520d5643648b454a5bebed5470"
+#define CM_MESSAGE_HOST_ACCEPTED         "8f9436c4bd9f4d4ca2d365c06f04e0cb"
+#define CM_MESSAGE_CONFIG_ERROR          "b8cf43ae296a4bda95aa153c7a63b154"
+#define CM_MESSAGE_KEY_ARCHIVE_PROBLEM   "8423ef9f561741f2aa3c4690e7675a70"
+#define CM_MESSAGE_ACCESS_DENIED         "b3d8e7f872e54079ae2b177f6d6e6af6"

@@ -1,0 +1,57 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <fcntl.h>
+#include <stdio.h>
+#include <unistd.h>
+
+#include "fileio.h"
+#include "log.h"
+#include "message-ids.h"
+#include "tests.h"
+
+/* Without journald the module writes "<N>message" lines to stderr; check them on a file. */
+static void test_stderr_prefix_and_errno(void) {
+        char path[4096];
+        _cleanup_free_ char *buf = NULL;
+        int fd, saved = dup(STDERR_FILENO);
+
+        snprintf(path, sizeof path, "%s/log", test_tmpdir());
+        fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        ASSERT_TRUE(fd >= 0);
+        ASSERT_TRUE(dup2(fd, STDERR_FILENO) >= 0);
+
+        setenv("CLAUDEMESH_LOG_TARGET", "stderr", 1);
+        setenv("CLAUDEMESH_LOG_LEVEL", "info", 1);
+        log_setup();
+        ASSERT_TRUE(!log_to_journal());
+        log_info("hello %d", 42);
+        log_debug("not shown");
+        ASSERT_EQ(log_error_errno(-ENOENT, "open failed: %s", STRERROR(-ENOENT)), -ENOENT);
+        ASSERT_EQ(log_error_errno(EACCES, "denied: %s", STRERROR(EACCES)), -EACCES);
+        ASSERT_EQ(log_event(LOG_WARNING, CM_MESSAGE_CONFIG_ERROR,
+                            LOG_FIELDS({ "CLAUDEMESH_MESH", "acme" }), "config %s", "bad"), 0);
+
+        ASSERT_TRUE(dup2(saved, STDERR_FILENO) >= 0);
+        close(fd);
+        ASSERT_OK(read_full_file(path, 4096, &buf, NULL, NULL));
+        ASSERT_STREQ(buf, "<6>hello 42\n"
+                          "<3>open failed: No such file or directory\n"
+                          "<3>denied: Permission denied\n"
+                          "<4>config bad\n");
+}
+
+static void test_journal_stream_detection(void) {
+        /* JOURNAL_STREAM naming some other file must not make us think journald reads stderr. */
+        unsetenv("CLAUDEMESH_LOG_TARGET");
+        setenv("JOURNAL_STREAM", "1:1", 1);
+        log_setup();
+        ASSERT_TRUE(!log_to_journal());
+        setenv("CLAUDEMESH_LOG_TARGET", "journal", 1);
+        log_setup();
+        ASSERT_TRUE(log_to_journal());
+}
+
+int main(void) {
+        test_stderr_prefix_and_errno();
+        test_journal_stream_detection();
+        return 0;
+}
