@@ -1,0 +1,113 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <string.h>
+
+#include "bus-errors.h"
+#include "config-build.h"
+#include "log.h"
+#include "manager.h"
+
+static int property_get_version(sd_bus *bus, const char *path, const char *interface, const char *property,
+                                sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        return sd_bus_message_append(reply, "s", PACKAGE_VERSION);
+}
+
+static int property_get_host_state(sd_bus *bus, const char *path, const char *interface, const char *property,
+                                   sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        Manager *m = userdata;
+        return sd_bus_message_append(reply, "s", host_fingerprint_state_to_string(m->host_state));
+}
+
+static int property_get_host_fingerprint(sd_bus *bus, const char *path, const char *interface,
+                                         const char *property, sd_bus_message *reply, void *userdata,
+                                         sd_bus_error *error) {
+        Manager *m = userdata;
+        return sd_bus_message_append(reply, "s", m->host.fingerprint);
+}
+
+static int method_reload(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        Manager *m = userdata;
+        _cleanup_free_ char *problem = NULL;
+        int r;
+
+        r = polkit_verify_async(m->polkit, msg, POLKIT_ACTION_RELOAD, error);
+        if (r <= 0)
+                return r < 0 ? r : 1;
+
+        r = manager_reload_config(m, &problem);
+        if (r == -EINVAL)
+                return sd_bus_error_setf(error, CM_ERROR_CONFIG_INVALID, "%s", problem);
+        if (r < 0)
+                return r;
+        return sd_bus_reply_method_return(msg, NULL);
+}
+
+static int method_accept_host(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        Manager *m = userdata;
+        int r;
+
+        r = polkit_verify_async(m->polkit, msg, POLKIT_ACTION_ACCEPT_HOST, error);
+        if (r <= 0)
+                return r < 0 ? r : 1;
+
+        r = manager_accept_host(m);
+        if (r == -ENODATA)
+                return sd_bus_error_set(error, CM_ERROR_HOST_FINGERPRINT_UNAVAILABLE,
+                                        "This host has neither a machine-id nor a stable MAC address, so there "
+                                        "is no fingerprint to accept; clone detection stays off.");
+        if (r < 0)
+                return sd_bus_error_setf(error, CM_ERROR_STORAGE, "Cannot write %s/host_fingerprint.json: %s",
+                                         m->state_dir, STRERROR(r));
+        return sd_bus_reply_method_return(msg, NULL);
+}
+
+static const sd_bus_vtable manager_vtable[] = {
+        SD_BUS_VTABLE_START(0),
+        SD_BUS_PROPERTY("Version", "s", property_get_version, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY("Status", "s", NULL, offsetof(Manager, status), SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("HostFingerprintState", "s", property_get_host_state, 0,
+                        SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("HostFingerprint", "s", property_get_host_fingerprint, 0,
+                        SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("ConfigFile", "s", NULL, offsetof(Manager, config_path), SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY("ConfigError", "s", NULL, offsetof(Manager, config_error),
+                        SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("StateDirectory", "s", NULL, offsetof(Manager, state_dir), SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_METHOD_WITH_ARGS("Reload", SD_BUS_NO_ARGS, SD_BUS_NO_RESULT, method_reload,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("AcceptHost", SD_BUS_NO_ARGS, SD_BUS_NO_RESULT, method_accept_host,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_VTABLE_END,
+};
+
+int manager_bus_register(Manager *m) {
+        int r;
+
+        r = sd_bus_open_user_with_description(&m->bus, "claudemeshd");
+        if (r < 0)
+                return log_error_errno(r, "Cannot connect to the session bus (is DBUS_SESSION_BUS_ADDRESS "
+                                          "set?): %s", STRERROR(r));
+        r = sd_bus_add_object_vtable(m->bus, NULL, DAEMON_OBJECT_PATH, DAEMON_INTERFACE, manager_vtable, m);
+        if (r < 0)
+                return log_error_errno(r, "Cannot register %s: %s", DAEMON_OBJECT_PATH, STRERROR(r));
+        r = sd_bus_add_object_manager(m->bus, NULL, DAEMON_OBJECT_PATH);
+        if (r < 0)
+                return log_error_errno(r, "Cannot register the object manager: %s", STRERROR(r));
+        r = mesh_bus_register(m);
+        if (r < 0)
+                return r;
+        r = sd_bus_attach_event(m->bus, m->event, SD_EVENT_PRIORITY_NORMAL);
+        if (r < 0)
+                return log_error_errno(r, "Cannot attach the bus to the event loop: %s", STRERROR(r));
+        /* Losing the session bus ends the session; leave rather than run unreachable. */
+        r = sd_bus_set_exit_on_disconnect(m->bus, true);
+        if (r < 0)
+                return r;
+
+        r = sd_bus_request_name(m->bus, DAEMON_BUS_NAME, 0);
+        if (r == -EEXIST)
+                return log_error_errno(r, "%s is already owned on this bus: another claudemeshd runs for this "
+                                          "session (systemctl --user status claudemesh)", DAEMON_BUS_NAME);
+        if (r < 0)
+                return log_error_errno(r, "Cannot own %s: %s", DAEMON_BUS_NAME, STRERROR(r));
+        return 0;
+}

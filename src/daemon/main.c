@@ -1,0 +1,116 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <systemd/sd-daemon.h>
+
+#include "config-build.h"
+#include "log.h"
+#include "manager.h"
+#include "message-ids.h"
+
+static int help(void) {
+        printf("%s [OPTIONS...]\n\n"
+               "The claudemesh daemon: owns org.claudemesh.Daemon1 on the session bus.\n\n"
+               "  -h --help       Show this help\n"
+               "     --version    Show the version\n\n"
+               "See claudemeshd(8) and org.claudemesh.Daemon1(5).\n",
+               program_invocation_short_name);
+        return 0;
+}
+
+/* 1: go on; 0: exit successfully (help or version was printed); < 0: bad arguments. */
+static int parse_argv(int argc, char *argv[]) {
+        enum { ARG_VERSION = 0x100 };
+        static const struct option options[] = {
+                { "help", no_argument, NULL, 'h' },
+                { "version", no_argument, NULL, ARG_VERSION },
+                { NULL, 0, NULL, 0 },
+        };
+        int c;
+
+        while ((c = getopt_long(argc, argv, "h", options, NULL)) >= 0)
+                switch (c) {
+                case 'h':
+                        return help();
+                case ARG_VERSION:
+                        printf("claudemeshd %s\n", PACKAGE_VERSION);
+                        return 0;
+                default:
+                        return -EINVAL;
+                }
+        if (optind < argc) {
+                log_error("%s takes no arguments; see --help", program_invocation_short_name);
+                return -EINVAL;
+        }
+        return 1;
+}
+
+static int on_terminate(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
+        Manager *m = userdata;
+
+        (void) sd_notify(false, "STOPPING=1\nSTATUS=Shutting down");
+        log_event(LOG_INFO, CM_MESSAGE_DAEMON_STOPPING, NULL, "Stopping on %s", strsignal((int) si->ssi_signo));
+        return sd_event_exit(m->event, 0);
+}
+
+static int on_reload_signal(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
+        Manager *m = userdata;
+
+        log_info("SIGHUP: reloading %s", m->config_path);
+        (void) sd_notify(false, "RELOADING=1");
+        (void) manager_reload_config(m, NULL);
+        (void) sd_notifyf(false, "READY=1\nSTATUS=%s", m->status);
+        return 0;
+}
+
+static int run(int argc, char *argv[]) {
+        _cleanup_(manager_freep) Manager *m = NULL;
+        sigset_t mask;
+        int r;
+
+        log_setup();
+        r = parse_argv(argc, argv);
+        if (r <= 0)
+                return r;
+
+        log_event(LOG_INFO, CM_MESSAGE_DAEMON_STARTED, LOG_FIELDS({ "CLAUDEMESH_VERSION", PACKAGE_VERSION }),
+                  "claudemeshd %s starting", PACKAGE_VERSION);
+
+        /* sd-event takes signals through a signalfd, which only sees blocked signals. */
+        sigemptyset(&mask);
+        sigaddset(&mask, SIGTERM);
+        sigaddset(&mask, SIGINT);
+        sigaddset(&mask, SIGHUP);
+        if (sigprocmask(SIG_BLOCK, &mask, NULL) < 0)
+                return negative_errno();
+
+        r = manager_new(&m);
+        if (r < 0)
+                return log_error_errno(r, "Cannot set up: %s", STRERROR(r));
+
+        r = sd_event_add_signal(m->event, NULL, SIGTERM, on_terminate, m);
+        if (r >= 0)
+                r = sd_event_add_signal(m->event, NULL, SIGINT, on_terminate, m);
+        if (r >= 0)
+                r = sd_event_add_signal(m->event, NULL, SIGHUP, on_reload_signal, m);
+        if (r < 0)
+                return log_error_errno(r, "Cannot watch signals: %s", STRERROR(r));
+        r = sd_event_set_watchdog(m->event, true);
+        if (r < 0)
+                return log_error_errno(r, "Cannot enable the watchdog: %s", STRERROR(r));
+
+        r = manager_startup(m);
+        if (r < 0)
+                return r;
+
+        (void) sd_notifyf(false, "READY=1\nSTATUS=%s", m->status);
+        log_event(LOG_INFO, CM_MESSAGE_DAEMON_READY, NULL, "Ready: %s", m->status);
+
+        return sd_event_loop(m->event);
+}
+
+int main(int argc, char *argv[]) {
+        int r = run(argc, argv);
+        return r < 0 ? EXIT_FAILURE : r;
+}

@@ -1,0 +1,396 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/inotify.h>
+#include <systemd/sd-daemon.h>
+
+#include "fileio.h"
+#include "log.h"
+#include "manager.h"
+#include "message-ids.h"
+#include "paths.h"
+#include "time-util.h"
+
+#define STATUS_MAX 1024
+
+int manager_new(Manager **ret) {
+        _cleanup_(manager_freep) Manager *m = NULL;
+        int r;
+
+        m = calloc(1, sizeof(*m));
+        if (!m)
+                return -ENOMEM;
+        m->host_root = "/";
+        m->host_state = HOST_FINGERPRINT_UNAVAILABLE;
+        m->config_error = strdup("");
+        m->status = strdup("Starting");
+        if (!m->config_error || !m->status)
+                return -ENOMEM;
+        r = sd_event_default(&m->event);
+        if (r < 0)
+                return r;
+        r = polkit_registry_new(m->event, &m->polkit);
+        if (r < 0)
+                return r;
+        *ret = TAKE_PTR(m);
+        return 0;
+}
+
+static void manager_drop_meshes(Manager *m) {
+        for (size_t i = 0; i < m->n_meshes; i++)
+                mesh_free(m->meshes[i]);
+        free(m->meshes);
+        m->meshes = NULL;
+        m->n_meshes = 0;
+}
+
+Manager *manager_free(Manager *m) {
+        if (!m)
+                return NULL;
+        manager_drop_meshes(m);
+        mesh_config_free(m->config);
+        keypair_archive_free(m->archive);
+        sd_event_source_unref(m->config_watch);
+        polkit_registry_free(m->polkit);
+        sd_bus_flush_close_unref(m->bus);
+        sd_event_unref(m->event);
+        free(m->config_path);
+        free(m->config_dir);
+        free(m->state_dir);
+        free(m->config_error);
+        free(m->host_reason);
+        free(m->status);
+        free(m);
+        return NULL;
+}
+
+static int manager_setup_paths(Manager *m) {
+        char *slash;
+        int r;
+
+        r = path_config_file(&m->config_path);
+        if (r < 0)
+                return log_error_errno(r, "Cannot find the config directory (set HOME or CLAUDEMESH_CONFIG_DIR "
+                                          "to an absolute path): %s", STRERROR(r));
+        m->config_dir = strdup(m->config_path);
+        if (!m->config_dir)
+                return -ENOMEM;
+        slash = strrchr(m->config_dir, '/');
+        *slash = '\0';
+
+        r = path_state_dir(&m->state_dir);
+        if (r < 0)
+                return log_error_errno(r, "Cannot find the state directory (set STATE_DIRECTORY, "
+                                          "XDG_STATE_HOME or HOME): %s", STRERROR(r));
+        r = mkdir_parents_mode(m->state_dir, 0700);
+        if (r < 0)
+                return log_error_errno(r, "Cannot create state directory %s: %s", m->state_dir, STRERROR(r));
+        return 0;
+}
+
+static void manager_check_host(Manager *m) {
+        _cleanup_free_ char *reason = NULL;
+        int r;
+
+        r = host_identity_derive(m->host_root, &m->host);
+        if (r >= 0)
+                r = host_fingerprint_check(m->state_dir, &m->host, &m->host_state, NULL, &reason);
+        if (r < 0) {
+                /* Failing closed: a host we cannot check is treated like a changed one. */
+                m->host_state = HOST_FINGERPRINT_MISMATCH;
+                free(reason);
+                if (asprintf(&reason, "Cannot check the host fingerprint in %s: %s", m->state_dir,
+                             STRERROR(r)) < 0)
+                        reason = NULL;
+        }
+
+        switch (m->host_state) {
+        case HOST_FINGERPRINT_FIRST_RUN:
+                log_info("Recorded host fingerprint %.16s in %s", m->host.fingerprint, m->state_dir);
+                break;
+        case HOST_FINGERPRINT_MISMATCH:
+                log_event(LOG_WARNING, CM_MESSAGE_HOST_MISMATCH,
+                          LOG_FIELDS({ "CLAUDEMESH_HOST_FINGERPRINT", m->host.fingerprint }),
+                          "Host fingerprint mismatch, meshes stay detached: %s", strna(reason));
+                break;
+        case HOST_FINGERPRINT_UNAVAILABLE:
+                log_warning("No machine-id and no stable MAC address found: clone detection is off");
+                break;
+        default:
+                break;
+        }
+        free(m->host_reason);
+        m->host_reason = TAKE_PTR(reason);
+}
+
+static void manager_load_archive(Manager *m) {
+        _cleanup_free_ char *path = NULL;
+        KeypairArchiveReport report = { 0 };
+        int r;
+
+        if (asprintf(&path, "%s/keypair-archive.json", m->state_dir) < 0)
+                return;
+        r = keypair_archive_load(path, now_usec(CLOCK_REALTIME), &m->archive, &report);
+        if (r < 0)
+                log_event_errno(LOG_ERR, r, CM_MESSAGE_KEY_ARCHIVE_PROBLEM, NULL,
+                                "Cannot load %s, continuing without archived keys: %s", path, STRERROR(r));
+        keypair_archive_report_done(&report);
+}
+
+static Mesh *find_mesh_by_slug(Manager *m, const char *slug) {
+        for (size_t i = 0; i < m->n_meshes; i++)
+                if (streq(m->meshes[i]->entry->slug, slug))
+                        return m->meshes[i];
+        return NULL;
+}
+
+Mesh *manager_find_mesh_by_path(Manager *m, const char *path) {
+        for (size_t i = 0; i < m->n_meshes; i++)
+                if (streq(m->meshes[i]->path, path))
+                        return m->meshes[i];
+        return NULL;
+}
+
+/* "; "-joined errors of every invalid entry, or "" */
+static char *config_problems(const MeshConfig *c) {
+        size_t len = 1;
+        char *s;
+
+        for (size_t i = 0; i < c->n_meshes; i++)
+                if (c->meshes[i].error)
+                        len += strlen(c->meshes[i].error) + 2;
+        s = calloc(1, len);
+        if (!s)
+                return NULL;
+        for (size_t i = 0; i < c->n_meshes; i++)
+                if (c->meshes[i].error) {
+                        if (s[0])
+                                strcat(s, "; ");
+                        strcat(s, c->meshes[i].error);
+                }
+        return s;
+}
+
+static void set_config_error(Manager *m, char *error) {
+        free(m->config_error);
+        m->config_error = error;
+        if (error[0])
+                log_event(LOG_ERR, CM_MESSAGE_CONFIG_ERROR,
+                          LOG_FIELDS({ "CLAUDEMESH_CONFIG_FILE", m->config_path }), "%s", error);
+}
+
+static int mesh_compare_config_order(const void *a, const void *b) {
+        const Mesh *x = *(Mesh *const *) a, *y = *(Mesh *const *) b;
+        return x->entry->index < y->entry->index ? -1 : x->entry->index > y->entry->index;
+}
+
+/* Moves the mesh objects over to the entries of config c, which the manager then owns. Objects
+ * whose slug stays keep their path; nothing changes when allocation fails half-way. */
+static int manager_apply_config(Manager *m, MeshConfig *c) {
+        _cleanup_free_ Mesh **meshes = NULL, **removed = NULL, **added = NULL;
+        size_t n = 0, n_removed = 0;
+        int r;
+
+        meshes = calloc(c->n_meshes + 1, sizeof(Mesh *));
+        added = calloc(c->n_meshes + 1, sizeof(Mesh *));
+        removed = calloc(m->n_meshes + 1, sizeof(Mesh *));
+        if (!meshes || !added || !removed) {
+                mesh_config_free(c);
+                return -ENOMEM;
+        }
+        for (size_t i = 0; i < c->n_meshes; i++) {
+                const MeshEntry *e = &c->meshes[i];
+                if (!e->slug || find_mesh_by_slug(m, e->slug))
+                        continue;
+                r = mesh_new(m, e, &meshes[n]);
+                if (r < 0) {
+                        while (n > 0)
+                                mesh_free(meshes[--n]);
+                        mesh_config_free(c);
+                        return r;
+                }
+                n++;
+        }
+        size_t n_added = n;
+        memcpy(added, meshes, n_added * sizeof(Mesh *));
+
+        for (size_t k = 0; k < m->n_meshes; k++) {
+                Mesh *mesh = m->meshes[k];
+                const MeshEntry *e = mesh_config_find_slug(c, mesh->entry->slug);
+                if (!e) {
+                        removed[n_removed++] = mesh;
+                        continue;
+                }
+                mesh->entry = e;
+                mesh_update_state(mesh);
+                meshes[n++] = mesh;
+        }
+        qsort(meshes, n, sizeof(Mesh *), mesh_compare_config_order);
+
+        /* Swap first: signal emission looks the objects up through m->meshes. */
+        free(m->meshes);
+        m->meshes = TAKE_PTR(meshes);
+        m->n_meshes = n;
+        mesh_config_free(m->config);
+        m->config = c;
+
+        for (size_t k = 0; k < n_removed; k++) {
+                mesh_bus_emit_removed(removed[k]);
+                mesh_free(removed[k]);
+        }
+        for (size_t k = 0; k < n_added; k++)
+                mesh_bus_emit_added(added[k]);
+        for (size_t k = 0; k < m->n_meshes; k++) {
+                bool is_added = false;
+                for (size_t j = 0; j < n_added; j++)
+                        is_added = is_added || m->meshes[k] == added[j];
+                if (!is_added)
+                        mesh_bus_emit_changed(m->meshes[k]);
+        }
+        return 0;
+}
+
+int manager_reload_config(Manager *m, char **ret_error) {
+        _cleanup_(mesh_config_freep) MeshConfig *c = NULL;
+        _cleanup_free_ char *error = NULL;
+        char *problems;
+        int r;
+
+        r = mesh_config_load(m->config_path, getuid(), &c, &error);
+        if (r < 0) {
+                /* Keep the meshes we have: a typo in the file must not drop working links. */
+                if (!error && asprintf(&error, "%s: %s", m->config_path, STRERROR(r)) < 0)
+                        return -ENOMEM;
+                problems = strdup(error);
+                if (!problems)
+                        return -ENOMEM;
+                set_config_error(m, problems);
+                manager_refresh(m);
+                if (ret_error)
+                        *ret_error = TAKE_PTR(error);
+                return -EINVAL;
+        }
+
+        problems = config_problems(c);
+        if (!problems)
+                return -ENOMEM;
+        r = manager_apply_config(m, TAKE_PTR(c));
+        if (r < 0) {
+                free(problems);
+                return r;
+        }
+        set_config_error(m, problems);
+        manager_refresh(m);
+        log_info("Loaded %s: %zu mesh(es), %zu invalid", m->config_path, m->config->n_meshes,
+                 m->config->n_invalid);
+        if (m->config_error[0]) {
+                if (ret_error && !(*ret_error = strdup(m->config_error)))
+                        return -ENOMEM;
+                return -EINVAL;
+        }
+        return 0;
+}
+
+int manager_accept_host(Manager *m) {
+        int r;
+
+        r = host_identity_derive(m->host_root, &m->host);
+        if (r < 0)
+                return r;
+        if (!m->host.fingerprint[0])
+                return -ENODATA;
+        r = host_fingerprint_accept(m->state_dir, &m->host);
+        if (r < 0)
+                return r;
+        m->host_state = HOST_FINGERPRINT_MATCH;
+        m->host_reason = mfree(m->host_reason);
+        log_event(LOG_NOTICE, CM_MESSAGE_HOST_ACCEPTED,
+                  LOG_FIELDS({ "CLAUDEMESH_HOST_FINGERPRINT", m->host.fingerprint }),
+                  "Accepted host fingerprint %.16s; meshes attach", m->host.fingerprint);
+        manager_refresh(m);
+        return 0;
+}
+
+_printf_(2, 3) static void status_append(char *buf, const char *fmt, ...) {
+        size_t len = strlen(buf);
+        va_list ap;
+
+        if (len >= STATUS_MAX - 1)
+                return;
+        va_start(ap, fmt);
+        vsnprintf(buf + len, STATUS_MAX - len, fmt, ap);
+        va_end(ap);
+}
+
+static char *manager_compute_status(Manager *m) {
+        char buf[STATUS_MAX] = "";
+        size_t counts[_MESH_STATE_MAX] = { 0 };
+
+        for (size_t i = 0; i < m->n_meshes; i++)
+                counts[m->meshes[i]->state]++;
+
+        if (m->host_state == HOST_FINGERPRINT_MISMATCH)
+                status_append(buf, "%s", "Host fingerprint mismatch, meshes detached (run 'claudemeshctl accept-host'); ");
+        if (m->n_meshes == 0)
+                status_append(buf, "No meshes in %s", m->config_path);
+        else {
+                status_append(buf, "%zu mesh%s:", m->n_meshes, m->n_meshes == 1 ? "" : "es");
+                for (size_t i = 0; i < m->n_meshes; i++) {
+                        status_append(buf, " %s (%s)", m->meshes[i]->entry->slug,
+                                      mesh_state_to_string(m->meshes[i]->state));
+                }
+        }
+        if (m->config_error[0])
+                status_append(buf, "; config error: %s", m->config_error);
+        return strdup(buf);
+}
+
+void manager_refresh(Manager *m) {
+        _cleanup_free_ char *status = NULL;
+
+        for (size_t i = 0; i < m->n_meshes; i++)
+                if (mesh_update_state(m->meshes[i]))
+                        mesh_bus_emit_changed(m->meshes[i]);
+
+        status = manager_compute_status(m);
+        if (!status || streq(status, m->status))
+                return;
+        free(m->status);
+        m->status = TAKE_PTR(status);
+        (void) sd_notifyf(false, "STATUS=%s", m->status);
+        if (m->bus)
+                (void) sd_bus_emit_properties_changed(m->bus, DAEMON_OBJECT_PATH, DAEMON_INTERFACE, "Status",
+                                                      "ConfigError", "HostFingerprintState", "HostFingerprint",
+                                                      NULL);
+}
+
+static int on_config_dir_event(sd_event_source *s, const struct inotify_event *ev, void *userdata) {
+        Manager *m = userdata;
+
+        if (ev->len > 0 && streq(ev->name, "config.json")) {
+                log_info("%s changed, reloading", m->config_path);
+                (void) manager_reload_config(m, NULL);
+        }
+        return 0;
+}
+
+int manager_startup(Manager *m) {
+        int r;
+
+        r = manager_setup_paths(m);
+        if (r < 0)
+                return r;
+        manager_check_host(m);
+        manager_load_archive(m);
+        (void) manager_reload_config(m, NULL);
+
+        /* Upstream's CLI writes config.json.tmp and renames it; pick up joins without a restart. */
+        r = sd_event_add_inotify(m->event, &m->config_watch, m->config_dir,
+                                 IN_CLOSE_WRITE | IN_MOVED_TO | IN_DELETE | IN_ONLYDIR, on_config_dir_event, m);
+        if (r < 0)
+                log_notice("Not watching %s (%s); use Reload or SIGHUP after editing config.json",
+                           m->config_dir, STRERROR(r));
+
+        return manager_bus_register(m);
+}

@@ -1,0 +1,69 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include <stdbool.h>
+#include <systemd/sd-bus.h>
+#include <systemd/sd-event.h>
+
+#include "host-fingerprint.h"
+#include "keypair-archive.h"
+#include "mesh-config.h"
+#include "mesh.h"
+#include "polkit.h"
+
+#define DAEMON_BUS_NAME    "org.claudemesh.Daemon1"
+#define DAEMON_OBJECT_PATH "/org/claudemesh/Daemon1"
+#define DAEMON_INTERFACE   "org.claudemesh.Daemon1"
+#define MESH_INTERFACE     "org.claudemesh.Mesh1"
+
+typedef struct Manager {
+        sd_event *event;
+        sd_bus *bus;
+        PolkitRegistry *polkit;
+        sd_event_source *config_watch;
+
+        char *config_path;
+        char *config_dir;
+        char *state_dir;
+        const char *host_root;     /* "/" except in tests of the derivation itself */
+
+        MeshConfig *config;        /* the last config that parsed; meshes point into it */
+        char *config_error;        /* "" when config.json is fine */
+
+        Mesh **meshes;             /* only entries with a usable slug get an object */
+        size_t n_meshes;
+
+        HostIdentity host;
+        HostFingerprintState host_state;
+        char *host_reason;         /* why it is a mismatch, else NULL */
+
+        KeypairArchive *archive;
+
+        char *status;              /* the STATUS= text, also the Status property */
+} Manager;
+
+int manager_new(Manager **ret);
+Manager *manager_free(Manager *m);
+DEFINE_TRIVIAL_CLEANUP_FUNC(Manager *, manager_free);
+
+/* Everything before READY=1: state dir, host check, key archive, config, bus name. */
+int manager_startup(Manager *m);
+
+/* Re-reads config.json; a file that does not parse keeps the meshes as they are. -EINVAL with
+ * *ret_error when the file (or an entry) is broken. */
+int manager_reload_config(Manager *m, char **ret_error);
+
+/* AcceptHost: freezes the current host identity as the expected one and attaches the meshes. */
+int manager_accept_host(Manager *m);
+
+Mesh *manager_find_mesh_by_path(Manager *m, const char *path);
+
+/* Recomputes Status, sends STATUS= and emits PropertiesChanged where something changed. */
+void manager_refresh(Manager *m);
+
+/* bus-manager.c and bus-mesh.c */
+int manager_bus_register(Manager *m);
+int mesh_bus_register(Manager *m);
+int mesh_bus_emit_added(Mesh *mesh);
+int mesh_bus_emit_removed(Mesh *mesh);
+int mesh_bus_emit_changed(Mesh *mesh);
