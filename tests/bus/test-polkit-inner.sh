@@ -1,0 +1,54 @@
+#!/bin/sh
+# SPDX-License-Identifier: LGPL-2.1-or-later
+# Run by test-polkit.sh as the unprivileged test user: one round of polkit checks.
+. "$(dirname "$0")/lib.sh"
+[ "$(id -u)" != 0 ] || fail "must not run as root: polkit would allow everything"
+
+start_session_bus
+write_config "$T/config" "$("$MAKE_MESH_ENTRY" acme)"
+
+case "$1" in
+rules)
+        # rules say NO to reload (default yes) and YES to accept-host (default auth_self_keep)
+        start_daemon
+        stop_daemon
+        sed -i 's/"fingerprint": *"[0-9a-f]*"/"fingerprint": "1111111111111111111111111111111111111111111111111111111111111111"/' \
+                "$T/state/claudemesh/host_fingerprint.json"
+        start_daemon
+        [ "$(mesh_prop acme State)" = detached ] || fail "acme State $(mesh_prop acme State)"
+        expect_error org.freedesktop.DBus.Error.AccessDenied Reload
+        grep -q "org.claudemesh.daemon1.reload" "$T/last-reply" || fail "denial does not name the action"
+        call_manager AcceptHost || fail "AcceptHost refused: $(cat "$T/last-reply")"
+        [ "$(prop HostFingerprintState)" = match ] || fail "HostFingerprintState $(prop HostFingerprintState)"
+        [ "$(mesh_prop acme State)" = offline ] || fail "acme did not attach: $(mesh_prop acme State)"
+        grep -q 1111111111111111 "$T/state/claudemesh/host_fingerprint.json" && fail "fingerprint not rewritten"
+        stop_daemon
+        grep -q '^<5>Refused org.claudemesh.daemon1.reload' "$T/daemon.log" || fail "denial not logged"
+        ;;
+defaults)
+        start_daemon
+        call_manager Reload || fail "Reload refused under the default policy: $(cat "$T/last-reply")"
+        expect_error org.freedesktop.DBus.Error.InteractiveAuthorizationRequired AcceptHost
+        grep -q "org.claudemesh.daemon1.accept-host" "$T/last-reply" || fail "no action in the message"
+        # allowing interaction does not help without an authentication agent: a plain denial
+        if gdbus call --session --interactive --dest org.claudemesh.Daemon1 --object-path /org/claudemesh/Daemon1 \
+                --method org.claudemesh.Daemon1.AcceptHost > "$T/out" 2>&1; then
+                fail "AcceptHost allowed without authentication"
+        fi
+        grep -q "DBus.Error.AccessDenied: Not authorized by polkit for action org.claudemesh.daemon1.accept-host" "$T/out" ||
+                fail "interactive denial: $(cat "$T/out")"
+        # the parked calls did not block the loop: properties answer at once
+        [ "$(prop HostFingerprintState)" = first-run ] || fail "HostFingerprintState $(prop HostFingerprintState)"
+        stop_daemon
+        ;;
+no-polkitd)
+        start_daemon
+        call_manager Reload || fail "Reload refused without polkitd: $(cat "$T/last-reply")"
+        expect_error org.claudemesh.Daemon1.Error.AuthorizationUnavailable AcceptHost
+        stop_daemon
+        ;;
+*)
+        fail "unknown round $1"
+        ;;
+esac
+echo "round $1 ok"

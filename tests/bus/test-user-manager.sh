@@ -1,0 +1,27 @@
+#!/bin/sh
+# SPDX-License-Identifier: LGPL-2.1-or-later
+# The real user unit under a real `systemd --user` (faked boot: private mount namespace and a
+# delegated cgroup of its own, see user-manager-env.sh): enable --now, busctl reaches it, the
+# journal has its structured entries, SIGKILL gets it restarted, D-Bus activation goes through
+# SystemdService=. Needs root (to set up the namespace and cgroups).
+set -eu
+[ "$(id -u)" = 0 ] || { echo "needs root"; exit 77; }
+[ -x /lib/systemd/systemd ] || { echo "systemd is not installed"; exit 77; }
+[ -d /sys/fs/cgroup/unified ] && [ -d /sys/fs/cgroup/systemd ] || { echo "needs the hybrid cgroup layout"; exit 77; }
+
+TUSER=${TUSER:-cmtest}
+id "$TUSER" >/dev/null 2>&1 || useradd -M -d /nonexistent -s /usr/sbin/nologin "$TUSER"
+# Not under /tmp: the unit's PrivateTmp= would hide the binary, the home and the runtime dir.
+S=$(mktemp -d /var/lib/claudemesh-test.XXXXXX)
+trap 'rm -rf "$S"' EXIT INT TERM
+chmod 755 "$S"
+mkdir -p "$S/bin" "$S/home" "$S/run"
+install -m 0755 "$CLAUDEMESHD" "$MAKE_MESH_ENTRY" "$(dirname "$0")/test-user-manager-inner.sh" "$S/bin/"
+sed "s|@libexecdir@/claudemeshd|$S/bin/claudemeshd|" "$CLAUDEMESH_SERVICE_IN" > "$S/bin/claudemesh.service"
+sed "s|@libexecdir@/claudemeshd|$S/bin/claudemeshd|" "$SOURCE_ROOT/dbus/org.claudemesh.Daemon1.service.in" \
+        > "$S/bin/org.claudemesh.Daemon1.service"
+chown "$TUSER:" "$S/home" "$S/run"
+chmod 700 "$S/run"
+
+UHOME="$S/home" RUNDIR="$S/run" TUSER="$TUSER" sh "$(dirname "$0")/user-manager-env.sh" \
+        "$S/bin/test-user-manager-inner.sh" "$S/bin"
