@@ -2,6 +2,7 @@
 #include <string.h>
 
 #include "bus-errors.h"
+#include "bus-methods.h"
 #include "config-build.h"
 #include "log.h"
 #include "manager.h"
@@ -72,10 +73,24 @@ static const sd_bus_vtable manager_vtable[] = {
         SD_BUS_PROPERTY("ConfigError", "s", NULL, offsetof(Manager, config_error),
                         SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("StateDirectory", "s", NULL, offsetof(Manager, state_dir), SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_METHOD_WITH_ARGS("Send",
+                                SD_BUS_ARGS("s", mesh, "s", to, "s", message, "a{sv}", options),
+                                SD_BUS_RESULT("s", client_message_id, "s", status, "s", broker_message_id),
+                                method_send, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("ListOutbox", SD_BUS_ARGS("s", mesh, "a{sv}", filter),
+                                SD_BUS_RESULT("aa{sv}", rows), method_list_outbox, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("Requeue", SD_BUS_ARGS("s", row_id, "a{sv}", options),
+                                SD_BUS_RESULT("s", new_row_id, "s", new_client_message_id), method_requeue,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("ListInbox", SD_BUS_ARGS("s", mesh, "a{sv}", filter),
+                                SD_BUS_RESULT("aa{sv}", messages), method_list_inbox, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("Reload", SD_BUS_NO_ARGS, SD_BUS_NO_RESULT, method_reload,
                                 SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("AcceptHost", SD_BUS_NO_ARGS, SD_BUS_NO_RESULT, method_accept_host,
                                 SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_SIGNAL_WITH_ARGS("Delivered",
+                                SD_BUS_ARGS("s", mesh, "s", client_message_id, "s", broker_message_id), 0),
+        SD_BUS_SIGNAL_WITH_ARGS("SendFailed", SD_BUS_ARGS("s", mesh, "s", client_message_id, "s", reason), 0),
         SD_BUS_VTABLE_END,
 };
 

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <getopt.h>
+#include <stdbool.h>
 #include <signal.h>
 #include <stdio.h>
 #include <systemd/sd-daemon.h>
@@ -12,19 +13,25 @@
 static int help(void) {
         printf("%s [OPTIONS...]\n\n"
                "The claudemesh daemon: owns org.claudemesh.Daemon1 on the session bus.\n\n"
-               "  -h --help       Show this help\n"
-               "     --version    Show the version\n\n"
+               "  -h --help                   Show this help\n"
+               "     --version                Show the version\n"
+               "     --durability=full|normal Sync the outbox to disk on every commit (full, the\n"
+               "                              default) or leave the last commits to a crash of the\n"
+               "                              machine, not of the daemon (normal)\n\n"
                "See claudemeshd(8) and org.claudemesh.Daemon1(5).\n",
                program_invocation_short_name);
         return 0;
 }
 
+static bool arg_synchronous_full = true;
+
 /* 1: go on; 0: exit successfully (help or version was printed); < 0: bad arguments. */
 static int parse_argv(int argc, char *argv[]) {
-        enum { ARG_VERSION = 0x100 };
+        enum { ARG_VERSION = 0x100, ARG_DURABILITY };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
                 { "version", no_argument, NULL, ARG_VERSION },
+                { "durability", required_argument, NULL, ARG_DURABILITY },
                 { NULL, 0, NULL, 0 },
         };
         int c;
@@ -36,6 +43,13 @@ static int parse_argv(int argc, char *argv[]) {
                 case ARG_VERSION:
                         printf("claudemeshd %s\n", PACKAGE_VERSION);
                         return 0;
+                case ARG_DURABILITY:
+                        if (!streq(optarg, "full") && !streq(optarg, "normal")) {
+                                log_error("--durability= takes \"full\" or \"normal\", not \"%s\"", optarg);
+                                return -EINVAL;
+                        }
+                        arg_synchronous_full = streq(optarg, "full");
+                        break;
                 default:
                         return -EINVAL;
                 }
@@ -88,6 +102,7 @@ static int run(int argc, char *argv[]) {
         r = manager_new(&m);
         if (r < 0)
                 return log_error_errno(r, "Cannot set up: %s", STRERROR(r));
+        m->synchronous_full = arg_synchronous_full;
 
         r = sd_event_add_signal(m->event, NULL, SIGTERM, on_terminate, m);
         if (r >= 0)

@@ -5,6 +5,7 @@
 #include <sys/inotify.h>
 #include <systemd/sd-daemon.h>
 
+#include "bus-errors.h"
 #include "fileio.h"
 #include "log.h"
 #include "manager.h"
@@ -13,6 +14,10 @@
 #include "time-util.h"
 
 #define STATUS_MAX 1024
+/* How often rows past the outbox max-age are retired (DECISIONS §9). */
+#define EXPIRE_INTERVAL_USEC (3600 * USEC_PER_SEC)
+/* Until a broker advertises its dedupe retention (DECISIONS §9). */
+#define DEFAULT_MAX_AGE_HOURS 168
 
 int manager_new(Manager **ret) {
         _cleanup_(manager_freep) Manager *m = NULL;
@@ -22,6 +27,7 @@ int manager_new(Manager **ret) {
         if (!m)
                 return -ENOMEM;
         m->host_root = "/";
+        m->synchronous_full = true;
         m->host_state = HOST_FINGERPRINT_UNAVAILABLE;
         m->config_error = strdup("");
         m->status = strdup("Starting");
@@ -49,6 +55,13 @@ Manager *manager_free(Manager *m) {
         if (!m)
                 return NULL;
         manager_drop_meshes(m);
+        /* The queue answers its waiting callers, so it goes before the bus and the outbox. */
+        send_queue_free(m->send_queue);
+        sd_event_source_disable_unref(m->expire_timer);
+        outbox_free(m->outbox);
+        inbox_free(m->inbox);
+        free(m->outbox_error);
+        free(m->inbox_error);
         mesh_config_free(m->config);
         keypair_archive_free(m->archive);
         sd_event_source_unref(m->config_watch);
@@ -138,11 +151,97 @@ static void manager_load_archive(Manager *m) {
         keypair_archive_report_done(&report);
 }
 
+static void manager_expire_outbox(Manager *m) {
+        int r = outbox_expire(m->outbox, now_usec(CLOCK_REALTIME), (usec_t) DEFAULT_MAX_AGE_HOURS * 3600 * USEC_PER_SEC);
+        if (r < 0)
+                log_warning_errno(r, "Cannot retire outbox rows past their max age: %s", STRERROR(r));
+        else if (r > 0)
+                log_notice("Gave up on %d outbox row(s) older than %d hours (max_age)", r, DEFAULT_MAX_AGE_HOURS);
+}
+
+static int on_expire_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        Manager *m = userdata;
+        manager_expire_outbox(m);
+        return sd_event_source_set_time_relative(s, EXPIRE_INTERVAL_USEC);
+}
+
+/* Opens outbox.db and inbox.db with the recovery of DECISIONS §8. A store that cannot open is
+ * reported (Status, method errors); the daemon stays up. */
+static int manager_open_stores(Manager *m) {
+        _cleanup_free_ char *path = NULL, *error = NULL;
+        bool recreated = false;
+        int r;
+
+        if (asprintf(&path, "%s/outbox.db", m->state_dir) < 0)
+                return -ENOMEM;
+        r = outbox_open(path, m->synchronous_full, &m->outbox, &error);
+        if (r < 0) {
+                if (!error && asprintf(&error, "Cannot open %s: %s", path, STRERROR(r)) < 0)
+                        return -ENOMEM;
+                log_error("Sends are refused: %s", error);
+                m->outbox_error = TAKE_PTR(error);
+        } else {
+                r = outbox_recover(m->outbox, now_usec(CLOCK_REALTIME));
+                if (r > 0)
+                        log_notice("Recovered %d in-flight outbox row(s) from the last run; they will be retried", r);
+                else if (r < 0)
+                        log_warning_errno(r, "Cannot recover in-flight outbox rows: %s", STRERROR(r));
+                manager_expire_outbox(m);
+                r = send_queue_new(m->event, m->outbox, NULL, NULL, &m->send_queue);
+                if (r < 0)
+                        return r;
+                r = sd_event_add_time_relative(m->event, &m->expire_timer, CLOCK_MONOTONIC, EXPIRE_INTERVAL_USEC,
+                                               60 * USEC_PER_SEC, on_expire_timer, m);
+                if (r < 0)
+                        return r;
+        }
+
+        path = mfree(path);
+        if (asprintf(&path, "%s/inbox.db", m->state_dir) < 0)
+                return -ENOMEM;
+        r = inbox_open(path, m->synchronous_full, &m->inbox, &recreated, &error);
+        if (r < 0) {
+                if (!error && asprintf(&error, "Cannot open %s: %s", path, STRERROR(r)) < 0)
+                        return -ENOMEM;
+                log_error("The inbox is unavailable: %s", error);
+                m->inbox_error = TAKE_PTR(error);
+        } else if (recreated)
+                log_warning("%s was corrupt: set aside as %s.corrupt-<time> and started afresh", path, path);
+        return 0;
+}
+
 static Mesh *find_mesh_by_slug(Manager *m, const char *slug) {
         for (size_t i = 0; i < m->n_meshes; i++)
                 if (streq(m->meshes[i]->entry->slug, slug))
                         return m->meshes[i];
         return NULL;
+}
+
+int manager_lookup_mesh(Manager *m, const char *name, Mesh **ret, sd_bus_error *error) {
+        char names[512] = "";
+
+        if (!name[0] && m->n_meshes == 1) {
+                *ret = m->meshes[0];
+                return 0;
+        }
+        for (size_t i = 0; name[0] && i < m->n_meshes; i++) {
+                const MeshEntry *e = m->meshes[i]->entry;
+                if (streq(e->slug, name) || (e->mesh_id && streq(e->mesh_id, name))) {
+                        *ret = m->meshes[i];
+                        return 0;
+                }
+        }
+        for (size_t i = 0; i < m->n_meshes; i++) {
+                size_t len = strlen(names);
+                snprintf(names + len, sizeof names - len, "%s%s", i ? ", " : "", m->meshes[i]->entry->slug);
+        }
+        if (m->n_meshes == 0)
+                return sd_bus_error_setf(error, CM_ERROR_NO_SUCH_MESH, "No meshes are configured in %s.",
+                                         m->config_path);
+        if (!name[0])
+                return sd_bus_error_setf(error, CM_ERROR_NO_SUCH_MESH,
+                                         "Several meshes are configured; name one: %s.", names);
+        return sd_bus_error_setf(error, CM_ERROR_NO_SUCH_MESH, "No mesh \"%s\"; configured: %s.", name, names);
 }
 
 Mesh *manager_find_mesh_by_path(Manager *m, const char *path) {
@@ -343,6 +442,10 @@ static char *manager_compute_status(Manager *m) {
         }
         if (m->config_error[0])
                 status_append(buf, "; config error: %s", m->config_error);
+        if (m->outbox_error)
+                status_append(buf, "; outbox unavailable: %s", m->outbox_error);
+        if (m->inbox_error)
+                status_append(buf, "; inbox unavailable: %s", m->inbox_error);
         return strdup(buf);
 }
 
@@ -383,6 +486,9 @@ int manager_startup(Manager *m) {
                 return r;
         manager_check_host(m);
         manager_load_archive(m);
+        r = manager_open_stores(m);
+        if (r < 0)
+                return log_error_errno(r, "Cannot set up the stores: %s", STRERROR(r));
         (void) manager_reload_config(m, NULL);
 
         /* Upstream's CLI writes config.json.tmp and renames it; pick up joins without a restart. */

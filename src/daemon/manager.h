@@ -8,8 +8,11 @@
 #include "host-fingerprint.h"
 #include "keypair-archive.h"
 #include "mesh-config.h"
+#include "inbox.h"
 #include "mesh.h"
+#include "outbox.h"
 #include "polkit.h"
+#include "send-queue.h"
 
 #define DAEMON_BUS_NAME    "org.claudemesh.Daemon1"
 #define DAEMON_OBJECT_PATH "/org/claudemesh/Daemon1"
@@ -39,6 +42,14 @@ typedef struct Manager {
 
         KeypairArchive *archive;
 
+        bool synchronous_full;     /* SQLite synchronous=FULL (default) or NORMAL */
+        Outbox *outbox;            /* NULL when it could not be opened: outbox_error says why */
+        char *outbox_error;
+        Inbox *inbox;
+        char *inbox_error;
+        SendQueue *send_queue;
+        sd_event_source *expire_timer;
+
         char *status;              /* the STATUS= text, also the Status property */
 } Manager;
 
@@ -57,6 +68,10 @@ int manager_reload_config(Manager *m, char **ret_error);
 int manager_accept_host(Manager *m);
 
 Mesh *manager_find_mesh_by_path(Manager *m, const char *path);
+
+/* The mesh a caller means: its slug or id, or "" when exactly one mesh is configured.
+ * NoSuchMesh error otherwise, naming the meshes there are. */
+int manager_lookup_mesh(Manager *m, const char *name, Mesh **ret, sd_bus_error *error);
 
 /* Recomputes Status, sends STATUS= and emits PropertiesChanged where something changed. */
 void manager_refresh(Manager *m);

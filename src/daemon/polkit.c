@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-#include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "bus-errors.h"
+#include "caller.h"
 #include "log.h"
 #include "macro.h"
 #include "message-ids.h"
@@ -41,6 +41,7 @@ struct PolkitQuery {
 
 struct PolkitRegistry {
         sd_event *event;
+        CallerCache *callers;
         sd_bus *system_bus;
         PolkitQuery *queries;
 };
@@ -56,6 +57,10 @@ int polkit_registry_new(sd_event *event, PolkitRegistry **ret) {
         PolkitRegistry *r = calloc(1, sizeof(*r));
         if (!r)
                 return -ENOMEM;
+        if (caller_cache_new(&r->callers) < 0) {
+                free(r);
+                return -ENOMEM;
+        }
         r->event = sd_event_ref(event);
         *ret = r;
         return 0;
@@ -88,37 +93,10 @@ PolkitRegistry *polkit_registry_free(PolkitRegistry *r) {
                 polkit_query_free(q);
         }
         sd_bus_flush_close_unref(r->system_bus);
+        caller_cache_free(r->callers);
         sd_event_unref(r->event);
         free(r);
         return NULL;
-}
-
-static int proc_start_time(pid_t pid, uint64_t *ret) {
-        char path[64], buf[4096];
-        _cleanup_fclose_ FILE *f = NULL;
-        size_t n;
-        char *p;
-
-        snprintf(path, sizeof path, "/proc/%d/stat", (int) pid);
-        f = fopen(path, "re");
-        if (!f)
-                return negative_errno();
-        n = fread(buf, 1, sizeof buf - 1, f);
-        buf[n] = '\0';
-        /* The command name may contain spaces and parentheses: fields start after the last ')'. */
-        p = strrchr(buf, ')');
-        if (!p)
-                return -EIO;
-        p++;
-        for (int field = 2; field < 22; field++) {
-                p = strchr(p, ' ');
-                if (!p)
-                        return -EIO;
-                p++;
-        }
-        if (sscanf(p, "%" SCNu64, ret) != 1)
-                return -EIO;
-        return 0;
 }
 
 static int fallback_decision(const PolkitAction *action, uid_t caller_uid, const char *why, sd_bus_error *error) {
@@ -239,12 +217,9 @@ static int polkit_query_send(PolkitQuery *q, pid_t pid, uint64_t start_time, sd_
 }
 
 int polkit_verify_async(PolkitRegistry *r, sd_bus_message *call, const char *action_id, sd_bus_error *error) {
-        _cleanup_(sd_bus_creds_unrefp) sd_bus_creds *creds = NULL;
         const PolkitAction *action = polkit_action_find(action_id);
         PolkitQuery *q;
-        uint64_t start_time;
-        pid_t pid;
-        uid_t uid;
+        Caller caller;
         int k;
 
         if (!action)
@@ -264,13 +239,7 @@ int polkit_verify_async(PolkitRegistry *r, sd_bus_message *call, const char *act
                 return k;
         }
 
-        k = sd_bus_query_sender_creds(call, SD_BUS_CREDS_PID | SD_BUS_CREDS_EUID | SD_BUS_CREDS_AUGMENT, &creds);
-        if (k >= 0)
-                k = sd_bus_creds_get_pid(creds, &pid);
-        if (k >= 0)
-                k = sd_bus_creds_get_euid(creds, &uid);
-        if (k >= 0)
-                k = proc_start_time(pid, &start_time);
+        k = caller_identify(r->callers, call, &caller);
         if (k < 0)
                 return sd_bus_error_setf(error, SD_BUS_ERROR_ACCESS_DENIED,
                                          "Cannot identify the caller for action %s: %s", action->id, STRERROR(k));
@@ -282,15 +251,15 @@ int polkit_verify_async(PolkitRegistry *r, sd_bus_message *call, const char *act
                 .registry = r,
                 .call = sd_bus_message_ref(call),
                 .action = action,
-                .caller_uid = uid,
+                .caller_uid = caller.uid,
                 .error = SD_BUS_ERROR_NULL,
         };
 
-        k = polkit_query_send(q, pid, start_time, error);
+        k = polkit_query_send(q, caller.pid, caller.start_time, error);
         if (k < 0) {
                 polkit_query_free(q);
                 if (k == -ENOTCONN)
-                        return fallback_decision(action, uid, "no system bus", error);
+                        return fallback_decision(action, caller.uid, "no system bus", error);
                 return k;
         }
         q->next = r->queries;

@@ -108,3 +108,24 @@ expect_error() {
         if call_manager "$2"; then fail "$2 succeeded, expected $1"; fi
         grep -q "^Error $1: " "$T/last-reply" || fail "$2: expected $1, got: $(cat "$T/last-reply")"
 }
+
+# gcall METHOD ARG...: a Daemon1 call through gdbus, whose GVariant syntax handles a{sv}
+# ("{'priority': <'now'>}"). Reply or "GDBus.Error:<name>: <message>" in $T/last-reply.
+gcall() {
+        method=$1; shift
+        gdbus call --session --dest org.claudemesh.Daemon1 --object-path /org/claudemesh/Daemon1 \
+                --method "org.claudemesh.Daemon1.$method" "$@" > "$T/last-reply" 2>&1
+}
+
+# gexpect ERROR METHOD ARG...: the call fails with org.claudemesh.Daemon1.Error.ERROR
+gexpect() {
+        err=$1; shift
+        if gcall "$@"; then fail "$(echo "$1 $2 $3 $4" | cut -c1-120) succeeded, expected $err: $(head -c 300 "$T/last-reply")"; fi
+        grep -q "GDBus.Error:org.claudemesh.Daemon1.Error.$err: " "$T/last-reply" ||
+                fail "expected $err, got: $(head -c 300 "$T/last-reply")"
+}
+
+# sql DB STATEMENT: a statement on one of the daemon's stores, next to the running daemon
+sql() {
+        sqlite3 -cmd '.timeout 5000' "$T/state/claudemesh/$1" "$2"
+}

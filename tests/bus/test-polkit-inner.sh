@@ -22,6 +22,12 @@ rules)
         [ "$(prop HostFingerprintState)" = match ] || fail "HostFingerprintState $(prop HostFingerprintState)"
         [ "$(mesh_prop acme State)" = offline ] || fail "acme did not attach: $(mesh_prop acme State)"
         grep -q 1111111111111111 "$T/state/claudemesh/host_fingerprint.json" && fail "fingerprint not rewritten"
+        # a refused Send writes nothing; reading is still allowed
+        if gcall Send acme '*' hi "{'client_message_id': <'p1'>}"; then fail "Send allowed against the rule"; fi
+        grep -q "GDBus.Error:org.freedesktop.DBus.Error.AccessDenied: Not authorized by polkit for action org.claudemesh.daemon1.send" \
+                "$T/last-reply" || fail "Send denial: $(cat "$T/last-reply")"
+        gcall ListOutbox acme "@a{sv} {}" || fail "ListOutbox refused: $(cat "$T/last-reply")"
+        grep -q "^(@aa{sv} \[\],)$" "$T/last-reply" || fail "a refused Send wrote a row: $(cat "$T/last-reply")"
         stop_daemon
         grep -q '^<5>Refused org.claudemesh.daemon1.reload' "$T/daemon.log" || fail "denial not logged"
         ;;
@@ -39,11 +45,20 @@ defaults)
                 fail "interactive denial: $(cat "$T/out")"
         # the parked calls did not block the loop: properties answer at once
         [ "$(prop HostFingerprintState)" = first-run ] || fail "HostFingerprintState $(prop HostFingerprintState)"
+        # every send-path method through polkitd's defaults
+        gcall Send acme '*' hi "{'client_message_id': <'p1'>}" || fail "Send: $(cat "$T/last-reply")"
+        grep -q "('p1', 'queued', '')" "$T/last-reply" || fail "Send: $(cat "$T/last-reply")"
+        gcall ListOutbox acme "{'status': <'pending'>}" || fail "ListOutbox: $(cat "$T/last-reply")"
+        row=$(sed -n "s/.*'id': <'\([0-9A-Z]\{26\}\)'>.*/\1/p" "$T/last-reply")
+        [ -n "$row" ] || fail "ListOutbox: $(cat "$T/last-reply")"
+        gcall Requeue "$row" "{'client_message_id': <'p2'>}" || fail "Requeue: $(cat "$T/last-reply")"
+        gcall ListInbox acme "@a{sv} {}" || fail "ListInbox: $(cat "$T/last-reply")"
         stop_daemon
         ;;
 no-polkitd)
         start_daemon
         call_manager Reload || fail "Reload refused without polkitd: $(cat "$T/last-reply")"
+        gcall Send acme '*' hi "@a{sv} {}" || fail "Send refused without polkitd: $(cat "$T/last-reply")"
         expect_error org.claudemesh.Daemon1.Error.AuthorizationUnavailable AcceptHost
         stop_daemon
         ;;

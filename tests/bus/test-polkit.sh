@@ -68,7 +68,7 @@ polkit.addRule(function(action, subject) {
                 return polkit.Result.NOT_HANDLED;
         if (action.id == "org.claudemesh.daemon1.accept-host")
                 return polkit.Result.YES;
-        if (action.id == "org.claudemesh.daemon1.reload")
+        if (action.id == "org.claudemesh.daemon1.reload" || action.id == "org.claudemesh.daemon1.send")
                 return polkit.Result.NO;
 });
 RULES

@@ -1,0 +1,236 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <stdlib.h>
+#include <string.h>
+
+#include "bus-errors.h"
+#include "bus-methods.h"
+#include "log.h"
+#include "manager.h"
+
+/* Filters come as strings (busctl-friendly); numbers are parsed and range-checked here. */
+static int parse_unsigned(const char *key, const char *s, unsigned long long max, unsigned long long *ret,
+                          sd_bus_error *error) {
+        char *end;
+        unsigned long long v;
+
+        errno = 0;
+        v = strtoull(s, &end, 10);
+        if (!s[0] || *end || errno != 0 || s[0] == '-' || v > max)
+                return sd_bus_error_setf(error, CM_ERROR_INVALID_ARGUMENT,
+                                         "Filter \"%s\" must be a whole number up to %llu, not \"%s\".", key, max, s);
+        *ret = v;
+        return 0;
+}
+
+/* "" = every mesh; otherwise the mesh's id for the store's filter. */
+static int mesh_filter(Manager *m, const char *name, const char **ret_mesh_id, sd_bus_error *error) {
+        Mesh *mesh;
+        int r;
+
+        if (!name[0]) {
+                *ret_mesh_id = NULL;
+                return 0;
+        }
+        r = manager_lookup_mesh(m, name, &mesh, error);
+        if (r < 0)
+                return r;
+        *ret_mesh_id = mesh->entry->mesh_id;
+        return 0;
+}
+
+static const char *mesh_slug_of(Manager *m, const char *mesh_id) {
+        for (size_t i = 0; i < m->n_meshes; i++)
+                if (m->meshes[i]->entry->mesh_id && streq(m->meshes[i]->entry->mesh_id, mesh_id))
+                        return m->meshes[i]->entry->slug;
+        return "";
+}
+
+/* Answers msg with an aa{sv}: one dictionary per item, written by append. */
+static int reply_dict_list(sd_bus_message *msg, Manager *m, const void *items, size_t n, size_t item_size,
+                           int (*append)(sd_bus_message *reply, Manager *m, const void *item)) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        int r;
+
+        r = sd_bus_message_new_method_return(msg, &reply);
+        if (r >= 0)
+                r = sd_bus_message_open_container(reply, 'a', "a{sv}");
+        for (size_t i = 0; r >= 0 && i < n; i++) {
+                r = sd_bus_message_open_container(reply, 'a', "{sv}");
+                if (r >= 0)
+                        r = append(reply, m, (const char *) items + i * item_size);
+                if (r >= 0)
+                        r = sd_bus_message_close_container(reply);
+        }
+        if (r >= 0)
+                r = sd_bus_message_close_container(reply);
+        if (r < 0)
+                return r;
+        return sd_bus_send(NULL, reply, NULL);
+}
+
+static int append_outbox_row(sd_bus_message *reply, Manager *m, const void *item) {
+        const OutboxRow *row = item;
+        return sd_bus_message_append(
+                reply, "{sv}{sv}{sv}{sv}{sv}{sv}{sv}{sv}{sv}{sv}{sv}{sv}{sv}{sv}{sv}{sv}{sv}{sv}",
+                "id", "s", row->id,
+                "client_message_id", "s", row->client_message_id,
+                "mesh_id", "s", row->mesh_id,
+                "mesh", "s", mesh_slug_of(m, row->mesh_id),
+                "status", "s", outbox_status_to_string(row->status),
+                "target", "s", row->target_spec,
+                "priority", "s", row->priority,
+                "attempts", "u", (uint32_t) row->attempts,
+                "enqueued_at", "t", (uint64_t) row->enqueued_at,
+                "next_attempt_at", "t", (uint64_t) row->next_attempt_at,
+                "delivered_at", "t", (uint64_t) row->delivered_at,
+                "broker_message_id", "s", strempty(row->broker_message_id),
+                "last_error", "s", strempty(row->last_error),
+                "aborted_at", "t", (uint64_t) row->aborted_at,
+                "aborted_by", "s", strempty(row->aborted_by),
+                "superseded_by", "s", strempty(row->superseded_by),
+                "reply_to_id", "s", strempty(row->reply_to),
+                "payload_bytes", "t", (uint64_t) row->body_size);
+}
+
+int method_list_outbox(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        static const char *const keys[] = { "status", "limit" };
+        Manager *m = userdata;
+        const char *mesh_name, *mesh_id, *values[ELEMENTSOF(keys)] = { NULL };
+        OutboxStatus status = _OUTBOX_STATUS_INVALID;
+        unsigned long long limit = 0;
+        OutboxRow *rows = NULL;
+        size_t n = 0;
+        int r;
+
+        r = sd_bus_message_read(msg, "s", &mesh_name);
+        if (r >= 0)
+                r = bus_read_string_options(msg, keys, values, ELEMENTSOF(keys), error);
+        if (r >= 0)
+                r = mesh_filter(m, mesh_name, &mesh_id, error);
+        if (r < 0)
+                return r;
+        if (values[0]) {
+                status = outbox_status_from_string(values[0]);
+                if (status < 0)
+                        return sd_bus_error_setf(error, CM_ERROR_INVALID_ARGUMENT, "Filter \"status\" must be "
+                                                 "pending, inflight, done, dead or aborted, not \"%s\".", values[0]);
+        }
+        if (values[1] && (r = parse_unsigned("limit", values[1], 100000, &limit, error)) < 0)
+                return r;
+        if (!m->outbox)
+                return sd_bus_error_setf(error, CM_ERROR_OUTBOX_UNAVAILABLE, "%s", m->outbox_error);
+
+        r = polkit_verify_async(m->polkit, msg, POLKIT_ACTION_READ, error);
+        if (r <= 0)
+                return r < 0 ? r : 1;
+
+        r = outbox_list(m->outbox, mesh_id, status, (unsigned) limit, &rows, &n);
+        if (r < 0)
+                return sd_bus_error_setf(error, CM_ERROR_STORAGE, "Cannot read the outbox: %s", STRERROR(r));
+
+        r = reply_dict_list(msg, m, rows, n, sizeof(OutboxRow), append_outbox_row);
+        outbox_rows_free(rows, n);
+        return r;
+}
+
+int method_requeue(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        static const char *const keys[] = { "client_message_id" };
+        Manager *m = userdata;
+        const char *row_id, *values[ELEMENTSOF(keys)] = { NULL };
+        _cleanup_free_ char *new_client_message_id = NULL;
+        char new_row_id[ULID_MAX];
+        int r;
+
+        r = sd_bus_message_read(msg, "s", &row_id);
+        if (r >= 0)
+                r = bus_read_string_options(msg, keys, values, ELEMENTSOF(keys), error);
+        if (r < 0)
+                return r;
+        if (values[0] && !outbox_client_message_id_is_valid(values[0]))
+                return sd_bus_error_setf(error, CM_ERROR_INVALID_ARGUMENT, "Option \"client_message_id\" must be "
+                                         "1 to %d printable ASCII characters.", OUTBOX_CLIENT_MESSAGE_ID_MAX);
+        if (!m->outbox)
+                return sd_bus_error_setf(error, CM_ERROR_OUTBOX_UNAVAILABLE, "%s", m->outbox_error);
+
+        r = polkit_verify_async(m->polkit, msg, POLKIT_ACTION_MANAGE_OUTBOX, error);
+        if (r <= 0)
+                return r < 0 ? r : 1;
+
+        r = outbox_requeue(m->outbox, row_id, values[0], "operator", now_usec(CLOCK_REALTIME), new_row_id,
+                           &new_client_message_id);
+        switch (r) {
+        case -ENOENT:
+                return sd_bus_error_setf(error, CM_ERROR_NO_SUCH_MESSAGE, "No outbox row \"%s\" (see ListOutbox).",
+                                         row_id);
+        case -EBUSY:
+                return sd_bus_error_setf(error, CM_ERROR_NOT_REQUEUEABLE, "Outbox row \"%s\" is neither pending nor "
+                                         "dead; only those can be requeued.", row_id);
+        case -EEXIST:
+                return sd_bus_error_setf(error, CM_ERROR_CLIENT_MESSAGE_ID_IN_USE, "client_message_id \"%s\" is "
+                                         "already used by another outbox row; ids are never reused.", values[0]);
+        default:
+                if (r < 0)
+                        return sd_bus_error_setf(error, CM_ERROR_STORAGE, "Cannot requeue: %s", STRERROR(r));
+        }
+        return sd_bus_reply_method_return(msg, "ss", new_row_id, new_client_message_id);
+}
+
+static int append_inbox_message(sd_bus_message *reply, Manager *m, const void *item) {
+        const InboxMessage *im = item;
+        return sd_bus_message_append(
+                reply, "{sv}{sv}{sv}{sv}{sv}{sv}{sv}{sv}{sv}{sv}{sv}{sv}",
+                "id", "s", im->id,
+                "client_message_id", "s", im->client_message_id,
+                "broker_message_id", "s", strempty(im->broker_message_id),
+                "mesh_id", "s", im->mesh_id,
+                "mesh", "s", mesh_slug_of(m, im->mesh_id),
+                "topic", "s", strempty(im->topic),
+                "sender_pubkey", "s", im->sender_pubkey,
+                "sender_name", "s", im->sender_name,
+                "body", "s", strempty(im->body),
+                "meta", "s", strempty(im->meta_json),
+                "received_at", "t", (uint64_t) im->received_at,
+                "reply_to_id", "s", strempty(im->reply_to_id));
+}
+
+int method_list_inbox(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        static const char *const keys[] = { "since", "from", "topic", "limit" };
+        Manager *m = userdata;
+        const char *mesh_name, *mesh_id, *values[ELEMENTSOF(keys)] = { NULL };
+        unsigned long long since = 0, limit = 0;
+        InboxMessage *msgs = NULL;
+        size_t n = 0;
+        int r;
+
+        r = sd_bus_message_read(msg, "s", &mesh_name);
+        if (r >= 0)
+                r = bus_read_string_options(msg, keys, values, ELEMENTSOF(keys), error);
+        if (r >= 0)
+                r = mesh_filter(m, mesh_name, &mesh_id, error);
+        if (r < 0)
+                return r;
+        if (values[0]) {
+                usec_t t;
+                /* µs since the epoch, or an ISO 8601 time as upstream's ?since= takes */
+                if (parse_iso8601(values[0], &t) >= 0)
+                        since = t;
+                else if ((r = parse_unsigned("since", values[0], UINT64_MAX, &since, error)) < 0)
+                        return r;
+        }
+        if (values[3] && (r = parse_unsigned("limit", values[3], 100000, &limit, error)) < 0)
+                return r;
+        if (!m->inbox)
+                return sd_bus_error_setf(error, CM_ERROR_STORAGE, "%s", m->inbox_error);
+
+        r = polkit_verify_async(m->polkit, msg, POLKIT_ACTION_READ, error);
+        if (r <= 0)
+                return r < 0 ? r : 1;
+
+        r = inbox_list(m->inbox, mesh_id, since, values[1], values[2], (unsigned) limit, &msgs, &n);
+        if (r < 0)
+                return sd_bus_error_setf(error, CM_ERROR_STORAGE, "Cannot read the inbox: %s", STRERROR(r));
+
+        r = reply_dict_list(msg, m, msgs, n, sizeof(InboxMessage), append_inbox_message);
+        inbox_messages_free(msgs, n);
+        return r;
+}

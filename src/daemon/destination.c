@@ -1,0 +1,133 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <ctype.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include "destination.h"
+#include "error-message.h"
+#include "macro.h"
+
+#define GROUP_NAME_MAX 64
+#define TOPIC_ID_MAX 128
+#define CANDIDATES_MAX 8
+
+void destination_done(Destination *d) {
+        d->ref = mfree(d->ref);
+        d->target_spec = mfree(d->target_spec);
+}
+
+static bool is_hex64(const char *s) {
+        size_t n = 0;
+        for (; s[n]; n++)
+                if (!isxdigit((unsigned char) s[n]))
+                        return false;
+        return n == 64;
+}
+
+/* Group names and topic ids travel inside JSON and are compared exactly by the broker:
+ * printable, no spaces. */
+static bool is_token(const char *s, size_t max) {
+        size_t n = 0;
+        for (; s[n]; n++)
+                if ((unsigned char) s[n] <= ' ' || s[n] == 0x7f)
+                        return false;
+        return n > 0 && n <= max;
+}
+
+static int set(Destination *d, const char *kind, const char *ref) {
+        d->kind = kind;
+        d->ref = strdup(ref);
+        d->target_spec = strdup(ref);
+        if (!d->ref || !d->target_spec) {
+                destination_done(d);
+                return -ENOMEM;
+        }
+        return 0;
+}
+
+/* "alice (1a2b3c4d…), bob (…)" for error messages. */
+static void list_candidates(char *buf, size_t size, const PeerName *peers, size_t n, const char *only) {
+        size_t shown = 0;
+        buf[0] = '\0';
+        for (size_t i = 0; i < n && shown < CANDIDATES_MAX; i++) {
+                if (only && strcasecmp(peers[i].display_name, only) != 0)
+                        continue;
+                size_t len = strlen(buf);
+                snprintf(buf + len, size - len, "%s%s (%.8s)", shown ? ", " : "", peers[i].display_name,
+                         peers[i].pubkey);
+                shown++;
+        }
+}
+
+static int resolve_name(const char *name, const char *mesh_slug, const PeerName *peers, size_t n_peers,
+                        Destination *d, char **ret_error) {
+        char candidates[1024];
+        const PeerName *match = NULL;
+        size_t exact = 0, folded = 0;
+
+        for (size_t i = 0; i < n_peers; i++)
+                if (streq(peers[i].display_name, name)) {
+                        exact++;
+                        match = &peers[i];
+                }
+        if (exact == 0)
+                for (size_t i = 0; i < n_peers; i++)
+                        if (strcasecmp(peers[i].display_name, name) == 0) {
+                                folded++;
+                                match = &peers[i];
+                        }
+
+        if (exact == 1 || (exact == 0 && folded == 1))
+                return set(d, "dm", match->pubkey);
+        if (exact > 1 || folded > 1) {
+                list_candidates(candidates, sizeof candidates, peers, n_peers, name);
+                return error_setf(ret_error, -ENOTUNIQ,
+                                  "Several peers of mesh \"%s\" are called \"%s\": %s; send to the 64-hex pubkey "
+                                  "of the one you mean.", mesh_slug, name, candidates);
+        }
+        if (n_peers == 0)
+                return error_setf(ret_error, -ENOENT,
+                                  "No peer called \"%s\": mesh \"%s\" knows no peers yet (it is not connected to "
+                                  "its broker). Use a 64-hex pubkey, \"*\", \"@group\" or \"#topic\".",
+                                  name, mesh_slug);
+        list_candidates(candidates, sizeof candidates, peers, n_peers, NULL);
+        return error_setf(ret_error, -ENOENT,
+                          "No peer of mesh \"%s\" is called \"%s\". Known peers: %s%s.", mesh_slug, name,
+                          candidates, n_peers > CANDIDATES_MAX ? ", …" : "");
+}
+
+int destination_parse(const char *to, const char *mesh_slug, const PeerName *peers, size_t n_peers,
+                      Destination *ret, char **ret_error) {
+        Destination d = { 0 };
+        int r;
+
+        if (!to[0])
+                return error_setf(ret_error, -EINVAL, "The destination is empty; give a peer name, a 64-hex "
+                                                      "pubkey, \"*\", \"@group\" or \"#topic\".");
+        if (is_hex64(to)) {
+                char lower[65];
+                for (size_t i = 0; i < 64; i++)
+                        lower[i] = (char) tolower((unsigned char) to[i]);
+                lower[64] = '\0';
+                r = set(&d, "dm", lower);
+        } else if (streq(to, "*") || streq(to, "@all"))
+                r = set(&d, "topic", "*");
+        else if (to[0] == '@') {
+                if (!is_token(to + 1, GROUP_NAME_MAX))
+                        return error_setf(ret_error, -EINVAL, "\"%s\" is not a group: after \"@\" come 1 to %d "
+                                          "characters without spaces.", to, GROUP_NAME_MAX);
+                r = set(&d, "topic", to);
+        } else if (to[0] == '#') {
+                if (!is_token(to + 1, TOPIC_ID_MAX))
+                        return error_setf(ret_error, -EINVAL, "\"%s\" is not a topic: after \"#\" comes the "
+                                          "topic id, 1 to %d characters without spaces.", to, TOPIC_ID_MAX);
+                r = set(&d, "topic", to);
+        } else
+                r = resolve_name(to, mesh_slug, peers, n_peers, &d, ret_error);
+        if (r < 0)
+                return r;
+        *ret = d;
+        return 0;
+}

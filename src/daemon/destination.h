@@ -1,0 +1,28 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include <stddef.h>
+
+/* The "to" of a send, per DECISIONS §1 and §2:
+ *   64 hex chars   → direct message to that pubkey (lowercased)     kind "dm",    ref = pubkey
+ *   "*" or "@all"  → broadcast, sent as "*"                          kind "topic", ref = "*"
+ *   "@name"        → group                                            kind "topic", ref = "@name"
+ *   "#id"          → topic by id                                      kind "topic", ref = "#id"
+ *   anything else  → a peer display name, resolved against the mesh's current peers to a dm. */
+typedef struct Destination {
+        const char *kind;  /* "dm" | "topic" (static) */
+        char *ref;         /* the fingerprint's destination_ref */
+        char *target_spec; /* what goes on the wire as targetSpec */
+} Destination;
+
+typedef struct PeerName {
+        const char *pubkey;       /* 64 lowercase hex */
+        const char *display_name;
+} PeerName;
+
+void destination_done(Destination *d);
+
+/* -EINVAL: malformed; -ENOENT: no peer has that name; -ENOTUNIQ: several do. Each with a
+ * sentence in *ret_error naming the candidates and what to use instead. */
+int destination_parse(const char *to, const char *mesh_slug, const PeerName *peers, size_t n_peers,
+                      Destination *ret, char **ret_error);

@@ -1,0 +1,52 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "macro.h"
+#include "time-util.h"
+
+/*
+ * inbox.db: the messages pushed to us, once each per (mesh, client_message_id) (reference §4.3,
+ * with mesh_id for mesh). It is a cache of what the broker delivered: a damaged file is set aside
+ * as inbox.db.corrupt-<unix seconds> and a fresh one created (DECISIONS §8).
+ */
+
+typedef struct Inbox Inbox;
+
+typedef struct InboxMessage {
+        char *id;                /* ULID */
+        char *client_message_id;
+        char *broker_message_id; /* or NULL */
+        char *mesh_id;
+        char *topic;             /* or NULL */
+        char *sender_pubkey;
+        char *sender_name;
+        char *body;              /* or NULL */
+        char *meta_json;         /* or NULL */
+        char *reply_to_id;       /* or NULL */
+        usec_t received_at;      /* CLOCK_REALTIME µs */
+} InboxMessage;
+
+#define INBOX_LIST_DEFAULT 100u
+#define INBOX_LIST_MAX 1000u
+
+/* Opens (creating, migrating) inbox.db. A damaged file (with its -wal and -shm) is renamed to
+ * "<path>.corrupt-<unix seconds>" and a fresh inbox created; *ret_recreated says so. On failure
+ * *ret_error holds a sentence naming the file (-EPROTO: its schema is newer than this code). */
+int inbox_open(const char *path, bool synchronous_full, Inbox **ret, bool *ret_recreated, char **ret_error);
+Inbox *inbox_free(Inbox *i);
+DEFINE_TRIVIAL_CLEANUP_FUNC(Inbox *, inbox_free);
+
+/* INSERT … ON CONFLICT(mesh_id, client_message_id) DO NOTHING: *ret_new is true only for a new
+ * row (only new rows emit MessageReceived). msg->id NULL = mint a ULID; received_at 0 = now.
+ * -EINVAL when client_message_id, mesh_id, sender_pubkey or sender_name is missing. */
+int inbox_insert(Inbox *i, const InboxMessage *msg, bool *ret_new);
+
+/* Newest first. Filters: mesh_id (NULL = all), since (received_at >= since; 0 = none), from
+ * (sender_pubkey; NULL = any), topic (NULL = any). limit clamped to 1..1000, 0 = 100. */
+int inbox_list(Inbox *i, const char *mesh_id, usec_t since, const char *from, const char *topic, unsigned limit,
+               InboxMessage **ret, size_t *ret_n);
+void inbox_message_done(InboxMessage *m);
+void inbox_messages_free(InboxMessage *m, size_t n);

@@ -1,0 +1,13 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include <sqlite3.h>
+
+#include "outbox.h"
+
+/* For tests and tools that must look under the API: the schema version the code writes, and
+ * the connection, for raw SQL (forcing a state, reading a column). */
+
+#define OUTBOX_SCHEMA_VERSION 1
+
+sqlite3 *outbox_db(Outbox *o);

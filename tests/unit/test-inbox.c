@@ -1,0 +1,329 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "fileio.h"
+#include "inbox.h"
+#include "macro.h"
+#include "tests.h"
+#include "ulid.h"
+
+#define NOW ((usec_t) 1800000000 * USEC_PER_SEC)
+
+#define ALICE "a1a2a3a4a5a6a7a8a9b0b1b2b3b4b5b6b7b8b9c0c1c2c3c4c5c6c7c8c9d0d1d2"
+#define BOB   "b0b1b2b3b4b5b6b7b8b9c0c1c2c3c4c5c6c7c8c9d0d1d2d3d4d5d6d7d8d9e0e1"
+
+static char *new_path(const char *name) {
+        static unsigned counter;
+        char *dir, *path;
+
+        /* One directory per file, so a set-aside copy is easy to find. */
+        ASSERT_TRUE(asprintf(&dir, "%s/%s-%u", test_tmpdir(), name, counter++) > 0);
+        ASSERT_OK(mkdir_parents_mode(dir, 0700));
+        ASSERT_TRUE(asprintf(&path, "%s/inbox.db", dir) > 0);
+        free(dir);
+        return path;
+}
+
+static Inbox *open_inbox(const char *path) {
+        _cleanup_free_ char *error = NULL;
+        bool recreated = true;
+        Inbox *i = NULL;
+
+        ASSERT_OK(inbox_open(path, true, &i, &recreated, &error));
+        ASSERT_TRUE(!recreated && !error);
+        return i;
+}
+
+static InboxMessage message(const char *mesh, const char *cmid, const char *from, const char *topic, usec_t at) {
+        return (InboxMessage) {
+                .client_message_id = (char *) cmid,
+                .broker_message_id = (char *) "bm-1",
+                .mesh_id = (char *) mesh,
+                .topic = (char *) topic,
+                .sender_pubkey = (char *) from,
+                .sender_name = (char *) (streq(from, ALICE) ? "alice" : "bob"),
+                .body = (char *) "hi",
+                .meta_json = (char *) "{\"created_at\":\"2027-01-15T08:00:00.000Z\"}",
+                .received_at = at,
+        };
+}
+
+static void insert(Inbox *i, InboxMessage m, bool want_new) {
+        bool is_new = !want_new;
+
+        ASSERT_OK(inbox_insert(i, &m, &is_new));
+        ASSERT_EQ(is_new, want_new);
+}
+
+static void test_insert(void) {
+        _cleanup_free_ char *path = new_path("insert");
+        _cleanup_(inbox_freep) Inbox *i = open_inbox(path);
+        InboxMessage *m = NULL, dup;
+        size_t n = 0;
+
+        insert(i, message("mesh-1", "c-1", ALICE, NULL, NOW), true);
+        /* A redelivery (a new broker id, even new text) is a duplicate: nothing changes. */
+        dup = message("mesh-1", "c-1", BOB, "#t", NOW + 5);
+        dup.body = (char *) "changed";
+        insert(i, dup, false);
+        /* The same id in another mesh is another message. */
+        insert(i, message("mesh-2", "c-1", ALICE, NULL, NOW + 1), true);
+
+        ASSERT_OK(inbox_list(i, "mesh-1", 0, NULL, NULL, 0, &m, &n));
+        ASSERT_EQ(n, 1);
+        ASSERT_TRUE(ulid_is_valid(m[0].id));
+        ASSERT_STREQ(m[0].client_message_id, "c-1");
+        ASSERT_STREQ(m[0].broker_message_id, "bm-1");
+        ASSERT_STREQ(m[0].mesh_id, "mesh-1");
+        ASSERT_TRUE(!m[0].topic && !m[0].reply_to_id);
+        ASSERT_STREQ(m[0].sender_pubkey, ALICE);
+        ASSERT_STREQ(m[0].sender_name, "alice");
+        ASSERT_STREQ(m[0].body, "hi");
+        ASSERT_STREQ(m[0].meta_json, "{\"created_at\":\"2027-01-15T08:00:00.000Z\"}");
+        ASSERT_EQ(m[0].received_at, NOW);
+        inbox_messages_free(m, n);
+
+        ASSERT_OK(inbox_list(i, NULL, 0, NULL, NULL, 0, &m, &n));
+        ASSERT_EQ(n, 2);
+        inbox_messages_free(m, n);
+
+        /* A given id is kept; missing required fields are refused; received_at 0 = now. */
+        {
+                InboxMessage given = message("mesh-1", "c-2", BOB, "#t", 0), bad;
+                usec_t before = now_usec(CLOCK_REALTIME);
+
+                given.id = (char *) "01ARZ3NDEKTSV4RRFFQ69G5FAV";
+                given.reply_to_id = (char *) "bm-0";
+                given.body = NULL;
+                insert(i, given, true);
+                ASSERT_OK(inbox_list(i, "mesh-1", 0, BOB, NULL, 0, &m, &n));
+                ASSERT_EQ(n, 1);
+                ASSERT_STREQ(m[0].id, "01ARZ3NDEKTSV4RRFFQ69G5FAV");
+                ASSERT_STREQ(m[0].reply_to_id, "bm-0");
+                ASSERT_STREQ(m[0].topic, "#t");
+                ASSERT_TRUE(!m[0].body);
+                ASSERT_TRUE(m[0].received_at >= before);
+                inbox_messages_free(m, n);
+
+                /* Only (mesh, client_message_id) is a duplicate: an id clash is an error. */
+                bad = message("mesh-1", "c-other", ALICE, NULL, NOW);
+                bad.id = given.id;
+                ASSERT_EQ(inbox_insert(i, &bad, NULL), -EEXIST);
+
+                bad = message("mesh-1", "c-3", ALICE, NULL, NOW);
+                bad.client_message_id = NULL;
+                ASSERT_EQ(inbox_insert(i, &bad, NULL), -EINVAL);
+                bad = message("mesh-1", "c-3", ALICE, NULL, NOW);
+                bad.mesh_id = NULL;
+                ASSERT_EQ(inbox_insert(i, &bad, NULL), -EINVAL);
+                bad = message("mesh-1", "c-3", ALICE, NULL, NOW);
+                bad.sender_name = NULL;
+                ASSERT_EQ(inbox_insert(i, &bad, NULL), -EINVAL);
+        }
+
+        /* Rows survive a reopen. */
+        inbox_free(i);
+        i = open_inbox(path);
+        ASSERT_OK(inbox_list(i, NULL, 0, NULL, NULL, 0, &m, &n));
+        ASSERT_EQ(n, 3);
+        inbox_messages_free(m, n);
+}
+
+static void test_list(void) {
+        _cleanup_free_ char *path = new_path("list");
+        _cleanup_(inbox_freep) Inbox *i = open_inbox(path);
+        InboxMessage *m = NULL;
+        size_t n = 0;
+
+        /* 1200 messages in mesh-1: even ones from alice, every third on #a; 10 in mesh-2. Two
+         * per µs, so ties are broken by arrival. */
+        for (unsigned k = 0; k < 1200; k++) {
+                char cmid[32];
+
+                snprintf(cmid, sizeof cmid, "m-%u", k);
+                insert(i, message("mesh-1", cmid, k % 2 == 0 ? ALICE : BOB, k % 3 == 0 ? "#a" : NULL, NOW + k / 2),
+                       true);
+        }
+        for (unsigned k = 0; k < 10; k++) {
+                char cmid[32];
+
+                snprintf(cmid, sizeof cmid, "m-%u", k);
+                insert(i, message("mesh-2", cmid, ALICE, "#a", NOW + 10000 + k), true);
+        }
+
+        /* Newest first, default 100, clamped to 1..1000. */
+        ASSERT_OK(inbox_list(i, "mesh-1", 0, NULL, NULL, 0, &m, &n));
+        ASSERT_EQ(n, INBOX_LIST_DEFAULT);
+        ASSERT_STREQ(m[0].client_message_id, "m-1199");
+        ASSERT_STREQ(m[1].client_message_id, "m-1198");
+        for (size_t k = 1; k < n; k++)
+                ASSERT_TRUE(m[k - 1].received_at >= m[k].received_at);
+        inbox_messages_free(m, n);
+        ASSERT_OK(inbox_list(i, "mesh-1", 0, NULL, NULL, 5000, &m, &n));
+        ASSERT_EQ(n, INBOX_LIST_MAX);
+        inbox_messages_free(m, n);
+        ASSERT_OK(inbox_list(i, "mesh-1", 0, NULL, NULL, 1, &m, &n));
+        ASSERT_EQ(n, 1);
+        inbox_messages_free(m, n);
+
+        /* since is inclusive. */
+        ASSERT_OK(inbox_list(i, "mesh-1", NOW + 595, NULL, NULL, 1000, &m, &n));
+        ASSERT_EQ(n, 10);
+        ASSERT_STREQ(m[9].client_message_id, "m-1190");
+        inbox_messages_free(m, n);
+
+        /* from, topic and both. */
+        ASSERT_OK(inbox_list(i, "mesh-1", 0, BOB, NULL, 1000, &m, &n));
+        ASSERT_EQ(n, 600);
+        for (size_t k = 0; k < n; k++)
+                ASSERT_STREQ(m[k].sender_pubkey, BOB);
+        inbox_messages_free(m, n);
+        ASSERT_OK(inbox_list(i, "mesh-1", 0, NULL, "#a", 1000, &m, &n));
+        ASSERT_EQ(n, 400);
+        for (size_t k = 0; k < n; k++)
+                ASSERT_STREQ(m[k].topic, "#a");
+        inbox_messages_free(m, n);
+        ASSERT_OK(inbox_list(i, "mesh-1", 0, ALICE, "#a", 1000, &m, &n));
+        ASSERT_EQ(n, 200);
+        ASSERT_STREQ(m[0].client_message_id, "m-1194");
+        inbox_messages_free(m, n);
+        ASSERT_OK(inbox_list(i, "mesh-1", NOW + 597, ALICE, "#a", 1000, &m, &n));
+        ASSERT_EQ(n, 1);
+        inbox_messages_free(m, n);
+
+        /* Without a mesh: every mesh; mesh-2's are the newest. */
+        ASSERT_OK(inbox_list(i, NULL, 0, NULL, "#a", 3, &m, &n));
+        ASSERT_EQ(n, 3);
+        ASSERT_STREQ(m[0].mesh_id, "mesh-2");
+        inbox_messages_free(m, n);
+        ASSERT_OK(inbox_list(i, NULL, NOW, NULL, NULL, 1000, &m, &n));
+        ASSERT_EQ(n, 1000);
+        inbox_messages_free(m, n);
+        ASSERT_OK(inbox_list(i, "mesh-3", 0, NULL, NULL, 0, &m, &n));
+        ASSERT_EQ(n, 0);
+        inbox_messages_free(m, n);
+}
+
+/* The one "inbox.db.corrupt-*" in the file's directory, or NULL. */
+static char *find_quarantined(const char *path) {
+        _cleanup_free_ char *dir = strdup(path);
+        DIR *d;
+        struct dirent *de;
+        char *found = NULL;
+
+        ASSERT_TRUE(dir);
+        *strrchr(dir, '/') = 0;
+        d = opendir(dir);
+        ASSERT_TRUE(d);
+        while ((de = readdir(d)))
+                if (strneq(de->d_name, "inbox.db.corrupt-", 17) && !strchr(de->d_name + 17, '-')) {
+                        ASSERT_TRUE(!found);
+                        ASSERT_TRUE(asprintf(&found, "%s/%s", dir, de->d_name) > 0);
+                }
+        closedir(d);
+        return found;
+}
+
+static void test_corrupt_quarantined(void) {
+        _cleanup_free_ char *path = new_path("corrupt"), *error = NULL, *before = NULL, *after = NULL,
+                            *moved = NULL, *wal = NULL, *moved_wal = NULL;
+        size_t before_size, after_size;
+        InboxMessage *m = NULL;
+        bool recreated = false;
+        Inbox *i = NULL;
+        size_t n = 0;
+        char junk[4096];
+        struct stat st;
+        int fd;
+
+        i = open_inbox(path);
+        for (unsigned k = 0; k < 300; k++) {
+                char cmid[32];
+
+                snprintf(cmid, sizeof cmid, "m-%u", k);
+                insert(i, message("mesh-1", cmid, ALICE, "#a", NOW + k), true);
+        }
+        i = inbox_free(i);
+
+        memset(junk, 0x5a, sizeof junk);
+        fd = open(path, O_WRONLY | O_CLOEXEC);
+        ASSERT_TRUE(fd >= 0);
+        ASSERT_OK(fstat(fd, &st) < 0 ? -errno : 0);
+        ASSERT_EQ(pwrite(fd, junk, sizeof junk, st.st_size / 2 / 4096 * 4096 + 64), (ssize_t) sizeof junk);
+        close(fd);
+        ASSERT_OK(read_full_file(path, 16 << 20, &before, &before_size, NULL));
+        /* A WAL left behind (its header invalid, so SQLite reads no frames from it) moves along. */
+        ASSERT_TRUE(asprintf(&wal, "%s-wal", path) > 0);
+        ASSERT_OK(write_file_atomic(wal, junk, sizeof junk, 0600));
+
+        ASSERT_OK(inbox_open(path, true, &i, &recreated, &error));
+        ASSERT_TRUE(recreated);
+        ASSERT_TRUE(!error);
+
+        /* The damaged file is kept, byte for byte, under its new name; the new one is empty. */
+        moved = find_quarantined(path);
+        ASSERT_TRUE(moved);
+        ASSERT_OK(read_full_file(moved, 16 << 20, &after, &after_size, NULL));
+        ASSERT_EQ(after_size, before_size);
+        ASSERT_TRUE(memcmp(before, after, before_size) == 0);
+        free(after);
+        ASSERT_TRUE(asprintf(&moved_wal, "%s-wal", moved) > 0);
+        ASSERT_OK(read_full_file(moved_wal, 16 << 20, &after, &after_size, NULL));
+        ASSERT_EQ(after_size, sizeof junk);
+        ASSERT_TRUE(memcmp(junk, after, sizeof junk) == 0);
+        ASSERT_OK(inbox_list(i, NULL, 0, NULL, NULL, 0, &m, &n));
+        ASSERT_EQ(n, 0);
+        inbox_messages_free(m, n);
+        insert(i, message("mesh-1", "m-0", ALICE, NULL, NOW), true);
+        i = inbox_free(i);
+
+        /* The fresh inbox opens normally afterwards. */
+        i = open_inbox(path);
+        inbox_free(i);
+}
+
+static void test_not_a_database(void) {
+        _cleanup_free_ char *path = new_path("garbage"), *moved = NULL, *error = NULL;
+        bool recreated = false;
+        Inbox *i = NULL;
+        const char *text = "{\"this\": \"is json, not SQLite\"}\n";
+
+        ASSERT_OK(write_file_atomic(path, text, strlen(text), 0600));
+        ASSERT_OK(inbox_open(path, true, &i, &recreated, &error));
+        ASSERT_TRUE(recreated);
+        moved = find_quarantined(path);
+        ASSERT_TRUE(moved);
+        insert(i, message("mesh-1", "m-0", ALICE, NULL, NOW), true);
+        inbox_free(i);
+}
+
+static void test_mode(void) {
+        _cleanup_free_ char *path = new_path("mode");
+        const char *suffixes[] = { "", "-wal", "-shm" };
+        mode_t old = umask(0);
+        Inbox *i = open_inbox(path);
+
+        insert(i, message("mesh-1", "m-0", ALICE, NULL, NOW), true);
+        for (size_t k = 0; k < ELEMENTSOF(suffixes); k++) {
+                _cleanup_free_ char *p = NULL;
+                struct stat st;
+
+                ASSERT_TRUE(asprintf(&p, "%s%s", path, suffixes[k]) > 0);
+                ASSERT_OK(stat(p, &st) < 0 ? -errno : 0);
+                ASSERT_EQ(st.st_mode & 07777, 0600);
+        }
+        inbox_free(i);
+        umask(old);
+}
+
+int main(void) {
+        test_insert();
+        test_list();
+        test_corrupt_quarantined();
+        test_not_a_database();
+        test_mode();
+        return 0;
+}

@@ -1,0 +1,164 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Send validation (DECISIONS §1, §2, §5, §15): destination grammar and name resolution, option
+ * rules, id minting, the frame-size limit, and that the fingerprint covers what it should. */
+#include <string.h>
+
+#include "destination.h"
+#include "macro.h"
+#include "send-request.h"
+#include "tests.h"
+#include "wire-send.h"
+
+#define PK_A "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+#define PK_B "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
+#define PK_C "cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc"
+
+static const PeerName peers[] = {
+        { PK_A, "alice" },
+        { PK_B, "bob" },
+        { PK_C, "Bob" },
+};
+
+static void check_destination(const char *to, const char *kind, const char *ref) {
+        _cleanup_free_ char *why = NULL;
+        Destination d = { 0 };
+
+        ASSERT_OK(destination_parse(to, "acme", peers, ELEMENTSOF(peers), &d, &why));
+        ASSERT_STREQ(d.kind, kind);
+        ASSERT_STREQ(d.ref, ref);
+        ASSERT_STREQ(d.target_spec, ref);
+        destination_done(&d);
+}
+
+static void check_destination_error(const char *to, const PeerName *p, size_t n, int error, const char *needle) {
+        _cleanup_free_ char *why = NULL;
+        Destination d = { 0 };
+
+        ASSERT_EQ(destination_parse(to, "acme", p, n, &d, &why), error);
+        ASSERT_CONTAINS(why, needle);
+        ASSERT_TRUE(d.ref == NULL);
+}
+
+static void test_destinations(void) {
+        check_destination(PK_A, "dm", PK_A);
+        check_destination("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", "dm", PK_A);
+        check_destination("*", "topic", "*");
+        check_destination("@all", "topic", "*");
+        check_destination("@backend", "topic", "@backend");
+        check_destination("#t-123", "topic", "#t-123");
+        check_destination("alice", "dm", PK_A);
+        check_destination("ALICE", "dm", PK_A);   /* case-insensitive when not exact */
+        check_destination("bob", "dm", PK_B);     /* exact beats folded */
+
+        check_destination_error("", peers, 3, -EINVAL, "empty");
+        check_destination_error("@", peers, 3, -EINVAL, "not a group");
+        check_destination_error("@a b", peers, 3, -EINVAL, "not a group");
+        check_destination_error("#", peers, 3, -EINVAL, "not a topic");
+        check_destination_error("carol", peers, 3, -ENOENT, "Known peers: alice (aaaaaaaa), bob (bbbbbbbb)");
+        check_destination_error("carol", NULL, 0, -ENOENT, "knows no peers yet");
+        check_destination_error("BOB", peers, 3, -ENOTUNIQ, "bob (bbbbbbbb), Bob (cccccccc)");
+        /* 63 hex digits are a name, not a key */
+        check_destination_error(PK_A + 1, peers, 3, -ENOENT, "No peer of mesh \"acme\"");
+}
+
+static int prepare(const char *to, const char *message, const SendOptions *o, SendRequest *req, char **why) {
+        return send_request_prepare("acme", to, message, o, peers, ELEMENTSOF(peers), 1777836272123000ULL, req,
+                                    why);
+}
+
+static void check_refused(const SendOptions *o, const char *message, const char *needle) {
+        _cleanup_free_ char *why = NULL;
+        SendRequest req = { 0 };
+
+        ASSERT_EQ(prepare("*", message, o, &req, &why), -EINVAL);
+        ASSERT_CONTAINS(why, needle);
+        ASSERT_TRUE(req.client_message_id == NULL);
+}
+
+static void test_validation(void) {
+        char long_id[OUTBOX_CLIENT_MESSAGE_ID_MAX + 2];
+
+        memset(long_id, 'x', sizeof long_id - 1);
+        long_id[sizeof long_id - 1] = '\0';
+        check_refused(&(SendOptions) { 0 }, "", "empty");
+        check_refused(&(SendOptions) { .priority = "urgent" }, "m", "\"priority\"");
+        check_refused(&(SendOptions) { .meta = "[1,2]" }, "m", "must be a JSON object");
+        check_refused(&(SendOptions) { .meta = "\"x\"" }, "m", "must be a JSON object");
+        check_refused(&(SendOptions) { .meta = "{\"a\":1,\"a\":1}" }, "m", "not valid JSON");
+        check_refused(&(SendOptions) { .meta = "{\"n\":NaN}" }, "m", "not valid JSON");
+        check_refused(&(SendOptions) { .client_message_id = long_id }, "m", "client_message_id");
+        check_refused(&(SendOptions) { .client_message_id = "tab\there" }, "m", "client_message_id");
+        check_refused(&(SendOptions) { .client_message_id = "" }, "m", "client_message_id");
+        check_refused(&(SendOptions) { .reply_to_id = "" }, "m", "reply_to_id");
+
+        long_id[OUTBOX_CLIENT_MESSAGE_ID_MAX] = '\0';
+        ASSERT_TRUE(outbox_client_message_id_is_valid(long_id));
+        ASSERT_TRUE(outbox_client_message_id_is_valid("a b~!"));
+        ASSERT_TRUE(!outbox_client_message_id_is_valid("caf\xc3\xa9"));
+}
+
+static void test_normalized(void) {
+        _cleanup_(send_request_done) SendRequest a = { 0 }, b = { 0 }, c = { 0 }, d = { 0 };
+        _cleanup_free_ char *why = NULL;
+
+        ASSERT_OK(prepare("alice", "hi", &(SendOptions) { .meta = "{\"z\":1,\"a\":[1.0,2e0]}" }, &a, &why));
+        ASSERT_STREQ(a.priority, "next");
+        ASSERT_STREQ(a.meta_json, "{\"a\":[1,2],\"z\":1}");
+        ASSERT_EQ(strlen(a.client_message_id), 26);            /* minted ULID */
+        ASSERT_TRUE(strncmp(a.client_message_id, "01K", 3) == 0); /* its time prefix: 2026 */
+
+        /* same request, other spelling of the same meta and an explicit default priority */
+        ASSERT_OK(prepare(PK_A, "hi", &(SendOptions) { .meta = "{\"a\":[1,2],\"z\":1}", .priority = "next",
+                                                      .client_message_id = "id-1" }, &b, &why));
+        ASSERT_TRUE(memcmp(a.fingerprint, b.fingerprint, sizeof a.fingerprint) == 0);
+        ASSERT_STREQ(b.client_message_id, "id-1");
+
+        /* {} and null meta are no meta */
+        ASSERT_OK(prepare("*", "hi", &(SendOptions) { .meta = "{}" }, &c, &why));
+        ASSERT_TRUE(c.meta_json == NULL);
+        ASSERT_OK(prepare("*", "hi", &(SendOptions) { .meta = "null", .reply_to_id = "m-1" }, &d, &why));
+        ASSERT_TRUE(d.meta_json == NULL);
+        ASSERT_STREQ(d.reply_to, "m-1");
+        ASSERT_TRUE(memcmp(c.fingerprint, d.fingerprint, sizeof c.fingerprint) != 0); /* reply_to counts */
+}
+
+static void test_frame_limit(void) {
+        _cleanup_free_ char *big = NULL, *why = NULL;
+        size_t fit = 0;
+        SendRequest req = { 0 };
+
+        /* the largest body whose sealed DM frame fits */
+        while (wire_send_frame_size("id-1", PK_B, "next", NULL, fit + 1, true) <= WIRE_FRAME_MAX)
+                fit++;
+        ASSERT_TRUE(fit > 48000 && fit < 49000);
+        big = malloc(fit + 2);
+        ASSERT_TRUE(big);
+        memset(big, 'y', fit + 1);
+        big[fit] = '\0';
+        ASSERT_OK(prepare(PK_B, big, &(SendOptions) { .client_message_id = "id-1" }, &req, &why));
+        send_request_done(&req);
+        big[fit] = 'y';
+        big[fit + 1] = '\0';
+        ASSERT_EQ(prepare(PK_B, big, &(SendOptions) { .client_message_id = "id-1" }, &req, &why), -EMSGSIZE);
+        ASSERT_CONTAINS(why, "at most 65536");
+        /* unsealed, the same body still fits: the MAC and the 64-hex target make the difference */
+        ASSERT_OK(prepare("*", big, &(SendOptions) { .client_message_id = "id-1" }, &req, &why));
+        send_request_done(&req);
+
+        /* the bound is exact for a frame without escapes: count it by hand */
+        ASSERT_EQ(wire_send_frame_size("id", "*", "next", NULL, 3, false),
+                  strlen("{\"type\":\"send\",\"id\":\"id\",\"targetSpec\":\"*\",\"priority\":\"next\","
+                         "\"nonce\":\"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\",\"ciphertext\":\"eXl5\","
+                         "\"client_message_id\":\"id\",\"request_fingerprint\":\"") + 64 + 2);
+        ASSERT_EQ(wire_send_frame_size("a/b", "*", "next", "r", 0, false) -
+                          wire_send_frame_size("abc", "*", "next", NULL, 0, false),
+                  2 + strlen(",\"replyToId\":\"r\""));
+}
+
+int main(void) {
+        test_destinations();
+        test_validation();
+        test_normalized();
+        test_frame_limit();
+        return 0;
+}
