@@ -14,7 +14,9 @@ struct Outbox {
 
 /* Step i takes the schema from version i to i + 1 (store_open). Besides reference §4.2: the
  * normalized envelope (mesh_id … body) so the drain can route a row by itself, and an index for
- * listing a mesh's rows newest first. */
+ * listing a mesh's rows newest first. The table is clustered on its ULID id, which grows with
+ * time: an accept appends to the table and touches three indexes, and "newest first" is the
+ * primary key read backwards. */
 static const char *const migrations[] = {
         "CREATE TABLE outbox ("
         "  id TEXT PRIMARY KEY,"
@@ -37,11 +39,10 @@ static const char *const migrations[] = {
         "  broker_message_id TEXT,"
         "  aborted_at INTEGER,"
         "  aborted_by TEXT CHECK (aborted_by IN ('operator','auto')),"
-        "  superseded_by TEXT);"
+        "  superseded_by TEXT) WITHOUT ROWID;"
         "CREATE INDEX outbox_pending ON outbox(status, next_attempt_at);"
         "CREATE INDEX outbox_aborted ON outbox(status, aborted_at) WHERE status = 'aborted';"
-        "CREATE INDEX outbox_mesh_enqueued ON outbox(mesh_id, enqueued_at);"
-        "CREATE INDEX outbox_enqueued ON outbox(enqueued_at);",
+        "CREATE INDEX outbox_mesh ON outbox(mesh_id, id);",
 };
 
 _Static_assert(ELEMENTSOF(migrations) == OUTBOX_SCHEMA_VERSION, "OUTBOX_SCHEMA_VERSION is the number of steps");
@@ -437,9 +438,9 @@ static unsigned clamp_limit(unsigned limit) {
         return limit > OUTBOX_LIST_MAX ? OUTBOX_LIST_MAX : limit;
 }
 
-/* Newest first in index order: the indexes end in the rowid, which follows insertion. */
+/* Newest first: ULIDs grow with time (and within a millisecond), so this is insertion order. */
 #define LIST_SELECT "SELECT " ROW_COLUMNS " FROM outbox"
-#define LIST_ORDER " ORDER BY enqueued_at DESC, rowid DESC LIMIT ?3"
+#define LIST_ORDER " ORDER BY id DESC LIMIT ?3"
 
 int outbox_list(Outbox *o, const char *mesh_id, OutboxStatus status, unsigned limit, OutboxRow **ret, size_t *ret_n) {
         static const char *const sql[4] = {

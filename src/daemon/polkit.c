@@ -43,6 +43,7 @@ struct PolkitRegistry {
         sd_event *event;
         CallerCache *callers;
         sd_bus *system_bus;
+        usec_t system_bus_failed_at; /* CLOCK_MONOTONIC of the last failed connect, or 0 */
         PolkitQuery *queries;
 };
 
@@ -178,9 +179,15 @@ static int system_bus_get(PolkitRegistry *r, sd_bus **ret) {
                 return 0;
         }
         r->system_bus = sd_bus_flush_close_unref(r->system_bus);
+        /* Without a system bus every call would try to connect again: retry at most once a second. */
+        if (r->system_bus_failed_at > 0 && now_usec(CLOCK_MONOTONIC) < r->system_bus_failed_at + USEC_PER_SEC)
+                return -ENOTCONN;
         k = sd_bus_open_system(&r->system_bus);
-        if (k < 0)
+        if (k < 0) {
+                r->system_bus_failed_at = now_usec(CLOCK_MONOTONIC);
                 return k;
+        }
+        r->system_bus_failed_at = 0;
         k = sd_bus_attach_event(r->system_bus, r->event, SD_EVENT_PRIORITY_NORMAL);
         if (k < 0) {
                 r->system_bus = sd_bus_flush_close_unref(r->system_bus);
