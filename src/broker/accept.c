@@ -1,0 +1,557 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <ctype.h>
+#include <inttypes.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "accept.h"
+#include "delivery.h"
+#include "log.h"
+#include "ratelimit.h"
+#include "time-util.h"
+
+#define MS_PER_DAY (24 * 3600 * 1000LL)
+
+typedef struct Recipients {
+        const char **keys;
+        size_t n;
+} Recipients;
+
+typedef struct DedupeRow {
+        char broker_message_id[BROKER_ID_LEN + 1];
+        uint8_t fingerprint[FINGERPRINT_BYTES];
+        bool history_available;
+        int64_t first_seen_at;
+} DedupeRow;
+
+static json_object *ack_new(const SendRequest *req) {
+        json_object *o = json_object_new_object();
+
+        if (!o)
+                return NULL;
+        json_object_object_add(o, "type", json_object_new_string("ack"));
+        json_object_object_add(o, "id", json_object_new_string(req->id));
+        if (req->client_message_id)
+                json_object_object_add(o, "client_message_id", json_object_new_string(req->client_message_id));
+        return o;
+}
+
+static void send_ack_error(Conn *c, const SendRequest *req, const char *code, const char *message,
+                           int64_t retry_after_ms) {
+        _cleanup_(json_object_putp) json_object *o = ack_new(req);
+
+        if (!o)
+                return;
+        json_object_object_add(o, "messageId", json_object_new_string(""));
+        json_object_object_add(o, "queued", json_object_new_boolean(false));
+        json_object_object_add(o, "error", json_object_new_string(message));
+        json_object_object_add(o, "error_code", json_object_new_string(code));
+        if (retry_after_ms > 0)
+                json_object_object_add(o, "retry_after_ms", json_object_new_int64(retry_after_ms));
+        (void) conn_send(c, o);
+}
+
+/* The answer for an id the dedupe table already holds: the original message when the
+ * fingerprints match, a conflict naming the stored fingerprint otherwise. */
+static void send_ack_existing(Conn *c, const SendRequest *req, const uint8_t fingerprint[static FINGERPRINT_BYTES],
+                              const DedupeRow *row) {
+        _cleanup_(json_object_putp) json_object *o = ack_new(req);
+        char first_seen[ISO8601_MAX];
+
+        if (!o)
+                return;
+        if (sodium_memcmp(fingerprint, row->fingerprint, FINGERPRINT_BYTES) != 0) {
+                char prefix[2 * 8 + 1];
+                hex_encode(row->fingerprint, 8, prefix);
+                json_object_object_add(o, "messageId", json_object_new_string(""));
+                json_object_object_add(o, "queued", json_object_new_boolean(false));
+                json_object_object_add(o, "error", json_object_new_string(
+                        "idempotency_key_reused: client_message_id already names a different request"));
+                json_object_object_add(o, "error_code", json_object_new_string("idempotency_key_reused"));
+                json_object_object_add(o, "conflict", json_object_new_string("request_fingerprint_mismatch"));
+                json_object_object_add(o, "broker_fingerprint_prefix", json_object_new_string(prefix));
+                (void) conn_send(c, o);
+                return;
+        }
+        if (format_iso8601((usec_t) row->first_seen_at * USEC_PER_MSEC, first_seen) < 0)
+                first_seen[0] = '\0';
+        json_object_object_add(o, "messageId", json_object_new_string(row->broker_message_id));
+        json_object_object_add(o, "queued", json_object_new_boolean(true));
+        json_object_object_add(o, "duplicate", json_object_new_boolean(true));
+        json_object_object_add(o, "history_available", json_object_new_boolean(row->history_available));
+        json_object_object_add(o, "first_seen_at", json_object_new_string(first_seen));
+        (void) conn_send(c, o);
+}
+
+/* Without a client fingerprint the broker derives one from the destination, so the same id
+ * sent elsewhere is still a conflict. Domain-separated from the client's "1"-prefixed form. */
+static void derive_fingerprint(const SendRequest *req, const char *destination_ref, uint8_t ret[static FINGERPRINT_BYTES]) {
+        crypto_hash_sha256_state h;
+        static const uint8_t zero = 0;
+
+        crypto_hash_sha256_init(&h);
+        crypto_hash_sha256_update(&h, (const uint8_t *) "broker-1", strlen("broker-1") + 1);
+        crypto_hash_sha256_update(&h, (const uint8_t *) target_kind_destination(req->target_kind),
+                                  strlen(target_kind_destination(req->target_kind)));
+        crypto_hash_sha256_update(&h, &zero, 1);
+        crypto_hash_sha256_update(&h, (const uint8_t *) destination_ref, strlen(destination_ref));
+        crypto_hash_sha256_update(&h, &zero, 1);
+        crypto_hash_sha256_update(&h, (const uint8_t *) strempty(req->reply_to_id), strlen(strempty(req->reply_to_id)));
+        crypto_hash_sha256_update(&h, &zero, 1);
+        crypto_hash_sha256_update(&h, (const uint8_t *) req->priority, strlen(req->priority));
+        crypto_hash_sha256_final(&h, ret);
+}
+
+/* 1 and *ret filled when the row exists, 0 when not, negative errno on failure. */
+static int dedupe_lookup(Store *s, const char *mesh_id, const char *client_message_id, DedupeRow *ret) {
+        sqlite3_stmt *st = store_stmt(s,
+                "SELECT broker_message_id, request_fingerprint, history_available, first_seen_at"
+                "  FROM client_message_dedupe WHERE mesh_id = ?1 AND client_message_id = ?2");
+        int rc, r = 0;
+
+        if (!st)
+                return -EIO;
+        sqlite3_bind_text(st, 1, mesh_id, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, client_message_id, -1, SQLITE_STATIC);
+        rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW) {
+                *ret = (DedupeRow) {
+                        .history_available = sqlite3_column_int(st, 2) != 0,
+                        .first_seen_at = sqlite3_column_int64(st, 3),
+                };
+                snprintf(ret->broker_message_id, sizeof ret->broker_message_id, "%s",
+                         (const char *) sqlite3_column_text(st, 0));
+                if (sqlite3_column_bytes(st, 1) == FINGERPRINT_BYTES)
+                        memcpy(ret->fingerprint, sqlite3_column_blob(st, 1), FINGERPRINT_BYTES);
+                r = 1;
+        } else if (rc != SQLITE_DONE)
+                r = store_errno(rc);
+        sqlite3_reset(st);
+        return r;
+}
+
+static bool group_matches(const Conn *p, const char *group) {
+        size_t n = strlen(group);
+
+        if (!p->groups)
+                return false;
+        for (size_t i = 0; i < json_object_array_length(p->groups); i++) {
+                json_object *name;
+                if (!json_object_object_get_ex(json_object_array_get_idx(p->groups, i), "name", &name))
+                        continue;
+                /* "@a" reaches members of "a" and of its subgroups "a/…", as upstream's drain. */
+                const char *g = json_object_get_string(name);
+                if (strneq(g, group, n) && (g[n] == '\0' || g[n] == '/'))
+                        return true;
+        }
+        return false;
+}
+
+/* Multicast goes to the live, visible connections of the other members at accept time;
+ * each gets its own delivery row, so it is redelivered until acknowledged. */
+static int multicast_recipients(Conn *sender, const SendRequest *req, Recipients *ret) {
+        size_t max = 0;
+
+        for (Conn *p = sender->server->conns; p; p = p->next)
+                max++;
+        ret->keys = calloc(max ? max : 1, sizeof *ret->keys);
+        if (!ret->keys)
+                return -ENOMEM;
+        for (Conn *p = sender->server->conns; p; p = p->next) {
+                if (!conn_is_live(p) || !p->visible || !streq(p->mesh_id, sender->mesh_id) ||
+                    streq(p->member_pubkey, sender->member_pubkey))
+                        continue;
+                if (req->target_kind == TARGET_GROUP && !group_matches(p, req->target_ref))
+                        continue;
+                const char *key = conn_routing_key(p);
+                bool seen = false;
+                for (size_t i = 0; i < ret->n && !seen; i++)
+                        seen = streq(ret->keys[i], key);
+                if (!seen)
+                        ret->keys[ret->n++] = key;
+        }
+        return 0;
+}
+
+/* B2: a DM must name a current member or a session of one. 1 = exists. */
+static int direct_target_exists(Store *s, const char *mesh_id, const char *key) {
+        sqlite3_stmt *st = store_stmt(s,
+                "SELECT 1 FROM member WHERE mesh_id = ?1 AND peer_pubkey = ?2 AND revoked_at IS NULL"
+                " UNION ALL "
+                "SELECT 1 FROM session se JOIN member m ON m.id = se.member_id"
+                " WHERE se.mesh_id = ?1 AND se.session_pubkey = ?2 AND m.revoked_at IS NULL LIMIT 1");
+        if (!st)
+                return -EIO;
+        sqlite3_bind_text(st, 1, mesh_id, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, key, -1, SQLITE_STATIC);
+        int rc = sqlite3_step(st);
+        sqlite3_reset(st);
+        return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : store_errno(rc);
+}
+
+/* B2 for topics: 1 and the topic's name when it exists in the mesh. */
+static int topic_lookup(Store *s, const char *mesh_id, const char *topic_id, char **ret_name) {
+        sqlite3_stmt *st = store_stmt(s, "SELECT name FROM topic WHERE mesh_id = ?1 AND id = ?2");
+        int r = 0;
+
+        if (!st)
+                return -EIO;
+        sqlite3_bind_text(st, 1, mesh_id, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, topic_id, -1, SQLITE_STATIC);
+        int rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW) {
+                *ret_name = strdup((const char *) sqlite3_column_text(st, 0));
+                r = *ret_name ? 1 : -ENOMEM;
+        } else if (rc != SQLITE_DONE)
+                r = store_errno(rc);
+        sqlite3_reset(st);
+        return r;
+}
+
+typedef struct Mentions {
+        char names[MENTIONS_MAX][65];
+        size_t n;
+} Mentions;
+
+static void mentions_add(Mentions *m, const char *name, size_t len) {
+        char lower[65];
+
+        if (len == 0 || len > 64 || m->n >= MENTIONS_MAX)
+                return;
+        for (size_t i = 0; i < len; i++)
+                lower[i] = (char) tolower((unsigned char) name[i]);
+        lower[len] = '\0';
+        for (size_t i = 0; i < m->n; i++)
+                if (streq(m->names[i], lower))
+                        return;
+        memcpy(m->names[m->n++], lower, len + 1);
+}
+
+static bool is_name_char(char ch) {
+        return isalnum((unsigned char) ch) || ch == '_' || ch == '-' || ch == '.';
+}
+
+/* Explicit mentions win; otherwise, like upstream, the plaintext body (bodyVersion 1 carries
+ * base64 plaintext) is scanned for @names. */
+static void collect_mentions(const SendRequest *req, Mentions *ret) {
+        *ret = (Mentions) { .n = 0 };
+        if (req->has_mentions) {
+                for (size_t i = 0; i < req->n_mentions; i++) {
+                        const char *name = req->mentions[i] + (req->mentions[i][0] == '@');
+                        mentions_add(ret, name, strlen(name));
+                }
+                return;
+        }
+        if (req->body_version != 1)
+                return;
+
+        size_t max = strlen(req->ciphertext) / 4 * 3 + 3, len;
+        _cleanup_free_ char *text = malloc(max + 1);
+        if (!text ||
+            sodium_base642bin((unsigned char *) text, max, req->ciphertext, strlen(req->ciphertext), NULL, &len, NULL,
+                              sodium_base64_VARIANT_ORIGINAL) != 0)
+                return;
+        for (size_t i = 0; i < len; i++) {
+                if (text[i] != '@' || (i > 0 && is_name_char(text[i - 1])))
+                        continue;
+                size_t j = i + 1;
+                while (j < len && is_name_char(text[j]))
+                        j++;
+                mentions_add(ret, text + i + 1, j - i - 1);
+                i = j - 1;
+        }
+}
+
+typedef struct Accepted {
+        char message_id[BROKER_ID_LEN + 1];
+        int64_t created_at;
+        char *topic_name;
+} Accepted;
+
+static int insert_message(Conn *c, const SendRequest *req, const Accepted *a, const char *topic_id) {
+        Store *s = c->server->store;
+        sqlite3_stmt *st = store_stmt(s,
+                "INSERT INTO message (id, mesh_id, sender_member_id, sender_pubkey, sender_member_pubkey,"
+                "  sender_name, target_spec, priority, nonce, ciphertext, created_at, client_message_id,"
+                "  request_fingerprint, reply_to_id, topic_id)"
+                " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)");
+        if (!st)
+                return -EIO;
+        sqlite3_bind_text(st, 1, a->message_id, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, c->mesh_id, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 3, c->member_id, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 4, conn_routing_key(c), -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 5, c->member_pubkey, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 6, c->display_name, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 7, req->target_kind == TARGET_DIRECT ? req->direct_key : req->target_spec, -1,
+                          SQLITE_STATIC);
+        sqlite3_bind_text(st, 8, req->priority, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 9, req->nonce, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 10, req->ciphertext, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 11, a->created_at);
+        if (req->client_message_id)
+                sqlite3_bind_text(st, 12, req->client_message_id, -1, SQLITE_STATIC);
+        /* Only the client's own fingerprint travels on with the message. */
+        if (req->has_fingerprint)
+                sqlite3_bind_blob(st, 13, req->fingerprint, FINGERPRINT_BYTES, SQLITE_STATIC);
+        if (req->reply_to_id)
+                sqlite3_bind_text(st, 14, req->reply_to_id, -1, SQLITE_STATIC);
+        if (topic_id)
+                sqlite3_bind_text(st, 15, topic_id, -1, SQLITE_STATIC);
+        return store_step_done(s, st);
+}
+
+static int insert_rows(Conn *c, const SendRequest *req, const Accepted *a, const Recipients *rcpt,
+                       const Mentions *mentions) {
+        Store *s = c->server->store;
+        sqlite3_stmt *st;
+        int r;
+
+        if (req->target_kind == TARGET_TOPIC) {
+                st = store_stmt(s, "INSERT INTO topic_message (message_id, mesh_id, topic_id, created_at)"
+                                   " VALUES (?1, ?2, ?3, ?4)");
+                if (!st)
+                        return -EIO;
+                sqlite3_bind_text(st, 1, a->message_id, -1, SQLITE_STATIC);
+                sqlite3_bind_text(st, 2, c->mesh_id, -1, SQLITE_STATIC);
+                sqlite3_bind_text(st, 3, req->target_ref, -1, SQLITE_STATIC);
+                sqlite3_bind_int64(st, 4, a->created_at);
+                r = store_step_done(s, st);
+                if (r < 0)
+                        return r;
+        }
+
+        for (size_t i = 0; i < rcpt->n; i++) {
+                st = store_stmt(s, "INSERT OR IGNORE INTO delivery (message_id, recipient_pubkey, mesh_id, created_at)"
+                                   " VALUES (?1, ?2, ?3, ?4)");
+                if (!st)
+                        return -EIO;
+                sqlite3_bind_text(st, 1, a->message_id, -1, SQLITE_STATIC);
+                sqlite3_bind_text(st, 2, rcpt->keys[i], -1, SQLITE_STATIC);
+                sqlite3_bind_text(st, 3, c->mesh_id, -1, SQLITE_STATIC);
+                sqlite3_bind_int64(st, 4, a->created_at);
+                r = store_step_done(s, st);
+                if (r < 0)
+                        return r;
+        }
+
+        for (size_t i = 0; i < mentions->n; i++) {
+                st = store_stmt(s, "INSERT OR IGNORE INTO mention_index (broker_message_id, mesh_id, mentioned, created_at)"
+                                   " VALUES (?1, ?2, ?3, ?4)");
+                if (!st)
+                        return -EIO;
+                sqlite3_bind_text(st, 1, a->message_id, -1, SQLITE_STATIC);
+                sqlite3_bind_text(st, 2, c->mesh_id, -1, SQLITE_STATIC);
+                sqlite3_bind_text(st, 3, mentions->names[i], -1, SQLITE_STATIC);
+                sqlite3_bind_int64(st, 4, a->created_at);
+                r = store_step_done(s, st);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+static int claim_dedupe(Conn *c, const SendRequest *req, const uint8_t *fingerprint, const char *destination_ref,
+                        const Accepted *a) {
+        Store *s = c->server->store;
+        sqlite3_stmt *st = store_stmt(s,
+                "INSERT INTO client_message_dedupe (mesh_id, client_message_id, broker_message_id,"
+                "  request_fingerprint, destination_kind, destination_ref, first_seen_at, expires_at)"
+                " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
+                " ON CONFLICT (mesh_id, client_message_id) DO NOTHING");
+        int r;
+
+        if (!st)
+                return -EIO;
+        sqlite3_bind_text(st, 1, c->mesh_id, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, req->client_message_id, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 3, a->message_id, -1, SQLITE_STATIC);
+        sqlite3_bind_blob(st, 4, fingerprint, FINGERPRINT_BYTES, SQLITE_STATIC);
+        sqlite3_bind_text(st, 5, target_kind_destination(req->target_kind), -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 6, destination_ref, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 7, a->created_at);
+        sqlite3_bind_int64(st, 8, a->created_at + (int64_t) c->server->opts.dedupe_retention_days * MS_PER_DAY);
+        r = store_step_done(s, st);
+        if (r < 0)
+                return r;
+        return store_changes(s) == 1; /* 0: another request holds the id */
+}
+
+typedef enum AcceptOutcome {
+        ACCEPT_NEW,
+        ACCEPT_EXISTING,        /* *existing filled */
+        ACCEPT_NO_RECIPIENT,
+        ACCEPT_NO_TOPIC,
+} AcceptOutcome;
+
+static int accept_tx(Conn *c, const SendRequest *req, const uint8_t *fingerprint, const char *destination_ref,
+                     const Recipients *rcpt, const Mentions *mentions, Accepted *a, DedupeRow *existing) {
+        Store *s = c->server->store;
+        int r;
+
+        r = store_begin(s);
+        if (r < 0)
+                return r;
+
+        if (req->client_message_id) {
+                r = claim_dedupe(c, req, fingerprint, destination_ref, a);
+                if (r == 0) {
+                        r = dedupe_lookup(s, c->mesh_id, req->client_message_id, existing);
+                        store_rollback(s);
+                        return r < 0 ? r : r == 0 ? -EIO : ACCEPT_EXISTING;
+                }
+                if (r < 0)
+                        goto fail;
+        }
+
+        if (req->target_kind == TARGET_DIRECT) {
+                r = direct_target_exists(s, c->mesh_id, req->direct_key);
+                if (r <= 0) {
+                        store_rollback(s);
+                        return r < 0 ? r : ACCEPT_NO_RECIPIENT;
+                }
+        } else if (req->target_kind == TARGET_TOPIC) {
+                r = topic_lookup(s, c->mesh_id, req->target_ref, &a->topic_name);
+                if (r <= 0) {
+                        store_rollback(s);
+                        return r < 0 ? r : ACCEPT_NO_TOPIC;
+                }
+        }
+
+        r = insert_message(c, req, a, req->target_kind == TARGET_TOPIC ? req->target_ref : NULL);
+        if (r < 0)
+                goto fail;
+        r = insert_rows(c, req, a, rcpt, mentions);
+        if (r < 0)
+                goto fail;
+        r = store_commit(s);
+        if (r < 0)
+                return r;
+        return ACCEPT_NEW;
+
+fail:
+        store_rollback(s);
+        return r;
+}
+
+void accept_handle_send(Conn *c, const Frame *f) {
+        Server *s = c->server;
+        uint8_t fingerprint[FINGERPRINT_BYTES];
+        _cleanup_free_ const char **multicast_keys = NULL;
+        ProtocolError e;
+        SendRequest req;
+        DedupeRow existing;
+        Accepted a = { .created_at = now_ms() };
+        Mentions mentions = { .n = 0 };
+        int64_t retry_after = 0;
+        int r;
+
+        if (send_request_parse(f, &req, &e) < 0) {
+                send_ack_error(c, &req, e.code, e.message, 0);
+                return;
+        }
+        if (req.target_kind == TARGET_DIRECT &&
+            (streq(req.direct_key, conn_routing_key(c)) ||
+             (streq(req.direct_key, c->member_pubkey) && !c->session_pubkey[0]))) {
+                send_ack_error(c, &req, "no_recipient",
+                               "no connected peer for target (targetSpec is your own key without another session)", 0);
+                return;
+        }
+
+        const char *destination_ref = req.target_kind == TARGET_DIRECT ? req.direct_key : req.target_spec;
+        if (req.has_fingerprint)
+                memcpy(fingerprint, req.fingerprint, sizeof fingerprint);
+        else
+                derive_fingerprint(&req, destination_ref, fingerprint);
+
+        /* B0: retries of committed ids are answered here and never spend rate budget. */
+        if (req.client_message_id) {
+                r = dedupe_lookup(s->store, c->mesh_id, req.client_message_id, &existing);
+                if (r > 0) {
+                        send_ack_existing(c, &req, fingerprint, &existing);
+                        return;
+                }
+                if (r < 0) {
+                        send_ack_error(c, &req, "internal", "broker database error, retry later", 1000);
+                        return;
+                }
+        }
+
+        r = ratelimit_consume(s->store, s->opts.rate_limit, s->opts.rate_window_sec, c->mesh_id, c->member_id,
+                              req.client_message_id, a.created_at, &retry_after);
+        if (r == 0) {
+                char msg[128];
+                snprintf(msg, sizeof msg, "rate_limit: max %u msg per %u s — slow down", s->opts.rate_limit,
+                         s->opts.rate_window_sec);
+                send_ack_error(c, &req, "rate_limited", msg, retry_after);
+                return;
+        }
+        if (r < 0) {
+                send_ack_error(c, &req, "internal", "broker database error, retry later", 1000);
+                return;
+        }
+
+        const char *direct[1] = { req.direct_key };
+        Recipients rcpt = { .n = 0 };
+        if (req.target_kind == TARGET_DIRECT)
+                rcpt = (Recipients) { .keys = direct, .n = 1 };
+        else {
+                if (multicast_recipients(c, &req, &rcpt) < 0) {
+                        send_ack_error(c, &req, "internal", "out of memory, retry later", 1000);
+                        return;
+                }
+                multicast_keys = rcpt.keys;
+        }
+        if (req.target_kind == TARGET_TOPIC)
+                collect_mentions(&req, &mentions);
+
+        broker_id_generate(a.message_id);
+        r = accept_tx(c, &req, fingerprint, destination_ref,
+                      &rcpt, &mentions, &a, &existing);
+        _cleanup_free_ char *topic_name = a.topic_name;
+        switch (r) {
+        case ACCEPT_EXISTING:
+                send_ack_existing(c, &req, fingerprint, &existing);
+                return;
+        case ACCEPT_NO_RECIPIENT:
+                send_ack_error(c, &req, "unknown_recipient",
+                               "no connected peer for target (no member or session of this mesh has that pubkey)", 0);
+                return;
+        case ACCEPT_NO_TOPIC:
+                send_ack_error(c, &req, "topic_not_found", "topic not found in this mesh", 0);
+                return;
+        case ACCEPT_NEW:
+                break;
+        default:
+                log_warning_errno(r, "Accept of a send from %s failed: %s", c->presence_id, STRERROR(r));
+                send_ack_error(c, &req, "internal", "broker database error, retry later", 1000);
+                return;
+        }
+
+        _cleanup_(json_object_putp) json_object *ack = ack_new(&req);
+        if (ack) {
+                json_object_object_add(ack, "messageId", json_object_new_string(a.message_id));
+                json_object_object_add(ack, "queued", json_object_new_boolean(true));
+                json_object_object_add(ack, "duplicate", json_object_new_boolean(false));
+                (void) conn_send(c, ack);
+        }
+
+        PushMessage m = {
+                .message_id = a.message_id,
+                .sender_pubkey = conn_routing_key(c),
+                .sender_member_pubkey = c->member_pubkey,
+                .sender_member_id = c->member_id,
+                .sender_name = c->display_name,
+                .priority = req.priority,
+                .nonce = req.nonce,
+                .ciphertext = req.ciphertext,
+                .created_at_ms = a.created_at,
+                .client_message_id = req.client_message_id,
+                .request_fingerprint = req.has_fingerprint ? req.fingerprint : NULL,
+                .topic_name = topic_name,
+                .reply_to_id = req.reply_to_id,
+        };
+        for (size_t i = 0; i < rcpt.n; i++)
+                delivery_push_new(s, c->mesh_id, rcpt.keys[i], &m, c);
+}

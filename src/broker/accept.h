@@ -1,0 +1,19 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/*
+ * The hardened accept path for `send`:
+ *   B1  validate the frame (no row on failure);
+ *   B0  a send whose client_message_id is already in the dedupe table is answered from it —
+ *       duplicate or conflict — before the rate limiter is consulted;
+ *   B1  the idempotent rate limiter;
+ *   B2  one BEGIN IMMEDIATE transaction: claim the dedupe row, check the destination exists
+ *       (rollback otherwise), insert the message, topic history, delivery and mention index
+ *       rows, commit. A dedupe row exists iff the accept committed.
+ * Then the ack, then the pushes.
+ */
+
+#include "protocol.h"
+#include "server.h"
+
+void accept_handle_send(Conn *c, const Frame *f);

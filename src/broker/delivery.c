@@ -1,0 +1,305 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "delivery.h"
+#include "log.h"
+#include "time-util.h"
+
+#define DRAIN_BATCH 256
+
+int delivery_init(Server *s) {
+        return store_exec(s->store,
+                          "CREATE TEMP TABLE lease ("
+                          "  message_id TEXT NOT NULL, recipient_pubkey TEXT NOT NULL,"
+                          "  conn_serial INTEGER NOT NULL, expires_at INTEGER NOT NULL,"
+                          "  PRIMARY KEY (message_id, recipient_pubkey)) WITHOUT ROWID;"
+                          "CREATE INDEX temp.lease_conn ON lease(conn_serial);"
+                          "CREATE INDEX temp.lease_expires ON lease(expires_at);");
+}
+
+json_object *push_frame_new(const char *mesh_id, const PushMessage *m) {
+        char created[ISO8601_MAX];
+        json_object *o = json_object_new_object();
+
+        if (!o)
+                return NULL;
+        if (format_iso8601((usec_t) m->created_at_ms * USEC_PER_MSEC, created) < 0)
+                created[0] = '\0';
+        json_object_object_add(o, "type", json_object_new_string("push"));
+        json_object_object_add(o, "messageId", json_object_new_string(m->message_id));
+        json_object_object_add(o, "meshId", json_object_new_string(mesh_id));
+        json_object_object_add(o, "senderPubkey", json_object_new_string(m->sender_pubkey));
+        json_object_object_add(o, "senderMemberPubkey", json_object_new_string(m->sender_member_pubkey));
+        json_object_object_add(o, "senderMemberId", json_object_new_string(m->sender_member_id));
+        json_object_object_add(o, "senderName", json_object_new_string(m->sender_name));
+        json_object_object_add(o, "priority", json_object_new_string(m->priority));
+        json_object_object_add(o, "nonce", json_object_new_string(m->nonce));
+        json_object_object_add(o, "ciphertext", json_object_new_string(m->ciphertext));
+        json_object_object_add(o, "createdAt", json_object_new_string(created));
+        if (m->topic_name)
+                json_object_object_add(o, "topic", json_object_new_string(m->topic_name));
+        if (m->reply_to_id)
+                json_object_object_add(o, "replyToId", json_object_new_string(m->reply_to_id));
+        if (m->client_message_id)
+                json_object_object_add(o, "client_message_id", json_object_new_string(m->client_message_id));
+        if (m->request_fingerprint) {
+                char hex[2 * FINGERPRINT_BYTES + 1];
+                hex_encode(m->request_fingerprint, FINGERPRINT_BYTES, hex);
+                json_object_object_add(o, "request_fingerprint", json_object_new_string(hex));
+        }
+        return o;
+}
+
+static void arm_lease_timer(Server *s);
+
+static int lease(Conn *c, const char *message_id, const char *recipient_key) {
+        Server *s = c->server;
+        sqlite3_stmt *st = store_stmt(s->store,
+                "INSERT OR REPLACE INTO temp.lease (message_id, recipient_pubkey, conn_serial, expires_at)"
+                " VALUES (?1, ?2, ?3, ?4)");
+        if (!st)
+                return -EIO;
+        sqlite3_bind_text(st, 1, message_id, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, recipient_key, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 3, (sqlite3_int64) c->serial);
+        sqlite3_bind_int64(st, 4, mono_ms() + (int64_t) s->opts.lease_seconds * 1000);
+        int r = store_step_done(s->store, st);
+        if (r >= 0)
+                arm_lease_timer(s);
+        return r;
+}
+
+static int push_and_lease(Conn *c, const char *recipient_key, const PushMessage *m) {
+        _cleanup_(json_object_putp) json_object *o = push_frame_new(c->mesh_id, m);
+        int r;
+
+        if (!o)
+                return -ENOMEM;
+        r = conn_send(c, o);
+        if (r < 0)
+                return r;
+        return lease(c, m->message_id, recipient_key);
+}
+
+static bool conn_owns_key(const Conn *c, const char *key) {
+        return streq(conn_routing_key(c), key) || streq(c->member_pubkey, key);
+}
+
+void delivery_push_new(Server *s, const char *mesh_id, const char *recipient_key, const PushMessage *m,
+                       const Conn *sender) {
+        /* One connection per row: the first live one that owns the key, preferring one that is
+         * not the sender (a member-key DM from one session of a member to its siblings). */
+        Conn *target = NULL;
+        for (Conn *c = s->conns; c; c = c->next) {
+                if (!conn_is_live(c) || !streq(c->mesh_id, mesh_id) || !conn_owns_key(c, recipient_key))
+                        continue;
+                if (c == sender && target)
+                        continue;
+                target = c;
+                if (c != sender)
+                        break;
+        }
+        if (target && target != sender && push_and_lease(target, recipient_key, m) < 0)
+                log_warning("Could not push message %s; it stays queued.", m->message_id);
+}
+
+void delivery_drain(Conn *c) {
+        Server *s = c->server;
+        sqlite3_stmt *st;
+        size_t n = 0;
+        int rc;
+
+        if (!conn_is_live(c))
+                return;
+        st = store_stmt(s->store,
+                "SELECT d.message_id, d.recipient_pubkey, m.sender_pubkey, m.sender_member_pubkey,"
+                "       m.sender_member_id, m.sender_name, m.priority, m.nonce, m.ciphertext, m.created_at,"
+                "       m.client_message_id, m.request_fingerprint, m.reply_to_id, t.name"
+                "  FROM delivery d JOIN message m ON m.id = d.message_id"
+                "  LEFT JOIN topic t ON t.id = m.topic_id"
+                " WHERE d.mesh_id = ?1 AND d.recipient_pubkey IN (?2, ?3)"
+                "   AND NOT EXISTS (SELECT 1 FROM temp.lease l WHERE l.message_id = d.message_id"
+                "                   AND l.recipient_pubkey = d.recipient_pubkey AND l.expires_at > ?4)"
+                " ORDER BY d.created_at, d.message_id LIMIT ?5");
+        if (!st)
+                return;
+        sqlite3_bind_text(st, 1, c->mesh_id, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, conn_routing_key(c), -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 3, c->member_pubkey, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 4, mono_ms());
+        sqlite3_bind_int(st, 5, DRAIN_BATCH);
+
+        /* Collect first: leasing writes to the table the cursor reads. */
+        typedef struct Row {
+                char *message_id, *recipient;
+                json_object *push;
+        } Row;
+        _cleanup_free_ Row *rows = calloc(DRAIN_BATCH, sizeof(Row));
+        if (!rows) {
+                sqlite3_reset(st);
+                return;
+        }
+        while ((rc = sqlite3_step(st)) == SQLITE_ROW && n < DRAIN_BATCH) {
+                const void *fp = sqlite3_column_blob(st, 11);
+                PushMessage m = {
+                        .message_id = (const char *) sqlite3_column_text(st, 0),
+                        .sender_pubkey = (const char *) sqlite3_column_text(st, 2),
+                        .sender_member_pubkey = (const char *) sqlite3_column_text(st, 3),
+                        .sender_member_id = (const char *) sqlite3_column_text(st, 4),
+                        .sender_name = (const char *) sqlite3_column_text(st, 5),
+                        .priority = (const char *) sqlite3_column_text(st, 6),
+                        .nonce = (const char *) sqlite3_column_text(st, 7),
+                        .ciphertext = (const char *) sqlite3_column_text(st, 8),
+                        .created_at_ms = sqlite3_column_int64(st, 9),
+                        .client_message_id = (const char *) sqlite3_column_text(st, 10),
+                        .request_fingerprint = sqlite3_column_bytes(st, 11) == FINGERPRINT_BYTES ? fp : NULL,
+                        .reply_to_id = (const char *) sqlite3_column_text(st, 12),
+                        .topic_name = (const char *) sqlite3_column_text(st, 13),
+                };
+                rows[n].message_id = strdup(m.message_id);
+                rows[n].recipient = strdup((const char *) sqlite3_column_text(st, 1));
+                rows[n].push = push_frame_new(c->mesh_id, &m);
+                n++;
+        }
+        sqlite3_reset(st);
+        if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+                log_warning("Drain for %s failed: %s", c->presence_id, sqlite3_errmsg(store_db(s->store)));
+        c->drain_more = n == DRAIN_BATCH;
+
+        for (size_t i = 0; i < n; i++) {
+                if (rows[i].message_id && rows[i].recipient && rows[i].push && conn_send(c, rows[i].push) >= 0)
+                        (void) lease(c, rows[i].message_id, rows[i].recipient);
+                free(rows[i].message_id);
+                free(rows[i].recipient);
+                json_object_put(rows[i].push);
+        }
+}
+
+static const char *resolve_message_id(Conn *c, const ClientAckRequest *a, char buf[static BROKER_ID_LEN + 1]) {
+        sqlite3_stmt *st;
+
+        if (a->broker_message_id)
+                return a->broker_message_id;
+        st = store_stmt(c->server->store,
+                        "SELECT id FROM message WHERE mesh_id = ?1 AND client_message_id = ?2");
+        if (!st)
+                return NULL;
+        sqlite3_bind_text(st, 1, c->mesh_id, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, a->client_message_id, -1, SQLITE_STATIC);
+        const char *id = NULL;
+        if (sqlite3_step(st) == SQLITE_ROW) {
+                snprintf(buf, BROKER_ID_LEN + 1, "%s", (const char *) sqlite3_column_text(st, 0));
+                id = buf;
+        }
+        sqlite3_reset(st);
+        return id;
+}
+
+void delivery_handle_client_ack(Conn *c, const Frame *f) {
+        Store *store = c->server->store;
+        char buf[BROKER_ID_LEN + 1];
+        ProtocolError e;
+        ClientAckRequest a;
+        sqlite3_stmt *st;
+
+        if (client_ack_request_parse(f, &a, &e) < 0) {
+                conn_send_error(c, e.code, e.message, f->req_id);
+                return;
+        }
+        c->ack_aware = true;
+        /* No reply on success, as upstream; an ack for an unknown or foreign message is a
+         * harmless no-op (at-least-once receivers ack duplicates too). */
+        const char *message_id = resolve_message_id(c, &a, buf);
+        if (!message_id)
+                return;
+
+        st = store_stmt(store, "DELETE FROM delivery WHERE message_id = ?1 AND recipient_pubkey IN (?2, ?3)");
+        if (!st)
+                return;
+        sqlite3_bind_text(st, 1, message_id, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, conn_routing_key(c), -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 3, c->member_pubkey, -1, SQLITE_STATIC);
+        if (store_step_done(store, st) < 0)
+                log_warning("Could not record client_ack for %s.", message_id);
+
+        st = store_stmt(store, "DELETE FROM temp.lease WHERE message_id = ?1 AND recipient_pubkey IN (?2, ?3)");
+        if (!st)
+                return;
+        sqlite3_bind_text(st, 1, message_id, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, conn_routing_key(c), -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 3, c->member_pubkey, -1, SQLITE_STATIC);
+        (void) store_step_done(store, st);
+
+        if (c->drain_more)
+                delivery_drain(c);
+}
+
+void delivery_conn_closed(Conn *c) {
+        Server *s = c->server;
+        sqlite3_stmt *st = store_stmt(s->store, "DELETE FROM temp.lease WHERE conn_serial = ?1");
+
+        if (st) {
+                sqlite3_bind_int64(st, 1, (sqlite3_int64) c->serial);
+                (void) store_step_done(s->store, st);
+        }
+        if (!c->hello_done)
+                return;
+        for (Conn *o = s->conns; o; o = o->next)
+                if (o != c && conn_is_live(o) && streq(o->mesh_id, c->mesh_id) &&
+                    streq(o->member_pubkey, c->member_pubkey))
+                        delivery_drain(o);
+}
+
+static void lease_timer_fired(lws_sorted_usec_list_t *sul) {
+        Server *s = container_of(sul, Server, lease_sul);
+        sqlite3_stmt *st;
+
+        s->lease_sul_armed = false;
+
+        /* A connection that never announced or sent client_ack is an upstream client that
+         * cannot acknowledge: a push it held through a whole lease counts as delivered, or it
+         * would get a copy every lease period. */
+        for (Conn *c = s->conns; c; c = c->next) {
+                if (!conn_is_live(c) || c->ack_aware)
+                        continue;
+                st = store_stmt(s->store,
+                        "DELETE FROM delivery WHERE (message_id, recipient_pubkey) IN"
+                        " (SELECT message_id, recipient_pubkey FROM temp.lease WHERE conn_serial = ?1 AND expires_at <= ?2)");
+                if (!st)
+                        break;
+                sqlite3_bind_int64(st, 1, (sqlite3_int64) c->serial);
+                sqlite3_bind_int64(st, 2, mono_ms());
+                (void) store_step_done(s->store, st);
+        }
+
+        st = store_stmt(s->store, "DELETE FROM temp.lease WHERE expires_at <= ?1");
+        if (st) {
+                sqlite3_bind_int64(st, 1, mono_ms());
+                (void) store_step_done(s->store, st);
+        }
+        for (Conn *c = s->conns; c; c = c->next)
+                delivery_drain(c);
+        arm_lease_timer(s);
+}
+
+/* Wakes up at the earliest lease expiry, and not at all while nothing is leased. */
+static void arm_lease_timer(Server *s) {
+        sqlite3_stmt *st;
+
+        if (s->lease_sul_armed)
+                return;
+        st = store_stmt(s->store, "SELECT MIN(expires_at) FROM temp.lease");
+        if (!st)
+                return;
+        if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL) {
+                int64_t delay = sqlite3_column_int64(st, 0) - mono_ms();
+                if (delay < 0)
+                        delay = 0;
+                lws_sul_schedule(s->ctx, 0, &s->lease_sul, lease_timer_fired,
+                                 (lws_usec_t) (delay + 5) * LWS_US_PER_MS);
+                s->lease_sul_armed = true;
+        }
+        sqlite3_reset(st);
+}

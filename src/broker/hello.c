@@ -1,0 +1,267 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <stdio.h>
+#include <string.h>
+
+#include "delivery.h"
+#include "hello.h"
+#include "log.h"
+#include "presence.h"
+#include "time-util.h"
+
+/* Returns -EACCES so the handler can `return reject(...)`. */
+static int reject(Conn *c, const char *code, const char *message, int close_code, const char *close_reason) {
+        log_debug("Hello from connection %llu rejected: %s", (unsigned long long) c->serial, code);
+        (void) conn_send_error(c, code, message, NULL);
+        conn_close(c, close_code, close_reason);
+        return -EACCES;
+}
+
+static size_t connections_in_mesh(Server *s, const char *mesh_id) {
+        size_t n = 0;
+
+        for (Conn *p = s->conns; p; p = p->next)
+                if (conn_is_live(p) && streq(p->mesh_id, mesh_id))
+                        n++;
+        return n;
+}
+
+typedef struct MemberRow {
+        char *id;
+        char *display_name;
+        char *mesh_name;
+        bool revoked;
+} MemberRow;
+
+static void member_row_done(MemberRow *m) {
+        free(m->id);
+        free(m->display_name);
+        free(m->mesh_name);
+}
+
+/* 1 = found, 0 = no such member, negative errno on failure. The key is compared exactly,
+ * as upstream does: uppercase hex does not match a lowercase row. */
+static int member_lookup(Store *s, const char *mesh_id, const char *pubkey, MemberRow *ret) {
+        sqlite3_stmt *st = store_stmt(s,
+                "SELECT m.id, m.display_name, m.revoked_at IS NOT NULL, mesh.name"
+                "  FROM member m JOIN mesh ON mesh.id = m.mesh_id"
+                " WHERE m.mesh_id = ?1 AND m.peer_pubkey = ?2");
+        int r = 0;
+
+        if (!st)
+                return -EIO;
+        sqlite3_bind_text(st, 1, mesh_id, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, pubkey, -1, SQLITE_STATIC);
+        int rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW) {
+                *ret = (MemberRow) {
+                        .id = strdup((const char *) sqlite3_column_text(st, 0)),
+                        .display_name = strdup((const char *) sqlite3_column_text(st, 1)),
+                        .revoked = sqlite3_column_int(st, 2) != 0,
+                        .mesh_name = strdup((const char *) sqlite3_column_text(st, 3)),
+                };
+                r = ret->id && ret->display_name && ret->mesh_name ? 1 : -ENOMEM;
+        } else if (rc != SQLITE_DONE)
+                r = store_errno(rc);
+        sqlite3_reset(st);
+        return r;
+}
+
+/* The hello's sessionPubkey is not signed, so it must not let one member take over keys that
+ * route another member's messages: a session key another member has used, or another
+ * member's own key. 1 = taken by someone else. */
+static int session_key_taken(Store *s, const char *mesh_id, const char *member_id, const char *key) {
+        sqlite3_stmt *st = store_stmt(s,
+                "SELECT 1 FROM session WHERE mesh_id = ?1 AND session_pubkey = ?2 AND member_id != ?3"
+                " UNION ALL "
+                "SELECT 1 FROM member WHERE mesh_id = ?1 AND peer_pubkey = ?2 AND id != ?3 LIMIT 1");
+        if (!st)
+                return -EIO;
+        sqlite3_bind_text(st, 1, mesh_id, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, key, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 3, member_id, -1, SQLITE_STATIC);
+        int rc = sqlite3_step(st);
+        sqlite3_reset(st);
+        return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : store_errno(rc);
+}
+
+static int remember_session(Conn *c) {
+        Store *s = c->server->store;
+        sqlite3_stmt *st;
+
+        if (!c->session_pubkey[0])
+                return 0;
+        /* Known session keys stay addressable while offline, so DMs to them are stored. */
+        st = store_stmt(s, "INSERT INTO session (mesh_id, session_pubkey, member_id, last_seen_at)"
+                           " VALUES (?1, ?2, ?3, ?4) ON CONFLICT (mesh_id, session_pubkey)"
+                           " DO UPDATE SET member_id = excluded.member_id, last_seen_at = excluded.last_seen_at");
+        if (!st)
+                return -EIO;
+        sqlite3_bind_text(st, 1, c->mesh_id, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, c->session_pubkey, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 3, c->member_id, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 4, c->connected_at_ms);
+        return store_step_done(s, st);
+}
+
+static char *strdup_or_null(const char *s) {
+        return s ? strdup(s) : NULL;
+}
+
+static int adopt_identity(Conn *c, const HelloRequest *h, MemberRow *m) {
+        c->mesh_id = strdup(h->mesh_id);
+        c->member_id = TAKE_PTR(m->id);
+        c->display_name = strdup(h->display_name && *h->display_name ? h->display_name : m->display_name);
+        /* Upstream requires sessionId, pid and cwd (NOT NULL columns, a thrown insert); this
+         * broker fills in neutral values instead of failing the handshake silently. */
+        c->session_id = h->session_id ? strdup(h->session_id) : strdup(c->presence_id);
+        c->cwd = strdup(h->cwd ? h->cwd : "");
+        c->hostname = strdup_or_null(h->hostname);
+        c->peer_type = strdup_or_null(h->peer_type);
+        c->channel = strdup_or_null(h->channel);
+        c->model = strdup_or_null(h->model);
+        c->groups = h->groups ? json_object_get(h->groups) : json_object_new_array();
+        snprintf(c->member_pubkey, sizeof c->member_pubkey, "%s", h->pubkey);
+        snprintf(c->session_pubkey, sizeof c->session_pubkey, "%s", strempty(h->session_pubkey));
+        snprintf(c->status, sizeof c->status, "idle");
+        c->visible = true;
+        c->ack_aware = h->capability_client_ack;
+        c->connected_at_ms = now_ms();
+        if (!c->mesh_id || !c->display_name || !c->session_id || !c->cwd || !c->groups ||
+            (h->hostname && !c->hostname) || (h->peer_type && !c->peer_type) ||
+            (h->channel && !c->channel) || (h->model && !c->model))
+                return -ENOMEM;
+        return 0;
+}
+
+/* Newest hello wins: an older live connection of the same member with the same sessionId or
+ * the same session pubkey is closed with 1000 "session_replaced". Upstream matches the
+ * sessionId across members too, which lets any member (peers_list shows sessionIds) kick any
+ * other; here a member can only replace itself. Returns how many were replaced. */
+static unsigned replace_older(Conn *c) {
+        unsigned n = 0;
+
+        for (Conn *p = c->server->conns; p; p = p->next) {
+                if (p == c || !conn_is_live(p) || !streq(p->mesh_id, c->mesh_id) ||
+                    !streq(p->member_pubkey, c->member_pubkey))
+                        continue;
+                if (!streq(p->session_id, c->session_id) &&
+                    !(c->session_pubkey[0] && streq(p->session_pubkey, c->session_pubkey)))
+                        continue;
+                log_info("Session %s in mesh %s replaced by a newer connection.", p->session_id, p->mesh_id);
+                p->replaced = true;
+                conn_close(p, 1000, "session_replaced");
+                n++;
+        }
+        return n;
+}
+
+static json_object *features_new(const BrokerOptions *o) {
+        json_object *f = json_object_new_object(), *dedupe, *ack, *payload;
+
+        dedupe = json_object_new_object();
+        json_object_object_add(dedupe, "version", json_object_new_int(1));
+        json_object_object_add(dedupe, "mode", json_object_new_string("retention_scoped"));
+        json_object_object_add(dedupe, "dedupe_retention_days", json_object_new_int((int) o->dedupe_retention_days));
+        json_object_object_add(dedupe, "request_fingerprint", json_object_new_boolean(true));
+        json_object_object_add(f, "client_message_id_dedupe", dedupe);
+
+        ack = json_object_new_object();
+        json_object_object_add(ack, "version", json_object_new_int(1));
+        json_object_object_add(ack, "lease_seconds", json_object_new_int((int) o->lease_seconds));
+        json_object_object_add(f, "client_ack", ack);
+
+        payload = json_object_new_object();
+        json_object_object_add(payload, "version", json_object_new_int(1));
+        json_object_object_add(payload, "inline_bytes", json_object_new_int(FRAME_MAX_BYTES));
+        json_object_object_add(f, "max_payload", payload);
+        return f;
+}
+
+static int send_hello_ack(Conn *c) {
+        _cleanup_(json_object_putp) json_object *o = json_object_new_object();
+        json_object *profile = json_object_new_object();
+
+        if (!o || !profile) {
+                json_object_put(profile);
+                return -ENOMEM;
+        }
+        json_object_object_add(profile, "roleTag", NULL);
+        json_object_object_add(profile, "groups", json_object_get(c->groups));
+        json_object_object_add(profile, "messageMode", json_object_new_string("push"));
+
+        json_object_object_add(o, "type", json_object_new_string("hello_ack"));
+        json_object_object_add(o, "presenceId", json_object_new_string(c->presence_id));
+        json_object_object_add(o, "memberDisplayName", json_object_new_string(c->display_name));
+        json_object_object_add(o, "memberProfile", profile);
+        json_object_object_add(o, "services", json_object_new_array());
+        json_object_object_add(o, "features", features_new(&c->server->opts));
+        return conn_send(c, o);
+}
+
+int hello_handle(Conn *c, const Frame *f) {
+        Server *s = c->server;
+        _cleanup_(member_row_done) MemberRow member = { .id = NULL };
+        char message[256];
+        HelloRequest h;
+        const char *why;
+        int r;
+
+        if (c->hello_done)
+                return conn_send_error(c, "already_hello", "hello already accepted on this connection", f->req_id);
+        hello_request_parse(f, &h);
+
+        if (h.session_pubkey_invalid)
+                return reject(c, "bad_session_pubkey", "sessionPubkey must be 64 lowercase hex chars",
+                              1008, "bad_session_pubkey");
+
+        if (h.mesh_id && connections_in_mesh(s, h.mesh_id) >= s->opts.max_connections_per_mesh)
+                return reject(c, "capacity", "mesh at connection capacity", 1008, "capacity");
+
+        why = hello_verify(&h, now_ms());
+        if (why) {
+                snprintf(message, sizeof message, "hello rejected: %s", why);
+                return reject(c, why, message, 1008, why);
+        }
+
+        r = member_lookup(s->store, h.mesh_id, h.pubkey, &member);
+        if (r < 0) {
+                log_warning_errno(r, "Member lookup failed: %s", STRERROR(r));
+                return reject(c, "internal", "broker database error, retry later", 1011, "internal");
+        }
+        if (r > 0 && member.revoked) {
+                snprintf(message, sizeof message,
+                         "You've been removed from \"%s\". Contact the mesh owner to rejoin.", member.mesh_name);
+                return reject(c, "revoked", message, 4002, "banned");
+        }
+        if (r == 0)
+                return reject(c, "unauthorized", "pubkey not found in mesh", 1008, "unauthorized");
+
+        if (h.session_pubkey) {
+                r = session_key_taken(s->store, h.mesh_id, member.id, h.session_pubkey);
+                if (r < 0)
+                        return reject(c, "internal", "broker database error, retry later", 1011, "internal");
+                if (r > 0)
+                        return reject(c, "session_pubkey_in_use",
+                                      "sessionPubkey belongs to another member of this mesh", 1008,
+                                      "session_pubkey_in_use");
+        }
+
+        broker_id_generate(c->presence_id);
+        if (adopt_identity(c, &h, &member) < 0)
+                return reject(c, "internal", "out of memory", 1011, "internal");
+        c->hello_done = true;
+
+        unsigned replaced = replace_older(c);
+        bool reattached = presence_reattach(c);
+        if (remember_session(c) < 0)
+                log_warning("Could not record session %s; DMs to it are stored only while it is online.",
+                            c->session_pubkey);
+
+        log_info("Peer %s (%s) %s mesh %s.", c->display_name, conn_routing_key(c),
+                 reattached ? "reattached to" : "joined", c->mesh_id);
+        (void) send_hello_ack(c);
+        delivery_drain(c);
+        if (replaced == 0 && !reattached)
+                presence_announce(c, "peer_joined");
+        return 0;
+}

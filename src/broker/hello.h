@@ -1,0 +1,17 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/*
+ * The handshake, with upstream's checks in upstream's order (wire-protocol §2.1): session
+ * pubkey shape, mesh capacity, skew/shape/signature, revoked member (4002), unknown member.
+ * Each failure sends an error frame, then closes. One check is ours: a sessionPubkey that
+ * routes another member's messages is refused (session_pubkey_in_use, 1008). On success:
+ * close the connection it replaces (1000 "session_replaced"), hello_ack with the feature
+ * bits, drain queued deliveries, announce peer_joined.
+ */
+
+#include "protocol.h"
+#include "server.h"
+
+/* 0 on success, -EACCES when rejected (the close is queued), other negative errno on failure. */
+int hello_handle(Conn *c, const Frame *f);

@@ -1,0 +1,339 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "delivery.h"
+#include "log.h"
+#include "presence.h"
+#include "time-util.h"
+
+static void add_iso(json_object *o, const char *key, int64_t ms) {
+        char buf[ISO8601_MAX];
+
+        if (format_iso8601((usec_t) ms * USEC_PER_MSEC, buf) < 0)
+                buf[0] = '\0';
+        json_object_object_add(o, key, json_object_new_string(buf));
+}
+
+/* The fields of a system push about a peer; a Ghost keeps them after its socket is gone. */
+typedef struct PeerRef {
+        Server *server;
+        const char *mesh_id;
+        const char *member_pubkey;
+        const char *name;
+        const char *pubkey;
+        json_object *groups;    /* NULL: not part of this event */
+        const Conn *except;
+} PeerRef;
+
+static void announce(const PeerRef *p, const char *event) {
+        char uuid[UUID_STR_LEN + 1];
+        _cleanup_(json_object_putp) json_object *o = NULL;
+        json_object *data;
+
+        uuid_generate_string(uuid);
+        o = json_object_new_object();
+        data = json_object_new_object();
+        if (!o || !data) {
+                json_object_put(data);
+                return;
+        }
+        json_object_object_add(data, "name", json_object_new_string(p->name));
+        json_object_object_add(data, "pubkey", json_object_new_string(p->pubkey));
+        if (p->groups)
+                json_object_object_add(data, "groups", json_object_get(p->groups));
+
+        json_object_object_add(o, "type", json_object_new_string("push"));
+        json_object_object_add(o, "subtype", json_object_new_string("system"));
+        json_object_object_add(o, "event", json_object_new_string(event));
+        json_object_object_add(o, "eventData", data);
+        json_object_object_add(o, "messageId", json_object_new_string(uuid));
+        json_object_object_add(o, "meshId", json_object_new_string(p->mesh_id));
+        json_object_object_add(o, "senderPubkey", json_object_new_string("system"));
+        json_object_object_add(o, "priority", json_object_new_string("low"));
+        json_object_object_add(o, "nonce", json_object_new_string(""));
+        json_object_object_add(o, "ciphertext", json_object_new_string(""));
+        add_iso(o, "createdAt", now_ms());
+
+        /* Not to the subject's own siblings: a member does not announce itself to itself. */
+        for (Conn *c = p->server->conns; c; c = c->next)
+                if (c != p->except && conn_is_live(c) && streq(c->mesh_id, p->mesh_id) &&
+                    !streq(c->member_pubkey, p->member_pubkey))
+                        (void) conn_send(c, o);
+}
+
+void presence_announce(Conn *subject, const char *event) {
+        PeerRef p = {
+                .server = subject->server,
+                .mesh_id = subject->mesh_id,
+                .member_pubkey = subject->member_pubkey,
+                .name = subject->display_name,
+                .pubkey = conn_routing_key(subject),
+                .groups = streq(event, "peer_joined") ? subject->groups : NULL,
+                .except = subject,
+        };
+        announce(&p, event);
+}
+
+struct Ghost {
+        Ghost *next;
+        char *mesh_id;
+        char *session_id;
+        char *name;
+        char member_pubkey[PUBKEY_HEX_LEN + 1];
+        char session_pubkey[PUBKEY_HEX_LEN + 1];
+        int64_t deadline_ms;
+};
+
+static void ghost_free(Ghost *g) {
+        free(g->mesh_id);
+        free(g->session_id);
+        free(g->name);
+        free(g);
+}
+
+static void arm_ghost_timer(Server *s);
+
+static void ghost_timer_fired(lws_sorted_usec_list_t *sul) {
+        Server *s = container_of(sul, Server, ghost_sul);
+        int64_t now = mono_ms();
+
+        for (Ghost **g = &s->ghosts; *g;) {
+                Ghost *e = *g;
+                if (e->deadline_ms > now) {
+                        g = &e->next;
+                        continue;
+                }
+                *g = e->next;
+                PeerRef p = {
+                        .server = s,
+                        .mesh_id = e->mesh_id,
+                        .member_pubkey = e->member_pubkey,
+                        .name = e->name,
+                        .pubkey = e->session_pubkey[0] ? e->session_pubkey : e->member_pubkey,
+                };
+                log_info("Peer %s (%s) did not come back; it left mesh %s.", e->name, p.pubkey, e->mesh_id);
+                announce(&p, "peer_left");
+                ghost_free(e);
+        }
+        arm_ghost_timer(s);
+}
+
+static void arm_ghost_timer(Server *s) {
+        int64_t first = INT64_MAX;
+
+        for (Ghost *g = s->ghosts; g; g = g->next)
+                if (g->deadline_ms < first)
+                        first = g->deadline_ms;
+        if (first == INT64_MAX) {
+                lws_sul_cancel(&s->ghost_sul);
+                return;
+        }
+        int64_t delay = first - mono_ms();
+        lws_sul_schedule(s->ctx, 0, &s->ghost_sul, ghost_timer_fired, (lws_usec_t) (delay > 0 ? delay : 0) * LWS_US_PER_MS);
+}
+
+void presence_conn_closed(Conn *c) {
+        Server *s = c->server;
+        Ghost *g;
+
+        if (!c->hello_done || c->replaced)
+                return;
+        if (s->opts.presence_grace_sec == 0) {
+                presence_announce(c, "peer_left");
+                return;
+        }
+        g = calloc(1, sizeof *g);
+        if (g) {
+                g->mesh_id = strdup(c->mesh_id);
+                g->session_id = strdup(c->session_id);
+                g->name = strdup(c->display_name);
+        }
+        if (!g || !g->mesh_id || !g->session_id || !g->name) {
+                if (g)
+                        ghost_free(g);
+                presence_announce(c, "peer_left");
+                return;
+        }
+        snprintf(g->member_pubkey, sizeof g->member_pubkey, "%s", c->member_pubkey);
+        snprintf(g->session_pubkey, sizeof g->session_pubkey, "%s", c->session_pubkey);
+        g->deadline_ms = mono_ms() + (int64_t) s->opts.presence_grace_sec * 1000;
+        g->next = s->ghosts;
+        s->ghosts = g;
+        arm_ghost_timer(s);
+}
+
+bool presence_reattach(Conn *c) {
+        Server *s = c->server;
+
+        for (Ghost **g = &s->ghosts; *g; g = &(*g)->next) {
+                Ghost *e = *g;
+                if (!streq(e->mesh_id, c->mesh_id) || !streq(e->member_pubkey, c->member_pubkey))
+                        continue;
+                if (c->session_pubkey[0] ? !streq(e->session_pubkey, c->session_pubkey)
+                                         : (e->session_pubkey[0] || !streq(e->session_id, c->session_id)))
+                        continue;
+                *g = e->next;
+                ghost_free(e);
+                arm_ghost_timer(s);
+                return true;
+        }
+        return false;
+}
+
+void presence_ghosts_free(Server *s) {
+        while (s->ghosts) {
+                Ghost *g = s->ghosts;
+                s->ghosts = g->next;
+                ghost_free(g);
+        }
+        lws_sul_cancel(&s->ghost_sul);
+}
+
+static json_object *peer_summary(const Conn *p) {
+        json_object *o = json_object_new_object();
+
+        if (!o)
+                return NULL;
+        json_object_object_add(o, "pubkey", json_object_new_string(conn_routing_key(p)));
+        json_object_object_add(o, "memberPubkey", json_object_new_string(p->member_pubkey));
+        json_object_object_add(o, "displayName", json_object_new_string(p->display_name));
+        json_object_object_add(o, "status", json_object_new_string(p->status));
+        json_object_object_add(o, "summary", p->summary ? json_object_new_string(p->summary) : NULL);
+        json_object_object_add(o, "groups", p->groups ? json_object_get(p->groups) : json_object_new_array());
+        json_object_object_add(o, "sessionId", json_object_new_string(p->session_id));
+        add_iso(o, "connectedAt", p->connected_at_ms);
+        json_object_object_add(o, "cwd", json_object_new_string(p->cwd));
+        if (p->hostname)
+                json_object_object_add(o, "hostname", json_object_new_string(p->hostname));
+        if (p->peer_type)
+                json_object_object_add(o, "peerType", json_object_new_string(p->peer_type));
+        if (p->channel)
+                json_object_object_add(o, "channel", json_object_new_string(p->channel));
+        if (p->model)
+                json_object_object_add(o, "model", json_object_new_string(p->model));
+        json_object_object_add(o, "visible", json_object_new_boolean(p->visible));
+        if (p->profile && json_object_object_length(p->profile) > 0)
+                json_object_object_add(o, "profile", json_object_get(p->profile));
+        return o;
+}
+
+static int compare_connected_at(const void *a, const void *b) {
+        const Conn *x = *(Conn *const *) a, *y = *(Conn *const *) b;
+
+        if (x->connected_at_ms != y->connected_at_ms)
+                return x->connected_at_ms < y->connected_at_ms ? -1 : 1;
+        return x->serial < y->serial ? -1 : x->serial > y->serial;
+}
+
+void presence_handle_list_peers(Conn *c, const Frame *f) {
+        _cleanup_(json_object_putp) json_object *o = NULL;
+        _cleanup_free_ Conn **list = NULL;
+        size_t n = 0, max = 0;
+        json_object *peers;
+
+        for (Conn *p = c->server->conns; p; p = p->next)
+                max++;
+        list = calloc(max ? max : 1, sizeof *list);
+        if (!list)
+                return;
+        /* Hidden peers vanish from other members' lists, but never from their own. */
+        for (Conn *p = c->server->conns; p; p = p->next)
+                if (conn_is_live(p) && streq(p->mesh_id, c->mesh_id) &&
+                    (p->visible || streq(p->member_pubkey, c->member_pubkey)))
+                        list[n++] = p;
+        qsort(list, n, sizeof *list, compare_connected_at);
+
+        o = json_object_new_object();
+        peers = json_object_new_array();
+        if (!o || !peers) {
+                json_object_put(peers);
+                return;
+        }
+        for (size_t i = 0; i < n; i++)
+                json_object_array_add(peers, peer_summary(list[i]));
+        json_object_object_add(o, "type", json_object_new_string("peers_list"));
+        if (f->req_id)
+                json_object_object_add(o, "_reqId", json_object_new_string(f->req_id));
+        json_object_object_add(o, "peers", peers);
+        (void) conn_send(c, o);
+}
+
+int presence_send_generic_ack(Conn *c, const Frame *f) {
+        _cleanup_(json_object_putp) json_object *o = json_object_new_object();
+
+        if (!o)
+                return -ENOMEM;
+        json_object_object_add(o, "type", json_object_new_string("ack"));
+        json_object_object_add(o, "id", json_object_new_string(f->req_id ? f->req_id : ""));
+        json_object_object_add(o, "messageId", json_object_new_string(""));
+        json_object_object_add(o, "queued", json_object_new_boolean(false));
+        if (f->req_id)
+                json_object_object_add(o, "_reqId", json_object_new_string(f->req_id));
+        return conn_send(c, o);
+}
+
+void presence_handle_set_status(Conn *c, const Frame *f) {
+        ProtocolError e;
+        const char *status;
+
+        if (set_status_request_parse(f, &status, &e) < 0) {
+                conn_send_error(c, e.code, e.message, f->req_id);
+                return;
+        }
+        snprintf(c->status, sizeof c->status, "%s", status);
+}
+
+void presence_handle_set_summary(Conn *c, const Frame *f) {
+        ProtocolError e;
+        const char *summary;
+
+        if (set_summary_request_parse(f, &summary, &e) < 0) {
+                conn_send_error(c, e.code, e.message, f->req_id);
+                return;
+        }
+        char *copy = strdup(summary);
+        if (!copy)
+                return;
+        free(c->summary);
+        c->summary = copy;
+}
+
+void presence_handle_set_visible(Conn *c, const Frame *f) {
+        ProtocolError e;
+        bool visible;
+
+        if (set_visible_request_parse(f, &visible, &e) < 0) {
+                conn_send_error(c, e.code, e.message, f->req_id);
+                return;
+        }
+        bool changed = visible != c->visible;
+        c->visible = visible;
+        (void) presence_send_generic_ack(c, f);
+        if (changed)
+                presence_announce(c, visible ? "peer_visible" : "peer_hidden");
+}
+
+void presence_handle_set_profile(Conn *c, const Frame *f) {
+        ProtocolError e;
+        json_object *profile;
+
+        if (set_profile_request_parse(f, &profile, &e) < 0) {
+                conn_send_error(c, e.code, e.message, f->req_id);
+                return;
+        }
+        /* Fields not named in this request keep their earlier values. */
+        if (c->profile) {
+                struct json_object_iterator it = json_object_iter_begin(profile);
+                struct json_object_iterator end = json_object_iter_end(profile);
+                for (; !json_object_iter_equal(&it, &end); json_object_iter_next(&it))
+                        json_object_object_add(c->profile, json_object_iter_peek_name(&it),
+                                               json_object_get(json_object_iter_peek_value(&it)));
+                json_object_put(profile);
+        } else
+                c->profile = profile;
+        (void) presence_send_generic_ack(c, f);
+}

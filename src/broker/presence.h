@@ -1,0 +1,30 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/* Presence: the peer list, status/summary/visibility/profile updates, and the system pushes
+ * (peer_joined, peer_left, peer_visible, peer_hidden) other members receive. */
+
+#include "protocol.h"
+#include "server.h"
+
+/* Sends a system push about subject (event "peer_joined", "peer_visible", ...) to every live
+ * connection of the other members of its mesh. */
+void presence_announce(Conn *subject, const char *event);
+
+/* Presence is a lease, not a socket: a peer whose socket closes stays announced for
+ * --presence-grace seconds. If the same session (same session pubkey, or same sessionId
+ * without one) says hello again within it, it reattaches silently; otherwise peer_left goes
+ * out when the grace ends. A replaced connection (session_replaced) never leaves. */
+void presence_conn_closed(Conn *c);
+/* True (and the grace ended) when c's hello resumes a session still in its grace. */
+bool presence_reattach(Conn *c);
+void presence_ghosts_free(Server *s);
+
+void presence_handle_list_peers(Conn *c, const Frame *f);
+void presence_handle_set_status(Conn *c, const Frame *f);
+void presence_handle_set_summary(Conn *c, const Frame *f);
+void presence_handle_set_visible(Conn *c, const Frame *f);
+void presence_handle_set_profile(Conn *c, const Frame *f);
+
+/* {"type":"ack","id":_reqId??"","messageId":"","queued":false,"_reqId"?}: upstream's generic OK. */
+int presence_send_generic_ack(Conn *c, const Frame *f);

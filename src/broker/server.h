@@ -1,0 +1,113 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/*
+ * The broker server: one libwebsockets context on lws' own default event loop (single
+ * thread). Every connection is a Conn; handlers queue frames on it and never block on the
+ * socket. The database is local and synchronous: a committed accept is a few microseconds.
+ */
+
+#include <json-c/json.h>
+#include <libwebsockets.h>
+#include <signal.h>
+#include <stddef.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "ids.h"
+#include "store.h"
+
+#define container_of(ptr, type, member) ((type *) ((char *) (ptr) - offsetof(type, member)))
+
+typedef struct BrokerOptions {
+        char listen_host[256];
+        int listen_port;
+        const char *db_path;
+        const char *tls_cert;
+        const char *tls_key;
+        unsigned ping_interval_sec;
+        unsigned liveness_timeout_sec;
+        unsigned lease_seconds;
+        unsigned max_connections_per_mesh;
+        unsigned rate_limit;             /* sends per member and window; 0 = off */
+        unsigned rate_window_sec;
+        unsigned dedupe_retention_days;
+        unsigned message_retention_days;
+        unsigned purge_interval_sec;
+        unsigned presence_grace_sec;     /* 0: peer_left as soon as the socket closes */
+} BrokerOptions;
+
+void broker_options_init(BrokerOptions *o);
+
+typedef struct OutFrame OutFrame;
+typedef struct Ghost Ghost;
+typedef struct Server Server;
+
+typedef struct Conn {
+        struct lws *wsi;
+        Server *server;
+        struct Conn *prev, *next;
+        uint64_t serial;                 /* unique per process: the lease owner key */
+        bool is_ws;
+        bool hello_done;
+        bool closing;                    /* close queued: no longer routable */
+        bool replaced;                   /* closed by session_replaced: no peer_left */
+        bool drain_more;                 /* pending rows were left for the next drain */
+        bool ack_aware;                  /* announced or sent client_ack: leases are redelivered */
+        int64_t last_rx_ms;              /* monotonic, for the liveness cut */
+
+        char *rx;                        /* message being reassembled from fragments */
+        size_t rx_len, rx_alloc;
+
+        OutFrame *out_head, *out_tail;
+        size_t out_bytes;
+        bool ping_pending;
+        int close_code;
+        char close_reason[124];          /* a WS close reason is at most 123 bytes */
+
+        /* Identity and presence, valid once hello_done. */
+        char presence_id[BROKER_ID_LEN + 1];
+        char *mesh_id;
+        char *member_id;
+        char member_pubkey[PUBKEY_HEX_LEN + 1];
+        char session_pubkey[PUBKEY_HEX_LEN + 1];   /* "" when the hello had none */
+        char *display_name;
+        char *session_id;
+        char *cwd, *hostname, *peer_type, *channel, *model;
+        json_object *groups;
+        json_object *profile;
+        char *summary;
+        char status[8];
+        bool visible;
+        int64_t connected_at_ms;
+} Conn;
+
+struct Server {
+        BrokerOptions opts;
+        Store *store;
+        struct lws_context *ctx;
+        Conn *conns;
+        uint64_t next_serial;
+        lws_sorted_usec_list_t ping_sul;
+        lws_sorted_usec_list_t lease_sul;
+        lws_sorted_usec_list_t purge_sul;
+        lws_sorted_usec_list_t ghost_sul;
+        Ghost *ghosts;                   /* closed sessions in their presence grace */
+        bool lease_sul_armed;
+        bool shutting_down;
+};
+
+int server_run(const BrokerOptions *opts);
+
+/* The key the mesh routes to this connection by: its session pubkey, else its member's. */
+const char *conn_routing_key(const Conn *c);
+bool conn_is_live(const Conn *c);
+
+/* Serialises o and queues it as one text frame. Does not take o's reference. */
+int conn_send(Conn *c, json_object *o);
+/* {"type":"error","code","message","_reqId"?} */
+int conn_send_error(Conn *c, const char *code, const char *message, const char *req_id);
+/* Queues a close with code and reason after the frames already queued. */
+void conn_close(Conn *c, int code, const char *reason);
+/* Drops the TCP connection now, without a close frame (the client sees 1006). */
+void conn_kill(Conn *c);

@@ -1,0 +1,247 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""Helpers for the broker tests: a broker process on a free loopback port with a temporary
+database, the admin commands, and a WebSocket client that speaks the upstream protocol
+(signed hello with PyNaCl, frames as JSON). Run with /usr/bin/python3 (Debian's
+python3-websockets and python3-nacl)."""
+
+import asyncio
+import base64
+import json
+import os
+import socket
+import ssl
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+import urllib.request
+import uuid
+
+import nacl.signing
+import websockets
+
+BROKER = os.environ.get("CLAUDEMESH_BROKER", "claudemesh-broker")
+# Under `meson test --setup valgrind` the broker runs under valgrind too, and slower.
+VALGRIND = ["valgrind", "--error-exitcode=99", "--leak-check=full", "--errors-for-leak-kinds=definite",
+            "--quiet"] if os.environ.get("CLAUDEMESH_UNDER_VALGRIND") == "1" else []
+TIMEOUT = 30.0 if VALGRIND else 5.0
+
+
+def free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Broker:
+    def __init__(self, *args, db=None):
+        self.tmp = tempfile.TemporaryDirectory(prefix="broker-test-")
+        self.db = db or os.path.join(self.tmp.name, "broker.db")
+        self.port = free_port()
+        self.args = list(args)
+        self.proc = None
+        self.clients = []
+        self.log = open(os.path.join(self.tmp.name, "broker.log"), "w+")
+
+    @property
+    def url(self):
+        return f"ws://127.0.0.1:{self.port}/ws"
+
+    @property
+    def tls(self):
+        return "--tls-cert" in self.args
+
+    @property
+    def http(self):
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
+
+    def admin(self, *args, check=True):
+        p = subprocess.run([BROKER, "--db", self.db, "--listen", f"127.0.0.1:{self.port}", *args],
+                           capture_output=True, text=True, timeout=30)
+        if check and p.returncode != 0:
+            raise AssertionError(f"admin {args} failed ({p.returncode}): {p.stderr}")
+        return p
+
+    def start(self):
+        env = dict(os.environ, CLAUDEMESH_LOG_TARGET="stderr", CLAUDEMESH_LOG_LEVEL="debug")
+        self.proc = subprocess.Popen([*VALGRIND, BROKER, "--db", self.db, "--listen", f"127.0.0.1:{self.port}", *self.args],
+                                     stdout=self.log, stderr=self.log, env=env)
+        deadline = time.monotonic() + 10 * (6 if VALGRIND else 1)
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"broker exited with {self.proc.returncode}:\n{self.logtext()}")
+            try:
+                with urllib.request.urlopen(self.http + "/health", timeout=1,
+                                            context=ssl._create_unverified_context() if self.tls else None) as r:
+                    if r.status == 200:
+                        return self
+            except OSError:
+                time.sleep(0.05)
+        raise AssertionError("broker did not come up:\n" + self.logtext())
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(60 if VALGRIND else 10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        rc = self.proc.returncode if self.proc else 0
+        self.proc = None
+        return rc
+
+    def logtext(self):
+        self.log.flush()
+        self.log.seek(0)
+        return self.log.read()
+
+    def close(self):
+        self.stop()
+        self.log.close()
+        self.tmp.cleanup()
+
+    def mesh(self, name="acme"):
+        return json.loads(self.admin("mesh", "create", name).stdout)
+
+    def member(self, mesh, name, *extra):
+        return json.loads(self.admin("member", "add", mesh, name, *extra).stdout)
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+class Client:
+    """One WebSocket connection. Frames that arrive while waiting for something else are
+    kept, so tests can assert on them later."""
+
+    def __init__(self, broker, entry, session=True, session_id=None, display_name=None):
+        self.broker = broker
+        self.entry = entry
+        self.member_key = nacl.signing.SigningKey(bytes.fromhex(entry["secretKey"])[:32]) \
+            if "secretKey" in entry else None
+        self.session_key = nacl.signing.SigningKey.generate() if session else None
+        self.session_id = session_id or f"test-{uuid.uuid4()}"
+        self.display_name = display_name
+        self.ws = None
+        self.inbox = []
+        self.hello_ack = None
+        broker.clients.append(self)
+
+    @property
+    def session_pubkey(self):
+        return self.session_key.verify_key.encode().hex() if self.session_key else None
+
+    @property
+    def routing_key(self):
+        return self.session_pubkey or self.entry["pubkey"]
+
+    async def connect(self, path="/ws"):
+        self.ws = await websockets.connect(f"ws://127.0.0.1:{self.broker.port}{path}", ping_interval=None,
+                                           max_size=None, open_timeout=TIMEOUT)
+        return self
+
+    def hello_frame(self, timestamp=None, **override):
+        ts = int(time.time() * 1000) if timestamp is None else timestamp
+        e = self.entry
+        signed = f"{e['meshId']}|{e['memberId']}|{e['pubkey']}|{ts}".encode()
+        frame = {"type": "hello", "meshId": e["meshId"], "memberId": e["memberId"], "pubkey": e["pubkey"],
+                 "sessionId": self.session_id, "pid": os.getpid(), "cwd": "/tmp", "hostname": "testhost",
+                 "peerType": "ai", "channel": "claudemesh-test", "timestamp": ts,
+                 "signature": self.member_key.sign(signed).signature.hex()}
+        if self.session_key:
+            frame["sessionPubkey"] = self.session_pubkey
+        if self.display_name:
+            frame["displayName"] = self.display_name
+        frame.update(override)
+        return {k: v for k, v in frame.items() if v is not None}
+
+    async def hello(self, **override):
+        if not self.ws:
+            await self.connect()
+        await self.send_json(self.hello_frame(**override))
+        self.hello_ack = await self.expect("hello_ack")
+        return self.hello_ack
+
+    async def send_json(self, obj):
+        await self.ws.send(json.dumps(obj))
+
+    async def recv(self, timeout=TIMEOUT):
+        return json.loads(await asyncio.wait_for(self.ws.recv(), timeout))
+
+    async def expect(self, type_, timeout=TIMEOUT, **match):
+        """The first kept or new frame of this type whose fields equal match."""
+        def ok(f):
+            return f.get("type") == type_ and all(f.get(k) == v for k, v in match.items())
+        for i, f in enumerate(self.inbox):
+            if ok(f):
+                return self.inbox.pop(i)
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise AssertionError(f"no {type_} {match} within {timeout}s; got {self.inbox}")
+            try:
+                f = await self.recv(left)
+            except asyncio.TimeoutError:
+                continue
+            if ok(f):
+                return f
+            self.inbox.append(f)
+
+    async def nothing(self, type_, wait=0.5, **match):
+        """Asserts that no such frame arrives within wait seconds."""
+        try:
+            f = await self.expect(type_, timeout=wait, **match)
+        except AssertionError:
+            return
+        raise AssertionError(f"unexpected {f}")
+
+    async def send(self, target, text="hi", id=None, **extra):
+        id = id or str(uuid.uuid4())
+        frame = {"type": "send", "id": id, "targetSpec": target, "priority": "next",
+                 "nonce": b64(os.urandom(24)), "ciphertext": b64(text.encode())}
+        frame.update(extra)
+        await self.send_json({k: v for k, v in frame.items() if v is not None})
+        return await self.expect("ack", id=id)
+
+    async def close(self):
+        if self.ws:
+            await self.ws.close()
+
+
+async def with_cleanup(test, broker):
+    try:
+        await test(broker)
+    finally:
+        # Drop the sockets at once: a polite close would wait for the broker's close frame.
+        for c in broker.clients:
+            if c.ws:
+                c.ws.transport.abort()
+
+
+def run(tests, *broker_args):
+    """Runs each async test(broker) against a fresh broker; exits non-zero on failure."""
+    failed = 0
+    only = sys.argv[1:]
+    for t in tests:
+        if only and t.__name__ not in only:
+            continue
+        b = Broker(*broker_args, *getattr(t, "broker_args", []))
+        try:
+            b.start()
+            asyncio.run(asyncio.wait_for(with_cleanup(t, b), 600 if VALGRIND else 60))
+            rc = b.stop()
+            # SIGTERM is a clean shutdown (and, under ASan, a leak check).
+            assert rc == 0, f"broker exited with {rc} on SIGTERM"
+            print(f"ok   {t.__name__}", flush=True)
+        except BaseException:
+            failed += 1
+            print(f"FAIL {t.__name__}", flush=True)
+            traceback.print_exc()
+            print("---- broker log ----\n" + b.logtext()[-6000:], flush=True)
+        finally:
+            b.close()
+    sys.exit(1 if failed else 0)

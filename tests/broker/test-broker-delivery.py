@@ -1,0 +1,163 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""Delivery guarantees against a running broker: store-and-forward to offline members,
+leased pushes redelivered until client_ack, and the liveness cut."""
+
+import asyncio
+import time
+
+import websockets
+
+import brokertest as bt
+
+
+async def test_offline_store_and_forward(b):
+    m = b.mesh()
+    alice = bt.Client(b, b.member(m["id"], "alice"))
+    bob_entry = b.member(m["id"], "bob")
+    carol_entry = b.member(m["id"], "carol")
+    await alice.hello()
+    # bob has connected before, so his session key is known; carol never has.
+    bob = bt.Client(b, bob_entry)
+    await bob.hello()
+    await bob.close()
+
+    to_session = await alice.send(bob.session_pubkey, "while you were away")
+    to_member = await alice.send(bob_entry["pubkey"], "to your member key")
+    to_carol = await alice.send(carol_entry["pubkey"], "hello carol", client_message_id="c-1",
+                                request_fingerprint="ab" * 32)
+    for ack in (to_session, to_member, to_carol):
+        assert ack["queued"] is True and ack["duplicate"] is False, ack
+
+    again = bt.Client(b, bob_entry)
+    again.session_key = bob.session_key
+    await again.hello()
+    p1 = await again.expect("push", messageId=to_session["messageId"])
+    p2 = await again.expect("push", messageId=to_member["messageId"])
+    assert bt.base64.b64decode(p1["ciphertext"]) == b"while you were away"
+    assert p2["senderPubkey"] == alice.session_pubkey
+    # A fresh session of bob (another key) gets the member-key DM only if still unacked.
+    carol = bt.Client(b, carol_entry)
+    await carol.hello()
+    p = await carol.expect("push", messageId=to_carol["messageId"])
+    assert p["client_message_id"] == "c-1" and p["request_fingerprint"] == "ab" * 32, p
+    assert p["createdAt"].endswith("Z")
+
+
+async def test_redelivery_after_receiver_dies(b):
+    m = b.mesh()
+    alice = bt.Client(b, b.member(m["id"], "alice"))
+    bob_entry = b.member(m["id"], "bob")
+    bob = bt.Client(b, bob_entry)
+    await alice.hello()
+    await bob.hello()
+    acks = [await alice.send(bob.session_pubkey, f"m{i}", client_message_id=f"id-{i}") for i in range(3)]
+    for a in acks:
+        await bob.expect("push", messageId=a["messageId"])
+    # bob acknowledges one, by client id, then dies without acknowledging the others.
+    await bob.send_json({"type": "client_ack", "clientMessageId": "id-0"})
+    await asyncio.sleep(0.2)
+    bob.ws.transport.abort()
+
+    again = bt.Client(b, bob_entry)
+    again.session_key = bob.session_key
+    await again.hello()
+    got = [await again.expect("push", messageId=a["messageId"]) for a in acks[1:]]
+    assert [bt.base64.b64decode(p["ciphertext"]) for p in got] == [b"m1", b"m2"]
+    await again.nothing("push", messageId=acks[0]["messageId"])
+    await again.send_json({"type": "client_ack", "brokerMessageId": acks[1]["messageId"]})
+    await again.send_json({"type": "client_ack", "clientMessageId": "id-2"})
+    await asyncio.sleep(0.2)
+    await again.close()
+
+    third = bt.Client(b, bob_entry)
+    third.session_key = bob.session_key
+    await third.hello()
+    await third.nothing("push", wait=1.0, senderName="alice")
+
+
+async def test_redelivery_after_lease(b):
+    m = b.mesh()
+    alice = bt.Client(b, b.member(m["id"], "alice"))
+    bob = bt.Client(b, b.member(m["id"], "bob"))
+    carol = bt.Client(b, b.member(m["id"], "carol"))
+    await alice.hello()
+    await bob.hello(capabilities=["client_ack"])
+    await carol.hello(capabilities=["client_ack"])
+    dm = await alice.send(bob.session_pubkey, "lease me")
+    bc = await alice.send("*", "everyone")
+    t0 = time.monotonic()
+    await bob.expect("push", messageId=dm["messageId"])
+    await bob.expect("push", messageId=bc["messageId"])
+    await carol.expect("push", messageId=bc["messageId"])
+    await carol.send_json({"type": "client_ack", "brokerMessageId": bc["messageId"]})
+    # Not acknowledged: pushed again once the 1 s lease is over.
+    await bob.expect("push", messageId=dm["messageId"], timeout=4)
+    assert time.monotonic() - t0 >= 0.9
+    await bob.expect("push", messageId=bc["messageId"], timeout=4)
+    await carol.nothing("push", wait=1.5, messageId=bc["messageId"])
+    await bob.send_json({"type": "client_ack", "brokerMessageId": dm["messageId"]})
+    await bob.send_json({"type": "client_ack", "brokerMessageId": bc["messageId"]})
+    # Pushes already on the way before the acks arrived are fine; none may follow them.
+    await bob.nothing("push", wait=0.3, senderName="nobody")
+    bob.inbox.clear()
+    await bob.nothing("push", wait=2.5, senderName="alice")
+test_redelivery_after_lease.broker_args = ["--lease-seconds", "1"]
+
+
+async def test_legacy_client_not_flooded(b):
+    """A client that never speaks client_ack (upstream a2568ad) gets each push once: when its
+    lease runs out the push counts as delivered, also across reconnects."""
+    m = b.mesh()
+    alice = bt.Client(b, b.member(m["id"], "alice"))
+    legacy_entry = b.member(m["id"], "legacy")
+    legacy = bt.Client(b, legacy_entry)
+    await alice.hello()
+    await legacy.hello()
+    dm = await alice.send(legacy.session_pubkey, "once")
+    await legacy.expect("push", messageId=dm["messageId"])
+    await legacy.nothing("push", wait=2.5, messageId=dm["messageId"])
+    await legacy.close()
+    again = bt.Client(b, legacy_entry)
+    again.session_key = legacy.session_key
+    await again.hello()
+    await again.nothing("push", wait=0.5, messageId=dm["messageId"])
+    # Its first client_ack makes it an at-least-once client from then on.
+    dm2 = await alice.send(again.session_pubkey, "twice")
+    await again.expect("push", messageId=dm2["messageId"])
+    await again.send_json({"type": "client_ack", "brokerMessageId": "unrelated"})
+    await again.expect("push", messageId=dm2["messageId"], timeout=3)
+test_legacy_client_not_flooded.broker_args = ["--lease-seconds", "1"]
+
+
+async def test_liveness_cut(b):
+    m = b.mesh()
+    alice = bt.Client(b, b.member(m["id"], "alice"))
+    silent = bt.Client(b, b.member(m["id"], "mute"))
+    await alice.hello()
+    await silent.hello()
+
+    async def no_pong(data=b""):
+        pass
+    silent.ws.pong = no_pong
+    t0 = time.monotonic()
+    try:
+        while True:
+            await silent.recv(10)
+    except websockets.ConnectionClosed:
+        pass
+    elapsed = time.monotonic() - t0
+    # Silent for more than 3 s, checked every second; no close frame (1006), as upstream.
+    assert 2.5 <= elapsed <= 6, elapsed
+    assert silent.ws.close_code == 1006, silent.ws.close_code
+    left = await alice.expect("push", event="peer_left")
+    assert left["eventData"]["name"] == "mute"
+    # alice answers pings, so she is still connected after the same time.
+    await alice.send_json({"type": "list_peers"})
+    assert [p["displayName"] for p in (await alice.expect("peers_list"))["peers"]] == ["alice"]
+test_liveness_cut.broker_args = ["--ping-interval", "1", "--liveness-timeout", "3", "--presence-grace", "0"]
+
+
+if __name__ == "__main__":
+    bt.run([test_offline_store_and_forward, test_redelivery_after_receiver_dies, test_redelivery_after_lease,
+            test_legacy_client_not_flooded, test_liveness_cut])
