@@ -35,7 +35,7 @@ dbus-daemon --session --fork --address="unix:path=$D/bus" --print-pid=1 > "$D/bu
 BUS_PID=$(cat "$D/bus.pid")
 export DBUS_SESSION_BUS_ADDRESS="unix:path=$D/bus"
 CLAUDEMESH_CONFIG_DIR="$D/config" XDG_STATE_HOME="$D/state" CLAUDEMESH_LOG_TARGET=stderr \
-        "$B/src/daemon/claudemeshd" 2> "$D/daemon.log" &
+        "$B/src/daemon/claudemeshd" --offline 2> "$D/daemon.log" &
 DAEMON_PID=$!
 i=0
 until busctl --user status org.claudemesh.Daemon1 >/dev/null 2>&1; do

@@ -19,3 +19,4 @@
 #define CM_ERROR_NO_SUCH_MESSAGE           CM_ERROR_PREFIX "NoSuchMessage"
 #define CM_ERROR_NOT_REQUEUEABLE           CM_ERROR_PREFIX "NotRequeueable"
 #define CM_ERROR_CLIENT_MESSAGE_ID_IN_USE  CM_ERROR_PREFIX "ClientMessageIdInUse"
+#define CM_ERROR_NOT_CONNECTED             CM_ERROR_PREFIX "NotConnected"

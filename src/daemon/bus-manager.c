@@ -84,6 +84,12 @@ static const sd_bus_vtable manager_vtable[] = {
                                 SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("ListInbox", SD_BUS_ARGS("s", mesh, "a{sv}", filter),
                                 SD_BUS_RESULT("aa{sv}", messages), method_list_inbox, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("ListPeers", SD_BUS_ARGS("s", mesh), SD_BUS_RESULT("aa{sv}", peers),
+                                method_list_peers, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("SetProfile", SD_BUS_ARGS("s", mesh, "a{sv}", profile), SD_BUS_NO_RESULT,
+                                method_set_profile, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("Reconnect", SD_BUS_ARGS("s", mesh), SD_BUS_NO_RESULT, method_reconnect,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("Reload", SD_BUS_NO_ARGS, SD_BUS_NO_RESULT, method_reload,
                                 SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("AcceptHost", SD_BUS_NO_ARGS, SD_BUS_NO_RESULT, method_accept_host,
@@ -91,6 +97,9 @@ static const sd_bus_vtable manager_vtable[] = {
         SD_BUS_SIGNAL_WITH_ARGS("Delivered",
                                 SD_BUS_ARGS("s", mesh, "s", client_message_id, "s", broker_message_id), 0),
         SD_BUS_SIGNAL_WITH_ARGS("SendFailed", SD_BUS_ARGS("s", mesh, "s", client_message_id, "s", reason), 0),
+        SD_BUS_SIGNAL_WITH_ARGS("MessageReceived", SD_BUS_ARGS("s", mesh, "a{sv}", message), 0),
+        SD_BUS_SIGNAL_WITH_ARGS("PeerJoined", SD_BUS_ARGS("s", mesh, "a{sv}", peer), 0),
+        SD_BUS_SIGNAL_WITH_ARGS("PeerLeft", SD_BUS_ARGS("s", mesh, "a{sv}", peer), 0),
         SD_BUS_VTABLE_END,
 };
 

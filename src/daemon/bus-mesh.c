@@ -3,6 +3,7 @@
 
 #include "log.h"
 #include "manager.h"
+#include "mesh-link.h"
 
 static int mesh_object_find(sd_bus *bus, const char *path, const char *interface, void *userdata, void **found,
                             sd_bus_error *error) {
@@ -54,6 +55,12 @@ static int property_get_state(sd_bus *bus, const char *path, const char *interfa
         return sd_bus_message_append(reply, "s", mesh_state_to_string(mesh->state));
 }
 
+static int property_get_features(sd_bus *bus, const char *path, const char *interface, const char *property,
+                                 sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        Mesh *mesh = userdata;
+        return sd_bus_message_append(reply, "s", mesh->link ? mesh_link_features(mesh->link) : "");
+}
+
 static const sd_bus_vtable mesh_vtable[] = {
         SD_BUS_VTABLE_START(0),
         SD_BUS_PROPERTY("Id", "s", property_get_id, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
@@ -64,6 +71,7 @@ static const sd_bus_vtable mesh_vtable[] = {
         SD_BUS_PROPERTY("BrokerUrl", "s", property_get_broker_url, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("State", "s", property_get_state, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("LastError", "s", NULL, offsetof(Mesh, last_error), SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("Features", "s", property_get_features, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_VTABLE_END,
 };
 
@@ -95,5 +103,5 @@ int mesh_bus_emit_changed(Mesh *mesh) {
         if (!bus)
                 return 0;
         return sd_bus_emit_properties_changed(bus, mesh->path, MESH_INTERFACE, "Id", "Name", "MemberId",
-                                              "MemberPubkey", "BrokerUrl", "State", "LastError", NULL);
+                                              "MemberPubkey", "BrokerUrl", "State", "LastError", "Features", NULL);
 }

@@ -175,7 +175,7 @@ int method_requeue(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
         return sd_bus_reply_method_return(msg, "ss", new_row_id, new_client_message_id);
 }
 
-static int append_inbox_message(sd_bus_message *reply, Manager *m, const void *item) {
+int bus_append_inbox_message(sd_bus_message *reply, Manager *m, const void *item) {
         const InboxMessage *im = item;
         return sd_bus_message_append(
                 reply, "{sv}{sv}{sv}{sv}{sv}{sv}{sv}{sv}{sv}{sv}{sv}{sv}",
@@ -230,7 +230,7 @@ int method_list_inbox(sd_bus_message *msg, void *userdata, sd_bus_error *error) 
         if (r < 0)
                 return sd_bus_error_setf(error, CM_ERROR_STORAGE, "Cannot read the inbox: %s", STRERROR(r));
 
-        r = reply_dict_list(msg, m, msgs, n, sizeof(InboxMessage), append_inbox_message);
+        r = reply_dict_list(msg, m, msgs, n, sizeof(InboxMessage), bus_append_inbox_message);
         inbox_messages_free(msgs, n);
         return r;
 }

@@ -5,6 +5,7 @@
 #include "bus-methods.h"
 #include "log.h"
 #include "manager.h"
+#include "mesh-link.h"
 
 /* Reads an a{sv} of string options into the given slots; unknown keys and wrong types are refused,
  * so a typo never silently changes what is sent. */
@@ -69,6 +70,8 @@ int method_send(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
         const char *mesh_name, *to, *message, *values[ELEMENTSOF(keys)] = { NULL };
         _cleanup_(send_request_done) SendRequest req = { 0 };
         _cleanup_free_ char *why = NULL;
+        _cleanup_free_ PeerName *peers = NULL;
+        size_t n_peers = 0;
         Mesh *mesh;
         int r;
 
@@ -88,6 +91,11 @@ int method_send(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
                 return sd_bus_error_setf(error, CM_ERROR_OUTBOX_UNAVAILABLE, "%s", m->outbox_error);
 
         /* Validation writes nothing, so a refused request leaves its id free. */
+        if (mesh->link) {
+                r = mesh_link_peer_names(mesh->link, &peers, &n_peers);
+                if (r < 0)
+                        return r;
+        }
         r = send_request_prepare(mesh->entry->slug, to, message,
                                  &(SendOptions) {
                                          .priority = values[0],
@@ -95,7 +103,7 @@ int method_send(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
                                          .reply_to_id = values[2],
                                          .client_message_id = values[3],
                                  },
-                                 NULL, 0, now_usec(CLOCK_REALTIME), &req, &why);
+                                 peers, n_peers, now_usec(CLOCK_REALTIME), &req, &why);
         if (r < 0)
                 return send_error(r, why, error);
 

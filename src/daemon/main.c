@@ -15,6 +15,8 @@ static int help(void) {
                "The claudemesh daemon: owns org.claudemesh.Daemon1 on the session bus.\n\n"
                "  -h --help                   Show this help\n"
                "     --version                Show the version\n"
+               "     --offline                Keep the meshes attached but connect to no broker:\n"
+               "                              sends wait in the outbox\n"
                "     --durability=full|normal Sync the outbox to disk on every commit (full, the\n"
                "                              default) or leave the last commits to a crash of the\n"
                "                              machine, not of the daemon (normal)\n\n"
@@ -24,14 +26,16 @@ static int help(void) {
 }
 
 static bool arg_synchronous_full = true;
+static bool arg_offline;
 
 /* 1: go on; 0: exit successfully (help or version was printed); < 0: bad arguments. */
 static int parse_argv(int argc, char *argv[]) {
-        enum { ARG_VERSION = 0x100, ARG_DURABILITY };
+        enum { ARG_VERSION = 0x100, ARG_DURABILITY, ARG_OFFLINE };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
                 { "version", no_argument, NULL, ARG_VERSION },
                 { "durability", required_argument, NULL, ARG_DURABILITY },
+                { "offline", no_argument, NULL, ARG_OFFLINE },
                 { NULL, 0, NULL, 0 },
         };
         int c;
@@ -49,6 +53,9 @@ static int parse_argv(int argc, char *argv[]) {
                                 return -EINVAL;
                         }
                         arg_synchronous_full = streq(optarg, "full");
+                        break;
+                case ARG_OFFLINE:
+                        arg_offline = true;
                         break;
                 default:
                         return -EINVAL;
@@ -96,6 +103,7 @@ static int run(int argc, char *argv[]) {
         sigaddset(&mask, SIGTERM);
         sigaddset(&mask, SIGINT);
         sigaddset(&mask, SIGHUP);
+        sigaddset(&mask, SIGCHLD); /* sd_event_add_child() watches the workers through it */
         if (sigprocmask(SIG_BLOCK, &mask, NULL) < 0)
                 return negative_errno();
 
@@ -103,6 +111,7 @@ static int run(int argc, char *argv[]) {
         if (r < 0)
                 return log_error_errno(r, "Cannot set up: %s", STRERROR(r));
         m->synchronous_full = arg_synchronous_full;
+        m->offline = arg_offline;
 
         r = sd_event_add_signal(m->event, NULL, SIGTERM, on_terminate, m);
         if (r >= 0)

@@ -9,6 +9,7 @@
 #include "fileio.h"
 #include "log.h"
 #include "manager.h"
+#include "mesh-link.h"
 #include "message-ids.h"
 #include "paths.h"
 #include "time-util.h"
@@ -58,6 +59,7 @@ Manager *manager_free(Manager *m) {
         /* The queue answers its waiting callers, so it goes before the bus and the outbox. */
         send_queue_free(m->send_queue);
         sd_event_source_disable_unref(m->expire_timer);
+        sd_event_source_disable_unref(m->drain_timer);
         outbox_free(m->outbox);
         inbox_free(m->inbox);
         free(m->outbox_error);
@@ -165,6 +167,53 @@ static int on_expire_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         return sd_event_source_set_time_relative(s, EXPIRE_INTERVAL_USEC);
 }
 
+static void drain_all(Manager *m) {
+        for (size_t i = 0; i < m->n_meshes; i++)
+                if (m->meshes[i]->link)
+                        mesh_link_drain(m->meshes[i]->link);
+}
+
+static int on_drain_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        drain_all(userdata);
+        return 0;
+}
+
+void manager_schedule_drain(Manager *m) {
+        usec_t next, now = now_usec(CLOCK_REALTIME);
+
+        /* Only rows due later need the timer: rows due now go out when a link connects or an
+         * ack frees a slot, so a full link never spins the loop. */
+        if (!m->outbox || outbox_next_attempt_at(m->outbox, &next) < 0 || next <= now) {
+                (void) sd_event_source_set_enabled(m->drain_timer, SD_EVENT_OFF);
+                return;
+        }
+        if (!m->drain_timer) {
+                if (sd_event_add_time(m->event, &m->drain_timer, CLOCK_REALTIME, next, 10 * USEC_PER_MSEC,
+                                      on_drain_timer, m) < 0)
+                        return;
+        } else
+                (void) sd_event_source_set_time(m->drain_timer, next);
+        (void) sd_event_source_set_enabled(m->drain_timer, SD_EVENT_ONESHOT);
+}
+
+static void on_sends_committed(void *userdata, unsigned n_queued) {
+        drain_all(userdata);
+}
+
+void manager_attach_links(Manager *m) {
+        for (size_t i = 0; i < m->n_meshes; i++) {
+                Mesh *mesh = m->meshes[i];
+                bool attached = !m->offline && !mesh->entry->error && m->host_state != HOST_FINGERPRINT_MISMATCH;
+
+                if (attached && !mesh->link) {
+                        if (mesh_link_new(mesh, &mesh->link) < 0)
+                                mesh->link = NULL;
+                } else if (!attached && mesh->link)
+                        mesh->link = mesh_link_free(mesh->link);
+        }
+        manager_refresh(m);
+}
+
 /* Opens outbox.db and inbox.db with the recovery of DECISIONS §8. A store that cannot open is
  * reported (Status, method errors); the daemon stays up. */
 static int manager_open_stores(Manager *m) {
@@ -187,7 +236,7 @@ static int manager_open_stores(Manager *m) {
                 else if (r < 0)
                         log_warning_errno(r, "Cannot recover in-flight outbox rows: %s", STRERROR(r));
                 manager_expire_outbox(m);
-                r = send_queue_new(m->event, m->outbox, NULL, NULL, &m->send_queue);
+                r = send_queue_new(m->event, m->outbox, on_sends_committed, m, &m->send_queue);
                 if (r < 0)
                         return r;
                 r = sd_event_add_time_relative(m->event, &m->expire_timer, CLOCK_MONOTONIC, EXPIRE_INTERVAL_USEC,
@@ -321,6 +370,12 @@ static int manager_apply_config(Manager *m, MeshConfig *c) {
                         removed[n_removed++] = mesh;
                         continue;
                 }
+                /* A link talks to the broker with the entry it started with: restart it on a change. */
+                if (mesh->link && (!streq(strempty(mesh->entry->broker_url), strempty(e->broker_url)) ||
+                                   !streq(strempty(mesh->entry->pubkey_hex), strempty(e->pubkey_hex)) ||
+                                   !streq(strempty(mesh->entry->member_id), strempty(e->member_id)) ||
+                                   !streq(strempty(mesh->entry->mesh_id), strempty(e->mesh_id)) || e->error))
+                        mesh->link = mesh_link_free(mesh->link);
                 mesh->entry = e;
                 mesh_update_state(mesh);
                 meshes[n++] = mesh;
@@ -380,6 +435,8 @@ int manager_reload_config(Manager *m, char **ret_error) {
                 return r;
         }
         set_config_error(m, problems);
+        if (m->bus)
+                manager_attach_links(m);
         manager_refresh(m);
         log_info("Loaded %s: %zu mesh(es), %zu invalid", m->config_path, m->config->n_meshes,
                  m->config->n_invalid);
@@ -407,7 +464,7 @@ int manager_accept_host(Manager *m) {
         log_event(LOG_NOTICE, CM_MESSAGE_HOST_ACCEPTED,
                   LOG_FIELDS({ "CLAUDEMESH_HOST_FINGERPRINT", m->host.fingerprint }),
                   "Accepted host fingerprint %.16s; meshes attach", m->host.fingerprint);
-        manager_refresh(m);
+        manager_attach_links(m);
         return 0;
 }
 
@@ -498,5 +555,9 @@ int manager_startup(Manager *m) {
                 log_notice("Not watching %s (%s); use Reload or SIGHUP after editing config.json",
                            m->config_dir, STRERROR(r));
 
-        return manager_bus_register(m);
+        r = manager_bus_register(m);
+        if (r < 0)
+                return r;
+        manager_attach_links(m);
+        return 0;
 }

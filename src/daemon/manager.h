@@ -43,12 +43,14 @@ typedef struct Manager {
         KeypairArchive *archive;
 
         bool synchronous_full;     /* SQLite synchronous=FULL (default) or NORMAL */
+        bool offline;              /* --offline: meshes stay attached, no broker links */
         Outbox *outbox;            /* NULL when it could not be opened: outbox_error says why */
         char *outbox_error;
         Inbox *inbox;
         char *inbox_error;
         SendQueue *send_queue;
         sd_event_source *expire_timer;
+        sd_event_source *drain_timer;
 
         char *status;              /* the STATUS= text, also the Status property */
 } Manager;
@@ -75,6 +77,13 @@ int manager_lookup_mesh(Manager *m, const char *name, Mesh **ret, sd_bus_error *
 
 /* Recomputes Status, sends STATUS= and emits PropertiesChanged where something changed. */
 void manager_refresh(Manager *m);
+
+/* Starts a broker link for every attached mesh that has none, and stops those of meshes that
+ * are no longer attached (invalid entry, host mismatch). */
+void manager_attach_links(Manager *m);
+
+/* Wakes the drain of every connected mesh when the next outbox row falls due. */
+void manager_schedule_drain(Manager *m);
 
 /* bus-manager.c and bus-mesh.c */
 int manager_bus_register(Manager *m);

@@ -3,12 +3,17 @@
 #include <systemd/sd-bus.h>
 
 #include "manager.h"
+#include "mesh-link.h"
 #include "mesh.h"
 
 static const char *const mesh_state_table[_MESH_STATE_MAX] = {
         [MESH_INVALID] = "invalid",
         [MESH_DETACHED] = "detached",
         [MESH_OFFLINE] = "offline",
+        [MESH_CONNECTING] = "connecting",
+        [MESH_CONNECTED] = "connected",
+        [MESH_BACKOFF] = "backoff",
+        [MESH_FAILED] = "failed",
 };
 
 const char *mesh_state_to_string(MeshState s) {
@@ -39,6 +44,7 @@ int mesh_new(Manager *m, const MeshEntry *entry, Mesh **ret) {
 Mesh *mesh_free(Mesh *mesh) {
         if (!mesh)
                 return NULL;
+        mesh_link_free(mesh->link);
         free(mesh->path);
         free(mesh->last_error);
         free(mesh);
@@ -56,6 +62,15 @@ bool mesh_update_state(Mesh *mesh) {
         } else if (m->host_state == HOST_FINGERPRINT_MISMATCH) {
                 state = MESH_DETACHED;
                 error = m->host_reason ? m->host_reason : "host fingerprint mismatch";
+        } else if (mesh->link) {
+                static const MeshState from_link[_LINK_STATE_MAX] = {
+                        [LINK_CONNECTING] = MESH_CONNECTING,
+                        [LINK_CONNECTED] = MESH_CONNECTED,
+                        [LINK_BACKOFF] = MESH_BACKOFF,
+                        [LINK_FAILED] = MESH_FAILED,
+                };
+                state = from_link[mesh_link_state(mesh->link)];
+                error = state == MESH_CONNECTED ? "" : mesh_link_detail(mesh->link);
         } else {
                 state = MESH_OFFLINE;
                 error = "";

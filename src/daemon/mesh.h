@@ -6,12 +6,17 @@
 #include "mesh-config.h"
 
 typedef struct Manager Manager;
+typedef struct MeshLink MeshLink;
 
 /* What a mesh is doing, as the Mesh1.State property says it. */
 typedef enum MeshState {
         MESH_INVALID,  /* its config.json entry is broken; LastError says how */
         MESH_DETACHED, /* the host fingerprint does not match: waiting for AcceptHost */
-        MESH_OFFLINE,  /* attached, no broker link */
+        MESH_OFFLINE,  /* attached, no broker link running */
+        MESH_CONNECTING,
+        MESH_CONNECTED,
+        MESH_BACKOFF,  /* waiting to reconnect */
+        MESH_FAILED,   /* the link stopped for good (revoked, replaced, required features missing) */
         _MESH_STATE_MAX,
 } MeshState;
 
@@ -21,6 +26,7 @@ typedef struct Mesh {
         char *path;             /* /org/claudemesh/Daemon1/mesh/<escaped slug> */
         MeshState state;
         char *last_error;       /* "" when none */
+        MeshLink *link;         /* the broker link, while the mesh is attached */
 } Mesh;
 
 #define MESH_OBJECT_PREFIX "/org/claudemesh/Daemon1/mesh"

@@ -490,20 +490,25 @@ int outbox_get(Outbox *o, const char *row_id, OutboxRow *ret) {
         return read_row(st, ret);
 }
 
-int outbox_list_due(Outbox *o, usec_t now, unsigned limit, OutboxRow **ret, size_t *ret_n) {
+int outbox_list_due(Outbox *o, const char *mesh_id, usec_t now, unsigned limit, OutboxRow **ret, size_t *ret_n) {
+        static const char *const sql[2] = {
+                "SELECT " ROW_COLUMNS " FROM outbox WHERE status = 'pending' AND next_attempt_at <= ?1 "
+                "ORDER BY next_attempt_at LIMIT ?2",
+                "SELECT " ROW_COLUMNS " FROM outbox WHERE status = 'pending' AND next_attempt_at <= ?1 "
+                "AND mesh_id = ?3 ORDER BY next_attempt_at LIMIT ?2",
+        };
         _cleanup_(store_stmt_resetp) sqlite3_stmt *st = NULL;
         int r, rc;
 
         limit = clamp_limit(limit);
-        r = store_stmt(o->store,
-                       "SELECT " ROW_COLUMNS " FROM outbox WHERE status = 'pending' AND next_attempt_at <= ?1 "
-                       "ORDER BY next_attempt_at LIMIT ?2",
-                       &st);
+        r = store_stmt(o->store, sql[mesh_id ? 1 : 0], &st);
         if (r < 0)
                 return r;
         rc = sqlite3_bind_int64(st, 1, (sqlite3_int64) now);
         if (rc == SQLITE_OK)
                 rc = sqlite3_bind_int(st, 2, (int) limit);
+        if (rc == SQLITE_OK && mesh_id)
+                rc = sqlite3_bind_text(st, 3, mesh_id, -1, SQLITE_STATIC);
         if (rc != SQLITE_OK)
                 return store_log_error(o->store, rc, "binding the due filter");
         return read_rows(o, st, limit, ret, ret_n);

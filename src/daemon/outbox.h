@@ -135,9 +135,10 @@ int outbox_list(Outbox *o, const char *mesh_id, OutboxStatus status, unsigned li
 /* -ENOENT when there is no such row. */
 int outbox_get(Outbox *o, const char *row_id, OutboxRow *ret);
 
-/* For the drain: pending rows with next_attempt_at <= now, oldest first, at most limit (1..500,
- * 0 = 50); and the earliest next_attempt_at of any pending row (-ENOENT when none is pending). */
-int outbox_list_due(Outbox *o, usec_t now, unsigned limit, OutboxRow **ret, size_t *ret_n);
+/* For the drain: pending rows of mesh_id (NULL = every mesh) with next_attempt_at <= now, oldest
+ * first, at most limit (1..500, 0 = 50); and the earliest next_attempt_at of any pending row
+ * (-ENOENT when none is pending). */
+int outbox_list_due(Outbox *o, const char *mesh_id, usec_t now, unsigned limit, OutboxRow **ret, size_t *ret_n);
 int outbox_next_attempt_at(Outbox *o, usec_t *ret);
 
 /* DECISIONS §7, one transaction: only pending or dead rows (-EBUSY otherwise, -ENOENT when

@@ -11,9 +11,9 @@ start_session_bus_with_env() {
                 DBUS_SYSTEM_BUS_ADDRESS="unix:path=$T/no-system-bus" start_session_bus
 }
 mkdir -p "$T/services"
-sed "s|@libexecdir@/claudemeshd|$CLAUDEMESHD|" "$SOURCE_ROOT/dbus/org.claudemesh.Daemon1.service.in" \
+sed "s|@libexecdir@/claudemeshd|$CLAUDEMESHD --offline|" "$SOURCE_ROOT/dbus/org.claudemesh.Daemon1.service.in" \
         > "$T/services/org.claudemesh.Daemon1.service"
-grep -q "^Exec=$CLAUDEMESHD$" "$T/services/org.claudemesh.Daemon1.service" || fail "Exec= not substituted"
+grep -q "^Exec=$CLAUDEMESHD --offline$" "$T/services/org.claudemesh.Daemon1.service" || fail "Exec= not substituted"
 start_session_bus_with_env
 
 busctl --user list --activatable | grep -q '^org.claudemesh.Daemon1 ' || fail "name not activatable"

@@ -10,7 +10,7 @@ N=${CRASH_SENDS:-20000}
 CYCLES=20
 write_config "$T/config" "$("$MAKE_MESH_ENTRY" acme)"
 mkdir -p "$T/services"
-sed "s|@libexecdir@/claudemeshd|$CLAUDEMESHD|" "$SOURCE_ROOT/dbus/org.claudemesh.Daemon1.service.in" \
+sed "s|@libexecdir@/claudemeshd|$CLAUDEMESHD --offline|" "$SOURCE_ROOT/dbus/org.claudemesh.Daemon1.service.in" \
         > "$T/services/org.claudemesh.Daemon1.service"
 CLAUDEMESH_CONFIG_DIR="$T/config" XDG_STATE_HOME="$T/state" CLAUDEMESH_LOG_TARGET=stderr \
         DBUS_SYSTEM_BUS_ADDRESS="unix:path=$T/no-system-bus" start_session_bus

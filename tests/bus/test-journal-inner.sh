@@ -21,7 +21,7 @@ write_config "$T/config" "$("$MAKE_MESH_ENTRY" acme)" "$bad"
 # stderr connected to journald, and JOURNAL_STREAM saying so, as systemd sets it up
 run_daemon() {
         CLAUDEMESH_CONFIG_DIR="$T/config" XDG_STATE_HOME="$T/state" systemd-cat -t claudemeshd \
-                sh -c 'JOURNAL_STREAM=$(stat -L -c %d:%i /proc/self/fd/2) exec "$0"' "$CLAUDEMESHD" &
+                sh -c 'JOURNAL_STREAM=$(stat -L -c %d:%i /proc/self/fd/2) exec "$0" --offline' "$CLAUDEMESHD" &
         DAEMON_PID=$!
         CLEANUP_PIDS="$CLEANUP_PIDS $DAEMON_PID"
         wait_for_name

@@ -17,8 +17,9 @@ trap 'rm -rf "$S"' EXIT INT TERM
 chmod 755 "$S"
 mkdir -p "$S/bin" "$S/home" "$S/run"
 install -m 0755 "$CLAUDEMESHD" "$MAKE_MESH_ENTRY" "$(dirname "$0")/test-user-manager-inner.sh" "$S/bin/"
-sed "s|@libexecdir@/claudemeshd|$S/bin/claudemeshd|" "$CLAUDEMESH_SERVICE_IN" > "$S/bin/claudemesh.service"
-sed "s|@libexecdir@/claudemeshd|$S/bin/claudemeshd|" "$SOURCE_ROOT/dbus/org.claudemesh.Daemon1.service.in" \
+# --offline: this test is about the unit; the broker link has tests/e2e
+sed "s|@libexecdir@/claudemeshd|$S/bin/claudemeshd --offline|" "$CLAUDEMESH_SERVICE_IN" > "$S/bin/claudemesh.service"
+sed "s|@libexecdir@/claudemeshd|$S/bin/claudemeshd --offline|" "$SOURCE_ROOT/dbus/org.claudemesh.Daemon1.service.in" \
         > "$S/bin/org.claudemesh.Daemon1.service"
 chown "$TUSER:" "$S/home" "$S/run"
 chmod 700 "$S/run"

@@ -1,0 +1,134 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <string.h>
+
+#include "bus-methods.h"
+#include "json-util.h"
+#include "link-receive.h"
+#include "log.h"
+#include "manager.h"
+#include "mesh-link-internal.h"
+#include "seal.h"
+
+static void emit_message_received(MeshLink *l, const InboxMessage *im) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *s = NULL;
+        Manager *m = l->mesh->manager;
+        int r;
+
+        if (!m->bus)
+                return;
+        r = sd_bus_message_new_signal(m->bus, &s, DAEMON_OBJECT_PATH, DAEMON_INTERFACE, "MessageReceived");
+        if (r >= 0)
+                r = sd_bus_message_append(s, "s", l->mesh->entry->slug);
+        if (r >= 0)
+                r = sd_bus_message_open_container(s, 'a', "{sv}");
+        if (r >= 0)
+                r = bus_append_inbox_message(s, m, im);
+        if (r >= 0)
+                r = sd_bus_message_close_container(s);
+        if (r >= 0)
+                r = sd_bus_send(m->bus, s, NULL);
+        if (r < 0)
+                log_debug_errno(r, "Cannot emit MessageReceived: %s", STRERROR(r));
+}
+
+/* DECISIONS §12: acknowledged only once the row is committed, duplicates included, so the
+ * broker stops redelivering. */
+static void send_client_ack(MeshLink *l, const char *client_message_id, const char *broker_message_id) {
+        _cleanup_(json_object_putp) json_object *f = json_object_new_object();
+
+        if (!l->client_ack || !f)
+                return;
+        json_object_object_add(f, "type", json_object_new_string("client_ack"));
+        if (client_message_id)
+                json_object_object_add(f, "clientMessageId", json_object_new_string(client_message_id));
+        json_object_object_add(f, "brokerMessageId", json_object_new_string(broker_message_id));
+        (void) mesh_link_send_frame(l, f);
+}
+
+static void receive_push(MeshLink *l, json_object *push) {
+        Manager *m = l->mesh->manager;
+        const char *message_id = json_string_member(push, "messageId"), *sender = json_string_member(push, "senderPubkey"),
+                   *cmid = json_string_member(push, "client_message_id"), *subtype = json_string_member(push, "subtype");
+        _cleanup_free_ char *body = NULL, *meta = NULL, *short_name = NULL;
+        _cleanup_(json_object_putp) json_object *meta_obj = NULL;
+        const char *name;
+        OpenedWith how;
+        size_t size;
+        bool is_new = false;
+        int r;
+
+        if (!message_id || !sender)
+                return;
+        if (subtype && streq(subtype, "system")) {
+                const char *event = json_string_member(push, "event");
+                if (event)
+                        link_peer_event(l, event, json_object_object_get(push, "eventData"));
+                return;
+        }
+        if (!m->inbox)
+                return; /* not acknowledged: the broker keeps it until the inbox works again */
+
+        r = open_push(sender, strempty(json_string_member(push, "nonce")),
+                      strempty(json_string_member(push, "ciphertext")), l->session.secret_key,
+                      l->mesh->entry->secret_key, m->archive, &body, &size, &how);
+        if (r < 0) {
+                /* Never stored as garbage and never acknowledged: the failure stays visible. */
+                l->unopenable++;
+                log_warning("Mesh %s: could not open message %s from %.16s (%u so far); not stored",
+                            l->mesh->entry->slug, message_id, sender, l->unopenable);
+                return;
+        }
+
+        name = json_string_member(push, "senderName");
+        if (!name)
+                name = link_peer_name(l, sender);
+        if (!name) {
+                short_name = strndup(sender, 8);
+                name = short_name;
+        }
+        meta_obj = json_object_new_object();
+        if (meta_obj) {
+                const char *created = json_string_member(push, "createdAt"), *priority = json_string_member(push, "priority");
+                if (created)
+                        json_object_object_add(meta_obj, "created_at", json_object_new_string(created));
+                if (priority)
+                        json_object_object_add(meta_obj, "priority", json_object_new_string(priority));
+                json_object_object_add(meta_obj, "encrypted", json_object_new_boolean(how != OPENED_PLAINTEXT));
+                meta = strdup(json_object_to_json_string_ext(meta_obj, JSON_C_TO_STRING_PLAIN));
+        }
+
+        InboxMessage im = {
+                .client_message_id = (char *) (cmid && cmid[0] ? cmid : message_id),
+                .broker_message_id = (char *) message_id,
+                .mesh_id = l->mesh->entry->mesh_id,
+                .topic = (char *) json_string_member(push, "topic"),
+                .sender_pubkey = (char *) sender,
+                .sender_name = (char *) name,
+                .body = body,
+                .meta_json = meta,
+                .reply_to_id = (char *) json_string_member(push, "replyToId"),
+        };
+        r = inbox_insert(m->inbox, &im, &is_new);
+        if (r < 0) {
+                log_warning_errno(r, "Mesh %s: cannot store message %s: %s", l->mesh->entry->slug, message_id,
+                                  STRERROR(r));
+                return;
+        }
+        if (is_new)
+                emit_message_received(l, &im);
+        send_client_ack(l, cmid, message_id);
+}
+
+void link_receive_frame(MeshLink *l, json_object *frame) {
+        const char *type = worker_channel_type(frame);
+
+        if (streq(type, "ack"))
+                link_handle_ack(l, frame);
+        else if (streq(type, "push"))
+                receive_push(l, frame);
+        else if (streq(type, "peers_list"))
+                link_peers_replace(l, json_object_object_get(frame, "peers"));
+        else if (streq(type, "error"))
+                log_notice("Mesh %s: the broker reports %s: %s", l->mesh->entry->slug,
+                           strna(json_string_member(frame, "code")), strna(json_string_member(frame, "message")));
+}

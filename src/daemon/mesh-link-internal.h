@@ -1,0 +1,62 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/* What the pieces of the broker link (mesh-link.c, link-drain.c, link-receive.c,
+ * link-peers.c) share. Nothing outside them includes this. */
+
+#include <sodium.h>
+
+#include "mesh-link.h"
+#include "outbox.h"
+#include "time-util.h"
+#include "worker-channel.h"
+
+#define LINK_INFLIGHT_MAX 32
+
+typedef struct InflightSend {
+        char *client_message_id;
+        char *row_id;
+        unsigned attempts;  /* after this attempt */
+        usec_t deadline;    /* CLOCK_MONOTONIC: no ack by then means a retry */
+} InflightSend;
+
+struct MeshLink {
+        Mesh *mesh;
+        WorkerProcess *worker;
+        MeshSession session;
+        LinkState state;
+        char *detail;
+        char *features_json;
+        bool legacy_said;
+        bool client_ack;            /* the broker leases pushes until we acknowledge them */
+        unsigned restarts;
+        sd_event_source *restart_timer;
+
+        InflightSend inflight[LINK_INFLIGHT_MAX];
+        size_t n_inflight;
+        sd_event_source *ack_timer;
+
+        Peer *peers;
+        size_t n_peers;
+        sd_bus_message **peer_waiters; /* ListPeers calls waiting for a fresh peers_list */
+        size_t n_peer_waiters;
+        sd_event_source *peers_timer;
+        unsigned unopenable;        /* DMs no key of ours opened since start */
+};
+
+const char *json_string_member(json_object *o, const char *key);
+void mesh_link_set_state(MeshLink *l, LinkState state, const char *detail);
+
+/* link-drain.c */
+void link_handle_ack(MeshLink *l, json_object *ack);
+/* Every send still waiting for an ack goes back to pending, to be sent again. */
+void link_requeue_inflight(MeshLink *l, const char *why);
+
+/* link-peers.c */
+/* Answers call with the peer list once the broker sent a fresh one (or after 5 s, from the cache). */
+int link_peers_query(MeshLink *l, sd_bus_message *call);
+int link_peers_reply(MeshLink *l, sd_bus_message *call);
+void link_peers_replace(MeshLink *l, json_object *peers);
+void link_peer_event(MeshLink *l, const char *event, json_object *data);
+void link_peers_clear(MeshLink *l);
+const char *link_peer_name(const MeshLink *l, const char *pubkey);

@@ -1,0 +1,63 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include <json-c/json.h>
+#include <stdbool.h>
+#include <systemd/sd-event.h>
+
+#include "destination.h"
+#include "macro.h"
+#include "mesh-session.h"
+#include "worker-process.h"
+
+/*
+ * A mesh's link to its broker, seen from the daemon: the claudemesh-worker that holds the
+ * WebSocket (restarted with backoff when it dies), the signing oracle it asks for its hello,
+ * the drain that hands outbox rows to it (sealed DMs, base64 posts) and moves them on by the
+ * broker's acks, the receive path that opens pushes into the inbox, and the peer list.
+ */
+
+typedef struct Mesh Mesh;
+
+typedef enum LinkState {
+        LINK_CONNECTING, /* worker starting, connecting or saying hello */
+        LINK_CONNECTED,  /* hello_ack received */
+        LINK_BACKOFF,    /* waiting to reconnect */
+        LINK_FAILED,     /* stopped for good: revoked, kicked, replaced, required features missing */
+        _LINK_STATE_MAX,
+} LinkState;
+
+typedef struct Peer {
+        char *pubkey;          /* routing key: session or member ed25519 key, 64 hex */
+        char *member_pubkey;
+        char *display_name;
+        char *status;
+        char *summary;
+        char *session_id;
+        char *connected_at;
+        char *hostname;
+        char *groups_json;     /* the broker's groups array as JSON text */
+} Peer;
+
+typedef struct MeshLink MeshLink;
+
+int mesh_link_new(Mesh *mesh, MeshLink **ret);
+MeshLink *mesh_link_free(MeshLink *l);
+DEFINE_TRIVIAL_CLEANUP_FUNC(MeshLink *, mesh_link_free);
+
+LinkState mesh_link_state(const MeshLink *l);
+const char *mesh_link_detail(const MeshLink *l);
+const char *link_state_to_string(LinkState s);
+/* The broker's features as JSON text: "" until connected, "{}" for a broker that offers none. */
+const char *mesh_link_features(const MeshLink *l);
+
+const Peer *mesh_link_peers(const MeshLink *l, size_t *ret_n);
+/* The peers as the destination grammar resolves names against (valid until the list changes). */
+int mesh_link_peer_names(const MeshLink *l, PeerName **ret, size_t *ret_n);
+
+/* Hands due outbox rows to the broker when connected. */
+void mesh_link_drain(MeshLink *l);
+/* Drops the connection and connects again now (also out of "failed"). */
+int mesh_link_reconnect(MeshLink *l);
+/* Writes a broker frame (set_profile, set_status, …); -ENOTCONN when not connected. */
+int mesh_link_send_frame(MeshLink *l, json_object *frame);

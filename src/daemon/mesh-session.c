@@ -1,0 +1,253 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <ctype.h>
+#include <json-c/json.h>
+#include <sodium.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "fileio.h"
+#include "log.h"
+#include "macro.h"
+#include "mesh-session.h"
+
+#define SESSIONS_DIR "sessions"
+/* Our file is about 230 bytes; anything near this limit is not one we wrote. */
+#define SESSION_FILE_MAX 4096
+#define SESSION_ID_HEX_LEN 32
+
+/* A heap buffer that held the secret key's text: wiped before it is freed. */
+typedef struct SecretText {
+        char *data;
+        size_t size;
+} SecretText;
+
+static void secret_text_done(SecretText *t) {
+        if (t->data) {
+                sodium_memzero(t->data, t->size);
+                free(t->data);
+        }
+}
+
+/* json-c keeps parsed strings inside the tree, secret_key's hex among them. Our file is flat. */
+static void json_object_put_wipedp(json_object **o) {
+        if (!*o)
+                return;
+        if (json_object_is_type(*o, json_type_object)) {
+                struct json_object_iterator it = json_object_iter_begin(*o), end = json_object_iter_end(*o);
+
+                for (; !json_object_iter_equal(&it, &end); json_object_iter_next(&it)) {
+                        json_object *v = json_object_iter_peek_value(&it);
+
+                        if (json_object_is_type(v, json_type_string))
+                                sodium_memzero((char *) json_object_get_string(v),
+                                               (size_t) json_object_get_string_len(v));
+                }
+        }
+        json_object_put(*o);
+}
+
+static void json_tokener_free_wipedp(struct json_tokener **tok) {
+        if (!*tok)
+                return;
+        /* The tokener's scratch buffer still holds the last string it unescaped, and json-c has
+         * no call to clear it. */
+        if ((*tok)->pb && (*tok)->pb->buf)
+                sodium_memzero((*tok)->pb->buf, (size_t) (*tok)->pb->size);
+        json_tokener_free(*tok);
+}
+
+void mesh_session_done(MeshSession *s) {
+        if (s)
+                sodium_memzero(s, sizeof *s);
+}
+
+static bool is_lower_hex(const char *s, size_t len) {
+        if (strlen(s) != len)
+                return false;
+        for (; *s; s++)
+                if (!isdigit((unsigned char) *s) && !(*s >= 'a' && *s <= 'f'))
+                        return false;
+        return true;
+}
+
+/* mesh_id is arbitrary text: the hex of its SHA-256 is a file name that cannot collide. */
+static int session_path(const char *dir, const char *mesh_id, char **ret) {
+        uint8_t digest[crypto_hash_sha256_BYTES];
+        char hex[2 * crypto_hash_sha256_BYTES + 1];
+
+        crypto_hash_sha256(digest, (const unsigned char *) mesh_id, strlen(mesh_id));
+        sodium_bin2hex(hex, sizeof hex, digest, sizeof digest);
+        return asprintf(ret, "%s/%s.json", dir, hex) < 0 ? -ENOMEM : 0;
+}
+
+/* The sessions directory, created 0700; an existing one that others can enter is tightened. */
+static int sessions_dir(const char *state_dir, char **ret) {
+        _cleanup_free_ char *dir = NULL;
+        struct stat st;
+        int r;
+
+        if (asprintf(&dir, "%s/" SESSIONS_DIR, state_dir) < 0)
+                return -ENOMEM;
+        r = mkdir_parents_mode(dir, 0700);
+        if (r < 0)
+                return log_error_errno(r, "Cannot create %s: %s", dir, STRERROR(r));
+        if (lstat(dir, &st) < 0)
+                return log_error_errno(negative_errno(), "Cannot stat %s: %s", dir, STRERROR(errno));
+        if (!S_ISDIR(st.st_mode))
+                return log_error_errno(-ENOTDIR, "%s is not a directory.", dir);
+        if ((st.st_mode & 0077) != 0) {
+                r = chmod(dir, 0700) < 0 ? negative_errno() : 0;
+                log_warning("Session directory %s has mode %04o, not 0700: %s", dir,
+                            (unsigned) (st.st_mode & 07777), r < 0 ? "could not fix it." : "fixed.");
+        }
+        *ret = TAKE_PTR(dir);
+        return 0;
+}
+
+/* Fills s from the file text; -EBADMSG with a static *ret_why when it is not a session we wrote. */
+static int session_parse(const char *text, size_t size, MeshSession *s, const char **ret_why) {
+        _cleanup_(json_tokener_free_wipedp) struct json_tokener *tok = NULL;
+        _cleanup_(json_object_put_wipedp) json_object *o = NULL;
+        uint8_t seed_pk[crypto_sign_PUBLICKEYBYTES], seed_sk[crypto_sign_SECRETKEYBYTES];
+        json_object *v;
+        const char *str;
+        bool match;
+
+        tok = json_tokener_new();
+        if (!tok)
+                return -ENOMEM;
+        o = json_tokener_parse_ex(tok, text, (int) size);
+        if (!o || json_tokener_get_error(tok) != json_tokener_success || !json_object_is_type(o, json_type_object)) {
+                *ret_why = "is not a JSON object";
+                return -EBADMSG;
+        }
+        for (size_t i = json_tokener_get_parse_end(tok); i < size; i++)
+                if (!isspace((unsigned char) text[i])) {
+                        *ret_why = "has trailing data after the JSON object";
+                        return -EBADMSG;
+                }
+
+        if (!json_object_object_get_ex(o, "schema_version", &v) || !json_object_is_type(v, json_type_int) ||
+            json_object_get_int64(v) != MESH_SESSION_SCHEMA_VERSION) {
+                *ret_why = "has no schema_version 1";
+                return -EBADMSG;
+        }
+
+        if (!json_object_object_get_ex(o, "session_id", &v) || !json_object_is_type(v, json_type_string) ||
+            !strneq(str = json_object_get_string(v), MESH_SESSION_ID_PREFIX, strlen(MESH_SESSION_ID_PREFIX)) ||
+            !is_lower_hex(str + strlen(MESH_SESSION_ID_PREFIX), SESSION_ID_HEX_LEN)) {
+                *ret_why = "has no valid session_id (\"" MESH_SESSION_ID_PREFIX "\" and 32 lowercase hex digits)";
+                return -EBADMSG;
+        }
+        snprintf(s->session_id, sizeof s->session_id, "%s", str);
+
+        if (!json_object_object_get_ex(o, "secret_key", &v) || !json_object_is_type(v, json_type_string) ||
+            !is_lower_hex(str = json_object_get_string(v), 2 * crypto_sign_SECRETKEYBYTES) ||
+            sodium_hex2bin(s->secret_key, sizeof s->secret_key, str, 2 * crypto_sign_SECRETKEYBYTES, NULL, NULL,
+                           NULL) < 0) {
+                *ret_why = "has no valid secret_key (128 lowercase hex digits)";
+                return -EBADMSG;
+        }
+
+        /* The secret key is seed‖pk: the pk half must be the one the seed gives. */
+        crypto_sign_seed_keypair(seed_pk, seed_sk, s->secret_key);
+        sodium_memzero(seed_sk, sizeof seed_sk);
+        match = sodium_memcmp(seed_pk, s->secret_key + crypto_sign_SEEDBYTES, sizeof seed_pk) == 0;
+        if (!match) {
+                *ret_why = "has a secret_key whose public half does not belong to its seed";
+                return -EBADMSG;
+        }
+        memcpy(s->public_key, seed_pk, sizeof s->public_key);
+        sodium_bin2hex(s->public_key_hex, sizeof s->public_key_hex, s->public_key, sizeof s->public_key);
+        return 0;
+}
+
+static int session_save(const char *path, const MeshSession *s) {
+        char secret_hex[2 * crypto_sign_SECRETKEYBYTES + 1], text[256];
+        int n, r;
+
+        sodium_bin2hex(secret_hex, sizeof secret_hex, s->secret_key, sizeof s->secret_key);
+        n = snprintf(text, sizeof text, "{\"schema_version\":%d,\"session_id\":\"%s\",\"secret_key\":\"%s\"}\n",
+                     MESH_SESSION_SCHEMA_VERSION, s->session_id, secret_hex);
+        sodium_memzero(secret_hex, sizeof secret_hex);
+        r = n > 0 && (size_t) n < sizeof text ? write_file_atomic(path, text, (size_t) n, 0600) : -ENOBUFS;
+        sodium_memzero(text, sizeof text);
+        return r;
+}
+
+static void session_generate(MeshSession *s) {
+        uint8_t id[SESSION_ID_HEX_LEN / 2];
+        char id_hex[SESSION_ID_HEX_LEN + 1];
+
+        crypto_sign_keypair(s->public_key, s->secret_key);
+        sodium_bin2hex(s->public_key_hex, sizeof s->public_key_hex, s->public_key, sizeof s->public_key);
+        randombytes_buf(id, sizeof id);
+        sodium_bin2hex(id_hex, sizeof id_hex, id, sizeof id);
+        snprintf(s->session_id, sizeof s->session_id, MESH_SESSION_ID_PREFIX "%s", id_hex);
+}
+
+int mesh_session_load(const char *state_dir, const char *mesh_id, MeshSession *ret) {
+        _cleanup_(secret_text_done) SecretText file = { 0 };
+        _cleanup_(mesh_session_done) MeshSession s = { 0 };
+        _cleanup_free_ char *dir = NULL, *path = NULL, *quarantined = NULL;
+        const char *why = NULL;
+        struct stat st;
+        int r;
+
+        if (!mesh_id || !*mesh_id)
+                return -EINVAL;
+        if (sodium_init() < 0)
+                return -EIO;
+
+        r = sessions_dir(state_dir, &dir);
+        if (r < 0)
+                return r;
+        r = session_path(dir, mesh_id, &path);
+        if (r < 0)
+                return r;
+
+        r = read_full_file(path, SESSION_FILE_MAX, &file.data, &file.size, &st);
+        if (r == -EFBIG)
+                why = "is implausibly large";
+        else if (r < 0 && r != -ENOENT)
+                return log_error_errno(r, "Cannot read session file %s of mesh %s: %s", path, mesh_id, STRERROR(r));
+        else if (r >= 0) {
+                r = session_parse(file.data, file.size, &s, &why);
+                if (r < 0 && r != -EBADMSG)
+                        return r;
+        }
+
+        if (!why && file.data) {
+                if ((st.st_mode & 07777) != 0600) {
+                        /* Rewriting replaces the file with a 0600 one holding the same session. */
+                        r = session_save(path, &s);
+                        log_warning("Session file %s has mode %04o, not 0600%s: %s", path,
+                                    (unsigned) (st.st_mode & 07777),
+                                    st.st_mode & 0077 ? " (others may have read its secret key)" : "",
+                                    r < 0 ? "could not fix it." : "fixed.");
+                }
+                *ret = s;
+                return 0;
+        }
+
+        if (why) {
+                r = quarantine_file(path, "malformed", &quarantined);
+                if (r < 0)
+                        return log_error_errno(r, "Session file %s of mesh %s %s, and it cannot be set aside: %s",
+                                               path, mesh_id, why, STRERROR(r));
+                log_warning("Session file %s of mesh %s %s; moved it to %s and starting a new session. Until the "
+                            "broker drops the old one, peers may see this host twice.",
+                            path, mesh_id, why, quarantined);
+        }
+
+        mesh_session_done(&s);
+        session_generate(&s);
+        r = session_save(path, &s);
+        if (r < 0)
+                return log_error_errno(r, "Cannot write session file %s of mesh %s: %s", path, mesh_id, STRERROR(r));
+        log_info("New session %s (key %s) for mesh %s.", s.session_id, s.public_key_hex, mesh_id);
+        *ret = s;
+        return 0;
+}
