@@ -18,6 +18,7 @@
 #include <string.h>
 #include <systemd/sd-bus.h>
 #include <systemd/sd-event.h>
+#include <unistd.h>
 
 #define CALLERS_MAX 64
 
@@ -48,7 +49,9 @@ static int on_reply(sd_bus_message *reply, void *userdata, sd_bus_error *ret_err
 
         if (e) {
                 if (arg_retry && !refusal(e->name)) {
-                        /* the daemon is gone or restarting; D-Bus activation brings it back */
+                        /* the daemon is gone or restarting (D-Bus activation may bring it back):
+                         * try again shortly rather than spin */
+                        usleep(20000);
                         return start_call(c);
                 }
                 printf("error %s %s %s\n", c->id, e->name, e->message ? e->message : "");

@@ -1,0 +1,129 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
+# Shared helpers for the end-to-end tests (sourced): our broker on a free loopback port, and
+# daemons, each with its own private session bus, config and state. Needs CLAUDEMESHD,
+# CLAUDEMESH_BROKER, CLAUDEMESH_WORKER and SEND_CLIENT from meson.
+set -eu
+
+T=$(mktemp -d /tmp/cm-e2e.XXXXXX)
+chmod 755 "$T"
+export T
+PIDS=""
+cleanup() {
+        for p in $PIDS; do kill "$p" 2>/dev/null || true; done
+        for p in $PIDS; do kill -CONT "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
+        rm -rf "$T"
+}
+trap cleanup EXIT INT TERM
+
+fail() {
+        echo "FAIL: $*" >&2
+        for f in "$T"/*.log; do [ -f "$f" ] && { echo "--- $f:" >&2; tail -n 40 "$f" >&2; }; done
+        exit 1
+}
+
+wait_until() {  # wait_until SECONDS CMD...
+        limit=$(( $1 * 20 )); shift; i=0
+        until "$@" >/dev/null 2>&1; do
+                i=$((i + 1)); [ $i -gt $limit ] && return 1
+                sleep 0.05
+        done
+}
+
+free_port() {
+        /usr/bin/python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# broker_start [OPTIONS...]: our broker with its database in $T, rate limiter off
+BROKER_PID=""
+broker_start() {
+        [ -n "${BROKER_PORT:-}" ] || BROKER_PORT=$(free_port)
+        "$CLAUDEMESH_BROKER" --listen "127.0.0.1:$BROKER_PORT" --db "$T/broker.db" --rate-limit 0 "$@" \
+                >> "$T/broker.log" 2>&1 &
+        BROKER_PID=$!
+        PIDS="$PIDS $BROKER_PID"
+        wait_until 10 curl -sf "http://127.0.0.1:$BROKER_PORT/health" || fail "broker did not answer /health"
+}
+broker_stop() {
+        kill "$BROKER_PID"; wait "$BROKER_PID" 2>/dev/null || true
+}
+broker_admin() {
+        "$CLAUDEMESH_BROKER" --db "$T/broker.db" "$@"
+}
+BROKER_URL() { echo "ws://127.0.0.1:$BROKER_PORT/ws"; }
+
+# mesh_create NAME → prints the mesh id
+mesh_create() {
+        broker_admin mesh create "$1" | /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])'
+}
+
+# member_entry MESH NAME → a config.json mesh entry (one line)
+member_entry() {
+        broker_admin member add "$1" "$2" --broker-url "$(BROKER_URL)" |
+                /usr/bin/python3 -c 'import json,sys; print(json.dumps(json.load(sys.stdin)))'
+}
+
+# daemon_setup NAME ENTRY...: config dir, state dir and a private bus for daemon NAME
+daemon_setup() {
+        name=$1; shift
+        mkdir -p "$T/$name/config" "$T/$name/state"
+        chmod 700 "$T/$name/config"
+        { printf '{"version":1,"displayName":"%s","meshes":[' "$name"; first=1
+          for e in "$@"; do [ $first = 1 ] || printf ','; first=0; printf '%s' "$e"; done
+          printf ']}\n'; } > "$T/$name/config/config.json"
+        chmod 600 "$T/$name/config/config.json"
+        dbus-daemon --session --fork --address="unix:path=$T/$name/bus" --print-pid=1 > "$T/$name/bus.pid" 2>/dev/null
+        PIDS="$PIDS $(cat "$T/$name/bus.pid")"
+}
+
+# daemon_start NAME: claudemeshd NAME on its bus (short liveness values keep fault tests quick)
+daemon_start() {
+        name=$1
+        DBUS_SESSION_BUS_ADDRESS="unix:path=$T/$name/bus" DBUS_SYSTEM_BUS_ADDRESS="unix:path=$T/no-system-bus" \
+                CLAUDEMESH_CONFIG_DIR="$T/$name/config" XDG_STATE_HOME="$T/$name/state" \
+                CLAUDEMESH_LOG_TARGET=stderr CLAUDEMESH_WORKER="$CLAUDEMESH_WORKER" \
+                CLAUDEMESH_PING_INTERVAL_MS="${PING_MS:-1000}" CLAUDEMESH_LIVENESS_TIMEOUT_MS="${LIVENESS_MS:-3000}" \
+                "$CLAUDEMESHD" >> "$T/$name.log" 2>&1 &
+        eval "DAEMON_$name=$!"
+        PIDS="$PIDS $!"
+        wait_until 10 on "$name" busctl --user status org.claudemesh.Daemon1 || fail "daemon $name did not start"
+}
+daemon_pid() { eval "echo \$DAEMON_$1"; }
+
+# on NAME CMD...: run CMD against daemon NAME's bus
+on() {
+        name=$1; shift
+        DBUS_SESSION_BUS_ADDRESS="unix:path=$T/$name/bus" "$@"
+}
+
+mesh_state() {  # mesh_state DAEMON SLUG
+        on "$1" busctl --user get-property org.claudemesh.Daemon1 "/org/claudemesh/Daemon1/mesh/$2" \
+                org.claudemesh.Mesh1 State | cut -d'"' -f2
+}
+wait_connected() {  # wait_connected DAEMON SLUG
+        wait_until 20 sh -c "[ \"\$(DBUS_SESSION_BUS_ADDRESS=unix:path=$T/$1/bus busctl --user get-property org.claudemesh.Daemon1 /org/claudemesh/Daemon1/mesh/$2 org.claudemesh.Mesh1 State)\" = 's \"connected\"' ]" ||
+                fail "$1: mesh $2 did not connect (state $(mesh_state "$1" "$2"))"
+}
+
+gcall_on() {  # gcall_on DAEMON METHOD ARGS...: output in $T/reply
+        name=$1; method=$2; shift 2
+        on "$name" gdbus call --session --dest org.claudemesh.Daemon1 --object-path /org/claudemesh/Daemon1 \
+                --method "org.claudemesh.Daemon1.$method" "$@" > "$T/reply" 2>&1
+}
+
+# inbox_json DAEMON SLUG: the inbox as JSON (busctl --json), newest first, up to 1000 rows
+inbox_json() {
+        on "$1" busctl --user --json=short call org.claudemesh.Daemon1 /org/claudemesh/Daemon1 org.claudemesh.Daemon1 \
+                ListInbox 'sa{sv}' "$2" 1 limit s 1000
+}
+
+inbox_count() {  # inbox_count DAEMON SLUG
+        gcall_on "$1" ListInbox "$2" "{'limit': <'1000'>}" >/dev/null || { echo 0; return; }
+        grep -o "'client_message_id': <" "$T/reply" | wc -l
+}
+
+# monitor DAEMON FILE: the daemon's signals, one JSON object a line, into FILE, in the background
+monitor() {
+        on "$1" busctl --user --json=short monitor org.claudemesh.Daemon1 > "$2" 2>&1 &
+        PIDS="$PIDS $!"
+        sleep 0.3
+}
