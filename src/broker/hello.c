@@ -124,7 +124,7 @@ static int adopt_identity(Conn *c, const HelloRequest *h, MemberRow *m) {
         snprintf(c->session_pubkey, sizeof c->session_pubkey, "%s", strempty(h->session_pubkey));
         snprintf(c->status, sizeof c->status, "idle");
         c->visible = true;
-        c->ack_aware = h->capability_client_ack;
+        c->ack_aware = h->capability_client_ack && !c->server->opts.legacy;
         c->connected_at_ms = now_ms();
         if (!c->mesh_id || !c->display_name || !c->session_id || !c->cwd || !c->groups ||
             (h->hostname && !c->hostname) || (h->peer_type && !c->peer_type) ||
@@ -194,7 +194,8 @@ static int send_hello_ack(Conn *c) {
         json_object_object_add(o, "memberDisplayName", json_object_new_string(c->display_name));
         json_object_object_add(o, "memberProfile", profile);
         json_object_object_add(o, "services", json_object_new_array());
-        json_object_object_add(o, "features", features_new(&c->server->opts));
+        if (!c->server->opts.legacy)
+                json_object_object_add(o, "features", features_new(&c->server->opts));
         return conn_send(c, o);
 }
 

@@ -35,6 +35,8 @@ static void help(void) {
                "  --rate-limit N                   sends per member per window, 0 = off (default 60)\n"
                "  --rate-window SEC                rate limit window (default 60)\n"
                "  --dedupe-retention-days N        client_message_id memory, >= 3 (default 7)\n"
+               "  --legacy                         advertise no features and lease no pushes, as the\n"
+               "                                   upstream broker of release 1.22 (for interop tests)\n"
                "  --message-retention-days N       message history kept (default 7)\n"
                "  --purge-interval SEC             retention job period (default 3600)\n"
                "  --presence-grace SEC             peer_left only after this long away (default 90)\n"
@@ -98,7 +100,7 @@ int main(int argc, char *argv[]) {
         enum {
                 ARG_LISTEN = 0x100, ARG_DB, ARG_TLS_CERT, ARG_TLS_KEY, ARG_PING, ARG_LIVENESS, ARG_LEASE,
                 ARG_MAX_CONN, ARG_RATE_LIMIT, ARG_RATE_WINDOW, ARG_DEDUPE_DAYS, ARG_MESSAGE_DAYS, ARG_PURGE, ARG_GRACE,
-                ARG_VERSION,
+                ARG_LEGACY, ARG_VERSION,
         };
         static const struct option options[] = {
                 { "listen",                   required_argument, NULL, ARG_LISTEN },
@@ -115,6 +117,7 @@ int main(int argc, char *argv[]) {
                 { "message-retention-days",   required_argument, NULL, ARG_MESSAGE_DAYS },
                 { "purge-interval",           required_argument, NULL, ARG_PURGE },
                 { "presence-grace",           required_argument, NULL, ARG_GRACE },
+                { "legacy",                   no_argument,       NULL, ARG_LEGACY },
                 { "help",                     no_argument,       NULL, 'h' },
                 { "version",                  no_argument,       NULL, ARG_VERSION },
                 { NULL, 0, NULL, 0 }
@@ -192,6 +195,9 @@ int main(int argc, char *argv[]) {
                 case ARG_GRACE:
                         target = &o.presence_grace_sec;
                         min = 0;
+                        break;
+                case ARG_LEGACY:
+                        o.legacy = true;
                         break;
                 default:
                         return EXIT_USAGE;

@@ -35,6 +35,7 @@ typedef struct BrokerOptions {
         unsigned message_retention_days;
         unsigned purge_interval_sec;
         unsigned presence_grace_sec;     /* 0: peer_left as soon as the socket closes */
+        bool legacy;                     /* no features on hello_ack, no client_ack leases */
 } BrokerOptions;
 
 void broker_options_init(BrokerOptions *o);

@@ -3,6 +3,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "broker-features.h"
 #include "hello-oracle.h"
 #include "json-util.h"
 #include "link-receive.h"
@@ -148,6 +149,7 @@ static void link_answer_sign(MeshLink *l, json_object *packet) {
 
 static void link_hello_ack(MeshLink *l, json_object *packet) {
         json_object *features = NULL, *list;
+        FeatureVerdict verdict;
         const char *text;
 
         (void) json_object_object_get_ex(packet, "features", &features);
@@ -163,6 +165,24 @@ static void link_hello_ack(MeshLink *l, json_object *packet) {
         l->features_json = strdup(text);
         l->client_ack = features && json_object_is_type(features, json_type_object) &&
                         json_object_object_get_ex(features, "client_ack", NULL);
+
+        features_check(features, l->mesh->entry->required_features, &verdict);
+        if (verdict.close_code != 0) {
+                /* DECISIONS §11: this mesh stops (others go on); no restart loop. */
+                _cleanup_(json_object_putp) json_object *p = json_object_new_object();
+                char detail[256];
+
+                snprintf(detail, sizeof detail, "closed %d: %s", verdict.close_code, verdict.reason);
+                log_warning("Mesh %s: a required broker feature is missing, %s", l->mesh->entry->slug, detail);
+                if (p) {
+                        json_object_object_add(p, "type", json_object_new_string("close"));
+                        json_object_object_add(p, "code", json_object_new_int(verdict.close_code));
+                        json_object_object_add(p, "reason", json_object_new_string(verdict.reason));
+                        (void) link_send_packet(l, p);
+                }
+                mesh_link_set_state(l, LINK_FAILED, detail);
+                return;
+        }
         l->restarts = 0;
         mesh_link_set_state(l, LINK_CONNECTED, NULL);
 
@@ -187,6 +207,9 @@ static void link_worker_state(MeshLink *l, json_object *packet) {
         s = streq(state, "backoff") ? LINK_BACKOFF : streq(state, "failed") ? LINK_FAILED : LINK_CONNECTING;
         if (l->state == LINK_CONNECTED)
                 link_requeue_inflight(l, "broker connection lost");
+        /* After we closed for a missing feature, the worker's own "failed" must not hide why. */
+        if (l->state == LINK_FAILED && s == LINK_FAILED)
+                return;
         mesh_link_set_state(l, s, detail);
 }
 

@@ -370,7 +370,34 @@ static int entry_parse_optionals(MeshEntry *e, json_object *o, char **problems) 
                         return problem_add(problems, "inviteVersion must be 1 or 2");
                 e->invite_version = (int) version;
         }
+
+        /* Our extension: broker features without which this mesh must not run (DECISIONS §11). */
+        r = field_get(o, "requiredFeatures", json_type_array, false, &v, problems);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; r > 0 && i < json_object_array_length(v); i++) {
+                json_object *f = json_object_array_get_idx(v, i);
+                MeshFeature k;
+
+                for (k = 0; k < _MESH_FEATURE_MAX; k++)
+                        if (json_object_is_type(f, json_type_string) &&
+                            streq(json_object_get_string(f), mesh_feature_to_string(k)))
+                                break;
+                if (k == _MESH_FEATURE_MAX)
+                        return problem_add(problems, "requiredFeatures[%zu] must be one of client_message_id_dedupe, "
+                                           "client_ack, max_payload", i);
+                e->required_features |= 1u << k;
+        }
         return 0;
+}
+
+const char *mesh_feature_to_string(MeshFeature f) {
+        static const char *const table[_MESH_FEATURE_MAX] = {
+                [MESH_FEATURE_CLIENT_MESSAGE_ID_DEDUPE] = "client_message_id_dedupe",
+                [MESH_FEATURE_CLIENT_ACK] = "client_ack",
+                [MESH_FEATURE_MAX_PAYLOAD] = "max_payload",
+        };
+        return f >= 0 && f < _MESH_FEATURE_MAX ? table[f] : NULL;
 }
 
 static int entry_parse(MeshEntry *e, json_object *o, char **problems) {

@@ -33,7 +33,18 @@ typedef struct MeshEntry {
         int invite_version;        /* 0 when absent */
         char *error;               /* NULL when the entry is valid; else one sentence naming file, mesh and field(s) */
         uint8_t root_key_bytes[32]; /* root_key decoded, valid when root_key != NULL; wiped on free */
+        unsigned required_features; /* MESH_FEATURE_* bits the broker must offer (our "requiredFeatures") */
 } MeshEntry;
+
+/* Broker features a mesh entry may require (DECISIONS §10, §11). */
+typedef enum MeshFeature {
+        MESH_FEATURE_CLIENT_MESSAGE_ID_DEDUPE,
+        MESH_FEATURE_CLIENT_ACK,
+        MESH_FEATURE_MAX_PAYLOAD,
+        _MESH_FEATURE_MAX,
+} MeshFeature;
+
+const char *mesh_feature_to_string(MeshFeature f);
 
 typedef struct MeshGroup {
         char *name;

@@ -167,6 +167,9 @@ static void test_bad_fields(void) {
                 { "inviteVersion", "2.0", "inviteVersion must be an integer" },
                 { "inviteVersion", "3", "inviteVersion must be 1 or 2" },
                 { "inviteVersion", "0", "inviteVersion must be 1 or 2" },
+                { "requiredFeatures", "\"client_ack\"", "requiredFeatures must be an array" },
+                { "requiredFeatures", "[\"client_ack\", \"teleport\"]", "requiredFeatures[1] must be one of" },
+                { "requiredFeatures", "[7]", "requiredFeatures[0] must be one of" },
         };
 
         for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
@@ -178,6 +181,27 @@ static void test_bad_fields(void) {
                         json_object_object_del(e, cases[i].field);
                 check_second_invalid(e, true, cases[i].want);
         }
+}
+
+static void test_required_features(void) {
+        _cleanup_(mesh_config_freep) MeshConfig *c = NULL;
+        _cleanup_free_ char *text = NULL, *why = NULL;
+        json_object *e = entry_new("acme", "mesh-acme", &keys[0]), *root = json_object_new_object(),
+                    *meshes = json_object_new_array();
+
+        json_object_object_add(e, "requiredFeatures",
+                               json_tokener_parse("[\"client_message_id_dedupe\", \"max_payload\"]"));
+        json_object_array_add(meshes, e);
+        json_object_array_add(meshes, entry_new("beta", "mesh-beta", &keys[1]));
+        json_object_object_add(root, "meshes", meshes);
+        text = strdup(json_object_to_json_string(root));
+        json_object_put(root);
+        ASSERT_OK(mesh_config_parse(text, strlen(text), "/x/config.json", &c, &why));
+        ASSERT_TRUE(c->meshes[0].error == NULL);
+        ASSERT_EQ(c->meshes[0].required_features,
+                  (1u << MESH_FEATURE_CLIENT_MESSAGE_ID_DEDUPE) | (1u << MESH_FEATURE_MAX_PAYLOAD));
+        ASSERT_EQ(c->meshes[1].required_features, 0);
+        ASSERT_STREQ(mesh_feature_to_string(MESH_FEATURE_CLIENT_ACK), "client_ack");
 }
 
 static void test_bad_slug(void) {
@@ -608,6 +632,7 @@ int main(void) {
         keys_generate();
         test_bad_fields();
         test_bad_slug();
+        test_required_features();
         test_bad_secret_key();
         test_uppercase_pubkey_refused();
         test_all_problems_collected();
