@@ -75,14 +75,15 @@ daemon_setup() {
         PIDS="$PIDS $(cat "$T/$name/bus.pid")"
 }
 
-# daemon_start NAME: claudemeshd NAME on its bus (short liveness values keep fault tests quick)
+# daemon_start NAME: claudemeshd NAME on its bus (short liveness values keep fault tests quick;
+# $DAEMON_ARGS adds options)
 daemon_start() {
         name=$1
         DBUS_SESSION_BUS_ADDRESS="unix:path=$T/$name/bus" DBUS_SYSTEM_BUS_ADDRESS="unix:path=$T/no-system-bus" \
                 CLAUDEMESH_CONFIG_DIR="$T/$name/config" XDG_STATE_HOME="$T/$name/state" \
                 CLAUDEMESH_LOG_TARGET=stderr CLAUDEMESH_WORKER="$CLAUDEMESH_WORKER" \
                 CLAUDEMESH_PING_INTERVAL_MS="${PING_MS:-1000}" CLAUDEMESH_LIVENESS_TIMEOUT_MS="${LIVENESS_MS:-3000}" \
-                "$CLAUDEMESHD" >> "$T/$name.log" 2>&1 &
+                "$CLAUDEMESHD" ${DAEMON_ARGS:-} >> "$T/$name.log" 2>&1 &
         eval "DAEMON_$name=$!"
         PIDS="$PIDS $!"
         wait_until 10 on "$name" busctl --user status org.claudemesh.Daemon1 || fail "daemon $name did not start"
