@@ -1,0 +1,41 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <json-c/json.h>
+
+/* What the daemon's "start" packet says (worker-channel.h), checked. */
+typedef struct WorkerConfig {
+        char *broker_url;
+        bool tls;
+        char *host;             /* without the [] of an IPv6 literal */
+        uint16_t port;
+        char *path;             /* with the query string, if any */
+
+        char *mesh_id;
+        char *member_id;
+        char *pubkey;
+        char *session_pubkey;   /* NULL: none announced */
+        char *session_id;
+        char *display_name;     /* NULL: the member's */
+        char *hostname;         /* NULL: not announced */
+        char *cwd;
+        int64_t pid;
+
+        uint64_t ping_interval_ms;
+        uint64_t liveness_timeout_ms;
+        bool allow_self_signed;
+} WorkerConfig;
+
+#define PING_INTERVAL_MS_DEFAULT     30000
+#define LIVENESS_TIMEOUT_MS_DEFAULT  75000
+
+void worker_config_done(WorkerConfig *c);
+
+/* ws://host[:port][/path] or wss://…: -EINVAL with *ret_error on anything else. */
+int broker_url_parse(const char *url, WorkerConfig *c, char **ret_error);
+
+/* Fills c from a "start" packet; -EINVAL with *ret_error naming the bad field. */
+int worker_config_from_start(json_object *start, WorkerConfig *c, char **ret_error);

@@ -1,0 +1,271 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""claudemesh-worker against a scripted stand-in for the UPSTREAM broker (python3-websockets):
+the exact hello it sends, no subprotocol, pushes before hello_ack, no feature bits, frame
+validation (only valid hello_ack/ack/push/peers_list/error frames reach the daemon), hello
+rejections backing off, 4001, the hello_ack timeout, the close code the daemon asks for, and
+the frame size limit in both directions."""
+
+import asyncio
+import json
+import os
+import sys
+import time
+import traceback
+
+import nacl.signing
+import websockets
+
+import workertest as wt
+from workertest import bt
+
+KEY = nacl.signing.SigningKey.generate()
+PUB = KEY.verify_key.encode().hex()
+ENTRY = {"meshId": "M" * 32, "memberId": "U" * 32, "pubkey": PUB,
+         "secretKey": (KEY.encode() + KEY.verify_key.encode()).hex()}
+HEX = "ab" * 32
+
+
+def push(mid, **kw):
+    f = {"type": "push", "messageId": mid, "meshId": ENTRY["meshId"], "senderPubkey": HEX, "priority": "next",
+         "nonce": bt.b64(os.urandom(24)), "ciphertext": bt.b64(b"hi"), "createdAt": "2026-05-03T19:24:32.123Z"}
+    f.update(kw)
+    return f
+
+
+class Fake:
+    """A WebSocket server on a free port; script(ws) runs per connection."""
+
+    def __init__(self, script):
+        self.script = script
+        self.port = bt.free_port()
+        self.connections = []
+        self.server = None
+
+    async def handler(self, ws, path=None):
+        self.connections.append(ws)
+        try:
+            await self.script(self, ws)
+        except websockets.ConnectionClosed:
+            pass
+
+    async def __aenter__(self):
+        self.server = await websockets.serve(self.handler, "127.0.0.1", self.port, ping_interval=None,
+                                             max_size=None)
+        return self
+
+    async def __aexit__(self, *exc):
+        self.server.close()
+        await self.server.wait_closed()
+
+    @property
+    def url(self):
+        return f"ws://127.0.0.1:{self.port}/ws"
+
+
+async def hello(ws):
+    h = json.loads(await ws.recv())
+    assert h["type"] == "hello", h
+    return h
+
+
+def ack():
+    return {"type": "hello_ack", "presenceId": "P" * 32, "memberDisplayName": "alice",
+            "memberProfile": {"roleTag": None, "groups": [], "messageMode": "push"}, "services": []}
+
+
+async def test_upstream_hello_and_validation(workers):
+    seen = {}
+    valid = [
+        push("before-ack"),
+        {"type": "error", "code": "x-valid", "message": "ok"},
+        {"type": "ack", "id": "s1", "messageId": "Q" * 32, "queued": True},
+        {"type": "ack", "id": "s2", "messageId": "", "queued": False,
+         "error": "rate_limit: max 60 msg/min (burst 10) — slow down"},
+        push("system", subtype="system", event="peer_joined", eventData={"name": "bob", "pubkey": HEX},
+             senderPubkey="system", nonce="", ciphertext="", priority="low"),
+        push("webhook", senderPubkey="webhook:ci", subtype="webhook", event="ci"),
+        push("with-ids", client_message_id="c-1", request_fingerprint="AB" * 32),
+        {"type": "peers_list", "_reqId": "pl", "peers": [{"pubkey": HEX, "memberPubkey": HEX, "displayName": "b",
+                                                          "summary": None, "groups": [], "visible": True}]},
+    ]
+    invalid = [
+        "not json", '["array"]', '{"type": 5}', '{"no": "type"}', '{"type":"push"} trailing',
+        json.dumps(push("bad-sender", senderPubkey="AB" * 32)),
+        json.dumps(push("bad-nonce", nonce="not base64!")),
+        json.dumps(push("bad-fp", request_fingerprint="ab" * 31)),
+        json.dumps(push("", )),
+        json.dumps(push("bad-priority", priority="urgent")),
+        json.dumps({"type": "ack", "id": "s3", "messageId": "x"}),
+        json.dumps({"type": "error", "message": "no code"}),
+        json.dumps({"type": "peers_list", "peers": [{"pubkey": "AB" * 32}]}),
+        json.dumps({"type": "peers_list", "peers": "none"}),
+        json.dumps({"type": "state_change", "key": "k", "value": 1}),
+        json.dumps(push("huge", ciphertext="A" * 70000)),
+        b'{"type":"error","code":"binary"}',
+    ]
+
+    async def script(fake, ws):
+        seen["path"] = ws.path
+        seen["protocol"] = ws.request_headers.get("Sec-WebSocket-Protocol")
+        h = seen["hello"] = await hello(ws)
+        await ws.send(json.dumps(valid[0]))
+        await ws.send(json.dumps(ack()))  # no "features": a legacy broker
+        for v, i in zip(valid[1:] + [None] * len(invalid), invalid):
+            await ws.send(i)
+            if v:
+                await ws.send(json.dumps(v))
+        await ws.send(json.dumps({"type": "error", "code": "end"}))
+        # the daemon's frames come through as text messages
+        seen["sent"] = json.loads(await ws.recv())
+        seen["after-huge"] = json.loads(await ws.recv())
+        await ws.wait_closed()
+
+    async with Fake(script) as fake:
+        w = wt.Worker(ENTRY, fake.url, display_name="box-c").spawn()
+        workers.append(w)
+        frames = []
+        while True:
+            p = await w.expect("frame")
+            frames.append(p["frame"])
+            if p["frame"].get("code") == "end":
+                break
+        a = await w.expect("hello_ack")
+        assert a["features"] is None and a["presence_id"] == "P" * 32, a
+        await w.connected()
+        got = [f.get("messageId", f.get("code", f.get("id", f.get("_reqId")))) for f in frames[:-1]]
+        want = [f.get("messageId", f.get("code", f.get("id", f.get("_reqId")))) for f in valid]
+        # the push before hello_ack stays first; the rest in order
+        assert got == want, (got, want)
+        assert sum("Dropped an invalid broker frame" in l for l in w.stderr) >= len(invalid) - 3, w.log()
+        assert any("binary" in l for l in w.stderr) and any("over 65536" in l for l in w.stderr), w.log()
+
+        w.frame({"type": "set_summary", "summary": "é/\"x"})
+        w.frame({"type": "set_summary", "summary": "x" * 70000})
+        w.frame({"type": "set_summary", "summary": "after"})
+        for _ in range(50):
+            if "after-huge" in seen:
+                break
+            await asyncio.sleep(0.1)
+
+    h = seen["hello"]
+    assert seen["path"] == "/ws" and seen["protocol"] is None, seen
+    assert set(h) == {"type", "meshId", "memberId", "pubkey", "sessionPubkey", "displayName", "sessionId", "pid",
+                      "cwd", "hostname", "peerType", "channel", "capabilities", "timestamp", "signature"}, h
+    assert h["peerType"] == "ai" and h["channel"] == "claudemesh-daemon" and h["capabilities"] == ["client_ack"]
+    assert h["displayName"] == "box-c" and h["sessionPubkey"] == w.routing_key and h["cwd"] == "/tmp"
+    assert isinstance(h["timestamp"], int) and abs(h["timestamp"] - time.time() * 1000) < 10000, h
+    signed = f"{h['meshId']}|{h['memberId']}|{h['pubkey']}|{h['timestamp']}".encode()
+    KEY.verify_key.verify(signed, bytes.fromhex(h["signature"]))
+    assert seen["sent"] == {"type": "set_summary", "summary": "é/\"x"}, seen
+    assert seen["after-huge"]["summary"] == "after", seen
+    assert any("at most 65536" in l for l in w.stderr), w.log()
+
+
+async def test_hello_rejected_backs_off(workers):
+    async def script(fake, ws):
+        await hello(ws)
+        await ws.send(json.dumps({"type": "error", "code": "unauthorized", "message": "pubkey not found in mesh"}))
+        await ws.close(1008, "unauthorized")
+
+    async with Fake(script) as fake:
+        w = wt.Worker(ENTRY, fake.url).spawn()
+        workers.append(w)
+        last = None
+        for cap in (1000, 2000, 4000):
+            st = await w.state("backoff", 15)
+            assert st["close_code"] == 1008 and "unauthorized" in st["detail"], st
+            assert st["retry_in_ms"] < cap, st
+            if last:
+                # never faster than the backoff: the next attempt waited its delay
+                assert st["_t"] - last["_t"] >= last["retry_in_ms"] / 1000 - 0.05, (last, st)
+            last = st
+        assert len(fake.connections) >= 3
+
+
+async def test_kicked_is_final(workers):
+    async def script(fake, ws):
+        await hello(ws)
+        await ws.send(json.dumps(ack()))
+        await asyncio.sleep(0.3)
+        await ws.close(4001, "kicked")
+
+    async with Fake(script) as fake:
+        w = wt.Worker(ENTRY, fake.url).spawn()
+        workers.append(w)
+        st = await w.state("failed")
+        assert st["close_code"] == 4001 and "kicked" in st["detail"], st
+        await w.nothing("state", 2, state="connecting")
+        assert len(fake.connections) == 1
+
+
+async def test_hello_ack_timeout(workers):
+    async def script(fake, ws):
+        await hello(ws)
+        await ws.wait_closed()
+
+    async with Fake(script) as fake:
+        w = wt.Worker(ENTRY, fake.url).spawn()
+        workers.append(w)
+        await w.expect("sign")
+        t0 = time.monotonic()
+        st = await w.state("backoff", 10)
+        assert "hello_ack" in st["detail"] and 4.5 < time.monotonic() - t0 < 7, st
+
+
+async def test_daemon_close_code_reaches_broker(workers):
+    closes = []
+
+    async def script(fake, ws):
+        await hello(ws)
+        await ws.send(json.dumps(ack()))
+        await ws.wait_closed()
+        closes.append((ws.close_code, ws.close_reason))
+
+    async with Fake(script) as fake:
+        w = wt.Worker(ENTRY, fake.url).spawn()
+        workers.append(w)
+        await w.connected()
+        reason = '{"kind":"below_floor","feature":"client_message_id_dedupe","detail":"2 < 3"}'
+        w.send({"type": "close", "code": 4012, "reason": reason})
+        st = await w.state("failed")
+        assert st["close_code"] == 4012, st
+        for _ in range(50):
+            if closes:
+                break
+            await asyncio.sleep(0.1)
+        assert closes == [(4012, reason)], closes
+        await w.nothing("state", 1.5, state="connecting")
+        w.send({"type": "reconnect"})
+        await w.connected()
+        assert len(fake.connections) == 2
+
+
+def main():
+    failed = 0
+    only = sys.argv[1:]
+    for t in (test_upstream_hello_and_validation, test_hello_rejected_backs_off, test_kicked_is_final,
+              test_hello_ack_timeout, test_daemon_close_code_reaches_broker):
+        if only and t.__name__ not in only:
+            continue
+        workers = []
+        try:
+            asyncio.run(asyncio.wait_for(t(workers), 60))
+            for w in workers:
+                rc = w.stop()
+                assert rc == 0, f"worker exited with {rc}\n{w.log()}"
+            print(f"ok   {t.__name__}", flush=True)
+        except BaseException:
+            failed += 1
+            print(f"FAIL {t.__name__}", flush=True)
+            traceback.print_exc()
+            for w in workers:
+                print("---- worker log ----\n" + w.log(), flush=True)
+        finally:
+            for w in workers:
+                w.kill()
+    sys.exit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,245 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""Plays claudemeshd for claudemesh-worker: a SOCK_SEQPACKET socketpair with the worker's end
+on fd 3, the "start" packet, signatures for its hellos (the harness holds the member key, as
+the daemon does), and a record of every packet the worker sends. Run with /usr/bin/python3
+(Debian's python3-nacl and python3-websockets)."""
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+
+import nacl.signing
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "broker"))
+import brokertest as bt  # noqa: E402
+
+WORKER = os.environ.get("CLAUDEMESH_WORKER", "claudemesh-worker")
+TIMEOUT = bt.TIMEOUT * 2
+
+
+class Worker:
+    def __init__(self, entry, url, ping_ms=30000, liveness_ms=75000, allow_self_signed=False,
+                 session=True, sign=True, display_name=None):
+        self.entry = entry
+        self.key = nacl.signing.SigningKey(bytes.fromhex(entry["secretKey"])[:32])
+        self.session_key = nacl.signing.SigningKey.generate() if session else None
+        self.session_id = f"worker-test-{uuid.uuid4()}"
+        self.url = url
+        self.start_packet = {
+            "type": "start", "broker_url": url, "mesh_id": entry["meshId"], "member_id": entry["memberId"],
+            "pubkey": entry["pubkey"], "session_id": self.session_id, "pid": os.getpid(), "cwd": "/tmp",
+            "hostname": "worker-test", "ping_interval_ms": ping_ms, "liveness_timeout_ms": liveness_ms,
+            "allow_self_signed": allow_self_signed,
+        }
+        if self.session_key:
+            self.start_packet["session_pubkey"] = self.session_key.verify_key.encode().hex()
+        if display_name:
+            self.start_packet["display_name"] = display_name
+        self.sign = sign          # True: sign; a string: answer with that error
+        self.packets = []         # everything received, in order, with a monotonic timestamp
+        self.pending = []
+        self.stderr = []
+        self.proc = None
+        self.sock = None
+        self.signed = []
+        self.event = None
+        self.eof = False
+
+    @property
+    def routing_key(self):
+        return self.session_key.verify_key.encode().hex() if self.session_key else self.entry["pubkey"]
+
+    def spawn(self, start=True):
+        parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        child_fd = child.fileno()
+
+        def to_fd3():
+            os.dup2(child_fd, 3)
+
+        env = dict(os.environ, CLAUDEMESH_LOG_TARGET="stderr", CLAUDEMESH_LOG_LEVEL="debug")
+        # stderr is a pipe, as under the daemon: RLIMIT_FSIZE=0 applies.
+        self.proc = subprocess.Popen([WORKER], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.PIPE, close_fds=False, preexec_fn=to_fd3, env=env)
+        child.close()
+        threading.Thread(target=self._drain_stderr, daemon=True).start()
+        self.sock = parent
+        self.sock.setblocking(False)
+        if start:
+            self.send(self.start_packet)
+        return self
+
+    def _drain_stderr(self):
+        for line in self.proc.stderr:
+            self.stderr.append(line.decode(errors="replace").rstrip("\n"))
+
+    def log(self):
+        return "\n".join(self.stderr[-80:])
+
+    def send(self, packet):
+        self.sock.send(json.dumps(packet).encode())
+
+    def _ensure_reader(self):
+        # Packets are read (and signing requests answered) as they come, whatever the test is
+        # waiting for, so their timestamps are when the worker sent them.
+        if self.event is None:
+            self.event = asyncio.Event()
+            asyncio.get_running_loop().add_reader(self.sock.fileno(), self._on_readable)
+
+    def _on_readable(self):
+        while True:
+            try:
+                data = self.sock.recv(300000)
+            except BlockingIOError:
+                return
+            if not data:
+                asyncio.get_running_loop().remove_reader(self.sock.fileno())
+                self.eof = True
+                self.event.set()
+                return
+            p = json.loads(data)
+            p["_t"] = time.monotonic()
+            self.packets.append(p)
+            if p["type"] == "sign":
+                self._answer_sign(p)
+            self.pending.append(p)
+            self.event.set()
+
+    def _answer_sign(self, p):
+        payload = p["payload"]
+        e = self.entry
+        parts = payload.split("|")
+        assert parts[:3] == [e["meshId"], e["memberId"], e["pubkey"]], payload
+        assert abs(int(parts[3]) - time.time() * 1000) < 60000, payload
+        self.signed.append(payload)
+        if self.sign is True:
+            self.send({"type": "signature", "request_id": p["request_id"],
+                       "signature": self.key.sign(payload.encode()).signature.hex()})
+        else:
+            self.send({"type": "signature", "request_id": p["request_id"], "error": self.sign})
+
+    async def expect(self, type_, timeout=TIMEOUT, **match):
+        """The first kept or new packet of this type whose fields equal match (a callable
+        value is a predicate)."""
+        def ok(p):
+            if p.get("type") != type_:
+                return False
+            for k, v in match.items():
+                if callable(v):
+                    if not v(p.get(k)):
+                        return False
+                elif p.get(k) != v:
+                    return False
+            return True
+        self._ensure_reader()
+        deadline = time.monotonic() + timeout
+        while True:
+            for i, p in enumerate(self.pending):
+                if ok(p):
+                    return self.pending.pop(i)
+            left = deadline - time.monotonic()
+            if left <= 0 or self.eof:
+                raise AssertionError(f"no {type_} {match} within {timeout}s; got {self.pending[-10:]}\n"
+                                     f"---- worker log ----\n{self.log()}")
+            self.event.clear()
+            try:
+                await asyncio.wait_for(self.event.wait(), left)
+            except asyncio.TimeoutError:
+                pass
+
+    async def state(self, state, timeout=TIMEOUT, **match):
+        return await self.expect("state", timeout, state=state, **match)
+
+    def flush(self):
+        """Forgets the packets kept so far: later expectations see only new ones."""
+        self.pending.clear()
+
+    async def nothing(self, type_, wait, **match):
+        """Asserts that no such packet arrives within wait seconds (earlier ones don't count)."""
+        self.flush()
+        try:
+            p = await self.expect(type_, wait, **match)
+        except AssertionError:
+            return
+        raise AssertionError(f"unexpected {p}\n---- worker log ----\n{self.log()}")
+
+    async def connected(self, timeout=TIMEOUT):
+        await self.state("connected", timeout)
+        return self
+
+    def frame(self, frame):
+        self.send({"type": "send", "frame": frame})
+
+    def proc_status(self):
+        with open(f"/proc/{self.proc.pid}/status") as f:
+            return dict(line.split(":\t", 1) for line in f.read().splitlines() if ":\t" in line)
+
+    def stop(self, timeout=10):
+        """Closes the channel, as a dying daemon does; the worker must exit 0 on its own."""
+        if not self.proc:
+            return 0
+        if self.event is not None and not self.eof:
+            try:
+                asyncio.get_running_loop().remove_reader(self.sock.fileno())
+            except RuntimeError:
+                pass
+        self.sock.close()
+        try:
+            rc = self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise AssertionError("the worker did not exit when the channel closed\n" + self.log())
+        self.proc = None
+        return rc
+
+    def kill(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self.proc = None
+
+
+def run(tests, *broker_args):
+    """Runs each async test(broker, workers) against a fresh broker; exits non-zero on failure."""
+    failed = 0
+    only = sys.argv[1:]
+    for t in tests:
+        if only and t.__name__ not in only:
+            continue
+        b = bt.Broker(*broker_args, *getattr(t, "broker_args", []))
+        workers = []
+        try:
+            b.start()
+            asyncio.run(asyncio.wait_for(bt.with_cleanup(lambda br: t(br, workers), b), 120))
+            for w in workers:
+                rc = w.stop()
+                assert rc == 0, f"worker exited with {rc}\n{w.log()}"
+            print(f"ok   {t.__name__}", flush=True)
+        except BaseException:
+            failed += 1
+            print(f"FAIL {t.__name__}", flush=True)
+            import traceback
+            traceback.print_exc()
+            for w in workers:
+                print("---- worker log ----\n" + w.log(), flush=True)
+            print("---- broker log ----\n" + b.logtext()[-4000:], flush=True)
+        finally:
+            for w in workers:
+                w.kill()
+            b.close()
+    sys.exit(1 if failed else 0)
+
+
+def sigstop(proc):
+    proc.send_signal(signal.SIGSTOP)
+
+
+def sigcont(proc):
+    proc.send_signal(signal.SIGCONT)
