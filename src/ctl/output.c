@@ -1,0 +1,254 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <stdarg.h>
+#include <string.h>
+#include <time.h>
+
+#include "ctl.h"
+#include "log.h"
+#include "output.h"
+
+bool colors_enabled(void) {
+        static int cached = -1;
+
+        if (cached < 0) {
+                const char *no_color = getenv("NO_COLOR"), *term = getenv("TERM");
+                cached = isatty(STDOUT_FILENO) && !(no_color && no_color[0]) && !(term && streq(term, "dumb"));
+        }
+        return cached;
+}
+
+static bool stderr_colors(void) {
+        const char *no_color = getenv("NO_COLOR");
+        return isatty(STDERR_FILENO) && !(no_color && no_color[0]);
+}
+
+#define ANSI(name, code) \
+        const char *ansi_##name(void) { return colors_enabled() ? (code) : ""; }
+ANSI(bold, "\033[1m")
+ANSI(red, "\033[31m")
+ANSI(green, "\033[32m")
+ANSI(yellow, "\033[33m")
+ANSI(grey, "\033[90m")
+ANSI(normal, "\033[0m")
+
+_printf_(2, 0) static void vprint_stderr(const char *color, const char *format, va_list ap) {
+        bool c = stderr_colors();
+
+        fflush(stdout);
+        if (c)
+                fputs(color, stderr);
+        vfprintf(stderr, format, ap);
+        if (c)
+                fputs("\033[0m", stderr);
+        fputc('\n', stderr);
+}
+
+void ctl_error(const char *format, ...) {
+        va_list ap;
+
+        va_start(ap, format);
+        vprint_stderr("\033[31m", format, ap);
+        va_end(ap);
+}
+
+void ctl_hint(const char *format, ...) {
+        va_list ap;
+
+        va_start(ap, format);
+        vprint_stderr("", format, ap);
+        va_end(ap);
+}
+
+int ctl_error_errno(int r, const char *format, ...) {
+        char buf[512];
+        va_list ap;
+
+        va_start(ap, format);
+        vsnprintf(buf, sizeof buf, format, ap);
+        va_end(ap);
+        ctl_error("%s: %s", buf, STRERROR(r));
+        return CTL_EXIT_FAILURE;
+}
+
+int ctl_usage_error(const char *format, ...) {
+        va_list ap;
+
+        va_start(ap, format);
+        vprint_stderr("\033[31m", format, ap);
+        va_end(ap);
+        ctl_hint("See 'claudemeshctl --help'.");
+        return CTL_EXIT_USAGE;
+}
+
+const char *format_relative(usec_t t, char buf[static RELATIVE_MAX]) {
+        static const struct {
+                const char *unit;
+                usec_t usec;
+        } units[] = {
+                { "days", 24 * 3600 * USEC_PER_SEC },
+                { "h", 3600 * USEC_PER_SEC },
+                { "min", 60 * USEC_PER_SEC },
+                { "s", USEC_PER_SEC },
+        };
+        usec_t now = now_usec(CLOCK_REALTIME), d;
+        bool future = t > now;
+
+        if (t == 0)
+                return "-";
+        d = future ? t - now : now - t;
+        if (d < USEC_PER_SEC)
+                return "just now";
+        for (size_t i = 0; i < ELEMENTSOF(units); i++)
+                if (d >= units[i].usec) {
+                        unsigned long long n = d / units[i].usec;
+                        snprintf(buf, RELATIVE_MAX, "%s%llu %s%s", future ? "in " : "", n,
+                                 n == 1 && i == 0 ? "day" : units[i].unit, future ? "" : " ago");
+                        break;
+                }
+        return buf;
+}
+
+const char *format_clock(usec_t t, char buf[static CLOCK_MAX]) {
+        time_t sec = (time_t) (t / USEC_PER_SEC);
+        struct tm tm;
+
+        if (!localtime_r(&sec, &tm) || strftime(buf, CLOCK_MAX, "%b %d %H:%M:%S", &tm) == 0)
+                return "-";
+        return buf;
+}
+
+size_t utf8_width(const char *s) {
+        size_t n = 0;
+
+        for (; *s; s++)
+                if (((unsigned char) *s & 0xC0) != 0x80)
+                        n++;
+        return n;
+}
+
+char *ellipsize(const char *s, size_t max_width) {
+        size_t line = strcspn(s, "\n"), bytes = 0, width = 0;
+        char *r;
+
+        if (!s[line] && utf8_width(s) <= max_width)
+                return strdup(s);
+        /* Keep whole code points, leaving one column for the "…". */
+        while (bytes < line && width + 1 < max_width) {
+                bytes++;
+                while (bytes < line && ((unsigned char) s[bytes] & 0xC0) == 0x80)
+                        bytes++;
+                width++;
+        }
+        r = malloc(bytes + sizeof("…"));
+        if (!r)
+                return NULL;
+        memcpy(r, s, bytes);
+        strcpy(r + bytes, "…");
+        return r;
+}
+
+typedef struct Cell {
+        char *text;
+        const char *color;
+} Cell;
+
+struct Table {
+        size_t n_columns, n_cells, allocated;
+        const char *const *headers;
+        Cell *cells;
+};
+
+Table *table_new(size_t n_columns, const char *const *headers) {
+        Table *t = calloc(1, sizeof(Table));
+
+        if (!t)
+                return NULL;
+        t->n_columns = n_columns;
+        t->headers = headers;
+        return t;
+}
+
+Table *table_free(Table *t) {
+        if (!t)
+                return NULL;
+        for (size_t i = 0; i < t->n_cells; i++)
+                free(t->cells[i].text);
+        free(t->cells);
+        return mfree(t);
+}
+
+int table_add_cell(Table *t, const char *text, const char *color) {
+        char *copy;
+
+        if (t->n_cells == t->allocated) {
+                size_t n = t->allocated ? t->allocated * 2 : 16 * t->n_columns;
+                Cell *c = reallocarray(t->cells, n, sizeof(Cell));
+                if (!c)
+                        return -ENOMEM;
+                t->cells = c;
+                t->allocated = n;
+        }
+        copy = strdup(text && text[0] ? text : "-");
+        if (!copy)
+                return -ENOMEM;
+        t->cells[t->n_cells++] = (Cell) { .text = copy, .color = color };
+        return 0;
+}
+
+size_t table_rows(const Table *t) {
+        return t->n_cells / t->n_columns;
+}
+
+static void print_cell(const char *text, const char *color, size_t pad, bool last) {
+        bool c = color && color[0] && colors_enabled();
+
+        printf("%s%s%s", c ? color : "", text, c ? ansi_normal() : "");
+        if (!last)
+                printf("%*s", (int) (pad + 2), "");
+}
+
+int table_print(const Table *t) {
+        _cleanup_free_ size_t *widths = calloc(t->n_columns, sizeof(size_t));
+
+        if (!widths)
+                return ctl_error_errno(-ENOMEM, "Cannot print a table");
+
+        for (size_t c = 0; c < t->n_columns; c++)
+                widths[c] = utf8_width(t->headers[c]);
+        for (size_t i = 0; i < t->n_cells; i++) {
+                size_t w = utf8_width(t->cells[i].text);
+                if (w > widths[i % t->n_columns])
+                        widths[i % t->n_columns] = w;
+        }
+
+        for (size_t c = 0; c < t->n_columns; c++)
+                print_cell(t->headers[c], ansi_bold(), widths[c] - utf8_width(t->headers[c]), c + 1 == t->n_columns);
+        putchar('\n');
+        for (size_t i = 0; i < t->n_cells; i++) {
+                size_t c = i % t->n_columns;
+                print_cell(t->cells[i].text, t->cells[i].color, widths[c] - utf8_width(t->cells[i].text),
+                           c + 1 == t->n_columns);
+                if (c + 1 == t->n_columns)
+                        putchar('\n');
+        }
+        return CTL_EXIT_OK;
+}
+
+void print_field(int width, const char *label, const char *color, const char *value) {
+        bool c = color && color[0] && colors_enabled();
+
+        printf("%*s: %s%s%s\n", width, label, c ? color : "", value && value[0] ? value : "-",
+               c ? ansi_normal() : "");
+}
+
+void json_print(json_object *o) {
+        int flags = JSON_C_TO_STRING_NOSLASHESCAPE |
+                    (isatty(STDOUT_FILENO) ? JSON_C_TO_STRING_PRETTY : JSON_C_TO_STRING_PLAIN);
+
+        puts(json_object_to_json_string_ext(o, flags));
+}
+
+void json_print_line(json_object *o) {
+        puts(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
+        fflush(stdout);
+}

@@ -1,0 +1,56 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include <json-c/json.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "log.h"
+#include "macro.h"
+#include "time-util.h"
+
+/* Colour only on a terminal, and never with $NO_COLOR set (https://no-color.org) or TERM=dumb. */
+bool colors_enabled(void);
+const char *ansi_bold(void);
+const char *ansi_red(void);
+const char *ansi_green(void);
+const char *ansi_yellow(void);
+const char *ansi_grey(void);
+const char *ansi_normal(void);
+
+/* Errors and hints go to stderr, errors red on a terminal. The _errno and _usage_ variants
+ * return the exit code to use (1 and 2). */
+void ctl_error(const char *format, ...) _printf_(1, 2);
+void ctl_hint(const char *format, ...) _printf_(1, 2);
+int ctl_error_errno(int r, const char *format, ...) _printf_(2, 3);
+int ctl_usage_error(const char *format, ...) _printf_(1, 2);
+
+/* "just now", "3 min ago", "in 2 h", "5 days ago"; "-" for 0 (not set). */
+#define RELATIVE_MAX 32
+const char *format_relative(usec_t t, char buf[static RELATIVE_MAX]);
+/* "Nov 29 09:21:03" in local time, for lines printed as things happen. */
+#define CLOCK_MAX 32
+const char *format_clock(usec_t t, char buf[static CLOCK_MAX]);
+
+/* Display columns of UTF-8 text (each code point counts one). */
+size_t utf8_width(const char *s);
+/* The first line of s, at most max_width columns, "…" marking a cut. malloc'd, NULL on OOM. */
+char *ellipsize(const char *s, size_t max_width);
+
+/* A table printed with every column as wide as its widest cell; cells may carry a colour. */
+typedef struct Table Table;
+Table *table_new(size_t n_columns, const char *const *headers);
+Table *table_free(Table *t);
+DEFINE_TRIVIAL_CLEANUP_FUNC(Table *, table_free);
+/* Adds the next cell (rows fill left to right); NULL or "" prints as "-". */
+int table_add_cell(Table *t, const char *text, const char *color);
+size_t table_rows(const Table *t);
+/* Returns an exit code. */
+int table_print(const Table *t);
+
+/* "  Label: value" lines, labels right-aligned to width like hostnamectl's. */
+void print_field(int width, const char *label, const char *color, const char *value);
+
+/* --json: a whole document (pretty on a terminal), or one object per line for streams. */
+void json_print(json_object *o);
+void json_print_line(json_object *o);

@@ -1,0 +1,143 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <string.h>
+
+#include "bus-json.h"
+#include "bus-util.h"
+#include "ctl.h"
+#include "json-util.h"
+#include "output.h"
+
+static const char *status_color(const char *status) {
+        if (streq(status, "done"))
+                return ansi_green();
+        if (streq(status, "dead"))
+                return ansi_red();
+        if (streq(status, "aborted"))
+                return ansi_grey();
+        return ansi_yellow();
+}
+
+/* What happened to the row, in a few words: its error, its successor or its broker id. */
+static char *outcome_of(json_object *row) {
+        const char *error = json_get_string(row, "last_error"), *successor = json_get_string(row, "superseded_by");
+        char *s = NULL;
+
+        if (error[0])
+                return ellipsize(error, 50);
+        if (successor[0])
+                return asprintf(&s, "requeued as %s", successor) < 0 ? NULL : s;
+        return strdup(json_get_string(row, "broker_message_id"));
+}
+
+static int add_outbox_row(Table *t, json_object *row) {
+        _cleanup_free_ char *target = ellipsize(json_get_string(row, "target"), 20), *outcome = outcome_of(row);
+        const char *status = json_get_string(row, "status");
+        char when[RELATIVE_MAX], attempts[16];
+        int r;
+
+        if (!target || !outcome)
+                return -ENOMEM;
+        snprintf(attempts, sizeof attempts, "%llu", (unsigned long long) json_get_uint64(row, "attempts"));
+        r = table_add_cell(t, json_get_string(row, "id"), NULL);
+        if (r >= 0)
+                r = table_add_cell(t, json_get_string(row, "client_message_id"), NULL);
+        if (r >= 0)
+                r = table_add_cell(t, json_get_string(row, "mesh"), NULL);
+        if (r >= 0)
+                r = table_add_cell(t, status, status_color(status));
+        if (r >= 0)
+                r = table_add_cell(t, target, NULL);
+        if (r >= 0)
+                r = table_add_cell(t, json_get_string(row, "priority"), NULL);
+        if (r >= 0)
+                r = table_add_cell(t, attempts, NULL);
+        if (r >= 0)
+                r = table_add_cell(t, format_relative(json_get_uint64(row, "enqueued_at"), when), NULL);
+        if (r >= 0)
+                r = table_add_cell(t, outcome, NULL);
+        return r;
+}
+
+int verb_outbox(sd_bus *bus, int argc, char **argv) {
+        static const char *const headers[] = { "ROW", "ID", "MESH", "STATUS", "TO", "PRIORITY", "TRIES",
+                                               "QUEUED", "OUTCOME" };
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL, *reply = NULL;
+        _cleanup_(json_object_putp) json_object *rows = NULL;
+        _cleanup_(table_freep) Table *t = NULL;
+        int r;
+
+        r = bus_new_daemon_call(bus, "ListOutbox", &m);
+        if (r >= 0)
+                r = sd_bus_message_append(m, "s", strempty(arg.mesh));
+        if (r >= 0)
+                r = sd_bus_message_open_container(m, 'a', "{sv}");
+        if (r >= 0)
+                r = bus_append_string_option(m, "status", arg.status);
+        if (r >= 0)
+                r = bus_append_string_option(m, "limit", arg.limit);
+        if (r >= 0)
+                r = sd_bus_message_close_container(m);
+        if (r < 0)
+                return ctl_error_errno(r, "Cannot build the ListOutbox call");
+        r = bus_call(bus, m, "list the outbox", &reply);
+        if (r != CTL_EXIT_OK)
+                return r;
+        r = bus_message_read_json(reply, &rows);
+        if (r <= 0 || !json_object_is_type(rows, json_type_array))
+                return ctl_error_errno(r < 0 ? r : -EBADMSG, "Cannot read the outbox");
+
+        if (arg.json) {
+                json_print(rows);
+                return CTL_EXIT_OK;
+        }
+        t = table_new(ELEMENTSOF(headers), headers);
+        if (!t)
+                return ctl_error_errno(-ENOMEM, "Cannot list the outbox");
+        /* Newest first, as the daemon lists them: the rows one acts on are on top. */
+        for (size_t i = 0; i < json_object_array_length(rows); i++) {
+                r = add_outbox_row(t, json_object_array_get_idx(rows, i));
+                if (r < 0)
+                        return ctl_error_errno(r, "Cannot list the outbox");
+        }
+        if (table_rows(t) == 0) {
+                printf("The outbox is empty.\n");
+                return CTL_EXIT_OK;
+        }
+        return table_print(t);
+}
+
+int verb_requeue(sd_bus *bus, int argc, char **argv) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL, *reply = NULL;
+        const char *new_row, *new_id;
+        int r;
+
+        r = bus_new_daemon_call(bus, "Requeue", &m);
+        if (r >= 0)
+                r = sd_bus_message_append(m, "s", argv[0]);
+        if (r >= 0)
+                r = sd_bus_message_open_container(m, 'a', "{sv}");
+        if (r >= 0)
+                r = bus_append_string_option(m, "client_message_id", arg.new_id);
+        if (r >= 0)
+                r = sd_bus_message_close_container(m);
+        if (r < 0)
+                return ctl_error_errno(r, "Cannot build the Requeue call");
+        r = bus_call(bus, m, "requeue the message", &reply);
+        if (r != CTL_EXIT_OK)
+                return r;
+        r = sd_bus_message_read(reply, "ss", &new_row, &new_id);
+        if (r < 0)
+                return ctl_error_errno(r, "Cannot read the answer to Requeue");
+
+        if (arg.json) {
+                _cleanup_(json_object_putp) json_object *o = json_object_new_object();
+
+                if (!o)
+                        return ctl_error_errno(-ENOMEM, "Cannot print the result");
+                json_object_object_add(o, "new_row_id", json_object_new_string(new_row));
+                json_object_object_add(o, "new_client_message_id", json_object_new_string(new_id));
+                json_print(o);
+        } else
+                printf("Requeued as row %s with client message id %s.\n", new_row, new_id);
+        return CTL_EXIT_OK;
+}

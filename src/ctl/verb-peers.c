@@ -1,0 +1,209 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <string.h>
+
+#include "bus-json.h"
+#include "bus-util.h"
+#include "ctl.h"
+#include "json-util.h"
+#include "output.h"
+#include "time-util.h"
+
+static const char *peer_status_color(const char *status) {
+        if (streq(status, "idle"))
+                return ansi_green();
+        if (streq(status, "dnd"))
+                return ansi_red();
+        return ansi_yellow();
+}
+
+static char *groups_of(json_object *peer) {
+        _cleanup_free_ char *s = NULL;
+        json_object *groups;
+        size_t n = 0;
+        FILE *f;
+
+        if (!json_object_object_get_ex(peer, "groups", &groups) || !json_object_is_type(groups, json_type_array))
+                return strdup("");
+        f = open_memstream(&s, &n);
+        if (!f)
+                return NULL;
+        for (size_t i = 0; i < json_object_array_length(groups); i++)
+                fprintf(f, "%s@%s", i ? "," : "", json_object_get_string(json_object_array_get_idx(groups, i)));
+        if (fclose(f) != 0)
+                return NULL;
+        return TAKE_PTR(s);
+}
+
+static int add_peer_row(Table *t, json_object *peer) {
+        _cleanup_free_ char *name = NULL, *groups = groups_of(peer), *pubkey = NULL,
+                            *summary = ellipsize(json_get_string(peer, "summary"), 40);
+        const char *status = json_get_string(peer, "status");
+        char when[RELATIVE_MAX];
+        usec_t connected = 0;
+        int r;
+
+        if (asprintf(&name, "%s%s", json_get_string(peer, "display_name"),
+                     json_get_bool(peer, "self") ? " (you)" : "") < 0 ||
+            asprintf(&pubkey, "%.16s…", json_get_string(peer, "pubkey")) < 0 || !groups || !summary)
+                return -ENOMEM;
+        (void) parse_iso8601(json_get_string(peer, "connected_at"), &connected);
+
+        r = table_add_cell(t, name, ansi_bold());
+        if (r >= 0)
+                r = table_add_cell(t, status, peer_status_color(status));
+        if (r >= 0)
+                r = table_add_cell(t, summary, NULL);
+        if (r >= 0)
+                r = table_add_cell(t, groups, NULL);
+        if (r >= 0)
+                r = table_add_cell(t, json_get_string(peer, "hostname"), NULL);
+        if (r >= 0)
+                r = table_add_cell(t, format_relative(connected, when), NULL);
+        if (r >= 0)
+                r = table_add_cell(t, pubkey, ansi_grey());
+        return r;
+}
+
+int verb_peers(sd_bus *bus, int argc, char **argv) {
+        static const char *const headers[] = { "NAME", "STATUS", "SUMMARY", "GROUPS", "HOST", "CONNECTED", "PUBKEY" };
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL, *reply = NULL;
+        _cleanup_(json_object_putp) json_object *peers = NULL;
+        _cleanup_(table_freep) Table *t = NULL;
+        int r;
+
+        r = bus_new_daemon_call(bus, "ListPeers", &m);
+        if (r >= 0)
+                r = sd_bus_message_append(m, "s", strempty(arg.mesh));
+        if (r < 0)
+                return ctl_error_errno(r, "Cannot build the ListPeers call");
+        r = bus_call(bus, m, "list the peers", &reply);
+        if (r != CTL_EXIT_OK)
+                return r;
+        r = bus_message_read_json(reply, &peers);
+        if (r <= 0 || !json_object_is_type(peers, json_type_array))
+                return ctl_error_errno(r < 0 ? r : -EBADMSG, "Cannot read the peers");
+
+        if (arg.json) {
+                json_print(peers);
+                return CTL_EXIT_OK;
+        }
+        t = table_new(ELEMENTSOF(headers), headers);
+        if (!t)
+                return ctl_error_errno(-ENOMEM, "Cannot list the peers");
+        for (size_t i = 0; i < json_object_array_length(peers); i++) {
+                r = add_peer_row(t, json_object_array_get_idx(peers, i));
+                if (r < 0)
+                        return ctl_error_errno(r, "Cannot list the peers");
+        }
+        if (table_rows(t) == 0) {
+                printf("No peers are connected.\n");
+                return CTL_EXIT_OK;
+        }
+        return table_print(t);
+}
+
+/* Adds one profile field to the call and to the JSON echo of what was set. */
+static int append_field(sd_bus_message *m, json_object *echo, const char *key, const char *value) {
+        if (!value)
+                return 0;
+        json_object_object_add(echo, key, json_object_new_string(value));
+        return bus_append_string_option(m, key, value);
+}
+
+static int append_profile(sd_bus_message *m, json_object *echo) {
+        int r;
+
+        r = sd_bus_message_open_container(m, 'a', "{sv}");
+        if (r >= 0)
+                r = append_field(m, echo, "summary", arg.summary);
+        if (r >= 0)
+                r = append_field(m, echo, "status", arg.status);
+        if (r >= 0)
+                r = append_field(m, echo, "title", arg.title);
+        if (r >= 0)
+                r = append_field(m, echo, "bio", arg.bio);
+        if (r >= 0)
+                r = append_field(m, echo, "avatar", arg.avatar);
+        if (r >= 0 && arg.visible >= 0) {
+                json_object_object_add(echo, "visible", json_object_new_boolean(arg.visible));
+                r = sd_bus_message_append(m, "{sv}", "visible", "b", arg.visible);
+        }
+        if (r >= 0 && arg.capabilities) {
+                json_object *caps = json_object_new_array();
+
+                for (size_t i = 0; caps && i < arg.n_capabilities; i++)
+                        json_object_array_add(caps, json_object_new_string(arg.capabilities[i]));
+                json_object_object_add(echo, "capabilities", caps);
+                r = sd_bus_message_open_container(m, 'e', "sv");
+                if (r >= 0)
+                        r = sd_bus_message_append(m, "s", "capabilities");
+                if (r >= 0)
+                        r = sd_bus_message_open_container(m, 'v', "as");
+                if (r >= 0)
+                        r = sd_bus_message_append_strv(m, arg.capabilities);
+                if (r >= 0)
+                        r = sd_bus_message_close_container(m);
+                if (r >= 0)
+                        r = sd_bus_message_close_container(m);
+        }
+        if (r >= 0)
+                r = sd_bus_message_close_container(m);
+        return r;
+}
+
+int verb_profile(sd_bus *bus, int argc, char **argv) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
+        _cleanup_(json_object_putp) json_object *echo = json_object_new_object(), *o = NULL;
+        int r;
+
+        if (!echo)
+                return ctl_error_errno(-ENOMEM, "Cannot build the SetProfile call");
+        r = bus_new_daemon_call(bus, "SetProfile", &m);
+        if (r >= 0)
+                r = sd_bus_message_append(m, "s", strempty(arg.mesh));
+        if (r >= 0)
+                r = append_profile(m, echo);
+        if (r < 0)
+                return ctl_error_errno(r, "Cannot build the SetProfile call");
+        if (json_object_object_length(echo) == 0)
+                return ctl_usage_error("Nothing to change: give at least one of --summary, --status, --visible, "
+                                       "--title, --bio, --avatar, --capability.");
+
+        r = bus_call(bus, m, "set the profile", NULL);
+        if (r != CTL_EXIT_OK)
+                return r;
+        if (arg.json) {
+                o = json_object_new_object();
+                if (!o)
+                        return ctl_error_errno(-ENOMEM, "Cannot print the result");
+                json_object_object_add(o, "mesh", json_object_new_string(strempty(arg.mesh)));
+                json_object_object_add(o, "profile", TAKE_PTR(echo));
+                json_print(o);
+        } else
+                printf("Updated the profile%s%s.\n", arg.mesh ? " in " : "", strempty(arg.mesh));
+        return CTL_EXIT_OK;
+}
+
+int verb_reconnect(sd_bus *bus, int argc, char **argv) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
+        int r;
+
+        r = bus_new_daemon_call(bus, "Reconnect", &m);
+        if (r >= 0)
+                r = sd_bus_message_append(m, "s", strempty(arg.mesh));
+        if (r < 0)
+                return ctl_error_errno(r, "Cannot build the Reconnect call");
+        r = bus_call(bus, m, "reconnect", NULL);
+        if (r != CTL_EXIT_OK)
+                return r;
+        if (arg.json) {
+                _cleanup_(json_object_putp) json_object *o = json_object_new_object();
+
+                if (!o)
+                        return ctl_error_errno(-ENOMEM, "Cannot print the result");
+                json_object_object_add(o, "mesh", json_object_new_string(strempty(arg.mesh)));
+                json_print(o);
+        } else
+                printf("Reconnecting%s%s.\n", arg.mesh ? " " : "", strempty(arg.mesh));
+        return CTL_EXIT_OK;
+}

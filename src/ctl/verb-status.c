@@ -1,0 +1,204 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <string.h>
+
+#include "bus-json.h"
+#include "bus-util.h"
+#include "ctl.h"
+#include "json-util.h"
+#include "output.h"
+
+static const char *state_color(const char *state) {
+        if (streq(state, "online") || streq(state, "connected") || streq(state, "match"))
+                return ansi_green();
+        if (streq(state, "invalid") || streq(state, "detached") || streq(state, "mismatch"))
+                return ansi_red();
+        return ansi_yellow();
+}
+
+/* Features is the broker's JSON text: shown as the names it lists (array items or object keys). */
+static char *features_summary(json_object *features) {
+        _cleanup_free_ char *s = NULL;
+        size_t n = 0;
+
+        if (!features || json_object_is_type(features, json_type_null))
+                return NULL;
+        if (json_object_is_type(features, json_type_string))
+                return strdup(json_object_get_string(features));
+
+        FILE *f = open_memstream(&s, &n);
+        if (!f)
+                return NULL;
+        if (json_object_is_type(features, json_type_array))
+                for (size_t i = 0; i < json_object_array_length(features); i++)
+                        fprintf(f, "%s%s", i ? "," : "", json_object_get_string(json_object_array_get_idx(features, i)));
+        else if (json_object_is_type(features, json_type_object)) {
+                bool first = true;
+                for (struct json_object_iterator it = json_object_iter_begin(features),
+                                                  end = json_object_iter_end(features);
+                     !json_object_iter_equal(&it, &end); json_object_iter_next(&it)) {
+                        fprintf(f, "%s%s", first ? "" : ",", json_object_iter_peek_name(&it));
+                        first = false;
+                }
+        } else
+                fputs(json_object_get_string(features), f);
+        if (fclose(f) != 0)
+                return NULL;
+        return TAKE_PTR(s);
+}
+
+/* Replaces the Features text of every mesh with the JSON it holds, so --json output nests it. */
+static void parse_features(json_object *meshes) {
+        for (size_t i = 0; i < json_object_array_length(meshes); i++) {
+                json_object *mesh = json_object_array_get_idx(meshes, i), *text, *parsed;
+
+                if (!json_object_object_get_ex(mesh, "Features", &text) || !json_object_is_type(text, json_type_string))
+                        continue;
+                parsed = json_tokener_parse(json_object_get_string(text));
+                if (parsed || !json_object_get_string(text)[0])
+                        json_object_object_add(mesh, "Features", parsed);
+        }
+}
+
+static int add_count_cell(Table *t, json_object *mesh, const char *key) {
+        json_object *v;
+
+        /* Properties of newer daemons: a missing one shows as "-". */
+        if (!json_object_object_get_ex(mesh, key, &v))
+                return table_add_cell(t, NULL, NULL);
+        return table_add_cell(t, json_object_get_string(v), NULL);
+}
+
+static int print_mesh_table(json_object *meshes, bool details) {
+        static const char *const headers[] = { "MESH", "NAME", "STATE", "OUTBOX", "UNREAD", "FEATURES", "LAST ERROR" };
+        static const char *const short_headers[] = { "MESH", "NAME", "STATE", "BROKER", "MEMBER" };
+        _cleanup_(table_freep) Table *t = details ? table_new(ELEMENTSOF(headers), headers)
+                                                  : table_new(ELEMENTSOF(short_headers), short_headers);
+        int r = 0;
+
+        if (!t)
+                return ctl_error_errno(-ENOMEM, "Cannot list the meshes");
+        for (size_t i = 0; r >= 0 && i < json_object_array_length(meshes); i++) {
+                json_object *mesh = json_object_array_get_idx(meshes, i), *features = NULL;
+                const char *state = json_get_string(mesh, "State");
+
+                r = table_add_cell(t, json_get_string(mesh, "Slug"), ansi_bold());
+                if (r >= 0)
+                        r = table_add_cell(t, json_get_string(mesh, "Name"), NULL);
+                if (r >= 0)
+                        r = table_add_cell(t, state, state_color(state));
+                if (r >= 0 && details) {
+                        _cleanup_free_ char *f = NULL, *error = NULL;
+
+                        json_object_object_get_ex(mesh, "Features", &features);
+                        f = features_summary(features);
+                        if (f) {
+                                char *shown = ellipsize(f, 40);
+                                free(f);
+                                f = shown;
+                        }
+                        error = ellipsize(json_get_string(mesh, "LastError"), 60);
+                        r = add_count_cell(t, mesh, "OutboxDepth");
+                        if (r >= 0)
+                                r = add_count_cell(t, mesh, "UnreadCount");
+                        if (r >= 0)
+                                r = table_add_cell(t, f, NULL);
+                        if (r >= 0)
+                                r = error ? table_add_cell(t, error, error[0] ? ansi_red() : NULL) : -ENOMEM;
+                } else if (r >= 0) {
+                        r = table_add_cell(t, json_get_string(mesh, "BrokerUrl"), NULL);
+                        if (r >= 0)
+                                r = table_add_cell(t, json_get_string(mesh, "MemberId"), NULL);
+                }
+        }
+        if (r < 0)
+                return ctl_error_errno(r, "Cannot list the meshes");
+        if (table_rows(t) == 0) {
+                printf("No meshes are configured.\n");
+                return CTL_EXIT_OK;
+        }
+        return table_print(t);
+}
+
+int verb_status(sd_bus *bus, int argc, char **argv) {
+        _cleanup_(json_object_putp) json_object *props = NULL, *meshes = NULL;
+        _cleanup_free_ char *fingerprint = NULL, *version = NULL;
+        const char *host_state, *fp, *config_error;
+        int r;
+
+        r = bus_get_daemon_properties(bus, &props);
+        if (r == CTL_EXIT_OK)
+                r = bus_get_meshes(bus, &meshes);
+        if (r != CTL_EXIT_OK)
+                return r;
+        parse_features(meshes);
+
+        if (arg.json) {
+                json_object_object_add(props, "Meshes", TAKE_PTR(meshes));
+                json_print(props);
+                return CTL_EXIT_OK;
+        }
+
+        host_state = json_get_string(props, "HostFingerprintState");
+        fp = json_get_string(props, "HostFingerprint");
+        config_error = json_get_string(props, "ConfigError");
+        if (asprintf(&version, "claudemeshd %s", json_get_string(props, "Version")) < 0 ||
+            asprintf(&fingerprint, "%s%s%.16s%s", host_state, fp[0] ? " (" : "", fp, fp[0] ? "…)" : "") < 0)
+                return ctl_error_errno(-ENOMEM, "Cannot show the status");
+
+        print_field(12, "Daemon", NULL, version);
+        print_field(12, "Status", NULL, json_get_string(props, "Status"));
+        print_field(12, "Host", state_color(host_state), fingerprint);
+        print_field(12, "Config", NULL, json_get_string(props, "ConfigFile"));
+        if (config_error[0])
+                print_field(12, "Config error", ansi_red(), config_error);
+        print_field(12, "State", NULL, json_get_string(props, "StateDirectory"));
+        if (streq(host_state, "mismatch"))
+                printf("\nThis host's fingerprint changed: meshes stay detached until you run "
+                       "'claudemeshctl accept-host'.\n");
+        putchar('\n');
+        return print_mesh_table(meshes, true);
+}
+
+int verb_meshes(sd_bus *bus, int argc, char **argv) {
+        _cleanup_(json_object_putp) json_object *meshes = NULL;
+        int r;
+
+        r = bus_get_meshes(bus, &meshes);
+        if (r != CTL_EXIT_OK)
+                return r;
+        parse_features(meshes);
+        if (arg.json) {
+                json_print(meshes);
+                return CTL_EXIT_OK;
+        }
+        return print_mesh_table(meshes, false);
+}
+
+int verb_accept_host(sd_bus *bus, int argc, char **argv) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
+        _cleanup_(json_object_putp) json_object *props = NULL, *o = NULL;
+        int r;
+
+        r = bus_new_daemon_call(bus, "AcceptHost", &m);
+        if (r < 0)
+                return ctl_error_errno(r, "Cannot build a bus call");
+        r = bus_call(bus, m, "accept the host fingerprint", NULL);
+        if (r == CTL_EXIT_OK)
+                r = bus_get_daemon_properties(bus, &props);
+        if (r != CTL_EXIT_OK)
+                return r;
+
+        if (arg.json) {
+                o = json_object_new_object();
+                if (!o)
+                        return ctl_error_errno(-ENOMEM, "Cannot print the result");
+                json_object_object_add(o, "HostFingerprintState",
+                                       json_object_new_string(json_get_string(props, "HostFingerprintState")));
+                json_object_object_add(o, "HostFingerprint",
+                                       json_object_new_string(json_get_string(props, "HostFingerprint")));
+                json_print(o);
+        } else
+                printf("Accepted host fingerprint %s; detached meshes attach.\n",
+                       json_get_string(props, "HostFingerprint"));
+        return CTL_EXIT_OK;
+}
