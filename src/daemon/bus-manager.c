@@ -84,6 +84,8 @@ static const sd_bus_vtable manager_vtable[] = {
                                 SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("ListInbox", SD_BUS_ARGS("s", mesh, "a{sv}", filter),
                                 SD_BUS_RESULT("aa{sv}", messages), method_list_inbox, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("MarkRead", SD_BUS_ARGS("s", mesh), SD_BUS_NO_RESULT, method_mark_read,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("ListPeers", SD_BUS_ARGS("s", mesh), SD_BUS_RESULT("aa{sv}", peers),
                                 method_list_peers, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("SetProfile", SD_BUS_ARGS("s", mesh, "a{sv}", profile), SD_BUS_NO_RESULT,

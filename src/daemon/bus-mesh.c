@@ -61,6 +61,16 @@ static int property_get_features(sd_bus *bus, const char *path, const char *inte
         return sd_bus_message_append(reply, "s", mesh->link ? mesh_link_features(mesh->link) : "");
 }
 
+static int property_get_outbox_depth(sd_bus *bus, const char *path, const char *interface, const char *property,
+                                     sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        Mesh *mesh = userdata;
+        unsigned n = 0;
+
+        if (mesh->manager->outbox && mesh->entry->mesh_id)
+                (void) outbox_count_active(mesh->manager->outbox, mesh->entry->mesh_id, &n);
+        return sd_bus_message_append(reply, "u", (uint32_t) n);
+}
+
 static const sd_bus_vtable mesh_vtable[] = {
         SD_BUS_VTABLE_START(0),
         SD_BUS_PROPERTY("Id", "s", property_get_id, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
@@ -72,6 +82,9 @@ static const sd_bus_vtable mesh_vtable[] = {
         SD_BUS_PROPERTY("State", "s", property_get_state, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("LastError", "s", NULL, offsetof(Mesh, last_error), SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("Features", "s", property_get_features, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("UnreadCount", "u", NULL, offsetof(Mesh, unread), SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        /* Read on demand: it changes with every send and ack, too often to signal. */
+        SD_BUS_PROPERTY("OutboxDepth", "u", property_get_outbox_depth, 0, SD_BUS_VTABLE_PROPERTY_EMITS_INVALIDATION),
         SD_BUS_VTABLE_END,
 };
 

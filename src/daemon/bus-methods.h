@@ -8,6 +8,7 @@ int method_send(sd_bus_message *msg, void *userdata, sd_bus_error *error);
 int method_list_outbox(sd_bus_message *msg, void *userdata, sd_bus_error *error);
 int method_requeue(sd_bus_message *msg, void *userdata, sd_bus_error *error);
 int method_list_inbox(sd_bus_message *msg, void *userdata, sd_bus_error *error);
+int method_mark_read(sd_bus_message *msg, void *userdata, sd_bus_error *error);
 int method_list_peers(sd_bus_message *msg, void *userdata, sd_bus_error *error);
 int method_set_profile(sd_bus_message *msg, void *userdata, sd_bus_error *error);
 int method_reconnect(sd_bus_message *msg, void *userdata, sd_bus_error *error);

@@ -234,3 +234,28 @@ int method_list_inbox(sd_bus_message *msg, void *userdata, sd_bus_error *error) 
         inbox_messages_free(msgs, n);
         return r;
 }
+
+int method_mark_read(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        Manager *m = userdata;
+        const char *name;
+        Mesh *mesh;
+        int r;
+
+        r = sd_bus_message_read(msg, "s", &name);
+        if (r >= 0)
+                r = manager_lookup_mesh(m, name, &mesh, error);
+        if (r < 0)
+                return r;
+        if (!m->inbox)
+                return sd_bus_error_setf(error, CM_ERROR_STORAGE, "%s", m->inbox_error);
+        r = polkit_verify_async(m->polkit, msg, POLKIT_ACTION_READ, error);
+        if (r <= 0)
+                return r < 0 ? r : 1;
+
+        r = inbox_mark_read(m->inbox, mesh->entry->mesh_id, now_usec(CLOCK_REALTIME));
+        if (r < 0)
+                return sd_bus_error_setf(error, CM_ERROR_STORAGE, "Cannot store the read mark: %s", STRERROR(r));
+        mesh->unread = 0;
+        (void) sd_bus_emit_properties_changed(m->bus, mesh->path, MESH_INTERFACE, "UnreadCount", NULL);
+        return sd_bus_reply_method_return(msg, NULL);
+}

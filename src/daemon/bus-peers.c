@@ -161,8 +161,10 @@ int method_set_profile(sd_bus_message *msg, void *userdata, sd_bus_error *error)
         r = 0;
         if (summary)
                 r = send_simple(mesh->link, "set_summary", "summary", TAKE_PTR(summary));
-        if (r >= 0 && status)
+        if (r >= 0 && status) {
+                mesh->dnd = streq(json_object_get_string(status), "dnd");
                 r = send_simple(mesh->link, "set_status", "status", TAKE_PTR(status));
+        }
         if (r >= 0 && visible)
                 r = send_simple(mesh->link, "set_visible", "visible", TAKE_PTR(visible));
         if (r >= 0 && json_object_object_length(profile) > 0) {

@@ -33,6 +33,8 @@ static const char *const migrations[] = {
         "CREATE INDEX inbox_mesh_received_at ON inbox(mesh_id, received_at);"
         "CREATE INDEX inbox_topic ON inbox(mesh_id, topic, received_at);"
         "CREATE INDEX inbox_sender ON inbox(mesh_id, sender_pubkey, received_at);",
+        /* Where the user has read up to, per mesh: UnreadCount and MarkRead. */
+        "CREATE TABLE read_marks (mesh_id TEXT PRIMARY KEY, read_until INTEGER NOT NULL) WITHOUT ROWID;",
 };
 
 /* The file and its WAL move together, so the set-aside copy stays readable as it was. */
@@ -161,6 +163,47 @@ int inbox_insert(Inbox *i, const InboxMessage *msg, bool *ret_new) {
                 return store_log_error(i->store, rc, "inserting an inbox row");
         if (ret_new)
                 *ret_new = false;
+        return 0;
+}
+
+int inbox_count_unread(Inbox *i, const char *mesh_id, unsigned *ret) {
+        _cleanup_(store_stmt_resetp) sqlite3_stmt *st = NULL;
+        int r, rc;
+
+        r = store_stmt(i->store,
+                       "SELECT count(*) FROM inbox WHERE mesh_id = ?1 AND received_at > "
+                       "coalesce((SELECT read_until FROM read_marks WHERE mesh_id = ?1), 0)",
+                       &st);
+        if (r < 0)
+                return r;
+        rc = sqlite3_bind_text(st, 1, mesh_id, -1, SQLITE_STATIC);
+        if (rc != SQLITE_OK)
+                return store_log_error(i->store, rc, "binding the unread count");
+        rc = sqlite3_step(st);
+        if (rc != SQLITE_ROW)
+                return store_log_error(i->store, rc, "counting unread messages");
+        *ret = (unsigned) sqlite3_column_int64(st, 0);
+        return 0;
+}
+
+int inbox_mark_read(Inbox *i, const char *mesh_id, usec_t now) {
+        _cleanup_(store_stmt_resetp) sqlite3_stmt *st = NULL;
+        int r, rc;
+
+        r = store_stmt(i->store,
+                       "INSERT INTO read_marks (mesh_id, read_until) VALUES (?1, ?2) "
+                       "ON CONFLICT(mesh_id) DO UPDATE SET read_until = max(read_until, excluded.read_until)",
+                       &st);
+        if (r < 0)
+                return r;
+        rc = sqlite3_bind_text(st, 1, mesh_id, -1, SQLITE_STATIC);
+        if (rc == SQLITE_OK)
+                rc = sqlite3_bind_int64(st, 2, (sqlite3_int64) now);
+        if (rc != SQLITE_OK)
+                return store_log_error(i->store, rc, "binding the read mark");
+        rc = sqlite3_step(st);
+        if (rc != SQLITE_DONE)
+                return store_log_error(i->store, rc, "storing the read mark");
         return 0;
 }
 

@@ -50,3 +50,8 @@ int inbox_list(Inbox *i, const char *mesh_id, usec_t since, const char *from, co
                InboxMessage **ret, size_t *ret_n);
 void inbox_message_done(InboxMessage *m);
 void inbox_messages_free(InboxMessage *m, size_t n);
+
+/* Messages of mesh_id received after its read mark (all of them before the first MarkRead). */
+int inbox_count_unread(Inbox *i, const char *mesh_id, unsigned *ret);
+/* Moves the read mark of mesh_id to now (never backwards). */
+int inbox_mark_read(Inbox *i, const char *mesh_id, usec_t now);

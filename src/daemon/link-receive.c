@@ -7,6 +7,7 @@
 #include "log.h"
 #include "manager.h"
 #include "mesh-link-internal.h"
+#include "notify-desktop.h"
 #include "seal.h"
 
 static void emit_message_received(MeshLink *l, const InboxMessage *im) {
@@ -114,8 +115,13 @@ static void receive_push(MeshLink *l, json_object *push) {
                                   STRERROR(r));
                 return;
         }
-        if (is_new)
+        if (is_new) {
                 emit_message_received(l, &im);
+                l->mesh->unread++;
+                if (m->bus)
+                        (void) sd_bus_emit_properties_changed(m->bus, l->mesh->path, MESH_INTERFACE, "UnreadCount", NULL);
+                notify_message(m, l->mesh, &im, how != OPENED_PLAINTEXT);
+        }
         send_client_ack(l, cmid, message_id);
 }
 

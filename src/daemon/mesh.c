@@ -36,6 +36,8 @@ int mesh_new(Manager *m, const MeshEntry *entry, Mesh **ret) {
         mesh->last_error = strdup("");
         if (!mesh->last_error)
                 return -ENOMEM;
+        if (m->inbox && entry->mesh_id)
+                (void) inbox_count_unread(m->inbox, entry->mesh_id, &mesh->unread);
         mesh_update_state(mesh);
         *ret = TAKE_PTR(mesh);
         return 0;

@@ -27,6 +27,8 @@ typedef struct Mesh {
         MeshState state;
         char *last_error;       /* "" when none */
         MeshLink *link;         /* the broker link, while the mesh is attached */
+        unsigned unread;        /* inbox rows after the read mark (UnreadCount) */
+        bool dnd;               /* our profile status on this mesh is "dnd": no desktop notifications */
 } Mesh;
 
 #define MESH_OBJECT_PREFIX "/org/claudemesh/Daemon1/mesh"

@@ -516,6 +516,25 @@ int outbox_list_due(Outbox *o, const char *mesh_id, usec_t now, unsigned limit, 
         return read_rows(o, st, limit, ret, ret_n);
 }
 
+int outbox_count_active(Outbox *o, const char *mesh_id, unsigned *ret) {
+        _cleanup_(store_stmt_resetp) sqlite3_stmt *st = NULL;
+        int r, rc;
+
+        /* The status index: only the rows still to deliver are read, not the history. */
+        r = store_stmt(o->store,
+                       "SELECT count(*) FROM outbox WHERE status IN ('pending', 'inflight') AND mesh_id = ?1", &st);
+        if (r < 0)
+                return r;
+        rc = sqlite3_bind_text(st, 1, mesh_id, -1, SQLITE_STATIC);
+        if (rc != SQLITE_OK)
+                return store_log_error(o->store, rc, "binding the outbox depth");
+        rc = sqlite3_step(st);
+        if (rc != SQLITE_ROW)
+                return store_log_error(o->store, rc, "counting queued sends");
+        *ret = (unsigned) sqlite3_column_int64(st, 0);
+        return 0;
+}
+
 int outbox_next_attempt_at(Outbox *o, usec_t *ret) {
         _cleanup_(store_stmt_resetp) sqlite3_stmt *st = NULL;
         int r, rc;

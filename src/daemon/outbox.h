@@ -140,6 +140,8 @@ int outbox_get(Outbox *o, const char *row_id, OutboxRow *ret);
  * (-ENOENT when none is pending). */
 int outbox_list_due(Outbox *o, const char *mesh_id, usec_t now, unsigned limit, OutboxRow **ret, size_t *ret_n);
 int outbox_next_attempt_at(Outbox *o, usec_t *ret);
+/* Rows of mesh_id still to deliver (pending or inflight). */
+int outbox_count_active(Outbox *o, const char *mesh_id, unsigned *ret);
 
 /* DECISIONS §7, one transaction: only pending or dead rows (-EBUSY otherwise, -ENOENT when
  * missing); new_client_message_id NULL = mint a ULID, else it must be valid (-EINVAL) and unused

@@ -625,6 +625,23 @@ static int config_parse_top(MeshConfig *c, json_object *root, json_object **ret_
                          problems);
         if (r < 0)
                 return r;
+        /* Our extension: {"notifications": {"enabled": bool, "dmsOnly": bool}}. */
+        r = field_get(root, "notifications", json_type_object, false, &v, problems);
+        if (r < 0)
+                return r;
+        if (r > 0) {
+                static const char *const keys[] = { "enabled", "dmsOnly" };
+                bool *slots[] = { &c->notify, &c->notify_dms_only };
+                json_object *b;
+
+                for (size_t i = 0; i < ELEMENTSOF(keys); i++) {
+                        r = field_get(v, keys[i], json_type_boolean, false, &b, problems);
+                        if (r < 0)
+                                return r;
+                        if (r > 0)
+                                *slots[i] = json_object_get_boolean(b);
+                }
+        }
         r = field_get(root, "groups", json_type_array, false, &v, problems);
         if (r < 0)
                 return r;
@@ -637,6 +654,8 @@ static int mesh_config_new(const char *path, MeshConfig **ret) {
         c = calloc(1, sizeof(MeshConfig));
         if (!c)
                 return -ENOMEM;
+        c->notify = true;
+        c->notify_dms_only = true;
         c->path = strdup(path);
         if (!c->path)
                 return -ENOMEM;

@@ -62,6 +62,8 @@ typedef struct MeshConfig {
         char *account_id;          /* optional top-level "accountId", NULL when absent */
         MeshGroup *groups;         /* optional top-level "groups" (hello's initial groups) */
         size_t n_groups;
+        bool notify;               /* our "notifications": {"enabled"}: desktop notifications, default on */
+        bool notify_dms_only;      /* {"dmsOnly"}: only direct messages and mentions, default on */
 } MeshConfig;
 
 /* Parses text. File-level problems (not JSON, not an object, "meshes" not an array, bad

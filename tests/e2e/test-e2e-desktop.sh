@@ -1,0 +1,67 @@
+#!/bin/sh
+# SPDX-License-Identifier: LGPL-2.1-or-later
+# Desktop integration: notifications through org.freedesktop.Notifications (python3-dbusmock's
+# notification daemon template stands in for the desktop's on bob's private bus — no real
+# notification server runs here) for DMs and mentions only, silenced by dnd; UnreadCount and
+# MarkRead with PropertiesChanged.
+. "$(dirname "$0")/lib.sh"
+
+broker_start
+mesh_create demo >/dev/null
+A=$(member_entry demo alice)
+B=$(member_entry demo bob)
+BOB=$(printf '%s' "$B" | /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["pubkey"])')
+daemon_setup alice "$A"
+daemon_setup bob "$B"
+on bob /usr/bin/python3 -m dbusmock --session --template notification_daemon > "$T/dbusmock.log" 2>&1 &
+PIDS="$PIDS $!"
+wait_until 10 on bob busctl --user status org.freedesktop.Notifications || fail "dbusmock did not start"
+daemon_start alice
+daemon_start bob
+wait_connected alice demo
+wait_connected bob demo
+
+notify_calls() {
+        on bob gdbus call --session --dest org.freedesktop.Notifications --object-path /org/freedesktop/Notifications \
+                --method org.freedesktop.DBus.Mock.GetCalls > "$T/calls"
+        grep -o "'Notify'" "$T/calls" | wc -l
+}
+deliver() {  # deliver ID TO TEXT: alice sends, bob has it
+        gcall_on alice Send demo "$2" "$3" "{'client_message_id': <'$1'>}" || fail "Send $1: $(cat "$T/reply")"
+        wait_until 10 sh -c "DBUS_SESSION_BUS_ADDRESS=unix:path=$T/bob/bus gdbus call --session --dest org.claudemesh.Daemon1 --object-path /org/claudemesh/Daemon1 --method org.claudemesh.Daemon1.ListInbox demo '@a{sv} {}' | grep -q \"'$1'\"" ||
+                fail "bob did not receive $1"
+        sleep 0.3
+}
+unread() {
+        on bob busctl --user get-property org.claudemesh.Daemon1 /org/claudemesh/Daemon1/mesh/demo org.claudemesh.Mesh1 UnreadCount
+}
+
+[ "$(notify_calls)" = 0 ] || fail "notifications before any message"
+deliver n1 "$BOB" "$(printf 'first line\nsecond line')"
+[ "$(notify_calls)" = 1 ] || fail "a DM did not notify: $(cat "$T/calls")"
+grep -q "<'alice (demo)'>, <'first line'>" "$T/calls" || fail "summary/body: $(cat "$T/calls")"
+grep -q "second line" "$T/calls" && fail "the notification shows more than the first line"
+deliver n2 '*' "a broadcast for everyone"
+[ "$(notify_calls)" = 1 ] || fail "a broadcast notified (dmsOnly is the default)"
+deliver n3 '*' "ping @bob, can you look?"
+[ "$(notify_calls)" = 2 ] || fail "a mention did not notify"
+grep -q "<'Mentioned by alice (demo)'>" "$T/calls" || fail "mention summary: $(cat "$T/calls")"
+gcall_on bob SetProfile demo "{'status': <'dnd'>}" || fail "SetProfile dnd"
+deliver n4 "$BOB" "while you are busy"
+[ "$(notify_calls)" = 2 ] || fail "dnd did not silence the DM"
+
+# UnreadCount counts them all; MarkRead clears it, with PropertiesChanged
+[ "$(unread)" = "u 4" ] || fail "UnreadCount: $(unread)"
+monitor bob "$T/bob.mon"
+gcall_on bob MarkRead demo || fail "MarkRead: $(cat "$T/reply")"
+[ "$(unread)" = "u 0" ] || fail "UnreadCount after MarkRead: $(unread)"
+sleep 0.3
+grep '"member":"PropertiesChanged"' "$T/bob.mon" | grep -q UnreadCount || fail "no PropertiesChanged for UnreadCount"
+# the mark survives a restart
+kill "$(daemon_pid bob)"; wait "$(daemon_pid bob)" 2>/dev/null || true
+daemon_start bob
+[ "$(unread)" = "u 0" ] || fail "UnreadCount after a restart: $(unread)"
+wait_connected bob demo
+deliver n5 "$BOB" "one more"
+[ "$(unread)" = "u 1" ] || fail "UnreadCount after one more: $(unread)"
+echo ok
