@@ -177,8 +177,9 @@ async def test_hello_rejected_backs_off(workers):
             assert st["close_code"] == 1008 and "unauthorized" in st["detail"], st
             assert st["retry_in_ms"] < cap, st
             if last:
-                # never faster than the backoff: the next attempt waited its delay
-                assert st["_t"] - last["_t"] >= last["retry_in_ms"] / 1000 - 0.05, (last, st)
+                # never faster than the backoff: the next attempt waited its delay (the margin is
+                # for this harness reading state packets late on a loaded machine)
+                assert st["_t"] - last["_t"] >= last["retry_in_ms"] / 1000 - 0.3, (last, st)
             last = st
         assert len(fake.connections) >= 3
 
@@ -210,7 +211,7 @@ async def test_hello_ack_timeout(workers):
         await w.expect("sign")
         t0 = time.monotonic()
         st = await w.state("backoff", 10)
-        assert "hello_ack" in st["detail"] and 4.5 < time.monotonic() - t0 < 7, st
+        assert "hello_ack" in st["detail"] and 4.5 < time.monotonic() - t0 < 10, st
 
 
 async def test_daemon_close_code_reaches_broker(workers):
