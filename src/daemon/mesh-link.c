@@ -109,6 +109,20 @@ static void link_send_start(MeshLink *l) {
         if (c && c->display_name)
                 json_object_object_add(p, "display_name", json_object_new_string(c->display_name));
         json_object_object_add(p, "hostname", json_object_new_string(host));
+        if (c && c->n_groups > 0) {
+                /* config.json's top-level groups, the upstream CLI's initial groups for hello */
+                json_object *groups = json_object_new_array();
+                for (size_t i = 0; groups && i < c->n_groups; i++) {
+                        json_object *g = json_object_new_object();
+                        if (!g)
+                                break;
+                        json_object_object_add(g, "name", json_object_new_string(c->groups[i].name));
+                        if (c->groups[i].role)
+                                json_object_object_add(g, "role", json_object_new_string(c->groups[i].role));
+                        json_object_array_add(groups, g);
+                }
+                json_object_object_add(p, "groups", groups);
+        }
         json_object_object_add(p, "cwd", json_object_new_string("/"));
         json_object_object_add(p, "pid", json_object_new_int((int) getpid()));
         /* Test knobs: production keeps the protocol's 30 s ping and 75 s liveness cut. */

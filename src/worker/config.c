@@ -16,6 +16,7 @@ void worker_config_done(WorkerConfig *c) {
         free(c->session_pubkey);
         free(c->session_id);
         free(c->display_name);
+        json_object_put(c->groups);
         free(c->hostname);
         free(c->cwd);
         *c = (WorkerConfig) { .pid = 0 };
@@ -172,6 +173,22 @@ int worker_config_from_start(json_object *start, WorkerConfig *c, char **ret_err
                 c->cwd = strdup("/");
                 if (!c->cwd)
                         return -ENOMEM;
+        }
+
+        /* Groups go into the hello as given, so they are checked here: an array of {name, role?}. */
+        if (json_object_object_get_ex(start, "groups", &v) && !json_object_is_type(v, json_type_null)) {
+                if (!json_object_is_type(v, json_type_array) || json_object_array_length(v) > 64)
+                        return invalid(ret_error, "start: \"groups\" must be an array of at most 64 groups");
+                for (size_t i = 0; i < json_object_array_length(v); i++) {
+                        json_object *g = json_object_array_get_idx(v, i), *name, *role;
+                        if (!json_object_is_type(g, json_type_object) || !json_object_object_get_ex(g, "name", &name) ||
+                            !json_object_is_type(name, json_type_string) || json_object_get_string_len(name) < 1 ||
+                            json_object_get_string_len(name) > 64 ||
+                            (json_object_object_get_ex(g, "role", &role) && !json_object_is_type(role, json_type_string)))
+                                return invalid(ret_error, "start: \"groups\" entries must be {\"name\": 1-64 "
+                                               "characters, \"role\"?: string}");
+                }
+                c->groups = json_object_get(v);
         }
 
         if (json_object_object_get_ex(start, "pid", &v) && !json_object_is_type(v, json_type_null)) {

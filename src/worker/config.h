@@ -23,6 +23,7 @@ typedef struct WorkerConfig {
         char *hostname;         /* NULL: not announced */
         char *cwd;
         int64_t pid;
+        json_object *groups;    /* hello's initial groups: [{name, role?}], NULL: none */
 
         uint64_t ping_interval_ms;
         uint64_t liveness_timeout_ms;

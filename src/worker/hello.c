@@ -68,6 +68,7 @@ int hello_frame_new(const WorkerConfig *c, int64_t timestamp_ms, const char *sig
             (r = add_string(o, "hostname", c->hostname)) < 0 ||
             (r = add_string(o, "peerType", "ai")) < 0 ||
             (r = add_string(o, "channel", "claudemesh-daemon")) < 0 ||
+            (c->groups && (r = add_value(o, "groups", json_object_get(c->groups))) < 0) ||
             (r = add_value(o, "capabilities", TAKE_PTR(caps))) < 0 ||
             (r = add_value(o, "timestamp", json_object_new_int64(timestamp_ms))) < 0)
                 return r;

@@ -6,7 +6,7 @@
 # a daemon attached to two meshes at once.
 . "$(dirname "$0")/lib.sh"
 
-broker_start
+broker_start --presence-grace 0
 MESH=$(mesh_create demo)
 OTHER=$(mesh_create other)
 A=$(member_entry demo alice)
@@ -15,6 +15,12 @@ A2=$(member_entry other alice)
 B2=$(member_entry other bob)
 daemon_setup alice "$A" "$A2"
 daemon_setup bob "$B" "$B2"
+# bob is in the group "backend" (config.json's top-level groups, sent in the hello)
+/usr/bin/python3 - "$T/bob/config/config.json" <<'PY'
+import json, sys
+c = json.load(open(sys.argv[1])); c["groups"] = [{"name": "backend", "role": "member"}]
+json.dump(c, open(sys.argv[1], "w"))
+PY
 daemon_start alice
 daemon_start bob
 for d in alice bob; do for s in demo other; do wait_connected $d $s; done; done
@@ -45,7 +51,9 @@ send dm-name bob "to your name"
 send bcast '*' "to everyone"
 TOPIC=$(broker_admin topic create demo general | /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
 send topic "#$TOPIC" "to the topic"
-for m in "dm-key:to your member key" "dm-name:to your name" "bcast:to everyone" "topic:to the topic"; do
+send group "@backend" "to the backend group"
+for m in "dm-key:to your member key" "dm-name:to your name" "bcast:to everyone" "topic:to the topic" \
+         "group:to the backend group"; do
         wait_until 10 received "${m%%:*}" "${m#*:}" || fail "bob did not receive ${m%%:*}: $(head -c 800 "$T/reply")"
 done
 
@@ -65,12 +73,12 @@ def signals(path, member):
     return out
 received = [d[1]["client_message_id"]["data"] for d in signals(sys.argv[1], "MessageReceived")]
 delivered = [d[1] for d in signals(sys.argv[2], "Delivered")]
-want = ["bcast", "dm-key", "dm-name", "topic"]
+want = ["bcast", "dm-key", "dm-name", "group", "topic"]
 assert sorted(received) == want, received
 assert sorted(delivered) == want, delivered
 PY
 gcall_on alice ListOutbox demo "{'status': <'done'>}"
-[ "$(grep -o "'status': <'done'>" "$T/reply" | wc -l)" = 4 ] || fail "alice's outbox rows are not done: $(head -c 600 "$T/reply")"
+[ "$(grep -o "'status': <'done'>" "$T/reply" | wc -l)" = 5 ] || fail "alice's outbox rows are not done: $(head -c 600 "$T/reply")"
 # the DMs travelled sealed, the broadcast and topic post in the clear (as upstream does); the
 # sender is named
 inbox_json bob demo > "$T/inbox.json" || fail "ListInbox as JSON"
@@ -78,7 +86,7 @@ inbox_json bob demo > "$T/inbox.json" || fail "ListInbox as JSON"
 import json, sys
 rows = {r["client_message_id"]["data"]: r for r in json.load(open(sys.argv[1]))["data"][0]}
 enc = {k: json.loads(v["meta"]["data"])["encrypted"] for k, v in rows.items()}
-assert enc == {"dm-key": True, "dm-name": True, "bcast": False, "topic": False}, enc
+assert enc == {"dm-key": True, "dm-name": True, "bcast": False, "topic": False, "group": False}, enc
 assert all(r["sender_name"]["data"] == "alice" for r in rows.values()), [r["sender_name"] for r in rows.values()]
 assert all(len(r["broker_message_id"]["data"]) > 0 for r in rows.values())
 PY
@@ -91,4 +99,14 @@ wait_until 10 sh -c ". $(dirname "$0")/lib-peers.sh; peers_have bob demo 'review
 gcall_on bob Send other '*' "hello other mesh" "{'client_message_id': <'o1'>}" || fail "Send on other"
 wait_until 10 sh -c "DBUS_SESSION_BUS_ADDRESS=unix:path=$T/alice/bus gdbus call --session --dest org.claudemesh.Daemon1 --object-path /org/claudemesh/Daemon1 --method org.claudemesh.Daemon1.ListInbox other '@a{sv} {}' | grep -q 'hello other mesh'" ||
         fail "alice did not receive on the second mesh"
+# a permanent broker error ends the row as dead with SendFailed, and it is not retried
+send bad-topic "#no-such-topic" "nobody reads this"
+wait_until 10 sh -c "grep '\"member\":\"SendFailed\"' $T/alice.mon | grep -q bad-topic" || fail "no SendFailed for bad-topic"
+gcall_on alice ListOutbox demo "{'status': <'dead'>}"
+grep -q "'client_message_id': <'bad-topic'>" "$T/reply" || fail "bad-topic is not dead: $(head -c 400 "$T/reply")"
+grep -q "topic_not_found" "$T/reply" || fail "the dead row does not say why"
+
+# bob leaves: alice gets PeerLeft (the broker's presence grace is 0 here)
+kill "$(daemon_pid bob)"; wait "$(daemon_pid bob)" 2>/dev/null || true
+wait_until 10 sh -c "grep '\"member\":\"PeerLeft\"' $T/alice.mon | grep -q bob" || fail "no PeerLeft for bob"
 echo ok
