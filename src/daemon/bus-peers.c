@@ -36,18 +36,25 @@ static int lookup_link(Manager *m, const char *name, Mesh **ret, sd_bus_error *e
         return 0;
 }
 
-int method_list_peers(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
-        Manager *m = userdata;
+/* The start of a method whose only argument names a mesh with a broker link: 1 go on,
+ * 0 the call is parked for polkit (return 1 from the handler), < 0 an error. */
+static int mesh_link_call(sd_bus_message *msg, Manager *m, const char *action, Mesh **ret, sd_bus_error *error) {
         const char *name;
-        Mesh *mesh;
         int r;
 
         r = sd_bus_message_read(msg, "s", &name);
         if (r >= 0)
-                r = lookup_link(m, name, &mesh, error);
+                r = lookup_link(m, name, ret, error);
         if (r < 0)
                 return r;
-        r = polkit_verify_async(m->polkit, msg, POLKIT_ACTION_READ, error);
+        return polkit_verify_async(m->polkit, msg, action, error);
+}
+
+int method_list_peers(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        Mesh *mesh;
+        int r;
+
+        r = mesh_link_call(msg, userdata, POLKIT_ACTION_READ, &mesh, error);
         if (r <= 0)
                 return r < 0 ? r : 1;
         /* Asked of the broker each time, so profile and status changes show; the cache answers
@@ -178,17 +185,10 @@ int method_set_profile(sd_bus_message *msg, void *userdata, sd_bus_error *error)
 }
 
 int method_reconnect(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
-        Manager *m = userdata;
-        const char *name;
         Mesh *mesh;
         int r;
 
-        r = sd_bus_message_read(msg, "s", &name);
-        if (r >= 0)
-                r = lookup_link(m, name, &mesh, error);
-        if (r < 0)
-                return r;
-        r = polkit_verify_async(m->polkit, msg, POLKIT_ACTION_RECONNECT, error);
+        r = mesh_link_call(msg, userdata, POLKIT_ACTION_RECONNECT, &mesh, error);
         if (r <= 0)
                 return r < 0 ? r : 1;
         r = mesh_link_reconnect(mesh->link);
