@@ -7,6 +7,7 @@
 
 #include "bus-errors.h"
 #include "fileio.h"
+#include "json-util.h"
 #include "log.h"
 #include "manager.h"
 #include "mesh-link.h"
@@ -153,12 +154,42 @@ static void manager_load_archive(Manager *m) {
         keypair_archive_report_done(&report);
 }
 
+/* DECISIONS §9: a send is given up only by age, and the age follows the broker's advertised
+ * dedupe retention (168 h when it advertises none), so a retry never outlives the broker's
+ * memory of the id. */
+static unsigned mesh_max_age_hours(Mesh *mesh) {
+        _cleanup_(json_object_putp) json_object *f = NULL;
+        json_object *dedupe, *v;
+        const char *features = mesh->link ? mesh_link_features(mesh->link) : "";
+
+        if (!features[0] || !(f = json_tokener_parse(features)) ||
+            !json_object_object_get_ex(f, "client_message_id_dedupe", &dedupe))
+                return DEFAULT_MAX_AGE_HOURS;
+        if (json_object_object_get_ex(dedupe, "mode", &v) && streq(json_object_get_string(v), "permanent"))
+                return outbox_max_age_hours(0, true);
+        if (!json_object_object_get_ex(dedupe, "dedupe_retention_days", &v) || !json_object_is_type(v, json_type_int) ||
+            json_object_get_int(v) < 1)
+                return DEFAULT_MAX_AGE_HOURS;
+        return outbox_max_age_hours((unsigned) json_object_get_int(v), false);
+}
+
 static void manager_expire_outbox(Manager *m) {
-        int r = outbox_expire(m->outbox, now_usec(CLOCK_REALTIME), (usec_t) DEFAULT_MAX_AGE_HOURS * 3600 * USEC_PER_SEC);
-        if (r < 0)
-                log_warning_errno(r, "Cannot retire outbox rows past their max age: %s", STRERROR(r));
-        else if (r > 0)
-                log_notice("Gave up on %d outbox row(s) older than %d hours (max_age)", r, DEFAULT_MAX_AGE_HOURS);
+        usec_t now = now_usec(CLOCK_REALTIME);
+
+        for (size_t i = 0; i < m->n_meshes; i++) {
+                Mesh *mesh = m->meshes[i];
+                unsigned hours = mesh_max_age_hours(mesh);
+                int r;
+
+                if (!mesh->entry->mesh_id)
+                        continue;
+                r = outbox_expire(m->outbox, mesh->entry->mesh_id, now, (usec_t) hours * 3600 * USEC_PER_SEC);
+                if (r < 0)
+                        log_warning_errno(r, "Cannot retire outbox rows past their max age: %s", STRERROR(r));
+                else if (r > 0)
+                        log_notice("Mesh %s: gave up on %d send(s) older than %u hours (max_age)", mesh->entry->slug, r,
+                                   hours);
+        }
 }
 
 static int on_expire_timer(sd_event_source *s, uint64_t usec, void *userdata) {
@@ -235,7 +266,6 @@ static int manager_open_stores(Manager *m) {
                         log_notice("Recovered %d in-flight outbox row(s) from the last run; they will be retried", r);
                 else if (r < 0)
                         log_warning_errno(r, "Cannot recover in-flight outbox rows: %s", STRERROR(r));
-                manager_expire_outbox(m);
                 r = send_queue_new(m->event, m->outbox, on_sends_committed, m, &m->send_queue);
                 if (r < 0)
                         return r;
@@ -531,6 +561,8 @@ static int on_config_dir_event(sd_event_source *s, const struct inotify_event *e
         if (ev->len > 0 && streq(ev->name, "config.json")) {
                 log_info("%s changed, reloading", m->config_path);
                 (void) manager_reload_config(m, NULL);
+        if (m->outbox)
+                manager_expire_outbox(m);
         }
         return 0;
 }

@@ -826,19 +826,24 @@ int outbox_recover(Outbox *o, usec_t now) {
         return r;
 }
 
-int outbox_expire(Outbox *o, usec_t now, usec_t max_age) {
+int outbox_expire(Outbox *o, const char *mesh_id, usec_t now, usec_t max_age) {
+        static const char *const sql[2] = {
+                "UPDATE outbox SET status = 'dead', last_error = 'max_age' "
+                "WHERE status IN ('pending','inflight') AND enqueued_at < ?1",
+                "UPDATE outbox SET status = 'dead', last_error = 'max_age' "
+                "WHERE status IN ('pending','inflight') AND enqueued_at < ?1 AND mesh_id = ?2",
+        };
         _cleanup_(store_stmt_resetp) sqlite3_stmt *st = NULL;
         int r, rc;
 
         if (now <= max_age)
                 return 0;
-        r = store_stmt(o->store,
-                       "UPDATE outbox SET status = 'dead', last_error = 'max_age' "
-                       "WHERE status IN ('pending','inflight') AND enqueued_at < ?1",
-                       &st);
+        r = store_stmt(o->store, sql[mesh_id ? 1 : 0], &st);
         if (r < 0)
                 return r;
         rc = sqlite3_bind_int64(st, 1, (sqlite3_int64) (now - max_age));
+        if (rc == SQLITE_OK && mesh_id)
+                rc = sqlite3_bind_text(st, 2, mesh_id, -1, SQLITE_STATIC);
         if (rc != SQLITE_OK)
                 return store_log_error(o->store, rc, "binding the age limit");
         r = bulk_update(o, st, "expiring old rows");

@@ -163,7 +163,7 @@ int outbox_mark_dead(Outbox *o, const char *row_id, const char *error);         
 int outbox_recover(Outbox *o, usec_t now);
 /* DECISIONS §9: pending/inflight rows enqueued more than max_age before now → dead with
  * last_error "max_age". Returns the number of rows. */
-int outbox_expire(Outbox *o, usec_t now, usec_t max_age);
+int outbox_expire(Outbox *o, const char *mesh_id, usec_t now, usec_t max_age);
 /* max_age_hours for a broker's advertised dedupe retention (reference §3.8):
  * max(72, D·24 − max(24, ceil(2.4·D))); 168 when nothing is advertised (D = 0) or permanent. */
 unsigned outbox_max_age_hours(unsigned dedupe_retention_days, bool permanent);

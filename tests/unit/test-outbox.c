@@ -650,9 +650,10 @@ static void test_max_age(void) {
         add_row(o, "aborted", NOW - age - HOUR, "aborted", aborted);
         add_row(o, "young", NOW, "pending", young);
 
-        /* An injected clock: nothing is old yet an hour before. */
-        ASSERT_EQ(outbox_expire(o, NOW - HOUR, age), 0);
-        ASSERT_EQ(outbox_expire(o, NOW, age), 2);
+        /* An injected clock: nothing is old yet an hour before; another mesh's age does not apply. */
+        ASSERT_EQ(outbox_expire(o, NULL, NOW - HOUR, age), 0);
+        ASSERT_EQ(outbox_expire(o, "no-such-mesh", NOW, age), 0);
+        ASSERT_EQ(outbox_expire(o, "mesh-1", NOW, age), 2);
         ASSERT_OK(outbox_get(o, above, &row));
         ASSERT_EQ(row.status, OUTBOX_DEAD);
         ASSERT_STREQ(row.last_error, "max_age");
@@ -670,9 +671,9 @@ static void test_max_age(void) {
         outbox_row_done(&row);
 
         /* One µs later the row at exactly the age goes too; a clock before the age does nothing. */
-        ASSERT_EQ(outbox_expire(o, NOW + 1, age), 1);
+        ASSERT_EQ(outbox_expire(o, NULL, NOW + 1, age), 1);
         ASSERT_EQ(status_of(o, at), OUTBOX_DEAD);
-        ASSERT_EQ(outbox_expire(o, age, age), 0);
+        ASSERT_EQ(outbox_expire(o, NULL, age, age), 0);
 
         /* Reference §3.8. */
         ASSERT_EQ(outbox_max_age_hours(3, false), 72);
