@@ -75,6 +75,15 @@ class Worker:
             self.send(self.start_packet)
         return self
 
+    async def logged(self, text, timeout=5.0):
+        """True once a stderr line contains text: the reader thread may lag behind the channel."""
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            if any(text in line for line in self.stderr):
+                return True
+            await asyncio.sleep(0.05)
+        return False
+
     def _drain_stderr(self):
         for line in self.proc.stderr:
             self.stderr.append(line.decode(errors="replace").rstrip("\n"))
