@@ -20,7 +20,8 @@ DAEMON="org.claudemesh.Daemon1 /org/claudemesh/Daemon1 org.claudemesh.Daemon1"
 
 mkdir -p "$HOME/.claudemesh" "$HOME/.config/systemd/user" "$XDG_RUNTIME_DIR/dbus-1/services"
 chmod 700 "$HOME/.claudemesh"
-printf '{"version":1,"meshes":[%s]}\n' "$("$B/make-mesh-entry" acme)" > "$HOME/.claudemesh/config.json"
+/usr/bin/python3 -c 'import json,sys; print(json.dumps({"version": 1, "meshes": [json.load(open(sys.argv[1]))]}))' \
+        "$B/entry.json" > "$HOME/.claudemesh/config.json"
 chmod 600 "$HOME/.claudemesh/config.json"
 cp "$B/claudemesh.service" "$HOME/.config/systemd/user/"
 cp "$B/org.claudemesh.Daemon1.service" "$XDG_RUNTIME_DIR/dbus-1/services/"
@@ -30,9 +31,15 @@ systemctl --user enable --now claudemesh.service || fail "enable --now failed"
 [ -L "$HOME/.config/systemd/user/default.target.wants/claudemesh.service" ] || fail "not enabled"
 systemctl --user is-active -q claudemesh.service || fail "not active after enable --now"
 [ "$(busctl --user get-property $DAEMON HostFingerprintState)" = 's "first-run"' ] || fail "busctl did not reach it"
-[ "$(busctl --user get-property org.claudemesh.Daemon1 /org/claudemesh/Daemon1/mesh/acme org.claudemesh.Mesh1 State)" = 's "offline"' ] ||
-        fail "mesh acme is not offline"
-systemctl --user show -p StatusText --value claudemesh.service | grep -q '^1 mesh: acme (offline)$' ||
+# the worker connects from inside the unit's sandbox
+connected() {
+        [ "$(busctl --user get-property org.claudemesh.Daemon1 /org/claudemesh/Daemon1/mesh/acme org.claudemesh.Mesh1 State)" = 's "connected"' ]
+}
+wait_until connected || fail "mesh acme did not connect: $(busctl --user get-property org.claudemesh.Daemon1 /org/claudemesh/Daemon1/mesh/acme org.claudemesh.Mesh1 LastError)"
+worker=$(pgrep -P "$(systemctl --user show -p MainPID --value claudemesh.service)" -f claudemesh-worker) ||
+        fail "no worker under the daemon"
+grep -q '^Seccomp:[[:space:]]*2' "/proc/$worker/status" || fail "the worker is not under its seccomp filter"
+systemctl --user show -p StatusText --value claudemesh.service | grep -q '^1 mesh: acme (connected)$' ||
         fail "StatusText: $(systemctl --user show -p StatusText --value claudemesh.service)"
 # systemd 252 puts a user unit's StateDirectory= under ~/.config, later versions under ~/.local/state
 state=$(busctl --user get-property $DAEMON StateDirectory | sed 's/^s "\(.*\)"$/\1/')
@@ -46,7 +53,7 @@ esac
 # the native protocol are checked in test-journal.sh: in this faked boot the journal socket is
 # not visible inside a PrivateUsers= unit, so the daemon falls back to <N>-prefixed stderr.)
 journalctl --user --flush 2>/dev/null || true
-wait_until sh -c 'journalctl --user -u claudemesh.service -o json PRIORITY=6 | grep -q "\"MESSAGE\":\"Ready: 1 mesh: acme (offline)\""' ||
+wait_until sh -c 'journalctl --user -u claudemesh.service -o json PRIORITY=6 | grep -q "\"MESSAGE\":\"Ready: 1 mesh: acme ("' ||
         fail "no Ready line in the journal"
 
 # SIGKILL: Restart=on-failure brings it back
@@ -56,6 +63,7 @@ wait_until sh -c "p=\$(systemctl --user show -p MainPID --value claudemesh.servi
         fail "not restarted after SIGKILL"
 [ "$(systemctl --user show -p NRestarts --value claudemesh.service)" = 1 ] || fail "NRestarts is not 1"
 wait_until busctl --user get-property $DAEMON Version || fail "bus name not back after the restart"
+wait_until connected || fail "mesh acme did not reconnect after the restart"
 
 # stopped, the first call starts it again through SystemdService=claudemesh.service
 systemctl --user stop claudemesh.service

@@ -13,13 +13,27 @@ TUSER=${TUSER:-cmtest}
 id "$TUSER" >/dev/null 2>&1 || useradd -M -d /nonexistent -s /usr/sbin/nologin "$TUSER"
 # Not under /tmp: the unit's PrivateTmp= would hide the binary, the home and the runtime dir.
 S=$(mktemp -d /var/lib/claudemesh-test.XXXXXX)
-trap 'rm -rf "$S"' EXIT INT TERM
+BROKER=""
+trap '[ -n "$BROKER" ] && kill "$BROKER"; rm -rf "$S"' EXIT INT TERM
 chmod 755 "$S"
 mkdir -p "$S/bin" "$S/home" "$S/run"
-install -m 0755 "$CLAUDEMESHD" "$MAKE_MESH_ENTRY" "$(dirname "$0")/test-user-manager-inner.sh" "$S/bin/"
-# --offline: this test is about the unit; the broker link has tests/e2e
-sed "s|@libexecdir@/claudemeshd|$S/bin/claudemeshd --offline|" "$CLAUDEMESH_SERVICE_IN" > "$S/bin/claudemesh.service"
-sed "s|@libexecdir@/claudemeshd|$S/bin/claudemeshd --offline|" "$SOURCE_ROOT/dbus/org.claudemesh.Daemon1.service.in" \
+install -m 0755 "$CLAUDEMESHD" "$CLAUDEMESH_WORKER" "$(dirname "$0")/test-user-manager-inner.sh" "$S/bin/"
+
+# A real broker, so the worker runs inside the unit's hardening (seccomp filter, namespaces)
+# and has to connect from there.
+PORT=$(/usr/bin/python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+"$CLAUDEMESH_BROKER" --listen "127.0.0.1:$PORT" --db "$S/broker.db" > "$S/broker.log" 2>&1 &
+BROKER=$!
+i=0; until curl -sf "http://127.0.0.1:$PORT/health" >/dev/null; do
+        i=$((i + 1)); [ $i -gt 200 ] && { cat "$S/broker.log"; echo "broker did not start"; exit 1; }; sleep 0.05; done
+"$CLAUDEMESH_BROKER" --db "$S/broker.db" mesh create acme >/dev/null
+"$CLAUDEMESH_BROKER" --db "$S/broker.db" member add acme alice --broker-url "ws://127.0.0.1:$PORT/ws" > "$S/bin/entry.json"
+chmod 644 "$S/bin/entry.json"
+
+sed -e "s|@libexecdir@/claudemeshd|$S/bin/claudemeshd|" \
+    -e "/^ExecStart=/a Environment=CLAUDEMESH_WORKER=$S/bin/claudemesh-worker" \
+    "$CLAUDEMESH_SERVICE_IN" > "$S/bin/claudemesh.service"
+sed "s|@libexecdir@/claudemeshd|$S/bin/claudemeshd|" "$SOURCE_ROOT/dbus/org.claudemesh.Daemon1.service.in" \
         > "$S/bin/org.claudemesh.Daemon1.service"
 chown "$TUSER:" "$S/home" "$S/run"
 chmod 700 "$S/run"
