@@ -11,52 +11,12 @@
 #include "log.h"
 #include "macro.h"
 #include "mesh-session.h"
+#include "secret-util.h"
 
 #define SESSIONS_DIR "sessions"
 /* Our file is about 230 bytes; anything near this limit is not one we wrote. */
 #define SESSION_FILE_MAX 4096
 #define SESSION_ID_HEX_LEN 32
-
-/* A heap buffer that held the secret key's text: wiped before it is freed. */
-typedef struct SecretText {
-        char *data;
-        size_t size;
-} SecretText;
-
-static void secret_text_done(SecretText *t) {
-        if (t->data) {
-                sodium_memzero(t->data, t->size);
-                free(t->data);
-        }
-}
-
-/* json-c keeps parsed strings inside the tree, secret_key's hex among them. Our file is flat. */
-static void json_object_put_wipedp(json_object **o) {
-        if (!*o)
-                return;
-        if (json_object_is_type(*o, json_type_object)) {
-                struct json_object_iterator it = json_object_iter_begin(*o), end = json_object_iter_end(*o);
-
-                for (; !json_object_iter_equal(&it, &end); json_object_iter_next(&it)) {
-                        json_object *v = json_object_iter_peek_value(&it);
-
-                        if (json_object_is_type(v, json_type_string))
-                                sodium_memzero((char *) json_object_get_string(v),
-                                               (size_t) json_object_get_string_len(v));
-                }
-        }
-        json_object_put(*o);
-}
-
-static void json_tokener_free_wipedp(struct json_tokener **tok) {
-        if (!*tok)
-                return;
-        /* The tokener's scratch buffer still holds the last string it unescaped, and json-c has
-         * no call to clear it. */
-        if ((*tok)->pb && (*tok)->pb->buf)
-                sodium_memzero((*tok)->pb->buf, (size_t) (*tok)->pb->size);
-        json_tokener_free(*tok);
-}
 
 void mesh_session_done(MeshSession *s) {
         if (s)
@@ -189,7 +149,7 @@ static void session_generate(MeshSession *s) {
 }
 
 int mesh_session_load(const char *state_dir, const char *mesh_id, MeshSession *ret) {
-        _cleanup_(secret_text_done) SecretText file = { 0 };
+        _cleanup_(secret_buffer_done) SecretBuffer file = { 0 };
         _cleanup_(mesh_session_done) MeshSession s = { 0 };
         _cleanup_free_ char *dir = NULL, *path = NULL, *quarantined = NULL;
         const char *why = NULL;

@@ -13,6 +13,7 @@
 #include "keypair-archive.h"
 #include "log.h"
 #include "message-ids.h"
+#include "secret-util.h"
 
 /* Eight entries take about 5 KiB; anything near this limit is not an archive we wrote. */
 #define ARCHIVE_FILE_MAX (1024 * 1024)
@@ -20,57 +21,6 @@
 #define ENTRY_TEXT_MAX 1024
 #define HEADER_TEXT_MAX 256
 #define KEY_B64_LEN (sodium_base64_ENCODED_LEN(32, sodium_base64_VARIANT_ORIGINAL))
-
-/* A heap buffer that held private key material: wiped before it is freed. */
-typedef struct SecretBuffer {
-        char *data;
-        size_t size;
-} SecretBuffer;
-
-static void secret_buffer_done(SecretBuffer *b) {
-        if (b->data) {
-                sodium_memzero(b->data, b->size);
-                free(b->data);
-        }
-}
-
-/* json-c keeps parsed strings inside the tree; the private keys' base64 text is among them. */
-static void json_wipe_strings(json_object *o) {
-        switch (json_object_get_type(o)) {
-        case json_type_string:
-                sodium_memzero((char *) json_object_get_string(o), (size_t) json_object_get_string_len(o));
-                break;
-        case json_type_object: {
-                struct json_object_iterator it = json_object_iter_begin(o), end = json_object_iter_end(o);
-                for (; !json_object_iter_equal(&it, &end); json_object_iter_next(&it))
-                        json_wipe_strings(json_object_iter_peek_value(&it));
-                break;
-        }
-        case json_type_array:
-                for (size_t i = 0; i < json_object_array_length(o); i++)
-                        json_wipe_strings(json_object_array_get_idx(o, i));
-                break;
-        default:
-                break;
-        }
-}
-
-static void json_object_put_wipedp(json_object **o) {
-        if (*o) {
-                json_wipe_strings(*o);
-                json_object_put(*o);
-        }
-}
-
-static void json_tokener_free_wipedp(struct json_tokener **tok) {
-        if (!*tok)
-                return;
-        /* The tokener's scratch buffer still holds the last string it unescaped, and json-c
-         * has no call to clear it, so reach into the (deprecated-to-touch) struct. */
-        if ((*tok)->pb && (*tok)->pb->buf)
-                sodium_memzero((*tok)->pb->buf, (size_t) (*tok)->pb->size);
-        json_tokener_free(*tok);
-}
 
 static void archived_keys_wipe(ArchivedKey *keys, size_t n) {
         if (keys)

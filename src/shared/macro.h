@@ -7,9 +7,11 @@
  *   - A function that can fail returns int: >= 0 on success, a negative errno on failure
  *     (-ENOMEM, -EINVAL, ...). The caller passes it up unchanged or handles it; it never
  *     turns it into errno or a positive code.
- *   - Where a function reports a user-facing validation problem it also takes
- *     `char **ret_error` and, on -EINVAL/-EBADMSG (and only then), stores a malloc'd sentence
- *     saying what is wrong and what to do. The caller owns and frees it. Callers may pass NULL.
+ *   - Where a function reports user-facing problems it also takes `char **ret_error` and, on a
+ *     failure the user can act on (-EINVAL/-EBADMSG for bad input, -EPERM/-EACCES for a refusal,
+ *     and whatever its header lists), stores a malloc'd sentence saying what is wrong and what
+ *     to do. Never on -ENOMEM. The caller owns and frees it, and treats NULL as "no sentence".
+ *     Callers may pass NULL.
  *   - A positive return value is a documented per-function condition ("1 = created", ...).
  *
  * Every owned resource is held by a _cleanup_ variable; ownership moves out with TAKE_PTR /

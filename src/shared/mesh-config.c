@@ -10,55 +10,12 @@
 #include "fileio.h"
 #include "log.h"
 #include "mesh-config.h"
+#include "secret-util.h"
 
 #define MESH_ID_MAX      128
 #define MESH_SLUG_MAX    64
 #define MESH_NAME_MAX    256
 #define BROKER_URL_MAX   2048
-
-/* Text that may hold secret key hex; wiped before it is freed. */
-typedef struct SecretText {
-        char *data;
-        size_t size;
-} SecretText;
-
-static void secret_text_done(SecretText *t) {
-        if (t->data) {
-                sodium_memzero(t->data, t->size);
-                free(t->data);
-        }
-}
-
-static void json_tokener_freep(json_tokener **t) {
-        if (*t)
-                json_tokener_free(*t);
-}
-
-static void json_string_field_wipe(json_object *o, const char *key) {
-        json_object *v;
-
-        if (json_object_object_get_ex(o, key, &v) && json_object_is_type(v, json_type_string))
-                sodium_memzero((char *) json_object_get_string(v), (size_t) json_object_get_string_len(v));
-}
-
-/* json-c frees strings without clearing them; the key material must not linger in freed heap. */
-static void json_object_wipe_putp(json_object **p) {
-        json_object *meshes;
-
-        if (!*p)
-                return;
-        if (json_object_is_type(*p, json_type_object) && json_object_object_get_ex(*p, "meshes", &meshes) &&
-            json_object_is_type(meshes, json_type_array))
-                for (size_t i = 0; i < json_object_array_length(meshes); i++) {
-                        json_object *m = json_object_array_get_idx(meshes, i);
-
-                        if (!json_object_is_type(m, json_type_object))
-                                continue;
-                        json_string_field_wipe(m, "secretKey");
-                        json_string_field_wipe(m, "rootKey");
-                }
-        json_object_put(*p);
-}
 
 /* Appends one problem to a "; "-separated list, so a message names every bad field at once. */
 static int problem_add(char **list, const char *format, ...) _printf_(2, 3);
@@ -671,8 +628,8 @@ static bool only_whitespace(const char *s, size_t n) {
 }
 
 int mesh_config_parse(const char *text, size_t size, const char *path, MeshConfig **ret, char **ret_error) {
-        _cleanup_(json_tokener_freep) json_tokener *tok = NULL;
-        _cleanup_(json_object_wipe_putp) json_object *root = NULL;
+        _cleanup_(json_tokener_free_wipedp) json_tokener *tok = NULL;
+        _cleanup_(json_object_put_wipedp) json_object *root = NULL;
         _cleanup_(mesh_config_freep) MeshConfig *c = NULL;
         _cleanup_free_ char *problems = NULL;
         json_object *meshes = NULL;
@@ -773,7 +730,7 @@ static int check_owner_and_mode(const char *what, const char *path, const struct
 }
 
 int mesh_config_load(const char *path, uid_t expected_uid, MeshConfig **ret, char **ret_error) {
-        _cleanup_(secret_text_done) SecretText text = { 0 };
+        _cleanup_(secret_buffer_done) SecretBuffer text = { 0 };
         _cleanup_free_ char *dir = NULL;
         struct stat st, dir_st;
         int r;
