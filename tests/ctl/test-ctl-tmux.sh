@@ -56,6 +56,8 @@ write_config "$T/config" "$(printf '%s' "$ACME" | sed 's/"name":"acme"/"name":"A
 wait_screen "^[A-Z][a-z]{2} [0-9]{2} [0-9:]{8}  changed +acme +Id=.* Name=\"Acme Corp\""
 wait_screen "^[A-Z][a-z]{2} [0-9]{2} [0-9:]{8}  mesh-removed +beta-with-a-long-slug$"
 tm send-keys C-c
+# the prompt first: typing ahead of a slow exit would put the echo's output behind it
+wait_screen '^(\^C)?\$ ?$'
 type_line "echo watch-rc=\$?"
 wait_screen "^watch-rc=0$"
 if grep -q "$(printf '\033')" "$T/screen-e"; then fail "escape codes in watch with NO_COLOR=1: $(cat -v "$T/screen-e")"; fi
