@@ -59,3 +59,6 @@ int verb_peers(sd_bus *bus, int argc, char **argv);
 int verb_profile(sd_bus *bus, int argc, char **argv);
 int verb_reconnect(sd_bus *bus, int argc, char **argv);
 int verb_watch(sd_bus *bus, int argc, char **argv);
+
+/* Calls METHOD(s mesh) for --mesh and reports it: {"mesh": …} with --json, else done_human. */
+int mesh_method_call(sd_bus *bus, const char *method, const char *what, const char *done_human);

@@ -188,25 +188,8 @@ int verb_inbox(sd_bus *bus, int argc, char **argv) {
 }
 
 int verb_mark_read(sd_bus *bus, int argc, char **argv) {
-        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
-        int r;
+        char done[256];
 
-        r = bus_new_daemon_call(bus, "MarkRead", &m);
-        if (r >= 0)
-                r = sd_bus_message_append(m, "s", strempty(arg.mesh));
-        if (r < 0)
-                return ctl_error_errno(r, "Cannot build the MarkRead call");
-        r = bus_call(bus, m, "mark the messages as read", NULL);
-        if (r != CTL_EXIT_OK)
-                return r;
-        if (arg.json) {
-                _cleanup_(json_object_putp) json_object *o = json_object_new_object();
-
-                if (!o)
-                        return ctl_error_errno(-ENOMEM, "Cannot print the result");
-                json_object_object_add(o, "mesh", json_object_new_string(strempty(arg.mesh)));
-                json_print(o);
-        } else
-                printf("Marked the messages of %s as read.\n", arg.mesh ? arg.mesh : "the mesh");
-        return CTL_EXIT_OK;
+        snprintf(done, sizeof done, "Marked the messages of %s as read.", arg.mesh ? arg.mesh : "the mesh");
+        return mesh_method_call(bus, "MarkRead", "mark the messages as read", done);
 }

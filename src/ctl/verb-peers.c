@@ -185,15 +185,22 @@ int verb_profile(sd_bus *bus, int argc, char **argv) {
 }
 
 int verb_reconnect(sd_bus *bus, int argc, char **argv) {
+        char done[256];
+
+        snprintf(done, sizeof done, "Reconnecting%s%s.", arg.mesh ? " " : "", strempty(arg.mesh));
+        return mesh_method_call(bus, "Reconnect", "reconnect", done);
+}
+
+int mesh_method_call(sd_bus *bus, const char *method, const char *what, const char *done_human) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
         int r;
 
-        r = bus_new_daemon_call(bus, "Reconnect", &m);
+        r = bus_new_daemon_call(bus, method, &m);
         if (r >= 0)
                 r = sd_bus_message_append(m, "s", strempty(arg.mesh));
         if (r < 0)
-                return ctl_error_errno(r, "Cannot build the Reconnect call");
-        r = bus_call(bus, m, "reconnect", NULL);
+                return ctl_error_errno(r, "Cannot build the %s call", method);
+        r = bus_call(bus, m, what, NULL);
         if (r != CTL_EXIT_OK)
                 return r;
         if (arg.json) {
@@ -204,6 +211,6 @@ int verb_reconnect(sd_bus *bus, int argc, char **argv) {
                 json_object_object_add(o, "mesh", json_object_new_string(strempty(arg.mesh)));
                 json_print(o);
         } else
-                printf("Reconnecting%s%s.\n", arg.mesh ? " " : "", strempty(arg.mesh));
+                puts(done_human);
         return CTL_EXIT_OK;
 }
