@@ -4,6 +4,9 @@ set -eu
 
 T=$(mktemp -d /tmp/cm-bus.XXXXXX)
 chmod 755 "$T"
+# the daemon's /v1 socket goes to $XDG_RUNTIME_DIR/claudemesh: keep it in the test's own dir
+export XDG_RUNTIME_DIR="$T/run"
+mkdir -m 0700 "$XDG_RUNTIME_DIR"
 CLEANUP_PIDS=""
 cleanup() {
         for p in $CLEANUP_PIDS; do kill "$p" 2>/dev/null || true; done
