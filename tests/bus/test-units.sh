@@ -8,7 +8,8 @@ trap 'rm -rf "$T"' EXIT
 mkdir -m 0700 "$T/run"
 sed "s|@libexecdir@/claudemeshd|$CLAUDEMESHD|" "$CLAUDEMESH_SERVICE_IN" > "$T/claudemesh.service"
 
-XDG_RUNTIME_DIR="$T/run" systemd-analyze --user verify --man=no "$T/claudemesh.service" > "$T/verify" 2>&1 ||
+cp "$SOURCE_ROOT/units/claudemesh.socket" "$T/"
+XDG_RUNTIME_DIR="$T/run" systemd-analyze --user verify --man=no "$T/claudemesh.service" "$T/claudemesh.socket" > "$T/verify" 2>&1 ||
         { cat "$T/verify"; echo "FAIL: verify failed"; exit 1; }
 # unknown keys and bad values only warn, so any output at all is a failure
 [ ! -s "$T/verify" ] || { cat "$T/verify"; echo "FAIL: verify printed warnings"; exit 1; }
