@@ -19,7 +19,9 @@ static int help(void) {
                "                              sends wait in the outbox\n"
                "     --durability=full|normal Sync the outbox to disk on every commit (full, the\n"
                "                              default) or leave the last commits to a crash of the\n"
-               "                              machine, not of the daemon (normal)\n\n"
+               "                              machine, not of the daemon (normal)\n"
+               "     --no-compat              Do not serve the upstream /v1 HTTP API on\n"
+               "                              $XDG_RUNTIME_DIR/claudemesh/daemon.sock\n\n"
                "See claudemeshd(8) and org.claudemesh.Daemon1(5).\n",
                program_invocation_short_name);
         return 0;
@@ -27,15 +29,17 @@ static int help(void) {
 
 static bool arg_synchronous_full = true;
 static bool arg_offline;
+static bool arg_compat = true;
 
 /* 1: go on; 0: exit successfully (help or version was printed); < 0: bad arguments. */
 static int parse_argv(int argc, char *argv[]) {
-        enum { ARG_VERSION = 0x100, ARG_DURABILITY, ARG_OFFLINE };
+        enum { ARG_VERSION = 0x100, ARG_DURABILITY, ARG_OFFLINE, ARG_NO_COMPAT };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
                 { "version", no_argument, NULL, ARG_VERSION },
                 { "durability", required_argument, NULL, ARG_DURABILITY },
                 { "offline", no_argument, NULL, ARG_OFFLINE },
+                { "no-compat", no_argument, NULL, ARG_NO_COMPAT },
                 { NULL, 0, NULL, 0 },
         };
         int c;
@@ -56,6 +60,9 @@ static int parse_argv(int argc, char *argv[]) {
                         break;
                 case ARG_OFFLINE:
                         arg_offline = true;
+                        break;
+                case ARG_NO_COMPAT:
+                        arg_compat = false;
                         break;
                 default:
                         return -EINVAL;
@@ -112,6 +119,7 @@ static int run(int argc, char *argv[]) {
                 return log_error_errno(r, "Cannot set up: %s", STRERROR(r));
         m->synchronous_full = arg_synchronous_full;
         m->offline = arg_offline;
+        m->compat = arg_compat;
 
         r = sd_event_add_signal(m->event, NULL, SIGTERM, on_terminate, m);
         if (r >= 0)

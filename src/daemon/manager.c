@@ -9,6 +9,7 @@
 #include "fileio.h"
 #include "json-util.h"
 #include "log.h"
+#include "compat-routes.h"
 #include "manager.h"
 #include "mesh-link.h"
 #include "message-ids.h"
@@ -59,6 +60,8 @@ Manager *manager_free(Manager *m) {
         manager_drop_meshes(m);
         /* The queue answers its waiting callers, so it goes before the bus and the outbox. */
         send_queue_free(m->send_queue);
+        compat_http_free(m->compat_http);
+        compat_socket_free(m->compat_socket);
         sd_event_source_disable_unref(m->expire_timer);
         sd_event_source_disable_unref(m->drain_timer);
         outbox_free(m->outbox);
@@ -590,6 +593,9 @@ int manager_startup(Manager *m) {
         r = manager_bus_register(m);
         if (r < 0)
                 return r;
+        /* The bus is the primary surface: a compat socket that cannot be served costs only itself. */
+        if (m->compat && manager_compat_start(m) < 0)
+                log_warning("Not serving the /v1 API; D-Bus clients are unaffected");
         manager_attach_links(m);
         return 0;
 }

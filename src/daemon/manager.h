@@ -5,6 +5,8 @@
 #include <systemd/sd-bus.h>
 #include <systemd/sd-event.h>
 
+#include "compat-http.h"
+#include "compat-socket.h"
 #include "host-fingerprint.h"
 #include "keypair-archive.h"
 #include "mesh-config.h"
@@ -44,6 +46,9 @@ typedef struct Manager {
 
         bool synchronous_full;     /* SQLite synchronous=FULL (default) or NORMAL */
         bool offline;              /* --offline: meshes stay attached, no broker links */
+        bool compat;               /* serve the upstream /v1 API (off with --no-compat) */
+        CompatSocket *compat_socket;
+        CompatHttp *compat_http;
         Outbox *outbox;            /* NULL when it could not be opened: outbox_error says why */
         char *outbox_error;
         Inbox *inbox;

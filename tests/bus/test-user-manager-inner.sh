@@ -74,4 +74,24 @@ busctl --user get-property $DAEMON Version >/dev/null || fail "D-Bus activation 
 systemctl --user is-active -q claudemesh.service || fail "D-Bus activation did not start the unit"
 systemctl --user reload claudemesh.service || fail "reload failed"
 systemctl --user stop claudemesh.service
+
+# claudemesh.socket: the first /v1 connection starts the service and is served; while it runs,
+# upstream clients find it at ~/.claudemesh/daemon/daemon.sock with a live pid beside it
+cp "$B/claudemesh.socket" "$HOME/.config/systemd/user/"
+systemctl --user daemon-reload
+systemctl --user enable --now claudemesh.socket || fail "enable --now claudemesh.socket failed"
+[ -S "$XDG_RUNTIME_DIR/claudemesh/daemon.sock" ] || fail "the socket unit did not create its socket"
+systemctl --user is-active -q claudemesh.service && fail "the service runs before any connection"
+version=$(curl -sS --max-time 10 --unix-socket "$XDG_RUNTIME_DIR/claudemesh/daemon.sock" \
+        -H 'accept: application/json' http://localhost/v1/version) || fail "no answer on the activated socket"
+echo "$version" | grep -q '"ipc_api":"v1"' || fail "/v1/version answered $version"
+systemctl --user is-active -q claudemesh.service || fail "the connection did not start the service"
+pid=$(systemctl --user show -p MainPID --value claudemesh.service)
+[ "$(cat "$HOME/.claudemesh/daemon/daemon.pid")" = "$pid" ] || fail "daemon.pid does not hold $pid"
+curl -sS --max-time 10 --unix-socket "$HOME/.claudemesh/daemon/daemon.sock" http://localhost/v1/health |
+        grep -q "\"pid\":$pid" || fail "the config-dir socket does not reach the daemon"
+systemctl --user stop claudemesh.service
+[ ! -e "$HOME/.claudemesh/daemon/daemon.pid" ] || fail "daemon.pid left behind after stop"
+[ -S "$XDG_RUNTIME_DIR/claudemesh/daemon.sock" ] || fail "the service removed the socket unit's socket"
+systemctl --user disable --now claudemesh.socket
 echo ok

@@ -3,7 +3,7 @@
 # The real user unit under a real `systemd --user` (faked boot: private mount namespace and a
 # delegated cgroup of its own, see user-manager-env.sh): enable --now, busctl reaches it, the
 # journal has its structured entries, SIGKILL gets it restarted, D-Bus activation goes through
-# SystemdService=. Needs root (to set up the namespace and cgroups).
+# SystemdService=, and claudemesh.socket starts it on the first /v1 connection. Needs root (to set up the namespace and cgroups).
 set -eu
 [ "$(id -u)" = 0 ] || { echo "needs root"; exit 77; }
 [ -x /lib/systemd/systemd ] || { echo "systemd is not installed"; exit 77; }
@@ -33,6 +33,7 @@ chmod 644 "$S/bin/entry.json"
 sed -e "s|@libexecdir@/claudemeshd|$S/bin/claudemeshd|" \
     -e "/^ExecStart=/a Environment=CLAUDEMESH_WORKER=$S/bin/claudemesh-worker" \
     "$CLAUDEMESH_SERVICE_IN" > "$S/bin/claudemesh.service"
+cp "$SOURCE_ROOT/units/claudemesh.socket" "$S/bin/"
 sed "s|@libexecdir@/claudemeshd|$S/bin/claudemeshd|" "$SOURCE_ROOT/dbus/org.claudemesh.Daemon1.service.in" \
         > "$S/bin/org.claudemesh.Daemon1.service"
 chown "$TUSER:" "$S/home" "$S/run"

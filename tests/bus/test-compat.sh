@@ -1,0 +1,114 @@
+#!/bin/sh
+# SPDX-License-Identifier: LGPL-2.1-or-later
+# The upstream-compatible /v1 socket: where upstream clients look for it, the request pipeline
+# (query token, Host, Origin, routing), the pid file, stale and live sockets, --no-compat, and
+# socket activation through systemd-socket-activate.
+. "$(dirname "$0")/lib.sh"
+
+start_session_bus
+write_config "$T/config"
+SOCK="$XDG_RUNTIME_DIR/claudemesh/daemon.sock"
+LINK="$T/config/daemon/daemon.sock"
+PIDFILE="$T/config/daemon/daemon.pid"
+
+# code PATH-TO-SOCKET URL [CURL ARGS...]: prints "<status> <body>"
+code() {
+        sock=$1 url=$2; shift 2
+        curl -sS --max-time 5 --unix-socket "$sock" -o "$T/body" -w '%{http_code}' "$@" "$url"
+        printf ' %s' "$(cat "$T/body")"
+}
+expect() {
+        want=$1; shift
+        got=$(code "$@")
+        [ "$got" = "$want" ] || fail "$*: expected $want, got $got"
+}
+
+start_daemon
+[ -S "$SOCK" ] || fail "no socket at $SOCK"
+[ "$(stat -c %a "$SOCK")" = 600 ] || fail "socket mode $(stat -c %a "$SOCK")"
+[ "$(stat -c %a "$XDG_RUNTIME_DIR/claudemesh")" = 700 ] || fail "socket directory is not 0700"
+[ "$(readlink "$LINK")" = "$SOCK" ] || fail "$LINK does not point at $SOCK"
+[ "$(cat "$PIDFILE")" = "$DAEMON_PID" ] || fail "daemon.pid does not hold $DAEMON_PID"
+[ "$(stat -c %a "$PIDFILE")" = 600 ] || fail "daemon.pid mode $(stat -c %a "$PIDFILE")"
+
+# an upstream-style client at the config-dir path (reference §2.7)
+curl -sS --max-time 5 --unix-socket "$LINK" -D "$T/headers" -o "$T/body" \
+        -H 'host: localhost' -H 'accept: application/json' http://localhost/v1/version
+grep -qi '^content-type: application/json' "$T/headers" || fail "no JSON content type: $(cat "$T/headers")"
+/usr/bin/python3 - "$T/body" "$EXPECTED_VERSION" <<'PY' || fail "bad /v1/version: $(cat "$T/body")"
+import json, sys
+v = json.load(open(sys.argv[1]))
+assert v["ipc_api"] == "v1" and v["daemon_version"] == sys.argv[2] and v["schema_version"] == 1, v
+assert v["ipc_features"] == ["version", "health"], v
+PY
+expect "200 {\"ok\":true,\"pid\":$DAEMON_PID}" "$LINK" http://localhost/v1/health
+
+# the pipeline, in order
+expect '400 {"error":"token must be in Authorization header, not query string"}' "$SOCK" \
+        'http://evil.example/v1/health?token=x' -H 'Origin: http://evil.example'
+expect '403 {"error":"forbidden host"}' "$SOCK" http://evil.example/v1/health -H 'Origin: http://evil.example'
+expect '403 {"error":"forbidden host"}' "$SOCK" http://localhost.evil.example/v1/health
+expect '403 {"error":"forbidden origin"}' "$SOCK" http://localhost/v1/health -H 'Origin: http://localhost'
+for host in localhost LOCALHOST:3000 127.0.0.1 127.0.0.1:80 '[::1]' '[::1]:47823'; do
+        expect "200 {\"ok\":true,\"pid\":$DAEMON_PID}" "$SOCK" http://localhost/v1/health -H "Host: $host"
+done
+expect '404 {"error":"not found"}' "$SOCK" http://localhost/v1/nope
+expect '404 {"error":"not found"}' "$SOCK" http://localhost/v1/health -X POST -d '{}'
+expect '404 {"error":"not found"}' "$SOCK" http://localhost/v1/version/
+
+# a second daemon (its own bus, same directories) leaves the live one's socket, link and pid alone
+first=$DAEMON_PID
+bus1=$DBUS_SESSION_BUS_ADDRESS
+mv "$T/session-bus.pid" "$T/session-bus1.pid"
+start_session_bus
+start_daemon
+second=$DAEMON_PID
+grep -q "Another daemon answers on $SOCK" "$T/daemon.log" || fail "the second daemon did not say why it has no /v1 socket"
+[ "$(cat "$PIDFILE")" = "$first" ] || fail "the second daemon clobbered daemon.pid"
+expect "200 {\"ok\":true,\"pid\":$first}" "$LINK" http://localhost/v1/health
+kill "$second"; wait "$second" || fail "second daemon exited with $?"
+[ "$(cat "$PIDFILE")" = "$first" ] || fail "the second daemon removed the first one's daemon.pid"
+export DBUS_SESSION_BUS_ADDRESS="$bus1"
+DAEMON_PID=$first
+
+# clean exit removes what it published
+stop_daemon
+[ ! -e "$SOCK" ] && [ ! -e "$LINK" ] && [ ! -e "$PIDFILE" ] || fail "left behind: $(ls -la "$T/config/daemon" "$XDG_RUNTIME_DIR/claudemesh")"
+
+# a crash leaves them stale; the next start replaces them
+start_daemon
+kill -9 "$DAEMON_PID"; wait "$DAEMON_PID" 2>/dev/null || true
+[ -S "$SOCK" ] && [ -f "$PIDFILE" ] || fail "SIGKILL did not leave a stale socket and pid file"
+start_daemon
+expect "200 {\"ok\":true,\"pid\":$DAEMON_PID}" "$LINK" http://localhost/v1/health
+[ "$(cat "$PIDFILE")" = "$DAEMON_PID" ] || fail "stale daemon.pid not replaced"
+stop_daemon
+
+# --no-compat: no socket, nothing published
+CLAUDEMESH_CONFIG_DIR="$T/config" XDG_STATE_HOME="$T/state" CLAUDEMESH_LOG_TARGET=stderr \
+        "$CLAUDEMESHD" --offline --no-compat >> "$T/daemon.log" 2>&1 &
+DAEMON_PID=$!; CLEANUP_PIDS="$CLEANUP_PIDS $DAEMON_PID"
+wait_for_name
+[ ! -e "$SOCK" ] && [ ! -e "$LINK" ] && [ ! -e "$PIDFILE" ] || fail "--no-compat still published the /v1 socket"
+stop_daemon
+
+# socket activation: the first connection starts the daemon, which takes the fd named "compat"
+# and closes the other one
+ACT="$T/activate/daemon.sock"
+mkdir -m 0700 "$T/activate"
+: > "$T/daemon.log"
+CLAUDEMESH_CONFIG_DIR="$T/config" XDG_STATE_HOME="$T/state" CLAUDEMESH_LOG_TARGET=stderr \
+        systemd-socket-activate -l "$ACT" -l "$T/activate/other.sock" --fdname=compat:other \
+        -E DBUS_SESSION_BUS_ADDRESS -E CLAUDEMESH_CONFIG_DIR -E XDG_STATE_HOME -E XDG_RUNTIME_DIR \
+        -E CLAUDEMESH_LOG_TARGET "$CLAUDEMESHD" --offline >> "$T/daemon.log" 2>&1 &
+DAEMON_PID=$!; CLEANUP_PIDS="$CLEANUP_PIDS $DAEMON_PID"
+i=0; until [ -S "$ACT" ]; do i=$((i + 1)); [ $i -gt 200 ] && fail "systemd-socket-activate did not listen"; sleep 0.05; done
+busctl --user status org.claudemesh.Daemon1 >/dev/null 2>&1 && fail "the daemon runs before any connection"
+expect "200 {\"ok\":true,\"pid\":$DAEMON_PID}" "$ACT" http://localhost/v1/health
+[ "$(readlink "$LINK")" = "$ACT" ] || fail "$LINK does not point at the activated socket"
+[ ! -e "$SOCK" ] || fail "the activated daemon bound a socket of its own"
+grep -q 'Closing socket fd 4 ("other")' "$T/daemon.log" || fail "the unknown fd was not closed and logged"
+stop_daemon
+[ -S "$ACT" ] || fail "the daemon removed the socket it was given"
+[ ! -e "$LINK" ] && [ ! -e "$PIDFILE" ] || fail "the activated daemon left its link or pid file"
+echo ok
