@@ -2,6 +2,8 @@
 #include <ctype.h>
 #include <fcntl.h>
 #include <microhttpd.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/epoll.h>
 
@@ -93,6 +95,18 @@ static bool host_allowed(const char *host) {
         return streq(name, "localhost") || streq(name, "127.0.0.1") || streq(name, "[::1]");
 }
 
+/* libmicrohttpd's own complaints (bad requests, resource limits) go through our log module. */
+static void on_mhd_log(void *cls, const char *format, va_list ap) {
+        char text[512];
+        size_t n;
+
+        (void) vsnprintf(text, sizeof(text), format, ap);
+        n = strlen(text);
+        while (n > 0 && text[n - 1] == '\n')
+                text[--n] = '\0';
+        log_warning("libmicrohttpd: %s", text);
+}
+
 static int dispatch(CompatHttp *h, CompatRequest *req, const char *url, const char *method) {
         struct MHD_Connection *c = req->connection;
 
@@ -154,6 +168,7 @@ int compat_http_new(sd_event *event, int listen_fd, const CompatRoute *routes, v
         if (fd < 0)
                 return negative_errno();
         h->mhd = MHD_start_daemon(MHD_USE_EPOLL | MHD_USE_ERROR_LOG, 0, NULL, NULL, on_request, h,
+                                  MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL,
                                   MHD_OPTION_LISTEN_SOCKET, fd,
                                   MHD_OPTION_CONNECTION_TIMEOUT, (unsigned) 60,
                                   MHD_OPTION_END);

@@ -56,6 +56,17 @@ expect '404 {"error":"not found"}' "$SOCK" http://localhost/v1/nope
 expect '404 {"error":"not found"}' "$SOCK" http://localhost/v1/health -X POST -d '{}'
 expect '404 {"error":"not found"}' "$SOCK" http://localhost/v1/version/
 
+# a request libmicrohttpd itself refuses: 400, and its complaint goes through our log
+/usr/bin/python3 - "$SOCK" <<'PY' || fail "a malformed Content-Length was not refused with 400"
+import socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.connect(sys.argv[1])
+s.sendall(b"GET /v1/health HTTP/1.1\r\nHost: localhost\r\nContent-Length: zz\r\n\r\n")
+assert s.recv(100).startswith(b"HTTP/1.1 400 "), "no 400"
+PY
+grep -q "^<4>libmicrohttpd: Failed to parse .Content-Length. header" "$T/daemon.log" ||
+        fail "libmicrohttpd's message did not reach the daemon's log"
+
 # a second daemon (its own bus, same directories) leaves the live one's socket, link and pid alone
 first=$DAEMON_PID
 bus1=$DBUS_SESSION_BUS_ADDRESS
