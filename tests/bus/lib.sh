@@ -65,11 +65,11 @@ wait_for_name() {
         done
 }
 
-# start_daemon: runs claudemeshd in the background with $T/config and $T/state, --offline: these
-# tests are about the bus and the stores; the broker link has tests/e2e
+# start_daemon [ARG...]: runs claudemeshd in the background with $T/config and $T/state, --offline:
+# these tests are about the bus and the stores; the broker link has tests/e2e
 start_daemon() {
         CLAUDEMESH_CONFIG_DIR="$T/config" XDG_STATE_HOME="$T/state" CLAUDEMESH_LOG_TARGET=stderr \
-                "$CLAUDEMESHD" --offline >> "$T/daemon.log" 2>&1 &
+                "$CLAUDEMESHD" --offline "$@" >> "$T/daemon.log" 2>&1 &
         DAEMON_PID=$!
         CLEANUP_PIDS="$CLEANUP_PIDS $DAEMON_PID"
         wait_for_name

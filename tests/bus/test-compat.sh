@@ -96,10 +96,7 @@ expect "200 {\"ok\":true,\"pid\":$DAEMON_PID}" "$LINK" http://localhost/v1/healt
 stop_daemon
 
 # --no-compat: no socket, nothing published
-CLAUDEMESH_CONFIG_DIR="$T/config" XDG_STATE_HOME="$T/state" CLAUDEMESH_LOG_TARGET=stderr \
-        "$CLAUDEMESHD" --offline --no-compat >> "$T/daemon.log" 2>&1 &
-DAEMON_PID=$!; CLEANUP_PIDS="$CLEANUP_PIDS $DAEMON_PID"
-wait_for_name
+start_daemon --no-compat
 [ ! -e "$SOCK" ] && [ ! -e "$LINK" ] && [ ! -e "$PIDFILE" ] || fail "--no-compat still published the /v1 socket"
 stop_daemon
 
@@ -113,7 +110,7 @@ CLAUDEMESH_CONFIG_DIR="$T/config" XDG_STATE_HOME="$T/state" CLAUDEMESH_LOG_TARGE
         -E DBUS_SESSION_BUS_ADDRESS -E CLAUDEMESH_CONFIG_DIR -E XDG_STATE_HOME -E XDG_RUNTIME_DIR \
         -E CLAUDEMESH_LOG_TARGET "$CLAUDEMESHD" --offline >> "$T/daemon.log" 2>&1 &
 DAEMON_PID=$!; CLEANUP_PIDS="$CLEANUP_PIDS $DAEMON_PID"
-i=0; until [ -S "$ACT" ]; do i=$((i + 1)); [ $i -gt 200 ] && fail "systemd-socket-activate did not listen"; sleep 0.05; done
+wait_until test -S "$ACT" || fail "systemd-socket-activate did not listen"
 busctl --user status org.claudemesh.Daemon1 >/dev/null 2>&1 && fail "the daemon runs before any connection"
 expect "200 {\"ok\":true,\"pid\":$DAEMON_PID}" "$ACT" http://localhost/v1/health
 [ "$(readlink "$LINK")" = "$ACT" ] || fail "$LINK does not point at the activated socket"
