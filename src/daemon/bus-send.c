@@ -5,7 +5,7 @@
 #include "bus-methods.h"
 #include "log.h"
 #include "manager.h"
-#include "mesh-link.h"
+#include "manager-send.h"
 
 /* Reads an a{sv} of string options into the given slots; unknown keys and wrong types are refused,
  * so a typo never silently changes what is sent. */
@@ -49,30 +49,43 @@ int bus_read_string_options(sd_bus_message *msg, const char *const *keys, const 
         return sd_bus_message_exit_container(msg);
 }
 
-static int send_error(int r, const char *why, sd_bus_error *error) {
-        switch (r) {
-        case -ENOENT:
-                return sd_bus_error_set(error, CM_ERROR_UNKNOWN_PEER, why);
-        case -ENOTUNIQ:
-                return sd_bus_error_set(error, CM_ERROR_AMBIGUOUS_PEER, why);
-        case -EMSGSIZE:
-                return sd_bus_error_set(error, CM_ERROR_PAYLOAD_TOO_LARGE, why);
-        case -EINVAL:
-                return sd_bus_error_set(error, CM_ERROR_INVALID_ARGUMENT, why);
-        default:
-                return r;
-        }
+static void reply_send(const SendRequest *req, const OutboxAcceptResult *res, const sd_bus_error *error,
+                       void *userdata) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *call = userdata;
+        static const char *const status[] = {
+                [OUTBOX_ACCEPT_QUEUED] = "queued",
+                [OUTBOX_ACCEPT_PENDING] = "queued",
+                [OUTBOX_ACCEPT_INFLIGHT] = "inflight",
+                [OUTBOX_ACCEPT_DONE] = "done",
+        };
+        int r;
+
+        if (error)
+                r = sd_bus_reply_method_error(call, error);
+        else if (res->outcome != OUTBOX_ACCEPT_CONFLICT)
+                r = sd_bus_reply_method_return(call, "sss", req->client_message_id, status[res->outcome],
+                                               strempty(res->broker_message_id));
+        else
+                /* conflict name first: callers can match on it; then what a person needs to decide. */
+                r = sd_bus_reply_method_errorf(
+                        call, CM_ERROR_IDEMPOTENCY_CONFLICT,
+                        "%s: client_message_id \"%s\" was already used for %s (stored fingerprint %s)%s%s%s%s. "
+                        "Send with a new id%s.",
+                        res->conflict, req->client_message_id,
+                        strstr(res->conflict, "mismatch") ? "a different message" : "this message",
+                        res->fingerprint_prefix,
+                        res->broker_message_id ? ", broker message id " : "", strempty(res->broker_message_id),
+                        res->last_error ? ", last error: " : "", strempty(res->last_error),
+                        strstr(res->conflict, "dead") ? ", or requeue the dead row (Requeue)" : "");
+        if (r < 0)
+                log_debug_errno(r, "Could not answer a Send call: %s", STRERROR(r));
 }
 
 int method_send(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
         static const char *const keys[] = { "priority", "meta", "reply_to_id", "client_message_id" };
         Manager *m = userdata;
         const char *mesh_name, *to, *message, *values[ELEMENTSOF(keys)] = { NULL };
-        _cleanup_(send_request_done) SendRequest req = { 0 };
-        _cleanup_free_ char *why = NULL;
-        _cleanup_free_ PeerName *peers = NULL;
-        size_t n_peers = 0;
-        Mesh *mesh;
+        Caller caller;
         int r;
 
         r = sd_bus_message_read(msg, "sss", &mesh_name, &to, &message);
@@ -81,36 +94,28 @@ int method_send(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
         r = bus_read_string_options(msg, keys, values, ELEMENTSOF(keys), error);
         if (r < 0)
                 return r;
-        r = manager_lookup_mesh(m, mesh_name, &mesh, error);
+        r = polkit_message_caller(m->polkit, msg, &caller);
         if (r < 0)
-                return r;
-        if (mesh->state == MESH_INVALID)
-                return sd_bus_error_setf(error, CM_ERROR_MESH_UNAVAILABLE, "Mesh \"%s\" cannot send: %s",
-                                         mesh->entry->slug, mesh->last_error);
-        if (!m->outbox)
-                return sd_bus_error_setf(error, CM_ERROR_OUTBOX_UNAVAILABLE, "%s", m->outbox_error);
-
-        /* Validation writes nothing, so a refused request leaves its id free. */
-        if (mesh->link) {
-                r = mesh_link_peer_names(mesh->link, &peers, &n_peers);
-                if (r < 0)
-                        return r;
-        }
-        r = send_request_prepare(mesh->entry->slug, to, message,
-                                 &(SendOptions) {
+                return sd_bus_error_setf(error, SD_BUS_ERROR_ACCESS_DENIED, "Cannot identify the caller: %s",
+                                         STRERROR(r));
+        r = manager_send(m,
+                         &(SendCall) {
+                                 .caller = &caller,
+                                 .interactive = sd_bus_message_get_allow_interactive_authorization(msg) > 0,
+                                 .mesh = mesh_name,
+                                 .to = to,
+                                 .message = message,
+                                 .options = {
                                          .priority = values[0],
                                          .meta = values[1],
                                          .reply_to_id = values[2],
                                          .client_message_id = values[3],
                                  },
-                                 peers, n_peers, now_usec(CLOCK_REALTIME), &req, &why);
-        if (r < 0)
-                return send_error(r, why, error);
-
-        r = polkit_verify_async(m->polkit, msg, POLKIT_ACTION_SEND, error);
-        if (r <= 0)
-                return r < 0 ? r : 1;
-
-        r = send_queue_add(m->send_queue, msg, mesh->entry->mesh_id, &req);
-        return r < 0 ? r : 1;
+                         },
+                         reply_send, sd_bus_message_ref(msg), error);
+        if (r < 0) {
+                sd_bus_message_unref(msg);
+                return r;
+        }
+        return 1;
 }

@@ -2,6 +2,7 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "caller.h"
 #include "macro.h"
@@ -94,5 +95,22 @@ int caller_identify(CallerCache *c, sd_bus_message *call, Caller *ret) {
                 e->caller = caller;
         }
         *ret = caller;
+        return 0;
+}
+
+int caller_from_socket(int fd, Caller *ret) {
+        struct ucred cred;
+        socklen_t len = sizeof(cred);
+        int r;
+
+        if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0)
+                return negative_errno();
+        if (len != sizeof(cred) || cred.pid <= 0)
+                return -ENODATA;
+        r = proc_start_time(cred.pid, &ret->start_time);
+        if (r < 0)
+                return r;
+        ret->pid = cred.pid;
+        ret->uid = cred.uid;
         return 0;
 }

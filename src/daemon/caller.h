@@ -21,3 +21,6 @@ CallerCache *caller_cache_free(CallerCache *c);
  * A unique name is never reused on a bus and belongs to one process for its lifetime, so the
  * answer is kept per unique name and each connection costs that round trip once. */
 int caller_identify(CallerCache *c, sd_bus_message *call, Caller *ret);
+
+/* The peer of a connected AF_UNIX socket (SO_PEERCRED), for callers outside the bus. */
+int caller_from_socket(int fd, Caller *ret);

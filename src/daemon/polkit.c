@@ -30,11 +30,14 @@ typedef struct PolkitQuery PolkitQuery;
 struct PolkitQuery {
         PolkitRegistry *registry;
         PolkitQuery *next;
-        sd_bus_message *call;
+        sd_bus_message *call; /* the bus form: re-dispatched when answered */
+        PolkitDone done;      /* the callback form */
+        void *userdata;
         const PolkitAction *action;
         uid_t caller_uid;
+        bool interactive;
         sd_bus_slot *slot;
-        bool done;
+        bool answered;
         int result;         /* 1 authorized, < 0 refused */
         sd_bus_error error; /* set when result < 0 */
 };
@@ -91,6 +94,11 @@ PolkitRegistry *polkit_registry_free(PolkitRegistry *r) {
         while (r->queries) {
                 PolkitQuery *q = r->queries;
                 r->queries = q->next;
+                if (q->done && !q->answered) {
+                        sd_bus_error_setf(&q->error, SD_BUS_ERROR_ACCESS_DENIED,
+                                          "The daemon stopped before polkit answered for %s", q->action->id);
+                        q->done(-ECANCELED, &q->error, q->userdata);
+                }
                 polkit_query_free(q);
         }
         sd_bus_flush_close_unref(r->system_bus);
@@ -130,7 +138,7 @@ static int on_check_reply(sd_bus_message *reply, void *userdata, sd_bus_error *r
         int authorized = 0, challenge = 0, r;
 
         q->slot = sd_bus_slot_unref(q->slot);
-        q->done = true;
+        q->answered = true;
 
         if (e && polkit_absent_error(e))
                 q->result = fallback_decision(q->action, q->caller_uid, e->message ? e->message : e->name,
@@ -148,7 +156,7 @@ static int on_check_reply(sd_bus_message *reply, void *userdata, sd_bus_error *r
                                                       "polkit sent an unreadable answer for %s", q->action->id);
                 else if (authorized)
                         q->result = 1;
-                else if (challenge && !sd_bus_message_get_allow_interactive_authorization(q->call))
+                else if (challenge && !q->interactive)
                         q->result = sd_bus_error_setf(&q->error, SD_BUS_ERROR_INTERACTIVE_AUTHORIZATION_REQUIRED,
                                                       "Action %s needs authentication; call again allowing "
                                                       "interactive authorization (busctl "
@@ -160,6 +168,13 @@ static int on_check_reply(sd_bus_message *reply, void *userdata, sd_bus_error *r
         }
         if (q->result < 0)
                 log_denial(q);
+
+        if (q->done) {
+                polkit_query_unlink(q);
+                q->done(q->result, q->result < 0 ? &q->error : NULL, q->userdata);
+                polkit_query_free(q);
+                return 0;
+        }
 
         /* Re-dispatch the parked call: its handler now finds the answer. */
         r = sd_bus_enqueue_for_read(sd_bus_message_get_bus(q->call), q->call);
@@ -197,9 +212,9 @@ static int system_bus_get(PolkitRegistry *r, sd_bus **ret) {
         return 0;
 }
 
-static int polkit_query_send(PolkitQuery *q, pid_t pid, uint64_t start_time, sd_bus_error *error) {
+static int polkit_query_send(PolkitQuery *q, pid_t pid, uint64_t start_time) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
-        bool interactive = sd_bus_message_get_allow_interactive_authorization(q->call) > 0;
+        bool interactive = q->interactive;
         sd_bus *sys;
         int r;
 
@@ -223,6 +238,51 @@ static int polkit_query_send(PolkitQuery *q, pid_t pid, uint64_t start_time, sd_
         return r < 0 ? -ENOTCONN : 0;
 }
 
+/* Sends the query for caller, or decides at once: 1 / < 0 as polkit_verify_async(), 0 queued. */
+static int polkit_query_start(PolkitRegistry *r, const PolkitAction *action, const Caller *caller, bool interactive,
+                              sd_bus_message *call, PolkitDone done, void *userdata, sd_bus_error *error) {
+        PolkitQuery *q;
+        int k;
+
+        q = calloc(1, sizeof(*q));
+        if (!q)
+                return -ENOMEM;
+        *q = (PolkitQuery) {
+                .registry = r,
+                .call = sd_bus_message_ref(call),
+                .done = done,
+                .userdata = userdata,
+                .action = action,
+                .caller_uid = caller->uid,
+                .interactive = interactive,
+                .error = SD_BUS_ERROR_NULL,
+        };
+
+        k = polkit_query_send(q, caller->pid, caller->start_time);
+        if (k < 0) {
+                polkit_query_free(q);
+                if (k == -ENOTCONN)
+                        return fallback_decision(action, caller->uid, "no system bus", error);
+                return k;
+        }
+        q->next = r->queries;
+        r->queries = q;
+        return 0;
+}
+
+int polkit_message_caller(PolkitRegistry *r, sd_bus_message *call, Caller *ret) {
+        return caller_identify(r->callers, call, ret);
+}
+
+int polkit_check_async(PolkitRegistry *r, const Caller *caller, bool interactive, const char *action_id,
+                       PolkitDone done, void *userdata, sd_bus_error *error) {
+        const PolkitAction *action = polkit_action_find(action_id);
+
+        if (!action)
+                return sd_bus_error_setf(error, SD_BUS_ERROR_ACCESS_DENIED, "Unknown polkit action %s", action_id);
+        return polkit_query_start(r, action, caller, interactive, NULL, done, userdata, error);
+}
+
 int polkit_verify_async(PolkitRegistry *r, sd_bus_message *call, const char *action_id, sd_bus_error *error) {
         const PolkitAction *action = polkit_action_find(action_id);
         PolkitQuery *q;
@@ -236,7 +296,7 @@ int polkit_verify_async(PolkitRegistry *r, sd_bus_message *call, const char *act
                 if (q->call == call && q->action == action)
                         break;
         if (q) {
-                if (!q->done)
+                if (!q->answered)
                         return 0;
                 polkit_query_unlink(q);
                 k = q->result;
@@ -250,26 +310,6 @@ int polkit_verify_async(PolkitRegistry *r, sd_bus_message *call, const char *act
         if (k < 0)
                 return sd_bus_error_setf(error, SD_BUS_ERROR_ACCESS_DENIED,
                                          "Cannot identify the caller for action %s: %s", action->id, STRERROR(k));
-
-        q = calloc(1, sizeof(*q));
-        if (!q)
-                return -ENOMEM;
-        *q = (PolkitQuery) {
-                .registry = r,
-                .call = sd_bus_message_ref(call),
-                .action = action,
-                .caller_uid = caller.uid,
-                .error = SD_BUS_ERROR_NULL,
-        };
-
-        k = polkit_query_send(q, caller.pid, caller.start_time, error);
-        if (k < 0) {
-                polkit_query_free(q);
-                if (k == -ENOTCONN)
-                        return fallback_decision(action, caller.uid, "no system bus", error);
-                return k;
-        }
-        q->next = r->queries;
-        r->queries = q;
-        return 0;
+        return polkit_query_start(r, action, &caller, sd_bus_message_get_allow_interactive_authorization(call) > 0,
+                                  call, NULL, NULL, error);
 }

@@ -5,6 +5,8 @@
 #include <systemd/sd-bus.h>
 #include <systemd/sd-event.h>
 
+#include "caller.h"
+
 /*
  * Asynchronous polkit checks for methods called on the session bus, the systemd bus-polkit.c
  * way: the first call of polkit_verify_async() for a message sends CheckAuthorization to
@@ -15,6 +17,9 @@
  *
  * The subject is unix-process (pid, start time, uid) from the caller's session-bus credentials:
  * a system-bus-name subject would mean nothing to polkitd for a session-bus caller.
+ *
+ * polkit_check_async() is the same check for callers that are not bus messages (the /v1 socket,
+ * whose caller comes from SO_PEERCRED): the answer goes to a callback instead.
  *
  * Without polkit (no system bus, or no polkitd on it) callers with the daemon's own uid get the
  * actions whose default is "yes"; everything else is refused with
@@ -47,3 +52,13 @@ PolkitRegistry *polkit_registry_free(PolkitRegistry *r);
 /* 1: authorized, go on. 0: a query is under way, return 1 from the method handler.
  * < 0: not authorized or the check failed; error is set for the reply. */
 int polkit_verify_async(PolkitRegistry *r, sd_bus_message *call, const char *action, sd_bus_error *error);
+
+/* The caller of a bus message, as the polkit subject needs it (cached per unique name). */
+int polkit_message_caller(PolkitRegistry *r, sd_bus_message *call, Caller *ret);
+
+/* 1: authorized at once. < 0: refused at once (error set). 0: asked polkit; done runs later,
+ * exactly once, with 1 or a negative result and the error, also with -ECANCELED when the
+ * registry is freed first. */
+typedef void (*PolkitDone)(int result, const sd_bus_error *error, void *userdata);
+int polkit_check_async(PolkitRegistry *r, const Caller *caller, bool interactive, const char *action,
+                       PolkitDone done, void *userdata, sd_bus_error *error);

@@ -1,14 +1,14 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <string.h>
 
-#include "bus-errors.h"
 #include "log.h"
 #include "send-queue.h"
 
 #define BATCH_MAX 256
 
 typedef struct PendingSend {
-        sd_bus_message *call;
+        SendQueueDone done;
+        void *userdata;
         char *mesh_id;
         SendRequest req;
 } PendingSend;
@@ -23,43 +23,9 @@ struct SendQueue {
 };
 
 static void pending_send_done(PendingSend *p) {
-        sd_bus_message_unref(p->call);
         free(p->mesh_id);
         send_request_done(&p->req);
         *p = (PendingSend) { 0 };
-}
-
-static int reply_result(const PendingSend *p, const OutboxAcceptResult *res) {
-        static const char *const status[] = {
-                [OUTBOX_ACCEPT_QUEUED] = "queued",
-                [OUTBOX_ACCEPT_PENDING] = "queued",
-                [OUTBOX_ACCEPT_INFLIGHT] = "inflight",
-                [OUTBOX_ACCEPT_DONE] = "done",
-        };
-
-        if (res->outcome != OUTBOX_ACCEPT_CONFLICT)
-                return sd_bus_reply_method_return(p->call, "sss", p->req.client_message_id, status[res->outcome],
-                                                  strempty(res->broker_message_id));
-
-        /* conflict name first: callers can match on it; then what a person needs to decide. */
-        return sd_bus_reply_method_errorf(
-                p->call, CM_ERROR_IDEMPOTENCY_CONFLICT,
-                "%s: client_message_id \"%s\" was already used for %s (stored fingerprint %s)%s%s%s%s. "
-                "Send with a new id%s.",
-                res->conflict, p->req.client_message_id,
-                strstr(res->conflict, "mismatch") ? "a different message" : "this message",
-                res->fingerprint_prefix,
-                res->broker_message_id ? ", broker message id " : "", strempty(res->broker_message_id),
-                res->last_error ? ", last error: " : "", strempty(res->last_error),
-                strstr(res->conflict, "dead") ? ", or requeue the dead row (Requeue)" : "");
-}
-
-static void reply_storage_error(PendingSend *items, size_t n, int error) {
-        for (size_t i = 0; i < n; i++)
-                (void) sd_bus_reply_method_errorf(items[i].call,
-                                                  error == -ENOSPC ? CM_ERROR_STORAGE_FULL : CM_ERROR_STORAGE,
-                                                  "The outbox could not store the message (%s); nothing was "
-                                                  "queued, the same call can be repeated.", STRERROR(error));
 }
 
 static int send_queue_flush(SendQueue *q) {
@@ -103,14 +69,12 @@ static int send_queue_flush(SendQueue *q) {
                 outbox_rollback(q->outbox);
                 n_queued = 0;
                 log_error_errno(r, "Failed to commit %zu accepted send(s): %s", n, STRERROR(r));
-                reply_storage_error(q->items, n, r);
+                for (size_t i = 0; i < n; i++)
+                        q->items[i].done(&q->items[i].req, NULL, r, q->items[i].userdata);
         } else {
                 log_debug("Committed %zu accepted send(s) in one transaction, %u new", n, n_queued);
-                for (size_t i = 0; i < n; i++) {
-                        r = reply_result(&q->items[i], &results[i]);
-                        if (r < 0)
-                                log_debug_errno(r, "Could not answer a Send call: %s", STRERROR(r));
-                }
+                for (size_t i = 0; i < n; i++)
+                        q->items[i].done(&q->items[i].req, &results[i], 0, q->items[i].userdata);
         }
         for (size_t i = 0; i < n_results; i++)
                 outbox_accept_result_done(&results[i]);
@@ -159,18 +123,26 @@ SendQueue *send_queue_free(SendQueue *q) {
         return NULL;
 }
 
-int send_queue_add(SendQueue *q, sd_bus_message *call, const char *mesh_id, SendRequest *req) {
+int send_queue_add(SendQueue *q, const char *mesh_id, SendRequest *req, SendQueueDone done, void *userdata) {
         PendingSend *p = &q->items[q->n_items];
+        int r;
 
+        /* Everything that can fail comes first: once queued, done must run. */
         p->mesh_id = strdup(mesh_id);
         if (!p->mesh_id)
                 return -ENOMEM;
-        p->call = sd_bus_message_ref(call);
+        r = sd_event_source_set_enabled(q->commit_source, SD_EVENT_ONESHOT);
+        if (r < 0) {
+                p->mesh_id = mfree(p->mesh_id);
+                return r;
+        }
+        p->done = done;
+        p->userdata = userdata;
         p->req = *req;
         *req = (SendRequest) { 0 };
         q->n_items++;
 
         if (q->n_items == BATCH_MAX)
                 return send_queue_flush(q);
-        return sd_event_source_set_enabled(q->commit_source, SD_EVENT_ONESHOT);
+        return 0;
 }
