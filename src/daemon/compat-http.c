@@ -1,28 +1,15 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <ctype.h>
 #include <fcntl.h>
-#include <microhttpd.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 
-#include "compat-http.h"
+#include "compat-http-internal.h"
 #include "json-util.h"
 #include "log.h"
-
-struct CompatHttp {
-        struct MHD_Daemon *mhd;
-        sd_event_source *io;
-        sd_event_source *timer;
-        const CompatRoute *routes;
-        void *userdata;
-};
-
-struct CompatRequest {
-        struct MHD_Connection *connection;
-        bool answered;
-};
 
 static void compat_http_rearm(CompatHttp *h) {
         MHD_UNSIGNED_LONG_LONG ms;
@@ -50,21 +37,94 @@ static int on_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         return 0;
 }
 
+static CompatRequest *compat_request_free(CompatRequest *req) {
+        if (!req)
+                return NULL;
+        if (req->late)
+                MHD_destroy_response(req->late);
+        free(req->body);
+        free(req);
+        return NULL;
+}
+
+static void compat_request_unlink(CompatRequest *req) {
+        CompatHttp *h = req->http;
+
+        if (req->counted)
+                h->n_inflight--;
+        req->counted = false;
+        if (req->prev)
+                req->prev->next = req->next;
+        else if (h->requests == req)
+                h->requests = req->next;
+        if (req->next)
+                req->next->prev = req->prev;
+        req->prev = req->next = NULL;
+}
+
+const char *compat_request_query(CompatRequest *req, const char *key) {
+        return MHD_lookup_connection_value(req->connection, MHD_GET_ARGUMENT_KIND, key);
+}
+
+const char *compat_request_header(CompatRequest *req, const char *name) {
+        return MHD_lookup_connection_value(req->connection, MHD_HEADER_KIND, name);
+}
+
+const char *compat_request_body(CompatRequest *req, size_t *ret_size) {
+        if (ret_size)
+                *ret_size = req->body_size;
+        return req->body ? req->body : "";
+}
+
+bool compat_request_alive(const CompatRequest *req) {
+        return req->connection;
+}
+
+int compat_request_caller(CompatRequest *req, Caller *ret) {
+        const union MHD_ConnectionInfo *info;
+
+        info = MHD_get_connection_info(req->connection, MHD_CONNECTION_INFO_CONNECTION_FD);
+        if (!info)
+                return -EBADF;
+        return caller_from_socket(info->connect_fd, ret);
+}
+
+int compat_request_respond(CompatRequest *req, unsigned status, struct MHD_Response *resp) {
+        if (req->answered) {
+                MHD_destroy_response(resp);
+                return -EALREADY;
+        }
+        req->answered = true;
+        if (!req->connection) {
+                /* The daemon stopped serving while this waited: nobody is left to answer. */
+                MHD_destroy_response(resp);
+                compat_request_free(req);
+                return -ECONNRESET;
+        }
+        if (req->suspended) {
+                req->late = resp;
+                req->late_status = status;
+                req->suspended = false;
+                MHD_resume_connection(req->connection);
+                return 0;
+        }
+        if (MHD_queue_response(req->connection, status, resp) != MHD_YES) {
+                MHD_destroy_response(resp);
+                return -EIO;
+        }
+        MHD_destroy_response(resp);
+        return 0;
+}
+
 int compat_reply(CompatRequest *req, unsigned status, json_object *body) {
         const char *text = json_object_to_json_string_ext(body, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
         struct MHD_Response *resp;
-        enum MHD_Result ok;
 
         resp = MHD_create_response_from_buffer(strlen(text), (void *) text, MHD_RESPMEM_MUST_COPY);
         if (!resp)
                 return -ENOMEM;
         (void) MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
-        ok = MHD_queue_response(req->connection, status, resp);
-        MHD_destroy_response(resp);
-        if (ok != MHD_YES)
-                return -EIO;
-        req->answered = true;
-        return 0;
+        return compat_request_respond(req, status, resp);
 }
 
 int compat_reply_error(CompatRequest *req, unsigned status, const char *error) {
@@ -107,49 +167,148 @@ static void on_mhd_log(void *cls, const char *format, va_list ap) {
         log_warning("libmicrohttpd: %s", text);
 }
 
-static int dispatch(CompatHttp *h, CompatRequest *req, const char *url, const char *method) {
-        struct MHD_Connection *c = req->connection;
+static int answered_with(int r) {
+        return r < 0 ? r : 1;
+}
 
-        if (MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "token")) {
-                log_warning("Rejected a /v1 request with a token in its query string");
-                return compat_reply_error(req, MHD_HTTP_BAD_REQUEST,
-                                          "token must be in Authorization header, not query string");
+static int reply_too_large(CompatRequest *req) {
+        _cleanup_(json_object_putp) json_object *body = json_object_new_object();
+
+        if (!body || json_object_object_add(body, "error", json_object_new_string("payload too large")) < 0 ||
+            json_object_object_add(body, "limit_bytes", json_object_new_uint64(req->route->body_max)) < 0)
+                return -ENOMEM;
+        return compat_reply(req, MHD_HTTP_CONTENT_TOO_LARGE, body);
+}
+
+/* What can be decided from the request line and headers alone (reference §2.2, then the limits):
+ * answers and returns 1, or returns 0 with the route set. */
+static int screen(CompatRequest *req, const char *url, const char *method) {
+        CompatHttp *h = req->http;
+        const char *length;
+
+        if (h->n_inflight >= COMPAT_INFLIGHT_MAX) {
+                log_debug("Refused a /v1 request: %u already in flight", h->n_inflight);
+                return answered_with(compat_reply_error(req, MHD_HTTP_TOO_MANY_REQUESTS, "daemon_busy"));
         }
-        if (!host_allowed(MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_HOST)))
-                return compat_reply_error(req, MHD_HTTP_FORBIDDEN, "forbidden host");
-        if (MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Origin"))
-                return compat_reply_error(req, MHD_HTTP_FORBIDDEN, "forbidden origin");
+        req->counted = true;
+        h->n_inflight++;
+
+        if (compat_request_query(req, "token")) {
+                log_warning("Rejected a /v1 request with a token in its query string");
+                return answered_with(compat_reply_error(req, MHD_HTTP_BAD_REQUEST,
+                                          "token must be in Authorization header, not query string"));
+        }
+        if (!host_allowed(compat_request_header(req, MHD_HTTP_HEADER_HOST)))
+                return answered_with(compat_reply_error(req, MHD_HTTP_FORBIDDEN, "forbidden host"));
+        if (compat_request_header(req, "Origin"))
+                return answered_with(compat_reply_error(req, MHD_HTTP_FORBIDDEN, "forbidden origin"));
 
         /* Exact method and path; a wrong method is "not found" too, as upstream answers. */
         for (const CompatRoute *r = h->routes; r->method; r++)
                 if (streq(r->path, url) && streq(r->method, method))
-                        return r->handler(req, h->userdata);
-        return compat_reply_error(req, MHD_HTTP_NOT_FOUND, "not found");
+                        req->route = r;
+        if (!req->route)
+                return answered_with(compat_reply_error(req, MHD_HTTP_NOT_FOUND, "not found"));
+
+        /* Refused before a byte of the body is read when its length is announced. */
+        length = compat_request_header(req, MHD_HTTP_HEADER_CONTENT_LENGTH);
+        if (length && strtoull(length, NULL, 10) > req->route->body_max)
+                return answered_with(reply_too_large(req));
+        return 0;
+}
+
+static void receive_body(CompatRequest *req, const char *data, size_t size) {
+        char *body;
+
+        if (req->too_large || size > req->route->body_max - req->body_size) {
+                /* Chunked bodies announce no length: drop what exceeds the limit, answer at the end. */
+                req->too_large = true;
+                req->body = mfree(req->body);
+                req->body_size = 0;
+                return;
+        }
+        body = realloc(req->body, req->body_size + size + 1);
+        if (!body) {
+                req->too_large = true;
+                return;
+        }
+        memcpy(body + req->body_size, data, size);
+        req->body_size += size;
+        body[req->body_size] = '\0';
+        req->body = body;
+}
+
+static int dispatch(CompatRequest *req, const char *url, const char *method) {
+        int r;
+
+        if (req->too_large)
+                return reply_too_large(req);
+        req->dispatched = true;
+        r = req->route->handler(req, req->http->userdata);
+        if (r < 0 && !req->answered) {
+                log_warning_errno(r, "/v1 %s %s failed: %s", method, url, STRERROR(r));
+                return compat_reply_error(req, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal");
+        }
+        if (!req->answered) {
+                /* The handler answers later (polkit, the group commit, the broker). */
+                req->suspended = true;
+                MHD_suspend_connection(req->connection);
+        }
+        return 0;
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url, const char *method,
                                   const char *version, const char *upload_data, size_t *upload_data_size,
                                   void **con_cls) {
         CompatHttp *h = cls;
-        CompatRequest req = { .connection = c };
+        CompatRequest *req = *con_cls;
         int r;
 
-        /* Bodies are not read yet: drain them and answer once the request is complete. */
+        if (!req) {
+                req = calloc(1, sizeof(*req));
+                if (!req)
+                        return MHD_NO;
+                *req = (CompatRequest) { .http = h, .connection = c, .next = h->requests };
+                if (h->requests)
+                        h->requests->prev = req;
+                h->requests = req;
+                *con_cls = req;
+                r = screen(req, url, method);
+                return r < 0 ? MHD_NO : MHD_YES;
+        }
+        if (!req->connection)
+                return MHD_NO;
+        if (req->late) {
+                enum MHD_Result ok = MHD_queue_response(c, req->late_status, req->late);
+                MHD_destroy_response(req->late);
+                req->late = NULL;
+                return ok;
+        }
+        if (req->answered)
+                return MHD_YES; /* answered early: MHD discards the rest of the body */
         if (*upload_data_size > 0) {
+                receive_body(req, upload_data, *upload_data_size);
                 *upload_data_size = 0;
                 return MHD_YES;
         }
-        if (!*con_cls) {
-                *con_cls = h;
+        if (req->dispatched)
                 return MHD_YES;
-        }
-
-        r = dispatch(h, &req, url, method);
-        if (r < 0 && !req.answered) {
-                log_warning_errno(r, "/v1 %s %s failed: %s", method, url, STRERROR(r));
-                r = compat_reply_error(&req, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal");
-        }
+        r = dispatch(req, url, method);
         return r < 0 ? MHD_NO : MHD_YES;
+}
+
+static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls, enum MHD_RequestTerminationCode toe) {
+        CompatRequest *req = *con_cls;
+
+        if (!req)
+                return;
+        *con_cls = NULL;
+        compat_request_unlink(req);
+        /* Orphaned while waiting: whoever holds it answers (and so frees) it later. */
+        if (req->dispatched && !req->answered)
+                req->connection = NULL;
+        else
+                compat_request_free(req);
 }
 
 int compat_http_new(sd_event *event, int listen_fd, const CompatRoute *routes, void *userdata, CompatHttp **ret) {
@@ -160,6 +319,7 @@ int compat_http_new(sd_event *event, int listen_fd, const CompatRoute *routes, v
         h = calloc(1, sizeof(*h));
         if (!h)
                 return -ENOMEM;
+        h->event = sd_event_ref(event);
         h->routes = routes;
         h->userdata = userdata;
 
@@ -167,10 +327,12 @@ int compat_http_new(sd_event *event, int listen_fd, const CompatRoute *routes, v
         fd = fcntl(listen_fd, F_DUPFD_CLOEXEC, 3);
         if (fd < 0)
                 return negative_errno();
-        h->mhd = MHD_start_daemon(MHD_USE_EPOLL | MHD_USE_ERROR_LOG, 0, NULL, NULL, on_request, h,
+        h->mhd = MHD_start_daemon(MHD_USE_EPOLL | MHD_USE_ERROR_LOG | MHD_ALLOW_SUSPEND_RESUME, 0, NULL, NULL,
+                                  on_request, h,
                                   MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL,
                                   MHD_OPTION_LISTEN_SOCKET, fd,
                                   MHD_OPTION_CONNECTION_TIMEOUT, (unsigned) 60,
+                                  MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
                                   MHD_OPTION_END);
         if (!h->mhd) {
                 close(fd);
@@ -199,8 +361,16 @@ CompatHttp *compat_http_free(CompatHttp *h) {
                 return NULL;
         sd_event_source_disable_unref(h->io);
         sd_event_source_disable_unref(h->timer);
+        compat_streams_stop(h);
+        /* Requests still waiting for an answer are orphaned: their late reply only frees them. */
+        for (CompatRequest *req = h->requests; req; req = req->next)
+                if (req->suspended) {
+                        req->suspended = false;
+                        MHD_resume_connection(req->connection);
+                }
         if (h->mhd)
                 MHD_stop_daemon(h->mhd);
+        sd_event_unref(h->event);
         free(h);
         return NULL;
 }

@@ -2,22 +2,41 @@
 #pragma once
 
 #include <json-c/json.h>
+#include <stdbool.h>
+#include <stddef.h>
 #include <systemd/sd-event.h>
 
+#include "caller.h"
 #include "macro.h"
+#include "time-util.h"
 
-/* HTTP/1.1 for the upstream-compatible /v1 API, served by libmicrohttpd on the daemon's
- * sd-event loop (MHD's epoll fd is one more io source, its timeout one more timer). */
+/*
+ * HTTP/1.1 for the upstream-compatible /v1 API, served by libmicrohttpd on the daemon's sd-event
+ * loop (MHD's epoll fd is one more io source, its timeout one more timer).
+ *
+ * Every request runs the pipeline of the reference §2.2 (query token, Host, Origin, exact
+ * routing), then the limits: at most COMPAT_INFLIGHT_MAX requests at once (429 daemon_busy),
+ * the route's body size (413), at most COMPAT_STREAMS_MAX event streams (429 too_many_streams).
+ * The handler runs once the whole body is in.
+ */
+
+#define COMPAT_INFLIGHT_MAX 64u
+#define COMPAT_STREAMS_MAX 32u
+#define COMPAT_KEEPALIVE_USEC (15 * USEC_PER_SEC)
+
 typedef struct CompatHttp CompatHttp;
 typedef struct CompatRequest CompatRequest;
 
-/* A route answers with compat_reply() before returning; a negative return answers 500. */
+/* Answers with compat_reply*() before returning, or returns 0 without answering to answer later:
+ * the request then waits, off the loop's hot path, until compat_reply*() is called for it exactly
+ * once. A negative return answers 500 {"error":"internal"} unless already answered. */
 typedef int (*CompatRouteHandler)(CompatRequest *req, void *userdata);
 
 typedef struct CompatRoute {
         const char *method;
         const char *path;
         CompatRouteHandler handler;
+        size_t body_max;             /* larger bodies get 413; 0: no body */
 } CompatRoute;
 
 /* routes ends with a NULL method. listen_fd stays the caller's. */
@@ -25,6 +44,23 @@ int compat_http_new(sd_event *event, int listen_fd, const CompatRoute *routes, v
 CompatHttp *compat_http_free(CompatHttp *h);
 DEFINE_TRIVIAL_CLEANUP_FUNC(CompatHttp *, compat_http_free);
 
-/* Queues the reply: body serialized as compact JSON with Content-Type application/json. */
+const char *compat_request_query(CompatRequest *req, const char *key);
+const char *compat_request_header(CompatRequest *req, const char *name);
+/* The request body, NUL-terminated (size excludes the NUL); "" when there was none. */
+const char *compat_request_body(CompatRequest *req, size_t *ret_size);
+/* false once the daemon stopped serving it: a late reply only frees it. */
+bool compat_request_alive(const CompatRequest *req);
+/* Who is on the other end of the connection (SO_PEERCRED). */
+int compat_request_caller(CompatRequest *req, Caller *ret);
+
+/* The reply: body serialized as compact JSON with Content-Type application/json. After the
+ * daemon stopped serving, a late reply only frees the request (-ECONNRESET). */
 int compat_reply(CompatRequest *req, unsigned status, json_object *body);
 int compat_reply_error(CompatRequest *req, unsigned status, const char *error);
+
+/* Turns the request into a server-sent event stream (reference §2.5): ": connected" now, a
+ * keepalive comment every 15 s, the events compat_http_broadcast() sends. */
+int compat_reply_stream(CompatRequest *req);
+/* One event to every stream: "id: <n>\nevent: <kind>\ndata: <data>\n\n", n counting per stream. */
+void compat_http_broadcast(CompatHttp *h, const char *kind, json_object *data);
+unsigned compat_http_n_streams(const CompatHttp *h);

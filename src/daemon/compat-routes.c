@@ -1,14 +1,131 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-#include <microhttpd.h>
+#include <string.h>
 #include <unistd.h>
 
+#include "bus-errors.h"
+#include "compat-routes-internal.h"
 #include "compat-routes.h"
 #include "config-build.h"
 #include "json-util.h"
 #include "log.h"
 
+#define SEND_BODY_MAX    (256 * 1024)
+
 /* Only what is served here: clients check the list before using a route. */
-static const char *const ipc_features[] = { "version", "health" };
+static const char *const ipc_features[] = { "version", "health", "send" };
+
+typedef struct CompatAuthorization {
+        CompatRequest *req;
+        Manager *manager;
+        CompatAuthorized then;
+} CompatAuthorization;
+
+int compat_reply_bus_error(CompatRequest *req, const sd_bus_error *error) {
+        static const struct {
+                const char *name;
+                unsigned status;
+        } table[] = {
+                { CM_ERROR_INVALID_ARGUMENT, MHD_HTTP_BAD_REQUEST },
+                { CM_ERROR_NO_SUCH_MESH, MHD_HTTP_BAD_REQUEST },
+                { CM_ERROR_UNKNOWN_PEER, MHD_HTTP_BAD_REQUEST },
+                { CM_ERROR_AMBIGUOUS_PEER, MHD_HTTP_BAD_REQUEST },
+                { CM_ERROR_PAYLOAD_TOO_LARGE, MHD_HTTP_CONTENT_TOO_LARGE },
+                { CM_ERROR_NO_SUCH_MESSAGE, MHD_HTTP_NOT_FOUND },
+                { CM_ERROR_IDEMPOTENCY_CONFLICT, MHD_HTTP_CONFLICT },
+                { CM_ERROR_NOT_REQUEUEABLE, MHD_HTTP_CONFLICT },
+                { CM_ERROR_CLIENT_MESSAGE_ID_IN_USE, MHD_HTTP_CONFLICT },
+                { SD_BUS_ERROR_ACCESS_DENIED, MHD_HTTP_FORBIDDEN },
+                { SD_BUS_ERROR_INTERACTIVE_AUTHORIZATION_REQUIRED, MHD_HTTP_FORBIDDEN },
+                { CM_ERROR_AUTHORIZATION_UNAVAILABLE, MHD_HTTP_FORBIDDEN },
+                { CM_ERROR_MESH_UNAVAILABLE, MHD_HTTP_SERVICE_UNAVAILABLE },
+                { CM_ERROR_OUTBOX_UNAVAILABLE, MHD_HTTP_SERVICE_UNAVAILABLE },
+                { CM_ERROR_STORAGE, MHD_HTTP_SERVICE_UNAVAILABLE },
+                { CM_ERROR_STORAGE_FULL, MHD_HTTP_SERVICE_UNAVAILABLE },
+                { CM_ERROR_NOT_CONNECTED, MHD_HTTP_SERVICE_UNAVAILABLE },
+        };
+        _cleanup_(json_object_putp) json_object *body = json_object_new_object();
+        unsigned status = MHD_HTTP_INTERNAL_SERVER_ERROR;
+
+        for (size_t i = 0; i < ELEMENTSOF(table); i++)
+                if (sd_bus_error_has_name(error, table[i].name))
+                        status = table[i].status;
+        if (!body ||
+            json_object_object_add(body, "error", json_object_new_string(error->message ? error->message : error->name)) < 0 ||
+            json_object_object_add(body, "dbus_error", json_object_new_string(error->name)) < 0)
+                return -ENOMEM;
+        return compat_reply(req, status, body);
+}
+
+static int run_authorized(CompatAuthorization *a) {
+        int r = a->then(a->req, a->manager);
+        if (r < 0)
+                log_warning_errno(r, "A /v1 request failed after polkit allowed it: %s", STRERROR(r));
+        return r;
+}
+
+static void on_authorized(int result, const sd_bus_error *error, void *userdata) {
+        _cleanup_free_ CompatAuthorization *a = userdata;
+
+        if (!compat_request_alive(a->req))
+                (void) compat_reply_error(a->req, MHD_HTTP_SERVICE_UNAVAILABLE, "daemon stopping");
+        else if (result < 0)
+                (void) compat_reply_bus_error(a->req, error);
+        else if (run_authorized(a) < 0)
+                (void) compat_reply_error(a->req, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal");
+}
+
+int compat_authorize(CompatRequest *req, Manager *m, const char *action, CompatAuthorized then) {
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        _cleanup_free_ CompatAuthorization *a = NULL;
+        Caller caller;
+        int r;
+
+        r = compat_request_caller(req, &caller);
+        if (r < 0) {
+                sd_bus_error_setf(&error, SD_BUS_ERROR_ACCESS_DENIED, "Cannot identify the caller: %s", STRERROR(r));
+                return compat_reply_bus_error(req, &error);
+        }
+        a = malloc(sizeof(*a));
+        if (!a)
+                return -ENOMEM;
+        *a = (CompatAuthorization) { .req = req, .manager = m, .then = then };
+        /* Upstream clients cannot show an authentication dialog: never interactive. */
+        r = polkit_check_async(m->polkit, &caller, false, action, on_authorized, a, &error);
+        if (r == 0) {
+                TAKE_PTR(a);
+                return 0;
+        }
+        if (r < 0)
+                return sd_bus_error_is_set(&error) ? compat_reply_bus_error(req, &error) : r;
+        return run_authorized(a);
+}
+
+int compat_read_json_object(CompatRequest *req, json_object **ret) {
+        _cleanup_(json_object_putp) json_object *o = NULL;
+        const char *text;
+        size_t size;
+        int r;
+
+        text = compat_request_body(req, &size);
+        r = json_parse_strict(text, size, &o);
+        if (r == -EBADMSG)
+                r = compat_reply_error(req, MHD_HTTP_BAD_REQUEST, "invalid JSON");
+        else if (r >= 0 && !json_object_is_type(o, json_type_object))
+                r = compat_reply_error(req, MHD_HTTP_BAD_REQUEST, "expected JSON object");
+        else if (r >= 0) {
+                *ret = TAKE_PTR(o);
+                return 0;
+        }
+        return r < 0 ? r : 1;
+}
+
+json_object *compat_json_time(usec_t t) {
+        char buf[ISO8601_MAX];
+
+        if (t == 0 || format_iso8601(t, buf) < 0)
+                return NULL;
+        return json_object_new_string(buf);
+}
 
 static int route_version(CompatRequest *req, void *userdata) {
         _cleanup_(json_object_putp) json_object *body = json_object_new_object(), *features = json_object_new_array();
@@ -37,9 +154,10 @@ static int route_health(CompatRequest *req, void *userdata) {
 }
 
 static const CompatRoute compat_routes[] = {
-        { "GET", "/v1/version", route_version },
-        { "GET", "/v1/health", route_health },
-        { NULL, NULL, NULL },
+        { "GET", "/v1/version", route_version, 0 },
+        { "GET", "/v1/health", route_health, 0 },
+        { "POST", "/v1/send", compat_route_send, SEND_BODY_MAX },
+        { NULL, NULL, NULL, 0 },
 };
 
 int manager_compat_start(Manager *m) {

@@ -299,19 +299,42 @@ static Mesh *find_mesh_by_slug(Manager *m, const char *slug) {
         return NULL;
 }
 
+static Mesh *manager_find_mesh(Manager *m, const char *name) {
+        for (size_t i = 0; i < m->n_meshes; i++) {
+                const MeshEntry *e = m->meshes[i]->entry;
+                if (streq(e->slug, name) || (e->mesh_id && streq(e->mesh_id, name)))
+                        return m->meshes[i];
+        }
+        return NULL;
+}
+
+/* No name: the only mesh, else the only attached one, else config.json's defaultMesh. */
+static Mesh *manager_default_mesh(Manager *m) {
+        Mesh *attached = NULL;
+        size_t n_attached = 0;
+
+        if (m->n_meshes == 1)
+                return m->meshes[0];
+        for (size_t i = 0; i < m->n_meshes; i++)
+                if (m->meshes[i]->state != MESH_INVALID && m->meshes[i]->state != MESH_DETACHED) {
+                        attached = m->meshes[i];
+                        n_attached++;
+                }
+        if (n_attached == 1)
+                return attached;
+        if (m->config && m->config->default_mesh)
+                return manager_find_mesh(m, m->config->default_mesh);
+        return NULL;
+}
+
 int manager_lookup_mesh(Manager *m, const char *name, Mesh **ret, sd_bus_error *error) {
         char names[512] = "";
+        Mesh *mesh;
 
-        if (!name[0] && m->n_meshes == 1) {
-                *ret = m->meshes[0];
+        mesh = name[0] ? manager_find_mesh(m, name) : manager_default_mesh(m);
+        if (mesh) {
+                *ret = mesh;
                 return 0;
-        }
-        for (size_t i = 0; name[0] && i < m->n_meshes; i++) {
-                const MeshEntry *e = m->meshes[i]->entry;
-                if (streq(e->slug, name) || (e->mesh_id && streq(e->mesh_id, name))) {
-                        *ret = m->meshes[i];
-                        return 0;
-                }
         }
         for (size_t i = 0; i < m->n_meshes; i++) {
                 size_t len = strlen(names);
@@ -320,9 +343,14 @@ int manager_lookup_mesh(Manager *m, const char *name, Mesh **ret, sd_bus_error *
         if (m->n_meshes == 0)
                 return sd_bus_error_setf(error, CM_ERROR_NO_SUCH_MESH, "No meshes are configured in %s.",
                                          m->config_path);
+        if (!name[0] && m->config && m->config->default_mesh)
+                return sd_bus_error_setf(error, CM_ERROR_NO_SUCH_MESH,
+                                         "defaultMesh \"%s\" in %s names no configured mesh; configured: %s.",
+                                         m->config->default_mesh, m->config_path, names);
         if (!name[0])
                 return sd_bus_error_setf(error, CM_ERROR_NO_SUCH_MESH,
-                                         "Several meshes are configured; name one: %s.", names);
+                                         "Several meshes are attached; name one, or set \"defaultMesh\" in %s: %s.",
+                                         m->config_path, names);
         return sd_bus_error_setf(error, CM_ERROR_NO_SUCH_MESH, "No mesh \"%s\"; configured: %s.", name, names);
 }
 

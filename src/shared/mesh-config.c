@@ -582,6 +582,11 @@ static int config_parse_top(MeshConfig *c, json_object *root, json_object **ret_
                          problems);
         if (r < 0)
                 return r;
+        /* Our extension: the mesh meant when a caller names none and several are attached. */
+        r = field_string(root, "defaultMesh", false, utf8_text_valid, "a string of UTF-8 text", &c->default_mesh,
+                         problems);
+        if (r < 0)
+                return r;
         /* Our extension: {"notifications": {"enabled": bool, "dmsOnly": bool}}. */
         r = field_get(root, "notifications", json_type_object, false, &v, problems);
         if (r < 0)
@@ -797,6 +802,7 @@ MeshConfig *mesh_config_free(MeshConfig *c) {
         free(c->display_name);
         free(c->message_mode);
         free(c->role);
+        free(c->default_mesh);
         free(c->account_id);
         free(c);
         return NULL;

@@ -62,6 +62,7 @@ typedef struct MeshConfig {
         char *account_id;          /* optional top-level "accountId", NULL when absent */
         MeshGroup *groups;         /* optional top-level "groups" (hello's initial groups) */
         size_t n_groups;
+        char *default_mesh;        /* our "defaultMesh": slug or id, NULL when absent */
         bool notify;               /* our "notifications": {"enabled"}: desktop notifications, default on */
         bool notify_dms_only;      /* {"dmsOnly"}: only direct messages and mentions, default on */
 } MeshConfig;

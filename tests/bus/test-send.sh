@@ -74,7 +74,7 @@ id=$(sed -n "s/^('\([0-9A-Z]\{26\}\)', 'queued', '')$/\1/p" "$T/last-reply")
 gcall Send acme '@all' b "{'client_message_id': <'k6'>}" || fail "@all"
 [ "$(sql outbox.db "SELECT target_spec FROM outbox WHERE client_message_id='k6'")" = '*' ] || fail "@all not sent as *"
 gcall Send '' '#t1' b "@a{sv} {}" && fail "an empty mesh with two meshes configured was accepted"
-grep -q "NoSuchMesh: Several meshes are configured; name one: acme, beta" "$T/last-reply" || fail "$(cat "$T/last-reply")"
+grep -q "NoSuchMesh: Several meshes are attached; name one, or set .defaultMesh. in .*: acme, beta" "$T/last-reply" || fail "$(cat "$T/last-reply")"
 
 # validation errors write nothing and leave the id free
 before=$(rows)

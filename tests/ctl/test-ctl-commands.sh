@@ -79,7 +79,7 @@ run 6 send -m nope '*' hello
 err_has "No mesh \"nope\""
 err_has "Name the mesh with --mesh"
 run 6 send '*' hello
-err_has "Several meshes are configured; name one: acme, beta"
+err_has "Several meshes are attached; name one, or set"
 run 2 send -m acme -p urgent '*' hello
 err_has "priority"
 err_has "See 'claudemeshctl --help'"

@@ -432,13 +432,14 @@ static void test_top_level(void) {
         c = mesh_config_free(c);
 
         c = parse_ok("{\"version\":1,\"meshes\":[],\"displayName\":\"box-c\",\"role\":\"dev\",\"accountId\":\"acc1\","
-                     "\"messageMode\":\"inbox\","
+                     "\"messageMode\":\"inbox\",\"defaultMesh\":\"acme\","
                      "\"groups\":[{\"name\":\"backend\",\"role\":\"lead\"},{\"name\":\"ops\"}],"
                      "\"somethingNew\":{\"x\":[1,2]}}");
         ASSERT_STREQ(c->display_name, "box-c");
         ASSERT_STREQ(c->role, "dev");
         ASSERT_STREQ(c->account_id, "acc1");
         ASSERT_STREQ(c->message_mode, "inbox");
+        ASSERT_STREQ(c->default_mesh, "acme");
         ASSERT_EQ(c->n_groups, 2);
         ASSERT_STREQ(c->groups[0].name, "backend");
         ASSERT_STREQ(c->groups[0].role, "lead");
@@ -474,6 +475,7 @@ static void test_file_level_errors(void) {
                 { "{\"messageMode\":\"loud\"}", -EINVAL, "messageMode must be one of push, inbox, off" },
                 { "{\"messageMode\":true}", -EINVAL, "messageMode must be a string" },
                 { "{\"role\":5}", -EINVAL, "role must be a string" },
+                { "{\"defaultMesh\":[]}", -EINVAL, "defaultMesh must be a string" },
                 { "{\"accountId\":[]}", -EINVAL, "accountId must be a string" },
                 { "{\"groups\":\"x\"}", -EINVAL, "groups must be an array" },
                 { "{\"groups\":[1]}", -EINVAL, "groups[0] must be an object" },

@@ -1,0 +1,45 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include <microhttpd.h>
+#include <stdbool.h>
+
+#include "compat-http.h"
+
+typedef struct CompatStream CompatStream;
+
+struct CompatHttp {
+        sd_event *event;
+        struct MHD_Daemon *mhd;
+        sd_event_source *io;
+        sd_event_source *timer;
+        sd_event_source *keepalive;
+        const CompatRoute *routes;
+        void *userdata;
+        CompatRequest *requests;   /* every request not yet completed */
+        unsigned n_inflight;
+        CompatStream *streams;
+        unsigned n_streams;
+};
+
+struct CompatRequest {
+        CompatHttp *http;
+        struct MHD_Connection *connection; /* NULL once the daemon stopped serving it */
+        CompatRequest *prev, *next;
+        const CompatRoute *route;
+        char *body;
+        size_t body_size;
+        bool counted;              /* in n_inflight */
+        bool too_large;
+        bool dispatched;
+        bool suspended;
+        bool answered;
+        struct MHD_Response *late; /* a reply made while suspended, queued when resumed */
+        unsigned late_status;
+};
+
+/* Queues resp now inside MHD's callback, or keeps it until the suspended request resumes. */
+int compat_request_respond(CompatRequest *req, unsigned status, struct MHD_Response *resp);
+
+/* compat-stream.c */
+void compat_streams_stop(CompatHttp *h);

@@ -1,0 +1,156 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <ctype.h>
+#include <string.h>
+
+#include "compat-routes-internal.h"
+#include "json-util.h"
+#include "log.h"
+#include "manager-send.h"
+
+/* POST /v1/send (reference §2.3, §2.4): the JSON body checked with upstream's exact 400 texts,
+ * then the Send method's own path (manager_send), so both surfaces share one duplicate table. */
+
+static int add_string_or_null(json_object *o, const char *key, const char *value) {
+        return json_object_object_add(o, key, value ? json_object_new_string(value) : NULL);
+}
+
+static void reply_sent(const SendRequest *req, const OutboxAcceptResult *res, const sd_bus_error *error,
+                       void *userdata) {
+        _cleanup_(json_object_putp) json_object *body = json_object_new_object();
+        CompatRequest *http = userdata;
+        unsigned status = MHD_HTTP_ACCEPTED;
+        int r = body ? 0 : -ENOMEM;
+
+        if (error) {
+                (void) compat_reply_bus_error(http, error);
+                return;
+        }
+        if (r >= 0 && res->outcome == OUTBOX_ACCEPT_CONFLICT) {
+                status = MHD_HTTP_CONFLICT;
+                r = json_object_object_add(body, "error", json_object_new_string("idempotency_key_reused"));
+                if (r >= 0)
+                        r = json_object_object_add(body, "conflict", json_object_new_string(res->conflict));
+                if (r >= 0)
+                        r = json_object_object_add(body, "daemon_fingerprint_prefix",
+                                                   json_object_new_string(res->fingerprint_prefix));
+                if (r >= 0)
+                        r = add_string_or_null(body, "broker_message_id", res->broker_message_id);
+                if (r >= 0 && res->last_error)
+                        r = json_object_object_add(body, "reason", json_object_new_string(res->last_error));
+                if (r >= 0)
+                        r = json_object_object_add(body, "client_message_id",
+                                                   json_object_new_string(req->client_message_id));
+        } else if (r >= 0 && res->outcome == OUTBOX_ACCEPT_DONE) {
+                status = MHD_HTTP_OK;
+                r = json_object_object_add(body, "client_message_id", json_object_new_string(req->client_message_id));
+                if (r >= 0)
+                        r = add_string_or_null(body, "broker_message_id", res->broker_message_id);
+                if (r >= 0)
+                        r = json_object_object_add(body, "duplicate", json_object_new_boolean(true));
+        } else if (r >= 0) {
+                r = json_object_object_add(body, "client_message_id", json_object_new_string(req->client_message_id));
+                if (r >= 0)
+                        r = json_object_object_add(body, "status", json_object_new_string(
+                                                   res->outcome == OUTBOX_ACCEPT_INFLIGHT ? "inflight" : "queued"));
+        }
+        if (r < 0) {
+                log_warning("ipc_send_failed: could not build the reply for %s", req->client_message_id);
+                (void) compat_reply_error(http, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal");
+                return;
+        }
+        (void) compat_reply(http, status, body);
+}
+
+/* A string field: 1 and *ret set, 0 when absent or null, -EINVAL when another type. */
+static int string_field(json_object *o, const char *key, const char **ret) {
+        json_object *v;
+
+        *ret = NULL;
+        if (!json_object_object_get_ex(o, key, &v) || !v)
+                return 0;
+        if (!json_object_is_type(v, json_type_string))
+                return -EINVAL;
+        *ret = json_object_get_string(v);
+        return 1;
+}
+
+/* Upstream trims "to" and the ids (JavaScript's trim()); the copy lives in buf. */
+static char *trim(const char *s, char **buf) {
+        size_t n;
+
+        if (!s)
+                return NULL;
+        while (isspace((unsigned char) *s))
+                s++;
+        n = strlen(s);
+        while (n > 0 && isspace((unsigned char) s[n - 1]))
+                n--;
+        *buf = strndup(s, n);
+        return *buf;
+}
+
+int compat_route_send(CompatRequest *req, void *userdata) {
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        _cleanup_(json_object_putp) json_object *body = NULL;
+        _cleanup_free_ char *to_buf = NULL, *id_buf = NULL, *key_buf = NULL;
+        const char *to, *message, *priority, *reply_to_id, *id, *mesh, *meta_text = NULL, *key;
+        Manager *m = userdata;
+        json_object *meta;
+        Caller caller;
+        int r;
+
+        r = compat_read_json_object(req, &body);
+        if (r != 0)
+                return r < 0 ? r : 0;
+
+        if (string_field(body, "to", &to) <= 0 || !trim(to, &to_buf) || !to_buf[0])
+                return compat_reply_error(req, MHD_HTTP_BAD_REQUEST, "missing 'to'");
+        if (string_field(body, "message", &message) <= 0 || !message[0])
+                return compat_reply_error(req, MHD_HTTP_BAD_REQUEST, "missing 'message'");
+        if (string_field(body, "priority", &priority) < 0 ||
+            (priority && !streq(priority, "now") && !streq(priority, "next") && !streq(priority, "low")))
+                return compat_reply_error(req, MHD_HTTP_BAD_REQUEST, "priority must be 'now' | 'next' | 'low'");
+        if (json_object_object_get_ex(body, "meta", &meta) && meta) {
+                if (!json_object_is_type(meta, json_type_object))
+                        return compat_reply_error(req, MHD_HTTP_BAD_REQUEST, "'meta' must be an object");
+                meta_text = json_object_to_json_string_ext(meta, JSON_C_TO_STRING_PLAIN);
+        }
+        if (string_field(body, "reply_to_id", &reply_to_id) < 0)
+                return compat_reply_error(req, MHD_HTTP_BAD_REQUEST, "'reply_to_id' must be a string");
+        if (string_field(body, "mesh", &mesh) < 0)
+                return compat_reply_error(req, MHD_HTTP_BAD_REQUEST, "'mesh' must be a string");
+        if (string_field(body, "client_message_id", &id) < 0)
+                return compat_reply_error(req, MHD_HTTP_BAD_REQUEST, "'client_message_id' must be a string");
+        key = compat_request_header(req, "Idempotency-Key");
+        if ((id && !trim(id, &id_buf)) || (key && !trim(key, &key_buf)))
+                return -ENOMEM;
+        id = id_buf;
+        key = key_buf;
+        if (id && key && !streq(id, key))
+                return compat_reply_error(req, MHD_HTTP_BAD_REQUEST,
+                                          "client_message_id and Idempotency-Key differ; send one id, or the same "
+                                          "in both");
+
+        r = compat_request_caller(req, &caller);
+        if (r < 0) {
+                sd_bus_error_setf(&error, SD_BUS_ERROR_ACCESS_DENIED, "Cannot identify the caller: %s", STRERROR(r));
+                return compat_reply_bus_error(req, &error);
+        }
+        r = manager_send(m,
+                         &(SendCall) {
+                                 .caller = &caller,
+                                 .mesh = mesh ? mesh : "",
+                                 .to = to_buf,
+                                 .message = message,
+                                 .options = {
+                                         .priority = priority,
+                                         .meta = meta_text,
+                                         .reply_to_id = reply_to_id,
+                                         .client_message_id = id ? id : key,
+                                 },
+                         },
+                         reply_sent, req, &error);
+        if (r < 0 && sd_bus_error_is_set(&error))
+                return compat_reply_bus_error(req, &error);
+        return r;
+}

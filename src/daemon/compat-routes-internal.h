@@ -1,0 +1,38 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include <json-c/json.h>
+#include <microhttpd.h>
+#include <systemd/sd-bus.h>
+
+#include "compat-http.h"
+#include "manager.h"
+
+/*
+ * The /v1 routes. Each mirrors a bus method and goes through the same code: the same polkit
+ * action for the caller on the other end of the socket (SO_PEERCRED), the same store and link
+ * functions, the same errors, mapped to HTTP statuses by compat_reply_bus_error().
+ */
+
+/* Runs then(req, m) once polkit allows action for the peer of req; answers the refusal
+ * otherwise (403, with polkit's reason). Returns what then returned, or 0 while polkit is asked
+ * (the request waits). then may itself answer later. */
+typedef int (*CompatAuthorized)(CompatRequest *req, Manager *m);
+int compat_authorize(CompatRequest *req, Manager *m, const char *action, CompatAuthorized then);
+
+/* A bus method's error as HTTP: InvalidArgument, NoSuchMesh, UnknownPeer, AmbiguousPeer → 400;
+ * PayloadTooLarge → 413; access and polkit errors → 403; NoSuchMessage → 404; conflicts → 409;
+ * unavailable storage, meshes or links → 503; anything else → 500. The body is
+ * {"error": message, "dbus_error": name}. */
+int compat_reply_bus_error(CompatRequest *req, const sd_bus_error *error);
+
+/* The body as a JSON object. 0 with *ret set, or 1 after answering 400 "invalid JSON" or
+ * "expected JSON object". */
+int compat_read_json_object(CompatRequest *req, json_object **ret);
+
+/* ISO 8601 UTC with milliseconds, as upstream writes timestamps ("2026-11-29T10:50:23.123Z");
+ * a JSON null for 0. */
+json_object *compat_json_time(usec_t t);
+
+/* The route handlers, by file. */
+int compat_route_send(CompatRequest *req, void *userdata);          /* compat-route-send.c */
