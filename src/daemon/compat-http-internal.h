@@ -14,6 +14,7 @@ struct CompatHttp {
         sd_event_source *io;
         sd_event_source *timer;
         sd_event_source *keepalive;
+        sd_event_source *resumed;  /* runs MHD once after connections were resumed */
         const CompatRoute *routes;
         void *userdata;
         CompatRequest *requests;   /* every request not yet completed */
@@ -29,6 +30,7 @@ struct CompatRequest {
         const CompatRoute *route;
         char *body;
         size_t body_size;
+        uint64_t body_seen;        /* bytes received, kept or not */
         bool counted;              /* in n_inflight */
         bool too_large;
         bool dispatched;
@@ -40,6 +42,9 @@ struct CompatRequest {
 
 /* Queues resp now inside MHD's callback, or keeps it until the suspended request resumes. */
 int compat_request_respond(CompatRequest *req, unsigned status, struct MHD_Response *resp);
+
+/* Resumes a suspended connection and makes sure MHD runs to pick it up. */
+void compat_http_resume(CompatHttp *h, struct MHD_Connection *c);
 
 /* compat-stream.c */
 void compat_streams_stop(CompatHttp *h);

@@ -5,11 +5,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/epoll.h>
 
 #include "compat-http-internal.h"
 #include "json-util.h"
 #include "log.h"
+
+/* Bodies up to this size are read to the end before a 413, so that the client sees it. */
+#define COMPAT_DRAIN_MAX (16u * 1024 * 1024)
 
 static void compat_http_rearm(CompatHttp *h) {
         MHD_UNSIGNED_LONG_LONG ms;
@@ -35,6 +39,17 @@ static int on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
 static int on_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         compat_http_run(userdata);
         return 0;
+}
+
+static int on_resumed(sd_event_source *s, void *userdata) {
+        compat_http_run(userdata);
+        return 0;
+}
+
+void compat_http_resume(CompatHttp *h, struct MHD_Connection *c) {
+        MHD_resume_connection(c);
+        /* With external polling MHD picks resumed connections up only in its next MHD_run(). */
+        (void) sd_event_source_set_enabled(h->resumed, SD_EVENT_ONESHOT);
 }
 
 static CompatRequest *compat_request_free(CompatRequest *req) {
@@ -105,7 +120,7 @@ int compat_request_respond(CompatRequest *req, unsigned status, struct MHD_Respo
                 req->late = resp;
                 req->late_status = status;
                 req->suspended = false;
-                MHD_resume_connection(req->connection);
+                compat_http_resume(req->http, req->connection);
                 return 0;
         }
         if (MHD_queue_response(req->connection, status, resp) != MHD_YES) {
@@ -210,32 +225,40 @@ static int screen(CompatRequest *req, const char *url, const char *method) {
         if (!req->route)
                 return answered_with(compat_reply_error(req, MHD_HTTP_NOT_FOUND, "not found"));
 
-        /* Refused before a byte of the body is read when its length is announced. */
+        /* A client that waits for "100 Continue", or announces an absurd size, is answered before it
+         * sends the body. Others are answered once their body is read (and dropped): one that is
+         * still sending when the connection closes sees a broken pipe, not the 413. */
         length = compat_request_header(req, MHD_HTTP_HEADER_CONTENT_LENGTH);
-        if (length && strtoull(length, NULL, 10) > req->route->body_max)
-                return answered_with(reply_too_large(req));
+        if (length && strtoull(length, NULL, 10) > req->route->body_max) {
+                const char *expect = compat_request_header(req, MHD_HTTP_HEADER_EXPECT);
+                if ((expect && strcasecmp(expect, "100-continue") == 0) ||
+                    strtoull(length, NULL, 10) > COMPAT_DRAIN_MAX)
+                        return answered_with(reply_too_large(req));
+                req->too_large = true;
+        }
         return 0;
 }
 
-static void receive_body(CompatRequest *req, const char *data, size_t size) {
+static int receive_body(CompatRequest *req, const char *data, size_t size) {
         char *body;
 
+        req->body_seen += size;
         if (req->too_large || size > req->route->body_max - req->body_size) {
-                /* Chunked bodies announce no length: drop what exceeds the limit, answer at the end. */
+                /* Chunked bodies announce no length: drop what exceeds the limit, answer at the end,
+                 * unless the client goes on and on. */
                 req->too_large = true;
                 req->body = mfree(req->body);
                 req->body_size = 0;
-                return;
+                return req->body_seen > COMPAT_DRAIN_MAX ? reply_too_large(req) : 0;
         }
         body = realloc(req->body, req->body_size + size + 1);
-        if (!body) {
-                req->too_large = true;
-                return;
-        }
+        if (!body)
+                return -ENOMEM;
         memcpy(body + req->body_size, data, size);
         req->body_size += size;
         body[req->body_size] = '\0';
         req->body = body;
+        return 0;
 }
 
 static int dispatch(CompatRequest *req, const char *url, const char *method) {
@@ -284,12 +307,14 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
                 req->late = NULL;
                 return ok;
         }
-        if (req->answered)
-                return MHD_YES; /* answered early: MHD discards the rest of the body */
-        if (*upload_data_size > 0) {
-                receive_body(req, upload_data, *upload_data_size);
-                *upload_data_size = 0;
+        if (req->answered) {
+                *upload_data_size = 0; /* answered early: the rest of the body is dropped */
                 return MHD_YES;
+        }
+        if (*upload_data_size > 0) {
+                r = receive_body(req, upload_data, *upload_data_size);
+                *upload_data_size = 0;
+                return r < 0 ? MHD_NO : MHD_YES;
         }
         if (req->dispatched)
                 return MHD_YES;
@@ -351,6 +376,11 @@ int compat_http_new(sd_event *event, int listen_fd, const CompatRoute *routes, v
         r = sd_event_source_set_enabled(h->timer, SD_EVENT_OFF);
         if (r < 0)
                 return r;
+        r = sd_event_add_defer(event, &h->resumed, on_resumed, h);
+        if (r >= 0)
+                r = sd_event_source_set_enabled(h->resumed, SD_EVENT_OFF);
+        if (r < 0)
+                return r;
         compat_http_rearm(h);
         *ret = TAKE_PTR(h);
         return 0;
@@ -359,9 +389,10 @@ int compat_http_new(sd_event *event, int listen_fd, const CompatRoute *routes, v
 CompatHttp *compat_http_free(CompatHttp *h) {
         if (!h)
                 return NULL;
+        compat_streams_stop(h);
         sd_event_source_disable_unref(h->io);
         sd_event_source_disable_unref(h->timer);
-        compat_streams_stop(h);
+        sd_event_source_disable_unref(h->resumed);
         /* Requests still waiting for an answer are orphaned: their late reply only frees them. */
         for (CompatRequest *req = h->requests; req; req = req->next)
                 if (req->suspended) {

@@ -24,7 +24,7 @@ struct CompatStream {
 static void stream_wake(CompatStream *s) {
         if (s->suspended) {
                 s->suspended = false;
-                MHD_resume_connection(s->connection);
+                compat_http_resume(s->http, s->connection);
         }
 }
 

@@ -88,6 +88,7 @@ stop_daemon
 
 # a crash leaves them stale; the next start replaces them
 start_daemon
+wait_until test -f "$PIDFILE" || fail "no daemon.pid after start"
 kill -9 "$DAEMON_PID"; wait "$DAEMON_PID" 2>/dev/null || true
 [ -S "$SOCK" ] && [ -f "$PIDFILE" ] || fail "SIGKILL did not leave a stale socket and pid file"
 start_daemon
