@@ -7,6 +7,13 @@
 start_session_bus
 write_config "$T/config" "$("$MAKE_MESH_ENTRY" acme)"
 
+# http_send ID: POST /v1/send on the compat socket; "<status> <body>" in $T/http
+http_send() {
+        curl -sS --max-time 10 --unix-socket "$T/config/daemon/daemon.sock" -o "$T/http.body" -w '%{http_code}' \
+                -d "{\"to\":\"*\",\"message\":\"hi\",\"client_message_id\":\"$1\"}" http://localhost/v1/send > "$T/http"
+        printf ' %s' "$(cat "$T/http.body")" >> "$T/http"
+}
+
 case "$1" in
 rules)
         # rules say NO to reload (default yes) and YES to accept-host (default auth_self_keep)
@@ -26,6 +33,10 @@ rules)
         if gcall Send acme '*' hi "{'client_message_id': <'p1'>}"; then fail "Send allowed against the rule"; fi
         grep -q "GDBus.Error:org.freedesktop.DBus.Error.AccessDenied: Not authorized by polkit for action org.claudemesh.daemon1.send" \
                 "$T/last-reply" || fail "Send denial: $(cat "$T/last-reply")"
+        # the /v1 route asks polkit the same question, for the uid and pid behind the socket
+        http_send h1
+        grep -q '^403 {"error":"Not authorized by polkit for action org.claudemesh.daemon1.send","dbus_error":"org.freedesktop.DBus.Error.AccessDenied"}$' \
+                "$T/http" || fail "HTTP send denial: $(cat "$T/http")"
         gcall ListOutbox acme "@a{sv} {}" || fail "ListOutbox refused: $(cat "$T/last-reply")"
         grep -q "^(@aa{sv} \[\],)$" "$T/last-reply" || fail "a refused Send wrote a row: $(cat "$T/last-reply")"
         stop_daemon
@@ -48,6 +59,8 @@ defaults)
         # every send-path method through polkitd's defaults
         gcall Send acme '*' hi "{'client_message_id': <'p1'>}" || fail "Send: $(cat "$T/last-reply")"
         grep -q "('p1', 'queued', '')" "$T/last-reply" || fail "Send: $(cat "$T/last-reply")"
+        http_send h1
+        grep -q '^202 {"client_message_id":"h1","status":"queued"}$' "$T/http" || fail "HTTP send: $(cat "$T/http")"
         gcall ListOutbox acme "{'status': <'pending'>}" || fail "ListOutbox: $(cat "$T/last-reply")"
         row=$(sed -n "s/.*'id': <'\([0-9A-Z]\{26\}\)'>.*/\1/p" "$T/last-reply")
         [ -n "$row" ] || fail "ListOutbox: $(cat "$T/last-reply")"
@@ -59,6 +72,8 @@ no-polkitd)
         start_daemon
         call_manager Reload || fail "Reload refused without polkitd: $(cat "$T/last-reply")"
         gcall Send acme '*' hi "@a{sv} {}" || fail "Send refused without polkitd: $(cat "$T/last-reply")"
+        http_send h1
+        grep -q '^202 ' "$T/http" || fail "HTTP send refused without polkitd: $(cat "$T/http")"
         expect_error org.claudemesh.Daemon1.Error.AuthorizationUnavailable AcceptHost
         stop_daemon
         ;;
