@@ -14,7 +14,7 @@ struct CompatHttp {
         sd_event_source *io;
         sd_event_source *timer;
         sd_event_source *keepalive;
-        sd_event_source *resumed;  /* runs MHD once after connections were resumed */
+        sd_event_source *pending;  /* runs MHD once more: connections resumed, or work at hand */
         const CompatRoute *routes;
         void *userdata;
         CompatRequest *requests;   /* every request not yet completed */

@@ -22,6 +22,12 @@ static void compat_http_rearm(CompatHttp *h) {
                 (void) sd_event_source_set_enabled(h->timer, SD_EVENT_OFF);
                 return;
         }
+        if (ms == 0) {
+                /* MHD has work at hand (a resumed connection, a pipelined request): not a timer's
+                 * coarse wakeup, but the next loop iteration. */
+                (void) sd_event_source_set_enabled(h->pending, SD_EVENT_ONESHOT);
+                return;
+        }
         (void) sd_event_source_set_time_relative(h->timer, (uint64_t) ms * 1000);
         (void) sd_event_source_set_enabled(h->timer, SD_EVENT_ONESHOT);
 }
@@ -41,7 +47,7 @@ static int on_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         return 0;
 }
 
-static int on_resumed(sd_event_source *s, void *userdata) {
+static int on_pending(sd_event_source *s, void *userdata) {
         compat_http_run(userdata);
         return 0;
 }
@@ -49,7 +55,7 @@ static int on_resumed(sd_event_source *s, void *userdata) {
 void compat_http_resume(CompatHttp *h, struct MHD_Connection *c) {
         MHD_resume_connection(c);
         /* With external polling MHD picks resumed connections up only in its next MHD_run(). */
-        (void) sd_event_source_set_enabled(h->resumed, SD_EVENT_ONESHOT);
+        (void) sd_event_source_set_enabled(h->pending, SD_EVENT_ONESHOT);
 }
 
 static CompatRequest *compat_request_free(CompatRequest *req) {
@@ -376,9 +382,9 @@ int compat_http_new(sd_event *event, int listen_fd, const CompatRoute *routes, v
         r = sd_event_source_set_enabled(h->timer, SD_EVENT_OFF);
         if (r < 0)
                 return r;
-        r = sd_event_add_defer(event, &h->resumed, on_resumed, h);
+        r = sd_event_add_defer(event, &h->pending, on_pending, h);
         if (r >= 0)
-                r = sd_event_source_set_enabled(h->resumed, SD_EVENT_OFF);
+                r = sd_event_source_set_enabled(h->pending, SD_EVENT_OFF);
         if (r < 0)
                 return r;
         compat_http_rearm(h);
@@ -392,7 +398,7 @@ CompatHttp *compat_http_free(CompatHttp *h) {
         compat_streams_stop(h);
         sd_event_source_disable_unref(h->io);
         sd_event_source_disable_unref(h->timer);
-        sd_event_source_disable_unref(h->resumed);
+        sd_event_source_disable_unref(h->pending);
         /* Requests still waiting for an answer are orphaned: their late reply only frees them. */
         for (CompatRequest *req = h->requests; req; req = req->next)
                 if (req->suspended) {

@@ -139,6 +139,7 @@ int compat_route_send(CompatRequest *req, void *userdata) {
         r = manager_send(m,
                          &(SendCall) {
                                  .caller = &caller,
+                                 .polkit_timeout = COMPAT_POLKIT_TIMEOUT_USEC,
                                  .mesh = mesh ? mesh : "",
                                  .to = to_buf,
                                  .message = message,

@@ -14,6 +14,11 @@
  * functions, the same errors, mapped to HTTP statuses by compat_reply_bus_error().
  */
 
+/* Upstream clients give up after 3 s (the send path then falls back and sends again): polkit
+ * must have answered well before, or the request is refused (503) rather than carried out for
+ * a client that is gone. */
+#define COMPAT_POLKIT_TIMEOUT_USEC (2 * USEC_PER_SEC)
+
 /* Runs then(req, m) once polkit allows action for the peer of req; answers the refusal
  * otherwise (403, with polkit's reason). Returns what then returned, or 0 while polkit is asked
  * (the request waits). then may itself answer later. */

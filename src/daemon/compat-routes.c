@@ -42,6 +42,7 @@ int compat_reply_bus_error(CompatRequest *req, const sd_bus_error *error) {
                 { CM_ERROR_STORAGE, MHD_HTTP_SERVICE_UNAVAILABLE },
                 { CM_ERROR_STORAGE_FULL, MHD_HTTP_SERVICE_UNAVAILABLE },
                 { CM_ERROR_NOT_CONNECTED, MHD_HTTP_SERVICE_UNAVAILABLE },
+                { SD_BUS_ERROR_TIMEOUT, MHD_HTTP_SERVICE_UNAVAILABLE },
         };
         _cleanup_(json_object_putp) json_object *body = json_object_new_object();
         unsigned status = MHD_HTTP_INTERNAL_SERVER_ERROR;
@@ -90,7 +91,8 @@ int compat_authorize(CompatRequest *req, Manager *m, const char *action, CompatA
                 return -ENOMEM;
         *a = (CompatAuthorization) { .req = req, .manager = m, .then = then };
         /* Upstream clients cannot show an authentication dialog: never interactive. */
-        r = polkit_check_async(m->polkit, &caller, false, action, on_authorized, a, &error);
+        r = polkit_check_async(m->polkit, &caller, false, COMPAT_POLKIT_TIMEOUT_USEC, action, on_authorized, a,
+                               &error);
         if (r == 0) {
                 TAKE_PTR(a);
                 return 0;

@@ -115,8 +115,8 @@ int manager_send(Manager *m, const SendCall *call, ManagerSendDone done, void *u
         if (r < 0)
                 return validation_error(r, why, error);
 
-        r = polkit_check_async(m->polkit, call->caller, call->interactive, POLKIT_ACTION_SEND, on_authorized, op,
-                               error);
+        r = polkit_check_async(m->polkit, call->caller, call->interactive, call->polkit_timeout, POLKIT_ACTION_SEND,
+                               on_authorized, op, error);
         if (r == 0) {
                 TAKE_PTR(op);
                 return 0;

@@ -19,6 +19,7 @@ typedef struct Manager Manager;
 typedef struct SendCall {
         const Caller *caller;
         bool interactive;        /* polkit may ask the user */
+        usec_t polkit_timeout;   /* 0: polkit's usual; a client that gives up must not be answered later */
         const char *mesh;        /* slug or id; "" for the default mesh (manager_lookup_mesh) */
         const char *to;
         const char *message;

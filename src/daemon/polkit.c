@@ -36,6 +36,7 @@ struct PolkitQuery {
         const PolkitAction *action;
         uid_t caller_uid;
         bool interactive;
+        usec_t timeout;       /* 0: the default for the kind of call */
         sd_bus_slot *slot;
         bool answered;
         int result;         /* 1 authorized, < 0 refused */
@@ -143,6 +144,10 @@ static int on_check_reply(sd_bus_message *reply, void *userdata, sd_bus_error *r
         if (e && polkit_absent_error(e))
                 q->result = fallback_decision(q->action, q->caller_uid, e->message ? e->message : e->name,
                                               &q->error);
+        else if (e && sd_bus_error_has_names(e, SD_BUS_ERROR_TIMEOUT, SD_BUS_ERROR_NO_REPLY))
+                q->result = sd_bus_error_setf(&q->error, SD_BUS_ERROR_TIMEOUT,
+                                              "polkit did not answer in time for %s; nothing was done, try "
+                                              "again", q->action->id);
         else if (e)
                 q->result = sd_bus_error_setf(&q->error, SD_BUS_ERROR_ACCESS_DENIED,
                                               "polkit could not check action %s: %s", q->action->id,
@@ -234,13 +239,15 @@ static int polkit_query_send(PolkitQuery *q, pid_t pid, uint64_t start_time) {
         if (r < 0)
                 return r;
         r = sd_bus_call_async(sys, &q->slot, m, on_check_reply, q,
+                              q->timeout > 0 ? q->timeout :
                               interactive ? POLKIT_INTERACTIVE_TIMEOUT_USEC : POLKIT_TIMEOUT_USEC);
         return r < 0 ? -ENOTCONN : 0;
 }
 
 /* Sends the query for caller, or decides at once: 1 / < 0 as polkit_verify_async(), 0 queued. */
 static int polkit_query_start(PolkitRegistry *r, const PolkitAction *action, const Caller *caller, bool interactive,
-                              sd_bus_message *call, PolkitDone done, void *userdata, sd_bus_error *error) {
+                              usec_t timeout, sd_bus_message *call, PolkitDone done, void *userdata,
+                              sd_bus_error *error) {
         PolkitQuery *q;
         int k;
 
@@ -255,6 +262,7 @@ static int polkit_query_start(PolkitRegistry *r, const PolkitAction *action, con
                 .action = action,
                 .caller_uid = caller->uid,
                 .interactive = interactive,
+                .timeout = timeout,
                 .error = SD_BUS_ERROR_NULL,
         };
 
@@ -274,13 +282,13 @@ int polkit_message_caller(PolkitRegistry *r, sd_bus_message *call, Caller *ret) 
         return caller_identify(r->callers, call, ret);
 }
 
-int polkit_check_async(PolkitRegistry *r, const Caller *caller, bool interactive, const char *action_id,
-                       PolkitDone done, void *userdata, sd_bus_error *error) {
+int polkit_check_async(PolkitRegistry *r, const Caller *caller, bool interactive, usec_t timeout,
+                       const char *action_id, PolkitDone done, void *userdata, sd_bus_error *error) {
         const PolkitAction *action = polkit_action_find(action_id);
 
         if (!action)
                 return sd_bus_error_setf(error, SD_BUS_ERROR_ACCESS_DENIED, "Unknown polkit action %s", action_id);
-        return polkit_query_start(r, action, caller, interactive, NULL, done, userdata, error);
+        return polkit_query_start(r, action, caller, interactive, timeout, NULL, done, userdata, error);
 }
 
 int polkit_verify_async(PolkitRegistry *r, sd_bus_message *call, const char *action_id, sd_bus_error *error) {
@@ -311,5 +319,5 @@ int polkit_verify_async(PolkitRegistry *r, sd_bus_message *call, const char *act
                 return sd_bus_error_setf(error, SD_BUS_ERROR_ACCESS_DENIED,
                                          "Cannot identify the caller for action %s: %s", action->id, STRERROR(k));
         return polkit_query_start(r, action, &caller, sd_bus_message_get_allow_interactive_authorization(call) > 0,
-                                  call, NULL, NULL, error);
+                                  0, call, NULL, NULL, error);
 }

@@ -6,6 +6,7 @@
 #include <systemd/sd-event.h>
 
 #include "caller.h"
+#include "time-util.h"
 
 /*
  * Asynchronous polkit checks for methods called on the session bus, the systemd bus-polkit.c
@@ -57,8 +58,9 @@ int polkit_verify_async(PolkitRegistry *r, sd_bus_message *call, const char *act
 int polkit_message_caller(PolkitRegistry *r, sd_bus_message *call, Caller *ret);
 
 /* 1: authorized at once. < 0: refused at once (error set). 0: asked polkit; done runs later,
- * exactly once, with 1 or a negative result and the error, also with -ECANCELED when the
- * registry is freed first. */
+ * exactly once, with 1 or a negative result and the error (org.freedesktop.DBus.Error.Timeout
+ * when polkit did not answer within timeout; 0 for the usual 25 s), also with -ECANCELED when
+ * the registry is freed first. */
 typedef void (*PolkitDone)(int result, const sd_bus_error *error, void *userdata);
-int polkit_check_async(PolkitRegistry *r, const Caller *caller, bool interactive, const char *action,
-                       PolkitDone done, void *userdata, sd_bus_error *error);
+int polkit_check_async(PolkitRegistry *r, const Caller *caller, bool interactive, usec_t timeout,
+                       const char *action, PolkitDone done, void *userdata, sd_bus_error *error);

@@ -152,6 +152,9 @@ subprocess.run(["busctl", "--user", "call", "org.claudemesh.Daemon1", "/org/clau
                 "org.claudemesh.Daemon1", "Reload"], check=True)
 js = expect(send({"to": "*", "message": "default", "client_message_id": "d1"}), 202)
 assert sql("SELECT mesh_id FROM outbox WHERE client_message_id='d1'") == [("mesh-beta-0123456789abcdef",)]
+# exactly what the upstream CLI sends: no mesh, no id
+js = expect(send({"to": "*", "message": "upstream shape", "priority": "next"}), 202)
+assert js["status"] == "queued" and ULID.match(js["client_message_id"]), js
 
 # 64 requests in flight (headers in, body still coming) fill the daemon; the 65th gets 429.
 held = []

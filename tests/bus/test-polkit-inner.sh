@@ -68,6 +68,14 @@ defaults)
         gcall ListInbox acme "@a{sv} {}" || fail "ListInbox: $(cat "$T/last-reply")"
         stop_daemon
         ;;
+hung-polkitd)
+        start_daemon
+        http_send h1
+        grep -q '^503 {"error":"polkit did not answer in time for org.claudemesh.daemon1.send; nothing was done, try again","dbus_error":"org.freedesktop.DBus.Error.Timeout"}$' \
+                "$T/http" || fail "HTTP send with polkitd stopped: $(cat "$T/http")"
+        [ "$(sql outbox.db "SELECT count(*) FROM outbox")" = 0 ] || fail "a send refused for a timeout was stored"
+        stop_daemon
+        ;;
 no-polkitd)
         start_daemon
         call_manager Reload || fail "Reload refused without polkitd: $(cat "$T/last-reply")"

@@ -1,9 +1,9 @@
 #!/bin/sh
 # SPDX-License-Identifier: LGPL-2.1-or-later
 # Authorization against the real polkitd on a private system bus. polkit authorizes uid 0
-# unconditionally, so the daemon and its callers run as an unprivileged test user. Three rounds:
-# a rules file that flips the defaults, the .policy defaults alone, and a system bus without
-# polkitd (the documented fallback). Needs root (polkitd switches to its own user).
+# unconditionally, so the daemon and its callers run as an unprivileged test user. Four rounds:
+# a rules file that flips the defaults, the .policy defaults alone, a stopped polkitd (SIGSTOP),
+# and a system bus without polkitd (the documented fallback). Needs root (polkitd switches to its own user).
 set -eu
 [ "$(id -u)" = 0 ] || { echo "needs root to run polkitd"; exit 77; }
 [ -x /usr/lib/polkit-1/polkitd ] || { echo "polkitd is not installed"; exit 77; }
@@ -16,7 +16,7 @@ POLICY=/usr/share/polkit-1/actions/zz-cmtest-org.claudemesh.daemon1.policy
 RULES=/etc/polkit-1/rules.d/49-cmtest-claudemesh.rules
 PK_PID=""
 cleanup() {
-        [ -n "$PK_PID" ] && { kill "$PK_PID" 2>/dev/null; wait "$PK_PID" 2>/dev/null; } || true
+        [ -n "$PK_PID" ] && { kill -CONT "$PK_PID" 2>/dev/null; kill "$PK_PID" 2>/dev/null; wait "$PK_PID" 2>/dev/null; } || true
         [ -f "$S/system-bus.pid" ] && kill "$(cat "$S/system-bus.pid")" 2>/dev/null || true
         rm -f "$POLICY" "$RULES"
         rm -rf "$S"
@@ -79,6 +79,10 @@ stop_polkitd
 rm -f "$RULES"
 start_polkitd
 as_user defaults
+# a polkitd that does not answer: /v1 callers give up after 3 s, so the daemon must have refused
+kill -STOP "$PK_PID"
+as_user hung-polkitd
+kill -CONT "$PK_PID"
 stop_polkitd
 
 as_user no-polkitd
