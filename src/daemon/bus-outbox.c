@@ -22,8 +22,7 @@ static int parse_unsigned(const char *key, const char *s, unsigned long long max
         return 0;
 }
 
-/* "" = every mesh; otherwise the mesh's id for the store's filter. */
-static int mesh_filter(Manager *m, const char *name, const char **ret_mesh_id, sd_bus_error *error) {
+int manager_mesh_filter(Manager *m, const char *name, const char **ret_mesh_id, sd_bus_error *error) {
         Mesh *mesh;
         int r;
 
@@ -38,11 +37,74 @@ static int mesh_filter(Manager *m, const char *name, const char **ret_mesh_id, s
         return 0;
 }
 
-static const char *mesh_slug_of(Manager *m, const char *mesh_id) {
+const char *manager_mesh_slug(Manager *m, const char *mesh_id) {
         for (size_t i = 0; i < m->n_meshes; i++)
                 if (m->meshes[i]->entry->mesh_id && streq(m->meshes[i]->entry->mesh_id, mesh_id))
                         return m->meshes[i]->entry->slug;
         return "";
+}
+
+int manager_outbox_check(Manager *m, sd_bus_error *error) {
+        if (!m->outbox)
+                return sd_bus_error_setf(error, CM_ERROR_OUTBOX_UNAVAILABLE, "%s", m->outbox_error);
+        return 0;
+}
+
+int manager_inbox_check(Manager *m, sd_bus_error *error) {
+        if (!m->inbox)
+                return sd_bus_error_setf(error, CM_ERROR_STORAGE, "%s", m->inbox_error);
+        return 0;
+}
+
+int manager_list_outbox(Manager *m, const char *mesh_id, OutboxStatus status, unsigned limit, OutboxRow **ret,
+                        size_t *ret_n, sd_bus_error *error) {
+        int r = outbox_list(m->outbox, mesh_id, status, limit, ret, ret_n);
+        if (r < 0)
+                return sd_bus_error_setf(error, CM_ERROR_STORAGE, "Cannot read the outbox: %s", STRERROR(r));
+        return 0;
+}
+
+int manager_list_inbox(Manager *m, const char *mesh_id, usec_t since, const char *from, const char *topic,
+                       unsigned limit, InboxMessage **ret, size_t *ret_n, sd_bus_error *error) {
+        int r = inbox_list(m->inbox, mesh_id, since, from, topic, limit, ret, ret_n);
+        if (r < 0)
+                return sd_bus_error_setf(error, CM_ERROR_STORAGE, "Cannot read the inbox: %s", STRERROR(r));
+        return 0;
+}
+
+int manager_requeue_check(Manager *m, const char *new_client_message_id, const char *aborted_by,
+                          sd_bus_error *error) {
+        if (new_client_message_id && !outbox_client_message_id_is_valid(new_client_message_id))
+                return sd_bus_error_setf(error, CM_ERROR_INVALID_ARGUMENT, "The new client_message_id must be 1 to "
+                                         "%d printable ASCII characters.", OUTBOX_CLIENT_MESSAGE_ID_MAX);
+        if (aborted_by && !streq(aborted_by, "operator") && !streq(aborted_by, "auto"))
+                return sd_bus_error_setf(error, CM_ERROR_INVALID_ARGUMENT, "aborted_by must be \"operator\" or "
+                                         "\"auto\", not \"%s\".", aborted_by);
+        return manager_outbox_check(m, error);
+}
+
+int manager_requeue(Manager *m, const char *row_id, const char *new_client_message_id, const char *aborted_by,
+                    char ret_new_row_id[static ULID_MAX], char **ret_new_client_message_id, sd_bus_error *error) {
+        int r;
+
+        r = outbox_requeue(m->outbox, row_id, new_client_message_id, aborted_by, now_usec(CLOCK_REALTIME),
+                           ret_new_row_id, ret_new_client_message_id);
+        switch (r) {
+        case -ENOENT:
+                return sd_bus_error_setf(error, CM_ERROR_NO_SUCH_MESSAGE, "No outbox row \"%s\" (see ListOutbox).",
+                                         row_id);
+        case -EBUSY:
+                return sd_bus_error_setf(error, CM_ERROR_NOT_REQUEUEABLE, "Outbox row \"%s\" is neither pending nor "
+                                         "dead; only those can be requeued.", row_id);
+        case -EEXIST:
+                return sd_bus_error_setf(error, CM_ERROR_CLIENT_MESSAGE_ID_IN_USE, "client_message_id \"%s\" is "
+                                         "already used by another outbox row; ids are never reused.",
+                                         strna(new_client_message_id));
+        default:
+                if (r < 0)
+                        return sd_bus_error_setf(error, CM_ERROR_STORAGE, "Cannot requeue: %s", STRERROR(r));
+        }
+        return 0;
 }
 
 /* Answers msg with an aa{sv}: one dictionary per item, written by append. */
@@ -75,7 +137,7 @@ static int append_outbox_row(sd_bus_message *reply, Manager *m, const void *item
                 "id", "s", row->id,
                 "client_message_id", "s", row->client_message_id,
                 "mesh_id", "s", row->mesh_id,
-                "mesh", "s", mesh_slug_of(m, row->mesh_id),
+                "mesh", "s", manager_mesh_slug(m, row->mesh_id),
                 "status", "s", outbox_status_to_string(row->status),
                 "target", "s", row->target_spec,
                 "priority", "s", row->priority,
@@ -106,7 +168,7 @@ int method_list_outbox(sd_bus_message *msg, void *userdata, sd_bus_error *error)
         if (r >= 0)
                 r = bus_read_string_options(msg, keys, values, ELEMENTSOF(keys), error);
         if (r >= 0)
-                r = mesh_filter(m, mesh_name, &mesh_id, error);
+                r = manager_mesh_filter(m, mesh_name, &mesh_id, error);
         if (r < 0)
                 return r;
         if (values[0]) {
@@ -117,16 +179,17 @@ int method_list_outbox(sd_bus_message *msg, void *userdata, sd_bus_error *error)
         }
         if (values[1] && (r = parse_unsigned("limit", values[1], 100000, &limit, error)) < 0)
                 return r;
-        if (!m->outbox)
-                return sd_bus_error_setf(error, CM_ERROR_OUTBOX_UNAVAILABLE, "%s", m->outbox_error);
+        r = manager_outbox_check(m, error);
+        if (r < 0)
+                return r;
 
         r = polkit_verify_async(m->polkit, msg, POLKIT_ACTION_READ, error);
         if (r <= 0)
                 return r < 0 ? r : 1;
 
-        r = outbox_list(m->outbox, mesh_id, status, (unsigned) limit, &rows, &n);
+        r = manager_list_outbox(m, mesh_id, status, (unsigned) limit, &rows, &n, error);
         if (r < 0)
-                return sd_bus_error_setf(error, CM_ERROR_STORAGE, "Cannot read the outbox: %s", STRERROR(r));
+                return r;
 
         r = reply_dict_list(msg, m, rows, n, sizeof(OutboxRow), append_outbox_row);
         outbox_rows_free(rows, n);
@@ -144,34 +207,18 @@ int method_requeue(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
         r = sd_bus_message_read(msg, "s", &row_id);
         if (r >= 0)
                 r = bus_read_string_options(msg, keys, values, ELEMENTSOF(keys), error);
+        if (r >= 0)
+                r = manager_requeue_check(m, values[0], NULL, error);
         if (r < 0)
                 return r;
-        if (values[0] && !outbox_client_message_id_is_valid(values[0]))
-                return sd_bus_error_setf(error, CM_ERROR_INVALID_ARGUMENT, "Option \"client_message_id\" must be "
-                                         "1 to %d printable ASCII characters.", OUTBOX_CLIENT_MESSAGE_ID_MAX);
-        if (!m->outbox)
-                return sd_bus_error_setf(error, CM_ERROR_OUTBOX_UNAVAILABLE, "%s", m->outbox_error);
 
         r = polkit_verify_async(m->polkit, msg, POLKIT_ACTION_MANAGE_OUTBOX, error);
         if (r <= 0)
                 return r < 0 ? r : 1;
 
-        r = outbox_requeue(m->outbox, row_id, values[0], "operator", now_usec(CLOCK_REALTIME), new_row_id,
-                           &new_client_message_id);
-        switch (r) {
-        case -ENOENT:
-                return sd_bus_error_setf(error, CM_ERROR_NO_SUCH_MESSAGE, "No outbox row \"%s\" (see ListOutbox).",
-                                         row_id);
-        case -EBUSY:
-                return sd_bus_error_setf(error, CM_ERROR_NOT_REQUEUEABLE, "Outbox row \"%s\" is neither pending nor "
-                                         "dead; only those can be requeued.", row_id);
-        case -EEXIST:
-                return sd_bus_error_setf(error, CM_ERROR_CLIENT_MESSAGE_ID_IN_USE, "client_message_id \"%s\" is "
-                                         "already used by another outbox row; ids are never reused.", values[0]);
-        default:
-                if (r < 0)
-                        return sd_bus_error_setf(error, CM_ERROR_STORAGE, "Cannot requeue: %s", STRERROR(r));
-        }
+        r = manager_requeue(m, row_id, values[0], NULL, new_row_id, &new_client_message_id, error);
+        if (r < 0)
+                return r;
         return sd_bus_reply_method_return(msg, "ss", new_row_id, new_client_message_id);
 }
 
@@ -183,7 +230,7 @@ int bus_append_inbox_message(sd_bus_message *reply, Manager *m, const void *item
                 "client_message_id", "s", im->client_message_id,
                 "broker_message_id", "s", strempty(im->broker_message_id),
                 "mesh_id", "s", im->mesh_id,
-                "mesh", "s", mesh_slug_of(m, im->mesh_id),
+                "mesh", "s", manager_mesh_slug(m, im->mesh_id),
                 "topic", "s", strempty(im->topic),
                 "sender_pubkey", "s", im->sender_pubkey,
                 "sender_name", "s", im->sender_name,
@@ -206,7 +253,7 @@ int method_list_inbox(sd_bus_message *msg, void *userdata, sd_bus_error *error) 
         if (r >= 0)
                 r = bus_read_string_options(msg, keys, values, ELEMENTSOF(keys), error);
         if (r >= 0)
-                r = mesh_filter(m, mesh_name, &mesh_id, error);
+                r = manager_mesh_filter(m, mesh_name, &mesh_id, error);
         if (r < 0)
                 return r;
         if (values[0]) {
@@ -219,16 +266,17 @@ int method_list_inbox(sd_bus_message *msg, void *userdata, sd_bus_error *error) 
         }
         if (values[3] && (r = parse_unsigned("limit", values[3], 100000, &limit, error)) < 0)
                 return r;
-        if (!m->inbox)
-                return sd_bus_error_setf(error, CM_ERROR_STORAGE, "%s", m->inbox_error);
+        r = manager_inbox_check(m, error);
+        if (r < 0)
+                return r;
 
         r = polkit_verify_async(m->polkit, msg, POLKIT_ACTION_READ, error);
         if (r <= 0)
                 return r < 0 ? r : 1;
 
-        r = inbox_list(m->inbox, mesh_id, since, values[1], values[2], (unsigned) limit, &msgs, &n);
+        r = manager_list_inbox(m, mesh_id, since, values[1], values[2], (unsigned) limit, &msgs, &n, error);
         if (r < 0)
-                return sd_bus_error_setf(error, CM_ERROR_STORAGE, "Cannot read the inbox: %s", STRERROR(r));
+                return r;
 
         r = reply_dict_list(msg, m, msgs, n, sizeof(InboxMessage), bus_append_inbox_message);
         inbox_messages_free(msgs, n);
@@ -244,10 +292,10 @@ int method_mark_read(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
         r = sd_bus_message_read(msg, "s", &name);
         if (r >= 0)
                 r = manager_lookup_mesh(m, name, &mesh, error);
+        if (r >= 0)
+                r = manager_inbox_check(m, error);
         if (r < 0)
                 return r;
-        if (!m->inbox)
-                return sd_bus_error_setf(error, CM_ERROR_STORAGE, "%s", m->inbox_error);
         r = polkit_verify_async(m->polkit, msg, POLKIT_ACTION_READ, error);
         if (r <= 0)
                 return r < 0 ? r : 1;

@@ -41,3 +41,6 @@ json_object *compat_json_time(usec_t t);
 
 /* The route handlers, by file. */
 int compat_route_send(CompatRequest *req, void *userdata);          /* compat-route-send.c */
+int compat_route_inbox(CompatRequest *req, void *userdata);         /* compat-route-store.c */
+int compat_route_outbox(CompatRequest *req, void *userdata);        /* compat-route-store.c */
+int compat_route_requeue(CompatRequest *req, void *userdata);       /* compat-route-store.c */

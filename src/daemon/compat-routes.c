@@ -10,9 +10,10 @@
 #include "log.h"
 
 #define SEND_BODY_MAX    (256 * 1024)
+#define REQUEUE_BODY_MAX (4 * 1024)
 
 /* Only what is served here: clients check the list before using a route. */
-static const char *const ipc_features[] = { "version", "health", "send" };
+static const char *const ipc_features[] = { "version", "health", "send", "inbox", "outbox" };
 
 typedef struct CompatAuthorization {
         CompatRequest *req;
@@ -159,6 +160,9 @@ static const CompatRoute compat_routes[] = {
         { "GET", "/v1/version", route_version, 0 },
         { "GET", "/v1/health", route_health, 0 },
         { "POST", "/v1/send", compat_route_send, SEND_BODY_MAX },
+        { "GET", "/v1/inbox", compat_route_inbox, 0 },
+        { "GET", "/v1/outbox", compat_route_outbox, 0 },
+        { "POST", "/v1/outbox/requeue", compat_route_requeue, REQUEUE_BODY_MAX },
         { NULL, NULL, NULL, 0 },
 };
 

@@ -1,0 +1,370 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <stdlib.h>
+
+#include "bus-errors.h"
+#include "bus-methods.h"
+#include "compat-routes-internal.h"
+#include "json-util.h"
+
+/* GET /v1/inbox, GET /v1/outbox and POST /v1/outbox/requeue (reference §2.3): upstream's query and
+ * body rules, then the core of ListInbox, ListOutbox and Requeue (bus-outbox.c) under the same
+ * polkit actions. Each route checks its request before asking polkit and again once allowed, as
+ * the bus methods do when polkit's answer runs them a second time. */
+
+#define REQUEUE_CONFLICT "row not found, already aborted, or already done"
+
+/* Answered: 1, so a parser's caller stops. */
+static int answered(int r) {
+        return r < 0 ? r : 1;
+}
+
+/* Upstream's JavaScript treats an empty parameter like a missing one. */
+static const char *query(CompatRequest *req, const char *key) {
+        const char *v = compat_request_query(req, key);
+        return v && v[0] ? v : NULL;
+}
+
+/* ?limit=: a whole number clamped to 1..max, def when absent. 0, or 1 after answering 400. */
+static int query_limit(CompatRequest *req, unsigned def, unsigned max, unsigned *ret) {
+        const char *s = query(req, "limit");
+        long long v;
+        char *end;
+
+        if (!s) {
+                *ret = def;
+                return 0;
+        }
+        /* Out of range saturates, and the clamp takes it from there. */
+        v = strtoll(s, &end, 10);
+        if (end == s || *end)
+                return answered(compat_reply_error(req, MHD_HTTP_BAD_REQUEST, "'limit' must be a whole number"));
+        *ret = v < 1 ? 1 : v > max ? max : (unsigned) v;
+        return 0;
+}
+
+static int add_string(json_object *o, const char *key, const char *s) {
+        json_object *v = NULL;
+
+        if (s && !(v = json_object_new_string(s)))
+                return -ENOMEM;
+        return json_object_object_add(o, key, v) < 0 ? -ENOMEM : 0;
+}
+
+static int add_time(json_object *o, const char *key, usec_t t) {
+        json_object *v = NULL;
+
+        if (t != 0 && !(v = compat_json_time(t)))
+                return -ENOMEM;
+        return json_object_object_add(o, key, v) < 0 ? -ENOMEM : 0;
+}
+
+static int add_uint(json_object *o, const char *key, uint64_t n) {
+        json_object *v = json_object_new_int64((int64_t) n);
+
+        if (!v)
+                return -ENOMEM;
+        return json_object_object_add(o, key, v) < 0 ? -ENOMEM : 0;
+}
+
+/* 200 {"items": [...]}, one object per item, filled by fill. */
+static int reply_items(CompatRequest *req, Manager *m, const void *items, size_t n, size_t item_size,
+                       int (*fill)(json_object *o, Manager *m, const void *item)) {
+        _cleanup_(json_object_putp) json_object *body = json_object_new_object(), *list = json_object_new_array();
+        int r;
+
+        if (!body || !list)
+                return -ENOMEM;
+        for (size_t i = 0; i < n; i++) {
+                _cleanup_(json_object_putp) json_object *o = json_object_new_object();
+
+                if (!o)
+                        return -ENOMEM;
+                r = fill(o, m, (const char *) items + i * item_size);
+                if (r < 0)
+                        return r;
+                if (json_object_array_add(list, o) < 0)
+                        return -ENOMEM;
+                TAKE_PTR(o);
+        }
+        if (json_object_object_add(body, "items", list) < 0)
+                return -ENOMEM;
+        TAKE_PTR(list);
+        return compat_reply(req, MHD_HTTP_OK, body);
+}
+
+typedef struct InboxQuery {
+        const char *mesh_id;     /* NULL: every mesh */
+        usec_t since;            /* 0: no bound */
+        const char *from;
+        const char *topic;
+        unsigned limit;
+} InboxQuery;
+
+/* 0 with *q set, or 1 after answering 400 (bad since, limit or mesh) or 503. */
+static int inbox_query(CompatRequest *req, Manager *m, InboxQuery *q) {
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        const char *since = query(req, "since"), *mesh = query(req, "mesh");
+        int r;
+
+        *q = (InboxQuery) { .from = query(req, "from"), .topic = query(req, "topic") };
+        if (since && parse_iso8601(since, &q->since) < 0)
+                return answered(compat_reply_error(req, MHD_HTTP_BAD_REQUEST,
+                                                   "'since' must be an ISO 8601 time, such as 2026-05-03T19:24:32.123Z"));
+        r = query_limit(req, INBOX_LIST_DEFAULT, INBOX_LIST_MAX, &q->limit);
+        if (r != 0)
+                return r;
+        r = manager_mesh_filter(m, strempty(mesh), &q->mesh_id, &error);
+        if (r >= 0)
+                r = manager_inbox_check(m, &error);
+        if (r < 0)
+                return sd_bus_error_is_set(&error) ? answered(compat_reply_bus_error(req, &error)) : r;
+        return 0;
+}
+
+static int fill_inbox_item(json_object *o, Manager *m, const void *item) {
+        const InboxMessage *im = item;
+        const char *slug = manager_mesh_slug(m, im->mesh_id);
+        int r;
+
+        r = add_string(o, "id", im->id);
+        if (r >= 0)
+                r = add_string(o, "client_message_id", im->client_message_id);
+        if (r >= 0)
+                r = add_string(o, "broker_message_id", im->broker_message_id);
+        /* Upstream's mesh is never empty: the id stands in for a mesh no longer configured. */
+        if (r >= 0)
+                r = add_string(o, "mesh", slug[0] ? slug : im->mesh_id);
+        if (r >= 0)
+                r = add_string(o, "topic", im->topic);
+        if (r >= 0)
+                r = add_string(o, "sender_pubkey", im->sender_pubkey);
+        if (r >= 0)
+                r = add_string(o, "sender_name", im->sender_name);
+        if (r >= 0)
+                r = add_string(o, "body", im->body);
+        if (r >= 0)
+                r = add_time(o, "received_at", im->received_at);
+        if (r >= 0)
+                r = add_string(o, "reply_to_id", im->reply_to_id);
+        return r;
+}
+
+static int inbox_authorized(CompatRequest *req, Manager *m) {
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        InboxMessage *msgs = NULL;
+        InboxQuery q;
+        size_t n = 0;
+        int r;
+
+        r = inbox_query(req, m, &q);
+        if (r != 0)
+                return r < 0 ? r : 0;
+        r = manager_list_inbox(m, q.mesh_id, q.since, q.from, q.topic, q.limit, &msgs, &n, &error);
+        if (r < 0)
+                return sd_bus_error_is_set(&error) ? compat_reply_bus_error(req, &error) : r;
+        r = reply_items(req, m, msgs, n, sizeof(InboxMessage), fill_inbox_item);
+        inbox_messages_free(msgs, n);
+        return r;
+}
+
+int compat_route_inbox(CompatRequest *req, void *userdata) {
+        Manager *m = userdata;
+        InboxQuery q;
+        int r;
+
+        r = inbox_query(req, m, &q);
+        if (r != 0)
+                return r < 0 ? r : 0;
+        return compat_authorize(req, m, POLKIT_ACTION_READ, inbox_authorized);
+}
+
+typedef struct OutboxQuery {
+        OutboxStatus status;     /* _OUTBOX_STATUS_INVALID: every status */
+        unsigned limit;
+} OutboxQuery;
+
+/* 0 with *q set, or 1 after answering 400 (bad limit) or 503. */
+static int outbox_query(CompatRequest *req, Manager *m, OutboxQuery *q) {
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        int r;
+
+        /* An unknown status filters nothing, as upstream does. */
+        q->status = outbox_status_from_string(query(req, "status"));
+        r = query_limit(req, OUTBOX_LIST_DEFAULT, OUTBOX_LIST_MAX, &q->limit);
+        if (r != 0)
+                return r;
+        r = manager_outbox_check(m, &error);
+        if (r < 0)
+                return sd_bus_error_is_set(&error) ? answered(compat_reply_bus_error(req, &error)) : r;
+        return 0;
+}
+
+static int fill_outbox_item(json_object *o, Manager *m, const void *item) {
+        const OutboxRow *row = item;
+        int r;
+
+        r = add_string(o, "id", row->id);
+        if (r >= 0)
+                r = add_string(o, "client_message_id", row->client_message_id);
+        if (r >= 0)
+                r = add_string(o, "status", outbox_status_to_string(row->status));
+        if (r >= 0)
+                r = add_uint(o, "attempts", row->attempts);
+        if (r >= 0)
+                r = add_time(o, "enqueued_at", row->enqueued_at);
+        if (r >= 0)
+                r = add_time(o, "next_attempt_at", row->next_attempt_at);
+        if (r >= 0)
+                r = add_time(o, "delivered_at", row->delivered_at);
+        if (r >= 0)
+                r = add_string(o, "broker_message_id", row->broker_message_id);
+        if (r >= 0)
+                r = add_string(o, "last_error", row->last_error);
+        if (r >= 0)
+                r = add_time(o, "aborted_at", row->aborted_at);
+        if (r >= 0)
+                r = add_string(o, "aborted_by", row->aborted_by);
+        if (r >= 0)
+                r = add_string(o, "superseded_by", row->superseded_by);
+        if (r >= 0)
+                r = add_uint(o, "payload_bytes", row->body_size);
+        return r;
+}
+
+static int outbox_authorized(CompatRequest *req, Manager *m) {
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        OutboxRow *rows = NULL;
+        OutboxQuery q;
+        size_t n = 0;
+        int r;
+
+        r = outbox_query(req, m, &q);
+        if (r != 0)
+                return r < 0 ? r : 0;
+        r = manager_list_outbox(m, NULL, q.status, q.limit, &rows, &n, &error);
+        if (r < 0)
+                return sd_bus_error_is_set(&error) ? compat_reply_bus_error(req, &error) : r;
+        r = reply_items(req, m, rows, n, sizeof(OutboxRow), fill_outbox_item);
+        outbox_rows_free(rows, n);
+        return r;
+}
+
+int compat_route_outbox(CompatRequest *req, void *userdata) {
+        Manager *m = userdata;
+        OutboxQuery q;
+        int r;
+
+        r = outbox_query(req, m, &q);
+        if (r != 0)
+                return r < 0 ? r : 0;
+        return compat_authorize(req, m, POLKIT_ACTION_READ, outbox_authorized);
+}
+
+typedef struct RequeueBody {
+        json_object *json;       /* holds the strings below */
+        const char *id;
+        const char *new_client_message_id;  /* NULL: mint a ULID */
+        const char *aborted_by;             /* NULL: "operator" */
+} RequeueBody;
+
+static void requeue_body_done(RequeueBody *b) {
+        json_object_put(b->json);
+}
+
+/* A string field: 0 with *ret set (NULL when absent or null), or 1 after answering 400. */
+static int string_field(CompatRequest *req, json_object *o, const char *key, const char *wrong_type,
+                        const char **ret) {
+        json_object *v;
+
+        *ret = NULL;
+        if (!json_object_object_get_ex(o, key, &v) || !v)
+                return 0;
+        if (!json_object_is_type(v, json_type_string))
+                return answered(compat_reply_error(req, MHD_HTTP_BAD_REQUEST, wrong_type));
+        *ret = json_object_get_string(v);
+        return 0;
+}
+
+/* 0 with *b set, or 1 after answering 400 (bad body, missing id, invalid new id or aborted_by)
+ * or 503. */
+static int requeue_body(CompatRequest *req, Manager *m, RequeueBody *b) {
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        int r;
+
+        *b = (RequeueBody) { .json = NULL };
+        r = compat_read_json_object(req, &b->json);
+        if (r != 0)
+                return r;
+        r = string_field(req, b->json, "id", "missing 'id'", &b->id);
+        if (r == 0 && (!b->id || !b->id[0]))
+                r = answered(compat_reply_error(req, MHD_HTTP_BAD_REQUEST, "missing 'id'"));
+        if (r == 0)
+                r = string_field(req, b->json, "new_client_message_id", "'new_client_message_id' must be a string",
+                                 &b->new_client_message_id);
+        if (r == 0)
+                r = string_field(req, b->json, "aborted_by", "'aborted_by' must be a string", &b->aborted_by);
+        if (r == 0 && manager_requeue_check(m, b->new_client_message_id, b->aborted_by, &error) < 0)
+                r = answered(compat_reply_bus_error(req, &error));
+        return r;
+}
+
+/* Upstream answers 409 with one sentence whether the row is missing or final, and 400 with the
+ * store's own message when the new id is taken; the bus error's sentence goes along as detail. */
+static int reply_requeue_refused(CompatRequest *req, const sd_bus_error *error) {
+        _cleanup_(json_object_putp) json_object *body = json_object_new_object();
+        bool conflict = sd_bus_error_has_names(error, CM_ERROR_NO_SUCH_MESSAGE, CM_ERROR_NOT_REQUEUEABLE);
+        int r;
+
+        if (!conflict && !sd_bus_error_has_name(error, CM_ERROR_CLIENT_MESSAGE_ID_IN_USE))
+                return compat_reply_bus_error(req, error);
+        if (!body)
+                return -ENOMEM;
+        r = add_string(body, "error", conflict ? REQUEUE_CONFLICT : error->message);
+        if (r >= 0 && conflict)
+                r = add_string(body, "detail", error->message);
+        if (r >= 0)
+                r = add_string(body, "dbus_error", error->name);
+        if (r < 0)
+                return r;
+        return compat_reply(req, conflict ? MHD_HTTP_CONFLICT : MHD_HTTP_BAD_REQUEST, body);
+}
+
+static int requeue_authorized(CompatRequest *req, Manager *m) {
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        _cleanup_(requeue_body_done) RequeueBody b = { .json = NULL };
+        _cleanup_(json_object_putp) json_object *reply = NULL;
+        _cleanup_free_ char *new_client_message_id = NULL;
+        char new_row_id[ULID_MAX];
+        int r;
+
+        r = requeue_body(req, m, &b);
+        if (r != 0)
+                return r < 0 ? r : 0;
+        r = manager_requeue(m, b.id, b.new_client_message_id, b.aborted_by, new_row_id, &new_client_message_id,
+                            &error);
+        if (r < 0)
+                return sd_bus_error_is_set(&error) ? reply_requeue_refused(req, &error) : r;
+
+        reply = json_object_new_object();
+        if (!reply)
+                return -ENOMEM;
+        r = add_string(reply, "aborted_row_id", b.id);
+        if (r >= 0)
+                r = add_string(reply, "new_row_id", new_row_id);
+        if (r >= 0)
+                r = add_string(reply, "new_client_message_id", new_client_message_id);
+        if (r < 0)
+                return r;
+        return compat_reply(req, MHD_HTTP_OK, reply);
+}
+
+int compat_route_requeue(CompatRequest *req, void *userdata) {
+        _cleanup_(requeue_body_done) RequeueBody b = { .json = NULL };
+        Manager *m = userdata;
+        int r;
+
+        r = requeue_body(req, m, &b);
+        if (r != 0)
+                return r < 0 ? r : 0;
+        return compat_authorize(req, m, POLKIT_ACTION_MANAGE_OUTBOX, requeue_authorized);
+}
