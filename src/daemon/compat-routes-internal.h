@@ -44,3 +44,6 @@ int compat_route_send(CompatRequest *req, void *userdata);          /* compat-ro
 int compat_route_inbox(CompatRequest *req, void *userdata);         /* compat-route-store.c */
 int compat_route_outbox(CompatRequest *req, void *userdata);        /* compat-route-store.c */
 int compat_route_requeue(CompatRequest *req, void *userdata);       /* compat-route-store.c */
+int compat_route_events(CompatRequest *req, void *userdata);        /* compat-route-events.c */
+int compat_route_peers(CompatRequest *req, void *userdata);         /* compat-route-link.c */
+int compat_route_profile(CompatRequest *req, void *userdata);       /* compat-route-link.c */

@@ -11,9 +11,11 @@
 
 #define SEND_BODY_MAX    (256 * 1024)
 #define REQUEUE_BODY_MAX (4 * 1024)
+#define PROFILE_BODY_MAX (16 * 1024)
 
 /* Only what is served here: clients check the list before using a route. */
-static const char *const ipc_features[] = { "version", "health", "send", "inbox", "outbox" };
+static const char *const ipc_features[] = { "version", "health", "send", "inbox", "outbox", "events", "peers",
+                                            "profile" };
 
 typedef struct CompatAuthorization {
         CompatRequest *req;
@@ -163,6 +165,9 @@ static const CompatRoute compat_routes[] = {
         { "GET", "/v1/inbox", compat_route_inbox, 0 },
         { "GET", "/v1/outbox", compat_route_outbox, 0 },
         { "POST", "/v1/outbox/requeue", compat_route_requeue, REQUEUE_BODY_MAX },
+        { "GET", "/v1/events", compat_route_events, 0 },
+        { "GET", "/v1/peers", compat_route_peers, 0 },
+        { "POST", "/v1/profile", compat_route_profile, PROFILE_BODY_MAX },
         { NULL, NULL, NULL, 0 },
 };
 

@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 
 #include "compat-http-internal.h"
 #include "log.h"
@@ -14,6 +15,7 @@ struct CompatStream {
         CompatHttp *http;
         struct MHD_Connection *connection;
         CompatStream *prev, *next;
+        sd_event_source *hangup;
         char *buf;
         size_t len;
         unsigned long next_id;
@@ -84,8 +86,28 @@ static void stream_free(void *cls) {
         h->n_streams--;
         if (h->n_streams == 0)
                 (void) sd_event_source_set_enabled(h->keepalive, SD_EVENT_OFF);
+        sd_event_source_disable_unref(s->hangup);
         free(s->buf);
         free(s);
+}
+
+/* MHD does not watch a suspended connection, so a reader that went away would hold its slot until
+ * the next keepalive write failed: end its stream as soon as the socket says so. */
+static int on_hangup(sd_event_source *source, int fd, uint32_t revents, void *userdata) {
+        CompatStream *s = userdata;
+
+        s->ended = true;
+        stream_wake(s);
+        return sd_event_source_set_enabled(source, SD_EVENT_OFF);
+}
+
+static int stream_watch_hangup(CompatStream *s) {
+        const union MHD_ConnectionInfo *info;
+
+        info = MHD_get_connection_info(s->connection, MHD_CONNECTION_INFO_CONNECTION_FD);
+        if (!info)
+                return -EBADF;
+        return sd_event_add_io(s->http->event, &s->hangup, info->connect_fd, EPOLLRDHUP, on_hangup, s);
 }
 
 static int on_keepalive(sd_event_source *source, uint64_t usec, void *userdata) {
@@ -139,6 +161,11 @@ int compat_reply_stream(CompatRequest *req) {
                 h->streams->prev = s;
         h->streams = s;
         h->n_streams++;
+        r = stream_watch_hangup(s);
+        if (r < 0) {
+                MHD_destroy_response(resp); /* frees s */
+                return r;
+        }
         stream_append(s, ": connected\n\n");
 
         (void) MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "text/event-stream");

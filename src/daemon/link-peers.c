@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <string.h>
 
+#include "bus-errors.h"
 #include "bus-methods.h"
+#include "compat-events.h"
 #include "json-util.h"
 #include "log.h"
 #include "manager.h"
@@ -22,69 +24,61 @@ static void peer_done(Peer *p) {
 
 #define PEERS_QUERY_TIMEOUT_USEC (5 * USEC_PER_SEC)
 
-int link_peers_reply(MeshLink *l, sd_bus_message *call) {
-        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
-        int r;
+/* Hands the waiters over before calling them, so a callback may ask again. */
+static void answer_peer_waiters(MeshLink *l, int result, const sd_bus_error *error) {
+        _cleanup_free_ PeersWaiter *waiters = TAKE_PTR(l->peer_waiters);
+        size_t n = l->n_peer_waiters;
 
-        r = sd_bus_message_new_method_return(call, &reply);
-        if (r >= 0)
-                r = sd_bus_message_open_container(reply, 'a', "a{sv}");
-        for (size_t i = 0; r >= 0 && i < l->n_peers; i++) {
-                r = sd_bus_message_open_container(reply, 'a', "{sv}");
-                if (r >= 0)
-                        r = bus_append_peer(reply, l, &l->peers[i]);
-                if (r >= 0)
-                        r = sd_bus_message_close_container(reply);
-        }
-        if (r >= 0)
-                r = sd_bus_message_close_container(reply);
-        if (r >= 0)
-                r = sd_bus_send(NULL, reply, NULL);
-        return r;
-}
-
-static void answer_peer_waiters(MeshLink *l) {
-        for (size_t i = 0; i < l->n_peer_waiters; i++) {
-                (void) link_peers_reply(l, l->peer_waiters[i]);
-                sd_bus_message_unref(l->peer_waiters[i]);
-        }
-        l->peer_waiters = mfree(l->peer_waiters);
         l->n_peer_waiters = 0;
         l->peers_timer = sd_event_source_disable_unref(l->peers_timer);
+        for (size_t i = 0; i < n; i++)
+                waiters[i].done(l, result, error, waiters[i].userdata);
 }
 
 static int on_peers_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
-        answer_peer_waiters(userdata);
+        answer_peer_waiters(userdata, -ETIMEDOUT, NULL);
         return 0;
 }
 
-int link_peers_query(MeshLink *l, sd_bus_message *call) {
+int mesh_link_query_peers(MeshLink *l, MeshLinkPeersDone done, void *userdata) {
         _cleanup_(json_object_putp) json_object *f = NULL;
-        sd_bus_message **grown;
+        PeersWaiter *grown;
         int r;
 
-        if (l->state != LINK_CONNECTED)
-                return link_peers_reply(l, call);
-        grown = realloc(l->peer_waiters, (l->n_peer_waiters + 1) * sizeof(sd_bus_message *));
+        if (l->state != LINK_CONNECTED) {
+                done(l, -ENOTCONN, NULL, userdata);
+                return 0;
+        }
+        grown = realloc(l->peer_waiters, (l->n_peer_waiters + 1) * sizeof(PeersWaiter));
         if (!grown)
                 return -ENOMEM;
         l->peer_waiters = grown;
-        l->peer_waiters[l->n_peer_waiters++] = sd_bus_message_ref(call);
-        if (l->peers_timer)
-                return 1; /* a query is out already: this call rides along */
+        if (l->peers_timer) {
+                /* a query is out already: this one rides along */
+                l->peer_waiters[l->n_peer_waiters++] = (PeersWaiter) { done, userdata };
+                return 0;
+        }
 
+        f = json_object_new_object();
+        if (!f ||
+            json_object_object_add(f, "type", json_object_new_string("list_peers")) < 0 ||
+            json_object_object_add(f, "_reqId", json_object_new_string("daemon-peers")) < 0)
+                return -ENOMEM;
         r = sd_event_add_time_relative(l->mesh->manager->event, &l->peers_timer, CLOCK_MONOTONIC,
                                        PEERS_QUERY_TIMEOUT_USEC, 0, on_peers_timeout, l);
         if (r < 0)
                 return r;
-        f = json_object_new_object();
-        if (!f)
-                return -ENOMEM;
-        json_object_object_add(f, "type", json_object_new_string("list_peers"));
-        json_object_object_add(f, "_reqId", json_object_new_string("daemon-peers"));
+        l->peer_waiters[l->n_peer_waiters++] = (PeersWaiter) { done, userdata };
         if (mesh_link_send_frame(l, f) < 0)
-                answer_peer_waiters(l);
-        return 1;
+                answer_peer_waiters(l, -ENOTCONN, NULL);
+        return 0;
+}
+
+void link_peers_cancel(MeshLink *l) {
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+
+        sd_bus_error_set(&error, CM_ERROR_NOT_CONNECTED, "The mesh was detached while the peer list was asked for.");
+        answer_peer_waiters(l, -ECONNABORTED, &error);
 }
 
 void link_peers_clear(MeshLink *l) {
@@ -142,7 +136,7 @@ void link_peers_replace(MeshLink *l, json_object *peers) {
         link_peers_clear(l);
         l->peers = list;
         l->n_peers = k;
-        answer_peer_waiters(l);
+        answer_peer_waiters(l, 0, NULL);
 }
 
 static void emit_peer(MeshLink *l, const char *signal, const Peer *p) {
@@ -191,8 +185,10 @@ void link_peer_event(MeshLink *l, const char *event, json_object *data) {
                         l->peers[l->n_peers++] = p;
                 }
                 emit_peer(l, "PeerJoined", &l->peers[i < l->n_peers ? i : l->n_peers - 1]);
+                compat_event_peer(l->mesh, true, &l->peers[i]); /* i is its index either way */
         } else if (streq(event, "peer_left") || streq(event, "peer_hidden")) {
                 emit_peer(l, "PeerLeft", &p);
+                compat_event_peer(l->mesh, false, &p);
                 if (i < l->n_peers) {
                         peer_done(&l->peers[i]);
                         l->peers[i] = l->peers[--l->n_peers];

@@ -2,6 +2,7 @@
 #include <string.h>
 
 #include "bus-methods.h"
+#include "compat-events.h"
 #include "json-util.h"
 #include "link-receive.h"
 #include "log.h"
@@ -9,6 +10,7 @@
 #include "mesh-link-internal.h"
 #include "notify-desktop.h"
 #include "seal.h"
+#include "ulid.h"
 
 static void emit_message_received(MeshLink *l, const InboxMessage *im) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *s = NULL;
@@ -53,6 +55,8 @@ static void receive_push(MeshLink *l, json_object *push) {
         _cleanup_free_ char *body = NULL, *meta = NULL, *short_name = NULL;
         _cleanup_(json_object_putp) json_object *meta_obj = NULL;
         const char *name;
+        char row_id[ULID_MAX];
+        usec_t received_at;
         OpenedWith how;
         size_t size;
         bool is_new = false;
@@ -98,7 +102,16 @@ static void receive_push(MeshLink *l, json_object *push) {
                 meta = strdup(json_object_to_json_string_ext(meta_obj, JSON_C_TO_STRING_PLAIN));
         }
 
+        /* Chosen here rather than by the inbox, so that the signal and the /v1 event carry them. */
+        received_at = now_usec(CLOCK_REALTIME);
+        r = ulid_new(received_at, row_id);
+        if (r < 0) {
+                log_warning_errno(r, "Mesh %s: cannot mint an inbox id for %s: %s", l->mesh->entry->slug, message_id,
+                                  STRERROR(r));
+                return;
+        }
         InboxMessage im = {
+                .id = row_id,
                 .client_message_id = (char *) (cmid && cmid[0] ? cmid : message_id),
                 .broker_message_id = (char *) message_id,
                 .mesh_id = l->mesh->entry->mesh_id,
@@ -108,6 +121,7 @@ static void receive_push(MeshLink *l, json_object *push) {
                 .body = body,
                 .meta_json = meta,
                 .reply_to_id = (char *) json_string_member(push, "replyToId"),
+                .received_at = received_at,
         };
         r = inbox_insert(m->inbox, &im, &is_new);
         if (r < 0) {
@@ -117,6 +131,7 @@ static void receive_push(MeshLink *l, json_object *push) {
         }
         if (is_new) {
                 emit_message_received(l, &im);
+                compat_event_message(l->mesh, &im);
                 l->mesh->unread++;
                 if (m->bus)
                         (void) sd_bus_emit_properties_changed(m->bus, l->mesh->path, MESH_INTERFACE, "UnreadCount", NULL);

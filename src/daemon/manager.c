@@ -9,6 +9,7 @@
 #include "fileio.h"
 #include "json-util.h"
 #include "log.h"
+#include "compat-events.h"
 #include "compat-routes.h"
 #include "manager.h"
 #include "mesh-link.h"
@@ -437,8 +438,10 @@ static int manager_apply_config(Manager *m, MeshConfig *c) {
                                    !streq(strempty(mesh->entry->member_id), strempty(e->member_id)) ||
                                    !streq(strempty(mesh->entry->mesh_id), strempty(e->mesh_id)) || e->error))
                         mesh->link = mesh_link_free(mesh->link);
+                MeshState before = mesh->state;
                 mesh->entry = e;
-                mesh_update_state(mesh);
+                if (mesh_update_state(mesh))
+                        compat_event_mesh_state(mesh, before);
                 meshes[n++] = mesh;
         }
         qsort(meshes, n, sizeof(Mesh *), mesh_compare_config_order);
@@ -570,9 +573,13 @@ static char *manager_compute_status(Manager *m) {
 void manager_refresh(Manager *m) {
         _cleanup_free_ char *status = NULL;
 
-        for (size_t i = 0; i < m->n_meshes; i++)
-                if (mesh_update_state(m->meshes[i]))
+        for (size_t i = 0; i < m->n_meshes; i++) {
+                MeshState before = m->meshes[i]->state;
+                if (mesh_update_state(m->meshes[i])) {
                         mesh_bus_emit_changed(m->meshes[i]);
+                        compat_event_mesh_state(m->meshes[i], before);
+                }
+        }
 
         status = manager_compute_status(m);
         if (!status || streq(status, m->status))

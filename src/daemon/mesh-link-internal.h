@@ -13,6 +13,11 @@
 
 #define LINK_INFLIGHT_MAX 32
 
+typedef struct PeersWaiter {
+        MeshLinkPeersDone done;
+        void *userdata;
+} PeersWaiter;
+
 typedef struct InflightSend {
         char *client_message_id;
         char *row_id;
@@ -38,7 +43,7 @@ struct MeshLink {
 
         Peer *peers;
         size_t n_peers;
-        sd_bus_message **peer_waiters; /* ListPeers calls waiting for a fresh peers_list */
+        PeersWaiter *peer_waiters;  /* peer queries waiting for a fresh peers_list */
         size_t n_peer_waiters;
         sd_event_source *peers_timer;
         unsigned unopenable;        /* DMs no key of ours opened since start */
@@ -53,9 +58,8 @@ void link_handle_ack(MeshLink *l, json_object *ack);
 void link_requeue_inflight(MeshLink *l, const char *why);
 
 /* link-peers.c */
-/* Answers call with the peer list once the broker sent a fresh one (or after 5 s, from the cache). */
-int link_peers_query(MeshLink *l, sd_bus_message *call);
-int link_peers_reply(MeshLink *l, sd_bus_message *call);
+/* Answers every waiting peer query with NotConnected: the link goes away. */
+void link_peers_cancel(MeshLink *l);
 void link_peers_replace(MeshLink *l, json_object *peers);
 void link_peer_event(MeshLink *l, const char *event, json_object *data);
 void link_peers_clear(MeshLink *l);

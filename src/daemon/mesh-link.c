@@ -323,13 +323,7 @@ MeshLink *mesh_link_free(MeshLink *l) {
         sd_event_source_disable_unref(l->restart_timer);
         sd_event_source_disable_unref(l->ack_timer);
         link_peers_clear(l);
-        for (size_t i = 0; i < l->n_peer_waiters; i++) {
-                (void) sd_bus_reply_method_errorf(l->peer_waiters[i], "org.claudemesh.Daemon1.Error.NotConnected",
-                                                  "The mesh was detached while the peer list was asked for.");
-                sd_bus_message_unref(l->peer_waiters[i]);
-        }
-        free(l->peer_waiters);
-        sd_event_source_disable_unref(l->peers_timer);
+        link_peers_cancel(l);
         mesh_session_done(&l->session);
         free(l->detail);
         free(l->features_json);

@@ -3,6 +3,7 @@
 
 #include <json-c/json.h>
 #include <stdbool.h>
+#include <systemd/sd-bus.h>
 #include <systemd/sd-event.h>
 
 #include "destination.h"
@@ -52,6 +53,13 @@ const char *link_state_to_string(LinkState s);
 const char *mesh_link_features(const MeshLink *l);
 
 const Peer *mesh_link_peers(const MeshLink *l, size_t *ret_n);
+/* The end of a peer query, exactly once. error set (NotConnected): the link was freed first, there
+ * is no list. Otherwise mesh_link_peers() holds the list and result says how fresh it is: 0 the
+ * broker just sent it; -ETIMEDOUT the broker did not answer in 5 s, -ENOTCONN it cannot be
+ * reached (not connected): the list is the last one known. */
+typedef void (*MeshLinkPeersDone)(const MeshLink *l, int result, const sd_bus_error *error, void *userdata);
+/* Asks the broker for a fresh peer list. 0: done runs (maybe already ran); < 0: it never runs. */
+int mesh_link_query_peers(MeshLink *l, MeshLinkPeersDone done, void *userdata);
 /* The peers as the destination grammar resolves names against (valid until the list changes). */
 int mesh_link_peer_names(const MeshLink *l, PeerName **ret, size_t *ret_n);
 

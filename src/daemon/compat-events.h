@@ -1,0 +1,24 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include <stdbool.h>
+
+#include "inbox.h"
+#include "mesh-link.h"
+#include "mesh.h"
+
+/*
+ * The events of GET /v1/events (reference §2.5), raised where the bus signals of the same
+ * happenings are emitted, so both surfaces see the same events. Without the /v1 API
+ * (--no-compat) or while no stream is open they cost nothing.
+ */
+
+/* "message": a new inbox row, as MessageReceived (im->id and im->received_at set). */
+void compat_event_message(Mesh *mesh, const InboxMessage *im);
+
+/* "peer_join" / "peer_leave", as PeerJoined / PeerLeft. */
+void compat_event_peer(Mesh *mesh, bool joined, const Peer *p);
+
+/* "broker_status": mesh->state was before until now; sent only when upstream's status
+ * (connecting, open, reconnecting, closed) changes with it. */
+void compat_event_mesh_state(Mesh *mesh, MeshState before);

@@ -1,0 +1,133 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <string.h>
+
+#include "compat-events.h"
+#include "compat-routes-internal.h"
+#include "json-util.h"
+#include "log.h"
+
+/* GET /v1/events (reference §2.5): the read action, as for the bus's read methods and the
+ * consumers of its signals, then an event stream; and the events the daemon sends on it. */
+
+static int start_stream(CompatRequest *req, Manager *m) {
+        return compat_reply_stream(req);
+}
+
+int compat_route_events(CompatRequest *req, void *userdata) {
+        return compat_authorize(req, userdata, POLKIT_ACTION_READ, start_stream);
+}
+
+static int add_string_or_null(json_object *o, const char *key, const char *value) {
+        return json_object_object_add(o, key, value ? json_object_new_string(value) : NULL);
+}
+
+/* An event's data with its ts and mesh, or NULL when no stream listens (or out of memory). */
+static json_object *event_new(Mesh *mesh) {
+        _cleanup_(json_object_putp) json_object *data = NULL;
+
+        if (compat_http_n_streams(mesh->manager->compat_http) == 0)
+                return NULL;
+        data = json_object_new_object();
+        if (!data ||
+            json_object_object_add(data, "ts", compat_json_time(now_usec(CLOCK_REALTIME))) < 0 ||
+            add_string_or_null(data, "mesh", mesh->entry->slug) < 0)
+                return NULL;
+        return TAKE_PTR(data);
+}
+
+static void event_send(Mesh *mesh, const char *kind, json_object *data, int r) {
+        if (r < 0) {
+                log_debug_errno(r, "Mesh %s: cannot build the /v1 %s event: %s", mesh->entry->slug, kind, STRERROR(r));
+                return;
+        }
+        compat_http_broadcast(mesh->manager->compat_http, kind, data);
+}
+
+void compat_event_message(Mesh *mesh, const InboxMessage *im) {
+        _cleanup_(json_object_putp) json_object *data = event_new(mesh);
+        int r;
+
+        if (!data)
+                return;
+        r = add_string_or_null(data, "id", im->id);
+        if (r >= 0)
+                r = add_string_or_null(data, "client_message_id", im->client_message_id);
+        if (r >= 0)
+                r = add_string_or_null(data, "broker_message_id", im->broker_message_id);
+        if (r >= 0)
+                r = add_string_or_null(data, "sender_pubkey", im->sender_pubkey);
+        if (r >= 0)
+                r = add_string_or_null(data, "sender_name", im->sender_name);
+        if (r >= 0)
+                r = add_string_or_null(data, "topic", im->topic);
+        if (r >= 0)
+                r = add_string_or_null(data, "reply_to_id", im->reply_to_id);
+        if (r >= 0)
+                r = add_string_or_null(data, "body", im->body);
+        if (r >= 0)
+                r = json_object_object_add(data, "created_at", compat_json_time(im->received_at));
+        event_send(mesh, "message", data, r);
+}
+
+/* Only the fields the broker gave, spread as upstream spreads its eventData. */
+static int add_if_set(json_object *o, const char *key, const char *value) {
+        return value ? json_object_object_add(o, key, json_object_new_string(value)) : 0;
+}
+
+void compat_event_peer(Mesh *mesh, bool joined, const Peer *p) {
+        _cleanup_(json_object_putp) json_object *data = event_new(mesh), *groups = NULL;
+        int r;
+
+        if (!data)
+                return;
+        r = json_object_object_add(data, "event", json_object_new_string(joined ? "peer_joined" : "peer_left"));
+        if (r >= 0)
+                r = add_string_or_null(data, "pubkey", p->pubkey);
+        /* "name" is the broker's key in eventData, "displayName" the one of its peer lists. */
+        if (r >= 0)
+                r = add_string_or_null(data, "name", p->display_name);
+        if (r >= 0)
+                r = add_string_or_null(data, "displayName", p->display_name);
+        if (r >= 0)
+                r = add_if_set(data, "memberPubkey", p->member_pubkey);
+        if (r >= 0)
+                r = add_if_set(data, "status", p->status);
+        if (r >= 0)
+                r = add_if_set(data, "summary", p->summary);
+        if (r >= 0)
+                r = add_if_set(data, "sessionId", p->session_id);
+        if (r >= 0)
+                r = add_if_set(data, "connectedAt", p->connected_at);
+        if (r >= 0)
+                r = add_if_set(data, "hostname", p->hostname);
+        if (r >= 0 && p->groups_json && json_parse_strict(p->groups_json, strlen(p->groups_json), &groups) >= 0)
+                r = json_object_object_add(data, "groups", TAKE_PTR(groups));
+        event_send(mesh, joined ? "peer_join" : "peer_leave", data, r);
+}
+
+/* Upstream's WebSocket status for a mesh state; NULL before the first state is known. */
+static const char *upstream_status(MeshState s) {
+        static const char *const table[_MESH_STATE_MAX] = {
+                [MESH_INVALID] = "closed",
+                [MESH_DETACHED] = "closed",
+                [MESH_OFFLINE] = "closed",
+                [MESH_CONNECTING] = "connecting",
+                [MESH_CONNECTED] = "open",
+                [MESH_BACKOFF] = "reconnecting",
+                [MESH_FAILED] = "closed",
+        };
+        return s >= 0 && s < _MESH_STATE_MAX ? table[s] : NULL;
+}
+
+void compat_event_mesh_state(Mesh *mesh, MeshState before) {
+        _cleanup_(json_object_putp) json_object *data = NULL;
+        const char *was = upstream_status(before), *status = upstream_status(mesh->state);
+
+        /* State also changes with LastError alone, and several states are "closed" upstream. */
+        if (!was || !status || streq(was, status))
+                return;
+        data = event_new(mesh);
+        if (!data)
+                return;
+        event_send(mesh, "broker_status", data, add_string_or_null(data, "status", status));
+}

@@ -1,0 +1,136 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <string.h>
+
+#include "bus-errors.h"
+#include "json-util.h"
+#include "log.h"
+#include "manager-link.h"
+#include "manager.h"
+#include "mesh-link.h"
+
+int manager_lookup_link(Manager *m, const char *name, Mesh **ret, sd_bus_error *error) {
+        Mesh *mesh;
+        int r = manager_lookup_mesh(m, name, &mesh, error);
+        if (r < 0)
+                return r;
+        if (!mesh->link)
+                return sd_bus_error_setf(error, CM_ERROR_NOT_CONNECTED, "Mesh \"%s\" has no broker link (%s%s%s).",
+                                         mesh->entry->slug, mesh_state_to_string(mesh->state),
+                                         mesh->last_error[0] ? ": " : "", mesh->last_error);
+        *ret = mesh;
+        return 0;
+}
+
+void profile_update_done(ProfileUpdate *p) {
+        json_object_put(p->summary);
+        json_object_put(p->status);
+        json_object_put(p->visible);
+        json_object_put(p->profile);
+        *p = (ProfileUpdate) { 0 };
+}
+
+static int profile_error(const char *key, const char *what, sd_bus_error *error) {
+        return sd_bus_error_setf(error, CM_ERROR_INVALID_ARGUMENT, "Profile field \"%s\" %s.", key, what);
+}
+
+static json_object *strings_to_json(const char *const *strings) {
+        _cleanup_(json_object_putp) json_object *a = json_object_new_array();
+
+        if (!a)
+                return NULL;
+        for (size_t i = 0; strings && strings[i]; i++)
+                if (json_object_array_add(a, json_object_new_string(strings[i])) < 0)
+                        return NULL;
+        return TAKE_PTR(a);
+}
+
+/* Replaces *slot (a repeated field counts once, the last value). */
+static int set_value(json_object **slot, json_object *value) {
+        if (!value)
+                return -ENOMEM;
+        json_object_put(*slot);
+        *slot = value;
+        return 0;
+}
+
+int profile_update_set(ProfileUpdate *p, const char *key, const ProfileValue *v, sd_bus_error *error) {
+        _cleanup_(json_object_putp) json_object *value = NULL;
+
+        if (streq(key, "visible")) {
+                if (v->type != PROFILE_VALUE_BOOLEAN)
+                        return profile_error(key, "must be a boolean", error);
+                return set_value(&p->visible, json_object_new_boolean(v->boolean));
+        }
+        if (streq(key, "capabilities")) {
+                if (v->type != PROFILE_VALUE_STRINGS)
+                        return profile_error(key, "must be an array of strings", error);
+        } else if (streq(key, "summary") || streq(key, "status") || streq(key, "avatar") || streq(key, "title") ||
+                   streq(key, "bio")) {
+                if (v->type != PROFILE_VALUE_STRING)
+                        return profile_error(key, "must be a string", error);
+        } else
+                return sd_bus_error_setf(error, CM_ERROR_INVALID_ARGUMENT, "Unknown profile field \"%s\".", key);
+
+        if (streq(key, "summary"))
+                return set_value(&p->summary, json_object_new_string(v->string));
+        if (streq(key, "status")) {
+                if (!streq(v->string, "idle") && !streq(v->string, "working") && !streq(v->string, "dnd"))
+                        return profile_error(key, "must be idle, working or dnd", error);
+                return set_value(&p->status, json_object_new_string(v->string));
+        }
+        value = v->type == PROFILE_VALUE_STRINGS ? strings_to_json(v->strings) : json_object_new_string(v->string);
+        if (!value || (!p->profile && !(p->profile = json_object_new_object())))
+                return -ENOMEM;
+        return json_object_object_add(p->profile, key, TAKE_PTR(value));
+}
+
+/* One broker frame {"type": type, key: value}; value stays the caller's. */
+static int send_simple(MeshLink *l, const char *type, const char *key, json_object *value) {
+        _cleanup_(json_object_putp) json_object *f = json_object_new_object();
+
+        if (!f ||
+            json_object_object_add(f, "type", json_object_new_string(type)) < 0 ||
+            json_object_object_add(f, key, json_object_get(value)) < 0)
+                return -ENOMEM;
+        return mesh_link_send_frame(l, f);
+}
+
+/* {"type": "set_profile", fields...}; fields stay the caller's. */
+static int send_profile(MeshLink *l, json_object *fields) {
+        _cleanup_(json_object_putp) json_object *f = json_object_new_object();
+
+        if (!f || json_object_object_add(f, "type", json_object_new_string("set_profile")) < 0)
+                return -ENOMEM;
+        json_object_object_foreach(fields, key, value)
+                if (json_object_object_add(f, key, json_object_get(value)) < 0)
+                        return -ENOMEM;
+        return mesh_link_send_frame(l, f);
+}
+
+int manager_set_profile(Manager *m, const char *name, const ProfileUpdate *p, sd_bus_error *error) {
+        Mesh *mesh;
+        int r;
+
+        r = manager_lookup_link(m, name, &mesh, error);
+        if (r < 0)
+                return r;
+        if (mesh_link_state(mesh->link) != LINK_CONNECTED)
+                return sd_bus_error_setf(error, CM_ERROR_NOT_CONNECTED, "Mesh \"%s\" is not connected to its broker "
+                                         "(%s); the profile is only kept by the broker.", mesh->entry->slug,
+                                         link_state_to_string(mesh_link_state(mesh->link)));
+
+        if (p->summary)
+                r = send_simple(mesh->link, "set_summary", "summary", p->summary);
+        if (r >= 0 && p->status) {
+                mesh->dnd = streq(json_object_get_string(p->status), "dnd");
+                r = send_simple(mesh->link, "set_status", "status", p->status);
+        }
+        if (r >= 0 && p->visible)
+                r = send_simple(mesh->link, "set_visible", "visible", p->visible);
+        if (r >= 0 && p->profile)
+                r = send_profile(mesh->link, p->profile);
+        if (r < 0)
+                return sd_bus_error_setf(error, CM_ERROR_NOT_CONNECTED, "Could not hand the profile to the broker "
+                                         "link: %s", STRERROR(r));
+        return 0;
+}
