@@ -154,10 +154,12 @@ WorkerProcess *worker_process_free(WorkerProcess *w) {
         sd_event_source_disable_unref(w->io_source);
         if (w->child_source) {
                 if (w->pid > 0) {
-                        /* Still running: hand the source (and our reference) to the event loop,
-                         * which reaps the child when it ends (on_child with no userdata). */
+                        /* Still running: hand the source to the event loop, which reaps the
+                         * child when it ends (on_child with no userdata). Floating takes a
+                         * reference of its own; ours goes. */
                         (void) sd_event_source_set_userdata(w->child_source, NULL);
                         (void) sd_event_source_set_floating(w->child_source, true);
+                        sd_event_source_unref(w->child_source);
                 } else
                         sd_event_source_unref(w->child_source);
         }

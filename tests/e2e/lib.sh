@@ -91,6 +91,12 @@ daemon_start() {
         wait_until 10 on "$name" busctl --user status org.claudemesh.Daemon1 || fail "daemon $name did not start"
 }
 daemon_pid() { eval "echo \$DAEMON_$1"; }
+# daemon_stop NAME: SIGTERM; the daemon must exit 0 (under ASan that includes no leaks)
+daemon_stop() {
+        pid=$(daemon_pid "$1")
+        kill "$pid"
+        wait "$pid" || fail "daemon $1 exited with $? on SIGTERM: $(tail -20 "$T/$1.log")"
+}
 
 # on NAME CMD...: run CMD against daemon NAME's bus
 on() {

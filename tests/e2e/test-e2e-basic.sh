@@ -107,6 +107,6 @@ grep -q "'client_message_id': <'bad-topic'>" "$T/reply" || fail "bad-topic is no
 grep -q "topic_not_found" "$T/reply" || fail "the dead row does not say why"
 
 # bob leaves: alice gets PeerLeft (the broker's presence grace is 0 here)
-kill "$(daemon_pid bob)"; wait "$(daemon_pid bob)" 2>/dev/null || true
+daemon_stop bob
 wait_until 10 sh -c "grep '\"member\":\"PeerLeft\"' $T/alice.mon | grep -q bob" || fail "no PeerLeft for bob"
 echo ok

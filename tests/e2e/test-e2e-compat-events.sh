@@ -158,7 +158,7 @@ wait_until 10 has_event "$T/alice.sse" peer_join \
         'd["event"] == "peer_joined" and d["displayName"] == "carol" and d["name"] == "carol" and d["mesh"] == "demo" and len(d["pubkey"]) == 64 and isinstance(d["groups"], list)' ||
         fail "no peer_join for carol on alice's stream: $(cat "$T/alice.sse")"
 [ ! -e "$(sock carol)" ] || fail "carol serves /v1 despite --no-compat"
-kill "$(daemon_pid carol)"; wait "$(daemon_pid carol)" 2>/dev/null || true
+daemon_stop carol
 wait_until 10 has_event "$T/alice.sse" peer_leave \
         'd["event"] == "peer_left" and d["displayName"] == "carol" and d["mesh"] == "demo" and len(d["pubkey"]) == 64' ||
         fail "no peer_leave for carol on alice's stream: $(cat "$T/alice.sse")"

@@ -58,7 +58,7 @@ gcall_on bob MarkRead demo || fail "MarkRead: $(cat "$T/reply")"
 sleep 0.3
 grep '"member":"PropertiesChanged"' "$T/bob.mon" | grep -q UnreadCount || fail "no PropertiesChanged for UnreadCount"
 # the mark survives a restart
-kill "$(daemon_pid bob)"; wait "$(daemon_pid bob)" 2>/dev/null || true
+daemon_stop bob
 daemon_start bob
 [ "$(unread)" = "u 0" ] || fail "UnreadCount after a restart: $(unread)"
 wait_connected bob demo
