@@ -59,18 +59,9 @@ done
 
 # signals: MessageReceived on bob's bus, Delivered on alice's, once per message
 sleep 0.5
-/usr/bin/python3 - "$T/bob.mon" "$T/alice.mon" <<'PY' || fail "signals"
-import json, sys
-def signals(path, member):
-    out = []
-    for line in open(path):
-        try:
-            m = json.loads(line)
-        except ValueError:
-            continue
-        if m.get("member") == member:
-            out.append(m["payload"]["data"])
-    return out
+PYTHONPATH="$(dirname "$0")" /usr/bin/python3 - "$T/bob.mon" "$T/alice.mon" <<'PY' || fail "signals"
+import sys
+from busmon import signals
 received = [d[1]["client_message_id"]["data"] for d in signals(sys.argv[1], "MessageReceived")]
 delivered = [d[1] for d in signals(sys.argv[2], "Delivered")]
 want = ["bcast", "dm-key", "dm-name", "group", "topic"]

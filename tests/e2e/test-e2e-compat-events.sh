@@ -34,19 +34,13 @@ stream() {
 
 # The stream's complete frames as dicts (id, event, data parsed; the last block may be cut), and
 # the payloads of one signal in a monitor file.
+export PYTHONPATH="$(cd "$(dirname "$0")" && pwd)"   # busmon.py
 cat > "$T/sse.py" <<'PY'
 import json, sys
+import busmon
 
 def signals(path, member):
-    out = []
-    for line in open(path):
-        try:
-            m = json.loads(line)
-        except ValueError:
-            continue
-        if m.get("member") == member:
-            out.append(m["payload"]["data"][1])
-    return out
+    return [args[1] for args in busmon.signals(path, member)]
 
 def frames(path):
     out = []
