@@ -74,7 +74,13 @@ hung-polkitd)
         grep -q '^503 {"error":"polkit did not answer in time for org.claudemesh.daemon1.send; nothing was done, try again","dbus_error":"org.freedesktop.DBus.Error.Timeout"}$' \
                 "$T/http" || fail "HTTP send with polkitd stopped: $(cat "$T/http")"
         [ "$(sql outbox.db "SELECT count(*) FROM outbox")" = 0 ] || fail "a send refused for a timeout was stored"
+        # stopping while a request waits for polkit: the daemon exits cleanly, the client is let go
+        http_send h2 &
+        client=$!
+        sleep 0.5
         stop_daemon
+        wait "$client" && fail "a request that waited for polkit was answered as if done: $(cat "$T/http")"
+        [ "$(sql outbox.db "SELECT count(*) FROM outbox")" = 0 ] || fail "a send stored while the daemon stopped"
         ;;
 no-polkitd)
         start_daemon
