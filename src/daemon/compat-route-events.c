@@ -17,10 +17,6 @@ int compat_route_events(CompatRequest *req, void *userdata) {
         return compat_authorize(req, userdata, POLKIT_ACTION_READ, start_stream);
 }
 
-static int add_string_or_null(json_object *o, const char *key, const char *value) {
-        return json_object_object_add(o, key, value ? json_object_new_string(value) : NULL);
-}
-
 /* An event's data with its ts and mesh, or NULL when no stream listens (or out of memory). */
 static json_object *event_new(Mesh *mesh) {
         _cleanup_(json_object_putp) json_object *data = NULL;
@@ -30,7 +26,7 @@ static json_object *event_new(Mesh *mesh) {
         data = json_object_new_object();
         if (!data ||
             json_object_object_add(data, "ts", compat_json_time(now_usec(CLOCK_REALTIME))) < 0 ||
-            add_string_or_null(data, "mesh", mesh->entry->slug) < 0)
+            compat_json_add_string(data, "mesh", mesh->entry->slug) < 0)
                 return NULL;
         return TAKE_PTR(data);
 }
@@ -49,21 +45,21 @@ void compat_event_message(Mesh *mesh, const InboxMessage *im) {
 
         if (!data)
                 return;
-        r = add_string_or_null(data, "id", im->id);
+        r = compat_json_add_string(data, "id", im->id);
         if (r >= 0)
-                r = add_string_or_null(data, "client_message_id", im->client_message_id);
+                r = compat_json_add_string(data, "client_message_id", im->client_message_id);
         if (r >= 0)
-                r = add_string_or_null(data, "broker_message_id", im->broker_message_id);
+                r = compat_json_add_string(data, "broker_message_id", im->broker_message_id);
         if (r >= 0)
-                r = add_string_or_null(data, "sender_pubkey", im->sender_pubkey);
+                r = compat_json_add_string(data, "sender_pubkey", im->sender_pubkey);
         if (r >= 0)
-                r = add_string_or_null(data, "sender_name", im->sender_name);
+                r = compat_json_add_string(data, "sender_name", im->sender_name);
         if (r >= 0)
-                r = add_string_or_null(data, "topic", im->topic);
+                r = compat_json_add_string(data, "topic", im->topic);
         if (r >= 0)
-                r = add_string_or_null(data, "reply_to_id", im->reply_to_id);
+                r = compat_json_add_string(data, "reply_to_id", im->reply_to_id);
         if (r >= 0)
-                r = add_string_or_null(data, "body", im->body);
+                r = compat_json_add_string(data, "body", im->body);
         if (r >= 0)
                 r = json_object_object_add(data, "created_at", compat_json_time(im->received_at));
         event_send(mesh, "message", data, r);
@@ -82,12 +78,12 @@ void compat_event_peer(Mesh *mesh, bool joined, const Peer *p) {
                 return;
         r = json_object_object_add(data, "event", json_object_new_string(joined ? "peer_joined" : "peer_left"));
         if (r >= 0)
-                r = add_string_or_null(data, "pubkey", p->pubkey);
+                r = compat_json_add_string(data, "pubkey", p->pubkey);
         /* "name" is the broker's key in eventData, "displayName" the one of its peer lists. */
         if (r >= 0)
-                r = add_string_or_null(data, "name", p->display_name);
+                r = compat_json_add_string(data, "name", p->display_name);
         if (r >= 0)
-                r = add_string_or_null(data, "displayName", p->display_name);
+                r = compat_json_add_string(data, "displayName", p->display_name);
         if (r >= 0)
                 r = add_if_set(data, "memberPubkey", p->member_pubkey);
         if (r >= 0)
@@ -129,5 +125,5 @@ void compat_event_mesh_state(Mesh *mesh, MeshState before) {
         data = event_new(mesh);
         if (!data)
                 return;
-        event_send(mesh, "broker_status", data, add_string_or_null(data, "status", status));
+        event_send(mesh, "broker_status", data, compat_json_add_string(data, "status", status));
 }

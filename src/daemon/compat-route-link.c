@@ -12,14 +12,6 @@
  * paths (manager-link.h, mesh_link_query_peers) behind their polkit actions, answered in
  * upstream's shapes. */
 
-static int add_string(json_object *o, const char *key, const char *value) {
-        json_object *s = json_object_new_string(value);
-
-        if (!s)
-                return -ENOMEM;
-        return json_object_object_add(o, key, s);
-}
-
 /* The broker's groups as it sent them; [] when it sent none. */
 static json_object *groups_json(const Peer *p) {
         json_object *g = p->groups_json ? json_tokener_parse(p->groups_json) : NULL;
@@ -36,23 +28,23 @@ static json_object *peer_json(const Peer *p) {
         int r = o && groups ? 0 : -ENOMEM;
 
         if (r >= 0)
-                r = add_string(o, "pubkey", p->pubkey);
+                r = compat_json_add_string(o, "pubkey", p->pubkey);
         if (r >= 0 && p->member_pubkey)
-                r = add_string(o, "memberPubkey", p->member_pubkey);
+                r = compat_json_add_string(o, "memberPubkey", p->member_pubkey);
         if (r >= 0)
-                r = add_string(o, "displayName", p->display_name);
+                r = compat_json_add_string(o, "displayName", p->display_name);
         if (r >= 0)
-                r = add_string(o, "status", strempty(p->status));
+                r = compat_json_add_string(o, "status", strempty(p->status));
         if (r >= 0)
                 r = json_object_object_add(o, "summary", p->summary ? json_object_new_string(p->summary) : NULL);
         if (r >= 0)
                 r = json_object_object_add(o, "groups", TAKE_PTR(groups));
         if (r >= 0)
-                r = add_string(o, "sessionId", strempty(p->session_id));
+                r = compat_json_add_string(o, "sessionId", strempty(p->session_id));
         if (r >= 0)
-                r = add_string(o, "connectedAt", strempty(p->connected_at));
+                r = compat_json_add_string(o, "connectedAt", strempty(p->connected_at));
         if (r >= 0 && p->hostname)
-                r = add_string(o, "hostname", p->hostname);
+                r = compat_json_add_string(o, "hostname", p->hostname);
         return r >= 0 ? TAKE_PTR(o) : NULL;
 }
 
@@ -84,7 +76,7 @@ static int reply_unreachable(CompatRequest *req, const MeshLink *l) {
 
         if (asprintf(&detail, "%s%s%s", link_state_to_string(mesh_link_state(l)), why[0] ? ": " : "", why) < 0)
                 return -ENOMEM;
-        if (!body || add_string(body, "error", "broker_unreachable") < 0 || add_string(body, "detail", detail) < 0)
+        if (!body || compat_json_add_string(body, "error", "broker_unreachable") < 0 || compat_json_add_string(body, "detail", detail) < 0)
                 return -ENOMEM;
         return compat_reply(req, MHD_HTTP_BAD_GATEWAY, body);
 }

@@ -10,10 +10,6 @@
 /* POST /v1/send (reference §2.3, §2.4): the JSON body checked with upstream's exact 400 texts,
  * then the Send method's own path (manager_send), so both surfaces share one duplicate table. */
 
-static int add_string_or_null(json_object *o, const char *key, const char *value) {
-        return json_object_object_add(o, key, value ? json_object_new_string(value) : NULL);
-}
-
 static void reply_sent(const SendRequest *req, const OutboxAcceptResult *res, const sd_bus_error *error,
                        void *userdata) {
         _cleanup_(json_object_putp) json_object *body = json_object_new_object();
@@ -34,7 +30,7 @@ static void reply_sent(const SendRequest *req, const OutboxAcceptResult *res, co
                         r = json_object_object_add(body, "daemon_fingerprint_prefix",
                                                    json_object_new_string(res->fingerprint_prefix));
                 if (r >= 0)
-                        r = add_string_or_null(body, "broker_message_id", res->broker_message_id);
+                        r = compat_json_add_string(body, "broker_message_id", res->broker_message_id);
                 if (r >= 0 && res->last_error)
                         r = json_object_object_add(body, "reason", json_object_new_string(res->last_error));
                 if (r >= 0)
@@ -44,7 +40,7 @@ static void reply_sent(const SendRequest *req, const OutboxAcceptResult *res, co
                 status = MHD_HTTP_OK;
                 r = json_object_object_add(body, "client_message_id", json_object_new_string(req->client_message_id));
                 if (r >= 0)
-                        r = add_string_or_null(body, "broker_message_id", res->broker_message_id);
+                        r = compat_json_add_string(body, "broker_message_id", res->broker_message_id);
                 if (r >= 0)
                         r = json_object_object_add(body, "duplicate", json_object_new_boolean(true));
         } else if (r >= 0) {

@@ -42,14 +42,6 @@ static int query_limit(CompatRequest *req, unsigned def, unsigned max, unsigned 
         return 0;
 }
 
-static int add_string(json_object *o, const char *key, const char *s) {
-        json_object *v = NULL;
-
-        if (s && !(v = json_object_new_string(s)))
-                return -ENOMEM;
-        return json_object_object_add(o, key, v) < 0 ? -ENOMEM : 0;
-}
-
 static int add_time(json_object *o, const char *key, usec_t t) {
         json_object *v = NULL;
 
@@ -126,26 +118,26 @@ static int fill_inbox_item(json_object *o, Manager *m, const void *item) {
         const char *slug = manager_mesh_slug(m, im->mesh_id);
         int r;
 
-        r = add_string(o, "id", im->id);
+        r = compat_json_add_string(o, "id", im->id);
         if (r >= 0)
-                r = add_string(o, "client_message_id", im->client_message_id);
+                r = compat_json_add_string(o, "client_message_id", im->client_message_id);
         if (r >= 0)
-                r = add_string(o, "broker_message_id", im->broker_message_id);
+                r = compat_json_add_string(o, "broker_message_id", im->broker_message_id);
         /* Upstream's mesh is never empty: the id stands in for a mesh no longer configured. */
         if (r >= 0)
-                r = add_string(o, "mesh", slug[0] ? slug : im->mesh_id);
+                r = compat_json_add_string(o, "mesh", slug[0] ? slug : im->mesh_id);
         if (r >= 0)
-                r = add_string(o, "topic", im->topic);
+                r = compat_json_add_string(o, "topic", im->topic);
         if (r >= 0)
-                r = add_string(o, "sender_pubkey", im->sender_pubkey);
+                r = compat_json_add_string(o, "sender_pubkey", im->sender_pubkey);
         if (r >= 0)
-                r = add_string(o, "sender_name", im->sender_name);
+                r = compat_json_add_string(o, "sender_name", im->sender_name);
         if (r >= 0)
-                r = add_string(o, "body", im->body);
+                r = compat_json_add_string(o, "body", im->body);
         if (r >= 0)
                 r = add_time(o, "received_at", im->received_at);
         if (r >= 0)
-                r = add_string(o, "reply_to_id", im->reply_to_id);
+                r = compat_json_add_string(o, "reply_to_id", im->reply_to_id);
         return r;
 }
 
@@ -203,11 +195,11 @@ static int fill_outbox_item(json_object *o, Manager *m, const void *item) {
         const OutboxRow *row = item;
         int r;
 
-        r = add_string(o, "id", row->id);
+        r = compat_json_add_string(o, "id", row->id);
         if (r >= 0)
-                r = add_string(o, "client_message_id", row->client_message_id);
+                r = compat_json_add_string(o, "client_message_id", row->client_message_id);
         if (r >= 0)
-                r = add_string(o, "status", outbox_status_to_string(row->status));
+                r = compat_json_add_string(o, "status", outbox_status_to_string(row->status));
         if (r >= 0)
                 r = add_uint(o, "attempts", row->attempts);
         if (r >= 0)
@@ -217,15 +209,15 @@ static int fill_outbox_item(json_object *o, Manager *m, const void *item) {
         if (r >= 0)
                 r = add_time(o, "delivered_at", row->delivered_at);
         if (r >= 0)
-                r = add_string(o, "broker_message_id", row->broker_message_id);
+                r = compat_json_add_string(o, "broker_message_id", row->broker_message_id);
         if (r >= 0)
-                r = add_string(o, "last_error", row->last_error);
+                r = compat_json_add_string(o, "last_error", row->last_error);
         if (r >= 0)
                 r = add_time(o, "aborted_at", row->aborted_at);
         if (r >= 0)
-                r = add_string(o, "aborted_by", row->aborted_by);
+                r = compat_json_add_string(o, "aborted_by", row->aborted_by);
         if (r >= 0)
-                r = add_string(o, "superseded_by", row->superseded_by);
+                r = compat_json_add_string(o, "superseded_by", row->superseded_by);
         if (r >= 0)
                 r = add_uint(o, "payload_bytes", row->body_size);
         return r;
@@ -319,11 +311,11 @@ static int reply_requeue_refused(CompatRequest *req, const sd_bus_error *error) 
                 return compat_reply_bus_error(req, error);
         if (!body)
                 return -ENOMEM;
-        r = add_string(body, "error", conflict ? REQUEUE_CONFLICT : error->message);
+        r = compat_json_add_string(body, "error", conflict ? REQUEUE_CONFLICT : error->message);
         if (r >= 0 && conflict)
-                r = add_string(body, "detail", error->message);
+                r = compat_json_add_string(body, "detail", error->message);
         if (r >= 0)
-                r = add_string(body, "dbus_error", error->name);
+                r = compat_json_add_string(body, "dbus_error", error->name);
         if (r < 0)
                 return r;
         return compat_reply(req, conflict ? MHD_HTTP_CONFLICT : MHD_HTTP_BAD_REQUEST, body);
@@ -348,11 +340,11 @@ static int requeue_authorized(CompatRequest *req, Manager *m) {
         reply = json_object_new_object();
         if (!reply)
                 return -ENOMEM;
-        r = add_string(reply, "aborted_row_id", b.id);
+        r = compat_json_add_string(reply, "aborted_row_id", b.id);
         if (r >= 0)
-                r = add_string(reply, "new_row_id", new_row_id);
+                r = compat_json_add_string(reply, "new_row_id", new_row_id);
         if (r >= 0)
-                r = add_string(reply, "new_client_message_id", new_client_message_id);
+                r = compat_json_add_string(reply, "new_client_message_id", new_client_message_id);
         if (r < 0)
                 return r;
         return compat_reply(req, MHD_HTTP_OK, reply);

@@ -35,6 +35,9 @@ int compat_reply_bus_error(CompatRequest *req, const sd_bus_error *error);
  * "expected JSON object". */
 int compat_read_json_object(CompatRequest *req, json_object **ret);
 
+/* key: value, or key: null when value is NULL. -ENOMEM when out of memory. */
+int compat_json_add_string(json_object *o, const char *key, const char *value);
+
 /* ISO 8601 UTC with milliseconds, as upstream writes timestamps ("2026-11-29T10:50:23.123Z");
  * a JSON null for 0. */
 json_object *compat_json_time(usec_t t);

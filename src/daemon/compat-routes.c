@@ -124,6 +124,14 @@ int compat_read_json_object(CompatRequest *req, json_object **ret) {
         return r < 0 ? r : 1;
 }
 
+int compat_json_add_string(json_object *o, const char *key, const char *value) {
+        json_object *v = NULL;
+
+        if (value && !(v = json_object_new_string(value)))
+                return -ENOMEM;
+        return json_object_object_add(o, key, v) < 0 ? -ENOMEM : 0;
+}
+
 json_object *compat_json_time(usec_t t) {
         char buf[ISO8601_MAX];
 
