@@ -68,8 +68,8 @@ static int on_child(sd_event_source *s, const siginfo_t *si, void *userdata) {
         char how[64];
 
         if (!w) {
-                /* A worker we stopped and let go of (worker_process_free): it is reaped now. */
-                (void) sd_event_source_set_floating(s, false);
+                /* A worker we stopped and let go of (worker_process_free): it is reaped now, and
+                 * the loop's reference, the only one left, goes with it. */
                 sd_event_source_unref(s);
                 return 0;
         }
