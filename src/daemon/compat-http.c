@@ -188,10 +188,6 @@ static void on_mhd_log(void *cls, const char *format, va_list ap) {
         log_warning("libmicrohttpd: %s", text);
 }
 
-static int answered_with(int r) {
-        return r < 0 ? r : 1;
-}
-
 static int reply_too_large(CompatRequest *req) {
         _cleanup_(json_object_putp) json_object *body = json_object_new_object();
 
@@ -205,41 +201,42 @@ static int reply_too_large(CompatRequest *req) {
  * answers and returns 1, or returns 0 with the route set. */
 static int screen(CompatRequest *req, const char *url, const char *method) {
         CompatHttp *h = req->http;
+        unsigned long long announced;
         const char *length;
 
         if (h->n_inflight >= COMPAT_INFLIGHT_MAX) {
                 log_debug("Refused a /v1 request: %u already in flight", h->n_inflight);
-                return answered_with(compat_reply_error(req, MHD_HTTP_TOO_MANY_REQUESTS, "daemon_busy"));
+                return compat_answered(compat_reply_error(req, MHD_HTTP_TOO_MANY_REQUESTS, "daemon_busy"));
         }
         req->counted = true;
         h->n_inflight++;
 
         if (compat_request_query(req, "token")) {
                 log_warning("Rejected a /v1 request with a token in its query string");
-                return answered_with(compat_reply_error(req, MHD_HTTP_BAD_REQUEST,
+                return compat_answered(compat_reply_error(req, MHD_HTTP_BAD_REQUEST,
                                           "token must be in Authorization header, not query string"));
         }
         if (!host_allowed(compat_request_header(req, MHD_HTTP_HEADER_HOST)))
-                return answered_with(compat_reply_error(req, MHD_HTTP_FORBIDDEN, "forbidden host"));
+                return compat_answered(compat_reply_error(req, MHD_HTTP_FORBIDDEN, "forbidden host"));
         if (compat_request_header(req, "Origin"))
-                return answered_with(compat_reply_error(req, MHD_HTTP_FORBIDDEN, "forbidden origin"));
+                return compat_answered(compat_reply_error(req, MHD_HTTP_FORBIDDEN, "forbidden origin"));
 
         /* Exact method and path; a wrong method is "not found" too, as upstream answers. */
         for (const CompatRoute *r = h->routes; r->method; r++)
                 if (streq(r->path, url) && streq(r->method, method))
                         req->route = r;
         if (!req->route)
-                return answered_with(compat_reply_error(req, MHD_HTTP_NOT_FOUND, "not found"));
+                return compat_answered(compat_reply_error(req, MHD_HTTP_NOT_FOUND, "not found"));
 
         /* A client that waits for "100 Continue", or announces an absurd size, is answered before it
          * sends the body. Others are answered once their body is read (and dropped): one that is
          * still sending when the connection closes sees a broken pipe, not the 413. */
         length = compat_request_header(req, MHD_HTTP_HEADER_CONTENT_LENGTH);
-        if (length && strtoull(length, NULL, 10) > req->route->body_max) {
+        announced = length ? strtoull(length, NULL, 10) : 0;
+        if (announced > req->route->body_max) {
                 const char *expect = compat_request_header(req, MHD_HTTP_HEADER_EXPECT);
-                if ((expect && strcasecmp(expect, "100-continue") == 0) ||
-                    strtoull(length, NULL, 10) > COMPAT_DRAIN_MAX)
-                        return answered_with(reply_too_large(req));
+                if ((expect && strcasecmp(expect, "100-continue") == 0) || announced > COMPAT_DRAIN_MAX)
+                        return compat_answered(reply_too_large(req));
                 req->too_large = true;
         }
         return 0;

@@ -53,6 +53,11 @@ bool compat_request_alive(const CompatRequest *req);
 /* Who is on the other end of the connection (SO_PEERCRED). */
 int compat_request_caller(CompatRequest *req, Caller *ret);
 
+/* What a parser returns after answering with one of the replies below: 1, or the reply's error. */
+static inline int compat_answered(int r) {
+        return r < 0 ? r : 1;
+}
+
 /* The reply: body serialized as compact JSON with Content-Type application/json. After the
  * daemon stopped serving, a late reply only frees the request (-ECONNRESET). */
 int compat_reply(CompatRequest *req, unsigned status, json_object *body);

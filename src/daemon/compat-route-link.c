@@ -103,7 +103,7 @@ static int list_peers(CompatRequest *req, Manager *m) {
 
         r = manager_lookup_link(m, name ? name : "", &mesh, &error);
         if (r < 0)
-                return sd_bus_error_is_set(&error) ? compat_reply_bus_error(req, &error) : r;
+                return compat_reply_failure(req, r, &error);
         return mesh_link_query_peers(mesh->link, peers_done, req);
 }
 
@@ -163,13 +163,13 @@ static int set_profile(CompatRequest *req, Manager *m) {
                 if (r >= 0)
                         r = profile_update_set(&update, key, &v, &error);
                 if (r < 0)
-                        return sd_bus_error_is_set(&error) ? compat_reply_bus_error(req, &error) : r;
+                        return compat_reply_failure(req, r, &error);
                 if (json_object_array_add(applied, json_object_new_string(key)) < 0)
                         return -ENOMEM;
         }
         r = manager_set_profile(m, mesh, &update, &error);
         if (r < 0)
-                return sd_bus_error_is_set(&error) ? compat_reply_bus_error(req, &error) : r;
+                return compat_reply_failure(req, r, &error);
 
         reply = json_object_new_object();
         if (!reply ||

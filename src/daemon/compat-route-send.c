@@ -127,11 +127,9 @@ int compat_route_send(CompatRequest *req, void *userdata) {
                                           "client_message_id and Idempotency-Key differ; send one id, or the same "
                                           "in both");
 
-        r = compat_request_caller(req, &caller);
-        if (r < 0) {
-                sd_bus_error_setf(&error, SD_BUS_ERROR_ACCESS_DENIED, "Cannot identify the caller: %s", STRERROR(r));
-                return compat_reply_bus_error(req, &error);
-        }
+        r = compat_identify_caller(req, &caller, &error);
+        if (r < 0)
+                return compat_reply_failure(req, r, &error);
         r = manager_send(m,
                          &(SendCall) {
                                  .caller = &caller,
@@ -147,7 +145,5 @@ int compat_route_send(CompatRequest *req, void *userdata) {
                                  },
                          },
                          reply_sent, req, &error);
-        if (r < 0 && sd_bus_error_is_set(&error))
-                return compat_reply_bus_error(req, &error);
-        return r;
+        return r < 0 ? compat_reply_failure(req, r, &error) : r;
 }

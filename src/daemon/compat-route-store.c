@@ -13,11 +13,6 @@
 
 #define REQUEUE_CONFLICT "row not found, already aborted, or already done"
 
-/* Answered: 1, so a parser's caller stops. */
-static int answered(int r) {
-        return r < 0 ? r : 1;
-}
-
 /* Upstream's JavaScript treats an empty parameter like a missing one. */
 static const char *query(CompatRequest *req, const char *key) {
         const char *v = compat_request_query(req, key);
@@ -37,7 +32,7 @@ static int query_limit(CompatRequest *req, unsigned def, unsigned max, unsigned 
         /* Out of range saturates, and the clamp takes it from there. */
         v = strtoll(s, &end, 10);
         if (end == s || *end)
-                return answered(compat_reply_error(req, MHD_HTTP_BAD_REQUEST, "'limit' must be a whole number"));
+                return compat_answered(compat_reply_error(req, MHD_HTTP_BAD_REQUEST, "'limit' must be a whole number"));
         *ret = v < 1 ? 1 : v > max ? max : (unsigned) v;
         return 0;
 }
@@ -100,7 +95,7 @@ static int inbox_query(CompatRequest *req, Manager *m, InboxQuery *q) {
 
         *q = (InboxQuery) { .from = query(req, "from"), .topic = query(req, "topic") };
         if (since && parse_iso8601(since, &q->since) < 0)
-                return answered(compat_reply_error(req, MHD_HTTP_BAD_REQUEST,
+                return compat_answered(compat_reply_error(req, MHD_HTTP_BAD_REQUEST,
                                                    "'since' must be an ISO 8601 time, such as 2026-05-03T19:24:32.123Z"));
         r = query_limit(req, INBOX_LIST_DEFAULT, INBOX_LIST_MAX, &q->limit);
         if (r != 0)
@@ -109,7 +104,7 @@ static int inbox_query(CompatRequest *req, Manager *m, InboxQuery *q) {
         if (r >= 0)
                 r = manager_inbox_check(m, &error);
         if (r < 0)
-                return sd_bus_error_is_set(&error) ? answered(compat_reply_bus_error(req, &error)) : r;
+                return compat_answered(compat_reply_failure(req, r, &error));
         return 0;
 }
 
@@ -153,7 +148,7 @@ static int inbox_authorized(CompatRequest *req, Manager *m) {
                 return r < 0 ? r : 0;
         r = manager_list_inbox(m, q.mesh_id, q.since, q.from, q.topic, q.limit, &msgs, &n, &error);
         if (r < 0)
-                return sd_bus_error_is_set(&error) ? compat_reply_bus_error(req, &error) : r;
+                return compat_reply_failure(req, r, &error);
         r = reply_items(req, m, msgs, n, sizeof(InboxMessage), fill_inbox_item);
         inbox_messages_free(msgs, n);
         return r;
@@ -187,7 +182,7 @@ static int outbox_query(CompatRequest *req, Manager *m, OutboxQuery *q) {
                 return r;
         r = manager_outbox_check(m, &error);
         if (r < 0)
-                return sd_bus_error_is_set(&error) ? answered(compat_reply_bus_error(req, &error)) : r;
+                return compat_answered(compat_reply_failure(req, r, &error));
         return 0;
 }
 
@@ -235,7 +230,7 @@ static int outbox_authorized(CompatRequest *req, Manager *m) {
                 return r < 0 ? r : 0;
         r = manager_list_outbox(m, NULL, q.status, q.limit, &rows, &n, &error);
         if (r < 0)
-                return sd_bus_error_is_set(&error) ? compat_reply_bus_error(req, &error) : r;
+                return compat_reply_failure(req, r, &error);
         r = reply_items(req, m, rows, n, sizeof(OutboxRow), fill_outbox_item);
         outbox_rows_free(rows, n);
         return r;
@@ -272,7 +267,7 @@ static int string_field(CompatRequest *req, json_object *o, const char *key, con
         if (!json_object_object_get_ex(o, key, &v) || !v)
                 return 0;
         if (!json_object_is_type(v, json_type_string))
-                return answered(compat_reply_error(req, MHD_HTTP_BAD_REQUEST, wrong_type));
+                return compat_answered(compat_reply_error(req, MHD_HTTP_BAD_REQUEST, wrong_type));
         *ret = json_object_get_string(v);
         return 0;
 }
@@ -289,14 +284,14 @@ static int requeue_body(CompatRequest *req, Manager *m, RequeueBody *b) {
                 return r;
         r = string_field(req, b->json, "id", "missing 'id'", &b->id);
         if (r == 0 && (!b->id || !b->id[0]))
-                r = answered(compat_reply_error(req, MHD_HTTP_BAD_REQUEST, "missing 'id'"));
+                r = compat_answered(compat_reply_error(req, MHD_HTTP_BAD_REQUEST, "missing 'id'"));
         if (r == 0)
                 r = string_field(req, b->json, "new_client_message_id", "'new_client_message_id' must be a string",
                                  &b->new_client_message_id);
         if (r == 0)
                 r = string_field(req, b->json, "aborted_by", "'aborted_by' must be a string", &b->aborted_by);
         if (r == 0 && manager_requeue_check(m, b->new_client_message_id, b->aborted_by, &error) < 0)
-                r = answered(compat_reply_bus_error(req, &error));
+                r = compat_answered(compat_reply_bus_error(req, &error));
         return r;
 }
 

@@ -31,6 +31,13 @@ int compat_authorize(CompatRequest *req, Manager *m, const char *action, CompatA
  * {"error": message, "dbus_error": name}. */
 int compat_reply_bus_error(CompatRequest *req, const sd_bus_error *error);
 
+/* r < 0 from a core call: answers the error it set, as compat_reply_bus_error(); when it set none
+ * (-ENOMEM, say), returns r for the 500. */
+int compat_reply_failure(CompatRequest *req, int r, const sd_bus_error *error);
+
+/* The peer of req as polkit's subject; AccessDenied with a sentence when it cannot be told. */
+int compat_identify_caller(CompatRequest *req, Caller *ret, sd_bus_error *error);
+
 /* The body as a JSON object. 0 with *ret set, or 1 after answering 400 "invalid JSON" or
  * "expected JSON object". */
 int compat_read_json_object(CompatRequest *req, json_object **ret);

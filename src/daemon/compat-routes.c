@@ -60,6 +60,18 @@ int compat_reply_bus_error(CompatRequest *req, const sd_bus_error *error) {
         return compat_reply(req, status, body);
 }
 
+int compat_reply_failure(CompatRequest *req, int r, const sd_bus_error *error) {
+        return sd_bus_error_is_set(error) ? compat_reply_bus_error(req, error) : r;
+}
+
+int compat_identify_caller(CompatRequest *req, Caller *ret, sd_bus_error *error) {
+        int r = compat_request_caller(req, ret);
+        if (r < 0)
+                return sd_bus_error_setf(error, SD_BUS_ERROR_ACCESS_DENIED, "Cannot identify the caller: %s",
+                                         STRERROR(r));
+        return 0;
+}
+
 static int run_authorized(CompatAuthorization *a) {
         int r = a->then(a->req, a->manager);
         if (r < 0)
@@ -84,11 +96,9 @@ int compat_authorize(CompatRequest *req, Manager *m, const char *action, CompatA
         Caller caller;
         int r;
 
-        r = compat_request_caller(req, &caller);
-        if (r < 0) {
-                sd_bus_error_setf(&error, SD_BUS_ERROR_ACCESS_DENIED, "Cannot identify the caller: %s", STRERROR(r));
-                return compat_reply_bus_error(req, &error);
-        }
+        r = compat_identify_caller(req, &caller, &error);
+        if (r < 0)
+                return compat_reply_failure(req, r, &error);
         a = malloc(sizeof(*a));
         if (!a)
                 return -ENOMEM;
@@ -101,7 +111,7 @@ int compat_authorize(CompatRequest *req, Manager *m, const char *action, CompatA
                 return 0;
         }
         if (r < 0)
-                return sd_bus_error_is_set(&error) ? compat_reply_bus_error(req, &error) : r;
+                return compat_reply_failure(req, r, &error);
         return run_authorized(a);
 }
 
@@ -121,7 +131,7 @@ int compat_read_json_object(CompatRequest *req, json_object **ret) {
                 *ret = TAKE_PTR(o);
                 return 0;
         }
-        return r < 0 ? r : 1;
+        return compat_answered(r);
 }
 
 int compat_json_add_string(json_object *o, const char *key, const char *value) {

@@ -95,7 +95,7 @@ PolkitRegistry *polkit_registry_free(PolkitRegistry *r) {
         while (r->queries) {
                 PolkitQuery *q = r->queries;
                 r->queries = q->next;
-                if (q->done && !q->answered) {
+                if (q->done) { /* answered queries of this form are gone already */
                         sd_bus_error_setf(&q->error, SD_BUS_ERROR_ACCESS_DENIED,
                                           "The daemon stopped before polkit answered for %s", q->action->id);
                         q->done(-ECANCELED, &q->error, q->userdata);
