@@ -154,21 +154,31 @@ static int append_outbox_row(sd_bus_message *reply, Manager *m, const void *item
                 "payload_bytes", "t", (uint64_t) row->body_size);
 }
 
+/* The arguments of ListOutbox and ListInbox: a mesh ("" for all) and string filters. */
+static int read_list_call(sd_bus_message *msg, Manager *m, const char *const *keys, const char **values,
+                          size_t n_keys, const char **ret_mesh_id, sd_bus_error *error) {
+        const char *mesh_name;
+        int r;
+
+        r = sd_bus_message_read(msg, "s", &mesh_name);
+        if (r >= 0)
+                r = bus_read_string_options(msg, keys, values, n_keys, error);
+        if (r >= 0)
+                r = manager_mesh_filter(m, mesh_name, ret_mesh_id, error);
+        return r;
+}
+
 int method_list_outbox(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
         static const char *const keys[] = { "status", "limit" };
         Manager *m = userdata;
-        const char *mesh_name, *mesh_id, *values[ELEMENTSOF(keys)] = { NULL };
+        const char *mesh_id, *values[ELEMENTSOF(keys)] = { NULL };
         OutboxStatus status = _OUTBOX_STATUS_INVALID;
         unsigned long long limit = 0;
         OutboxRow *rows = NULL;
         size_t n = 0;
         int r;
 
-        r = sd_bus_message_read(msg, "s", &mesh_name);
-        if (r >= 0)
-                r = bus_read_string_options(msg, keys, values, ELEMENTSOF(keys), error);
-        if (r >= 0)
-                r = manager_mesh_filter(m, mesh_name, &mesh_id, error);
+        r = read_list_call(msg, m, keys, values, ELEMENTSOF(keys), &mesh_id, error);
         if (r < 0)
                 return r;
         if (values[0]) {
@@ -243,17 +253,13 @@ int bus_append_inbox_message(sd_bus_message *reply, Manager *m, const void *item
 int method_list_inbox(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
         static const char *const keys[] = { "since", "from", "topic", "limit" };
         Manager *m = userdata;
-        const char *mesh_name, *mesh_id, *values[ELEMENTSOF(keys)] = { NULL };
+        const char *mesh_id, *values[ELEMENTSOF(keys)] = { NULL };
         unsigned long long since = 0, limit = 0;
         InboxMessage *msgs = NULL;
         size_t n = 0;
         int r;
 
-        r = sd_bus_message_read(msg, "s", &mesh_name);
-        if (r >= 0)
-                r = bus_read_string_options(msg, keys, values, ELEMENTSOF(keys), error);
-        if (r >= 0)
-                r = manager_mesh_filter(m, mesh_name, &mesh_id, error);
+        r = read_list_call(msg, m, keys, values, ELEMENTSOF(keys), &mesh_id, error);
         if (r < 0)
                 return r;
         if (values[0]) {
