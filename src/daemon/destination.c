@@ -7,6 +7,7 @@
 
 #include "destination.h"
 #include "error-message.h"
+#include "hex-util.h"
 #include "macro.h"
 
 #define GROUP_NAME_MAX 64
@@ -16,14 +17,6 @@
 void destination_done(Destination *d) {
         d->ref = mfree(d->ref);
         d->target_spec = mfree(d->target_spec);
-}
-
-static bool is_hex64(const char *s) {
-        size_t n = 0;
-        for (; s[n]; n++)
-                if (!isxdigit((unsigned char) s[n]))
-                        return false;
-        return n == 64;
 }
 
 /* Group names and topic ids travel inside JSON and are compared exactly by the broker:
@@ -106,7 +99,7 @@ int destination_parse(const char *to, const char *mesh_slug, const PeerName *pee
         if (!to[0])
                 return error_setf(ret_error, -EINVAL, "The destination is empty; give a peer name, a 64-hex "
                                                       "pubkey, \"*\", \"@group\" or \"#topic\".");
-        if (is_hex64(to)) {
+        if (hex_string(to, 64, HEX_ANY_CASE)) {
                 char lower[65];
                 for (size_t i = 0; i < 64; i++)
                         lower[i] = (char) tolower((unsigned char) to[i]);

@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 
 #include "fileio.h"
+#include "hex-util.h"
 #include "log.h"
 #include "macro.h"
 #include "mesh-session.h"
@@ -21,15 +22,6 @@
 void mesh_session_done(MeshSession *s) {
         if (s)
                 sodium_memzero(s, sizeof *s);
-}
-
-static bool is_lower_hex(const char *s, size_t len) {
-        if (strlen(s) != len)
-                return false;
-        for (; *s; s++)
-                if (!isdigit((unsigned char) *s) && !(*s >= 'a' && *s <= 'f'))
-                        return false;
-        return true;
 }
 
 /* mesh_id is arbitrary text: the hex of its SHA-256 is a file name that cannot collide. */
@@ -97,14 +89,14 @@ static int session_parse(const char *text, size_t size, MeshSession *s, const ch
 
         if (!json_object_object_get_ex(o, "session_id", &v) || !json_object_is_type(v, json_type_string) ||
             !strneq(str = json_object_get_string(v), MESH_SESSION_ID_PREFIX, strlen(MESH_SESSION_ID_PREFIX)) ||
-            !is_lower_hex(str + strlen(MESH_SESSION_ID_PREFIX), SESSION_ID_HEX_LEN)) {
+            !hex_string(str + strlen(MESH_SESSION_ID_PREFIX), SESSION_ID_HEX_LEN, HEX_LOWER)) {
                 *ret_why = "has no valid session_id (\"" MESH_SESSION_ID_PREFIX "\" and 32 lowercase hex digits)";
                 return -EBADMSG;
         }
         snprintf(s->session_id, sizeof s->session_id, "%s", str);
 
         if (!json_object_object_get_ex(o, "secret_key", &v) || !json_object_is_type(v, json_type_string) ||
-            !is_lower_hex(str = json_object_get_string(v), 2 * crypto_sign_SECRETKEYBYTES) ||
+            !hex_string(str = json_object_get_string(v), 2 * crypto_sign_SECRETKEYBYTES, HEX_LOWER) ||
             sodium_hex2bin(s->secret_key, sizeof s->secret_key, str, 2 * crypto_sign_SECRETKEYBYTES, NULL, NULL,
                            NULL) < 0) {
                 *ret_why = "has no valid secret_key (128 lowercase hex digits)";

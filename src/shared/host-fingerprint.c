@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 
 #include "fileio.h"
+#include "hex-util.h"
 #include "host-fingerprint.h"
 #include "log.h"
 #include "json-util.h"
@@ -398,15 +399,6 @@ static int write_identity(const char *path, const HostIdentity *id) {
         return write_file_atomic(path, text, strlen(text), 0600);
 }
 
-static bool is_lowercase_hex(const char *s, size_t len) {
-        if (strlen(s) != len)
-                return false;
-        for (; *s; s++)
-                if (!isdigit((unsigned char) *s) && !(*s >= 'a' && *s <= 'f'))
-                        return false;
-        return true;
-}
-
 static const char *string_field(json_object *o, const char *key, size_t max_len) {
         json_object *v;
 
@@ -451,7 +443,7 @@ static int read_identity(const char *path, HostIdentity *ret, char **ret_why) {
         host_id = string_field(o, "host_id", sizeof ret->host_id - 1);
         stable_mac = string_field(o, "stable_mac", sizeof ret->stable_mac - 1);
         written_at = string_field(o, "written_at", 64);
-        if (!fingerprint || !is_lowercase_hex(fingerprint, 64))
+        if (!fingerprint || !hex_string(fingerprint, 64, HEX_LOWER))
                 return (*ret_why = strdup("has no valid fingerprint")) ? -EBADMSG : -ENOMEM;
         if (!host_id || !stable_mac)
                 return (*ret_why = strdup("has no valid host_id or stable_mac")) ? -EBADMSG : -ENOMEM;

@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 
 #include "fileio.h"
+#include "hex-util.h"
 #include "keypair-archive.h"
 #include "log.h"
 #include "message-ids.h"
@@ -68,15 +69,6 @@ static bool key_id_is_valid(const char *s) {
                 return false;
         for (; *s; s++)
                 if (!isalnum((unsigned char) *s) && *s != '_' && *s != '-')
-                        return false;
-        return true;
-}
-
-static bool is_hex(const char *s, size_t len) {
-        if (strlen(s) != len)
-                return false;
-        for (; *s; s++)
-                if (!isxdigit((unsigned char) *s))
                         return false;
         return true;
 }
@@ -177,7 +169,7 @@ static int parse_entry(json_object *e, ArchivedKey *k, const char **ret_why) {
         snprintf(k->key_id, sizeof k->key_id, "%s", s);
 
         s = string_member(e, "ed25519_pubkey", NULL);
-        if (!s || !is_hex(s, 64))
+        if (!s || !hex_string(s, 64, HEX_ANY_CASE))
                 return malformed(ret_why, "has no valid ed25519_pubkey (64 hex digits)");
         for (size_t i = 0; i < 64; i++)
                 k->ed25519_pubkey[i] = (char) tolower((unsigned char) s[i]);
@@ -422,7 +414,7 @@ static int append_entry(SecretBuffer *b, size_t *pos, const ArchivedKey *k, bool
         char created[ISO8601_MAX], rotated[ISO8601_MAX], expires[ISO8601_MAX];
         int r;
 
-        if (!key_id_is_valid(k->key_id) || !is_hex(k->ed25519_pubkey, 64))
+        if (!key_id_is_valid(k->key_id) || !hex_string(k->ed25519_pubkey, 64, HEX_ANY_CASE))
                 return -EINVAL;
         if ((r = format_iso8601(k->created_at, created)) < 0 ||
             (r = format_iso8601(k->rotated_out_at, rotated)) < 0 ||

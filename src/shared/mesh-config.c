@@ -8,6 +8,7 @@
 
 #include "error-message.h"
 #include "fileio.h"
+#include "hex-util.h"
 #include "log.h"
 #include "mesh-config.h"
 #include "secret-util.h"
@@ -43,10 +44,6 @@ static int problem_add(char **list, const char *format, ...) {
 
 static bool mem_is(const char *s, size_t n, const char *literal) {
         return n == strlen(literal) && memcmp(s, literal, n) == 0;
-}
-
-static bool is_hex(char c) {
-        return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
 }
 
 /* Ends up in the signed hello string "meshId|memberId|pubkey|timestamp", so no '|'. */
@@ -118,12 +115,7 @@ static bool mesh_name_valid(const char *s, size_t n) {
 
 /* The broker matches pubkey by exact string compare, so only the lowercase form it stores works. */
 static bool pubkey_hex_valid(const char *s, size_t n) {
-        if (n != 2 * crypto_sign_PUBLICKEYBYTES)
-                return false;
-        for (size_t i = 0; i < n; i++)
-                if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
-                        return false;
-        return true;
+        return n == 2 * crypto_sign_PUBLICKEYBYTES && hex_digits(s, n, HEX_LOWER);
 }
 
 static bool port_valid(const char *s, size_t n) {
@@ -248,7 +240,6 @@ static int entry_parse_secret_key(MeshEntry *e, json_object *o, char **problems)
         json_object *v;
         const char *s;
         size_t n;
-        bool ok;
         int r;
 
         r = field_get(o, "secretKey", json_type_string, true, &v, problems);
@@ -256,10 +247,7 @@ static int entry_parse_secret_key(MeshEntry *e, json_object *o, char **problems)
                 return r;
         s = json_object_get_string(v);
         n = (size_t) json_object_get_string_len(v);
-        ok = n == 2 * sizeof sk;
-        for (size_t i = 0; ok && i < n; i++)
-                ok = is_hex(s[i]);
-        if (!ok)
+        if (n != 2 * sizeof sk || !hex_digits(s, n, HEX_ANY_CASE))
                 return problem_add(problems, "secretKey must be 128 hex characters");
         /* Without a usable pubkey there is nothing to match; that problem is already recorded. */
         if (!e->pubkey_hex)

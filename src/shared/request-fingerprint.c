@@ -6,6 +6,7 @@
 
 #include <sodium.h>
 
+#include "hex-util.h"
 #include "jcs.h"
 #include "json-util.h"
 #include "macro.h"
@@ -29,22 +30,13 @@ static int invalid(char **ret_error, const char *format, ...) {
         return -EINVAL;
 }
 
-static bool is_lower_hex(const char *s, size_t n) {
-        if (strlen(s) != n)
-                return false;
-        for (size_t i = 0; i < n; i++)
-                if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
-                        return false;
-        return true;
-}
-
 static int validate_destination(const char *kind, const char *ref, char **ret_error) {
         if (!kind || !(streq(kind, "dm") || streq(kind, "topic")))
                 return invalid(ret_error, "The destination kind must be \"dm\" or \"topic\".");
         if (!ref || ref[0] == '\0')
                 return invalid(ret_error, "The destination reference is empty.");
         if (streq(kind, "dm")) {
-                if (!is_lower_hex(ref, 64))
+                if (!hex_string(ref, 64, HEX_LOWER))
                         return invalid(ret_error, "A dm destination must be the peer's public key as 64 lowercase "
                                        "hex characters.");
                 return 0;

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "config.h"
+#include "hex-util.h"
 #include "macro.h"
 
 void worker_config_done(WorkerConfig *c) {
@@ -95,15 +96,6 @@ int broker_url_parse(const char *url, WorkerConfig *c, char **ret_error) {
         return 0;
 }
 
-static bool is_hex64(const char *s) {
-        if (strlen(s) != 64)
-                return false;
-        for (; *s; s++)
-                if (!((*s >= '0' && *s <= '9') || (*s >= 'a' && *s <= 'f')))
-                        return false;
-        return true;
-}
-
 /* Copies a string field; a missing or null optional field leaves *ret NULL. */
 static int get_string(json_object *o, const char *key, bool required, size_t max, char **ret, char **ret_error) {
         json_object *v;
@@ -160,11 +152,11 @@ int worker_config_from_start(json_object *start, WorkerConfig *c, char **ret_err
         if (r < 0)
                 return r;
         /* The broker compares keys as strings and requires lowercase session keys (§2.1). */
-        if (!is_hex64(c->pubkey))
+        if (!hex_string(c->pubkey, 64, HEX_LOWER))
                 return invalid(ret_error, "start: \"pubkey\" must be 64 lowercase hex characters");
         if (c->session_pubkey && c->session_pubkey[0] == '\0')
                 c->session_pubkey = mfree(c->session_pubkey);
-        if (c->session_pubkey && !is_hex64(c->session_pubkey))
+        if (c->session_pubkey && !hex_string(c->session_pubkey, 64, HEX_LOWER))
                 return invalid(ret_error, "start: \"session_pubkey\" must be 64 lowercase hex characters");
         if (c->display_name && c->display_name[0] == '\0')
                 c->display_name = mfree(c->display_name);

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "frame-validate.h"
+#include "hex-util.h"
 #include "json-util.h"
 #include "macro.h"
 
@@ -158,14 +159,8 @@ static int fail(char **ret_error, int r, const char *format, ...) {
         return r;
 }
 
-static bool is_hex64(const char *s, size_t n, bool any_case) {
-        if (n != 64)
-                return false;
-        for (size_t i = 0; i < n; i++)
-                if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f') ||
-                      (any_case && s[i] >= 'A' && s[i] <= 'F')))
-                        return false;
-        return true;
+static bool is_hex64(const char *s, size_t n, HexCase c) {
+        return n == 64 && hex_digits(s, n, c);
 }
 
 static bool is_printable(const char *s, size_t n) {
@@ -194,14 +189,14 @@ static bool shape_ok(Shape shape, const char *s, size_t n) {
         case SHAPE_PRINTABLE:
                 return is_printable(s, n);
         case SHAPE_HEX64:
-                return is_hex64(s, n, false);
+                return is_hex64(s, n, HEX_LOWER);
         case SHAPE_HEX64_ANY:
-                return is_hex64(s, n, true);
+                return is_hex64(s, n, HEX_ANY_CASE);
         case SHAPE_BASE64:
                 return is_base64(s, n);
         case SHAPE_SENDER:
                 /* Broker events come from "system", webhooks from "webhook:<name>". */
-                return is_hex64(s, n, false) || streq(s, "system") ||
+                return is_hex64(s, n, HEX_LOWER) || streq(s, "system") ||
                        (n > 8 && strneq(s, "webhook:", 8) && is_printable(s, n));
         case SHAPE_PRIORITY:
                 return streq(s, "now") || streq(s, "next") || streq(s, "low");

@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "hello.h"
+#include "hex-util.h"
 #include "json-util.h"
 #include "macro.h"
 
@@ -12,15 +13,6 @@ int hello_sign_payload(const WorkerConfig *c, int64_t timestamp_ms, char **ret) 
                 return -ENOMEM;
         }
         return 0;
-}
-
-static bool is_hex128(const char *s) {
-        if (strlen(s) != 128)
-                return false;
-        for (; *s; s++)
-                if (!((*s >= '0' && *s <= '9') || (*s >= 'a' && *s <= 'f') || (*s >= 'A' && *s <= 'F')))
-                        return false;
-        return true;
 }
 
 static int add_string(json_object *o, const char *key, const char *value) {
@@ -48,7 +40,7 @@ int hello_frame_new(const WorkerConfig *c, int64_t timestamp_ms, const char *sig
         _cleanup_(json_object_putp) json_object *o = NULL, *caps = NULL;
         int r;
 
-        if (!signature || !is_hex128(signature))
+        if (!signature || !hex_string(signature, 128, HEX_ANY_CASE))
                 return -EINVAL;
 
         caps = json_object_new_array();
