@@ -33,6 +33,7 @@ struct CompatRequest {
         uint64_t body_seen;        /* bytes received, kept or not */
         bool counted;              /* in n_inflight */
         bool too_large;
+        bool uri_nul;              /* the raw URI held a "%00" */
         bool dispatched;
         bool suspended;
         bool answered;

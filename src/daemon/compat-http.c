@@ -197,12 +197,43 @@ static int reply_too_large(CompatRequest *req) {
         return compat_reply(req, MHD_HTTP_CONTENT_TOO_LARGE, body);
 }
 
+/* The first *con_cls of a request whose raw URI holds "%00": MHD unescapes the path and the query
+ * into C strings, which end there, and routes and answers on what is left. */
+static char uri_has_nul;
+
+static void *on_uri(void *cls, const char *uri, struct MHD_Connection *c) {
+        return strcasestr(uri, "%00") ? &uri_has_nul : NULL;
+}
+
+static enum MHD_Result find_nul(void *cls, enum MHD_ValueKind kind, const char *key, size_t key_size,
+                                const char *value, size_t value_size) {
+        const char **field = cls;
+
+        if (strlen(key) != key_size || (value && strlen(value) != value_size)) {
+                *field = key;
+                return MHD_NO;
+        }
+        return MHD_YES;
+}
+
+/* The query parameter or header that holds a NUL ("path" for the path), or NULL when none does.
+ * HTTP forbids NUL in a header, and a NUL anywhere would be cut where C strings take over. */
+static const char *request_nul_field(CompatRequest *req) {
+        const char *field = NULL;
+
+        (void) MHD_get_connection_values_n(req->connection, MHD_HEADER_KIND | MHD_GET_ARGUMENT_KIND, find_nul,
+                                           &field);
+        if (!field && req->uri_nul)
+                field = "path";
+        return field;
+}
+
 /* What can be decided from the request line and headers alone (reference §2.2, then the limits):
  * answers and returns 1, or returns 0 with the route set. */
 static int screen(CompatRequest *req, const char *url, const char *method) {
         CompatHttp *h = req->http;
         unsigned long long announced;
-        const char *length;
+        const char *length, *nul_field;
 
         if (h->n_inflight >= COMPAT_INFLIGHT_MAX) {
                 log_debug("Refused a /v1 request: %u already in flight", h->n_inflight);
@@ -210,6 +241,14 @@ static int screen(CompatRequest *req, const char *url, const char *method) {
         }
         req->counted = true;
         h->n_inflight++;
+
+        nul_field = request_nul_field(req);
+        if (nul_field) {
+                _cleanup_free_ char *text = NULL;
+                if (asprintf(&text, "'%s' must not contain NUL (U+0000)", nul_field) < 0)
+                        return -ENOMEM;
+                return compat_answered(compat_reply_error(req, MHD_HTTP_BAD_REQUEST, text));
+        }
 
         if (compat_request_query(req, "token")) {
                 log_warning("Rejected a /v1 request with a token in its query string");
@@ -290,11 +329,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         CompatRequest *req = *con_cls;
         int r;
 
-        if (!req) {
+        if (!req || req == (void *) &uri_has_nul) {
+                bool uri_nul = req != NULL;
+
                 req = calloc(1, sizeof(*req));
                 if (!req)
                         return MHD_NO;
-                *req = (CompatRequest) { .http = h, .connection = c, .next = h->requests };
+                *req = (CompatRequest) { .http = h, .connection = c, .next = h->requests, .uri_nul = uri_nul };
                 if (h->requests)
                         h->requests->prev = req;
                 h->requests = req;
@@ -328,9 +369,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls, enum MHD_RequestTerminationCode toe) {
         CompatRequest *req = *con_cls;
 
-        if (!req)
-                return;
         *con_cls = NULL;
+        if (!req || req == (void *) &uri_has_nul)
+                return;
         compat_request_unlink(req);
         /* Orphaned while waiting: whoever holds it answers (and so frees) it later. */
         if (req->dispatched && !req->answered)
@@ -361,6 +402,7 @@ int compat_http_new(sd_event *event, int listen_fd, const CompatRoute *routes, v
                                   MHD_OPTION_LISTEN_SOCKET, fd,
                                   MHD_OPTION_CONNECTION_TIMEOUT, (unsigned) 60,
                                   MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
+                                  MHD_OPTION_URI_LOG_CALLBACK, on_uri, h,
                                   MHD_OPTION_END);
         if (!h->mhd) {
                 close(fd);
