@@ -21,6 +21,9 @@ struct CompatHttp {
         unsigned n_inflight;
         CompatStream *streams;
         unsigned n_streams;
+        usec_t log_window_start;   /* libmicrohttpd's messages, rate-limited */
+        unsigned log_count;
+        unsigned log_suppressed;
 };
 
 struct CompatRequest {

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/epoll.h>
+#include <sys/resource.h>
 
 #include "compat-http-internal.h"
 #include "json-util.h"
@@ -176,11 +177,29 @@ static bool host_allowed(const char *host) {
         return streq(name, "localhost") || streq(name, "127.0.0.1") || streq(name, "[::1]");
 }
 
-/* libmicrohttpd's own complaints (bad requests, resource limits) go through our log module. */
+/* libmicrohttpd's own complaints (bad requests, resource limits) go through our log module. Most
+ * are about what a client did, one line per connection: a flood of connections must not become
+ * a flood of log lines, so at most COMPAT_LOG_BURST of them per COMPAT_LOG_INTERVAL. */
+#define COMPAT_LOG_BURST 10u
+#define COMPAT_LOG_INTERVAL (10 * USEC_PER_SEC)
+
 static void on_mhd_log(void *cls, const char *format, va_list ap) {
+        CompatHttp *h = cls;
+        usec_t now = now_usec(CLOCK_MONOTONIC);
         char text[512];
         size_t n;
 
+        if (now >= h->log_window_start + COMPAT_LOG_INTERVAL) {
+                if (h->log_suppressed > 0)
+                        log_warning("libmicrohttpd: %u more messages suppressed", h->log_suppressed);
+                h->log_window_start = now;
+                h->log_count = h->log_suppressed = 0;
+        }
+        if (h->log_count >= COMPAT_LOG_BURST) {
+                h->log_suppressed++;
+                return;
+        }
+        h->log_count++;
         (void) vsnprintf(text, sizeof(text), format, ap);
         n = strlen(text);
         while (n > 0 && text[n - 1] == '\n')
@@ -380,10 +399,28 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls, en
                 compat_request_free(req);
 }
 
+/* The connection cap for a soft RLIMIT_NOFILE of nofile, as compat-http.h describes it (at least
+ * COMPAT_CONNECTIONS_MIN, so that /v1 serves at all under a tiny limit). */
+static unsigned compat_connection_limit(uint64_t nofile) {
+        uint64_t reserve = nofile / 2 > COMPAT_FD_RESERVE ? nofile / 2 : COMPAT_FD_RESERVE;
+
+        if (nofile <= reserve + COMPAT_CONNECTIONS_MIN)
+                return COMPAT_CONNECTIONS_MIN;
+        if (nofile - reserve > COMPAT_CONNECTIONS_MAX)
+                return COMPAT_CONNECTIONS_MAX;
+        return (unsigned) (nofile - reserve);
+}
+
 int compat_http_new(sd_event *event, int listen_fd, const CompatRoute *routes, void *userdata, CompatHttp **ret) {
         _cleanup_(compat_http_freep) CompatHttp *h = NULL;
         const union MHD_DaemonInfo *info;
+        struct rlimit rl;
+        unsigned limit;
         int fd, r;
+
+        if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+                return negative_errno();
+        limit = compat_connection_limit(rl.rlim_cur);
 
         h = calloc(1, sizeof(*h));
         if (!h)
@@ -398,9 +435,10 @@ int compat_http_new(sd_event *event, int listen_fd, const CompatRoute *routes, v
                 return negative_errno();
         h->mhd = MHD_start_daemon(MHD_USE_EPOLL | MHD_USE_ERROR_LOG | MHD_ALLOW_SUSPEND_RESUME, 0, NULL, NULL,
                                   on_request, h,
-                                  MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL,
+                                  MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, h,
                                   MHD_OPTION_LISTEN_SOCKET, fd,
-                                  MHD_OPTION_CONNECTION_TIMEOUT, (unsigned) 60,
+                                  MHD_OPTION_CONNECTION_LIMIT, limit,
+                                  MHD_OPTION_CONNECTION_TIMEOUT, COMPAT_IDLE_TIMEOUT_SEC,
                                   MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
                                   MHD_OPTION_URI_LOG_CALLBACK, on_uri, h,
                                   MHD_OPTION_END);
@@ -427,6 +465,8 @@ int compat_http_new(sd_event *event, int listen_fd, const CompatRoute *routes, v
         if (r < 0)
                 return r;
         compat_http_rearm(h);
+        log_debug("/v1: at most %u connections (RLIMIT_NOFILE %llu), idle timeout %us", limit,
+                  (unsigned long long) rl.rlim_cur, COMPAT_IDLE_TIMEOUT_SEC);
         *ret = TAKE_PTR(h);
         return 0;
 }
