@@ -235,8 +235,9 @@ static enum MHD_Result find_nul(void *cls, enum MHD_ValueKind kind, const char *
         return MHD_YES;
 }
 
-/* The query parameter or header that holds a NUL ("path" for the path), or NULL when none does.
- * HTTP forbids NUL in a header, and a NUL anywhere would be cut where C strings take over. */
+/* The query parameter or header that holds a NUL ("path" for the path), or NULL when none does:
+ * it would be cut where C strings take over. (libmicrohttpd 0.9.75 reports a header's length up
+ * to a raw NUL byte, so there it is cut before this sees it.) */
 static const char *request_nul_field(CompatRequest *req) {
         const char *field = NULL;
 
