@@ -21,6 +21,9 @@ struct CompatHttp {
         unsigned n_inflight;
         CompatStream *streams;
         unsigned n_streams;
+        usec_t log_window_start;   /* libmicrohttpd's messages, rate-limited */
+        unsigned log_count;
+        unsigned log_suppressed;
 };
 
 struct CompatRequest {
@@ -33,6 +36,7 @@ struct CompatRequest {
         uint64_t body_seen;        /* bytes received, kept or not */
         bool counted;              /* in n_inflight */
         bool too_large;
+        bool uri_nul;              /* the raw URI held a "%00" */
         bool dispatched;
         bool suspended;
         bool answered;

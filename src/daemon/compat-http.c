@@ -7,6 +7,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/epoll.h>
+#include <sys/resource.h>
 
 #include "compat-http-internal.h"
 #include "json-util.h"
@@ -176,11 +177,29 @@ static bool host_allowed(const char *host) {
         return streq(name, "localhost") || streq(name, "127.0.0.1") || streq(name, "[::1]");
 }
 
-/* libmicrohttpd's own complaints (bad requests, resource limits) go through our log module. */
+/* libmicrohttpd's own complaints (bad requests, resource limits) go through our log module. Most
+ * are about what a client did, one line per connection: a flood of connections must not become
+ * a flood of log lines, so at most COMPAT_LOG_BURST of them per COMPAT_LOG_INTERVAL. */
+#define COMPAT_LOG_BURST 10u
+#define COMPAT_LOG_INTERVAL (10 * USEC_PER_SEC)
+
 static void on_mhd_log(void *cls, const char *format, va_list ap) {
+        CompatHttp *h = cls;
+        usec_t now = now_usec(CLOCK_MONOTONIC);
         char text[512];
         size_t n;
 
+        if (now >= h->log_window_start + COMPAT_LOG_INTERVAL) {
+                if (h->log_suppressed > 0)
+                        log_warning("libmicrohttpd: %u more messages suppressed", h->log_suppressed);
+                h->log_window_start = now;
+                h->log_count = h->log_suppressed = 0;
+        }
+        if (h->log_count >= COMPAT_LOG_BURST) {
+                h->log_suppressed++;
+                return;
+        }
+        h->log_count++;
         (void) vsnprintf(text, sizeof(text), format, ap);
         n = strlen(text);
         while (n > 0 && text[n - 1] == '\n')
@@ -197,12 +216,44 @@ static int reply_too_large(CompatRequest *req) {
         return compat_reply(req, MHD_HTTP_CONTENT_TOO_LARGE, body);
 }
 
+/* The first *con_cls of a request whose raw URI holds "%00": MHD unescapes the path and the query
+ * into C strings, which end there, and routes and answers on what is left. */
+static char uri_has_nul;
+
+static void *on_uri(void *cls, const char *uri, struct MHD_Connection *c) {
+        return strcasestr(uri, "%00") ? &uri_has_nul : NULL;
+}
+
+static enum MHD_Result find_nul(void *cls, enum MHD_ValueKind kind, const char *key, size_t key_size,
+                                const char *value, size_t value_size) {
+        const char **field = cls;
+
+        if (strlen(key) != key_size || (value && strlen(value) != value_size)) {
+                *field = key;
+                return MHD_NO;
+        }
+        return MHD_YES;
+}
+
+/* The query parameter or header that holds a NUL ("path" for the path), or NULL when none does:
+ * it would be cut where C strings take over. (libmicrohttpd 0.9.75 reports a header's length up
+ * to a raw NUL byte, so there it is cut before this sees it.) */
+static const char *request_nul_field(CompatRequest *req) {
+        const char *field = NULL;
+
+        (void) MHD_get_connection_values_n(req->connection, MHD_HEADER_KIND | MHD_GET_ARGUMENT_KIND, find_nul,
+                                           &field);
+        if (!field && req->uri_nul)
+                field = "path";
+        return field;
+}
+
 /* What can be decided from the request line and headers alone (reference §2.2, then the limits):
  * answers and returns 1, or returns 0 with the route set. */
 static int screen(CompatRequest *req, const char *url, const char *method) {
         CompatHttp *h = req->http;
         unsigned long long announced;
-        const char *length;
+        const char *length, *nul_field;
 
         if (h->n_inflight >= COMPAT_INFLIGHT_MAX) {
                 log_debug("Refused a /v1 request: %u already in flight", h->n_inflight);
@@ -210,6 +261,14 @@ static int screen(CompatRequest *req, const char *url, const char *method) {
         }
         req->counted = true;
         h->n_inflight++;
+
+        nul_field = request_nul_field(req);
+        if (nul_field) {
+                _cleanup_free_ char *text = NULL;
+                if (asprintf(&text, "'%s' must not contain NUL (U+0000)", nul_field) < 0)
+                        return -ENOMEM;
+                return compat_answered(compat_reply_error(req, MHD_HTTP_BAD_REQUEST, text));
+        }
 
         if (compat_request_query(req, "token")) {
                 log_warning("Rejected a /v1 request with a token in its query string");
@@ -290,11 +349,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         CompatRequest *req = *con_cls;
         int r;
 
-        if (!req) {
+        if (!req || req == (void *) &uri_has_nul) {
+                bool uri_nul = req != NULL;
+
                 req = calloc(1, sizeof(*req));
                 if (!req)
                         return MHD_NO;
-                *req = (CompatRequest) { .http = h, .connection = c, .next = h->requests };
+                *req = (CompatRequest) { .http = h, .connection = c, .next = h->requests, .uri_nul = uri_nul };
                 if (h->requests)
                         h->requests->prev = req;
                 h->requests = req;
@@ -328,9 +389,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls, enum MHD_RequestTerminationCode toe) {
         CompatRequest *req = *con_cls;
 
-        if (!req)
-                return;
         *con_cls = NULL;
+        if (!req || req == (void *) &uri_has_nul)
+                return;
         compat_request_unlink(req);
         /* Orphaned while waiting: whoever holds it answers (and so frees) it later. */
         if (req->dispatched && !req->answered)
@@ -339,10 +400,28 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls, en
                 compat_request_free(req);
 }
 
+/* The connection cap for a soft RLIMIT_NOFILE of nofile, as compat-http.h describes it (at least
+ * COMPAT_CONNECTIONS_MIN, so that /v1 serves at all under a tiny limit). */
+static unsigned compat_connection_limit(uint64_t nofile) {
+        uint64_t reserve = nofile / 2 > COMPAT_FD_RESERVE ? nofile / 2 : COMPAT_FD_RESERVE;
+
+        if (nofile <= reserve + COMPAT_CONNECTIONS_MIN)
+                return COMPAT_CONNECTIONS_MIN;
+        if (nofile - reserve > COMPAT_CONNECTIONS_MAX)
+                return COMPAT_CONNECTIONS_MAX;
+        return (unsigned) (nofile - reserve);
+}
+
 int compat_http_new(sd_event *event, int listen_fd, const CompatRoute *routes, void *userdata, CompatHttp **ret) {
         _cleanup_(compat_http_freep) CompatHttp *h = NULL;
         const union MHD_DaemonInfo *info;
+        struct rlimit rl;
+        unsigned limit;
         int fd, r;
+
+        if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+                return negative_errno();
+        limit = compat_connection_limit(rl.rlim_cur);
 
         h = calloc(1, sizeof(*h));
         if (!h)
@@ -357,10 +436,12 @@ int compat_http_new(sd_event *event, int listen_fd, const CompatRoute *routes, v
                 return negative_errno();
         h->mhd = MHD_start_daemon(MHD_USE_EPOLL | MHD_USE_ERROR_LOG | MHD_ALLOW_SUSPEND_RESUME, 0, NULL, NULL,
                                   on_request, h,
-                                  MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL,
+                                  MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, h,
                                   MHD_OPTION_LISTEN_SOCKET, fd,
-                                  MHD_OPTION_CONNECTION_TIMEOUT, (unsigned) 60,
+                                  MHD_OPTION_CONNECTION_LIMIT, limit,
+                                  MHD_OPTION_CONNECTION_TIMEOUT, COMPAT_IDLE_TIMEOUT_SEC,
                                   MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
+                                  MHD_OPTION_URI_LOG_CALLBACK, on_uri, h,
                                   MHD_OPTION_END);
         if (!h->mhd) {
                 close(fd);
@@ -385,6 +466,8 @@ int compat_http_new(sd_event *event, int listen_fd, const CompatRoute *routes, v
         if (r < 0)
                 return r;
         compat_http_rearm(h);
+        log_debug("/v1: at most %u connections (RLIMIT_NOFILE %llu), idle timeout %us", limit,
+                  (unsigned long long) rl.rlim_cur, COMPAT_IDLE_TIMEOUT_SEC);
         *ret = TAKE_PTR(h);
         return 0;
 }

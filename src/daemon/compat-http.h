@@ -18,11 +18,24 @@
  * routing), then the limits: at most COMPAT_INFLIGHT_MAX requests at once (429 daemon_busy),
  * the route's body size (413), at most COMPAT_STREAMS_MAX event streams (429 too_many_streams).
  * The handler runs once the whole body is in.
+ *
+ * Connections are bounded so that no number of them starves the rest of the daemon of file
+ * descriptors: at most COMPAT_CONNECTIONS_MAX, and never more than RLIMIT_NOFILE less a reserve
+ * of half the limit (at least COMPAT_FD_RESERVE) for the bus, polkit's system bus connection and
+ * /proc reads, the stores (SQLite's databases and journals), and each mesh's worker socket pair
+ * and pidfd. Connections beyond wait in the socket's backlog, holding none of the daemon's
+ * descriptors, until a slot frees. A connection that sends and receives nothing for
+ * COMPAT_IDLE_TIMEOUT_SEC (in its headers, its body, or between requests) is closed; suspended
+ * ones (a request waiting for its answer, an event stream between writes) are not timed.
  */
 
 #define COMPAT_INFLIGHT_MAX 64u
 #define COMPAT_STREAMS_MAX 32u
 #define COMPAT_KEEPALIVE_USEC (15 * USEC_PER_SEC)
+#define COMPAT_CONNECTIONS_MAX 1024u
+#define COMPAT_CONNECTIONS_MIN 4u
+#define COMPAT_FD_RESERVE 128u
+#define COMPAT_IDLE_TIMEOUT_SEC 10u
 
 typedef struct CompatHttp CompatHttp;
 typedef struct CompatRequest CompatRequest;

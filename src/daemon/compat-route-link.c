@@ -111,14 +111,18 @@ int compat_route_peers(CompatRequest *req, void *userdata) {
         return compat_authorize(req, userdata, POLKIT_ACTION_READ, list_peers);
 }
 
-/* A JSON member as profile_update_set() checks it; strings points into it. */
+/* A JSON member as profile_update_set() checks it; strings points into it. -EILSEQ when a string
+ * in it holds a NUL. */
 static int json_profile_value(json_object *o, ProfileValue *v, const char ***strings) {
         size_t n;
+        int r;
 
         *v = (ProfileValue) { .type = PROFILE_VALUE_OTHER };
-        if (json_object_is_type(o, json_type_string))
-                *v = (ProfileValue) { .type = PROFILE_VALUE_STRING, .string = json_object_get_string(o) };
-        else if (json_object_is_type(o, json_type_boolean))
+        if (json_object_is_type(o, json_type_string)) {
+                *v = (ProfileValue) { .type = PROFILE_VALUE_STRING };
+                return json_string_get_strict(o, &v->string);
+        }
+        if (json_object_is_type(o, json_type_boolean))
                 *v = (ProfileValue) { .type = PROFILE_VALUE_BOOLEAN, .boolean = json_object_get_boolean(o) };
         else if (json_object_is_type(o, json_type_array)) {
                 n = json_object_array_length(o);
@@ -126,10 +130,11 @@ static int json_profile_value(json_object *o, ProfileValue *v, const char ***str
                 if (!*strings)
                         return -ENOMEM;
                 for (size_t i = 0; i < n; i++) {
-                        json_object *e = json_object_array_get_idx(o, i);
-                        if (!json_object_is_type(e, json_type_string))
-                                return 0;
-                        (*strings)[i] = json_object_get_string(e);
+                        r = json_string_get_strict(json_object_array_get_idx(o, i), &(*strings)[i]);
+                        if (r == -EINVAL)
+                                return 0; /* not a list of strings: profile_update_set() says so */
+                        if (r < 0)
+                                return r;
                 }
                 *v = (ProfileValue) { .type = PROFILE_VALUE_STRINGS, .strings = *strings };
         }
@@ -154,12 +159,16 @@ static int set_profile(CompatRequest *req, Manager *m) {
                 ProfileValue v;
 
                 if (streq(key, "mesh")) {
-                        if (!json_object_is_type(value, json_type_string))
+                        r = compat_json_string(req, body, "mesh", "'mesh' must be a string", &mesh);
+                        if (r != 0)
+                                return r < 0 ? r : 0;
+                        if (!mesh)
                                 return compat_reply_error(req, MHD_HTTP_BAD_REQUEST, "'mesh' must be a string");
-                        mesh = json_object_get_string(value);
                         continue;
                 }
                 r = json_profile_value(value, &v, &strings);
+                if (r == -EILSEQ)
+                        return compat_reply_nul(req, key);
                 if (r >= 0)
                         r = profile_update_set(&update, key, &v, &error);
                 if (r < 0)

@@ -57,18 +57,7 @@ static void reply_sent(const SendRequest *req, const OutboxAcceptResult *res, co
         (void) compat_reply(http, status, body);
 }
 
-/* A string field: 1 and *ret set, 0 when absent or null, -EINVAL when another type. */
-static int string_field(json_object *o, const char *key, const char **ret) {
-        json_object *v;
-
-        *ret = NULL;
-        if (!json_object_object_get_ex(o, key, &v) || !v)
-                return 0;
-        if (!json_object_is_type(v, json_type_string))
-                return -EINVAL;
-        *ret = json_object_get_string(v);
-        return 1;
-}
+#define PRIORITY_ERROR "priority must be 'now' | 'next' | 'low'"
 
 /* Upstream trims "to" and the ids (JavaScript's trim()); the copy lives in buf. */
 static char *trim(const char *s, char **buf) {
@@ -99,24 +88,35 @@ int compat_route_send(CompatRequest *req, void *userdata) {
         if (r != 0)
                 return r < 0 ? r : 0;
 
-        if (string_field(body, "to", &to) <= 0 || !trim(to, &to_buf) || !to_buf[0])
-                return compat_reply_error(req, MHD_HTTP_BAD_REQUEST, "missing 'to'");
-        if (string_field(body, "message", &message) <= 0 || !message[0])
-                return compat_reply_error(req, MHD_HTTP_BAD_REQUEST, "missing 'message'");
-        if (string_field(body, "priority", &priority) < 0 ||
-            (priority && !streq(priority, "now") && !streq(priority, "next") && !streq(priority, "low")))
-                return compat_reply_error(req, MHD_HTTP_BAD_REQUEST, "priority must be 'now' | 'next' | 'low'");
-        if (json_object_object_get_ex(body, "meta", &meta) && meta) {
+        /* Upstream's texts for a missing or mistyped field; a NUL anywhere is refused (the message
+         * too: a D-Bus string cannot carry one either, so both front-ends take the same bodies). */
+        r = compat_json_string(req, body, "to", "missing 'to'", &to);
+        if (r == 0 && (!trim(to, &to_buf) || !to_buf[0]))
+                r = compat_answered(compat_reply_error(req, MHD_HTTP_BAD_REQUEST, "missing 'to'"));
+        if (r == 0)
+                r = compat_json_string(req, body, "message", "missing 'message'", &message);
+        if (r == 0 && (!message || !message[0]))
+                r = compat_answered(compat_reply_error(req, MHD_HTTP_BAD_REQUEST, "missing 'message'"));
+        if (r == 0)
+                r = compat_json_string(req, body, "priority", PRIORITY_ERROR, &priority);
+        if (r == 0 && priority && !streq(priority, "now") && !streq(priority, "next") && !streq(priority, "low"))
+                r = compat_answered(compat_reply_error(req, MHD_HTTP_BAD_REQUEST, PRIORITY_ERROR));
+        if (r == 0 && json_object_object_get_ex(body, "meta", &meta) && meta) {
                 if (!json_object_is_type(meta, json_type_object))
-                        return compat_reply_error(req, MHD_HTTP_BAD_REQUEST, "'meta' must be an object");
-                meta_text = json_object_to_json_string_ext(meta, JSON_C_TO_STRING_PLAIN);
+                        r = compat_answered(compat_reply_error(req, MHD_HTTP_BAD_REQUEST, "'meta' must be an object"));
+                else
+                        /* Written with each string's length: a "\u0000" in a value stays one, as it
+                         * does in the Send method's meta text. */
+                        meta_text = json_object_to_json_string_ext(meta, JSON_C_TO_STRING_PLAIN);
         }
-        if (string_field(body, "reply_to_id", &reply_to_id) < 0)
-                return compat_reply_error(req, MHD_HTTP_BAD_REQUEST, "'reply_to_id' must be a string");
-        if (string_field(body, "mesh", &mesh) < 0)
-                return compat_reply_error(req, MHD_HTTP_BAD_REQUEST, "'mesh' must be a string");
-        if (string_field(body, "client_message_id", &id) < 0)
-                return compat_reply_error(req, MHD_HTTP_BAD_REQUEST, "'client_message_id' must be a string");
+        if (r == 0)
+                r = compat_json_string(req, body, "reply_to_id", "'reply_to_id' must be a string", &reply_to_id);
+        if (r == 0)
+                r = compat_json_string(req, body, "mesh", "'mesh' must be a string", &mesh);
+        if (r == 0)
+                r = compat_json_string(req, body, "client_message_id", "'client_message_id' must be a string", &id);
+        if (r != 0)
+                return r < 0 ? r : 0;
         key = compat_request_header(req, "Idempotency-Key");
         if ((id && !trim(id, &id_buf)) || (key && !trim(key, &key_buf)))
                 return -ENOMEM;

@@ -258,20 +258,6 @@ static void requeue_body_done(RequeueBody *b) {
         json_object_put(b->json);
 }
 
-/* A string field: 0 with *ret set (NULL when absent or null), or 1 after answering 400. */
-static int string_field(CompatRequest *req, json_object *o, const char *key, const char *wrong_type,
-                        const char **ret) {
-        json_object *v;
-
-        *ret = NULL;
-        if (!json_object_object_get_ex(o, key, &v) || !v)
-                return 0;
-        if (!json_object_is_type(v, json_type_string))
-                return compat_answered(compat_reply_error(req, MHD_HTTP_BAD_REQUEST, wrong_type));
-        *ret = json_object_get_string(v);
-        return 0;
-}
-
 /* 0 with *b set, or 1 after answering 400 (bad body, missing id, invalid new id or aborted_by)
  * or 503. */
 static int requeue_body(CompatRequest *req, Manager *m, RequeueBody *b) {
@@ -282,14 +268,14 @@ static int requeue_body(CompatRequest *req, Manager *m, RequeueBody *b) {
         r = compat_read_json_object(req, &b->json);
         if (r != 0)
                 return r;
-        r = string_field(req, b->json, "id", "missing 'id'", &b->id);
+        r = compat_json_string(req, b->json, "id", "missing 'id'", &b->id);
         if (r == 0 && (!b->id || !b->id[0]))
                 r = compat_answered(compat_reply_error(req, MHD_HTTP_BAD_REQUEST, "missing 'id'"));
         if (r == 0)
-                r = string_field(req, b->json, "new_client_message_id", "'new_client_message_id' must be a string",
+                r = compat_json_string(req, b->json, "new_client_message_id", "'new_client_message_id' must be a string",
                                  &b->new_client_message_id);
         if (r == 0)
-                r = string_field(req, b->json, "aborted_by", "'aborted_by' must be a string", &b->aborted_by);
+                r = compat_json_string(req, b->json, "aborted_by", "'aborted_by' must be a string", &b->aborted_by);
         if (r == 0 && manager_requeue_check(m, b->new_client_message_id, b->aborted_by, &error) < 0)
                 r = compat_answered(compat_reply_bus_error(req, &error));
         return r;

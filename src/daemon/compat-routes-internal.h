@@ -38,9 +38,18 @@ int compat_reply_failure(CompatRequest *req, int r, const sd_bus_error *error);
 /* The peer of req as polkit's subject; AccessDenied with a sentence when it cannot be told. */
 int compat_identify_caller(CompatRequest *req, Caller *ret, sd_bus_error *error);
 
-/* The body as a JSON object. 0 with *ret set, or 1 after answering 400 "invalid JSON" or
- * "expected JSON object". */
+/* The body as a JSON object. 0 with *ret set, or 1 after answering 400 "invalid JSON",
+ * "expected JSON object" or, for a member name holding U+0000, "a member name contains NUL". */
 int compat_read_json_object(CompatRequest *req, json_object **ret);
+
+/* NUL (U+0000) in a string field, the query or a header would be cut where C strings and D-Bus
+ * take over: such requests are refused, never shortened. 400 "'field' must not contain NUL
+ * (U+0000)". */
+int compat_reply_nul(CompatRequest *req, const char *field);
+
+/* The string member key of o: 0 with *ret set (NULL when absent or null), or 1 after answering
+ * 400: wrong_type when it is another type, compat_reply_nul() when it holds a NUL. */
+int compat_json_string(CompatRequest *req, json_object *o, const char *key, const char *wrong_type, const char **ret);
 
 /* key: value, or key: null when value is NULL. -ENOMEM when out of memory. */
 int compat_json_add_string(json_object *o, const char *key, const char *value);

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -125,6 +126,8 @@ int compat_read_json_object(CompatRequest *req, json_object **ret) {
         r = json_parse_strict(text, size, &o);
         if (r == -EBADMSG)
                 r = compat_reply_error(req, MHD_HTTP_BAD_REQUEST, "invalid JSON");
+        else if (r == -EILSEQ)
+                r = compat_reply_error(req, MHD_HTTP_BAD_REQUEST, "a member name contains NUL (U+0000)");
         else if (r >= 0 && !json_object_is_type(o, json_type_object))
                 r = compat_reply_error(req, MHD_HTTP_BAD_REQUEST, "expected JSON object");
         else if (r >= 0) {
@@ -132,6 +135,24 @@ int compat_read_json_object(CompatRequest *req, json_object **ret) {
                 return 0;
         }
         return compat_answered(r);
+}
+
+int compat_reply_nul(CompatRequest *req, const char *field) {
+        _cleanup_free_ char *text = NULL;
+
+        if (asprintf(&text, "'%s' must not contain NUL (U+0000)", field) < 0)
+                return -ENOMEM;
+        return compat_reply_error(req, MHD_HTTP_BAD_REQUEST, text);
+}
+
+int compat_json_string(CompatRequest *req, json_object *o, const char *key, const char *wrong_type, const char **ret) {
+        int r = json_member_string_strict(o, key, ret);
+
+        if (r == -EINVAL)
+                return compat_answered(compat_reply_error(req, MHD_HTTP_BAD_REQUEST, wrong_type));
+        if (r == -EILSEQ)
+                return compat_answered(compat_reply_nul(req, key));
+        return r < 0 ? r : 0;
 }
 
 int compat_json_add_string(json_object *o, const char *key, const char *value) {

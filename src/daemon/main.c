@@ -3,6 +3,7 @@
 #include <stdbool.h>
 #include <signal.h>
 #include <stdio.h>
+#include <sys/resource.h>
 #include <systemd/sd-daemon.h>
 
 #include "config-build.h"
@@ -74,6 +75,30 @@ static int parse_argv(int argc, char *argv[]) {
         return 1;
 }
 
+/* The soft RLIMIT_NOFILE up to the hard one, as systemd's rlimit_nofile_bump() does: the soft
+ * 1024 is for select(), which nothing here uses (sd-event, sd-bus and libmicrohttpd poll with
+ * epoll). The /v1 connection cap is derived from the result (compat-http.h); the worker sets its
+ * own small limit. */
+static void rlimit_nofile_bump(void) {
+        struct rlimit rl;
+        int r;
+
+        if (getrlimit(RLIMIT_NOFILE, &rl) < 0) {
+                r = negative_errno();
+                log_warning_errno(r, "Cannot read RLIMIT_NOFILE: %s", STRERROR(r));
+                return;
+        }
+        if (rl.rlim_cur >= rl.rlim_max)
+                return;
+        rl.rlim_cur = rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &rl) < 0) {
+                r = negative_errno();
+                log_warning_errno(r, "Cannot raise the soft RLIMIT_NOFILE to %llu: %s",
+                                  (unsigned long long) rl.rlim_max, STRERROR(r));
+        } else
+                log_debug("Raised the soft RLIMIT_NOFILE to %llu", (unsigned long long) rl.rlim_max);
+}
+
 static int on_terminate(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
         Manager *m = userdata;
 
@@ -101,6 +126,8 @@ static int run(int argc, char *argv[]) {
         r = parse_argv(argc, argv);
         if (r <= 0)
                 return r;
+
+        rlimit_nofile_bump();
 
         log_event(LOG_INFO, CM_MESSAGE_DAEMON_STARTED, LOG_FIELDS({ "CLAUDEMESH_VERSION", PACKAGE_VERSION }),
                   "claudemeshd %s starting", PACKAGE_VERSION);
