@@ -50,6 +50,11 @@ const char *conn_routing_key(const Conn *c) {
         return c->session_pubkey[0] ? c->session_pubkey : c->member_pubkey;
 }
 
+const char *conn_sender_scope(const Conn *c) {
+        /* A session_hello connection's scope will be its session pubkey (DECISIONS rule 17). */
+        return c->member_id;
+}
+
 bool conn_is_live(const Conn *c) {
         return c->is_ws && c->hello_done && !c->closing;
 }

@@ -102,6 +102,9 @@ int server_run(const BrokerOptions *opts);
 
 /* The key the mesh routes to this connection by: its session pubkey, else its member's. */
 const char *conn_routing_key(const Conn *c);
+/* Whose client_message_ids a send is deduplicated among (DECISIONS rule 16): the sending
+ * member. Valid once hello_done. */
+const char *conn_sender_scope(const Conn *c);
 bool conn_is_live(const Conn *c);
 
 /* Serialises o and queues it as one text frame. Does not take o's reference. */
