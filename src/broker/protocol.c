@@ -22,6 +22,7 @@ static const struct {
         { "set_summary", FRAME_SET_SUMMARY },
         { "set_visible", FRAME_SET_VISIBLE },
         { "set_profile", FRAME_SET_PROFILE },
+        { "topic_list",  FRAME_TOPIC_LIST },
 };
 
 static void set_error(ProtocolError *e, const char *code, const char *message) {

@@ -30,6 +30,7 @@ typedef enum FrameType {
         FRAME_SET_SUMMARY,
         FRAME_SET_VISIBLE,
         FRAME_SET_PROFILE,
+        FRAME_TOPIC_LIST,
         FRAME_UNKNOWN,
 } FrameType;
 

@@ -15,6 +15,7 @@
 #include "retention.h"
 #include "server.h"
 #include "time-util.h"
+#include "topic.h"
 
 #define OUT_QUEUE_MAX ((size_t) 32 << 20)   /* a peer this far behind is cut, not buffered */
 #define SHUTDOWN_GRACE_MS 1000
@@ -196,6 +197,9 @@ static void dispatch(Conn *c, const char *data, size_t size) {
                 break;
         case FRAME_SET_PROFILE:
                 presence_handle_set_profile(c, &f);
+                break;
+        case FRAME_TOPIC_LIST:
+                topic_handle_list(c, &f);
                 break;
         case FRAME_UNKNOWN:
                 /* Upstream ignores unknown types silently; a client then waits for a timeout. */

@@ -5,6 +5,7 @@ message type, error frames instead of silence, routing kinds, session replacemen
 the frame limit."""
 
 import asyncio
+import calendar
 import json
 import os
 import ssl
@@ -424,7 +425,42 @@ test_tls.broker_args = ["--tls-cert", os.path.join(CERT_DIR.name, "cert.pem"),
                         "--tls-key", os.path.join(CERT_DIR.name, "key.pem")]
 
 
+async def test_topic_list(b):
+    m = b.mesh()
+    other = b.mesh("other")
+    alice = bt.Client(b, b.member(m["id"], "alice"))
+    b.member(m["id"], "bob")
+    b.member(m["id"], "carol")
+    b.admin("member", "revoke", m["id"], "carol")
+    b.member(other["id"], "zed")
+    await alice.connect()
+    await alice.send_json({"type": "topic_list", "_reqId": "early"})
+    assert (await alice.expect("error"))["code"] == "no_hello"
+    await alice.hello()
+
+    await alice.send_json({"type": "topic_list", "_reqId": "t-0"})
+    assert await alice.expect("topic_list_response") == {"type": "topic_list_response", "topics": [], "_reqId": "t-0"}
+
+    before = time.time()
+    general = json.loads(b.admin("topic", "create", m["id"], "general").stdout)
+    deploys = json.loads(b.admin("topic", "create", m["id"], "deploys").stdout)
+    b.admin("topic", "create", other["id"], "secret")
+    await alice.send_json({"type": "topic_list"})
+    r = await alice.expect("topic_list_response")
+    assert set(r) == {"type", "topics"}, r  # no _reqId asked, none sent
+    assert [t["name"] for t in r["topics"]] == ["deploys", "general"], r
+    for t, made in zip(r["topics"], (deploys, general)):
+        assert set(t) == {"id", "name", "description", "visibility", "memberCount", "createdAt"}, t
+        assert t["id"] == made["id"] and t["description"] is None and t["visibility"] == "public", t
+        assert t["memberCount"] == 2, t  # alice and bob; carol is revoked
+        created = calendar.timegm(time.strptime(t["createdAt"][:19], "%Y-%m-%dT%H:%M:%S"))
+        assert t["createdAt"].endswith("Z") and before - 2 <= created <= time.time() + 2, t
+    # The id it lists is the one a topic send takes.
+    ack = await alice.send("#" + r["topics"][1]["id"], "hello")
+    assert ack["queued"] is True, ack
+
+
 if __name__ == "__main__":
     bt.run([test_hello_ack_and_features, test_health_and_paths, test_no_hello_first, test_hello_rejections,
             test_capacity, test_malformed_frames_get_errors, test_presence_messages, test_presence_grace,
-            test_routing, test_session_replaced, test_session_keys_are_per_member, test_frame_limit, test_tls])
+            test_routing, test_session_replaced, test_session_keys_are_per_member, test_frame_limit, test_tls, test_topic_list])
