@@ -7,7 +7,6 @@
 
 #include "protocol.h"
 
-#define HELLO_SKEW_MS 60000
 #define JSON_DEPTH_MAX 32
 
 static const struct {

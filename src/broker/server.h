@@ -94,6 +94,8 @@ struct Server {
         lws_sorted_usec_list_t purge_sul;
         lws_sorted_usec_list_t ghost_sul;
         Ghost *ghosts;                   /* closed sessions in their presence grace */
+        size_t hello_seen_n;             /* rows in temp.hello_seen */
+        bool hello_seen_warned;
         bool lease_sul_armed;
         bool shutting_down;
 };

@@ -460,7 +460,37 @@ async def test_topic_list(b):
     assert ack["queued"] is True, ack
 
 
+async def test_hello_replay(b):
+    """A captured hello cannot be played back within its ±60 s window, not even with other
+    unsigned fields or the signature spelled in uppercase; a fresh hello is accepted."""
+    m = b.mesh()
+    entry = b.member(m["id"], "alice")
+    first = bt.Client(b, entry)
+    captured = first.hello_frame()
+    await first.connect()
+    await first.send_json(captured)
+    await first.expect("hello_ack")
+
+    thief = bt.Client(b, entry)
+    err = await reject(b, entry, "replayed", 1008, "replayed", client=thief, **captured)
+    assert err["message"] == "hello rejected: replayed (this signed hello was already used)", err
+    await reject(b, entry, "replayed", 1008, "replayed", **dict(captured, sessionPubkey=bt.Client(b, entry).session_pubkey,
+                                                              sessionId="other"))
+    await reject(b, entry, "replayed", 1008, "replayed", **dict(captured, signature=captured["signature"].upper()))
+    # Still refused once the first connection is gone.
+    first.ws.transport.abort()
+    await reject(b, entry, "replayed", 1008, "replayed", **captured)
+    # A rejected hello (bad signature) is not remembered and burns nothing.
+    await reject(b, entry, "bad_signature", 1008, "bad_signature", **dict(captured, timestamp=captured["timestamp"] + 1))
+    again = bt.Client(b, entry)
+    await again.hello()
+    await again.send_json({"type": "list_peers"})
+    await again.expect("peers_list")
+    assert "replayed an already used hello" in b.logtext()
+
+
 if __name__ == "__main__":
     bt.run([test_hello_ack_and_features, test_health_and_paths, test_no_hello_first, test_hello_rejections,
             test_capacity, test_malformed_frames_get_errors, test_presence_messages, test_presence_grace,
-            test_routing, test_session_replaced, test_session_keys_are_per_member, test_frame_limit, test_tls, test_topic_list])
+            test_routing, test_session_replaced, test_session_keys_are_per_member, test_frame_limit, test_tls, test_topic_list,
+            test_hello_replay])
