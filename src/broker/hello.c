@@ -336,6 +336,7 @@ int hello_handle(Conn *c, const Frame *f) {
         if (adopt_identity(c, &h, &member) < 0)
                 return reject(c, "internal", "out of memory", 1011, "internal");
         c->hello_done = true;
+        gate_authenticated(&s->gate, c->wsi);
 
         unsigned replaced = replace_older(c);
         bool reattached = presence_reattach(c);

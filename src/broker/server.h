@@ -14,6 +14,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "gate.h"
 #include "ids.h"
 #include "store.h"
 
@@ -35,6 +36,9 @@ typedef struct BrokerOptions {
         unsigned message_retention_days;
         unsigned purge_interval_sec;
         unsigned presence_grace_sec;     /* 0: peer_left as soon as the socket closes */
+        unsigned hello_timeout_sec;      /* a connection without an accepted hello is closed */
+        unsigned max_unauthenticated;    /* connections waiting for their hello, in total */
+        unsigned max_unauthenticated_per_address;
         bool legacy;                     /* no features on hello_ack, no client_ack leases */
 } BrokerOptions;
 
@@ -87,6 +91,7 @@ struct Server {
         BrokerOptions opts;
         Store *store;
         struct lws_context *ctx;
+        Gate gate;
         Conn *conns;
         uint64_t next_serial;
         lws_sorted_usec_list_t ping_sul;
