@@ -112,11 +112,11 @@ async def test_half_open_flood(b):
 
 async def test_hello_deadline(b):
     m = b.mesh()
+    start = time.monotonic()  # before the broker accepts either: its deadline runs later
     raw = tcp(b)
     ws = await websockets.connect(b.url, ping_interval=None, open_timeout=bt.TIMEOUT)
     member = bt.Client(b, b.member(m["id"], "alice"))
     await member.hello()
-    start = time.monotonic()
     err = json.loads(await asyncio.wait_for(ws.recv(), 5))
     try:
         await asyncio.wait_for(ws.recv(), 5)
@@ -124,7 +124,7 @@ async def test_hello_deadline(b):
         pass
     assert err == {"type": "error", "code": "hello_timeout", "message": "no hello within 1 s"}, err
     assert (ws.close_code, ws.close_reason) == (1008, "hello_timeout"), (ws.close_code, ws.close_reason)
-    assert 0.5 <= time.monotonic() - start, time.monotonic() - start
+    assert time.monotonic() - start >= 1.0, "closed before its deadline"
     assert await wait_closed([raw], {0}) == {0}
     # The member that said hello in time stays.
     await member.send_json({"type": "list_peers", "_reqId": "still"})
