@@ -104,16 +104,17 @@ static void derive_fingerprint(const SendRequest *req, const char *destination_r
 }
 
 /* 1 and *ret filled when the row exists, 0 when not, negative errno on failure. */
-static int dedupe_lookup(Store *s, const char *mesh_id, const char *client_message_id, DedupeRow *ret) {
+static int dedupe_lookup(Store *s, const Conn *c, const char *client_message_id, DedupeRow *ret) {
         sqlite3_stmt *st = store_stmt(s,
                 "SELECT broker_message_id, request_fingerprint, history_available, first_seen_at"
-                "  FROM client_message_dedupe WHERE mesh_id = ?1 AND client_message_id = ?2");
+                "  FROM client_message_dedupe WHERE mesh_id = ?1 AND sender_scope = ?2 AND client_message_id = ?3");
         int rc, r = 0;
 
         if (!st)
                 return -EIO;
-        sqlite3_bind_text(st, 1, mesh_id, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 2, client_message_id, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 1, c->mesh_id, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, conn_sender_scope(c), -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 3, client_message_id, -1, SQLITE_STATIC);
         rc = sqlite3_step(st);
         if (rc == SQLITE_ROW) {
                 *ret = (DedupeRow) {
@@ -274,8 +275,8 @@ static int insert_message(Conn *c, const SendRequest *req, const Accepted *a, co
         sqlite3_stmt *st = store_stmt(s,
                 "INSERT INTO message (id, mesh_id, sender_member_id, sender_pubkey, sender_member_pubkey,"
                 "  sender_name, target_spec, priority, nonce, ciphertext, created_at, client_message_id,"
-                "  request_fingerprint, reply_to_id, topic_id)"
-                " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)");
+                "  request_fingerprint, reply_to_id, topic_id, sender_scope)"
+                " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)");
         if (!st)
                 return -EIO;
         sqlite3_bind_text(st, 1, a->message_id, -1, SQLITE_STATIC);
@@ -299,6 +300,7 @@ static int insert_message(Conn *c, const SendRequest *req, const Accepted *a, co
                 sqlite3_bind_text(st, 14, req->reply_to_id, -1, SQLITE_STATIC);
         if (topic_id)
                 sqlite3_bind_text(st, 15, topic_id, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 16, conn_sender_scope(c), -1, SQLITE_STATIC);
         return store_step_done(s, st);
 }
 
@@ -357,9 +359,9 @@ static int claim_dedupe(Conn *c, const SendRequest *req, const uint8_t *fingerpr
         Store *s = c->server->store;
         sqlite3_stmt *st = store_stmt(s,
                 "INSERT INTO client_message_dedupe (mesh_id, client_message_id, broker_message_id,"
-                "  request_fingerprint, destination_kind, destination_ref, first_seen_at, expires_at)"
-                " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
-                " ON CONFLICT (mesh_id, client_message_id) DO NOTHING");
+                "  request_fingerprint, destination_kind, destination_ref, first_seen_at, expires_at, sender_scope)"
+                " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
+                " ON CONFLICT (mesh_id, sender_scope, client_message_id) DO NOTHING");
         int r;
 
         if (!st)
@@ -372,10 +374,11 @@ static int claim_dedupe(Conn *c, const SendRequest *req, const uint8_t *fingerpr
         sqlite3_bind_text(st, 6, destination_ref, -1, SQLITE_STATIC);
         sqlite3_bind_int64(st, 7, a->created_at);
         sqlite3_bind_int64(st, 8, a->created_at + (int64_t) c->server->opts.dedupe_retention_days * MS_PER_DAY);
+        sqlite3_bind_text(st, 9, conn_sender_scope(c), -1, SQLITE_STATIC);
         r = store_step_done(s, st);
         if (r < 0)
                 return r;
-        return store_changes(s) == 1; /* 0: another request holds the id */
+        return store_changes(s) == 1; /* 0: an earlier request of this sender holds the id */
 }
 
 typedef enum AcceptOutcome {
@@ -397,7 +400,7 @@ static int accept_tx(Conn *c, const SendRequest *req, const uint8_t *fingerprint
         if (req->client_message_id) {
                 r = claim_dedupe(c, req, fingerprint, destination_ref, a);
                 if (r == 0) {
-                        r = dedupe_lookup(s, c->mesh_id, req->client_message_id, existing);
+                        r = dedupe_lookup(s, c, req->client_message_id, existing);
                         store_rollback(s);
                         return r < 0 ? r : r == 0 ? -EIO : ACCEPT_EXISTING;
                 }
@@ -467,7 +470,7 @@ void accept_handle_send(Conn *c, const Frame *f) {
 
         /* B0: retries of committed ids are answered here and never spend rate budget. */
         if (req.client_message_id) {
-                r = dedupe_lookup(s->store, c->mesh_id, req.client_message_id, &existing);
+                r = dedupe_lookup(s->store, c, req.client_message_id, &existing);
                 if (r > 0) {
                         send_ack_existing(c, &req, fingerprint, &existing);
                         return;

@@ -177,24 +177,33 @@ void delivery_drain(Conn *c) {
         }
 }
 
+/* An ack by clientMessageId alone names the message this recipient is owed with that id.
+ * Ids are scoped to their sender (DECISIONS rule 16), so two senders' messages may share one:
+ * such an ack is ambiguous and ignored, and the pushes stay leased until acknowledged by
+ * brokerMessageId, rather than one sender's message being acknowledged for the other's. */
 static const char *resolve_message_id(Conn *c, const ClientAckRequest *a, char buf[static BROKER_ID_LEN + 1]) {
         sqlite3_stmt *st;
+        int n = 0;
 
         if (a->broker_message_id)
                 return a->broker_message_id;
         st = store_stmt(c->server->store,
-                        "SELECT id FROM message WHERE mesh_id = ?1 AND client_message_id = ?2");
+                        "SELECT DISTINCT m.id FROM message m JOIN delivery d ON d.message_id = m.id"
+                        " WHERE m.mesh_id = ?1 AND m.client_message_id = ?2 AND d.recipient_pubkey IN (?3, ?4)"
+                        " LIMIT 2");
         if (!st)
                 return NULL;
         sqlite3_bind_text(st, 1, c->mesh_id, -1, SQLITE_STATIC);
         sqlite3_bind_text(st, 2, a->client_message_id, -1, SQLITE_STATIC);
-        const char *id = NULL;
-        if (sqlite3_step(st) == SQLITE_ROW) {
+        sqlite3_bind_text(st, 3, conn_routing_key(c), -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 4, c->member_pubkey, -1, SQLITE_STATIC);
+        while (sqlite3_step(st) == SQLITE_ROW && ++n == 1)
                 snprintf(buf, BROKER_ID_LEN + 1, "%s", (const char *) sqlite3_column_text(st, 0));
-                id = buf;
-        }
         sqlite3_reset(st);
-        return id;
+        if (n > 1)
+                log_debug("client_ack for client_message_id %s from %s is ambiguous; ignored.",
+                          a->client_message_id, c->presence_id);
+        return n == 1 ? buf : NULL;
 }
 
 void delivery_handle_client_ack(Conn *c, const Frame *f) {

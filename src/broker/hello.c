@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <sodium.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "delivery.h"
+#include "hex-util.h"
 #include "hello.h"
 #include "log.h"
 #include "presence.h"
@@ -14,6 +16,77 @@ static int reject(Conn *c, const char *code, const char *message, int close_code
         (void) conn_send_error(c, code, message, NULL);
         conn_close(c, close_code, close_reason);
         return -EACCES;
+}
+
+/* A signed hello stays valid for its ±60 s skew window, and plain ws:// lets anyone on the
+ * path capture it. Every verified signature is remembered until its timestamp has left the
+ * window (HELLO_SKEW_MS after it, plus a margin: at most ~125 s), and a second use is refused.
+ * The set is bounded: at HELLO_SEEN_MAX, the entry closest to expiry is forgotten, so only a
+ * member signing hellos faster than HELLO_SEEN_MAX per two minutes could make its own old
+ * hellos replayable again. */
+#define HELLO_SEEN_MAX 65536
+#define HELLO_SEEN_MARGIN_MS 5000
+
+int hello_init(Store *s) {
+        return store_exec(s,
+                          "CREATE TEMP TABLE hello_seen ("
+                          "  signature BLOB PRIMARY KEY, expires_at INTEGER NOT NULL) WITHOUT ROWID;"
+                          "CREATE INDEX temp.hello_seen_expires ON hello_seen(expires_at);");
+}
+
+static int seen_exec(Store *s, sqlite3_stmt *st, int *ret_changes) {
+        int r = store_step_done(s, st);
+        if (r >= 0 && ret_changes)
+                *ret_changes = store_changes(s);
+        return r;
+}
+
+/* 1 when the signature is new (now remembered), 0 when it was used before, negative errno. */
+static int hello_claim_signature(Server *s, const HelloRequest *h, int64_t now) {
+        uint8_t sig[crypto_sign_BYTES];
+        sqlite3_stmt *st;
+        int n = 0, r;
+
+        if (hex_decode(h->signature, sig, sizeof sig) < 0)
+                return -EINVAL;     /* hello_verify() has decoded it already */
+
+        st = store_stmt(s->store, "DELETE FROM temp.hello_seen WHERE expires_at < ?1");
+        if (!st)
+                return -EIO;
+        sqlite3_bind_int64(st, 1, now);
+        r = seen_exec(s->store, st, &n);
+        if (r < 0)
+                return r;
+        s->hello_seen_n -= (size_t) n;
+
+        st = store_stmt(s->store, "INSERT INTO temp.hello_seen (signature, expires_at) VALUES (?1, ?2)"
+                                  " ON CONFLICT (signature) DO NOTHING");
+        if (!st)
+                return -EIO;
+        sqlite3_bind_blob(st, 1, sig, sizeof sig, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 2, h->timestamp + HELLO_SKEW_MS + HELLO_SEEN_MARGIN_MS);
+        r = seen_exec(s->store, st, &n);
+        if (r < 0)
+                return r;
+        if (n == 0)
+                return 0;
+        if (++s->hello_seen_n <= HELLO_SEEN_MAX)
+                return 1;
+
+        st = store_stmt(s->store, "DELETE FROM temp.hello_seen WHERE signature ="
+                                  " (SELECT signature FROM temp.hello_seen ORDER BY expires_at LIMIT 1)");
+        if (!st)
+                return -EIO;
+        r = seen_exec(s->store, st, &n);
+        if (r < 0)
+                return r;
+        s->hello_seen_n -= (size_t) n;
+        if (!s->hello_seen_warned) {
+                log_warning("Over %d signed hellos within two minutes; forgetting the oldest to stay bounded.",
+                            HELLO_SEEN_MAX);
+                s->hello_seen_warned = true;
+        }
+        return 1;
 }
 
 static size_t connections_in_mesh(Server *s, const char *mesh_id) {
@@ -218,10 +291,22 @@ int hello_handle(Conn *c, const Frame *f) {
         if (h.mesh_id && connections_in_mesh(s, h.mesh_id) >= s->opts.max_connections_per_mesh)
                 return reject(c, "capacity", "mesh at connection capacity", 1008, "capacity");
 
-        why = hello_verify(&h, now_ms());
+        int64_t now = now_ms();
+        why = hello_verify(&h, now);
         if (why) {
                 snprintf(message, sizeof message, "hello rejected: %s", why);
                 return reject(c, why, message, 1008, why);
+        }
+        r = hello_claim_signature(s, &h, now);
+        if (r < 0) {
+                log_warning_errno(r, "Cannot record a hello signature: %s", STRERROR(r));
+                return reject(c, "internal", "broker database error, retry later", 1011, "internal");
+        }
+        if (r == 0) {
+                log_notice("Connection %llu replayed an already used hello of member %s; refused.",
+                           (unsigned long long) c->serial, h.member_id);
+                return reject(c, "replayed", "hello rejected: replayed (this signed hello was already used)",
+                              1008, "replayed");
         }
 
         r = member_lookup(s->store, h.mesh_id, h.pubkey, &member);
@@ -251,6 +336,7 @@ int hello_handle(Conn *c, const Frame *f) {
         if (adopt_identity(c, &h, &member) < 0)
                 return reject(c, "internal", "out of memory", 1011, "internal");
         c->hello_done = true;
+        gate_authenticated(&s->gate, c->wsi);
 
         unsigned replaced = replace_older(c);
         bool reattached = presence_reattach(c);

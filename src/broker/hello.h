@@ -8,10 +8,15 @@
  * routes another member's messages is refused (session_pubkey_in_use, 1008). On success:
  * close the connection it replaces (1000 "session_replaced"), hello_ack with the feature
  * bits, drain queued deliveries, announce peer_joined.
+ * Also ours: a hello whose signature was already used within its skew window is refused
+ * ("replayed", 1008), so a hello captured on plain ws:// cannot be played back.
  */
 
 #include "protocol.h"
 #include "server.h"
+
+/* Creates the in-memory table of recently used hello signatures. */
+int hello_init(Store *s);
 
 /* 0 on success, -EACCES when rejected (the close is queued), other negative errno on failure. */
 int hello_handle(Conn *c, const Frame *f);

@@ -40,6 +40,10 @@ static void help(void) {
                "  --message-retention-days N       message history kept (default 7)\n"
                "  --purge-interval SEC             retention job period (default 3600)\n"
                "  --presence-grace SEC             peer_left only after this long away (default 90)\n"
+               "  --hello-timeout SEC              close connections without a hello after (default 10)\n"
+               "  --max-unauthenticated N          connections waiting for their hello (default 256)\n"
+               "  --max-unauthenticated-per-address N\n"
+               "                                   of them from one address or IPv6 /64 (default 32)\n"
                "  -h --help, --version\n");
 }
 
@@ -100,7 +104,7 @@ int main(int argc, char *argv[]) {
         enum {
                 ARG_LISTEN = 0x100, ARG_DB, ARG_TLS_CERT, ARG_TLS_KEY, ARG_PING, ARG_LIVENESS, ARG_LEASE,
                 ARG_MAX_CONN, ARG_RATE_LIMIT, ARG_RATE_WINDOW, ARG_DEDUPE_DAYS, ARG_MESSAGE_DAYS, ARG_PURGE, ARG_GRACE,
-                ARG_LEGACY, ARG_VERSION,
+                ARG_LEGACY, ARG_VERSION, ARG_HELLO_TIMEOUT, ARG_MAX_UNAUTH, ARG_MAX_UNAUTH_ADDR,
         };
         static const struct option options[] = {
                 { "listen",                   required_argument, NULL, ARG_LISTEN },
@@ -117,6 +121,9 @@ int main(int argc, char *argv[]) {
                 { "message-retention-days",   required_argument, NULL, ARG_MESSAGE_DAYS },
                 { "purge-interval",           required_argument, NULL, ARG_PURGE },
                 { "presence-grace",           required_argument, NULL, ARG_GRACE },
+                { "hello-timeout",            required_argument, NULL, ARG_HELLO_TIMEOUT },
+                { "max-unauthenticated",      required_argument, NULL, ARG_MAX_UNAUTH },
+                { "max-unauthenticated-per-address", required_argument, NULL, ARG_MAX_UNAUTH_ADDR },
                 { "legacy",                   no_argument,       NULL, ARG_LEGACY },
                 { "help",                     no_argument,       NULL, 'h' },
                 { "version",                  no_argument,       NULL, ARG_VERSION },
@@ -195,6 +202,18 @@ int main(int argc, char *argv[]) {
                 case ARG_GRACE:
                         target = &o.presence_grace_sec;
                         min = 0;
+                        break;
+                case ARG_HELLO_TIMEOUT:
+                        target = &o.hello_timeout_sec;
+                        max = 3600;
+                        break;
+                case ARG_MAX_UNAUTH:
+                        target = &o.max_unauthenticated;
+                        max = 1000000;
+                        break;
+                case ARG_MAX_UNAUTH_ADDR:
+                        target = &o.max_unauthenticated_per_address;
+                        max = 1000000;
                         break;
                 case ARG_LEGACY:
                         o.legacy = true;

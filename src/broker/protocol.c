@@ -7,7 +7,6 @@
 
 #include "protocol.h"
 
-#define HELLO_SKEW_MS 60000
 #define JSON_DEPTH_MAX 32
 
 static const struct {
@@ -22,6 +21,7 @@ static const struct {
         { "set_summary", FRAME_SET_SUMMARY },
         { "set_visible", FRAME_SET_VISIBLE },
         { "set_profile", FRAME_SET_PROFILE },
+        { "topic_list",  FRAME_TOPIC_LIST },
 };
 
 static void set_error(ProtocolError *e, const char *code, const char *message) {

@@ -20,6 +20,7 @@
 #define CLIENT_MESSAGE_ID_MAX 128
 #define SUMMARY_MAX          4096
 #define FINGERPRINT_BYTES    32
+#define HELLO_SKEW_MS        60000  /* a hello's timestamp may be this far from now */
 
 typedef enum FrameType {
         FRAME_HELLO,
@@ -30,6 +31,7 @@ typedef enum FrameType {
         FRAME_SET_SUMMARY,
         FRAME_SET_VISIBLE,
         FRAME_SET_PROFILE,
+        FRAME_TOPIC_LIST,
         FRAME_UNKNOWN,
 } FrameType;
 

@@ -7,8 +7,9 @@ int ratelimit_init(Store *s) {
                           "  mesh_id TEXT NOT NULL, member_id TEXT NOT NULL, bucket INTEGER NOT NULL,"
                           "  used INTEGER NOT NULL, PRIMARY KEY (mesh_id, member_id, bucket)) WITHOUT ROWID;"
                           "CREATE TEMP TABLE rate_paid ("
-                          "  mesh_id TEXT NOT NULL, client_message_id TEXT NOT NULL, bucket INTEGER NOT NULL,"
-                          "  PRIMARY KEY (mesh_id, client_message_id, bucket)) WITHOUT ROWID;");
+                          "  mesh_id TEXT NOT NULL, member_id TEXT NOT NULL, client_message_id TEXT NOT NULL,"
+                          "  bucket INTEGER NOT NULL,"
+                          "  PRIMARY KEY (mesh_id, member_id, client_message_id, bucket)) WITHOUT ROWID;");
 }
 
 static int forget_old_buckets(Store *s, int64_t bucket) {
@@ -40,13 +41,15 @@ int ratelimit_consume(Store *s, unsigned limit, unsigned window_sec, const char 
                 return 1;
 
         if (client_message_id) {
+                /* Scoped to the member like the dedupe, so no one rides on another's payment. */
                 st = store_stmt(s, "SELECT 1 FROM temp.rate_paid WHERE mesh_id = ?1 AND client_message_id = ?2"
-                                   " AND bucket = ?3");
+                                   " AND bucket = ?3 AND member_id = ?4");
                 if (!st)
                         return -EIO;
                 sqlite3_bind_text(st, 1, mesh_id, -1, SQLITE_STATIC);
                 sqlite3_bind_text(st, 2, client_message_id, -1, SQLITE_STATIC);
                 sqlite3_bind_int64(st, 3, bucket);
+                sqlite3_bind_text(st, 4, member_id, -1, SQLITE_STATIC);
                 bool paid = sqlite3_step(st) == SQLITE_ROW;
                 sqlite3_reset(st);
                 if (paid)
@@ -88,13 +91,14 @@ int ratelimit_consume(Store *s, unsigned limit, unsigned window_sec, const char 
                 return r;
 
         if (client_message_id) {
-                st = store_stmt(s, "INSERT OR IGNORE INTO temp.rate_paid (mesh_id, client_message_id, bucket)"
-                                   " VALUES (?1, ?2, ?3)");
+                st = store_stmt(s, "INSERT OR IGNORE INTO temp.rate_paid (mesh_id, client_message_id, bucket, member_id)"
+                                   " VALUES (?1, ?2, ?3, ?4)");
                 if (!st)
                         return -EIO;
                 sqlite3_bind_text(st, 1, mesh_id, -1, SQLITE_STATIC);
                 sqlite3_bind_text(st, 2, client_message_id, -1, SQLITE_STATIC);
                 sqlite3_bind_int64(st, 3, bucket);
+                sqlite3_bind_text(st, 4, member_id, -1, SQLITE_STATIC);
                 r = store_step_done(s, st);
                 if (r < 0)
                         return r;

@@ -4,7 +4,7 @@
 /*
  * Idempotent send budget (followup 2). Each member has `limit` sends per fixed window. A send
  * with a client_message_id spends budget at most once per window: the key
- * (mesh, client_message_id, window bucket) records that it already paid, so two requests with
+ * (mesh, member, client_message_id, window bucket) records that it already paid, so two requests with
  * one id in one window cost one unit even when both miss the dedupe fast path (for example
  * when the first was rejected after paying). No refunds. State is in TEMP tables: a broker
  * restart starts every budget afresh, which errs on the side of letting clients through.

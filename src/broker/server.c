@@ -15,6 +15,7 @@
 #include "retention.h"
 #include "server.h"
 #include "time-util.h"
+#include "topic.h"
 
 #define OUT_QUEUE_MAX ((size_t) 32 << 20)   /* a peer this far behind is cut, not buffered */
 #define SHUTDOWN_GRACE_MS 1000
@@ -43,11 +44,19 @@ void broker_options_init(BrokerOptions *o) {
                 .message_retention_days = 7,
                 .purge_interval_sec = 3600,
                 .presence_grace_sec = 90,
+                .hello_timeout_sec = 10,
+                .max_unauthenticated = 256,
+                .max_unauthenticated_per_address = 32,
         };
 }
 
 const char *conn_routing_key(const Conn *c) {
         return c->session_pubkey[0] ? c->session_pubkey : c->member_pubkey;
+}
+
+const char *conn_sender_scope(const Conn *c) {
+        /* A session_hello connection's scope will be its session pubkey (DECISIONS rule 17). */
+        return c->member_id;
 }
 
 bool conn_is_live(const Conn *c) {
@@ -191,6 +200,9 @@ static void dispatch(Conn *c, const char *data, size_t size) {
                 break;
         case FRAME_SET_PROFILE:
                 presence_handle_set_profile(c, &f);
+                break;
+        case FRAME_TOPIC_LIST:
+                topic_handle_list(c, &f);
                 break;
         case FRAME_UNKNOWN:
                 /* Upstream ignores unknown types silently; a client then waits for a timeout. */
@@ -414,6 +426,13 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         case LWS_CALLBACK_CLOSED:
                 conn_closed(s, c);
                 return 0;
+        case LWS_CALLBACK_RAW_RX_FILE:
+                /* Only the listening socket is adopted as a raw file. */
+                gate_accept(&s->gate);
+                return 0;
+        case LWS_CALLBACK_WSI_DESTROY:
+                gate_wsi_destroyed(&s->gate, wsi);
+                return 0;
         default:
                 return lws_callback_http_dummy(wsi, reason, user, in, len);
         }
@@ -514,18 +533,24 @@ int server_run(const BrokerOptions *opts) {
         r = delivery_init(&s);
         if (r >= 0)
                 r = ratelimit_init(store);
+        if (r >= 0)
+                r = hello_init(store);
         if (r < 0)
                 return log_error_errno(r, "Cannot set up the in-memory tables: %s", STRERROR(r));
         (void) retention_purge(store, now_ms(), opts->message_retention_days, NULL);
 
+        /* Before the context: lws sizes its descriptor table by the soft limit. */
+        unsigned nofile = gate_raise_nofile();
+        r = gate_open(&s.gate, &s, nofile);
+        if (r < 0)
+                return r;
+
         memset(&info, 0, sizeof info);
-        info.port = opts->listen_port;
-        info.iface = opts->listen_host;
+        /* The gate owns the listening socket; lws still sets up the server side (TLS). */
+        info.port = CONTEXT_PORT_NO_LISTEN_SERVER;
         info.protocols = protocols;
         info.vhost_name = "default";
         info.user = &s;
-        if (!strchr(opts->listen_host, ':'))
-                info.options |= LWS_SERVER_OPTION_DISABLE_IPV6;
         if (opts->tls_cert) {
                 info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
                 info.ssl_cert_filepath = opts->tls_cert;
@@ -534,14 +559,22 @@ int server_run(const BrokerOptions *opts) {
         lws_set_log_level(LLL_ERR | LLL_WARN, lws_log);
 
         s.ctx = lws_create_context(&info);
-        if (!s.ctx)
-                return log_error_errno(-EADDRNOTAVAIL, "Cannot listen on %s:%d (address in use or not local?).",
-                                       opts->listen_host, opts->listen_port);
+        struct lws_vhost *vh = s.ctx ? lws_get_vhost_by_name(s.ctx, "default") : NULL;
+        if (!vh) {
+                if (s.ctx)
+                        lws_context_destroy(s.ctx);
+                gate_done(&s.gate);
+                return log_error_errno(-ENOMEM, "Cannot set up the WebSocket server%s.",
+                                       opts->tls_cert ? " (TLS certificate or key?)" : "");
+        }
+        r = gate_start(&s.gate, vh);
+        if (r < 0) {
+                lws_context_destroy(s.ctx);
+                return r;
+        }
 
-        struct lws_vhost *vh = lws_get_vhost_by_name(s.ctx, "default");
-        log_info("claudemesh-broker %s listening on %s%s:%d (%s), database %s.", PACKAGE_VERSION,
-                 opts->tls_cert ? "wss://" : "ws://", opts->listen_host,
-                 vh ? lws_get_vhost_listen_port(vh) : opts->listen_port, "/ws", opts->db_path);
+        log_info("claudemesh-broker %s listening on %s%s:%d (%s), database %s, %u descriptors.", PACKAGE_VERSION,
+                 opts->tls_cert ? "wss://" : "ws://", opts->listen_host, s.gate.port, "/ws", opts->db_path, nofile);
 
         signal_ctx = s.ctx;
         struct sigaction sa = { .sa_handler = on_signal };
@@ -563,6 +596,7 @@ int server_run(const BrokerOptions *opts) {
         log_info("Shutting down.");
         (void) sd_notify(false, "STOPPING=1");
         s.shutting_down = true;
+        gate_stop(&s.gate);
         for (Conn *c = s.conns; c; c = c->next)
                 conn_close(c, 1001, "shutting down");
         int64_t deadline = mono_ms() + SHUTDOWN_GRACE_MS;
@@ -580,5 +614,6 @@ int server_run(const BrokerOptions *opts) {
         presence_ghosts_free(&s);
         signal_ctx = NULL;
         lws_context_destroy(s.ctx);
+        gate_done(&s.gate);
         return 0;
 }

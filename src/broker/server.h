@@ -14,6 +14,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "gate.h"
 #include "ids.h"
 #include "store.h"
 
@@ -35,6 +36,9 @@ typedef struct BrokerOptions {
         unsigned message_retention_days;
         unsigned purge_interval_sec;
         unsigned presence_grace_sec;     /* 0: peer_left as soon as the socket closes */
+        unsigned hello_timeout_sec;      /* a connection without an accepted hello is closed */
+        unsigned max_unauthenticated;    /* connections waiting for their hello, in total */
+        unsigned max_unauthenticated_per_address;
         bool legacy;                     /* no features on hello_ack, no client_ack leases */
 } BrokerOptions;
 
@@ -87,6 +91,7 @@ struct Server {
         BrokerOptions opts;
         Store *store;
         struct lws_context *ctx;
+        Gate gate;
         Conn *conns;
         uint64_t next_serial;
         lws_sorted_usec_list_t ping_sul;
@@ -94,6 +99,8 @@ struct Server {
         lws_sorted_usec_list_t purge_sul;
         lws_sorted_usec_list_t ghost_sul;
         Ghost *ghosts;                   /* closed sessions in their presence grace */
+        size_t hello_seen_n;             /* rows in temp.hello_seen */
+        bool hello_seen_warned;
         bool lease_sul_armed;
         bool shutting_down;
 };
@@ -102,6 +109,9 @@ int server_run(const BrokerOptions *opts);
 
 /* The key the mesh routes to this connection by: its session pubkey, else its member's. */
 const char *conn_routing_key(const Conn *c);
+/* Whose client_message_ids a send is deduplicated among (DECISIONS rule 16): the sending
+ * member. Valid once hello_done. */
+const char *conn_sender_scope(const Conn *c);
 bool conn_is_live(const Conn *c);
 
 /* Serialises o and queues it as one text frame. Does not take o's reference. */

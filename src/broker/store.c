@@ -1,4 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -7,7 +9,7 @@
 
 #define STMT_CACHE_MAX 96
 #define BUSY_TIMEOUT_MS 5000
-#define SCHEMA_VERSION 1
+#define SCHEMA_VERSION 2
 
 struct Store {
         sqlite3 *db;
@@ -19,9 +21,12 @@ struct Store {
         bool batch_open;
 };
 
-/* delivery holds one row per (message, recipient key) still owed a client_ack, so delivered
+/* Schema 1, as the first release created it. A new database is created as schema 1 and then
+ * migrated, so new and upgraded databases are the same and every start exercises the
+ * migrations.
+ * delivery holds one row per (message, recipient key) still owed a client_ack, so delivered
  * rows leave the hot path; message rows stay until the retention job prunes them. */
-static const char schema_sql[] =
+static const char schema_v1_sql[] =
         "CREATE TABLE IF NOT EXISTS mesh ("
         "  id TEXT PRIMARY KEY, slug TEXT NOT NULL UNIQUE, name TEXT NOT NULL,"
         "  created_at INTEGER NOT NULL);"
@@ -70,6 +75,45 @@ static const char schema_sql[] =
         "  created_at INTEGER NOT NULL, PRIMARY KEY (broker_message_id, mentioned)) WITHOUT ROWID;"
         "CREATE INDEX IF NOT EXISTS mention_index_lookup ON mention_index(mesh_id, mentioned, created_at);";
 
+/* Schema 2 (DECISIONS rule 16): client_message_ids are scoped to their sender, so one sender
+ * cannot squat another's ids. sender_scope is the sending member's id for a hello connection;
+ * a session_hello connection's scope will be its session pubkey, hence the generic column.
+ * A v1 dedupe row takes the scope of the message it names; a row whose message is already
+ * pruned names no sender and cannot be scoped: it is dropped (its retries, older than the
+ * message retention, would be accepted again). */
+static const char migrate_v2_sql[] =
+        "ALTER TABLE message ADD COLUMN sender_scope TEXT NOT NULL DEFAULT '';"
+        "UPDATE message SET sender_scope = sender_member_id;"
+        "DROP INDEX message_client_message_id;"
+        "CREATE UNIQUE INDEX message_client_message_id"
+        "  ON message(mesh_id, sender_scope, client_message_id) WHERE client_message_id IS NOT NULL;"
+        "CREATE TABLE client_message_dedupe_v2 ("
+        "  mesh_id TEXT NOT NULL, sender_scope TEXT NOT NULL, client_message_id TEXT NOT NULL,"
+        "  broker_message_id TEXT NOT NULL,"
+        "  request_fingerprint BLOB NOT NULL CHECK (length(request_fingerprint) = 32),"
+        "  destination_kind TEXT NOT NULL CHECK (destination_kind IN ('topic','dm','queue')),"
+        "  destination_ref TEXT NOT NULL, first_seen_at INTEGER NOT NULL, expires_at INTEGER,"
+        "  history_available INTEGER NOT NULL DEFAULT 1,"
+        "  PRIMARY KEY (mesh_id, sender_scope, client_message_id)) WITHOUT ROWID;"
+        "INSERT INTO client_message_dedupe_v2 (mesh_id, sender_scope, client_message_id, broker_message_id,"
+        "  request_fingerprint, destination_kind, destination_ref, first_seen_at, expires_at, history_available)"
+        " SELECT d.mesh_id, m.sender_scope, d.client_message_id, d.broker_message_id, d.request_fingerprint,"
+        "  d.destination_kind, d.destination_ref, d.first_seen_at, d.expires_at, d.history_available"
+        " FROM client_message_dedupe d JOIN message m ON m.id = d.broker_message_id;"
+        "DROP TABLE client_message_dedupe;"
+        "ALTER TABLE client_message_dedupe_v2 RENAME TO client_message_dedupe;"
+        "CREATE INDEX client_message_dedupe_expires"
+        "  ON client_message_dedupe(expires_at) WHERE expires_at IS NOT NULL;"
+        "CREATE INDEX client_message_dedupe_broker_id ON client_message_dedupe(broker_message_id);";
+
+static const struct {
+        const char *sql;
+        const char *what;
+} migrations[SCHEMA_VERSION] = {
+        { schema_v1_sql,  "create schema 1" },
+        { migrate_v2_sql, "scope the dedupe to the sender" },
+};
+
 int store_errno(int rc) {
         switch (rc & 0xff) {
         case SQLITE_OK:
@@ -107,7 +151,26 @@ int store_exec(Store *s, const char *sql) {
         return 0;
 }
 
+static int count_rows(Store *s, const char *sql, int64_t *ret) {
+        sqlite3_stmt *st;
+        int rc;
+
+        /* Not cached: runs once, on a table the migration then drops. */
+        rc = sqlite3_prepare_v2(s->db, sql, -1, &st, NULL);
+        if (rc != SQLITE_OK)
+                return store_errno(rc);
+        rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW)
+                *ret = sqlite3_column_int64(st, 0);
+        sqlite3_finalize(st);
+        return rc == SQLITE_ROW ? 0 : store_errno(rc ? rc : SQLITE_ERROR);
+}
+
+/* Every step from the database's version up to SCHEMA_VERSION, in one transaction: a crash
+ * or an error leaves the old schema and its rows untouched. */
 static int migrate(Store *s) {
+        _cleanup_free_ char *set_version = NULL;
+        int64_t unscoped = 0;
         sqlite3_stmt *st;
         int version = 0, r;
 
@@ -122,18 +185,38 @@ static int migrate(Store *s) {
                                        version, SCHEMA_VERSION);
         if (version == SCHEMA_VERSION)
                 return 0;
+        if (version < 0)
+                return log_error_errno(-EBADMSG, "Database schema version %d is not valid.", version);
 
         r = store_begin(s);
         if (r < 0)
                 return r;
-        r = store_exec(s, schema_sql);
+        for (int v = version; v < SCHEMA_VERSION && r >= 0; v++) {
+                if (v == 1)
+                        r = count_rows(s, "SELECT COUNT(*) FROM client_message_dedupe d WHERE NOT EXISTS"
+                                          " (SELECT 1 FROM message m WHERE m.id = d.broker_message_id)", &unscoped);
+                if (r >= 0)
+                        r = store_exec(s, migrations[v].sql);
+                if (r < 0)
+                        log_error_errno(r, "Schema step %d (%s) failed.", v + 1, migrations[v].what);
+        }
+        if (r >= 0 && asprintf(&set_version, "PRAGMA user_version = %d", SCHEMA_VERSION) < 0)
+                r = -ENOMEM;
         if (r >= 0)
-                r = store_exec(s, "PRAGMA user_version = 1");
+                r = store_exec(s, set_version);
         if (r < 0) {
                 store_rollback(s);
                 return r;
         }
-        return store_commit(s);
+        r = store_commit(s);
+        if (r < 0)
+                return r;
+        if (version > 0)
+                log_info("Database schema migrated from %d to %d.", version, SCHEMA_VERSION);
+        if (unscoped > 0)
+                log_notice("%" PRId64 " dedupe rows named messages already pruned and had no sender to scope "
+                           "them to; they were dropped.", unscoped);
+        return 0;
 }
 
 int store_open(const char *path, Store **ret) {

@@ -35,11 +35,12 @@ def free_port():
 
 
 class Broker:
-    def __init__(self, *args, db=None):
+    def __init__(self, *args, db=None, preexec=None):
         self.tmp = tempfile.TemporaryDirectory(prefix="broker-test-")
         self.db = db or os.path.join(self.tmp.name, "broker.db")
         self.port = free_port()
         self.args = list(args)
+        self.preexec = preexec  # runs in the broker's process before exec (limits)
         self.proc = None
         self.clients = []
         self.log = open(os.path.join(self.tmp.name, "broker.log"), "w+")
@@ -66,7 +67,7 @@ class Broker:
     def start(self):
         env = dict(os.environ, CLAUDEMESH_LOG_TARGET="stderr", CLAUDEMESH_LOG_LEVEL="debug")
         self.proc = subprocess.Popen([*VALGRIND, BROKER, "--db", self.db, "--listen", f"127.0.0.1:{self.port}", *self.args],
-                                     stdout=self.log, stderr=self.log, env=env)
+                                     stdout=self.log, stderr=self.log, env=env, preexec_fn=self.preexec)
         deadline = time.monotonic() + 10 * (6 if VALGRIND else 1)
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -229,7 +230,7 @@ def run(tests, *broker_args):
     for t in tests:
         if only and t.__name__ not in only:
             continue
-        b = Broker(*broker_args, *getattr(t, "broker_args", []))
+        b = Broker(*broker_args, *getattr(t, "broker_args", []), preexec=getattr(t, "broker_preexec", None))
         try:
             b.start()
             asyncio.run(asyncio.wait_for(with_cleanup(t, b), 600 if VALGRIND else 60))

@@ -7,7 +7,10 @@ import asyncio
 import hashlib
 import json
 import sqlite3
+import subprocess
 import time
+
+import nacl.signing
 
 import brokertest as bt
 
@@ -185,7 +188,152 @@ async def test_retention_days_advertised(b):
 test_retention_days_advertised.broker_args = ["--dedupe-retention-days", "30", "--lease-seconds", "12"]
 
 
+async def test_dedupe_scoped_to_sender(b):
+    """DECISIONS rule 16: mallory sending first with alice's ids neither drops alice's messages
+    (duplicate) nor refuses them (idempotency_key_reused); alice's own retry is still a duplicate."""
+    m, alice, bob = await setup(b)
+    mallory = bt.Client(b, b.member(m["id"], "mallory"))
+    await mallory.hello()
+    squat = await mallory.send(bob.session_pubkey, "squat", client_message_id="X", request_fingerprint=fp("x"))
+    other = await mallory.send(bob.session_pubkey, "squat", client_message_id="Y", request_fingerprint=fp("other"))
+    mine = await alice.send(bob.session_pubkey, "mine", client_message_id="X", request_fingerprint=fp("x"))
+    assert mine["queued"] is True and mine["duplicate"] is False and "error" not in mine, mine
+    assert mine["messageId"] != squat["messageId"]
+    mine_y = await alice.send(bob.session_pubkey, "mine too", client_message_id="Y", request_fingerprint=fp("y"))
+    assert mine_y["queued"] is True and mine_y["duplicate"] is False and "error_code" not in mine_y, mine_y
+    for ack in (squat, other, mine, mine_y):
+        push = await bob.expect("push", messageId=ack["messageId"])
+    assert push["senderPubkey"] == alice.session_pubkey
+    retry = await alice.send(bob.session_pubkey, "mine", client_message_id="X", request_fingerprint=fp("x"))
+    assert retry["duplicate"] is True and retry["messageId"] == mine["messageId"], retry
+    conflict = await alice.send(bob.session_pubkey, "else", client_message_id="X", request_fingerprint=fp("z"))
+    assert conflict["error_code"] == "idempotency_key_reused", conflict
+    await bob.nothing("push", wait=0.3, messageId=mine["messageId"])
+
+    # An ack by clientMessageId alone is ambiguous now (two senders' "X"): it acknowledges
+    # neither; brokerMessageId does.
+    await bob.send_json({"type": "client_ack", "clientMessageId": "X"})
+    await bob.send_json({"type": "client_ack", "clientMessageId": "Y", "brokerMessageId": other["messageId"]})
+    await bob.send_json({"type": "list_peers", "_reqId": "sync"})
+    await bob.expect("peers_list")
+    with db(b) as conn:
+        assert conn.execute("SELECT COUNT(*) FROM message WHERE client_message_id = 'X'").fetchone()[0] == 2
+        owed = {r[0] for r in conn.execute("SELECT message_id FROM delivery")}
+        scopes = dict(conn.execute("SELECT broker_message_id, sender_scope FROM client_message_dedupe"))
+    assert owed == {squat["messageId"], mine["messageId"], mine_y["messageId"]}, owed
+    assert scopes[mine["messageId"]] == alice.entry["memberId"] and scopes[squat["messageId"]] == mallory.entry["memberId"]
+    await bob.send_json({"type": "client_ack", "clientMessageId": "Y"})  # one "Y" is still owed: not ambiguous
+    await bob.send_json({"type": "list_peers", "_reqId": "sync"})
+    await bob.expect("peers_list")
+    with db(b) as conn:
+        owed = {r[0] for r in conn.execute("SELECT message_id FROM delivery")}
+    assert owed == {squat["messageId"], mine["messageId"]}, owed
+
+
+# The schema of the first release (user_version 1), as it created it.
+SCHEMA_V1 = """
+CREATE TABLE mesh (id TEXT PRIMARY KEY, slug TEXT NOT NULL UNIQUE, name TEXT NOT NULL, created_at INTEGER NOT NULL);
+CREATE TABLE member (id TEXT PRIMARY KEY, mesh_id TEXT NOT NULL REFERENCES mesh(id) ON DELETE CASCADE,
+  peer_pubkey TEXT NOT NULL, display_name TEXT NOT NULL,
+  role TEXT NOT NULL DEFAULT 'member' CHECK (role IN ('admin','member')),
+  created_at INTEGER NOT NULL, revoked_at INTEGER, UNIQUE (mesh_id, peer_pubkey));
+CREATE TABLE topic (id TEXT PRIMARY KEY, mesh_id TEXT NOT NULL REFERENCES mesh(id) ON DELETE CASCADE,
+  name TEXT NOT NULL, created_at INTEGER NOT NULL, UNIQUE (mesh_id, name));
+CREATE TABLE session (mesh_id TEXT NOT NULL, session_pubkey TEXT NOT NULL,
+  member_id TEXT NOT NULL REFERENCES member(id) ON DELETE CASCADE,
+  last_seen_at INTEGER NOT NULL, PRIMARY KEY (mesh_id, session_pubkey)) WITHOUT ROWID;
+CREATE TABLE message (id TEXT PRIMARY KEY, mesh_id TEXT NOT NULL, sender_member_id TEXT NOT NULL,
+  sender_pubkey TEXT NOT NULL, sender_member_pubkey TEXT NOT NULL, sender_name TEXT NOT NULL,
+  target_spec TEXT NOT NULL, priority TEXT NOT NULL, nonce TEXT NOT NULL, ciphertext TEXT NOT NULL,
+  created_at INTEGER NOT NULL, client_message_id TEXT, request_fingerprint BLOB,
+  reply_to_id TEXT, topic_id TEXT);
+CREATE UNIQUE INDEX message_client_message_id ON message(mesh_id, client_message_id) WHERE client_message_id IS NOT NULL;
+CREATE INDEX message_created_at ON message(created_at);
+CREATE TABLE client_message_dedupe (mesh_id TEXT NOT NULL, client_message_id TEXT NOT NULL,
+  broker_message_id TEXT NOT NULL,
+  request_fingerprint BLOB NOT NULL CHECK (length(request_fingerprint) = 32),
+  destination_kind TEXT NOT NULL CHECK (destination_kind IN ('topic','dm','queue')),
+  destination_ref TEXT NOT NULL, first_seen_at INTEGER NOT NULL, expires_at INTEGER,
+  history_available INTEGER NOT NULL DEFAULT 1,
+  PRIMARY KEY (mesh_id, client_message_id)) WITHOUT ROWID;
+CREATE INDEX client_message_dedupe_expires ON client_message_dedupe(expires_at) WHERE expires_at IS NOT NULL;
+CREATE INDEX client_message_dedupe_broker_id ON client_message_dedupe(broker_message_id);
+CREATE TABLE topic_message (message_id TEXT PRIMARY KEY, mesh_id TEXT NOT NULL, topic_id TEXT NOT NULL,
+  created_at INTEGER NOT NULL) WITHOUT ROWID;
+CREATE INDEX topic_message_topic ON topic_message(topic_id, created_at);
+CREATE TABLE delivery (message_id TEXT NOT NULL, recipient_pubkey TEXT NOT NULL, mesh_id TEXT NOT NULL,
+  created_at INTEGER NOT NULL, PRIMARY KEY (message_id, recipient_pubkey)) WITHOUT ROWID;
+CREATE INDEX delivery_recipient ON delivery(mesh_id, recipient_pubkey, created_at);
+CREATE TABLE mention_index (broker_message_id TEXT NOT NULL, mesh_id TEXT NOT NULL, mentioned TEXT NOT NULL,
+  created_at INTEGER NOT NULL, PRIMARY KEY (broker_message_id, mentioned)) WITHOUT ROWID;
+CREATE INDEX mention_index_lookup ON mention_index(mesh_id, mentioned, created_at);
+PRAGMA user_version = 1;
+"""
+
+
+def member_entry(mesh_id, member_id):
+    key = nacl.signing.SigningKey.generate()
+    pub = key.verify_key.encode().hex()
+    return {"meshId": mesh_id, "memberId": member_id, "pubkey": pub,
+            "secretKey": (key.encode() + key.verify_key.encode()).hex()}
+
+
+async def test_v1_database_migrates(b):
+    """A schema 1 file keeps its rows: its dedupe rows take their message's sender as scope,
+    and a retry by the same member is still a duplicate; a file newer than known is refused."""
+    path = b.db + ".v1"
+    now = int(time.time() * 1000)
+    alice = member_entry("mesh-1", "mem-alice")
+    bob = member_entry("mesh-1", "mem-bob")
+    with sqlite3.connect(path) as conn:
+        conn.executescript(SCHEMA_V1)
+        conn.execute("INSERT INTO mesh VALUES ('mesh-1', 'acme', 'acme', ?)", (now,))
+        for e, name in ((alice, "alice"), (bob, "bob")):
+            conn.execute("INSERT INTO member (id, mesh_id, peer_pubkey, display_name, created_at)"
+                         " VALUES (?, 'mesh-1', ?, ?, ?)", (e["memberId"], e["pubkey"], name, now))
+        conn.execute("INSERT INTO message VALUES ('msg-1', 'mesh-1', 'mem-alice', ?, ?, 'alice', ?, 'next', 'bm9uY2U=',"
+                     " 'aGk=', ?, 'old-1', ?, NULL, NULL)",
+                     (alice["pubkey"], alice["pubkey"], bob["pubkey"], now, bytes.fromhex(fp("old-1"))))
+        conn.execute("INSERT INTO delivery VALUES ('msg-1', ?, 'mesh-1', ?)", (bob["pubkey"], now))
+        conn.execute("INSERT INTO client_message_dedupe VALUES ('mesh-1', 'old-1', 'msg-1', ?, 'dm', ?, ?, ?, 1)",
+                     (bytes.fromhex(fp("old-1")), bob["pubkey"], now, now + 7 * DAY_MS))
+        # A dedupe row whose message retention already pruned: it has no sender to scope it to.
+        conn.execute("INSERT INTO client_message_dedupe VALUES ('mesh-1', 'gone', 'msg-gone', ?, 'dm', ?, ?, ?, 0)",
+                     (bytes.fromhex(fp("gone")), bob["pubkey"], now - 8 * DAY_MS, now + DAY_MS))
+
+    v1 = bt.Broker(db=path)
+    try:
+        v1.start()
+        with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as conn:
+            assert conn.execute("PRAGMA user_version").fetchone()[0] == 2
+            assert conn.execute("SELECT sender_scope, client_message_id, broker_message_id"
+                                " FROM client_message_dedupe").fetchall() == [("mem-alice", "old-1", "msg-1")]
+            assert conn.execute("SELECT sender_scope FROM message").fetchall() == [("mem-alice",)]
+        assert "Database schema migrated from 1 to 2." in v1.logtext()
+        a = bt.Client(v1, alice, session=False)
+        r = bt.Client(v1, bob, session=False)
+        await a.hello()
+        await r.hello()
+        push = await r.expect("push", messageId="msg-1")  # the owed delivery survived
+        assert push["client_message_id"] == "old-1", push
+        dup = await a.send(bob["pubkey"], "hi", client_message_id="old-1", request_fingerprint=fp("old-1"))
+        assert dup["duplicate"] is True and dup["messageId"] == "msg-1", dup
+        new = await a.send(bob["pubkey"], "hi", client_message_id="gone", request_fingerprint=fp("gone"))
+        assert new["duplicate"] is False, new
+        for c in (a, r):
+            c.ws.transport.abort()
+        assert v1.stop() == 0
+    finally:
+        v1.close()
+
+    with sqlite3.connect(path) as conn:
+        conn.execute("PRAGMA user_version = 3")
+    p = subprocess.run([bt.BROKER, "--db", path, "mesh", "list"], capture_output=True, text=True, timeout=30)
+    assert p.returncode != 0 and "newer than this broker" in p.stderr, (p.returncode, p.stderr)
+
+
 if __name__ == "__main__":
     bt.run([test_retry_after_lost_ack, test_conflict, test_two_connections_race, test_budget_exhausted_then_retry,
             test_idempotent_limiter, test_failed_destination_leaves_no_row, test_mention_index,
-            test_purge_with_injected_clock, test_retention_days_advertised])
+            test_purge_with_injected_clock, test_retention_days_advertised, test_dedupe_scoped_to_sender,
+            test_v1_database_migrates])

@@ -5,6 +5,7 @@ message type, error frames instead of silence, routing kinds, session replacemen
 the frame limit."""
 
 import asyncio
+import calendar
 import json
 import os
 import ssl
@@ -424,7 +425,72 @@ test_tls.broker_args = ["--tls-cert", os.path.join(CERT_DIR.name, "cert.pem"),
                         "--tls-key", os.path.join(CERT_DIR.name, "key.pem")]
 
 
+async def test_topic_list(b):
+    m = b.mesh()
+    other = b.mesh("other")
+    alice = bt.Client(b, b.member(m["id"], "alice"))
+    b.member(m["id"], "bob")
+    b.member(m["id"], "carol")
+    b.admin("member", "revoke", m["id"], "carol")
+    b.member(other["id"], "zed")
+    await alice.connect()
+    await alice.send_json({"type": "topic_list", "_reqId": "early"})
+    assert (await alice.expect("error"))["code"] == "no_hello"
+    await alice.hello()
+
+    await alice.send_json({"type": "topic_list", "_reqId": "t-0"})
+    assert await alice.expect("topic_list_response") == {"type": "topic_list_response", "topics": [], "_reqId": "t-0"}
+
+    before = time.time()
+    general = json.loads(b.admin("topic", "create", m["id"], "general").stdout)
+    deploys = json.loads(b.admin("topic", "create", m["id"], "deploys").stdout)
+    b.admin("topic", "create", other["id"], "secret")
+    await alice.send_json({"type": "topic_list"})
+    r = await alice.expect("topic_list_response")
+    assert set(r) == {"type", "topics"}, r  # no _reqId asked, none sent
+    assert [t["name"] for t in r["topics"]] == ["deploys", "general"], r
+    for t, made in zip(r["topics"], (deploys, general)):
+        assert set(t) == {"id", "name", "description", "visibility", "memberCount", "createdAt"}, t
+        assert t["id"] == made["id"] and t["description"] is None and t["visibility"] == "public", t
+        assert t["memberCount"] == 2, t  # alice and bob; carol is revoked
+        created = calendar.timegm(time.strptime(t["createdAt"][:19], "%Y-%m-%dT%H:%M:%S"))
+        assert t["createdAt"].endswith("Z") and before - 2 <= created <= time.time() + 2, t
+    # The id it lists is the one a topic send takes.
+    ack = await alice.send("#" + r["topics"][1]["id"], "hello")
+    assert ack["queued"] is True, ack
+
+
+async def test_hello_replay(b):
+    """A captured hello cannot be played back within its ±60 s window, not even with other
+    unsigned fields or the signature spelled in uppercase; a fresh hello is accepted."""
+    m = b.mesh()
+    entry = b.member(m["id"], "alice")
+    first = bt.Client(b, entry)
+    captured = first.hello_frame()
+    await first.connect()
+    await first.send_json(captured)
+    await first.expect("hello_ack")
+
+    thief = bt.Client(b, entry)
+    err = await reject(b, entry, "replayed", 1008, "replayed", client=thief, **captured)
+    assert err["message"] == "hello rejected: replayed (this signed hello was already used)", err
+    await reject(b, entry, "replayed", 1008, "replayed", **dict(captured, sessionPubkey=bt.Client(b, entry).session_pubkey,
+                                                              sessionId="other"))
+    await reject(b, entry, "replayed", 1008, "replayed", **dict(captured, signature=captured["signature"].upper()))
+    # Still refused once the first connection is gone.
+    first.ws.transport.abort()
+    await reject(b, entry, "replayed", 1008, "replayed", **captured)
+    # A rejected hello (bad signature) is not remembered and burns nothing.
+    await reject(b, entry, "bad_signature", 1008, "bad_signature", **dict(captured, timestamp=captured["timestamp"] + 1))
+    again = bt.Client(b, entry)
+    await again.hello()
+    await again.send_json({"type": "list_peers"})
+    await again.expect("peers_list")
+    assert "replayed an already used hello" in b.logtext()
+
+
 if __name__ == "__main__":
     bt.run([test_hello_ack_and_features, test_health_and_paths, test_no_hello_first, test_hello_rejections,
             test_capacity, test_malformed_frames_get_errors, test_presence_messages, test_presence_grace,
-            test_routing, test_session_replaced, test_session_keys_are_per_member, test_frame_limit, test_tls])
+            test_routing, test_session_replaced, test_session_keys_are_per_member, test_frame_limit, test_tls, test_topic_list,
+            test_hello_replay])

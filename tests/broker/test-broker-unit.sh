@@ -11,6 +11,9 @@ if ! command -v systemd-analyze >/dev/null; then
         exit 77
 fi
 
+# A flood must not run the broker out of descriptors at the default 1024 (issue 11).
+grep -q '^LimitNOFILE=65536$' "$unit" || { echo "no LimitNOFILE=65536 in $unit"; exit 1; }
+
 out=$(systemd-analyze verify --man=no "$unit" 2>&1) || { echo "$out"; exit 1; }
 if [ -n "$out" ]; then
         echo "systemd-analyze verify is not silent:"
