@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <ctype.h>
+#include <sodium.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
@@ -27,6 +28,16 @@ static bool is_token(const char *s, size_t max) {
                 if ((unsigned char) s[n] <= ' ' || s[n] == 0x7f)
                         return false;
         return n > 0 && n <= max;
+}
+
+/* A DM is sealed to the key's curve25519 form: a key without one (not on the curve, or of
+ * small order) could be queued but never sent. */
+static bool is_sealable_key(const char *hex) {
+        uint8_t ed[crypto_sign_PUBLICKEYBYTES], curve[crypto_scalarmult_curve25519_BYTES];
+
+        if (sodium_hex2bin(ed, sizeof ed, hex, 64, NULL, NULL, NULL) < 0)
+                return false;
+        return crypto_sign_ed25519_pk_to_curve25519(curve, ed) == 0;
 }
 
 static int set(Destination *d, const char *kind, const char *ref) {
@@ -104,6 +115,9 @@ int destination_parse(const char *to, const char *mesh_slug, const PeerName *pee
                 for (size_t i = 0; i < 64; i++)
                         lower[i] = (char) tolower((unsigned char) to[i]);
                 lower[64] = '\0';
+                if (!is_sealable_key(lower))
+                        return error_setf(ret_error, -EINVAL, "\"%s\" is not a valid ed25519 public key, so no "
+                                          "message can ever be sealed to it; check the key (see ListPeers).", lower);
                 r = set(&d, "dm", lower);
         } else if (streq(to, "*") || streq(to, "@all"))
                 r = set(&d, "topic", "*");

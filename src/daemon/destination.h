@@ -5,6 +5,7 @@
 
 /* The "to" of a send, per DECISIONS §1 and §2:
  *   64 hex chars   → direct message to that pubkey (lowercased)     kind "dm",    ref = pubkey
+ *                    (refused, -EINVAL, when it is no valid ed25519 key: it could never be sealed)
  *   "*" or "@all"  → broadcast, sent as "*"                          kind "topic", ref = "*"
  *   "@name"        → group                                            kind "topic", ref = "@name"
  *   "#id"          → topic by id                                      kind "topic", ref = "#id"

@@ -93,6 +93,13 @@ gexpect InvalidArgument Send acme '#a b' m "{'client_message_id': <'v1'>}"
 gexpect UnknownPeer Send acme alice m "{'client_message_id': <'v1'>}"
 grep -q 'knows no peers yet' "$T/last-reply" || fail "unknown peer message: $(cat "$T/last-reply")"
 gexpect NoSuchMesh Send nope '*' m "{'client_message_id': <'v1'>}"
+# 64 hex digits that are no ed25519 key could never be sealed: refused on both front-ends, naming it
+BADKEY=$(head -c 64 /dev/zero | tr '\0' a)
+gexpect InvalidArgument Send acme "$BADKEY" m "{'client_message_id': <'v1'>}"
+grep -q "\"$BADKEY\" is not a valid ed25519 public key" "$T/last-reply" || fail "bad key message: $(cat "$T/last-reply")"
+code=$(curl -s -o "$T/http" -w '%{http_code}' --unix-socket "$T/config/daemon/daemon.sock" -H 'content-type: application/json' \
+        -d "{\"to\":\"$BADKEY\",\"message\":\"m\",\"mesh\":\"acme\",\"client_message_id\":\"v1\"}" http://localhost/v1/send)
+[ "$code" = 400 ] && grep -q "$BADKEY.*not a valid ed25519" "$T/http" || fail "/v1/send bad key: $code $(cat "$T/http")"
 # sealed and base64'd, 49,000 bytes make a frame over 65,536; 48,000 fit
 big=$(head -c 49000 /dev/zero | tr '\0' y)
 gexpect PayloadTooLarge Send acme "$PK" "$big" "{'client_message_id': <'v1'>}"

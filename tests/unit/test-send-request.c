@@ -9,9 +9,10 @@
 #include "tests.h"
 #include "wire-send.h"
 
-#define PK_A "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
-#define PK_B "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
-#define PK_C "cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc"
+/* Real ed25519 public keys: a DM to a key without a curve25519 form is refused. */
+#define PK_A "d9af14ca7846e211c243a5eded064f0d34d4ad9095608291f05d3df1b65d8e0e"
+#define PK_B "06ee551fcb0f5c94a7d114f1737fc4cb75eec3c66380acb25f6acec8348cd179"
+#define PK_C "cc7c81f5c9bb458d1cad744b9db363efb0f99297eaeef045ee33c48687e35c0e"
 
 static const PeerName peers[] = {
         { PK_A, "alice" },
@@ -41,7 +42,7 @@ static void check_destination_error(const char *to, const PeerName *p, size_t n,
 
 static void test_destinations(void) {
         check_destination(PK_A, "dm", PK_A);
-        check_destination("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", "dm", PK_A);
+        check_destination("D9AF14CA7846E211C243A5EDED064F0D34D4AD9095608291F05D3DF1B65D8E0E", "dm", PK_A);
         check_destination("*", "topic", "*");
         check_destination("@all", "topic", "*");
         check_destination("@backend", "topic", "@backend");
@@ -54,9 +55,13 @@ static void test_destinations(void) {
         check_destination_error("@", peers, 3, -EINVAL, "not a group");
         check_destination_error("@a b", peers, 3, -EINVAL, "not a group");
         check_destination_error("#", peers, 3, -EINVAL, "not a topic");
-        check_destination_error("carol", peers, 3, -ENOENT, "Known peers: alice (aaaaaaaa), bob (bbbbbbbb)");
+        check_destination_error("carol", peers, 3, -ENOENT, "Known peers: alice (d9af14ca), bob (06ee551f)");
         check_destination_error("carol", NULL, 0, -ENOENT, "knows no peers yet");
-        check_destination_error("BOB", peers, 3, -ENOTUNIQ, "bob (bbbbbbbb), Bob (cccccccc)");
+        check_destination_error("BOB", peers, 3, -ENOTUNIQ, "bob (06ee551f), Bob (cc7c81f5)");
+        /* 64 hex digits that are no ed25519 point, or a point of small order (all zero): refused,
+         * naming the key, whatever the peer list says */
+        check_destination_error("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", peers, 3, -EINVAL, "\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\" is not a valid ed25519");
+        check_destination_error("0000000000000000000000000000000000000000000000000000000000000000", NULL, 0, -EINVAL, "not a valid ed25519 public key");
         /* 63 hex digits are a name, not a key */
         check_destination_error(PK_A + 1, peers, 3, -ENOENT, "No peer of mesh \"acme\"");
 }
