@@ -40,6 +40,7 @@ struct MeshLink {
         InflightSend inflight[LINK_INFLIGHT_MAX];
         size_t n_inflight;
         sd_event_source *ack_timer;
+        sd_event_source *drain_more; /* continues a drain that gave up a long run of rows */
 
         Peer *peers;
         size_t n_peers;

@@ -322,6 +322,7 @@ MeshLink *mesh_link_free(MeshLink *l) {
         worker_process_free(l->worker);
         sd_event_source_disable_unref(l->restart_timer);
         sd_event_source_disable_unref(l->ack_timer);
+        sd_event_source_disable_unref(l->drain_more);
         link_peers_clear(l);
         link_peers_cancel(l);
         mesh_session_done(&l->session);

@@ -535,15 +535,19 @@ int outbox_count_active(Outbox *o, const char *mesh_id, unsigned *ret) {
         return 0;
 }
 
-int outbox_next_attempt_at(Outbox *o, usec_t *ret) {
+int outbox_next_attempt_at(Outbox *o, usec_t after, usec_t *ret) {
         _cleanup_(store_stmt_resetp) sqlite3_stmt *st = NULL;
         int r, rc;
 
         r = store_stmt(o->store,
-                       "SELECT next_attempt_at FROM outbox WHERE status = 'pending' ORDER BY next_attempt_at LIMIT 1",
+                       "SELECT next_attempt_at FROM outbox WHERE status = 'pending' AND next_attempt_at > ?1 "
+                       "ORDER BY next_attempt_at LIMIT 1",
                        &st);
         if (r < 0)
                 return r;
+        rc = sqlite3_bind_int64(st, 1, (sqlite3_int64) after);
+        if (rc != SQLITE_OK)
+                return store_log_error(o->store, rc, "binding the due time");
         rc = sqlite3_step(st);
         if (rc == SQLITE_DONE)
                 return -ENOENT;

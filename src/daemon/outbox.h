@@ -136,10 +136,10 @@ int outbox_list(Outbox *o, const char *mesh_id, OutboxStatus status, unsigned li
 int outbox_get(Outbox *o, const char *row_id, OutboxRow *ret);
 
 /* For the drain: pending rows of mesh_id (NULL = every mesh) with next_attempt_at <= now, oldest
- * first, at most limit (1..500, 0 = 50); and the earliest next_attempt_at of any pending row
- * (-ENOENT when none is pending). */
+ * first, at most limit (1..500, 0 = 50); and the earliest next_attempt_at after `after` of any
+ * pending row (-ENOENT when none is pending that late). */
 int outbox_list_due(Outbox *o, const char *mesh_id, usec_t now, unsigned limit, OutboxRow **ret, size_t *ret_n);
-int outbox_next_attempt_at(Outbox *o, usec_t *ret);
+int outbox_next_attempt_at(Outbox *o, usec_t after, usec_t *ret);
 /* Rows of mesh_id still to deliver (pending or inflight). */
 int outbox_count_active(Outbox *o, const char *mesh_id, unsigned *ret);
 

@@ -626,10 +626,14 @@ static void test_recovery(void) {
                 ASSERT_OK(outbox_list_due(o, "no-such-mesh", NOW + 2 * HOUR, 0, &rows, &n));
                 ASSERT_EQ(n, 0);
                 outbox_rows_free(rows, n);
-                ASSERT_OK(outbox_next_attempt_at(o, &next));
+                ASSERT_OK(outbox_next_attempt_at(o, 0, &next));
                 ASSERT_EQ(next, NOW);
+                /* rows due already do not hide the next one due later */
+                ASSERT_OK(outbox_next_attempt_at(o, NOW + HOUR, &next));
+                ASSERT_EQ(next, NOW + HOUR + 500 * USEC_PER_MSEC);
+                ASSERT_EQ(outbox_next_attempt_at(o, NOW + HOUR + 500 * USEC_PER_MSEC, &next), -ENOENT);
                 exec_sql(o, "UPDATE outbox SET status = 'done' WHERE status = 'pending'");
-                ASSERT_EQ(outbox_next_attempt_at(o, &next), -ENOENT);
+                ASSERT_EQ(outbox_next_attempt_at(o, 0, &next), -ENOENT);
         }
 }
 
