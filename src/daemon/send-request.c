@@ -44,7 +44,11 @@ static int meta_normalize(const char *text, char **ret, char **ret_error) {
         if (streq(canonical, "null") || streq(canonical, "{}"))
                 return 0;
         if (canonical[0] != '{')
-                return error_setf(ret_error, -EINVAL, "Option \"meta\" must be a JSON object, not %s.", canonical);
+                return error_setf(ret_error, -EINVAL, "Option \"meta\" must be a JSON object, not %.64s.", canonical);
+        /* It is stored with every row and fingerprinted: bounded like the message. */
+        if (size > SEND_META_MAX)
+                return error_setf(ret_error, -EMSGSIZE, "Option \"meta\" is too large: %zu bytes as canonical JSON, "
+                                  "at most %d (16 KiB) are stored.", size, SEND_META_MAX);
         *ret = TAKE_PTR(canonical);
         return 0;
 }

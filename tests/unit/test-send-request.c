@@ -96,6 +96,22 @@ static void test_validation(void) {
         check_refused(&(SendOptions) { .client_message_id = "" }, "m", "client_message_id");
         check_refused(&(SendOptions) { .reply_to_id = "" }, "m", "reply_to_id");
 
+        /* meta: at most SEND_META_MAX bytes of canonical JSON, measured after canonicalization */
+        {
+                _cleanup_free_ char *meta = malloc(SEND_META_MAX + 32), *why = NULL;
+                _cleanup_(send_request_done) SendRequest req = { 0 };
+                size_t fill = SEND_META_MAX - strlen("{\"k\":\"\"}");
+
+                ASSERT_TRUE(meta != NULL);
+                /* spaces the canonical form drops: the limit is on what is stored */
+                snprintf(meta, SEND_META_MAX + 32, "{ \"k\" :  \"%0*d\" }", (int) fill, 0);
+                ASSERT_OK(prepare("*", "m", &(SendOptions) { .meta = meta }, &req, &why));
+                ASSERT_EQ(strlen(req.meta_json), SEND_META_MAX);
+                snprintf(meta, SEND_META_MAX + 32, "{\"k\":\"%0*d\"}", (int) fill + 1, 0);
+                ASSERT_EQ(prepare("*", "m", &(SendOptions) { .meta = meta }, &req, &why), -EMSGSIZE);
+                ASSERT_CONTAINS(why, "16385 bytes as canonical JSON, at most 16384");
+        }
+
         long_id[OUTBOX_CLIENT_MESSAGE_ID_MAX] = '\0';
         ASSERT_TRUE(outbox_client_message_id_is_valid(long_id));
         ASSERT_TRUE(outbox_client_message_id_is_valid("a b~!"));
