@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <arpa/inet.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "broker-features.h"
@@ -10,6 +12,7 @@
 #include "log.h"
 #include "manager.h"
 #include "mesh-link-internal.h"
+#include "message-ids.h"
 #include "request-fingerprint.h"
 #include "seal.h"
 
@@ -296,6 +299,47 @@ static int link_start_worker(MeshLink *l) {
         return 0;
 }
 
+/* Whether host (as in a URL: a name, an IPv4 address, or an IPv6 one in brackets) is this machine. */
+static bool host_is_loopback(const char *host, size_t n) {
+        char buf[64];
+        struct in6_addr a6;
+        struct in_addr a4;
+
+        if (n >= 2 && host[0] == '[' && host[n - 1] == ']') {
+                host++;
+                n -= 2;
+        }
+        if (n == 0 || n >= sizeof buf)
+                return false;
+        memcpy(buf, host, n);
+        buf[n] = '\0';
+        if (strcasecmp(buf, "localhost") == 0 || strcasecmp(buf, "localhost.") == 0)
+                return true;
+        if (inet_pton(AF_INET, buf, &a4) == 1)
+                return (ntohl(a4.s_addr) >> 24) == 127;
+        return inet_pton(AF_INET6, buf, &a6) == 1 && IN6_IS_ADDR_LOOPBACK(&a6);
+}
+
+/* Plain ws:// beyond this machine lets anyone on the path read posts and replay the signed hello
+ * (about a minute on upstream's broker): said once per link, where operators look. */
+static void warn_plaintext_broker(const MeshEntry *e) {
+        const char *url = e->broker_url, *host;
+        size_t n;
+
+        if (!url || strncasecmp(url, "ws://", 5) != 0)
+                return;
+        host = url + 5;
+        if (host[0] == '[')
+                n = strcspn(host, "]") + 1;
+        else
+                n = strcspn(host, ":/?#");
+        if (host_is_loopback(host, n))
+                return;
+        log_event(LOG_WARNING, CM_MESSAGE_PLAINTEXT_BROKER, LOG_FIELDS({ "CLAUDEMESH_BROKER_URL", url }),
+                  "Mesh %s: the broker URL %s is plain ws:// to another host: posts can be read and the signed "
+                  "hello captured and replayed on the way. Use wss://.", e->slug, url);
+}
+
 int mesh_link_new(Mesh *mesh, MeshLink **ret) {
         _cleanup_(mesh_link_freep) MeshLink *l = NULL;
         int r;
@@ -308,6 +352,7 @@ int mesh_link_new(Mesh *mesh, MeshLink **ret) {
         r = mesh_session_load(mesh->manager->state_dir, mesh->entry->mesh_id, &l->session);
         if (r < 0)
                 return log_error_errno(r, "Mesh %s: cannot load its session key: %s", mesh->entry->slug, STRERROR(r));
+        warn_plaintext_broker(mesh->entry);
         r = link_start_worker(l);
         if (r < 0)
                 return r;
