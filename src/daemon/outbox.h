@@ -79,10 +79,11 @@ typedef struct OutboxAcceptResult {
 } OutboxAcceptResult;
 void outbox_accept_result_done(OutboxAcceptResult *r);
 
-/* Opens (creating, migrating) outbox.db. On failure *ret_error holds a sentence naming the file:
- * -EUCLEAN when it is damaged (sends must be refused until it is repaired or moved aside; the
- * file is not touched), -EPROTO when its schema is newer than this code. Call outbox_recover()
- * once at daemon start. */
+/* Opens (creating, migrating) outbox.db, and writes "<path>.created" beside it. On failure
+ * *ret_error holds a sentence naming the file: -EUCLEAN when it is damaged or lost (empty, or
+ * missing while "<path>.created" or a "<path>-wal" shows there was one): sends must be refused
+ * until it is restored or moved aside, and nothing is touched; -EPROTO when its schema is newer
+ * than this code. Call outbox_recover() once at daemon start. */
 int outbox_open(const char *path, bool synchronous_full, Outbox **ret, char **ret_error);
 Outbox *outbox_free(Outbox *o);
 DEFINE_TRIVIAL_CLEANUP_FUNC(Outbox *, outbox_free);
