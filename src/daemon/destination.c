@@ -102,8 +102,20 @@ static int resolve_name(const char *name, const char *mesh_slug, const PeerName 
                           candidates, n_peers > CANDIDATES_MAX ? ", …" : "");
 }
 
+/* The wire wants "#<id>" (wire-protocol §3.5): an id stays, a name becomes its topic's id, and
+ * anything else goes as given (the broker then refuses it with topic_not_found, visibly). */
+static const char *topic_id(const char *x, const TopicName *topics, size_t n_topics) {
+        for (size_t i = 0; i < n_topics; i++)
+                if (streq(topics[i].id, x))
+                        return x;
+        for (size_t i = 0; i < n_topics; i++)
+                if (streq(topics[i].name, x))
+                        return topics[i].id;
+        return x;
+}
+
 int destination_parse(const char *to, const char *mesh_slug, const PeerName *peers, size_t n_peers,
-                      Destination *ret, char **ret_error) {
+                      const TopicName *topics, size_t n_topics, Destination *ret, char **ret_error) {
         Destination d = { 0 };
         int r;
 
@@ -127,10 +139,16 @@ int destination_parse(const char *to, const char *mesh_slug, const PeerName *pee
                                           "characters without spaces.", to, GROUP_NAME_MAX);
                 r = set(&d, "topic", to);
         } else if (to[0] == '#') {
-                if (!is_token(to + 1, TOPIC_ID_MAX))
-                        return error_setf(ret_error, -EINVAL, "\"%s\" is not a topic: after \"#\" comes the "
-                                          "topic id, 1 to %d characters without spaces.", to, TOPIC_ID_MAX);
-                r = set(&d, "topic", to);
+                _cleanup_free_ char *spec = NULL;
+                const char *id = topic_id(to + 1, topics, n_topics);
+
+                if (!is_token(id, TOPIC_ID_MAX))
+                        return error_setf(ret_error, -EINVAL, "\"%s\" is not a topic: after \"#\" comes a topic's "
+                                          "name or id, an id being 1 to %d characters without spaces.", to,
+                                          TOPIC_ID_MAX);
+                if (asprintf(&spec, "#%s", id) < 0)
+                        return -ENOMEM;
+                r = set(&d, "topic", spec);
         } else
                 r = resolve_name(to, mesh_slug, peers, n_peers, &d, ret_error);
         if (r < 0)

@@ -210,6 +210,8 @@ static void link_hello_ack(MeshLink *l, json_object *packet) {
                 (void) mesh_link_send_frame(l, list);
                 json_object_put(list);
         }
+        /* "#name" sends resolve against it; a name not in it asks again. */
+        (void) link_topics_request(l);
         mesh_link_drain(l);
 }
 
@@ -240,6 +242,9 @@ static void link_on_packet(void *userdata, json_object *packet) {
                 link_worker_state(l, packet);
         else if (streq(type, "hello_ack"))
                 link_hello_ack(l, packet);
+        else if (streq(type, "frame") &&
+                 streq(worker_channel_type(json_object_object_get(packet, "frame")), "topic_list_response"))
+                link_topics_replace(l, json_object_object_get(json_object_object_get(packet, "frame"), "topics"));
         else if (streq(type, "frame"))
                 link_receive_frame(l, json_object_object_get(packet, "frame"));
         else
@@ -370,6 +375,9 @@ MeshLink *mesh_link_free(MeshLink *l) {
         sd_event_source_disable_unref(l->drain_more);
         link_peers_clear(l);
         link_peers_cancel(l);
+        link_topics_cancel(l);
+        link_topics_clear(l);
+        sd_event_source_disable_unref(l->topics_timer);
         mesh_session_done(&l->session);
         free(l->detail);
         free(l->features_json);

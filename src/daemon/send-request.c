@@ -54,7 +54,8 @@ static int meta_normalize(const char *text, char **ret, char **ret_error) {
 }
 
 int send_request_prepare(const char *mesh_slug, const char *to, const char *message, const SendOptions *opts,
-                         const PeerName *peers, size_t n_peers, usec_t now, SendRequest *ret, char **ret_error) {
+                         const PeerName *peers, size_t n_peers, const TopicName *topics, size_t n_topics, usec_t now,
+                         SendRequest *ret, char **ret_error) {
         _cleanup_(send_request_done) SendRequest req = { 0 };
         _cleanup_free_ char *why = NULL;
         size_t frame;
@@ -75,7 +76,7 @@ int send_request_prepare(const char *mesh_slug, const char *to, const char *mess
         r = meta_normalize(opts->meta, &req.meta_json, ret_error);
         if (r < 0)
                 return r;
-        r = destination_parse(to, mesh_slug, peers, n_peers, &req.destination, ret_error);
+        r = destination_parse(to, mesh_slug, peers, n_peers, topics, n_topics, &req.destination, ret_error);
         if (r < 0)
                 return r;
 

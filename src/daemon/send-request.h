@@ -39,4 +39,5 @@ void send_request_done(SendRequest *r);
  * meta SEND_META_MAX),
  * each with a sentence. Mints a ULID when no client_message_id is given. */
 int send_request_prepare(const char *mesh_slug, const char *to, const char *message, const SendOptions *opts,
-                         const PeerName *peers, size_t n_peers, usec_t now, SendRequest *ret, char **ret_error);
+                         const PeerName *peers, size_t n_peers, const TopicName *topics, size_t n_topics, usec_t now,
+                         SendRequest *ret, char **ret_error);

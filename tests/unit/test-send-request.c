@@ -20,11 +20,18 @@ static const PeerName peers[] = {
         { PK_C, "Bob" },
 };
 
+/* As the broker's topic_list_response lists them. */
+static const TopicName topics[] = {
+        { "Tq9xK2", "general" },
+        { "general", "not-general" }, /* an id equal to another topic's name: ids win */
+        { "Zz81", "team chat" },
+};
+
 static void check_destination(const char *to, const char *kind, const char *ref) {
         _cleanup_free_ char *why = NULL;
         Destination d = { 0 };
 
-        ASSERT_OK(destination_parse(to, "acme", peers, ELEMENTSOF(peers), &d, &why));
+        ASSERT_OK(destination_parse(to, "acme", peers, ELEMENTSOF(peers), topics, ELEMENTSOF(topics), &d, &why));
         ASSERT_STREQ(d.kind, kind);
         ASSERT_STREQ(d.ref, ref);
         ASSERT_STREQ(d.target_spec, ref);
@@ -35,7 +42,7 @@ static void check_destination_error(const char *to, const PeerName *p, size_t n,
         _cleanup_free_ char *why = NULL;
         Destination d = { 0 };
 
-        ASSERT_EQ(destination_parse(to, "acme", p, n, &d, &why), error);
+        ASSERT_EQ(destination_parse(to, "acme", p, n, topics, ELEMENTSOF(topics), &d, &why), error);
         ASSERT_CONTAINS(why, needle);
         ASSERT_TRUE(d.ref == NULL);
 }
@@ -46,7 +53,11 @@ static void test_destinations(void) {
         check_destination("*", "topic", "*");
         check_destination("@all", "topic", "*");
         check_destination("@backend", "topic", "@backend");
-        check_destination("#t-123", "topic", "#t-123");
+        check_destination("#t-123", "topic", "#t-123");      /* unknown: as given, the broker decides */
+        check_destination("#Tq9xK2", "topic", "#Tq9xK2");    /* a known id */
+        check_destination("#not-general", "topic", "#general"); /* a name: its id */
+        check_destination("#general", "topic", "#general");  /* an id before a name */
+        check_destination("#team chat", "topic", "#Zz81");   /* a name may have spaces; the id goes out */
         check_destination("alice", "dm", PK_A);
         check_destination("ALICE", "dm", PK_A);   /* case-insensitive when not exact */
         check_destination("bob", "dm", PK_B);     /* exact beats folded */
@@ -55,6 +66,7 @@ static void test_destinations(void) {
         check_destination_error("@", peers, 3, -EINVAL, "not a group");
         check_destination_error("@a b", peers, 3, -EINVAL, "not a group");
         check_destination_error("#", peers, 3, -EINVAL, "not a topic");
+        check_destination_error("#no such topic", peers, 3, -EINVAL, "not a topic");
         check_destination_error("carol", peers, 3, -ENOENT, "Known peers: alice (d9af14ca), bob (06ee551f)");
         check_destination_error("carol", NULL, 0, -ENOENT, "knows no peers yet");
         check_destination_error("BOB", peers, 3, -ENOTUNIQ, "bob (06ee551f), Bob (cc7c81f5)");
@@ -67,8 +79,8 @@ static void test_destinations(void) {
 }
 
 static int prepare(const char *to, const char *message, const SendOptions *o, SendRequest *req, char **why) {
-        return send_request_prepare("acme", to, message, o, peers, ELEMENTSOF(peers), 1777836272123000ULL, req,
-                                    why);
+        return send_request_prepare("acme", to, message, o, peers, ELEMENTSOF(peers), topics, ELEMENTSOF(topics),
+                                    1777836272123000ULL, req, why);
 }
 
 static void check_refused(const SendOptions *o, const char *message, const char *needle) {
