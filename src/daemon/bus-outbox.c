@@ -104,6 +104,9 @@ int manager_requeue(Manager *m, const char *row_id, const char *new_client_messa
                 if (r < 0)
                         return sd_bus_error_setf(error, CM_ERROR_STORAGE, "Cannot requeue: %s", STRERROR(r));
         }
+        /* The new row is due now: send it, rather than wait for some unrelated send to wake the drain. */
+        transition_queue_kick(m->transitions);
+        manager_drain_all(m);
         return 0;
 }
 

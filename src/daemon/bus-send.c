@@ -7,8 +7,8 @@
 #include "manager.h"
 #include "manager-send.h"
 
-/* Reads an a{sv} of string options into the given slots; unknown keys and wrong types are refused,
- * so a typo never silently changes what is sent. */
+/* Reads an a{sv} of string options into the given slots; unknown keys, wrong types and repeated
+ * keys are refused, so a typo never silently changes what is sent. values[] must start NULL. */
 int bus_read_string_options(sd_bus_message *msg, const char *const *keys, const char **values, size_t n_keys,
                             sd_bus_error *error) {
         const char *key, *value;
@@ -28,6 +28,8 @@ int bus_read_string_options(sd_bus_message *msg, const char *const *keys, const 
                                 break;
                 if (i == n_keys)
                         return sd_bus_error_setf(error, CM_ERROR_INVALID_ARGUMENT, "Unknown option \"%s\".", key);
+                if (values[i])
+                        return sd_bus_error_setf(error, CM_ERROR_INVALID_ARGUMENT, "Option \"%s\" is given twice.", key);
                 r = sd_bus_message_enter_container(msg, 'v', "s");
                 if (r == -ENXIO)
                         return sd_bus_error_setf(error, CM_ERROR_INVALID_ARGUMENT,

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <ctype.h>
+#include <sodium.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
@@ -27,6 +28,16 @@ static bool is_token(const char *s, size_t max) {
                 if ((unsigned char) s[n] <= ' ' || s[n] == 0x7f)
                         return false;
         return n > 0 && n <= max;
+}
+
+/* A DM is sealed to the key's curve25519 form: a key without one (not on the curve, or of
+ * small order) could be queued but never sent. */
+static bool is_sealable_key(const char *hex) {
+        uint8_t ed[crypto_sign_PUBLICKEYBYTES], curve[crypto_scalarmult_curve25519_BYTES];
+
+        if (sodium_hex2bin(ed, sizeof ed, hex, 64, NULL, NULL, NULL) < 0)
+                return false;
+        return crypto_sign_ed25519_pk_to_curve25519(curve, ed) == 0;
 }
 
 static int set(Destination *d, const char *kind, const char *ref) {
@@ -91,8 +102,20 @@ static int resolve_name(const char *name, const char *mesh_slug, const PeerName 
                           candidates, n_peers > CANDIDATES_MAX ? ", …" : "");
 }
 
+/* The wire wants "#<id>" (wire-protocol §3.5): an id stays, a name becomes its topic's id, and
+ * anything else goes as given (the broker then refuses it with topic_not_found, visibly). */
+static const char *topic_id(const char *x, const TopicName *topics, size_t n_topics) {
+        for (size_t i = 0; i < n_topics; i++)
+                if (streq(topics[i].id, x))
+                        return x;
+        for (size_t i = 0; i < n_topics; i++)
+                if (streq(topics[i].name, x))
+                        return topics[i].id;
+        return x;
+}
+
 int destination_parse(const char *to, const char *mesh_slug, const PeerName *peers, size_t n_peers,
-                      Destination *ret, char **ret_error) {
+                      const TopicName *topics, size_t n_topics, Destination *ret, char **ret_error) {
         Destination d = { 0 };
         int r;
 
@@ -104,6 +127,9 @@ int destination_parse(const char *to, const char *mesh_slug, const PeerName *pee
                 for (size_t i = 0; i < 64; i++)
                         lower[i] = (char) tolower((unsigned char) to[i]);
                 lower[64] = '\0';
+                if (!is_sealable_key(lower))
+                        return error_setf(ret_error, -EINVAL, "\"%s\" is not a valid ed25519 public key, so no "
+                                          "message can ever be sealed to it; check the key (see ListPeers).", lower);
                 r = set(&d, "dm", lower);
         } else if (streq(to, "*") || streq(to, "@all"))
                 r = set(&d, "topic", "*");
@@ -113,10 +139,16 @@ int destination_parse(const char *to, const char *mesh_slug, const PeerName *pee
                                           "characters without spaces.", to, GROUP_NAME_MAX);
                 r = set(&d, "topic", to);
         } else if (to[0] == '#') {
-                if (!is_token(to + 1, TOPIC_ID_MAX))
-                        return error_setf(ret_error, -EINVAL, "\"%s\" is not a topic: after \"#\" comes the "
-                                          "topic id, 1 to %d characters without spaces.", to, TOPIC_ID_MAX);
-                r = set(&d, "topic", to);
+                _cleanup_free_ char *spec = NULL;
+                const char *id = topic_id(to + 1, topics, n_topics);
+
+                if (!is_token(id, TOPIC_ID_MAX))
+                        return error_setf(ret_error, -EINVAL, "\"%s\" is not a topic: after \"#\" comes a topic's "
+                                          "name or id, an id being 1 to %d characters without spaces.", to,
+                                          TOPIC_ID_MAX);
+                if (asprintf(&spec, "#%s", id) < 0)
+                        return -ENOMEM;
+                r = set(&d, "topic", spec);
         } else
                 r = resolve_name(to, mesh_slug, peers, n_peers, &d, ret_error);
         if (r < 0)

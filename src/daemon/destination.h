@@ -5,15 +5,22 @@
 
 /* The "to" of a send, per DECISIONS §1 and §2:
  *   64 hex chars   → direct message to that pubkey (lowercased)     kind "dm",    ref = pubkey
+ *                    (refused, -EINVAL, when it is no valid ed25519 key: it could never be sealed)
  *   "*" or "@all"  → broadcast, sent as "*"                          kind "topic", ref = "*"
  *   "@name"        → group                                            kind "topic", ref = "@name"
- *   "#id"          → topic by id                                      kind "topic", ref = "#id"
+ *   "#id", "#name" → topic by id, or by a name the mesh's topics know
+ *                    (sent as its id)                                 kind "topic", ref = "#id"
  *   anything else  → a peer display name, resolved against the mesh's current peers to a dm. */
 typedef struct Destination {
         const char *kind;  /* "dm" | "topic" (static) */
         char *ref;         /* the fingerprint's destination_ref */
         char *target_spec; /* what goes on the wire as targetSpec */
 } Destination;
+
+typedef struct TopicName {
+        const char *id;
+        const char *name;
+} TopicName;
 
 typedef struct PeerName {
         const char *pubkey;       /* 64 lowercase hex */
@@ -25,4 +32,4 @@ void destination_done(Destination *d);
 /* -EINVAL: malformed; -ENOENT: no peer has that name; -ENOTUNIQ: several do. Each with a
  * sentence in *ret_error naming the candidates and what to use instead. */
 int destination_parse(const char *to, const char *mesh_slug, const PeerName *peers, size_t n_peers,
-                      Destination *ret, char **ret_error);
+                      const TopicName *topics, size_t n_topics, Destination *ret, char **ret_error);

@@ -7,6 +7,7 @@
 #include "manager-link.h"
 #include "manager.h"
 #include "mesh-link.h"
+#include "wire-send.h"
 
 int manager_lookup_link(Manager *m, const char *name, Mesh **ret, sd_bus_error *error) {
         Mesh *mesh;
@@ -44,17 +45,30 @@ static json_object *strings_to_json(const char *const *strings) {
         return TAKE_PTR(a);
 }
 
-/* Replaces *slot (a repeated field counts once, the last value). */
+/* Fills *slot (empty: profile_update_set refuses a repeated field). */
 static int set_value(json_object **slot, json_object *value) {
         if (!value)
                 return -ENOMEM;
-        json_object_put(*slot);
         *slot = value;
         return 0;
 }
 
+static bool profile_has(const ProfileUpdate *p, const char *key) {
+        if (streq(key, "summary"))
+                return p->summary;
+        if (streq(key, "status"))
+                return p->status;
+        if (streq(key, "visible"))
+                return p->visible;
+        return p->profile && json_object_object_get_ex(p->profile, key, NULL);
+}
+
 int profile_update_set(ProfileUpdate *p, const char *key, const ProfileValue *v, sd_bus_error *error) {
         _cleanup_(json_object_putp) json_object *value = NULL;
+
+        /* "Last wins" would let a caller's earlier value vanish unseen. */
+        if (profile_has(p, key))
+                return sd_bus_error_setf(error, CM_ERROR_INVALID_ARGUMENT, "Profile field \"%s\" is given twice.", key);
 
         if (streq(key, "visible")) {
                 if (v->type != PROFILE_VALUE_BOOLEAN)
@@ -85,26 +99,34 @@ int profile_update_set(ProfileUpdate *p, const char *key, const ProfileValue *v,
 }
 
 /* One broker frame {"type": type, key: value}; value stays the caller's. */
-static int send_simple(MeshLink *l, const char *type, const char *key, json_object *value) {
+static json_object *frame_simple(const char *type, const char *key, json_object *value) {
         _cleanup_(json_object_putp) json_object *f = json_object_new_object();
 
         if (!f ||
             json_object_object_add(f, "type", json_object_new_string(type)) < 0 ||
             json_object_object_add(f, key, json_object_get(value)) < 0)
-                return -ENOMEM;
-        return mesh_link_send_frame(l, f);
+                return NULL;
+        return TAKE_PTR(f);
 }
 
 /* {"type": "set_profile", fields...}; fields stay the caller's. */
-static int send_profile(MeshLink *l, json_object *fields) {
+static json_object *frame_profile(json_object *fields) {
         _cleanup_(json_object_putp) json_object *f = json_object_new_object();
 
         if (!f || json_object_object_add(f, "type", json_object_new_string("set_profile")) < 0)
-                return -ENOMEM;
+                return NULL;
         json_object_object_foreach(fields, key, value)
                 if (json_object_object_add(f, key, json_object_get(value)) < 0)
-                        return -ENOMEM;
-        return mesh_link_send_frame(l, f);
+                        return NULL;
+        return TAKE_PTR(f);
+}
+
+/* set_summary, set_status, set_visible, set_profile */
+#define PROFILE_FRAMES 4
+
+static void frames_putp(json_object ***frames) {
+        for (size_t i = 0; i < PROFILE_FRAMES; i++)
+                json_object_put((*frames)[i]);
 }
 
 int manager_set_profile(Manager *m, const char *name, const ProfileUpdate *p, sd_bus_error *error) {
@@ -119,16 +141,38 @@ int manager_set_profile(Manager *m, const char *name, const ProfileUpdate *p, sd
                                          "(%s); the profile is only kept by the broker.", mesh->entry->slug,
                                          link_state_to_string(mesh_link_state(mesh->link)));
 
-        if (p->summary)
-                r = send_simple(mesh->link, "set_summary", "summary", p->summary);
-        if (r >= 0 && p->status) {
-                mesh->dnd = streq(json_object_get_string(p->status), "dnd");
-                r = send_simple(mesh->link, "set_status", "status", p->status);
+        json_object *frames[PROFILE_FRAMES] = {
+                p->summary ? frame_simple("set_summary", "summary", p->summary) : NULL,
+                p->status ? frame_simple("set_status", "status", p->status) : NULL,
+                p->visible ? frame_simple("set_visible", "visible", p->visible) : NULL,
+                p->profile ? frame_profile(p->profile) : NULL,
+        };
+        _cleanup_(frames_putp) json_object **cleanup = frames;
+
+        /* Every frame is measured before any is sent: a field over the broker's frame limit is the
+         * caller's to shorten, and the rest of the update must not go out without it. */
+        if ((p->summary && !frames[0]) || (p->status && !frames[1]) || (p->visible && !frames[2]) ||
+            (p->profile && !frames[3]))
+                return -ENOMEM;
+        for (size_t i = 0; i < ELEMENTSOF(frames); i++) {
+                size_t size;
+
+                if (!frames[i])
+                        continue;
+                if (!json_object_to_json_string_length(frames[i], JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE,
+                                                       &size))
+                        return -ENOMEM;
+                if (size > WIRE_FRAME_MAX)
+                        return sd_bus_error_setf(error, CM_ERROR_PAYLOAD_TOO_LARGE, "The profile is too large: its "
+                                                 "\"%s\" frame would be %zu bytes, the broker takes at most %d. "
+                                                 "Nothing was sent.", json_object_get_string(json_object_object_get(frames[i], "type")),
+                                                 size, WIRE_FRAME_MAX);
         }
-        if (r >= 0 && p->visible)
-                r = send_simple(mesh->link, "set_visible", "visible", p->visible);
-        if (r >= 0 && p->profile)
-                r = send_profile(mesh->link, p->profile);
+        if (p->status)
+                mesh->dnd = streq(json_object_get_string(p->status), "dnd");
+        for (size_t i = 0; r >= 0 && i < ELEMENTSOF(frames); i++)
+                if (frames[i])
+                        r = mesh_link_send_frame(mesh->link, frames[i]);
         if (r < 0)
                 return sd_bus_error_setf(error, CM_ERROR_NOT_CONNECTED, "Could not hand the profile to the broker "
                                          "link: %s", STRERROR(r));

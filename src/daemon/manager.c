@@ -61,6 +61,7 @@ Manager *manager_free(Manager *m) {
         manager_drop_meshes(m);
         /* The queue answers its waiting callers, so it goes before the bus and the outbox. */
         send_queue_free(m->send_queue);
+        transition_queue_free(m->transitions);
         compat_http_free(m->compat_http);
         compat_socket_free(m->compat_socket);
         sd_event_source_disable_unref(m->expire_timer);
@@ -202,14 +203,14 @@ static int on_expire_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         return sd_event_source_set_time_relative(s, EXPIRE_INTERVAL_USEC);
 }
 
-static void drain_all(Manager *m) {
+void manager_drain_all(Manager *m) {
         for (size_t i = 0; i < m->n_meshes; i++)
                 if (m->meshes[i]->link)
                         mesh_link_drain(m->meshes[i]->link);
 }
 
 static int on_drain_timer(sd_event_source *s, uint64_t usec, void *userdata) {
-        drain_all(userdata);
+        manager_drain_all(userdata);
         return 0;
 }
 
@@ -217,8 +218,9 @@ void manager_schedule_drain(Manager *m) {
         usec_t next, now = now_usec(CLOCK_REALTIME);
 
         /* Only rows due later need the timer: rows due now go out when a link connects or an
-         * ack frees a slot, so a full link never spins the loop. */
-        if (!m->outbox || outbox_next_attempt_at(m->outbox, &next) < 0 || next <= now) {
+         * ack frees a slot, so a full link never spins the loop. Rows due now (of a mesh that is
+         * not connected, say) must not hide the next row due later of another. */
+        if (!m->outbox || outbox_next_attempt_at(m->outbox, now, &next) < 0) {
                 (void) sd_event_source_set_enabled(m->drain_timer, SD_EVENT_OFF);
                 return;
         }
@@ -232,7 +234,15 @@ void manager_schedule_drain(Manager *m) {
 }
 
 static void on_sends_committed(void *userdata, unsigned n_queued) {
-        drain_all(userdata);
+        Manager *m = userdata;
+
+        /* The store took a write: what waits for it goes on now, not on its backoff timer. */
+        transition_queue_kick(m->transitions);
+        manager_drain_all(m);
+}
+
+static void on_store_recovered(void *userdata) {
+        manager_drain_all(userdata);
 }
 
 void manager_attach_links(Manager *m) {
@@ -270,6 +280,10 @@ static int manager_open_stores(Manager *m) {
                         log_notice("Recovered %d in-flight outbox row(s) from the last run; they will be retried", r);
                 else if (r < 0)
                         log_warning_errno(r, "Cannot recover in-flight outbox rows: %s", STRERROR(r));
+                r = transition_queue_new(m->event, m->outbox, link_transition_landed, on_store_recovered, m,
+                                         &m->transitions);
+                if (r < 0)
+                        return r;
                 r = send_queue_new(m->event, m->outbox, on_sends_committed, m, &m->send_queue);
                 if (r < 0)
                         return r;

@@ -15,6 +15,7 @@
 #include "outbox.h"
 #include "polkit.h"
 #include "send-queue.h"
+#include "transition-queue.h"
 
 #define DAEMON_BUS_NAME    "org.claudemesh.Daemon1"
 #define DAEMON_OBJECT_PATH "/org/claudemesh/Daemon1"
@@ -54,6 +55,7 @@ typedef struct Manager {
         Inbox *inbox;
         char *inbox_error;
         SendQueue *send_queue;
+        TransitionQueue *transitions; /* drain status changes the store has not taken yet */
         sd_event_source *expire_timer;
         sd_event_source *drain_timer;
 
@@ -89,6 +91,8 @@ void manager_attach_links(Manager *m);
 
 /* Wakes the drain of every connected mesh when the next outbox row falls due. */
 void manager_schedule_drain(Manager *m);
+/* Drains every connected mesh now (new rows: accepted, requeued). */
+void manager_drain_all(Manager *m);
 
 /* bus-manager.c and bus-mesh.c */
 int manager_bus_register(Manager *m);

@@ -18,6 +18,16 @@ typedef struct PeersWaiter {
         void *userdata;
 } PeersWaiter;
 
+typedef struct TopicsWaiter {
+        MeshLinkTopicsDone done;
+        void *userdata;
+} TopicsWaiter;
+
+typedef struct TopicEntry {
+        char *id;
+        char *name;
+} TopicEntry;
+
 typedef struct InflightSend {
         char *client_message_id;
         char *row_id;
@@ -40,6 +50,7 @@ struct MeshLink {
         InflightSend inflight[LINK_INFLIGHT_MAX];
         size_t n_inflight;
         sd_event_source *ack_timer;
+        sd_event_source *drain_more; /* continues a drain that gave up a long run of rows */
 
         Peer *peers;
         size_t n_peers;
@@ -47,6 +58,12 @@ struct MeshLink {
         size_t n_peer_waiters;
         sd_event_source *peers_timer;
         unsigned unopenable;        /* DMs no key of ours opened since start */
+
+        TopicEntry *topics;         /* the broker's last topic_list: "#name" resolves to "#id" */
+        size_t n_topics;
+        TopicsWaiter *topic_waiters; /* sends waiting for a fresh topic_list */
+        size_t n_topic_waiters;
+        sd_event_source *topics_timer;
 };
 
 const char *json_string_member(json_object *o, const char *key);
@@ -56,6 +73,14 @@ void mesh_link_set_state(MeshLink *l, LinkState state, const char *detail);
 void link_handle_ack(MeshLink *l, json_object *ack);
 /* Every send still waiting for an ack goes back to pending, to be sent again. */
 void link_requeue_inflight(MeshLink *l, const char *why);
+
+/* link-topics.c */
+/* Asks the broker for its topics (the answer replaces the cache). */
+int link_topics_request(MeshLink *l);
+void link_topics_replace(MeshLink *l, json_object *topics);
+/* Answers every waiting topic query (the link goes away). */
+void link_topics_cancel(MeshLink *l);
+void link_topics_clear(MeshLink *l);
 
 /* link-peers.c */
 /* Answers every waiting peer query with NotConnected: the link goes away. */

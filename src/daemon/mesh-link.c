@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <arpa/inet.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "broker-features.h"
@@ -10,6 +12,7 @@
 #include "log.h"
 #include "manager.h"
 #include "mesh-link-internal.h"
+#include "message-ids.h"
 #include "request-fingerprint.h"
 #include "seal.h"
 
@@ -207,6 +210,8 @@ static void link_hello_ack(MeshLink *l, json_object *packet) {
                 (void) mesh_link_send_frame(l, list);
                 json_object_put(list);
         }
+        /* "#name" sends resolve against it; a name not in it asks again. */
+        (void) link_topics_request(l);
         mesh_link_drain(l);
 }
 
@@ -237,6 +242,9 @@ static void link_on_packet(void *userdata, json_object *packet) {
                 link_worker_state(l, packet);
         else if (streq(type, "hello_ack"))
                 link_hello_ack(l, packet);
+        else if (streq(type, "frame") &&
+                 streq(worker_channel_type(json_object_object_get(packet, "frame")), "topic_list_response"))
+                link_topics_replace(l, json_object_object_get(json_object_object_get(packet, "frame"), "topics"));
         else if (streq(type, "frame"))
                 link_receive_frame(l, json_object_object_get(packet, "frame"));
         else
@@ -296,6 +304,47 @@ static int link_start_worker(MeshLink *l) {
         return 0;
 }
 
+/* Whether host (as in a URL: a name, an IPv4 address, or an IPv6 one in brackets) is this machine. */
+static bool host_is_loopback(const char *host, size_t n) {
+        char buf[64];
+        struct in6_addr a6;
+        struct in_addr a4;
+
+        if (n >= 2 && host[0] == '[' && host[n - 1] == ']') {
+                host++;
+                n -= 2;
+        }
+        if (n == 0 || n >= sizeof buf)
+                return false;
+        memcpy(buf, host, n);
+        buf[n] = '\0';
+        if (strcasecmp(buf, "localhost") == 0 || strcasecmp(buf, "localhost.") == 0)
+                return true;
+        if (inet_pton(AF_INET, buf, &a4) == 1)
+                return (ntohl(a4.s_addr) >> 24) == 127;
+        return inet_pton(AF_INET6, buf, &a6) == 1 && IN6_IS_ADDR_LOOPBACK(&a6);
+}
+
+/* Plain ws:// beyond this machine lets anyone on the path read posts and replay the signed hello
+ * (about a minute on upstream's broker): said once per link, where operators look. */
+static void warn_plaintext_broker(const MeshEntry *e) {
+        const char *url = e->broker_url, *host;
+        size_t n;
+
+        if (!url || strncasecmp(url, "ws://", 5) != 0)
+                return;
+        host = url + 5;
+        if (host[0] == '[')
+                n = strcspn(host, "]") + 1;
+        else
+                n = strcspn(host, ":/?#");
+        if (host_is_loopback(host, n))
+                return;
+        log_event(LOG_WARNING, CM_MESSAGE_PLAINTEXT_BROKER, LOG_FIELDS({ "CLAUDEMESH_BROKER_URL", url }),
+                  "Mesh %s: the broker URL %s is plain ws:// to another host: posts can be read and the signed "
+                  "hello captured and replayed on the way. Use wss://.", e->slug, url);
+}
+
 int mesh_link_new(Mesh *mesh, MeshLink **ret) {
         _cleanup_(mesh_link_freep) MeshLink *l = NULL;
         int r;
@@ -308,6 +357,7 @@ int mesh_link_new(Mesh *mesh, MeshLink **ret) {
         r = mesh_session_load(mesh->manager->state_dir, mesh->entry->mesh_id, &l->session);
         if (r < 0)
                 return log_error_errno(r, "Mesh %s: cannot load its session key: %s", mesh->entry->slug, STRERROR(r));
+        warn_plaintext_broker(mesh->entry);
         r = link_start_worker(l);
         if (r < 0)
                 return r;
@@ -322,8 +372,12 @@ MeshLink *mesh_link_free(MeshLink *l) {
         worker_process_free(l->worker);
         sd_event_source_disable_unref(l->restart_timer);
         sd_event_source_disable_unref(l->ack_timer);
+        sd_event_source_disable_unref(l->drain_more);
         link_peers_clear(l);
         link_peers_cancel(l);
+        link_topics_cancel(l);
+        link_topics_clear(l);
+        sd_event_source_disable_unref(l->topics_timer);
         mesh_session_done(&l->session);
         free(l->detail);
         free(l->features_json);

@@ -9,6 +9,7 @@
 #include "destination.h"
 #include "macro.h"
 #include "mesh-session.h"
+#include "transition-queue.h"
 #include "worker-process.h"
 
 /*
@@ -63,8 +64,18 @@ int mesh_link_query_peers(MeshLink *l, MeshLinkPeersDone done, void *userdata);
 /* The peers as the destination grammar resolves names against (valid until the list changes). */
 int mesh_link_peer_names(const MeshLink *l, PeerName **ret, size_t *ret_n);
 
-/* Hands due outbox rows to the broker when connected. */
+/* The end of a topic query, exactly once: mesh_link_topic_names() then holds the freshest list
+ * there is (the broker's answer, or after 3 s or without a connection the last one known). */
+typedef void (*MeshLinkTopicsDone)(void *userdata);
+/* Asks the broker for its topics. 0: done runs (maybe already ran); < 0: it never runs. */
+int mesh_link_query_topics(MeshLink *l, MeshLinkTopicsDone done, void *userdata);
+/* The topics as "#name" resolves against (valid until the list changes). */
+int mesh_link_topic_names(const MeshLink *l, TopicName **ret, size_t *ret_n);
+
+/* Hands due outbox rows to the broker when connected; rows that can never go out go dead. */
 void mesh_link_drain(MeshLink *l);
+/* The TransitionLanded of the manager's queue (userdata: the Manager): Delivered or SendFailed. */
+void link_transition_landed(const Transition *t, void *userdata);
 /* Drops the connection and connects again now (also out of "failed"). */
 int mesh_link_reconnect(MeshLink *l);
 /* Writes a broker frame (set_profile, set_status, …); -ENOTCONN when not connected. */

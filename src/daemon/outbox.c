@@ -2,8 +2,11 @@
 #include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "error-message.h"
+#include "fileio.h"
 #include "log.h"
 #include "outbox-internal.h"
 #include "store.h"
@@ -89,11 +92,54 @@ static bool envelope_is_valid(const OutboxEnvelope *env) {
                one_of(env->priority, "now", "next", "low") && (env->body || env->body_size == 0);
 }
 
+/* A missing outbox.db is a fresh start only when nothing shows there was one: not the marker
+ * written once it existed, and not a write-ahead log of it left behind. Otherwise the sends it
+ * held would vanish without a word. */
+static int check_not_lost(const char *path, const char *marker, char **ret_error) {
+        _cleanup_free_ char *wal = NULL;
+        struct stat st;
+
+        if (lstat(path, &st) == 0 || errno != ENOENT)
+                return 0;
+        if (access(marker, F_OK) == 0)
+                return error_setf(ret_error, -EUCLEAN,
+                                  "%s is missing, but %s shows claudemeshd kept an outbox there: the sends it held "
+                                  "may be lost. Sends are refused until it is restored (from a backup); to start an "
+                                  "empty outbox instead, remove %s.", path, marker, marker);
+        if (asprintf(&wal, "%s-wal", path) < 0)
+                return -ENOMEM;
+        if (lstat(wal, &st) == 0 && st.st_size > 0)
+                return error_setf(ret_error, -EUCLEAN,
+                                  "%s is missing, but its write-ahead log %s is there: the sends it held may be "
+                                  "lost. Sends are refused until it is restored (from a backup); to start an empty "
+                                  "outbox instead, move %s aside.", path, wal, wal);
+        return 0;
+}
+
+static void write_marker(const char *marker) {
+        static const char text[] =
+                "claudemeshd keeps its outbox in outbox.db beside this file. While this file exists, a missing\n"
+                "outbox.db is an error (its sends would be lost), not a fresh start. See claudemeshd(8).\n";
+        int r;
+
+        if (access(marker, F_OK) == 0)
+                return;
+        r = write_file_atomic(marker, text, sizeof text - 1, 0600);
+        if (r < 0)
+                log_warning_errno(r, "Cannot write %s; a lost outbox.db would go unnoticed until it is: %s", marker,
+                                  STRERROR(r));
+}
+
 int outbox_open(const char *path, bool synchronous_full, Outbox **ret, char **ret_error) {
-        _cleanup_free_ char *error = NULL;
+        _cleanup_free_ char *error = NULL, *marker = NULL;
         Outbox *o;
         int r;
 
+        if (asprintf(&marker, "%s.created", path) < 0)
+                return -ENOMEM;
+        r = check_not_lost(path, marker, ret_error);
+        if (r < 0)
+                return r;
         o = calloc(1, sizeof *o);
         if (!o)
                 return -ENOMEM;
@@ -104,13 +150,15 @@ int outbox_open(const char *path, bool synchronous_full, Outbox **ret, char **re
                 /* Never set aside automatically (unlike the inbox): it holds sends not yet delivered. */
                 if (r == -EUCLEAN)
                         return error_setf(ret_error, r,
-                                          "%s Sends are refused until the outbox is repaired or moved aside "
-                                          "(mv %s %s.corrupt); a fresh one is created when claudemeshd next opens it.",
-                                          strna(error), path, path);
+                                          "%s Sends are refused until the outbox is restored or repaired; the file is "
+                                          "left as it is. To give up what it held and start an empty outbox: "
+                                          "mv %s %s.corrupt && rm -f %s.",
+                                          strna(error), path, path, marker);
                 if (ret_error)
                         *ret_error = TAKE_PTR(error);
                 return r;
         }
+        write_marker(marker);
         *ret = o;
         return 0;
 }
@@ -535,15 +583,19 @@ int outbox_count_active(Outbox *o, const char *mesh_id, unsigned *ret) {
         return 0;
 }
 
-int outbox_next_attempt_at(Outbox *o, usec_t *ret) {
+int outbox_next_attempt_at(Outbox *o, usec_t after, usec_t *ret) {
         _cleanup_(store_stmt_resetp) sqlite3_stmt *st = NULL;
         int r, rc;
 
         r = store_stmt(o->store,
-                       "SELECT next_attempt_at FROM outbox WHERE status = 'pending' ORDER BY next_attempt_at LIMIT 1",
+                       "SELECT next_attempt_at FROM outbox WHERE status = 'pending' AND next_attempt_at > ?1 "
+                       "ORDER BY next_attempt_at LIMIT 1",
                        &st);
         if (r < 0)
                 return r;
+        rc = sqlite3_bind_int64(st, 1, (sqlite3_int64) after);
+        if (rc != SQLITE_OK)
+                return store_log_error(o->store, rc, "binding the due time");
         rc = sqlite3_step(st);
         if (rc == SQLITE_DONE)
                 return -ENOENT;

@@ -79,10 +79,11 @@ typedef struct OutboxAcceptResult {
 } OutboxAcceptResult;
 void outbox_accept_result_done(OutboxAcceptResult *r);
 
-/* Opens (creating, migrating) outbox.db. On failure *ret_error holds a sentence naming the file:
- * -EUCLEAN when it is damaged (sends must be refused until it is repaired or moved aside; the
- * file is not touched), -EPROTO when its schema is newer than this code. Call outbox_recover()
- * once at daemon start. */
+/* Opens (creating, migrating) outbox.db, and writes "<path>.created" beside it. On failure
+ * *ret_error holds a sentence naming the file: -EUCLEAN when it is damaged or lost (empty, or
+ * missing while "<path>.created" or a "<path>-wal" shows there was one): sends must be refused
+ * until it is restored or moved aside, and nothing is touched; -EPROTO when its schema is newer
+ * than this code. Call outbox_recover() once at daemon start. */
 int outbox_open(const char *path, bool synchronous_full, Outbox **ret, char **ret_error);
 Outbox *outbox_free(Outbox *o);
 DEFINE_TRIVIAL_CLEANUP_FUNC(Outbox *, outbox_free);
@@ -136,10 +137,10 @@ int outbox_list(Outbox *o, const char *mesh_id, OutboxStatus status, unsigned li
 int outbox_get(Outbox *o, const char *row_id, OutboxRow *ret);
 
 /* For the drain: pending rows of mesh_id (NULL = every mesh) with next_attempt_at <= now, oldest
- * first, at most limit (1..500, 0 = 50); and the earliest next_attempt_at of any pending row
- * (-ENOENT when none is pending). */
+ * first, at most limit (1..500, 0 = 50); and the earliest next_attempt_at after `after` of any
+ * pending row (-ENOENT when none is pending that late). */
 int outbox_list_due(Outbox *o, const char *mesh_id, usec_t now, unsigned limit, OutboxRow **ret, size_t *ret_n);
-int outbox_next_attempt_at(Outbox *o, usec_t *ret);
+int outbox_next_attempt_at(Outbox *o, usec_t after, usec_t *ret);
 /* Rows of mesh_id still to deliver (pending or inflight). */
 int outbox_count_active(Outbox *o, const char *mesh_id, unsigned *ret);
 

@@ -44,13 +44,18 @@ static int meta_normalize(const char *text, char **ret, char **ret_error) {
         if (streq(canonical, "null") || streq(canonical, "{}"))
                 return 0;
         if (canonical[0] != '{')
-                return error_setf(ret_error, -EINVAL, "Option \"meta\" must be a JSON object, not %s.", canonical);
+                return error_setf(ret_error, -EINVAL, "Option \"meta\" must be a JSON object, not %.64s.", canonical);
+        /* It is stored with every row and fingerprinted: bounded like the message. */
+        if (size > SEND_META_MAX)
+                return error_setf(ret_error, -EMSGSIZE, "Option \"meta\" is too large: %zu bytes as canonical JSON, "
+                                  "at most %d (16 KiB) are stored.", size, SEND_META_MAX);
         *ret = TAKE_PTR(canonical);
         return 0;
 }
 
 int send_request_prepare(const char *mesh_slug, const char *to, const char *message, const SendOptions *opts,
-                         const PeerName *peers, size_t n_peers, usec_t now, SendRequest *ret, char **ret_error) {
+                         const PeerName *peers, size_t n_peers, const TopicName *topics, size_t n_topics, usec_t now,
+                         SendRequest *ret, char **ret_error) {
         _cleanup_(send_request_done) SendRequest req = { 0 };
         _cleanup_free_ char *why = NULL;
         size_t frame;
@@ -71,7 +76,7 @@ int send_request_prepare(const char *mesh_slug, const char *to, const char *mess
         r = meta_normalize(opts->meta, &req.meta_json, ret_error);
         if (r < 0)
                 return r;
-        r = destination_parse(to, mesh_slug, peers, n_peers, &req.destination, ret_error);
+        r = destination_parse(to, mesh_slug, peers, n_peers, topics, n_topics, &req.destination, ret_error);
         if (r < 0)
                 return r;
 

@@ -9,6 +9,9 @@
 #include "request-fingerprint.h"
 #include "time-util.h"
 
+/* The most meta a send stores: its canonical JSON (RFC 8785) in bytes. */
+#define SEND_META_MAX 16384
+
 /* What a caller asked for, as received (NULL = not given). */
 typedef struct SendOptions {
         const char *priority;
@@ -32,7 +35,9 @@ typedef struct SendRequest {
 void send_request_done(SendRequest *r);
 
 /* Validates everything before anything is written (a rejected request does not consume its id):
- * -EINVAL, -ENOENT/-ENOTUNIQ (destination), -EMSGSIZE (the frame would exceed WIRE_FRAME_MAX),
+ * -EINVAL, -ENOENT/-ENOTUNIQ (destination), -EMSGSIZE (the frame would exceed WIRE_FRAME_MAX, or
+ * meta SEND_META_MAX),
  * each with a sentence. Mints a ULID when no client_message_id is given. */
 int send_request_prepare(const char *mesh_slug, const char *to, const char *message, const SendOptions *opts,
-                         const PeerName *peers, size_t n_peers, usec_t now, SendRequest *ret, char **ret_error);
+                         const PeerName *peers, size_t n_peers, const TopicName *topics, size_t n_topics, usec_t now,
+                         SendRequest *ret, char **ret_error);

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "error-message.h"
 #include "log.h"
@@ -327,13 +328,10 @@ static int set_pragmas(Store *s, bool synchronous_full, char **ret_error) {
         return 0;
 }
 
-int store_open(const char *path, bool synchronous_full, const char *const *migrations, size_t n_migrations,
-               Store **ret, char **ret_error) {
+static int store_open_file(const char *path, bool synchronous_full, const char *const *migrations,
+                           size_t n_migrations, Store **ret, char **ret_error) {
         _cleanup_(store_freep) Store *s = NULL;
         int r, rc;
-
-        if (n_migrations > INT_MAX - 1)
-                return -EINVAL;
 
         s = calloc(1, sizeof *s);
         if (!s)
@@ -372,4 +370,86 @@ int store_open(const char *path, bool synchronous_full, const char *const *migra
 
         *ret = TAKE_PTR(s);
         return 0;
+}
+
+static int fsync_dir_of(const char *path) {
+        _cleanup_free_ char *dir = strdup(path);
+        _cleanup_close_ int fd = -1;
+        char *slash;
+
+        if (!dir)
+                return -ENOMEM;
+        slash = strrchr(dir, '/');
+        if (slash == dir)
+                slash[1] = '\0';
+        else if (slash)
+                *slash = '\0';
+        else
+                strcpy(dir, ".");
+        fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (fd < 0 || fsync(fd) < 0)
+                return negative_errno();
+        return 0;
+}
+
+/* A new store is built as "<path>.new" and renamed into place once it holds its schema, so a
+ * crash never leaves an empty file at path: an empty store file is always damage. */
+static int store_create(const char *path, bool synchronous_full, const char *const *migrations,
+                        size_t n_migrations, char **ret_error) {
+        static const char *const suffixes[] = { "", "-wal", "-shm" };
+        _cleanup_free_ char *tmp = NULL;
+        _cleanup_close_ int fd = -1;
+        Store *s = NULL;
+        int r;
+
+        if (asprintf(&tmp, "%s.new", path) < 0)
+                return -ENOMEM;
+        /* Left by a creation that crashed: it never held anything. */
+        for (size_t i = 0; i < ELEMENTSOF(suffixes); i++) {
+                _cleanup_free_ char *p = NULL;
+
+                if (asprintf(&p, "%s%s", tmp, suffixes[i]) < 0)
+                        return -ENOMEM;
+                if (unlink(p) < 0 && errno != ENOENT) {
+                        r = negative_errno();
+                        return error_setf(ret_error, r, "Cannot remove %s: %s.", p, STRERROR(r));
+                }
+        }
+        r = store_open_file(tmp, synchronous_full, migrations, n_migrations, &s, ret_error);
+        if (r < 0)
+                return r;
+        /* Closing checkpoints the WAL into the file and removes it. */
+        store_free(s);
+        fd = open(tmp, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+        /* link(), not rename(): a file that appeared at path meanwhile is never replaced. */
+        if (fd < 0 || fsync(fd) < 0 || (link(tmp, path) < 0 && errno != EEXIST)) {
+                r = negative_errno();
+                return error_setf(ret_error, r, "Cannot create %s: %s.", path, STRERROR(r));
+        }
+        (void) unlink(tmp);
+        r = fsync_dir_of(path);
+        if (r < 0)
+                return error_setf(ret_error, r, "Cannot create %s: %s.", path, STRERROR(r));
+        return 0;
+}
+
+int store_open(const char *path, bool synchronous_full, const char *const *migrations, size_t n_migrations,
+               Store **ret, char **ret_error) {
+        struct stat st;
+        int r;
+
+        if (n_migrations > INT_MAX - 1)
+                return -EINVAL;
+        if (lstat(path, &st) < 0) {
+                if (errno != ENOENT) {
+                        r = negative_errno();
+                        return error_setf(ret_error, r, "Cannot open %s: %s.", path, STRERROR(r));
+                }
+                r = store_create(path, synchronous_full, migrations, n_migrations, ret_error);
+                if (r < 0)
+                        return r;
+        } else if (S_ISREG(st.st_mode) && st.st_size == 0)
+                return error_setf(ret_error, -EUCLEAN, "%s is empty (0 bytes): whatever it held is gone, "
+                                  "truncated by a crash or a full disk.", path);
+        return store_open_file(path, synchronous_full, migrations, n_migrations, ret, ret_error);
 }

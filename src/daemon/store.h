@@ -16,7 +16,8 @@
 typedef struct Store Store;
 
 /* migrations[i] is the SQL that takes the schema from version i to i + 1, so the version the
- * code knows is n_migrations. Each step runs in its own BEGIN IMMEDIATE transaction together
+ * code knows is n_migrations. A missing file is built as "<path>.new" and linked into place once
+ * it holds its schema, so no crash leaves an empty file at path; an empty file is -EUCLEAN. Each step runs in its own BEGIN IMMEDIATE transaction together
  * with the bump of user_version, so a crash leaves the file at a whole version.
  *
  * On failure *ret_error (when not NULL) holds a sentence naming the file:

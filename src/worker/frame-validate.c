@@ -32,6 +32,7 @@ typedef enum Shape {
         SHAPE_BASE64,     /* standard alphabet, '=' padding only at the end */
         SHAPE_SENDER,     /* a key, "system" or "webhook:<name>" */
         SHAPE_PRIORITY,   /* now | next | low */
+        SHAPE_TOKEN,      /* printable ASCII without spaces */
 } Shape;
 
 typedef struct FieldRule {
@@ -131,6 +132,24 @@ static const FieldRule error_rules[] = {
         { NULL, 0, false, SHAPE_TEXT, 0, 0 },
 };
 
+static const FieldRule topic_list_rules[] = {
+        OPT("_reqId", T_STRING, SHAPE_PRINTABLE, 0, 256),
+        REQ("topics", T_ARRAY, SHAPE_TEXT, 0, 0),
+        { NULL, 0, false, SHAPE_TEXT, 0, 0 },
+};
+
+/* The daemon sends to "#<id>" and resolves "#<name>" to it: an id goes on the wire as is, so it
+ * is a printable token; a name is only compared. */
+static const FieldRule topic_rules[] = {
+        REQ("id", T_STRING, SHAPE_TOKEN, 1, 128),
+        REQ("name", T_STRING, SHAPE_TEXT, 1, 1024),
+        OPT("description", T_STRING | T_NULL, SHAPE_TEXT, 0, TEXT_MAX),
+        OPT("visibility", T_STRING, SHAPE_PRINTABLE, 0, 32),
+        OPT_ANY("memberCount", T_NUMBER),
+        OPT("createdAt", T_STRING, SHAPE_PRINTABLE, 0, 64),
+        { NULL, 0, false, SHAPE_TEXT, 0, 0 },
+};
+
 static const struct {
         const char *type;
         const FieldRule *rules;
@@ -140,6 +159,7 @@ static const struct {
         [FRAME_PUSH] = { "push", push_rules },
         [FRAME_PEERS_LIST] = { "peers_list", peers_list_rules },
         [FRAME_ERROR] = { "error", error_rules },
+        [FRAME_TOPIC_LIST_RESPONSE] = { "topic_list_response", topic_list_rules },
 };
 
 const char *frame_kind_to_string(FrameKind k) {
@@ -200,6 +220,8 @@ static bool shape_ok(Shape shape, const char *s, size_t n) {
                        (n > 8 && strneq(s, "webhook:", 8) && is_printable(s, n));
         case SHAPE_PRIORITY:
                 return streq(s, "now") || streq(s, "next") || streq(s, "low");
+        case SHAPE_TOKEN:
+                return is_printable(s, n) && !memchr(s, ' ', n);
         }
         return false;
 }
@@ -237,19 +259,20 @@ static int check_fields(json_object *o, const FieldRule *rules, const char *wher
         return 0;
 }
 
-static int check_peers(json_object *o, char **ret_error) {
-        json_object *peers = json_object_object_get(o, "peers");
-        size_t n = json_object_array_length(peers);
+/* Every element of the array o[key] is an object that passes rules. */
+static int check_items(json_object *o, const char *key, const FieldRule *rules, const char *what, char **ret_error) {
+        json_object *items = json_object_object_get(o, key);
+        size_t n = json_object_array_length(items);
 
         for (size_t i = 0; i < n; i++) {
-                json_object *p = json_object_array_get_idx(peers, i);
+                json_object *p = json_object_array_get_idx(items, i);
                 char where[64];
                 int r;
 
-                snprintf(where, sizeof where, "peers_list: peer %zu", i);
+                snprintf(where, sizeof where, "%s %zu", what, i);
                 if (!json_object_is_type(p, json_type_object))
                         return fail(ret_error, -EBADMSG, "%s is not an object", where);
-                r = check_fields(p, peer_rules, where, ret_error);
+                r = check_fields(p, rules, where, ret_error);
                 if (r < 0)
                         return r;
         }
@@ -300,7 +323,9 @@ int frame_validate(const void *data, size_t size, json_object **ret, char **ret_
                         continue;
                 r = check_fields(o, frame_table[k].rules, type, ret_error);
                 if (r >= 0 && k == FRAME_PEERS_LIST)
-                        r = check_peers(o, ret_error);
+                        r = check_items(o, "peers", peer_rules, "peers_list: peer", ret_error);
+                if (r >= 0 && k == FRAME_TOPIC_LIST_RESPONSE)
+                        r = check_items(o, "topics", topic_rules, "topic_list_response: topic", ret_error);
                 if (r < 0)
                         return r;
                 if (ret)

@@ -88,16 +88,35 @@ gexpect InvalidArgument Send acme '*' m "{'client_message_id': <'$long'>}"
 gexpect InvalidArgument Send acme '*' m "{'client_message_id': <'v1'>, 'colour': <'red'>}"
 gexpect InvalidArgument Send acme '*' m "{'client_message_id': <'v1'>, 'priority': <uint32 1>}"
 gexpect InvalidArgument Send acme '*' m "{'client_message_id': <'v1'>, 'reply_to_id': <''>}"
+gexpect InvalidArgument Send acme '*' m "{'client_message_id': <'v1'>, 'client_message_id': <'v2'>}"
+grep -qF 'Option "client_message_id" is given twice.' "$T/last-reply" || fail "repeated option: $(cat "$T/last-reply")"
 gexpect InvalidArgument Send acme '@' m "{'client_message_id': <'v1'>}"
 gexpect InvalidArgument Send acme '#a b' m "{'client_message_id': <'v1'>}"
 gexpect UnknownPeer Send acme alice m "{'client_message_id': <'v1'>}"
 grep -q 'knows no peers yet' "$T/last-reply" || fail "unknown peer message: $(cat "$T/last-reply")"
 gexpect NoSuchMesh Send nope '*' m "{'client_message_id': <'v1'>}"
+# 64 hex digits that are no ed25519 key could never be sealed: refused on both front-ends, naming it
+BADKEY=$(head -c 64 /dev/zero | tr '\0' a)
+gexpect InvalidArgument Send acme "$BADKEY" m "{'client_message_id': <'v1'>}"
+grep -q "\"$BADKEY\" is not a valid ed25519 public key" "$T/last-reply" || fail "bad key message: $(cat "$T/last-reply")"
+code=$(curl -s -o "$T/http" -w '%{http_code}' --unix-socket "$T/config/daemon/daemon.sock" -H 'content-type: application/json' \
+        -d "{\"to\":\"$BADKEY\",\"message\":\"m\",\"mesh\":\"acme\",\"client_message_id\":\"v1\"}" http://localhost/v1/send)
+[ "$code" = 400 ] && grep -q "$BADKEY.*not a valid ed25519" "$T/http" || fail "/v1/send bad key: $code $(cat "$T/http")"
+# meta: at most 16 KiB of canonical JSON; over that PayloadTooLarge on the bus, 413 on /v1
+meta=$(/usr/bin/python3 -c 'import json; print(json.dumps({"k": "m" * (16384 - 8)}, separators=(",", ":")))')
+over=$(/usr/bin/python3 -c 'import json; print(json.dumps({"k": "m" * (16384 - 7)}, separators=(",", ":")))')
+gexpect PayloadTooLarge Send acme '*' m "{'client_message_id': <'v1'>, 'meta': <'$over'>}"
+grep -q "Option \"meta\" is too large: 16385 bytes as canonical JSON, at most 16384" "$T/last-reply" || fail "big meta: $(head -c 300 "$T/last-reply")"
+code=$(curl -s -o "$T/http" -w '%{http_code}' --unix-socket "$T/config/daemon/daemon.sock" -H 'content-type: application/json' \
+        -d "{\"to\":\"*\",\"message\":\"m\",\"mesh\":\"acme\",\"client_message_id\":\"v1\",\"meta\":{\"k\":\"$(head -c 20000 /dev/zero | tr '\0' m)\"}}" \
+        http://localhost/v1/send)
+[ "$code" = 413 ] && grep -q "16384" "$T/http" || fail "/v1/send big meta: $code $(head -c 300 "$T/http")"
 # sealed and base64'd, 49,000 bytes make a frame over 65,536; 48,000 fit
 big=$(head -c 49000 /dev/zero | tr '\0' y)
 gexpect PayloadTooLarge Send acme "$PK" "$big" "{'client_message_id': <'v1'>}"
 big=$(head -c 48000 /dev/zero | tr '\0' y)
 [ "$(rows)" = "$before" ] || fail "a refused send wrote a row"
+gcall Send acme '*' m "{'client_message_id': <'meta-max'>, 'meta': <'$meta'>}" || fail "16 KiB meta refused: $(head -c 300 "$T/last-reply")"
 gcall Send acme "$PK" "$big" "{'client_message_id': <'v1'>}" || fail "48 KB DM refused: $(head -c 300 "$T/last-reply")"
 
 # Requeue: dead and pending rows only; the old row stays, aborted, pointing at its successor
@@ -126,6 +145,7 @@ gcall ListOutbox beta "@a{sv} {}" || fail "ListOutbox beta"
 grep -q "^(@aa{sv} \[\],)$" "$T/last-reply" || fail "beta outbox not empty: $(cat "$T/last-reply")"
 gexpect InvalidArgument ListOutbox acme "{'status': <'lost'>}"
 gexpect InvalidArgument ListOutbox acme "{'limit': <'-1'>}"
+gexpect InvalidArgument ListOutbox acme "{'limit': <'1'>, 'limit': <'2'>}"
 
 # ListInbox over rows as the receive path stores them
 gcall ListInbox acme "@a{sv} {}" || fail "ListInbox"
@@ -159,6 +179,34 @@ R1=$!
 wait $R1 || fail "race 1"
 [ "$(cat "$T/race1" "$T/race2" | grep -c '^ok race-[0-9]* queued')" = 100 ] || fail "race answers"
 [ "$(sql outbox.db "SELECT count(*) FROM outbox WHERE client_message_id LIKE 'race-%'")" = 50 ] || fail "race rows"
+stop_daemon
 
+# A lost outbox is never silently replaced by a fresh one (it held accepted sends): refused with
+# what to do, the bus up and saying so, the file left as it is.
+S="$T/state/claudemesh"
+[ -f "$S/outbox.db.created" ] || fail "no marker beside outbox.db"
+rm -f "$S/outbox.db-wal" "$S/outbox.db-shm"
+: > "$S/outbox.db"
+start_daemon
+gexpect OutboxUnavailable Send acme '*' m "{'client_message_id': <'lost-1'>}"
+grep -q "outbox.db is empty (0 bytes).*Sends are refused" "$T/last-reply" || fail "empty outbox: $(cat "$T/last-reply")"
+prop Status | grep -q "outbox unavailable: .*outbox.db is empty" || fail "Status: $(prop Status)"
+stop_daemon
+[ -f "$S/outbox.db" ] && [ ! -s "$S/outbox.db" ] || fail "the empty outbox.db was touched"
+
+rm "$S/outbox.db"
+start_daemon
+gexpect OutboxUnavailable Send acme '*' m "{'client_message_id': <'lost-1'>}"
+grep -q "outbox.db is missing, but .*outbox.db.created shows claudemeshd kept an outbox there" "$T/last-reply" ||
+        fail "missing outbox: $(cat "$T/last-reply")"
+gexpect OutboxUnavailable ListOutbox '' "@a{sv} {}"
+stop_daemon
+[ ! -e "$S/outbox.db" ] || fail "a fresh outbox.db was created in place of the lost one"
+
+# the way out the message gives: without the marker, a fresh outbox
+rm "$S/outbox.db.created"
+start_daemon
+gcall Send acme '*' m "{'client_message_id': <'fresh-1'>}" || fail "fresh outbox: $(cat "$T/last-reply")"
+[ -f "$S/outbox.db.created" ] || fail "no marker beside the fresh outbox.db"
 stop_daemon
 echo ok

@@ -85,6 +85,17 @@ PY
 # profile: alice's summary reaches bob's peer list
 gcall_on alice SetProfile demo "{'summary': <'reviewing PR 42'>, 'status': <'working'>}" || fail "SetProfile: $(cat "$T/reply")"
 wait_until 10 sh -c ". $(dirname "$0")/lib-peers.sh; peers_have bob demo 'reviewing PR 42'" || fail "bob does not see alice's summary"
+# a profile over the broker's frame limit is a size error, and nothing of it goes out
+big=$(head -c 70000 /dev/zero | tr '\0' s)
+gcall_on alice SetProfile demo "{'status': <'idle'>, 'summary': <'$big'>}" && fail "a 70 KB summary was taken"
+grep -q "Error.PayloadTooLarge: The profile is too large: its \"set_summary\" frame would be 700[0-9][0-9] bytes, the broker takes at most 65536" \
+        "$T/reply" || fail "oversized SetProfile: $(head -c 300 "$T/reply")"
+# a field given twice is refused, not "last wins"
+gcall_on alice SetProfile demo "{'summary': <'a'>, 'summary': <'b'>}" && fail "a repeated profile field was taken"
+grep -qF 'Profile field "summary" is given twice.' "$T/reply" || fail "repeated field: $(head -c 300 "$T/reply")"
+sleep 0.5
+. "$(dirname "$0")/lib-peers.sh"
+peers_have bob demo 'reviewing PR 42' || fail "a refused SetProfile changed alice's summary"
 
 # the second mesh works at the same time
 gcall_on bob Send other '*' "hello other mesh" "{'client_message_id': <'o1'>}" || fail "Send on other"

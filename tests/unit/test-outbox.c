@@ -626,10 +626,14 @@ static void test_recovery(void) {
                 ASSERT_OK(outbox_list_due(o, "no-such-mesh", NOW + 2 * HOUR, 0, &rows, &n));
                 ASSERT_EQ(n, 0);
                 outbox_rows_free(rows, n);
-                ASSERT_OK(outbox_next_attempt_at(o, &next));
+                ASSERT_OK(outbox_next_attempt_at(o, 0, &next));
                 ASSERT_EQ(next, NOW);
+                /* rows due already do not hide the next one due later */
+                ASSERT_OK(outbox_next_attempt_at(o, NOW + HOUR, &next));
+                ASSERT_EQ(next, NOW + HOUR + 500 * USEC_PER_MSEC);
+                ASSERT_EQ(outbox_next_attempt_at(o, NOW + HOUR + 500 * USEC_PER_MSEC, &next), -ENOENT);
                 exec_sql(o, "UPDATE outbox SET status = 'done' WHERE status = 'pending'");
-                ASSERT_EQ(outbox_next_attempt_at(o, &next), -ENOENT);
+                ASSERT_EQ(outbox_next_attempt_at(o, 0, &next), -ENOENT);
         }
 }
 
@@ -1080,7 +1084,6 @@ static void test_file_mode(void) {
         OutboxAcceptResult res;
         Req q = base();
         mode_t old;
-        int fd;
 
         /* Even with no umask at all, the file, its WAL and its shared memory are 0600. */
         old = umask(0);
@@ -1094,9 +1097,8 @@ static void test_file_mode(void) {
         }
 
         /* A file left world-readable by something else is narrowed. */
-        fd = open(loose, O_CREAT | O_WRONLY | O_CLOEXEC, 0644);
-        ASSERT_TRUE(fd >= 0);
-        close(fd);
+        outbox_free(open_outbox(loose));
+        ASSERT_OK(chmod(loose, 0644) < 0 ? -errno : 0);
         outbox_free(open_outbox(loose));
         check_mode(loose, "");
         umask(old);
@@ -1132,7 +1134,8 @@ static void expect_corrupt(const char *path) {
         ASSERT_CONTAINS(error, path);
         ASSERT_CONTAINS(error, "damaged");
         ASSERT_CONTAINS(error, "Sends are refused");
-        ASSERT_CONTAINS(error, "moved aside");
+        ASSERT_CONTAINS(error, "the file is left as it is");
+        ASSERT_CONTAINS(error, ".created");
         /* Untouched, and not set aside: that is for the operator to decide. */
         ASSERT_OK(read_full_file(path, 16 << 20, &after, &after_size, NULL));
         ASSERT_EQ(after_size, before_size);
@@ -1170,6 +1173,64 @@ static void test_corrupt(void) {
         expect_corrupt(garbage);
 }
 
+/* A lost outbox never silently becomes a fresh one: an empty file, or a missing one where the
+ * marker (or a write-ahead log) shows there was an outbox. */
+static void test_lost(void) {
+        _cleanup_free_ char *path = new_path("lost"), *marker = NULL, *wal = NULL, *tmp = NULL, *error = NULL;
+        Outbox *o = NULL;
+        struct stat st;
+        int fd;
+
+        ASSERT_TRUE(asprintf(&marker, "%s.created", path) > 0);
+        ASSERT_TRUE(asprintf(&wal, "%s-wal", path) > 0);
+        ASSERT_TRUE(asprintf(&tmp, "%s.new", path) > 0);
+
+        /* Created through "<path>.new", never an empty file at path; the marker follows. */
+        ASSERT_TRUE(access(marker, F_OK) < 0);
+        o = open_outbox(path);
+        o = outbox_free(o);
+        ASSERT_OK(stat(path, &st) < 0 ? -errno : 0);
+        ASSERT_TRUE(st.st_size > 0);
+        ASSERT_TRUE(access(tmp, F_OK) < 0);
+        ASSERT_OK(access(marker, F_OK) < 0 ? -errno : 0);
+
+        /* Emptied (a crash on a file system without data journaling): refused, left as it is. */
+        ASSERT_OK(truncate(path, 0) < 0 ? -errno : 0);
+        ASSERT_EQ(outbox_open(path, true, &o, &error), -EUCLEAN);
+        ASSERT_TRUE(!o);
+        ASSERT_CONTAINS(error, "is empty (0 bytes)");
+        ASSERT_CONTAINS(error, "Sends are refused");
+        ASSERT_OK(stat(path, &st) < 0 ? -errno : 0);
+        ASSERT_EQ(st.st_size, 0);
+        error = mfree(error);
+
+        /* Gone, while the marker says there was one: refused, and nothing is created. */
+        ASSERT_OK(unlink(path) < 0 ? -errno : 0);
+        (void) unlink(wal);
+        ASSERT_EQ(outbox_open(path, true, &o, &error), -EUCLEAN);
+        ASSERT_CONTAINS(error, "is missing, but");
+        ASSERT_CONTAINS(error, marker);
+        ASSERT_TRUE(access(path, F_OK) < 0);
+        error = mfree(error);
+
+        /* Gone, no marker, but its write-ahead log is left: refused too. */
+        ASSERT_OK(unlink(marker) < 0 ? -errno : 0);
+        fd = open(wal, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+        ASSERT_TRUE(fd >= 0);
+        ASSERT_EQ(write(fd, "wal", 3), 3);
+        close(fd);
+        ASSERT_EQ(outbox_open(path, true, &o, &error), -EUCLEAN);
+        ASSERT_CONTAINS(error, "write-ahead log");
+        ASSERT_TRUE(access(path, F_OK) < 0);
+        error = mfree(error);
+
+        /* The operator's way out: with the evidence moved aside, a fresh outbox. */
+        ASSERT_OK(unlink(wal) < 0 ? -errno : 0);
+        o = open_outbox(path);
+        o = outbox_free(o);
+        ASSERT_OK(access(marker, F_OK) < 0 ? -errno : 0);
+}
+
 int main(int argc, char *argv[]) {
         ASSERT_TRUE(sodium_init() >= 0);
         if (argc == 3 && streq(argv[1], "--race-child"))
@@ -1193,5 +1254,6 @@ int main(int argc, char *argv[]) {
         test_atomic();
         test_file_mode();
         test_corrupt();
+        test_lost();
         return 0;
 }

@@ -9,9 +9,10 @@
 #include "tests.h"
 #include "wire-send.h"
 
-#define PK_A "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
-#define PK_B "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
-#define PK_C "cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc"
+/* Real ed25519 public keys: a DM to a key without a curve25519 form is refused. */
+#define PK_A "d9af14ca7846e211c243a5eded064f0d34d4ad9095608291f05d3df1b65d8e0e"
+#define PK_B "06ee551fcb0f5c94a7d114f1737fc4cb75eec3c66380acb25f6acec8348cd179"
+#define PK_C "cc7c81f5c9bb458d1cad744b9db363efb0f99297eaeef045ee33c48687e35c0e"
 
 static const PeerName peers[] = {
         { PK_A, "alice" },
@@ -19,11 +20,18 @@ static const PeerName peers[] = {
         { PK_C, "Bob" },
 };
 
+/* As the broker's topic_list_response lists them. */
+static const TopicName topics[] = {
+        { "Tq9xK2", "general" },
+        { "general", "not-general" }, /* an id equal to another topic's name: ids win */
+        { "Zz81", "team chat" },
+};
+
 static void check_destination(const char *to, const char *kind, const char *ref) {
         _cleanup_free_ char *why = NULL;
         Destination d = { 0 };
 
-        ASSERT_OK(destination_parse(to, "acme", peers, ELEMENTSOF(peers), &d, &why));
+        ASSERT_OK(destination_parse(to, "acme", peers, ELEMENTSOF(peers), topics, ELEMENTSOF(topics), &d, &why));
         ASSERT_STREQ(d.kind, kind);
         ASSERT_STREQ(d.ref, ref);
         ASSERT_STREQ(d.target_spec, ref);
@@ -34,18 +42,22 @@ static void check_destination_error(const char *to, const PeerName *p, size_t n,
         _cleanup_free_ char *why = NULL;
         Destination d = { 0 };
 
-        ASSERT_EQ(destination_parse(to, "acme", p, n, &d, &why), error);
+        ASSERT_EQ(destination_parse(to, "acme", p, n, topics, ELEMENTSOF(topics), &d, &why), error);
         ASSERT_CONTAINS(why, needle);
         ASSERT_TRUE(d.ref == NULL);
 }
 
 static void test_destinations(void) {
         check_destination(PK_A, "dm", PK_A);
-        check_destination("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", "dm", PK_A);
+        check_destination("D9AF14CA7846E211C243A5EDED064F0D34D4AD9095608291F05D3DF1B65D8E0E", "dm", PK_A);
         check_destination("*", "topic", "*");
         check_destination("@all", "topic", "*");
         check_destination("@backend", "topic", "@backend");
-        check_destination("#t-123", "topic", "#t-123");
+        check_destination("#t-123", "topic", "#t-123");      /* unknown: as given, the broker decides */
+        check_destination("#Tq9xK2", "topic", "#Tq9xK2");    /* a known id */
+        check_destination("#not-general", "topic", "#general"); /* a name: its id */
+        check_destination("#general", "topic", "#general");  /* an id before a name */
+        check_destination("#team chat", "topic", "#Zz81");   /* a name may have spaces; the id goes out */
         check_destination("alice", "dm", PK_A);
         check_destination("ALICE", "dm", PK_A);   /* case-insensitive when not exact */
         check_destination("bob", "dm", PK_B);     /* exact beats folded */
@@ -54,16 +66,21 @@ static void test_destinations(void) {
         check_destination_error("@", peers, 3, -EINVAL, "not a group");
         check_destination_error("@a b", peers, 3, -EINVAL, "not a group");
         check_destination_error("#", peers, 3, -EINVAL, "not a topic");
-        check_destination_error("carol", peers, 3, -ENOENT, "Known peers: alice (aaaaaaaa), bob (bbbbbbbb)");
+        check_destination_error("#no such topic", peers, 3, -EINVAL, "not a topic");
+        check_destination_error("carol", peers, 3, -ENOENT, "Known peers: alice (d9af14ca), bob (06ee551f)");
         check_destination_error("carol", NULL, 0, -ENOENT, "knows no peers yet");
-        check_destination_error("BOB", peers, 3, -ENOTUNIQ, "bob (bbbbbbbb), Bob (cccccccc)");
+        check_destination_error("BOB", peers, 3, -ENOTUNIQ, "bob (06ee551f), Bob (cc7c81f5)");
+        /* 64 hex digits that are no ed25519 point, or a point of small order (all zero): refused,
+         * naming the key, whatever the peer list says */
+        check_destination_error("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", peers, 3, -EINVAL, "\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\" is not a valid ed25519");
+        check_destination_error("0000000000000000000000000000000000000000000000000000000000000000", NULL, 0, -EINVAL, "not a valid ed25519 public key");
         /* 63 hex digits are a name, not a key */
         check_destination_error(PK_A + 1, peers, 3, -ENOENT, "No peer of mesh \"acme\"");
 }
 
 static int prepare(const char *to, const char *message, const SendOptions *o, SendRequest *req, char **why) {
-        return send_request_prepare("acme", to, message, o, peers, ELEMENTSOF(peers), 1777836272123000ULL, req,
-                                    why);
+        return send_request_prepare("acme", to, message, o, peers, ELEMENTSOF(peers), topics, ELEMENTSOF(topics),
+                                    1777836272123000ULL, req, why);
 }
 
 static void check_refused(const SendOptions *o, const char *message, const char *needle) {
@@ -90,6 +107,22 @@ static void test_validation(void) {
         check_refused(&(SendOptions) { .client_message_id = "tab\there" }, "m", "client_message_id");
         check_refused(&(SendOptions) { .client_message_id = "" }, "m", "client_message_id");
         check_refused(&(SendOptions) { .reply_to_id = "" }, "m", "reply_to_id");
+
+        /* meta: at most SEND_META_MAX bytes of canonical JSON, measured after canonicalization */
+        {
+                _cleanup_free_ char *meta = malloc(SEND_META_MAX + 32), *why = NULL;
+                _cleanup_(send_request_done) SendRequest req = { 0 };
+                size_t fill = SEND_META_MAX - strlen("{\"k\":\"\"}");
+
+                ASSERT_TRUE(meta != NULL);
+                /* spaces the canonical form drops: the limit is on what is stored */
+                snprintf(meta, SEND_META_MAX + 32, "{ \"k\" :  \"%0*d\" }", (int) fill, 0);
+                ASSERT_OK(prepare("*", "m", &(SendOptions) { .meta = meta }, &req, &why));
+                ASSERT_EQ(strlen(req.meta_json), SEND_META_MAX);
+                snprintf(meta, SEND_META_MAX + 32, "{\"k\":\"%0*d\"}", (int) fill + 1, 0);
+                ASSERT_EQ(prepare("*", "m", &(SendOptions) { .meta = meta }, &req, &why), -EMSGSIZE);
+                ASSERT_CONTAINS(why, "16385 bytes as canonical JSON, at most 16384");
+        }
 
         long_id[OUTBOX_CLIENT_MESSAGE_ID_MAX] = '\0';
         ASSERT_TRUE(outbox_client_message_id_is_valid(long_id));

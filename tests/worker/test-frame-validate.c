@@ -70,6 +70,13 @@ static void test_kinds(void) {
         ASSERT_EQ(ok("{\"type\":\"error\",\"code\":\"no_hello\",\"message\":\"must send hello first\"}"), FRAME_ERROR);
         ASSERT_EQ(ok(" {\"type\":\"error\",\"code\":\"x\",\"unknown\":[1]} \n"), FRAME_ERROR);
         ASSERT_STREQ(frame_kind_to_string(FRAME_PEERS_LIST), "peers_list");
+        /* topic_list_response, as upstream's broker answers topic_list */
+        ASSERT_EQ(ok("{\"type\":\"topic_list_response\",\"topics\":[]}"), FRAME_TOPIC_LIST_RESPONSE);
+        ASSERT_EQ(ok("{\"type\":\"topic_list_response\",\"_reqId\":\"t\",\"topics\":[{\"id\":\"Tq9x\",\"name\":\"general\","
+                     "\"description\":null,\"visibility\":\"public\",\"memberCount\":3,"
+                     "\"createdAt\":\"2026-05-01T10:00:00.000Z\"}]}"),
+                  FRAME_TOPIC_LIST_RESPONSE);
+        ASSERT_STREQ(frame_kind_to_string(FRAME_TOPIC_LIST_RESPONSE), "topic_list_response");
         ASSERT_TRUE(frame_kind_to_string(_FRAME_KIND_MAX) == NULL);
 }
 
@@ -152,6 +159,13 @@ static void test_fields(void) {
         bad("{\"type\":\"peers_list\",\"peers\":{}}", "\"peers\"");
         bad("{\"type\":\"peers_list\",\"peers\":[5]}", "peer 0 is not an object");
         bad("{\"type\":\"peers_list\",\"peers\":[{\"pubkey\":\"" HEX64 "\"},{\"pubkey\":\"x\"}]}", "peer 1");
+        /* topic_list_response: an id goes on the wire as "#<id>", so no spaces or controls */
+        bad("{\"type\":\"topic_list_response\"}", "\"topics\" is missing");
+        bad("{\"type\":\"topic_list_response\",\"topics\":[7]}", "topic 0 is not an object");
+        bad("{\"type\":\"topic_list_response\",\"topics\":[{\"name\":\"g\"}]}", "\"id\" is missing");
+        bad("{\"type\":\"topic_list_response\",\"topics\":[{\"id\":\"a b\",\"name\":\"g\"}]}", "\"id\"");
+        bad("{\"type\":\"topic_list_response\",\"topics\":[{\"id\":\"a\\n\",\"name\":\"g\"}]}", "\"id\"");
+        bad("{\"type\":\"topic_list_response\",\"topics\":[{\"id\":\"t\",\"name\":\"\"}]}", "\"name\"");
         bad("{\"type\":\"peers_list\",\"peers\":[{\"pubkey\":\"" HEX64 "\",\"visible\":1}]}", "\"visible\"");
 
         /* error */
