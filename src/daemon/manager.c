@@ -631,11 +631,12 @@ int manager_startup(Manager *m) {
         r = manager_bus_register(m);
         if (r < 0)
                 return r;
-        /* Once the name is ours, so that listeners hear what the last run stored but did not say. */
-        manager_announce_stored(m);
         /* The bus is the primary surface: a compat socket that cannot be served costs only itself. */
         if (m->compat && manager_compat_start(m) < 0)
                 log_warning("Not serving the /v1 API; D-Bus clients are unaffected");
         manager_attach_links(m);
+        /* Once the name is ours and /v1 is served, so that listeners hear what the last run
+         * stored but did not say. */
+        manager_announce_stored(m);
         return 0;
 }
