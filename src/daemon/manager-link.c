@@ -7,6 +7,7 @@
 #include "manager-link.h"
 #include "manager.h"
 #include "mesh-link.h"
+#include "mesh-session.h"
 
 int manager_lookup_link(Manager *m, const char *name, Mesh **ret, sd_bus_error *error) {
         Mesh *mesh;
@@ -107,7 +108,62 @@ static int send_profile(MeshLink *l, json_object *fields) {
         return mesh_link_send_frame(l, f);
 }
 
+/* The frames of an update, in the order set_summary, set_status, set_visible, set_profile. */
+static int send_update(MeshLink *l, const ProfileUpdate *p) {
+        int r = 0;
+
+        if (p->summary)
+                r = send_simple(l, "set_summary", "summary", p->summary);
+        if (r >= 0 && p->status)
+                r = send_simple(l, "set_status", "status", p->status);
+        if (r >= 0 && p->visible)
+                r = send_simple(l, "set_visible", "visible", p->visible);
+        if (r >= 0 && p->profile)
+                r = send_profile(l, p->profile);
+        return r;
+}
+
+/* state (mesh_profile_load()'s form) with the update applied, as the broker applies it: fields
+ * replace, set_profile's fields merge into the earlier ones. NULL on ENOMEM. */
+static json_object *profile_state_merge(json_object *state, const ProfileUpdate *p) {
+        _cleanup_(json_object_putp) json_object *merged = json_object_new_object();
+        json_object *fields, *earlier = NULL;
+
+        if (!merged)
+                return NULL;
+        if (state) {
+                json_object_object_foreach(state, key, value)
+                        if (!streq(key, "profile") && json_object_object_add(merged, key, json_object_get(value)) < 0)
+                                return NULL;
+                (void) json_object_object_get_ex(state, "profile", &earlier);
+        }
+        if ((p->summary && json_object_object_add(merged, "summary", json_object_get(p->summary)) < 0) ||
+            (p->status && json_object_object_add(merged, "status", json_object_get(p->status)) < 0) ||
+            (p->visible && json_object_object_add(merged, "visible", json_object_get(p->visible)) < 0))
+                return NULL;
+        if (!earlier && !p->profile)
+                return TAKE_PTR(merged);
+
+        fields = json_object_new_object();
+        if (!fields || json_object_object_add(merged, "profile", fields) < 0) {
+                json_object_put(fields);
+                return NULL;
+        }
+        if (earlier) {
+                json_object_object_foreach(earlier, field, value)
+                        if (json_object_object_add(fields, field, json_object_get(value)) < 0)
+                                return NULL;
+        }
+        if (p->profile) {
+                json_object_object_foreach(p->profile, field, value)
+                        if (json_object_object_add(fields, field, json_object_get(value)) < 0)
+                                return NULL;
+        }
+        return TAKE_PTR(merged);
+}
+
 int manager_set_profile(Manager *m, const char *name, const ProfileUpdate *p, sd_bus_error *error) {
+        _cleanup_(json_object_putp) json_object *merged = NULL;
         Mesh *mesh;
         int r;
 
@@ -116,21 +172,42 @@ int manager_set_profile(Manager *m, const char *name, const ProfileUpdate *p, sd
                 return r;
         if (mesh_link_state(mesh->link) != LINK_CONNECTED)
                 return sd_bus_error_setf(error, CM_ERROR_NOT_CONNECTED, "Mesh \"%s\" is not connected to its broker "
-                                         "(%s); the profile is only kept by the broker.", mesh->entry->slug,
+                                         "(%s); set the profile again once it is.", mesh->entry->slug,
                                          link_state_to_string(mesh_link_state(mesh->link)));
 
-        if (p->summary)
-                r = send_simple(mesh->link, "set_summary", "summary", p->summary);
-        if (r >= 0 && p->status) {
-                mesh->dnd = streq(json_object_get_string(p->status), "dnd");
-                r = send_simple(mesh->link, "set_status", "status", p->status);
-        }
-        if (r >= 0 && p->visible)
-                r = send_simple(mesh->link, "set_visible", "visible", p->visible);
-        if (r >= 0 && p->profile)
-                r = send_profile(mesh->link, p->profile);
+        r = send_update(mesh->link, p);
         if (r < 0)
                 return sd_bus_error_setf(error, CM_ERROR_NOT_CONNECTED, "Could not hand the profile to the broker "
                                          "link: %s", STRERROR(r));
+        if (p->status)
+                mesh->dnd = streq(json_object_get_string(p->status), "dnd");
+
+        /* Kept only once the broker link took it, so a profile it refuses is never re-sent. */
+        merged = profile_state_merge(mesh->profile, p);
+        if (!merged)
+                return -ENOMEM;
+        r = mesh_profile_save(m->state_dir, mesh->entry->mesh_id, merged);
+        if (r < 0)
+                return sd_bus_error_setf(error, CM_ERROR_STORAGE, "The broker has the profile, but it could not be "
+                                         "saved (%s): it will be lost on the next reconnect.", STRERROR(r));
+        json_object_put(mesh->profile);
+        mesh->profile = TAKE_PTR(merged);
         return 0;
+}
+
+void mesh_profile_resend(Mesh *mesh) {
+        ProfileUpdate p = { 0 };
+        int r;
+
+        if (!mesh->profile || !mesh->link)
+                return;
+        /* Borrowed from mesh->profile: not profile_update_done(). */
+        (void) json_object_object_get_ex(mesh->profile, "summary", &p.summary);
+        (void) json_object_object_get_ex(mesh->profile, "status", &p.status);
+        (void) json_object_object_get_ex(mesh->profile, "visible", &p.visible);
+        (void) json_object_object_get_ex(mesh->profile, "profile", &p.profile);
+        r = send_update(mesh->link, &p);
+        if (r < 0)
+                log_warning_errno(r, "Mesh %s: could not send the saved profile again: %s", mesh->entry->slug,
+                                  STRERROR(r));
 }
