@@ -99,7 +99,17 @@ int verb_peers(sd_bus *bus, int argc, char **argv) {
                 printf("No peers are connected.\n");
                 return CTL_EXIT_OK;
         }
-        return table_print(t);
+        r = table_print(t);
+        /* The daemon answers from its last list when the broker cannot: say so, and how old. */
+        if (r == CTL_EXIT_OK && json_get_bool(json_object_array_get_idx(peers, 0), "stale")) {
+                usec_t at = json_get_uint64(json_object_array_get_idx(peers, 0), "updated_at");
+                char iso[ISO8601_MAX] = "?", when[RELATIVE_MAX];
+
+                (void) format_iso8601(at, iso);
+                printf("%s(stale: no word from the broker since %s, %s)%s\n", ansi_yellow(), iso,
+                       format_relative(at, when), ansi_normal());
+        }
+        return r;
 }
 
 /* Adds one profile field to the call and to the JSON echo of what was set. */

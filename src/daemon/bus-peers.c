@@ -7,6 +7,7 @@
 #include "manager-link.h"
 #include "manager.h"
 #include "mesh-link-internal.h"
+#include "time-util.h"
 
 int bus_append_peer(sd_bus_message *m, const MeshLink *l, const Peer *p) {
         return sd_bus_message_append(m, "{sv}{sv}{sv}{sv}{sv}{sv}{sv}{sv}{sv}{sv}",
@@ -38,6 +39,7 @@ static int mesh_link_call(sd_bus_message *msg, Manager *m, const char *action, M
 
 static void reply_peers(const MeshLink *l, int result, const sd_bus_error *error, void *userdata) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *call = userdata, *reply = NULL;
+        usec_t updated_at = mesh_link_peers_updated_at(l);
         const Peer *peers;
         size_t n;
         int r;
@@ -46,8 +48,23 @@ static void reply_peers(const MeshLink *l, int result, const sd_bus_error *error
                 r = sd_bus_reply_method_error(call, error);
                 goto finish;
         }
-        /* Not fresh (result < 0) still answers: the last list known beats none. */
+        /* Not fresh (result < 0) still answers: the last list known beats none, but each row
+         * says it is stale and since when. An empty stale list would claim nobody is there. */
         peers = mesh_link_peers(l, &n);
+        if (result < 0 && n == 0) {
+                char when[ISO8601_MAX] = "";
+
+                if (updated_at > 0)
+                        (void) format_iso8601(updated_at, when);
+                r = sd_bus_reply_method_errorf(call, CM_ERROR_NOT_CONNECTED, "Mesh \"%s\" %s; %s%s.",
+                                               l->mesh->entry->slug,
+                                               result == -ETIMEDOUT ? "got no peer list from its broker in time"
+                                                                    : "is not connected to its broker",
+                                               when[0] ? "its peer list was empty when last current, at " :
+                                                         "it has no peer list from before",
+                                               when);
+                goto finish;
+        }
         r = sd_bus_message_new_method_return(call, &reply);
         if (r >= 0)
                 r = sd_bus_message_open_container(reply, 'a', "a{sv}");
@@ -55,6 +72,9 @@ static void reply_peers(const MeshLink *l, int result, const sd_bus_error *error
                 r = sd_bus_message_open_container(reply, 'a', "{sv}");
                 if (r >= 0)
                         r = bus_append_peer(reply, l, &peers[i]);
+                if (r >= 0)
+                        r = sd_bus_message_append(reply, "{sv}{sv}", "stale", "b", result < 0, "updated_at", "t",
+                                                  (uint64_t) updated_at);
                 if (r >= 0)
                         r = sd_bus_message_close_container(reply);
         }

@@ -93,8 +93,9 @@ static int resolve_name(const char *name, const char *mesh_slug, const PeerName 
         }
         if (n_peers == 0)
                 return error_setf(ret_error, -ENOENT,
-                                  "No peer called \"%s\": mesh \"%s\" knows no peers yet (it is not connected to "
-                                  "its broker). Use a 64-hex pubkey, \"*\", \"@group\" or \"#topic\".",
+                                  "No peer called \"%s\": mesh \"%s\" knows no peers yet (no other peer is online, "
+                                  "or it has had no word from its broker). Use a 64-hex pubkey, \"*\", "
+                                  "\"@group\" or \"#topic\".",
                                   name, mesh_slug);
         list_candidates(candidates, sizeof candidates, peers, n_peers, NULL);
         return error_setf(ret_error, -ENOENT,

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -35,6 +36,40 @@ static const char *const migrations[] = {
         "CREATE INDEX inbox_sender ON inbox(mesh_id, sender_pubkey, received_at);",
         /* Where the user has read up to, per mesh: UnreadCount and MarkRead. */
         "CREATE TABLE read_marks (mesh_id TEXT PRIMARY KEY, read_until INTEGER NOT NULL) WITHOUT ROWID;",
+        /* When MessageReceived announced a row (NULL: not yet), so a crash between the commit and
+         * the signal is made good at the next start. Rows stored before this version were
+         * announced as they arrived: marking them keeps an upgrade from replaying the history. */
+        "ALTER TABLE inbox ADD COLUMN announced_at INTEGER;"
+        "UPDATE inbox SET announced_at = received_at;"
+        "CREATE INDEX inbox_unannounced ON inbox(mesh_id, received_at) WHERE announced_at IS NULL;",
+        /* DECISIONS §16: a duplicate is the same id from the same sender; ids of different senders
+         * never meet. SQLite cannot change a table's UNIQUE constraint in place, so the table is
+         * rebuilt with its rows (rowids kept: they order rows received in the same µs). */
+        "CREATE TABLE inbox_v4 ("
+        "  id TEXT PRIMARY KEY,"
+        "  client_message_id TEXT NOT NULL,"
+        "  broker_message_id TEXT,"
+        "  mesh_id TEXT NOT NULL,"
+        "  topic TEXT,"
+        "  sender_pubkey TEXT NOT NULL,"
+        "  sender_name TEXT NOT NULL,"
+        "  body TEXT,"
+        "  meta TEXT,"
+        "  received_at INTEGER NOT NULL,"
+        "  reply_to_id TEXT,"
+        "  announced_at INTEGER,"
+        "  UNIQUE (mesh_id, sender_pubkey, client_message_id));"
+        "INSERT INTO inbox_v4 (rowid, id, client_message_id, broker_message_id, mesh_id, topic, sender_pubkey,"
+        "  sender_name, body, meta, received_at, reply_to_id, announced_at) "
+        "SELECT rowid, id, client_message_id, broker_message_id, mesh_id, topic, sender_pubkey, sender_name, body,"
+        "  meta, received_at, reply_to_id, announced_at FROM inbox ORDER BY rowid;"
+        "DROP TABLE inbox;"
+        "ALTER TABLE inbox_v4 RENAME TO inbox;"
+        "CREATE INDEX inbox_received_at ON inbox(received_at);"
+        "CREATE INDEX inbox_mesh_received_at ON inbox(mesh_id, received_at);"
+        "CREATE INDEX inbox_topic ON inbox(mesh_id, topic, received_at);"
+        "CREATE INDEX inbox_sender ON inbox(mesh_id, sender_pubkey, received_at);"
+        "CREATE INDEX inbox_unannounced ON inbox(mesh_id, received_at) WHERE announced_at IS NULL;",
 };
 
 /* The file and its WAL move together, so the set-aside copy stays readable as it was. */
@@ -121,7 +156,7 @@ int inbox_insert(Inbox *i, const InboxMessage *msg, bool *ret_new) {
                        "INSERT INTO inbox (id, client_message_id, broker_message_id, mesh_id, topic, sender_pubkey, "
                        "  sender_name, body, meta, received_at, reply_to_id) "
                        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) "
-                       "ON CONFLICT (mesh_id, client_message_id) DO NOTHING RETURNING id",
+                       "ON CONFLICT (mesh_id, sender_pubkey, client_message_id) DO NOTHING RETURNING id",
                        &st);
         if (r < 0)
                 return r;
@@ -326,5 +361,76 @@ int inbox_list(Inbox *i, const char *mesh_id, usec_t since, const char *from, co
         }
         *ret = messages;
         *ret_n = n;
+        return 0;
+}
+
+int inbox_list_unannounced(Inbox *i, const char *mesh_id, unsigned limit, InboxMessage **ret, size_t *ret_n) {
+        _cleanup_(store_stmt_resetp) sqlite3_stmt *st = NULL;
+        InboxMessage *messages = NULL;
+        size_t n = 0;
+        int r = 0, rc;
+
+        assert(i);
+        assert(mesh_id);
+        assert(ret);
+        assert(ret_n);
+
+        limit = limit == 0 ? INBOX_LIST_DEFAULT : limit > INBOX_LIST_MAX ? INBOX_LIST_MAX : limit;
+        /* Oldest first, as they arrived: listeners see them in the order they would have. */
+        r = store_stmt(i->store,
+                       "SELECT id, client_message_id, broker_message_id, mesh_id, topic, sender_pubkey, sender_name, "
+                       "body, meta, reply_to_id, received_at FROM inbox "
+                       "WHERE mesh_id = ?1 AND announced_at IS NULL ORDER BY received_at, rowid LIMIT ?2",
+                       &st);
+        if (r < 0)
+                return r;
+        rc = sqlite3_bind_text(st, 1, mesh_id, -1, SQLITE_STATIC);
+        if (rc == SQLITE_OK)
+                rc = sqlite3_bind_int(st, 2, (int) limit);
+        if (rc != SQLITE_OK)
+                return store_log_error(i->store, rc, "binding the unannounced rows' query");
+
+        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+                InboxMessage *a = reallocarray(messages, n + 1, sizeof *messages);
+
+                if (!a) {
+                        r = -ENOMEM;
+                        break;
+                }
+                messages = a;
+                r = read_message(st, &messages[n]);
+                if (r < 0)
+                        break;
+                n++;
+        }
+        if (r >= 0 && rc != SQLITE_DONE)
+                r = store_log_error(i->store, rc, "reading unannounced inbox rows");
+        if (r < 0) {
+                inbox_messages_free(messages, n);
+                return r;
+        }
+        *ret = messages;
+        *ret_n = n;
+        return 0;
+}
+
+int inbox_mark_announced(Inbox *i, const char *id, usec_t now) {
+        _cleanup_(store_stmt_resetp) sqlite3_stmt *st = NULL;
+        int r, rc;
+
+        assert(i);
+        assert(id);
+
+        r = store_stmt(i->store, "UPDATE inbox SET announced_at = ?2 WHERE id = ?1 AND announced_at IS NULL", &st);
+        if (r < 0)
+                return r;
+        rc = sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+        if (rc == SQLITE_OK)
+                rc = sqlite3_bind_int64(st, 2, (sqlite3_int64) now);
+        if (rc != SQLITE_OK)
+                return store_log_error(i->store, rc, "binding the announcement mark");
+        rc = sqlite3_step(st);
+        if (rc != SQLITE_DONE)
+                return store_log_error(i->store, rc, "marking an inbox row announced");
         return 0;
 }

@@ -8,8 +8,10 @@
 #include "time-util.h"
 
 /*
- * inbox.db: the messages pushed to us, once each per (mesh, client_message_id) (reference §4.3,
- * with mesh_id for mesh). It is a cache of what the broker delivered: a damaged file is set aside
+ * inbox.db: the messages pushed to us, once each per (mesh, sender key, client_message_id)
+ * (reference §4.3 with mesh_id for mesh; scoped to the sender by DECISIONS §16). Each row records
+ * when MessageReceived announced it, so that every stored message is announced once across
+ * crashes. It is a cache of what the broker delivered: a damaged file is set aside
  * as inbox.db.corrupt-<unix seconds> and a fresh one created (DECISIONS §8).
  */
 
@@ -39,8 +41,8 @@ int inbox_open(const char *path, bool synchronous_full, Inbox **ret, bool *ret_r
 Inbox *inbox_free(Inbox *i);
 DEFINE_TRIVIAL_CLEANUP_FUNC(Inbox *, inbox_free);
 
-/* INSERT … ON CONFLICT(mesh_id, client_message_id) DO NOTHING: *ret_new is true only for a new
- * row (only new rows emit MessageReceived). msg->id NULL = mint a ULID; received_at 0 = now.
+/* INSERT … ON CONFLICT(mesh_id, sender_pubkey, client_message_id) DO NOTHING: *ret_new is true
+ * only for a new row (only new rows are announced); the row starts unannounced. msg->id NULL = mint a ULID; received_at 0 = now.
  * -EINVAL when client_message_id, mesh_id, sender_pubkey or sender_name is missing. */
 int inbox_insert(Inbox *i, const InboxMessage *msg, bool *ret_new);
 
@@ -55,3 +57,8 @@ void inbox_messages_free(InboxMessage *m, size_t n);
 int inbox_count_unread(Inbox *i, const char *mesh_id, unsigned *ret);
 /* Moves the read mark of mesh_id to now (never backwards). */
 int inbox_mark_read(Inbox *i, const char *mesh_id, usec_t now);
+
+/* Rows of mesh_id not yet marked announced, oldest first; limit as inbox_list(). */
+int inbox_list_unannounced(Inbox *i, const char *mesh_id, unsigned limit, InboxMessage **ret, size_t *ret_n);
+/* Records that row id was announced (MessageReceived emitted) at now; a marked row stays as it is. */
+int inbox_mark_announced(Inbox *i, const char *id, usec_t now);

@@ -136,6 +136,7 @@ void link_peers_replace(MeshLink *l, json_object *peers) {
         link_peers_clear(l);
         l->peers = list;
         l->n_peers = k;
+        l->peers_updated_at = now_usec(CLOCK_REALTIME);
         answer_peer_waiters(l, 0, NULL);
 }
 
@@ -161,37 +162,53 @@ static void emit_peer(MeshLink *l, const char *signal, const Peer *p) {
                 log_debug_errno(r, "Cannot emit %s: %s", signal, STRERROR(r));
 }
 
+static size_t count_presences(const MeshLink *l, const char *pubkey, size_t *ret_last) {
+        size_t n = 0;
+
+        for (size_t i = 0; i < l->n_peers; i++)
+                if (streq(l->peers[i].pubkey, pubkey)) {
+                        n++;
+                        *ret_last = i;
+                }
+        return n;
+}
+
+/* The list holds one row per presence (connection), as the broker's peers_list does: one key may
+ * be online several times (a member's sessions without keys of their own share its key). The
+ * events name only the key, so a join adds a row and a leave drops one row of that key; the peer
+ * joins with its first presence and leaves with its last. */
 void link_peer_event(MeshLink *l, const char *event, json_object *data) {
         Peer p;
-        size_t i;
+        size_t last = 0, n;
 
         if (!data || peer_from_json(data, &p) < 0)
                 return;
-        for (i = 0; i < l->n_peers; i++)
-                if (streq(l->peers[i].pubkey, p.pubkey))
-                        break;
+        n = count_presences(l, p.pubkey, &last);
 
         if (streq(event, "peer_joined") || streq(event, "peer_returned") || streq(event, "peer_visible")) {
-                if (i < l->n_peers) {
-                        peer_done(&l->peers[i]);
-                        l->peers[i] = p;
-                } else {
-                        Peer *grown = realloc(l->peers, (l->n_peers + 1) * sizeof(Peer));
-                        if (!grown) {
-                                peer_done(&p);
-                                return;
-                        }
-                        l->peers = grown;
-                        l->peers[l->n_peers++] = p;
+                Peer *grown = realloc(l->peers, (l->n_peers + 1) * sizeof(Peer));
+
+                if (!grown) {
+                        peer_done(&p);
+                        return;
                 }
-                emit_peer(l, "PeerJoined", &l->peers[i < l->n_peers ? i : l->n_peers - 1]);
-                compat_event_peer(l->mesh, true, &l->peers[i]); /* i is its index either way */
+                l->peers = grown;
+                l->peers[l->n_peers++] = p;
+                l->peers_updated_at = now_usec(CLOCK_REALTIME);
+                if (n == 0) {
+                        emit_peer(l, "PeerJoined", &l->peers[l->n_peers - 1]);
+                        compat_event_peer(l->mesh, true, &l->peers[l->n_peers - 1]);
+                }
         } else if (streq(event, "peer_left") || streq(event, "peer_hidden")) {
-                emit_peer(l, "PeerLeft", &p);
-                compat_event_peer(l->mesh, false, &p);
-                if (i < l->n_peers) {
-                        peer_done(&l->peers[i]);
-                        l->peers[i] = l->peers[--l->n_peers];
+                if (n > 0) {
+                        peer_done(&l->peers[last]);
+                        memmove(&l->peers[last], &l->peers[last + 1], (l->n_peers - last - 1) * sizeof(Peer));
+                        l->n_peers--;
+                }
+                l->peers_updated_at = now_usec(CLOCK_REALTIME);
+                if (n <= 1) {
+                        emit_peer(l, "PeerLeft", &p);
+                        compat_event_peer(l->mesh, false, &p);
                 }
                 peer_done(&p);
         } else
@@ -206,6 +223,10 @@ const char *link_peer_name(const MeshLink *l, const char *pubkey) {
         return NULL;
 }
 
+usec_t mesh_link_peers_updated_at(const MeshLink *l) {
+        return l->peers_updated_at;
+}
+
 const Peer *mesh_link_peers(const MeshLink *l, size_t *ret_n) {
         *ret_n = l->n_peers;
         return l->peers;
@@ -217,10 +238,16 @@ int mesh_link_peer_names(const MeshLink *l, PeerName **ret, size_t *ret_n) {
 
         if (!names)
                 return -ENOMEM;
-        /* Ourselves are not a destination by name: the broker refuses a DM to one's own key. */
-        for (size_t i = 0; i < l->n_peers; i++)
-                if (!streq(l->peers[i].pubkey, l->session.public_key_hex))
+        /* Ourselves are not a destination by name: the broker refuses a DM to one's own key. A
+         * key online twice is one destination, not two peers of the same name. */
+        for (size_t i = 0; i < l->n_peers; i++) {
+                bool seen = false;
+
+                for (size_t j = 0; !seen && j < n; j++)
+                        seen = streq(names[j].pubkey, l->peers[i].pubkey);
+                if (!seen && !streq(l->peers[i].pubkey, l->session.public_key_hex))
                         names[n++] = (PeerName) { l->peers[i].pubkey, l->peers[i].display_name };
+        }
         *ret = names;
         *ret_n = n;
         return 0;

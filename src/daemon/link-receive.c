@@ -1,4 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <assert.h>
+#include <signal.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "bus-methods.h"
@@ -12,16 +15,16 @@
 #include "seal.h"
 #include "ulid.h"
 
-static void emit_message_received(MeshLink *l, const InboxMessage *im) {
+static int emit_message_received(Mesh *mesh, const InboxMessage *im) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *s = NULL;
-        Manager *m = l->mesh->manager;
+        Manager *m = mesh->manager;
         int r;
 
         if (!m->bus)
-                return;
+                return -ENOTCONN;
         r = sd_bus_message_new_signal(m->bus, &s, DAEMON_OBJECT_PATH, DAEMON_INTERFACE, "MessageReceived");
         if (r >= 0)
-                r = sd_bus_message_append(s, "s", l->mesh->entry->slug);
+                r = sd_bus_message_append(s, "s", mesh->entry->slug);
         if (r >= 0)
                 r = sd_bus_message_open_container(s, 'a', "{sv}");
         if (r >= 0)
@@ -31,7 +34,88 @@ static void emit_message_received(MeshLink *l, const InboxMessage *im) {
         if (r >= 0)
                 r = sd_bus_send(m->bus, s, NULL);
         if (r < 0)
-                log_debug_errno(r, "Cannot emit MessageReceived: %s", STRERROR(r));
+                log_warning_errno(r, "Mesh %s: cannot emit MessageReceived for %s: %s", mesh->entry->slug, im->id,
+                                  STRERROR(r));
+        return r;
+}
+
+/* Announces a stored row to every listener (MessageReceived, the /v1 event, the desktop), then
+ * records that it did. Emit, then mark: killed between the two, the row is announced again at
+ * the next start (at-least-once for that window, which spans only the hand-over of the signal
+ * to the bus socket and one UPDATE); marking first would lose it for good instead. A broadcast
+ * signal has no receipt, so nothing narrower is possible: the daemon cannot know who heard it.
+ * An emission that fails leaves the row unmarked for the next start or reload. */
+static int announce_message(Mesh *mesh, const InboxMessage *im, bool encrypted) {
+        Manager *m = mesh->manager;
+        int r;
+
+        r = emit_message_received(mesh, im);
+        if (r < 0)
+                return r;
+        compat_event_message(mesh, im);
+        notify_message(m, mesh, im, encrypted);
+        r = inbox_mark_announced(m->inbox, im->id, now_usec(CLOCK_REALTIME));
+        if (r < 0)
+                log_warning_errno(r, "Mesh %s: message %s was announced but cannot be marked so; it will be "
+                                  "announced again at the next start: %s", mesh->entry->slug, im->id, STRERROR(r));
+        return r;
+}
+
+/* meta.encrypted as receive_push() stored it: a sealed message was a direct one. */
+static bool meta_encrypted(const char *meta_json) {
+        _cleanup_(json_object_putp) json_object *meta = meta_json ? json_tokener_parse(meta_json) : NULL;
+        json_object *v;
+
+        return meta && json_object_object_get_ex(meta, "encrypted", &v) && json_object_is_type(v, json_type_boolean) &&
+               json_object_get_boolean(v);
+}
+
+void manager_announce_stored(Manager *m) {
+        assert(m);
+
+        if (!m->inbox || !m->bus)
+                return;
+        for (size_t k = 0; k < m->n_meshes; k++) {
+                Mesh *mesh = m->meshes[k];
+                unsigned announced = 0;
+                bool more = true;
+
+                /* A batch at a time; a failed emission stops this mesh until the next start. */
+                while (more) {
+                        InboxMessage *rows = NULL;
+                        size_t n = 0;
+                        int r;
+
+                        r = inbox_list_unannounced(m->inbox, mesh->entry->mesh_id, INBOX_LIST_MAX, &rows, &n);
+                        if (r < 0) {
+                                log_warning_errno(r, "Mesh %s: cannot read the messages not yet announced: %s",
+                                                  mesh->entry->slug, STRERROR(r));
+                                break;
+                        }
+                        more = n == INBOX_LIST_MAX;
+                        for (size_t i = 0; i < n; i++) {
+                                r = announce_message(mesh, &rows[i], meta_encrypted(rows[i].meta_json));
+                                if (r < 0) {
+                                        more = false;
+                                        break;
+                                }
+                                announced++;
+                        }
+                        inbox_messages_free(rows, n);
+                }
+                if (announced > 0)
+                        log_notice("Mesh %s: announced %u message(s) stored before the last stop but not announced "
+                                   "then", mesh->entry->slug, announced);
+        }
+}
+
+/* Test knob: the honest way to hit the window between the inbox commit and the announcement is
+ * to die there, as a kill -9 or a power cut could. */
+static void crash_after_commit_if_asked(void) {
+        const char *v = getenv("CLAUDEMESH_TEST_CRASH_AFTER_INBOX_COMMIT");
+
+        if (v && streq(v, "1"))
+                (void) raise(SIGKILL);
 }
 
 /* DECISIONS §12: acknowledged only once the row is committed, duplicates included, so the
@@ -130,12 +214,11 @@ static void receive_push(MeshLink *l, json_object *push) {
                 return;
         }
         if (is_new) {
-                emit_message_received(l, &im);
-                compat_event_message(l->mesh, &im);
+                crash_after_commit_if_asked();
                 l->mesh->unread++;
                 if (m->bus)
                         (void) sd_bus_emit_properties_changed(m->bus, l->mesh->path, MESH_INTERFACE, "UnreadCount", NULL);
-                notify_message(m, l->mesh, &im, how != OPENED_PLAINTEXT);
+                (void) announce_message(l->mesh, &im, how != OPENED_PLAINTEXT);
         }
         send_client_ack(l, cmid, message_id);
 }

@@ -7,6 +7,7 @@
 #include "manager-link.h"
 #include "manager.h"
 #include "mesh-link.h"
+#include "mesh-session.h"
 #include "wire-send.h"
 
 int manager_lookup_link(Manager *m, const char *name, Mesh **ret, sd_bus_error *error) {
@@ -129,7 +130,69 @@ static void frames_putp(json_object ***frames) {
                 json_object_put((*frames)[i]);
 }
 
+/* The frames of an update, in the order set_summary, set_status, set_visible, set_profile;
+ * NULL where the update leaves a field alone. */
+static int update_frames(const ProfileUpdate *p, json_object *frames[static PROFILE_FRAMES]) {
+        frames[0] = p->summary ? frame_simple("set_summary", "summary", p->summary) : NULL;
+        frames[1] = p->status ? frame_simple("set_status", "status", p->status) : NULL;
+        frames[2] = p->visible ? frame_simple("set_visible", "visible", p->visible) : NULL;
+        frames[3] = p->profile ? frame_profile(p->profile) : NULL;
+        if ((p->summary && !frames[0]) || (p->status && !frames[1]) || (p->visible && !frames[2]) ||
+            (p->profile && !frames[3]))
+                return -ENOMEM;
+        return 0;
+}
+
+static int send_frames(MeshLink *l, json_object *frames[static PROFILE_FRAMES]) {
+        int r = 0;
+
+        for (size_t i = 0; r >= 0 && i < PROFILE_FRAMES; i++)
+                if (frames[i])
+                        r = mesh_link_send_frame(l, frames[i]);
+        return r;
+}
+
+/* state (mesh_profile_load()'s form) with the update applied, as the broker applies it: fields
+ * replace, set_profile's fields merge into the earlier ones. NULL on ENOMEM. */
+static json_object *profile_state_merge(json_object *state, const ProfileUpdate *p) {
+        _cleanup_(json_object_putp) json_object *merged = json_object_new_object();
+        json_object *fields, *earlier = NULL;
+
+        if (!merged)
+                return NULL;
+        if (state) {
+                json_object_object_foreach(state, key, value)
+                        if (!streq(key, "profile") && json_object_object_add(merged, key, json_object_get(value)) < 0)
+                                return NULL;
+                (void) json_object_object_get_ex(state, "profile", &earlier);
+        }
+        if ((p->summary && json_object_object_add(merged, "summary", json_object_get(p->summary)) < 0) ||
+            (p->status && json_object_object_add(merged, "status", json_object_get(p->status)) < 0) ||
+            (p->visible && json_object_object_add(merged, "visible", json_object_get(p->visible)) < 0))
+                return NULL;
+        if (!earlier && !p->profile)
+                return TAKE_PTR(merged);
+
+        fields = json_object_new_object();
+        if (!fields || json_object_object_add(merged, "profile", fields) < 0) {
+                json_object_put(fields);
+                return NULL;
+        }
+        if (earlier) {
+                json_object_object_foreach(earlier, field, value)
+                        if (json_object_object_add(fields, field, json_object_get(value)) < 0)
+                                return NULL;
+        }
+        if (p->profile) {
+                json_object_object_foreach(p->profile, field, value)
+                        if (json_object_object_add(fields, field, json_object_get(value)) < 0)
+                                return NULL;
+        }
+        return TAKE_PTR(merged);
+}
+
 int manager_set_profile(Manager *m, const char *name, const ProfileUpdate *p, sd_bus_error *error) {
+        _cleanup_(json_object_putp) json_object *merged = NULL;
         Mesh *mesh;
         int r;
 
@@ -138,22 +201,17 @@ int manager_set_profile(Manager *m, const char *name, const ProfileUpdate *p, sd
                 return r;
         if (mesh_link_state(mesh->link) != LINK_CONNECTED)
                 return sd_bus_error_setf(error, CM_ERROR_NOT_CONNECTED, "Mesh \"%s\" is not connected to its broker "
-                                         "(%s); the profile is only kept by the broker.", mesh->entry->slug,
+                                         "(%s); set the profile again once it is.", mesh->entry->slug,
                                          link_state_to_string(mesh_link_state(mesh->link)));
 
-        json_object *frames[PROFILE_FRAMES] = {
-                p->summary ? frame_simple("set_summary", "summary", p->summary) : NULL,
-                p->status ? frame_simple("set_status", "status", p->status) : NULL,
-                p->visible ? frame_simple("set_visible", "visible", p->visible) : NULL,
-                p->profile ? frame_profile(p->profile) : NULL,
-        };
+        json_object *frames[PROFILE_FRAMES] = { NULL };
         _cleanup_(frames_putp) json_object **cleanup = frames;
 
+        r = update_frames(p, frames);
+        if (r < 0)
+                return r;
         /* Every frame is measured before any is sent: a field over the broker's frame limit is the
          * caller's to shorten, and the rest of the update must not go out without it. */
-        if ((p->summary && !frames[0]) || (p->status && !frames[1]) || (p->visible && !frames[2]) ||
-            (p->profile && !frames[3]))
-                return -ENOMEM;
         for (size_t i = 0; i < ELEMENTSOF(frames); i++) {
                 size_t size;
 
@@ -168,13 +226,43 @@ int manager_set_profile(Manager *m, const char *name, const ProfileUpdate *p, sd
                                                  "Nothing was sent.", json_object_get_string(json_object_object_get(frames[i], "type")),
                                                  size, WIRE_FRAME_MAX);
         }
-        if (p->status)
-                mesh->dnd = streq(json_object_get_string(p->status), "dnd");
-        for (size_t i = 0; r >= 0 && i < ELEMENTSOF(frames); i++)
-                if (frames[i])
-                        r = mesh_link_send_frame(mesh->link, frames[i]);
+        r = send_frames(mesh->link, frames);
         if (r < 0)
                 return sd_bus_error_setf(error, CM_ERROR_NOT_CONNECTED, "Could not hand the profile to the broker "
                                          "link: %s", STRERROR(r));
+        if (p->status)
+                mesh->dnd = streq(json_object_get_string(p->status), "dnd");
+
+        /* Kept only once the broker link took it, so a profile it refuses is never re-sent. */
+        merged = profile_state_merge(mesh->profile, p);
+        if (!merged)
+                return -ENOMEM;
+        r = mesh_profile_save(m->state_dir, mesh->entry->mesh_id, merged);
+        if (r < 0)
+                return sd_bus_error_setf(error, CM_ERROR_STORAGE, "The broker has the profile, but it could not be "
+                                         "saved (%s): it will be lost on the next reconnect.", STRERROR(r));
+        json_object_put(mesh->profile);
+        mesh->profile = TAKE_PTR(merged);
         return 0;
+}
+
+void mesh_profile_resend(Mesh *mesh) {
+        json_object *frames[PROFILE_FRAMES] = { NULL };
+        _cleanup_(frames_putp) json_object **cleanup = frames;
+        ProfileUpdate p = { 0 };
+        int r;
+
+        if (!mesh->profile || !mesh->link)
+                return;
+        /* Borrowed from mesh->profile: not profile_update_done(). */
+        (void) json_object_object_get_ex(mesh->profile, "summary", &p.summary);
+        (void) json_object_object_get_ex(mesh->profile, "status", &p.status);
+        (void) json_object_object_get_ex(mesh->profile, "visible", &p.visible);
+        (void) json_object_object_get_ex(mesh->profile, "profile", &p.profile);
+        r = update_frames(&p, frames);
+        if (r >= 0)
+                r = send_frames(mesh->link, frames);
+        if (r < 0)
+                log_warning_errno(r, "Mesh %s: could not send the saved profile again: %s", mesh->entry->slug,
+                                  STRERROR(r));
 }

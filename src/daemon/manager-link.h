@@ -48,5 +48,10 @@ void profile_update_done(ProfileUpdate *p);
 int profile_update_set(ProfileUpdate *p, const char *key, const ProfileValue *v, sd_bus_error *error);
 
 /* Sends the update to the named mesh's broker; NotConnected unless its link is connected. A status
- * of dnd silences the mesh's desktop notifications. */
+ * of dnd silences the mesh's desktop notifications. The profile, merged with what was set before,
+ * is then saved (mesh_profile_save(); StorageFailure when that fails), to be sent again by
+ * mesh_profile_resend() on every connection: the broker forgets it with the connection. */
 int manager_set_profile(Manager *m, const char *mesh, const ProfileUpdate *p, sd_bus_error *error);
+
+/* Sends the saved profile of mesh to its broker again (after each hello_ack); nothing when none. */
+void mesh_profile_resend(Mesh *mesh);

@@ -8,6 +8,7 @@
 #include "bus-errors.h"
 #include "fileio.h"
 #include "json-util.h"
+#include "link-receive.h"
 #include "log.h"
 #include "compat-events.h"
 #include "compat-routes.h"
@@ -513,8 +514,10 @@ int manager_reload_config(Manager *m, char **ret_error) {
                 return r;
         }
         set_config_error(m, problems);
-        if (m->bus)
+        if (m->bus) {
                 manager_attach_links(m);
+                manager_announce_stored(m); /* rows of a mesh configured again */
+        }
         manager_refresh(m);
         log_info("Loaded %s: %zu mesh(es), %zu invalid", m->config_path, m->config->n_meshes,
                  m->config->n_invalid);
@@ -646,5 +649,8 @@ int manager_startup(Manager *m) {
         if (m->compat && manager_compat_start(m) < 0)
                 log_warning("Not serving the /v1 API; D-Bus clients are unaffected");
         manager_attach_links(m);
+        /* Once the name is ours and /v1 is served, so that listeners hear what the last run
+         * stored but did not say. */
+        manager_announce_stored(m);
         return 0;
 }

@@ -57,6 +57,7 @@ struct MeshLink {
         PeersWaiter *peer_waiters;  /* peer queries waiting for a fresh peers_list */
         size_t n_peer_waiters;
         sd_event_source *peers_timer;
+        usec_t peers_updated_at;    /* CLOCK_REALTIME: the broker last sent the list or an event; 0 never */
         unsigned unopenable;        /* DMs no key of ours opened since start */
 
         TopicEntry *topics;         /* the broker's last topic_list: "#name" resolves to "#id" */

@@ -10,6 +10,7 @@
 #include "json-util.h"
 #include "link-receive.h"
 #include "log.h"
+#include "manager-link.h"
 #include "manager.h"
 #include "mesh-link-internal.h"
 #include "message-ids.h"
@@ -202,6 +203,7 @@ static void link_hello_ack(MeshLink *l, json_object *packet) {
         }
         l->restarts = 0;
         mesh_link_set_state(l, LINK_CONNECTED, NULL);
+        mesh_profile_resend(l->mesh); /* before list_peers, so our own row shows it */
 
         list = json_object_new_object();
         if (list) {

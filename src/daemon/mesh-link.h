@@ -54,6 +54,9 @@ const char *link_state_to_string(LinkState s);
 const char *mesh_link_features(const MeshLink *l);
 
 const Peer *mesh_link_peers(const MeshLink *l, size_t *ret_n);
+/* When the peer list was last current (CLOCK_REALTIME µs): the broker sent it, or a peer event
+ * that changed it; 0 when it never did. */
+usec_t mesh_link_peers_updated_at(const MeshLink *l);
 /* The end of a peer query, exactly once. error set (NotConnected): the link was freed first, there
  * is no list. Otherwise mesh_link_peers() holds the list and result says how fresh it is: 0 the
  * broker just sent it; -ETIMEDOUT the broker did not answer in 5 s, -ENOTCONN it cannot be

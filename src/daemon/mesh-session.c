@@ -9,6 +9,7 @@
 
 #include "fileio.h"
 #include "hex-util.h"
+#include "json-util.h"
 #include "log.h"
 #include "macro.h"
 #include "mesh-session.h"
@@ -201,5 +202,140 @@ int mesh_session_load(const char *state_dir, const char *mesh_id, MeshSession *r
                 return log_error_errno(r, "Cannot write session file %s of mesh %s: %s", path, mesh_id, STRERROR(r));
         log_info("New session %s (key %s) for mesh %s.", s.session_id, s.public_key_hex, mesh_id);
         *ret = s;
+        return 0;
+}
+
+#define PROFILE_FILE_MAX 65536 /* the broker's frame limit: a larger profile was never sent */
+#define PROFILE_SCHEMA_VERSION 1
+
+static int profile_path(const char *state_dir, const char *mesh_id, char **ret) {
+        _cleanup_free_ char *dir = NULL, *session = NULL;
+        int r;
+
+        r = sessions_dir(state_dir, &dir);
+        if (r < 0)
+                return r;
+        r = session_path(dir, mesh_id, &session);
+        if (r < 0)
+                return r;
+        /* "<hash>.json" → "<hash>.profile.json" */
+        session[strlen(session) - strlen(".json")] = '\0';
+        return asprintf(ret, "%s.profile.json", session) < 0 ? -ENOMEM : 0;
+}
+
+/* A JSON string member we can hand on: no NUL inside (json-c keeps one as is). */
+static bool plain_string(json_object *v) {
+        return json_object_is_type(v, json_type_string) &&
+               strlen(json_object_get_string(v)) == (size_t) json_object_get_string_len(v);
+}
+
+/* NULL when o is a profile as mesh_profile_save() writes it, else why not (static text). */
+static const char *profile_check(json_object *o) {
+        json_object_object_foreach(o, key, v) {
+                if (streq(key, "summary") || streq(key, "status")) {
+                        if (!plain_string(v))
+                                return "has a summary or status that is not a string";
+                        if (streq(key, "status") && !streq(json_object_get_string(v), "idle") &&
+                            !streq(json_object_get_string(v), "working") && !streq(json_object_get_string(v), "dnd"))
+                                return "has a status other than idle, working or dnd";
+                } else if (streq(key, "visible")) {
+                        if (!json_object_is_type(v, json_type_boolean))
+                                return "has a visible that is not a boolean";
+                } else if (streq(key, "profile")) {
+                        if (!json_object_is_type(v, json_type_object))
+                                return "has a profile that is not an object";
+                        json_object_object_foreach(v, field, value) {
+                                if (streq(field, "capabilities")) {
+                                        if (!json_object_is_type(value, json_type_array))
+                                                return "has capabilities that are not an array";
+                                        for (size_t i = 0; i < json_object_array_length(value); i++)
+                                                if (!plain_string(json_object_array_get_idx(value, i)))
+                                                        return "has a capability that is not a string";
+                                } else if (streq(field, "avatar") || streq(field, "title") || streq(field, "bio")) {
+                                        if (!plain_string(value))
+                                                return "has an avatar, title or bio that is not a string";
+                                } else
+                                        return "has an unknown profile field";
+                        }
+                } else if (!streq(key, "schema_version"))
+                        return "has an unknown member";
+        }
+        return NULL;
+}
+
+int mesh_profile_load(const char *state_dir, const char *mesh_id, json_object **ret) {
+        _cleanup_(json_object_putp) json_object *o = NULL;
+        _cleanup_free_ char *path = NULL, *text = NULL, *quarantined = NULL;
+        const char *why = NULL;
+        json_object *v;
+        size_t size = 0;
+        int r;
+
+        if (!state_dir || !mesh_id || !*mesh_id || !ret)
+                return -EINVAL;
+        r = profile_path(state_dir, mesh_id, &path);
+        if (r < 0)
+                return r;
+        r = read_full_file(path, PROFILE_FILE_MAX, &text, &size, NULL);
+        if (r == -ENOENT) {
+                *ret = NULL;
+                return 0;
+        }
+        if (r == -EFBIG)
+                why = "is implausibly large";
+        else if (r < 0)
+                return log_error_errno(r, "Cannot read profile file %s of mesh %s: %s", path, mesh_id, STRERROR(r));
+        else {
+                r = json_parse_strict(text, size, &o);
+                if (r == -ENOMEM)
+                        return r;
+                if (r < 0 || !json_object_is_type(o, json_type_object))
+                        why = "is not one JSON object in UTF-8";
+                else if (!json_object_object_get_ex(o, "schema_version", &v) || !json_object_is_type(v, json_type_int) ||
+                         json_object_get_int64(v) != PROFILE_SCHEMA_VERSION)
+                        why = "has no schema_version 1";
+                else
+                        why = profile_check(o);
+        }
+        if (why) {
+                r = quarantine_file(path, "malformed", &quarantined);
+                if (r < 0)
+                        return log_error_errno(r, "Profile file %s of mesh %s %s, and it cannot be set aside: %s",
+                                               path, mesh_id, why, STRERROR(r));
+                log_warning("Profile file %s of mesh %s %s; moved it to %s. Peers see the broker's default "
+                            "profile until it is set again.", path, mesh_id, why, quarantined);
+                *ret = NULL;
+                return 0;
+        }
+        json_object_object_del(o, "schema_version");
+        *ret = TAKE_PTR(o);
+        return 0;
+}
+
+int mesh_profile_save(const char *state_dir, const char *mesh_id, json_object *profile) {
+        _cleanup_(json_object_putp) json_object *o = NULL;
+        _cleanup_free_ char *path = NULL;
+        const char *text;
+        int r;
+
+        if (!state_dir || !mesh_id || !*mesh_id || !profile || profile_check(profile))
+                return -EINVAL;
+        r = profile_path(state_dir, mesh_id, &path);
+        if (r < 0)
+                return r;
+        o = json_object_new_object();
+        if (!o || json_object_object_add(o, "schema_version", json_object_new_int(PROFILE_SCHEMA_VERSION)) < 0)
+                return -ENOMEM;
+        json_object_object_foreach(profile, key, v)
+                if (json_object_object_add(o, key, json_object_get(v)) < 0)
+                        return -ENOMEM;
+        text = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
+        if (!text)
+                return -ENOMEM;
+        if (strlen(text) + 1 > PROFILE_FILE_MAX)
+                return -EMSGSIZE;
+        r = write_file_atomic(path, text, strlen(text), 0600);
+        if (r < 0)
+                return log_error_errno(r, "Cannot write profile file %s of mesh %s: %s", path, mesh_id, STRERROR(r));
         return 0;
 }

@@ -12,6 +12,7 @@
  * where secret_key is libsodium's seed‖pk. The public key is derived, never stored.
  */
 
+#include <json-c/json.h>
 #include <stdint.h>
 
 #define MESH_SESSION_SCHEMA_VERSION 1
@@ -34,3 +35,21 @@ int mesh_session_load(const char *state_dir, const char *mesh_id, MeshSession *r
 
 /* Wipes s (sodium_memzero). */
 void mesh_session_done(MeshSession *s);
+
+/*
+ * Our profile in one mesh (what SetProfile set), kept so that it survives reconnects and
+ * restarts: the broker forgets it with the connection. Beside the session file,
+ *
+ *   <state_dir>/sessions/<hex SHA-256 of mesh_id>.profile.json     (0600, written atomically)
+ *   {"schema_version":1,"summary":"…","status":"idle|working|dnd","visible":true,
+ *    "profile":{"avatar":"…","title":"…","bio":"…","capabilities":["…"]}}
+ *
+ * every member but schema_version optional.
+ */
+
+/* The profile of mesh_id without schema_version, or *ret NULL when none was saved. A file that is
+ * not exactly that (unknown members, wrong types, an unknown status, NUL in a string, more than
+ * 64 KiB, trailing data) is renamed to "<file>.malformed-<unix ts>", logged, and taken as none. */
+int mesh_profile_load(const char *state_dir, const char *mesh_id, json_object **ret);
+/* Writes profile (the form mesh_profile_load() returns); -EINVAL when it is not one. */
+int mesh_profile_save(const char *state_dir, const char *mesh_id, json_object *profile);

@@ -4,6 +4,7 @@
 
 #include "manager.h"
 #include "mesh-link.h"
+#include "mesh-session.h"
 #include "mesh.h"
 
 static const char *const mesh_state_table[_MESH_STATE_MAX] = {
@@ -38,6 +39,14 @@ int mesh_new(Manager *m, const MeshEntry *entry, Mesh **ret) {
                 return -ENOMEM;
         if (m->inbox && entry->mesh_id)
                 (void) inbox_count_unread(m->inbox, entry->mesh_id, &mesh->unread);
+        if (m->state_dir && entry->mesh_id && entry->mesh_id[0]) {
+                json_object *status;
+
+                /* A profile that cannot be read is logged and left unset: peers see the default. */
+                (void) mesh_profile_load(m->state_dir, entry->mesh_id, &mesh->profile);
+                mesh->dnd = mesh->profile && json_object_object_get_ex(mesh->profile, "status", &status) &&
+                            streq(json_object_get_string(status), "dnd");
+        }
         mesh_update_state(mesh);
         *ret = TAKE_PTR(mesh);
         return 0;
@@ -47,6 +56,7 @@ Mesh *mesh_free(Mesh *mesh) {
         if (!mesh)
                 return NULL;
         mesh_link_free(mesh->link);
+        json_object_put(mesh->profile);
         free(mesh->path);
         free(mesh->last_error);
         free(mesh);

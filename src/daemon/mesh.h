@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #pragma once
 
+#include <json-c/json.h>
 #include <stdbool.h>
 
 #include "mesh-config.h"
@@ -29,6 +30,7 @@ typedef struct Mesh {
         MeshLink *link;         /* the broker link, while the mesh is attached */
         unsigned unread;        /* inbox rows after the read mark (UnreadCount) */
         bool dnd;               /* our profile status on this mesh is "dnd": no desktop notifications */
+        json_object *profile;   /* what SetProfile set (mesh_profile_load()), sent again on every hello; or NULL */
 } Mesh;
 
 #define MESH_OBJECT_PREFIX "/org/claudemesh/Daemon1/mesh"

@@ -266,6 +266,9 @@ static int read_user_version(Store *s, int *ret) {
 }
 
 static int migrate(Store *s, const char *const *migrations, size_t n_migrations, char **ret_error) {
+        /* A file created now passes through every step: that is no migration worth telling. */
+        bool created = false;
+
         for (;;) {
                 char bump[64];
                 int version = 0, r;
@@ -291,6 +294,8 @@ static int migrate(Store *s, const char *const *migrations, size_t n_migrations,
                         return 0;
                 }
 
+                if (version == 0)
+                        created = true;
                 snprintf(bump, sizeof bump, "PRAGMA user_version = %d", version + 1);
                 r = store_exec(s, migrations[version]);
                 if (r >= 0)
@@ -302,7 +307,7 @@ static int migrate(Store *s, const char *const *migrations, size_t n_migrations,
                 if (r < 0)
                         return error_setf(ret_error, r, "Cannot migrate %s from schema version %d to %d: %s.",
                                           s->path, version, version + 1, STRERROR(r));
-                log_full_errno(version == 0 ? LOG_DEBUG : LOG_INFO, 0, "%s: migrated the schema from version %d to %d.",
+                log_full_errno(created ? LOG_DEBUG : LOG_INFO, 0, "%s: migrated the schema from version %d to %d.",
                                s->path, version, version + 1);
         }
 }

@@ -7,6 +7,7 @@
 #include "fileio.h"
 #include "inbox.h"
 #include "macro.h"
+#include "store.h"
 #include "tests.h"
 #include "ulid.h"
 
@@ -66,7 +67,7 @@ static void test_insert(void) {
 
         insert(i, message("mesh-1", "c-1", ALICE, NULL, NOW), true);
         /* A redelivery (a new broker id, even new text) is a duplicate: nothing changes. */
-        dup = message("mesh-1", "c-1", BOB, "#t", NOW + 5);
+        dup = message("mesh-1", "c-1", ALICE, "#t", NOW + 5);
         dup.body = (char *) "changed";
         insert(i, dup, false);
         /* The same id in another mesh is another message. */
@@ -74,6 +75,7 @@ static void test_insert(void) {
 
         ASSERT_OK(inbox_list(i, "mesh-1", 0, NULL, NULL, 0, &m, &n));
         ASSERT_EQ(n, 1);
+        ASSERT_STREQ(m[0].body, "hi");
         ASSERT_TRUE(ulid_is_valid(m[0].id));
         ASSERT_STREQ(m[0].client_message_id, "c-1");
         ASSERT_STREQ(m[0].broker_message_id, "bm-1");
@@ -108,7 +110,7 @@ static void test_insert(void) {
                 ASSERT_TRUE(m[0].received_at >= before);
                 inbox_messages_free(m, n);
 
-                /* Only (mesh, client_message_id) is a duplicate: an id clash is an error. */
+                /* Only (mesh, sender, client_message_id) is a duplicate: an id clash is an error. */
                 bad = message("mesh-1", "c-other", ALICE, NULL, NOW);
                 bad.id = given.id;
                 ASSERT_EQ(inbox_insert(i, &bad, NULL), -EEXIST);
@@ -319,8 +321,150 @@ static void test_mode(void) {
         umask(old);
 }
 
+/* DECISIONS §16: one sender cannot squat another's client_message_id at a receiver. */
+static void test_dedupe_scoped_to_sender(void) {
+        _cleanup_free_ char *path = new_path("scoped");
+        _cleanup_(inbox_freep) Inbox *i = open_inbox(path);
+        InboxMessage *m = NULL, from_bob = message("mesh-1", "same-id", BOB, NULL, NOW + 1);
+        size_t n = 0;
+
+        insert(i, message("mesh-1", "same-id", ALICE, NULL, NOW), true);
+        from_bob.body = (char *) "bob's own";
+        insert(i, from_bob, true);
+        /* Each sender's redelivery is still a duplicate. */
+        insert(i, message("mesh-1", "same-id", ALICE, NULL, NOW + 2), false);
+        insert(i, from_bob, false);
+
+        ASSERT_OK(inbox_list(i, "mesh-1", 0, NULL, NULL, 0, &m, &n));
+        ASSERT_EQ(n, 2);
+        ASSERT_STREQ(m[0].sender_pubkey, BOB);
+        ASSERT_STREQ(m[0].body, "bob's own");
+        ASSERT_STREQ(m[1].sender_pubkey, ALICE);
+        ASSERT_STREQ(m[1].body, "hi");
+        inbox_messages_free(m, n);
+}
+
+static size_t count_unannounced(Inbox *i, const char *mesh) {
+        InboxMessage *m = NULL;
+        size_t n = 0;
+
+        ASSERT_OK(inbox_list_unannounced(i, mesh, 0, &m, &n));
+        inbox_messages_free(m, n);
+        return n;
+}
+
+static void test_announced(void) {
+        _cleanup_free_ char *path = new_path("announced");
+        Inbox *i = open_inbox(path);
+        InboxMessage *m = NULL;
+        size_t n = 0;
+
+        ASSERT_EQ(count_unannounced(i, "mesh-1"), 0);
+        /* Stored out of time order: the unannounced come back oldest first, each mesh alone. */
+        insert(i, message("mesh-1", "late", ALICE, NULL, NOW + 10), true);
+        insert(i, message("mesh-1", "early", BOB, NULL, NOW), true);
+        insert(i, message("mesh-2", "other", ALICE, NULL, NOW + 5), true);
+        /* A duplicate adds nothing to announce. */
+        insert(i, message("mesh-1", "late", ALICE, NULL, NOW + 11), false);
+
+        ASSERT_OK(inbox_list_unannounced(i, "mesh-1", 0, &m, &n));
+        ASSERT_EQ(n, 2);
+        ASSERT_STREQ(m[0].client_message_id, "early");
+        ASSERT_STREQ(m[0].sender_name, "bob");
+        ASSERT_STREQ(m[0].body, "hi");
+        ASSERT_EQ(m[0].received_at, NOW);
+        ASSERT_STREQ(m[1].client_message_id, "late");
+        ASSERT_OK(inbox_mark_announced(i, m[0].id, NOW + 20));
+        /* Marking twice, or a row that is not there, changes nothing. */
+        ASSERT_OK(inbox_mark_announced(i, m[0].id, NOW + 30));
+        ASSERT_OK(inbox_mark_announced(i, "01ARZ3NDEKTSV4RRFFQ69G5FAV", NOW + 30));
+        inbox_messages_free(m, n);
+
+        /* The marks are durable: after a reopen only the unmarked row is left. */
+        inbox_free(i);
+        i = open_inbox(path);
+        ASSERT_OK(inbox_list_unannounced(i, "mesh-1", 0, &m, &n));
+        ASSERT_EQ(n, 1);
+        ASSERT_STREQ(m[0].client_message_id, "late");
+        ASSERT_OK(inbox_mark_announced(i, m[0].id, NOW + 40));
+        inbox_messages_free(m, n);
+        ASSERT_EQ(count_unannounced(i, "mesh-1"), 0);
+        ASSERT_EQ(count_unannounced(i, "mesh-2"), 1);
+        /* Announcing is no reading: every row still lists. */
+        ASSERT_OK(inbox_list(i, NULL, 0, NULL, NULL, 0, &m, &n));
+        ASSERT_EQ(n, 3);
+        inbox_messages_free(m, n);
+        inbox_free(i);
+}
+
+/* An inbox.db of schema version 2 (before announcements and sender scoping), as that code made it. */
+static void make_v2_inbox(const char *path) {
+        _cleanup_(sqlite3_closep) sqlite3 *db = NULL;
+
+        ASSERT_EQ(sqlite3_open(path, &db), SQLITE_OK);
+        ASSERT_EQ(sqlite3_exec(db,
+                               "PRAGMA journal_mode = WAL;"
+                               "CREATE TABLE inbox ("
+                               "  id TEXT PRIMARY KEY, client_message_id TEXT NOT NULL, broker_message_id TEXT,"
+                               "  mesh_id TEXT NOT NULL, topic TEXT, sender_pubkey TEXT NOT NULL,"
+                               "  sender_name TEXT NOT NULL, body TEXT, meta TEXT, received_at INTEGER NOT NULL,"
+                               "  reply_to_id TEXT, UNIQUE (mesh_id, client_message_id));"
+                               "CREATE INDEX inbox_received_at ON inbox(received_at);"
+                               "CREATE INDEX inbox_mesh_received_at ON inbox(mesh_id, received_at);"
+                               "CREATE INDEX inbox_topic ON inbox(mesh_id, topic, received_at);"
+                               "CREATE INDEX inbox_sender ON inbox(mesh_id, sender_pubkey, received_at);"
+                               "CREATE TABLE read_marks (mesh_id TEXT PRIMARY KEY, read_until INTEGER NOT NULL) "
+                               "  WITHOUT ROWID;"
+                               /* Two rows of the same µs: the one stored later lists first. */
+                               "INSERT INTO inbox VALUES ('01AAAAAAAAAAAAAAAAAAAAAAAZ', 'c-1', 'bm-1', 'mesh-1', "
+                               "  NULL, '" ALICE "', 'alice', 'first', '{}', 1000, NULL);"
+                               "INSERT INTO inbox VALUES ('01AAAAAAAAAAAAAAAAAAAAAAAA', 'c-2', 'bm-2', 'mesh-1', "
+                               "  '#t', '" BOB "', 'bob', 'second', NULL, 1000, 'bm-1');"
+                               "INSERT INTO read_marks VALUES ('mesh-1', 500);"
+                               "PRAGMA user_version = 2;",
+                               NULL, NULL, NULL),
+                  SQLITE_OK);
+}
+
+static void test_migrate_v2(void) {
+        _cleanup_free_ char *path = new_path("v2");
+        _cleanup_(inbox_freep) Inbox *i = NULL;
+        InboxMessage *m = NULL;
+        unsigned unread = 0;
+        size_t n = 0;
+
+        make_v2_inbox(path);
+        i = open_inbox(path);
+
+        /* Every row and field is kept, in the same order; the read mark too. */
+        ASSERT_OK(inbox_list(i, "mesh-1", 0, NULL, NULL, 0, &m, &n));
+        ASSERT_EQ(n, 2);
+        ASSERT_STREQ(m[0].id, "01AAAAAAAAAAAAAAAAAAAAAAAA");
+        ASSERT_STREQ(m[0].body, "second");
+        ASSERT_STREQ(m[0].topic, "#t");
+        ASSERT_STREQ(m[0].reply_to_id, "bm-1");
+        ASSERT_TRUE(!m[0].meta_json);
+        ASSERT_STREQ(m[1].id, "01AAAAAAAAAAAAAAAAAAAAAAAZ");
+        ASSERT_STREQ(m[1].sender_pubkey, ALICE);
+        ASSERT_STREQ(m[1].meta_json, "{}");
+        ASSERT_EQ(m[1].received_at, 1000);
+        inbox_messages_free(m, n);
+        ASSERT_OK(inbox_count_unread(i, "mesh-1", &unread));
+        ASSERT_EQ(unread, 2);
+
+        /* The old rows were announced when they came: an upgrade does not replay them. */
+        ASSERT_EQ(count_unannounced(i, "mesh-1"), 0);
+        /* The new key: bob may now use alice's id, alice may not use it again. */
+        insert(i, message("mesh-1", "c-1", BOB, NULL, NOW), true);
+        insert(i, message("mesh-1", "c-1", ALICE, NULL, NOW), false);
+        ASSERT_EQ(count_unannounced(i, "mesh-1"), 1);
+}
+
 int main(void) {
         test_insert();
+        test_dedupe_scoped_to_sender();
+        test_announced();
+        test_migrate_v2();
         test_list();
         test_corrupt_quarantined();
         test_not_a_database();

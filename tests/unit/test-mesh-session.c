@@ -5,8 +5,10 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "fileio.h"
+#include "json-util.h"
 #include "macro.h"
 #include "mesh-session.h"
 #include "tests.h"
@@ -249,11 +251,104 @@ static void test_wrong_mode(void) {
         ASSERT_EQ(count_entries(sessions, NULL), 1);
 }
 
+/* Where the profile of mesh_id must be: sessions/<hex SHA-256 of mesh_id>.profile.json. */
+static char *profile_file(const char *state_dir, const char *mesh_id) {
+        _cleanup_free_ char *session = session_file(state_dir, mesh_id);
+        char *path;
+
+        session[strlen(session) - strlen(".json")] = '\0';
+        ASSERT_TRUE(asprintf(&path, "%s.profile.json", session) > 0);
+        return path;
+}
+
+static void test_profile_roundtrip(void) {
+        _cleanup_free_ char *state = new_state_dir(), *path = NULL, *text = NULL;
+        _cleanup_(json_object_putp) json_object *p = NULL, *back = NULL;
+        const char *json = "{\"summary\":\"reviewing\",\"status\":\"dnd\",\"visible\":false,"
+                           "\"profile\":{\"title\":\"Dr\",\"capabilities\":[\"review\",\"ops\"]}}";
+        struct stat st;
+        size_t size;
+
+        /* Nothing saved yet: no profile, no error. */
+        ASSERT_OK(mesh_profile_load(state, "mesh-1", &back));
+        ASSERT_TRUE(!back);
+
+        p = json_tokener_parse(json);
+        ASSERT_TRUE(p);
+        ASSERT_OK(mesh_profile_save(state, "mesh-1", p));
+        path = profile_file(state, "mesh-1");
+        ASSERT_OK(stat(path, &st) < 0 ? -errno : 0);
+        ASSERT_EQ(st.st_mode & 07777, 0600);
+        ASSERT_OK(read_full_file(path, 65536, &text, &size, NULL));
+        ASSERT_TRUE(strstr(text, "\"schema_version\":1"));
+
+        ASSERT_OK(mesh_profile_load(state, "mesh-1", &back));
+        ASSERT_TRUE(back);
+        ASSERT_TRUE(json_object_equal(p, back));
+        /* Another mesh has its own file. */
+        json_object_put(back);
+        ASSERT_OK(mesh_profile_load(state, "mesh-2", &back));
+        ASSERT_TRUE(!back);
+
+        /* What it would never write is refused. */
+        json_object_object_add(p, "status", json_object_new_string("asleep"));
+        ASSERT_EQ(mesh_profile_save(state, "mesh-1", p), -EINVAL);
+}
+
+static void check_profile_refused(const char *text, size_t size) {
+        _cleanup_free_ char *state = new_state_dir(), *path = NULL, *dir = NULL, *moved = NULL;
+        _cleanup_(json_object_putp) json_object *p = NULL, *back = NULL;
+
+        /* A valid save first creates the directory; then the file is replaced by text. */
+        p = json_tokener_parse("{\"summary\":\"x\"}");
+        ASSERT_OK(mesh_profile_save(state, "mesh-1", p));
+        path = profile_file(state, "mesh-1");
+        ASSERT_OK(write_file_atomic(path, text, size, 0600));
+
+        ASSERT_OK(mesh_profile_load(state, "mesh-1", &back));
+        ASSERT_TRUE(!back);
+        ASSERT_TRUE(access(path, F_OK) < 0 && errno == ENOENT);
+        ASSERT_TRUE(asprintf(&dir, "%s/sessions", state) > 0);
+        moved = find_quarantined(dir);
+        ASSERT_TRUE(strstr(moved, ".profile.json.malformed-"));
+}
+
+static void test_profile_malformed(void) {
+        static const char *const texts[] = {
+                "",
+                "[]",
+                "{\"summary\":\"x\"}",                                    /* no schema_version */
+                "{\"schema_version\":2,\"summary\":\"x\"}",
+                "{\"schema_version\":1,\"summary\":\"x\"} trailing",
+                "{\"schema_version\":1,\"status\":\"sleeping\"}",
+                "{\"schema_version\":1,\"summary\":7}",
+                "{\"schema_version\":1,\"visible\":\"yes\"}",
+                "{\"schema_version\":1,\"nickname\":\"x\"}",
+                "{\"schema_version\":1,\"profile\":{\"shoe_size\":\"9\"}}",
+                "{\"schema_version\":1,\"profile\":{\"capabilities\":[\"a\",1]}}",
+                "{\"schema_version\":1,\"summary\":\"a\\u0000b\"}",     /* NUL inside a string */
+                "{\"schema_version\":1,\"summary\":\"\xff\"}",          /* not UTF-8 */
+        };
+        char *big;
+
+        for (size_t i = 0; i < ELEMENTSOF(texts); i++)
+                check_profile_refused(texts[i], strlen(texts[i]));
+        /* Larger than any frame the broker takes. */
+        big = malloc(70000);
+        ASSERT_TRUE(big);
+        memset(big, ' ', 70000);
+        memcpy(big, "{\"schema_version\":1}", 20);
+        check_profile_refused(big, 70000);
+        free(big);
+}
+
 int main(void) {
         ASSERT_OK(sodium_init());
         test_create_and_reload();
         test_two_meshes();
         test_malformed();
         test_wrong_mode();
+        test_profile_roundtrip();
+        test_profile_malformed();
         return 0;
 }
