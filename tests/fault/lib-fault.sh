@@ -31,11 +31,13 @@ fault_mesh() {
         wait_connected bob demo
 }
 
-# fault_stream PREFIX COUNT: COUNT sends from alice to bob (ids PREFIX-0 ...) by 4 callers that
-# retry through faults, in the background: STREAM is its pid, its answers go to $T/PREFIX.answers
+# fault_stream PREFIX COUNT: COUNT sends from alice to bob (ids PREFIX-0 ..., text $FAULT_BODY or
+# "hello") by 4 callers that retry through faults, in the background: STREAM is its pid, its
+# answers go to $T/PREFIX.answers
 fault_stream() {
         DBUS_SESSION_BUS_ADDRESS="unix:path=$T/alice/bus" "$SEND_CLIENT" --mesh demo --to "$BOB" \
-                --count "$2" --callers 4 --prefix "$1" --retry > "$T/$1.answers" 2>> "$T/send-client.log" &
+                --count "$2" --callers 4 --prefix "$1" --message "${FAULT_BODY:-hello}" --retry \
+                > "$T/$1.answers" 2>> "$T/send-client.log" &
         STREAM=$!
         PIDS="$PIDS $STREAM"
 }
