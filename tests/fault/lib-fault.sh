@@ -4,13 +4,13 @@
 # they are in flight, and the figures every case prints:
 #   fault-NAME: N messages, K kills, recovery p50/max X/Y ms, 0 lost, 0 duplicated
 # where "lost" are sends alice answered that bob never stored, "duplicated" bob's extra rows.
-# FAULT_MESSAGES (400) and FAULT_KILLS (4) size a case; recovery runs from a fault to the link
+# FAULT_MESSAGES (600) and FAULT_KILLS (5) size a case; recovery runs from a fault to the link
 # being back.
 . "$(dirname "$0")/../e2e/lib.sh"
 FAULT_DIR=$(cd "$(dirname "$0")" && pwd)
 FAULT=$(basename "$0" .sh | sed 's/^test-fault-//')
-FAULT_MESSAGES=${FAULT_MESSAGES:-400}
-FAULT_KILLS=${FAULT_KILLS:-4}
+FAULT_MESSAGES=${FAULT_MESSAGES:-600}
+FAULT_KILLS=${FAULT_KILLS:-5}
 KILLS=0
 : > "$T/recovery-ms"
 
@@ -51,29 +51,32 @@ fault_begin() {
 }
 fault_end() { echo $(($(now_ms) - FAULT_AT)) >> "$T/recovery-ms"; }
 
-# fault_cycles PREFIX FUNCTION: FAULT_KILLS times a stream of FAULT_MESSAGES / FAULT_KILLS sends
-# (ids PREFIX<k>-<i>) with FUNCTION, which injects a fault and returns once the system is back,
+# fault_cycles PREFIX FUNCTION: streams of FAULT_MESSAGES / FAULT_KILLS sends (ids
+# PREFIX<j>-<i>), each with FUNCTION, which injects a fault and returns once the system is back,
 # run when a third of them was answered: calls are in flight then, and what they queue crosses
-# the fault. All answers end up in $T/PREFIX.answers.
+# the fault. A stream that a busy machine let end first runs without one, and another follows,
+# until FAULT_KILLS faults are in. All answers end up in $T/PREFIX.answers, FAULT_MESSAGES counts
+# the sends.
 fault_cycles() {
         chunk=$((FAULT_MESSAGES / FAULT_KILLS))
-        FAULT_MESSAGES=$((chunk * FAULT_KILLS))
         : > "$T/$1.answers"
-        k=1
-        while [ "$k" -le "$FAULT_KILLS" ]; do
-                fault_stream "$1$k" "$chunk"
-                while [ "$(fault_answered "$1$k")" -lt $((chunk / 3)) ] && kill -0 "$STREAM" 2>/dev/null; do
+        j=0
+        while [ "$KILLS" -lt "$FAULT_KILLS" ]; do
+                j=$((j + 1))
+                [ "$j" -le $((FAULT_KILLS * 3)) ] || fail "$j streams ended before their fault: the machine is too slow"
+                fault_stream "$1$j" "$chunk"
+                while [ "$(fault_answered "$1$j")" -lt $((chunk / 3)) ] && kill -0 "$STREAM" 2>/dev/null; do
                         sleep 0.01
                 done
-                [ "$(fault_answered "$1$k")" -lt "$chunk" ] ||
-                        fail "fault $k of $FAULT_KILLS: every send was answered before it (raise FAULT_MESSAGES)"
-                fault_begin
-                "$2"
-                fault_end
+                if [ "$(fault_answered "$1$j")" -lt "$chunk" ]; then
+                        fault_begin
+                        "$2"
+                        fault_end
+                fi
                 wait "$STREAM" || fail "the send client failed: $(tail -5 "$T/send-client.log")"
-                cat "$T/$1$k.answers" >> "$T/$1.answers"
-                k=$((k + 1))
+                cat "$T/$1$j.answers" >> "$T/$1.answers"
         done
+        FAULT_MESSAGES=$((chunk * j))
 }
 
 # fault_restart_daemon NAME: SIGKILL, start again, until its mesh is connected
