@@ -14,7 +14,7 @@ import sys
 BODY = ("hi \x1b]0;PWNED-BODY\x07 \x1b[2J\x1b[H \x1b]52;c;cHduZWQ=\x07 \u009b31mC1 "
         "\u202eevil\u202c \u2066iso\u2069 \u200f del\x7f tab\tend\nsecond line \x1b[2J")
 NAME = "alice\x1b]0;PWNED-NAME\x07\u202e"
-SUMMARY = "busy\x1b]2;PWNED-SUMMARY\x1b\\\u009b2J\u2067"
+SUMMARY = "busy\tnow\x1b]2;PWNED-SUMMARY\x1b\\\u009b2J\u2067\nline two"
 UNSAFE = {0x7F} | set(range(0x80, 0xA0)) | {0x061C, 0x200E, 0x200F} | set(range(0x2028, 0x202F)) | set(range(0x2066, 0x206A))
 
 

@@ -70,7 +70,16 @@ esc = [m for m in d if m["client_message_id"] == "ctl-1"]
 assert len(esc) == 1 and esc[0]["body"] == BODY and esc[0]["sender_name"] == NAME, esc' ||
         fail "--json inbox: $(cat -v "$T/out")"
 ctl 0 bob peers
-hostile check "$T/out" "$NAME_SHOWN" 'busy\x1b]2;PWNED-SUMMARY\x1b\\u009b2J' || fail "peers: $(cat -v "$T/out")"
+hostile check "$T/out" "$NAME_SHOWN" 'busy\tnow\x1b]2;PWNED-SUMMARY\x1b\…' || fail "peers: $(cat -v "$T/out")"
+# the tab and the newline in the summary leave the table one line a peer, its columns aligned
+/usr/bin/python3 - "$T/out" <<'PY' || fail "the peers table is broken: $(cat -v "$T/out")"
+import sys
+lines = open(sys.argv[1], encoding="utf-8").read().splitlines()
+assert len(lines) == 3, lines
+for column in ("STATUS", "SUMMARY", "GROUPS"):
+    start = lines[0].index(column)
+    assert all(l[start - 2:start] == "  " and l[start] != " " for l in lines[1:]), (column, lines)
+PY
 ctl 0 bob --json peers
 hostile json "$T/out" '
 alice = [p for p in d if "PWNED-NAME" in p["display_name"]]
