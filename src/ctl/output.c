@@ -4,6 +4,7 @@
 #include <time.h>
 
 #include "ctl.h"
+#include "escape.h"
 #include "log.h"
 #include "output.h"
 
@@ -31,13 +32,19 @@ ANSI(yellow, "\033[33m")
 ANSI(grey, "\033[90m")
 ANSI(normal, "\033[0m")
 
+/* Errors quote what the daemon said, which may quote a peer or a broker: escaped like the rest. */
 _printf_(2, 0) static void vprint_stderr(const char *color, const char *format, va_list ap) {
+        _cleanup_free_ char *text = NULL, *shown = NULL;
         bool c = stderr_colors();
+        int n;
 
         fflush(stdout);
+        n = vasprintf(&text, format, ap);
+        if (n >= 0)
+                shown = escape_text(text, (size_t) n, SIZE_MAX, 0);
         if (c)
                 fputs(color, stderr);
-        vfprintf(stderr, format, ap);
+        fputs(shown ? shown : "(out of memory)", stderr);
         if (c)
                 fputs("\033[0m", stderr);
         fputc('\n', stderr);
@@ -117,6 +124,10 @@ const char *format_clock(usec_t t, char buf[static CLOCK_MAX]) {
         return buf;
 }
 
+char *escape_line(const char *s) {
+        return escape_text(s, strlen(s), SIZE_MAX, 0);
+}
+
 size_t utf8_width(const char *s) {
         size_t n = 0;
 
@@ -127,24 +138,7 @@ size_t utf8_width(const char *s) {
 }
 
 char *ellipsize(const char *s, size_t max_width) {
-        size_t line = strcspn(s, "\n"), bytes = 0, width = 0;
-        char *r;
-
-        if (!s[line] && utf8_width(s) <= max_width)
-                return strdup(s);
-        /* Keep whole code points, leaving one column for the "…". */
-        while (bytes < line && width + 1 < max_width) {
-                bytes++;
-                while (bytes < line && ((unsigned char) s[bytes] & 0xC0) == 0x80)
-                        bytes++;
-                width++;
-        }
-        r = malloc(bytes + sizeof("…"));
-        if (!r)
-                return NULL;
-        memcpy(r, s, bytes);
-        strcpy(r + bytes, "…");
-        return r;
+        return escape_text(s, strlen(s), max_width, ESCAPE_FIRST_LINE);
 }
 
 typedef struct Cell {
@@ -188,7 +182,7 @@ int table_add_cell(Table *t, const char *text, const char *color) {
                 t->cells = c;
                 t->allocated = n;
         }
-        copy = strdup(text && text[0] ? text : "-");
+        copy = escape_line(text && text[0] ? text : "-");
         if (!copy)
                 return -ENOMEM;
         t->cells[t->n_cells++] = (Cell) { .text = copy, .color = color };
@@ -235,20 +229,39 @@ int table_print(const Table *t) {
 }
 
 void print_field(int width, const char *label, const char *color, const char *value) {
+        _cleanup_free_ char *shown = escape_line(value && value[0] ? value : "-");
         bool c = color && color[0] && colors_enabled();
 
-        printf("%*s: %s%s%s\n", width, label, c ? color : "", value && value[0] ? value : "-",
+        printf("%*s: %s%s%s\n", width, label, c ? color : "", shown ? shown : "(out of memory)",
                c ? ansi_normal() : "");
+}
+
+/* JSON text with the characters escape_text() shows escaped written as \uNNNN: outside strings
+ * JSON is ASCII, so every one of them is inside a string, where the escape means the same. */
+static void print_json_text(const char *s) {
+        size_t n = strlen(s);
+
+        for (size_t i = 0; i < n;) {
+                uint32_t c;
+                size_t len = utf8_decode(s + i, n - i, &c);
+
+                if (len > 0 && (c == 0x7F || unichar_is_unsafe(c)))
+                        printf("\\u%04x", (unsigned) c);
+                else
+                        fwrite(s + i, 1, len > 0 ? len : 1, stdout);
+                i += len > 0 ? len : 1;
+        }
+        putchar('\n');
 }
 
 void json_print(json_object *o) {
         int flags = JSON_C_TO_STRING_NOSLASHESCAPE |
                     (isatty(STDOUT_FILENO) ? JSON_C_TO_STRING_PRETTY : JSON_C_TO_STRING_PLAIN);
 
-        puts(json_object_to_json_string_ext(o, flags));
+        print_json_text(json_object_to_json_string_ext(o, flags));
 }
 
 void json_print_line(json_object *o) {
-        puts(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
+        print_json_text(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
         fflush(stdout);
 }

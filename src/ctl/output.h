@@ -32,9 +32,20 @@ const char *format_relative(usec_t t, char buf[static RELATIVE_MAX]);
 #define CLOCK_MAX 32
 const char *format_clock(usec_t t, char buf[static CLOCK_MAX]);
 
+/*
+ * Everything printed for a person passes through escape_text() (src/shared/escape.h): text from
+ * peers may carry terminal escapes, and only the verbs' own colours may reach the terminal. The
+ * table and field printers below escape what they are given; other output uses escape_line().
+ * Where a body's newline is meant, one-line views show its first line ("…" marking the rest);
+ * anywhere else a newline or tab shows as \n, \t, so that it cannot break a table or a line.
+ */
+
+/* s escaped for one line of output. malloc'd, NULL on OOM. */
+char *escape_line(const char *s);
+
 /* Display columns of UTF-8 text (each code point counts one). */
 size_t utf8_width(const char *s);
-/* The first line of s, at most max_width columns, "…" marking a cut. malloc'd, NULL on OOM. */
+/* The first line of s, escaped, at most max_width columns, "…" marking a cut. malloc'd, NULL on OOM. */
 char *ellipsize(const char *s, size_t max_width);
 
 /* A table printed with every column as wide as its widest cell; cells may carry a colour. */
@@ -42,15 +53,17 @@ typedef struct Table Table;
 Table *table_new(size_t n_columns, const char *const *headers);
 Table *table_free(Table *t);
 DEFINE_TRIVIAL_CLEANUP_FUNC(Table *, table_free);
-/* Adds the next cell (rows fill left to right); NULL or "" prints as "-". */
+/* Adds the next cell (rows fill left to right), escaped; NULL or "" prints as "-". */
 int table_add_cell(Table *t, const char *text, const char *color);
 size_t table_rows(const Table *t);
 /* Returns an exit code. */
 int table_print(const Table *t);
 
-/* "  Label: value" lines, labels right-aligned to width like hostnamectl's. */
+/* "  Label: value" lines, labels right-aligned to width like hostnamectl's; the value escaped. */
 void print_field(int width, const char *label, const char *color, const char *value);
 
-/* --json: a whole document (pretty on a terminal), or one object per line for streams. */
+/* --json: a whole document (pretty on a terminal), or one object per line for streams. Strings
+ * stay exact; DEL, C1 and bidirectional controls, which JSON allows raw, are written as \uNNNN
+ * escapes so that the document is as safe on a terminal as the human output. */
 void json_print(json_object *o);
 void json_print_line(json_object *o);

@@ -43,21 +43,22 @@ static int add_inbox_row(Table *t, json_object *message) {
 
 /* One line per message for --follow, where a table cannot be aligned ahead of time. */
 static int print_message_line(json_object *message) {
-        _cleanup_free_ char *sender = NULL, *body = NULL;
-        const char *topic = json_get_string(message, "topic");
+        _cleanup_free_ char *raw_sender = NULL, *sender = NULL, *mesh = NULL, *topic = NULL, *body = NULL;
         char when[CLOCK_MAX];
 
         if (arg.json) {
                 json_print_line(message);
                 return 0;
         }
-        sender = sender_of(message);
+        raw_sender = sender_of(message);
+        sender = raw_sender ? escape_line(raw_sender) : NULL;
+        mesh = escape_line(json_get_string(message, "mesh"));
+        topic = escape_line(json_get_string(message, "topic"));
         body = ellipsize(json_get_string(message, "body"), 200);
-        if (!sender || !body)
+        if (!sender || !mesh || !topic || !body)
                 return -ENOMEM;
-        printf("%s  %s  %s%s%s%s%s: %s\n", format_clock(json_get_uint64(message, "received_at"), when),
-               json_get_string(message, "mesh"), ansi_bold(), sender, ansi_normal(), topic[0] ? " #" : "", topic,
-               body);
+        printf("%s  %s  %s%s%s%s%s: %s\n", format_clock(json_get_uint64(message, "received_at"), when), mesh,
+               ansi_bold(), sender, ansi_normal(), topic[0] ? " #" : "", topic, body);
         fflush(stdout);
         return 0;
 }

@@ -108,6 +108,7 @@ int verb_outbox(sd_bus *bus, int argc, char **argv) {
 
 int verb_requeue(sd_bus *bus, int argc, char **argv) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL, *reply = NULL;
+        _cleanup_free_ char *shown_row = NULL, *shown_id = NULL;
         const char *new_row, *new_id;
         int r;
 
@@ -137,7 +138,12 @@ int verb_requeue(sd_bus *bus, int argc, char **argv) {
                 json_object_object_add(o, "new_row_id", json_object_new_string(new_row));
                 json_object_object_add(o, "new_client_message_id", json_object_new_string(new_id));
                 json_print(o);
-        } else
-                printf("Requeued as row %s with client message id %s.\n", new_row, new_id);
+                return CTL_EXIT_OK;
+        }
+        shown_row = escape_line(new_row);
+        shown_id = escape_line(new_id);
+        if (!shown_row || !shown_id)
+                return ctl_error_errno(-ENOMEM, "Cannot print the result");
+        printf("Requeued as row %s with client message id %s.\n", shown_row, shown_id);
         return CTL_EXIT_OK;
 }

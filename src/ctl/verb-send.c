@@ -32,7 +32,7 @@ static int read_stdin_message(char **ret) {
 
 int verb_send(sd_bus *bus, int argc, char **argv) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL, *reply = NULL;
-        _cleanup_free_ char *input = NULL;
+        _cleanup_free_ char *input = NULL, *shown_id = NULL, *shown_broker_id = NULL;
         const char *to = argv[0], *message = argv[1], *id, *status, *broker_id;
         int r;
 
@@ -79,11 +79,20 @@ int verb_send(sd_bus *bus, int argc, char **argv) {
                 json_object_object_add(o, "status", json_object_new_string(status));
                 json_object_object_add(o, "broker_message_id", json_object_new_string(broker_id));
                 json_print(o);
-        } else if (streq(status, "done"))
-                printf("Already delivered as %s (broker message id %s); nothing sent again.\n", id, broker_id);
+                return CTL_EXIT_OK;
+        }
+
+        /* The id is the caller's own, the broker's id the broker's: shown escaped all the same. */
+        shown_id = escape_line(id);
+        shown_broker_id = escape_line(broker_id);
+        if (!shown_id || !shown_broker_id)
+                return ctl_error_errno(-ENOMEM, "Cannot print the result");
+        if (streq(status, "done"))
+                printf("Already delivered as %s (broker message id %s); nothing sent again.\n", shown_id,
+                       shown_broker_id);
         else if (streq(status, "inflight"))
-                printf("%s is being sent.\n", id);
+                printf("%s is being sent.\n", shown_id);
         else
-                printf("Queued as %s.\n", id);
+                printf("Queued as %s.\n", shown_id);
         return CTL_EXIT_OK;
 }

@@ -177,6 +177,7 @@ int verb_meshes(sd_bus *bus, int argc, char **argv) {
 int verb_accept_host(sd_bus *bus, int argc, char **argv) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
         _cleanup_(json_object_putp) json_object *props = NULL, *o = NULL;
+        _cleanup_free_ char *fingerprint = NULL;
         int r;
 
         r = bus_new_daemon_call(bus, "AcceptHost", &m);
@@ -197,8 +198,11 @@ int verb_accept_host(sd_bus *bus, int argc, char **argv) {
                 json_object_object_add(o, "HostFingerprint",
                                        json_object_new_string(json_get_string(props, "HostFingerprint")));
                 json_print(o);
-        } else
-                printf("Accepted host fingerprint %s; detached meshes attach.\n",
-                       json_get_string(props, "HostFingerprint"));
+                return CTL_EXIT_OK;
+        }
+        fingerprint = escape_line(json_get_string(props, "HostFingerprint"));
+        if (!fingerprint)
+                return ctl_error_errno(-ENOMEM, "Cannot print the result");
+        printf("Accepted host fingerprint %s; detached meshes attach.\n", fingerprint);
         return CTL_EXIT_OK;
 }

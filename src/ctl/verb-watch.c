@@ -54,14 +54,22 @@ static char *format_changes(json_object *changed, json_object *invalidated) {
 
 /* Prints one event: as a JSON line, or as "time  label  mesh  detail". */
 static void print_event(json_object *ev, const char *label, const char *mesh, const char *detail) {
+        _cleanup_free_ char *shown_mesh = NULL, *shown_detail = NULL;
         char when[CLOCK_MAX];
 
         if (arg.json) {
                 json_print_line(ev);
                 return;
         }
+        /* The mesh slug, names and texts in the detail come from config files and peers. */
+        shown_mesh = escape_line(mesh && mesh[0] ? mesh : "-");
+        shown_detail = escape_line(strempty(detail));
+        if (!shown_mesh || !shown_detail) {
+                ctl_error_errno(-ENOMEM, "Cannot show an event");
+                return;
+        }
         printf("%s  %s%-13s%s %-*s%s%s\n", format_clock(json_get_uint64(ev, "time"), when), ansi_bold(), label,
-               ansi_normal(), detail ? 12 : 0, mesh && mesh[0] ? mesh : "-", detail ? " " : "", strempty(detail));
+               ansi_normal(), detail ? 12 : 0, shown_mesh, detail ? " " : "", shown_detail);
         fflush(stdout);
 }
 

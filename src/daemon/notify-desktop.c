@@ -4,10 +4,13 @@
 #include <string.h>
 #include <strings.h>
 
+#include "escape.h"
 #include "log.h"
 #include "manager.h"
 #include "notify-desktop.h"
 
+/* Columns shown: a notification is a glance, the inbox has the rest. */
+#define SUMMARY_MAX 120
 #define BODY_MAX 120
 
 /* "@name" in the text, not followed by more of a name */
@@ -23,22 +26,9 @@ static bool mentions(const char *body, const char *name) {
         return false;
 }
 
-/* The first line, cut at BODY_MAX bytes on a UTF-8 character boundary. */
-static void first_line(const char *body, char out[static BODY_MAX + 4]) {
-        size_t n = strcspn(body, "\n");
-
-        if (n > BODY_MAX) {
-                n = BODY_MAX;
-                while (n > 0 && ((unsigned char) body[n] & 0xc0) == 0x80)
-                        n--;
-                snprintf(out, BODY_MAX + 4, "%.*s…", (int) n, body);
-        } else
-                snprintf(out, BODY_MAX + 4, "%.*s", (int) n, body);
-}
-
 void notify_message(Manager *m, Mesh *mesh, const InboxMessage *im, bool direct) {
+        _cleanup_free_ char *summary = NULL, *raw_summary = NULL, *body = NULL;
         const MeshConfig *c = m->config;
-        char summary[256], body[BODY_MAX + 4];
         int r;
 
         if (!m->bus || !c || !c->notify || mesh->dnd)
@@ -46,9 +36,20 @@ void notify_message(Manager *m, Mesh *mesh, const InboxMessage *im, bool direct)
         if (c->notify_dms_only && !direct && !(c->display_name && mentions(strempty(im->body), c->display_name)))
                 return;
 
-        snprintf(summary, sizeof summary, "%s%s (%s)", direct ? "" : "Mentioned by ", im->sender_name,
-                 mesh->entry->slug);
-        first_line(strempty(im->body), body);
+        /* The sender's name and the body are the peer's: nothing in them may act on the desktop. The
+         * summary is plain text; the body is read as markup, so & < > become entities there. */
+        if (asprintf(&raw_summary, "%s%s (%s)", direct ? "" : "Mentioned by ", strempty(im->sender_name),
+                     mesh->entry->slug) < 0) {
+                log_debug_errno(-ENOMEM, "Cannot build a desktop notification: %s", STRERROR(-ENOMEM));
+                return;
+        }
+        summary = escape_text(raw_summary, strlen(raw_summary), SUMMARY_MAX, 0);
+        body = escape_text(strempty(im->body), strlen(strempty(im->body)), BODY_MAX,
+                           ESCAPE_FIRST_LINE | ESCAPE_MARKUP);
+        if (!summary || !body) {
+                log_debug_errno(-ENOMEM, "Cannot build a desktop notification: %s", STRERROR(-ENOMEM));
+                return;
+        }
         /* No reply expected: a missing notification service must not cost anything. */
         r = sd_bus_call_method_async(m->bus, NULL, "org.freedesktop.Notifications", "/org/freedesktop/Notifications",
                                      "org.freedesktop.Notifications", "Notify", NULL, NULL, "susssasa{sv}i",

@@ -39,19 +39,47 @@ unread() {
 [ "$(notify_calls)" = 0 ] || fail "notifications before any message"
 deliver n1 "$BOB" "$(printf 'first line\nsecond line')"
 [ "$(notify_calls)" = 1 ] || fail "a DM did not notify: $(cat "$T/calls")"
-grep -q "<'alice (demo)'>, <'first line'>" "$T/calls" || fail "summary/body: $(cat "$T/calls")"
+grep -q "<'alice (demo)'>, <'first line…'>" "$T/calls" || fail "summary/body: $(cat "$T/calls")"
 grep -q "second line" "$T/calls" && fail "the notification shows more than the first line"
 deliver n2 '*' "a broadcast for everyone"
 [ "$(notify_calls)" = 1 ] || fail "a broadcast notified (dmsOnly is the default)"
 deliver n3 '*' "ping @bob, can you look?"
 [ "$(notify_calls)" = 2 ] || fail "a mention did not notify"
 grep -q "<'Mentioned by alice (demo)'>" "$T/calls" || fail "mention summary: $(cat "$T/calls")"
+
+# a peer whose name and DM carry terminal escapes, bidi overrides and markup: the summary shows
+# them escaped, the body too, with & < > as entities (servers read the body as markup)
+daemon_setup carol "$(member_entry demo carol)"
+/usr/bin/python3 - "$T/carol/config/config.json" <<'PY'
+import json, sys
+c = json.load(open(sys.argv[1]))
+c["displayName"] = "carol\x1b]0;TITLE\x07\u202e<i>"
+json.dump(c, open(sys.argv[1], "w"))
+PY
+daemon_start carol
+wait_connected carol demo
+on carol busctl --user call org.claudemesh.Daemon1 /org/claudemesh/Daemon1 org.claudemesh.Daemon1 Send 'sssa{sv}' \
+        demo "$BOB" "$(printf '<b>bold</b> & \033]0;T\007 \342\200\256rtl \302\233\177\nsecond')" \
+        1 client_message_id s hostile-1 > /dev/null || fail "carol's Send"
+wait_until 10 sh -c "[ \$(DBUS_SESSION_BUS_ADDRESS=unix:path=$T/bob/bus gdbus call --session --dest org.freedesktop.Notifications --object-path /org/freedesktop/Notifications --method org.freedesktop.DBus.Mock.GetCalls | grep -o \"'Notify'\" | wc -l) = 3 ]" ||
+        fail "carol's DM did not notify: $(cat "$T/calls")"
+on bob busctl --user --json=short call org.freedesktop.Notifications /org/freedesktop/Notifications \
+        org.freedesktop.DBus.Mock GetCalls > "$T/calls.json"
+/usr/bin/python3 - "$T/calls.json" <<'PY' || fail "carol's notification: $(cat "$T/calls.json")"
+import json, sys
+calls = [c for c in json.load(open(sys.argv[1]))["data"][0] if c[1] == "Notify"]
+summary, body = calls[-1][2][3]["data"], calls[-1][2][4]["data"]
+assert summary == "carol\\x1b]0;TITLE\\x07\\u202e<i> (demo)", summary
+assert body == "&lt;b&gt;bold&lt;/b&gt; &amp; \\x1b]0;T\\x07 \\u202ertl \\u009b\\x7f…", body
+PY
+daemon_stop carol
+
 gcall_on bob SetProfile demo "{'status': <'dnd'>}" || fail "SetProfile dnd"
 deliver n4 "$BOB" "while you are busy"
-[ "$(notify_calls)" = 2 ] || fail "dnd did not silence the DM"
+[ "$(notify_calls)" = 3 ] || fail "dnd did not silence the DM"
 
 # UnreadCount counts them all; MarkRead clears it, with PropertiesChanged
-[ "$(unread)" = "u 4" ] || fail "UnreadCount: $(unread)"
+[ "$(unread)" = "u 5" ] || fail "UnreadCount: $(unread)"
 monitor bob "$T/bob.mon"
 gcall_on bob MarkRead demo || fail "MarkRead: $(cat "$T/reply")"
 [ "$(unread)" = "u 0" ] || fail "UnreadCount after MarkRead: $(unread)"

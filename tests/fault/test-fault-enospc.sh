@@ -66,7 +66,7 @@ avail=$(df --output=avail -k "$STATE" | tail -1 | tr -d ' ')
 # 3. the broker thaws and delivers; alice cannot store that
 full_start=$(date +%s%N)
 kill -CONT "$BROKER_PID"
-/usr/bin/python3 "$(dirname "$0")/../e2e/wait-inbox.py" "$T/bob/bus" demo full "$N" 30 2> "$T/wait.err" ||
+/usr/bin/python3 "$(dirname "$0")/wait-inbox.py" "$T/bob/bus" demo full "$N" 30 2> "$T/wait.err" ||
         fail "bob did not get every message: $(cat "$T/wait.err")"
 wait_until 10 grep -q "cannot store the delivery of full-" "$T/alice.log" ||
         fail "alice stored every delivery on a full disk: the test filled nothing"
@@ -85,7 +85,7 @@ recovery_ms=$(( ($(date +%s%N) - free_start) / 1000000 ))
 wait_until 5 sh -c "[ \$(grep -c '\"member\":\"Delivered\"' '$T/alice-signals') -ge $N ]" || true
 delivered=$(grep -c '"member":"Delivered"' "$T/alice-signals" || true)
 [ "$delivered" = "$N" ] || fail "$delivered Delivered signals for $N rows"
-/usr/bin/python3 "$(dirname "$0")/../e2e/wait-inbox.py" "$T/bob/bus" demo full "$N" 5 2> "$T/wait.err" ||
+/usr/bin/python3 "$(dirname "$0")/wait-inbox.py" "$T/bob/bus" demo full "$N" 5 2> "$T/wait.err" ||
         fail "after recovery: $(cat "$T/wait.err")"
 kill -0 "$(daemon_pid alice)" || fail "alice's daemon died"
 

@@ -57,7 +57,7 @@ daemon_start alice
 wait_connected alice demo
 DBUS_SESSION_BUS_ADDRESS="unix:path=$T/alice/bus" "$SEND_CLIENT" --mesh demo --to "$BOB" --count "$N_GOOD" \
         --callers 4 --prefix good > "$T/good.answers" 2>> "$T/send-client.log" || fail "the good sends were refused"
-/usr/bin/python3 "$(dirname "$0")/../e2e/wait-inbox.py" "$T/bob/bus" demo good "$N_GOOD" 60 2> "$T/wait.err" ||
+/usr/bin/python3 "$(dirname "$0")/wait-inbox.py" "$T/bob/bus" demo good "$N_GOOD" 60 2> "$T/wait.err" ||
         fail "good sends behind $POISON poison rows: $(cat "$T/wait.err")"
 elapsed_ms=$(( ($(date +%s%N) - start) / 1000000 ))
 
@@ -83,7 +83,7 @@ code=$(curl -s -o "$T/http" -w '%{http_code}' --unix-socket "$T/alice/config/dae
         -H 'content-type: application/json' -d '{"id":"00DEADB","new_client_message_id":"rq-1"}' \
         http://localhost/v1/outbox/requeue)
 [ "$code" = 200 ] || fail "POST /v1/outbox/requeue: $code $(cat "$T/http")"
-/usr/bin/python3 "$(dirname "$0")/../e2e/wait-inbox.py" "$T/bob/bus" demo rq 2 20 2> "$T/wait.err" ||
+/usr/bin/python3 "$(dirname "$0")/wait-inbox.py" "$T/bob/bus" demo rq 2 20 2> "$T/wait.err" ||
         fail "requeued rows not delivered: $(cat "$T/wait.err")"
 inbox_json bob demo | grep -q 'requeued over the bus' || fail "the requeued body did not arrive"
 
