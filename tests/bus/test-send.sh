@@ -181,32 +181,4 @@ wait $R1 || fail "race 1"
 [ "$(sql outbox.db "SELECT count(*) FROM outbox WHERE client_message_id LIKE 'race-%'")" = 50 ] || fail "race rows"
 stop_daemon
 
-# A lost outbox is never silently replaced by a fresh one (it held accepted sends): refused with
-# what to do, the bus up and saying so, the file left as it is.
-S="$T/state/claudemesh"
-[ -f "$S/outbox.db.created" ] || fail "no marker beside outbox.db"
-rm -f "$S/outbox.db-wal" "$S/outbox.db-shm"
-: > "$S/outbox.db"
-start_daemon
-gexpect OutboxUnavailable Send acme '*' m "{'client_message_id': <'lost-1'>}"
-grep -q "outbox.db is empty (0 bytes).*Sends are refused" "$T/last-reply" || fail "empty outbox: $(cat "$T/last-reply")"
-prop Status | grep -q "outbox unavailable: .*outbox.db is empty" || fail "Status: $(prop Status)"
-stop_daemon
-[ -f "$S/outbox.db" ] && [ ! -s "$S/outbox.db" ] || fail "the empty outbox.db was touched"
-
-rm "$S/outbox.db"
-start_daemon
-gexpect OutboxUnavailable Send acme '*' m "{'client_message_id': <'lost-1'>}"
-grep -q "outbox.db is missing, but .*outbox.db.created shows claudemeshd kept an outbox there" "$T/last-reply" ||
-        fail "missing outbox: $(cat "$T/last-reply")"
-gexpect OutboxUnavailable ListOutbox '' "@a{sv} {}"
-stop_daemon
-[ ! -e "$S/outbox.db" ] || fail "a fresh outbox.db was created in place of the lost one"
-
-# the way out the message gives: without the marker, a fresh outbox
-rm "$S/outbox.db.created"
-start_daemon
-gcall Send acme '*' m "{'client_message_id': <'fresh-1'>}" || fail "fresh outbox: $(cat "$T/last-reply")"
-[ -f "$S/outbox.db.created" ] || fail "no marker beside the fresh outbox.db"
-stop_daemon
 echo ok
