@@ -192,6 +192,24 @@ class Client:
                 return f
             self.inbox.append(f)
 
+    async def expect_any(self, types, timeout=TIMEOUT):
+        """The first kept or new frame whose type is one of types."""
+        for i, f in enumerate(self.inbox):
+            if f.get("type") in types:
+                return self.inbox.pop(i)
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise AssertionError(f"none of {types} within {timeout}s; got {self.inbox}")
+            try:
+                f = await self.recv(left)
+            except asyncio.TimeoutError:
+                continue
+            if f.get("type") in types:
+                return f
+            self.inbox.append(f)
+
     async def nothing(self, type_, wait=0.5, **match):
         """Asserts that no such frame arrives within wait seconds."""
         try:
