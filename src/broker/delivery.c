@@ -365,17 +365,6 @@ static void arm_lease_timer(Server *s) {
         sqlite3_reset(st);
 }
 
-static void add_iso_or_null(json_object *o, const char *key, sqlite3_stmt *st, int col) {
-        char buf[ISO8601_MAX];
-
-        if (sqlite3_column_type(st, col) == SQLITE_NULL ||
-            format_iso8601((usec_t) sqlite3_column_int64(st, col) * USEC_PER_MSEC, buf) < 0) {
-                json_object_object_add(o, key, NULL);
-                return;
-        }
-        json_object_object_add(o, key, json_object_new_string(buf));
-}
-
 /* 1 when (message, key) still waits for its client_ack. */
 static bool still_owed(Store *store, const char *message_id, const char *key) {
         sqlite3_stmt *st = store_stmt(store, "SELECT 1 FROM delivery WHERE message_id = ?1 AND recipient_pubkey = ?2");
@@ -437,18 +426,15 @@ void delivery_handle_message_status(Conn *c, const Frame *f) {
         Store *store = c->server->store;
         ProtocolError e;
         const char *id;
-        char message_id[BROKER_ID_LEN + 1], sender[PUBKEY_HEX_LEN + 1];
+        char message_id[BROKER_ID_LEN + 1], sender[PUBKEY_HEX_LEN + 1], delivered_at[ISO8601_MAX] = "";
         _cleanup_free_ char *target = NULL;
-        _cleanup_(json_object_putp) json_object *o = NULL;
+        bool delivered = false;
         int n = 0, rc;
 
         if (message_status_request_parse(f, &id, &e) < 0) {
                 (void) conn_send_error(c, e.code, e.message, f->req_id);
                 return;
         }
-        o = json_object_new_object();
-        if (!o)
-                return;
 
         /* A prefix (fewer than 32 characters) is accepted, as upstream; GLOB is case-sensitive
          * and the id holds only [0-9A-Za-z]. Only the asker's member's messages are visible. */
@@ -467,9 +453,11 @@ void delivery_handle_message_status(Conn *c, const Frame *f) {
                 if (++n == 1) {
                         snprintf(message_id, sizeof message_id, "%s", (const char *) sqlite3_column_text(st, 0));
                         target = strdup((const char *) sqlite3_column_text(st, 1));
+                        if (sqlite3_column_type(st, 2) != SQLITE_NULL &&
+                            format_iso8601((usec_t) sqlite3_column_int64(st, 2) * USEC_PER_MSEC, delivered_at) < 0)
+                                delivered_at[0] = '\0';
                         snprintf(sender, sizeof sender, "%s", (const char *) sqlite3_column_text(st, 3));
-                        json_object_object_add(o, "delivered", json_object_new_boolean(sqlite3_column_int(st, 4)));
-                        add_iso_or_null(o, "deliveredAt", st, 2);
+                        delivered = sqlite3_column_int(st, 4) != 0;
                 }
         sqlite3_reset(st);
         if (rc != SQLITE_DONE || (n == 1 && !target)) {
@@ -485,27 +473,21 @@ void delivery_handle_message_status(Conn *c, const Frame *f) {
                 return;
         }
 
-        json_object *recipients = json_object_new_array();
-        if (!recipients)
-                return;
-        list_recipients(c, message_id, target, sender, recipients);
-
         /* Upstream's key order. */
-        _cleanup_(json_object_putp) json_object *r = json_object_new_object();
-        if (!r) {
+        _cleanup_(json_object_putp) json_object *o = json_object_new_object();
+        json_object *recipients = json_object_new_array();
+        if (!o || !recipients) {
                 json_object_put(recipients);
                 return;
         }
-        json_object *v;
-        json_object_object_add(r, "type", json_object_new_string("message_status_result"));
-        json_object_object_add(r, "messageId", json_object_new_string(id));
-        json_object_object_add(r, "targetSpec", json_object_new_string(target));
-        json_object_object_get_ex(o, "delivered", &v);
-        json_object_object_add(r, "delivered", json_object_get(v));
-        json_object_object_get_ex(o, "deliveredAt", &v);
-        json_object_object_add(r, "deliveredAt", json_object_get(v));
-        json_object_object_add(r, "recipients", recipients);
+        list_recipients(c, message_id, target, sender, recipients);
+        json_object_object_add(o, "type", json_object_new_string("message_status_result"));
+        json_object_object_add(o, "messageId", json_object_new_string(id));
+        json_object_object_add(o, "targetSpec", json_object_new_string(target));
+        json_object_object_add(o, "delivered", json_object_new_boolean(delivered));
+        json_object_object_add(o, "deliveredAt", delivered_at[0] ? json_object_new_string(delivered_at) : NULL);
+        json_object_object_add(o, "recipients", recipients);
         if (f->req_id)
-                json_object_object_add(r, "_reqId", json_object_new_string(f->req_id));
-        (void) conn_send(c, r);
+                json_object_object_add(o, "_reqId", json_object_new_string(f->req_id));
+        (void) conn_send(c, o);
 }
