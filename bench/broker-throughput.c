@@ -9,7 +9,13 @@
  * client_ack, as an at-least-once client does. The send time travels in the nonce field, so
  * the receiver measures send→push latency. Reports DMs/s, p50/p99 latency, broker CPU per
  * message and resident memory, with their ratios to design/PERFORMANCE.md's targets.
+ *
+ * The sessions case (issue 13): 20 members with 10 sessions each, all connected through
+ * session_hello (200 presences, a parent attestation each), K pairs of sessions of different
+ * members exchanging DMs sealed to session keys while the other sessions stay connected; the
+ * same figures and targets as the member case.
  */
+#include <poll.h>
 #include <arpa/inet.h>
 #include <errno.h>
 #include <inttypes.h>
@@ -31,6 +37,9 @@
 #include <unistd.h>
 
 #define MAX_PAIRS 16
+#define SESSION_MEMBERS 20
+#define SESSIONS_PER_MEMBER 10
+#define SESSIONS (SESSION_MEMBERS * SESSIONS_PER_MEMBER)
 #define FRAME_MAX (1 << 17)
 
 static const char *broker_path;
@@ -257,10 +266,52 @@ static void hello(Ws *w, const Member *m, const char *session_id) {
         }
 }
 
+typedef struct Session {
+        const Member *parent;
+        unsigned char sk[crypto_sign_SECRETKEYBYTES];
+        char pk_hex[65];
+        Ws ws;
+} Session;
+
+static void session_hello(Session *se, const char *session_id) {
+        char text[512], att_hex[129], sig_hex[129], frame[2048];
+        unsigned char sig[crypto_sign_BYTES];
+        const Member *m = se->parent;
+        struct timespec ts;
+        size_t len;
+
+        clock_gettime(CLOCK_REALTIME, &ts);
+        long long ms = (long long) ts.tv_sec * 1000 + ts.tv_nsec / 1000000, expires = ms + 12 * 3600 * 1000LL;
+        int n = snprintf(text, sizeof text, "claudemesh-session-attest|%s|%s|%lld", m->pubkey, se->pk_hex, expires);
+        crypto_sign_detached(sig, NULL, (unsigned char *) text, (size_t) n, m->sk);
+        sodium_bin2hex(att_hex, sizeof att_hex, sig, sizeof sig);
+        n = snprintf(text, sizeof text, "claudemesh-session-hello|%s|%s|%s|%lld", m->mesh_id, m->pubkey, se->pk_hex, ms);
+        crypto_sign_detached(sig, NULL, (unsigned char *) text, (size_t) n, se->sk);
+        sodium_bin2hex(sig_hex, sizeof sig_hex, sig, sizeof sig);
+        n = snprintf(frame, sizeof frame,
+                     "{\"type\":\"session_hello\",\"meshId\":\"%s\",\"parentMemberId\":\"%s\","
+                     "\"parentMemberPubkey\":\"%s\",\"sessionPubkey\":\"%s\",\"parentAttestation\":{"
+                     "\"sessionPubkey\":\"%s\",\"parentMemberPubkey\":\"%s\",\"expiresAt\":%lld,\"signature\":\"%s\"},"
+                     "\"sessionId\":\"%s\",\"pid\":%d,\"cwd\":\"/\",\"peerType\":\"ai\","
+                     "\"channel\":\"claudemesh-session\",\"timestamp\":%lld,\"signature\":\"%s\"}",
+                     m->mesh_id, m->member_id, m->pubkey, se->pk_hex, se->pk_hex, m->pubkey, expires, att_hex,
+                     session_id, (int) getpid(), ms, sig_hex);
+        ws_send_frame(&se->ws, 0x1, frame, (size_t) n);
+        for (;;) {
+                char *p = ws_recv(&se->ws, &len);
+                if (memmem(p, len, "\"type\":\"hello_ack\"", 18))
+                        return;
+                if (memmem(p, len, "\"type\":\"error\"", 14))
+                        die("session_hello rejected");
+        }
+}
+
 /* ---- one run: K pairs, N messages each ---- */
 
 typedef struct Pair {
         Ws sender, receiver;
+        Ws *send_ws, *recv_ws;          /* &sender/&receiver, or two sessions' sockets */
+        const char *target;             /* the receiver's session key */
         Member from, to;
         unsigned n, window;
         uint64_t *latency_ns;
@@ -279,11 +330,11 @@ static void *sender_main(void *arg) {
                         int k = snprintf(frame, sizeof frame,
                                          "{\"type\":\"send\",\"id\":\"%u\",\"targetSpec\":\"%s\",\"priority\":\"next\","
                                          "\"nonce\":\"%" PRIu64 "\",\"ciphertext\":\"YmVuY2htYXJrIG1lc3NhZ2U=\"}",
-                                         sent, p->to.session_hex, now_ns());
-                        ws_send_frame(&p->sender, 0x1, frame, (size_t) k);
+                                         sent, p->target, now_ns());
+                        ws_send_frame(p->send_ws, 0x1, frame, (size_t) k);
                         sent++;
                 }
-                char *f = ws_recv(&p->sender, &len);
+                char *f = ws_recv(p->send_ws, &len);
                 if (memmem(f, len, "\"type\":\"ack\"", 12)) {
                         if (!memmem(f, len, "\"queued\":true", 13))
                                 die("a send was refused");
@@ -299,7 +350,7 @@ static void *receiver_main(void *arg) {
         size_t len;
 
         while (p->received < p->n) {
-                char *f = ws_recv(&p->receiver, &len);
+                char *f = ws_recv(p->recv_ws, &len);
                 uint64_t t = now_ns();
                 if (!memmem(f, len, "\"type\":\"push\"", 13) || memmem(f, len, "\"subtype\"", 9))
                         continue;
@@ -309,7 +360,7 @@ static void *receiver_main(void *arg) {
                 p->latency_ns[p->received++] = t - strtoull(nonce + 9, NULL, 10);
                 p->last_push_ns = t;
                 int k = snprintf(ack, sizeof ack, "{\"type\":\"client_ack\",\"brokerMessageId\":\"%.32s\"}", id + 13);
-                ws_send_frame(&p->receiver, 0x1, ack, (size_t) k);
+                ws_send_frame(p->recv_ws, 0x1, ack, (size_t) k);
         }
         return NULL;
 }
@@ -355,30 +406,111 @@ typedef struct Result {
 } Result;
 
 static Pair pairs[MAX_PAIRS];
-static Member members[2 * MAX_PAIRS];
+static Member members[SESSION_MEMBERS > 2 * MAX_PAIRS ? SESSION_MEMBERS : 2 * MAX_PAIRS];
 static unsigned session_counter;
 
+static Result measure(unsigned k, unsigned n, unsigned window, const char *label);
+
 static Result run(unsigned k, unsigned n, unsigned window, const char *label) {
-        pthread_t threads[2 * MAX_PAIRS];
-        double cpu0, cpu1, rss, hwm;
         char sid[64];
 
         for (unsigned i = 0; i < k; i++) {
                 Pair *p = &pairs[i];
                 p->from = members[2 * i];
                 p->to = members[2 * i + 1];
-                p->n = n;
-                p->window = window;
-                p->received = 0;
-                p->latency_ns = calloc(n, sizeof(uint64_t));
-                if (!p->latency_ns)
-                        die("out of memory");
+                p->send_ws = &p->sender;
+                p->recv_ws = &p->receiver;
+                p->target = p->to.session_hex;
                 ws_connect(&p->sender);
                 ws_connect(&p->receiver);
                 snprintf(sid, sizeof sid, "bench-%u", session_counter++);
                 hello(&p->sender, &p->from, sid);
                 snprintf(sid, sizeof sid, "bench-%u", session_counter++);
                 hello(&p->receiver, &p->to, sid);
+        }
+        Result r = measure(k, n, window, label);
+        for (unsigned i = 0; i < k; i++) {
+                close(pairs[i].sender.fd);
+                close(pairs[i].receiver.fd);
+        }
+        usleep(300 * 1000); /* the broker notices the closed sockets */
+        return r;
+}
+
+static Session sessions[SESSIONS];
+static volatile bool idle_stop;
+
+/* The sessions not in a pair only read (and drop) what the broker sends them. */
+static void *idle_main(void *arg) {
+        const bool *busy = arg;
+        struct pollfd fds[SESSIONS];
+        unsigned char buf[65536];
+        nfds_t n = 0;
+
+        for (unsigned i = 0; i < SESSIONS; i++)
+                if (!busy[i])
+                        fds[n++] = (struct pollfd) { .fd = sessions[i].ws.fd, .events = POLLIN };
+        while (!idle_stop)
+                if (poll(fds, n, 100) > 0)
+                        for (nfds_t i = 0; i < n; i++)
+                                if (fds[i].revents & POLLIN && read(fds[i].fd, buf, sizeof buf) <= 0)
+                                        fds[i].fd = -1;
+        return NULL;
+}
+
+/* 200 sessions of 20 members connected; k pairs of sessions of different members exchange DMs. */
+static Result run_sessions(unsigned k, unsigned n, unsigned window, const char *label, double *ret_rss_connected) {
+        static bool busy[SESSIONS];
+        double cpu, hwm;
+        pthread_t idle;
+        char sid[64];
+
+        for (unsigned i = 0; i < SESSIONS; i++) {
+                Session *se = &sessions[i];
+                unsigned char pk[crypto_sign_PUBLICKEYBYTES];
+                se->parent = &members[i % SESSION_MEMBERS];
+                crypto_sign_keypair(pk, se->sk);
+                sodium_bin2hex(se->pk_hex, sizeof se->pk_hex, pk, sizeof pk);
+                ws_connect(&se->ws);
+                snprintf(sid, sizeof sid, "bench-session-%u", i);
+                session_hello(se, sid);
+        }
+        usleep(300 * 1000);
+        proc_stats(&cpu, ret_rss_connected, &hwm);
+        /* Sessions i and i+1 belong to members i and i+1 (mod 20): never the same member. */
+        for (unsigned i = 0; i < k; i++) {
+                Pair *p = &pairs[i];
+                busy[2 * i] = busy[2 * i + 1] = true;
+                p->send_ws = &sessions[2 * i].ws;
+                p->recv_ws = &sessions[2 * i + 1].ws;
+                p->target = sessions[2 * i + 1].pk_hex;
+        }
+        /* Whatever the broker sent before (peer_joined of later sessions) is read first by the
+         * pair's own threads, which skip system pushes. */
+        idle_stop = false;
+        pthread_create(&idle, NULL, idle_main, busy);
+        Result r = measure(k, n, window, label);
+        idle_stop = true;
+        pthread_join(idle, NULL);
+        for (unsigned i = 0; i < SESSIONS; i++)
+                close(sessions[i].ws.fd);
+        usleep(300 * 1000);
+        return r;
+}
+
+static Result measure(unsigned k, unsigned n, unsigned window, const char *label) {
+        pthread_t threads[2 * MAX_PAIRS];
+        double cpu0, cpu1, rss, hwm;
+
+        for (unsigned i = 0; i < k; i++) {
+                Pair *p = &pairs[i];
+                p->n = n;
+                p->window = window;
+                p->received = 0;
+                p->last_push_ns = 0;
+                p->latency_ns = calloc(n, sizeof(uint64_t));
+                if (!p->latency_ns)
+                        die("out of memory");
         }
 
         proc_stats(&cpu0, &rss, &hwm);
@@ -404,8 +536,6 @@ static Result run(unsigned k, unsigned n, unsigned window, const char *label) {
         for (unsigned i = 0; i < k; i++) {
                 memcpy(all + (size_t) i * n, pairs[i].latency_ns, n * sizeof(uint64_t));
                 free(pairs[i].latency_ns);
-                close(pairs[i].sender.fd);
-                close(pairs[i].receiver.fd);
         }
         qsort(all, total, sizeof *all, cmp_u64);
         Result r = {
@@ -419,7 +549,6 @@ static Result run(unsigned k, unsigned n, unsigned window, const char *label) {
         printf("%-34s %8.0f DMs/s  p50 %7.3f ms  p99 %7.3f ms  broker CPU %.4f ms/msg (%.2f s)  peak RSS %.1f MiB\n",
                label, r.rate, r.p50_ms, r.p99_ms, r.cpu_ms_per_msg, cpu1 - cpu0, r.hwm_mib);
         fflush(stdout);
-        usleep(300 * 1000); /* the broker notices the closed sockets */
         return r;
 }
 
@@ -459,7 +588,7 @@ int main(int argc, char *argv[]) {
         char mesh_id[64];
         snprintf(mesh_id, sizeof mesh_id, "%s", jstr(mesh, "id"));
         json_object_put(mesh);
-        for (unsigned i = 0; i < 2 * 4; i++) {
+        for (unsigned i = 0; i < SESSION_MEMBERS; i++) {
                 char name[32];
                 snprintf(name, sizeof name, "peer%u", i);
                 member_add(mesh_id, name, &members[i]);
@@ -469,7 +598,8 @@ int main(int argc, char *argv[]) {
         broker_pid = fork();
         if (broker_pid == 0) {
                 setenv("CLAUDEMESH_LOG_LEVEL", "warning", 1);
-                execl(broker_path, broker_path, "--db", db_path, "--listen", portarg, "--rate-limit", "0", (char *) NULL);
+                execl(broker_path, broker_path, "--db", db_path, "--listen", portarg, "--rate-limit", "0",
+                      "--max-connections-per-mesh", "1000", (char *) NULL);
                 _exit(127);
         }
         for (int i = 0; i < 200; i++) {
@@ -492,9 +622,12 @@ int main(int argc, char *argv[]) {
         Result r1 = run(1, n, 64, "1 pair, flood (window 64)");
         Result r4 = run(4, n, 64, "4 pairs, flood (window 64)");
         Result again = run(1, n, 64, "1 pair, flood, after the history");
+        double rss_sessions;
+        Result rs = run_sessions(4, n, 64, "200 sessions, 4 pairs, flood", &rss_sessions);
+        printf("broker resident memory with 200 sessions of 20 members connected: %.1f MiB\n", rss_sessions);
 
         char cmd[512];
-        printf("\nmessage rows in history before the last run: %u\n", (n < 2000 ? n : 2000) + 5 * n);
+        printf("\nmessage rows in history before the \"after the history\" run: %u\n", (n < 2000 ? n : 2000) + 5 * n);
 
         printf("\nratios to design/PERFORMANCE.md targets (>= 1.00 meets the target)\n");
         printf("  DMs/s, 1 pair / 20000:                %.2f\n", r1.rate / 20000);
@@ -503,6 +636,9 @@ int main(int argc, char *argv[]) {
         printf("  CPU per message 0.05 ms / measured:   %.2f (4 pairs)\n", 0.05 / r4.cpu_ms_per_msg);
         printf("  RSS at rest 16 MiB / measured:        %.2f\n", 16 / rss_rest);
         printf("  RSS under 4-pair flood 64 MiB / peak: %.2f\n", 64 / r4.hwm_mib);
+        printf("  sessions: DMs/s, 4 pairs / 20000:     %.2f\n", rs.rate / 20000);
+        printf("  sessions: CPU per DM 0.05 ms / meas.: %.2f\n", 0.05 / rs.cpu_ms_per_msg);
+        printf("  sessions: RSS under flood 64 MiB / peak: %.2f\n", 64 / rs.hwm_mib);
         printf("  one at a time p50 0.5 ms / measured:  %.2f\n", 0.5 / one_by_one.p50_ms);
         printf("  one at a time p99 2 ms / measured:    %.2f\n", 2 / one_by_one.p99_ms);
         printf("  upstream one-at-a-time p50 4.0 ms / ours: %.1fx faster\n", 4.0 / one_by_one.p50_ms);

@@ -132,7 +132,7 @@ static int dedupe_lookup(Store *s, const Conn *c, const char *client_message_id,
         return r;
 }
 
-static bool group_matches(const Conn *p, const char *group) {
+bool conn_in_group(const Conn *p, const char *group) {
         size_t n = strlen(group);
 
         if (!p->groups)
@@ -163,7 +163,7 @@ static int multicast_recipients(Conn *sender, const SendRequest *req, Recipients
                 if (!conn_is_live(p) || !p->visible || !streq(p->mesh_id, sender->mesh_id) ||
                     streq(p->member_pubkey, sender->member_pubkey))
                         continue;
-                if (req->target_kind == TARGET_GROUP && !group_matches(p, req->target_ref))
+                if (req->target_kind == TARGET_GROUP && !conn_in_group(p, req->target_ref))
                         continue;
                 const char *key = conn_routing_key(p);
                 bool seen = false;

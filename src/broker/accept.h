@@ -17,3 +17,6 @@
 #include "server.h"
 
 void accept_handle_send(Conn *c, const Frame *f);
+
+/* True when p is in group (name without "@") or one of its subgroups "group/...". */
+bool conn_in_group(const Conn *p, const char *group);

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "accept.h"
 #include "delivery.h"
 #include "log.h"
 #include "time-util.h"
@@ -71,6 +72,42 @@ static int lease(Conn *c, const char *message_id, const char *recipient_key) {
         return r;
 }
 
+/* The last delivery row of a message is gone: it is delivered (message_status says when). */
+static void mark_delivered_if_done(Store *store, const char *message_id) {
+        sqlite3_stmt *st = store_stmt(store,
+                "UPDATE message SET delivered_at = ?2 WHERE id = ?1 AND delivered_at IS NULL"
+                "   AND NOT EXISTS (SELECT 1 FROM delivery WHERE message_id = ?1)");
+        if (!st)
+                return;
+        sqlite3_bind_text(st, 1, message_id, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 2, now_ms());
+        (void) store_step_done(store, st);
+}
+
+static void settle(Store *store, const char *message_id, const char *recipient_key) {
+        sqlite3_stmt *st = store_stmt(store, "DELETE FROM delivery WHERE message_id = ?1 AND recipient_pubkey = ?2");
+
+        if (!st)
+                return;
+        sqlite3_bind_text(st, 1, message_id, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, recipient_key, -1, SQLITE_STATIC);
+        if (store_step_done(store, st) < 0)
+                log_warning("Could not record the delivery of %s.", message_id);
+        else
+                mark_delivered_if_done(store, message_id);
+}
+
+/* The push is queued on c: an ack-aware connection holds a lease until it acknowledges; for
+ * a client that never acknowledges, handing it over is delivery (upstream 1.22's broker),
+ * or it would get the message again on every reconnect. */
+static int handed_over(Conn *c, const char *message_id, const char *recipient_key) {
+        if (!c->ack_aware) {
+                settle(c->server->store, message_id, recipient_key);
+                return 0;
+        }
+        return lease(c, message_id, recipient_key);
+}
+
 static int push_and_lease(Conn *c, const char *recipient_key, const PushMessage *m) {
         _cleanup_(json_object_putp) json_object *o = push_frame_new(c->mesh_id, m);
         int r;
@@ -80,7 +117,7 @@ static int push_and_lease(Conn *c, const char *recipient_key, const PushMessage 
         r = conn_send(c, o);
         if (r < 0)
                 return r;
-        return lease(c, m->message_id, recipient_key);
+        return handed_over(c, m->message_id, recipient_key);
 }
 
 static bool conn_owns_key(const Conn *c, const char *key) {
@@ -170,7 +207,7 @@ void delivery_drain(Conn *c) {
 
         for (size_t i = 0; i < n; i++) {
                 if (rows[i].message_id && rows[i].recipient && rows[i].push && conn_send(c, rows[i].push) >= 0)
-                        (void) lease(c, rows[i].message_id, rows[i].recipient);
+                        (void) handed_over(c, rows[i].message_id, rows[i].recipient);
                 free(rows[i].message_id);
                 free(rows[i].recipient);
                 json_object_put(rows[i].push);
@@ -206,6 +243,33 @@ static const char *resolve_message_id(Conn *c, const ClientAckRequest *a, char b
         return n == 1 ? buf : NULL;
 }
 
+/* A key that has acknowledged once belongs to a client that acknowledges: its later
+ * connections are ack-aware from their hello on, before their first client_ack. */
+static void remember_acks(Conn *c) {
+        sqlite3_stmt *st = store_stmt(c->server->store,
+                "INSERT INTO ack_seen (mesh_id, pubkey, first_ack_at) VALUES (?1, ?2, ?3)"
+                " ON CONFLICT (mesh_id, pubkey) DO NOTHING");
+        if (!st)
+                return;
+        sqlite3_bind_text(st, 1, c->mesh_id, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, conn_routing_key(c), -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 3, now_ms());
+        (void) store_step_done(c->server->store, st);
+}
+
+bool delivery_acked_before(const Conn *c) {
+        sqlite3_stmt *st = store_stmt(c->server->store, "SELECT 1 FROM ack_seen WHERE mesh_id = ?1 AND pubkey = ?2");
+        bool r;
+
+        if (!st)
+                return false;
+        sqlite3_bind_text(st, 1, c->mesh_id, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, conn_routing_key(c), -1, SQLITE_STATIC);
+        r = sqlite3_step(st) == SQLITE_ROW;
+        sqlite3_reset(st);
+        return r;
+}
+
 void delivery_handle_client_ack(Conn *c, const Frame *f) {
         Store *store = c->server->store;
         char buf[BROKER_ID_LEN + 1];
@@ -217,6 +281,8 @@ void delivery_handle_client_ack(Conn *c, const Frame *f) {
                 conn_send_error(c, e.code, e.message, f->req_id);
                 return;
         }
+        if (!c->ack_aware)
+                remember_acks(c);
         c->ack_aware = true;
         /* No reply on success, as upstream; an ack for an unknown or foreign message is a
          * harmless no-op (at-least-once receivers ack duplicates too). */
@@ -232,6 +298,8 @@ void delivery_handle_client_ack(Conn *c, const Frame *f) {
         sqlite3_bind_text(st, 3, c->member_pubkey, -1, SQLITE_STATIC);
         if (store_step_done(store, st) < 0)
                 log_warning("Could not record client_ack for %s.", message_id);
+        else
+                mark_delivered_if_done(store, message_id);
 
         st = store_stmt(store, "DELETE FROM temp.lease WHERE message_id = ?1 AND recipient_pubkey IN (?2, ?3)");
         if (!st)
@@ -267,22 +335,6 @@ static void lease_timer_fired(lws_sorted_usec_list_t *sul) {
 
         s->lease_sul_armed = false;
 
-        /* A connection that never announced or sent client_ack is an upstream client that
-         * cannot acknowledge: a push it held through a whole lease counts as delivered, or it
-         * would get a copy every lease period. */
-        for (Conn *c = s->conns; c; c = c->next) {
-                if (!conn_is_live(c) || c->ack_aware)
-                        continue;
-                st = store_stmt(s->store,
-                        "DELETE FROM delivery WHERE (message_id, recipient_pubkey) IN"
-                        " (SELECT message_id, recipient_pubkey FROM temp.lease WHERE conn_serial = ?1 AND expires_at <= ?2)");
-                if (!st)
-                        break;
-                sqlite3_bind_int64(st, 1, (sqlite3_int64) c->serial);
-                sqlite3_bind_int64(st, 2, mono_ms());
-                (void) store_step_done(s->store, st);
-        }
-
         st = store_stmt(s->store, "DELETE FROM temp.lease WHERE expires_at <= ?1");
         if (st) {
                 sqlite3_bind_int64(st, 1, mono_ms());
@@ -311,4 +363,131 @@ static void arm_lease_timer(Server *s) {
                 s->lease_sul_armed = true;
         }
         sqlite3_reset(st);
+}
+
+/* 1 when (message, key) still waits for its client_ack. */
+static bool still_owed(Store *store, const char *message_id, const char *key) {
+        sqlite3_stmt *st = store_stmt(store, "SELECT 1 FROM delivery WHERE message_id = ?1 AND recipient_pubkey = ?2");
+        bool r;
+
+        if (!st)
+                return false;
+        sqlite3_bind_text(st, 1, message_id, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, key, -1, SQLITE_STATIC);
+        r = sqlite3_step(st) == SQLITE_ROW;
+        sqlite3_reset(st);
+        return r;
+}
+
+static void add_recipient(json_object *list, const char *name, const char *pubkey, const char *status) {
+        json_object *r = json_object_new_object();
+
+        if (!r)
+                return;
+        json_object_object_add(r, "name", json_object_new_string(name));
+        json_object_object_add(r, "pubkey", json_object_new_string(pubkey));
+        json_object_object_add(r, "status", json_object_new_string(status));
+        json_object_array_add(list, r);
+}
+
+/* Upstream's recipients list: for a DM the target ("held" while owed, "disconnected" when it
+ * has no connection); for a broadcast or group post the peers connected now. Here "delivered"
+ * means that recipient acknowledged (or, not ack-aware, was handed) the push. */
+static void list_recipients(Conn *c, const char *message_id, const char *target, const char *sender_member_pubkey,
+                            json_object *list) {
+        Store *store = c->server->store;
+        bool direct = is_hex_string(target, PUBKEY_HEX_LEN, true);
+
+        if (direct) {
+                const Conn *peer = NULL;
+                for (Conn *p = c->server->conns; p && !peer; p = p->next)
+                        if (conn_is_live(p) && streq(p->mesh_id, c->mesh_id) &&
+                            (streq(conn_routing_key(p), target) || streq(p->member_pubkey, target)))
+                                peer = p;
+                bool owed = still_owed(store, message_id, target);
+                if (peer)
+                        add_recipient(list, peer->display_name, target, owed ? "held" : "delivered");
+                else
+                        add_recipient(list, "unknown", target, owed ? "disconnected" : "delivered");
+                return;
+        }
+        const char *group = target[0] == '@' && !streq(target, "@all") ? target + 1 : NULL;
+        for (Conn *p = c->server->conns; p; p = p->next) {
+                if (!conn_is_live(p) || !streq(p->mesh_id, c->mesh_id) || streq(p->member_pubkey, sender_member_pubkey))
+                        continue;
+                if (group && !conn_in_group(p, group))
+                        continue;
+                add_recipient(list, p->display_name, conn_routing_key(p),
+                              still_owed(store, message_id, conn_routing_key(p)) ? "held" : "delivered");
+        }
+}
+
+void delivery_handle_message_status(Conn *c, const Frame *f) {
+        Store *store = c->server->store;
+        ProtocolError e;
+        const char *id;
+        char message_id[BROKER_ID_LEN + 1], sender[PUBKEY_HEX_LEN + 1], delivered_at[ISO8601_MAX] = "";
+        _cleanup_free_ char *target = NULL;
+        bool delivered = false;
+        int n = 0, rc;
+
+        if (message_status_request_parse(f, &id, &e) < 0) {
+                (void) conn_send_error(c, e.code, e.message, f->req_id);
+                return;
+        }
+
+        /* A prefix (fewer than 32 characters) is accepted, as upstream; GLOB is case-sensitive
+         * and the id holds only [0-9A-Za-z]. Only the asker's member's messages are visible. */
+        sqlite3_stmt *st = store_stmt(store,
+                "SELECT id, target_spec, delivered_at, sender_member_pubkey,"
+                "       NOT EXISTS (SELECT 1 FROM delivery d WHERE d.message_id = message.id)"
+                "  FROM message WHERE mesh_id = ?1 AND sender_member_id = ?2 AND id GLOB ?3 || '*' LIMIT 2");
+        if (!st) {
+                (void) conn_send_error(c, "internal", "broker database error, retry later", f->req_id);
+                return;
+        }
+        sqlite3_bind_text(st, 1, c->mesh_id, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, c->member_id, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 3, id, -1, SQLITE_STATIC);
+        while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+                if (++n == 1) {
+                        snprintf(message_id, sizeof message_id, "%s", (const char *) sqlite3_column_text(st, 0));
+                        target = strdup((const char *) sqlite3_column_text(st, 1));
+                        if (sqlite3_column_type(st, 2) != SQLITE_NULL &&
+                            format_iso8601((usec_t) sqlite3_column_int64(st, 2) * USEC_PER_MSEC, delivered_at) < 0)
+                                delivered_at[0] = '\0';
+                        snprintf(sender, sizeof sender, "%s", (const char *) sqlite3_column_text(st, 3));
+                        delivered = sqlite3_column_int(st, 4) != 0;
+                }
+        sqlite3_reset(st);
+        if (rc != SQLITE_DONE || (n == 1 && !target)) {
+                (void) conn_send_error(c, "internal", "broker database error, retry later", f->req_id);
+                return;
+        }
+        if (n == 0) {
+                (void) conn_send_error(c, "not_found", "message not found", f->req_id);
+                return;
+        }
+        if (n > 1) {
+                (void) conn_send_error(c, "ambiguous_prefix", "prefix matched 2 messages — use a longer id", f->req_id);
+                return;
+        }
+
+        /* Upstream's key order. */
+        _cleanup_(json_object_putp) json_object *o = json_object_new_object();
+        json_object *recipients = json_object_new_array();
+        if (!o || !recipients) {
+                json_object_put(recipients);
+                return;
+        }
+        list_recipients(c, message_id, target, sender, recipients);
+        json_object_object_add(o, "type", json_object_new_string("message_status_result"));
+        json_object_object_add(o, "messageId", json_object_new_string(id));
+        json_object_object_add(o, "targetSpec", json_object_new_string(target));
+        json_object_object_add(o, "delivered", json_object_new_boolean(delivered));
+        json_object_object_add(o, "deliveredAt", delivered_at[0] ? json_object_new_string(delivered_at) : NULL);
+        json_object_object_add(o, "recipients", recipients);
+        if (f->req_id)
+                json_object_object_add(o, "_reqId", json_object_new_string(f->req_id));
+        (void) conn_send(c, o);
 }

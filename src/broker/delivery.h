@@ -5,12 +5,17 @@
  * At-least-once delivery. A delivery row (message, recipient key) exists until the recipient
  * sends client_ack. A push leases the row to one connection for lease_seconds; leases live in
  * a TEMP table (they mean nothing once the process or the socket is gone). Unacknowledged rows
- * are pushed again when the lease runs out, when the holder's socket closes (to a sibling
- * session of the same member), and on the recipient's next hello. Connections that never
- * announce (hello capabilities ["client_ack"]) or send a client_ack are upstream clients:
- * for them a lease that runs out means delivered, as upstream's at-most-once drain.
+ * are pushed again by a timer when the lease runs out, when the holder's socket closes (to a
+ * sibling session of the same member, or the session that takes over its presence), and on
+ * the recipient's next hello. A connection is ack-aware when its hello announces
+ * capabilities ["client_ack"], when it is a session_hello (upstream CLIs since 1.33
+ * acknowledge), when its key has acknowledged before (table ack_seen), or from its first
+ * client_ack. Any other connection is an upstream client that never acknowledges: a push
+ * handed to it counts as delivered at once, as upstream's at-most-once drain did. When the
+ * last delivery row of a message goes, message.delivered_at is set.
  */
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "protocol.h"
@@ -43,6 +48,12 @@ void delivery_push_new(Server *s, const char *mesh_id, const char *recipient_key
 void delivery_drain(Conn *c);
 
 void delivery_handle_client_ack(Conn *c, const Frame *f);
+
+/* True when c's key has sent a client_ack on an earlier connection. */
+bool delivery_acked_before(const Conn *c);
+
+/* message_status: the delivery state of one of the asker's member's messages. */
+void delivery_handle_message_status(Conn *c, const Frame *f);
 
 /* The connection is going away: its leases end and its rows go to sibling sessions. */
 void delivery_conn_closed(Conn *c);

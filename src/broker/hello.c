@@ -42,13 +42,13 @@ static int seen_exec(Store *s, sqlite3_stmt *st, int *ret_changes) {
 }
 
 /* 1 when the signature is new (now remembered), 0 when it was used before, negative errno. */
-static int hello_claim_signature(Server *s, const HelloRequest *h, int64_t now) {
+static int hello_claim_signature(Server *s, const char *signature, int64_t timestamp, int64_t now) {
         uint8_t sig[crypto_sign_BYTES];
         sqlite3_stmt *st;
         int n = 0, r;
 
-        if (hex_decode(h->signature, sig, sizeof sig) < 0)
-                return -EINVAL;     /* hello_verify() has decoded it already */
+        if (hex_decode(signature, sig, sizeof sig) < 0)
+                return -EINVAL;     /* the verifier has decoded it already */
 
         st = store_stmt(s->store, "DELETE FROM temp.hello_seen WHERE expires_at < ?1");
         if (!st)
@@ -64,7 +64,7 @@ static int hello_claim_signature(Server *s, const HelloRequest *h, int64_t now) 
         if (!st)
                 return -EIO;
         sqlite3_bind_blob(st, 1, sig, sizeof sig, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 2, h->timestamp + HELLO_SKEW_MS + HELLO_SEEN_MARGIN_MS);
+        sqlite3_bind_int64(st, 2, timestamp + HELLO_SKEW_MS + HELLO_SEEN_MARGIN_MS);
         r = seen_exec(s->store, st, &n);
         if (r < 0)
                 return r;
@@ -206,15 +206,16 @@ static int adopt_identity(Conn *c, const HelloRequest *h, MemberRow *m) {
         return 0;
 }
 
-/* Newest hello wins: an older live connection of the same member with the same sessionId or
- * the same session pubkey is closed with 1000 "session_replaced". Upstream matches the
- * sessionId across members too, which lets any member (peers_list shows sessionIds) kick any
- * other; here a member can only replace itself. Returns how many were replaced. */
+/* Newest hello wins: an older live control-plane connection of the same member with the same
+ * sessionId or the same session pubkey is closed with 1000 "session_replaced". Upstream
+ * matches the sessionId across members too, which lets any member (peers_list shows
+ * sessionIds) kick any other; here a member can only replace itself. Returns how many were
+ * replaced. */
 static unsigned replace_older(Conn *c) {
         unsigned n = 0;
 
         for (Conn *p = c->server->conns; p; p = p->next) {
-                if (p == c || !conn_is_live(p) || !streq(p->mesh_id, c->mesh_id) ||
+                if (p == c || !conn_is_live(p) || p->is_session || !streq(p->mesh_id, c->mesh_id) ||
                     !streq(p->member_pubkey, c->member_pubkey))
                         continue;
                 if (!streq(p->session_id, c->session_id) &&
@@ -226,6 +227,33 @@ static unsigned replace_older(Conn *c) {
                 n++;
         }
         return n;
+}
+
+/* One presence per session key: a live session connection with the same key, or of the same
+ * parent member with the same sessionId, hands its presence (id, connection time, status,
+ * summary, profile, visibility) to c and is closed with 1000 "session_replaced". */
+static bool take_over_session(Conn *c) {
+        for (Conn *p = c->server->conns; p; p = p->next) {
+                if (p == c || !conn_is_live(p) || !p->is_session || !streq(p->mesh_id, c->mesh_id))
+                        continue;
+                if (!streq(p->session_pubkey, c->session_pubkey) &&
+                    !(streq(p->member_pubkey, c->member_pubkey) && streq(p->session_id, c->session_id)))
+                        continue;
+                memcpy(c->presence_id, p->presence_id, sizeof c->presence_id);
+                c->connected_at_ms = p->connected_at_ms;
+                memcpy(c->status, p->status, sizeof c->status);
+                c->visible = p->visible;
+                free(c->summary);
+                c->summary = TAKE_PTR(p->summary);
+                json_object_put(c->profile);
+                c->profile = TAKE_PTR(p->profile);
+                log_info("Session %s (%s) in mesh %s replaced by a newer connection.", p->session_id,
+                         p->session_pubkey, p->mesh_id);
+                p->replaced = true;
+                conn_close(p, 1000, "session_replaced");
+                return true;
+        }
+        return false;
 }
 
 static json_object *features_new(const BrokerOptions *o) {
@@ -250,7 +278,24 @@ static json_object *features_new(const BrokerOptions *o) {
         return f;
 }
 
-static int send_hello_ack(Conn *c) {
+/* Upstream's default policy: a member may edit all of its own profile. */
+static json_object *mesh_policy_new(void) {
+        json_object *p = json_object_new_object(), *e = json_object_new_object();
+        static const char *const fields[] = { "groups", "roleTag", "displayName", "messageMode" };
+
+        if (!p || !e) {
+                json_object_put(p);
+                json_object_put(e);
+                return NULL;
+        }
+        for (size_t i = 0; i < ELEMENTSOF(fields); i++)
+                json_object_object_add(e, fields[i], json_object_new_boolean(true));
+        json_object_object_add(p, "selfEditable", e);
+        return p;
+}
+
+/* A reattached session's ack has no memberProfile, as upstream's; a session's has no services. */
+static int send_hello_ack(Conn *c, bool reattached) {
         _cleanup_(json_object_putp) json_object *o = json_object_new_object();
         json_object *profile = json_object_new_object();
 
@@ -265,12 +310,19 @@ static int send_hello_ack(Conn *c) {
         json_object_object_add(o, "type", json_object_new_string("hello_ack"));
         json_object_object_add(o, "presenceId", json_object_new_string(c->presence_id));
         json_object_object_add(o, "memberDisplayName", json_object_new_string(c->display_name));
-        json_object_object_add(o, "memberProfile", profile);
-        json_object_object_add(o, "services", json_object_new_array());
+        if (c->is_session && reattached)
+                json_object_put(profile);
+        else
+                json_object_object_add(o, "memberProfile", profile);
+        json_object_object_add(o, "meshPolicy", mesh_policy_new());
+        if (!c->is_session)
+                json_object_object_add(o, "services", json_object_new_array());
         if (!c->server->opts.legacy)
                 json_object_object_add(o, "features", features_new(&c->server->opts));
         return conn_send(c, o);
 }
+
+static int admit(Conn *c, const HelloRequest *h, MemberRow *member);
 
 int hello_handle(Conn *c, const Frame *f) {
         Server *s = c->server;
@@ -297,7 +349,7 @@ int hello_handle(Conn *c, const Frame *f) {
                 snprintf(message, sizeof message, "hello rejected: %s", why);
                 return reject(c, why, message, 1008, why);
         }
-        r = hello_claim_signature(s, &h, now);
+        r = hello_claim_signature(s, h.signature, h.timestamp, now);
         if (r < 0) {
                 log_warning_errno(r, "Cannot record a hello signature: %s", STRERROR(r));
                 return reject(c, "internal", "broker database error, retry later", 1011, "internal");
@@ -332,23 +384,112 @@ int hello_handle(Conn *c, const Frame *f) {
                                       "session_pubkey_in_use");
         }
 
+        return admit(c, &h, &member);
+}
+
+/* The hello passed every check: c becomes a presence (a new one, or the one it resumes). */
+static int admit(Conn *c, const HelloRequest *h, MemberRow *member) {
+        Server *s = c->server;
+        bool reattached;
+        unsigned replaced = 0;
+
         broker_id_generate(c->presence_id);
-        if (adopt_identity(c, &h, &member) < 0)
+        if (adopt_identity(c, h, member) < 0)
                 return reject(c, "internal", "out of memory", 1011, "internal");
+        if (!c->ack_aware && !s->opts.legacy)
+                c->ack_aware = c->is_session || delivery_acked_before(c);
         c->hello_done = true;
         gate_authenticated(&s->gate, c->wsi);
 
-        unsigned replaced = replace_older(c);
-        bool reattached = presence_reattach(c);
+        if (c->is_session)
+                reattached = take_over_session(c) || presence_reattach(c);
+        else {
+                replaced = replace_older(c);
+                reattached = presence_reattach(c);
+        }
         if (remember_session(c) < 0)
                 log_warning("Could not record session %s; DMs to it are stored only while it is online.",
                             c->session_pubkey);
 
-        log_info("Peer %s (%s) %s mesh %s.", c->display_name, conn_routing_key(c),
-                 reattached ? "reattached to" : "joined", c->mesh_id);
-        (void) send_hello_ack(c);
+        log_info("Peer %s (%s, %s) %s mesh %s.", c->display_name, conn_routing_key(c),
+                 c->is_session ? "session" : "control-plane", reattached ? "reattached to" : "joined", c->mesh_id);
+        (void) send_hello_ack(c, reattached);
         delivery_drain(c);
         if (replaced == 0 && !reattached)
                 presence_announce(c, "peer_joined");
         return 0;
+}
+
+int session_hello_handle(Conn *c, const Frame *f) {
+        Server *s = c->server;
+        _cleanup_(member_row_done) MemberRow member = { .id = NULL };
+        SessionHelloRequest h;
+        char message[256];
+        const char *why, *text;
+        int r;
+
+        if (c->hello_done)
+                return conn_send_error(c, "already_hello", "hello already accepted on this connection", f->req_id);
+        session_hello_request_parse(f, &h);
+
+        /* Upstream's order (wire-protocol-head §2); the first failure answers. */
+        why = session_hello_check_shape(&h, &text);
+        if (why)
+                return reject(c, why, text, 1008, why);
+
+        if (h.common.mesh_id && connections_in_mesh(s, h.common.mesh_id) >= s->opts.max_connections_per_mesh)
+                return reject(c, "capacity", "mesh at connection capacity", 1008, "capacity");
+
+        int64_t now = now_ms();
+        why = session_attestation_verify(&h, now);
+        if (why) {
+                snprintf(message, sizeof message, "attestation rejected: %s", why);
+                return reject(c, why, message, 1008, why);
+        }
+        why = session_hello_verify(&h, now);
+        if (why) {
+                snprintf(message, sizeof message, "session_hello rejected: %s", why);
+                return reject(c, why, message, 1008, why);
+        }
+        r = hello_claim_signature(s, h.signature, h.common.timestamp, now);
+        if (r < 0) {
+                log_warning_errno(r, "Cannot record a session_hello signature: %s", STRERROR(r));
+                return reject(c, "internal", "broker database error, retry later", 1011, "internal");
+        }
+        if (r == 0) {
+                log_notice("Connection %llu replayed an already used session_hello of session %s; refused.",
+                           (unsigned long long) c->serial, h.session_pubkey);
+                return reject(c, "replayed", "session_hello rejected: replayed (this signed hello was already used)",
+                              1008, "replayed");
+        }
+
+        r = member_lookup(s->store, h.common.mesh_id, h.parent_member_pubkey, &member);
+        if (r < 0) {
+                log_warning_errno(r, "Member lookup failed: %s", STRERROR(r));
+                return reject(c, "internal", "broker database error, retry later", 1011, "internal");
+        }
+        if (r > 0 && member.revoked) {
+                snprintf(message, sizeof message,
+                         "You've been removed from \"%s\". Contact the mesh owner to rejoin.", member.mesh_name);
+                return reject(c, "revoked", message, 4002, "banned");
+        }
+        if (r == 0)
+                return reject(c, "unauthorized", "parent pubkey not found in mesh", 1008, "unauthorized");
+        if (h.parent_member_id && !streq(h.parent_member_id, member.id))
+                return reject(c, "parent_member_id_mismatch", "parentMemberId does not match parentMemberPubkey",
+                              1008, "parent_member_id_mismatch");
+
+        /* Ours: the session's signature proves it holds the key, but a key another member's
+         * sessions (or the member itself) route by stays theirs. */
+        r = session_key_taken(s->store, h.common.mesh_id, member.id, h.session_pubkey);
+        if (r < 0)
+                return reject(c, "internal", "broker database error, retry later", 1011, "internal");
+        if (r > 0)
+                return reject(c, "session_pubkey_in_use", "sessionPubkey belongs to another member of this mesh", 1008,
+                              "session_pubkey_in_use");
+
+        HelloRequest common = h.common;
+        common.session_pubkey = h.session_pubkey;
+        c->is_session = true;
+        return admit(c, &common, &member);
 }

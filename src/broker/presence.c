@@ -27,6 +27,7 @@ typedef struct PeerRef {
         const char *pubkey;
         json_object *groups;    /* NULL: not part of this event */
         const Conn *except;
+        bool to_siblings;       /* also to the subject member's other connections */
 } PeerRef;
 
 static void announce(const PeerRef *p, const char *event) {
@@ -58,10 +59,11 @@ static void announce(const PeerRef *p, const char *event) {
         json_object_object_add(o, "ciphertext", json_object_new_string(""));
         add_iso(o, "createdAt", now_ms());
 
-        /* Not to the subject's own siblings: a member does not announce itself to itself. */
+        /* Not to the subject's own siblings (a member does not announce itself to itself),
+         * except a session's peer_joined, which its member's daemon needs as upstream sends it. */
         for (Conn *c = p->server->conns; c; c = c->next)
                 if (c != p->except && conn_is_live(c) && streq(c->mesh_id, p->mesh_id) &&
-                    !streq(c->member_pubkey, p->member_pubkey))
+                    (p->to_siblings || !streq(c->member_pubkey, p->member_pubkey)))
                         (void) conn_send(c, o);
 }
 
@@ -74,10 +76,13 @@ void presence_announce(Conn *subject, const char *event) {
                 .pubkey = conn_routing_key(subject),
                 .groups = streq(event, "peer_joined") ? subject->groups : NULL,
                 .except = subject,
+                .to_siblings = subject->is_session && streq(event, "peer_joined"),
         };
         announce(&p, event);
 }
 
+/* A closed connection in its grace. A session's ghost keeps its presence for the session to
+ * take back: id, connection time, status, summary, profile, visibility. */
 struct Ghost {
         Ghost *next;
         char *mesh_id;
@@ -85,6 +90,13 @@ struct Ghost {
         char *name;
         char member_pubkey[PUBKEY_HEX_LEN + 1];
         char session_pubkey[PUBKEY_HEX_LEN + 1];
+        char presence_id[BROKER_ID_LEN + 1];
+        bool is_session;
+        bool visible;
+        char status[8];
+        char *summary;
+        json_object *profile;
+        int64_t connected_at_ms;
         int64_t deadline_ms;
 };
 
@@ -92,6 +104,8 @@ static void ghost_free(Ghost *g) {
         free(g->mesh_id);
         free(g->session_id);
         free(g->name);
+        free(g->summary);
+        json_object_put(g->profile);
         free(g);
 }
 
@@ -142,7 +156,7 @@ void presence_conn_closed(Conn *c) {
 
         if (!c->hello_done || c->replaced)
                 return;
-        if (s->opts.presence_grace_sec == 0) {
+        if (s->opts.presence_grace_sec == 0 || c->evicted) {
                 presence_announce(c, "peer_left");
                 return;
         }
@@ -160,10 +174,29 @@ void presence_conn_closed(Conn *c) {
         }
         snprintf(g->member_pubkey, sizeof g->member_pubkey, "%s", c->member_pubkey);
         snprintf(g->session_pubkey, sizeof g->session_pubkey, "%s", c->session_pubkey);
+        memcpy(g->presence_id, c->presence_id, sizeof g->presence_id);
+        memcpy(g->status, c->status, sizeof g->status);
+        g->is_session = c->is_session;
+        g->visible = c->visible;
+        g->summary = TAKE_PTR(c->summary);
+        g->profile = TAKE_PTR(c->profile);
+        g->connected_at_ms = c->connected_at_ms;
         g->deadline_ms = mono_ms() + (int64_t) s->opts.presence_grace_sec * 1000;
         g->next = s->ghosts;
         s->ghosts = g;
         arm_ghost_timer(s);
+}
+
+static bool ghost_matches(const Ghost *e, const Conn *c) {
+        if (!streq(e->mesh_id, c->mesh_id) || e->is_session != c->is_session)
+                return false;
+        if (c->is_session)
+                return streq(e->session_pubkey, c->session_pubkey) ||
+                       (streq(e->member_pubkey, c->member_pubkey) && streq(e->session_id, c->session_id));
+        if (!streq(e->member_pubkey, c->member_pubkey))
+                return false;
+        return c->session_pubkey[0] ? streq(e->session_pubkey, c->session_pubkey)
+                                    : !e->session_pubkey[0] && streq(e->session_id, c->session_id);
 }
 
 bool presence_reattach(Conn *c) {
@@ -171,11 +204,18 @@ bool presence_reattach(Conn *c) {
 
         for (Ghost **g = &s->ghosts; *g; g = &(*g)->next) {
                 Ghost *e = *g;
-                if (!streq(e->mesh_id, c->mesh_id) || !streq(e->member_pubkey, c->member_pubkey))
+                if (!ghost_matches(e, c))
                         continue;
-                if (c->session_pubkey[0] ? !streq(e->session_pubkey, c->session_pubkey)
-                                         : (e->session_pubkey[0] || !streq(e->session_id, c->session_id)))
-                        continue;
+                if (e->is_session) {
+                        memcpy(c->presence_id, e->presence_id, sizeof c->presence_id);
+                        memcpy(c->status, e->status, sizeof c->status);
+                        c->visible = e->visible;
+                        c->connected_at_ms = e->connected_at_ms;
+                        free(c->summary);
+                        c->summary = TAKE_PTR(e->summary);
+                        json_object_put(c->profile);
+                        c->profile = TAKE_PTR(e->profile);
+                }
                 *g = e->next;
                 ghost_free(e);
                 arm_ghost_timer(s);
@@ -207,6 +247,7 @@ static json_object *peer_summary(const Conn *p) {
         json_object_object_add(o, "sessionId", json_object_new_string(p->session_id));
         add_iso(o, "connectedAt", p->connected_at_ms);
         json_object_object_add(o, "cwd", json_object_new_string(p->cwd));
+        json_object_object_add(o, "peerRole", json_object_new_string(p->is_session ? "session" : "control-plane"));
         if (p->hostname)
                 json_object_object_add(o, "hostname", json_object_new_string(p->hostname));
         if (p->peer_type)

@@ -16,7 +16,9 @@ void presence_announce(Conn *subject, const char *event);
  * without one) says hello again within it, it reattaches silently; otherwise peer_left goes
  * out when the grace ends. A replaced connection (session_replaced) never leaves. */
 void presence_conn_closed(Conn *c);
-/* True (and the grace ended) when c's hello resumes a session still in its grace. */
+/* True (and the grace ended) when c's hello resumes a session still in its grace. A
+ * session_hello connection takes back the session's presence id and state. A kicked or
+ * banned connection (c->evicted) leaves at once. */
 bool presence_reattach(Conn *c);
 void presence_ghosts_free(Server *s);
 

@@ -1,5 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <ctype.h>
 #include <inttypes.h>
+#include <stdarg.h>
 #include <math.h>
 #include <sodium.h>
 #include <stdio.h>
@@ -22,6 +24,21 @@ static const struct {
         { "set_visible", FRAME_SET_VISIBLE },
         { "set_profile", FRAME_SET_PROFILE },
         { "topic_list",  FRAME_TOPIC_LIST },
+        { "session_hello", FRAME_SESSION_HELLO },
+        { "message_status", FRAME_MESSAGE_STATUS },
+        { "topic_create", FRAME_TOPIC_CREATE },
+        { "set_state",   FRAME_SET_STATE },
+        { "get_state",   FRAME_GET_STATE },
+        { "list_state",  FRAME_LIST_STATE },
+        { "disconnect",  FRAME_DISCONNECT },
+        { "kick",        FRAME_KICK },
+        { "ban",         FRAME_BAN },
+        { "unban",       FRAME_UNBAN },
+        { "list_bans",   FRAME_LIST_BANS },
+        { "remember",    FRAME_NOT_SUPPORTED },
+        { "recall",      FRAME_NOT_SUPPORTED },
+        { "forget",      FRAME_NOT_SUPPORTED },
+        { "apikey_create", FRAME_NOT_SUPPORTED },
 };
 
 static void set_error(ProtocolError *e, const char *code, const char *message) {
@@ -125,6 +142,28 @@ static json_object *validated_groups(json_object *o) {
         return groups;
 }
 
+/* A millisecond time: a JSON number. The signed strings hold JavaScript's rendering of the
+ * number; only integers render the same way in C, so anything else is not an integer here. */
+static void parse_ms(json_object *o, const char *key, bool *ret_number, bool *ret_integer, int64_t *ret) {
+        json_object *v;
+
+        *ret_number = *ret_integer = false;
+        *ret = 0;
+        if (!json_object_object_get_ex(o, key, &v))
+                return;
+        if (json_object_is_type(v, json_type_int)) {
+                *ret_number = *ret_integer = true;
+                *ret = json_object_get_int64(v);
+        } else if (json_object_is_type(v, json_type_double)) {
+                double d = json_object_get_double(v);
+                *ret_number = isfinite(d);
+                if (isfinite(d) && d == floor(d) && fabs(d) < 9007199254740992.0) {
+                        *ret_integer = true;
+                        *ret = (int64_t) d;
+                }
+        }
+}
+
 void hello_request_parse(const Frame *f, HelloRequest *ret) {
         json_object *o = f->root, *v;
 
@@ -165,21 +204,7 @@ void hello_request_parse(const Frame *f, HelloRequest *ret) {
         if (json_object_object_get_ex(o, "pid", &v) && json_object_is_type(v, json_type_int))
                 ret->pid = json_object_get_int64(v);
 
-        if (json_object_object_get_ex(o, "timestamp", &v)) {
-                if (json_object_is_type(v, json_type_int)) {
-                        ret->timestamp_is_number = ret->timestamp_is_integer = true;
-                        ret->timestamp = json_object_get_int64(v);
-                } else if (json_object_is_type(v, json_type_double)) {
-                        double d = json_object_get_double(v);
-                        ret->timestamp_is_number = isfinite(d);
-                        /* The signed string holds JavaScript's rendering of the number; only
-                         * integers render the same way in C, so anything else is malformed. */
-                        if (isfinite(d) && d == floor(d) && fabs(d) < 9007199254740992.0) {
-                                ret->timestamp_is_integer = true;
-                                ret->timestamp = (int64_t) d;
-                        }
-                }
-        }
+        parse_ms(o, "timestamp", &ret->timestamp_is_number, &ret->timestamp_is_integer, &ret->timestamp);
 }
 
 const char *hello_verify(const HelloRequest *h, int64_t now) {
@@ -204,6 +229,99 @@ const char *hello_verify(const HelloRequest *h, int64_t now) {
         int r = crypto_sign_verify_detached(sig, (const uint8_t *) signed_text, (size_t) n, pk);
         free(signed_text);
         return r == 0 ? NULL : "bad_signature";
+}
+
+void session_hello_request_parse(const Frame *f, SessionHelloRequest *ret) {
+        json_object *o = f->root, *att;
+
+        *ret = (SessionHelloRequest) {
+                .session_pubkey = get_string(o, "sessionPubkey"),
+                .parent_member_pubkey = get_string(o, "parentMemberPubkey"),
+                .parent_member_id = get_string(o, "parentMemberId"),
+                .signature = get_string(o, "signature"),
+        };
+        hello_request_parse(f, &ret->common);
+        /* hello's own fields mean nothing here: the keys are the ones above. */
+        ret->common.pubkey = ret->parent_member_pubkey;
+        ret->common.member_id = NULL;
+        ret->common.signature = NULL;
+        ret->common.session_pubkey = NULL;
+        ret->common.session_pubkey_invalid = false;
+
+        if (json_object_object_get_ex(o, "parentAttestation", &att) && json_object_is_type(att, json_type_object)) {
+                ret->has_attestation = true;
+                ret->att_session_pubkey = get_string(att, "sessionPubkey");
+                ret->att_parent_member_pubkey = get_string(att, "parentMemberPubkey");
+                ret->att_signature = get_string(att, "signature");
+                parse_ms(att, "expiresAt", &ret->att_expires_is_number, &ret->att_expires_is_integer,
+                         &ret->att_expires_at);
+        }
+}
+
+const char *session_hello_check_shape(const SessionHelloRequest *h, const char **ret_message) {
+        if (!h->session_pubkey || !is_hex_string(h->session_pubkey, PUBKEY_HEX_LEN, true)) {
+                *ret_message = "sessionPubkey must be 64 lowercase hex chars";
+                return "bad_session_pubkey";
+        }
+        if (!h->parent_member_pubkey || !is_hex_string(h->parent_member_pubkey, PUBKEY_HEX_LEN, true)) {
+                *ret_message = "parentMemberPubkey must be 64 lowercase hex chars";
+                return "bad_parent_pubkey";
+        }
+        if (!h->has_attestation || !h->att_session_pubkey || !h->att_parent_member_pubkey ||
+            !streq(h->att_session_pubkey, h->session_pubkey) ||
+            !streq(h->att_parent_member_pubkey, h->parent_member_pubkey)) {
+                *ret_message = "parentAttestation does not bind the claimed session+parent pubkeys";
+                return "attestation_mismatch";
+        }
+        *ret_message = NULL;
+        return NULL;
+}
+
+static const char *verify_signed(const char *signature_hex, const char *pubkey_hex, const char *format, ...)
+        _printf_(3, 4);
+
+static const char *verify_signed(const char *signature_hex, const char *pubkey_hex, const char *format, ...) {
+        uint8_t pk[crypto_sign_PUBLICKEYBYTES], sig[crypto_sign_BYTES];
+        char *text = NULL;
+        va_list ap;
+        int n;
+
+        /* Upstream's verifier takes either case of hex for the signature. */
+        if (!signature_hex || !is_hex_string(signature_hex, SIGNATURE_HEX_LEN, false) ||
+            hex_decode(signature_hex, sig, sizeof sig) < 0 || hex_decode(pubkey_hex, pk, sizeof pk) < 0)
+                return "malformed";
+        va_start(ap, format);
+        n = vasprintf(&text, format, ap);
+        va_end(ap);
+        if (n < 0)
+                return "malformed";
+        int r = crypto_sign_verify_detached(sig, (const uint8_t *) text, (size_t) n, pk);
+        free(text);
+        return r == 0 ? NULL : "bad_signature";
+}
+
+const char *session_attestation_verify(const SessionHelloRequest *h, int64_t now) {
+        if (!h->att_expires_is_number || !h->att_expires_is_integer)
+                return "malformed";
+        if (h->att_expires_at <= now)
+                return "expired";
+        if (h->att_expires_at > now + ATTESTATION_MAX_TTL_MS)
+                return "ttl_too_long";
+        return verify_signed(h->att_signature, h->parent_member_pubkey, "claudemesh-session-attest|%s|%s|%" PRId64,
+                             h->parent_member_pubkey, h->session_pubkey, h->att_expires_at);
+}
+
+const char *session_hello_verify(const SessionHelloRequest *h, int64_t now) {
+        const HelloRequest *c = &h->common;
+
+        if (!c->timestamp_is_number)
+                return "timestamp_skew";
+        if (c->timestamp_is_integer && (c->timestamp > now + HELLO_SKEW_MS || c->timestamp < now - HELLO_SKEW_MS))
+                return "timestamp_skew";
+        if (!c->timestamp_is_integer || !c->mesh_id)
+                return "malformed";
+        return verify_signed(h->signature, h->session_pubkey, "claudemesh-session-hello|%s|%s|%s|%" PRId64,
+                             c->mesh_id, h->parent_member_pubkey, h->session_pubkey, c->timestamp);
 }
 
 const char *target_kind_destination(TargetKind k) {
@@ -407,6 +525,128 @@ int set_visible_request_parse(const Frame *f, bool *ret_visible, ProtocolError *
                 return -EINVAL;
         }
         *ret_visible = json_object_get_boolean(v);
+        return 0;
+}
+
+int message_status_request_parse(const Frame *f, const char **ret_id, ProtocolError *ret_error) {
+        const char *id = get_string(f->root, "messageId");
+        size_t n = id ? strlen(id) : 0;
+
+        for (size_t i = 0; i < n; i++)
+                if (!isalnum((unsigned char) id[i]))
+                        n = 0;
+        if (n < 8 || n > BROKER_ID_LEN) {
+                set_error(ret_error, "invalid_argument", "messageId must be 8-32 base62 chars");
+                return -EINVAL;
+        }
+        *ret_id = id;
+        return 0;
+}
+
+/* Names and keys people type: no control characters, bounded. */
+static bool is_name(const char *s, size_t max) {
+        size_t n = s ? strlen(s) : 0;
+
+        if (n == 0 || n > max)
+                return false;
+        for (size_t i = 0; i < n; i++)
+                if ((unsigned char) s[i] < 0x20 || s[i] == 0x7f)
+                        return false;
+        return true;
+}
+
+int topic_create_request_parse(const Frame *f, TopicCreateRequest *ret, ProtocolError *ret_error) {
+        *ret = (TopicCreateRequest) {
+                .name = get_string(f->root, "name"),
+                .description = get_string(f->root, "description"),
+                .visibility = get_string(f->root, "visibility"),
+        };
+        if (!is_name(ret->name, TOPIC_NAME_MAX)) {
+                set_error(ret_error, "invalid_args", "topic_create: \"name\" must be 1-200 bytes without control characters");
+                return -EINVAL;
+        }
+        if ((has_key(f->root, "description") && !ret->description) ||
+            (ret->description && strlen(ret->description) > SUMMARY_MAX)) {
+                set_error(ret_error, "invalid_args", "topic_create: \"description\" must be a string of at most 4096 bytes");
+                return -EINVAL;
+        }
+        if (has_key(f->root, "visibility") && !ret->visibility) {
+                set_error(ret_error, "invalid_args", "topic_create: \"visibility\" must be a string");
+                return -EINVAL;
+        }
+        if (!ret->visibility)
+                ret->visibility = "public";
+        if (!streq(ret->visibility, "public") && !streq(ret->visibility, "private") && !streq(ret->visibility, "dm")) {
+                set_error(ret_error, "invalid_args", "topic_create: \"visibility\" must be \"public\", \"private\" or \"dm\"");
+                return -EINVAL;
+        }
+        return 0;
+}
+
+int get_state_request_parse(const Frame *f, const char **ret_key, ProtocolError *ret_error) {
+        const char *key = get_string(f->root, "key");
+
+        if (!is_name(key, STATE_KEY_MAX)) {
+                set_error(ret_error, "invalid_args", "state: \"key\" must be 1-256 bytes without control characters");
+                return -EINVAL;
+        }
+        *ret_key = key;
+        return 0;
+}
+
+int set_state_request_parse(const Frame *f, const char **ret_key, char **ret_value, ProtocolError *ret_error) {
+        json_object *v;
+        size_t len;
+
+        if (get_state_request_parse(f, ret_key, ret_error) < 0)
+                return -EINVAL;
+        /* An absent value is upstream's undefined, stored as null. */
+        if (!json_object_object_get_ex(f->root, "value", &v))
+                v = NULL;
+        const char *text = json_object_to_json_string_length(v, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE,
+                                                             &len);
+        if (!text)
+                return -ENOMEM;
+        if (len > STATE_VALUE_MAX) {
+                set_error(ret_error, "value_too_large", "set_state: \"value\" is over 16384 bytes as JSON");
+                return -EINVAL;
+        }
+        *ret_value = strndup(text, len);
+        return *ret_value ? 0 : -ENOMEM;
+}
+
+int kick_request_parse(const Frame *f, KickRequest *ret, ProtocolError *ret_error) {
+        json_object *v;
+
+        *ret = (KickRequest) { .target = get_string(f->root, "target") };
+        if (json_object_object_get_ex(f->root, "all", &v) && json_object_is_type(v, json_type_boolean))
+                ret->all = json_object_get_boolean(v);
+        if (json_object_object_get_ex(f->root, "stale", &v) &&
+            (json_object_is_type(v, json_type_int) || json_object_is_type(v, json_type_double))) {
+                double d = json_object_get_double(v);
+                /* Upstream takes any truthy number; a negative one would name everyone. */
+                if (isfinite(d) && d > 0 && d < 9007199254740992.0) {
+                        ret->has_stale = true;
+                        ret->stale_ms = (int64_t) d;
+                }
+        }
+        if (ret->target && !*ret->target)
+                ret->target = NULL;
+        if (!ret->all && !ret->has_stale && !ret->target) {
+                set_error(ret_error, "invalid", "give \"target\", a positive \"stale\" (ms) or \"all\": true");
+                return -EINVAL;
+        }
+        return 0;
+}
+
+int ban_request_parse(const Frame *f, const char **ret_target, ProtocolError *ret_error) {
+        const char *t = get_string(f->root, "target");
+
+        if (!t || !*t) {
+                set_error(ret_error, "invalid", "target required");
+                return -EINVAL;
+        }
+        *ret_target = t;
         return 0;
 }
 

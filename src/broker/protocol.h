@@ -21,6 +21,10 @@
 #define SUMMARY_MAX          4096
 #define FINGERPRINT_BYTES    32
 #define HELLO_SKEW_MS        60000  /* a hello's timestamp may be this far from now */
+#define ATTESTATION_MAX_TTL_MS (24 * 3600 * 1000LL) /* a parent attestation's longest lifetime */
+#define STATE_KEY_MAX        256    /* bytes of a set_state key */
+#define STATE_VALUE_MAX      16384  /* bytes of a set_state value, as compact JSON */
+#define TOPIC_NAME_MAX       200
 
 typedef enum FrameType {
         FRAME_HELLO,
@@ -32,6 +36,18 @@ typedef enum FrameType {
         FRAME_SET_VISIBLE,
         FRAME_SET_PROFILE,
         FRAME_TOPIC_LIST,
+        FRAME_SESSION_HELLO,
+        FRAME_MESSAGE_STATUS,
+        FRAME_TOPIC_CREATE,
+        FRAME_SET_STATE,
+        FRAME_GET_STATE,
+        FRAME_LIST_STATE,
+        FRAME_DISCONNECT,
+        FRAME_KICK,
+        FRAME_BAN,
+        FRAME_UNBAN,
+        FRAME_LIST_BANS,
+        FRAME_NOT_SUPPORTED,    /* upstream types this broker refuses by name */
         FRAME_UNKNOWN,
 } FrameType;
 
@@ -86,6 +102,38 @@ void hello_request_parse(const Frame *f, HelloRequest *ret);
  * ("timestamp_skew", "malformed" or "bad_signature"). */
 const char *hello_verify(const HelloRequest *h, int64_t now);
 
+typedef struct SessionHelloRequest {
+        /* The fields a session_hello shares with hello; .pubkey and .signature are unused. */
+        HelloRequest common;
+        const char *session_pubkey;             /* as sent, only if a string */
+        const char *parent_member_pubkey;
+        const char *parent_member_id;           /* optional: compared only when present */
+        const char *signature;
+        bool has_attestation;                   /* parentAttestation is an object */
+        const char *att_session_pubkey;
+        const char *att_parent_member_pubkey;
+        const char *att_signature;
+        bool att_expires_is_number;
+        bool att_expires_is_integer;
+        int64_t att_expires_at;
+} SessionHelloRequest;
+
+void session_hello_request_parse(const Frame *f, SessionHelloRequest *ret);
+
+/* Checks 1-3 of session_hello (upstream order): session key shape, parent key shape, the
+ * attestation binds both. NULL when they pass, else the code, with *ret_message. */
+const char *session_hello_check_shape(const SessionHelloRequest *h, const char **ret_message);
+
+/* Check 5: the parent's attestation over "claudemesh-session-attest|parent|session|expiresAt":
+ * lifetime (0 < expiresAt - now <= 24 h), shape, signature. NULL or "malformed", "expired",
+ * "ttl_too_long", "bad_signature". */
+const char *session_attestation_verify(const SessionHelloRequest *h, int64_t now);
+
+/* Check 6: the session's own signature over
+ * "claudemesh-session-hello|meshId|parent|session|timestamp": skew first, then shape and
+ * signature. NULL or "timestamp_skew", "malformed", "bad_signature". */
+const char *session_hello_verify(const SessionHelloRequest *h, int64_t now);
+
 typedef enum TargetKind {
         TARGET_DIRECT,
         TARGET_BROADCAST,
@@ -129,5 +177,33 @@ int client_ack_request_parse(const Frame *f, ClientAckRequest *ret, ProtocolErro
 int set_status_request_parse(const Frame *f, const char **ret_status, ProtocolError *ret_error);
 int set_summary_request_parse(const Frame *f, const char **ret_summary, ProtocolError *ret_error);
 int set_visible_request_parse(const Frame *f, bool *ret_visible, ProtocolError *ret_error);
+/* message_status: "messageId", 8-32 base62 characters (fewer than 32: a prefix). */
+int message_status_request_parse(const Frame *f, const char **ret_id, ProtocolError *ret_error);
+
+typedef struct TopicCreateRequest {
+        const char *name;
+        const char *description;        /* NULL when absent */
+        const char *visibility;         /* "public" when absent */
+} TopicCreateRequest;
+
+int topic_create_request_parse(const Frame *f, TopicCreateRequest *ret, ProtocolError *ret_error);
+
+/* set_state: a key of 1-256 bytes without control characters and any JSON value, at most
+ * STATE_VALUE_MAX bytes as compact JSON. *ret_value is a new string. */
+int set_state_request_parse(const Frame *f, const char **ret_key, char **ret_value, ProtocolError *ret_error);
+int get_state_request_parse(const Frame *f, const char **ret_key, ProtocolError *ret_error);
+
+typedef struct KickRequest {
+        const char *target;             /* display name, member pubkey or its prefix */
+        bool all;
+        bool has_stale;
+        int64_t stale_ms;               /* silent for longer than this */
+} KickRequest;
+
+/* kick / disconnect: one of target, stale, all. */
+int kick_request_parse(const Frame *f, KickRequest *ret, ProtocolError *ret_error);
+/* ban / unban: a non-empty "target". */
+int ban_request_parse(const Frame *f, const char **ret_target, ProtocolError *ret_error);
+
 /* Returns a new object holding only the validated profile fields. */
 int set_profile_request_parse(const Frame *f, json_object **ret_profile, ProtocolError *ret_error);

@@ -10,10 +10,12 @@
 #include "delivery.h"
 #include "hello.h"
 #include "log.h"
+#include "moderation.h"
 #include "presence.h"
 #include "ratelimit.h"
 #include "retention.h"
 #include "server.h"
+#include "state.h"
 #include "time-util.h"
 #include "topic.h"
 
@@ -55,8 +57,8 @@ const char *conn_routing_key(const Conn *c) {
 }
 
 const char *conn_sender_scope(const Conn *c) {
-        /* A session_hello connection's scope will be its session pubkey (DECISIONS rule 17). */
-        return c->member_id;
+        /* A session_hello connection's scope is its own key (DECISIONS rule 17). */
+        return c->is_session ? c->session_pubkey : c->member_id;
 }
 
 bool conn_is_live(const Conn *c) {
@@ -156,6 +158,18 @@ static void commit_batch(Server *s) {
         }
 }
 
+/* Upstream types this broker will not serve: an error the CLI shows ("<code>: <message>")
+ * instead of a silent drop that leaves it waiting for its timeout. */
+static void send_not_supported(Conn *c, const Frame *f) {
+        char message[200];
+        const char *why = streq(f->type_name, "apikey_create")
+                ? "it has no API keys; add members with claudemesh-broker member add"
+                : "it has no vector store for mesh memory";
+
+        snprintf(message, sizeof message, "%s is not supported by this broker (%s)", f->type_name, why);
+        (void) conn_send_error(c, "not_supported", message, f->req_id);
+}
+
 static void dispatch(Conn *c, const char *data, size_t size) {
         ProtocolError e = { .code = "internal", .message = "out of memory" };
         Frame f;
@@ -165,7 +179,7 @@ static void dispatch(Conn *c, const char *data, size_t size) {
                 (void) conn_send_error(c, e.code, e.message, NULL);
                 return;
         }
-        if (!c->hello_done && f.type != FRAME_HELLO) {
+        if (!c->hello_done && f.type != FRAME_HELLO && f.type != FRAME_SESSION_HELLO) {
                 (void) conn_send_error(c, "no_hello", "must send hello first", f.req_id);
                 frame_done(&f);
                 return;
@@ -203,6 +217,40 @@ static void dispatch(Conn *c, const char *data, size_t size) {
                 break;
         case FRAME_TOPIC_LIST:
                 topic_handle_list(c, &f);
+                break;
+        case FRAME_SESSION_HELLO:
+                (void) session_hello_handle(c, &f);
+                break;
+        case FRAME_MESSAGE_STATUS:
+                delivery_handle_message_status(c, &f);
+                break;
+        case FRAME_TOPIC_CREATE:
+                topic_handle_create(c, &f);
+                break;
+        case FRAME_SET_STATE:
+                state_handle_set(c, &f);
+                break;
+        case FRAME_GET_STATE:
+                state_handle_get(c, &f);
+                break;
+        case FRAME_LIST_STATE:
+                state_handle_list(c, &f);
+                break;
+        case FRAME_DISCONNECT:
+        case FRAME_KICK:
+                moderation_handle_kick(c, &f, f.type == FRAME_KICK);
+                break;
+        case FRAME_BAN:
+                moderation_handle_ban(c, &f);
+                break;
+        case FRAME_UNBAN:
+                moderation_handle_unban(c, &f);
+                break;
+        case FRAME_LIST_BANS:
+                moderation_handle_list_bans(c, &f);
+                break;
+        case FRAME_NOT_SUPPORTED:
+                send_not_supported(c, &f);
                 break;
         case FRAME_UNKNOWN:
                 /* Upstream ignores unknown types silently; a client then waits for a timeout. */

@@ -59,6 +59,8 @@ typedef struct Conn {
         bool replaced;                   /* closed by session_replaced: no peer_left */
         bool drain_more;                 /* pending rows were left for the next drain */
         bool ack_aware;                  /* announced or sent client_ack: leases are redelivered */
+        bool is_session;                 /* session_hello: peerRole "session", else "control-plane" */
+        bool evicted;                    /* kicked or banned: peer_left at once, no grace */
         int64_t last_rx_ms;              /* monotonic, for the liveness cut */
 
         char *rx;                        /* message being reassembled from fragments */

@@ -9,7 +9,7 @@
 
 #define STMT_CACHE_MAX 96
 #define BUSY_TIMEOUT_MS 5000
-#define SCHEMA_VERSION 2
+#define SCHEMA_VERSION 3
 
 struct Store {
         sqlite3 *db;
@@ -106,12 +106,28 @@ static const char migrate_v2_sql[] =
         "  ON client_message_dedupe(expires_at) WHERE expires_at IS NOT NULL;"
         "CREATE INDEX client_message_dedupe_broker_id ON client_message_dedupe(broker_message_id);";
 
+/* Schema 3 (issue 13): when a message's last delivery row went (message_status), topic
+ * descriptions (topic_create), the mesh's shared key/value state (set_state), and the keys
+ * that have acknowledged a push before (so their next connection is ack-aware at once).
+ * Existing rows are kept; delivered_at of earlier messages stays unknown (NULL). */
+static const char migrate_v3_sql[] =
+        "ALTER TABLE message ADD COLUMN delivered_at INTEGER;"
+        "ALTER TABLE topic ADD COLUMN description TEXT;"
+        "CREATE TABLE mesh_state ("
+        "  mesh_id TEXT NOT NULL REFERENCES mesh(id) ON DELETE CASCADE, key TEXT NOT NULL,"
+        "  value TEXT NOT NULL, updated_by TEXT NOT NULL, updated_at INTEGER NOT NULL,"
+        "  PRIMARY KEY (mesh_id, key)) WITHOUT ROWID;"
+        "CREATE TABLE ack_seen ("
+        "  mesh_id TEXT NOT NULL, pubkey TEXT NOT NULL, first_ack_at INTEGER NOT NULL,"
+        "  PRIMARY KEY (mesh_id, pubkey)) WITHOUT ROWID;";
+
 static const struct {
         const char *sql;
         const char *what;
 } migrations[SCHEMA_VERSION] = {
         { schema_v1_sql,  "create schema 1" },
         { migrate_v2_sql, "scope the dedupe to the sender" },
+        { migrate_v3_sql, "delivery times, topic descriptions, mesh state, ack history" },
 };
 
 int store_errno(int rc) {

@@ -1,4 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <stdio.h>
+
 #include "log.h"
 #include "time-util.h"
 #include "topic.h"
@@ -13,7 +15,8 @@ static json_object *topic_new(sqlite3_stmt *st) {
                 created[0] = '\0';
         json_object_object_add(t, "id", json_object_new_string((const char *) sqlite3_column_text(st, 0)));
         json_object_object_add(t, "name", json_object_new_string((const char *) sqlite3_column_text(st, 1)));
-        json_object_object_add(t, "description", NULL);
+        json_object_object_add(t, "description", sqlite3_column_type(st, 4) == SQLITE_NULL ? NULL :
+                               json_object_new_string((const char *) sqlite3_column_text(st, 4)));
         json_object_object_add(t, "visibility", json_object_new_string("public"));
         json_object_object_add(t, "memberCount", json_object_new_int(sqlite3_column_int(st, 3)));
         json_object_object_add(t, "createdAt", json_object_new_string(created));
@@ -40,7 +43,7 @@ void topic_handle_list(Conn *c, const Frame *f) {
         /* Ordered by name, as upstream's listTopics. */
         st = store_stmt(s,
                 "SELECT t.id, t.name, t.created_at,"
-                "  (SELECT COUNT(*) FROM member m WHERE m.mesh_id = t.mesh_id AND m.revoked_at IS NULL)"
+                "  (SELECT COUNT(*) FROM member m WHERE m.mesh_id = t.mesh_id AND m.revoked_at IS NULL), t.description"
                 "  FROM topic t WHERE t.mesh_id = ?1 ORDER BY t.name, t.id");
         if (!st) {
                 (void) conn_send_error(c, "internal", "broker database error, retry later", f->req_id);
@@ -61,5 +64,78 @@ void topic_handle_list(Conn *c, const Frame *f) {
                 (void) conn_send_error(c, "internal", "broker database error, retry later", f->req_id);
                 return;
         }
+        (void) conn_send(c, o);
+}
+
+void topic_handle_create(Conn *c, const Frame *f) {
+        Store *s = c->server->store;
+        char id[BROKER_ID_LEN + 1];
+        TopicCreateRequest req;
+        ProtocolError e;
+        sqlite3_stmt *st;
+        int r;
+
+        if (topic_create_request_parse(f, &req, &e) < 0) {
+                (void) conn_send_error(c, e.code, e.message, f->req_id);
+                return;
+        }
+        /* Every member of the mesh receives every topic here: a topic that claims to be
+         * private would mislead its creator. */
+        if (!streq(req.visibility, "public")) {
+                (void) conn_send_error(c, "not_supported",
+                                       "topic visibility other than \"public\" is not supported by this broker "
+                                       "(every member of the mesh receives every topic)", f->req_id);
+                return;
+        }
+
+        broker_id_generate(id);
+        st = store_stmt(s, "INSERT INTO topic (id, mesh_id, name, created_at, description) VALUES (?1, ?2, ?3, ?4, ?5)"
+                           " ON CONFLICT (mesh_id, name) DO NOTHING");
+        if (!st) {
+                (void) conn_send_error(c, "internal", "broker database error, retry later", f->req_id);
+                return;
+        }
+        sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, c->mesh_id, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 3, req.name, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 4, now_ms());
+        if (req.description)
+                sqlite3_bind_text(st, 5, req.description, -1, SQLITE_STATIC);
+        r = store_step_done(s, st);
+        bool created = r >= 0 && store_changes(s) == 1;
+
+        /* Idempotent on the name, as upstream: an existing topic is reported, created:false. */
+        st = r >= 0 ? store_stmt(s, "SELECT id FROM topic WHERE mesh_id = ?1 AND name = ?2") : NULL;
+        if (!st) {
+                (void) conn_send_error(c, "internal", "broker database error, retry later", f->req_id);
+                return;
+        }
+        sqlite3_bind_text(st, 1, c->mesh_id, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, req.name, -1, SQLITE_STATIC);
+        int rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW)
+                snprintf(id, sizeof id, "%s", (const char *) sqlite3_column_text(st, 0));
+        sqlite3_reset(st);
+        if (rc != SQLITE_ROW) {
+                (void) conn_send_error(c, "internal", "broker database error, retry later", f->req_id);
+                return;
+        }
+        if (created)
+                log_info("%s created topic %s (%s) in mesh %s.", c->display_name, req.name, id, c->mesh_id);
+
+        _cleanup_(json_object_putp) json_object *o = json_object_new_object();
+        json_object *t = json_object_new_object();
+        if (!o || !t) {
+                json_object_put(t);
+                return;
+        }
+        json_object_object_add(t, "id", json_object_new_string(id));
+        json_object_object_add(t, "name", json_object_new_string(req.name));
+        json_object_object_add(t, "visibility", json_object_new_string(req.visibility));
+        json_object_object_add(o, "type", json_object_new_string("topic_created"));
+        json_object_object_add(o, "topic", t);
+        json_object_object_add(o, "created", json_object_new_boolean(created));
+        if (f->req_id)
+                json_object_object_add(o, "_reqId", json_object_new_string(f->req_id));
         (void) conn_send(c, o);
 }

@@ -13,3 +13,9 @@
 #define CM_MESSAGE_KEY_ARCHIVE_PROBLEM   "8423ef9f561741f2aa3c4690e7675a70"
 #define CM_MESSAGE_ACCESS_DENIED         "b3d8e7f872e54079ae2b177f6d6e6af6"
 #define CM_MESSAGE_PLAINTEXT_BROKER      "51f057b8115c42218ece7a33d318982b"
+
+/* claudemesh-broker: moderation by a mesh admin over the WebSocket protocol. */
+#define CM_MESSAGE_BROKER_KICK           "70fbe35df36441d99a077f426c53132c"
+#define CM_MESSAGE_BROKER_DISCONNECT     "7387a07e6e9742b4a4f0a829a36331b6"
+#define CM_MESSAGE_BROKER_BAN            "d4997965e62e4f1f8c017c9cacb62c6e"
+#define CM_MESSAGE_BROKER_UNBAN          "3dd80623de8c4e1c8cd0857ea6b12ccc"

@@ -192,6 +192,24 @@ class Client:
                 return f
             self.inbox.append(f)
 
+    async def expect_any(self, types, timeout=TIMEOUT):
+        """The first kept or new frame whose type is one of types."""
+        for i, f in enumerate(self.inbox):
+            if f.get("type") in types:
+                return self.inbox.pop(i)
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise AssertionError(f"none of {types} within {timeout}s; got {self.inbox}")
+            try:
+                f = await self.recv(left)
+            except asyncio.TimeoutError:
+                continue
+            if f.get("type") in types:
+                return f
+            self.inbox.append(f)
+
     async def nothing(self, type_, wait=0.5, **match):
         """Asserts that no such frame arrives within wait seconds."""
         try:
@@ -211,6 +229,60 @@ class Client:
     async def close(self):
         if self.ws:
             await self.ws.close()
+
+
+class SessionClient(Client):
+    """A per-session connection as upstream's CLI 1.37 opens it: session_hello with a parent
+    attestation signed by the member key (wire-protocol-head §2)."""
+
+    def __init__(self, broker, entry, session_key=None, session_id=None, display_name=None):
+        super().__init__(broker, entry, session=False, session_id=session_id or str(uuid.uuid4()),
+                         display_name=display_name)
+        self.session_key = session_key or nacl.signing.SigningKey.generate()
+
+    def session_hello_frame(self, timestamp=None, expires_at=None, attestation=None, **override):
+        now = int(time.time() * 1000)
+        ts = now if timestamp is None else timestamp
+        exp = now + 12 * 3600 * 1000 if expires_at is None else expires_at
+        e = self.entry
+        sk = self.session_pubkey
+        att_sig = self.member_key.sign(f"claudemesh-session-attest|{e['pubkey']}|{sk}|{exp}".encode()).signature.hex()
+        hello_sig = self.session_key.sign(
+            f"claudemesh-session-hello|{e['meshId']}|{e['pubkey']}|{sk}|{ts}".encode()).signature.hex()
+        frame = {"type": "session_hello", "meshId": e["meshId"], "parentMemberId": e["memberId"],
+                 "parentMemberPubkey": e["pubkey"], "sessionPubkey": sk,
+                 "parentAttestation": {"sessionPubkey": sk, "parentMemberPubkey": e["pubkey"], "expiresAt": exp,
+                                       "signature": att_sig},
+                 "displayName": self.display_name, "sessionId": self.session_id, "pid": os.getpid(),
+                 "cwd": "/tmp", "hostname": "testhost", "peerType": "ai", "channel": "claudemesh-session",
+                 "timestamp": ts, "signature": hello_sig}
+        if attestation:
+            frame["parentAttestation"].update(attestation)
+        frame.update(override)
+        return {k: v for k, v in frame.items() if v is not None}
+
+    async def hello(self, **override):
+        if not self.ws:
+            await self.connect()
+        await self.send_json(self.session_hello_frame(**override))
+        self.hello_ack = await self.expect("hello_ack")
+        return self.hello_ack
+
+
+async def closed(client, timeout=TIMEOUT):
+    """Waits for the broker to close the socket; returns (code, reason)."""
+    try:
+        while True:
+            client.inbox.append(await client.recv(timeout))
+    except websockets.ConnectionClosed:
+        pass
+    return client.ws.close_code, client.ws.close_reason
+
+
+async def sync(client):
+    """A round trip: every frame the broker sent the client before it is in client.inbox."""
+    await client.send_json({"type": "list_peers", "_reqId": "sync"})
+    return await client.expect("peers_list", _reqId="sync")
 
 
 async def with_cleanup(test, broker):

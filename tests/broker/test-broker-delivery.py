@@ -50,7 +50,7 @@ async def test_redelivery_after_receiver_dies(b):
     bob_entry = b.member(m["id"], "bob")
     bob = bt.Client(b, bob_entry)
     await alice.hello()
-    await bob.hello()
+    await bob.hello(capabilities=["client_ack"])
     acks = [await alice.send(bob.session_pubkey, f"m{i}", client_message_id=f"id-{i}") for i in range(3)]
     for a in acks:
         await bob.expect("push", messageId=a["messageId"])
@@ -106,15 +106,15 @@ test_redelivery_after_lease.broker_args = ["--lease-seconds", "1"]
 
 
 async def test_legacy_client_not_flooded(b):
-    """A client that never speaks client_ack (upstream a2568ad) gets each push once: when its
-    lease runs out the push counts as delivered, also across reconnects."""
+    """A client that never speaks client_ack (upstream a2568ad) gets each push once: handing it
+    over is delivery, also across reconnects (issue 13)."""
     m = b.mesh()
     alice = bt.Client(b, b.member(m["id"], "alice"))
     legacy_entry = b.member(m["id"], "legacy")
     legacy = bt.Client(b, legacy_entry)
     await alice.hello()
     await legacy.hello()
-    dm = await alice.send(legacy.session_pubkey, "once")
+    dm = await alice.send(legacy.session_pubkey, "once", client_message_id="legacy-1")
     await legacy.expect("push", messageId=dm["messageId"])
     await legacy.nothing("push", wait=2.5, messageId=dm["messageId"])
     await legacy.close()
@@ -122,11 +122,23 @@ async def test_legacy_client_not_flooded(b):
     again.session_key = legacy.session_key
     await again.hello()
     await again.nothing("push", wait=0.5, messageId=dm["messageId"])
-    # Its first client_ack makes it an at-least-once client from then on.
+    # Delivered at once: its sender sees so.
+    await alice.send_json({"type": "message_status", "messageId": dm["messageId"], "_reqId": "st"})
+    st = await alice.expect("message_status_result", _reqId="st")
+    assert st["delivered"] is True and st["deliveredAt"].endswith("Z"), st
+    # Its first client_ack makes it an at-least-once client from then on, and its key's later
+    # connections too.
+    await again.send_json({"type": "client_ack", "brokerMessageId": "unrelated"})
+    await again.send_json({"type": "list_peers", "_reqId": "sync"})
+    await again.expect("peers_list")
     dm2 = await alice.send(again.session_pubkey, "twice")
     await again.expect("push", messageId=dm2["messageId"])
-    await again.send_json({"type": "client_ack", "brokerMessageId": "unrelated"})
     await again.expect("push", messageId=dm2["messageId"], timeout=3)
+    await again.close()
+    third = bt.Client(b, legacy_entry)
+    third.session_key = legacy.session_key
+    await third.hello()
+    await third.expect("push", messageId=dm2["messageId"])
 test_legacy_client_not_flooded.broker_args = ["--lease-seconds", "1"]
 
 

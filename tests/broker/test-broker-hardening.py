@@ -31,7 +31,7 @@ async def setup(b, receiver=True):
     bob = bt.Client(b, b.member(m["id"], "bob"))
     await alice.hello()
     if receiver:
-        await bob.hello()
+        await bob.hello(capabilities=["client_ack"])
     return m, alice, bob
 
 
@@ -305,11 +305,15 @@ async def test_v1_database_migrates(b):
     try:
         v1.start()
         with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as conn:
-            assert conn.execute("PRAGMA user_version").fetchone()[0] == 2
+            assert conn.execute("PRAGMA user_version").fetchone()[0] == 3
             assert conn.execute("SELECT sender_scope, client_message_id, broker_message_id"
                                 " FROM client_message_dedupe").fetchall() == [("mem-alice", "old-1", "msg-1")]
             assert conn.execute("SELECT sender_scope FROM message").fetchall() == [("mem-alice",)]
-        assert "Database schema migrated from 1 to 2." in v1.logtext()
+            # Schema 3: the message keeps its row, its delivery time unknown; the new tables exist.
+            assert conn.execute("SELECT id, delivered_at FROM message").fetchall() == [("msg-1", None)]
+            assert conn.execute("SELECT COUNT(*) FROM mesh_state").fetchone()[0] == 0
+            assert conn.execute("SELECT COUNT(*) FROM ack_seen").fetchone()[0] == 0
+        assert "Database schema migrated from 1 to 3." in v1.logtext()
         a = bt.Client(v1, alice, session=False)
         r = bt.Client(v1, bob, session=False)
         await a.hello()
@@ -327,7 +331,7 @@ async def test_v1_database_migrates(b):
         v1.close()
 
     with sqlite3.connect(path) as conn:
-        conn.execute("PRAGMA user_version = 3")
+        conn.execute("PRAGMA user_version = 4")
     p = subprocess.run([bt.BROKER, "--db", path, "mesh", "list"], capture_output=True, text=True, timeout=30)
     assert p.returncode != 0 and "newer than this broker" in p.stderr, (p.returncode, p.stderr)
 
