@@ -960,6 +960,164 @@ static void test_schema(void) {
         ASSERT_CONTAINS(error, newer);
 }
 
+static int user_version(Outbox *o) {
+        _cleanup_(sqlite3_finalizep) sqlite3_stmt *st = NULL;
+
+        ASSERT_EQ(sqlite3_prepare_v2(outbox_db(o), "PRAGMA user_version", -1, &st, NULL), SQLITE_OK);
+        ASSERT_EQ(sqlite3_step(st), SQLITE_ROW);
+        return sqlite3_column_int(st, 0);
+}
+
+/* A file written at schema version 1 keeps every row and every column through the rebuild of
+ * version 2, and its constraints and indexes still hold. */
+static void test_schema_v1(void) {
+        _cleanup_free_ char *path = new_path("schema-v1"), *sql = NULL;
+        _cleanup_(outbox_row_done) OutboxRow a = { 0 }, b = { 0 }, c = { 0 };
+        char fp_hex[65], id_a[ULID_MAX], id_b[ULID_MAX], id_c[ULID_MAX];
+        _cleanup_(outbox_freep) Outbox *o = NULL;
+        sqlite3 *db = NULL;
+        OutboxAcceptResult res;
+        Req q = base();
+        uint8_t fp[32];
+
+        ASSERT_OK(ulid_new(NOW, id_a));
+        ASSERT_OK(ulid_new(NOW + 1, id_b));
+        ASSERT_OK(ulid_new(NOW + 2, id_c));
+        fingerprint(&q, fp);
+        sodium_bin2hex(fp_hex, sizeof fp_hex, fp, sizeof fp);
+        ASSERT_TRUE(asprintf(&sql,
+                "%s PRAGMA user_version = 1;"
+                "INSERT INTO outbox VALUES ('%s', 'key-A', 'mesh-1', 'dm', '" ALICE "', '" ALICE "', 'next', "
+                "  '{\"k\":1}', 'r-1', x'68656c6c6f', x'%s', %" PRIu64 ", 1, %" PRIu64 ", 'pending', 'boom', "
+                "  NULL, NULL, NULL, NULL, NULL);"
+                "INSERT INTO outbox VALUES ('%s', 'key-B', 'mesh-2', 'topic', '*', '*', 'now', NULL, NULL, x'', "
+                "  randomblob(32), %" PRIu64 ", 2, %" PRIu64 ", 'done', NULL, %" PRIu64 ", 'bm-1', NULL, NULL, NULL);"
+                "INSERT INTO outbox VALUES ('%s', 'key-C', 'mesh-1', 'dm', '" BOB "', '" BOB "', 'low', NULL, NULL, "
+                "  x'00ff', randomblob(32), %" PRIu64 ", 0, %" PRIu64 ", 'aborted', NULL, NULL, NULL, %" PRIu64 ", "
+                "  'auto', '%s');",
+                outbox_migrations[0], id_a, fp_hex, NOW, NOW + HOUR, id_b, NOW + 1, NOW + 2, NOW + 3, id_c, NOW + 4,
+                NOW + 5, NOW + 6, id_a) > 0);
+        ASSERT_EQ(sqlite3_open(path, &db), SQLITE_OK);
+        ASSERT_EQ(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+        ASSERT_EQ(sqlite3_close(db), SQLITE_OK);
+
+        o = open_outbox(path);
+        ASSERT_EQ(user_version(o), OUTBOX_SCHEMA_VERSION);
+        ASSERT_EQ(total_rows(o), 3);
+        ASSERT_OK(outbox_get(o, id_a, &a));
+        ASSERT_STREQ(a.client_message_id, "key-A");
+        ASSERT_STREQ(a.mesh_id, "mesh-1");
+        ASSERT_STREQ(a.kind, "dm");
+        ASSERT_STREQ(a.destination_ref, ALICE);
+        ASSERT_STREQ(a.target_spec, ALICE);
+        ASSERT_STREQ(a.priority, "next");
+        ASSERT_STREQ(a.meta_json, "{\"k\":1}");
+        ASSERT_STREQ(a.reply_to, "r-1");
+        ASSERT_EQ(a.body_size, 5);
+        ASSERT_STREQ(a.body, "hello");
+        ASSERT_TRUE(memcmp(a.request_fingerprint, fp, sizeof fp) == 0);
+        ASSERT_EQ(a.enqueued_at, NOW);
+        ASSERT_EQ(a.attempts, 1);
+        ASSERT_EQ(a.next_attempt_at, NOW + HOUR);
+        ASSERT_EQ(a.status, OUTBOX_PENDING);
+        ASSERT_STREQ(a.last_error, "boom");
+        ASSERT_OK(outbox_get(o, id_b, &b));
+        ASSERT_STREQ(b.kind, "topic");
+        ASSERT_STREQ(b.priority, "now");
+        ASSERT_EQ(b.body_size, 0);
+        ASSERT_EQ(b.attempts, 2);
+        ASSERT_EQ(b.status, OUTBOX_DONE);
+        ASSERT_EQ(b.delivered_at, NOW + 3);
+        ASSERT_STREQ(b.broker_message_id, "bm-1");
+        ASSERT_OK(outbox_get(o, id_c, &c));
+        ASSERT_STREQ(c.priority, "low");
+        ASSERT_EQ(c.body_size, 2);
+        ASSERT_TRUE(memcmp(c.body, "\x00\xff", 2) == 0);
+        ASSERT_EQ(c.status, OUTBOX_ABORTED);
+        ASSERT_EQ(c.aborted_at, NOW + 6);
+        ASSERT_STREQ(c.aborted_by, "auto");
+        ASSERT_STREQ(c.superseded_by, id_a);
+
+        /* The dedupe lookup finds the copied row; a new key is still queued. */
+        ASSERT_OK(accept_req(o, "key-A", &q, NOW + 10, &res));
+        ASSERT_EQ(res.outcome, OUTBOX_ACCEPT_PENDING);
+        ASSERT_STREQ(res.row_id, id_a);
+        ASSERT_OK(accept_req(o, "key-D", &q, NOW + 10, &res));
+        ASSERT_EQ(res.outcome, OUTBOX_ACCEPT_QUEUED);
+        ASSERT_EQ(total_rows(o), 4);
+
+        /* The rewritten CHECKs refuse what the old ones refused, and only that. */
+        ASSERT_EQ(sqlite3_exec(outbox_db(o), "UPDATE outbox SET status = 'lost' WHERE client_message_id = 'key-D'",
+                               NULL, NULL, NULL), SQLITE_CONSTRAINT_CHECK);
+        ASSERT_EQ(sqlite3_exec(outbox_db(o), "UPDATE outbox SET priority = 'Now' WHERE client_message_id = 'key-D'",
+                               NULL, NULL, NULL), SQLITE_CONSTRAINT_CHECK);
+        ASSERT_EQ(sqlite3_exec(outbox_db(o), "UPDATE outbox SET kind = 'queue' WHERE client_message_id = 'key-D'",
+                               NULL, NULL, NULL), SQLITE_CONSTRAINT_CHECK);
+        ASSERT_EQ(sqlite3_exec(outbox_db(o), "UPDATE outbox SET aborted_by = 'user' WHERE client_message_id = 'key-D'",
+                               NULL, NULL, NULL), SQLITE_CONSTRAINT_CHECK);
+        exec_sql(o, "UPDATE outbox SET status = 'dead', priority = 'low', kind = 'topic', aborted_by = 'operator' "
+                    "WHERE client_message_id = 'key-D'");
+        exec_sql(o, "UPDATE outbox SET aborted_by = NULL WHERE client_message_id = 'key-D'");
+
+        /* The same indexes as a fresh file, under the same names. */
+        {
+                _cleanup_(sqlite3_finalizep) sqlite3_stmt *st = NULL;
+
+                ASSERT_EQ(sqlite3_prepare_v2(outbox_db(o),
+                                             "SELECT group_concat(name, ' ') FROM (SELECT name FROM sqlite_schema "
+                                             "WHERE type = 'index' AND tbl_name = 'outbox' ORDER BY name)",
+                                             -1, &st, NULL), SQLITE_OK);
+                ASSERT_EQ(sqlite3_step(st), SQLITE_ROW);
+                ASSERT_STREQ((const char *) sqlite3_column_text(st, 0),
+                             "outbox_aborted outbox_mesh outbox_pending sqlite_autoindex_outbox_2");
+        }
+}
+
+/* No statement of the accept or of the drain's transitions of a row builds a temporary b-tree
+ * (an ephemeral table: a constant IN list of more than two values, DISTINCT, an unindexed ORDER
+ * BY ...): each is a fresh in-memory database, zeroed pages and all, on every run. (Recovery,
+ * expiry and requeue need one, for the keys of the rows they change or copy: they are not run
+ * per send.) */
+static void test_no_temporary_btree(void) {
+        _cleanup_free_ char *path = new_path("ephemeral");
+        _cleanup_(outbox_freep) Outbox *o = open_outbox(path);
+        char id_a[ULID_MAX], id_b[ULID_MAX];
+        const char *sql[64];
+        size_t n = 0;
+        OutboxAcceptResult res;
+        Req q = base();
+
+        ASSERT_OK(accept_req(o, "key-A", &q, NOW, &res));
+        memcpy(id_a, res.row_id, sizeof id_a);
+        ASSERT_OK(accept_req(o, "key-A", &q, NOW, &res));
+        ASSERT_OK(accept_req(o, "key-B", &q, NOW, &res));
+        memcpy(id_b, res.row_id, sizeof id_b);
+        ASSERT_OK(outbox_mark_inflight(o, id_a, NOW));
+        ASSERT_OK(outbox_mark_retry(o, id_a, "later", NOW + 1));
+        ASSERT_OK(outbox_mark_inflight(o, id_a, NOW + 1));
+        ASSERT_OK(outbox_mark_done(o, id_a, "bm-1", NOW + 2));
+        ASSERT_EQ(outbox_mark_inflight(o, id_a, NOW + 2), -ESTALE);
+        ASSERT_OK(outbox_mark_dead(o, id_b, "refused"));
+
+        for (sqlite3_stmt *st = sqlite3_next_stmt(outbox_db(o), NULL); st; st = sqlite3_next_stmt(outbox_db(o), st)) {
+                ASSERT_TRUE(n < ELEMENTSOF(sql));
+                sql[n++] = sqlite3_sql(st);
+        }
+        ASSERT_TRUE(n >= 8);
+        for (size_t i = 0; i < n; i++) {
+                _cleanup_(sqlite3_finalizep) sqlite3_stmt *explain = NULL;
+                _cleanup_free_ char *text = NULL;
+                int rc;
+
+                ASSERT_TRUE(asprintf(&text, "EXPLAIN %s", sql[i]) > 0);
+                ASSERT_EQ(sqlite3_prepare_v2(outbox_db(o), text, -1, &explain, NULL), SQLITE_OK);
+                while ((rc = sqlite3_step(explain)) == SQLITE_ROW)
+                        if (streq((const char *) sqlite3_column_text(explain, 1), "OpenEphemeral"))
+                                ASSERT_STREQ(sql[i], "(a statement without OpenEphemeral)");
+                ASSERT_EQ(rc, SQLITE_DONE);
+        }
+}
+
 /* The forward-only steps of store_open, with a schema of three versions. */
 static void test_migrations(void) {
         static const char *const steps[] = {
@@ -1250,6 +1408,8 @@ int main(int argc, char *argv[]) {
         test_two_processes(argv[0]);
         test_pragmas();
         test_schema();
+        test_schema_v1();
+        test_no_temporary_btree();
         test_migrations();
         test_atomic();
         test_file_mode();
