@@ -1,7 +1,8 @@
 #!/bin/bash
 # SPDX-License-Identifier: LGPL-2.1-or-later
 # The bash completion of send's target against daemons linked through our broker: the peers'
-# display names and @groups as the daemon lists them, for the mesh on the line, then \*.
+# display names and @groups as the daemon lists them, for the mesh on the line, then \*. Also
+# profile without options, which needs a connected mesh too.
 . "$SOURCE_ROOT/tests/e2e/lib.sh"
 
 broker_start
@@ -50,4 +51,7 @@ complete_is 'bob' send -p now -m demo b
 complete_is 'alice \*' send -m other ""
 # two meshes and none named: the daemon cannot tell whose peers; * still
 complete_is '\*' send ""
-echo "ok: send completes peers and groups of the named mesh"
+# profile without options shows this session's row (bob's, with its group)
+DBUS_SESSION_BUS_ADDRESS="unix:path=$T/bob/bus" "$CLAUDEMESHCTL" profile > "$T/profile" || fail "profile: $(cat "$T/profile")"
+grep -Eq '^ +Name: bob$' "$T/profile" && grep -Eq '^ +Groups: @backend$' "$T/profile" || fail "profile shows: $(cat "$T/profile")"
+echo "ok: send completes peers and groups of the named mesh; profile shows the profile"
