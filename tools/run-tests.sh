@@ -1,17 +1,34 @@
 #!/bin/sh
 # SPDX-License-Identifier: LGPL-2.1-or-later
-# Configures (warnings are errors), builds and runs the whole test suite; ends with one line
-# "N passed, N failed[, N skipped]" and exits non-zero on any failure. Tests that need root
-# (real polkitd, systemd --user, journald) skip themselves when run as another user.
+# Configures (warnings are errors), builds and runs the whole test suite, one line per test as
+# each ends; ends with one line "N passed, N failed[, N skipped]" and exits non-zero on any
+# failure, a failed build included. Tests that need root (real polkitd, systemd --user,
+# journald) skip themselves when run as another user.
 # BUILD_DIR (default: build) picks the build directory; extra arguments go to `meson test`.
 set -eu
 cd "$(dirname "$0")/.."
 B=${BUILD_DIR:-build}
-[ -f "$B/build.ninja" ] || meson setup "$B" -Dwerror=true
-meson compile -C "$B"
-rc=0
-meson test -C "$B" --print-errorlogs "$@" > "$B/test-output.txt" 2>&1 || rc=$?
-cat "$B/test-output.txt"
+say() { printf '\n==> %s\n' "$*"; }
+build_failed() {
+        echo "run-tests: $1 failed (the errors are above)" >&2
+        echo "0 passed, 1 failed, 0 skipped"
+        exit 1
+}
+
+if [ -f "$B/build.ninja" ]; then
+        # the demo configures its build directory without -Dwerror=true: switch it on
+        grep -q '"name": "werror", "value": true' "$B/meson-info/intro-buildoptions.json" 2>/dev/null ||
+                meson configure "$B" -Dwerror=true || build_failed "meson configure"
+else
+        say "Configuring the build in $B/ with -Dwerror=true"
+        meson setup "$B" -Dwerror=true || build_failed "meson setup"
+fi
+say "Building (warnings are errors)"
+meson compile -C "$B" || build_failed "the build"
+say "Running the tests (one line per test as it ends; the logs of failures follow)"
+rc_file="$B/test-rc.txt"
+{ rc=0; meson test -C "$B" --print-errorlogs "$@" 2>&1 || rc=$?; echo "$rc" > "$rc_file"; } | tee "$B/test-output.txt"
+rc=$(cat "$rc_file")
 count() {
         sed -n "s/^$1: *\([0-9]*\).*/\1/p" "$B/test-output.txt" | tail -n 1
 }

@@ -6,8 +6,11 @@
 #include <sodium.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "admin.h"
+#include "fileio.h"
 #include "json-util.h"
 #include "log.h"
 #include "retention.h"
@@ -156,14 +159,39 @@ static int cmd_mesh_list(Store *s, int argc, char **argv) {
         return EXIT_SUCCESS;
 }
 
+/* 1 = the mesh has an active member of this display name, 0 = not, < 0 = error. */
+static int active_member_named(Store *s, const char *mesh_id, const char *display_name) {
+        sqlite3_stmt *st = store_stmt(s, "SELECT 1 FROM member WHERE mesh_id = ?1 AND display_name = ?2"
+                                         " AND revoked_at IS NULL LIMIT 1");
+        if (!st)
+                return -EIO;
+        sqlite3_bind_text(st, 1, mesh_id, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, display_name, -1, SQLITE_STATIC);
+        int rc = sqlite3_step(st);
+        sqlite3_reset(st);
+        return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : store_errno(rc);
+}
+
+/* `member add ... > bob.json` leaves a secret key in a file of the user's umask (often 0644). */
+static void warn_if_stdout_shared(void) {
+        struct stat st;
+
+        if (fstat(STDOUT_FILENO, &st) == 0 && S_ISREG(st.st_mode) && (st.st_mode & 0077))
+                fprintf(stderr, "claudemesh-broker: warning: stdout is a file others can read (mode %04o) and this "
+                        "entry holds a secret key; --output FILE writes it 0600\n", (unsigned) (st.st_mode & 07777));
+}
+
 static int cmd_member_add(const BrokerOptions *opts, Store *s, int argc, char **argv) {
         static const struct option options[] = {
                 { "pubkey",     required_argument, NULL, 'p' },
                 { "role",       required_argument, NULL, 'r' },
                 { "broker-url", required_argument, NULL, 'u' },
+                { "output",     required_argument, NULL, 'o' },
+                { "allow-duplicate", no_argument,  NULL, 'd' },
                 { NULL, 0, NULL, 0 }
         };
-        const char *pubkey_arg = NULL, *role = "member";
+        const char *pubkey_arg = NULL, *role = "member", *output = NULL;
+        bool allow_duplicate = false;
         char broker_url[512], pubkey[PUBKEY_HEX_LEN + 1], secret[2 * crypto_sign_SECRETKEYBYTES + 1] = "";
         char id[BROKER_ID_LEN + 1], joined[ISO8601_MAX];
         MeshRow mesh;
@@ -184,12 +212,20 @@ static int cmd_member_add(const BrokerOptions *opts, Store *s, int argc, char **
                 case 'u':
                         snprintf(broker_url, sizeof broker_url, "%s", optarg);
                         break;
+                case 'o':
+                        output = optarg;
+                        break;
+                case 'd':
+                        allow_duplicate = true;
+                        break;
                 default:
                         return EXIT_USAGE;
                 }
         if (argc - optind != 2)
                 return usage_error("%s", "usage: member add MESH DISPLAY-NAME [--pubkey HEX] [--role admin|member] "
-                                         "[--broker-url URL]");
+                                         "[--broker-url URL] [--output FILE] [--allow-duplicate]");
+        if (output && !*output)
+                return usage_error("%s", "--output takes a file name");
         const char *display_name = argv[optind + 1];
         if (!*display_name || strlen(display_name) > 200)
                 return usage_error("display name must be 1-200 bytes: \"%s\"", display_name);
@@ -201,6 +237,17 @@ static int cmd_member_add(const BrokerOptions *opts, Store *s, int argc, char **
         r = need_mesh(s, argv[optind], &mesh);
         if (r != EXIT_SUCCESS)
                 return r;
+        if (!allow_duplicate) {
+                /* Two active members of one name make "send bob" ambiguous for every peer. */
+                r = active_member_named(s, mesh.id, display_name);
+                if (r < 0)
+                        return fail(EXIT_FAILURE, "database error", sqlite3_errmsg(store_db(s)));
+                if (r > 0) {
+                        fprintf(stderr, "claudemesh-broker: mesh %s has an active member named \"%s\" already; "
+                                "--allow-duplicate adds another\n", mesh.slug, display_name);
+                        return EXIT_EXISTS;
+                }
+        }
 
         if (pubkey_arg)
                 snprintf(pubkey, sizeof pubkey, "%s", pubkey_arg);
@@ -214,27 +261,6 @@ static int cmd_member_add(const BrokerOptions *opts, Store *s, int argc, char **
 
         int64_t now = now_ms();
         broker_id_generate(id);
-        sqlite3_stmt *st = store_stmt(s,
-                "INSERT INTO member (id, mesh_id, peer_pubkey, display_name, role, created_at)"
-                " VALUES (?1, ?2, ?3, ?4, ?5, ?6)");
-        if (!st)
-                return EXIT_FAILURE;
-        sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 2, mesh.id, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 3, pubkey, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 4, display_name, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 5, role, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 6, now);
-        r = store_step_done(s, st);
-        if (r == -EEXIST) {
-                sodium_memzero(secret, sizeof secret);
-                return fail(EXIT_EXISTS, "this pubkey is a member of the mesh already", pubkey);
-        }
-        if (r < 0) {
-                sodium_memzero(secret, sizeof secret);
-                return fail(EXIT_FAILURE, "cannot add member", sqlite3_errmsg(store_db(s)));
-        }
-
         if (format_iso8601((usec_t) now * USEC_PER_MSEC, joined) < 0)
                 joined[0] = '\0';
         /* One entry of the upstream config.json "meshes" array, ready to paste. */
@@ -249,6 +275,49 @@ static int cmd_member_add(const BrokerOptions *opts, Store *s, int argc, char **
         json_object_object_add(o, "brokerUrl", json_object_new_string(broker_url));
         json_object_object_add(o, "joinedAt", json_object_new_string(joined));
         sodium_memzero(secret, sizeof secret);
+        const int flags = JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED | JSON_C_TO_STRING_NOSLASHESCAPE;
+        const char *text = json_object_to_json_string_ext(o, flags);
+        if (!text)
+                return fail(EXIT_FAILURE, "out of memory", NULL);
+        if (output) {
+                /* The entry holds the secret key: the file is the member's alone, and it exists
+                 * before the member does, so a failed write adds nobody. */
+                _cleanup_free_ char *line = NULL;
+                if (asprintf(&line, "%s\n", text) < 0)
+                        return fail(EXIT_FAILURE, "out of memory", NULL);
+                r = write_file_atomic(output, line, strlen(line), 0600);
+                if (r < 0) {
+                        fprintf(stderr, "claudemesh-broker: cannot write %s: %s\n", output, strerror(-r));
+                        return EXIT_FAILURE;
+                }
+        } else if (!pubkey_arg)
+                warn_if_stdout_shared();
+        sqlite3_stmt *st = store_stmt(s,
+                "INSERT INTO member (id, mesh_id, peer_pubkey, display_name, role, created_at)"
+                " VALUES (?1, ?2, ?3, ?4, ?5, ?6)");
+        if (!st) {
+                if (output)
+                        (void) unlink(output);
+                return EXIT_FAILURE;
+        }
+        sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, mesh.id, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 3, pubkey, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 4, display_name, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 5, role, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 6, now);
+        r = store_step_done(s, st);
+        if (r < 0 && output)
+                (void) unlink(output);
+        if (r == -EEXIST)
+                return fail(EXIT_EXISTS, "this pubkey is a member of the mesh already", pubkey);
+        if (r < 0)
+                return fail(EXIT_FAILURE, "cannot add member", sqlite3_errmsg(store_db(s)));
+        if (output) {
+                fprintf(stderr, "claudemesh-broker: wrote the config.json mesh entry of %s to %s (mode 0600)\n",
+                        display_name, output);
+                return EXIT_SUCCESS;
+        }
         return print_json(o, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED);
 }
 
@@ -426,11 +495,18 @@ int admin_main(const BrokerOptions *opts, int argc, char **argv) {
                 cmd = TOPIC_CREATE;
         else if (streq(noun, "purge"))
                 cmd = PURGE;
+        else if (streq(noun, "mesh"))
+                return usage_error("unknown command \"mesh %s\"; mesh takes create or list", verb);
+        else if (streq(noun, "member"))
+                return usage_error("unknown command \"member %s\"; member takes add, revoke or list", verb);
+        else if (streq(noun, "topic"))
+                return usage_error("unknown command \"topic %s\"; topic takes create", verb);
         else
                 return usage_error("unknown command \"%s\"", noun);
 
+        /* store_open() has said why it failed; saying it again would only repeat it. */
         if (store_open(opts->db_path, &s) < 0)
-                return fail(EXIT_FAILURE, "cannot open the database", opts->db_path);
+                return EXIT_FAILURE;
 
         switch (cmd) {
         case MESH_CREATE:

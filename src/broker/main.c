@@ -1,5 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <getopt.h>
+#include <libgen.h>
+#include <sys/stat.h>
 #include <limits.h>
 #include <sodium.h>
 #include <stdio.h>
@@ -18,7 +20,10 @@ static void help(void) {
                "  mesh create NAME [--slug SLUG]      create a mesh, print {id,slug,name}\n"
                "  mesh list                           list meshes\n"
                "  member add MESH NAME [--pubkey HEX] [--role admin|member] [--broker-url URL]\n"
+               "             [--output FILE] [--allow-duplicate]\n"
                "                                      add a member, print its config.json mesh entry\n"
+               "                                      (it holds a secret key: --output writes it 0600);\n"
+               "                                      a name in use is refused without --allow-duplicate\n"
                "  member revoke MESH MEMBER           revoke a member (id, pubkey or display name)\n"
                "  member list MESH                    list members\n"
                "  topic create MESH NAME              create a topic, print {id,meshId,name,created}\n"
@@ -98,6 +103,26 @@ static char *default_db_path(void) {
         if (asprintf(&path, "%.*s/broker.db", (int) n, dir) < 0)
                 return NULL;
         return path;
+}
+
+/* SQLite's "unable to open database file" does not say why; a missing folder is the usual one. */
+static int check_db_folder(const char *db_path) {
+        _cleanup_free_ char *copy = NULL;
+        struct stat st;
+
+        /* a connection string (URL or key=value) names no folder */
+        if (strstr(db_path, "://") || strchr(db_path, '='))
+                return EXIT_SUCCESS;
+        copy = strdup(db_path);
+        if (!copy)
+                return EXIT_FAILURE;
+        const char *dir = dirname(copy);
+        if (stat(dir, &st) < 0 && errno == ENOENT) {
+                fprintf(stderr, "claudemesh-broker: cannot open the database %s: the folder %s does not exist "
+                        "(create it, or give another --db)\n", db_path, dir);
+                return EXIT_FAILURE;
+        }
+        return EXIT_SUCCESS;
 }
 
 int main(int argc, char *argv[]) {
@@ -239,6 +264,9 @@ int main(int argc, char *argv[]) {
                 }
                 o.db_path = db_default;
         }
+        r = check_db_folder(o.db_path);
+        if (r != EXIT_SUCCESS)
+                return r;
         if (sodium_init() < 0) {
                 fprintf(stderr, "claudemesh-broker: libsodium failed to initialise\n");
                 return EXIT_FAILURE;

@@ -41,14 +41,34 @@ int bus_append_string_option(sd_bus_message *m, const char *key, const char *val
         return value ? sd_bus_message_append(m, "{sv}", key, "s", value) : 0;
 }
 
+/* "No meshes are configured" is often a config.json the daemon refuses (a chmod away), and a
+ * mesh that was named needs no advice to name one. */
+static void hint_no_such_mesh(sd_bus *bus) {
+        _cleanup_free_ char *config_error = NULL;
+
+        if (sd_bus_get_property_string(bus, DAEMON_SERVICE, DAEMON_PATH, DAEMON_INTERFACE, "ConfigError", NULL,
+                                       &config_error) >= 0 && config_error[0]) {
+                _cleanup_free_ char *shown = escape_line(config_error);
+                ctl_hint("claudemeshd cannot use its config: %s", shown ? shown : "(out of memory)");
+        } else if (arg.mesh)
+                ctl_hint("'claudemeshctl meshes' lists the configured meshes.");
+        else
+                ctl_hint("Name the mesh with --mesh; 'claudemeshctl meshes' lists them.");
+}
+
 int bus_call(sd_bus *bus, sd_bus_message *m, const char *what, sd_bus_message **ret_reply) {
         _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
         int r;
 
         r = sd_bus_call(bus, m, arg.ask_password ? INTERACTIVE_CALL_TIMEOUT_USEC : 0, &error, ret_reply);
-        if (r < 0)
-                return bus_report_error(&error, r, what);
-        return CTL_EXIT_OK;
+        if (r >= 0)
+                return CTL_EXIT_OK;
+        r = bus_report_error(&error, r, what);
+        if (sd_bus_error_has_name(&error, ERROR_PREFIX "NoSuchMesh"))
+                hint_no_such_mesh(bus);
+        else if (sd_bus_error_has_name(&error, ERROR_PREFIX "NoSuchMessage"))
+                ctl_hint("'claudemeshctl outbox' lists the rows: requeue takes the ROW or the ID column.");
+        return r;
 }
 
 /* The polkit action an authorization error names: the daemon always puts it in the message. */
@@ -125,11 +145,8 @@ int bus_report_error(const sd_bus_error *e, int r, const char *what) {
                 return CTL_EXIT_CONFLICT;
         if (sd_bus_error_has_name(e, ERROR_PREFIX "NotConnected"))
                 ctl_hint("'claudemeshctl status' shows why; 'claudemeshctl reconnect' tries again.");
-        if (sd_bus_error_has_name(e, ERROR_PREFIX "NoSuchMesh")) {
-                ctl_hint("Name the mesh with --mesh; 'claudemeshctl meshes' lists them.");
-                return CTL_EXIT_NOT_FOUND;
-        }
-        if (sd_bus_error_has_names(e, ERROR_PREFIX "NoSuchMessage", ERROR_PREFIX "UnknownPeer"))
+        if (sd_bus_error_has_names(e, ERROR_PREFIX "NoSuchMesh", ERROR_PREFIX "NoSuchMessage",
+                                   ERROR_PREFIX "UnknownPeer"))
                 return CTL_EXIT_NOT_FOUND;
         if (sd_bus_error_has_names(e, ERROR_PREFIX "InvalidArgument", ERROR_PREFIX "AmbiguousPeer",
                                    SD_BUS_ERROR_INVALID_ARGS)) {

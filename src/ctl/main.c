@@ -97,9 +97,9 @@ static void help(void) {
                "  send TO MESSAGE|-        Send a message (\"-\": read it from standard input)\n"
                "  inbox                    List received messages\n"
                "  outbox                   List sent and queued messages\n"
-               "  requeue ROW              Send an outbox row again under a new id\n"
+               "  requeue ROW|ID           Send an outbox row again under a new id\n"
                "  peers                    List the peers of a mesh\n"
-               "  profile                  Change the profile peers see\n"
+               "  profile                  Change the profile peers see (no options: show it)\n"
                "  accept-host              Accept this host's fingerprint (after a clone or move)\n"
                "  reconnect                Reconnect a mesh to its broker\n"
                "  mark-read                Mark a mesh's messages as read\n"
@@ -117,7 +117,7 @@ static void help(void) {
                "     --since=TIME          inbox: received at or after TIME (ISO 8601 or µs)\n"
                "     --from=PUBKEY         inbox: from this sender\n"
                "     --topic=TOPIC         inbox: in this topic\n"
-               "  -n --limit=N             inbox, outbox: at most N rows\n"
+               "  -n --limit=N             inbox, outbox: at most N rows, 1 to 100000\n"
                "  -f --follow              inbox: keep printing messages as they arrive\n"
                "     --status=STATUS       outbox: pending, inflight, done, dead or aborted;\n"
                "                           profile: idle, working or dnd\n"
@@ -152,6 +152,17 @@ static int add_capability(const char *c) {
         l[arg.n_capabilities] = NULL;
         arg.capabilities = l;
         return 0;
+}
+
+static bool limit_is_valid(const char *s) {
+        unsigned long v;
+        char *end;
+
+        if (!s[0] || s[0] < '0' || s[0] > '9')
+                return false;
+        errno = 0;
+        v = strtoul(s, &end, 10);
+        return errno == 0 && !*end && v >= 1 && v <= 100000;
 }
 
 /* Returns -1 to go on, else an exit code. *ret_given collects the bits of the options seen. */
@@ -205,7 +216,11 @@ static int parse_argv(int argc, char *argv[], unsigned *ret_given) {
                         r = add_capability(optarg);
                         if (r < 0)
                                 return ctl_error_errno(r, "Cannot parse the options");
-                } else
+                } else if (c == ARG_LIMIT && !limit_is_valid(optarg))
+                        /* the daemon's own check would say "up to 100000" after a round trip,
+                         * and 0 would mean its default rather than none */
+                        return ctl_usage_error("--limit takes a whole number from 1 to 100000, not '%s'.", optarg);
+                else
                         *string_args[c - ARG_MESH] = optarg;
         }
         *ret_given = given;

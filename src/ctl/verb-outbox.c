@@ -106,15 +106,63 @@ int verb_outbox(sd_bus *bus, int argc, char **argv) {
         return table_print(t);
 }
 
+/* requeue takes what the outbox shows in its ROW or its ID column; Requeue takes the row id.
+ * A message id is looked up among the rows ListOutbox lists by default (the newest). */
+static int resolve_row(sd_bus *bus, const char *id, char **ret_row) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL, *reply = NULL;
+        _cleanup_(json_object_putp) json_object *rows = NULL;
+        _cleanup_free_ char *shown = escape_line(id);
+        const char *found;
+        unsigned matches = 0;
+        int r;
+
+        if (!shown)
+                return ctl_error_errno(-ENOMEM, "Cannot requeue the message");
+        r = bus_new_daemon_call(bus, "ListOutbox", &m);
+        if (r >= 0)
+                r = sd_bus_message_append(m, "sa{sv}", strempty(arg.mesh), 0);
+        if (r < 0)
+                return ctl_error_errno(r, "Cannot build the ListOutbox call");
+        r = bus_call(bus, m, "find the outbox row", &reply);
+        if (r != CTL_EXIT_OK)
+                return r;
+        r = bus_message_read_json(reply, &rows);
+        if (r <= 0 || !json_object_is_type(rows, json_type_array))
+                return ctl_error_errno(r < 0 ? r : -EBADMSG, "Cannot read the outbox");
+        found = id; /* matching nothing listed: perhaps the row id of an older row */
+        for (size_t i = 0; i < json_object_array_length(rows); i++) {
+                json_object *row = json_object_array_get_idx(rows, i);
+
+                if (streq(json_get_string(row, "id"), id)) {
+                        *ret_row = strdup(id);
+                        return *ret_row ? CTL_EXIT_OK : ctl_error_errno(-ENOMEM, "Cannot requeue the message");
+                }
+                if (streq(json_get_string(row, "client_message_id"), id)) {
+                        found = json_get_string(row, "id");
+                        matches++;
+                }
+        }
+        if (matches > 1) {
+                ctl_error("Cannot requeue the message: %u outbox rows have the message id \"%s\".", matches, shown);
+                ctl_hint("Give the row id (the ROW column of 'claudemeshctl outbox'), or --mesh.");
+                return CTL_EXIT_USAGE;
+        }
+        *ret_row = strdup(found);
+        return *ret_row ? CTL_EXIT_OK : ctl_error_errno(-ENOMEM, "Cannot requeue the message");
+}
+
 int verb_requeue(sd_bus *bus, int argc, char **argv) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL, *reply = NULL;
-        _cleanup_free_ char *shown_row = NULL, *shown_id = NULL;
+        _cleanup_free_ char *shown_row = NULL, *shown_id = NULL, *row = NULL;
         const char *new_row, *new_id;
         int r;
 
+        r = resolve_row(bus, argv[0], &row);
+        if (r != CTL_EXIT_OK)
+                return r;
         r = bus_new_daemon_call(bus, "Requeue", &m);
         if (r >= 0)
-                r = sd_bus_message_append(m, "s", argv[0]);
+                r = sd_bus_message_append(m, "s", row);
         if (r >= 0)
                 r = sd_bus_message_open_container(m, 'a', "{sv}");
         if (r >= 0)

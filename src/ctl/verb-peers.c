@@ -17,18 +17,25 @@ static const char *peer_status_color(const char *status) {
 }
 
 static char *groups_of(json_object *peer) {
+        _cleanup_(json_object_putp) json_object *parsed = NULL;
         _cleanup_free_ char *s = NULL;
         json_object *groups;
         size_t n = 0;
         FILE *f;
 
-        if (!json_object_object_get_ex(peer, "groups", &groups) || !json_object_is_type(groups, json_type_array))
+        /* The daemon gives the broker's groups as JSON text: [{"name": …, "role": …}, …]. */
+        if (json_object_object_get_ex(peer, "groups", &groups) && json_object_is_type(groups, json_type_string))
+                groups = parsed = json_tokener_parse(json_object_get_string(groups));
+        if (!groups || !json_object_is_type(groups, json_type_array))
                 return strdup("");
         f = open_memstream(&s, &n);
         if (!f)
                 return NULL;
-        for (size_t i = 0; i < json_object_array_length(groups); i++)
-                fprintf(f, "%s@%s", i ? "," : "", json_object_get_string(json_object_array_get_idx(groups, i)));
+        for (size_t i = 0; i < json_object_array_length(groups); i++) {
+                json_object *g = json_object_array_get_idx(groups, i);
+                fprintf(f, "%s@%s", i ? "," : "",
+                        json_object_is_type(g, json_type_object) ? json_get_string(g, "name") : json_object_get_string(g));
+        }
         if (fclose(f) != 0)
                 return NULL;
         return TAKE_PTR(s);
@@ -161,6 +168,48 @@ static int append_profile(sd_bus_message *m, json_object *echo) {
         return r;
 }
 
+/* profile without options: this daemon's own row of the peer list, as the broker shows it. */
+static int show_profile(sd_bus *bus) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL, *reply = NULL;
+        _cleanup_(json_object_putp) json_object *peers = NULL;
+        json_object *self = NULL;
+        int r;
+
+        r = bus_new_daemon_call(bus, "ListPeers", &m);
+        if (r >= 0)
+                r = sd_bus_message_append(m, "s", strempty(arg.mesh));
+        if (r < 0)
+                return ctl_error_errno(r, "Cannot build the ListPeers call");
+        r = bus_call(bus, m, "show the profile", &reply);
+        if (r != CTL_EXIT_OK)
+                return r;
+        r = bus_message_read_json(reply, &peers);
+        if (r <= 0 || !json_object_is_type(peers, json_type_array))
+                return ctl_error_errno(r < 0 ? r : -EBADMSG, "Cannot read the peers");
+        for (size_t i = 0; !self && i < json_object_array_length(peers); i++)
+                if (json_get_bool(json_object_array_get_idx(peers, i), "self"))
+                        self = json_object_array_get_idx(peers, i);
+        if (!self) {
+                ctl_error("Cannot show the profile: the broker does not list this session yet.");
+                ctl_hint("'claudemeshctl status' shows whether the mesh is connected.");
+                return CTL_EXIT_NOT_FOUND;
+        }
+        if (arg.json) {
+                json_print(self);
+                return CTL_EXIT_OK;
+        }
+        _cleanup_free_ char *groups = groups_of(self);
+        if (!groups)
+                return ctl_error_errno(-ENOMEM, "Cannot show the profile");
+        print_field(8, "Name", NULL, json_get_string(self, "display_name"));
+        print_field(8, "Status", peer_status_color(json_get_string(self, "status")), json_get_string(self, "status"));
+        print_field(8, "Summary", NULL, json_get_string(self, "summary"));
+        print_field(8, "Groups", NULL, groups);
+        print_field(8, "Host", NULL, json_get_string(self, "hostname"));
+        print_field(8, "Pubkey", NULL, json_get_string(self, "pubkey"));
+        return CTL_EXIT_OK;
+}
+
 int verb_profile(sd_bus *bus, int argc, char **argv) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
         _cleanup_(json_object_putp) json_object *echo = json_object_new_object(), *o = NULL;
@@ -176,8 +225,7 @@ int verb_profile(sd_bus *bus, int argc, char **argv) {
         if (r < 0)
                 return ctl_error_errno(r, "Cannot build the SetProfile call");
         if (json_object_object_length(echo) == 0)
-                return ctl_usage_error("Nothing to change: give at least one of --summary, --status, --visible, "
-                                       "--title, --bio, --avatar, --capability.");
+                return show_profile(bus);
 
         r = bus_call(bus, m, "set the profile", NULL);
         if (r != CTL_EXIT_OK)

@@ -8,7 +8,8 @@
 #include "output.h"
 
 static const char *state_color(const char *state) {
-        if (streq(state, "online") || streq(state, "connected") || streq(state, "match"))
+        /* first-run: this host's fingerprint was just recorded, nothing to fix */
+        if (streq(state, "online") || streq(state, "connected") || streq(state, "match") || streq(state, "first-run"))
                 return ansi_green();
         if (streq(state, "invalid") || streq(state, "detached") || streq(state, "mismatch"))
                 return ansi_red();
@@ -121,7 +122,7 @@ static int print_mesh_table(json_object *meshes, bool details) {
 
 int verb_status(sd_bus *bus, int argc, char **argv) {
         _cleanup_(json_object_putp) json_object *props = NULL, *meshes = NULL;
-        _cleanup_free_ char *fingerprint = NULL, *version = NULL;
+        _cleanup_free_ char *fingerprint = NULL, *version = NULL, *status = NULL;
         const char *host_state, *fp, *config_error;
         int r;
 
@@ -146,7 +147,14 @@ int verb_status(sd_bus *bus, int argc, char **argv) {
                 return ctl_error_errno(-ENOMEM, "Cannot show the status");
 
         print_field(12, "Daemon", NULL, version);
-        print_field(12, "Status", NULL, json_get_string(props, "Status"));
+        /* The daemon's Status line ends with the config error, which has a line of its own here. */
+        status = strdup(json_get_string(props, "Status"));
+        if (!status)
+                return ctl_error_errno(-ENOMEM, "Cannot show the status");
+        char *cut = config_error[0] ? strstr(status, "; config error: ") : NULL;
+        if (cut)
+                *cut = '\0';
+        print_field(12, "Status", NULL, status);
         print_field(12, "Host", state_color(host_state), fingerprint);
         print_field(12, "Config", NULL, json_get_string(props, "ConfigFile"));
         if (config_error[0])
@@ -156,6 +164,10 @@ int verb_status(sd_bus *bus, int argc, char **argv) {
                 printf("\nThis host's fingerprint changed: meshes stay detached until you run "
                        "'claudemeshctl accept-host'.\n");
         putchar('\n');
+        if (json_object_array_length(meshes) == 0 && config_error[0]) {
+                printf("No meshes: claudemeshd cannot use its config (Config error above).\n");
+                return CTL_EXIT_OK;
+        }
         return print_mesh_table(meshes, true);
 }
 

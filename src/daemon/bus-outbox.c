@@ -91,7 +91,7 @@ int manager_requeue(Manager *m, const char *row_id, const char *new_client_messa
                            ret_new_row_id, ret_new_client_message_id);
         switch (r) {
         case -ENOENT:
-                return sd_bus_error_setf(error, CM_ERROR_NO_SUCH_MESSAGE, "No outbox row \"%s\" (see ListOutbox).",
+                return sd_bus_error_setf(error, CM_ERROR_NO_SUCH_MESSAGE, "No outbox row \"%s\".",
                                          row_id);
         case -EBUSY:
                 return sd_bus_error_setf(error, CM_ERROR_NOT_REQUEUEABLE, "Outbox row \"%s\" is neither pending nor "

@@ -117,6 +117,8 @@ static int on_reload_signal(sd_event_source *s, const struct signalfd_siginfo *s
         return 0;
 }
 
+#define EXIT_USAGE 2
+
 static int run(int argc, char *argv[]) {
         _cleanup_(manager_freep) Manager *m = NULL;
         sigset_t mask;
@@ -124,8 +126,10 @@ static int run(int argc, char *argv[]) {
 
         log_setup();
         r = parse_argv(argc, argv);
-        if (r <= 0)
-                return r;
+        if (r < 0)
+                return EXIT_USAGE; /* as every other tool on a bad command line */
+        if (r == 0)
+                return 0;
 
         rlimit_nofile_bump();
 

@@ -74,6 +74,7 @@ Manager *manager_free(Manager *m) {
         mesh_config_free(m->config);
         keypair_archive_free(m->archive);
         sd_event_source_unref(m->config_watch);
+        sd_event_source_unref(m->config_parent_watch);
         polkit_registry_free(m->polkit);
         sd_bus_flush_close_unref(m->bus);
         sd_event_unref(m->event);
@@ -613,12 +614,39 @@ void manager_refresh(Manager *m) {
 static int on_config_dir_event(sd_event_source *s, const struct inotify_event *ev, void *userdata) {
         Manager *m = userdata;
 
+        if (ev->mask & IN_IGNORED) {
+                /* The folder is gone; the parent's watch sees the next one appear. */
+                m->config_watch = sd_event_source_disable_unref(m->config_watch);
+                log_info("%s was removed, reloading", m->config_dir);
+                (void) manager_reload_config(m, NULL);
+                return 0;
+        }
+        /* IN_ATTRIB: a chmod decides whether config.json may be read at all. */
         if (ev->len > 0 && streq(ev->name, "config.json")) {
                 log_info("%s changed, reloading", m->config_path);
                 (void) manager_reload_config(m, NULL);
         if (m->outbox)
                 manager_expire_outbox(m);
         }
+        return 0;
+}
+
+static int manager_watch_config_dir(Manager *m) {
+        return sd_event_add_inotify(m->event, &m->config_watch, m->config_dir,
+                                    IN_CLOSE_WRITE | IN_MOVED_TO | IN_DELETE | IN_ATTRIB | IN_ONLYDIR,
+                                    on_config_dir_event, m);
+}
+
+static int on_config_parent_event(sd_event_source *s, const struct inotify_event *ev, void *userdata) {
+        Manager *m = userdata;
+        const char *name = strrchr(m->config_dir, '/') + 1;
+
+        if (m->config_watch || ev->len == 0 || !streq(ev->name, name))
+                return 0;
+        if (manager_watch_config_dir(m) < 0)
+                return 0;
+        log_info("%s appeared, reloading", m->config_dir);
+        (void) manager_reload_config(m, NULL);
         return 0;
 }
 
@@ -635,10 +663,19 @@ int manager_startup(Manager *m) {
                 return log_error_errno(r, "Cannot set up the stores: %s", STRERROR(r));
         (void) manager_reload_config(m, NULL);
 
-        /* Upstream's CLI writes config.json.tmp and renames it; pick up joins without a restart. */
-        r = sd_event_add_inotify(m->event, &m->config_watch, m->config_dir,
-                                 IN_CLOSE_WRITE | IN_MOVED_TO | IN_DELETE | IN_ONLYDIR, on_config_dir_event, m);
+        /* Upstream's CLI writes config.json.tmp and renames it; pick up joins without a restart.
+         * The parent's watch covers a config folder created (first join) after we started. */
+        _cleanup_free_ char *parent = strdup(m->config_dir);
+        if (!parent)
+                return -ENOMEM;
+        char *slash = strrchr(parent, '/'); /* config_dir is absolute */
+        slash[slash == parent ? 1 : 0] = '\0';
+        r = sd_event_add_inotify(m->event, &m->config_parent_watch, parent,
+                                 IN_CREATE | IN_MOVED_TO | IN_ONLYDIR, on_config_parent_event, m);
         if (r < 0)
+                log_debug("Not watching %s: %s", parent, STRERROR(r));
+        r = manager_watch_config_dir(m);
+        if (r < 0 && !(r == -ENOENT && m->config_parent_watch))
                 log_notice("Not watching %s (%s); use Reload or SIGHUP after editing config.json",
                            m->config_dir, STRERROR(r));
 

@@ -27,6 +27,7 @@ typedef struct Manager {
         sd_bus *bus;
         PolkitRegistry *polkit;
         sd_event_source *config_watch;
+        sd_event_source *config_parent_watch; /* sees the config folder created or replaced */
 
         char *config_path;
         char *config_dir;

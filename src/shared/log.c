@@ -5,6 +5,7 @@
 #include <strings.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
+#include <unistd.h>
 #include <systemd/sd-journal.h>
 
 #include "log.h"
@@ -14,6 +15,7 @@
 
 static int max_level = LOG_INFO;
 static bool use_journal;
+static bool stderr_is_tty;
 
 static bool stderr_is_journal_stream(void) {
         const char *e = getenv("JOURNAL_STREAM");
@@ -59,6 +61,9 @@ void log_setup(void) {
         else
                 use_journal = stderr_is_journal_stream() && journal_socket_present();
 
+        /* "<3>" is for journald and syslog readers, not for a person at a terminal. */
+        stderr_is_tty = isatty(STDERR_FILENO);
+
         if (level) {
                 int l = level_from_string(level);
                 if (l >= 0)
@@ -80,8 +85,9 @@ bool log_to_journal(void) {
 
 static void log_to_stderr(int level, const char *message) {
         /* One write() per line so concurrent writers never interleave within a line. */
-        char line[LOG_LINE_MAX + 8];
-        int n = snprintf(line, sizeof line, "<%d>%s\n", level, message);
+        char line[LOG_LINE_MAX + 64];
+        int n = stderr_is_tty ? snprintf(line, sizeof line, "%s: %s\n", program_invocation_short_name, message)
+                              : snprintf(line, sizeof line, "<%d>%s\n", level, message);
         if (n > 0)
                 (void) !write(STDERR_FILENO, line, (size_t) n < sizeof line ? (size_t) n : sizeof line - 1);
 }

@@ -358,7 +358,11 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
 
         switch (reason) {
         case LWS_CALLBACK_CLIENT_CONNECTION_ERROR:
-                connection_ended(w, in ? (const char *) in : "connection failed");
+                /* libwebsockets says "closed before established" for a refused TCP connection too */
+                connection_ended(w, !in ? "connection failed"
+                                    : streq((const char *) in, "closed before established")
+                                    ? "connection refused, or closed before the WebSocket handshake"
+                                    : (const char *) in);
                 break;
         case LWS_CALLBACK_CLIENT_ESTABLISHED:
                 w->wsi = wsi;

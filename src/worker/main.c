@@ -19,7 +19,8 @@ static void help(void) {
         printf("Usage: claudemesh-worker\n"
                "       claudemesh-worker --sandbox-probe\n\n"
                "The broker connection of one mesh, started by claudemeshd with its channel on fd %d.\n\n"
-               "  --sandbox-probe   apply the sandbox, try what it must block, report, exit 0 if all was\n"
+               "  --sandbox-probe   apply the sandbox, try what it must block, report; exit 0 if all\n"
+               "                    of it was blocked\n"
                "  -h --help         show this help\n"
                "     --version      show the version\n",
                WORKER_CHANNEL_FD);

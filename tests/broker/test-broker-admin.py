@@ -4,7 +4,10 @@
 mesh entry), exit codes, and working on the database while the broker runs."""
 
 import json
+import os
+import pty
 import re
+import stat
 
 import nacl.signing
 
@@ -78,9 +81,47 @@ async def test_revoke_while_running(b):
     assert (await c.expect("error"))["code"] == "revoked"
     assert "revoked" in b.admin("member", "list", m["id"]).stdout
     b.member(m["id"], "twin")
-    b.member(m["id"], "twin")
+    b.member(m["id"], "twin", "--allow-duplicate")
     p = b.admin("member", "revoke", m["id"], "twin", check=False)
     assert p.returncode == 2 and "several" in p.stderr, p
+
+
+async def test_member_add_refuses_duplicate_name(b):
+    m = b.mesh()
+    b.member(m["id"], "bob")
+    p = b.admin("member", "add", m["slug"], "bob", check=False)
+    assert p.returncode == 4 and p.stdout == "" and "--allow-duplicate" in p.stderr, p
+    assert len(b.admin("member", "list", m["id"]).stdout.splitlines()) == 2
+    b.member(m["id"], "bob", "--allow-duplicate")
+    assert len(b.admin("member", "list", m["id"]).stdout.splitlines()) == 3
+    # a revoked name is free again
+    b.member(m["id"], "carol")
+    b.admin("member", "revoke", m["id"], "carol")
+    b.member(m["id"], "carol")
+
+
+async def test_member_add_output_file_is_private(b):
+    m = b.mesh()
+    out = os.path.join(os.path.dirname(b.db), "bob.json")
+    old = os.umask(0o022)
+    try:
+        p = b.admin("member", "add", m["slug"], "bob", "--output", out)
+        assert p.stdout == "" and "0600" in p.stderr, p
+        assert stat.S_IMODE(os.stat(out).st_mode) == 0o600
+        entry = json.load(open(out))
+        assert entry["meshId"] == m["id"] and len(entry["secretKey"]) == 128
+        await bt.Client(b, entry).hello()
+        # no member when the file cannot be written
+        p = b.admin("member", "add", m["slug"], "carol", "--output", "/nonexistent/carol.json", check=False)
+        assert p.returncode == 1 and "/nonexistent/carol.json" in p.stderr, p
+        assert "carol" not in b.admin("member", "list", m["id"]).stdout
+        # > FILE with the umask's 0644: said on stderr
+        with open(os.path.join(os.path.dirname(b.db), "dave.json"), "w") as f:
+            p = bt.subprocess.run([bt.BROKER, "--db", b.db, "member", "add", m["slug"], "dave"], stdout=f,
+                                  stderr=bt.subprocess.PIPE, text=True)
+        assert p.returncode == 0 and "--output" in p.stderr and "0644" in p.stderr, p
+    finally:
+        os.umask(old)
 
 
 async def test_revoke_closes_live_connection(b):
@@ -119,9 +160,32 @@ async def test_usage_errors(b):
     p = bt.subprocess.run([bt.BROKER, "mesh", "list"], capture_output=True, text=True,
                           env={"PATH": "/usr/bin:/bin"})
     assert p.returncode == 2 and "STATE_DIRECTORY" in p.stderr, p
-    assert b.admin("--db", "/nonexistent/dir/x.db", "mesh", "list", check=False).returncode == 1
+    p = b.admin("--db", "/nonexistent/dir/x.db", "mesh", "list", check=False)
+    assert p.returncode == 1 and p.stderr.count("\n") == 1, p
+    assert "the folder /nonexistent/dir does not exist" in p.stderr, p
+    p = b.admin("mesh", "frob", check=False)
+    assert p.returncode == 2 and 'unknown command "mesh frob"; mesh takes create or list' in p.stderr, p
+    # On a terminal, log lines carry the program's name, not syslog's "<3>"; piped, they keep it.
+    p = b.admin("--db", "/etc/passwd/x.db", "mesh", "list", check=False)
+    assert p.returncode == 1 and p.stderr.startswith("<3>") and p.stderr.count("\n") == 1, p
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.execv(bt.BROKER, [bt.BROKER, "--db", "/etc/passwd/x.db", "mesh", "list"])
+    text = b""
+    while True:
+        try:
+            chunk = os.read(fd, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        text += chunk
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 1, text
+    assert text.startswith(b"claudemesh-broker: Cannot open database /etc/passwd/x.db") and b"<3>" not in text, text
 
 
 if __name__ == "__main__":
-    bt.run([test_mesh_commands, test_member_add_prints_config_entry, test_revoke_while_running,
+    bt.run([test_mesh_commands, test_member_add_prints_config_entry, test_member_add_refuses_duplicate_name,
+            test_member_add_output_file_is_private, test_revoke_while_running,
             test_revoke_closes_live_connection, test_topic_create, test_usage_errors])

@@ -77,6 +77,10 @@ run 5 send -m acme '*' 'another text' --id k1
 err_has "^Cannot send the message: outbox_pending_fingerprint_mismatch: "
 run 6 send -m nope '*' hello
 err_has "No mesh \"nope\""
+err_has "^'claudemeshctl meshes' lists the configured meshes\.$"
+! grep -q -- "--mesh" "$T/err" || fail "a named mesh drew the --mesh hint: $(cat "$T/err")"
+run 6 send '*' hello
+err_has "Several meshes"
 err_has "Name the mesh with --mesh"
 run 6 send '*' hello
 err_has "Several meshes are attached; name one, or set"
@@ -117,6 +121,14 @@ run 5 requeue "$K1_ROW"
 err_has "neither pending nor dead"
 run 5 requeue "$(sql outbox.db "SELECT id FROM outbox WHERE client_message_id='k1b'")" --new-id k2
 run 6 requeue 01ZZZZZZZZZZZZZZZZZZZZZZZZ
+err_has "'claudemeshctl outbox' lists the rows"
+! grep -q ListOutbox "$T/err" || fail "the error names a D-Bus method: $(cat "$T/err")"
+# the message id (the ID column) works as well as the row id
+K3_ROW=$(sql outbox.db "SELECT id FROM outbox WHERE client_message_id='k1b'")
+sql outbox.db "UPDATE outbox SET status = 'dead' WHERE id = '$K3_ROW'"
+run 0 requeue k1b --new-id k1c
+[ "$(sql outbox.db "SELECT superseded_by IS NOT NULL FROM outbox WHERE id = '$K3_ROW'")" = 1 ] ||
+        fail "requeue by message id did not requeue row $K3_ROW"
 
 # inbox, over rows stored as the receive path stores them
 run 0 inbox
@@ -201,8 +213,9 @@ if has_method MarkRead; then
 else
         expect_unknown_method mark-read --mesh acme
 fi
-run 2 profile --mesh acme
-err_has "^Nothing to change"
+# profile without options shows the profile: not connected here
+run 1 profile --mesh acme
+err_has "^Cannot show the profile"
 run 2 profile --visible maybe
 
 # bad arguments
@@ -218,6 +231,11 @@ run 2 status extra
 run 2 status --mesh acme
 err_has "^--mesh does not apply to 'status'\.$"
 run 2 outbox --follow
+for n in 0 abc -1 100001; do
+        run 2 inbox -n $n
+        err_has "^--limit takes a whole number from 1 to 100000, not '$n'\.$"
+done
+run 0 outbox -n 100000
 run 2 send --mesh
 
 # the daemon absent: no name on the bus and no activation file

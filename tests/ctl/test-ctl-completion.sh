@@ -1,7 +1,8 @@
 #!/bin/bash
 # SPDX-License-Identifier: LGPL-2.1-or-later
 # The bash completion: commands, options per command, option values, and mesh slugs and outbox
-# rows asked of the running daemon.
+# rows asked of the running daemon. send's target is never globbed into file names; requeue
+# offers only the rows it can requeue. (Peer and group names: test-ctl-completion-live.sh.)
 . "$(dirname "$0")/lib-ctl.sh"
 
 start_session_bus
@@ -9,7 +10,10 @@ export DBUS_SYSTEM_BUS_ADDRESS="unix:path=$T/no-system-bus"
 write_config "$T/config" "$("$MAKE_MESH_ENTRY" acme)" "$("$MAKE_MESH_ENTRY" beta)"
 start_daemon
 "$CLAUDEMESHCTL" send -m acme @all hi --id c1 > /dev/null || fail "send"
+"$CLAUDEMESHCTL" send -m acme @all hi --id c2 > /dev/null || fail "send"
 ROW=$(sql outbox.db "SELECT id FROM outbox WHERE client_message_id='c1'")
+# a delivered row cannot be requeued, so completion does not offer it
+sql outbox.db "UPDATE outbox SET status = 'done' WHERE client_message_id = 'c2'"
 PATH="$(dirname "$CLAUDEMESHCTL"):$PATH"
 
 # bash-completion's helper, when the package is not installed: the words as bash split them
@@ -51,4 +55,12 @@ complete_is "acme beta" peers --mesh ""
 complete_is "beta" --json watch -m b
 complete_is "$ROW" requeue ""
 complete_is "" status --mesh-that-does-not-exist
+complete_is "$ROW" -m acme requeue ""
+# file names in the current directory are not targets; * is offered quoted
+cd "$T"; touch some-file other-file
+complete_is '\*' send ""
+complete_is '\*' send --mesh acme ""
+complete_is '\*' send -p now ""
+complete_is "-" send x ""
+complete_is "" send x y ""
 echo ok
