@@ -106,6 +106,7 @@ static void link_send_start(MeshLink *l) {
         json_object_object_add(p, "type", json_object_new_string("start"));
         json_object_object_add(p, "broker_url", json_object_new_string(e->broker_url));
         json_object_object_add(p, "mesh_id", json_object_new_string(e->mesh_id));
+        json_object_object_add(p, "mesh_slug", json_object_new_string(e->slug));
         json_object_object_add(p, "member_id", json_object_new_string(e->member_id));
         json_object_object_add(p, "pubkey", json_object_new_string(e->pubkey_hex));
         json_object_object_add(p, "session_pubkey", json_object_new_string(l->session.public_key_hex));

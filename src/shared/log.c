@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <assert.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -14,6 +15,9 @@
 #define LOG_FIELDS_MAX 16
 
 static int max_level = LOG_INFO;
+/* "Mesh <slug>: " before every message of a process that serves one mesh (the worker). */
+static char mesh_prefix[128];
+static char mesh_slug[96];
 static bool use_journal;
 static bool stderr_is_tty;
 
@@ -79,6 +83,12 @@ int log_get_max_level(void) {
         return max_level;
 }
 
+void log_set_mesh(const char *slug) {
+        assert(slug);
+        snprintf(mesh_slug, sizeof mesh_slug, "%s", slug);
+        snprintf(mesh_prefix, sizeof mesh_prefix, "Mesh %s: ", mesh_slug);
+}
+
 bool log_to_journal(void) {
         return use_journal;
 }
@@ -114,6 +124,8 @@ static void log_to_journal_fields(int level, int error, const char *message_id, 
         ADD("CODE_FILE=%s", file);
         ADD("CODE_LINE=%d", line);
         ADD("CODE_FUNC=%s", func);
+        if (mesh_slug[0])
+                ADD("CLAUDEMESH_MESH=%s", mesh_slug);
         if (message_id)
                 ADD("MESSAGE_ID=%s", message_id);
         if (error != 0)
@@ -131,13 +143,15 @@ int log_internal(int level, int error, const char *message_id, const LogField *f
                  const char *file, int line, const char *func, const char *format, ...) {
         char message[LOG_LINE_MAX];
         int saved_errno = errno;
+        size_t prefix_len = strlen(mesh_prefix);
         va_list ap;
 
         if (level > max_level)
                 goto out;
 
+        memcpy(message, mesh_prefix, prefix_len);
         va_start(ap, format);
-        vsnprintf(message, sizeof message, format, ap);
+        vsnprintf(message + prefix_len, sizeof message - prefix_len, format, ap);
         va_end(ap);
 
         if (use_journal)

@@ -22,6 +22,8 @@ typedef struct LogField {
 
 void log_setup(void);
 void log_set_max_level(int level);
+/* Every later line reads "Mesh <slug>: …" and carries CLAUDEMESH_MESH=<slug> in the journal. */
+void log_set_mesh(const char *slug);
 int log_get_max_level(void);
 bool log_to_journal(void);
 

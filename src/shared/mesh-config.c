@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <assert.h>
 #include <json-c/json.h>
 #include <sodium.h>
 #include <stdarg.h>
@@ -66,6 +67,11 @@ static bool slug_valid(const char *s, size_t n) {
                         return false;
         }
         return true;
+}
+
+bool mesh_slug_valid(const char *slug) {
+        assert(slug);
+        return slug_valid(slug, strlen(slug));
 }
 
 /* Valid UTF-8 without NUL: these strings end up on D-Bus, which refuses anything else. */

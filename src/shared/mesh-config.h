@@ -92,3 +92,6 @@ const MeshEntry *mesh_config_find_slug(const MeshConfig *c, const char *slug);
 
 /* Likewise, by meshId; the first entry with that meshId (later duplicates are invalid). */
 const MeshEntry *mesh_config_find_mesh_id(const MeshConfig *c, const char *mesh_id);
+
+/* 1-64 of A-Z, a-z, 0-9, '.', '_' and '-': config.json's rule for a mesh slug. */
+bool mesh_slug_valid(const char *slug);

@@ -10,7 +10,7 @@
  * asks the daemon to sign the hello, and the daemon seals and opens every message.
  *
  * daemon → worker
- *   start      {broker_url, mesh_id, member_id, pubkey, session_pubkey, session_id, display_name?,
+ *   start      {broker_url, mesh_id, mesh_slug?, member_id, pubkey, session_pubkey, session_id, display_name?,
  *               hostname?, cwd?, pid, ping_interval_ms, liveness_timeout_ms, allow_self_signed}
  *              First packet. The worker sandboxes itself, then connects.
  *   signature  {request_id, signature: 128 hex} or {request_id, error}: the answer to "sign".

@@ -6,12 +6,14 @@
 #include "config.h"
 #include "hex-util.h"
 #include "macro.h"
+#include "mesh-config.h"
 
 void worker_config_done(WorkerConfig *c) {
         free(c->broker_url);
         free(c->host);
         free(c->path);
         free(c->mesh_id);
+        free(c->mesh_slug);
         free(c->member_id);
         free(c->pubkey);
         free(c->session_pubkey);
@@ -140,6 +142,7 @@ int worker_config_from_start(json_object *start, WorkerConfig *c, char **ret_err
 
         if ((r = get_string(start, "broker_url", true, 2048, &c->broker_url, ret_error)) < 0 ||
             (r = get_string(start, "mesh_id", true, 256, &c->mesh_id, ret_error)) < 0 ||
+            (r = get_string(start, "mesh_slug", false, 64, &c->mesh_slug, ret_error)) < 0 ||
             (r = get_string(start, "member_id", true, 256, &c->member_id, ret_error)) < 0 ||
             (r = get_string(start, "pubkey", true, 64, &c->pubkey, ret_error)) < 0 ||
             (r = get_string(start, "session_pubkey", false, 64, &c->session_pubkey, ret_error)) < 0 ||
@@ -148,6 +151,9 @@ int worker_config_from_start(json_object *start, WorkerConfig *c, char **ret_err
             (r = get_string(start, "hostname", false, 256, &c->hostname, ret_error)) < 0 ||
             (r = get_string(start, "cwd", false, 4096, &c->cwd, ret_error)) < 0)
                 return r;
+        /* The slug only labels log lines, but it is still the daemon's word: config.json's rule. */
+        if (c->mesh_slug && !mesh_slug_valid(c->mesh_slug))
+                return invalid(ret_error, "start: \"mesh_slug\" must be 1-64 of A-Z, a-z, 0-9, '.', '_', '-'");
         r = broker_url_parse(c->broker_url, c, ret_error);
         if (r < 0)
                 return r;

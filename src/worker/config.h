@@ -15,6 +15,7 @@ typedef struct WorkerConfig {
         char *path;             /* with the query string, if any */
 
         char *mesh_id;
+        char *mesh_slug; /* for log lines; NULL from a daemon that does not send it */
         char *member_id;
         char *pubkey;
         char *session_pubkey;   /* NULL: none announced */

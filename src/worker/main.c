@@ -90,6 +90,8 @@ static int run(void) {
                 worker_config_done(&w.config);
                 return r;
         }
+        if (w.config.mesh_slug)
+                log_set_mesh(w.config.mesh_slug);
 
         /* Everything from the filesystem now, while it is reachable: the resolver helper,
          * the libuv glue, OpenSSL and the system CA store (in lws_create_context). */
