@@ -414,10 +414,10 @@ static bool ws_path_ok(struct lws *wsi) {
 }
 
 static bool db_up(Server *s) {
-        sqlite3_stmt *st = store_stmt(s->store, "SELECT 1");
-        bool up = st && sqlite3_step(st) == SQLITE_ROW;
+        StoreStmt *st = store_stmt(s->store, "SELECT 1");
+        bool up = st && store_step(st) == STORE_ROW;
         if (st)
-                sqlite3_reset(st);
+                store_reset(st);
         return up;
 }
 
@@ -495,15 +495,15 @@ static const struct lws_protocols protocols[] = {
 /* `member revoke` runs in another process; the broker notices on its next ping round and
  * closes the member's connections as upstream's ban does. */
 static bool member_revoked(Server *s, const Conn *c) {
-        sqlite3_stmt *st = store_stmt(s->store, "SELECT revoked_at IS NOT NULL FROM member WHERE id = ?1");
+        StoreStmt *st = store_stmt(s->store, "SELECT revoked_at IS NOT NULL FROM member WHERE id = ?1");
         bool revoked = false;
 
         if (!st)
                 return false;
-        sqlite3_bind_text(st, 1, c->member_id, -1, SQLITE_STATIC);
-        if (sqlite3_step(st) == SQLITE_ROW)
-                revoked = sqlite3_column_int(st, 0) != 0;
-        sqlite3_reset(st);
+        store_bind_text(st, 1, c->member_id);
+        if (store_step(st) == STORE_ROW)
+                revoked = store_col_int(st, 0) != 0;
+        store_reset(st);
         return revoked;
 }
 
