@@ -438,12 +438,13 @@ void delivery_handle_message_status(Conn *c, const Frame *f) {
                 return;
         }
 
-        /* A prefix (fewer than 32 characters) is accepted, as upstream; GLOB is case-sensitive
-         * and the id holds only [0-9A-Za-z]. Only the asker's member's messages are visible. */
+        /* A prefix (fewer than 32 characters) is accepted, as upstream; the comparison is exact, and
+         * the id holds only [0-9A-Za-z]. Only the asker's member's messages are visible. */
         StoreStmt *st = store_stmt(store,
                 "SELECT id, target_spec, delivered_at, sender_member_pubkey,"
                 "       NOT EXISTS (SELECT 1 FROM delivery d WHERE d.message_id = message.id)"
-                "  FROM message WHERE mesh_id = ?1 AND sender_member_id = ?2 AND id GLOB ?3 || '*' LIMIT 2");
+                "  FROM message WHERE mesh_id = ?1 AND sender_member_id = ?2"
+                "   AND substr(id, 1, length(?3)) = ?3 LIMIT 2");
         if (!st) {
                 (void) conn_send_error(c, "internal", "broker database error, retry later", f->req_id);
                 return;

@@ -132,7 +132,7 @@ static void target_done(Target *t) {
 static int find_member(Conn *c, const char *target, bool revoked, Target *ret) {
         StoreStmt *st = store_stmt(c->server->store,
                 "SELECT id, peer_pubkey, display_name FROM member"
-                " WHERE mesh_id = ?1 AND (revoked_at IS NOT NULL) = ?3"
+                " WHERE mesh_id = ?1 AND (CASE WHEN revoked_at IS NULL THEN 0 ELSE 1 END) = ?3"
                 "   AND (display_name = ?2 OR peer_pubkey = ?2 OR (?3 = 0 AND substr(peer_pubkey, 1, length(?2)) = ?2))"
                 " LIMIT 2");
         int n = 0, rc;

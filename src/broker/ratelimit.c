@@ -2,6 +2,9 @@
 #include "ratelimit.h"
 
 int ratelimit_init(Store *s) {
+        /* PostgreSQL's schema holds them, shared by every node: a member's limit is one limit. */
+        if (store_engine(s) == STORE_POSTGRESQL)
+                return 0;
         return store_exec(s,
                           "CREATE TEMP TABLE rate_budget ("
                           "  mesh_id TEXT NOT NULL, member_id TEXT NOT NULL, bucket INTEGER NOT NULL,"

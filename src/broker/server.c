@@ -622,7 +622,8 @@ int server_run(const BrokerOptions *opts) {
         }
 
         log_info("claudemesh-broker %s listening on %s%s:%d (%s), database %s, %u descriptors.", PACKAGE_VERSION,
-                 opts->tls_cert ? "wss://" : "ws://", opts->listen_host, s.gate.port, "/ws", opts->db_path, nofile);
+                 opts->tls_cert ? "wss://" : "ws://", opts->listen_host, s.gate.port, "/ws", store_name(store),
+                 nofile);
 
         signal_ctx = s.ctx;
         struct sigaction sa = { .sa_handler = on_signal };

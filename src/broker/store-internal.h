@@ -24,6 +24,7 @@ struct StoreStmt {
 
 struct Store {
         StoreEngine engine;
+        char *name;                      /* see store_name() */
         sqlite3 *db;
         StorePg *pg;
         StoreStmt *cache[STMT_CACHE_MAX];

@@ -267,6 +267,9 @@ int store_open(const char *db, Store **ret) {
                 r = pg_open(s, db);
         } else {
                 s->engine = STORE_SQLITE;
+                s->name = strdup(db);
+                if (!s->name)
+                        return -ENOMEM;
                 r = lite_open(s, db);
         }
         if (r < 0)
@@ -290,12 +293,17 @@ Store *store_free(Store *s) {
                 sqlite3_close(s->db);
         else
                 pg_close(s);
+        free(s->name);
         free(s);
         return NULL;
 }
 
 StoreEngine store_engine(const Store *s) {
         return s->engine;
+}
+
+const char *store_name(const Store *s) {
+        return s->name;
 }
 
 const char *store_errmsg(Store *s) {

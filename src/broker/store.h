@@ -44,6 +44,10 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(Store *, store_free);
 
 StoreEngine store_engine(const Store *s);
 
+/* The database for messages: the SQLite path, or the PostgreSQL server and database without
+ * the URI's password. */
+const char *store_name(const Store *s);
+
 /* The engine's message for the last failure on this connection. */
 const char *store_errmsg(Store *s);
 
