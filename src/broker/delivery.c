@@ -6,6 +6,7 @@
 #include "accept.h"
 #include "delivery.h"
 #include "log.h"
+#include "nodes.h"
 #include "time-util.h"
 
 #define DRAIN_BATCH 256
@@ -141,6 +142,9 @@ void delivery_push_new(Server *s, const char *mesh_id, const char *recipient_key
         }
         if (target && target != sender && push_and_lease(target, recipient_key, m) < 0)
                 log_warning("Could not push message %s; it stays queued.", m->message_id);
+        /* The owner may be on another node; one of its other sessions may be too. */
+        if (!target || target == sender)
+                nodes_wake(s, mesh_id, recipient_key);
 }
 
 void delivery_drain(Conn *c) {

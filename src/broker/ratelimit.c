@@ -37,7 +37,6 @@ int ratelimit_consume(Store *s, unsigned limit, unsigned window_sec, const char 
         int64_t window_ms = (int64_t) (window_sec ? window_sec : 1) * 1000;
         int64_t bucket = now / window_ms;
         StoreStmt *st;
-        int64_t used = 0;
         int r;
 
         if (limit == 0)
@@ -59,39 +58,41 @@ int ratelimit_consume(Store *s, unsigned limit, unsigned window_sec, const char 
                         return 1;
         }
 
-        st = store_stmt(s, "SELECT used FROM temp.rate_budget WHERE mesh_id = ?1 AND member_id = ?2 AND bucket = ?3");
+        st = store_stmt(s, "SELECT 1 FROM temp.rate_budget WHERE mesh_id = ?1 AND member_id = ?2 AND bucket = ?3");
         if (!st)
                 return -EIO;
         store_bind_text(st, 1, mesh_id);
         store_bind_text(st, 2, member_id);
         store_bind_int64(st, 3, bucket);
-        if (store_step(st) == STORE_ROW)
-                used = store_col_int64(st, 0);
-        else {
+        bool window_known = store_step(st) == STORE_ROW;
+        store_reset(st);
+        if (!window_known) {
                 /* First use of a new window: drop the older ones so the tables stay small. */
-                store_reset(st);
                 r = forget_old_buckets(s, bucket);
                 if (r < 0)
                         return r;
         }
-        store_reset(st);
 
-        if (used >= (int64_t) limit) {
-                if (ret_retry_after_ms)
-                        *ret_retry_after_ms = (bucket + 1) * window_ms - now;
-                return 0;
-        }
-
+        /* The check and the count in one statement: nodes sharing the table cannot both take
+         * the last unit of a window. No row back means the window is spent. */
         st = store_stmt(s, "INSERT INTO temp.rate_budget (mesh_id, member_id, bucket, used) VALUES (?1, ?2, ?3, 1)"
-                           " ON CONFLICT (mesh_id, member_id, bucket) DO UPDATE SET used = rate_budget.used + 1");
+                           " ON CONFLICT (mesh_id, member_id, bucket) DO UPDATE SET used = rate_budget.used + 1"
+                           " WHERE rate_budget.used < ?4 RETURNING used");
         if (!st)
                 return -EIO;
         store_bind_text(st, 1, mesh_id);
         store_bind_text(st, 2, member_id);
         store_bind_int64(st, 3, bucket);
-        r = store_step_done(s, st);
+        store_bind_int64(st, 4, limit);
+        r = store_step(st);
+        store_reset(st);
         if (r < 0)
                 return r;
+        if (r == STORE_DONE) {
+                if (ret_retry_after_ms)
+                        *ret_retry_after_ms = (bucket + 1) * window_ms - now;
+                return 0;
+        }
 
         if (client_message_id) {
                 st = store_stmt(s, "INSERT INTO temp.rate_paid (mesh_id, client_message_id, bucket, member_id)"

@@ -11,6 +11,7 @@
 #include "hello.h"
 #include "log.h"
 #include "moderation.h"
+#include "nodes.h"
 #include "presence.h"
 #include "ratelimit.h"
 #include "retention.h"
@@ -49,6 +50,7 @@ void broker_options_init(BrokerOptions *o) {
                 .hello_timeout_sec = 10,
                 .max_unauthenticated = 256,
                 .max_unauthenticated_per_address = 32,
+                .catch_up_interval_ms = 1000,
         };
 }
 
@@ -475,10 +477,13 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
                 conn_closed(s, c);
                 return 0;
         case LWS_CALLBACK_RAW_RX_FILE:
-                /* Only the listening socket is adopted as a raw file. */
+                /* The raw files: the listening socket and the LISTEN connection. */
+                if (nodes_owns(s, wsi))
+                        return nodes_readable(s);
                 gate_accept(&s->gate);
                 return 0;
         case LWS_CALLBACK_WSI_DESTROY:
+                nodes_wsi_destroyed(s, wsi);
                 gate_wsi_destroyed(&s->gate, wsi);
                 return 0;
         default:
@@ -633,6 +638,7 @@ int server_run(const BrokerOptions *opts) {
 
         lws_sul_schedule(s.ctx, 0, &s.ping_sul, ping_tick, (lws_usec_t) opts->ping_interval_sec * LWS_US_PER_SEC);
         lws_sul_schedule(s.ctx, 0, &s.purge_sul, purge_tick, (lws_usec_t) opts->purge_interval_sec * LWS_US_PER_SEC);
+        (void) nodes_start(&s);
         (void) sd_notify(false, "READY=1\nSTATUS=Serving");
 
         while (!stop_requested) {
@@ -657,6 +663,7 @@ int server_run(const BrokerOptions *opts) {
                         break;
         }
 
+        nodes_stop(&s);
         lws_sul_cancel(&s.ping_sul);
         lws_sul_cancel(&s.purge_sul);
         lws_sul_cancel(&s.lease_sul);

@@ -49,6 +49,9 @@ void pg_reset(StoreStmt *st);
 int pg_exec(Store *s, const char *sql);
 bool pg_in_transaction(Store *s);
 int pg_changes(Store *s);
+int pg_listen_open(Store *s, const char *channel, int *ret_fd);
+int pg_listen_read(Store *s, void (*cb)(const char *payload, void *userdata), void *userdata);
+void pg_listen_close(Store *s);
 #else
 /* Without libpq a Store is always SQLite: store_open() refuses a PostgreSQL URI, so only
  * pg_open() is reachable. */
@@ -74,4 +77,11 @@ static inline void pg_reset(StoreStmt *st) { (void) st; PG_UNREACHABLE; }
 static inline int pg_exec(Store *s, const char *sql) { (void) s; (void) sql; PG_UNREACHABLE; }
 static inline bool pg_in_transaction(Store *s) { (void) s; PG_UNREACHABLE; }
 static inline int pg_changes(Store *s) { (void) s; PG_UNREACHABLE; }
+static inline int pg_listen_open(Store *s, const char *channel, int *ret_fd) {
+        (void) s; (void) channel; (void) ret_fd; PG_UNREACHABLE;
+}
+static inline int pg_listen_read(Store *s, void (*cb)(const char *payload, void *userdata), void *userdata) {
+        (void) s; (void) cb; (void) userdata; PG_UNREACHABLE;
+}
+static inline void pg_listen_close(Store *s) { (void) s; }
 #endif

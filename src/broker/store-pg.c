@@ -7,6 +7,7 @@
  */
 #include <assert.h>
 #include <ctype.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <libpq-fe.h>
 #include <stdio.h>
@@ -21,6 +22,8 @@
 
 struct StorePg {
         PGconn *conn;
+        char *uri;
+        PGconn *listen;                  /* LISTEN only, nonblocking; NULL when down */
         char *last_error;
         unsigned next_stmt;
         int changes;
@@ -318,6 +321,9 @@ int pg_open(Store *s, const char *uri) {
         s->pg = calloc(1, sizeof *s->pg);
         if (!s->pg)
                 return -ENOMEM;
+        s->pg->uri = strdup(uri);
+        if (!s->pg->uri)
+                return -ENOMEM;
         s->pg->conn = PQconnectdb(uri);
         if (!s->pg->conn)
                 return -ENOMEM;
@@ -347,6 +353,7 @@ void pg_close(Store *s) {
         if (s->pg->conn)
                 PQfinish(s->pg->conn);
         free(s->pg->last_error);
+        free(s->pg->uri);
         free(s->pg);
         s->pg = NULL;
 }
@@ -524,4 +531,71 @@ bool pg_in_transaction(Store *s) {
 
 int pg_changes(Store *s) {
         return s->pg->changes;
+}
+
+int pg_listen_open(Store *s, const char *channel, int *ret_fd) {
+        StorePg *pg = s->pg;
+        _cleanup_free_ char *sql = NULL;
+        char *quoted;
+        PGresult *res;
+        int fd;
+
+        pg_listen_close(s);
+        /* A blocking connect, at start and when the catch-up finds the listener gone. */
+        pg->listen = PQconnectdb(pg->uri);
+        if (!pg->listen || PQstatus(pg->listen) != CONNECTION_OK) {
+                set_error(pg, pg->listen ? PQerrorMessage(pg->listen) : "out of memory");
+                pg_listen_close(s);
+                return log_warning_errno(-ECONNREFUSED, "Cannot open the LISTEN connection: %s", pg->last_error);
+        }
+        quoted = PQescapeIdentifier(pg->listen, channel, strlen(channel));
+        if (!quoted || asprintf(&sql, "SET application_name = 'claudemesh-broker listen'; LISTEN %s", quoted) < 0) {
+                PQfreemem(quoted);
+                pg_listen_close(s);
+                return -ENOMEM;
+        }
+        PQfreemem(quoted);
+        res = PQexec(pg->listen, sql);
+        if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+                set_error(pg, PQresultErrorMessage(res));
+                PQclear(res);
+                pg_listen_close(s);
+                return log_warning_errno(-EIO, "LISTEN failed: %s", pg->last_error);
+        }
+        PQclear(res);
+        if (PQsetnonblocking(pg->listen, 1) < 0) {
+                pg_listen_close(s);
+                return -EIO;
+        }
+        fd = fcntl(PQsocket(pg->listen), F_DUPFD_CLOEXEC, 3);
+        if (fd < 0) {
+                pg_listen_close(s);
+                return -errno;
+        }
+        *ret_fd = fd;
+        return 0;
+}
+
+int pg_listen_read(Store *s, void (*cb)(const char *payload, void *userdata), void *userdata) {
+        StorePg *pg = s->pg;
+        PGnotify *n;
+
+        if (!pg->listen)
+                return -ECONNRESET;
+        if (!PQconsumeInput(pg->listen) || PQstatus(pg->listen) != CONNECTION_OK) {
+                set_error(pg, PQerrorMessage(pg->listen));
+                return -ECONNRESET;
+        }
+        while ((n = PQnotifies(pg->listen))) {
+                cb(n->extra, userdata);
+                PQfreemem(n);
+        }
+        return 0;
+}
+
+void pg_listen_close(Store *s) {
+        if (!s->pg || !s->pg->listen)
+                return;
+        PQfinish(s->pg->listen);
+        s->pg->listen = NULL;
 }

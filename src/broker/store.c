@@ -291,8 +291,10 @@ Store *store_free(Store *s) {
         }
         if (s->engine == STORE_SQLITE)
                 sqlite3_close(s->db);
-        else
+        else {
+                pg_listen_close(s);
                 pg_close(s);
+        }
         free(s->name);
         free(s);
         return NULL;
@@ -504,4 +506,29 @@ int store_batch_commit(Store *s) {
 
 int store_changes(Store *s) {
         return s->engine == STORE_SQLITE ? sqlite3_changes(s->db) : pg_changes(s);
+}
+
+int store_notify(Store *s, const char *channel, const char *payload) {
+        assert(s->engine == STORE_POSTGRESQL);
+        StoreStmt *st = store_stmt(s, "SELECT pg_notify(?1, ?2)");
+        if (!st)
+                return -EIO;
+        store_bind_text(st, 1, channel);
+        store_bind_text(st, 2, payload);
+        return store_step_done(s, st);
+}
+
+int store_listen_open(Store *s, const char *channel, int *ret_fd) {
+        assert(s->engine == STORE_POSTGRESQL);
+        return pg_listen_open(s, channel, ret_fd);
+}
+
+int store_listen_read(Store *s, void (*cb)(const char *payload, void *userdata), void *userdata) {
+        assert(s->engine == STORE_POSTGRESQL);
+        return pg_listen_read(s, cb, userdata);
+}
+
+void store_listen_close(Store *s) {
+        if (s->engine == STORE_POSTGRESQL)
+                pg_listen_close(s);
 }

@@ -96,3 +96,15 @@ int store_batch_commit(Store *s);
 
 /* Number of rows the last statement changed. */
 int store_changes(Store *s);
+
+/* Several broker nodes on one PostgreSQL database wake each other with LISTEN/NOTIFY; the
+ * rows stay the truth, so a lost notification only waits for the next catch-up.
+ * store_notify() queues a notification in the current transaction (sent at its commit).
+ * store_listen_open() opens a second connection that listens on channel and returns a
+ * descriptor to poll for reading (a duplicate: the caller closes it); store_listen_read()
+ * calls cb for each notification received, -ECONNRESET when the connection is lost.
+ * PostgreSQL only. */
+int store_notify(Store *s, const char *channel, const char *payload);
+int store_listen_open(Store *s, const char *channel, int *ret_fd);
+int store_listen_read(Store *s, void (*cb)(const char *payload, void *userdata), void *userdata);
+void store_listen_close(Store *s);
