@@ -121,6 +121,19 @@ static const struct {
 /* The tables every node shares although SQLite keeps them per process (see schema). */
 static const char *const shared_tables[] = { "rate_budget", "rate_paid" };
 
+/* The URI, with defaults it may override: a bounded connect (the LISTEN connection is
+ * reopened from the event loop) and TCP keepalives, so a dead server or a dropped route is
+ * noticed rather than waited on. */
+static PGconn *connect_uri(const char *uri, const char *application_name) {
+        const char *const keys[] = { "connect_timeout", "keepalives", "keepalives_idle", "application_name",
+                                     "dbname", NULL };
+        const char *const values[] = { "5", "1", "30", application_name, uri, NULL };
+
+        /* expand_dbname: the URI in dbname is parsed, and its own settings win over those
+         * before it. */
+        return PQconnectdbParams(keys, values, 1);
+}
+
 static void set_error(StorePg *pg, const char *message) {
         char *copy = strdup(message ? message : "unknown error");
         size_t n;
@@ -324,7 +337,7 @@ int pg_open(Store *s, const char *uri) {
         s->pg->uri = strdup(uri);
         if (!s->pg->uri)
                 return -ENOMEM;
-        s->pg->conn = PQconnectdb(uri);
+        s->pg->conn = connect_uri(uri, "claudemesh-broker");
         if (!s->pg->conn)
                 return -ENOMEM;
         if (PQstatus(s->pg->conn) != CONNECTION_OK) {
@@ -542,14 +555,14 @@ int pg_listen_open(Store *s, const char *channel, int *ret_fd) {
 
         pg_listen_close(s);
         /* A blocking connect, at start and when the catch-up finds the listener gone. */
-        pg->listen = PQconnectdb(pg->uri);
+        pg->listen = connect_uri(pg->uri, "claudemesh-broker listen");
         if (!pg->listen || PQstatus(pg->listen) != CONNECTION_OK) {
                 set_error(pg, pg->listen ? PQerrorMessage(pg->listen) : "out of memory");
                 pg_listen_close(s);
                 return log_warning_errno(-ECONNREFUSED, "Cannot open the LISTEN connection: %s", pg->last_error);
         }
         quoted = PQescapeIdentifier(pg->listen, channel, strlen(channel));
-        if (!quoted || asprintf(&sql, "SET application_name = 'claudemesh-broker listen'; LISTEN %s", quoted) < 0) {
+        if (!quoted || asprintf(&sql, "LISTEN %s", quoted) < 0) {
                 PQfreemem(quoted);
                 pg_listen_close(s);
                 return -ENOMEM;
