@@ -8,6 +8,7 @@
 #include "accept.h"
 #include "delivery.h"
 #include "log.h"
+#include "nodes.h"
 #include "ratelimit.h"
 #include "time-util.h"
 
@@ -16,7 +17,14 @@
 typedef struct Recipients {
         const char **keys;
         size_t n;
+        char **remote;          /* owned: the other nodes' keys among keys (PostgreSQL) */
 } Recipients;
+
+static void recipients_done(Recipients *r) {
+        for (char **k = r->remote; k && *k; k++)
+                free(*k);
+        free(r->remote);
+}
 
 typedef struct DedupeRow {
         char broker_message_id[BROKER_ID_LEN + 1];
@@ -135,13 +143,17 @@ static int dedupe_lookup(Store *s, const Conn *c, const char *client_message_id,
 }
 
 bool conn_in_group(const Conn *p, const char *group) {
+        return groups_include(p->groups, group);
+}
+
+bool groups_include(json_object *groups, const char *group) {
         size_t n = strlen(group);
 
-        if (!p->groups)
+        if (!groups || !json_object_is_type(groups, json_type_array))
                 return false;
-        for (size_t i = 0; i < json_object_array_length(p->groups); i++) {
+        for (size_t i = 0; i < json_object_array_length(groups); i++) {
                 json_object *name;
-                if (!json_object_object_get_ex(json_object_array_get_idx(p->groups, i), "name", &name))
+                if (!json_object_object_get_ex(json_object_array_get_idx(groups, i), "name", &name))
                         continue;
                 /* "@a" reaches members of "a" and of its subgroups "a/…", as upstream's drain. */
                 const char *g = json_object_get_string(name);
@@ -154,13 +166,21 @@ bool conn_in_group(const Conn *p, const char *group) {
 /* Multicast goes to the live, visible connections of the other members at accept time;
  * each gets its own delivery row, so it is redelivered until acknowledged. */
 static int multicast_recipients(Conn *sender, const SendRequest *req, Recipients *ret) {
-        size_t max = 0;
+        size_t max = 0, n_remote;
+        int r;
 
+        /* With several nodes, also the live connections of the other nodes. */
+        r = nodes_remote_recipients(sender, req->target_kind == TARGET_GROUP ? req->target_ref : NULL,
+                                    &ret->remote, &n_remote);
+        if (r < 0)
+                return r;
         for (Conn *p = sender->server->conns; p; p = p->next)
                 max++;
-        ret->keys = calloc(max ? max : 1, sizeof *ret->keys);
+        ret->keys = calloc(max + n_remote + 1, sizeof *ret->keys);
         if (!ret->keys)
                 return -ENOMEM;
+        for (size_t i = 0; i < n_remote; i++)
+                ret->keys[ret->n++] = ret->remote[i];
         for (Conn *p = sender->server->conns; p; p = p->next) {
                 if (!conn_is_live(p) || !p->visible || !streq(p->mesh_id, sender->mesh_id) ||
                     streq(p->member_pubkey, sender->member_pubkey))
@@ -497,7 +517,7 @@ void accept_handle_send(Conn *c, const Frame *f) {
         }
 
         const char *direct[1] = { req.direct_key };
-        Recipients rcpt = { .n = 0 };
+        _cleanup_(recipients_done) Recipients rcpt = { .n = 0 };
         if (req.target_kind == TARGET_DIRECT)
                 rcpt = (Recipients) { .keys = direct, .n = 1 };
         else {

@@ -7,6 +7,7 @@
 #include "hex-util.h"
 #include "hello.h"
 #include "log.h"
+#include "nodes.h"
 #include "presence.h"
 #include "time-util.h"
 
@@ -414,6 +415,7 @@ static int admit(Conn *c, const HelloRequest *h, MemberRow *member) {
         log_info("Peer %s (%s, %s) %s mesh %s.", c->display_name, conn_routing_key(c),
                  c->is_session ? "session" : "control-plane", reattached ? "reattached to" : "joined", c->mesh_id);
         (void) send_hello_ack(c, reattached);
+        nodes_presence_up(c);
         delivery_drain(c);
         if (replaced == 0 && !reattached)
                 presence_announce(c, "peer_joined");

@@ -104,6 +104,7 @@ struct Server {
         lws_sorted_usec_list_t catch_up_sul;
         struct lws *listen_wsi;          /* the other nodes' notifications (PostgreSQL) */
         bool nodes_on;
+        char node_id[BROKER_ID_LEN + 1]; /* this process among the nodes */
         Ghost *ghosts;                   /* closed sessions in their presence grace */
         size_t hello_seen_n;             /* rows in temp.hello_seen */
         bool hello_seen_warned;

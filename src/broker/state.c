@@ -21,7 +21,8 @@ static void add_iso(json_object *o, const char *key, int64_t ms) {
 
 static int count_keys(Store *s, const char *mesh_id, const char *key, int64_t *ret_n, bool *ret_exists) {
         StoreStmt *st = store_stmt(s,
-                "SELECT COUNT(*), COALESCE(SUM(CASE WHEN key = ?2 THEN 1 ELSE 0 END), 0) FROM mesh_state WHERE mesh_id = ?1");
+                "SELECT COUNT(*), COALESCE(SUM(CASE WHEN key = ?2 THEN 1 ELSE 0 END), 0)"
+                "  FROM mesh_state WHERE mesh_id = ?1");
         int rc;
 
         if (!st)

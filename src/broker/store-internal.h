@@ -49,8 +49,8 @@ void pg_reset(StoreStmt *st);
 int pg_exec(Store *s, const char *sql);
 bool pg_in_transaction(Store *s);
 int pg_changes(Store *s);
-int pg_listen_open(Store *s, const char *channel, int *ret_fd);
-int pg_listen_read(Store *s, void (*cb)(const char *payload, void *userdata), void *userdata);
+int pg_listen_open(Store *s, const char *const *channels, int *ret_fd);
+int pg_listen_read(Store *s, StoreNotifyCallback cb, void *userdata);
 void pg_listen_close(Store *s);
 #else
 /* Without libpq a Store is always SQLite: store_open() refuses a PostgreSQL URI, so only
@@ -72,15 +72,17 @@ static inline void pg_bind_int64(StoreStmt *st, int i, int64_t v) { (void) st; (
 static inline int pg_step(StoreStmt *st) { (void) st; PG_UNREACHABLE; }
 static inline const char *pg_col_text(StoreStmt *st, int i) { (void) st; (void) i; PG_UNREACHABLE; }
 static inline int64_t pg_col_int64(StoreStmt *st, int i) { (void) st; (void) i; PG_UNREACHABLE; }
-static inline const void *pg_col_blob(StoreStmt *st, int i, size_t *n) { (void) st; (void) i; (void) n; PG_UNREACHABLE; }
+static inline const void *pg_col_blob(StoreStmt *st, int i, size_t *n) {
+        (void) st; (void) i; (void) n; PG_UNREACHABLE;
+}
 static inline void pg_reset(StoreStmt *st) { (void) st; PG_UNREACHABLE; }
 static inline int pg_exec(Store *s, const char *sql) { (void) s; (void) sql; PG_UNREACHABLE; }
 static inline bool pg_in_transaction(Store *s) { (void) s; PG_UNREACHABLE; }
 static inline int pg_changes(Store *s) { (void) s; PG_UNREACHABLE; }
-static inline int pg_listen_open(Store *s, const char *channel, int *ret_fd) {
-        (void) s; (void) channel; (void) ret_fd; PG_UNREACHABLE;
+static inline int pg_listen_open(Store *s, const char *const *channels, int *ret_fd) {
+        (void) s; (void) channels; (void) ret_fd; PG_UNREACHABLE;
 }
-static inline int pg_listen_read(Store *s, void (*cb)(const char *payload, void *userdata), void *userdata) {
+static inline int pg_listen_read(Store *s, StoreNotifyCallback cb, void *userdata) {
         (void) s; (void) cb; (void) userdata; PG_UNREACHABLE;
 }
 static inline void pg_listen_close(Store *s) { (void) s; }

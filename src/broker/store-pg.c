@@ -47,7 +47,8 @@ struct StorePgStmt {
  * migrations (see store.c), so both engines hold the same rows. PostgreSQL databases start
  * at 3; later versions add steps here and in store.c alike.
  * rate_budget and rate_paid are shared by every node on the database, so a member's limit
- * is one limit; UNLOGGED, as a crash only forgets a window's counts. */
+ * is one limit; UNLOGGED, as a crash only forgets a window's counts. broker_node and
+ * presence are the nodes and their live connections (see nodes.c), UNLOGGED likewise. */
 static const char schema_v3_sql[] =
         "CREATE TABLE mesh ("
         "  id TEXT PRIMARY KEY, slug TEXT NOT NULL UNIQUE, name TEXT NOT NULL,"
@@ -110,12 +111,21 @@ static const char schema_v3_sql[] =
         "  mesh_id TEXT NOT NULL, member_id TEXT NOT NULL, client_message_id TEXT NOT NULL,"
         "  bucket BIGINT NOT NULL, PRIMARY KEY (mesh_id, member_id, client_message_id, bucket));";
 
+/* Part of schema 3, apart only for the compiler's string length. */
+static const char schema_v3_nodes_sql[] =
+        "CREATE UNLOGGED TABLE broker_node (id TEXT PRIMARY KEY, seen_at BIGINT NOT NULL);"
+        "CREATE UNLOGGED TABLE presence ("
+        "  node_id TEXT NOT NULL, serial BIGINT NOT NULL, mesh_id TEXT NOT NULL, member_pubkey TEXT NOT NULL,"
+        "  routing_key TEXT NOT NULL, name TEXT NOT NULL, visible INTEGER NOT NULL, groups TEXT,"
+        "  connected_at BIGINT NOT NULL, peer TEXT NOT NULL, PRIMARY KEY (node_id, serial));"
+        "CREATE INDEX presence_mesh ON presence(mesh_id, connected_at);";
+
 static const struct {
         int from, to;
-        const char *sql;
+        const char *sql, *more;
         const char *what;
 } migrations[] = {
-        { 0, 3, schema_v3_sql, "create schema 3" },
+        { 0, 3, schema_v3_sql, schema_v3_nodes_sql, "create schema 3" },
 };
 
 /* The tables every node shares although SQLite keeps them per process (see schema). */
@@ -303,6 +313,8 @@ static int migrate(Store *s) {
                 if (migrations[i].from != version)
                         continue;
                 r = exec_plain(s, migrations[i].sql, true);
+                if (r >= 0 && migrations[i].more)
+                        r = exec_plain(s, migrations[i].more, true);
                 if (r < 0)
                         log_error_errno(r, "Schema step to %d (%s) failed.", migrations[i].to, migrations[i].what);
                 else
@@ -469,7 +481,8 @@ int pg_step(StoreStmt *st) {
         StorePgStmt *p = st->pg;
 
         if (!p->executed) {
-                p->res = PQexecPrepared(pg->conn, p->name, p->n_params > p->n_declared ? p->n_params : p->n_declared, p->values, p->lengths, p->formats, 0);
+                int n = p->n_params > p->n_declared ? p->n_params : p->n_declared;
+                p->res = PQexecPrepared(pg->conn, p->name, n, p->values, p->lengths, p->formats, 0);
                 p->executed = true;
                 switch (PQresultStatus(p->res)) {
                 case PGRES_TUPLES_OK:
@@ -546,36 +559,39 @@ int pg_changes(Store *s) {
         return s->pg->changes;
 }
 
-int pg_listen_open(Store *s, const char *channel, int *ret_fd) {
+int pg_listen_open(Store *s, const char *const *channels, int *ret_fd) {
         StorePg *pg = s->pg;
-        _cleanup_free_ char *sql = NULL;
-        char *quoted;
         PGresult *res;
         int fd;
 
         pg_listen_close(s);
-        /* A blocking connect, at start and when the catch-up finds the listener gone. */
+        /* A blocking connect (bounded by connect_timeout), at start and when the catch-up finds
+         * the listener gone. */
         pg->listen = connect_uri(pg->uri, "claudemesh-broker listen");
         if (!pg->listen || PQstatus(pg->listen) != CONNECTION_OK) {
                 set_error(pg, pg->listen ? PQerrorMessage(pg->listen) : "out of memory");
                 pg_listen_close(s);
                 return log_warning_errno(-ECONNREFUSED, "Cannot open the LISTEN connection: %s", pg->last_error);
         }
-        quoted = PQescapeIdentifier(pg->listen, channel, strlen(channel));
-        if (!quoted || asprintf(&sql, "LISTEN %s", quoted) < 0) {
+        for (const char *const *c = channels; *c; c++) {
+                _cleanup_free_ char *sql = NULL;
+                char *quoted = PQescapeIdentifier(pg->listen, *c, strlen(*c));
+
+                if (!quoted || asprintf(&sql, "LISTEN %s", quoted) < 0) {
+                        PQfreemem(quoted);
+                        pg_listen_close(s);
+                        return -ENOMEM;
+                }
                 PQfreemem(quoted);
-                pg_listen_close(s);
-                return -ENOMEM;
-        }
-        PQfreemem(quoted);
-        res = PQexec(pg->listen, sql);
-        if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-                set_error(pg, PQresultErrorMessage(res));
+                res = PQexec(pg->listen, sql);
+                if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+                        set_error(pg, PQresultErrorMessage(res));
+                        PQclear(res);
+                        pg_listen_close(s);
+                        return log_warning_errno(-EIO, "LISTEN failed: %s", pg->last_error);
+                }
                 PQclear(res);
-                pg_listen_close(s);
-                return log_warning_errno(-EIO, "LISTEN failed: %s", pg->last_error);
         }
-        PQclear(res);
         if (PQsetnonblocking(pg->listen, 1) < 0) {
                 pg_listen_close(s);
                 return -EIO;
@@ -589,7 +605,7 @@ int pg_listen_open(Store *s, const char *channel, int *ret_fd) {
         return 0;
 }
 
-int pg_listen_read(Store *s, void (*cb)(const char *payload, void *userdata), void *userdata) {
+int pg_listen_read(Store *s, StoreNotifyCallback cb, void *userdata) {
         StorePg *pg = s->pg;
         PGnotify *n;
 
@@ -600,7 +616,7 @@ int pg_listen_read(Store *s, void (*cb)(const char *payload, void *userdata), vo
                 return -ECONNRESET;
         }
         while ((n = PQnotifies(pg->listen))) {
-                cb(n->extra, userdata);
+                cb(n->relname, n->extra, userdata);
                 PQfreemem(n);
         }
         return 0;

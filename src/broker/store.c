@@ -249,7 +249,8 @@ static int lite_open(Store *s, const char *path) {
 }
 
 bool store_is_postgresql(const char *db) {
-        return db && (strneq(db, "postgresql://", strlen("postgresql://")) || strneq(db, "postgres://", strlen("postgres://")));
+        return db && (strneq(db, "postgresql://", strlen("postgresql://")) ||
+                      strneq(db, "postgres://", strlen("postgres://")));
 }
 
 int store_open(const char *db, Store **ret) {
@@ -518,12 +519,12 @@ int store_notify(Store *s, const char *channel, const char *payload) {
         return store_step_done(s, st);
 }
 
-int store_listen_open(Store *s, const char *channel, int *ret_fd) {
+int store_listen_open(Store *s, const char *const *channels, int *ret_fd) {
         assert(s->engine == STORE_POSTGRESQL);
-        return pg_listen_open(s, channel, ret_fd);
+        return pg_listen_open(s, channels, ret_fd);
 }
 
-int store_listen_read(Store *s, void (*cb)(const char *payload, void *userdata), void *userdata) {
+int store_listen_read(Store *s, StoreNotifyCallback cb, void *userdata) {
         assert(s->engine == STORE_POSTGRESQL);
         return pg_listen_read(s, cb, userdata);
 }

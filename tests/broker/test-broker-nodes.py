@@ -2,8 +2,9 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
 """Several broker nodes on one PostgreSQL database: DMs across nodes woken by LISTEN/NOTIFY,
 a dropped LISTEN connection covered by the catch-up, dedupe and the rate limit held across
-nodes, and a node killed with SIGKILL mid-stream whose client reconnects to another node and
-gets every accepted message."""
+nodes, a node killed with SIGKILL mid-stream whose client reconnects to another node and
+gets every accepted message, and presence across nodes (peer_joined, peers_list, broadcasts
+and group posts, peer_left after the grace when a node dies)."""
 
 import asyncio
 import os
@@ -183,7 +184,55 @@ async def test_node_killed_mid_stream(b):
 test_node_killed_mid_stream.broker_args = ["--catch-up-interval", str(CATCH_UP_MS)]
 
 
+async def test_presence_and_multicast_across_nodes(b):
+    """peer_joined, peers_list, broadcasts and group posts reach across nodes; when a node is
+    killed, its peers leave the others' lists with a peer_left after the grace."""
+    ns = nodes(b, 2, test_presence_and_multicast_across_nodes)
+    try:
+        a_entry, b_entry, c_entry = await members(b, "alice", "bob", "carol")
+        alice = bt.Client(ns[0], a_entry, session=False)
+        bob = bt.Client(ns[1], b_entry, session=False)
+        carol = bt.Client(ns[1], c_entry, session=False)
+        b.clients += [alice, bob, carol]
+        await alice.hello(groups=[{"name": "ops"}])
+        await bob.hello(groups=[{"name": "ops/db"}])
+        await carol.hello()
+        for name, e, groups in (("bob", b_entry, [{"name": "ops/db"}]), ("carol", c_entry, [])):
+            j = await alice.expect("push", event="peer_joined",
+                                   eventData={"name": name, "pubkey": e["pubkey"], "groups": groups})
+            assert j["subtype"] == "system", j
+        peers = (await bt.sync(alice))["peers"]
+        assert {p["displayName"] for p in peers} == {"alice", "bob", "carol"}, peers
+        assert {p["displayName"] for p in (await bt.sync(carol))["peers"]} == {"alice", "bob", "carol"}
+
+        ack = await alice.send("*", "to all")
+        assert ack["queued"] is True, ack
+        for c in (bob, carol):
+            await c.expect("push", messageId=ack["messageId"])
+        ack = await alice.send("@ops", "to ops")
+        await bob.expect("push", messageId=ack["messageId"])
+        await carol.nothing("push", wait=CATCH_UP_MS / 1000 * 3, messageId=ack["messageId"])
+
+        start = time.monotonic()
+        os.kill(ns[1].proc.pid, signal.SIGKILL)
+        ns[1].proc.wait()
+        for name, e in (("bob", b_entry), ("carol", c_entry)):
+            await alice.expect("push", event="peer_left", timeout=bt.TIMEOUT * 2,
+                               eventData={"name": name, "pubkey": e["pubkey"]})
+        left_s = time.monotonic() - start
+        assert {p["displayName"] for p in (await bt.sync(alice))["peers"]} == {"alice"}
+        print(f"figures: peer_left for a killed node's peers after {left_s:.1f} s (grace 1 s, catch-up "
+              f"{CATCH_UP_MS} ms)", flush=True)
+    finally:
+        close_nodes(ns[1:])
+
+
+test_presence_and_multicast_across_nodes.broker_args = ["--catch-up-interval", str(CATCH_UP_MS),
+                                                        "--presence-grace", "1"]
+
+
 if __name__ == "__main__":
     if bt.BACKEND != "postgresql":
         bt.skip("several nodes need the PostgreSQL engine (CLAUDEMESH_TEST_BACKEND=postgresql)")
-    bt.run([test_cross_node_dm, test_dropped_listen, test_dedupe_and_limit_across_nodes, test_node_killed_mid_stream])
+    bt.run([test_cross_node_dm, test_dropped_listen, test_dedupe_and_limit_across_nodes, test_node_killed_mid_stream,
+            test_presence_and_multicast_across_nodes])
