@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "accept.h"
 #include "delivery.h"
@@ -368,6 +370,13 @@ static void reap_dead_nodes(Server *s) {
 static void catch_up(lws_sorted_usec_list_t *sul) {
         Server *s = container_of(sul, Server, catch_up_sul);
 
+        /* Leases, statements and scratch tables lived in the lost session: a fresh process is
+         * the clean way back, and its clients reconnect to any node meanwhile. As on a failed
+         * commit, nothing unconfirmed has been sent. */
+        if (!store_connected(s->store)) {
+                log_error("The database connection was lost (%s); exiting for a restart.", store_errmsg(s->store));
+                _exit(EXIT_FAILURE);
+        }
         if (!s->listen_wsi)
                 (void) listen_open(s);
         (void) heartbeat(s);

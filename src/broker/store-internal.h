@@ -49,6 +49,7 @@ void pg_reset(StoreStmt *st);
 int pg_exec(Store *s, const char *sql);
 bool pg_in_transaction(Store *s);
 int pg_changes(Store *s);
+bool pg_connected(Store *s);
 int pg_listen_open(Store *s, const char *const *channels, int *ret_fd);
 int pg_listen_read(Store *s, StoreNotifyCallback cb, void *userdata);
 void pg_listen_close(Store *s);
@@ -79,6 +80,7 @@ static inline void pg_reset(StoreStmt *st) { (void) st; PG_UNREACHABLE; }
 static inline int pg_exec(Store *s, const char *sql) { (void) s; (void) sql; PG_UNREACHABLE; }
 static inline bool pg_in_transaction(Store *s) { (void) s; PG_UNREACHABLE; }
 static inline int pg_changes(Store *s) { (void) s; PG_UNREACHABLE; }
+static inline bool pg_connected(Store *s) { (void) s; PG_UNREACHABLE; }
 static inline int pg_listen_open(Store *s, const char *const *channels, int *ret_fd) {
         (void) s; (void) channels; (void) ret_fd; PG_UNREACHABLE;
 }

@@ -555,6 +555,10 @@ bool pg_in_transaction(Store *s) {
         return PQtransactionStatus(s->pg->conn) != PQTRANS_IDLE;
 }
 
+bool pg_connected(Store *s) {
+        return PQstatus(s->pg->conn) == CONNECTION_OK;
+}
+
 int pg_changes(Store *s) {
         return s->pg->changes;
 }

@@ -309,6 +309,10 @@ const char *store_name(const Store *s) {
         return s->name;
 }
 
+bool store_connected(Store *s) {
+        return s->engine == STORE_SQLITE || pg_connected(s);
+}
+
 const char *store_errmsg(Store *s) {
         return s->engine == STORE_SQLITE ? sqlite3_errmsg(s->db) : pg_errmsg(s);
 }

@@ -48,6 +48,9 @@ StoreEngine store_engine(const Store *s);
  * the URI's password. */
 const char *store_name(const Store *s);
 
+/* False once a PostgreSQL connection is lost (an SQLite file is always there). */
+bool store_connected(Store *s);
+
 /* The engine's message for the last failure on this connection. */
 const char *store_errmsg(Store *s);
 

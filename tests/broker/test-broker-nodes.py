@@ -231,8 +231,45 @@ test_presence_and_multicast_across_nodes.broker_args = ["--catch-up-interval", s
                                                         "--presence-grace", "1"]
 
 
+async def test_database_connection_lost(b):
+    """A node whose database connection is terminated exits for a restart (within a catch-up
+    or two) instead of lingering without a database; its client gets in on another node."""
+    ns = nodes(b, 2, test_database_connection_lost)
+    try:
+        a_entry, b_entry = await members(b, "alice", "bob")
+        alice = bt.Client(ns[0], a_entry, session=False)
+        bob = bt.Client(ns[1], b_entry, session=False)
+        b.clients += [alice, bob]
+        await alice.hello()
+        await bob.hello()
+        pid = ns[1].proc.pid
+        with b.sql() as conn:
+            # Node 2's main connection: the newer of the two named claudemesh-broker.
+            killed = conn.execute("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                                  " WHERE pid = (SELECT max(pid) FROM pg_stat_activity"
+                                  "  WHERE application_name = 'claudemesh-broker')").fetchone()[0]
+        assert killed == 1, killed
+        try:
+            rc = ns[1].proc.wait(bt.TIMEOUT)
+        except bt.subprocess.TimeoutExpired:
+            raise AssertionError("the node did not exit:\n" + ns[1].logtext())
+        assert rc == 1 and "database connection was lost" in ns[1].logtext(), (rc, ns[1].logtext()[-2000:])
+        assert pid != ns[0].proc.pid
+        bob.ws.transport.abort()
+        bob2 = bt.Client(ns[0], b_entry, session=False)
+        b.clients.append(bob2)
+        await bob2.hello()
+        ack = await alice.send(b_entry["pubkey"], "still here")
+        await bob2.expect("push", messageId=ack["messageId"])
+    finally:
+        close_nodes(ns[1:])
+
+
+test_database_connection_lost.broker_args = ["--catch-up-interval", str(CATCH_UP_MS)]
+
+
 if __name__ == "__main__":
     if bt.BACKEND != "postgresql":
         bt.skip("several nodes need the PostgreSQL engine (CLAUDEMESH_TEST_BACKEND=postgresql)")
     bt.run([test_cross_node_dm, test_dropped_listen, test_dedupe_and_limit_across_nodes, test_node_killed_mid_stream,
-            test_presence_and_multicast_across_nodes])
+            test_presence_and_multicast_across_nodes, test_database_connection_lost])
