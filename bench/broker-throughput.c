@@ -14,8 +14,15 @@
  * session_hello (200 presences, a parent attestation each), K pairs of sessions of different
  * members exchanging DMs sealed to session keys while the other sessions stay connected; the
  * same figures and targets as the member case.
+ *
+ * On PostgreSQL (--db postgresql://…, issue 15): the same runs against one database with
+ * --nodes K brokers, pair i's sockets on node i mod K, plus one pair whose sender and
+ * receiver are on different nodes; --pg-pid names the postmaster so the CPU of its
+ * processes is reported per DM beside the brokers'. The sessions and history runs are
+ * SQLite's only.
  */
 #include <poll.h>
+#include <dirent.h>
 #include <arpa/inet.h>
 #include <errno.h>
 #include <inttypes.h>
@@ -37,15 +44,21 @@
 #include <unistd.h>
 
 #define MAX_PAIRS 16
+#define MAX_NODES 4
 #define SESSION_MEMBERS 20
 #define SESSIONS_PER_MEMBER 10
 #define SESSIONS (SESSION_MEMBERS * SESSIONS_PER_MEMBER)
 #define FRAME_MAX (1 << 17)
 
 static const char *broker_path;
-static char tmpdir[64], db_path[128];
+static char tmpdir[64], db_path[512];
 static int port;
 static pid_t broker_pid;
+static unsigned n_nodes = 1;
+static int ports[MAX_NODES];
+static pid_t broker_pids[MAX_NODES];
+static pid_t pg_pid;                    /* the postmaster, 0 when unknown or SQLite */
+static bool on_postgresql;
 
 static uint64_t now_ns(void) {
         struct timespec ts;
@@ -55,8 +68,9 @@ static uint64_t now_ns(void) {
 
 static void die(const char *what) {
         fprintf(stderr, "broker-throughput: %s\n", what);
-        if (broker_pid > 0)
-                kill(broker_pid, SIGTERM);
+        for (unsigned i = 0; i < n_nodes; i++)
+                if (broker_pids[i] > 0)
+                        kill(broker_pids[i], SIGTERM);
         exit(EXIT_FAILURE);
 }
 
@@ -163,8 +177,9 @@ static char *ws_recv(Ws *w, size_t *ret_len) {
         }
 }
 
-static void ws_connect(Ws *w) {
-        struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t) port) };
+static void ws_connect_node(Ws *w, unsigned node) {
+        int node_port = ports[node];
+        struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t) node_port) };
         char req[512];
         int one = 1;
 
@@ -176,7 +191,7 @@ static void ws_connect(Ws *w) {
         setsockopt(w->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
         int n = snprintf(req, sizeof req,
                          "GET /ws HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                         "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n", port);
+                         "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n", node_port);
         write_all(w->fd, req, (size_t) n);
         for (;;) {
                 ws_fill(w);
@@ -188,6 +203,10 @@ static void ws_connect(Ws *w) {
                         return;
                 }
         }
+}
+
+static void ws_connect(Ws *w) {
+        ws_connect_node(w, 0);
 }
 
 /* ---- setup through the admin commands ---- */
@@ -203,7 +222,8 @@ static json_object *admin(const char *args) {
         char cmd[1024], out[8192];
         size_t n;
 
-        snprintf(cmd, sizeof cmd, "%s --db %s --listen 127.0.0.1:%d %s", broker_path, db_path, port, args);
+        /* Quoted: a PostgreSQL URI holds ? and &. */
+        snprintf(cmd, sizeof cmd, "%s --db '%s' --listen 127.0.0.1:%d %s", broker_path, db_path, port, args);
         FILE *f = popen(cmd, "r");
         if (!f)
                 die("cannot run the admin command");
@@ -365,7 +385,69 @@ static void *receiver_main(void *arg) {
         return NULL;
 }
 
+static double pid_cpu(pid_t pid, pid_t *ret_ppid) {
+        char path[64], buf[4096];
+        unsigned long ut = 0, st = 0;
+        int ppid = 0;
+        FILE *f;
+
+        snprintf(path, sizeof path, "/proc/%d/stat", (int) pid);
+        f = fopen(path, "r");
+        if (!f)
+                return 0;
+        if (fgets(buf, sizeof buf, f)) {
+                char *p = strrchr(buf, ')');
+                if (p)
+                        sscanf(p + 2, "%*c %d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ppid, &ut, &st);
+        }
+        fclose(f);
+        if (ret_ppid)
+                *ret_ppid = ppid;
+        return (double) (ut + st) / (double) sysconf(_SC_CLK_TCK);
+}
+
+/* The postmaster and its children (backends, writers): the database's CPU. */
+static double pg_cpu(void) {
+        double sum;
+        DIR *d;
+        struct dirent *e;
+
+        if (pg_pid <= 0)
+                return 0;
+        sum = pid_cpu(pg_pid, NULL);
+        d = opendir("/proc");
+        if (!d)
+                return sum;
+        while ((e = readdir(d))) {
+                pid_t pid = (pid_t) atoi(e->d_name), ppid = 0;
+                if (pid <= 0 || pid == pg_pid)
+                        continue;
+                double c = pid_cpu(pid, &ppid);
+                if (ppid == pg_pid)
+                        sum += c;
+        }
+        closedir(d);
+        return sum;
+}
+
+static void proc_stats_one(double *cpu_s, double *rss_mib, double *hwm_mib);
+
+/* Every node's CPU, summed; RSS and peak RSS, summed over the nodes. */
 static void proc_stats(double *cpu_s, double *rss_mib, double *hwm_mib) {
+        *cpu_s = *rss_mib = *hwm_mib = 0;
+        for (unsigned i = 0; i < n_nodes; i++) {
+                pid_t saved = broker_pid;
+                double c, r, h;
+                broker_pid = broker_pids[i];
+                proc_stats_one(&c, &r, &h);
+                broker_pid = saved;
+                *cpu_s += c;
+                *rss_mib += r;
+                *hwm_mib += h;
+        }
+}
+
+static void proc_stats_one(double *cpu_s, double *rss_mib, double *hwm_mib) {
         char path[64], buf[4096];
         FILE *f;
 
@@ -402,7 +484,7 @@ static int cmp_u64(const void *a, const void *b) {
 }
 
 typedef struct Result {
-        double rate, p50_ms, p99_ms, cpu_ms_per_msg, hwm_mib;
+        double rate, p50_ms, p99_ms, cpu_ms_per_msg, pg_cpu_ms_per_msg, hwm_mib;
 } Result;
 
 static Pair pairs[MAX_PAIRS];
@@ -411,7 +493,8 @@ static unsigned session_counter;
 
 static Result measure(unsigned k, unsigned n, unsigned window, const char *label);
 
-static Result run(unsigned k, unsigned n, unsigned window, const char *label) {
+/* Pair i's sender is on node i mod K, its receiver on the next node when across. */
+static Result run_on(unsigned k, unsigned n, unsigned window, bool across, const char *label) {
         char sid[64];
 
         for (unsigned i = 0; i < k; i++) {
@@ -421,8 +504,8 @@ static Result run(unsigned k, unsigned n, unsigned window, const char *label) {
                 p->send_ws = &p->sender;
                 p->recv_ws = &p->receiver;
                 p->target = p->to.session_hex;
-                ws_connect(&p->sender);
-                ws_connect(&p->receiver);
+                ws_connect_node(&p->sender, i % n_nodes);
+                ws_connect_node(&p->receiver, (i + across) % n_nodes);
                 snprintf(sid, sizeof sid, "bench-%u", session_counter++);
                 hello(&p->sender, &p->from, sid);
                 snprintf(sid, sizeof sid, "bench-%u", session_counter++);
@@ -435,6 +518,10 @@ static Result run(unsigned k, unsigned n, unsigned window, const char *label) {
         }
         usleep(300 * 1000); /* the broker notices the closed sockets */
         return r;
+}
+
+static Result run(unsigned k, unsigned n, unsigned window, const char *label) {
+        return run_on(k, n, window, false, label);
 }
 
 static Session sessions[SESSIONS];
@@ -514,6 +601,7 @@ static Result measure(unsigned k, unsigned n, unsigned window, const char *label
         }
 
         proc_stats(&cpu0, &rss, &hwm);
+        double pg0 = pg_cpu();
         uint64_t t0 = now_ns();
         for (unsigned i = 0; i < k; i++) {
                 pthread_create(&threads[2 * i], NULL, receiver_main, &pairs[i]);
@@ -528,6 +616,7 @@ static Result measure(unsigned k, unsigned n, unsigned window, const char *label
         /* Let the last client_acks land before reading the CPU counters. */
         usleep(200 * 1000);
         proc_stats(&cpu1, &rss, &hwm);
+        double pg1 = pg_cpu();
 
         size_t total = (size_t) k * n;
         uint64_t *all = calloc(total, sizeof(uint64_t));
@@ -543,11 +632,15 @@ static Result measure(unsigned k, unsigned n, unsigned window, const char *label
                 .p50_ms = (double) all[total / 2] / 1e6,
                 .p99_ms = (double) all[total * 99 / 100] / 1e6,
                 .cpu_ms_per_msg = (cpu1 - cpu0) * 1000 / (double) total,
+                .pg_cpu_ms_per_msg = (pg1 - pg0) * 1000 / (double) total,
                 .hwm_mib = hwm,
         };
         free(all);
-        printf("%-34s %8.0f DMs/s  p50 %7.3f ms  p99 %7.3f ms  broker CPU %.4f ms/msg (%.2f s)  peak RSS %.1f MiB\n",
+        printf("%-34s %8.0f DMs/s  p50 %7.3f ms  p99 %7.3f ms  broker CPU %.4f ms/msg (%.2f s)  peak RSS %.1f MiB",
                label, r.rate, r.p50_ms, r.p99_ms, r.cpu_ms_per_msg, cpu1 - cpu0, r.hwm_mib);
+        if (pg_pid > 0)
+                printf("  PostgreSQL CPU %.4f ms/msg", r.pg_cpu_ms_per_msg);
+        printf("\n");
         fflush(stdout);
         return r;
 }
@@ -570,10 +663,24 @@ int main(int argc, char *argv[]) {
         double cpu, rss_rest, hwm;
 
         if (argc < 2) {
-                fprintf(stderr, "usage: broker-throughput-bin BROKER-BINARY [MESSAGES-PER-PAIR]\n");
+                fprintf(stderr, "usage: broker-throughput-bin BROKER-BINARY [MESSAGES-PER-PAIR]"
+                                " [--db postgresql://… [--nodes K] [--pg-pid POSTMASTER-PID]]\n");
                 return EXIT_FAILURE;
         }
         broker_path = argv[1];
+        for (int i = 3; i + 1 < argc; i += 2) {
+                if (strcmp(argv[i], "--db") == 0) {
+                        snprintf(db_path, sizeof db_path, "%s", argv[i + 1]);
+                        on_postgresql = true;
+                } else if (strcmp(argv[i], "--nodes") == 0)
+                        n_nodes = (unsigned) strtoul(argv[i + 1], NULL, 10);
+                else if (strcmp(argv[i], "--pg-pid") == 0)
+                        pg_pid = (pid_t) atoi(argv[i + 1]);
+                else
+                        die("unknown option");
+        }
+        if (n_nodes < 1 || n_nodes > MAX_NODES || (n_nodes > 1 && !on_postgresql))
+                die("--nodes takes 1..4, and more than one needs --db postgresql://…");
         if (sodium_init() < 0 || n == 0)
                 die("bad setup");
         signal(SIGPIPE, SIG_IGN);
@@ -581,8 +688,11 @@ int main(int argc, char *argv[]) {
         snprintf(tmpdir, sizeof tmpdir, "/tmp/broker-bench-XXXXXX");
         if (!mkdtemp(tmpdir))
                 die("mkdtemp failed");
-        snprintf(db_path, sizeof db_path, "%s/broker.db", tmpdir);
-        port = free_port();
+        if (!on_postgresql)
+                snprintf(db_path, sizeof db_path, "%s/broker.db", tmpdir);
+        for (unsigned i = 0; i < n_nodes; i++)
+                ports[i] = free_port();
+        port = ports[0];
 
         json_object *mesh = admin("mesh create bench");
         char mesh_id[64];
@@ -594,29 +704,55 @@ int main(int argc, char *argv[]) {
                 member_add(mesh_id, name, &members[i]);
         }
 
-        snprintf(portarg, sizeof portarg, "127.0.0.1:%d", port);
-        broker_pid = fork();
-        if (broker_pid == 0) {
-                setenv("CLAUDEMESH_LOG_LEVEL", "warning", 1);
-                execl(broker_path, broker_path, "--db", db_path, "--listen", portarg, "--rate-limit", "0",
-                      "--max-connections-per-mesh", "1000", (char *) NULL);
-                _exit(127);
+        for (unsigned node = 0; node < n_nodes; node++) {
+                snprintf(portarg, sizeof portarg, "127.0.0.1:%d", ports[node]);
+                broker_pids[node] = fork();
+                if (broker_pids[node] == 0) {
+                        setenv("CLAUDEMESH_LOG_LEVEL", "warning", 1);
+                        execl(broker_path, broker_path, "--db", db_path, "--listen", portarg, "--rate-limit", "0",
+                              "--max-connections-per-mesh", "1000", (char *) NULL);
+                        _exit(127);
+                }
+                for (int i = 0; i < 200; i++) {
+                        struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t) ports[node]) };
+                        int fd = socket(AF_INET, SOCK_STREAM, 0);
+                        inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+                        int ok = connect(fd, (struct sockaddr *) &a, sizeof a) == 0;
+                        close(fd);
+                        if (ok)
+                                break;
+                        usleep(10 * 1000);
+                }
         }
-        for (int i = 0; i < 200; i++) {
-                struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t) port) };
-                int fd = socket(AF_INET, SOCK_STREAM, 0);
-                inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
-                int ok = connect(fd, (struct sockaddr *) &a, sizeof a) == 0;
-                close(fd);
-                if (ok)
-                        break;
-                usleep(10 * 1000);
-        }
+        broker_pid = broker_pids[0];
         usleep(100 * 1000);
         proc_stats(&cpu, &rss_rest, &hwm);
 
         printf("claudemesh-broker throughput, %u DMs per pair, limiter off, loopback, client_ack on every push\n", n);
         printf("broker resident memory at rest: %.1f MiB\n\n", rss_rest);
+
+        if (on_postgresql) {
+                printf("on PostgreSQL, %u node%s\n", n_nodes, n_nodes > 1 ? "s" : "");
+                Result pg_one = run(1, n < 2000 ? n : 2000, 1, "1 pair, one at a time");
+                Result pg_r1 = run(1, n, 64, "1 pair, flood (window 64)");
+                Result pg_r4 = run(4, n, 64, "4 pairs, flood (window 64)");
+                if (n_nodes > 1)
+                        (void) run_on(1, n, 64, true, "1 pair across nodes, flood");
+                printf("\nratios to issue 15's targets (>= 1.00 meets the target)\n");
+                printf("  DMs/s, 4 pairs / 5000:                %.2f\n", pg_r4.rate / 5000);
+                printf("  CPU per DM 0.3 ms / broker + database: %.2f (4 pairs)%s\n",
+                       0.3 / (pg_r4.cpu_ms_per_msg + pg_r4.pg_cpu_ms_per_msg),
+                       pg_pid > 0 ? "" : " (database CPU unknown: --pg-pid)");
+                printf("  upstream one-at-a-time 236 DMs/s, p50 4.0 ms: ours %.0f DMs/s, p50 %.3f ms\n",
+                       pg_one.rate, pg_one.p50_ms);
+                printf("  1 pair flood: %.0f DMs/s\n", pg_r1.rate);
+                for (unsigned i = 0; i < n_nodes; i++) {
+                        kill(broker_pids[i], SIGTERM);
+                        waitpid(broker_pids[i], NULL, 0);
+                }
+                rmdir(tmpdir);
+                return EXIT_SUCCESS;
+        }
 
         Result one_by_one = run(1, n < 2000 ? n : 2000, 1, "1 pair, one at a time");
         Result r1 = run(1, n, 64, "1 pair, flood (window 64)");

@@ -12,4 +12,5 @@ apt-get install -y -q --no-install-recommends \
         gcc meson ninja-build pkg-config scdoc \
         libsystemd-dev libwebsockets-dev libuv1-dev libsodium-dev libjson-c-dev libsqlite3-dev libseccomp-dev libmicrohttpd-dev \
         systemd dbus dbus-bin dbus-daemon dbus-user-session dbus-broker libglib2.0-bin polkitd pkexec \
-        python3 python3-websockets python3-nacl python3-dbusmock sqlite3 curl tmux util-linux valgrind bash-completion
+        python3 python3-websockets python3-nacl python3-dbusmock sqlite3 curl tmux util-linux valgrind bash-completion \
+        postgresql libpq-dev

@@ -8,6 +8,7 @@
 #include "accept.h"
 #include "delivery.h"
 #include "log.h"
+#include "nodes.h"
 #include "ratelimit.h"
 #include "time-util.h"
 
@@ -16,7 +17,14 @@
 typedef struct Recipients {
         const char **keys;
         size_t n;
+        char **remote;          /* owned: the other nodes' keys among keys (PostgreSQL) */
 } Recipients;
+
+static void recipients_done(Recipients *r) {
+        for (char **k = r->remote; k && *k; k++)
+                free(*k);
+        free(r->remote);
+}
 
 typedef struct DedupeRow {
         char broker_message_id[BROKER_ID_LEN + 1];
@@ -105,41 +113,47 @@ static void derive_fingerprint(const SendRequest *req, const char *destination_r
 
 /* 1 and *ret filled when the row exists, 0 when not, negative errno on failure. */
 static int dedupe_lookup(Store *s, const Conn *c, const char *client_message_id, DedupeRow *ret) {
-        sqlite3_stmt *st = store_stmt(s,
+        StoreStmt *st = store_stmt(s,
                 "SELECT broker_message_id, request_fingerprint, history_available, first_seen_at"
                 "  FROM client_message_dedupe WHERE mesh_id = ?1 AND sender_scope = ?2 AND client_message_id = ?3");
         int rc, r = 0;
 
         if (!st)
                 return -EIO;
-        sqlite3_bind_text(st, 1, c->mesh_id, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 2, conn_sender_scope(c), -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 3, client_message_id, -1, SQLITE_STATIC);
-        rc = sqlite3_step(st);
-        if (rc == SQLITE_ROW) {
+        store_bind_text(st, 1, c->mesh_id);
+        store_bind_text(st, 2, conn_sender_scope(c));
+        store_bind_text(st, 3, client_message_id);
+        rc = store_step(st);
+        if (rc == STORE_ROW) {
                 *ret = (DedupeRow) {
-                        .history_available = sqlite3_column_int(st, 2) != 0,
-                        .first_seen_at = sqlite3_column_int64(st, 3),
+                        .history_available = store_col_int(st, 2) != 0,
+                        .first_seen_at = store_col_int64(st, 3),
                 };
                 snprintf(ret->broker_message_id, sizeof ret->broker_message_id, "%s",
-                         (const char *) sqlite3_column_text(st, 0));
-                if (sqlite3_column_bytes(st, 1) == FINGERPRINT_BYTES)
-                        memcpy(ret->fingerprint, sqlite3_column_blob(st, 1), FINGERPRINT_BYTES);
+                         store_col_text(st, 0));
+                size_t fp_size;
+                const void *fp = store_col_blob(st, 1, &fp_size);
+                if (fp && fp_size == FINGERPRINT_BYTES)
+                        memcpy(ret->fingerprint, fp, FINGERPRINT_BYTES);
                 r = 1;
-        } else if (rc != SQLITE_DONE)
-                r = store_errno(rc);
-        sqlite3_reset(st);
+        } else if (rc != STORE_DONE)
+                r = rc;
+        store_reset(st);
         return r;
 }
 
 bool conn_in_group(const Conn *p, const char *group) {
+        return groups_include(p->groups, group);
+}
+
+bool groups_include(json_object *groups, const char *group) {
         size_t n = strlen(group);
 
-        if (!p->groups)
+        if (!groups || !json_object_is_type(groups, json_type_array))
                 return false;
-        for (size_t i = 0; i < json_object_array_length(p->groups); i++) {
+        for (size_t i = 0; i < json_object_array_length(groups); i++) {
                 json_object *name;
-                if (!json_object_object_get_ex(json_object_array_get_idx(p->groups, i), "name", &name))
+                if (!json_object_object_get_ex(json_object_array_get_idx(groups, i), "name", &name))
                         continue;
                 /* "@a" reaches members of "a" and of its subgroups "a/…", as upstream's drain. */
                 const char *g = json_object_get_string(name);
@@ -152,13 +166,21 @@ bool conn_in_group(const Conn *p, const char *group) {
 /* Multicast goes to the live, visible connections of the other members at accept time;
  * each gets its own delivery row, so it is redelivered until acknowledged. */
 static int multicast_recipients(Conn *sender, const SendRequest *req, Recipients *ret) {
-        size_t max = 0;
+        size_t max = 0, n_remote;
+        int r;
 
+        /* With several nodes, also the live connections of the other nodes. */
+        r = nodes_remote_recipients(sender, req->target_kind == TARGET_GROUP ? req->target_ref : NULL,
+                                    &ret->remote, &n_remote);
+        if (r < 0)
+                return r;
         for (Conn *p = sender->server->conns; p; p = p->next)
                 max++;
-        ret->keys = calloc(max ? max : 1, sizeof *ret->keys);
+        ret->keys = calloc(max + n_remote + 1, sizeof *ret->keys);
         if (!ret->keys)
                 return -ENOMEM;
+        for (size_t i = 0; i < n_remote; i++)
+                ret->keys[ret->n++] = ret->remote[i];
         for (Conn *p = sender->server->conns; p; p = p->next) {
                 if (!conn_is_live(p) || !p->visible || !streq(p->mesh_id, sender->mesh_id) ||
                     streq(p->member_pubkey, sender->member_pubkey))
@@ -177,36 +199,36 @@ static int multicast_recipients(Conn *sender, const SendRequest *req, Recipients
 
 /* B2: a DM must name a current member or a session of one. 1 = exists. */
 static int direct_target_exists(Store *s, const char *mesh_id, const char *key) {
-        sqlite3_stmt *st = store_stmt(s,
+        StoreStmt *st = store_stmt(s,
                 "SELECT 1 FROM member WHERE mesh_id = ?1 AND peer_pubkey = ?2 AND revoked_at IS NULL"
                 " UNION ALL "
                 "SELECT 1 FROM session se JOIN member m ON m.id = se.member_id"
                 " WHERE se.mesh_id = ?1 AND se.session_pubkey = ?2 AND m.revoked_at IS NULL LIMIT 1");
         if (!st)
                 return -EIO;
-        sqlite3_bind_text(st, 1, mesh_id, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 2, key, -1, SQLITE_STATIC);
-        int rc = sqlite3_step(st);
-        sqlite3_reset(st);
-        return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : store_errno(rc);
+        store_bind_text(st, 1, mesh_id);
+        store_bind_text(st, 2, key);
+        int rc = store_step(st);
+        store_reset(st);
+        return rc == STORE_ROW ? 1 : rc == STORE_DONE ? 0 : rc;
 }
 
 /* B2 for topics: 1 and the topic's name when it exists in the mesh. */
 static int topic_lookup(Store *s, const char *mesh_id, const char *topic_id, char **ret_name) {
-        sqlite3_stmt *st = store_stmt(s, "SELECT name FROM topic WHERE mesh_id = ?1 AND id = ?2");
+        StoreStmt *st = store_stmt(s, "SELECT name FROM topic WHERE mesh_id = ?1 AND id = ?2");
         int r = 0;
 
         if (!st)
                 return -EIO;
-        sqlite3_bind_text(st, 1, mesh_id, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 2, topic_id, -1, SQLITE_STATIC);
-        int rc = sqlite3_step(st);
-        if (rc == SQLITE_ROW) {
-                *ret_name = strdup((const char *) sqlite3_column_text(st, 0));
+        store_bind_text(st, 1, mesh_id);
+        store_bind_text(st, 2, topic_id);
+        int rc = store_step(st);
+        if (rc == STORE_ROW) {
+                *ret_name = strdup(store_col_text(st, 0));
                 r = *ret_name ? 1 : -ENOMEM;
-        } else if (rc != SQLITE_DONE)
-                r = store_errno(rc);
-        sqlite3_reset(st);
+        } else if (rc != STORE_DONE)
+                r = rc;
+        store_reset(st);
         return r;
 }
 
@@ -272,42 +294,41 @@ typedef struct Accepted {
 
 static int insert_message(Conn *c, const SendRequest *req, const Accepted *a, const char *topic_id) {
         Store *s = c->server->store;
-        sqlite3_stmt *st = store_stmt(s,
+        StoreStmt *st = store_stmt(s,
                 "INSERT INTO message (id, mesh_id, sender_member_id, sender_pubkey, sender_member_pubkey,"
                 "  sender_name, target_spec, priority, nonce, ciphertext, created_at, client_message_id,"
                 "  request_fingerprint, reply_to_id, topic_id, sender_scope)"
                 " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)");
         if (!st)
                 return -EIO;
-        sqlite3_bind_text(st, 1, a->message_id, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 2, c->mesh_id, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 3, c->member_id, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 4, conn_routing_key(c), -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 5, c->member_pubkey, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 6, c->display_name, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 7, req->target_kind == TARGET_DIRECT ? req->direct_key : req->target_spec, -1,
-                          SQLITE_STATIC);
-        sqlite3_bind_text(st, 8, req->priority, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 9, req->nonce, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 10, req->ciphertext, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 11, a->created_at);
+        store_bind_text(st, 1, a->message_id);
+        store_bind_text(st, 2, c->mesh_id);
+        store_bind_text(st, 3, c->member_id);
+        store_bind_text(st, 4, conn_routing_key(c));
+        store_bind_text(st, 5, c->member_pubkey);
+        store_bind_text(st, 6, c->display_name);
+        store_bind_text(st, 7, req->target_kind == TARGET_DIRECT ? req->direct_key : req->target_spec);
+        store_bind_text(st, 8, req->priority);
+        store_bind_text(st, 9, req->nonce);
+        store_bind_text(st, 10, req->ciphertext);
+        store_bind_int64(st, 11, a->created_at);
         if (req->client_message_id)
-                sqlite3_bind_text(st, 12, req->client_message_id, -1, SQLITE_STATIC);
+                store_bind_text(st, 12, req->client_message_id);
         /* Only the client's own fingerprint travels on with the message. */
         if (req->has_fingerprint)
-                sqlite3_bind_blob(st, 13, req->fingerprint, FINGERPRINT_BYTES, SQLITE_STATIC);
+                store_bind_blob(st, 13, req->fingerprint, FINGERPRINT_BYTES);
         if (req->reply_to_id)
-                sqlite3_bind_text(st, 14, req->reply_to_id, -1, SQLITE_STATIC);
+                store_bind_text(st, 14, req->reply_to_id);
         if (topic_id)
-                sqlite3_bind_text(st, 15, topic_id, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 16, conn_sender_scope(c), -1, SQLITE_STATIC);
+                store_bind_text(st, 15, topic_id);
+        store_bind_text(st, 16, conn_sender_scope(c));
         return store_step_done(s, st);
 }
 
 static int insert_rows(Conn *c, const SendRequest *req, const Accepted *a, const Recipients *rcpt,
                        const Mentions *mentions) {
         Store *s = c->server->store;
-        sqlite3_stmt *st;
+        StoreStmt *st;
         int r;
 
         if (req->target_kind == TARGET_TOPIC) {
@@ -315,38 +336,38 @@ static int insert_rows(Conn *c, const SendRequest *req, const Accepted *a, const
                                    " VALUES (?1, ?2, ?3, ?4)");
                 if (!st)
                         return -EIO;
-                sqlite3_bind_text(st, 1, a->message_id, -1, SQLITE_STATIC);
-                sqlite3_bind_text(st, 2, c->mesh_id, -1, SQLITE_STATIC);
-                sqlite3_bind_text(st, 3, req->target_ref, -1, SQLITE_STATIC);
-                sqlite3_bind_int64(st, 4, a->created_at);
+                store_bind_text(st, 1, a->message_id);
+                store_bind_text(st, 2, c->mesh_id);
+                store_bind_text(st, 3, req->target_ref);
+                store_bind_int64(st, 4, a->created_at);
                 r = store_step_done(s, st);
                 if (r < 0)
                         return r;
         }
 
         for (size_t i = 0; i < rcpt->n; i++) {
-                st = store_stmt(s, "INSERT OR IGNORE INTO delivery (message_id, recipient_pubkey, mesh_id, created_at)"
-                                   " VALUES (?1, ?2, ?3, ?4)");
+                st = store_stmt(s, "INSERT INTO delivery (message_id, recipient_pubkey, mesh_id, created_at)"
+                                   " VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING");
                 if (!st)
                         return -EIO;
-                sqlite3_bind_text(st, 1, a->message_id, -1, SQLITE_STATIC);
-                sqlite3_bind_text(st, 2, rcpt->keys[i], -1, SQLITE_STATIC);
-                sqlite3_bind_text(st, 3, c->mesh_id, -1, SQLITE_STATIC);
-                sqlite3_bind_int64(st, 4, a->created_at);
+                store_bind_text(st, 1, a->message_id);
+                store_bind_text(st, 2, rcpt->keys[i]);
+                store_bind_text(st, 3, c->mesh_id);
+                store_bind_int64(st, 4, a->created_at);
                 r = store_step_done(s, st);
                 if (r < 0)
                         return r;
         }
 
         for (size_t i = 0; i < mentions->n; i++) {
-                st = store_stmt(s, "INSERT OR IGNORE INTO mention_index (broker_message_id, mesh_id, mentioned, created_at)"
-                                   " VALUES (?1, ?2, ?3, ?4)");
+                st = store_stmt(s, "INSERT INTO mention_index (broker_message_id, mesh_id, mentioned, created_at)"
+                                   " VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING");
                 if (!st)
                         return -EIO;
-                sqlite3_bind_text(st, 1, a->message_id, -1, SQLITE_STATIC);
-                sqlite3_bind_text(st, 2, c->mesh_id, -1, SQLITE_STATIC);
-                sqlite3_bind_text(st, 3, mentions->names[i], -1, SQLITE_STATIC);
-                sqlite3_bind_int64(st, 4, a->created_at);
+                store_bind_text(st, 1, a->message_id);
+                store_bind_text(st, 2, c->mesh_id);
+                store_bind_text(st, 3, mentions->names[i]);
+                store_bind_int64(st, 4, a->created_at);
                 r = store_step_done(s, st);
                 if (r < 0)
                         return r;
@@ -357,7 +378,7 @@ static int insert_rows(Conn *c, const SendRequest *req, const Accepted *a, const
 static int claim_dedupe(Conn *c, const SendRequest *req, const uint8_t *fingerprint, const char *destination_ref,
                         const Accepted *a) {
         Store *s = c->server->store;
-        sqlite3_stmt *st = store_stmt(s,
+        StoreStmt *st = store_stmt(s,
                 "INSERT INTO client_message_dedupe (mesh_id, client_message_id, broker_message_id,"
                 "  request_fingerprint, destination_kind, destination_ref, first_seen_at, expires_at, sender_scope)"
                 " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
@@ -366,15 +387,15 @@ static int claim_dedupe(Conn *c, const SendRequest *req, const uint8_t *fingerpr
 
         if (!st)
                 return -EIO;
-        sqlite3_bind_text(st, 1, c->mesh_id, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 2, req->client_message_id, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 3, a->message_id, -1, SQLITE_STATIC);
-        sqlite3_bind_blob(st, 4, fingerprint, FINGERPRINT_BYTES, SQLITE_STATIC);
-        sqlite3_bind_text(st, 5, target_kind_destination(req->target_kind), -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 6, destination_ref, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 7, a->created_at);
-        sqlite3_bind_int64(st, 8, a->created_at + (int64_t) c->server->opts.dedupe_retention_days * MS_PER_DAY);
-        sqlite3_bind_text(st, 9, conn_sender_scope(c), -1, SQLITE_STATIC);
+        store_bind_text(st, 1, c->mesh_id);
+        store_bind_text(st, 2, req->client_message_id);
+        store_bind_text(st, 3, a->message_id);
+        store_bind_blob(st, 4, fingerprint, FINGERPRINT_BYTES);
+        store_bind_text(st, 5, target_kind_destination(req->target_kind));
+        store_bind_text(st, 6, destination_ref);
+        store_bind_int64(st, 7, a->created_at);
+        store_bind_int64(st, 8, a->created_at + (int64_t) c->server->opts.dedupe_retention_days * MS_PER_DAY);
+        store_bind_text(st, 9, conn_sender_scope(c));
         r = store_step_done(s, st);
         if (r < 0)
                 return r;
@@ -496,7 +517,7 @@ void accept_handle_send(Conn *c, const Frame *f) {
         }
 
         const char *direct[1] = { req.direct_key };
-        Recipients rcpt = { .n = 0 };
+        _cleanup_(recipients_done) Recipients rcpt = { .n = 0 };
         if (req.target_kind == TARGET_DIRECT)
                 rcpt = (Recipients) { .keys = direct, .n = 1 };
         else {

@@ -20,3 +20,5 @@ void accept_handle_send(Conn *c, const Frame *f);
 
 /* True when p is in group (name without "@") or one of its subgroups "group/...". */
 bool conn_in_group(const Conn *p, const char *group);
+/* The same for a groups array as a hello carries it ([{"name":…}, …]); NULL has none. */
+bool groups_include(json_object *groups, const char *group);

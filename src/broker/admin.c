@@ -48,28 +48,28 @@ typedef struct MeshRow {
 
 /* 1 = found by id or slug, 0 = not found. */
 static int mesh_lookup(Store *s, const char *id_or_slug, MeshRow *ret) {
-        sqlite3_stmt *st = store_stmt(s, "SELECT id, slug, name FROM mesh WHERE id = ?1 OR slug = ?1");
+        StoreStmt *st = store_stmt(s, "SELECT id, slug, name FROM mesh WHERE id = ?1 OR slug = ?1");
         int r = 0;
 
         if (!st)
                 return -EIO;
-        sqlite3_bind_text(st, 1, id_or_slug, -1, SQLITE_STATIC);
-        int rc = sqlite3_step(st);
-        if (rc == SQLITE_ROW) {
-                snprintf(ret->id, sizeof ret->id, "%s", (const char *) sqlite3_column_text(st, 0));
-                snprintf(ret->slug, sizeof ret->slug, "%s", (const char *) sqlite3_column_text(st, 1));
-                snprintf(ret->name, sizeof ret->name, "%s", (const char *) sqlite3_column_text(st, 2));
+        store_bind_text(st, 1, id_or_slug);
+        int rc = store_step(st);
+        if (rc == STORE_ROW) {
+                snprintf(ret->id, sizeof ret->id, "%s", store_col_text(st, 0));
+                snprintf(ret->slug, sizeof ret->slug, "%s", store_col_text(st, 1));
+                snprintf(ret->name, sizeof ret->name, "%s", store_col_text(st, 2));
                 r = 1;
-        } else if (rc != SQLITE_DONE)
-                r = store_errno(rc);
-        sqlite3_reset(st);
+        } else if (rc != STORE_DONE)
+                r = rc;
+        store_reset(st);
         return r;
 }
 
 static int need_mesh(Store *s, const char *id_or_slug, MeshRow *ret) {
         int r = mesh_lookup(s, id_or_slug, ret);
         if (r < 0)
-                return fail(EXIT_FAILURE, "database error", sqlite3_errmsg(store_db(s)));
+                return fail(EXIT_FAILURE, "database error", store_errmsg(s));
         if (r == 0)
                 return fail(EXIT_NOT_FOUND, "no mesh with this id or slug", id_or_slug);
         return EXIT_SUCCESS;
@@ -121,18 +121,18 @@ static int cmd_mesh_create(Store *s, int argc, char **argv) {
                 return usage_error("cannot derive a slug from \"%s\"; give --slug", name);
 
         broker_id_generate(id);
-        sqlite3_stmt *st = store_stmt(s, "INSERT INTO mesh (id, slug, name, created_at) VALUES (?1, ?2, ?3, ?4)");
+        StoreStmt *st = store_stmt(s, "INSERT INTO mesh (id, slug, name, created_at) VALUES (?1, ?2, ?3, ?4)");
         if (!st)
                 return EXIT_FAILURE;
-        sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 2, slug, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 3, name, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 4, now_ms());
+        store_bind_text(st, 1, id);
+        store_bind_text(st, 2, slug);
+        store_bind_text(st, 3, name);
+        store_bind_int64(st, 4, now_ms());
         int r = store_step_done(s, st);
         if (r == -EEXIST)
                 return fail(EXIT_EXISTS, "a mesh with this slug exists already", slug);
         if (r < 0)
-                return fail(EXIT_FAILURE, "cannot create mesh", sqlite3_errmsg(store_db(s)));
+                return fail(EXIT_FAILURE, "cannot create mesh", store_errmsg(s));
 
         _cleanup_(json_object_putp) json_object *o = json_object_new_object();
         json_object_object_add(o, "id", json_object_new_string(id));
@@ -144,32 +144,32 @@ static int cmd_mesh_create(Store *s, int argc, char **argv) {
 static int cmd_mesh_list(Store *s, int argc, char **argv) {
         if (argc != 1)
                 return usage_error("%s", "usage: mesh list");
-        sqlite3_stmt *st = store_stmt(s,
+        StoreStmt *st = store_stmt(s,
                 "SELECT mesh.id, mesh.slug, mesh.name,"
                 "  (SELECT COUNT(*) FROM member m WHERE m.mesh_id = mesh.id AND m.revoked_at IS NULL)"
                 "  FROM mesh ORDER BY mesh.created_at, mesh.slug");
         if (!st)
                 return EXIT_FAILURE;
         printf("%-32s  %-20s  %7s  %s\n", "ID", "SLUG", "MEMBERS", "NAME");
-        while (sqlite3_step(st) == SQLITE_ROW)
-                printf("%-32s  %-20s  %7d  %s\n", (const char *) sqlite3_column_text(st, 0),
-                       (const char *) sqlite3_column_text(st, 1), sqlite3_column_int(st, 3),
-                       (const char *) sqlite3_column_text(st, 2));
-        sqlite3_reset(st);
+        while (store_step(st) == STORE_ROW)
+                printf("%-32s  %-20s  %7d  %s\n", store_col_text(st, 0),
+                       store_col_text(st, 1), store_col_int(st, 3),
+                       store_col_text(st, 2));
+        store_reset(st);
         return EXIT_SUCCESS;
 }
 
 /* 1 = the mesh has an active member of this display name, 0 = not, < 0 = error. */
 static int active_member_named(Store *s, const char *mesh_id, const char *display_name) {
-        sqlite3_stmt *st = store_stmt(s, "SELECT 1 FROM member WHERE mesh_id = ?1 AND display_name = ?2"
-                                         " AND revoked_at IS NULL LIMIT 1");
+        StoreStmt *st = store_stmt(s, "SELECT 1 FROM member WHERE mesh_id = ?1 AND display_name = ?2"
+                                      " AND revoked_at IS NULL LIMIT 1");
         if (!st)
                 return -EIO;
-        sqlite3_bind_text(st, 1, mesh_id, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 2, display_name, -1, SQLITE_STATIC);
-        int rc = sqlite3_step(st);
-        sqlite3_reset(st);
-        return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : store_errno(rc);
+        store_bind_text(st, 1, mesh_id);
+        store_bind_text(st, 2, display_name);
+        int r = store_step(st);
+        store_reset(st);
+        return r < 0 ? r : r == STORE_ROW;
 }
 
 /* `member add ... > bob.json` leaves a secret key in a file of the user's umask (often 0644). */
@@ -241,7 +241,7 @@ static int cmd_member_add(const BrokerOptions *opts, Store *s, int argc, char **
                 /* Two active members of one name make "send bob" ambiguous for every peer. */
                 r = active_member_named(s, mesh.id, display_name);
                 if (r < 0)
-                        return fail(EXIT_FAILURE, "database error", sqlite3_errmsg(store_db(s)));
+                        return fail(EXIT_FAILURE, "database error", store_errmsg(s));
                 if (r > 0) {
                         fprintf(stderr, "claudemesh-broker: mesh %s has an active member named \"%s\" already; "
                                 "--allow-duplicate adds another\n", mesh.slug, display_name);
@@ -292,7 +292,7 @@ static int cmd_member_add(const BrokerOptions *opts, Store *s, int argc, char **
                 }
         } else if (!pubkey_arg)
                 warn_if_stdout_shared();
-        sqlite3_stmt *st = store_stmt(s,
+        StoreStmt *st = store_stmt(s,
                 "INSERT INTO member (id, mesh_id, peer_pubkey, display_name, role, created_at)"
                 " VALUES (?1, ?2, ?3, ?4, ?5, ?6)");
         if (!st) {
@@ -300,19 +300,19 @@ static int cmd_member_add(const BrokerOptions *opts, Store *s, int argc, char **
                         (void) unlink(output);
                 return EXIT_FAILURE;
         }
-        sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 2, mesh.id, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 3, pubkey, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 4, display_name, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 5, role, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 6, now);
+        store_bind_text(st, 1, id);
+        store_bind_text(st, 2, mesh.id);
+        store_bind_text(st, 3, pubkey);
+        store_bind_text(st, 4, display_name);
+        store_bind_text(st, 5, role);
+        store_bind_int64(st, 6, now);
         r = store_step_done(s, st);
         if (r < 0 && output)
                 (void) unlink(output);
         if (r == -EEXIST)
                 return fail(EXIT_EXISTS, "this pubkey is a member of the mesh already", pubkey);
         if (r < 0)
-                return fail(EXIT_FAILURE, "cannot add member", sqlite3_errmsg(store_db(s)));
+                return fail(EXIT_FAILURE, "cannot add member", store_errmsg(s));
         if (output) {
                 fprintf(stderr, "claudemesh-broker: wrote the config.json mesh entry of %s to %s (mode 0600)\n",
                         display_name, output);
@@ -331,22 +331,22 @@ static int cmd_member_revoke(Store *s, int argc, char **argv) {
         if (r != EXIT_SUCCESS)
                 return r;
 
-        sqlite3_stmt *st = store_stmt(s,
+        StoreStmt *st = store_stmt(s,
                 "SELECT id, revoked_at IS NOT NULL FROM member"
                 " WHERE mesh_id = ?1 AND (id = ?2 OR peer_pubkey = ?2 OR display_name = ?2)");
         if (!st)
                 return EXIT_FAILURE;
-        sqlite3_bind_text(st, 1, mesh.id, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 2, argv[2], -1, SQLITE_STATIC);
+        store_bind_text(st, 1, mesh.id);
+        store_bind_text(st, 2, argv[2]);
         char id[BROKER_ID_LEN + 1] = "";
         bool revoked = false;
         unsigned matches = 0;
-        while (sqlite3_step(st) == SQLITE_ROW) {
-                snprintf(id, sizeof id, "%s", (const char *) sqlite3_column_text(st, 0));
-                revoked = sqlite3_column_int(st, 1) != 0;
+        while (store_step(st) == STORE_ROW) {
+                snprintf(id, sizeof id, "%s", store_col_text(st, 0));
+                revoked = store_col_int(st, 1) != 0;
                 matches++;
         }
-        sqlite3_reset(st);
+        store_reset(st);
         if (matches == 0)
                 return fail(EXIT_NOT_FOUND, "no such member in the mesh", argv[2]);
         if (matches > 1)
@@ -359,10 +359,10 @@ static int cmd_member_revoke(Store *s, int argc, char **argv) {
         st = store_stmt(s, "UPDATE member SET revoked_at = ?1 WHERE id = ?2");
         if (!st)
                 return EXIT_FAILURE;
-        sqlite3_bind_int64(st, 1, now_ms());
-        sqlite3_bind_text(st, 2, id, -1, SQLITE_STATIC);
+        store_bind_int64(st, 1, now_ms());
+        store_bind_text(st, 2, id);
         if (store_step_done(s, st) < 0)
-                return fail(EXIT_FAILURE, "cannot revoke member", sqlite3_errmsg(store_db(s)));
+                return fail(EXIT_FAILURE, "cannot revoke member", store_errmsg(s));
         printf("%s revoked\n", id);
         return EXIT_SUCCESS;
 }
@@ -376,18 +376,18 @@ static int cmd_member_list(Store *s, int argc, char **argv) {
         r = need_mesh(s, argv[1], &mesh);
         if (r != EXIT_SUCCESS)
                 return r;
-        sqlite3_stmt *st = store_stmt(s,
+        StoreStmt *st = store_stmt(s,
                 "SELECT id, peer_pubkey, role, revoked_at IS NOT NULL, display_name FROM member"
                 " WHERE mesh_id = ?1 ORDER BY created_at, id");
         if (!st)
                 return EXIT_FAILURE;
-        sqlite3_bind_text(st, 1, mesh.id, -1, SQLITE_STATIC);
+        store_bind_text(st, 1, mesh.id);
         printf("%-32s  %-64s  %-6s  %-7s  %s\n", "ID", "PUBKEY", "ROLE", "STATE", "NAME");
-        while (sqlite3_step(st) == SQLITE_ROW)
-                printf("%-32s  %-64s  %-6s  %-7s  %s\n", (const char *) sqlite3_column_text(st, 0),
-                       (const char *) sqlite3_column_text(st, 1), (const char *) sqlite3_column_text(st, 2),
-                       sqlite3_column_int(st, 3) ? "revoked" : "active", (const char *) sqlite3_column_text(st, 4));
-        sqlite3_reset(st);
+        while (store_step(st) == STORE_ROW)
+                printf("%-32s  %-64s  %-6s  %-7s  %s\n", store_col_text(st, 0),
+                       store_col_text(st, 1), store_col_text(st, 2),
+                       store_col_int(st, 3) ? "revoked" : "active", store_col_text(st, 4));
+        store_reset(st);
         return EXIT_SUCCESS;
 }
 
@@ -406,27 +406,27 @@ static int cmd_topic_create(Store *s, int argc, char **argv) {
                 return r;
 
         broker_id_generate(id);
-        sqlite3_stmt *st = store_stmt(s, "INSERT INTO topic (id, mesh_id, name, created_at) VALUES (?1, ?2, ?3, ?4)"
+        StoreStmt *st = store_stmt(s, "INSERT INTO topic (id, mesh_id, name, created_at) VALUES (?1, ?2, ?3, ?4)"
                                          " ON CONFLICT (mesh_id, name) DO NOTHING");
         if (!st)
                 return EXIT_FAILURE;
-        sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 2, mesh.id, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 3, name, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 4, now_ms());
+        store_bind_text(st, 1, id);
+        store_bind_text(st, 2, mesh.id);
+        store_bind_text(st, 3, name);
+        store_bind_int64(st, 4, now_ms());
         if (store_step_done(s, st) < 0)
-                return fail(EXIT_FAILURE, "cannot create topic", sqlite3_errmsg(store_db(s)));
+                return fail(EXIT_FAILURE, "cannot create topic", store_errmsg(s));
         bool created = store_changes(s) == 1;
 
         /* Idempotent on the name, like upstream's topic_create: report the existing topic. */
         st = store_stmt(s, "SELECT id FROM topic WHERE mesh_id = ?1 AND name = ?2");
         if (!st)
                 return EXIT_FAILURE;
-        sqlite3_bind_text(st, 1, mesh.id, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
-        if (sqlite3_step(st) == SQLITE_ROW)
-                snprintf(id, sizeof id, "%s", (const char *) sqlite3_column_text(st, 0));
-        sqlite3_reset(st);
+        store_bind_text(st, 1, mesh.id);
+        store_bind_text(st, 2, name);
+        if (store_step(st) == STORE_ROW)
+                snprintf(id, sizeof id, "%s", store_col_text(st, 0));
+        store_reset(st);
 
         _cleanup_(json_object_putp) json_object *o = json_object_new_object();
         json_object_object_add(o, "id", json_object_new_string(id));

@@ -6,6 +6,7 @@
 #include "accept.h"
 #include "delivery.h"
 #include "log.h"
+#include "nodes.h"
 #include "time-util.h"
 
 #define DRAIN_BATCH 256
@@ -57,15 +58,16 @@ static void arm_lease_timer(Server *s);
 
 static int lease(Conn *c, const char *message_id, const char *recipient_key) {
         Server *s = c->server;
-        sqlite3_stmt *st = store_stmt(s->store,
-                "INSERT OR REPLACE INTO temp.lease (message_id, recipient_pubkey, conn_serial, expires_at)"
-                " VALUES (?1, ?2, ?3, ?4)");
+        StoreStmt *st = store_stmt(s->store,
+                "INSERT INTO temp.lease (message_id, recipient_pubkey, conn_serial, expires_at)"
+                " VALUES (?1, ?2, ?3, ?4) ON CONFLICT (message_id, recipient_pubkey)"
+                " DO UPDATE SET conn_serial = excluded.conn_serial, expires_at = excluded.expires_at");
         if (!st)
                 return -EIO;
-        sqlite3_bind_text(st, 1, message_id, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 2, recipient_key, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 3, (sqlite3_int64) c->serial);
-        sqlite3_bind_int64(st, 4, mono_ms() + (int64_t) s->opts.lease_seconds * 1000);
+        store_bind_text(st, 1, message_id);
+        store_bind_text(st, 2, recipient_key);
+        store_bind_int64(st, 3, c->serial);
+        store_bind_int64(st, 4, mono_ms() + (int64_t) s->opts.lease_seconds * 1000);
         int r = store_step_done(s->store, st);
         if (r >= 0)
                 arm_lease_timer(s);
@@ -74,23 +76,23 @@ static int lease(Conn *c, const char *message_id, const char *recipient_key) {
 
 /* The last delivery row of a message is gone: it is delivered (message_status says when). */
 static void mark_delivered_if_done(Store *store, const char *message_id) {
-        sqlite3_stmt *st = store_stmt(store,
+        StoreStmt *st = store_stmt(store,
                 "UPDATE message SET delivered_at = ?2 WHERE id = ?1 AND delivered_at IS NULL"
                 "   AND NOT EXISTS (SELECT 1 FROM delivery WHERE message_id = ?1)");
         if (!st)
                 return;
-        sqlite3_bind_text(st, 1, message_id, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 2, now_ms());
+        store_bind_text(st, 1, message_id);
+        store_bind_int64(st, 2, now_ms());
         (void) store_step_done(store, st);
 }
 
 static void settle(Store *store, const char *message_id, const char *recipient_key) {
-        sqlite3_stmt *st = store_stmt(store, "DELETE FROM delivery WHERE message_id = ?1 AND recipient_pubkey = ?2");
+        StoreStmt *st = store_stmt(store, "DELETE FROM delivery WHERE message_id = ?1 AND recipient_pubkey = ?2");
 
         if (!st)
                 return;
-        sqlite3_bind_text(st, 1, message_id, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 2, recipient_key, -1, SQLITE_STATIC);
+        store_bind_text(st, 1, message_id);
+        store_bind_text(st, 2, recipient_key);
         if (store_step_done(store, st) < 0)
                 log_warning("Could not record the delivery of %s.", message_id);
         else
@@ -140,11 +142,14 @@ void delivery_push_new(Server *s, const char *mesh_id, const char *recipient_key
         }
         if (target && target != sender && push_and_lease(target, recipient_key, m) < 0)
                 log_warning("Could not push message %s; it stays queued.", m->message_id);
+        /* The owner may be on another node; one of its other sessions may be too. */
+        if (!target || target == sender)
+                nodes_wake(s, mesh_id, recipient_key);
 }
 
 void delivery_drain(Conn *c) {
         Server *s = c->server;
-        sqlite3_stmt *st;
+        StoreStmt *st;
         size_t n = 0;
         int rc;
 
@@ -162,11 +167,11 @@ void delivery_drain(Conn *c) {
                 " ORDER BY d.created_at, d.message_id LIMIT ?5");
         if (!st)
                 return;
-        sqlite3_bind_text(st, 1, c->mesh_id, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 2, conn_routing_key(c), -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 3, c->member_pubkey, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 4, mono_ms());
-        sqlite3_bind_int(st, 5, DRAIN_BATCH);
+        store_bind_text(st, 1, c->mesh_id);
+        store_bind_text(st, 2, conn_routing_key(c));
+        store_bind_text(st, 3, c->member_pubkey);
+        store_bind_int64(st, 4, mono_ms());
+        store_bind_int64(st, 5, DRAIN_BATCH);
 
         /* Collect first: leasing writes to the table the cursor reads. */
         typedef struct Row {
@@ -175,34 +180,35 @@ void delivery_drain(Conn *c) {
         } Row;
         _cleanup_free_ Row *rows = calloc(DRAIN_BATCH, sizeof(Row));
         if (!rows) {
-                sqlite3_reset(st);
+                store_reset(st);
                 return;
         }
-        while ((rc = sqlite3_step(st)) == SQLITE_ROW && n < DRAIN_BATCH) {
-                const void *fp = sqlite3_column_blob(st, 11);
+        while ((rc = store_step(st)) == STORE_ROW && n < DRAIN_BATCH) {
+                size_t fp_size;
+                const void *fp = store_col_blob(st, 11, &fp_size);
                 PushMessage m = {
-                        .message_id = (const char *) sqlite3_column_text(st, 0),
-                        .sender_pubkey = (const char *) sqlite3_column_text(st, 2),
-                        .sender_member_pubkey = (const char *) sqlite3_column_text(st, 3),
-                        .sender_member_id = (const char *) sqlite3_column_text(st, 4),
-                        .sender_name = (const char *) sqlite3_column_text(st, 5),
-                        .priority = (const char *) sqlite3_column_text(st, 6),
-                        .nonce = (const char *) sqlite3_column_text(st, 7),
-                        .ciphertext = (const char *) sqlite3_column_text(st, 8),
-                        .created_at_ms = sqlite3_column_int64(st, 9),
-                        .client_message_id = (const char *) sqlite3_column_text(st, 10),
-                        .request_fingerprint = sqlite3_column_bytes(st, 11) == FINGERPRINT_BYTES ? fp : NULL,
-                        .reply_to_id = (const char *) sqlite3_column_text(st, 12),
-                        .topic_name = (const char *) sqlite3_column_text(st, 13),
+                        .message_id = store_col_text(st, 0),
+                        .sender_pubkey = store_col_text(st, 2),
+                        .sender_member_pubkey = store_col_text(st, 3),
+                        .sender_member_id = store_col_text(st, 4),
+                        .sender_name = store_col_text(st, 5),
+                        .priority = store_col_text(st, 6),
+                        .nonce = store_col_text(st, 7),
+                        .ciphertext = store_col_text(st, 8),
+                        .created_at_ms = store_col_int64(st, 9),
+                        .client_message_id = store_col_text(st, 10),
+                        .request_fingerprint = fp && fp_size == FINGERPRINT_BYTES ? fp : NULL,
+                        .reply_to_id = store_col_text(st, 12),
+                        .topic_name = store_col_text(st, 13),
                 };
                 rows[n].message_id = strdup(m.message_id);
-                rows[n].recipient = strdup((const char *) sqlite3_column_text(st, 1));
+                rows[n].recipient = strdup(store_col_text(st, 1));
                 rows[n].push = push_frame_new(c->mesh_id, &m);
                 n++;
         }
-        sqlite3_reset(st);
-        if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-                log_warning("Drain for %s failed: %s", c->presence_id, sqlite3_errmsg(store_db(s->store)));
+        store_reset(st);
+        if (rc != STORE_ROW && rc != STORE_DONE)
+                log_warning("Drain for %s failed: %s", c->presence_id, store_errmsg(s->store));
         c->drain_more = n == DRAIN_BATCH;
 
         for (size_t i = 0; i < n; i++) {
@@ -219,7 +225,7 @@ void delivery_drain(Conn *c) {
  * such an ack is ambiguous and ignored, and the pushes stay leased until acknowledged by
  * brokerMessageId, rather than one sender's message being acknowledged for the other's. */
 static const char *resolve_message_id(Conn *c, const ClientAckRequest *a, char buf[static BROKER_ID_LEN + 1]) {
-        sqlite3_stmt *st;
+        StoreStmt *st;
         int n = 0;
 
         if (a->broker_message_id)
@@ -230,13 +236,13 @@ static const char *resolve_message_id(Conn *c, const ClientAckRequest *a, char b
                         " LIMIT 2");
         if (!st)
                 return NULL;
-        sqlite3_bind_text(st, 1, c->mesh_id, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 2, a->client_message_id, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 3, conn_routing_key(c), -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 4, c->member_pubkey, -1, SQLITE_STATIC);
-        while (sqlite3_step(st) == SQLITE_ROW && ++n == 1)
-                snprintf(buf, BROKER_ID_LEN + 1, "%s", (const char *) sqlite3_column_text(st, 0));
-        sqlite3_reset(st);
+        store_bind_text(st, 1, c->mesh_id);
+        store_bind_text(st, 2, a->client_message_id);
+        store_bind_text(st, 3, conn_routing_key(c));
+        store_bind_text(st, 4, c->member_pubkey);
+        while (store_step(st) == STORE_ROW && ++n == 1)
+                snprintf(buf, BROKER_ID_LEN + 1, "%s", store_col_text(st, 0));
+        store_reset(st);
         if (n > 1)
                 log_debug("client_ack for client_message_id %s from %s is ambiguous; ignored.",
                           a->client_message_id, c->presence_id);
@@ -246,27 +252,27 @@ static const char *resolve_message_id(Conn *c, const ClientAckRequest *a, char b
 /* A key that has acknowledged once belongs to a client that acknowledges: its later
  * connections are ack-aware from their hello on, before their first client_ack. */
 static void remember_acks(Conn *c) {
-        sqlite3_stmt *st = store_stmt(c->server->store,
+        StoreStmt *st = store_stmt(c->server->store,
                 "INSERT INTO ack_seen (mesh_id, pubkey, first_ack_at) VALUES (?1, ?2, ?3)"
                 " ON CONFLICT (mesh_id, pubkey) DO NOTHING");
         if (!st)
                 return;
-        sqlite3_bind_text(st, 1, c->mesh_id, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 2, conn_routing_key(c), -1, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 3, now_ms());
+        store_bind_text(st, 1, c->mesh_id);
+        store_bind_text(st, 2, conn_routing_key(c));
+        store_bind_int64(st, 3, now_ms());
         (void) store_step_done(c->server->store, st);
 }
 
 bool delivery_acked_before(const Conn *c) {
-        sqlite3_stmt *st = store_stmt(c->server->store, "SELECT 1 FROM ack_seen WHERE mesh_id = ?1 AND pubkey = ?2");
+        StoreStmt *st = store_stmt(c->server->store, "SELECT 1 FROM ack_seen WHERE mesh_id = ?1 AND pubkey = ?2");
         bool r;
 
         if (!st)
                 return false;
-        sqlite3_bind_text(st, 1, c->mesh_id, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 2, conn_routing_key(c), -1, SQLITE_STATIC);
-        r = sqlite3_step(st) == SQLITE_ROW;
-        sqlite3_reset(st);
+        store_bind_text(st, 1, c->mesh_id);
+        store_bind_text(st, 2, conn_routing_key(c));
+        r = store_step(st) == STORE_ROW;
+        store_reset(st);
         return r;
 }
 
@@ -275,7 +281,7 @@ void delivery_handle_client_ack(Conn *c, const Frame *f) {
         char buf[BROKER_ID_LEN + 1];
         ProtocolError e;
         ClientAckRequest a;
-        sqlite3_stmt *st;
+        StoreStmt *st;
 
         if (client_ack_request_parse(f, &a, &e) < 0) {
                 conn_send_error(c, e.code, e.message, f->req_id);
@@ -293,9 +299,9 @@ void delivery_handle_client_ack(Conn *c, const Frame *f) {
         st = store_stmt(store, "DELETE FROM delivery WHERE message_id = ?1 AND recipient_pubkey IN (?2, ?3)");
         if (!st)
                 return;
-        sqlite3_bind_text(st, 1, message_id, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 2, conn_routing_key(c), -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 3, c->member_pubkey, -1, SQLITE_STATIC);
+        store_bind_text(st, 1, message_id);
+        store_bind_text(st, 2, conn_routing_key(c));
+        store_bind_text(st, 3, c->member_pubkey);
         if (store_step_done(store, st) < 0)
                 log_warning("Could not record client_ack for %s.", message_id);
         else
@@ -304,9 +310,9 @@ void delivery_handle_client_ack(Conn *c, const Frame *f) {
         st = store_stmt(store, "DELETE FROM temp.lease WHERE message_id = ?1 AND recipient_pubkey IN (?2, ?3)");
         if (!st)
                 return;
-        sqlite3_bind_text(st, 1, message_id, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 2, conn_routing_key(c), -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 3, c->member_pubkey, -1, SQLITE_STATIC);
+        store_bind_text(st, 1, message_id);
+        store_bind_text(st, 2, conn_routing_key(c));
+        store_bind_text(st, 3, c->member_pubkey);
         (void) store_step_done(store, st);
 
         if (c->drain_more)
@@ -315,10 +321,10 @@ void delivery_handle_client_ack(Conn *c, const Frame *f) {
 
 void delivery_conn_closed(Conn *c) {
         Server *s = c->server;
-        sqlite3_stmt *st = store_stmt(s->store, "DELETE FROM temp.lease WHERE conn_serial = ?1");
+        StoreStmt *st = store_stmt(s->store, "DELETE FROM temp.lease WHERE conn_serial = ?1");
 
         if (st) {
-                sqlite3_bind_int64(st, 1, (sqlite3_int64) c->serial);
+                store_bind_int64(st, 1, c->serial);
                 (void) store_step_done(s->store, st);
         }
         if (!c->hello_done)
@@ -331,13 +337,13 @@ void delivery_conn_closed(Conn *c) {
 
 static void lease_timer_fired(lws_sorted_usec_list_t *sul) {
         Server *s = container_of(sul, Server, lease_sul);
-        sqlite3_stmt *st;
+        StoreStmt *st;
 
         s->lease_sul_armed = false;
 
         st = store_stmt(s->store, "DELETE FROM temp.lease WHERE expires_at <= ?1");
         if (st) {
-                sqlite3_bind_int64(st, 1, mono_ms());
+                store_bind_int64(st, 1, mono_ms());
                 (void) store_step_done(s->store, st);
         }
         for (Conn *c = s->conns; c; c = c->next)
@@ -347,35 +353,35 @@ static void lease_timer_fired(lws_sorted_usec_list_t *sul) {
 
 /* Wakes up at the earliest lease expiry, and not at all while nothing is leased. */
 static void arm_lease_timer(Server *s) {
-        sqlite3_stmt *st;
+        StoreStmt *st;
 
         if (s->lease_sul_armed)
                 return;
         st = store_stmt(s->store, "SELECT MIN(expires_at) FROM temp.lease");
         if (!st)
                 return;
-        if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL) {
-                int64_t delay = sqlite3_column_int64(st, 0) - mono_ms();
+        if (store_step(st) == STORE_ROW && !store_col_is_null(st, 0)) {
+                int64_t delay = store_col_int64(st, 0) - mono_ms();
                 if (delay < 0)
                         delay = 0;
                 lws_sul_schedule(s->ctx, 0, &s->lease_sul, lease_timer_fired,
                                  (lws_usec_t) (delay + 5) * LWS_US_PER_MS);
                 s->lease_sul_armed = true;
         }
-        sqlite3_reset(st);
+        store_reset(st);
 }
 
 /* 1 when (message, key) still waits for its client_ack. */
 static bool still_owed(Store *store, const char *message_id, const char *key) {
-        sqlite3_stmt *st = store_stmt(store, "SELECT 1 FROM delivery WHERE message_id = ?1 AND recipient_pubkey = ?2");
+        StoreStmt *st = store_stmt(store, "SELECT 1 FROM delivery WHERE message_id = ?1 AND recipient_pubkey = ?2");
         bool r;
 
         if (!st)
                 return false;
-        sqlite3_bind_text(st, 1, message_id, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 2, key, -1, SQLITE_STATIC);
-        r = sqlite3_step(st) == SQLITE_ROW;
-        sqlite3_reset(st);
+        store_bind_text(st, 1, message_id);
+        store_bind_text(st, 2, key);
+        r = store_step(st) == STORE_ROW;
+        store_reset(st);
         return r;
 }
 
@@ -436,31 +442,32 @@ void delivery_handle_message_status(Conn *c, const Frame *f) {
                 return;
         }
 
-        /* A prefix (fewer than 32 characters) is accepted, as upstream; GLOB is case-sensitive
-         * and the id holds only [0-9A-Za-z]. Only the asker's member's messages are visible. */
-        sqlite3_stmt *st = store_stmt(store,
+        /* A prefix (fewer than 32 characters) is accepted, as upstream; the comparison is exact, and
+         * the id holds only [0-9A-Za-z]. Only the asker's member's messages are visible. */
+        StoreStmt *st = store_stmt(store,
                 "SELECT id, target_spec, delivered_at, sender_member_pubkey,"
                 "       NOT EXISTS (SELECT 1 FROM delivery d WHERE d.message_id = message.id)"
-                "  FROM message WHERE mesh_id = ?1 AND sender_member_id = ?2 AND id GLOB ?3 || '*' LIMIT 2");
+                "  FROM message WHERE mesh_id = ?1 AND sender_member_id = ?2"
+                "   AND substr(id, 1, length(?3)) = ?3 LIMIT 2");
         if (!st) {
                 (void) conn_send_error(c, "internal", "broker database error, retry later", f->req_id);
                 return;
         }
-        sqlite3_bind_text(st, 1, c->mesh_id, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 2, c->member_id, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 3, id, -1, SQLITE_STATIC);
-        while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+        store_bind_text(st, 1, c->mesh_id);
+        store_bind_text(st, 2, c->member_id);
+        store_bind_text(st, 3, id);
+        while ((rc = store_step(st)) == STORE_ROW)
                 if (++n == 1) {
-                        snprintf(message_id, sizeof message_id, "%s", (const char *) sqlite3_column_text(st, 0));
-                        target = strdup((const char *) sqlite3_column_text(st, 1));
-                        if (sqlite3_column_type(st, 2) != SQLITE_NULL &&
-                            format_iso8601((usec_t) sqlite3_column_int64(st, 2) * USEC_PER_MSEC, delivered_at) < 0)
+                        snprintf(message_id, sizeof message_id, "%s", store_col_text(st, 0));
+                        target = strdup(store_col_text(st, 1));
+                        if (!store_col_is_null(st, 2) &&
+                            format_iso8601((usec_t) store_col_int64(st, 2) * USEC_PER_MSEC, delivered_at) < 0)
                                 delivered_at[0] = '\0';
-                        snprintf(sender, sizeof sender, "%s", (const char *) sqlite3_column_text(st, 3));
-                        delivered = sqlite3_column_int(st, 4) != 0;
+                        snprintf(sender, sizeof sender, "%s", store_col_text(st, 3));
+                        delivered = store_col_int(st, 4) != 0;
                 }
-        sqlite3_reset(st);
-        if (rc != SQLITE_DONE || (n == 1 && !target)) {
+        store_reset(st);
+        if (rc != STORE_DONE || (n == 1 && !target)) {
                 (void) conn_send_error(c, "internal", "broker database error, retry later", f->req_id);
                 return;
         }

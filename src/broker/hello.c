@@ -7,6 +7,7 @@
 #include "hex-util.h"
 #include "hello.h"
 #include "log.h"
+#include "nodes.h"
 #include "presence.h"
 #include "time-util.h"
 
@@ -34,7 +35,7 @@ int hello_init(Store *s) {
                           "CREATE INDEX temp.hello_seen_expires ON hello_seen(expires_at);");
 }
 
-static int seen_exec(Store *s, sqlite3_stmt *st, int *ret_changes) {
+static int seen_exec(Store *s, StoreStmt *st, int *ret_changes) {
         int r = store_step_done(s, st);
         if (r >= 0 && ret_changes)
                 *ret_changes = store_changes(s);
@@ -44,7 +45,7 @@ static int seen_exec(Store *s, sqlite3_stmt *st, int *ret_changes) {
 /* 1 when the signature is new (now remembered), 0 when it was used before, negative errno. */
 static int hello_claim_signature(Server *s, const char *signature, int64_t timestamp, int64_t now) {
         uint8_t sig[crypto_sign_BYTES];
-        sqlite3_stmt *st;
+        StoreStmt *st;
         int n = 0, r;
 
         if (hex_decode(signature, sig, sizeof sig) < 0)
@@ -53,7 +54,7 @@ static int hello_claim_signature(Server *s, const char *signature, int64_t times
         st = store_stmt(s->store, "DELETE FROM temp.hello_seen WHERE expires_at < ?1");
         if (!st)
                 return -EIO;
-        sqlite3_bind_int64(st, 1, now);
+        store_bind_int64(st, 1, now);
         r = seen_exec(s->store, st, &n);
         if (r < 0)
                 return r;
@@ -63,8 +64,8 @@ static int hello_claim_signature(Server *s, const char *signature, int64_t times
                                   " ON CONFLICT (signature) DO NOTHING");
         if (!st)
                 return -EIO;
-        sqlite3_bind_blob(st, 1, sig, sizeof sig, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 2, timestamp + HELLO_SKEW_MS + HELLO_SEEN_MARGIN_MS);
+        store_bind_blob(st, 1, sig, sizeof sig);
+        store_bind_int64(st, 2, timestamp + HELLO_SKEW_MS + HELLO_SEEN_MARGIN_MS);
         r = seen_exec(s->store, st, &n);
         if (r < 0)
                 return r;
@@ -114,7 +115,7 @@ static void member_row_done(MemberRow *m) {
 /* 1 = found, 0 = no such member, negative errno on failure. The key is compared exactly,
  * as upstream does: uppercase hex does not match a lowercase row. */
 static int member_lookup(Store *s, const char *mesh_id, const char *pubkey, MemberRow *ret) {
-        sqlite3_stmt *st = store_stmt(s,
+        StoreStmt *st = store_stmt(s,
                 "SELECT m.id, m.display_name, m.revoked_at IS NOT NULL, mesh.name"
                 "  FROM member m JOIN mesh ON mesh.id = m.mesh_id"
                 " WHERE m.mesh_id = ?1 AND m.peer_pubkey = ?2");
@@ -122,20 +123,20 @@ static int member_lookup(Store *s, const char *mesh_id, const char *pubkey, Memb
 
         if (!st)
                 return -EIO;
-        sqlite3_bind_text(st, 1, mesh_id, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 2, pubkey, -1, SQLITE_STATIC);
-        int rc = sqlite3_step(st);
-        if (rc == SQLITE_ROW) {
+        store_bind_text(st, 1, mesh_id);
+        store_bind_text(st, 2, pubkey);
+        int rc = store_step(st);
+        if (rc == STORE_ROW) {
                 *ret = (MemberRow) {
-                        .id = strdup((const char *) sqlite3_column_text(st, 0)),
-                        .display_name = strdup((const char *) sqlite3_column_text(st, 1)),
-                        .revoked = sqlite3_column_int(st, 2) != 0,
-                        .mesh_name = strdup((const char *) sqlite3_column_text(st, 3)),
+                        .id = strdup(store_col_text(st, 0)),
+                        .display_name = strdup(store_col_text(st, 1)),
+                        .revoked = store_col_int(st, 2) != 0,
+                        .mesh_name = strdup(store_col_text(st, 3)),
                 };
                 r = ret->id && ret->display_name && ret->mesh_name ? 1 : -ENOMEM;
-        } else if (rc != SQLITE_DONE)
-                r = store_errno(rc);
-        sqlite3_reset(st);
+        } else if (rc != STORE_DONE)
+                r = rc;
+        store_reset(st);
         return r;
 }
 
@@ -143,23 +144,23 @@ static int member_lookup(Store *s, const char *mesh_id, const char *pubkey, Memb
  * route another member's messages: a session key another member has used, or another
  * member's own key. 1 = taken by someone else. */
 static int session_key_taken(Store *s, const char *mesh_id, const char *member_id, const char *key) {
-        sqlite3_stmt *st = store_stmt(s,
+        StoreStmt *st = store_stmt(s,
                 "SELECT 1 FROM session WHERE mesh_id = ?1 AND session_pubkey = ?2 AND member_id != ?3"
                 " UNION ALL "
                 "SELECT 1 FROM member WHERE mesh_id = ?1 AND peer_pubkey = ?2 AND id != ?3 LIMIT 1");
         if (!st)
                 return -EIO;
-        sqlite3_bind_text(st, 1, mesh_id, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 2, key, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 3, member_id, -1, SQLITE_STATIC);
-        int rc = sqlite3_step(st);
-        sqlite3_reset(st);
-        return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : store_errno(rc);
+        store_bind_text(st, 1, mesh_id);
+        store_bind_text(st, 2, key);
+        store_bind_text(st, 3, member_id);
+        int rc = store_step(st);
+        store_reset(st);
+        return rc == STORE_ROW ? 1 : rc == STORE_DONE ? 0 : rc;
 }
 
 static int remember_session(Conn *c) {
         Store *s = c->server->store;
-        sqlite3_stmt *st;
+        StoreStmt *st;
 
         if (!c->session_pubkey[0])
                 return 0;
@@ -169,10 +170,10 @@ static int remember_session(Conn *c) {
                            " DO UPDATE SET member_id = excluded.member_id, last_seen_at = excluded.last_seen_at");
         if (!st)
                 return -EIO;
-        sqlite3_bind_text(st, 1, c->mesh_id, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 2, c->session_pubkey, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 3, c->member_id, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 4, c->connected_at_ms);
+        store_bind_text(st, 1, c->mesh_id);
+        store_bind_text(st, 2, c->session_pubkey);
+        store_bind_text(st, 3, c->member_id);
+        store_bind_int64(st, 4, c->connected_at_ms);
         return store_step_done(s, st);
 }
 
@@ -414,6 +415,7 @@ static int admit(Conn *c, const HelloRequest *h, MemberRow *member) {
         log_info("Peer %s (%s, %s) %s mesh %s.", c->display_name, conn_routing_key(c),
                  c->is_session ? "session" : "control-plane", reattached ? "reattached to" : "joined", c->mesh_id);
         (void) send_hello_ack(c, reattached);
+        nodes_presence_up(c);
         delivery_drain(c);
         if (replaced == 0 && !reattached)
                 presence_announce(c, "peer_joined");

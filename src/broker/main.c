@@ -49,6 +49,8 @@ static void help(void) {
                "  --max-unauthenticated N          connections waiting for their hello (default 256)\n"
                "  --max-unauthenticated-per-address N\n"
                "                                   of them from one address or IPv6 /64 (default 32)\n"
+               "  --catch-up-interval MS           PostgreSQL: drain every connection this often, for\n"
+               "                                   the other nodes' lost notifications (default 1000)\n"
                "  -h --help, --version\n");
 }
 
@@ -130,6 +132,7 @@ int main(int argc, char *argv[]) {
                 ARG_LISTEN = 0x100, ARG_DB, ARG_TLS_CERT, ARG_TLS_KEY, ARG_PING, ARG_LIVENESS, ARG_LEASE,
                 ARG_MAX_CONN, ARG_RATE_LIMIT, ARG_RATE_WINDOW, ARG_DEDUPE_DAYS, ARG_MESSAGE_DAYS, ARG_PURGE, ARG_GRACE,
                 ARG_LEGACY, ARG_VERSION, ARG_HELLO_TIMEOUT, ARG_MAX_UNAUTH, ARG_MAX_UNAUTH_ADDR,
+                ARG_CATCH_UP,
         };
         static const struct option options[] = {
                 { "listen",                   required_argument, NULL, ARG_LISTEN },
@@ -149,6 +152,7 @@ int main(int argc, char *argv[]) {
                 { "hello-timeout",            required_argument, NULL, ARG_HELLO_TIMEOUT },
                 { "max-unauthenticated",      required_argument, NULL, ARG_MAX_UNAUTH },
                 { "max-unauthenticated-per-address", required_argument, NULL, ARG_MAX_UNAUTH_ADDR },
+                { "catch-up-interval",        required_argument, NULL, ARG_CATCH_UP },
                 { "legacy",                   no_argument,       NULL, ARG_LEGACY },
                 { "help",                     no_argument,       NULL, 'h' },
                 { "version",                  no_argument,       NULL, ARG_VERSION },
@@ -239,6 +243,11 @@ int main(int argc, char *argv[]) {
                 case ARG_MAX_UNAUTH_ADDR:
                         target = &o.max_unauthenticated_per_address;
                         max = 1000000;
+                        break;
+                case ARG_CATCH_UP:
+                        target = &o.catch_up_interval_ms;
+                        min = 10;
+                        max = 3600000;
                         break;
                 case ARG_LEGACY:
                         o.legacy = true;

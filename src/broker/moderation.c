@@ -12,19 +12,19 @@
 
 /* 1 = admin, 0 = not, negative errno. */
 static int is_admin(Conn *c) {
-        sqlite3_stmt *st = store_stmt(c->server->store,
+        StoreStmt *st = store_stmt(c->server->store,
                 "SELECT role = 'admin' AND revoked_at IS NULL FROM member WHERE id = ?1");
         int r = 0, rc;
 
         if (!st)
                 return -EIO;
-        sqlite3_bind_text(st, 1, c->member_id, -1, SQLITE_STATIC);
-        rc = sqlite3_step(st);
-        if (rc == SQLITE_ROW)
-                r = sqlite3_column_int(st, 0) != 0;
-        else if (rc != SQLITE_DONE)
-                r = store_errno(rc);
-        sqlite3_reset(st);
+        store_bind_text(st, 1, c->member_id);
+        rc = store_step(st);
+        if (rc == STORE_ROW)
+                r = store_col_int(st, 0) != 0;
+        else if (rc != STORE_DONE)
+                r = rc;
+        store_reset(st);
         return r;
 }
 
@@ -130,40 +130,40 @@ static void target_done(Target *t) {
 
 /* 1 = one member found, 0 = none, -ENOTUNIQ = several, other negative errno. */
 static int find_member(Conn *c, const char *target, bool revoked, Target *ret) {
-        sqlite3_stmt *st = store_stmt(c->server->store,
+        StoreStmt *st = store_stmt(c->server->store,
                 "SELECT id, peer_pubkey, display_name FROM member"
-                " WHERE mesh_id = ?1 AND (revoked_at IS NOT NULL) = ?3"
+                " WHERE mesh_id = ?1 AND (CASE WHEN revoked_at IS NULL THEN 0 ELSE 1 END) = ?3"
                 "   AND (display_name = ?2 OR peer_pubkey = ?2 OR (?3 = 0 AND substr(peer_pubkey, 1, length(?2)) = ?2))"
                 " LIMIT 2");
         int n = 0, rc;
 
         if (!st)
                 return -EIO;
-        sqlite3_bind_text(st, 1, c->mesh_id, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 2, target, -1, SQLITE_STATIC);
-        sqlite3_bind_int(st, 3, revoked);
-        while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+        store_bind_text(st, 1, c->mesh_id);
+        store_bind_text(st, 2, target);
+        store_bind_int64(st, 3, revoked);
+        while ((rc = store_step(st)) == STORE_ROW)
                 if (++n == 1) {
-                        snprintf(ret->id, sizeof ret->id, "%s", (const char *) sqlite3_column_text(st, 0));
-                        snprintf(ret->pubkey, sizeof ret->pubkey, "%s", (const char *) sqlite3_column_text(st, 1));
-                        ret->name = strdup((const char *) sqlite3_column_text(st, 2));
+                        snprintf(ret->id, sizeof ret->id, "%s", store_col_text(st, 0));
+                        snprintf(ret->pubkey, sizeof ret->pubkey, "%s", store_col_text(st, 1));
+                        ret->name = strdup(store_col_text(st, 2));
                 }
-        sqlite3_reset(st);
-        if (rc != SQLITE_DONE)
-                return store_errno(rc);
+        store_reset(st);
+        if (rc != STORE_DONE)
+                return rc;
         if (n == 1 && !ret->name)
                 return -ENOMEM;
         return n > 1 ? -ENOTUNIQ : n;
 }
 
 static int set_revoked(Conn *c, const char *member_id, bool revoked) {
-        sqlite3_stmt *st = store_stmt(c->server->store, "UPDATE member SET revoked_at = ?2 WHERE id = ?1");
+        StoreStmt *st = store_stmt(c->server->store, "UPDATE member SET revoked_at = ?2 WHERE id = ?1");
 
         if (!st)
                 return -EIO;
-        sqlite3_bind_text(st, 1, member_id, -1, SQLITE_STATIC);
+        store_bind_text(st, 1, member_id);
         if (revoked)
-                sqlite3_bind_int64(st, 2, now_ms());
+                store_bind_int64(st, 2, now_ms());
         return store_step_done(c->server->store, st);
 }
 
@@ -269,29 +269,29 @@ void moderation_handle_list_bans(Conn *c, const Frame *f) {
         json_object_object_add(o, "bans", bans);
         if (!require_admin(c, f, "list bans"))
                 return;
-        sqlite3_stmt *st = store_stmt(c->server->store,
+        StoreStmt *st = store_stmt(c->server->store,
                 "SELECT display_name, peer_pubkey, revoked_at FROM member"
                 " WHERE mesh_id = ?1 AND revoked_at IS NOT NULL ORDER BY revoked_at, id");
         if (!st) {
                 (void) conn_send_error(c, "internal", DB_ERROR, f->req_id);
                 return;
         }
-        sqlite3_bind_text(st, 1, c->mesh_id, -1, SQLITE_STATIC);
-        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        store_bind_text(st, 1, c->mesh_id);
+        while ((rc = store_step(st)) == STORE_ROW) {
                 json_object *b = json_object_new_object();
                 if (!b) {
-                        rc = SQLITE_NOMEM;
+                        rc = -ENOMEM;
                         break;
                 }
-                if (format_iso8601((usec_t) sqlite3_column_int64(st, 2) * USEC_PER_MSEC, at) < 0)
+                if (format_iso8601((usec_t) store_col_int64(st, 2) * USEC_PER_MSEC, at) < 0)
                         at[0] = '\0';
-                json_object_object_add(b, "name", json_object_new_string((const char *) sqlite3_column_text(st, 0)));
-                json_object_object_add(b, "pubkey", json_object_new_string((const char *) sqlite3_column_text(st, 1)));
+                json_object_object_add(b, "name", json_object_new_string(store_col_text(st, 0)));
+                json_object_object_add(b, "pubkey", json_object_new_string(store_col_text(st, 1)));
                 json_object_object_add(b, "revokedAt", json_object_new_string(at));
                 json_object_array_add(bans, b);
         }
-        sqlite3_reset(st);
-        if (rc != SQLITE_DONE) {
+        store_reset(st);
+        if (rc != STORE_DONE) {
                 (void) conn_send_error(c, "internal", DB_ERROR, f->req_id);
                 return;
         }

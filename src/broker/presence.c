@@ -7,6 +7,7 @@
 
 #include "delivery.h"
 #include "log.h"
+#include "nodes.h"
 #include "presence.h"
 #include "time-util.h"
 
@@ -65,6 +66,7 @@ static void announce(const PeerRef *p, const char *event) {
                 if (c != p->except && conn_is_live(c) && streq(c->mesh_id, p->mesh_id) &&
                     (p->to_siblings || !streq(c->member_pubkey, p->member_pubkey)))
                         (void) conn_send(c, o);
+        nodes_announce(p->server, p->mesh_id, p->member_pubkey, p->to_siblings, o);
 }
 
 void presence_announce(Conn *subject, const char *event) {
@@ -79,6 +81,18 @@ void presence_announce(Conn *subject, const char *event) {
                 .to_siblings = subject->is_session && streq(event, "peer_joined"),
         };
         announce(&p, event);
+}
+
+void presence_announce_left(Server *s, const char *mesh_id, const char *member_pubkey, const char *name,
+                            const char *pubkey) {
+        PeerRef p = {
+                .server = s,
+                .mesh_id = mesh_id,
+                .member_pubkey = member_pubkey,
+                .name = name,
+                .pubkey = pubkey,
+        };
+        announce(&p, "peer_left");
 }
 
 /* A closed connection in its grace. A session's ghost keeps its presence for the session to
@@ -129,8 +143,13 @@ static void ghost_timer_fired(lws_sorted_usec_list_t *sul) {
                         .name = e->name,
                         .pubkey = e->session_pubkey[0] ? e->session_pubkey : e->member_pubkey,
                 };
-                log_info("Peer %s (%s) did not come back; it left mesh %s.", e->name, p.pubkey, e->mesh_id);
-                announce(&p, "peer_left");
+                /* It may have come back through another node. */
+                if (nodes_key_present(s, e->mesh_id, p.pubkey))
+                        log_info("Peer %s (%s) came back through another node.", e->name, p.pubkey);
+                else {
+                        log_info("Peer %s (%s) did not come back; it left mesh %s.", e->name, p.pubkey, e->mesh_id);
+                        announce(&p, "peer_left");
+                }
                 ghost_free(e);
         }
         arm_ghost_timer(s);
@@ -233,7 +252,7 @@ void presence_ghosts_free(Server *s) {
         lws_sul_cancel(&s->ghost_sul);
 }
 
-static json_object *peer_summary(const Conn *p) {
+json_object *presence_peer_summary(const Conn *p) {
         json_object *o = json_object_new_object();
 
         if (!o)
@@ -295,7 +314,9 @@ void presence_handle_list_peers(Conn *c, const Frame *f) {
                 return;
         }
         for (size_t i = 0; i < n; i++)
-                json_object_array_add(peers, peer_summary(list[i]));
+                json_object_array_add(peers, presence_peer_summary(list[i]));
+        /* The other nodes' connections, after this node's (PostgreSQL). */
+        nodes_list_peers(c, peers);
         json_object_object_add(o, "type", json_object_new_string("peers_list"));
         if (f->req_id)
                 json_object_object_add(o, "_reqId", json_object_new_string(f->req_id));
@@ -353,6 +374,7 @@ void presence_handle_set_visible(Conn *c, const Frame *f) {
         }
         bool changed = visible != c->visible;
         c->visible = visible;
+        nodes_presence_up(c);
         (void) presence_send_generic_ack(c, f);
         if (changed)
                 presence_announce(c, visible ? "peer_visible" : "peer_hidden");

@@ -16,6 +16,9 @@ void presence_announce(Conn *subject, const char *event);
  * without one) says hello again within it, it reattaches silently; otherwise peer_left goes
  * out when the grace ends. A replaced connection (session_replaced) never leaves. */
 void presence_conn_closed(Conn *c);
+/* peer_left for a peer this node has no connection of (it was on a node that stopped). */
+void presence_announce_left(Server *s, const char *mesh_id, const char *member_pubkey, const char *name,
+                            const char *pubkey);
 /* True (and the grace ended) when c's hello resumes a session still in its grace. A
  * session_hello connection takes back the session's presence id and state. A kicked or
  * banned connection (c->evicted) leaves at once. */
@@ -23,6 +26,8 @@ bool presence_reattach(Conn *c);
 void presence_ghosts_free(Server *s);
 
 void presence_handle_list_peers(Conn *c, const Frame *f);
+/* The connection's entry in peers_list. */
+json_object *presence_peer_summary(const Conn *p);
 void presence_handle_set_status(Conn *c, const Frame *f);
 void presence_handle_set_summary(Conn *c, const Frame *f);
 void presence_handle_set_visible(Conn *c, const Frame *f);

@@ -2,6 +2,9 @@
 #include "ratelimit.h"
 
 int ratelimit_init(Store *s) {
+        /* PostgreSQL's schema holds them, shared by every node: a member's limit is one limit. */
+        if (store_engine(s) == STORE_POSTGRESQL)
+                return 0;
         return store_exec(s,
                           "CREATE TEMP TABLE rate_budget ("
                           "  mesh_id TEXT NOT NULL, member_id TEXT NOT NULL, bucket INTEGER NOT NULL,"
@@ -13,19 +16,19 @@ int ratelimit_init(Store *s) {
 }
 
 static int forget_old_buckets(Store *s, int64_t bucket) {
-        sqlite3_stmt *st = store_stmt(s, "DELETE FROM temp.rate_budget WHERE bucket < ?1");
+        StoreStmt *st = store_stmt(s, "DELETE FROM temp.rate_budget WHERE bucket < ?1");
         int r;
 
         if (!st)
                 return -EIO;
-        sqlite3_bind_int64(st, 1, bucket);
+        store_bind_int64(st, 1, bucket);
         r = store_step_done(s, st);
         if (r < 0)
                 return r;
         st = store_stmt(s, "DELETE FROM temp.rate_paid WHERE bucket < ?1");
         if (!st)
                 return -EIO;
-        sqlite3_bind_int64(st, 1, bucket);
+        store_bind_int64(st, 1, bucket);
         return store_step_done(s, st);
 }
 
@@ -33,8 +36,7 @@ int ratelimit_consume(Store *s, unsigned limit, unsigned window_sec, const char 
                       const char *client_message_id, int64_t now, int64_t *ret_retry_after_ms) {
         int64_t window_ms = (int64_t) (window_sec ? window_sec : 1) * 1000;
         int64_t bucket = now / window_ms;
-        sqlite3_stmt *st;
-        int64_t used = 0;
+        StoreStmt *st;
         int r;
 
         if (limit == 0)
@@ -46,59 +48,61 @@ int ratelimit_consume(Store *s, unsigned limit, unsigned window_sec, const char 
                                    " AND bucket = ?3 AND member_id = ?4");
                 if (!st)
                         return -EIO;
-                sqlite3_bind_text(st, 1, mesh_id, -1, SQLITE_STATIC);
-                sqlite3_bind_text(st, 2, client_message_id, -1, SQLITE_STATIC);
-                sqlite3_bind_int64(st, 3, bucket);
-                sqlite3_bind_text(st, 4, member_id, -1, SQLITE_STATIC);
-                bool paid = sqlite3_step(st) == SQLITE_ROW;
-                sqlite3_reset(st);
+                store_bind_text(st, 1, mesh_id);
+                store_bind_text(st, 2, client_message_id);
+                store_bind_int64(st, 3, bucket);
+                store_bind_text(st, 4, member_id);
+                bool paid = store_step(st) == STORE_ROW;
+                store_reset(st);
                 if (paid)
                         return 1;
         }
 
-        st = store_stmt(s, "SELECT used FROM temp.rate_budget WHERE mesh_id = ?1 AND member_id = ?2 AND bucket = ?3");
+        st = store_stmt(s, "SELECT 1 FROM temp.rate_budget WHERE mesh_id = ?1 AND member_id = ?2 AND bucket = ?3");
         if (!st)
                 return -EIO;
-        sqlite3_bind_text(st, 1, mesh_id, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 2, member_id, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 3, bucket);
-        if (sqlite3_step(st) == SQLITE_ROW)
-                used = sqlite3_column_int64(st, 0);
-        else {
+        store_bind_text(st, 1, mesh_id);
+        store_bind_text(st, 2, member_id);
+        store_bind_int64(st, 3, bucket);
+        bool window_known = store_step(st) == STORE_ROW;
+        store_reset(st);
+        if (!window_known) {
                 /* First use of a new window: drop the older ones so the tables stay small. */
-                sqlite3_reset(st);
                 r = forget_old_buckets(s, bucket);
                 if (r < 0)
                         return r;
         }
-        sqlite3_reset(st);
 
-        if (used >= (int64_t) limit) {
+        /* The check and the count in one statement: nodes sharing the table cannot both take
+         * the last unit of a window. No row back means the window is spent. */
+        st = store_stmt(s, "INSERT INTO temp.rate_budget (mesh_id, member_id, bucket, used) VALUES (?1, ?2, ?3, 1)"
+                           " ON CONFLICT (mesh_id, member_id, bucket) DO UPDATE SET used = rate_budget.used + 1"
+                           " WHERE rate_budget.used < ?4 RETURNING used");
+        if (!st)
+                return -EIO;
+        store_bind_text(st, 1, mesh_id);
+        store_bind_text(st, 2, member_id);
+        store_bind_int64(st, 3, bucket);
+        store_bind_int64(st, 4, limit);
+        r = store_step(st);
+        store_reset(st);
+        if (r < 0)
+                return r;
+        if (r == STORE_DONE) {
                 if (ret_retry_after_ms)
                         *ret_retry_after_ms = (bucket + 1) * window_ms - now;
                 return 0;
         }
 
-        st = store_stmt(s, "INSERT INTO temp.rate_budget (mesh_id, member_id, bucket, used) VALUES (?1, ?2, ?3, 1)"
-                           " ON CONFLICT (mesh_id, member_id, bucket) DO UPDATE SET used = used + 1");
-        if (!st)
-                return -EIO;
-        sqlite3_bind_text(st, 1, mesh_id, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 2, member_id, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 3, bucket);
-        r = store_step_done(s, st);
-        if (r < 0)
-                return r;
-
         if (client_message_id) {
-                st = store_stmt(s, "INSERT OR IGNORE INTO temp.rate_paid (mesh_id, client_message_id, bucket, member_id)"
-                                   " VALUES (?1, ?2, ?3, ?4)");
+                st = store_stmt(s, "INSERT INTO temp.rate_paid (mesh_id, client_message_id, bucket, member_id)"
+                                   " VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING");
                 if (!st)
                         return -EIO;
-                sqlite3_bind_text(st, 1, mesh_id, -1, SQLITE_STATIC);
-                sqlite3_bind_text(st, 2, client_message_id, -1, SQLITE_STATIC);
-                sqlite3_bind_int64(st, 3, bucket);
-                sqlite3_bind_text(st, 4, member_id, -1, SQLITE_STATIC);
+                store_bind_text(st, 1, mesh_id);
+                store_bind_text(st, 2, client_message_id);
+                store_bind_int64(st, 3, bucket);
+                store_bind_text(st, 4, member_id);
                 r = store_step_done(s, st);
                 if (r < 0)
                         return r;

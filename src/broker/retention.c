@@ -5,12 +5,12 @@
 #define MS_PER_DAY (24 * 3600 * 1000LL)
 
 static int run(Store *s, const char *sql, int64_t arg, int64_t *ret_changes) {
-        sqlite3_stmt *st = store_stmt(s, sql);
+        StoreStmt *st = store_stmt(s, sql);
         int r;
 
         if (!st)
                 return -EIO;
-        sqlite3_bind_int64(st, 1, arg);
+        store_bind_int64(st, 1, arg);
         r = store_step_done(s, st);
         if (r >= 0 && ret_changes)
                 *ret_changes = store_changes(s);

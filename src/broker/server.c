@@ -11,6 +11,7 @@
 #include "hello.h"
 #include "log.h"
 #include "moderation.h"
+#include "nodes.h"
 #include "presence.h"
 #include "ratelimit.h"
 #include "retention.h"
@@ -49,6 +50,7 @@ void broker_options_init(BrokerOptions *o) {
                 .hello_timeout_sec = 10,
                 .max_unauthenticated = 256,
                 .max_unauthenticated_per_address = 32,
+                .catch_up_interval_ms = 1000,
         };
 }
 
@@ -395,6 +397,7 @@ static void conn_closed(Server *s, Conn *c) {
                 log_info("Peer %s (%s) disconnected from mesh %s.", c->display_name, conn_routing_key(c),
                          c->mesh_id);
         if (!s->shutting_down) {
+                nodes_presence_down(c);
                 presence_conn_closed(c);
                 delivery_conn_closed(c);
         }
@@ -414,10 +417,10 @@ static bool ws_path_ok(struct lws *wsi) {
 }
 
 static bool db_up(Server *s) {
-        sqlite3_stmt *st = store_stmt(s->store, "SELECT 1");
-        bool up = st && sqlite3_step(st) == SQLITE_ROW;
+        StoreStmt *st = store_stmt(s->store, "SELECT 1");
+        bool up = st && store_step(st) == STORE_ROW;
         if (st)
-                sqlite3_reset(st);
+                store_reset(st);
         return up;
 }
 
@@ -475,10 +478,13 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
                 conn_closed(s, c);
                 return 0;
         case LWS_CALLBACK_RAW_RX_FILE:
-                /* Only the listening socket is adopted as a raw file. */
+                /* The raw files: the listening socket and the LISTEN connection. */
+                if (nodes_owns(s, wsi))
+                        return nodes_readable(s);
                 gate_accept(&s->gate);
                 return 0;
         case LWS_CALLBACK_WSI_DESTROY:
+                nodes_wsi_destroyed(s, wsi);
                 gate_wsi_destroyed(&s->gate, wsi);
                 return 0;
         default:
@@ -495,15 +501,15 @@ static const struct lws_protocols protocols[] = {
 /* `member revoke` runs in another process; the broker notices on its next ping round and
  * closes the member's connections as upstream's ban does. */
 static bool member_revoked(Server *s, const Conn *c) {
-        sqlite3_stmt *st = store_stmt(s->store, "SELECT revoked_at IS NOT NULL FROM member WHERE id = ?1");
+        StoreStmt *st = store_stmt(s->store, "SELECT revoked_at IS NOT NULL FROM member WHERE id = ?1");
         bool revoked = false;
 
         if (!st)
                 return false;
-        sqlite3_bind_text(st, 1, c->member_id, -1, SQLITE_STATIC);
-        if (sqlite3_step(st) == SQLITE_ROW)
-                revoked = sqlite3_column_int(st, 0) != 0;
-        sqlite3_reset(st);
+        store_bind_text(st, 1, c->member_id);
+        if (store_step(st) == STORE_ROW)
+                revoked = store_col_int(st, 0) != 0;
+        store_reset(st);
         return revoked;
 }
 
@@ -622,7 +628,8 @@ int server_run(const BrokerOptions *opts) {
         }
 
         log_info("claudemesh-broker %s listening on %s%s:%d (%s), database %s, %u descriptors.", PACKAGE_VERSION,
-                 opts->tls_cert ? "wss://" : "ws://", opts->listen_host, s.gate.port, "/ws", opts->db_path, nofile);
+                 opts->tls_cert ? "wss://" : "ws://", opts->listen_host, s.gate.port, "/ws", store_name(store),
+                 nofile);
 
         signal_ctx = s.ctx;
         struct sigaction sa = { .sa_handler = on_signal };
@@ -632,6 +639,7 @@ int server_run(const BrokerOptions *opts) {
 
         lws_sul_schedule(s.ctx, 0, &s.ping_sul, ping_tick, (lws_usec_t) opts->ping_interval_sec * LWS_US_PER_SEC);
         lws_sul_schedule(s.ctx, 0, &s.purge_sul, purge_tick, (lws_usec_t) opts->purge_interval_sec * LWS_US_PER_SEC);
+        (void) nodes_start(&s);
         (void) sd_notify(false, "READY=1\nSTATUS=Serving");
 
         while (!stop_requested) {
@@ -656,6 +664,7 @@ int server_run(const BrokerOptions *opts) {
                         break;
         }
 
+        nodes_stop(&s);
         lws_sul_cancel(&s.ping_sul);
         lws_sul_cancel(&s.purge_sul);
         lws_sul_cancel(&s.lease_sul);

@@ -39,6 +39,7 @@ typedef struct BrokerOptions {
         unsigned hello_timeout_sec;      /* a connection without an accepted hello is closed */
         unsigned max_unauthenticated;    /* connections waiting for their hello, in total */
         unsigned max_unauthenticated_per_address;
+        unsigned catch_up_interval_ms;   /* PostgreSQL: drain every connection this often */
         bool legacy;                     /* no features on hello_ack, no client_ack leases */
 } BrokerOptions;
 
@@ -100,6 +101,10 @@ struct Server {
         lws_sorted_usec_list_t lease_sul;
         lws_sorted_usec_list_t purge_sul;
         lws_sorted_usec_list_t ghost_sul;
+        lws_sorted_usec_list_t catch_up_sul;
+        struct lws *listen_wsi;          /* the other nodes' notifications (PostgreSQL) */
+        bool nodes_on;
+        char node_id[BROKER_ID_LEN + 1]; /* this process among the nodes */
         Ghost *ghosts;                   /* closed sessions in their presence grace */
         size_t hello_seen_n;             /* rows in temp.hello_seen */
         bool hello_seen_warned;

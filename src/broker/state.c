@@ -20,21 +20,22 @@ static void add_iso(json_object *o, const char *key, int64_t ms) {
 }
 
 static int count_keys(Store *s, const char *mesh_id, const char *key, int64_t *ret_n, bool *ret_exists) {
-        sqlite3_stmt *st = store_stmt(s,
-                "SELECT COUNT(*), COALESCE(SUM(key = ?2), 0) FROM mesh_state WHERE mesh_id = ?1");
+        StoreStmt *st = store_stmt(s,
+                "SELECT COUNT(*), COALESCE(SUM(CASE WHEN key = ?2 THEN 1 ELSE 0 END), 0)"
+                "  FROM mesh_state WHERE mesh_id = ?1");
         int rc;
 
         if (!st)
                 return -EIO;
-        sqlite3_bind_text(st, 1, mesh_id, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 2, key, -1, SQLITE_STATIC);
-        rc = sqlite3_step(st);
-        if (rc == SQLITE_ROW) {
-                *ret_n = sqlite3_column_int64(st, 0);
-                *ret_exists = sqlite3_column_int64(st, 1) > 0;
+        store_bind_text(st, 1, mesh_id);
+        store_bind_text(st, 2, key);
+        rc = store_step(st);
+        if (rc == STORE_ROW) {
+                *ret_n = store_col_int64(st, 0);
+                *ret_exists = store_col_int64(st, 1) > 0;
         }
-        sqlite3_reset(st);
-        return rc == SQLITE_ROW ? 0 : store_errno(rc);
+        store_reset(st);
+        return rc == STORE_ROW ? 0 : rc;
 }
 
 void state_handle_set(Conn *c, const Frame *f) {
@@ -67,7 +68,7 @@ void state_handle_set(Conn *c, const Frame *f) {
         }
 
         int64_t now = now_ms();
-        sqlite3_stmt *st = store_stmt(s,
+        StoreStmt *st = store_stmt(s,
                 "INSERT INTO mesh_state (mesh_id, key, value, updated_by, updated_at) VALUES (?1, ?2, ?3, ?4, ?5)"
                 " ON CONFLICT (mesh_id, key) DO UPDATE SET value = excluded.value,"
                 "  updated_by = excluded.updated_by, updated_at = excluded.updated_at");
@@ -75,11 +76,11 @@ void state_handle_set(Conn *c, const Frame *f) {
                 (void) conn_send_error(c, "internal", "broker database error, retry later", f->req_id);
                 return;
         }
-        sqlite3_bind_text(st, 1, c->mesh_id, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 2, key, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 3, value, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 4, c->display_name, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 5, now);
+        store_bind_text(st, 1, c->mesh_id);
+        store_bind_text(st, 2, key);
+        store_bind_text(st, 3, value);
+        store_bind_text(st, 4, c->display_name);
+        store_bind_int64(st, 5, now);
         r = store_step_done(s, st);
         if (r < 0) {
                 log_warning_errno(r, "Storing state key of mesh %s failed: %s", c->mesh_id, STRERROR(r));
@@ -99,16 +100,16 @@ void state_handle_set(Conn *c, const Frame *f) {
                         (void) conn_send(p, o);
 }
 
-static json_object *entry_new(sqlite3_stmt *st, bool with_key) {
+static json_object *entry_new(StoreStmt *st, bool with_key) {
         json_object *o = json_object_new_object();
 
         if (!o)
                 return NULL;
         if (with_key)
-                json_object_object_add(o, "key", json_object_new_string((const char *) sqlite3_column_text(st, 0)));
-        json_object_object_add(o, "value", value_parse((const char *) sqlite3_column_text(st, 1)));
-        json_object_object_add(o, "updatedBy", json_object_new_string((const char *) sqlite3_column_text(st, 2)));
-        add_iso(o, "updatedAt", sqlite3_column_int64(st, 3));
+                json_object_object_add(o, "key", json_object_new_string(store_col_text(st, 0)));
+        json_object_object_add(o, "value", value_parse(store_col_text(st, 1)));
+        json_object_object_add(o, "updatedBy", json_object_new_string(store_col_text(st, 2)));
+        add_iso(o, "updatedAt", store_col_int64(st, 3));
         return o;
 }
 
@@ -122,23 +123,23 @@ void state_handle_get(Conn *c, const Frame *f) {
                 (void) conn_send_error(c, e.code, e.message, f->req_id);
                 return;
         }
-        sqlite3_stmt *st = store_stmt(c->server->store,
+        StoreStmt *st = store_stmt(c->server->store,
                 "SELECT key, value, updated_by, updated_at FROM mesh_state WHERE mesh_id = ?1 AND key = ?2");
         if (!st) {
                 (void) conn_send_error(c, "internal", "broker database error, retry later", f->req_id);
                 return;
         }
-        sqlite3_bind_text(st, 1, c->mesh_id, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 2, key, -1, SQLITE_STATIC);
-        rc = sqlite3_step(st);
-        if (rc == SQLITE_ROW)
+        store_bind_text(st, 1, c->mesh_id);
+        store_bind_text(st, 2, key);
+        rc = store_step(st);
+        if (rc == STORE_ROW)
                 o = entry_new(st, false);
-        sqlite3_reset(st);
-        if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+        store_reset(st);
+        if (rc != STORE_ROW && rc != STORE_DONE) {
                 (void) conn_send_error(c, "internal", "broker database error, retry later", f->req_id);
                 return;
         }
-        if (rc == SQLITE_DONE) {
+        if (rc == STORE_DONE) {
                 /* Upstream's answer for a key that is not set. */
                 o = json_object_new_object();
                 if (o) {
@@ -177,23 +178,23 @@ void state_handle_list(Conn *c, const Frame *f) {
         if (f->req_id)
                 json_object_object_add(o, "_reqId", json_object_new_string(f->req_id));
 
-        sqlite3_stmt *st = store_stmt(c->server->store,
+        StoreStmt *st = store_stmt(c->server->store,
                 "SELECT key, value, updated_by, updated_at FROM mesh_state WHERE mesh_id = ?1 ORDER BY key");
         if (!st) {
                 (void) conn_send_error(c, "internal", "broker database error, retry later", f->req_id);
                 return;
         }
-        sqlite3_bind_text(st, 1, c->mesh_id, -1, SQLITE_STATIC);
-        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        store_bind_text(st, 1, c->mesh_id);
+        while ((rc = store_step(st)) == STORE_ROW) {
                 json_object *e = entry_new(st, true);
                 if (!e || json_object_array_add(entries, e) < 0) {
                         json_object_put(e);
-                        rc = SQLITE_NOMEM;
+                        rc = -ENOMEM;
                         break;
                 }
         }
-        sqlite3_reset(st);
-        if (rc != SQLITE_DONE) {
+        store_reset(st);
+        if (rc != STORE_DONE) {
                 (void) conn_send_error(c, "internal", "broker database error, retry later", f->req_id);
                 return;
         }

@@ -1,25 +1,16 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <assert.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "log.h"
-#include "store.h"
+#include "store-internal.h"
 
-#define STMT_CACHE_MAX 96
 #define BUSY_TIMEOUT_MS 5000
 #define SCHEMA_VERSION 3
 
-struct Store {
-        sqlite3 *db;
-        struct {
-                const char *sql;
-                sqlite3_stmt *stmt;
-        } cache[STMT_CACHE_MAX];
-        size_t n_cache;
-        bool batch_open;
-};
 
 /* Schema 1, as the first release created it. A new database is created as schema 1 and then
  * migrated, so new and upgraded databases are the same and every start exercises the
@@ -130,7 +121,7 @@ static const struct {
         { migrate_v3_sql, "delivery times, topic descriptions, mesh state, ack history" },
 };
 
-int store_errno(int rc) {
+static int lite_errno(int rc) {
         switch (rc & 0xff) {
         case SQLITE_OK:
         case SQLITE_DONE:
@@ -155,14 +146,14 @@ int store_errno(int rc) {
         }
 }
 
-int store_exec(Store *s, const char *sql) {
+static int lite_exec(Store *s, const char *sql) {
         char *err = NULL;
         int rc = sqlite3_exec(s->db, sql, NULL, NULL, &err);
 
         if (rc != SQLITE_OK) {
                 log_error("SQLite: %s", err ? err : sqlite3_errstr(rc));
                 sqlite3_free(err);
-                return store_errno(rc);
+                return lite_errno(rc);
         }
         return 0;
 }
@@ -174,28 +165,28 @@ static int count_rows(Store *s, const char *sql, int64_t *ret) {
         /* Not cached: runs once, on a table the migration then drops. */
         rc = sqlite3_prepare_v2(s->db, sql, -1, &st, NULL);
         if (rc != SQLITE_OK)
-                return store_errno(rc);
+                return lite_errno(rc);
         rc = sqlite3_step(st);
         if (rc == SQLITE_ROW)
                 *ret = sqlite3_column_int64(st, 0);
         sqlite3_finalize(st);
-        return rc == SQLITE_ROW ? 0 : store_errno(rc ? rc : SQLITE_ERROR);
+        return rc == SQLITE_ROW ? 0 : lite_errno(rc ? rc : SQLITE_ERROR);
 }
 
 /* Every step from the database's version up to SCHEMA_VERSION, in one transaction: a crash
  * or an error leaves the old schema and its rows untouched. */
-static int migrate(Store *s) {
+static int lite_migrate(Store *s) {
         _cleanup_free_ char *set_version = NULL;
         int64_t unscoped = 0;
-        sqlite3_stmt *st;
+        StoreStmt *st;
         int version = 0, r;
 
         st = store_stmt(s, "PRAGMA user_version");
         if (!st)
                 return -EIO;
-        if (sqlite3_step(st) == SQLITE_ROW)
-                version = sqlite3_column_int(st, 0);
-        sqlite3_reset(st);
+        if (store_step(st) == STORE_ROW)
+                version = store_col_int(st, 0);
+        store_reset(st);
         if (version > SCHEMA_VERSION)
                 return log_error_errno(-EPROTO, "Database schema %d is newer than this broker (%d).",
                                        version, SCHEMA_VERSION);
@@ -212,14 +203,14 @@ static int migrate(Store *s) {
                         r = count_rows(s, "SELECT COUNT(*) FROM client_message_dedupe d WHERE NOT EXISTS"
                                           " (SELECT 1 FROM message m WHERE m.id = d.broker_message_id)", &unscoped);
                 if (r >= 0)
-                        r = store_exec(s, migrations[v].sql);
+                        r = lite_exec(s, migrations[v].sql);
                 if (r < 0)
                         log_error_errno(r, "Schema step %d (%s) failed.", v + 1, migrations[v].what);
         }
         if (r >= 0 && asprintf(&set_version, "PRAGMA user_version = %d", SCHEMA_VERSION) < 0)
                 r = -ENOMEM;
         if (r >= 0)
-                r = store_exec(s, set_version);
+                r = lite_exec(s, set_version);
         if (r < 0) {
                 store_rollback(s);
                 return r;
@@ -235,29 +226,55 @@ static int migrate(Store *s) {
         return 0;
 }
 
-int store_open(const char *path, Store **ret) {
-        _cleanup_(store_freep) Store *s = NULL;
+static int lite_open(Store *s, const char *path) {
         int rc, r;
 
-        s = calloc(1, sizeof *s);
-        if (!s)
-                return -ENOMEM;
         rc = sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
         if (rc != SQLITE_OK)
-                return log_error_errno(store_errno(rc), "Cannot open database %s: %s", path,
+                return log_error_errno(lite_errno(rc), "Cannot open database %s: %s", path,
                                        s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc));
         sqlite3_busy_timeout(s->db, BUSY_TIMEOUT_MS);
         sqlite3_extended_result_codes(s->db, 1);
 
         /* NORMAL in WAL mode loses at most the last commits on power loss, never consistency;
          * clients retry unacknowledged sends and the dedupe table absorbs the retries. */
-        r = store_exec(s, "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;"
-                          "PRAGMA foreign_keys = ON; PRAGMA temp_store = MEMORY;");
+        r = lite_exec(s, "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;"
+                         "PRAGMA foreign_keys = ON; PRAGMA temp_store = MEMORY;");
         if (r < 0)
                 return log_error_errno(r, "Cannot configure database %s.", path);
-        r = migrate(s);
+        r = lite_migrate(s);
         if (r < 0)
                 return log_error_errno(r, "Cannot create the schema in %s.", path);
+        return 0;
+}
+
+bool store_is_postgresql(const char *db) {
+        return db && (strneq(db, "postgresql://", strlen("postgresql://")) ||
+                      strneq(db, "postgres://", strlen("postgres://")));
+}
+
+int store_open(const char *db, Store **ret) {
+        _cleanup_(store_freep) Store *s = NULL;
+        int r;
+
+        assert(db);
+        assert(ret);
+
+        s = calloc(1, sizeof *s);
+        if (!s)
+                return -ENOMEM;
+        if (store_is_postgresql(db)) {
+                s->engine = STORE_POSTGRESQL;
+                r = pg_open(s, db);
+        } else {
+                s->engine = STORE_SQLITE;
+                s->name = strdup(db);
+                if (!s->name)
+                        return -ENOMEM;
+                r = lite_open(s, db);
+        }
+        if (r < 0)
+                return r;
 
         *ret = TAKE_PTR(s);
         return 0;
@@ -266,64 +283,191 @@ int store_open(const char *path, Store **ret) {
 Store *store_free(Store *s) {
         if (!s)
                 return NULL;
-        for (size_t i = 0; i < s->n_cache; i++)
-                sqlite3_finalize(s->cache[i].stmt);
-        sqlite3_close(s->db);
+        for (size_t i = 0; i < s->n_cache; i++) {
+                if (s->engine == STORE_SQLITE)
+                        sqlite3_finalize(s->cache[i]->lite);
+                else
+                        pg_stmt_free(s->cache[i]);
+                free(s->cache[i]);
+        }
+        if (s->engine == STORE_SQLITE)
+                sqlite3_close(s->db);
+        else {
+                pg_listen_close(s);
+                pg_close(s);
+        }
+        free(s->name);
         free(s);
         return NULL;
 }
 
-sqlite3 *store_db(Store *s) {
-        return s->db;
+StoreEngine store_engine(const Store *s) {
+        return s->engine;
 }
 
-sqlite3_stmt *store_stmt(Store *s, const char *sql) {
-        sqlite3_stmt *st;
-        int rc;
+const char *store_name(const Store *s) {
+        return s->name;
+}
+
+bool store_connected(Store *s) {
+        return s->engine == STORE_SQLITE || pg_connected(s);
+}
+
+const char *store_errmsg(Store *s) {
+        return s->engine == STORE_SQLITE ? sqlite3_errmsg(s->db) : pg_errmsg(s);
+}
+
+StoreStmt *store_stmt(Store *s, const char *sql) {
+        _cleanup_free_ StoreStmt *st = NULL;
+        int r;
 
         for (size_t i = 0; i < s->n_cache; i++)
-                if (s->cache[i].sql == sql) {
-                        sqlite3_reset(s->cache[i].stmt);
-                        sqlite3_clear_bindings(s->cache[i].stmt);
-                        return s->cache[i].stmt;
+                if (s->cache[i]->sql == sql) {
+                        store_reset(s->cache[i]);
+                        if (s->engine == STORE_SQLITE)
+                                sqlite3_clear_bindings(s->cache[i]->lite);
+                        else
+                                pg_stmt_clear(s->cache[i]);
+                        return s->cache[i];
                 }
 
-        rc = sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &st, NULL);
-        if (rc != SQLITE_OK) {
-                log_error("SQLite prepare failed: %s (%s)", sqlite3_errmsg(s->db), sql);
+        st = calloc(1, sizeof *st);
+        if (!st)
                 return NULL;
+        st->store = s;
+        st->sql = sql;
+        if (s->engine == STORE_SQLITE) {
+                int rc = sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &st->lite, NULL);
+                if (rc != SQLITE_OK) {
+                        log_error("SQLite prepare failed: %s (%s)", sqlite3_errmsg(s->db), sql);
+                        return NULL;
+                }
+        } else {
+                r = pg_prepare(s, st);
+                if (r < 0)
+                        return NULL;
         }
         if (s->n_cache >= STMT_CACHE_MAX) {
                 /* Not reached with the broker's fixed statement set; stay correct if it is. */
-                sqlite3_finalize(s->cache[0].stmt);
+                if (s->engine == STORE_SQLITE)
+                        sqlite3_finalize(s->cache[0]->lite);
+                else
+                        pg_stmt_free(s->cache[0]);
+                free(s->cache[0]);
                 memmove(&s->cache[0], &s->cache[1], sizeof s->cache[0] * (STMT_CACHE_MAX - 1));
                 s->n_cache--;
         }
-        s->cache[s->n_cache].sql = sql;
-        s->cache[s->n_cache].stmt = st;
-        s->n_cache++;
-        return st;
+        s->cache[s->n_cache++] = st;
+        return TAKE_PTR(st);
 }
 
-int store_step_done(Store *s, sqlite3_stmt *st) {
-        int rc = sqlite3_step(st);
+void store_bind_text(StoreStmt *st, int i, const char *v) {
+        if (st->store->engine == STORE_SQLITE)
+                sqlite3_bind_text(st->lite, i, v, -1, SQLITE_STATIC);
+        else
+                pg_bind(st, i, v, 0, false);
+}
 
-        if (rc == SQLITE_DONE || rc == SQLITE_ROW) {
-                sqlite3_reset(st);
-                return 0;
-        }
-        log_debug("SQLite step failed: %s", sqlite3_errmsg(s->db));
-        sqlite3_reset(st);
-        return store_errno(rc);
+void store_bind_int64(StoreStmt *st, int i, int64_t v) {
+        if (st->store->engine == STORE_SQLITE)
+                sqlite3_bind_int64(st->lite, i, v);
+        else
+                pg_bind_int64(st, i, v);
+}
+
+void store_bind_blob(StoreStmt *st, int i, const void *p, size_t n) {
+        if (st->store->engine == STORE_SQLITE)
+                sqlite3_bind_blob(st->lite, i, p, (int) n, SQLITE_STATIC);
+        else
+                pg_bind(st, i, p, n, true);
+}
+
+void store_bind_null(StoreStmt *st, int i) {
+        if (st->store->engine == STORE_SQLITE)
+                sqlite3_bind_null(st->lite, i);
+        else
+                pg_bind(st, i, NULL, 0, false);
+}
+
+int store_step(StoreStmt *st) {
+        if (st->store->engine != STORE_SQLITE)
+                return pg_step(st);
+
+        int rc = sqlite3_step(st->lite);
+        if (rc == SQLITE_ROW)
+                return STORE_ROW;
+        if (rc == SQLITE_DONE)
+                return STORE_DONE;
+        return lite_errno(rc) < 0 ? lite_errno(rc) : -EIO;
+}
+
+bool store_col_is_null(StoreStmt *st, int i) {
+        if (st->store->engine != STORE_SQLITE)
+                return pg_col_text(st, i) == NULL;
+        return sqlite3_column_type(st->lite, i) == SQLITE_NULL;
+}
+
+const char *store_col_text(StoreStmt *st, int i) {
+        if (st->store->engine != STORE_SQLITE)
+                return pg_col_text(st, i);
+        return (const char *) sqlite3_column_text(st->lite, i);
+}
+
+int64_t store_col_int64(StoreStmt *st, int i) {
+        if (st->store->engine != STORE_SQLITE)
+                return pg_col_int64(st, i);
+        return sqlite3_column_int64(st->lite, i);
+}
+
+int store_col_int(StoreStmt *st, int i) {
+        return (int) store_col_int64(st, i);
+}
+
+const void *store_col_blob(StoreStmt *st, int i, size_t *ret_size) {
+        if (st->store->engine != STORE_SQLITE)
+                return pg_col_blob(st, i, ret_size);
+        const void *p = sqlite3_column_blob(st->lite, i);
+        *ret_size = (size_t) sqlite3_column_bytes(st->lite, i);
+        return p;
+}
+
+void store_reset(StoreStmt *st) {
+        if (st->store->engine == STORE_SQLITE)
+                sqlite3_reset(st->lite);
+        else
+                pg_reset(st);
+}
+
+int store_step_done(Store *s, StoreStmt *st) {
+        int r = store_step(st);
+
+        if (r < 0)
+                log_debug("Database step failed: %s", store_errmsg(s));
+        store_reset(st);
+        return r < 0 ? r : 0;
+}
+
+int store_exec(Store *s, const char *sql) {
+        return s->engine == STORE_SQLITE ? lite_exec(s, sql) : pg_exec(s, sql);
 }
 
 static int exec_cached(Store *s, const char *sql) {
-        sqlite3_stmt *st = store_stmt(s, sql);
+        StoreStmt *st = store_stmt(s, sql);
         return st ? store_step_done(s, st) : -EIO;
 }
 
+static bool in_transaction(Store *s) {
+        return s->engine == STORE_SQLITE ? !sqlite3_get_autocommit(s->db) : pg_in_transaction(s);
+}
+
+/* IMMEDIATE takes SQLite's write lock at once, so two writers never deadlock upgrading;
+ * PostgreSQL locks rows, not the database. */
+static const char *begin_sql(Store *s) {
+        return s->engine == STORE_SQLITE ? "BEGIN IMMEDIATE" : "BEGIN";
+}
+
 int store_begin(Store *s) {
-        return exec_cached(s, s->batch_open ? "SAVEPOINT tx" : "BEGIN IMMEDIATE");
+        return exec_cached(s, s->batch_open ? "SAVEPOINT tx" : begin_sql(s));
 }
 
 int store_commit(Store *s) {
@@ -337,7 +481,7 @@ void store_rollback(Store *s) {
         if (s->batch_open) {
                 (void) exec_cached(s, "ROLLBACK TO tx");
                 (void) exec_cached(s, "RELEASE tx");
-        } else if (!sqlite3_get_autocommit(s->db))
+        } else if (in_transaction(s))
                 (void) exec_cached(s, "ROLLBACK");
 }
 
@@ -346,7 +490,7 @@ int store_batch_begin(Store *s) {
 
         if (s->batch_open)
                 return 0;
-        r = exec_cached(s, "BEGIN IMMEDIATE");
+        r = exec_cached(s, begin_sql(s));
         if (r < 0)
                 return r;
         s->batch_open = true;
@@ -360,11 +504,36 @@ int store_batch_commit(Store *s) {
                 return 0;
         s->batch_open = false;
         r = exec_cached(s, "COMMIT");
-        if (r < 0 && !sqlite3_get_autocommit(s->db))
+        if (r < 0 && in_transaction(s))
                 (void) exec_cached(s, "ROLLBACK");
         return r;
 }
 
 int store_changes(Store *s) {
-        return sqlite3_changes(s->db);
+        return s->engine == STORE_SQLITE ? sqlite3_changes(s->db) : pg_changes(s);
+}
+
+int store_notify(Store *s, const char *channel, const char *payload) {
+        assert(s->engine == STORE_POSTGRESQL);
+        StoreStmt *st = store_stmt(s, "SELECT pg_notify(?1, ?2)");
+        if (!st)
+                return -EIO;
+        store_bind_text(st, 1, channel);
+        store_bind_text(st, 2, payload);
+        return store_step_done(s, st);
+}
+
+int store_listen_open(Store *s, const char *const *channels, int *ret_fd) {
+        assert(s->engine == STORE_POSTGRESQL);
+        return pg_listen_open(s, channels, ret_fd);
+}
+
+int store_listen_read(Store *s, StoreNotifyCallback cb, void *userdata) {
+        assert(s->engine == STORE_POSTGRESQL);
+        return pg_listen_read(s, cb, userdata);
+}
+
+void store_listen_close(Store *s) {
+        if (s->engine == STORE_POSTGRESQL)
+                pg_listen_close(s);
 }

@@ -2,38 +2,91 @@
 #pragma once
 
 /*
- * The broker's one SQLite file (WAL). The broker process and the admin subcommands open it
- * at the same time; writers wait on each other through busy_timeout. Statements are prepared
- * once per connection and cached by the address of their SQL text, so each module keeps its
- * SQL next to the code that uses it.
+ * The broker's storage seam: every module reaches the database through this interface and
+ * never through an engine's own API, so the same statements run on either engine.
+ *
+ * Engines: SQLite (a file, WAL; the default) and, when built with it, PostgreSQL (libpq,
+ * selected by a postgresql:// or postgres:// URI). The broker process and the admin
+ * subcommands use the database at the same time; writers wait on each other.
+ *
+ * Statements are written once, in the SQL both engines accept (?N parameters, ON CONFLICT,
+ * temp.name for the process' own scratch tables), prepared once per connection and cached
+ * by the address of their SQL text, so each module keeps its SQL next to the code that uses
+ * it. The schema and its versioned migrations are per engine.
  */
 
-#include <sqlite3.h>
 #include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
 
 #include "macro.h"
 
 typedef struct Store Store;
+typedef struct StoreStmt StoreStmt;
 
-/* Opens (creating if needed) the database and brings the schema up to date. */
-int store_open(const char *path, Store **ret);
+typedef enum StoreEngine {
+        STORE_SQLITE,
+        STORE_POSTGRESQL,
+} StoreEngine;
+
+/* store_step() results; failures are negative errnos. */
+#define STORE_DONE 0
+#define STORE_ROW 1
+
+/* True when db names a PostgreSQL database (a postgresql:// or postgres:// URI). */
+bool store_is_postgresql(const char *db);
+
+/* Opens (creating if needed) the database and brings the schema up to date; refuses a
+ * schema newer than this broker knows. */
+int store_open(const char *db, Store **ret);
 Store *store_free(Store *s);
 DEFINE_TRIVIAL_CLEANUP_FUNC(Store *, store_free);
 
-sqlite3 *store_db(Store *s);
+StoreEngine store_engine(const Store *s);
+
+/* The database for messages: the SQLite path, or the PostgreSQL server and database without
+ * the URI's password. */
+const char *store_name(const Store *s);
+
+/* False once a PostgreSQL connection is lost (an SQLite file is always there). */
+bool store_connected(Store *s);
+
+/* The engine's message for the last failure on this connection. */
+const char *store_errmsg(Store *s);
 
 /* The cached statement for sql, reset and with bindings cleared; NULL (logged) on error.
  * sql must be a string literal: the cache is keyed by its address. */
-sqlite3_stmt *store_stmt(Store *s, const char *sql);
+StoreStmt *store_stmt(Store *s, const char *sql);
 
-/* Executes a cached statement that returns no rows (or ignores them): 0 or -EIO. */
-int store_step_done(Store *s, sqlite3_stmt *st);
+/* Parameters count from 1, as ?N in the SQL. Text and blobs are not copied: they must stay
+ * valid until the statement is stepped. A NULL text binds SQL NULL. */
+void store_bind_text(StoreStmt *st, int i, const char *v);
+void store_bind_int64(StoreStmt *st, int i, int64_t v);
+void store_bind_blob(StoreStmt *st, int i, const void *p, size_t n);
+void store_bind_null(StoreStmt *st, int i);
 
-/* Runs a statement list that is not cached (schema, pragmas). */
+/* STORE_ROW with a row to read, STORE_DONE at the end, negative errno on failure
+ * (busy → -EBUSY, constraint → -EEXIST). */
+int store_step(StoreStmt *st);
+
+/* Columns count from 0 and are valid until the next step or reset. */
+bool store_col_is_null(StoreStmt *st, int i);
+const char *store_col_text(StoreStmt *st, int i);     /* NULL for SQL NULL */
+int64_t store_col_int64(StoreStmt *st, int i);
+int store_col_int(StoreStmt *st, int i);
+const void *store_col_blob(StoreStmt *st, int i, size_t *ret_size);
+
+/* Ends the statement's current execution (it stays cached). */
+void store_reset(StoreStmt *st);
+
+/* Executes a cached statement that returns no rows (or ignores them): 0 or negative errno. */
+int store_step_done(Store *s, StoreStmt *st);
+
+/* Runs a statement list that is not cached (scratch tables at start). */
 int store_exec(Store *s, const char *sql);
 
-/* BEGIN IMMEDIATE / COMMIT / ROLLBACK; inside a batch, a savepoint that commits or rolls back
- * on its own within it. Rollback is best effort and never fails. */
+/* BEGIN / COMMIT / ROLLBACK; inside a batch, a savepoint that commits or rolls back on its
+ * own within it. Rollback is best effort and never fails. */
 int store_begin(Store *s);
 int store_commit(Store *s);
 void store_rollback(Store *s);
@@ -47,5 +100,15 @@ int store_batch_commit(Store *s);
 /* Number of rows the last statement changed. */
 int store_changes(Store *s);
 
-/* A negative errno for an SQLite result code (busy/locked → -EBUSY, constraint → -EEXIST). */
-int store_errno(int sqlite_rc);
+/* Several broker nodes on one PostgreSQL database wake each other with LISTEN/NOTIFY; the
+ * rows stay the truth, so a lost notification only waits for the next catch-up.
+ * store_notify() queues a notification in the current transaction (sent at its commit).
+ * store_listen_open() opens a second connection that listens on the channels (a NULL-ended
+ * list) and returns a descriptor to poll for reading (a duplicate: the caller closes it);
+ * store_listen_read() calls cb for each notification received, -ECONNRESET when the
+ * connection is lost. PostgreSQL only. */
+typedef void (*StoreNotifyCallback)(const char *channel, const char *payload, void *userdata);
+int store_notify(Store *s, const char *channel, const char *payload);
+int store_listen_open(Store *s, const char *const *channels, int *ret_fd);
+int store_listen_read(Store *s, StoreNotifyCallback cb, void *userdata);
+void store_listen_close(Store *s);

@@ -5,20 +5,20 @@
 #include "time-util.h"
 #include "topic.h"
 
-static json_object *topic_new(sqlite3_stmt *st) {
+static json_object *topic_new(StoreStmt *st) {
         json_object *t = json_object_new_object();
         char created[ISO8601_MAX];
 
         if (!t)
                 return NULL;
-        if (format_iso8601((usec_t) sqlite3_column_int64(st, 2) * USEC_PER_MSEC, created) < 0)
+        if (format_iso8601((usec_t) store_col_int64(st, 2) * USEC_PER_MSEC, created) < 0)
                 created[0] = '\0';
-        json_object_object_add(t, "id", json_object_new_string((const char *) sqlite3_column_text(st, 0)));
-        json_object_object_add(t, "name", json_object_new_string((const char *) sqlite3_column_text(st, 1)));
-        json_object_object_add(t, "description", sqlite3_column_type(st, 4) == SQLITE_NULL ? NULL :
-                               json_object_new_string((const char *) sqlite3_column_text(st, 4)));
+        json_object_object_add(t, "id", json_object_new_string(store_col_text(st, 0)));
+        json_object_object_add(t, "name", json_object_new_string(store_col_text(st, 1)));
+        json_object_object_add(t, "description", store_col_is_null(st, 4) ? NULL :
+                               json_object_new_string(store_col_text(st, 4)));
         json_object_object_add(t, "visibility", json_object_new_string("public"));
-        json_object_object_add(t, "memberCount", json_object_new_int(sqlite3_column_int(st, 3)));
+        json_object_object_add(t, "memberCount", json_object_new_int(store_col_int(st, 3)));
         json_object_object_add(t, "createdAt", json_object_new_string(created));
         return t;
 }
@@ -27,7 +27,7 @@ void topic_handle_list(Conn *c, const Frame *f) {
         Store *s = c->server->store;
         _cleanup_(json_object_putp) json_object *o = json_object_new_object();
         json_object *topics = json_object_new_array();
-        sqlite3_stmt *st;
+        StoreStmt *st;
         int rc;
 
         if (!o || !topics) {
@@ -49,18 +49,18 @@ void topic_handle_list(Conn *c, const Frame *f) {
                 (void) conn_send_error(c, "internal", "broker database error, retry later", f->req_id);
                 return;
         }
-        sqlite3_bind_text(st, 1, c->mesh_id, -1, SQLITE_STATIC);
-        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        store_bind_text(st, 1, c->mesh_id);
+        while ((rc = store_step(st)) == STORE_ROW) {
                 json_object *t = topic_new(st);
                 if (!t || json_object_array_add(topics, t) < 0) {
                         json_object_put(t);
-                        rc = SQLITE_NOMEM;
+                        rc = -ENOMEM;
                         break;
                 }
         }
-        sqlite3_reset(st);
-        if (rc != SQLITE_DONE) {
-                log_warning("Listing the topics of mesh %s failed: %s", c->mesh_id, sqlite3_errstr(rc));
+        store_reset(st);
+        if (rc != STORE_DONE) {
+                log_warning("Listing the topics of mesh %s failed: %s", c->mesh_id, strerror(-rc));
                 (void) conn_send_error(c, "internal", "broker database error, retry later", f->req_id);
                 return;
         }
@@ -72,7 +72,7 @@ void topic_handle_create(Conn *c, const Frame *f) {
         char id[BROKER_ID_LEN + 1];
         TopicCreateRequest req;
         ProtocolError e;
-        sqlite3_stmt *st;
+        StoreStmt *st;
         int r;
 
         if (topic_create_request_parse(f, &req, &e) < 0) {
@@ -95,12 +95,12 @@ void topic_handle_create(Conn *c, const Frame *f) {
                 (void) conn_send_error(c, "internal", "broker database error, retry later", f->req_id);
                 return;
         }
-        sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 2, c->mesh_id, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 3, req.name, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 4, now_ms());
+        store_bind_text(st, 1, id);
+        store_bind_text(st, 2, c->mesh_id);
+        store_bind_text(st, 3, req.name);
+        store_bind_int64(st, 4, now_ms());
         if (req.description)
-                sqlite3_bind_text(st, 5, req.description, -1, SQLITE_STATIC);
+                store_bind_text(st, 5, req.description);
         r = store_step_done(s, st);
         bool created = r >= 0 && store_changes(s) == 1;
 
@@ -110,13 +110,13 @@ void topic_handle_create(Conn *c, const Frame *f) {
                 (void) conn_send_error(c, "internal", "broker database error, retry later", f->req_id);
                 return;
         }
-        sqlite3_bind_text(st, 1, c->mesh_id, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 2, req.name, -1, SQLITE_STATIC);
-        int rc = sqlite3_step(st);
-        if (rc == SQLITE_ROW)
-                snprintf(id, sizeof id, "%s", (const char *) sqlite3_column_text(st, 0));
-        sqlite3_reset(st);
-        if (rc != SQLITE_ROW) {
+        store_bind_text(st, 1, c->mesh_id);
+        store_bind_text(st, 2, req.name);
+        int rc = store_step(st);
+        if (rc == STORE_ROW)
+                snprintf(id, sizeof id, "%s", store_col_text(st, 0));
+        store_reset(st);
+        if (rc != STORE_ROW) {
                 (void) conn_send_error(c, "internal", "broker database error, retry later", f->req_id);
                 return;
         }

@@ -5,9 +5,11 @@ database, the admin commands, and a WebSocket client that speaks the upstream pr
 python3-websockets and python3-nacl)."""
 
 import asyncio
+import atexit
 import base64
 import json
 import os
+import shutil
 import socket
 import ssl
 import subprocess
@@ -28,6 +30,152 @@ VALGRIND = ["valgrind", "--error-exitcode=99", "--leak-check=full", "--errors-fo
 TIMEOUT = 30.0 if VALGRIND else 5.0
 
 
+# The storage engine the broker runs on: "sqlite" (a file per broker) or "postgresql" (a
+# database per broker on a PostgreSQL server this process starts, see PgServer).
+BACKEND = os.environ.get("CLAUDEMESH_TEST_BACKEND", "sqlite")
+SKIP = 77
+
+
+def skip(reason):
+    print(f"SKIP: {reason}", flush=True)
+    sys.exit(SKIP)
+
+
+class PgServer:
+    """A private PostgreSQL server: initdb and pg_ctl in a temporary directory, run as an
+    unprivileged user (nobody when the tests run as root), listening only on a Unix socket in
+    that directory, stopped at exit. Each database() is a fresh, empty database on it."""
+
+    def __init__(self):
+        self.bindir = self.find_bindir()
+        if not self.bindir:
+            skip("PostgreSQL server binaries (initdb, pg_ctl; Debian's postgresql package) not found")
+        self.dir = tempfile.mkdtemp(prefix="broker-pg-")
+        self.data = os.path.join(self.dir, "data")
+        self.user = "nobody" if os.geteuid() == 0 else None
+        if self.user:
+            os.chown(self.dir, *self.ids())
+        self.n = 0
+        self.started = False
+        atexit.register(self.stop)
+        self.run("initdb", "-D", self.data, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--locale=C",
+                 "--no-sync")
+        self.run("pg_ctl", "-D", self.data, "-l", os.path.join(self.dir, "server.log"), "-w", "-t", "60",
+                 "-o", f"-c listen_addresses='' -c unix_socket_directories={self.dir} -c fsync=off"
+                       " -c synchronous_commit=off -c full_page_writes=off -c max_connections=200", "start")
+        self.started = True
+
+    @staticmethod
+    def find_bindir():
+        for d in [os.environ.get("CLAUDEMESH_PG_BINDIR", "")] + sorted(
+                (os.path.join("/usr/lib/postgresql", v, "bin") for v in
+                 (os.listdir("/usr/lib/postgresql") if os.path.isdir("/usr/lib/postgresql") else [])), reverse=True):
+            if d and os.access(os.path.join(d, "initdb"), os.X_OK) and os.access(os.path.join(d, "pg_ctl"), os.X_OK):
+                return d
+        return None
+
+    def ids(self):
+        import pwd
+        pw = pwd.getpwnam(self.user)
+        return pw.pw_uid, pw.pw_gid
+
+    def run(self, tool, *args):
+        cmd = [os.path.join(self.bindir, tool), *args]
+        if self.user:
+            cmd = ["runuser", "-u", self.user, "--", *cmd]
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=self.dir)
+        if p.returncode != 0:
+            raise AssertionError(f"{tool} failed ({p.returncode}): {p.stderr}{p.stdout}")
+        return p
+
+    def psql(self, dbname, sql):
+        return subprocess.run(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", self.dir, "-U", "postgres",
+                               "-d", dbname, "-At", "-F", "\x1f", "-R", "\x1e", "-P", "null=\x01", "-c", sql],
+                              capture_output=True, text=True, timeout=60)
+
+    def database(self):
+        self.n += 1
+        name = f"broker{self.n}"
+        p = self.psql("postgres", f"CREATE DATABASE {name}")
+        if p.returncode != 0:
+            raise AssertionError(f"CREATE DATABASE failed: {p.stderr}")
+        return name, f"postgresql:///{name}?host={self.dir}&user=postgres"
+
+    def stop(self):
+        if self.started:
+            self.started = False
+            try:
+                self.run("pg_ctl", "-D", self.data, "-m", "immediate", "-w", "stop")
+            except (AssertionError, subprocess.TimeoutExpired) as e:
+                print(f"pg_ctl stop: {e}", file=sys.stderr)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+_pg = None
+
+
+def pg_server():
+    global _pg
+    if _pg is None:
+        _pg = PgServer()
+    return _pg
+
+
+class PgConn:
+    """The few calls the tests make on an sqlite3 connection (execute, fetchone, fetchall,
+    iteration, with), run through psql against a broker's PostgreSQL database."""
+
+    def __init__(self, dbname):
+        self.dbname = dbname
+        self.rows = []
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    @staticmethod
+    def literal(v):
+        if v is None:
+            return "NULL"
+        if isinstance(v, (int, float)):
+            return str(v)
+        if isinstance(v, bytes):
+            return "'\\x" + v.hex() + "'::bytea"
+        return "'" + str(v).replace("'", "''") + "'"
+
+    @staticmethod
+    def value(v):
+        if v == "\x01":
+            return None
+        if v.lstrip("-").isdigit():
+            return int(v)
+        return v
+
+    def execute(self, sql, params=()):
+        parts = sql.split("?")
+        assert len(parts) == len(params) + 1, f"{len(params)} parameters for {sql}"
+        text = parts[0] + "".join(self.literal(p) + rest for p, rest in zip(params, parts[1:]))
+        p = pg_server().psql(self.dbname, text)
+        if p.returncode != 0:
+            raise AssertionError(f"psql failed: {p.stderr} ({text})")
+        # psql ends its output with a newline after the last record.
+        out = p.stdout[:-1] if p.stdout.endswith("\n") else p.stdout
+        out = out[:-1] if out.endswith("\x1e") else out
+        self.rows = [tuple(self.value(v) for v in r.split("\x1f")) for r in out.split("\x1e")] if out else []
+        return self
+
+    def fetchone(self):
+        return self.rows[0] if self.rows else None
+
+    def fetchall(self):
+        return list(self.rows)
+
+    def __iter__(self):
+        return iter(self.rows)
+
+
 def free_port():
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
@@ -37,6 +185,9 @@ def free_port():
 class Broker:
     def __init__(self, *args, db=None, preexec=None):
         self.tmp = tempfile.TemporaryDirectory(prefix="broker-test-")
+        self.pg_dbname = None
+        if db is None and BACKEND == "postgresql":
+            self.pg_dbname, db = pg_server().database()
         self.db = db or os.path.join(self.tmp.name, "broker.db")
         self.port = free_port()
         self.args = list(args)
@@ -102,6 +253,13 @@ class Broker:
         self.stop()
         self.log.close()
         self.tmp.cleanup()
+
+    def sql(self):
+        """A connection to the broker's database, read with execute().fetchone()/fetchall()."""
+        if self.pg_dbname:
+            return PgConn(self.pg_dbname)
+        import sqlite3
+        return sqlite3.connect(f"file:{self.db}?mode=ro", uri=True)
 
     def mesh(self, name="acme"):
         return json.loads(self.admin("mesh", "create", name).stdout)
@@ -301,6 +459,9 @@ def run(tests, *broker_args):
     only = sys.argv[1:]
     for t in tests:
         if only and t.__name__ not in only:
+            continue
+        if BACKEND != "sqlite" and getattr(t, "sqlite_only", False):
+            print(f"skip {t.__name__} (SQLite only: it builds or reads the database file itself)", flush=True)
             continue
         b = Broker(*broker_args, *getattr(t, "broker_args", []), preexec=getattr(t, "broker_preexec", None))
         try:

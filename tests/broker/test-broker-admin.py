@@ -102,7 +102,7 @@ async def test_member_add_refuses_duplicate_name(b):
 
 async def test_member_add_output_file_is_private(b):
     m = b.mesh()
-    out = os.path.join(os.path.dirname(b.db), "bob.json")
+    out = os.path.join(b.tmp.name, "bob.json")
     old = os.umask(0o022)
     try:
         p = b.admin("member", "add", m["slug"], "bob", "--output", out)
@@ -116,7 +116,7 @@ async def test_member_add_output_file_is_private(b):
         assert p.returncode == 1 and "/nonexistent/carol.json" in p.stderr, p
         assert "carol" not in b.admin("member", "list", m["id"]).stdout
         # > FILE with the umask's 0644: said on stderr
-        with open(os.path.join(os.path.dirname(b.db), "dave.json"), "w") as f:
+        with open(os.path.join(b.tmp.name, "dave.json"), "w") as f:
             p = bt.subprocess.run([bt.BROKER, "--db", b.db, "member", "add", m["slug"], "dave"], stdout=f,
                                   stderr=bt.subprocess.PIPE, text=True)
         assert p.returncode == 0 and "--output" in p.stderr and "0644" in p.stderr, p

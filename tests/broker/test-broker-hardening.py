@@ -22,7 +22,12 @@ def fp(text):
 
 
 def db(b):
-    return sqlite3.connect(f"file:{b.db}?mode=ro", uri=True)
+    return b.sql()
+
+
+def hex_sql(column):
+    """The column's bytes as uppercase hex, in the engine's SQL."""
+    return f"upper(encode({column}, 'hex'))" if bt.BACKEND == "postgresql" else f"hex({column})"
 
 
 async def setup(b, receiver=True):
@@ -54,7 +59,7 @@ async def test_retry_after_lost_ack(b):
     await bob.nothing("push", wait=0.5, messageId=first["messageId"])
     with db(b) as conn:
         assert conn.execute("SELECT COUNT(*) FROM message WHERE client_message_id='cm-1'").fetchone()[0] == 1
-        row = conn.execute("SELECT broker_message_id, hex(request_fingerprint), destination_kind, destination_ref,"
+        row = conn.execute(f"SELECT broker_message_id, {hex_sql('request_fingerprint')}, destination_kind, destination_ref,"
                            " expires_at - first_seen_at, history_available FROM client_message_dedupe").fetchone()
     assert row == (first["messageId"], fp("once").upper(), "dm", bob.session_pubkey, 7 * DAY_MS, 1), row
 
@@ -336,8 +341,28 @@ async def test_v1_database_migrates(b):
     assert p.returncode != 0 and "newer than this broker" in p.stderr, (p.returncode, p.stderr)
 
 
+test_v1_database_migrates.sqlite_only = True
+
+
+async def test_newer_schema_refused(b):
+    """A database whose schema is newer than the broker knows is refused, with a clear error,
+    by the broker and by the admin commands, on either engine."""
+    assert b.stop() == 0
+    if bt.BACKEND == "postgresql":
+        with b.sql() as conn:
+            conn.execute("UPDATE broker_schema SET version = 4")
+    else:
+        with sqlite3.connect(b.db) as conn:
+            conn.execute("PRAGMA user_version = 4")
+    p = b.admin("mesh", "list", check=False)
+    assert p.returncode != 0 and "Database schema 4 is newer than this broker (3)" in p.stderr, (p.returncode, p.stderr)
+    p = subprocess.run([bt.BROKER, "--db", b.db, "--listen", f"127.0.0.1:{b.port}"], capture_output=True, text=True,
+                       timeout=30)
+    assert p.returncode != 0 and "newer than this broker" in p.stderr, (p.returncode, p.stderr)
+
+
 if __name__ == "__main__":
     bt.run([test_retry_after_lost_ack, test_conflict, test_two_connections_race, test_budget_exhausted_then_retry,
             test_idempotent_limiter, test_failed_destination_leaves_no_row, test_mention_index,
             test_purge_with_injected_clock, test_retention_days_advertised, test_dedupe_scoped_to_sender,
-            test_v1_database_migrates])
+            test_v1_database_migrates, test_newer_schema_refused])

@@ -5,7 +5,6 @@ rejection code in upstream's order, a session as its own presence, peer roles, o
 per session key (replacement, grace reattach), leases re-pushed by the timer."""
 
 import asyncio
-import sqlite3
 import time
 
 import nacl.signing
@@ -192,7 +191,7 @@ async def test_session_is_its_own_presence(b):
     assert [p["senderPubkey"] for p in pushes] == [s1.session_pubkey, s2.session_pubkey, alice_entry["pubkey"]]
     retry = await s1.send(legacy.session_pubkey, "x", client_message_id="shared")
     assert retry["duplicate"] is True and retry["messageId"] == acks[0]["messageId"], retry
-    with sqlite3.connect(f"file:{b.db}?mode=ro", uri=True) as conn:
+    with b.sql() as conn:
         scopes = {r[0] for r in conn.execute(
             "SELECT sender_scope FROM client_message_dedupe WHERE client_message_id = 'shared'")}
     assert scopes == {s1.session_pubkey, s2.session_pubkey, alice_entry["memberId"]}, scopes

@@ -1,0 +1,55 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/*
+ * Several broker nodes on one PostgreSQL database. A node that accepts a message for a key
+ * none of its own connections holds notifies the others (NOTIFY at the commit); a node that
+ * hears it drains its connections that own the key. The delivery rows stay the truth: a
+ * periodic catch-up drains every connection, so a lost notification, a dropped LISTEN
+ * connection or a node that died mid-stream delays a message by at most one period.
+ *
+ * Presence across nodes: each node keeps a row per live connection in table presence
+ * (refreshed every catch-up) and a heartbeat in broker_node; peers_list and multicast
+ * recipients add the other nodes' rows; peer_joined/left/visible/hidden go to the other
+ * nodes as a notification carrying the frame. A node that stops beating for the presence
+ * grace is dead: the first node to notice deletes its rows and announces their peer_left.
+ *
+ * Nothing here runs on SQLite (one process owns that file).
+ */
+
+#include <json-c/json.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "server.h"
+
+int nodes_start(Server *s);
+void nodes_stop(Server *s);
+
+/* The LISTEN connection's descriptor became readable, or its wsi went away. */
+bool nodes_owns(const Server *s, const struct lws *wsi);
+int nodes_readable(Server *s);
+void nodes_wsi_destroyed(Server *s, struct lws *wsi);
+
+/* Within the accepting transaction: wakes the other nodes for recipient_key in mesh_id. */
+void nodes_wake(Server *s, const char *mesh_id, const char *recipient_key);
+
+/* The connection's presence row: written when its hello is accepted, removed when it closes
+ * (not at shutdown: then the heartbeat stops and the grace runs out on the other nodes). */
+void nodes_presence_up(Conn *c);
+void nodes_presence_down(Conn *c);
+
+/* A presence frame sent to this node's connections goes to the other nodes' too. */
+void nodes_announce(Server *s, const char *mesh_id, const char *member_pubkey, bool to_siblings,
+                    json_object *frame);
+
+/* Whether a live connection of any node routes key in mesh_id: a peer that came back
+ * through another node has not left. */
+bool nodes_key_present(Server *s, const char *mesh_id, const char *key);
+
+/* Appends the other nodes' peers visible to asker. */
+void nodes_list_peers(const Conn *asker, json_object *peers);
+
+/* The routing keys of the other nodes' live, visible connections in sender's mesh, of other
+ * members, in group if not NULL; *ret is a NULL-ended, owned list. */
+int nodes_remote_recipients(const Conn *sender, const char *group, char ***ret, size_t *ret_n);

@@ -1,0 +1,91 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/* The two engines behind store.h; only store.c and store-pg.c see this. */
+
+#include <errno.h>
+#include <sqlite3.h>
+
+#include "log.h"
+#include "store.h"
+
+#define STMT_CACHE_MAX 128
+#define STORE_PARAMS_MAX 16
+
+typedef struct StorePg StorePg;
+typedef struct StorePgStmt StorePgStmt;
+
+struct StoreStmt {
+        Store *store;
+        const char *sql;                 /* the cache key */
+        sqlite3_stmt *lite;
+        StorePgStmt *pg;
+};
+
+struct Store {
+        StoreEngine engine;
+        char *name;                      /* see store_name() */
+        sqlite3 *db;
+        StorePg *pg;
+        StoreStmt *cache[STMT_CACHE_MAX];
+        size_t n_cache;
+        bool batch_open;
+};
+
+#if HAVE_LIBPQ
+int pg_open(Store *s, const char *uri);
+void pg_close(Store *s);
+const char *pg_errmsg(Store *s);
+int pg_prepare(Store *s, StoreStmt *st);
+void pg_stmt_free(StoreStmt *st);
+void pg_stmt_clear(StoreStmt *st);
+void pg_bind(StoreStmt *st, int i, const void *p, size_t n, bool binary);
+void pg_bind_int64(StoreStmt *st, int i, int64_t v);
+int pg_step(StoreStmt *st);
+const char *pg_col_text(StoreStmt *st, int i);
+int64_t pg_col_int64(StoreStmt *st, int i);
+const void *pg_col_blob(StoreStmt *st, int i, size_t *ret_size);
+void pg_reset(StoreStmt *st);
+int pg_exec(Store *s, const char *sql);
+bool pg_in_transaction(Store *s);
+int pg_changes(Store *s);
+bool pg_connected(Store *s);
+int pg_listen_open(Store *s, const char *const *channels, int *ret_fd);
+int pg_listen_read(Store *s, StoreNotifyCallback cb, void *userdata);
+void pg_listen_close(Store *s);
+#else
+/* Without libpq a Store is always SQLite: store_open() refuses a PostgreSQL URI, so only
+ * pg_open() is reachable. */
+static inline int pg_open(Store *s, const char *uri) {
+        return log_error_errno(-EPROTONOSUPPORT, "This broker was built without PostgreSQL support: cannot open %s.",
+                               uri);
+}
+#define PG_UNREACHABLE abort()
+static inline void pg_close(Store *s) { (void) s; }
+static inline const char *pg_errmsg(Store *s) { (void) s; PG_UNREACHABLE; }
+static inline int pg_prepare(Store *s, StoreStmt *st) { (void) s; (void) st; PG_UNREACHABLE; }
+static inline void pg_stmt_free(StoreStmt *st) { (void) st; }
+static inline void pg_stmt_clear(StoreStmt *st) { (void) st; PG_UNREACHABLE; }
+static inline void pg_bind(StoreStmt *st, int i, const void *p, size_t n, bool binary) {
+        (void) st; (void) i; (void) p; (void) n; (void) binary; PG_UNREACHABLE;
+}
+static inline void pg_bind_int64(StoreStmt *st, int i, int64_t v) { (void) st; (void) i; (void) v; PG_UNREACHABLE; }
+static inline int pg_step(StoreStmt *st) { (void) st; PG_UNREACHABLE; }
+static inline const char *pg_col_text(StoreStmt *st, int i) { (void) st; (void) i; PG_UNREACHABLE; }
+static inline int64_t pg_col_int64(StoreStmt *st, int i) { (void) st; (void) i; PG_UNREACHABLE; }
+static inline const void *pg_col_blob(StoreStmt *st, int i, size_t *n) {
+        (void) st; (void) i; (void) n; PG_UNREACHABLE;
+}
+static inline void pg_reset(StoreStmt *st) { (void) st; PG_UNREACHABLE; }
+static inline int pg_exec(Store *s, const char *sql) { (void) s; (void) sql; PG_UNREACHABLE; }
+static inline bool pg_in_transaction(Store *s) { (void) s; PG_UNREACHABLE; }
+static inline int pg_changes(Store *s) { (void) s; PG_UNREACHABLE; }
+static inline bool pg_connected(Store *s) { (void) s; PG_UNREACHABLE; }
+static inline int pg_listen_open(Store *s, const char *const *channels, int *ret_fd) {
+        (void) s; (void) channels; (void) ret_fd; PG_UNREACHABLE;
+}
+static inline int pg_listen_read(Store *s, StoreNotifyCallback cb, void *userdata) {
+        (void) s; (void) cb; (void) userdata; PG_UNREACHABLE;
+}
+static inline void pg_listen_close(Store *s) { (void) s; }
+#endif

@@ -1,0 +1,275 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""Several broker nodes on one PostgreSQL database: DMs across nodes woken by LISTEN/NOTIFY,
+a dropped LISTEN connection covered by the catch-up, dedupe and the rate limit held across
+nodes, a node killed with SIGKILL mid-stream whose client reconnects to another node and
+gets every accepted message, and presence across nodes (peer_joined, peers_list, broadcasts
+and group posts, peer_left after the grace when a node dies)."""
+
+import asyncio
+import os
+import signal
+import time
+
+import brokertest as bt
+
+CATCH_UP_MS = 300
+
+
+def nodes(b, n, test):
+    """b and n - 1 more brokers on b's database with the test's arguments, started."""
+    more = [bt.Broker(*getattr(test, "broker_args", []), db=b.db).start() for _ in range(n - 1)]
+    return [b, *more]
+
+
+def close_nodes(ns):
+    for n in ns:
+        n.close()
+
+
+async def members(b, *names):
+    m = b.mesh()
+    return [b.member(m["id"], name) for name in names]
+
+
+async def test_cross_node_dm(b):
+    """A member on node 1 DMs a member on node 2 and back; with the catch-up far away, only the
+    notification can have carried them."""
+    ns = nodes(b, 2, test_cross_node_dm)
+    try:
+        a_entry, b_entry = await members(b, "alice", "bob")
+        alice = bt.Client(ns[0], a_entry, session=False)
+        bob = bt.Client(ns[1], b_entry, session=False)
+        b.clients += [alice, bob]
+        await alice.hello()
+        await bob.hello()
+        start = time.monotonic()
+        ack = await alice.send(b_entry["pubkey"], "across")
+        assert ack["queued"] is True, ack
+        await bob.expect("push", messageId=ack["messageId"])
+        latency = time.monotonic() - start
+        back = await bob.send(a_entry["pubkey"], "and back")
+        await alice.expect("push", messageId=back["messageId"])
+        print(f"figures: DM across two nodes delivered in {latency * 1000:.1f} ms", flush=True)
+        assert latency < 60.0  # a bound on a hang, not a speed goal (bench/ measures speed)
+    finally:
+        close_nodes(ns[1:])
+
+
+test_cross_node_dm.broker_args = ["--catch-up-interval", "3600000"]
+
+
+async def test_dropped_listen(b):
+    """The LISTEN connection of node 2 is terminated: a DM for its member still arrives (the
+    catch-up) and the node listens again."""
+    ns = nodes(b, 2, test_dropped_listen)
+    try:
+        a_entry, b_entry = await members(b, "alice", "bob")
+        alice = bt.Client(ns[0], a_entry, session=False)
+        bob = bt.Client(ns[1], b_entry, session=False)
+        b.clients += [alice, bob]
+        await alice.hello()
+        await bob.hello()
+        with b.sql() as conn:
+            killed = conn.execute("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                                  " WHERE application_name = 'claudemesh-broker listen'"
+                                  " AND pid = (SELECT max(pid) FROM pg_stat_activity"
+                                  "  WHERE application_name = 'claudemesh-broker listen')").fetchone()[0]
+        assert killed == 1, killed
+        for i in range(3):
+            ack = await alice.send(b_entry["pubkey"], f"after the drop {i}")
+            await bob.expect("push", messageId=ack["messageId"])
+        deadline = time.monotonic() + bt.TIMEOUT
+        while time.monotonic() < deadline:
+            logs = [n.logtext() for n in ns]
+            if any("LISTEN connection was lost" in t and t.count("Listening for the other nodes") >= 2 for t in logs):
+                break
+            await asyncio.sleep(0.1)
+        else:
+            raise AssertionError("no node lost and reopened its LISTEN connection:\n" + "\n".join(logs))
+    finally:
+        close_nodes(ns[1:])
+
+
+test_dropped_listen.broker_args = ["--catch-up-interval", str(CATCH_UP_MS)]
+
+
+async def test_dedupe_and_limit_across_nodes(b):
+    """The same client_message_id through two nodes is one message; a member's rate limit is
+    one limit over three nodes."""
+    ns = nodes(b, 3, test_dedupe_and_limit_across_nodes)
+    try:
+        a_entry, b_entry = await members(b, "alice", "bob")
+        a1 = bt.Client(ns[0], a_entry, session=False, session_id="s1")
+        a2 = bt.Client(ns[1], a_entry, session=False, session_id="s2")
+        a3 = bt.Client(ns[2], a_entry, session=False, session_id="s3")
+        bob = bt.Client(ns[2], b_entry, session=False)
+        b.clients += [a1, a2, a3, bob]
+        for c in (a1, a2, a3, bob):
+            await c.hello()
+        first = await a1.send(b_entry["pubkey"], "once", client_message_id="cm-x")
+        again = await a2.send(b_entry["pubkey"], "once", client_message_id="cm-x")
+        assert again["duplicate"] is True and again["messageId"] == first["messageId"], again
+        await bob.expect("push", messageId=first["messageId"])
+        await bob.nothing("push", wait=CATCH_UP_MS / 1000 * 3, messageId=first["messageId"])
+        # 4 per window: cm-x paid one (its retry rode on it), three more pass, the fifth is refused.
+        acks = [await c.send(b_entry["pubkey"], "n", client_message_id=f"n-{i}") for i, c in enumerate((a2, a3, a1))]
+        assert all(a["queued"] for a in acks), acks
+        over = await a2.send(b_entry["pubkey"], "n", client_message_id="n-over")
+        assert over["queued"] is False and over["error_code"] == "rate_limited", over
+        with b.sql() as conn:
+            assert conn.execute("SELECT COUNT(*) FROM message WHERE client_message_id = 'cm-x'").fetchone()[0] == 1
+    finally:
+        close_nodes(ns[1:])
+
+
+test_dedupe_and_limit_across_nodes.broker_args = ["--rate-limit", "4", "--catch-up-interval", str(CATCH_UP_MS)]
+
+
+async def test_node_killed_mid_stream(b):
+    """Three nodes; alice on node 1 streams DMs to bob on node 2, which is killed with SIGKILL
+    partway. bob reconnects to node 3 and acknowledges: every accepted message arrives, and
+    none it acknowledged before the kill comes again."""
+    ns = nodes(b, 3, test_node_killed_mid_stream)
+    try:
+        a_entry, b_entry = await members(b, "alice", "bob")
+        alice = bt.Client(ns[0], a_entry, session=False)
+        bob = bt.Client(ns[1], b_entry, session=False)
+        b.clients += [alice, bob]
+        await alice.hello()
+        await bob.hello(capabilities=["client_ack"])
+        accepted, seen, acked_before = [], [], set()
+
+        async def stream(first, n):
+            for i in range(first, first + n):
+                ack = await alice.send(b_entry["pubkey"], f"m{i}", client_message_id=f"k{i}")
+                assert ack["queued"] is True, ack
+                accepted.append(ack["messageId"])
+
+        await stream(0, 20)
+        for _ in range(10):
+            p = await bob.expect("push")
+            seen.append(p["messageId"])
+            await bob.send_json({"type": "client_ack", "brokerMessageId": p["messageId"]})
+            acked_before.add(p["messageId"])
+        await bt.sync(bob)   # the acks are in before the kill
+        os.kill(ns[1].proc.pid, signal.SIGKILL)
+        ns[1].proc.wait()
+        bob.ws.transport.abort()
+        await stream(20, 20)
+
+        bob2 = bt.Client(ns[2], b_entry, session=False)
+        b.clients.append(bob2)
+        await bob2.hello(capabilities=["client_ack"])
+        deadline = time.monotonic() + bt.TIMEOUT * 2
+        while set(accepted) - set(seen) and time.monotonic() < deadline:
+            try:
+                p = await bob2.expect("push", timeout=0.5)
+            except AssertionError:
+                continue
+            seen.append(p["messageId"])
+            await bob2.send_json({"type": "client_ack", "brokerMessageId": p["messageId"]})
+        missing = set(accepted) - set(seen)
+        assert not missing, f"{len(missing)} accepted messages never arrived"
+        again = [m for m in seen[10:] if m in acked_before]
+        assert not again, f"{len(again)} acknowledged messages came again"
+        dups = len(seen) - len(set(seen))
+        assert len(set(accepted)) == 40, len(set(accepted))
+        print(f"figures: {len(accepted)} accepted, {len(set(seen))} delivered after SIGKILL of a node, "
+              f"{dups} redelivered (pushed, not yet acknowledged at the kill)", flush=True)
+    finally:
+        close_nodes(ns[1:])
+
+
+test_node_killed_mid_stream.broker_args = ["--catch-up-interval", str(CATCH_UP_MS)]
+
+
+async def test_presence_and_multicast_across_nodes(b):
+    """peer_joined, peers_list, broadcasts and group posts reach across nodes; when a node is
+    killed, its peers leave the others' lists with a peer_left after the grace."""
+    ns = nodes(b, 2, test_presence_and_multicast_across_nodes)
+    try:
+        a_entry, b_entry, c_entry = await members(b, "alice", "bob", "carol")
+        alice = bt.Client(ns[0], a_entry, session=False)
+        bob = bt.Client(ns[1], b_entry, session=False)
+        carol = bt.Client(ns[1], c_entry, session=False)
+        b.clients += [alice, bob, carol]
+        await alice.hello(groups=[{"name": "ops"}])
+        await bob.hello(groups=[{"name": "ops/db"}])
+        await carol.hello()
+        for name, e, groups in (("bob", b_entry, [{"name": "ops/db"}]), ("carol", c_entry, [])):
+            j = await alice.expect("push", event="peer_joined",
+                                   eventData={"name": name, "pubkey": e["pubkey"], "groups": groups})
+            assert j["subtype"] == "system", j
+        peers = (await bt.sync(alice))["peers"]
+        assert {p["displayName"] for p in peers} == {"alice", "bob", "carol"}, peers
+        assert {p["displayName"] for p in (await bt.sync(carol))["peers"]} == {"alice", "bob", "carol"}
+
+        ack = await alice.send("*", "to all")
+        assert ack["queued"] is True, ack
+        for c in (bob, carol):
+            await c.expect("push", messageId=ack["messageId"])
+        ack = await alice.send("@ops", "to ops")
+        await bob.expect("push", messageId=ack["messageId"])
+        await carol.nothing("push", wait=CATCH_UP_MS / 1000 * 3, messageId=ack["messageId"])
+
+        start = time.monotonic()
+        os.kill(ns[1].proc.pid, signal.SIGKILL)
+        ns[1].proc.wait()
+        for name, e in (("bob", b_entry), ("carol", c_entry)):
+            await alice.expect("push", event="peer_left", timeout=bt.TIMEOUT * 2,
+                               eventData={"name": name, "pubkey": e["pubkey"]})
+        left_s = time.monotonic() - start
+        assert {p["displayName"] for p in (await bt.sync(alice))["peers"]} == {"alice"}
+        print(f"figures: peer_left for a killed node's peers after {left_s:.1f} s (grace 1 s, catch-up "
+              f"{CATCH_UP_MS} ms)", flush=True)
+    finally:
+        close_nodes(ns[1:])
+
+
+test_presence_and_multicast_across_nodes.broker_args = ["--catch-up-interval", str(CATCH_UP_MS),
+                                                        "--presence-grace", "1"]
+
+
+async def test_database_connection_lost(b):
+    """A node whose database connection is terminated exits for a restart (within a catch-up
+    or two) instead of lingering without a database; its client gets in on another node."""
+    ns = nodes(b, 2, test_database_connection_lost)
+    try:
+        a_entry, b_entry = await members(b, "alice", "bob")
+        alice = bt.Client(ns[0], a_entry, session=False)
+        bob = bt.Client(ns[1], b_entry, session=False)
+        b.clients += [alice, bob]
+        await alice.hello()
+        await bob.hello()
+        pid = ns[1].proc.pid
+        with b.sql() as conn:
+            # Node 2's main connection: the newer of the two named claudemesh-broker.
+            killed = conn.execute("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                                  " WHERE pid = (SELECT max(pid) FROM pg_stat_activity"
+                                  "  WHERE application_name = 'claudemesh-broker')").fetchone()[0]
+        assert killed == 1, killed
+        try:
+            rc = ns[1].proc.wait(bt.TIMEOUT)
+        except bt.subprocess.TimeoutExpired:
+            raise AssertionError("the node did not exit:\n" + ns[1].logtext())
+        assert rc == 1 and "database connection was lost" in ns[1].logtext(), (rc, ns[1].logtext()[-2000:])
+        assert pid != ns[0].proc.pid
+        bob.ws.transport.abort()
+        bob2 = bt.Client(ns[0], b_entry, session=False)
+        b.clients.append(bob2)
+        await bob2.hello()
+        ack = await alice.send(b_entry["pubkey"], "still here")
+        await bob2.expect("push", messageId=ack["messageId"])
+    finally:
+        close_nodes(ns[1:])
+
+
+test_database_connection_lost.broker_args = ["--catch-up-interval", str(CATCH_UP_MS)]
+
+
+if __name__ == "__main__":
+    if bt.BACKEND != "postgresql":
+        bt.skip("several nodes need the PostgreSQL engine (CLAUDEMESH_TEST_BACKEND=postgresql)")
+    bt.run([test_cross_node_dm, test_dropped_listen, test_dedupe_and_limit_across_nodes, test_node_killed_mid_stream,
+            test_presence_and_multicast_across_nodes, test_database_connection_lost])
