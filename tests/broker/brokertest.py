@@ -303,7 +303,7 @@ class Client:
         return self
 
     def hello_frame(self, timestamp=None, **override):
-        ts = int(time.time() * 1000) if timestamp is None else timestamp
+        ts = fresh_timestamp(self.entry["pubkey"]) if timestamp is None else timestamp
         e = self.entry
         signed = f"{e['meshId']}|{e['memberId']}|{e['pubkey']}|{ts}".encode()
         frame = {"type": "hello", "meshId": e["meshId"], "memberId": e["memberId"], "pubkey": e["pubkey"],
@@ -400,10 +400,10 @@ class SessionClient(Client):
 
     def session_hello_frame(self, timestamp=None, expires_at=None, attestation=None, **override):
         now = int(time.time() * 1000)
-        ts = now if timestamp is None else timestamp
-        exp = now + 12 * 3600 * 1000 if expires_at is None else expires_at
         e = self.entry
         sk = self.session_pubkey
+        ts = fresh_timestamp(sk) if timestamp is None else timestamp
+        exp = now + 12 * 3600 * 1000 if expires_at is None else expires_at
         att_sig = self.member_key.sign(f"claudemesh-session-attest|{e['pubkey']}|{sk}|{exp}".encode()).signature.hex()
         hello_sig = self.session_key.sign(
             f"claudemesh-session-hello|{e['meshId']}|{e['pubkey']}|{sk}|{ts}".encode()).signature.hex()
@@ -425,6 +425,17 @@ class SessionClient(Client):
         await self.send_json(self.session_hello_frame(**override))
         self.hello_ack = await self.expect("hello_ack")
         return self.hello_ack
+
+
+_last_timestamp = {}
+
+
+def fresh_timestamp(key):
+    """Now in ms, but later than any earlier hello signed by key: the broker refuses a second
+    use of a signed hello, and two of one member's hellos in the same millisecond are one."""
+    ts = max(int(time.time() * 1000), _last_timestamp.get(key, 0) + 1)
+    _last_timestamp[key] = ts
+    return ts
 
 
 async def closed(client, timeout=TIMEOUT):

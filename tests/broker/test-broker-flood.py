@@ -37,7 +37,9 @@ def tcp(b, source="127.0.0.1"):
 
 def closed_by_peer(s):
     """True when the broker has closed s (EOF or reset), without blocking."""
-    if not select.select([s], [], [], 0)[0]:
+    p = select.poll()  # not select(): a flood's descriptors go past FD_SETSIZE
+    p.register(s, select.POLLIN)
+    if not p.poll(0):
         return False
     try:
         return s.recv(1) == b""
@@ -96,18 +98,24 @@ async def test_half_open_flood(b):
             assert e.errno in (errno.ETIMEDOUT, errno.ECONNREFUSED, errno.ECONNRESET, None), e
     flood_s = time.monotonic() - start
     assert len(socks) > 1500, len(socks)
-    deadline = time.monotonic() + bt.TIMEOUT
-    while broker_fds(b) > 256 + 32 and time.monotonic() < deadline:
-        await asyncio.sleep(0.05)
-    fds = broker_fds(b)
-    assert fds <= 256 + 32, fds  # the cap, plus the database, logs and lws
+    try:
+        # Connections the kernel queued late (SYN-ACK retransmits) still arrive for a while;
+        # each evicts an older one at the next loop iteration, so a single reading may
+        # catch a batch in flight. The broker must come down to its cap, not stay above it.
+        deadline = time.monotonic() + bt.TIMEOUT
+        fds = broker_fds(b)
+        while fds > 256 + 32 and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+            fds = broker_fds(b)
+        assert fds <= 256 + 32, fds  # the cap, plus the database, logs and lws
 
-    start = time.monotonic()
-    await member_works(b, m, "m")
-    print(f"figures: {len(socks)} half-open connections in {flood_s:.1f} s, broker holds {fds} descriptors, "
-          f"member in and delivered after {time.monotonic() - start:.2f} s", flush=True)
-    for s in socks:
-        s.close()
+        start = time.monotonic()
+        await member_works(b, m, "m")
+        print(f"figures: {len(socks)} half-open connections in {flood_s:.1f} s, broker holds {fds} descriptors, "
+              f"member in and delivered after {time.monotonic() - start:.2f} s", flush=True)
+    finally:
+        for s in socks:
+            s.close()
 
 
 async def test_hello_deadline(b):
