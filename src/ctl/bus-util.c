@@ -8,6 +8,7 @@
 #include "ctl.h"
 #include "json-util.h"
 #include "output.h"
+#include "time-util.h"
 
 #define ERROR_PREFIX "org.claudemesh.Daemon1.Error."
 #define POLKIT_ACTION_PREFIX "org.claudemesh.daemon1."
@@ -39,6 +40,49 @@ int bus_new_daemon_call(sd_bus *bus, const char *method, sd_bus_message **ret) {
 
 int bus_append_string_option(sd_bus_message *m, const char *key, const char *value) {
         return value ? sd_bus_message_append(m, "{sv}", key, "s", value) : 0;
+}
+
+int bus_append_u32_option(sd_bus_message *m, const char *key, const char *value) {
+        unsigned long v;
+
+        if (!value)
+                return 0;
+        errno = 0;
+        v = strtoul(value, NULL, 10);
+        if (errno != 0 || v > UINT32_MAX)
+                return -ERANGE;
+        return sd_bus_message_append(m, "{sv}", key, "u", (uint32_t) v);
+}
+
+int time_option_parse(const char *s, uint64_t *ret) {
+        unsigned long long v;
+        usec_t t;
+        char *end;
+
+        if (parse_iso8601(s, &t) >= 0) {
+                *ret = t;
+                return 0;
+        }
+        if (s[0] < '0' || s[0] > '9')
+                return -EINVAL;
+        errno = 0;
+        v = strtoull(s, &end, 10);
+        if (errno != 0 || *end)
+                return -EINVAL;
+        *ret = v;
+        return 0;
+}
+
+int bus_append_time_option(sd_bus_message *m, const char *key, const char *value) {
+        uint64_t t;
+        int r;
+
+        if (!value)
+                return 0;
+        r = time_option_parse(value, &t);
+        if (r < 0)
+                return r;
+        return sd_bus_message_append(m, "{sv}", key, "t", t);
 }
 
 /* "No meshes are configured" is often a config.json the daemon refuses (a chmod away), and a

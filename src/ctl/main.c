@@ -220,6 +220,9 @@ static int parse_argv(int argc, char *argv[], unsigned *ret_given) {
                         /* the daemon's own check would say "up to 100000" after a round trip,
                          * and 0 would mean its default rather than none */
                         return ctl_usage_error("--limit takes a whole number from 1 to 100000, not '%s'.", optarg);
+                else if (c == ARG_SINCE && time_option_parse(optarg, &(uint64_t) { 0 }) < 0)
+                        return ctl_usage_error("--since takes an ISO 8601 time or µs since the epoch, not '%s'.",
+                                               optarg);
                 else
                         *string_args[c - ARG_MESH] = optarg;
         }

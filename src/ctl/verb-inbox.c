@@ -106,13 +106,13 @@ static int list_inbox(sd_bus *bus, json_object **ret) {
         if (r >= 0)
                 r = sd_bus_message_open_container(m, 'a', "{sv}");
         if (r >= 0)
-                r = bus_append_string_option(m, "since", arg.since);
+                r = bus_append_time_option(m, "since", arg.since);
         if (r >= 0)
                 r = bus_append_string_option(m, "from", arg.from);
         if (r >= 0)
                 r = bus_append_string_option(m, "topic", arg.topic);
         if (r >= 0)
-                r = bus_append_string_option(m, "limit", arg.limit);
+                r = bus_append_u32_option(m, "limit", arg.limit);
         if (r >= 0)
                 r = sd_bus_message_close_container(m);
         if (r < 0)

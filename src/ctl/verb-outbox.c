@@ -74,7 +74,7 @@ int verb_outbox(sd_bus *bus, int argc, char **argv) {
         if (r >= 0)
                 r = bus_append_string_option(m, "status", arg.status);
         if (r >= 0)
-                r = bus_append_string_option(m, "limit", arg.limit);
+                r = bus_append_u32_option(m, "limit", arg.limit);
         if (r >= 0)
                 r = sd_bus_message_close_container(m);
         if (r < 0)

@@ -17,24 +17,20 @@ static const char *peer_status_color(const char *status) {
 }
 
 static char *groups_of(json_object *peer) {
-        _cleanup_(json_object_putp) json_object *parsed = NULL;
         _cleanup_free_ char *s = NULL;
         json_object *groups;
         size_t n = 0;
         FILE *f;
 
-        /* The daemon gives the broker's groups as JSON text: [{"name": …, "role": …}, …]. */
-        if (json_object_object_get_ex(peer, "groups", &groups) && json_object_is_type(groups, json_type_string))
-                groups = parsed = json_tokener_parse(json_object_get_string(groups));
-        if (!groups || !json_object_is_type(groups, json_type_array))
+        /* The daemon gives the groups as "name" or "name:role"; the table shows the names. */
+        if (!json_object_object_get_ex(peer, "groups", &groups) || !json_object_is_type(groups, json_type_array))
                 return strdup("");
         f = open_memstream(&s, &n);
         if (!f)
                 return NULL;
         for (size_t i = 0; i < json_object_array_length(groups); i++) {
-                json_object *g = json_object_array_get_idx(groups, i);
-                fprintf(f, "%s@%s", i ? "," : "",
-                        json_object_is_type(g, json_type_object) ? json_get_string(g, "name") : json_object_get_string(g));
+                const char *g = json_object_get_string(json_object_array_get_idx(groups, i));
+                fprintf(f, "%s@%.*s", i ? "," : "", (int) strcspn(g, ":"), g);
         }
         if (fclose(f) != 0)
                 return NULL;
@@ -46,14 +42,13 @@ static int add_peer_row(Table *t, json_object *peer) {
                             *summary = ellipsize(json_get_string(peer, "summary"), 40);
         const char *status = json_get_string(peer, "status");
         char when[RELATIVE_MAX];
-        usec_t connected = 0;
+        usec_t connected = json_get_uint64(peer, "connected_at");
         int r;
 
         if (asprintf(&name, "%s%s", json_get_string(peer, "display_name"),
                      json_get_bool(peer, "self") ? " (you)" : "") < 0 ||
             asprintf(&pubkey, "%.16s…", json_get_string(peer, "pubkey")) < 0 || !groups || !summary)
                 return -ENOMEM;
-        (void) parse_iso8601(json_get_string(peer, "connected_at"), &connected);
 
         r = table_add_cell(t, name, ansi_bold());
         if (r >= 0)

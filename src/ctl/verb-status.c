@@ -16,7 +16,7 @@ static const char *state_color(const char *state) {
         return ansi_yellow();
 }
 
-/* Features is the broker's JSON text: shown as the names it lists (array items or object keys). */
+/* Features: the names of the broker's features, shown comma-separated. */
 static char *features_summary(json_object *features) {
         _cleanup_free_ char *s = NULL;
         size_t n = 0;
@@ -45,19 +45,6 @@ static char *features_summary(json_object *features) {
         if (fclose(f) != 0)
                 return NULL;
         return TAKE_PTR(s);
-}
-
-/* Replaces the Features text of every mesh with the JSON it holds, so --json output nests it. */
-static void parse_features(json_object *meshes) {
-        for (size_t i = 0; i < json_object_array_length(meshes); i++) {
-                json_object *mesh = json_object_array_get_idx(meshes, i), *text, *parsed;
-
-                if (!json_object_object_get_ex(mesh, "Features", &text) || !json_object_is_type(text, json_type_string))
-                        continue;
-                parsed = json_tokener_parse(json_object_get_string(text));
-                if (parsed || !json_object_get_string(text)[0])
-                        json_object_object_add(mesh, "Features", parsed);
-        }
 }
 
 static int add_count_cell(Table *t, json_object *mesh, const char *key) {
@@ -131,7 +118,6 @@ int verb_status(sd_bus *bus, int argc, char **argv) {
                 r = bus_get_meshes(bus, &meshes);
         if (r != CTL_EXIT_OK)
                 return r;
-        parse_features(meshes);
 
         if (arg.json) {
                 json_object_object_add(props, "Meshes", TAKE_PTR(meshes));
@@ -178,7 +164,6 @@ int verb_meshes(sd_bus *bus, int argc, char **argv) {
         r = bus_get_meshes(bus, &meshes);
         if (r != CTL_EXIT_OK)
                 return r;
-        parse_features(meshes);
         if (arg.json) {
                 json_print(meshes);
                 return CTL_EXIT_OK;

@@ -39,7 +39,7 @@ for line in open(answers):
 end = time.monotonic() + timeout
 received, not_done = [], sorted(answered)
 while True:
-    rows = call(receiver_bus, "ListInbox", "1", "limit", "s", "1000")
+    rows = call(receiver_bus, "ListInbox", "1", "limit", "u", "1000")
     if rows is not None:
         received = [r["client_message_id"] for r in rows if r["client_message_id"] in answered]
     lost = answered - set(received)
@@ -47,7 +47,7 @@ while True:
         # the rows not done, status by status: ListOutbox gives at most 500 rows a call
         waiting = set()
         for status in ("pending", "inflight", "dead"):
-            rows = call(sender_bus, "ListOutbox", "2", "status", "s", status, "limit", "s", "500")
+            rows = call(sender_bus, "ListOutbox", "2", "status", "s", status, "limit", "u", "500")
             if rows is None:    # the call failed: count them all as waiting, and ask again
                 waiting |= answered
             else:
