@@ -4,6 +4,7 @@
 #include <systemd/sd-event.h>
 
 #include "bus-json.h"
+#include "bus-map.h"
 #include "bus-util.h"
 #include "ctl.h"
 #include "json-util.h"
@@ -200,27 +201,29 @@ int bus_report_error(const sd_bus_error *e, int r, const char *what) {
         return CTL_EXIT_FAILURE;
 }
 
-static int get_all(sd_bus *bus, const char *path, const char *interface, json_object **ret) {
+static int get_all(sd_bus *bus, const char *path, const char *interface, const BusMap *map, json_object **ret) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL, *reply = NULL;
+        BusMapError error = { .want = NULL };
         int r;
 
         r = sd_bus_message_new_method_call(bus, &m, DAEMON_SERVICE, path, "org.freedesktop.DBus.Properties",
                                            "GetAll");
-        if (r >= 0)
-                r = sd_bus_message_append(m, "s", interface);
+        if (r < 0)
+                return ctl_error_errno(r, "Cannot build a bus call");
+        r = sd_bus_message_append(m, "s", interface);
         if (r < 0)
                 return ctl_error_errno(r, "Cannot build a bus call");
         r = bus_call(bus, m, "read the daemon's properties", &reply);
         if (r != CTL_EXIT_OK)
                 return r;
-        r = bus_message_read_json(reply, ret);
+        r = bus_map_dict(reply, map, ret, &error);
         if (r <= 0)
-                return ctl_error_errno(r ? r : -EBADMSG, "Cannot read the daemon's properties");
+                return bus_map_report(r < 0 ? r : -EBADMSG, &error, map, "read the daemon's properties");
         return CTL_EXIT_OK;
 }
 
 int bus_get_daemon_properties(sd_bus *bus, json_object **ret) {
-        return get_all(bus, DAEMON_PATH, DAEMON_INTERFACE, ret);
+        return get_all(bus, DAEMON_PATH, DAEMON_INTERFACE, &bus_map_daemon_properties, ret);
 }
 
 static int compare_slug(const void *a, const void *b) {
@@ -228,9 +231,53 @@ static int compare_slug(const void *a, const void *b) {
         return strcmp(json_get_string(*x, "Slug"), json_get_string(*y, "Slug"));
 }
 
+/* One object of GetManagedObjects: its Mesh1 properties when it is a mesh, else nothing. */
+static int read_managed_object(sd_bus_message *reply, json_object *meshes, BusMapError *error) {
+        const char *path, *interface;
+        bool is_mesh;
+        int r;
+
+        r = sd_bus_message_read_basic(reply, 'o', &path);
+        if (r < 0)
+                return r;
+        is_mesh = strneq(path, MESH_PATH_PREFIX "/", strlen(MESH_PATH_PREFIX "/"));
+        r = sd_bus_message_enter_container(reply, 'a', "{sa{sv}}");
+        if (r < 0)
+                return r;
+        while ((r = sd_bus_message_enter_container(reply, 'e', "sa{sv}")) > 0) {
+                r = sd_bus_message_read_basic(reply, 's', &interface);
+                if (r < 0)
+                        return r;
+                if (is_mesh && streq(interface, MESH_INTERFACE)) {
+                        json_object *props = NULL;
+
+                        r = bus_map_dict(reply, &bus_map_mesh_properties, &props, error);
+                        if (r == 0)
+                                r = -EBADMSG;
+                        if (r < 0)
+                                return r;
+                        if (json_object_array_add(meshes, props) < 0) {
+                                json_object_put(props);
+                                return -ENOMEM;
+                        }
+                } else {
+                        r = sd_bus_message_skip(reply, "a{sv}");
+                        if (r < 0)
+                                return r;
+                }
+                r = sd_bus_message_exit_container(reply);
+                if (r < 0)
+                        return r;
+        }
+        if (r < 0)
+                return r;
+        return sd_bus_message_exit_container(reply);
+}
+
 int bus_get_meshes(sd_bus *bus, json_object **ret) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL, *reply = NULL;
-        _cleanup_(json_object_putp) json_object *objects = NULL, *meshes = json_object_new_array();
+        _cleanup_(json_object_putp) json_object *meshes = json_object_new_array();
+        BusMapError error = { .want = NULL };
         int r;
 
         if (!meshes)
@@ -242,21 +289,20 @@ int bus_get_meshes(sd_bus *bus, json_object **ret) {
         r = bus_call(bus, m, "list the meshes", &reply);
         if (r != CTL_EXIT_OK)
                 return r;
-        r = bus_message_read_json(reply, &objects);
-        if (r <= 0)
-                return ctl_error_errno(r ? r : -EBADMSG, "Cannot read the mesh list");
-
-        for (struct json_object_iterator it = json_object_iter_begin(objects), end = json_object_iter_end(objects);
-             !json_object_iter_equal(&it, &end); json_object_iter_next(&it)) {
-                const char *path = json_object_iter_peek_name(&it);
-                json_object *interfaces = json_object_iter_peek_value(&it), *props;
-
-                if (!strneq(path, MESH_PATH_PREFIX "/", strlen(MESH_PATH_PREFIX "/")) ||
-                    !json_object_object_get_ex(interfaces, MESH_INTERFACE, &props))
-                        continue;
-                if (json_object_array_add(meshes, json_object_get(props)) < 0)
-                        return ctl_error_errno(-ENOMEM, "Cannot list the meshes");
+        r = sd_bus_message_enter_container(reply, 'a', "{oa{sa{sv}}}");
+        while (r > 0) {
+                r = sd_bus_message_enter_container(reply, 'e', "oa{sa{sv}}");
+                if (r <= 0)
+                        break;
+                r = read_managed_object(reply, meshes, &error);
+                if (r < 0)
+                        break;
+                r = sd_bus_message_exit_container(reply);
+                if (r >= 0)
+                        r = 1;
         }
+        if (r < 0)
+                return bus_map_report(r, &error, &bus_map_mesh_properties, "read the mesh list");
         json_object_array_sort(meshes, compare_slug);
         *ret = TAKE_PTR(meshes);
         return CTL_EXIT_OK;

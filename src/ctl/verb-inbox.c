@@ -2,6 +2,7 @@
 #include <string.h>
 
 #include "bus-json.h"
+#include "bus-map.h"
 #include "bus-util.h"
 #include "ctl.h"
 #include "json-util.h"
@@ -12,18 +13,15 @@
 /* The sender as people know it: the display name, else the start of the public key. */
 static char *sender_of(json_object *message) {
         const char *name = json_get_string(message, "sender_name");
-        char *s = NULL;
 
         if (name[0])
                 return strdup(name);
-        if (asprintf(&s, "%.12s…", json_get_string(message, "sender_pubkey")) < 0)
-                return NULL;
-        return s;
+        return abbreviate_key(json_get_string(message, "sender_pubkey"), 12);
 }
 
 static int add_inbox_row(Table *t, json_object *message) {
         _cleanup_free_ char *sender = sender_of(message), *body = ellipsize(json_get_string(message, "body"),
-                                                                           MESSAGE_COLUMNS);
+                                                                           SIZE_MAX);
         char when[RELATIVE_MAX];
         int r;
 
@@ -77,14 +75,16 @@ static json_object *listed_ids;
 
 static int on_message_received(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         _cleanup_(json_object_putp) json_object *message = NULL;
+        BusMapError map_error = { .want = NULL };
         const char *mesh;
         int r;
 
         r = sd_bus_message_read(m, "s", &mesh);
         if (r >= 0)
-                r = bus_message_read_json(m, &message);
-        if (r <= 0 || !json_object_is_type(message, json_type_object)) {
-                ctl_error("Ignoring a malformed MessageReceived signal.");
+                r = bus_map_dict(m, &bus_map_inbox_message, &message, &map_error);
+        if (r <= 0) {
+                (void) bus_map_report(r < 0 ? r : -EBADMSG, &map_error, &bus_map_inbox_message,
+                                      "show a MessageReceived signal");
                 return 0;
         }
         if (!message_matches(mesh, message) ||
@@ -98,6 +98,7 @@ static int on_message_received(sd_bus_message *m, void *userdata, sd_bus_error *
 
 static int list_inbox(sd_bus *bus, json_object **ret) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL, *reply = NULL;
+        BusMapError error = { .want = NULL };
         int r;
 
         r = bus_new_daemon_call(bus, "ListInbox", &m);
@@ -120,9 +121,9 @@ static int list_inbox(sd_bus *bus, json_object **ret) {
         r = bus_call(bus, m, "list the inbox", &reply);
         if (r != CTL_EXIT_OK)
                 return r;
-        r = bus_message_read_json(reply, ret);
-        if (r <= 0 || !json_object_is_type(*ret, json_type_array))
-                return ctl_error_errno(r < 0 ? r : -EBADMSG, "Cannot read the inbox");
+        r = bus_map_dict_array(reply, &bus_map_inbox_message, ret, &error);
+        if (r < 0)
+                return bus_map_report(r, &error, &bus_map_inbox_message, "read the inbox");
         return CTL_EXIT_OK;
 }
 
@@ -176,6 +177,9 @@ int verb_inbox(sd_bus *bus, int argc, char **argv) {
         t = table_new(ELEMENTSOF(headers), headers);
         if (!t)
                 return ctl_error_errno(-ENOMEM, "Cannot list the inbox");
+        table_set_shrinkable(t, 2, 12);
+        table_set_shrinkable(t, 3, 8);
+        table_set_shrinkable(t, 4, MESSAGE_COLUMNS / 3);
         for (size_t i = json_object_array_length(messages); i > 0; i--) {
                 r = add_inbox_row(t, json_object_array_get_idx(messages, i - 1));
                 if (r < 0)

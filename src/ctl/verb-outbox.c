@@ -2,6 +2,7 @@
 #include <string.h>
 
 #include "bus-json.h"
+#include "bus-map.h"
 #include "bus-util.h"
 #include "ctl.h"
 #include "json-util.h"
@@ -23,14 +24,14 @@ static char *outcome_of(json_object *row) {
         char *s = NULL;
 
         if (error[0])
-                return ellipsize(error, 50);
+                return ellipsize(error, SIZE_MAX);
         if (successor[0])
                 return asprintf(&s, "requeued as %s", successor) < 0 ? NULL : s;
         return strdup(json_get_string(row, "broker_message_id"));
 }
 
 static int add_outbox_row(Table *t, json_object *row) {
-        _cleanup_free_ char *target = ellipsize(json_get_string(row, "target"), 20), *outcome = outcome_of(row);
+        _cleanup_free_ char *target = ellipsize(json_get_string(row, "target"), SIZE_MAX), *outcome = outcome_of(row);
         const char *status = json_get_string(row, "status");
         char when[RELATIVE_MAX], attempts[16];
         int r;
@@ -64,6 +65,7 @@ int verb_outbox(sd_bus *bus, int argc, char **argv) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL, *reply = NULL;
         _cleanup_(json_object_putp) json_object *rows = NULL;
         _cleanup_(table_freep) Table *t = NULL;
+        BusMapError error = { .want = NULL };
         int r;
 
         r = bus_new_daemon_call(bus, "ListOutbox", &m);
@@ -82,9 +84,9 @@ int verb_outbox(sd_bus *bus, int argc, char **argv) {
         r = bus_call(bus, m, "list the outbox", &reply);
         if (r != CTL_EXIT_OK)
                 return r;
-        r = bus_message_read_json(reply, &rows);
-        if (r <= 0 || !json_object_is_type(rows, json_type_array))
-                return ctl_error_errno(r < 0 ? r : -EBADMSG, "Cannot read the outbox");
+        r = bus_map_dict_array(reply, &bus_map_outbox_row, &rows, &error);
+        if (r < 0)
+                return bus_map_report(r, &error, &bus_map_outbox_row, "read the outbox");
 
         if (arg.json) {
                 json_print(rows);
@@ -93,6 +95,9 @@ int verb_outbox(sd_bus *bus, int argc, char **argv) {
         t = table_new(ELEMENTSOF(headers), headers);
         if (!t)
                 return ctl_error_errno(-ENOMEM, "Cannot list the outbox");
+        table_set_shrinkable(t, 1, 10);
+        table_set_shrinkable(t, 4, 12);
+        table_set_shrinkable(t, 8, 16);
         /* Newest first, as the daemon lists them: the rows one acts on are on top. */
         for (size_t i = 0; i < json_object_array_length(rows); i++) {
                 r = add_outbox_row(t, json_object_array_get_idx(rows, i));
@@ -114,6 +119,7 @@ static int resolve_row(sd_bus *bus, const char *id, char **ret_row) {
         _cleanup_free_ char *shown = escape_line(id);
         const char *found;
         unsigned matches = 0;
+        BusMapError error = { .want = NULL };
         int r;
 
         if (!shown)
@@ -126,9 +132,9 @@ static int resolve_row(sd_bus *bus, const char *id, char **ret_row) {
         r = bus_call(bus, m, "find the outbox row", &reply);
         if (r != CTL_EXIT_OK)
                 return r;
-        r = bus_message_read_json(reply, &rows);
-        if (r <= 0 || !json_object_is_type(rows, json_type_array))
-                return ctl_error_errno(r < 0 ? r : -EBADMSG, "Cannot read the outbox");
+        r = bus_map_dict_array(reply, &bus_map_outbox_row, &rows, &error);
+        if (r < 0)
+                return bus_map_report(r, &error, &bus_map_outbox_row, "read the outbox");
         found = id; /* matching nothing listed: perhaps the row id of an older row */
         for (size_t i = 0; i < json_object_array_length(rows); i++) {
                 json_object *row = json_object_array_get_idx(rows, i);

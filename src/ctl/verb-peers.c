@@ -2,6 +2,7 @@
 #include <string.h>
 
 #include "bus-json.h"
+#include "bus-map.h"
 #include "bus-util.h"
 #include "ctl.h"
 #include "json-util.h"
@@ -39,7 +40,7 @@ static char *groups_of(json_object *peer) {
 
 static int add_peer_row(Table *t, json_object *peer) {
         _cleanup_free_ char *name = NULL, *groups = groups_of(peer), *pubkey = NULL,
-                            *summary = ellipsize(json_get_string(peer, "summary"), 40);
+                            *summary = ellipsize(json_get_string(peer, "summary"), SIZE_MAX);
         const char *status = json_get_string(peer, "status");
         char when[RELATIVE_MAX];
         usec_t connected = json_get_uint64(peer, "connected_at");
@@ -47,7 +48,7 @@ static int add_peer_row(Table *t, json_object *peer) {
 
         if (asprintf(&name, "%s%s", json_get_string(peer, "display_name"),
                      json_get_bool(peer, "self") ? " (you)" : "") < 0 ||
-            asprintf(&pubkey, "%.16s…", json_get_string(peer, "pubkey")) < 0 || !groups || !summary)
+            !(pubkey = abbreviate_key(json_get_string(peer, "pubkey"), 16)) || !groups || !summary)
                 return -ENOMEM;
 
         r = table_add_cell(t, name, ansi_bold());
@@ -71,6 +72,7 @@ int verb_peers(sd_bus *bus, int argc, char **argv) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL, *reply = NULL;
         _cleanup_(json_object_putp) json_object *peers = NULL;
         _cleanup_(table_freep) Table *t = NULL;
+        BusMapError error = { .want = NULL };
         int r;
 
         r = bus_new_daemon_call(bus, "ListPeers", &m);
@@ -81,9 +83,9 @@ int verb_peers(sd_bus *bus, int argc, char **argv) {
         r = bus_call(bus, m, "list the peers", &reply);
         if (r != CTL_EXIT_OK)
                 return r;
-        r = bus_message_read_json(reply, &peers);
-        if (r <= 0 || !json_object_is_type(peers, json_type_array))
-                return ctl_error_errno(r < 0 ? r : -EBADMSG, "Cannot read the peers");
+        r = bus_map_dict_array(reply, &bus_map_peer, &peers, &error);
+        if (r < 0)
+                return bus_map_report(r, &error, &bus_map_peer, "read the peers");
 
         if (arg.json) {
                 json_print(peers);
@@ -92,6 +94,11 @@ int verb_peers(sd_bus *bus, int argc, char **argv) {
         t = table_new(ELEMENTSOF(headers), headers);
         if (!t)
                 return ctl_error_errno(-ENOMEM, "Cannot list the peers");
+        table_set_shrinkable(t, 0, 12);
+        table_set_shrinkable(t, 2, 12);
+        table_set_shrinkable(t, 3, 8);
+        table_set_shrinkable(t, 4, 8);
+        table_set_shrinkable(t, 6, 8);
         for (size_t i = 0; i < json_object_array_length(peers); i++) {
                 r = add_peer_row(t, json_object_array_get_idx(peers, i));
                 if (r < 0)
@@ -168,6 +175,7 @@ static int show_profile(sd_bus *bus) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL, *reply = NULL;
         _cleanup_(json_object_putp) json_object *peers = NULL;
         json_object *self = NULL;
+        BusMapError error = { .want = NULL };
         int r;
 
         r = bus_new_daemon_call(bus, "ListPeers", &m);
@@ -178,9 +186,9 @@ static int show_profile(sd_bus *bus) {
         r = bus_call(bus, m, "show the profile", &reply);
         if (r != CTL_EXIT_OK)
                 return r;
-        r = bus_message_read_json(reply, &peers);
-        if (r <= 0 || !json_object_is_type(peers, json_type_array))
-                return ctl_error_errno(r < 0 ? r : -EBADMSG, "Cannot read the peers");
+        r = bus_map_dict_array(reply, &bus_map_peer, &peers, &error);
+        if (r < 0)
+                return bus_map_report(r, &error, &bus_map_peer, "read the peers");
         for (size_t i = 0; !self && i < json_object_array_length(peers); i++)
                 if (json_get_bool(json_object_array_get_idx(peers, i), "self"))
                         self = json_object_array_get_idx(peers, i);

@@ -16,32 +16,17 @@ static const char *state_color(const char *state) {
         return ansi_yellow();
 }
 
-/* Features: the names of the broker's features, shown comma-separated. */
+/* Features: the names of the broker's features (the map made them an array), comma-separated. */
 static char *features_summary(json_object *features) {
         _cleanup_free_ char *s = NULL;
         size_t n = 0;
+        FILE *f;
 
-        if (!features || json_object_is_type(features, json_type_null))
-                return NULL;
-        if (json_object_is_type(features, json_type_string))
-                return strdup(json_object_get_string(features));
-
-        FILE *f = open_memstream(&s, &n);
+        f = open_memstream(&s, &n);
         if (!f)
                 return NULL;
-        if (json_object_is_type(features, json_type_array))
-                for (size_t i = 0; i < json_object_array_length(features); i++)
-                        fprintf(f, "%s%s", i ? "," : "", json_object_get_string(json_object_array_get_idx(features, i)));
-        else if (json_object_is_type(features, json_type_object)) {
-                bool first = true;
-                for (struct json_object_iterator it = json_object_iter_begin(features),
-                                                  end = json_object_iter_end(features);
-                     !json_object_iter_equal(&it, &end); json_object_iter_next(&it)) {
-                        fprintf(f, "%s%s", first ? "" : ",", json_object_iter_peek_name(&it));
-                        first = false;
-                }
-        } else
-                fputs(json_object_get_string(features), f);
+        for (size_t i = 0; i < json_object_array_length(features); i++)
+                fprintf(f, "%s%s", i ? "," : "", json_object_get_string(json_object_array_get_idx(features, i)));
         if (fclose(f) != 0)
                 return NULL;
         return TAKE_PTR(s);
@@ -65,6 +50,14 @@ static int print_mesh_table(json_object *meshes, bool details) {
 
         if (!t)
                 return ctl_error_errno(-ENOMEM, "Cannot list the meshes");
+        if (details) {
+                table_set_shrinkable(t, 1, 10);
+                table_set_shrinkable(t, 5, 12);
+                table_set_shrinkable(t, 6, 16);
+        } else {
+                table_set_shrinkable(t, 1, 10);
+                table_set_shrinkable(t, 3, 16);
+        }
         for (size_t i = 0; r >= 0 && i < json_object_array_length(meshes); i++) {
                 json_object *mesh = json_object_array_get_idx(meshes, i), *features = NULL;
                 const char *state = json_get_string(mesh, "State");
@@ -80,11 +73,11 @@ static int print_mesh_table(json_object *meshes, bool details) {
                         json_object_object_get_ex(mesh, "Features", &features);
                         f = features_summary(features);
                         if (f) {
-                                char *shown = ellipsize(f, 40);
+                                char *shown = ellipsize(f, SIZE_MAX);
                                 free(f);
                                 f = shown;
                         }
-                        error = ellipsize(json_get_string(mesh, "LastError"), 60);
+                        error = ellipsize(json_get_string(mesh, "LastError"), SIZE_MAX);
                         r = add_count_cell(t, mesh, "OutboxDepth");
                         if (r >= 0)
                                 r = add_count_cell(t, mesh, "UnreadCount");
@@ -109,7 +102,7 @@ static int print_mesh_table(json_object *meshes, bool details) {
 
 int verb_status(sd_bus *bus, int argc, char **argv) {
         _cleanup_(json_object_putp) json_object *props = NULL, *meshes = NULL;
-        _cleanup_free_ char *fingerprint = NULL, *version = NULL, *status = NULL;
+        _cleanup_free_ char *fingerprint = NULL, *version = NULL, *status = NULL, *short_fp = NULL;
         const char *host_state, *fp, *config_error;
         int r;
 
@@ -128,8 +121,9 @@ int verb_status(sd_bus *bus, int argc, char **argv) {
         host_state = json_get_string(props, "HostFingerprintState");
         fp = json_get_string(props, "HostFingerprint");
         config_error = json_get_string(props, "ConfigError");
-        if (asprintf(&version, "claudemeshd %s", json_get_string(props, "Version")) < 0 ||
-            asprintf(&fingerprint, "%s%s%.16s%s", host_state, fp[0] ? " (" : "", fp, fp[0] ? "…)" : "") < 0)
+        short_fp = abbreviate_key(fp, 16);
+        if (!short_fp || asprintf(&version, "claudemeshd %s", json_get_string(props, "Version")) < 0 ||
+            asprintf(&fingerprint, "%s%s%s%s", host_state, fp[0] ? " (" : "", short_fp, fp[0] ? ")" : "") < 0)
                 return ctl_error_errno(-ENOMEM, "Cannot show the status");
 
         print_field(12, "Daemon", NULL, version);
