@@ -211,7 +211,7 @@ int bus_map_report(int r, const BusMapError *error, const BusMap *map, const cha
         assert(what);
 
         if (r != -EBADMSG || !error->key[0])
-                return ctl_error_errno(r, "Cannot %s", what);
+                return ctl_error_errno(r, "Cannot %s: %m", what);
         if (error->want)
                 ctl_error("Cannot %s: the daemon sent '%s' of %s as %s, where this claudemeshctl expects %s.",
                           what, error->key, map->what, error->got, error->want);

@@ -30,7 +30,7 @@ int bus_connect(sd_bus **ret) {
         /* Like systemd's tools: let polkit ask for a password unless told not to. */
         r = sd_bus_set_allow_interactive_authorization(bus, arg.ask_password);
         if (r < 0)
-                return ctl_error_errno(r, "Cannot set up the bus connection");
+                return ctl_error_errno(r, "Cannot set up the bus connection: %m");
         *ret = TAKE_PTR(bus);
         return CTL_EXIT_OK;
 }
@@ -158,7 +158,7 @@ int bus_report_error(const sd_bus_error *e, int r, const char *what) {
                         ctl_hint("Check it with 'systemctl --user status claudemesh'.");
                         return CTL_EXIT_FAILURE;
                 }
-                return ctl_error_errno(r, "Cannot %s", what);
+                return ctl_error_errno(r, "Cannot %s: %m", what);
         }
 
         if (error_is_daemon_absent(e)) {
@@ -209,10 +209,10 @@ static int get_all(sd_bus *bus, const char *path, const char *interface, const B
         r = sd_bus_message_new_method_call(bus, &m, DAEMON_SERVICE, path, "org.freedesktop.DBus.Properties",
                                            "GetAll");
         if (r < 0)
-                return ctl_error_errno(r, "Cannot build a bus call");
+                return ctl_error_errno(r, "Cannot build a bus call: %m");
         r = sd_bus_message_append(m, "s", interface);
         if (r < 0)
-                return ctl_error_errno(r, "Cannot build a bus call");
+                return ctl_error_errno(r, "Cannot build a bus call: %m");
         r = bus_call(bus, m, "read the daemon's properties", &reply);
         if (r != CTL_EXIT_OK)
                 return r;
@@ -281,11 +281,11 @@ int bus_get_meshes(sd_bus *bus, json_object **ret) {
         int r;
 
         if (!meshes)
-                return ctl_error_errno(-ENOMEM, "Cannot list the meshes");
+                return ctl_error_errno(-ENOMEM, "Cannot list the meshes: %m");
         r = sd_bus_message_new_method_call(bus, &m, DAEMON_SERVICE, DAEMON_PATH,
                                            "org.freedesktop.DBus.ObjectManager", "GetManagedObjects");
         if (r < 0)
-                return ctl_error_errno(r, "Cannot build a bus call");
+                return ctl_error_errno(r, "Cannot build a bus call: %m");
         r = bus_call(bus, m, "list the meshes", &reply);
         if (r != CTL_EXIT_OK)
                 return r;
@@ -298,8 +298,9 @@ int bus_get_meshes(sd_bus *bus, json_object **ret) {
                 if (r < 0)
                         break;
                 r = sd_bus_message_exit_container(reply);
-                if (r >= 0)
-                        r = 1;
+                if (r < 0)
+                        break;
+                r = 1;
         }
         if (r < 0)
                 return bus_map_report(r, &error, &bus_map_mesh_properties, "read the mesh list");
@@ -330,25 +331,29 @@ int bus_run_until_interrupted(sd_bus *bus) {
         sigaddset(&mask, SIGINT);
         sigaddset(&mask, SIGTERM);
         if (sigprocmask(SIG_BLOCK, &mask, NULL) < 0)
-                return ctl_error_errno(negative_errno(), "Cannot block signals");
+                return ctl_error_errno(negative_errno(), "Cannot block signals: %m");
 
         r = sd_event_default(&event);
-        if (r >= 0)
-                r = sd_event_add_signal(event, NULL, SIGINT, on_interrupt, NULL);
-        if (r >= 0)
-                r = sd_event_add_signal(event, NULL, SIGTERM, on_interrupt, NULL);
-        if (r >= 0)
-                r = sd_bus_attach_event(bus, event, SD_EVENT_PRIORITY_NORMAL);
-        if (r >= 0)
-                r = sd_bus_set_exit_on_disconnect(bus, true);
         if (r < 0)
-                return ctl_error_errno(r, "Cannot set up the event loop");
+                return ctl_error_errno(r, "Cannot set up the event loop: %m");
+        r = sd_event_add_signal(event, NULL, SIGINT, on_interrupt, NULL);
+        if (r < 0)
+                return ctl_error_errno(r, "Cannot set up the event loop: %m");
+        r = sd_event_add_signal(event, NULL, SIGTERM, on_interrupt, NULL);
+        if (r < 0)
+                return ctl_error_errno(r, "Cannot set up the event loop: %m");
+        r = sd_bus_attach_event(bus, event, SD_EVENT_PRIORITY_NORMAL);
+        if (r < 0)
+                return ctl_error_errno(r, "Cannot set up the event loop: %m");
+        r = sd_bus_set_exit_on_disconnect(bus, true);
+        if (r < 0)
+                return ctl_error_errno(r, "Cannot set up the event loop: %m");
 
         /* Exits with 0 on a signal; exit-on-disconnect makes it exit with EXIT_FAILURE. Leaving the
          * loop closes the bus (sd-bus's exit handler), so the code is all that tells them apart. */
         r = sd_event_loop(event);
         if (r < 0)
-                return ctl_error_errno(r, "Event loop failed");
+                return ctl_error_errno(r, "Event loop failed: %m");
         if (r != 0) {
                 ctl_error("The session bus went away.");
                 return CTL_EXIT_NOT_RUNNING;

@@ -223,7 +223,7 @@ static int parse_argv(int argc, char *argv[], unsigned *ret_given) {
                 } else if (c == ARG_CAPABILITY) {
                         r = add_capability(optarg);
                         if (r < 0)
-                                return ctl_error_errno(r, "Cannot parse the options");
+                                return ctl_error_errno(r, "Cannot parse the options: %m");
                 } else if (c == ARG_LIMIT && !limit_is_valid(optarg))
                         /* the daemon's own check would say "up to 100000" after a round trip,
                          * and 0 would mean its default rather than none */

@@ -70,13 +70,13 @@ void ctl_hint(const char *format, ...) {
 }
 
 int ctl_error_errno(int r, const char *format, ...) {
-        char buf[512];
         va_list ap;
 
+        /* for the format's %m */
+        errno = r < 0 ? -r : r;
         va_start(ap, format);
-        vsnprintf(buf, sizeof buf, format, ap);
+        vprint_stderr("\033[31m", format, ap);
         va_end(ap);
-        ctl_error("%s: %s", buf, STRERROR(r));
         return CTL_EXIT_FAILURE;
 }
 
@@ -325,7 +325,7 @@ int table_print(const Table *t) {
         _cleanup_free_ size_t *widths = calloc(t->n_columns, sizeof(size_t));
 
         if (!widths)
-                return ctl_error_errno(-ENOMEM, "Cannot print a table");
+                return ctl_error_errno(-ENOMEM, "Cannot print a table: %m");
 
         for (size_t c = 0; c < t->n_columns; c++)
                 widths[c] = display_width(t->headers[c]);
@@ -346,7 +346,7 @@ int table_print(const Table *t) {
                 _cleanup_free_ char *cut = cut_to_width(t->cells[i].text, widths[c]);
 
                 if (!cut)
-                        return ctl_error_errno(-ENOMEM, "Cannot print a table");
+                        return ctl_error_errno(-ENOMEM, "Cannot print a table: %m");
                 print_cell(cut, t->cells[i].color, widths[c], c + 1 == t->n_columns);
                 if (c + 1 == t->n_columns)
                         putchar('\n');

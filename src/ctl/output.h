@@ -19,7 +19,8 @@ const char *ansi_grey(void);
 const char *ansi_normal(void);
 
 /* Errors and hints go to stderr, errors red on a terminal. The _errno and _usage_ variants
- * return the exit code to use (1 and 2). */
+ * return the exit code to use (1 and 2); ctl_error_errno() sets errno from r for the format's
+ * "%m", as systemd's log_error_errno() does. */
 void ctl_error(const char *format, ...) _printf_(1, 2);
 void ctl_hint(const char *format, ...) _printf_(1, 2);
 int ctl_error_errno(int r, const char *format, ...) _printf_(2, 3);

@@ -52,18 +52,24 @@ static int add_peer_row(Table *t, json_object *peer) {
                 return -ENOMEM;
 
         r = table_add_cell(t, name, ansi_bold());
-        if (r >= 0)
-                r = table_add_cell(t, status, peer_status_color(status));
-        if (r >= 0)
-                r = table_add_cell(t, summary, NULL);
-        if (r >= 0)
-                r = table_add_cell(t, groups, NULL);
-        if (r >= 0)
-                r = table_add_cell(t, json_get_string(peer, "hostname"), NULL);
-        if (r >= 0)
-                r = table_add_cell(t, format_relative(connected, when), NULL);
-        if (r >= 0)
-                r = table_add_cell(t, pubkey, ansi_grey());
+        if (r < 0)
+                return r;
+        r = table_add_cell(t, status, peer_status_color(status));
+        if (r < 0)
+                return r;
+        r = table_add_cell(t, summary, NULL);
+        if (r < 0)
+                return r;
+        r = table_add_cell(t, groups, NULL);
+        if (r < 0)
+                return r;
+        r = table_add_cell(t, json_get_string(peer, "hostname"), NULL);
+        if (r < 0)
+                return r;
+        r = table_add_cell(t, format_relative(connected, when), NULL);
+        if (r < 0)
+                return r;
+        r = table_add_cell(t, pubkey, ansi_grey());
         return r;
 }
 
@@ -76,10 +82,11 @@ int verb_peers(sd_bus *bus, int argc, char **argv) {
         int r;
 
         r = bus_new_daemon_call(bus, "ListPeers", &m);
-        if (r >= 0)
-                r = sd_bus_message_append(m, "s", strempty(arg.mesh));
         if (r < 0)
-                return ctl_error_errno(r, "Cannot build the ListPeers call");
+                return ctl_error_errno(r, "Cannot build the ListPeers call: %m");
+        r = sd_bus_message_append(m, "s", strempty(arg.mesh));
+        if (r < 0)
+                return ctl_error_errno(r, "Cannot build the ListPeers call: %m");
         r = bus_call(bus, m, "list the peers", &reply);
         if (r != CTL_EXIT_OK)
                 return r;
@@ -93,7 +100,7 @@ int verb_peers(sd_bus *bus, int argc, char **argv) {
         }
         t = table_new(ELEMENTSOF(headers), headers);
         if (!t)
-                return ctl_error_errno(-ENOMEM, "Cannot list the peers");
+                return ctl_error_errno(-ENOMEM, "Cannot list the peers: %m");
         table_set_shrinkable(t, 0, 12);
         table_set_shrinkable(t, 2, 12);
         table_set_shrinkable(t, 3, 8);
@@ -102,7 +109,7 @@ int verb_peers(sd_bus *bus, int argc, char **argv) {
         for (size_t i = 0; i < json_object_array_length(peers); i++) {
                 r = add_peer_row(t, json_object_array_get_idx(peers, i));
                 if (r < 0)
-                        return ctl_error_errno(r, "Cannot list the peers");
+                        return ctl_error_errno(r, "Cannot list the peers: %m");
         }
         if (table_rows(t) == 0) {
                 printf("No peers are connected.\n");
@@ -132,42 +139,53 @@ static int append_field(sd_bus_message *m, json_object *echo, const char *key, c
 static int append_profile(sd_bus_message *m, json_object *echo) {
         int r;
 
+        const struct {
+                const char *key, *value;
+        } fields[] = {
+                { "summary", arg.summary }, { "status", arg.status }, { "title", arg.title },
+                { "bio", arg.bio },         { "avatar", arg.avatar },
+        };
+
         r = sd_bus_message_open_container(m, 'a', "{sv}");
-        if (r >= 0)
-                r = append_field(m, echo, "summary", arg.summary);
-        if (r >= 0)
-                r = append_field(m, echo, "status", arg.status);
-        if (r >= 0)
-                r = append_field(m, echo, "title", arg.title);
-        if (r >= 0)
-                r = append_field(m, echo, "bio", arg.bio);
-        if (r >= 0)
-                r = append_field(m, echo, "avatar", arg.avatar);
-        if (r >= 0 && arg.visible >= 0) {
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < ELEMENTSOF(fields); i++) {
+                r = append_field(m, echo, fields[i].key, fields[i].value);
+                if (r < 0)
+                        return r;
+        }
+        if (arg.visible >= 0) {
                 json_object_object_add(echo, "visible", json_object_new_boolean(arg.visible));
                 r = sd_bus_message_append(m, "{sv}", "visible", "b", arg.visible);
+                if (r < 0)
+                        return r;
         }
-        if (r >= 0 && arg.capabilities) {
+        if (arg.capabilities) {
                 json_object *caps = json_object_new_array();
 
                 for (size_t i = 0; caps && i < arg.n_capabilities; i++)
                         json_object_array_add(caps, json_object_new_string(arg.capabilities[i]));
                 json_object_object_add(echo, "capabilities", caps);
                 r = sd_bus_message_open_container(m, 'e', "sv");
-                if (r >= 0)
-                        r = sd_bus_message_append(m, "s", "capabilities");
-                if (r >= 0)
-                        r = sd_bus_message_open_container(m, 'v', "as");
-                if (r >= 0)
-                        r = sd_bus_message_append_strv(m, arg.capabilities);
-                if (r >= 0)
-                        r = sd_bus_message_close_container(m);
-                if (r >= 0)
-                        r = sd_bus_message_close_container(m);
-        }
-        if (r >= 0)
+                if (r < 0)
+                        return r;
+                r = sd_bus_message_append(m, "s", "capabilities");
+                if (r < 0)
+                        return r;
+                r = sd_bus_message_open_container(m, 'v', "as");
+                if (r < 0)
+                        return r;
+                r = sd_bus_message_append_strv(m, arg.capabilities);
+                if (r < 0)
+                        return r;
                 r = sd_bus_message_close_container(m);
-        return r;
+                if (r < 0)
+                        return r;
+                r = sd_bus_message_close_container(m);
+                if (r < 0)
+                        return r;
+        }
+        return sd_bus_message_close_container(m);
 }
 
 /* profile without options: this daemon's own row of the peer list, as the broker shows it. */
@@ -179,10 +197,11 @@ static int show_profile(sd_bus *bus) {
         int r;
 
         r = bus_new_daemon_call(bus, "ListPeers", &m);
-        if (r >= 0)
-                r = sd_bus_message_append(m, "s", strempty(arg.mesh));
         if (r < 0)
-                return ctl_error_errno(r, "Cannot build the ListPeers call");
+                return ctl_error_errno(r, "Cannot build the ListPeers call: %m");
+        r = sd_bus_message_append(m, "s", strempty(arg.mesh));
+        if (r < 0)
+                return ctl_error_errno(r, "Cannot build the ListPeers call: %m");
         r = bus_call(bus, m, "show the profile", &reply);
         if (r != CTL_EXIT_OK)
                 return r;
@@ -203,7 +222,7 @@ static int show_profile(sd_bus *bus) {
         }
         _cleanup_free_ char *groups = groups_of(self);
         if (!groups)
-                return ctl_error_errno(-ENOMEM, "Cannot show the profile");
+                return ctl_error_errno(-ENOMEM, "Cannot show the profile: %m");
         print_field(8, "Name", NULL, json_get_string(self, "display_name"));
         print_field(8, "Status", peer_status_color(json_get_string(self, "status")), json_get_string(self, "status"));
         print_field(8, "Summary", NULL, json_get_string(self, "summary"));
@@ -219,14 +238,16 @@ int verb_profile(sd_bus *bus, int argc, char **argv) {
         int r;
 
         if (!echo)
-                return ctl_error_errno(-ENOMEM, "Cannot build the SetProfile call");
+                return ctl_error_errno(-ENOMEM, "Cannot build the SetProfile call: %m");
         r = bus_new_daemon_call(bus, "SetProfile", &m);
-        if (r >= 0)
-                r = sd_bus_message_append(m, "s", strempty(arg.mesh));
-        if (r >= 0)
-                r = append_profile(m, echo);
         if (r < 0)
-                return ctl_error_errno(r, "Cannot build the SetProfile call");
+                return ctl_error_errno(r, "Cannot build the SetProfile call: %m");
+        r = sd_bus_message_append(m, "s", strempty(arg.mesh));
+        if (r < 0)
+                return ctl_error_errno(r, "Cannot build the SetProfile call: %m");
+        r = append_profile(m, echo);
+        if (r < 0)
+                return ctl_error_errno(r, "Cannot build the SetProfile call: %m");
         if (json_object_object_length(echo) == 0)
                 return show_profile(bus);
 
@@ -236,7 +257,7 @@ int verb_profile(sd_bus *bus, int argc, char **argv) {
         if (arg.json) {
                 o = json_object_new_object();
                 if (!o)
-                        return ctl_error_errno(-ENOMEM, "Cannot print the result");
+                        return ctl_error_errno(-ENOMEM, "Cannot print the result: %m");
                 json_object_object_add(o, "mesh", json_object_new_string(strempty(arg.mesh)));
                 json_object_object_add(o, "profile", TAKE_PTR(echo));
                 json_print(o);
@@ -257,10 +278,11 @@ int mesh_method_call(sd_bus *bus, const char *method, const char *what, const ch
         int r;
 
         r = bus_new_daemon_call(bus, method, &m);
-        if (r >= 0)
-                r = sd_bus_message_append(m, "s", strempty(arg.mesh));
         if (r < 0)
-                return ctl_error_errno(r, "Cannot build the %s call", method);
+                return ctl_error_errno(r, "Cannot build the %s call: %m", method);
+        r = sd_bus_message_append(m, "s", strempty(arg.mesh));
+        if (r < 0)
+                return ctl_error_errno(r, "Cannot build the %s call: %m", method);
         r = bus_call(bus, m, what, NULL);
         if (r != CTL_EXIT_OK)
                 return r;
@@ -268,7 +290,7 @@ int mesh_method_call(sd_bus *bus, const char *method, const char *what, const ch
                 _cleanup_(json_object_putp) json_object *o = json_object_new_object();
 
                 if (!o)
-                        return ctl_error_errno(-ENOMEM, "Cannot print the result");
+                        return ctl_error_errno(-ENOMEM, "Cannot print the result: %m");
                 json_object_object_add(o, "mesh", json_object_new_string(strempty(arg.mesh)));
                 json_print(o);
         } else

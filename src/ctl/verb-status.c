@@ -41,6 +41,45 @@ static int add_count_cell(Table *t, json_object *mesh, const char *key) {
         return table_add_cell(t, json_object_get_string(v), NULL);
 }
 
+static int add_mesh_row(Table *t, json_object *mesh, bool details) {
+        const char *state = json_get_string(mesh, "State"), *last_error = json_get_string(mesh, "LastError");
+        _cleanup_free_ char *features = NULL;
+        json_object *list;
+        int r;
+
+        r = table_add_cell(t, json_get_string(mesh, "Slug"), ansi_bold());
+        if (r < 0)
+                return r;
+        r = table_add_cell(t, json_get_string(mesh, "Name"), NULL);
+        if (r < 0)
+                return r;
+        r = table_add_cell(t, state, state_color(state));
+        if (r < 0)
+                return r;
+        if (!details) {
+                r = table_add_cell(t, json_get_string(mesh, "BrokerUrl"), NULL);
+                if (r < 0)
+                        return r;
+                return table_add_cell(t, json_get_string(mesh, "MemberId"), NULL);
+        }
+        /* Features is required by the map: always an array here. */
+        if (!json_object_object_get_ex(mesh, "Features", &list))
+                return -EBADMSG;
+        features = features_summary(list);
+        if (!features)
+                return -ENOMEM;
+        r = add_count_cell(t, mesh, "OutboxDepth");
+        if (r < 0)
+                return r;
+        r = add_count_cell(t, mesh, "UnreadCount");
+        if (r < 0)
+                return r;
+        r = table_add_cell(t, features, NULL);
+        if (r < 0)
+                return r;
+        return table_add_cell(t, last_error, last_error[0] ? ansi_red() : NULL);
+}
+
 static int print_mesh_table(json_object *meshes, bool details) {
         static const char *const headers[] = { "MESH", "NAME", "STATE", "OUTBOX", "UNREAD", "FEATURES", "LAST ERROR" };
         static const char *const short_headers[] = { "MESH", "NAME", "STATE", "BROKER", "MEMBER" };
@@ -49,7 +88,7 @@ static int print_mesh_table(json_object *meshes, bool details) {
         int r = 0;
 
         if (!t)
-                return ctl_error_errno(-ENOMEM, "Cannot list the meshes");
+                return ctl_error_errno(-ENOMEM, "Cannot list the meshes: %m");
         if (details) {
                 table_set_shrinkable(t, 1, 10);
                 table_set_shrinkable(t, 5, 12);
@@ -58,41 +97,13 @@ static int print_mesh_table(json_object *meshes, bool details) {
                 table_set_shrinkable(t, 1, 10);
                 table_set_shrinkable(t, 3, 16);
         }
-        for (size_t i = 0; r >= 0 && i < json_object_array_length(meshes); i++) {
-                json_object *mesh = json_object_array_get_idx(meshes, i), *features = NULL;
-                const char *state = json_get_string(mesh, "State");
-
-                r = table_add_cell(t, json_get_string(mesh, "Slug"), ansi_bold());
-                if (r >= 0)
-                        r = table_add_cell(t, json_get_string(mesh, "Name"), NULL);
-                if (r >= 0)
-                        r = table_add_cell(t, state, state_color(state));
-                if (r >= 0 && details) {
-                        _cleanup_free_ char *f = NULL, *error = NULL;
-
-                        json_object_object_get_ex(mesh, "Features", &features);
-                        f = features_summary(features);
-                        if (f) {
-                                char *shown = ellipsize(f, SIZE_MAX);
-                                free(f);
-                                f = shown;
-                        }
-                        error = ellipsize(json_get_string(mesh, "LastError"), SIZE_MAX);
-                        r = add_count_cell(t, mesh, "OutboxDepth");
-                        if (r >= 0)
-                                r = add_count_cell(t, mesh, "UnreadCount");
-                        if (r >= 0)
-                                r = table_add_cell(t, f, NULL);
-                        if (r >= 0)
-                                r = error ? table_add_cell(t, error, error[0] ? ansi_red() : NULL) : -ENOMEM;
-                } else if (r >= 0) {
-                        r = table_add_cell(t, json_get_string(mesh, "BrokerUrl"), NULL);
-                        if (r >= 0)
-                                r = table_add_cell(t, json_get_string(mesh, "MemberId"), NULL);
-                }
+        for (size_t i = 0; i < json_object_array_length(meshes); i++) {
+                r = add_mesh_row(t, json_object_array_get_idx(meshes, i), details);
+                if (r < 0)
+                        break;
         }
         if (r < 0)
-                return ctl_error_errno(r, "Cannot list the meshes");
+                return ctl_error_errno(r, "Cannot list the meshes: %m");
         if (table_rows(t) == 0) {
                 printf("No meshes are configured.\n");
                 return CTL_EXIT_OK;
@@ -124,13 +135,13 @@ int verb_status(sd_bus *bus, int argc, char **argv) {
         short_fp = abbreviate_key(fp, 16);
         if (!short_fp || asprintf(&version, "claudemeshd %s", json_get_string(props, "Version")) < 0 ||
             asprintf(&fingerprint, "%s%s%s%s", host_state, fp[0] ? " (" : "", short_fp, fp[0] ? ")" : "") < 0)
-                return ctl_error_errno(-ENOMEM, "Cannot show the status");
+                return ctl_error_errno(-ENOMEM, "Cannot show the status: %m");
 
         print_field(12, "Daemon", NULL, version);
         /* The daemon's Status line ends with the config error, which has a line of its own here. */
         status = strdup(json_get_string(props, "Status"));
         if (!status)
-                return ctl_error_errno(-ENOMEM, "Cannot show the status");
+                return ctl_error_errno(-ENOMEM, "Cannot show the status: %m");
         char *cut = config_error[0] ? strstr(status, "; config error: ") : NULL;
         if (cut)
                 *cut = '\0';
@@ -173,7 +184,7 @@ int verb_accept_host(sd_bus *bus, int argc, char **argv) {
 
         r = bus_new_daemon_call(bus, "AcceptHost", &m);
         if (r < 0)
-                return ctl_error_errno(r, "Cannot build a bus call");
+                return ctl_error_errno(r, "Cannot build a bus call: %m");
         r = bus_call(bus, m, "accept the host fingerprint", NULL);
         if (r == CTL_EXIT_OK)
                 r = bus_get_daemon_properties(bus, &props);
@@ -183,7 +194,7 @@ int verb_accept_host(sd_bus *bus, int argc, char **argv) {
         if (arg.json) {
                 o = json_object_new_object();
                 if (!o)
-                        return ctl_error_errno(-ENOMEM, "Cannot print the result");
+                        return ctl_error_errno(-ENOMEM, "Cannot print the result: %m");
                 json_object_object_add(o, "HostFingerprintState",
                                        json_object_new_string(json_get_string(props, "HostFingerprintState")));
                 json_object_object_add(o, "HostFingerprint",
@@ -193,7 +204,7 @@ int verb_accept_host(sd_bus *bus, int argc, char **argv) {
         }
         fingerprint = escape_line(json_get_string(props, "HostFingerprint"));
         if (!fingerprint)
-                return ctl_error_errno(-ENOMEM, "Cannot print the result");
+                return ctl_error_errno(-ENOMEM, "Cannot print the result: %m");
         printf("Accepted host fingerprint %s; detached meshes attach.\n", fingerprint);
         return CTL_EXIT_OK;
 }

@@ -66,7 +66,7 @@ static void print_event(json_object *ev, const char *label, const char *mesh, co
         shown_mesh = escape_line(mesh && mesh[0] ? mesh : "-");
         shown_detail = escape_line(strempty(detail));
         if (!shown_mesh || !shown_detail) {
-                ctl_error_errno(-ENOMEM, "Cannot show an event");
+                ctl_error_errno(-ENOMEM, "Cannot show an event: %m");
                 return;
         }
         printf("%s  %s%-13s%s %-*s%s%s\n", format_clock(json_get_uint64(ev, "time"), when), ansi_bold(), label,
@@ -135,8 +135,9 @@ static int on_interfaces(sd_bus_message *m, json_object *ev, bool added) {
         int r;
 
         r = sd_bus_message_read(m, "o", &path);
-        if (r >= 0)
-                r = bus_message_read_json(m, &interfaces);
+        if (r < 0)
+                return r;
+        r = bus_message_read_json(m, &interfaces);
         if (r <= 0)
                 return r < 0 ? r : -EBADMSG;
         slug = bus_mesh_slug_from_path(path);
@@ -226,7 +227,7 @@ static int on_daemon_signal(sd_bus_message *m, void *userdata, sd_bus_error *err
         int r;
 
         if (!ev) {
-                ctl_error_errno(-ENOMEM, "Cannot show an event");
+                ctl_error_errno(-ENOMEM, "Cannot show an event: %m");
                 return 0;
         }
         if (sd_bus_message_is_signal(m, "org.freedesktop.DBus.Properties", "PropertiesChanged"))
@@ -281,7 +282,7 @@ static int resolve_mesh_filter(sd_bus *bus) {
                 filter_slug = strdup(json_get_string(mesh, "Slug"));
                 filter_id = strdup(json_get_string(mesh, "Id"));
                 if (!filter_slug || !filter_id)
-                        return ctl_error_errno(-ENOMEM, "Cannot watch");
+                        return ctl_error_errno(-ENOMEM, "Cannot watch: %m");
                 return CTL_EXIT_OK;
         }
         ctl_error("No mesh '%s' is configured: see 'claudemeshctl meshes'.", arg.mesh);
@@ -293,14 +294,15 @@ int verb_watch(sd_bus *bus, int argc, char **argv) {
         int r;
 
         r = sd_bus_match_signal(bus, &signals, DAEMON_SERVICE, NULL, NULL, NULL, on_daemon_signal, NULL);
-        if (r >= 0)
-                r = sd_bus_add_match(bus, &owner,
-                                     "type='signal',sender='org.freedesktop.DBus',path='/org/freedesktop/DBus',"
-                                     "interface='org.freedesktop.DBus',member='NameOwnerChanged',"
-                                     "arg0='" DAEMON_SERVICE "'",
-                                     on_owner_changed, NULL);
         if (r < 0)
-                return ctl_error_errno(r, "Cannot subscribe to the daemon's signals");
+                return ctl_error_errno(r, "Cannot subscribe to the daemon's signals: %m");
+        r = sd_bus_add_match(bus, &owner,
+                             "type='signal',sender='org.freedesktop.DBus',path='/org/freedesktop/DBus',"
+                             "interface='org.freedesktop.DBus',member='NameOwnerChanged',"
+                             "arg0='" DAEMON_SERVICE "'",
+                             on_owner_changed, NULL);
+        if (r < 0)
+                return ctl_error_errno(r, "Cannot subscribe to the daemon's signals: %m");
 
         r = resolve_mesh_filter(bus);
         if (r == CTL_EXIT_OK) {
