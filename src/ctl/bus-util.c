@@ -4,10 +4,12 @@
 #include <systemd/sd-event.h>
 
 #include "bus-json.h"
+#include "bus-map.h"
 #include "bus-util.h"
 #include "ctl.h"
 #include "json-util.h"
 #include "output.h"
+#include "time-util.h"
 
 #define ERROR_PREFIX "org.claudemesh.Daemon1.Error."
 #define POLKIT_ACTION_PREFIX "org.claudemesh.daemon1."
@@ -28,7 +30,7 @@ int bus_connect(sd_bus **ret) {
         /* Like systemd's tools: let polkit ask for a password unless told not to. */
         r = sd_bus_set_allow_interactive_authorization(bus, arg.ask_password);
         if (r < 0)
-                return ctl_error_errno(r, "Cannot set up the bus connection");
+                return ctl_error_errno(r, "Cannot set up the bus connection: %m");
         *ret = TAKE_PTR(bus);
         return CTL_EXIT_OK;
 }
@@ -39,6 +41,49 @@ int bus_new_daemon_call(sd_bus *bus, const char *method, sd_bus_message **ret) {
 
 int bus_append_string_option(sd_bus_message *m, const char *key, const char *value) {
         return value ? sd_bus_message_append(m, "{sv}", key, "s", value) : 0;
+}
+
+int bus_append_u32_option(sd_bus_message *m, const char *key, const char *value) {
+        unsigned long v;
+
+        if (!value)
+                return 0;
+        errno = 0;
+        v = strtoul(value, NULL, 10);
+        if (errno != 0 || v > UINT32_MAX)
+                return -ERANGE;
+        return sd_bus_message_append(m, "{sv}", key, "u", (uint32_t) v);
+}
+
+int time_option_parse(const char *s, uint64_t *ret) {
+        unsigned long long v;
+        usec_t t;
+        char *end;
+
+        if (parse_iso8601(s, &t) >= 0) {
+                *ret = t;
+                return 0;
+        }
+        if (s[0] < '0' || s[0] > '9')
+                return -EINVAL;
+        errno = 0;
+        v = strtoull(s, &end, 10);
+        if (errno != 0 || *end)
+                return -EINVAL;
+        *ret = v;
+        return 0;
+}
+
+int bus_append_time_option(sd_bus_message *m, const char *key, const char *value) {
+        uint64_t t;
+        int r;
+
+        if (!value)
+                return 0;
+        r = time_option_parse(value, &t);
+        if (r < 0)
+                return r;
+        return sd_bus_message_append(m, "{sv}", key, "t", t);
 }
 
 /* "No meshes are configured" is often a config.json the daemon refuses (a chmod away), and a
@@ -113,7 +158,7 @@ int bus_report_error(const sd_bus_error *e, int r, const char *what) {
                         ctl_hint("Check it with 'systemctl --user status claudemesh'.");
                         return CTL_EXIT_FAILURE;
                 }
-                return ctl_error_errno(r, "Cannot %s", what);
+                return ctl_error_errno(r, "Cannot %s: %m", what);
         }
 
         if (error_is_daemon_absent(e)) {
@@ -156,27 +201,29 @@ int bus_report_error(const sd_bus_error *e, int r, const char *what) {
         return CTL_EXIT_FAILURE;
 }
 
-static int get_all(sd_bus *bus, const char *path, const char *interface, json_object **ret) {
+static int get_all(sd_bus *bus, const char *path, const char *interface, const BusMap *map, json_object **ret) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL, *reply = NULL;
+        BusMapError error = { .want = NULL };
         int r;
 
         r = sd_bus_message_new_method_call(bus, &m, DAEMON_SERVICE, path, "org.freedesktop.DBus.Properties",
                                            "GetAll");
-        if (r >= 0)
-                r = sd_bus_message_append(m, "s", interface);
         if (r < 0)
-                return ctl_error_errno(r, "Cannot build a bus call");
+                return ctl_error_errno(r, "Cannot build a bus call: %m");
+        r = sd_bus_message_append(m, "s", interface);
+        if (r < 0)
+                return ctl_error_errno(r, "Cannot build a bus call: %m");
         r = bus_call(bus, m, "read the daemon's properties", &reply);
         if (r != CTL_EXIT_OK)
                 return r;
-        r = bus_message_read_json(reply, ret);
+        r = bus_map_dict(reply, map, ret, &error);
         if (r <= 0)
-                return ctl_error_errno(r ? r : -EBADMSG, "Cannot read the daemon's properties");
+                return bus_map_report(r < 0 ? r : -EBADMSG, &error, map, "read the daemon's properties");
         return CTL_EXIT_OK;
 }
 
 int bus_get_daemon_properties(sd_bus *bus, json_object **ret) {
-        return get_all(bus, DAEMON_PATH, DAEMON_INTERFACE, ret);
+        return get_all(bus, DAEMON_PATH, DAEMON_INTERFACE, &bus_map_daemon_properties, ret);
 }
 
 static int compare_slug(const void *a, const void *b) {
@@ -184,35 +231,79 @@ static int compare_slug(const void *a, const void *b) {
         return strcmp(json_get_string(*x, "Slug"), json_get_string(*y, "Slug"));
 }
 
+/* One object of GetManagedObjects: its Mesh1 properties when it is a mesh, else nothing. */
+static int read_managed_object(sd_bus_message *reply, json_object *meshes, BusMapError *error) {
+        const char *path, *interface;
+        bool is_mesh;
+        int r;
+
+        r = sd_bus_message_read_basic(reply, 'o', &path);
+        if (r < 0)
+                return r;
+        is_mesh = strneq(path, MESH_PATH_PREFIX "/", strlen(MESH_PATH_PREFIX "/"));
+        r = sd_bus_message_enter_container(reply, 'a', "{sa{sv}}");
+        if (r < 0)
+                return r;
+        while ((r = sd_bus_message_enter_container(reply, 'e', "sa{sv}")) > 0) {
+                r = sd_bus_message_read_basic(reply, 's', &interface);
+                if (r < 0)
+                        return r;
+                if (is_mesh && streq(interface, MESH_INTERFACE)) {
+                        json_object *props = NULL;
+
+                        r = bus_map_dict(reply, &bus_map_mesh_properties, &props, error);
+                        if (r == 0)
+                                r = -EBADMSG;
+                        if (r < 0)
+                                return r;
+                        if (json_object_array_add(meshes, props) < 0) {
+                                json_object_put(props);
+                                return -ENOMEM;
+                        }
+                } else {
+                        r = sd_bus_message_skip(reply, "a{sv}");
+                        if (r < 0)
+                                return r;
+                }
+                r = sd_bus_message_exit_container(reply);
+                if (r < 0)
+                        return r;
+        }
+        if (r < 0)
+                return r;
+        return sd_bus_message_exit_container(reply);
+}
+
 int bus_get_meshes(sd_bus *bus, json_object **ret) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL, *reply = NULL;
-        _cleanup_(json_object_putp) json_object *objects = NULL, *meshes = json_object_new_array();
+        _cleanup_(json_object_putp) json_object *meshes = json_object_new_array();
+        BusMapError error = { .want = NULL };
         int r;
 
         if (!meshes)
-                return ctl_error_errno(-ENOMEM, "Cannot list the meshes");
+                return ctl_error_errno(-ENOMEM, "Cannot list the meshes: %m");
         r = sd_bus_message_new_method_call(bus, &m, DAEMON_SERVICE, DAEMON_PATH,
                                            "org.freedesktop.DBus.ObjectManager", "GetManagedObjects");
         if (r < 0)
-                return ctl_error_errno(r, "Cannot build a bus call");
+                return ctl_error_errno(r, "Cannot build a bus call: %m");
         r = bus_call(bus, m, "list the meshes", &reply);
         if (r != CTL_EXIT_OK)
                 return r;
-        r = bus_message_read_json(reply, &objects);
-        if (r <= 0)
-                return ctl_error_errno(r ? r : -EBADMSG, "Cannot read the mesh list");
-
-        for (struct json_object_iterator it = json_object_iter_begin(objects), end = json_object_iter_end(objects);
-             !json_object_iter_equal(&it, &end); json_object_iter_next(&it)) {
-                const char *path = json_object_iter_peek_name(&it);
-                json_object *interfaces = json_object_iter_peek_value(&it), *props;
-
-                if (!strneq(path, MESH_PATH_PREFIX "/", strlen(MESH_PATH_PREFIX "/")) ||
-                    !json_object_object_get_ex(interfaces, MESH_INTERFACE, &props))
-                        continue;
-                if (json_object_array_add(meshes, json_object_get(props)) < 0)
-                        return ctl_error_errno(-ENOMEM, "Cannot list the meshes");
+        r = sd_bus_message_enter_container(reply, 'a', "{oa{sa{sv}}}");
+        while (r > 0) {
+                r = sd_bus_message_enter_container(reply, 'e', "oa{sa{sv}}");
+                if (r <= 0)
+                        break;
+                r = read_managed_object(reply, meshes, &error);
+                if (r < 0)
+                        break;
+                r = sd_bus_message_exit_container(reply);
+                if (r < 0)
+                        break;
+                r = 1;
         }
+        if (r < 0)
+                return bus_map_report(r, &error, &bus_map_mesh_properties, "read the mesh list");
         json_object_array_sort(meshes, compare_slug);
         *ret = TAKE_PTR(meshes);
         return CTL_EXIT_OK;
@@ -240,25 +331,29 @@ int bus_run_until_interrupted(sd_bus *bus) {
         sigaddset(&mask, SIGINT);
         sigaddset(&mask, SIGTERM);
         if (sigprocmask(SIG_BLOCK, &mask, NULL) < 0)
-                return ctl_error_errno(negative_errno(), "Cannot block signals");
+                return ctl_error_errno(negative_errno(), "Cannot block signals: %m");
 
         r = sd_event_default(&event);
-        if (r >= 0)
-                r = sd_event_add_signal(event, NULL, SIGINT, on_interrupt, NULL);
-        if (r >= 0)
-                r = sd_event_add_signal(event, NULL, SIGTERM, on_interrupt, NULL);
-        if (r >= 0)
-                r = sd_bus_attach_event(bus, event, SD_EVENT_PRIORITY_NORMAL);
-        if (r >= 0)
-                r = sd_bus_set_exit_on_disconnect(bus, true);
         if (r < 0)
-                return ctl_error_errno(r, "Cannot set up the event loop");
+                return ctl_error_errno(r, "Cannot set up the event loop: %m");
+        r = sd_event_add_signal(event, NULL, SIGINT, on_interrupt, NULL);
+        if (r < 0)
+                return ctl_error_errno(r, "Cannot set up the event loop: %m");
+        r = sd_event_add_signal(event, NULL, SIGTERM, on_interrupt, NULL);
+        if (r < 0)
+                return ctl_error_errno(r, "Cannot set up the event loop: %m");
+        r = sd_bus_attach_event(bus, event, SD_EVENT_PRIORITY_NORMAL);
+        if (r < 0)
+                return ctl_error_errno(r, "Cannot set up the event loop: %m");
+        r = sd_bus_set_exit_on_disconnect(bus, true);
+        if (r < 0)
+                return ctl_error_errno(r, "Cannot set up the event loop: %m");
 
         /* Exits with 0 on a signal; exit-on-disconnect makes it exit with EXIT_FAILURE. Leaving the
          * loop closes the bus (sd-bus's exit handler), so the code is all that tells them apart. */
         r = sd_event_loop(event);
         if (r < 0)
-                return ctl_error_errno(r, "Event loop failed");
+                return ctl_error_errno(r, "Event loop failed: %m");
         if (r != 0) {
                 ctl_error("The session bus went away.");
                 return CTL_EXIT_NOT_RUNNING;

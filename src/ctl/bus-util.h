@@ -18,6 +18,12 @@ int bus_new_daemon_call(sd_bus *bus, const char *method, sd_bus_message **ret);
 
 /* Appends {key: <value as string>} to an open a{sv}; nothing when value is NULL. */
 int bus_append_string_option(sd_bus_message *m, const char *key, const char *value);
+/* Appends {key: <u>} from a whole number main.c checked; nothing when value is NULL. */
+int bus_append_u32_option(sd_bus_message *m, const char *key, const char *value);
+/* Appends {key: <t>}, µs since the epoch, from µs or an ISO 8601 time (time_option_parse()). */
+int bus_append_time_option(sd_bus_message *m, const char *key, const char *value);
+/* µs since the epoch from "µs" or ISO 8601; -EINVAL on anything else. */
+int time_option_parse(const char *s, uint64_t *ret);
 
 /* Sends the call and waits for the answer. On failure prints "Cannot <what>: <reason>" and a hint,
  * and returns the matching exit code; 0 on success. */

@@ -21,6 +21,7 @@ enum {
  * NULL means "not given". */
 typedef struct Args {
         bool json;
+        bool full;              /* --full, or output that is not a terminal: nothing cut */
         bool ask_password;
         const char *mesh;
         const char *priority;

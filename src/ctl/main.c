@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <getopt.h>
 #include <locale.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "bus-util.h"
@@ -13,11 +14,12 @@ Args arg = {
         .visible = -1,
 };
 
-/* Options after --json and --no-ask-password apply to some commands only; each has a bit. */
+/* Options after --json, --no-ask-password and --full apply to some commands only; each has a bit. */
 enum {
         ARG_VERSION = 0x100,
         ARG_JSON,
         ARG_NO_ASK_PASSWORD,
+        ARG_FULL,
         ARG_MESH,
         ARG_PRIORITY,
         ARG_META,
@@ -44,6 +46,7 @@ static const struct option options[] = {
         { "version", no_argument, NULL, ARG_VERSION },
         { "json", no_argument, NULL, ARG_JSON },
         { "no-ask-password", no_argument, NULL, ARG_NO_ASK_PASSWORD },
+        { "full", no_argument, NULL, ARG_FULL },
         { "mesh", required_argument, NULL, ARG_MESH },
         { "priority", required_argument, NULL, ARG_PRIORITY },
         { "meta", required_argument, NULL, ARG_META },
@@ -109,6 +112,7 @@ static void help(void) {
                "     --version             Show the version\n"
                "     --json                Print JSON (one object per line for watch, inbox --follow)\n"
                "     --no-ask-password     Do not ask for a password when polkit wants one\n"
+               "  -l --full                Do not cut or abbreviate to fit the terminal\n"
                "  -m --mesh=MESH           The mesh (slug or id); needed with several meshes\n"
                "  -p --priority=PRIORITY   send: now, next (default) or low\n"
                "     --meta=JSON           send: a JSON object sent along\n"
@@ -180,7 +184,7 @@ static int parse_argv(int argc, char *argv[], unsigned *ret_given) {
         unsigned given = 0;
         int c, r;
 
-        while ((c = getopt_long(argc, argv, "hm:p:n:f", options, NULL)) >= 0) {
+        while ((c = getopt_long(argc, argv, "hlm:p:n:f", options, NULL)) >= 0) {
                 switch (c) {
                 case 'h':
                         help();
@@ -193,6 +197,10 @@ static int parse_argv(int argc, char *argv[], unsigned *ret_given) {
                         continue;
                 case ARG_NO_ASK_PASSWORD:
                         arg.ask_password = false;
+                        continue;
+                case 'l':
+                case ARG_FULL:
+                        arg.full = true;
                         continue;
                 case 'm': c = ARG_MESH; break;
                 case 'p': c = ARG_PRIORITY; break;
@@ -215,11 +223,14 @@ static int parse_argv(int argc, char *argv[], unsigned *ret_given) {
                 } else if (c == ARG_CAPABILITY) {
                         r = add_capability(optarg);
                         if (r < 0)
-                                return ctl_error_errno(r, "Cannot parse the options");
+                                return ctl_error_errno(r, "Cannot parse the options: %m");
                 } else if (c == ARG_LIMIT && !limit_is_valid(optarg))
                         /* the daemon's own check would say "up to 100000" after a round trip,
                          * and 0 would mean its default rather than none */
                         return ctl_usage_error("--limit takes a whole number from 1 to 100000, not '%s'.", optarg);
+                else if (c == ARG_SINCE && time_option_parse(optarg, &(uint64_t) { 0 }) < 0)
+                        return ctl_usage_error("--since takes an ISO 8601 time or µs since the epoch, not '%s'.",
+                                               optarg);
                 else
                         *string_args[c - ARG_MESH] = optarg;
         }
@@ -242,6 +253,10 @@ int main(int argc, char *argv[]) {
         int r, n_args;
 
         setlocale(LC_ALL, "");
+        /* Widths of peers' text are counted with wcwidth(), which knows no wide character in a
+         * locale that is not UTF-8 (C, POSIX); the output is UTF-8 whatever the locale. */
+        if (MB_CUR_MAX == 1)
+                (void) setlocale(LC_CTYPE, "C.UTF-8");
         r = parse_argv(argc, argv, &given);
         if (r >= 0)
                 goto finish;

@@ -1,7 +1,10 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <assert.h>
 #include <stdarg.h>
+#include <sys/ioctl.h>
 #include <string.h>
 #include <time.h>
+#include <wchar.h>
 
 #include "ctl.h"
 #include "escape.h"
@@ -67,13 +70,13 @@ void ctl_hint(const char *format, ...) {
 }
 
 int ctl_error_errno(int r, const char *format, ...) {
-        char buf[512];
         va_list ap;
 
+        /* for the format's %m */
+        errno = r < 0 ? -r : r;
         va_start(ap, format);
-        vsnprintf(buf, sizeof buf, format, ap);
+        vprint_stderr("\033[31m", format, ap);
         va_end(ap);
-        ctl_error("%s: %s", buf, STRERROR(r));
         return CTL_EXIT_FAILURE;
 }
 
@@ -128,17 +131,94 @@ char *escape_line(const char *s) {
         return escape_text(s, strlen(s), SIZE_MAX, 0);
 }
 
-size_t utf8_width(const char *s) {
-        size_t n = 0;
+size_t display_width(const char *s) {
+        size_t n = strlen(s), width = 0;
 
-        for (; *s; s++)
-                if (((unsigned char) *s & 0xC0) != 0x80)
-                        n++;
-        return n;
+        for (size_t i = 0; i < n;) {
+                uint32_t c;
+                size_t len = utf8_decode(s + i, n - i, &c);
+                int w;
+
+                if (len == 0) {         /* escaped text has none; count a stray byte as one */
+                        width++;
+                        i++;
+                        continue;
+                }
+                w = wcwidth((wchar_t) c);
+                width += w < 0 ? 1 : (size_t) w;
+                i += len;
+        }
+        return width;
+}
+
+/* The longest start of s that fits in width columns, with "…" when cut. malloc'd. */
+static char *cut_to_width(const char *s, size_t width) {
+        size_t n = strlen(s), used = 0, end = 0;
+        char *t;
+
+        if (display_width(s) <= width)
+                return strdup(s);
+        while (end < n) {
+                uint32_t c;
+                size_t len = utf8_decode(s + end, n - end, &c);
+                int w = len > 0 ? wcwidth((wchar_t) c) : 1;
+
+                if (len == 0)
+                        len = 1;
+                if (w < 0)
+                        w = 1;
+                if (used + (size_t) w + 1 > width)      /* keep a column for the "…" */
+                        break;
+                used += (size_t) w;
+                end += len;
+        }
+        if (asprintf(&t, "%.*s…", (int) end, s) < 0)
+                return NULL;
+        return t;
+}
+
+char *abbreviate_key(const char *key, size_t n) {
+        char *s;
+
+        assert(key);
+
+        if (output_full() || strlen(key) <= n)
+                return strdup(key);
+        if (asprintf(&s, "%.*s…", (int) n, key) < 0)
+                return NULL;
+        return s;
+}
+
+bool output_full(void) {
+        return arg.full || !isatty(STDOUT_FILENO);
+}
+
+size_t terminal_columns(void) {
+        const char *e = getenv("COLUMNS");
+        struct winsize ws;
+        char *end;
+        unsigned long n;
+
+        if (e && e[0]) {
+                errno = 0;
+                n = strtoul(e, &end, 10);
+                if (errno == 0 && !*end && n > 0 && n < 10000)
+                        return n;
+        }
+        if (ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) >= 0 && ws.ws_col > 0)
+                return ws.ws_col;
+        return 80;
 }
 
 char *ellipsize(const char *s, size_t max_width) {
-        return escape_text(s, strlen(s), max_width, ESCAPE_FIRST_LINE);
+        _cleanup_free_ char *line = NULL;
+
+        if (output_full())
+                return escape_line(s);
+        line = escape_text(s, strlen(s), SIZE_MAX, ESCAPE_FIRST_LINE);
+        if (!line)
+                return NULL;
+        return cut_to_width(line, max_width);
 }
 
 typedef struct Cell {
@@ -149,6 +229,7 @@ typedef struct Cell {
 struct Table {
         size_t n_columns, n_cells, allocated;
         const char *const *headers;
+        size_t *min_widths;     /* 0: the column is never narrowed */
         Cell *cells;
 };
 
@@ -157,6 +238,9 @@ Table *table_new(size_t n_columns, const char *const *headers) {
 
         if (!t)
                 return NULL;
+        t->min_widths = calloc(n_columns, sizeof(size_t));
+        if (!t->min_widths)
+                return mfree(t);
         t->n_columns = n_columns;
         t->headers = headers;
         return t;
@@ -168,11 +252,22 @@ Table *table_free(Table *t) {
         for (size_t i = 0; i < t->n_cells; i++)
                 free(t->cells[i].text);
         free(t->cells);
+        free(t->min_widths);
         return mfree(t);
+}
+
+void table_set_shrinkable(Table *t, size_t column, size_t min_width) {
+        assert(t);
+        assert(column < t->n_columns);
+        assert(min_width > 0);
+
+        t->min_widths[column] = min_width;
 }
 
 int table_add_cell(Table *t, const char *text, const char *color) {
         char *copy;
+
+        assert(t);
 
         if (t->n_cells == t->allocated) {
                 size_t n = t->allocated ? t->allocated * 2 : 16 * t->n_columns;
@@ -193,35 +288,66 @@ size_t table_rows(const Table *t) {
         return t->n_cells / t->n_columns;
 }
 
-static void print_cell(const char *text, const char *color, size_t pad, bool last) {
+static void print_cell(const char *text, const char *color, size_t width, bool last) {
         bool c = color && color[0] && colors_enabled();
+        size_t w = display_width(text);
 
         printf("%s%s%s", c ? color : "", text, c ? ansi_normal() : "");
         if (!last)
-                printf("%*s", (int) (pad + 2), "");
+                printf("%*s", (int) (width - (w < width ? w : width) + 2), "");
+}
+
+/* On a terminal a table that is too wide gives up columns from its widest shrinkable column,
+ * one at a time, down to each one's minimum; in a pipe and with --full nothing is cut. */
+static void fit_widths(const Table *t, size_t *widths) {
+        size_t total = 0, room;
+
+        if (output_full())
+                return;
+        for (size_t c = 0; c < t->n_columns; c++)
+                total += widths[c] + (c + 1 < t->n_columns ? 2 : 0);
+        room = terminal_columns();
+        while (total > room) {
+                size_t widest = SIZE_MAX;
+
+                for (size_t c = 0; c < t->n_columns; c++)
+                        if (t->min_widths[c] > 0 && widths[c] > t->min_widths[c] &&
+                            (widest == SIZE_MAX || widths[c] > widths[widest]))
+                                widest = c;
+                if (widest == SIZE_MAX)
+                        return;
+                widths[widest]--;
+                total--;
+        }
 }
 
 int table_print(const Table *t) {
         _cleanup_free_ size_t *widths = calloc(t->n_columns, sizeof(size_t));
 
         if (!widths)
-                return ctl_error_errno(-ENOMEM, "Cannot print a table");
+                return ctl_error_errno(-ENOMEM, "Cannot print a table: %m");
 
         for (size_t c = 0; c < t->n_columns; c++)
-                widths[c] = utf8_width(t->headers[c]);
-        for (size_t i = 0; i < t->n_cells; i++) {
-                size_t w = utf8_width(t->cells[i].text);
+                widths[c] = display_width(t->headers[c]);
+        for (size_t i = 0; i < t->n_cells; i++)
+        {
+                size_t w = display_width(t->cells[i].text);
+
                 if (w > widths[i % t->n_columns])
                         widths[i % t->n_columns] = w;
         }
+        fit_widths(t, widths);
 
         for (size_t c = 0; c < t->n_columns; c++)
-                print_cell(t->headers[c], ansi_bold(), widths[c] - utf8_width(t->headers[c]), c + 1 == t->n_columns);
+                print_cell(t->headers[c], ansi_bold(), widths[c], c + 1 == t->n_columns);
         putchar('\n');
         for (size_t i = 0; i < t->n_cells; i++) {
                 size_t c = i % t->n_columns;
-                print_cell(t->cells[i].text, t->cells[i].color, widths[c] - utf8_width(t->cells[i].text),
-                           c + 1 == t->n_columns);
+                _cleanup_free_ char *cut = cut_to_width(t->cells[i].text, widths[c]);
+
+                if (!cut)
+                        return ctl_error_errno(-ENOMEM, "Cannot print a table: %m");
+                print_cell(cut, t->cells[i].color, widths[c], c + 1 == t->n_columns);
                 if (c + 1 == t->n_columns)
                         putchar('\n');
         }

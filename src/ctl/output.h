@@ -19,7 +19,8 @@ const char *ansi_grey(void);
 const char *ansi_normal(void);
 
 /* Errors and hints go to stderr, errors red on a terminal. The _errno and _usage_ variants
- * return the exit code to use (1 and 2). */
+ * return the exit code to use (1 and 2); ctl_error_errno() sets errno from r for the format's
+ * "%m", as systemd's log_error_errno() does. */
 void ctl_error(const char *format, ...) _printf_(1, 2);
 void ctl_hint(const char *format, ...) _printf_(1, 2);
 int ctl_error_errno(int r, const char *format, ...) _printf_(2, 3);
@@ -43,16 +44,30 @@ const char *format_clock(usec_t t, char buf[static CLOCK_MAX]);
 /* s escaped for one line of output. malloc'd, NULL on OOM. */
 char *escape_line(const char *s);
 
-/* Display columns of UTF-8 text (each code point counts one). */
-size_t utf8_width(const char *s);
-/* The first line of s, escaped, at most max_width columns, "…" marking a cut. malloc'd, NULL on OOM. */
+/* Display columns of UTF-8 text, as a terminal shows it (wcwidth: wide characters count two,
+ * combining marks none). */
+size_t display_width(const char *s);
+/* True when output is complete rather than fitted: --full, or stdout is not a terminal (a pipe
+ * or a file must never lose text to a cut). */
+bool output_full(void);
+/* A public key or id shown by its first n characters and "…" on a terminal, whole otherwise.
+ * malloc'd, NULL on OOM. */
+char *abbreviate_key(const char *key, size_t n);
+/* The terminal's width: $COLUMNS, else the tty's, else 80. */
+size_t terminal_columns(void);
+/* A one-line view of s for a terminal: the first line, escaped, at most max_width columns, "…"
+ * marking a cut; with output_full(), all of s escaped (a newline as \n). malloc'd, NULL on OOM. */
 char *ellipsize(const char *s, size_t max_width);
 
-/* A table printed with every column as wide as its widest cell; cells may carry a colour. */
+/* A table printed with every column as wide as its widest cell; cells may carry a colour. On a
+ * terminal (not --full) it fits the width by narrowing its shrinkable columns, cutting their
+ * cells with "…"; in a pipe every cell is whole. */
 typedef struct Table Table;
 Table *table_new(size_t n_columns, const char *const *headers);
 Table *table_free(Table *t);
 DEFINE_TRIVIAL_CLEANUP_FUNC(Table *, table_free);
+/* Lets column be narrowed down to min_width columns to fit the terminal. */
+void table_set_shrinkable(Table *t, size_t column, size_t min_width);
 /* Adds the next cell (rows fill left to right), escaped; NULL or "" prints as "-". */
 int table_add_cell(Table *t, const char *text, const char *color);
 size_t table_rows(const Table *t);

@@ -2,6 +2,7 @@
 #include <string.h>
 
 #include "bus-json.h"
+#include "bus-map.h"
 #include "bus-util.h"
 #include "ctl.h"
 #include "json-util.h"
@@ -12,32 +13,33 @@
 /* The sender as people know it: the display name, else the start of the public key. */
 static char *sender_of(json_object *message) {
         const char *name = json_get_string(message, "sender_name");
-        char *s = NULL;
 
         if (name[0])
                 return strdup(name);
-        if (asprintf(&s, "%.12s…", json_get_string(message, "sender_pubkey")) < 0)
-                return NULL;
-        return s;
+        return abbreviate_key(json_get_string(message, "sender_pubkey"), 12);
 }
 
 static int add_inbox_row(Table *t, json_object *message) {
         _cleanup_free_ char *sender = sender_of(message), *body = ellipsize(json_get_string(message, "body"),
-                                                                           MESSAGE_COLUMNS);
+                                                                           SIZE_MAX);
         char when[RELATIVE_MAX];
         int r;
 
         if (!sender || !body)
                 return -ENOMEM;
         r = table_add_cell(t, format_relative(json_get_uint64(message, "received_at"), when), NULL);
-        if (r >= 0)
-                r = table_add_cell(t, json_get_string(message, "mesh"), NULL);
-        if (r >= 0)
-                r = table_add_cell(t, sender, ansi_bold());
-        if (r >= 0)
-                r = table_add_cell(t, json_get_string(message, "topic"), NULL);
-        if (r >= 0)
-                r = table_add_cell(t, body, NULL);
+        if (r < 0)
+                return r;
+        r = table_add_cell(t, json_get_string(message, "mesh"), NULL);
+        if (r < 0)
+                return r;
+        r = table_add_cell(t, sender, ansi_bold());
+        if (r < 0)
+                return r;
+        r = table_add_cell(t, json_get_string(message, "topic"), NULL);
+        if (r < 0)
+                return r;
+        r = table_add_cell(t, body, NULL);
         return r;
 }
 
@@ -77,14 +79,19 @@ static json_object *listed_ids;
 
 static int on_message_received(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         _cleanup_(json_object_putp) json_object *message = NULL;
+        BusMapError map_error = { .want = NULL };
         const char *mesh;
         int r;
 
         r = sd_bus_message_read(m, "s", &mesh);
-        if (r >= 0)
-                r = bus_message_read_json(m, &message);
-        if (r <= 0 || !json_object_is_type(message, json_type_object)) {
-                ctl_error("Ignoring a malformed MessageReceived signal.");
+        if (r < 0) {
+                ctl_error("Ignoring a malformed MessageReceived signal: %s", STRERROR(r));
+                return 0;
+        }
+        r = bus_map_dict(m, &bus_map_inbox_message, &message, &map_error);
+        if (r <= 0) {
+                (void) bus_map_report(r < 0 ? r : -EBADMSG, &map_error, &bus_map_inbox_message,
+                                      "show a MessageReceived signal");
                 return 0;
         }
         if (!message_matches(mesh, message) ||
@@ -92,37 +99,45 @@ static int on_message_received(sd_bus_message *m, void *userdata, sd_bus_error *
                 return 0;
         r = print_message_line(message);
         if (r < 0)
-                ctl_error_errno(r, "Cannot print a message");
+                ctl_error_errno(r, "Cannot print a message: %m");
         return 0;
 }
 
 static int list_inbox(sd_bus *bus, json_object **ret) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL, *reply = NULL;
+        BusMapError error = { .want = NULL };
         int r;
 
         r = bus_new_daemon_call(bus, "ListInbox", &m);
-        if (r >= 0)
-                r = sd_bus_message_append(m, "s", strempty(arg.mesh));
-        if (r >= 0)
-                r = sd_bus_message_open_container(m, 'a', "{sv}");
-        if (r >= 0)
-                r = bus_append_string_option(m, "since", arg.since);
-        if (r >= 0)
-                r = bus_append_string_option(m, "from", arg.from);
-        if (r >= 0)
-                r = bus_append_string_option(m, "topic", arg.topic);
-        if (r >= 0)
-                r = bus_append_string_option(m, "limit", arg.limit);
-        if (r >= 0)
-                r = sd_bus_message_close_container(m);
         if (r < 0)
-                return ctl_error_errno(r, "Cannot build the ListInbox call");
+                return ctl_error_errno(r, "Cannot build the ListInbox call: %m");
+        r = sd_bus_message_append(m, "s", strempty(arg.mesh));
+        if (r < 0)
+                return ctl_error_errno(r, "Cannot build the ListInbox call: %m");
+        r = sd_bus_message_open_container(m, 'a', "{sv}");
+        if (r < 0)
+                return ctl_error_errno(r, "Cannot build the ListInbox call: %m");
+        r = bus_append_time_option(m, "since", arg.since);
+        if (r < 0)
+                return ctl_error_errno(r, "Cannot build the ListInbox call: %m");
+        r = bus_append_string_option(m, "from", arg.from);
+        if (r < 0)
+                return ctl_error_errno(r, "Cannot build the ListInbox call: %m");
+        r = bus_append_string_option(m, "topic", arg.topic);
+        if (r < 0)
+                return ctl_error_errno(r, "Cannot build the ListInbox call: %m");
+        r = bus_append_u32_option(m, "limit", arg.limit);
+        if (r < 0)
+                return ctl_error_errno(r, "Cannot build the ListInbox call: %m");
+        r = sd_bus_message_close_container(m);
+        if (r < 0)
+                return ctl_error_errno(r, "Cannot build the ListInbox call: %m");
         r = bus_call(bus, m, "list the inbox", &reply);
         if (r != CTL_EXIT_OK)
                 return r;
-        r = bus_message_read_json(reply, ret);
-        if (r <= 0 || !json_object_is_type(*ret, json_type_array))
-                return ctl_error_errno(r < 0 ? r : -EBADMSG, "Cannot read the inbox");
+        r = bus_map_dict_array(reply, &bus_map_inbox_message, ret, &error);
+        if (r < 0)
+                return bus_map_report(r, &error, &bus_map_inbox_message, "read the inbox");
         return CTL_EXIT_OK;
 }
 
@@ -132,7 +147,7 @@ static int follow(sd_bus *bus, json_object *messages) {
         int r;
 
         if (!ids)
-                return ctl_error_errno(-ENOMEM, "Cannot follow the inbox");
+                return ctl_error_errno(-ENOMEM, "Cannot follow the inbox: %m");
         /* The daemon lists newest first; a stream reads oldest first. */
         for (size_t i = n; i > 0; i--) {
                 json_object *message = json_object_array_get_idx(messages, i - 1);
@@ -140,7 +155,7 @@ static int follow(sd_bus *bus, json_object *messages) {
                 json_object_object_add(ids, json_get_string(message, "id"), NULL);
                 r = print_message_line(message);
                 if (r < 0)
-                        return ctl_error_errno(r, "Cannot print a message");
+                        return ctl_error_errno(r, "Cannot print a message: %m");
         }
         fflush(stdout);
         listed_ids = ids;
@@ -161,7 +176,7 @@ int verb_inbox(sd_bus *bus, int argc, char **argv) {
                 r = sd_bus_match_signal(bus, &slot, DAEMON_SERVICE, DAEMON_PATH, DAEMON_INTERFACE, "MessageReceived",
                                         on_message_received, NULL);
                 if (r < 0)
-                        return ctl_error_errno(r, "Cannot subscribe to MessageReceived");
+                        return ctl_error_errno(r, "Cannot subscribe to MessageReceived: %m");
         }
         r = list_inbox(bus, &messages);
         if (r != CTL_EXIT_OK)
@@ -175,11 +190,14 @@ int verb_inbox(sd_bus *bus, int argc, char **argv) {
 
         t = table_new(ELEMENTSOF(headers), headers);
         if (!t)
-                return ctl_error_errno(-ENOMEM, "Cannot list the inbox");
+                return ctl_error_errno(-ENOMEM, "Cannot list the inbox: %m");
+        table_set_shrinkable(t, 2, 12);
+        table_set_shrinkable(t, 3, 8);
+        table_set_shrinkable(t, 4, MESSAGE_COLUMNS / 3);
         for (size_t i = json_object_array_length(messages); i > 0; i--) {
                 r = add_inbox_row(t, json_object_array_get_idx(messages, i - 1));
                 if (r < 0)
-                        return ctl_error_errno(r, "Cannot list the inbox");
+                        return ctl_error_errno(r, "Cannot list the inbox: %m");
         }
         if (table_rows(t) == 0) {
                 printf("No messages.\n");

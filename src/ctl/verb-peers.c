@@ -2,6 +2,7 @@
 #include <string.h>
 
 #include "bus-json.h"
+#include "bus-map.h"
 #include "bus-util.h"
 #include "ctl.h"
 #include "json-util.h"
@@ -17,24 +18,20 @@ static const char *peer_status_color(const char *status) {
 }
 
 static char *groups_of(json_object *peer) {
-        _cleanup_(json_object_putp) json_object *parsed = NULL;
         _cleanup_free_ char *s = NULL;
         json_object *groups;
         size_t n = 0;
         FILE *f;
 
-        /* The daemon gives the broker's groups as JSON text: [{"name": …, "role": …}, …]. */
-        if (json_object_object_get_ex(peer, "groups", &groups) && json_object_is_type(groups, json_type_string))
-                groups = parsed = json_tokener_parse(json_object_get_string(groups));
-        if (!groups || !json_object_is_type(groups, json_type_array))
+        /* The daemon gives the groups as "name" or "name:role"; the table shows the names. */
+        if (!json_object_object_get_ex(peer, "groups", &groups) || !json_object_is_type(groups, json_type_array))
                 return strdup("");
         f = open_memstream(&s, &n);
         if (!f)
                 return NULL;
         for (size_t i = 0; i < json_object_array_length(groups); i++) {
-                json_object *g = json_object_array_get_idx(groups, i);
-                fprintf(f, "%s@%s", i ? "," : "",
-                        json_object_is_type(g, json_type_object) ? json_get_string(g, "name") : json_object_get_string(g));
+                const char *g = json_object_get_string(json_object_array_get_idx(groups, i));
+                fprintf(f, "%s@%.*s", i ? "," : "", (int) strcspn(g, ":"), g);
         }
         if (fclose(f) != 0)
                 return NULL;
@@ -43,31 +40,36 @@ static char *groups_of(json_object *peer) {
 
 static int add_peer_row(Table *t, json_object *peer) {
         _cleanup_free_ char *name = NULL, *groups = groups_of(peer), *pubkey = NULL,
-                            *summary = ellipsize(json_get_string(peer, "summary"), 40);
+                            *summary = ellipsize(json_get_string(peer, "summary"), SIZE_MAX);
         const char *status = json_get_string(peer, "status");
         char when[RELATIVE_MAX];
-        usec_t connected = 0;
+        usec_t connected = json_get_uint64(peer, "connected_at");
         int r;
 
         if (asprintf(&name, "%s%s", json_get_string(peer, "display_name"),
                      json_get_bool(peer, "self") ? " (you)" : "") < 0 ||
-            asprintf(&pubkey, "%.16s…", json_get_string(peer, "pubkey")) < 0 || !groups || !summary)
+            !(pubkey = abbreviate_key(json_get_string(peer, "pubkey"), 16)) || !groups || !summary)
                 return -ENOMEM;
-        (void) parse_iso8601(json_get_string(peer, "connected_at"), &connected);
 
         r = table_add_cell(t, name, ansi_bold());
-        if (r >= 0)
-                r = table_add_cell(t, status, peer_status_color(status));
-        if (r >= 0)
-                r = table_add_cell(t, summary, NULL);
-        if (r >= 0)
-                r = table_add_cell(t, groups, NULL);
-        if (r >= 0)
-                r = table_add_cell(t, json_get_string(peer, "hostname"), NULL);
-        if (r >= 0)
-                r = table_add_cell(t, format_relative(connected, when), NULL);
-        if (r >= 0)
-                r = table_add_cell(t, pubkey, ansi_grey());
+        if (r < 0)
+                return r;
+        r = table_add_cell(t, status, peer_status_color(status));
+        if (r < 0)
+                return r;
+        r = table_add_cell(t, summary, NULL);
+        if (r < 0)
+                return r;
+        r = table_add_cell(t, groups, NULL);
+        if (r < 0)
+                return r;
+        r = table_add_cell(t, json_get_string(peer, "hostname"), NULL);
+        if (r < 0)
+                return r;
+        r = table_add_cell(t, format_relative(connected, when), NULL);
+        if (r < 0)
+                return r;
+        r = table_add_cell(t, pubkey, ansi_grey());
         return r;
 }
 
@@ -76,19 +78,21 @@ int verb_peers(sd_bus *bus, int argc, char **argv) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL, *reply = NULL;
         _cleanup_(json_object_putp) json_object *peers = NULL;
         _cleanup_(table_freep) Table *t = NULL;
+        BusMapError error = { .want = NULL };
         int r;
 
         r = bus_new_daemon_call(bus, "ListPeers", &m);
-        if (r >= 0)
-                r = sd_bus_message_append(m, "s", strempty(arg.mesh));
         if (r < 0)
-                return ctl_error_errno(r, "Cannot build the ListPeers call");
+                return ctl_error_errno(r, "Cannot build the ListPeers call: %m");
+        r = sd_bus_message_append(m, "s", strempty(arg.mesh));
+        if (r < 0)
+                return ctl_error_errno(r, "Cannot build the ListPeers call: %m");
         r = bus_call(bus, m, "list the peers", &reply);
         if (r != CTL_EXIT_OK)
                 return r;
-        r = bus_message_read_json(reply, &peers);
-        if (r <= 0 || !json_object_is_type(peers, json_type_array))
-                return ctl_error_errno(r < 0 ? r : -EBADMSG, "Cannot read the peers");
+        r = bus_map_dict_array(reply, &bus_map_peer, &peers, &error);
+        if (r < 0)
+                return bus_map_report(r, &error, &bus_map_peer, "read the peers");
 
         if (arg.json) {
                 json_print(peers);
@@ -96,11 +100,16 @@ int verb_peers(sd_bus *bus, int argc, char **argv) {
         }
         t = table_new(ELEMENTSOF(headers), headers);
         if (!t)
-                return ctl_error_errno(-ENOMEM, "Cannot list the peers");
+                return ctl_error_errno(-ENOMEM, "Cannot list the peers: %m");
+        table_set_shrinkable(t, 0, 12);
+        table_set_shrinkable(t, 2, 12);
+        table_set_shrinkable(t, 3, 8);
+        table_set_shrinkable(t, 4, 8);
+        table_set_shrinkable(t, 6, 8);
         for (size_t i = 0; i < json_object_array_length(peers); i++) {
                 r = add_peer_row(t, json_object_array_get_idx(peers, i));
                 if (r < 0)
-                        return ctl_error_errno(r, "Cannot list the peers");
+                        return ctl_error_errno(r, "Cannot list the peers: %m");
         }
         if (table_rows(t) == 0) {
                 printf("No peers are connected.\n");
@@ -130,42 +139,53 @@ static int append_field(sd_bus_message *m, json_object *echo, const char *key, c
 static int append_profile(sd_bus_message *m, json_object *echo) {
         int r;
 
+        const struct {
+                const char *key, *value;
+        } fields[] = {
+                { "summary", arg.summary }, { "status", arg.status }, { "title", arg.title },
+                { "bio", arg.bio },         { "avatar", arg.avatar },
+        };
+
         r = sd_bus_message_open_container(m, 'a', "{sv}");
-        if (r >= 0)
-                r = append_field(m, echo, "summary", arg.summary);
-        if (r >= 0)
-                r = append_field(m, echo, "status", arg.status);
-        if (r >= 0)
-                r = append_field(m, echo, "title", arg.title);
-        if (r >= 0)
-                r = append_field(m, echo, "bio", arg.bio);
-        if (r >= 0)
-                r = append_field(m, echo, "avatar", arg.avatar);
-        if (r >= 0 && arg.visible >= 0) {
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < ELEMENTSOF(fields); i++) {
+                r = append_field(m, echo, fields[i].key, fields[i].value);
+                if (r < 0)
+                        return r;
+        }
+        if (arg.visible >= 0) {
                 json_object_object_add(echo, "visible", json_object_new_boolean(arg.visible));
                 r = sd_bus_message_append(m, "{sv}", "visible", "b", arg.visible);
+                if (r < 0)
+                        return r;
         }
-        if (r >= 0 && arg.capabilities) {
+        if (arg.capabilities) {
                 json_object *caps = json_object_new_array();
 
                 for (size_t i = 0; caps && i < arg.n_capabilities; i++)
                         json_object_array_add(caps, json_object_new_string(arg.capabilities[i]));
                 json_object_object_add(echo, "capabilities", caps);
                 r = sd_bus_message_open_container(m, 'e', "sv");
-                if (r >= 0)
-                        r = sd_bus_message_append(m, "s", "capabilities");
-                if (r >= 0)
-                        r = sd_bus_message_open_container(m, 'v', "as");
-                if (r >= 0)
-                        r = sd_bus_message_append_strv(m, arg.capabilities);
-                if (r >= 0)
-                        r = sd_bus_message_close_container(m);
-                if (r >= 0)
-                        r = sd_bus_message_close_container(m);
-        }
-        if (r >= 0)
+                if (r < 0)
+                        return r;
+                r = sd_bus_message_append(m, "s", "capabilities");
+                if (r < 0)
+                        return r;
+                r = sd_bus_message_open_container(m, 'v', "as");
+                if (r < 0)
+                        return r;
+                r = sd_bus_message_append_strv(m, arg.capabilities);
+                if (r < 0)
+                        return r;
                 r = sd_bus_message_close_container(m);
-        return r;
+                if (r < 0)
+                        return r;
+                r = sd_bus_message_close_container(m);
+                if (r < 0)
+                        return r;
+        }
+        return sd_bus_message_close_container(m);
 }
 
 /* profile without options: this daemon's own row of the peer list, as the broker shows it. */
@@ -173,19 +193,21 @@ static int show_profile(sd_bus *bus) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL, *reply = NULL;
         _cleanup_(json_object_putp) json_object *peers = NULL;
         json_object *self = NULL;
+        BusMapError error = { .want = NULL };
         int r;
 
         r = bus_new_daemon_call(bus, "ListPeers", &m);
-        if (r >= 0)
-                r = sd_bus_message_append(m, "s", strempty(arg.mesh));
         if (r < 0)
-                return ctl_error_errno(r, "Cannot build the ListPeers call");
+                return ctl_error_errno(r, "Cannot build the ListPeers call: %m");
+        r = sd_bus_message_append(m, "s", strempty(arg.mesh));
+        if (r < 0)
+                return ctl_error_errno(r, "Cannot build the ListPeers call: %m");
         r = bus_call(bus, m, "show the profile", &reply);
         if (r != CTL_EXIT_OK)
                 return r;
-        r = bus_message_read_json(reply, &peers);
-        if (r <= 0 || !json_object_is_type(peers, json_type_array))
-                return ctl_error_errno(r < 0 ? r : -EBADMSG, "Cannot read the peers");
+        r = bus_map_dict_array(reply, &bus_map_peer, &peers, &error);
+        if (r < 0)
+                return bus_map_report(r, &error, &bus_map_peer, "read the peers");
         for (size_t i = 0; !self && i < json_object_array_length(peers); i++)
                 if (json_get_bool(json_object_array_get_idx(peers, i), "self"))
                         self = json_object_array_get_idx(peers, i);
@@ -200,7 +222,7 @@ static int show_profile(sd_bus *bus) {
         }
         _cleanup_free_ char *groups = groups_of(self);
         if (!groups)
-                return ctl_error_errno(-ENOMEM, "Cannot show the profile");
+                return ctl_error_errno(-ENOMEM, "Cannot show the profile: %m");
         print_field(8, "Name", NULL, json_get_string(self, "display_name"));
         print_field(8, "Status", peer_status_color(json_get_string(self, "status")), json_get_string(self, "status"));
         print_field(8, "Summary", NULL, json_get_string(self, "summary"));
@@ -216,14 +238,16 @@ int verb_profile(sd_bus *bus, int argc, char **argv) {
         int r;
 
         if (!echo)
-                return ctl_error_errno(-ENOMEM, "Cannot build the SetProfile call");
+                return ctl_error_errno(-ENOMEM, "Cannot build the SetProfile call: %m");
         r = bus_new_daemon_call(bus, "SetProfile", &m);
-        if (r >= 0)
-                r = sd_bus_message_append(m, "s", strempty(arg.mesh));
-        if (r >= 0)
-                r = append_profile(m, echo);
         if (r < 0)
-                return ctl_error_errno(r, "Cannot build the SetProfile call");
+                return ctl_error_errno(r, "Cannot build the SetProfile call: %m");
+        r = sd_bus_message_append(m, "s", strempty(arg.mesh));
+        if (r < 0)
+                return ctl_error_errno(r, "Cannot build the SetProfile call: %m");
+        r = append_profile(m, echo);
+        if (r < 0)
+                return ctl_error_errno(r, "Cannot build the SetProfile call: %m");
         if (json_object_object_length(echo) == 0)
                 return show_profile(bus);
 
@@ -233,7 +257,7 @@ int verb_profile(sd_bus *bus, int argc, char **argv) {
         if (arg.json) {
                 o = json_object_new_object();
                 if (!o)
-                        return ctl_error_errno(-ENOMEM, "Cannot print the result");
+                        return ctl_error_errno(-ENOMEM, "Cannot print the result: %m");
                 json_object_object_add(o, "mesh", json_object_new_string(strempty(arg.mesh)));
                 json_object_object_add(o, "profile", TAKE_PTR(echo));
                 json_print(o);
@@ -254,10 +278,11 @@ int mesh_method_call(sd_bus *bus, const char *method, const char *what, const ch
         int r;
 
         r = bus_new_daemon_call(bus, method, &m);
-        if (r >= 0)
-                r = sd_bus_message_append(m, "s", strempty(arg.mesh));
         if (r < 0)
-                return ctl_error_errno(r, "Cannot build the %s call", method);
+                return ctl_error_errno(r, "Cannot build the %s call: %m", method);
+        r = sd_bus_message_append(m, "s", strempty(arg.mesh));
+        if (r < 0)
+                return ctl_error_errno(r, "Cannot build the %s call: %m", method);
         r = bus_call(bus, m, what, NULL);
         if (r != CTL_EXIT_OK)
                 return r;
@@ -265,7 +290,7 @@ int mesh_method_call(sd_bus *bus, const char *method, const char *what, const ch
                 _cleanup_(json_object_putp) json_object *o = json_object_new_object();
 
                 if (!o)
-                        return ctl_error_errno(-ENOMEM, "Cannot print the result");
+                        return ctl_error_errno(-ENOMEM, "Cannot print the result: %m");
                 json_object_object_add(o, "mesh", json_object_new_string(strempty(arg.mesh)));
                 json_print(o);
         } else

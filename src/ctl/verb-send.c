@@ -41,40 +41,47 @@ int verb_send(sd_bus *bus, int argc, char **argv) {
                 if (r == -EBADMSG)
                         return ctl_usage_error("The message on standard input contains a NUL byte.");
                 if (r < 0)
-                        return ctl_error_errno(r, "Cannot read the message from standard input");
+                        return ctl_error_errno(r, "Cannot read the message from standard input: %m");
                 message = input;
         }
 
         r = bus_new_daemon_call(bus, "Send", &m);
-        if (r >= 0)
-                r = sd_bus_message_append(m, "sss", strempty(arg.mesh), to, message);
-        if (r >= 0)
-                r = sd_bus_message_open_container(m, 'a', "{sv}");
-        if (r >= 0)
-                r = bus_append_string_option(m, "priority", arg.priority);
-        if (r >= 0)
-                r = bus_append_string_option(m, "meta", arg.meta);
-        if (r >= 0)
-                r = bus_append_string_option(m, "reply_to_id", arg.reply_to);
-        if (r >= 0)
-                r = bus_append_string_option(m, "client_message_id", arg.id);
-        if (r >= 0)
-                r = sd_bus_message_close_container(m);
         if (r < 0)
-                return ctl_error_errno(r, "Cannot build the Send call");
+                return ctl_error_errno(r, "Cannot build the Send call: %m");
+        r = sd_bus_message_append(m, "sss", strempty(arg.mesh), to, message);
+        if (r < 0)
+                return ctl_error_errno(r, "Cannot build the Send call: %m");
+        r = sd_bus_message_open_container(m, 'a', "{sv}");
+        if (r < 0)
+                return ctl_error_errno(r, "Cannot build the Send call: %m");
+        r = bus_append_string_option(m, "priority", arg.priority);
+        if (r < 0)
+                return ctl_error_errno(r, "Cannot build the Send call: %m");
+        r = bus_append_string_option(m, "meta", arg.meta);
+        if (r < 0)
+                return ctl_error_errno(r, "Cannot build the Send call: %m");
+        r = bus_append_string_option(m, "reply_to_id", arg.reply_to);
+        if (r < 0)
+                return ctl_error_errno(r, "Cannot build the Send call: %m");
+        r = bus_append_string_option(m, "client_message_id", arg.id);
+        if (r < 0)
+                return ctl_error_errno(r, "Cannot build the Send call: %m");
+        r = sd_bus_message_close_container(m);
+        if (r < 0)
+                return ctl_error_errno(r, "Cannot build the Send call: %m");
 
         r = bus_call(bus, m, "send the message", &reply);
         if (r != CTL_EXIT_OK)
                 return r;
         r = sd_bus_message_read(reply, "sss", &id, &status, &broker_id);
         if (r < 0)
-                return ctl_error_errno(r, "Cannot read the answer to Send");
+                return ctl_error_errno(r, "Cannot read the answer to Send: %m");
 
         if (arg.json) {
                 _cleanup_(json_object_putp) json_object *o = json_object_new_object();
 
                 if (!o)
-                        return ctl_error_errno(-ENOMEM, "Cannot print the result");
+                        return ctl_error_errno(-ENOMEM, "Cannot print the result: %m");
                 json_object_object_add(o, "client_message_id", json_object_new_string(id));
                 json_object_object_add(o, "status", json_object_new_string(status));
                 json_object_object_add(o, "broker_message_id", json_object_new_string(broker_id));
@@ -86,7 +93,7 @@ int verb_send(sd_bus *bus, int argc, char **argv) {
         shown_id = escape_line(id);
         shown_broker_id = escape_line(broker_id);
         if (!shown_id || !shown_broker_id)
-                return ctl_error_errno(-ENOMEM, "Cannot print the result");
+                return ctl_error_errno(-ENOMEM, "Cannot print the result: %m");
         if (streq(status, "done"))
                 printf("Already delivered as %s (broker message id %s); nothing sent again.\n", shown_id,
                        shown_broker_id);

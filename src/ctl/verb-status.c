@@ -16,48 +16,20 @@ static const char *state_color(const char *state) {
         return ansi_yellow();
 }
 
-/* Features is the broker's JSON text: shown as the names it lists (array items or object keys). */
+/* Features: the names of the broker's features (the map made them an array), comma-separated. */
 static char *features_summary(json_object *features) {
         _cleanup_free_ char *s = NULL;
         size_t n = 0;
+        FILE *f;
 
-        if (!features || json_object_is_type(features, json_type_null))
-                return NULL;
-        if (json_object_is_type(features, json_type_string))
-                return strdup(json_object_get_string(features));
-
-        FILE *f = open_memstream(&s, &n);
+        f = open_memstream(&s, &n);
         if (!f)
                 return NULL;
-        if (json_object_is_type(features, json_type_array))
-                for (size_t i = 0; i < json_object_array_length(features); i++)
-                        fprintf(f, "%s%s", i ? "," : "", json_object_get_string(json_object_array_get_idx(features, i)));
-        else if (json_object_is_type(features, json_type_object)) {
-                bool first = true;
-                for (struct json_object_iterator it = json_object_iter_begin(features),
-                                                  end = json_object_iter_end(features);
-                     !json_object_iter_equal(&it, &end); json_object_iter_next(&it)) {
-                        fprintf(f, "%s%s", first ? "" : ",", json_object_iter_peek_name(&it));
-                        first = false;
-                }
-        } else
-                fputs(json_object_get_string(features), f);
+        for (size_t i = 0; i < json_object_array_length(features); i++)
+                fprintf(f, "%s%s", i ? "," : "", json_object_get_string(json_object_array_get_idx(features, i)));
         if (fclose(f) != 0)
                 return NULL;
         return TAKE_PTR(s);
-}
-
-/* Replaces the Features text of every mesh with the JSON it holds, so --json output nests it. */
-static void parse_features(json_object *meshes) {
-        for (size_t i = 0; i < json_object_array_length(meshes); i++) {
-                json_object *mesh = json_object_array_get_idx(meshes, i), *text, *parsed;
-
-                if (!json_object_object_get_ex(mesh, "Features", &text) || !json_object_is_type(text, json_type_string))
-                        continue;
-                parsed = json_tokener_parse(json_object_get_string(text));
-                if (parsed || !json_object_get_string(text)[0])
-                        json_object_object_add(mesh, "Features", parsed);
-        }
 }
 
 static int add_count_cell(Table *t, json_object *mesh, const char *key) {
@@ -69,6 +41,45 @@ static int add_count_cell(Table *t, json_object *mesh, const char *key) {
         return table_add_cell(t, json_object_get_string(v), NULL);
 }
 
+static int add_mesh_row(Table *t, json_object *mesh, bool details) {
+        const char *state = json_get_string(mesh, "State"), *last_error = json_get_string(mesh, "LastError");
+        _cleanup_free_ char *features = NULL;
+        json_object *list;
+        int r;
+
+        r = table_add_cell(t, json_get_string(mesh, "Slug"), ansi_bold());
+        if (r < 0)
+                return r;
+        r = table_add_cell(t, json_get_string(mesh, "Name"), NULL);
+        if (r < 0)
+                return r;
+        r = table_add_cell(t, state, state_color(state));
+        if (r < 0)
+                return r;
+        if (!details) {
+                r = table_add_cell(t, json_get_string(mesh, "BrokerUrl"), NULL);
+                if (r < 0)
+                        return r;
+                return table_add_cell(t, json_get_string(mesh, "MemberId"), NULL);
+        }
+        /* Features is required by the map: always an array here. */
+        if (!json_object_object_get_ex(mesh, "Features", &list))
+                return -EBADMSG;
+        features = features_summary(list);
+        if (!features)
+                return -ENOMEM;
+        r = add_count_cell(t, mesh, "OutboxDepth");
+        if (r < 0)
+                return r;
+        r = add_count_cell(t, mesh, "UnreadCount");
+        if (r < 0)
+                return r;
+        r = table_add_cell(t, features, NULL);
+        if (r < 0)
+                return r;
+        return table_add_cell(t, last_error, last_error[0] ? ansi_red() : NULL);
+}
+
 static int print_mesh_table(json_object *meshes, bool details) {
         static const char *const headers[] = { "MESH", "NAME", "STATE", "OUTBOX", "UNREAD", "FEATURES", "LAST ERROR" };
         static const char *const short_headers[] = { "MESH", "NAME", "STATE", "BROKER", "MEMBER" };
@@ -77,42 +88,22 @@ static int print_mesh_table(json_object *meshes, bool details) {
         int r = 0;
 
         if (!t)
-                return ctl_error_errno(-ENOMEM, "Cannot list the meshes");
-        for (size_t i = 0; r >= 0 && i < json_object_array_length(meshes); i++) {
-                json_object *mesh = json_object_array_get_idx(meshes, i), *features = NULL;
-                const char *state = json_get_string(mesh, "State");
-
-                r = table_add_cell(t, json_get_string(mesh, "Slug"), ansi_bold());
-                if (r >= 0)
-                        r = table_add_cell(t, json_get_string(mesh, "Name"), NULL);
-                if (r >= 0)
-                        r = table_add_cell(t, state, state_color(state));
-                if (r >= 0 && details) {
-                        _cleanup_free_ char *f = NULL, *error = NULL;
-
-                        json_object_object_get_ex(mesh, "Features", &features);
-                        f = features_summary(features);
-                        if (f) {
-                                char *shown = ellipsize(f, 40);
-                                free(f);
-                                f = shown;
-                        }
-                        error = ellipsize(json_get_string(mesh, "LastError"), 60);
-                        r = add_count_cell(t, mesh, "OutboxDepth");
-                        if (r >= 0)
-                                r = add_count_cell(t, mesh, "UnreadCount");
-                        if (r >= 0)
-                                r = table_add_cell(t, f, NULL);
-                        if (r >= 0)
-                                r = error ? table_add_cell(t, error, error[0] ? ansi_red() : NULL) : -ENOMEM;
-                } else if (r >= 0) {
-                        r = table_add_cell(t, json_get_string(mesh, "BrokerUrl"), NULL);
-                        if (r >= 0)
-                                r = table_add_cell(t, json_get_string(mesh, "MemberId"), NULL);
-                }
+                return ctl_error_errno(-ENOMEM, "Cannot list the meshes: %m");
+        if (details) {
+                table_set_shrinkable(t, 1, 10);
+                table_set_shrinkable(t, 5, 12);
+                table_set_shrinkable(t, 6, 16);
+        } else {
+                table_set_shrinkable(t, 1, 10);
+                table_set_shrinkable(t, 3, 16);
+        }
+        for (size_t i = 0; i < json_object_array_length(meshes); i++) {
+                r = add_mesh_row(t, json_object_array_get_idx(meshes, i), details);
+                if (r < 0)
+                        break;
         }
         if (r < 0)
-                return ctl_error_errno(r, "Cannot list the meshes");
+                return ctl_error_errno(r, "Cannot list the meshes: %m");
         if (table_rows(t) == 0) {
                 printf("No meshes are configured.\n");
                 return CTL_EXIT_OK;
@@ -122,7 +113,7 @@ static int print_mesh_table(json_object *meshes, bool details) {
 
 int verb_status(sd_bus *bus, int argc, char **argv) {
         _cleanup_(json_object_putp) json_object *props = NULL, *meshes = NULL;
-        _cleanup_free_ char *fingerprint = NULL, *version = NULL, *status = NULL;
+        _cleanup_free_ char *fingerprint = NULL, *version = NULL, *status = NULL, *short_fp = NULL;
         const char *host_state, *fp, *config_error;
         int r;
 
@@ -131,7 +122,6 @@ int verb_status(sd_bus *bus, int argc, char **argv) {
                 r = bus_get_meshes(bus, &meshes);
         if (r != CTL_EXIT_OK)
                 return r;
-        parse_features(meshes);
 
         if (arg.json) {
                 json_object_object_add(props, "Meshes", TAKE_PTR(meshes));
@@ -142,15 +132,16 @@ int verb_status(sd_bus *bus, int argc, char **argv) {
         host_state = json_get_string(props, "HostFingerprintState");
         fp = json_get_string(props, "HostFingerprint");
         config_error = json_get_string(props, "ConfigError");
-        if (asprintf(&version, "claudemeshd %s", json_get_string(props, "Version")) < 0 ||
-            asprintf(&fingerprint, "%s%s%.16s%s", host_state, fp[0] ? " (" : "", fp, fp[0] ? "…)" : "") < 0)
-                return ctl_error_errno(-ENOMEM, "Cannot show the status");
+        short_fp = abbreviate_key(fp, 16);
+        if (!short_fp || asprintf(&version, "claudemeshd %s", json_get_string(props, "Version")) < 0 ||
+            asprintf(&fingerprint, "%s%s%s%s", host_state, fp[0] ? " (" : "", short_fp, fp[0] ? ")" : "") < 0)
+                return ctl_error_errno(-ENOMEM, "Cannot show the status: %m");
 
         print_field(12, "Daemon", NULL, version);
         /* The daemon's Status line ends with the config error, which has a line of its own here. */
         status = strdup(json_get_string(props, "Status"));
         if (!status)
-                return ctl_error_errno(-ENOMEM, "Cannot show the status");
+                return ctl_error_errno(-ENOMEM, "Cannot show the status: %m");
         char *cut = config_error[0] ? strstr(status, "; config error: ") : NULL;
         if (cut)
                 *cut = '\0';
@@ -178,7 +169,6 @@ int verb_meshes(sd_bus *bus, int argc, char **argv) {
         r = bus_get_meshes(bus, &meshes);
         if (r != CTL_EXIT_OK)
                 return r;
-        parse_features(meshes);
         if (arg.json) {
                 json_print(meshes);
                 return CTL_EXIT_OK;
@@ -194,7 +184,7 @@ int verb_accept_host(sd_bus *bus, int argc, char **argv) {
 
         r = bus_new_daemon_call(bus, "AcceptHost", &m);
         if (r < 0)
-                return ctl_error_errno(r, "Cannot build a bus call");
+                return ctl_error_errno(r, "Cannot build a bus call: %m");
         r = bus_call(bus, m, "accept the host fingerprint", NULL);
         if (r == CTL_EXIT_OK)
                 r = bus_get_daemon_properties(bus, &props);
@@ -204,7 +194,7 @@ int verb_accept_host(sd_bus *bus, int argc, char **argv) {
         if (arg.json) {
                 o = json_object_new_object();
                 if (!o)
-                        return ctl_error_errno(-ENOMEM, "Cannot print the result");
+                        return ctl_error_errno(-ENOMEM, "Cannot print the result: %m");
                 json_object_object_add(o, "HostFingerprintState",
                                        json_object_new_string(json_get_string(props, "HostFingerprintState")));
                 json_object_object_add(o, "HostFingerprint",
@@ -214,7 +204,7 @@ int verb_accept_host(sd_bus *bus, int argc, char **argv) {
         }
         fingerprint = escape_line(json_get_string(props, "HostFingerprint"));
         if (!fingerprint)
-                return ctl_error_errno(-ENOMEM, "Cannot print the result");
+                return ctl_error_errno(-ENOMEM, "Cannot print the result: %m");
         printf("Accepted host fingerprint %s; detached meshes attach.\n", fingerprint);
         return CTL_EXIT_OK;
 }

@@ -2,6 +2,7 @@
 #include <string.h>
 
 #include "bus-json.h"
+#include "bus-map.h"
 #include "bus-util.h"
 #include "ctl.h"
 #include "json-util.h"
@@ -65,7 +66,7 @@ static void print_event(json_object *ev, const char *label, const char *mesh, co
         shown_mesh = escape_line(mesh && mesh[0] ? mesh : "-");
         shown_detail = escape_line(strempty(detail));
         if (!shown_mesh || !shown_detail) {
-                ctl_error_errno(-ENOMEM, "Cannot show an event");
+                ctl_error_errno(-ENOMEM, "Cannot show an event: %m");
                 return;
         }
         printf("%s  %s%-13s%s %-*s%s%s\n", format_clock(json_get_uint64(ev, "time"), when), ansi_bold(), label,
@@ -86,14 +87,29 @@ static json_object *event_new(const char *name) {
 static int on_properties_changed(sd_bus_message *m, json_object *ev) {
         _cleanup_(json_object_putp) json_object *changed = NULL, *invalidated = NULL;
         _cleanup_free_ char *slug = bus_mesh_slug_from_path(sd_bus_message_get_path(m)), *detail = NULL;
+        const BusMap *map = NULL;
+        BusMapError error = { .want = NULL };
         const char *interface;
         int r;
 
         r = sd_bus_message_read(m, "s", &interface);
-        if (r >= 0)
-                r = bus_message_read_json(m, &changed);
-        if (r >= 0)
-                r = bus_message_read_json(m, &invalidated);
+        if (r < 0)
+                return r;
+        if (slug && streq(interface, MESH_INTERFACE))
+                map = &bus_map_mesh_properties;
+        else if (!slug && streq(interface, DAEMON_INTERFACE))
+                map = &bus_map_daemon_properties;
+        /* Another interface's properties (a newer daemon's) are shown as they come. */
+        r = map ? bus_map_changed(m, map, &changed, &error) : bus_message_read_json(m, &changed);
+        if (r == 0)
+                r = -EBADMSG;
+        if (r < 0 && map) {
+                (void) bus_map_report(r, &error, map, "show a PropertiesChanged signal");
+                return 0;
+        }
+        if (r < 0)
+                return r;
+        r = bus_message_read_json(m, &invalidated);
         if (r <= 0)
                 return r < 0 ? r : -EBADMSG;
         if (!mesh_wanted(slug))
@@ -119,8 +135,9 @@ static int on_interfaces(sd_bus_message *m, json_object *ev, bool added) {
         int r;
 
         r = sd_bus_message_read(m, "o", &path);
-        if (r >= 0)
-                r = bus_message_read_json(m, &interfaces);
+        if (r < 0)
+                return r;
+        r = bus_message_read_json(m, &interfaces);
         if (r <= 0)
                 return r < 0 ? r : -EBADMSG;
         slug = bus_mesh_slug_from_path(path);
@@ -156,14 +173,19 @@ static int on_outbox_event(sd_bus_message *m, json_object *ev, const char *label
 static int on_dict_event(sd_bus_message *m, json_object *ev, const char *label, const char *key) {
         _cleanup_(json_object_putp) json_object *dict = NULL;
         _cleanup_free_ char *detail = NULL, *body = NULL;
+        const BusMap *map = streq(key, "message") ? &bus_map_inbox_message : &bus_map_peer;
+        BusMapError error = { .want = NULL };
         const char *mesh;
         int r;
 
         r = sd_bus_message_read(m, "s", &mesh);
-        if (r >= 0)
-                r = bus_message_read_json(m, &dict);
-        if (r <= 0)
-                return r < 0 ? r : -EBADMSG;
+        if (r < 0)
+                return r;
+        r = bus_map_dict(m, map, &dict, &error);
+        if (r <= 0) {
+                (void) bus_map_report(r < 0 ? r : -EBADMSG, &error, map, "show a signal");
+                return 0;
+        }
         if (!mesh_wanted(mesh))
                 return 0;
         if (streq(key, "message")) {
@@ -173,9 +195,12 @@ static int on_dict_event(sd_bus_message *m, json_object *ev, const char *label, 
                 if (!body || asprintf(&detail, "from %s: %s", name[0] ? name : json_get_string(dict, "sender_pubkey"),
                                       body) < 0)
                         return -ENOMEM;
-        } else if (asprintf(&detail, "%s (%.16s…)", json_get_string(dict, "display_name"),
-                            json_get_string(dict, "pubkey")) < 0)
-                return -ENOMEM;
+        } else {
+                _cleanup_free_ char *short_key = abbreviate_key(json_get_string(dict, "pubkey"), 16);
+
+                if (!short_key || asprintf(&detail, "%s (%s)", json_get_string(dict, "display_name"), short_key) < 0)
+                        return -ENOMEM;
+        }
         json_object_object_add(ev, "mesh", json_object_new_string(mesh));
         json_object_object_add(ev, key, TAKE_PTR(dict));
         print_event(ev, label, mesh, detail);
@@ -202,7 +227,7 @@ static int on_daemon_signal(sd_bus_message *m, void *userdata, sd_bus_error *err
         int r;
 
         if (!ev) {
-                ctl_error_errno(-ENOMEM, "Cannot show an event");
+                ctl_error_errno(-ENOMEM, "Cannot show an event: %m");
                 return 0;
         }
         if (sd_bus_message_is_signal(m, "org.freedesktop.DBus.Properties", "PropertiesChanged"))
@@ -257,7 +282,7 @@ static int resolve_mesh_filter(sd_bus *bus) {
                 filter_slug = strdup(json_get_string(mesh, "Slug"));
                 filter_id = strdup(json_get_string(mesh, "Id"));
                 if (!filter_slug || !filter_id)
-                        return ctl_error_errno(-ENOMEM, "Cannot watch");
+                        return ctl_error_errno(-ENOMEM, "Cannot watch: %m");
                 return CTL_EXIT_OK;
         }
         ctl_error("No mesh '%s' is configured: see 'claudemeshctl meshes'.", arg.mesh);
@@ -269,14 +294,15 @@ int verb_watch(sd_bus *bus, int argc, char **argv) {
         int r;
 
         r = sd_bus_match_signal(bus, &signals, DAEMON_SERVICE, NULL, NULL, NULL, on_daemon_signal, NULL);
-        if (r >= 0)
-                r = sd_bus_add_match(bus, &owner,
-                                     "type='signal',sender='org.freedesktop.DBus',path='/org/freedesktop/DBus',"
-                                     "interface='org.freedesktop.DBus',member='NameOwnerChanged',"
-                                     "arg0='" DAEMON_SERVICE "'",
-                                     on_owner_changed, NULL);
         if (r < 0)
-                return ctl_error_errno(r, "Cannot subscribe to the daemon's signals");
+                return ctl_error_errno(r, "Cannot subscribe to the daemon's signals: %m");
+        r = sd_bus_add_match(bus, &owner,
+                             "type='signal',sender='org.freedesktop.DBus',path='/org/freedesktop/DBus',"
+                             "interface='org.freedesktop.DBus',member='NameOwnerChanged',"
+                             "arg0='" DAEMON_SERVICE "'",
+                             on_owner_changed, NULL);
+        if (r < 0)
+                return ctl_error_errno(r, "Cannot subscribe to the daemon's signals: %m");
 
         r = resolve_mesh_filter(bus);
         if (r == CTL_EXIT_OK) {

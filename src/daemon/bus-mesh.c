@@ -58,7 +58,7 @@ static int property_get_state(sd_bus *bus, const char *path, const char *interfa
 static int property_get_features(sd_bus *bus, const char *path, const char *interface, const char *property,
                                  sd_bus_message *reply, void *userdata, sd_bus_error *error) {
         Mesh *mesh = userdata;
-        return sd_bus_message_append(reply, "s", mesh->link ? mesh_link_features(mesh->link) : "");
+        return sd_bus_message_append_strv(reply, mesh->link ? (char **) mesh_link_feature_names(mesh->link) : NULL);
 }
 
 static int property_get_outbox_depth(sd_bus *bus, const char *path, const char *interface, const char *property,
@@ -81,7 +81,7 @@ static const sd_bus_vtable mesh_vtable[] = {
         SD_BUS_PROPERTY("BrokerUrl", "s", property_get_broker_url, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("State", "s", property_get_state, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("LastError", "s", NULL, offsetof(Mesh, last_error), SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
-        SD_BUS_PROPERTY("Features", "s", property_get_features, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("Features", "as", property_get_features, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("UnreadCount", "u", NULL, offsetof(Mesh, unread), SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         /* Read on demand: it changes with every send and ack, too often to signal. */
         SD_BUS_PROPERTY("OutboxDepth", "u", property_get_outbox_depth, 0, SD_BUS_VTABLE_PROPERTY_EMITS_INVALIDATION),

@@ -46,8 +46,3 @@ int manager_requeue_check(Manager *m, const char *new_client_message_id, const c
 /* NoSuchMessage, NotRequeueable (neither pending nor dead), ClientMessageIdInUse, Storage. */
 int manager_requeue(Manager *m, const char *row_id, const char *new_client_message_id, const char *aborted_by,
                     char ret_new_row_id[static ULID_MAX], char **ret_new_client_message_id, sd_bus_error *error);
-
-/* Reads an a{sv} whose values are all strings into values[] (matched by keys[]); an unknown key
- * or another type is an InvalidArgument error. */
-int bus_read_string_options(sd_bus_message *msg, const char *const *keys, const char **values, size_t n_keys,
-                            sd_bus_error *error);

@@ -4,23 +4,9 @@
 
 #include "bus-errors.h"
 #include "bus-methods.h"
+#include "bus-options.h"
 #include "log.h"
 #include "manager.h"
-
-/* Filters come as strings (busctl-friendly); numbers are parsed and range-checked here. */
-static int parse_unsigned(const char *key, const char *s, unsigned long long max, unsigned long long *ret,
-                          sd_bus_error *error) {
-        char *end;
-        unsigned long long v;
-
-        errno = 0;
-        v = strtoull(s, &end, 10);
-        if (!s[0] || *end || errno != 0 || s[0] == '-' || v > max)
-                return sd_bus_error_setf(error, CM_ERROR_INVALID_ARGUMENT,
-                                         "Filter \"%s\" must be a whole number up to %llu, not \"%s\".", key, max, s);
-        *ret = v;
-        return 0;
-}
 
 int manager_mesh_filter(Manager *m, const char *name, const char **ret_mesh_id, sd_bus_error *error) {
         Mesh *mesh;
@@ -157,41 +143,43 @@ static int append_outbox_row(sd_bus_message *reply, Manager *m, const void *item
                 "payload_bytes", "t", (uint64_t) row->body_size);
 }
 
-/* The arguments of ListOutbox and ListInbox: a mesh ("" for all) and string filters. */
-static int read_list_call(sd_bus_message *msg, Manager *m, const char *const *keys, const char **values,
-                          size_t n_keys, const char **ret_mesh_id, sd_bus_error *error) {
+/* The arguments of ListOutbox and ListInbox: a mesh ("" for all) and typed filters. */
+static int read_list_call(sd_bus_message *msg, Manager *m, const BusOption *filters, size_t n_filters,
+                          const char **ret_mesh_id, sd_bus_error *error) {
         const char *mesh_name;
         int r;
 
         r = sd_bus_message_read(msg, "s", &mesh_name);
-        if (r >= 0)
-                r = bus_read_string_options(msg, keys, values, n_keys, error);
-        if (r >= 0)
-                r = manager_mesh_filter(m, mesh_name, ret_mesh_id, error);
-        return r;
+        if (r < 0)
+                return r;
+        r = bus_read_options(msg, filters, n_filters, error);
+        if (r < 0)
+                return r;
+        return manager_mesh_filter(m, mesh_name, ret_mesh_id, error);
 }
 
 int method_list_outbox(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
-        static const char *const keys[] = { "status", "limit" };
         Manager *m = userdata;
-        const char *mesh_id, *values[ELEMENTSOF(keys)] = { NULL };
+        const char *mesh_id, *status_name = NULL;
         OutboxStatus status = _OUTBOX_STATUS_INVALID;
-        unsigned long long limit = 0;
+        uint32_t limit = 0;
+        const BusOption filters[] = {
+                { "status", "s", &status_name },
+                { "limit", "u", &limit },
+        };
         OutboxRow *rows = NULL;
         size_t n = 0;
         int r;
 
-        r = read_list_call(msg, m, keys, values, ELEMENTSOF(keys), &mesh_id, error);
+        r = read_list_call(msg, m, filters, ELEMENTSOF(filters), &mesh_id, error);
         if (r < 0)
                 return r;
-        if (values[0]) {
-                status = outbox_status_from_string(values[0]);
+        if (status_name) {
+                status = outbox_status_from_string(status_name);
                 if (status < 0)
                         return sd_bus_error_setf(error, CM_ERROR_INVALID_ARGUMENT, "Filter \"status\" must be "
-                                                 "pending, inflight, done, dead or aborted, not \"%s\".", values[0]);
+                                                 "pending, inflight, done, dead or aborted, not \"%s\".", status_name);
         }
-        if (values[1] && (r = parse_unsigned("limit", values[1], 100000, &limit, error)) < 0)
-                return r;
         r = manager_outbox_check(m, error);
         if (r < 0)
                 return r;
@@ -200,7 +188,7 @@ int method_list_outbox(sd_bus_message *msg, void *userdata, sd_bus_error *error)
         if (r <= 0)
                 return r < 0 ? r : 1;
 
-        r = manager_list_outbox(m, mesh_id, status, (unsigned) limit, &rows, &n, error);
+        r = manager_list_outbox(m, mesh_id, status, limit, &rows, &n, error);
         if (r < 0)
                 return r;
 
@@ -210,18 +198,22 @@ int method_list_outbox(sd_bus_message *msg, void *userdata, sd_bus_error *error)
 }
 
 int method_requeue(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
-        static const char *const keys[] = { "client_message_id" };
         Manager *m = userdata;
-        const char *row_id, *values[ELEMENTSOF(keys)] = { NULL };
+        const char *row_id, *client_message_id = NULL;
+        const BusOption options[] = {
+                { "client_message_id", "s", &client_message_id },
+        };
         _cleanup_free_ char *new_client_message_id = NULL;
         char new_row_id[ULID_MAX];
         int r;
 
         r = sd_bus_message_read(msg, "s", &row_id);
-        if (r >= 0)
-                r = bus_read_string_options(msg, keys, values, ELEMENTSOF(keys), error);
-        if (r >= 0)
-                r = manager_requeue_check(m, values[0], NULL, error);
+        if (r < 0)
+                return r;
+        r = bus_read_options(msg, options, ELEMENTSOF(options), error);
+        if (r < 0)
+                return r;
+        r = manager_requeue_check(m, client_message_id, NULL, error);
         if (r < 0)
                 return r;
 
@@ -229,7 +221,7 @@ int method_requeue(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
         if (r <= 0)
                 return r < 0 ? r : 1;
 
-        r = manager_requeue(m, row_id, values[0], NULL, new_row_id, &new_client_message_id, error);
+        r = manager_requeue(m, row_id, client_message_id, NULL, new_row_id, &new_client_message_id, error);
         if (r < 0)
                 return r;
         return sd_bus_reply_method_return(msg, "ss", new_row_id, new_client_message_id);
@@ -254,26 +246,22 @@ int bus_append_inbox_message(sd_bus_message *reply, Manager *m, const void *item
 }
 
 int method_list_inbox(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
-        static const char *const keys[] = { "since", "from", "topic", "limit" };
         Manager *m = userdata;
-        const char *mesh_id, *values[ELEMENTSOF(keys)] = { NULL };
-        unsigned long long since = 0, limit = 0;
+        const char *mesh_id, *from = NULL, *topic = NULL;
+        uint64_t since = 0;
+        uint32_t limit = 0;
+        const BusOption filters[] = {
+                { "since", "t", &since },
+                { "from", "s", &from },
+                { "topic", "s", &topic },
+                { "limit", "u", &limit },
+        };
         InboxMessage *msgs = NULL;
         size_t n = 0;
         int r;
 
-        r = read_list_call(msg, m, keys, values, ELEMENTSOF(keys), &mesh_id, error);
+        r = read_list_call(msg, m, filters, ELEMENTSOF(filters), &mesh_id, error);
         if (r < 0)
-                return r;
-        if (values[0]) {
-                usec_t t;
-                /* µs since the epoch, or an ISO 8601 time as upstream's ?since= takes */
-                if (parse_iso8601(values[0], &t) >= 0)
-                        since = t;
-                else if ((r = parse_unsigned("since", values[0], UINT64_MAX, &since, error)) < 0)
-                        return r;
-        }
-        if (values[3] && (r = parse_unsigned("limit", values[3], 100000, &limit, error)) < 0)
                 return r;
         r = manager_inbox_check(m, error);
         if (r < 0)
@@ -283,7 +271,7 @@ int method_list_inbox(sd_bus_message *msg, void *userdata, sd_bus_error *error) 
         if (r <= 0)
                 return r < 0 ? r : 1;
 
-        r = manager_list_inbox(m, mesh_id, since, values[1], values[2], (unsigned) limit, &msgs, &n, error);
+        r = manager_list_inbox(m, mesh_id, since, from, topic, limit, &msgs, &n, error);
         if (r < 0)
                 return r;
 

@@ -3,22 +3,47 @@
 
 #include "bus-errors.h"
 #include "bus-methods.h"
+#include "bus-options.h"
 #include "log.h"
 #include "manager-link.h"
 #include "manager.h"
 #include "mesh-link-internal.h"
+#include "strv.h"
 #include "time-util.h"
 
 int bus_append_peer(sd_bus_message *m, const MeshLink *l, const Peer *p) {
-        return sd_bus_message_append(m, "{sv}{sv}{sv}{sv}{sv}{sv}{sv}{sv}{sv}{sv}",
-                                     "pubkey", "s", p->pubkey,
-                                     "member_pubkey", "s", strempty(p->member_pubkey),
-                                     "display_name", "s", p->display_name,
-                                     "status", "s", strempty(p->status),
-                                     "summary", "s", strempty(p->summary),
-                                     "groups", "s", p->groups_json ? p->groups_json : "[]",
+        int r;
+
+        r = sd_bus_message_append(m, "{sv}{sv}{sv}{sv}{sv}",
+                                  "pubkey", "s", p->pubkey,
+                                  "member_pubkey", "s", strempty(p->member_pubkey),
+                                  "display_name", "s", p->display_name,
+                                  "status", "s", strempty(p->status),
+                                  "summary", "s", strempty(p->summary));
+        if (r < 0)
+                return r;
+        /* groups is an as: no fixed-signature append takes a strv. */
+        r = sd_bus_message_open_container(m, 'e', "sv");
+        if (r < 0)
+                return r;
+        r = sd_bus_message_append(m, "s", "groups");
+        if (r < 0)
+                return r;
+        r = sd_bus_message_open_container(m, 'v', "as");
+        if (r < 0)
+                return r;
+        r = sd_bus_message_append_strv(m, p->groups);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_close_container(m);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_close_container(m);
+        if (r < 0)
+                return r;
+        return sd_bus_message_append(m, "{sv}{sv}{sv}{sv}",
                                      "session_id", "s", strempty(p->session_id),
-                                     "connected_at", "s", strempty(p->connected_at),
+                                     "connected_at", "t", (uint64_t) p->connected_at_usec,
                                      "hostname", "s", strempty(p->hostname),
                                      "self", "b", streq(p->pubkey, l->session.public_key_hex));
 }
@@ -104,14 +129,35 @@ int method_list_peers(sd_bus_message *msg, void *userdata, sd_bus_error *error) 
         return 1;
 }
 
-/* One a{sv} entry's value as profile_update_set() checks it. */
-static int read_profile_value(sd_bus_message *msg, ProfileValue *v, char ***strings) {
+/* The fields SetProfile takes, with their D-Bus types. */
+static const BusOption profile_fields[] = {
+        { "summary", "s", NULL },
+        { "status", "s", NULL },
+        { "visible", "b", NULL },
+        { "avatar", "s", NULL },
+        { "title", "s", NULL },
+        { "bio", "s", NULL },
+        { "capabilities", "as", NULL },
+};
+
+/* One a{sv} entry's value, of the type its field takes (InvalidArgs otherwise), for
+ * profile_update_set() to check further. */
+static int read_profile_value(sd_bus_message *msg, const char *key, ProfileValue *v, char ***strings,
+                              sd_bus_error *error) {
+        const BusOption *field = NULL;
         const char *contents;
         int b, r;
 
+        for (size_t i = 0; i < ELEMENTSOF(profile_fields); i++)
+                if (streq(key, profile_fields[i].name))
+                        field = &profile_fields[i];
+        if (!field)
+                return bus_option_unknown_error(error, key, profile_fields, ELEMENTSOF(profile_fields));
         r = sd_bus_message_peek_type(msg, NULL, &contents);
         if (r < 0)
                 return r;
+        if (!streq(contents, field->type))
+                return bus_option_type_error(error, key, field->type, contents);
         if (streq(contents, "s")) {
                 *v = (ProfileValue) { .type = PROFILE_VALUE_STRING };
                 return sd_bus_message_read(msg, "v", "s", &v->string);
@@ -121,23 +167,14 @@ static int read_profile_value(sd_bus_message *msg, ProfileValue *v, char ***stri
                 *v = (ProfileValue) { .type = PROFILE_VALUE_BOOLEAN, .boolean = b };
                 return r;
         }
-        if (streq(contents, "as")) {
-                r = sd_bus_message_enter_container(msg, 'v', "as");
-                if (r >= 0)
-                        r = sd_bus_message_read_strv(msg, strings);
-                if (r >= 0)
-                        r = sd_bus_message_exit_container(msg);
-                *v = (ProfileValue) { .type = PROFILE_VALUE_STRINGS, .strings = (const char *const *) *strings };
+        r = sd_bus_message_enter_container(msg, 'v', "as");
+        if (r < 0)
                 return r;
-        }
-        *v = (ProfileValue) { .type = PROFILE_VALUE_OTHER };
-        return sd_bus_message_skip(msg, "v");
-}
-
-static void strv_freep(char ***p) {
-        for (size_t i = 0; *p && (*p)[i]; i++)
-                free((*p)[i]);
-        free(*p);
+        r = sd_bus_message_read_strv(msg, strings);
+        if (r < 0)
+                return r;
+        *v = (ProfileValue) { .type = PROFILE_VALUE_STRINGS, .strings = (const char *const *) *strings };
+        return sd_bus_message_exit_container(msg);
 }
 
 int method_set_profile(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
@@ -154,17 +191,20 @@ int method_set_profile(sd_bus_message *msg, void *userdata, sd_bus_error *error)
                 return r;
         /* Read and check everything before sending anything, so a bad field changes nothing. */
         while ((r = sd_bus_message_enter_container(msg, 'e', "sv")) > 0) {
-                _cleanup_(strv_freep) char **strings = NULL;
+                _cleanup_strv_free_ char **strings = NULL;
                 const char *key;
                 ProfileValue v;
 
                 r = sd_bus_message_read(msg, "s", &key);
-                if (r >= 0)
-                        r = read_profile_value(msg, &v, &strings);
-                if (r >= 0)
-                        r = profile_update_set(&update, key, &v, error);
-                if (r >= 0)
-                        r = sd_bus_message_exit_container(msg);
+                if (r < 0)
+                        return r;
+                r = read_profile_value(msg, key, &v, &strings, error);
+                if (r < 0)
+                        return r;
+                r = profile_update_set(&update, key, &v, error);
+                if (r < 0)
+                        return r;
+                r = sd_bus_message_exit_container(msg);
                 if (r < 0)
                         return r;
         }

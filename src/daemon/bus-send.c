@@ -3,53 +3,10 @@
 
 #include "bus-errors.h"
 #include "bus-methods.h"
+#include "bus-options.h"
 #include "log.h"
 #include "manager.h"
 #include "manager-send.h"
-
-/* Reads an a{sv} of string options into the given slots; unknown keys, wrong types and repeated
- * keys are refused, so a typo never silently changes what is sent. values[] must start NULL. */
-int bus_read_string_options(sd_bus_message *msg, const char *const *keys, const char **values, size_t n_keys,
-                            sd_bus_error *error) {
-        const char *key, *value;
-        int r;
-
-        r = sd_bus_message_enter_container(msg, 'a', "{sv}");
-        if (r < 0)
-                return r;
-        while ((r = sd_bus_message_enter_container(msg, 'e', "sv")) > 0) {
-                size_t i;
-
-                r = sd_bus_message_read(msg, "s", &key);
-                if (r < 0)
-                        return r;
-                for (i = 0; i < n_keys; i++)
-                        if (streq(key, keys[i]))
-                                break;
-                if (i == n_keys)
-                        return sd_bus_error_setf(error, CM_ERROR_INVALID_ARGUMENT, "Unknown option \"%s\".", key);
-                if (values[i])
-                        return sd_bus_error_setf(error, CM_ERROR_INVALID_ARGUMENT, "Option \"%s\" is given twice.", key);
-                r = sd_bus_message_enter_container(msg, 'v', "s");
-                if (r == -ENXIO)
-                        return sd_bus_error_setf(error, CM_ERROR_INVALID_ARGUMENT,
-                                                 "Option \"%s\" must be a string (variant type s).", key);
-                if (r < 0)
-                        return r;
-                r = sd_bus_message_read(msg, "s", &value);
-                if (r < 0)
-                        return r;
-                values[i] = value;
-                r = sd_bus_message_exit_container(msg);
-                if (r >= 0)
-                        r = sd_bus_message_exit_container(msg);
-                if (r < 0)
-                        return r;
-        }
-        if (r < 0)
-                return r;
-        return sd_bus_message_exit_container(msg);
-}
 
 static void reply_send(const SendRequest *req, const OutboxAcceptResult *res, const sd_bus_error *error,
                        void *userdata) {
@@ -84,16 +41,22 @@ static void reply_send(const SendRequest *req, const OutboxAcceptResult *res, co
 }
 
 int method_send(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
-        static const char *const keys[] = { "priority", "meta", "reply_to_id", "client_message_id" };
         Manager *m = userdata;
-        const char *mesh_name, *to, *message, *values[ELEMENTSOF(keys)] = { NULL };
+        const char *mesh_name, *to, *message, *priority = NULL, *meta = NULL, *reply_to_id = NULL,
+                   *client_message_id = NULL;
+        const BusOption options[] = {
+                { "priority", "s", &priority },
+                { "meta", "s", &meta },
+                { "reply_to_id", "s", &reply_to_id },
+                { "client_message_id", "s", &client_message_id },
+        };
         Caller caller;
         int r;
 
         r = sd_bus_message_read(msg, "sss", &mesh_name, &to, &message);
         if (r < 0)
                 return r;
-        r = bus_read_string_options(msg, keys, values, ELEMENTSOF(keys), error);
+        r = bus_read_options(msg, options, ELEMENTSOF(options), error);
         if (r < 0)
                 return r;
         r = polkit_message_caller(m->polkit, msg, &caller);
@@ -108,10 +71,10 @@ int method_send(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
                                  .to = to,
                                  .message = message,
                                  .options = {
-                                         .priority = values[0],
-                                         .meta = values[1],
-                                         .reply_to_id = values[2],
-                                         .client_message_id = values[3],
+                                         .priority = priority,
+                                         .meta = meta,
+                                         .reply_to_id = reply_to_id,
+                                         .client_message_id = client_message_id,
                                  },
                          },
                          reply_send, sd_bus_message_ref(msg), error);

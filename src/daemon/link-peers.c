@@ -8,6 +8,8 @@
 #include "log.h"
 #include "manager.h"
 #include "mesh-link-internal.h"
+#include "strv.h"
+#include "time-util.h"
 
 static void peer_done(Peer *p) {
         free(p->pubkey);
@@ -19,6 +21,7 @@ static void peer_done(Peer *p) {
         free(p->connected_at);
         free(p->hostname);
         free(p->groups_json);
+        strv_free(p->groups);
         *p = (Peer) { 0 };
 }
 
@@ -93,6 +96,32 @@ static char *dup_member(json_object *o, const char *key) {
         return v ? strdup(v) : NULL;
 }
 
+/* The broker's groups ([{"name", "role"}, …] or names) as "name" or "name:role", upstream's
+ * notation; entries without a string name are left out. */
+static char **groups_from_json(json_object *groups) {
+        size_t n = groups && json_object_is_type(groups, json_type_array) ? json_object_array_length(groups) : 0;
+        _cleanup_strv_free_ char **l = calloc(n + 1, sizeof(char *));
+        size_t k = 0;
+
+        if (!l)
+                return NULL;
+        for (size_t i = 0; i < n; i++) {
+                json_object *g = json_object_array_get_idx(groups, i);
+                const char *name = json_object_is_type(g, json_type_string) ? json_object_get_string(g)
+                                                                            : json_string_member(g, "name");
+                const char *role = json_object_is_type(g, json_type_object) ? json_string_member(g, "role") : NULL;
+
+                if (!name)
+                        continue;
+                if (role ? asprintf(&l[k], "%s:%s", name, role) < 0 : !(l[k] = strdup(name))) {
+                        l[k] = NULL;
+                        return NULL;
+                }
+                k++;
+        }
+        return TAKE_PTR(l);
+}
+
 /* A peer from a peers_list entry or a peer_joined event ({name, pubkey, groups}). */
 static int peer_from_json(json_object *o, Peer *ret) {
         json_object *groups;
@@ -111,7 +140,15 @@ static int peer_from_json(json_object *o, Peer *ret) {
                 p.display_name = dup_member(o, "name");
         if (json_object_object_get_ex(o, "groups", &groups))
                 p.groups_json = strdup(json_object_to_json_string_ext(groups, JSON_C_TO_STRING_PLAIN));
-        if (!p.pubkey || strlen(p.pubkey) != 64 || !p.display_name) {
+        else
+                groups = NULL;
+        p.groups = groups_from_json(groups);
+        if (p.connected_at && parse_iso8601(p.connected_at, &p.connected_at_usec) < 0) {
+                log_debug("Peer %.16s: connectedAt \"%.40s\" is not ISO 8601, shown as 0.", strna(p.pubkey),
+                          p.connected_at);
+                p.connected_at_usec = 0;
+        }
+        if (!p.pubkey || strlen(p.pubkey) != 64 || !p.display_name || !p.groups) {
                 peer_done(&p);
                 return -EINVAL;
         }

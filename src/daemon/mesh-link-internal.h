@@ -42,6 +42,7 @@ struct MeshLink {
         LinkState state;
         char *detail;
         char *features_json;
+        char **feature_names;       /* the keys of features_json; NULL until connected */
         bool legacy_said;
         bool client_ack;            /* the broker leases pushes until we acknowledge them */
         unsigned restarts;

@@ -16,6 +16,7 @@
 #include "message-ids.h"
 #include "request-fingerprint.h"
 #include "seal.h"
+#include "strv.h"
 
 #define ACK_TIMEOUT_USEC (15 * USEC_PER_SEC)
 #define RESTART_MAX_USEC (30 * USEC_PER_SEC)
@@ -41,6 +42,30 @@ const char *mesh_link_detail(const MeshLink *l) {
 
 const char *mesh_link_features(const MeshLink *l) {
         return strempty(l->features_json);
+}
+
+char *const *mesh_link_feature_names(const MeshLink *l) {
+        return l->feature_names;
+}
+
+/* The names of the features hello_ack advertises (its object's keys), in the broker's order. */
+static char **feature_names_new(json_object *features) {
+        _cleanup_strv_free_ char **names = NULL;
+        size_t n = 0;
+
+        names = calloc((features ? json_object_object_length(features) : 0) + 1, sizeof(char *));
+        if (!names)
+                return NULL;
+        if (!features)
+                return TAKE_PTR(names);
+        json_object_object_foreach(features, key, value) {
+                (void) value;
+                names[n] = strdup(key);
+                if (!names[n])
+                        return NULL;
+                n++;
+        }
+        return TAKE_PTR(names);
 }
 
 const char *json_string_member(json_object *o, const char *key) {
@@ -170,9 +195,12 @@ static void link_hello_ack(MeshLink *l, json_object *packet) {
         json_object *features = NULL, *list;
         FeatureVerdict verdict;
         const char *text;
+        bool offered;
 
         (void) json_object_object_get_ex(packet, "features", &features);
-        if (!features || !json_object_is_type(features, json_type_object) || json_object_object_length(features) == 0) {
+        offered = features && json_object_is_type(features, json_type_object) &&
+                  json_object_object_length(features) > 0;
+        if (!offered) {
                 if (!l->legacy_said)
                         log_notice("Mesh %s: the broker advertises no features; delivery is at-least-once and "
                                    "receivers drop duplicates", l->mesh->entry->slug);
@@ -182,6 +210,8 @@ static void link_hello_ack(MeshLink *l, json_object *packet) {
                 text = json_object_to_json_string_ext(features, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
         free(l->features_json);
         l->features_json = strdup(text);
+        strv_free(l->feature_names);
+        l->feature_names = feature_names_new(offered ? features : NULL);
         l->client_ack = features && json_object_is_type(features, json_type_object) &&
                         json_object_object_get_ex(features, "client_ack", NULL);
 
@@ -383,6 +413,7 @@ MeshLink *mesh_link_free(MeshLink *l) {
         sd_event_source_disable_unref(l->topics_timer);
         mesh_session_done(&l->session);
         free(l->detail);
+        strv_free(l->feature_names);
         free(l->features_json);
         free(l);
         return NULL;

@@ -36,9 +36,11 @@ typedef struct Peer {
         char *status;
         char *summary;
         char *session_id;
-        char *connected_at;
+        char *connected_at;    /* as the broker sent it, for /v1 */
+        usec_t connected_at_usec; /* the same parsed, 0 when absent or not ISO 8601 */
         char *hostname;
-        char *groups_json;     /* the broker's groups array as JSON text */
+        char *groups_json;     /* the broker's groups array as JSON text, for /v1 */
+        char **groups;         /* the same as "name" or "name:role" (upstream's notation), never NULL */
 } Peer;
 
 typedef struct MeshLink MeshLink;
@@ -52,6 +54,9 @@ const char *mesh_link_detail(const MeshLink *l);
 const char *link_state_to_string(LinkState s);
 /* The broker's features as JSON text: "" until connected, "{}" for a broker that offers none. */
 const char *mesh_link_features(const MeshLink *l);
+/* The names of the advertised features (NULL-terminated): NULL until connected, empty for a
+ * broker that offers none. */
+char *const *mesh_link_feature_names(const MeshLink *l);
 
 const Peer *mesh_link_peers(const MeshLink *l, size_t *ret_n);
 /* When the peer list was last current (CLOCK_REALTIME µs): the broker sent it, or a peer event

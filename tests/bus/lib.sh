@@ -129,6 +129,15 @@ gexpect() {
                 fail "expected $err, got: $(head -c 300 "$T/last-reply")"
 }
 
+# gexpect_args SENTENCE METHOD ARG...: the call fails with org.freedesktop.DBus.Error.InvalidArgs
+# saying exactly SENTENCE (a wrong option type or an unknown option)
+gexpect_args() {
+        sentence=$1; shift
+        if gcall "$@"; then fail "$(echo "$1 $2 $3 $4" | cut -c1-120) succeeded, expected InvalidArgs: $(head -c 300 "$T/last-reply")"; fi
+        grep -qxF "Error: GDBus.Error:org.freedesktop.DBus.Error.InvalidArgs: $sentence" "$T/last-reply" ||
+                fail "expected InvalidArgs \"$sentence\", got: $(head -c 300 "$T/last-reply")"
+}
+
 # sql DB STATEMENT: a statement on one of the daemon's stores, next to the running daemon
 sql() {
         sqlite3 -cmd '.timeout 5000' "$T/state/claudemesh/$1" "$2"

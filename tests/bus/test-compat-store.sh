@@ -181,7 +181,7 @@ done
 # limit: default 50, clamped to 1..500, not a number → 400
 expect 200 -- GET '/v1/outbox?limit=2'
 chk outbox o7 o6
-bus ListOutbox 'sa{sv}' '' 1 limit s 2
+bus ListOutbox 'sa{sv}' '' 1 limit u 2
 chk same-outbox
 for l in 0 -5; do
         expect 200 -- GET "/v1/outbox?limit=$l"
@@ -291,7 +291,9 @@ since=$(/usr/bin/python3 -c 'import sys, time; us = int(sys.argv[1]) - 3000000 +
 print(time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(us // 1000000)) + ".%03dZ" % (us // 1000 % 1000))' "$NOW")
 expect 200 -- GET "/v1/inbox?since=$since"
 chk inbox i4 i3 i2
-bus ListInbox 'sa{sv}' '' 1 since s "$since"
+# D-Bus takes the same time as µs since the epoch (a t), at the ms the ISO text has
+since_us=$(/usr/bin/python3 -c 'import sys; print((int(sys.argv[1]) - 3000000 + 456000) // 1000 * 1000)' "$NOW")
+bus ListInbox 'sa{sv}' '' 1 since t "$since_us"
 chk same-inbox
 offset=$(/usr/bin/python3 -c 'import sys, time; us = int(sys.argv[1]) - 3000000 + 456000 + 7200000000
 print(time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(us // 1000000)) + ".%03d%%2B02:00" % (us // 1000 % 1000))' "$NOW")

@@ -85,8 +85,10 @@ gexpect InvalidArgument Send acme '*' m "{'client_message_id': <'v1'>, 'meta': <
 gexpect InvalidArgument Send acme '*' m "{'client_message_id': <'v1'>, 'meta': <'{\"a\":1,\"a\":2}'>}"
 gexpect InvalidArgument Send acme '*' m "{'client_message_id': <'v1'>, 'meta': <'{'>}"
 gexpect InvalidArgument Send acme '*' m "{'client_message_id': <'$long'>}"
-gexpect InvalidArgument Send acme '*' m "{'client_message_id': <'v1'>, 'colour': <'red'>}"
-gexpect InvalidArgument Send acme '*' m "{'client_message_id': <'v1'>, 'priority': <uint32 1>}"
+gexpect_args "Unknown option 'colour'; known: priority, meta, reply_to_id, client_message_id." \
+        Send acme '*' m "{'client_message_id': <'v1'>, 'colour': <'red'>}"
+gexpect_args "Option 'priority' must be of type 's', got 'u'." \
+        Send acme '*' m "{'client_message_id': <'v1'>, 'priority': <uint32 1>}"
 gexpect InvalidArgument Send acme '*' m "{'client_message_id': <'v1'>, 'reply_to_id': <''>}"
 gexpect InvalidArgument Send acme '*' m "{'client_message_id': <'v1'>, 'client_message_id': <'v2'>}"
 grep -qF 'Option "client_message_id" is given twice.' "$T/last-reply" || fail "repeated option: $(cat "$T/last-reply")"
@@ -139,13 +141,18 @@ gexpect NoSuchMessage Requeue 01ZZZZZZZZZZZZZZZZZZZZZZZZ "@a{sv} {}"
 gcall ListOutbox acme "{'status': <'aborted'>}" || fail "ListOutbox: $(cat "$T/last-reply")"
 [ "$(grep -o "'status': <'aborted'>" "$T/last-reply" | wc -l)" = 3 ] || fail "aborted filter: $(cat "$T/last-reply")"
 grep -q "'superseded_by': <'[0-9A-Z]\{26\}'>" "$T/last-reply" || fail "superseded_by not listed"
-gcall ListOutbox '' "{'limit': <'2'>}" || fail "ListOutbox limit"
+gcall ListOutbox '' "{'limit': <uint32 2>}" || fail "ListOutbox limit: $(cat "$T/last-reply")"
 [ "$(grep -o "'client_message_id'" "$T/last-reply" | wc -l)" = 2 ] || fail "limit not applied"
 gcall ListOutbox beta "@a{sv} {}" || fail "ListOutbox beta"
 grep -q "^(@aa{sv} \[\],)$" "$T/last-reply" || fail "beta outbox not empty: $(cat "$T/last-reply")"
 gexpect InvalidArgument ListOutbox acme "{'status': <'lost'>}"
-gexpect InvalidArgument ListOutbox acme "{'limit': <'-1'>}"
-gexpect InvalidArgument ListOutbox acme "{'limit': <'1'>, 'limit': <'2'>}"
+gexpect_args "Option 'limit' must be of type 'u', got 's'." ListOutbox acme "{'limit': <'2'>}"
+gexpect_args "Option 'limit' must be of type 'u', got 'i'." ListOutbox acme "{'limit': <-1>}"
+gexpect_args "Option 'status' must be of type 's', got 'as'." ListOutbox acme "{'status': <['dead']>}"
+gexpect_args "Unknown option 'state'; known: status, limit." ListOutbox acme "{'state': <'dead'>}"
+gexpect InvalidArgument ListOutbox acme "{'limit': <uint32 1>, 'limit': <uint32 2>}"
+# a limit over the maximum is clamped, not refused
+gcall ListOutbox acme "{'limit': <uint32 4000000000>}" || fail "a large limit: $(cat "$T/last-reply")"
 
 # ListInbox over rows as the receive path stores them
 gcall ListInbox acme "@a{sv} {}" || fail "ListInbox"
@@ -160,9 +167,17 @@ gcall ListInbox acme "@a{sv} {}" || fail "ListInbox"
         fail "inbox not newest first: $(cat "$T/last-reply")"
 gcall ListInbox acme "{'topic': <'t1'>}" && grep -q "body2" "$T/last-reply" && ! grep -q body1 "$T/last-reply" || fail "topic filter"
 gcall ListInbox acme "{'from': <'pk3'>}" && grep -q "body3" "$T/last-reply" && ! grep -q body2 "$T/last-reply" || fail "from filter"
-gcall ListInbox acme "{'since': <'2000000'>, 'limit': <'1'>}" && grep -q "body3" "$T/last-reply" && ! grep -q body2 "$T/last-reply" || fail "since/limit"
-gcall ListInbox acme "{'since': <'1970-01-01T00:00:02Z'>}" && grep -q "body2" "$T/last-reply" && ! grep -q body1 "$T/last-reply" || fail "ISO since"
-gexpect InvalidArgument ListInbox acme "{'since': <'yesterday'>}"
+gcall ListInbox acme "{'since': <uint64 2000000>, 'limit': <uint32 1>}" && grep -q "body3" "$T/last-reply" && ! grep -q body2 "$T/last-reply" || fail "since/limit"
+gcall ListInbox acme "{'since': <uint64 2000000>}" && grep -q "body2" "$T/last-reply" && ! grep -q body1 "$T/last-reply" || fail "since"
+gexpect_args "Option 'since' must be of type 't', got 's'." ListInbox acme "{'since': <'1970-01-01T00:00:02Z'>}"
+gexpect_args "Option 'limit' must be of type 'u', got 't'." ListInbox acme "{'limit': <uint64 1>}"
+gexpect_args "Option 'from' must be of type 's', got 'b'." ListInbox acme "{'from': <true>}"
+gexpect_args "Unknown option 'sender'; known: since, from, topic, limit." ListInbox acme "{'sender': <'pk1'>}"
+# SetProfile's fields are typed the same, checked before the mesh is looked up
+gexpect_args "Option 'visible' must be of type 'b', got 's'." SetProfile acme "{'visible': <'yes'>}"
+gexpect_args "Option 'capabilities' must be of type 'as', got 's'." SetProfile acme "{'capabilities': <'x'>}"
+gexpect_args "Unknown option 'colour'; known: summary, status, visible, avatar, title, bio, capabilities." \
+        SetProfile acme "{'colour': <'red'>}"
 
 # group commit: 32 callers on their own connections, 320 sends, every one answered after its
 # row is committed; calls that arrived together went into one transaction

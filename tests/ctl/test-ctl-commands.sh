@@ -29,7 +29,8 @@ out_has "^ +Daemon: claudemeshd $EXPECTED_VERSION$"
 run 0 status
 out_has "^ +Daemon: claudemeshd $EXPECTED_VERSION$"
 out_has_text "  Status: $(prop Status)"
-out_has "^ +Host: $(prop HostFingerprintState) \([0-9a-f]{16}…\)$"
+# in a pipe nothing is abbreviated (a terminal shows 16 hex digits and "…": ctl-tmux)
+out_has "^ +Host: $(prop HostFingerprintState) \([0-9a-f]{64}\)$"
 out_has "^ +Config: $T/config/config.json$"
 out_has "^ +State: $T/state/claudemesh$"
 out_has "^MESH +NAME +STATE +OUTBOX +UNREAD +FEATURES +LAST ERROR$"
@@ -46,7 +47,8 @@ assert len(d["HostFingerprint"]) == 64
 assert [m["Slug"] for m in d["Meshes"]] == ["acme", "beta"]
 assert d["Meshes"][0]["Id"] == "mesh-acme-0123456789abcdef"
 assert d["Meshes"][0]["State"] == os.environ["STATE"]
-assert len(d["Meshes"][1]["MemberPubkey"]) == 64'
+assert len(d["Meshes"][1]["MemberPubkey"]) == 64
+assert d["Meshes"][0]["Features"] == [] and d["Meshes"][0]["UnreadCount"] == 0, d["Meshes"][0]'
 
 # meshes
 run 0 meshes
@@ -137,22 +139,25 @@ run 0 --json inbox
 json 'assert d == [], d'
 MID=$(mesh_prop acme Id)
 NOW=$(date +%s)
-sql inbox.db "INSERT INTO inbox (id, client_message_id, mesh_id, topic, sender_pubkey, sender_name, body, received_at)
-              VALUES ('r1', 'c1', '$MID', NULL, 'pk1', 'alice', 'first message', $((NOW - 7200))000000),
+sql inbox.db "INSERT INTO inbox (id, client_message_id, mesh_id, topic, sender_pubkey, sender_name, body, received_at, meta)
+              VALUES ('r1', 'c1', '$MID', NULL, 'pk1', 'alice', 'first message', $((NOW - 7200))000000, '{\"k\":[1,\"two\"]}'),
                      ('r2', 'c2', '$MID', 't1', 'pk2', '', 'second
-has two lines', $((NOW - 300))000000),
-                     ('r3', 'c3', '$MID', NULL, 'pk1', 'alice', 'third', $((NOW - 10))000000)"
+has two lines', $((NOW - 300))000000, NULL),
+                     ('r3', 'c3', '$MID', NULL, 'pk1', 'alice', 'third', $((NOW - 10))000000, NULL)"
 run 0 inbox
 out_has "^RECEIVED +MESH +FROM +TOPIC +MESSAGE$"
 out_has "^2 h ago +acme +alice +- +first message$"
-out_has "^5 min ago +acme +pk2… +t1 +second…$"
+# in a pipe a body is whole, its newline escaped (a terminal shows the first line: ctl-tmux)
+out_has "^5 min ago +acme +pk2 +t1 +second\\\\nhas two lines$"
 out_has "^1[0-9] s ago +acme +alice +- +third$"
 [ "$(sed -n '2p;4p' "$T/out" | awk '{print $NF}' | tr '\n' ' ')" = "message third " ] || fail "inbox not oldest first: $(cat "$T/out")"
 run 0 --json inbox --mesh acme
 json '
 assert [m["id"] for m in d] == ["r3", "r2", "r1"], d
 assert d[1]["body"] == "second\nhas two lines" and d[1]["topic"] == "t1" and d[1]["sender_pubkey"] == "pk2"
-assert d[0]["mesh"] == "acme" and d[0]["sender_name"] == "alice"'
+assert d[0]["mesh"] == "acme" and d[0]["sender_name"] == "alice"
+assert d[2]["meta"] == {"k": [1, "two"]}, d[2]
+assert "meta" not in d[0] and isinstance(d[0]["received_at"], int), d[0]'
 run 0 --json inbox --from pk1 --limit 1
 json 'assert [m["id"] for m in d] == ["r3"], d'
 run 0 --json inbox --topic t1

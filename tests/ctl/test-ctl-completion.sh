@@ -43,10 +43,10 @@ complete_is "status meshes send inbox outbox requeue peers profile accept-host r
 complete_is "send" se
 complete_is "meshes mark-read" m
 complete_is "--json" --j
-complete_is "-h --help --version --json --no-ask-password --mesh --priority --meta --reply-to --id" send -
+complete_is "-h --help --version --json -l --full --no-ask-password --mesh --priority --meta --reply-to --id" send -
 complete_is "--mesh --meta" send --me
 complete_is "--since" inbox --si
-complete_is "--from --follow" inbox --f
+complete_is "--full --from --follow" inbox --f
 complete_is "now next low" send --priority ""
 complete_is "pending inflight done dead aborted" outbox --status ""
 complete_is "idle working dnd" profile --status ""

@@ -62,5 +62,35 @@ type_line "echo watch-rc=\$?"
 wait_screen "^watch-rc=0$"
 if grep -q "$(printf '\033')" "$T/screen-e"; then fail "escape codes in watch with NO_COLOR=1: $(cat -v "$T/screen-e")"; fi
 
+# a table fits the terminal: on 60 columns the widest columns give way, cut with "…" counted in
+# display columns (a CJK character takes two), and --full cuts nothing; keys are abbreviated
+MID=$(mesh_prop acme Id)
+NOW=$(date +%s)
+sql inbox.db "INSERT INTO inbox (id, client_message_id, mesh_id, topic, sender_pubkey, sender_name, body, received_at)
+              VALUES ('w1', 'cw1', '$MID', 'ops', 'pk1', '名前さん', '長い本文 that goes on and on and on well past sixty columns END
+second line', $((NOW - 60))000000)"
+tm resize-window -x 60 -y 40
+type_line "clear; NO_COLOR=1 $CLAUDEMESHCTL inbox; echo fit-rc=\$?"
+wait_screen "^fit-rc=0$"
+/usr/bin/python3 - "$T/screen" <<'PY' || fail "inbox does not fit 60 columns: $(cat "$T/screen")"
+import sys, unicodedata
+def width(s):
+    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in s)
+lines = open(sys.argv[1], encoding="utf-8").read().splitlines()
+header = [l for l in lines if l.startswith("RECEIVED ")][0]
+row = [l for l in lines if "名前さん" in l][0]
+assert width(row) <= 60 and width(header) <= 60, (width(row), row)
+assert row.endswith("…") and "END" not in row and "second" not in row, row
+# the TOPIC column starts at the same display column in the header and the row
+assert width(row[:row.index("ops")]) == width(header[:header.index("TOPIC")]), (header, row)
+PY
+type_line "clear; NO_COLOR=1 $CLAUDEMESHCTL --full inbox; echo full-rc=\$?"
+wait_screen "^full-rc=0$"
+tm capture-pane -p -J > "$T/screen"
+grep -q 'past sixty columns END\\nsecond line$' "$T/screen" || fail "--full cut the body: $(cat "$T/screen")"
+type_line "clear; NO_COLOR=1 $CLAUDEMESHCTL status; echo abbrev-rc=\$?"
+wait_screen "^abbrev-rc=0$"
+grep -Eq '^ +Host: [a-z-]+ \([0-9a-f]{16}…\)$' "$T/screen" || fail "no abbreviated fingerprint: $(cat "$T/screen")"
+
 stop_daemon
 echo ok

@@ -155,11 +155,11 @@ gcall_on() {  # gcall_on DAEMON METHOD ARGS...: output in $T/reply
 # inbox_json DAEMON SLUG: the inbox as JSON (busctl --json), newest first, up to 1000 rows
 inbox_json() {
         on "$1" busctl --user --json=short call org.claudemesh.Daemon1 /org/claudemesh/Daemon1 org.claudemesh.Daemon1 \
-                ListInbox 'sa{sv}' "$2" 1 limit s 1000
+                ListInbox 'sa{sv}' "$2" 1 limit u 1000
 }
 
 inbox_count() {  # inbox_count DAEMON SLUG
-        gcall_on "$1" ListInbox "$2" "{'limit': <'1000'>}" >/dev/null || { echo 0; return; }
+        gcall_on "$1" ListInbox "$2" "{'limit': <uint32 1000>}" >/dev/null || { echo 0; return; }
         grep -o "'client_message_id': <" "$T/reply" | wc -l
 }
 

@@ -75,11 +75,20 @@ on alice busctl --user --json=short call org.claudemesh.Daemon1 /org/claudemesh/
 import json, sys
 http = json.load(open(sys.argv[1]))["peers"]
 bus = [{k: v["data"] for k, v in p.items()} for p in json.load(open(sys.argv[2]))["data"][0]]
+from datetime import datetime, timezone
+def group(g):  # D-Bus: "name" or "name:role", upstream's notation
+    name, _, role = g.partition(":")
+    return {"name": name, "role": role} if role else {"name": name}
+def usec(iso):  # /v1 keeps the broker's ISO 8601, D-Bus carries µs since the epoch
+    return round(datetime.strptime(iso, "%Y-%m-%dT%H:%M:%S.%f%z").timestamp() * 1000000)
 def from_bus(p):
     return {"pubkey": p["pubkey"], "memberPubkey": p["member_pubkey"], "displayName": p["display_name"],
-            "status": p["status"], "summary": p["summary"] or None, "groups": json.loads(p["groups"]),
+            "status": p["status"], "summary": p["summary"] or None, "groups": [group(g) for g in p["groups"]],
             "sessionId": p["session_id"], "connectedAt": p["connected_at"], "hostname": p["hostname"]}
 key = lambda p: p["pubkey"]
+for p in http:
+    assert p["connectedAt"] and usec(p["connectedAt"]) > 0, p
+    p["connectedAt"] = usec(p["connectedAt"])
 assert sorted(http, key=key) == sorted(map(from_bus, bus), key=key), (http, bus)
 PY
 
@@ -101,12 +110,12 @@ expect 200 '{"ok":true,"applied":["summary","status"]}' alice POST /v1/profile \
 wait_until 10 peer_is bob demo alice 'p[0]["summary"] == "reviewing PR 7" and p[0]["status"] == "working"' ||
         fail "bob does not see alice's profile: $(cat "$T/body")"
 
-# refused fields: SetProfile's sentences, and nothing is sent (the summary before the bad status
+# refused fields: SetProfile's sentences (D-Bus checks the type first, as InvalidArgs), and nothing is sent (the summary before the bad status
 # is not); status idle sent after it shows when bob's list has caught up
 bad='{"error":"Profile field \"status\" must be a string.","dbus_error":"org.claudemesh.Daemon1.Error.InvalidArgument"}'
 expect 400 "$bad" alice POST /v1/profile -d '{"mesh":"demo","summary":"changed","status":5}'
 gcall_on alice SetProfile demo "{'summary': <'changed'>, 'status': <5>}" && fail "SetProfile took a number"
-grep -qF 'Profile field "status" must be a string.' "$T/reply" || fail "SetProfile's sentence: $(cat "$T/reply")"
+grep -qF "InvalidArgs: Option 'status' must be of type 's', got 'i'." "$T/reply" || fail "SetProfile's sentence: $(cat "$T/reply")"
 expect 400 '{"error":"Unknown profile field \"colour\".","dbus_error":"org.claudemesh.Daemon1.Error.InvalidArgument"}' \
         alice POST /v1/profile -d '{"mesh":"demo","summary":"changed","colour":"red"}'
 expect 400 '{"error":"Profile field \"status\" must be idle, working or dnd.","dbus_error":"org.claudemesh.Daemon1.Error.InvalidArgument"}' \

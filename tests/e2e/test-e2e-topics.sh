@@ -25,7 +25,7 @@ ID=$(broker_admin topic create demo general | /usr/bin/python3 -c 'import json,s
 
 row() {  # row CLIENT_MESSAGE_ID: "status target last_error" of alice's row
         on alice busctl --user --json=short call org.claudemesh.Daemon1 /org/claudemesh/Daemon1 org.claudemesh.Daemon1 \
-                ListOutbox 'sa{sv}' demo 1 limit s 500 |
+                ListOutbox 'sa{sv}' demo 1 limit u 500 |
                 /usr/bin/python3 -c 'import json,sys
 for r in json.load(sys.stdin)["data"][0]:
     if r["client_message_id"]["data"] == sys.argv[1]:

@@ -1,21 +1,24 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
-"""check-delivery.py ANSWERS SENDER_BUS RECEIVER_BUS MESH COUNT TIMEOUT
+"""check-delivery.py ANSWERS SENDER_BUS RECEIVER_BUS MESH COUNT TIMEOUT RECEIVER_INBOX_DB
 
 Compares what the sender answered with what the receiver stored. ANSWERS holds send-client's
 lines ("ok <client_message_id> <status> <broker id>", "error <id> <name> <message>"). Polls the
-receiver's ListInbox until every answered id is there and the sender's ListOutbox until none of
+receiver's inbox until every answered id is there (read from its inbox.db, read-only: ListInbox
+lists at most the newest 1,000 rows, and a slow machine makes a case send more) and the sender's ListOutbox until none of
 their rows is pending, inflight or dead, or TIMEOUT seconds pass. Prints one line:
   answered=A received=R lost=L duplicated=D not_done=N errors=E
 and exits 1, with details on stderr, unless COUNT ids were answered, none errored, none was lost
 or duplicated and no row is left undone."""
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 import time
 
 answers, sender_bus, receiver_bus, mesh = sys.argv[1:5]
 count, timeout = int(sys.argv[5]), float(sys.argv[6])
+inbox_db = sys.argv[7]
 
 
 def call(bus, method, *args):
@@ -39,15 +42,18 @@ for line in open(answers):
 end = time.monotonic() + timeout
 received, not_done = [], sorted(answered)
 while True:
-    rows = call(receiver_bus, "ListInbox", "1", "limit", "s", "1000")
-    if rows is not None:
-        received = [r["client_message_id"] for r in rows if r["client_message_id"] in answered]
+    try:
+        with sqlite3.connect("file:%s?mode=ro" % inbox_db, uri=True, timeout=5) as db:
+            ids = [r[0] for r in db.execute("SELECT client_message_id FROM inbox")]
+        received = [i for i in ids if i in answered]
+    except sqlite3.Error as e:     # not created yet, or busy: ask again
+        print("reading %s: %s" % (inbox_db, e), file=sys.stderr)
     lost = answered - set(received)
     if not lost:
         # the rows not done, status by status: ListOutbox gives at most 500 rows a call
         waiting = set()
         for status in ("pending", "inflight", "dead"):
-            rows = call(sender_bus, "ListOutbox", "2", "status", "s", status, "limit", "s", "500")
+            rows = call(sender_bus, "ListOutbox", "2", "status", "s", status, "limit", "u", "500")
             if rows is None:    # the call failed: count them all as waiting, and ask again
                 waiting |= answered
             else:

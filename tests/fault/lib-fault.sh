@@ -35,9 +35,12 @@ fault_mesh() {
 # "hello") by 4 callers that retry through faults, in the background: STREAM is its pid, its
 # answers go to $T/PREFIX.answers
 fault_stream() {
+        # the file exists before the client starts: a background job opens its redirection only
+        # once scheduled, and the first count must not read a file that is not there yet
+        : > "$T/$1.answers"
         DBUS_SESSION_BUS_ADDRESS="unix:path=$T/alice/bus" "$SEND_CLIENT" --mesh demo --to "$BOB" \
                 --count "$2" --callers 4 --prefix "$1" --message "${FAULT_BODY:-hello}" --retry \
-                > "$T/$1.answers" 2>> "$T/send-client.log" &
+                >> "$T/$1.answers" 2>> "$T/send-client.log" &
         STREAM=$!
         PIDS="$PIDS $STREAM"
 }
@@ -92,7 +95,8 @@ fault_restart_daemon() {
 fault_report() {
         check_rc=0
         /usr/bin/python3 "$FAULT_DIR/check-delivery.py" "$T/$1.answers" "$T/alice/bus" "$T/bob/bus" demo \
-                "$FAULT_MESSAGES" 60 > "$T/check" 2> "$T/check.err" || check_rc=$?
+                "$FAULT_MESSAGES" 60 "$T/bob/state/claudemesh/inbox.db" > "$T/check" 2> "$T/check.err" ||
+                check_rc=$?
         figure() { sed -n "s/.*\<$1=\([0-9]*\).*/\1/p" "$T/check"; }
         recovery=$(sort -n "$T/recovery-ms" | awk '{ v[NR] = $1 } END { if (NR) printf "%d/%d", v[int((NR + 1) / 2)], v[NR]; else printf "-" }')
         echo "fault-$FAULT: $(figure answered) messages, $KILLS kills, recovery p50/max $recovery ms," \

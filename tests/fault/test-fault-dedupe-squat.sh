@@ -32,7 +32,7 @@ want = {"squat-%d" % i for i in range(n)}
 end = time.monotonic() + timeout
 while True:
     out = subprocess.run(["busctl", "--user", "--json=short", "call", "org.claudemesh.Daemon1", "/org/claudemesh/Daemon1",
-                          "org.claudemesh.Daemon1", "ListInbox", "sa{sv}", "demo", "1", "limit", "s", "1000"],
+                          "org.claudemesh.Daemon1", "ListInbox", "sa{sv}", "demo", "1", "limit", "u", "1000"],
                          env=env, capture_output=True, text=True, check=True)
     rows = json.loads(out.stdout)["data"][0]
     by = {}
@@ -49,7 +49,7 @@ for s in ("alice", "mallory"):
     assert lost == 0 and dup == 0, (s, sorted(want - set(ids))[:5])
 PY
 # alice's outbox: every row done (none dead with idempotency_key_reused)
-gcall_on alice ListOutbox demo "{'status': <'done'>, 'limit': <'1000'>}"
+gcall_on alice ListOutbox demo "{'status': <'done'>, 'limit': <uint32 1000>}"
 done_rows=$(grep -o "'status': <'done'>" "$T/reply" | wc -l)
 [ "$done_rows" = "$N" ] || fail "alice: $done_rows of $N sends done: $(head -c 600 "$T/reply")"
 echo "dedupe-squat: 2 senders x $N shared ids, 0 lost, 0 duplicated, $(printf '%.1f' "$(echo "$(date +%s.%N) - $start" | bc)") s to settle"

@@ -46,7 +46,7 @@ depth() {
 }
 count_status() {  # count_status STATUS: alice's rows of the stream in that status, read over the bus
         on alice busctl --user --json=short call org.claudemesh.Daemon1 /org/claudemesh/Daemon1 org.claudemesh.Daemon1 \
-                ListOutbox 'sa{sv}' demo 2 status s "$1" limit s 500 |
+                ListOutbox 'sa{sv}' demo 2 status s "$1" limit u 500 |
                 /usr/bin/python3 -c 'import json,sys; print(sum(1 for r in json.load(sys.stdin)["data"][0] if r["client_message_id"]["data"].startswith("full-")))'
 }
 
@@ -54,7 +54,7 @@ count_status() {  # count_status STATUS: alice's rows of the stream in that stat
 kill -STOP "$BROKER_PID"
 DBUS_SESSION_BUS_ADDRESS="unix:path=$T/alice/bus" "$SEND_CLIENT" --mesh demo --to "$BOB" --count "$N" --callers 4 \
         --prefix full > "$T/full.answers" 2>> "$T/send-client.log" || fail "the sends were refused"
-wait_until 20 sh -c "[ \"\$(DBUS_SESSION_BUS_ADDRESS=unix:path=$T/alice/bus busctl --user --json=short call org.claudemesh.Daemon1 /org/claudemesh/Daemon1 org.claudemesh.Daemon1 ListOutbox 'sa{sv}' demo 2 status s inflight limit s 500 | grep -o '\"full-' | wc -l)\" = $N ]" ||
+wait_until 20 sh -c "[ \"\$(DBUS_SESSION_BUS_ADDRESS=unix:path=$T/alice/bus busctl --user --json=short call org.claudemesh.Daemon1 /org/claudemesh/Daemon1 org.claudemesh.Daemon1 ListOutbox 'sa{sv}' demo 2 status s inflight limit u 500 | grep -o '\"full-' | wc -l)\" = $N ]" ||
         fail "the sends did not all go in flight"
 
 # 2. the state directory fills to the last page

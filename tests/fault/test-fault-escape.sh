@@ -54,7 +54,7 @@ for p in $FOLLOW $JFOLLOW $WATCH; do kill -INT "$p"; wait "$p" || fail "claudeme
 
 NAME_SHOWN='alice\x1b]0;PWNED-NAME\x07\u202e'
 BODY_SHOWN='hi \x1b]0;PWNED-BODY\x07 \x1b[2J\x1b[H'
-hostile check "$T/follow" "$NAME_SHOWN: $BODY_SHOWN \\x1b]52;c;cHduZWQ=\\x07 \\u009b31mC1 \\u202eevil\\u202c \\u2066iso\\u2069 \\u200f del\\x7f tab\\tend…" ||
+hostile check "$T/follow" "$NAME_SHOWN: $BODY_SHOWN \\x1b]52;c;cHduZWQ=\\x07 \\u009b31mC1 \\u202eevil\\u202c \\u2066iso\\u2069 \\u200f del\\x7f tab\\tend\\nsecond line \\x1b[2J" ||
         fail "inbox --follow: $(cat -v "$T/follow")"
 hostile check "$T/watch" "from $NAME_SHOWN: $BODY_SHOWN" || fail "watch: $(cat -v "$T/watch")"
 hostile json "$T/follow.json" '
@@ -70,7 +70,8 @@ esc = [m for m in d if m["client_message_id"] == "ctl-1"]
 assert len(esc) == 1 and esc[0]["body"] == BODY and esc[0]["sender_name"] == NAME, esc' ||
         fail "--json inbox: $(cat -v "$T/out")"
 ctl 0 bob peers
-hostile check "$T/out" "$NAME_SHOWN" 'busy\tnow\x1b]2;PWNED-SUMMARY\x1b\…' || fail "peers: $(cat -v "$T/out")"
+# in a pipe nothing is cut: the whole summary, its tab and newline escaped
+hostile check "$T/out" "$NAME_SHOWN" 'busy\tnow\x1b]2;PWNED-SUMMARY\x1b\' '\u2067\nline two' || fail "peers: $(cat -v "$T/out")"
 # the tab and the newline in the summary leave the table one line a peer, its columns aligned
 /usr/bin/python3 - "$T/out" <<'PY' || fail "the peers table is broken: $(cat -v "$T/out")"
 import sys

@@ -17,7 +17,7 @@ end = time.monotonic() + timeout
 ids = []
 while True:
     out = subprocess.run(["busctl", "--user", "--json=short", "call", "org.claudemesh.Daemon1", "/org/claudemesh/Daemon1",
-                          "org.claudemesh.Daemon1", "ListInbox", "sa{sv}", mesh, "1", "limit", "s", "1000"],
+                          "org.claudemesh.Daemon1", "ListInbox", "sa{sv}", mesh, "1", "limit", "u", "1000"],
                          env=env, capture_output=True, text=True)
     if out.returncode == 0:
         rows = json.loads(out.stdout)["data"][0]
