@@ -73,7 +73,11 @@ static int bus_failure(const sd_bus_error *e, int r, const char *what, json_obje
 
         if (r == -ENOMEM)
                 return r;
-        if (sd_bus_error_is_set(e) && e->message)
+        if (sd_bus_error_has_names(e, SD_BUS_ERROR_SERVICE_UNKNOWN, SD_BUS_ERROR_NAME_HAS_NO_OWNER)) {
+                if (asprintf(&text, "Cannot %s: claudemeshd is not running; start it with 'systemctl --user start "
+                             "claudemesh' (%s).", what, strna(e->message)) < 0)
+                        text = NULL;
+        } else if (sd_bus_error_is_set(e) && e->message)
                 text = strdup(e->message);
         else if (asprintf(&text, "Cannot %s: %s", what, STRERROR(r)) < 0)
                 text = NULL;

@@ -238,7 +238,7 @@ static int on_owner_changed(sd_bus_message *m, void *userdata, sd_bus_error *ret
         McpServer *s = userdata;
         const char *name, *old_owner, *new_owner;
 
-        if (sd_bus_message_read(m, "sss", &name, &old_owner, &new_owner) < 0)
+        if (sd_bus_message_read(m, "sss", &name, &old_owner, &new_owner) < 0 || !streq(name, DAEMON_SERVICE))
                 return 0;
         if (!new_owner[0] && s->daemon_present) {
                 s->daemon_present = false;
@@ -319,8 +319,10 @@ static int run(McpServer *s, sd_bus *bus) {
         r = mesh_api_match_events(&s->api, on_daemon_signal, s, &events);
         if (r < 0)
                 return ctl_error_errno(r, "Cannot subscribe to the daemon's signals");
-        r = sd_bus_match_signal(bus, &owner, "org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus",
-                                "NameOwnerChanged", on_owner_changed, s);
+        r = sd_bus_add_match(bus, &owner,
+                             "type='signal',sender='org.freedesktop.DBus',path='/org/freedesktop/DBus',"
+                             "interface='org.freedesktop.DBus',member='NameOwnerChanged',arg0='" DAEMON_SERVICE "'",
+                             on_owner_changed, s);
         if (r < 0)
                 return ctl_error_errno(r, "Cannot watch the daemon");
         r = sd_bus_attach_event(bus, s->event, SD_EVENT_PRIORITY_NORMAL);
