@@ -98,6 +98,7 @@ int mesh_api_resolve(sd_bus *bus, const char *name, MeshApi *a) {
 }
 
 bool mesh_api_is_ours(const MeshApi *a, const char *mesh) {
+        assert(a);
         return mesh && (streq(mesh, a->slug) || streq(mesh, a->id));
 }
 

@@ -199,25 +199,24 @@ int mcp_format_peer(json_object *peer, const char *slug, bool joined, json_objec
                      names[0] ? "]" : "", joined ? "joined" : "left") < 0)
                 return -ENOMEM;
 
-        r = meta_add(meta, "kind", "system");
-        if (r >= 0)
-                r = meta_add(meta, "event", joined ? "peer_joined" : "peer_left");
-        if (r >= 0)
-                r = meta_add(meta, "mesh_slug", slug);
-        if (r >= 0)
-                r = meta_add_if(meta, "peer_name", name);
-        if (r >= 0)
-                r = meta_add_if(meta, "peer_pubkey", pubkey);
-        if (r < 0)
-                return r;
-        if (v && groups_array(v, &groups) >= 0) {
-                r = meta_add(meta, "peer_groups", json_object_to_json_string_ext(groups, JSON_C_TO_STRING_PLAIN |
-                                                                                         JSON_C_TO_STRING_NOSLASHESCAPE));
+        const struct {
+                const char *key, *value;
+        } fields[] = {
+                { "kind", "system" },
+                { "event", joined ? "peer_joined" : "peer_left" },
+                { "mesh_slug", slug },
+                { "peer_name", name },
+                { "peer_pubkey", pubkey },
+                { "peer_summary", json_get_string(peer, "summary") },
+        };
+        for (size_t i = 0; i < ELEMENTSOF(fields); i++) {
+                r = meta_add_if(meta, fields[i].key, fields[i].value);
                 if (r < 0)
                         return r;
         }
-        if (json_get_string(peer, "summary")[0]) {
-                r = meta_add(meta, "peer_summary", json_get_string(peer, "summary"));
+        if (v && groups_array(v, &groups) >= 0) {
+                r = meta_add(meta, "peer_groups", json_object_to_json_string_ext(groups, JSON_C_TO_STRING_PLAIN |
+                                                                                         JSON_C_TO_STRING_NOSLASHESCAPE));
                 if (r < 0)
                         return r;
         }

@@ -28,6 +28,7 @@ bool mcp_id_in(char *const *ids, size_t n, const char *id) {
 int mcp_id_add(char ***ids, size_t *n, const char *id) {
         char **grown, *copy;
 
+        assert(ids && n && id);
         if (mcp_id_in(*ids, *n, id))
                 return 0;
         if (*n >= IDS_MAX) {
@@ -83,6 +84,17 @@ static void push_system(McpServer *s, const char *content, const char *event) {
                 return;
         }
         push(s, params);
+}
+
+static int push_message(McpServer *s, json_object *row) {
+        _cleanup_(json_object_putp) json_object *params = NULL;
+        int r;
+
+        r = mcp_format_message(row, s->api.slug, &params);
+        if (r < 0)
+                return r;
+        push(s, params);
+        return 0;
 }
 
 /* Marks the mesh read after a push: what the client was shown is not shown again by the next
@@ -166,19 +178,18 @@ static void run_backlog(McpServer *s) {
                         continue;
                 if (n_new > MCP_BACKLOG_SUMMARY_MIN)
                         r = mcp_id_add(&s->held, &s->n_held, id);
-                else {
-                        _cleanup_(json_object_putp) json_object *params = NULL;
-
-                        r = mcp_format_message(row, s->api.slug, &params);
-                        if (r >= 0)
-                                push(s, params);
-                }
-                if (r >= 0)
-                        r = mcp_id_add(&s->pushed, &s->n_pushed, id);
-                if (r < 0) {
-                        warn("out of memory");
-                        return;
-                }
+                else
+                        r = push_message(s, row);
+                if (r < 0)
+                        break;
+                r = mcp_id_add(&s->pushed, &s->n_pushed, id);
+                if (r < 0)
+                        break;
+        }
+        if (r < 0) {
+                /* what was not pushed stays unread, for the next server */
+                warn("cannot push what arrived before: %s", STRERROR(r));
+                return;
         }
         mark_read(s);
 }
@@ -202,8 +213,11 @@ static int on_daemon_signal(sd_bus_message *m, void *userdata, sd_bus_error *ret
         if (!s->initialized)
                 return 0;
         r = sd_bus_message_read(m, "s", &mesh);
-        if (r >= 0)
-                r = bus_message_read_json(m, &dict);
+        if (r < 0) {
+                warn("ignoring a malformed %s signal", member);
+                return 0;
+        }
+        r = bus_message_read_json(m, &dict);
         if (r <= 0 || !json_object_is_type(dict, json_type_object)) {
                 warn("ignoring a malformed %s signal", member);
                 return 0;
