@@ -7,6 +7,7 @@
 //                                            a peer joining and leaving (the shell starts carol)
 //   node mcp-sdk-client.mjs backlog N       bob attaches: exactly N messages pushed (or one summary
 //                                            line when N > 10), then read_inbox shows them
+//   node mcp-sdk-client.mjs race N          alice sends N while bob's server attaches
 import { createRequire } from "node:module";
 import { writeFileSync } from "node:fs";
 import assert from "node:assert/strict";
@@ -181,10 +182,42 @@ async function backlog(count) {
   await bob.close();
 }
 
+// Messages arriving while bob's server attaches: each reaches him exactly once, either pushed
+// live or counted in the backlog's summary (and then listed unread by read_inbox); none twice,
+// none lost. Which messages take which path varies from run to run; the sum never does.
+async function race(count) {
+  const alice = new Peer("alice"), bob = new Peer("bob");
+  await alice.start();
+  const sends = [];
+  for (let i = 1; i <= count; i++) sends.push(alice.call("send_message", { to: "bob", message: `race ${i}` }));
+  await bob.start();
+  for (const r of await Promise.all(sends)) assert.ok(!r.isError, text(r));
+
+  const live = () => bob.notes.filter((p) => /^alice: race \d+$/.test(p.content)).map((p) => p.content);
+  const summary = () => {
+    const s = bob.notes.find((p) => p.meta.kind === "system" && p.meta.event === "backlog");
+    return s ? Number(s.content.match(/^\[system\] (\d+) messages arrived/)[1]) : 0;
+  };
+  await until("every race message pushed or counted", async () => live().length + summary() >= count);
+  const pushed = live();
+  assert.equal(new Set(pushed).size, pushed.length, `pushed twice: ${pushed}`);
+  const held = summary();
+  console.log(`race: pushed ${pushed.length}, counted ${held}`);
+  console.log(`race: pushed ${pushed.length}, counted ${held}`);
+  assert.equal(pushed.length + held, count, `pushed ${pushed.length}, counted ${held}`);
+  const r = await bob.call("read_inbox", { limit: 100 });
+  const unread = text(r).split("\nEarlier:")[0].match(/alice: race \d+(?= \[)/g) ?? [];
+  assert.equal(unread.length, held, text(r));
+  assert.deepEqual([...pushed, ...unread].sort(), Array.from({ length: count }, (_, i) => `alice: race ${i + 1}`).sort());
+  await alice.close();
+  await bob.close();
+}
+
 const [mode, argument] = process.argv.slice(2);
 try {
   if (mode === "live") await live(argument);
   else if (mode === "backlog") await backlog(Number(argument));
+  else if (mode === "race") await race(Number(argument));
   else throw new Error(`unknown mode ${mode}`);
   console.log(`ok ${mode}`);
   process.exit(0);

@@ -3,8 +3,8 @@
 # claudemeshctl mcp fed bad input: malformed JSON, invalid requests, unknown methods and tools, a
 # line past the 1 MiB bound, input closed mid-message. Each gets its JSON-RPC error (or, at the
 # end, a clean exit 0) and the server and the daemon go on. Then the daemon stopping is said on
-# the channel and makes tools fail with a sentence, not the server; the session bus going away
-# ends it with exit 3.
+# the channel and makes tools fail with a sentence, not the server, and its return is said too;
+# the session bus going away ends it with exit 3.
 . "$SOURCE_ROOT/tests/e2e/lib.sh"
 
 broker_start
@@ -132,12 +132,28 @@ request(t, 3, "tools/call", {"name": "list_peers", "arguments": {}})
 r = result(t, 3)
 assert r["isError"] is True and "claudemeshd is not running" in r["content"][0]["text"], r
 request(t, 4, "ping"); assert result(t, 4) == {}
-t.stdin.close()
-assert t.wait(GUARD) == 0, t.returncode
 # a new server needs the daemon: exit 3, said why
 q2 = start()
 assert q2.wait(GUARD) == 3, q2.returncode
 assert b"claudemeshd is not running" in q2.stderr.read()
+
+# the daemon is back (as systemd would restart it): said on the channel, the tools work again
+with open(f"{T}/bob.log", "ab") as log:
+    d = subprocess.Popen([os.environ["CLAUDEMESHD"]], stdout=log, stderr=log, env=dict(
+        env, DBUS_SYSTEM_BUS_ADDRESS=f"unix:path={T}/no-system-bus", CLAUDEMESH_CONFIG_DIR=f"{T}/bob/config",
+        XDG_STATE_HOME=f"{T}/bob/state", XDG_RUNTIME_DIR=f"{T}/bob/run", CLAUDEMESH_LOG_TARGET="stderr",
+        CLAUDEMESH_WORKER=os.environ["CLAUDEMESH_WORKER"]))
+for c in (q, t):
+    m = line(c)
+    assert m["params"]["content"] == "[system] claudemeshd is back" and m["params"]["meta"]["kind"] == "system", m
+request(t, 5, "tools/call", {"name": "read_inbox", "arguments": {}})
+r = result(t, 5)
+assert "isError" not in r and r["content"][0]["text"].startswith("No messages"), r
+t.stdin.close()
+assert t.wait(GUARD) == 0, t.returncode
+d.terminate()
+assert d.wait(GUARD) == 0, d.returncode
+assert line(q)["params"]["content"].startswith("[system] claudemeshd stopped")
 
 # the session bus goes away: exit 3
 os.kill(int(os.environ["BUS_PID"]), signal.SIGTERM)

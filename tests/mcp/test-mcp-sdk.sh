@@ -5,7 +5,8 @@
 # broker. alice's send_message reaches bob's client as notifications/claude/channel with
 # upstream's content and meta (a DM by name, a group, a topic at priority now); a peer joining
 # and leaving; list_peers, set_status, read_inbox and a tool error; what arrives while bob has no
-# MCP server is pushed once when one attaches (one summary line past ten) and never again.
+# MCP server is pushed once when one attaches (one summary line past ten) and never again, also
+# while messages keep arriving during the attach.
 . "$SOURCE_ROOT/tests/e2e/lib.sh"
 
 if ! command -v node >/dev/null 2>&1; then
@@ -78,4 +79,8 @@ node "$CLIENT" backlog 0 > "$T/out" 2>&1 || fail "restart after the backlog: $(c
 send_away 1 12
 node "$CLIENT" backlog 12 > "$T/out" 2>&1 || fail "backlog of 12: $(cat "$T/out")"
 node "$CLIENT" backlog 0 > "$T/out" 2>&1 || fail "restart after the summary: $(cat "$T/out")"
+
+# sent while bob's server attaches: each message once, pushed or counted, never both
+node "$CLIENT" race 30 > "$T/out" 2>&1 || fail "messages racing the backlog: $(cat "$T/out")"
+node "$CLIENT" backlog 0 > "$T/out" 2>&1 || fail "restart after the race: $(cat "$T/out")"
 echo ok
