@@ -13,4 +13,9 @@ apt-get install -y -q --no-install-recommends \
         libsystemd-dev libwebsockets-dev libuv1-dev libsodium-dev libjson-c-dev libsqlite3-dev libseccomp-dev libmicrohttpd-dev \
         systemd dbus dbus-bin dbus-daemon dbus-user-session dbus-broker libglib2.0-bin polkitd pkexec \
         python3 python3-websockets python3-nacl python3-dbusmock sqlite3 curl tmux util-linux valgrind bash-completion \
-        postgresql libpq-dev
+        postgresql libpq-dev nodejs npm
+# The MCP tests (tests/mcp) drive `claudemeshctl mcp` with the official MCP SDK client from npm;
+# it goes to the cache directory they look in (they fetch it themselves when it is missing, and
+# skip only without npm).
+"$(dirname "$0")/install-mcp-sdk.sh" > /dev/null ||
+        echo "install-deps: could not install @modelcontextprotocol/sdk from npm; the MCP tests will try again" >&2

@@ -42,6 +42,8 @@ typedef struct Args {
         const char *avatar;
         char **capabilities;    /* NULL-terminated, malloc'd array of argv pointers */
         size_t n_capabilities;
+        bool no_tools;
+        bool print;
 } Args;
 
 extern Args arg;
@@ -60,6 +62,9 @@ int verb_peers(sd_bus *bus, int argc, char **argv);
 int verb_profile(sd_bus *bus, int argc, char **argv);
 int verb_reconnect(sd_bus *bus, int argc, char **argv);
 int verb_watch(sd_bus *bus, int argc, char **argv);
+int verb_mcp(sd_bus *bus, int argc, char **argv);
+/* Needs no bus: bus is NULL. */
+int verb_setup(sd_bus *bus, int argc, char **argv);
 
 /* Calls METHOD(s mesh) for --mesh and reports it: {"mesh": …} with --json, else done_human. */
 int mesh_method_call(sd_bus *bus, const char *method, const char *what, const char *done_human);

@@ -38,6 +38,8 @@ enum {
         ARG_BIO,
         ARG_AVATAR,
         ARG_CAPABILITY,
+        ARG_NO_TOOLS,
+        ARG_PRINT,
 };
 #define OPT(x) (1u << (ARG_##x - ARG_MESH))
 
@@ -65,6 +67,8 @@ static const struct option options[] = {
         { "bio", required_argument, NULL, ARG_BIO },
         { "avatar", required_argument, NULL, ARG_AVATAR },
         { "capability", required_argument, NULL, ARG_CAPABILITY },
+        { "no-tools", no_argument, NULL, ARG_NO_TOOLS },
+        { "print", no_argument, NULL, ARG_PRINT },
         { NULL, 0, NULL, 0 },
 };
 
@@ -89,6 +93,8 @@ static const Verb verbs[] = {
         { "reconnect", 0, 0, OPT(MESH), verb_reconnect },
         { "mark-read", 0, 0, OPT(MESH), verb_mark_read },
         { "watch", 0, 0, OPT(MESH), verb_watch },
+        { "mcp", 0, 0, OPT(MESH) | OPT(NO_TOOLS), verb_mcp },
+        { "setup", 1, 1, OPT(MESH) | OPT(NO_TOOLS) | OPT(PRINT), verb_setup },
 };
 
 static void help(void) {
@@ -106,7 +112,9 @@ static void help(void) {
                "  accept-host              Accept this host's fingerprint (after a clone or move)\n"
                "  reconnect                Reconnect a mesh to its broker\n"
                "  mark-read                Mark a mesh's messages as read\n"
-               "  watch                    Print events and changes as they happen\n\n"
+               "  watch                    Print events and changes as they happen\n"
+               "  mcp                      Serve the mesh to Claude Code (MCP on stdin/stdout)\n"
+               "  setup claude-code        Add that MCP server to ~/.claude.json\n\n"
                "%sOptions:%s\n"
                "  -h --help                Show this help\n"
                "     --version             Show the version\n"
@@ -130,7 +138,9 @@ static void help(void) {
                "     --visible=yes|no      profile: whether peers see you\n"
                "     --title=, --bio=, --avatar=TEXT\n"
                "                           profile: the other profile fields\n"
-               "     --capability=NAME     profile: a capability (repeat for several)\n\n"
+               "     --capability=NAME     profile: a capability (repeat for several)\n"
+               "     --no-tools            mcp, setup: push messages only, offer no tools\n"
+               "     --print               setup: print the entry instead of writing it\n\n"
                "See the claudemeshctl(1) man page for details and exit codes.\n",
                ansi_bold(), ansi_normal(), ansi_bold(), ansi_normal(), ansi_bold(), ansi_normal());
 }
@@ -216,6 +226,10 @@ static int parse_argv(int argc, char *argv[], unsigned *ret_given) {
                 given |= 1u << (c - ARG_MESH);
                 if (c == ARG_FOLLOW)
                         arg.follow = true;
+                else if (c == ARG_NO_TOOLS)
+                        arg.no_tools = true;
+                else if (c == ARG_PRINT)
+                        arg.print = true;
                 else if (c == ARG_VISIBLE) {
                         arg.visible = parse_boolean(optarg);
                         if (arg.visible < 0)
@@ -283,7 +297,8 @@ int main(int argc, char *argv[]) {
                 goto finish;
         }
 
-        r = bus_connect(&bus);
+        /* setup only writes a file: it works without a session bus */
+        r = verb->run == verb_setup ? CTL_EXIT_OK : bus_connect(&bus);
         if (r == CTL_EXIT_OK)
                 r = verb->run(bus, n_args, argv + argc - n_args);
 finish:

@@ -39,9 +39,9 @@ complete_is() {
         [ "$got" = "$want" ] || fail "completing '$*': got '$got', expected '$want'"
 }
 
-complete_is "status meshes send inbox outbox requeue peers profile accept-host reconnect mark-read watch" ""
-complete_is "send" se
-complete_is "meshes mark-read" m
+complete_is "status meshes send inbox outbox requeue peers profile accept-host reconnect mark-read watch mcp setup" ""
+complete_is "send setup" se
+complete_is "meshes mark-read mcp" m
 complete_is "--json" --j
 complete_is "-h --help --version --json -l --full --no-ask-password --mesh --priority --meta --reply-to --id" send -
 complete_is "--mesh --meta" send --me
@@ -63,4 +63,8 @@ complete_is '\*' send --mesh acme ""
 complete_is '\*' send -p now ""
 complete_is "-" send x ""
 complete_is "" send x y ""
+complete_is "claude-code" setup ""
+complete_is "" setup claude-code ""
+complete_is "--no-ask-password --no-tools" setup claude-code --no
+complete_is "--print" setup --p
 echo ok
