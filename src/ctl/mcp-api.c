@@ -43,7 +43,7 @@ static int take_mesh(json_object *mesh, MeshApi *a) {
         a->slug = strdup(json_get_string(mesh, "Slug"));
         a->id = strdup(json_get_string(mesh, "Id"));
         if (!a->slug || !a->id)
-                return ctl_error_errno(-ENOMEM, "Cannot choose the mesh");
+                return ctl_error_errno(-ENOMEM, "Cannot choose the mesh: %m");
         return CTL_EXIT_OK;
 }
 
@@ -75,11 +75,11 @@ int mesh_api_resolve(sd_bus *bus, const char *name, MeshApi *a) {
 
         f = open_memstream(&list, &list_size);
         if (!f)
-                return ctl_error_errno(-ENOMEM, "Cannot choose the mesh");
+                return ctl_error_errno(-ENOMEM, "Cannot choose the mesh: %m");
         for (size_t i = 0; i < n; i++)
                 fprintf(f, "%s%s", i ? ", " : "", json_get_string(json_object_array_get_idx(meshes, i), "Slug"));
         if (fclose(f) != 0)
-                return ctl_error_errno(-ENOMEM, "Cannot choose the mesh");
+                return ctl_error_errno(-ENOMEM, "Cannot choose the mesh: %m");
         {
                 _cleanup_free_ char *shown = escape_line(list), *shown_name = name ? escape_line(name) : NULL;
 

@@ -43,7 +43,7 @@ static int print_only(json_object *entry) {
         _cleanup_(json_object_putp) json_object *doc = json_object_new_object(), *servers = json_object_new_object();
 
         if (!doc || !servers)
-                return ctl_error_errno(-ENOMEM, "Cannot build the entry");
+                return ctl_error_errno(-ENOMEM, "Cannot build the entry: %m");
         json_object_object_add(servers, SERVER_NAME, json_object_get(entry));
         json_object_object_add(doc, "mcpServers", TAKE_PTR(servers));
         printf("%s\n", json_text(doc));
@@ -62,10 +62,10 @@ static int read_config(const char *path, json_object **ret, char **ret_text, str
                 *ret = json_object_new_object();
                 *ret_text = NULL;
                 ret_stat->st_mode = S_IFREG | 0600;
-                return *ret ? 0 : ctl_error_errno(-ENOMEM, "Cannot read %s", path);
+                return *ret ? 0 : ctl_error_errno(-ENOMEM, "Cannot read %s: %m", path);
         }
         if (r < 0)
-                return ctl_error_errno(r, "Cannot read %s", path);
+                return ctl_error_errno(r, "Cannot read %s: %m", path);
         if (strspn(text, " \t\r\n") == size)
                 *ret = json_object_new_object();
         else if (json_parse_strict(text, size, ret) < 0 || !json_object_is_type(*ret, json_type_object)) {
@@ -76,7 +76,7 @@ static int read_config(const char *path, json_object **ret, char **ret_text, str
                 return CTL_EXIT_FAILURE;
         }
         if (!*ret)
-                return ctl_error_errno(-ENOMEM, "Cannot read %s", path);
+                return ctl_error_errno(-ENOMEM, "Cannot read %s: %m", path);
         *ret_text = TAKE_PTR(text);
         return 0;
 }
@@ -93,14 +93,14 @@ int verb_setup(sd_bus *bus, int argc, char **argv) {
                 return ctl_usage_error("Unknown setup target '%s'; the one there is: claude-code.", argv[0]);
         r = server_entry(&entry);
         if (r < 0)
-                return ctl_error_errno(r, "Cannot find the path of claudemeshctl");
+                return ctl_error_errno(r, "Cannot find the path of claudemeshctl: %m");
         if (arg.print)
                 return print_only(entry);
 
         if (!home || home[0] != '/')
                 return ctl_usage_error("$HOME is not set to an absolute path; Claude Code's config lives there.");
         if (asprintf(&path, "%s/.claude.json", home) < 0 || asprintf(&backup, "%s.bak", path) < 0)
-                return ctl_error_errno(-ENOMEM, "Cannot set up Claude Code");
+                return ctl_error_errno(-ENOMEM, "Cannot set up Claude Code: %m");
         r = read_config(path, &config, &old_text, &st);
         if (r != 0)
                 return r;
@@ -108,7 +108,7 @@ int verb_setup(sd_bus *bus, int argc, char **argv) {
         if (!json_object_object_get_ex(config, "mcpServers", &servers) || json_object_is_type(servers, json_type_null)) {
                 servers = json_object_new_object();
                 if (!servers || json_object_object_add(config, "mcpServers", servers) < 0)
-                        return ctl_error_errno(-ENOMEM, "Cannot set up Claude Code");
+                        return ctl_error_errno(-ENOMEM, "Cannot set up Claude Code: %m");
         } else if (!json_object_is_type(servers, json_type_object)) {
                 ctl_error("\"mcpServers\" in %s is not an object, so the file was left alone: nothing was changed.",
                           path);
@@ -120,25 +120,25 @@ int verb_setup(sd_bus *bus, int argc, char **argv) {
                 return CTL_EXIT_OK;
         }
         if (json_object_object_add(servers, SERVER_NAME, json_object_get(entry)) < 0)
-                return ctl_error_errno(-ENOMEM, "Cannot set up Claude Code");
+                return ctl_error_errno(-ENOMEM, "Cannot set up Claude Code: %m");
 
         /* The backup keeps the bytes as they were, with the file's mode (it holds the user's
          * history and keys to services). */
         if (old_text) {
                 r = write_file_atomic(backup, old_text, strlen(old_text), st.st_mode & 07777);
                 if (r < 0)
-                        return ctl_error_errno(r, "Cannot back %s up to %s; nothing was changed", path, backup);
+                        return ctl_error_errno(r, "Cannot back %s up to %s; nothing was changed: %m", path, backup);
         }
         text = json_text(config);
         {
                 _cleanup_free_ char *line = NULL;
 
                 if (asprintf(&line, "%s\n", text) < 0)
-                        return ctl_error_errno(-ENOMEM, "Cannot set up Claude Code");
+                        return ctl_error_errno(-ENOMEM, "Cannot set up Claude Code: %m");
                 r = write_file_atomic(path, line, strlen(line), st.st_mode & 07777);
         }
         if (r < 0)
-                return ctl_error_errno(r, "Cannot write %s", path);
+                return ctl_error_errno(r, "Cannot write %s: %m", path);
 
         printf("Added the MCP server \"" SERVER_NAME "\" to %s%s%s%s.\n", path, old_text ? " (the old file is " : "",
                old_text ? backup : "", old_text ? ")" : "");

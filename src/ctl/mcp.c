@@ -306,50 +306,50 @@ static int run(McpServer *s, sd_bus *bus) {
 
         /* A client gone from our stdout is EPIPE on write, not death by signal. */
         if (signal(SIGPIPE, SIG_IGN) == SIG_ERR)
-                return ctl_error_errno(negative_errno(), "Cannot ignore SIGPIPE");
+                return ctl_error_errno(negative_errno(), "Cannot ignore SIGPIPE: %m");
         sigemptyset(&mask);
         sigaddset(&mask, SIGINT);
         sigaddset(&mask, SIGTERM);
         if (sigprocmask(SIG_BLOCK, &mask, NULL) < 0)
-                return ctl_error_errno(negative_errno(), "Cannot block signals");
+                return ctl_error_errno(negative_errno(), "Cannot block signals: %m");
 
         r = sd_event_default(&s->event);
         if (r < 0)
-                return ctl_error_errno(r, "Cannot set up the event loop");
+                return ctl_error_errno(r, "Cannot set up the event loop: %m");
         r = sd_event_add_signal(s->event, NULL, SIGINT, on_signal, NULL);
         if (r < 0)
-                return ctl_error_errno(r, "Cannot watch SIGINT");
+                return ctl_error_errno(r, "Cannot watch SIGINT: %m");
         r = sd_event_add_signal(s->event, NULL, SIGTERM, on_signal, NULL);
         if (r < 0)
-                return ctl_error_errno(r, "Cannot watch SIGTERM");
+                return ctl_error_errno(r, "Cannot watch SIGTERM: %m");
         r = sd_event_add_io(s->event, &input, STDIN_FILENO, EPOLLIN, on_stdin, s);
         if (r == -EPERM)
                 return ctl_usage_error("Standard input is a regular file; claudemeshctl mcp reads a pipe or a "
                                        "socket from its MCP client (Claude Code).");
         if (r < 0)
-                return ctl_error_errno(r, "Cannot watch standard input");
+                return ctl_error_errno(r, "Cannot watch standard input: %m");
 
         /* Subscribed before anything is read, so nothing falls between the backlog and the signals. */
         r = mesh_api_match_events(&s->api, on_daemon_signal, s, &events);
         if (r < 0)
-                return ctl_error_errno(r, "Cannot subscribe to the daemon's signals");
+                return ctl_error_errno(r, "Cannot subscribe to the daemon's signals: %m");
         r = sd_bus_add_match(bus, &owner,
                              "type='signal',sender='org.freedesktop.DBus',path='/org/freedesktop/DBus',"
                              "interface='org.freedesktop.DBus',member='NameOwnerChanged',arg0='" DAEMON_SERVICE "'",
                              on_owner_changed, s);
         if (r < 0)
-                return ctl_error_errno(r, "Cannot watch the daemon");
+                return ctl_error_errno(r, "Cannot watch the daemon: %m");
         r = sd_bus_attach_event(bus, s->event, SD_EVENT_PRIORITY_NORMAL);
         if (r < 0)
-                return ctl_error_errno(r, "Cannot set up the event loop");
+                return ctl_error_errno(r, "Cannot set up the event loop: %m");
         r = sd_bus_set_exit_on_disconnect(bus, true);
         if (r < 0)
-                return ctl_error_errno(r, "Cannot set up the event loop");
+                return ctl_error_errno(r, "Cannot set up the event loop: %m");
 
         r = sd_event_loop(s->event);
         (void) sd_bus_detach_event(bus);
         if (r < 0)
-                return ctl_error_errno(r, "Event loop failed");
+                return ctl_error_errno(r, "Event loop failed: %m");
         if (r == EXIT_FAILURE && !s->failed_output && sd_bus_is_open(bus) <= 0) {
                 ctl_error("The session bus went away; the MCP server stops.");
                 return CTL_EXIT_NOT_RUNNING;
