@@ -3,6 +3,7 @@
 
 #include <stdbool.h>
 
+#include "config-build.h"
 #include "inbox.h"
 #include "mesh-link.h"
 #include "mesh.h"
@@ -13,6 +14,7 @@
  * (--no-compat) or while no stream is open they cost nothing.
  */
 
+#if ENABLE_COMPAT
 /* "message": a new inbox row, as MessageReceived (im->id and im->received_at set). */
 void compat_event_message(Mesh *mesh, const InboxMessage *im);
 
@@ -22,3 +24,9 @@ void compat_event_peer(Mesh *mesh, bool joined, const Peer *p);
 /* "broker_status": mesh->state was before until now; sent only when upstream's status
  * (connecting, open, reconnecting, closed) changes with it. */
 void compat_event_mesh_state(Mesh *mesh, MeshState before);
+#else
+/* Built without the /v1 server (-Dcompat=disabled): no stream to tell. */
+static inline void compat_event_message(Mesh *mesh, const InboxMessage *im) {}
+static inline void compat_event_peer(Mesh *mesh, bool joined, const Peer *p) {}
+static inline void compat_event_mesh_state(Mesh *mesh, MeshState before) {}
+#endif

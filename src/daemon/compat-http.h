@@ -1,12 +1,14 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #pragma once
 
+#include <assert.h>
 #include <json-c/json.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <systemd/sd-event.h>
 
 #include "caller.h"
+#include "config-build.h"
 #include "macro.h"
 #include "time-util.h"
 
@@ -54,7 +56,15 @@ typedef struct CompatRoute {
 
 /* routes ends with a NULL method. listen_fd stays the caller's. */
 int compat_http_new(sd_event *event, int listen_fd, const CompatRoute *routes, void *userdata, CompatHttp **ret);
+#if ENABLE_COMPAT
 CompatHttp *compat_http_free(CompatHttp *h);
+#else
+/* Built with -Dcompat=disabled: nothing ever creates one. */
+static inline CompatHttp *compat_http_free(CompatHttp *h) {
+        assert(!h);
+        return NULL;
+}
+#endif
 DEFINE_TRIVIAL_CLEANUP_FUNC(CompatHttp *, compat_http_free);
 
 const char *compat_request_query(CompatRequest *req, const char *key);

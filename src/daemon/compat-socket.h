@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #pragma once
 
+#include <assert.h>
 #include <stdbool.h>
 
+#include "config-build.h"
 #include "macro.h"
 
 /* The listening socket of the upstream-compatible /v1 HTTP API, and the two things upstream
@@ -21,6 +23,14 @@ typedef struct CompatSocket {
  * pid file, unless another live daemon answers there. */
 int compat_socket_open(const char *config_dir, CompatSocket **ret);
 
+#if ENABLE_COMPAT
 /* Removes only what is still ours: the link, the pid file, a socket we bound. */
 CompatSocket *compat_socket_free(CompatSocket *s);
+#else
+/* Built with -Dcompat=disabled: nothing ever opens one. */
+static inline CompatSocket *compat_socket_free(CompatSocket *s) {
+        assert(!s);
+        return NULL;
+}
+#endif
 DEFINE_TRIVIAL_CLEANUP_FUNC(CompatSocket *, compat_socket_free);

@@ -31,7 +31,7 @@ int worker_send_packet(Worker *w, json_object *packet) {
                 log_info("The daemon closed the channel; exiting.");
                 worker_exit(w);
         } else if (r < 0)
-                log_warning("Cannot send a \"%s\" packet to the daemon: %s", worker_channel_type(packet), STRERROR(r));
+                log_warning_errno(r, "Cannot send a \"%s\" packet to the daemon: %m", worker_channel_type(packet));
         return r;
 }
 
@@ -122,7 +122,7 @@ static void on_channel(uv_poll_t *p, int status, int events) {
                 }
                 if (r < 0) {
                         if (r != -ECONNRESET)
-                                log_error_errno(r, "Reading the channel failed: %s", STRERROR(r));
+                                log_error_errno(r, "Reading the channel failed: %m");
                         else
                                 log_info("The daemon closed the channel; exiting.");
                         worker_exit(w);

@@ -75,17 +75,20 @@ static int run(void) {
                                        WORKER_CHANNEL_FD);
         r = close_other_fds(WORKER_CHANNEL_FD);
         if (r < 0)
-                return log_error_errno(r, "Cannot close inherited descriptors: %s", STRERROR(r));
+                return log_error_errno(r, "Cannot close inherited descriptors: %m");
 
         r = read_start(&start);
         if (r < 0)
-                return log_error_errno(r, "No start packet from the daemon: %s", STRERROR(r));
+                return log_error_errno(r, "No start packet from the daemon: %m");
         if (!streq(worker_channel_type(start), "start"))
                 return log_error_errno(-EBADMSG, "The first packet is \"%s\", not \"start\".",
                                        worker_channel_type(start));
         r = worker_config_from_start(start, &w.config, &error);
         if (r < 0) {
-                log_error("Bad start packet: %s", error ? error : STRERROR(r));
+                if (error)
+                        log_error("Bad start packet: %s", error);
+                else
+                        log_error_errno(r, "Bad start packet: %m");
                 worker_send_state(&w, "failed", error ? error : "bad start packet", -1, 0);
                 worker_config_done(&w.config);
                 return r;
@@ -99,7 +102,7 @@ static int run(void) {
         if (r >= 0)
                 r = uv_loop_init(&w.loop) < 0 ? -ENOMEM : 0;
         if (r < 0) {
-                log_error_errno(r, "Cannot start the resolver helper or the event loop: %s", STRERROR(r));
+                log_error_errno(r, "Cannot start the resolver helper or the event loop: %m");
                 worker_send_state(&w, "failed", "cannot set up the worker; see its log", -1, 0);
                 resolver_done(&w.resolver);
                 worker_config_done(&w.config);

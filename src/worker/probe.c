@@ -84,7 +84,7 @@ int sandbox_probe(void) {
 
         r = close_other_fds(-1);
         if (r < 0) {
-                log_error_errno(r, "Cannot close descriptors: %s", STRERROR(r));
+                log_error_errno(r, "Cannot close descriptors: %m");
                 return EXIT_FAILURE;
         }
 
@@ -93,7 +93,7 @@ int sandbox_probe(void) {
         sa_len = (socklen_t) (offsetof(struct sockaddr_un, sun_path) + 1 + strlen(sa.sun_path + 1));
         listener = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
         if (listener < 0 || bind(listener, (struct sockaddr *) &sa, sa_len) < 0 || listen(listener, 1) < 0) {
-                log_error_errno(negative_errno(), "Cannot set up the probe's AF_UNIX listener: %s", STRERROR(errno));
+                log_error_errno(negative_errno(), "Cannot set up the probe's AF_UNIX listener: %m");
                 return EXIT_FAILURE;
         }
 

@@ -48,7 +48,10 @@ static void on_frame(Worker *w, const char *data, size_t size) {
                 return;
         }
         if (kind < 0) {
-                log_warning("Dropped an invalid broker frame: %s.", error ? error : STRERROR(kind));
+                if (error)
+                        log_warning("Dropped an invalid broker frame: %s.", error);
+                else
+                        log_warning_errno(kind, "Dropped an invalid broker frame: %m.");
                 return;
         }
         if (kind == FRAME_HELLO_ACK) {

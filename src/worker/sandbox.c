@@ -140,9 +140,9 @@ static int landlock_allow_read(int ruleset, const char *path) {
         };
 
         if (fd < 0)
-                return log_error_errno(negative_errno(), "Cannot open %s: %s", path, STRERROR(errno));
+                return log_error_errno(negative_errno(), "Cannot open %s: %m", path);
         if (syscall(SYS_landlock_add_rule, ruleset, LL_RULE_PATH_BENEATH, &rule, 0) < 0)
-                return log_error_errno(negative_errno(), "landlock_add_rule(%s) failed: %s", path, STRERROR(errno));
+                return log_error_errno(negative_errno(), "landlock_add_rule(%s) failed: %m", path);
         return 0;
 }
 
@@ -173,8 +173,7 @@ static int landlock_apply(SandboxProfile profile, const char **ret) {
 
         ruleset = (int) syscall(SYS_landlock_create_ruleset, &attr, sizeof attr, 0);
         if (ruleset < 0)
-                return log_error_errno(negative_errno(), "landlock_create_ruleset (ABI %ld) failed: %s", abi,
-                                       STRERROR(errno));
+                return log_error_errno(negative_errno(), "landlock_create_ruleset (ABI %ld) failed: %m", abi);
 
         if (profile == SANDBOX_RESOLVER) {
                 r = landlock_allow_read(ruleset, "/etc");
@@ -188,7 +187,7 @@ static int landlock_apply(SandboxProfile profile, const char **ret) {
 #endif
 
         if (syscall(SYS_landlock_restrict_self, ruleset, 0) < 0)
-                return log_error_errno(negative_errno(), "landlock_restrict_self failed: %s", STRERROR(errno));
+                return log_error_errno(negative_errno(), "landlock_restrict_self failed: %m");
         *ret = abi >= 6 ? "Landlock: no filesystem access, scoped (ABI >= 6)" : "Landlock: no filesystem access";
         if (profile == SANDBOX_RESOLVER)
                 *ret = "Landlock: read-only /etc";
@@ -251,16 +250,15 @@ static int seccomp_apply(SandboxProfile profile) {
 
         for (size_t i = 0; i < ELEMENTSOF(allowed_syscalls); i++)
                 if ((r = allow(ctx, allowed_syscalls[i])) < 0)
-                        return log_error_errno(r, "seccomp: cannot allow %s: %s", allowed_syscalls[i], STRERROR(r));
+                        return log_error_errno(r, "seccomp: cannot allow %s: %m", allowed_syscalls[i]);
         if (profile == SANDBOX_RESOLVER)
                 for (size_t i = 0; i < ELEMENTSOF(resolver_syscalls); i++)
                         if ((r = allow(ctx, resolver_syscalls[i])) < 0)
-                                return log_error_errno(r, "seccomp: cannot allow %s: %s", resolver_syscalls[i],
-                                                       STRERROR(r));
+                                return log_error_errno(r, "seccomp: cannot allow %s: %m", resolver_syscalls[i]);
 #ifdef SANITIZER_BUILD
         for (size_t i = 0; i < ELEMENTSOF(sanitizer_syscalls); i++)
                 if ((r = allow(ctx, sanitizer_syscalls[i])) < 0)
-                        return log_error_errno(r, "seccomp: cannot allow %s: %s", sanitizer_syscalls[i], STRERROR(r));
+                        return log_error_errno(r, "seccomp: cannot allow %s: %m", sanitizer_syscalls[i]);
 #endif
 
         /* Internet sockets only: no new AF_UNIX (local services), AF_NETLINK, AF_PACKET … */
@@ -268,14 +266,14 @@ static int seccomp_apply(SandboxProfile profile) {
                                   arg_cmp(0, SCMP_CMP_EQ, AF_INET, 0))) < 0 ||
             (r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket), 1,
                                   arg_cmp(0, SCMP_CMP_EQ, AF_INET6, 0))) < 0)
-                return log_error_errno(r, "seccomp: socket rule: %s", STRERROR(r));
+                return log_error_errno(r, "seccomp: socket rule: %m");
 
         /* Memory, but never executable: no code can be loaded or made up after setup. */
         if ((r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(mmap), 1,
                                   arg_cmp(2, SCMP_CMP_MASKED_EQ, PROT_EXEC, 0))) < 0 ||
             (r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(mprotect), 1,
                                   arg_cmp(2, SCMP_CMP_MASKED_EQ, PROT_EXEC, 0))) < 0)
-                return log_error_errno(r, "seccomp: mmap rule: %s", STRERROR(r));
+                return log_error_errno(r, "seccomp: mmap rule: %m");
 
         /* fstat() by descriptor is newfstatat(fd, "", AT_EMPTY_PATH): the worker gets only
          * that form, the resolver also stats paths (Landlock keeps it in /etc). */
@@ -285,35 +283,35 @@ static int seccomp_apply(SandboxProfile profile) {
                 r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(newfstatat), 1,
                                      arg_cmp(3, SCMP_CMP_MASKED_EQ, AT_EMPTY_PATH, AT_EMPTY_PATH));
         if (r < 0)
-                return log_error_errno(r, "seccomp: newfstatat rule: %s", STRERROR(r));
+                return log_error_errno(r, "seccomp: newfstatat rule: %m");
 
         /* Non-blocking mode, pending bytes, and isatty() on stderr. */
         static const unsigned long ioctls[] = { FIONBIO, FIONREAD, TCGETS };
         for (size_t i = 0; i < ELEMENTSOF(ioctls); i++)
                 if ((r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(ioctl), 1,
                                           arg_cmp(1, SCMP_CMP_EQ, ioctls[i], 0))) < 0)
-                        return log_error_errno(r, "seccomp: ioctl rule: %s", STRERROR(r));
+                        return log_error_errno(r, "seccomp: ioctl rule: %m");
 
         /* abort() and raise() signal the process itself, nobody else. */
         if ((r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(tgkill), 1,
                                   arg_cmp(0, SCMP_CMP_EQ, (scmp_datum_t) getpid(), 0))) < 0)
-                return log_error_errno(r, "seccomp: tgkill rule: %s", STRERROR(r));
+                return log_error_errno(r, "seccomp: tgkill rule: %m");
 
         if (profile == SANDBOX_RESOLVER) {
                 /* getaddrinfo(AI_ADDRCONFIG) asks the kernel over rtnetlink which address
                  * families have addresses. */
                 r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket), 1, arg_cmp(0, SCMP_CMP_EQ, AF_NETLINK, 0));
                 if (r < 0)
-                        return log_error_errno(r, "seccomp: netlink rule: %s", STRERROR(r));
+                        return log_error_errno(r, "seccomp: netlink rule: %m");
                 /* Files read-only: openat(…, flags) with O_WRONLY, O_RDWR and O_CREAT all clear. */
                 if ((r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(openat), 1,
                                           arg_cmp(2, SCMP_CMP_MASKED_EQ, O_ACCMODE | O_CREAT | O_TRUNC, O_RDONLY))) < 0)
-                        return log_error_errno(r, "seccomp: openat rule: %s", STRERROR(r));
+                        return log_error_errno(r, "seccomp: openat rule: %m");
         }
 
         r = seccomp_load(ctx);
         if (r < 0)
-                return log_error_errno(r, "seccomp_load failed: %s", STRERROR(r));
+                return log_error_errno(r, "seccomp_load failed: %m");
         return 0;
 }
 
@@ -323,15 +321,15 @@ int sandbox_apply(SandboxProfile profile, const char **ret_landlock) {
 
         /* Required for an unprivileged seccomp filter and Landlock, and no setuid gains. */
         if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
-                return log_error_errno(negative_errno(), "PR_SET_NO_NEW_PRIVS failed: %s", STRERROR(errno));
+                return log_error_errno(negative_errno(), "PR_SET_NO_NEW_PRIVS failed: %m");
 #ifndef SANITIZER_BUILD
         /* Not dumpable: no core, no ptrace by other processes of the same user. */
         if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
-                return log_error_errno(negative_errno(), "PR_SET_DUMPABLE failed: %s", STRERROR(errno));
+                return log_error_errno(negative_errno(), "PR_SET_DUMPABLE failed: %m");
 #endif
         r = set_rlimits();
         if (r < 0)
-                return log_error_errno(r, "Cannot set resource limits: %s", STRERROR(r));
+                return log_error_errno(r, "Cannot set resource limits: %m");
         r = landlock_apply(profile, &landlock);
         if (r < 0)
                 return r;

@@ -16,12 +16,14 @@ import subprocess
 import sys
 import tempfile
 import time
-import traceback
 import urllib.request
 import uuid
 
 import nacl.signing
 import websockets
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import tap  # noqa: E402
 
 BROKER = os.environ.get("CLAUDEMESH_BROKER", "claudemesh-broker")
 # Under `meson test --setup valgrind` the broker runs under valgrind too, and slower.
@@ -33,12 +35,7 @@ TIMEOUT = 30.0 if VALGRIND else 5.0
 # The storage engine the broker runs on: "sqlite" (a file per broker) or "postgresql" (a
 # database per broker on a PostgreSQL server this process starts, see PgServer).
 BACKEND = os.environ.get("CLAUDEMESH_TEST_BACKEND", "sqlite")
-SKIP = 77
-
-
-def skip(reason):
-    print(f"SKIP: {reason}", flush=True)
-    sys.exit(SKIP)
+skip = tap.skip
 
 
 class PgServer:
@@ -464,29 +461,27 @@ async def with_cleanup(test, broker):
                 c.ws.transport.abort()
 
 
+def run_one(t, *broker_args):
+    """Runs the async test(broker) against a fresh broker; raises on failure."""
+    if BACKEND != "sqlite" and getattr(t, "sqlite_only", False):
+        raise tap.Skip("SQLite only: it builds or reads the database file itself")
+    b = Broker(*broker_args, *getattr(t, "broker_args", []), preexec=getattr(t, "broker_preexec", None))
+    try:
+        b.start()
+        asyncio.run(asyncio.wait_for(with_cleanup(t, b), 600 if VALGRIND else 60))
+        rc = b.stop()
+        # SIGTERM is a clean shutdown (and, under ASan, a leak check).
+        assert rc == 0, f"broker exited with {rc} on SIGTERM"
+    except tap.Skip:
+        raise
+    except BaseException:
+        print("---- broker log ----\n" + b.logtext()[-6000:], flush=True)
+        raise
+    finally:
+        b.close()
+
+
 def run(tests, *broker_args):
-    """Runs each async test(broker) against a fresh broker; exits non-zero on failure."""
-    failed = 0
-    only = sys.argv[1:]
-    for t in tests:
-        if only and t.__name__ not in only:
-            continue
-        if BACKEND != "sqlite" and getattr(t, "sqlite_only", False):
-            print(f"skip {t.__name__} (SQLite only: it builds or reads the database file itself)", flush=True)
-            continue
-        b = Broker(*broker_args, *getattr(t, "broker_args", []), preexec=getattr(t, "broker_preexec", None))
-        try:
-            b.start()
-            asyncio.run(asyncio.wait_for(with_cleanup(t, b), 600 if VALGRIND else 60))
-            rc = b.stop()
-            # SIGTERM is a clean shutdown (and, under ASan, a leak check).
-            assert rc == 0, f"broker exited with {rc} on SIGTERM"
-            print(f"ok   {t.__name__}", flush=True)
-        except BaseException:
-            failed += 1
-            print(f"FAIL {t.__name__}", flush=True)
-            traceback.print_exc()
-            print("---- broker log ----\n" + b.logtext()[-6000:], flush=True)
-        finally:
-            b.close()
-    sys.exit(1 if failed else 0)
+    """Runs each async test(broker) (those named on the command line, else all) against a fresh
+    broker, as TAP cases; exits non-zero on failure."""
+    tap.run([(t.__name__, lambda t=t: run_one(t, *broker_args)) for t in tap.selected(tests)])

@@ -9,14 +9,19 @@ trap 'rm -rf "$W"' EXIT
 fail() { echo "FAIL: $*" >&2; exit 1; }
 
 want=$(date -u -d "@$MAN_SOURCE_DATE_EPOCH" +%F)
+# every page man/meson.build builds (MAN_PAGES), all in man/
 n=0
-for page in "$BUILD_ROOT"/man/*.[1-8] "$BUILD_ROOT"/src/*/*.[1-8]; do
+for page in "$BUILD_ROOT"/man/*.[1-8]; do
         [ -f "$page" ] || continue
         n=$((n + 1))
         date=$(sed -n 's/^\.TH "[^"]*" "[0-9]" "\([^"]*\)".*/\1/p' "$page")
         [ "$date" = "$want" ] || fail "$page is dated '$date', not $want (SOURCE_DATE_EPOCH $MAN_SOURCE_DATE_EPOCH)"
 done
-[ $n = 5 ] || fail "found $n man pages, expected 5"
+for page in $MAN_PAGES; do
+        [ -f "$BUILD_ROOT/man/$page" ] || fail "$page was not built in man/"
+done
+[ $n = $(echo $MAN_PAGES | wc -w) ] || fail "found $n man pages in man/, expected: $MAN_PAGES"
+[ $(echo $MAN_PAGES | wc -w) -ge 4 ] || fail "MAN_PAGES lists too few pages: $MAN_PAGES"
 sed 's/\\&//g' "$BUILD_ROOT/man/org.claudemesh.Daemon1.5" | grep -qF "$DBUS_INTERFACES_DIR/org.claudemesh.Daemon1.xml" ||
         fail "org.claudemesh.Daemon1(5) does not name $DBUS_INTERFACES_DIR"
 ! grep -q "@DBUS_INTERFACES_DIR@" "$BUILD_ROOT/man/org.claudemesh.Daemon1.5" || fail "placeholder left in the page"

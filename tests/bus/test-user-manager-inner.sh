@@ -25,6 +25,10 @@ chmod 700 "$HOME/.claudemesh"
 chmod 600 "$HOME/.claudemesh/config.json"
 cp "$B/claudemesh.service" "$HOME/.config/systemd/user/"
 cp "$B/org.claudemesh.Daemon1.service" "$XDG_RUNTIME_DIR/dbus-1/services/"
+# systemd --user may have started the bus before that directory existed: have it read the file
+# now, as a package install does, or activation later finds no such name
+busctl --user call org.freedesktop.DBus /org/freedesktop/DBus org.freedesktop.DBus ReloadConfig ||
+        fail "ReloadConfig failed"
 systemctl --user daemon-reload
 
 systemctl --user enable --now claudemesh.service || fail "enable --now failed"

@@ -39,13 +39,13 @@ static void check_canonical(const char *text, const char *expected) {
 }
 
 static void test_rfc8785_testdata(void) {
-        const char *shared = getenv("CLAUDEMESH_SHARED_DIR");
+        const char *srcdir = getenv("CLAUDEMESH_TESTS_SRCDIR");
         char dir[4096];
         struct dirent **names;
         int n, checked = 0;
 
-        ASSERT_TRUE(shared);
-        snprintf(dir, sizeof dir, "%s/testdata/jcs/input", shared);
+        ASSERT_TRUE(srcdir);
+        snprintf(dir, sizeof dir, "%s/data/jcs/input", srcdir);
         n = scandir(dir, &names, NULL, alphasort);
         ASSERT_TRUE(n > 0);
         for (int i = 0; i < n; i++) {
@@ -57,15 +57,15 @@ static void test_rfc8785_testdata(void) {
 
                 if (len > 5 && streq(name + len - 5, ".json")) {
                         snprintf(stem, sizeof stem, "%.*s", (int) (len - 5), name);
-                        snprintf(path, sizeof path, "%s/testdata/jcs/input/%s.json", shared, stem);
+                        snprintf(path, sizeof path, "%s/data/jcs/input/%s.json", srcdir, stem);
                         ASSERT_OK(read_full_file(path, 1024 * 1024, &input, &input_size, NULL));
-                        snprintf(path, sizeof path, "%s/testdata/jcs/output/%s.json", shared, stem);
+                        snprintf(path, sizeof path, "%s/data/jcs/output/%s.json", srcdir, stem);
                         ASSERT_OK(read_full_file(path, 1024 * 1024, &output, &output_size, NULL));
                         fprintf(stderr, "testdata %s\n", stem);
                         check_canonical_bytes(input, input_size, output, output_size);
 
                         /* outhex holds the same bytes as hex pairs, separated by whitespace. */
-                        snprintf(path, sizeof path, "%s/testdata/jcs/outhex/%s.txt", shared, stem);
+                        snprintf(path, sizeof path, "%s/data/jcs/outhex/%s.txt", srcdir, stem);
                         ASSERT_OK(read_full_file(path, 1024 * 1024, &outhex, &outhex_size, NULL));
                         for (const char *h = outhex; *h;) {
                                 unsigned byte;

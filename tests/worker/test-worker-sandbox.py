@@ -10,6 +10,9 @@ import shutil
 import subprocess
 import sys
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import tap  # noqa: E402
+
 WORKER = os.environ.get("CLAUDEMESH_WORKER", "claudemesh-worker")
 ATTEMPTS = ["open", "open-write", "connect-unix", "socket-unix", "socketpair-unix", "execve"]
 
@@ -26,17 +29,20 @@ def probe(prefix, who):
     assert lines.get("socket-inet") == "allowed (expected)", lines
 
 
+def probe_as_nobody():
+    if os.getuid() != 0:
+        raise tap.Skip("not root")
+    setpriv = shutil.which("setpriv")
+    if not setpriv:
+        raise tap.Skip("setpriv not found")
+    if subprocess.run([setpriv, "--reuid=nobody", "--regid=nogroup", "--clear-groups", "test", "-x", WORKER]).returncode:
+        raise tap.Skip(f"nobody cannot execute {WORKER}")
+    probe([setpriv, "--reuid=nobody", "--regid=nogroup", "--clear-groups"], "nobody")
+
+
 def main():
-    probe([], f"uid {os.getuid()}")
-    if os.getuid() == 0:
-        setpriv = shutil.which("setpriv")
-        if not setpriv:
-            print("-- setpriv not found: not probing as nobody")
-        elif subprocess.run([setpriv, "--reuid=nobody", "--regid=nogroup", "--clear-groups", "test", "-x", WORKER]).returncode:
-            print(f"-- nobody cannot execute {WORKER}: not probing as nobody")
-        else:
-            probe([setpriv, "--reuid=nobody", "--regid=nogroup", "--clear-groups"], "nobody")
-    sys.exit(0)
+    tap.run([(f"probe as uid {os.getuid()}", lambda: probe([], f"uid {os.getuid()}")),
+             ("probe as nobody", probe_as_nobody)])
 
 
 if __name__ == "__main__":

@@ -9,14 +9,13 @@ the frame size limit in both directions."""
 import asyncio
 import json
 import os
-import sys
 import time
-import traceback
 
 import nacl.signing
 import websockets
 
 import workertest as wt
+import tap  # noqa: E402  (on the path through workertest)
 from workertest import bt
 
 KEY = nacl.signing.SigningKey.generate()
@@ -249,30 +248,26 @@ async def test_daemon_close_code_reaches_broker(workers):
         assert len(fake.connections) == 2
 
 
+def run_one(t):
+    workers = []
+    try:
+        asyncio.run(asyncio.wait_for(t(workers), 60))
+        for w in workers:
+            rc = w.stop()
+            assert rc == 0, f"worker exited with {rc}\n{w.log()}"
+    except BaseException:
+        for w in workers:
+            print("---- worker log ----\n" + w.log(), flush=True)
+        raise
+    finally:
+        for w in workers:
+            w.kill()
+
+
 def main():
-    failed = 0
-    only = sys.argv[1:]
-    for t in (test_upstream_hello_and_validation, test_hello_rejected_backs_off, test_kicked_is_final,
-              test_hello_ack_timeout, test_daemon_close_code_reaches_broker):
-        if only and t.__name__ not in only:
-            continue
-        workers = []
-        try:
-            asyncio.run(asyncio.wait_for(t(workers), 60))
-            for w in workers:
-                rc = w.stop()
-                assert rc == 0, f"worker exited with {rc}\n{w.log()}"
-            print(f"ok   {t.__name__}", flush=True)
-        except BaseException:
-            failed += 1
-            print(f"FAIL {t.__name__}", flush=True)
-            traceback.print_exc()
-            for w in workers:
-                print("---- worker log ----\n" + w.log(), flush=True)
-        finally:
-            for w in workers:
-                w.kill()
-    sys.exit(1 if failed else 0)
+    tests = (test_upstream_hello_and_validation, test_hello_rejected_backs_off, test_kicked_is_final,
+             test_hello_ack_timeout, test_daemon_close_code_reaches_broker)
+    tap.run([(t.__name__, lambda t=t: run_one(t)) for t in tap.selected(tests)])
 
 
 if __name__ == "__main__":

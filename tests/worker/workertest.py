@@ -19,6 +19,7 @@ import nacl.signing
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "broker"))
 import brokertest as bt  # noqa: E402
+import tap  # noqa: E402  (brokertest put tests/ on the path)
 
 WORKER = os.environ.get("CLAUDEMESH_WORKER", "claudemesh-worker")
 TIMEOUT = bt.TIMEOUT * 2
@@ -215,35 +216,33 @@ class Worker:
         self.proc = None
 
 
+def run_one(t, *broker_args):
+    """Runs the async test(broker, workers) against a fresh broker; raises on failure."""
+    b = bt.Broker(*broker_args, *getattr(t, "broker_args", []))
+    workers = []
+    try:
+        b.start()
+        asyncio.run(asyncio.wait_for(bt.with_cleanup(lambda br: t(br, workers), b), 120))
+        for w in workers:
+            rc = w.stop()
+            assert rc == 0, f"worker exited with {rc}\n{w.log()}"
+    except tap.Skip:
+        raise
+    except BaseException:
+        for w in workers:
+            print("---- worker log ----\n" + w.log(), flush=True)
+        print("---- broker log ----\n" + b.logtext()[-4000:], flush=True)
+        raise
+    finally:
+        for w in workers:
+            w.kill()
+        b.close()
+
+
 def run(tests, *broker_args):
-    """Runs each async test(broker, workers) against a fresh broker; exits non-zero on failure."""
-    failed = 0
-    only = sys.argv[1:]
-    for t in tests:
-        if only and t.__name__ not in only:
-            continue
-        b = bt.Broker(*broker_args, *getattr(t, "broker_args", []))
-        workers = []
-        try:
-            b.start()
-            asyncio.run(asyncio.wait_for(bt.with_cleanup(lambda br: t(br, workers), b), 120))
-            for w in workers:
-                rc = w.stop()
-                assert rc == 0, f"worker exited with {rc}\n{w.log()}"
-            print(f"ok   {t.__name__}", flush=True)
-        except BaseException:
-            failed += 1
-            print(f"FAIL {t.__name__}", flush=True)
-            import traceback
-            traceback.print_exc()
-            for w in workers:
-                print("---- worker log ----\n" + w.log(), flush=True)
-            print("---- broker log ----\n" + b.logtext()[-4000:], flush=True)
-        finally:
-            for w in workers:
-                w.kill()
-            b.close()
-    sys.exit(1 if failed else 0)
+    """Runs each async test(broker, workers) (those named on the command line, else all)
+    against a fresh broker, as TAP cases; exits non-zero on failure."""
+    tap.run([(t.__name__, lambda t=t: run_one(t, *broker_args)) for t in tap.selected(tests)])
 
 
 def sigstop(proc):
