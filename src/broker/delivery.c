@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <inttypes.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
@@ -7,6 +8,7 @@
 #include "delivery.h"
 #include "log.h"
 #include "nodes.h"
+#include "pool.h"
 #include "time-util.h"
 
 #define DRAIN_BATCH 256
@@ -55,13 +57,41 @@ json_object *push_frame_new(const char *mesh_id, const PushMessage *m) {
 }
 
 static void arm_lease_timer(Server *s);
+static void lease_timer_fired(lws_sorted_usec_list_t *sul);
+
+static const char lease_sql[] =
+        "INSERT INTO temp.lease (message_id, recipient_pubkey, conn_serial, expires_at)"
+        " VALUES (?1, ?2, ?3, ?4) ON CONFLICT (message_id, recipient_pubkey)"
+        " DO UPDATE SET conn_serial = excluded.conn_serial, expires_at = excluded.expires_at";
+
+/* PostgreSQL: the lease is sent on lane 0, whose session holds the table, without waiting.
+ * Every lease lasts lease_seconds, so an armed timer is already due no later than this one:
+ * the timer is armed from the clock, not from the table. */
+static int lease_async(Conn *c, const char *message_id, const char *recipient_key) {
+        Server *s = c->server;
+        int64_t expires = mono_ms() + (int64_t) s->opts.lease_seconds * 1000;
+        char serial[24], expires_text[24];
+        int r;
+
+        snprintf(serial, sizeof serial, "%" PRIu64, c->serial);
+        snprintf(expires_text, sizeof expires_text, "%" PRId64, expires);
+        const char *values[] = { message_id, recipient_key, serial, expires_text };
+        r = pool_submit(s, 0, lease_sql, ELEMENTSOF(values), values, NULL, NULL);
+        if (r < 0)
+                return r;
+        if (!s->lease_sul_armed) {
+                lws_sul_schedule(s->ctx, 0, &s->lease_sul, lease_timer_fired,
+                                 (lws_usec_t) ((int64_t) s->opts.lease_seconds * 1000 + 5) * LWS_US_PER_MS);
+                s->lease_sul_armed = true;
+        }
+        return 0;
+}
 
 static int lease(Conn *c, const char *message_id, const char *recipient_key) {
         Server *s = c->server;
-        StoreStmt *st = store_stmt(s->store,
-                "INSERT INTO temp.lease (message_id, recipient_pubkey, conn_serial, expires_at)"
-                " VALUES (?1, ?2, ?3, ?4) ON CONFLICT (message_id, recipient_pubkey)"
-                " DO UPDATE SET conn_serial = excluded.conn_serial, expires_at = excluded.expires_at");
+        if (pool_on(s))
+                return lease_async(c, message_id, recipient_key);
+        StoreStmt *st = store_stmt(s->store, lease_sql);
         if (!st)
                 return -EIO;
         store_bind_text(st, 1, message_id);
@@ -86,7 +116,16 @@ static void mark_delivered_if_done(Store *store, const char *message_id) {
         (void) store_step_done(store, st);
 }
 
-static void settle(Store *store, const char *message_id, const char *recipient_key) {
+static void settle(Server *s, const char *message_id, const char *recipient_key) {
+        Store *store = s->store;
+        if (pool_on(s)) {
+                char now[24];
+                snprintf(now, sizeof now, "%" PRId64, now_ms());
+                const char *values[] = { message_id, recipient_key, recipient_key, now };
+                if (pool_submit(s, 0, "SELECT cm_settle(?1, ?2, ?3, ?4)", ELEMENTSOF(values), values, NULL, NULL) < 0)
+                        log_warning("Could not record the delivery of %s.", message_id);
+                return;
+        }
         StoreStmt *st = store_stmt(store, "DELETE FROM delivery WHERE message_id = ?1 AND recipient_pubkey = ?2");
 
         if (!st)
@@ -104,7 +143,7 @@ static void settle(Store *store, const char *message_id, const char *recipient_k
  * or it would get the message again on every reconnect. */
 static int handed_over(Conn *c, const char *message_id, const char *recipient_key) {
         if (!c->ack_aware) {
-                settle(c->server->store, message_id, recipient_key);
+                settle(c->server, message_id, recipient_key);
                 return 0;
         }
         return lease(c, message_id, recipient_key);
@@ -127,7 +166,7 @@ static bool conn_owns_key(const Conn *c, const char *key) {
 }
 
 void delivery_push_new(Server *s, const char *mesh_id, const char *recipient_key, const PushMessage *m,
-                       const Conn *sender) {
+                       const Conn *sender, bool wake_others) {
         /* One connection per row: the first live one that owns the key, preferring one that is
          * not the sender (a member-key DM from one session of a member to its siblings). */
         Conn *target = NULL;
@@ -143,7 +182,7 @@ void delivery_push_new(Server *s, const char *mesh_id, const char *recipient_key
         if (target && target != sender && push_and_lease(target, recipient_key, m) < 0)
                 log_warning("Could not push message %s; it stays queued.", m->message_id);
         /* The owner may be on another node; one of its other sessions may be too. */
-        if (!target || target == sender)
+        if (wake_others && (!target || target == sender))
                 nodes_wake(s, mesh_id, recipient_key);
 }
 
@@ -295,6 +334,20 @@ void delivery_handle_client_ack(Conn *c, const Frame *f) {
         const char *message_id = resolve_message_id(c, &a, buf);
         if (!message_id)
                 return;
+
+        if (pool_on(c->server)) {
+                /* One statement on lane 0, after the lease it ends; a drain that follows is a
+                 * blocking call there, so it runs after it. */
+                char now[24];
+                snprintf(now, sizeof now, "%" PRId64, now_ms());
+                const char *values[] = { message_id, conn_routing_key(c), c->member_pubkey, now };
+                if (pool_submit(c->server, 0, "SELECT cm_ack(?1, ?2, ?3, ?4)", ELEMENTSOF(values), values, NULL,
+                                NULL) < 0)
+                        log_warning("Could not record client_ack for %s.", message_id);
+                if (c->drain_more)
+                        delivery_drain(c);
+                return;
+        }
 
         st = store_stmt(store, "DELETE FROM delivery WHERE message_id = ?1 AND recipient_pubkey IN (?2, ?3)");
         if (!st)

@@ -537,3 +537,66 @@ void store_listen_close(Store *s) {
         if (s->engine == STORE_POSTGRESQL)
                 pg_listen_close(s);
 }
+
+int store_pool_open(Store *s, unsigned n) {
+        assert(s->engine == STORE_POSTGRESQL);
+        assert(n <= STORE_POOL_MAX);
+        return pg_pool_open(s, n);
+}
+
+unsigned store_lanes(Store *s) {
+        return s->engine == STORE_POSTGRESQL ? pg_lanes(s) : 0;
+}
+
+int store_lane_fd(Store *s, unsigned lane) {
+        assert(lane < store_lanes(s));
+        return pg_lane_fd(s, lane);
+}
+
+int store_async(Store *s, unsigned lane, const char *sql, unsigned n_params, const char *const *values,
+                StoreAsyncCallback cb, void *userdata) {
+        assert(sql);
+        assert(lane < store_lanes(s));
+        assert(n_params <= STORE_ASYNC_PARAMS_MAX);
+        return pg_async(s, lane, sql, n_params, values, cb, userdata);
+}
+
+int store_async_process(Store *s, unsigned lane) {
+        assert(lane < store_lanes(s));
+        return pg_async_process(s, lane);
+}
+
+int store_async_flush(Store *s, unsigned lane) {
+        assert(lane < store_lanes(s));
+        return pg_async_flush(s, lane);
+}
+
+int store_async_sync(Store *s, unsigned lane) {
+        assert(lane < store_lanes(s));
+        return pg_async_sync(s, lane);
+}
+
+bool store_async_idle(Store *s, unsigned lane) {
+        assert(lane < store_lanes(s));
+        return pg_async_idle(s, lane);
+}
+
+int store_result_rows(const StoreResult *res) {
+        return res ? pg_result_rows(res) : 0;
+}
+
+const char *store_result_text(const StoreResult *res, int row, int col) {
+        return res ? pg_result_text(res, row, col) : NULL;
+}
+
+int64_t store_result_int64(const StoreResult *res, int row, int col) {
+        const char *v = store_result_text(res, row, col);
+
+        if (!v)
+                return 0;
+        if (streq(v, "t"))
+                return 1;
+        if (streq(v, "f"))
+                return 0;
+        return strtoll(v, NULL, 10);
+}

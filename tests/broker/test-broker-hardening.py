@@ -348,14 +348,17 @@ async def test_newer_schema_refused(b):
     """A database whose schema is newer than the broker knows is refused, with a clear error,
     by the broker and by the admin commands, on either engine."""
     assert b.stop() == 0
+    # PostgreSQL's schema 4 adds the hot path's functions, which SQLite does not have.
+    known = 4 if bt.BACKEND == "postgresql" else 3
     if bt.BACKEND == "postgresql":
         with b.sql() as conn:
-            conn.execute("UPDATE broker_schema SET version = 4")
+            conn.execute("UPDATE broker_schema SET version = ?", (known + 1,))
     else:
         with sqlite3.connect(b.db) as conn:
-            conn.execute("PRAGMA user_version = 4")
+            conn.execute(f"PRAGMA user_version = {known + 1}")
     p = b.admin("mesh", "list", check=False)
-    assert p.returncode != 0 and "Database schema 4 is newer than this broker (3)" in p.stderr, (p.returncode, p.stderr)
+    assert p.returncode != 0 and f"Database schema {known + 1} is newer than this broker ({known})" in p.stderr, \
+        (p.returncode, p.stderr)
     p = subprocess.run([bt.BROKER, "--db", b.db, "--listen", f"127.0.0.1:{b.port}"], capture_output=True, text=True,
                        timeout=30)
     assert p.returncode != 0 and "newer than this broker" in p.stderr, (p.returncode, p.stderr)
