@@ -218,10 +218,14 @@ static const char schema_v4_sql[] =
         "  o_message_id := p_id;\n"
         "END $$;\n";
 
-/* Part of schema 4: the rate limiter (0, or the milliseconds until the window ends); a push
+/* Part of schema 4: the signed hellos already used, shared so that one replayed through
+ * another node is refused too (see hello.c); the rate limiter (0, or the milliseconds until
+ * the window ends); a push
  * handed to a client that does not acknowledge, which is its delivery; a client_ack, on the
  * connection whose session holds the leases. */
 static const char schema_v4_more_sql[] =
+        "CREATE UNLOGGED TABLE hello_seen (signature BYTEA PRIMARY KEY, expires_at BIGINT NOT NULL);\n"
+        "CREATE INDEX hello_seen_expires ON hello_seen(expires_at);\n"
         "CREATE FUNCTION cm_rate(p_mesh TEXT, p_member TEXT, p_cmid TEXT, p_limit BIGINT, p_window BIGINT, p_now BIGINT)\n"
         " RETURNS BIGINT LANGUAGE plpgsql AS $$\n"
         "DECLARE v_bucket BIGINT := p_now / p_window;\n"
@@ -270,7 +274,7 @@ static const struct {
 };
 
 /* The tables every node shares although SQLite keeps them per process (see schema). */
-static const char *const shared_tables[] = { "rate_budget", "rate_paid" };
+static const char *const shared_tables[] = { "rate_budget", "rate_paid", "hello_seen" };
 
 /* The URI, with defaults it may override: a bounded connect (the LISTEN connection is
  * reopened from the event loop) and TCP keepalives, so a dead server or a dropped route is
