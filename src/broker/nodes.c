@@ -158,12 +158,19 @@ static void on_notification(const char *channel, const char *payload, void *user
         mesh_id[space - payload] = '\0';
         for (Conn *c = s->conns; c; c = c->next)
                 if (conn_owns(c, mesh_id, space + 1))
-                        delivery_drain(c);
+                        c->wake_pending = true;
 }
 
 int nodes_readable(Server *s) {
         int r = store_listen_read(s->store, on_notification, s);
 
+        /* One drain per woken connection for all the notifications read at once: a flood
+         * across nodes brings one per message, and each drain is a query. */
+        for (Conn *c = s->conns; c; c = c->next)
+                if (c->wake_pending) {
+                        c->wake_pending = false;
+                        delivery_drain(c);
+                }
         if (r < 0) {
                 log_warning("The LISTEN connection was lost (%s); the catch-up delivers until it is back.",
                             store_errmsg(s->store));

@@ -63,6 +63,7 @@ typedef struct Conn {
         bool closing;                    /* close queued: no longer routable */
         bool replaced;                   /* closed by session_replaced: no peer_left */
         bool drain_more;                 /* pending rows were left for the next drain */
+        bool wake_pending;               /* another node woke it: drain after reading them all */
         bool ack_aware;                  /* announced or sent client_ack: leases are redelivered */
         bool is_session;                 /* session_hello: peerRole "session", else "control-plane" */
         bool evicted;                    /* kicked or banned: peer_left at once, no grace */
