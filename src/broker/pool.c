@@ -90,6 +90,20 @@ void pool_flush(Server *s) {
         }
 }
 
+static void run_deferred(lws_sorted_usec_list_t *sul) {
+        Server *s = container_of(sul, Server, pool_sul);
+
+        store_async_run_deferred(s->store);
+}
+
+/* A blocking call on lane 0 finished statements whose callbacks wait: run them from the loop
+ * at once, outside the handler that made the call. */
+static void deferred(void *userdata) {
+        Server *s = userdata;
+
+        lws_sul_schedule(s->ctx, 0, &s->pool_sul, run_deferred, 0);
+}
+
 int pool_start(Server *s) {
         struct lws_vhost *vh = lws_get_vhost_by_name(s->ctx, "default");
         unsigned n;
@@ -101,6 +115,7 @@ int pool_start(Server *s) {
         if (r < 0)
                 return r;
         n = store_lanes(s->store);
+        store_async_set_defer_hook(s->store, deferred, s);
         for (unsigned i = 0; i < n; i++) {
                 lws_sock_file_fd_type desc;
 
@@ -139,4 +154,6 @@ void pool_stop(Server *s) {
                                 break;
                 }
         }
+        lws_sul_cancel(&s->pool_sul);
+        store_async_run_deferred(s->store);
 }

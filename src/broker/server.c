@@ -759,6 +759,7 @@ int server_run(const BrokerOptions *opts) {
         }
 
         pool_stop(&s);
+        free(s.handed);         /* empty: every statement completed */
         server_commit_batch(&s);
         nodes_stop(&s);
         lws_sul_cancel(&s.ping_sul);

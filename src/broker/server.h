@@ -50,6 +50,7 @@ void broker_options_init(BrokerOptions *o);
 
 typedef struct OutFrame OutFrame;
 typedef struct HeldFrame HeldFrame;
+typedef struct Handed Handed;
 typedef struct Ghost Ghost;
 typedef struct Server Server;
 
@@ -63,6 +64,8 @@ typedef struct Conn {
         bool closing;                    /* close queued: no longer routable */
         bool replaced;                   /* closed by session_replaced: no peer_left */
         bool drain_more;                 /* pending rows were left for the next drain */
+        bool drain_inflight;             /* PostgreSQL: its drain's query is in flight */
+        bool drain_again;                /* and another was asked for meanwhile */
         bool wake_pending;               /* another node woke it: drain after reading them all */
         bool ack_aware;                  /* announced or sent client_ack: leases are redelivered */
         bool is_session;                 /* session_hello: peerRole "session", else "control-plane" */
@@ -113,6 +116,7 @@ struct Server {
         lws_sorted_usec_list_t purge_sul;
         lws_sorted_usec_list_t ghost_sul;
         lws_sorted_usec_list_t catch_up_sul;
+        lws_sorted_usec_list_t pool_sul;      /* runs lane 0's deferred callbacks (pool.c) */
         struct lws *listen_wsi;          /* the other nodes' notifications (PostgreSQL) */
         bool nodes_on;
         char node_id[BROKER_ID_LEN + 1]; /* this process among the nodes */
@@ -123,6 +127,7 @@ struct Server {
         bool shutting_down;
         struct lws *lane_wsi[1 + STORE_POOL_MAX];  /* PostgreSQL: the store's lanes (pool.h) */
         unsigned n_lanes;                /* 0: no pool, the handlers block (SQLite) */
+        Handed **handed;                 /* pushes whose lease is in flight (delivery.c) */
 };
 
 int server_run(const BrokerOptions *opts);

@@ -51,6 +51,10 @@ struct StorePg {
         PGconn *conn;
         Lane lanes[1 + STORE_POOL_MAX];
         unsigned n_lanes;                /* 0 until store_pool_open() */
+        bool quiescing;                  /* in a blocking call's wait for lane 0 */
+        Entry *deferred_head, *deferred_tail;   /* lane 0's completions during it */
+        void (*defer_hook)(void *userdata);
+        void *defer_userdata;
         char *uri;
         PGconn *listen;                  /* LISTEN only, nonblocking; NULL when down */
         char *last_error;
@@ -530,6 +534,11 @@ static void lane_drop(Lane *l);
 void pg_close(Store *s) {
         if (!s->pg)
                 return;
+        for (Entry *e = s->pg->deferred_head, *next; e; e = next) {
+                next = e->next;
+                PQclear(e->res);
+                free(e);
+        }
         for (unsigned i = 0; i < s->pg->n_lanes; i++) {
                 lane_drop(&s->pg->lanes[i]);
                 if (i > 0)
@@ -852,10 +861,48 @@ static int entry_errno(StorePg *pg, const Entry *e) {
 static void entry_complete(StorePg *pg, Entry *e, int r) {
         if (r < 0 && (e->kind == ENTRY_PREPARE || !e->cb))
                 log_warning("PostgreSQL (pipelined statement): %s", pg->last_error ? pg->last_error : "failed");
+        if (e->kind == ENTRY_QUERY && e->cb && pg->quiescing) {
+                /* Inside a blocking call: the callback runs later, from the loop, since it may
+                 * send on lane 0 itself. */
+                e->got = r >= 0;
+                e->next = NULL;
+                if (r < 0) {
+                        PQclear(e->res);
+                        e->res = NULL;
+                }
+                if (pg->deferred_tail)
+                        pg->deferred_tail->next = e;
+                else
+                        pg->deferred_head = e;
+                pg->deferred_tail = e;
+                if (pg->defer_hook)
+                        pg->defer_hook(pg->defer_userdata);
+                return;
+        }
         if (e->kind == ENTRY_QUERY && e->cb)
                 e->cb(r, r < 0 ? NULL : (StoreResult *) e->res, e->userdata);
         PQclear(e->res);
         free(e);
+}
+
+void pg_async_run_deferred(Store *s) {
+        StorePg *pg = s->pg;
+
+        while (pg->deferred_head) {
+                Entry *e = pg->deferred_head;
+                pg->deferred_head = e->next;
+                if (!pg->deferred_head)
+                        pg->deferred_tail = NULL;
+                /* A failure's message is gone by now: the callback gets the errno only. */
+                e->cb(e->got ? 0 : -EIO, e->got ? (StoreResult *) e->res : NULL, e->userdata);
+                PQclear(e->res);
+                free(e);
+        }
+}
+
+void pg_async_set_defer_hook(Store *s, void (*hook)(void *userdata), void *userdata) {
+        s->pg->defer_hook = hook;
+        s->pg->defer_userdata = userdata;
 }
 
 /* The connection is gone: every statement still owed fails. */
@@ -927,19 +974,25 @@ static int quiesce(StorePg *pg) {
         r = lane_sync(pg, l);
         if (r < 0)
                 return r;
+        pg->quiescing = true;
         while (l->head) {
                 int pending = PQflush(l->conn);
-                if (pending < 0)
-                        return lane_fail(pg, l);
+                if (pending < 0) {
+                        r = lane_fail(pg, l);
+                        break;
+                }
                 r = lane_read(pg, l);
-                if (r < 0)
-                        return r;
-                if (!l->head)
+                if (r < 0 || !l->head)
                         break;
                 struct pollfd p = { .fd = PQsocket(l->conn), .events = POLLIN | (pending ? POLLOUT : 0) };
-                if (poll(&p, 1, -1) < 0 && errno != EINTR)
-                        return -errno;
+                if (poll(&p, 1, -1) < 0 && errno != EINTR) {
+                        r = -errno;
+                        break;
+                }
         }
+        pg->quiescing = false;
+        if (r < 0)
+                return r;
         if (!PQexitPipelineMode(l->conn)) {
                 PGresult *res;
                 while ((res = PQgetResult(l->conn)))

@@ -576,6 +576,16 @@ int store_async_sync(Store *s, unsigned lane) {
         return pg_async_sync(s, lane);
 }
 
+void store_async_run_deferred(Store *s) {
+        assert(store_lanes(s) > 0);
+        pg_async_run_deferred(s);
+}
+
+void store_async_set_defer_hook(Store *s, void (*hook)(void *userdata), void *userdata) {
+        assert(store_lanes(s) > 0);
+        pg_async_set_defer_hook(s, hook, userdata);
+}
+
 bool store_async_idle(Store *s, unsigned lane) {
         assert(lane < store_lanes(s));
         return pg_async_idle(s, lane);

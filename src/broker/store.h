@@ -123,8 +123,9 @@ void store_listen_close(Store *s);
  * store_lane_fd() for reading (then store_async_process()) and, while store_async_flush()
  * says 1, for writing. Parameters are text, copied. The callback gets 0 and the result, or
  * a negative errno and NULL (-ECONNRESET when the lane's connection is lost).
- * A call above on lane 0 first waits for lane 0's statements to finish (their callbacks
- * run then), so lane 0's callbacks must not call back into the store's blocking calls.
+ * A call above on lane 0 first waits for lane 0's statements to finish; the callbacks of
+ * those that finish then are deferred (the hook is told) until store_async_run_deferred(),
+ * which the caller runs from its loop, as a callback may send on lane 0 again.
  */
 typedef struct StoreResult StoreResult;
 typedef void (*StoreAsyncCallback)(int r, StoreResult *res, void *userdata);
@@ -142,6 +143,8 @@ int store_async_flush(Store *s, unsigned lane);
 int store_async_sync(Store *s, unsigned lane);
 /* True when the lane owes no result. */
 bool store_async_idle(Store *s, unsigned lane);
+void store_async_run_deferred(Store *s);
+void store_async_set_defer_hook(Store *s, void (*hook)(void *userdata), void *userdata);
 
 int store_result_rows(const StoreResult *res);
 const char *store_result_text(const StoreResult *res, int row, int col);  /* NULL for SQL NULL */
