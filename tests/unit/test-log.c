@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <unistd.h>
@@ -25,8 +26,12 @@ static void test_stderr_prefix_and_errno(void) {
         ASSERT_TRUE(!log_to_journal());
         log_info("hello %d", 42);
         log_debug("not shown");
-        ASSERT_EQ(log_error_errno(-ENOENT, "open failed: %s", STRERROR(-ENOENT)), -ENOENT);
-        ASSERT_EQ(log_error_errno(EACCES, "denied: %s", STRERROR(EACCES)), -EACCES);
+        /* "%m" names the error given, either sign, and errno is the caller's again after. */
+        errno = EBADF;
+        ASSERT_EQ(log_error_errno(-ENOENT, "open failed: %m"), -ENOENT);
+        ASSERT_EQ(errno, EBADF);
+        ASSERT_EQ(log_error_errno(EACCES, "denied: %m"), -EACCES);
+        ASSERT_EQ(errno, EBADF);
         ASSERT_EQ(log_event(LOG_WARNING, CM_MESSAGE_CONFIG_ERROR,
                             LOG_FIELDS({ "CLAUDEMESH_MESH", "acme" }), "config %s", "bad"), 0);
 
