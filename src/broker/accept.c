@@ -547,7 +547,7 @@ static void accept_done(int r, StoreResult *res, void *userdata) {
         const char *topic_name = outcome == 0 ? store_result_text(res, 0, 5) : NULL;
 
         if (r < 0)
-                log_warning("Accept of a send from %s failed: %s", j->member_id, STRERROR(r));
+                log_warning_errno(r, "Accept of a send from %s failed: %m", j->member_id);
         if (c && c->closing)
                 c = NULL;
         switch (outcome) {
@@ -760,8 +760,8 @@ void accept_handle_send(Conn *c, const Frame *f) {
                         collect_mentions(&req, &mentions);
                 r = accept_submit(c, f, &req, fingerprint, destination_ref, &rcpt, &mentions);
                 if (r < 0) {
-                        log_warning("Cannot send the accept of a send from %s to PostgreSQL: %s", c->presence_id,
-                                    STRERROR(r));
+                        log_warning_errno(r, "Cannot send the accept of a send from %s to PostgreSQL: %m",
+                                          c->presence_id);
                         send_ack_error(c, &req, "internal", "broker database error, retry later", 1000);
                 }
                 return;
@@ -826,7 +826,7 @@ void accept_handle_send(Conn *c, const Frame *f) {
         case ACCEPT_NEW:
                 break;
         default:
-                log_warning_errno(r, "Accept of a send from %s failed: %s", c->presence_id, STRERROR(r));
+                log_warning_errno(r, "Accept of a send from %s failed: %m", c->presence_id);
                 send_ack_error(c, &req, "internal", "broker database error, retry later", 1000);
                 return;
         }

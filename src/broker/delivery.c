@@ -127,7 +127,7 @@ static void handed_done(int r, StoreResult *res, void *userdata) {
         Handed *h = userdata;
 
         if (r < 0)
-                log_warning("Could not lease or settle %s: %s", h->key, STRERROR(r));
+                log_warning_errno(r, "Could not lease or settle %s: %m", h->key);
         for (Handed **p = &h->server->handed[handed_bucket(h->key)]; *p; p = &(*p)->next)
                 if (*p == h) {
                         *p = h->next;
@@ -298,7 +298,7 @@ static void drain_done(int r, StoreResult *res, void *userdata) {
                 return;
         c->drain_inflight = false;
         if (r < 0)
-                log_warning("Drain for %s failed: %s", c->presence_id, STRERROR(r));
+                log_warning_errno(r, "Drain for %s failed: %m", c->presence_id);
         n = r < 0 ? 0 : store_result_rows(res);
         for (int i = 0; i < n && conn_is_live(c); i++) {
                 uint8_t fp[FINGERPRINT_BYTES];

@@ -362,7 +362,7 @@ int hello_handle(Conn *c, const Frame *f) {
         }
         r = hello_claim_signature(s, h.signature, h.timestamp, now);
         if (r < 0) {
-                log_warning_errno(r, "Cannot record a hello signature: %s", STRERROR(r));
+                log_warning_errno(r, "Cannot record a hello signature: %m");
                 return reject(c, "internal", "broker database error, retry later", 1011, "internal");
         }
         if (r == 0) {
@@ -374,7 +374,7 @@ int hello_handle(Conn *c, const Frame *f) {
 
         r = member_lookup(s->store, h.mesh_id, h.pubkey, &member);
         if (r < 0) {
-                log_warning_errno(r, "Member lookup failed: %s", STRERROR(r));
+                log_warning_errno(r, "Member lookup failed: %m");
                 return reject(c, "internal", "broker database error, retry later", 1011, "internal");
         }
         if (r > 0 && member.revoked) {
@@ -472,7 +472,7 @@ int session_hello_handle(Conn *c, const Frame *f) {
         }
         r = hello_claim_signature(s, h.signature, h.common.timestamp, now);
         if (r < 0) {
-                log_warning_errno(r, "Cannot record a session_hello signature: %s", STRERROR(r));
+                log_warning_errno(r, "Cannot record a session_hello signature: %m");
                 return reject(c, "internal", "broker database error, retry later", 1011, "internal");
         }
         if (r == 0) {
@@ -484,7 +484,7 @@ int session_hello_handle(Conn *c, const Frame *f) {
 
         r = member_lookup(s->store, h.common.mesh_id, h.parent_member_pubkey, &member);
         if (r < 0) {
-                log_warning_errno(r, "Member lookup failed: %s", STRERROR(r));
+                log_warning_errno(r, "Member lookup failed: %m");
                 return reject(c, "internal", "broker database error, retry later", 1011, "internal");
         }
         if (r > 0 && member.revoked) {

@@ -123,8 +123,7 @@ int pool_start(Server *s) {
                 desc.filefd = fcntl(store_lane_fd(s->store, i), F_DUPFD_CLOEXEC, 3);
                 if (desc.filefd < 0) {
                         r = -errno;
-                        log_error("Cannot duplicate a PostgreSQL descriptor: %s", STRERROR(r));
-                        return r;
+                        return log_error_errno(r, "Cannot duplicate a PostgreSQL descriptor: %m");
                 }
                 s->lane_wsi[i] = vh ? lws_adopt_descriptor_vhost(vh, LWS_ADOPT_RAW_FILE_DESC, desc, NULL, NULL) : NULL;
                 if (!s->lane_wsi[i])

@@ -172,8 +172,7 @@ void server_commit_batch(Server *s) {
         int r = store_batch_commit(s->store);
 
         if (r < 0) {
-                log_error_errno(r, "Cannot commit to the database (%s); exiting before any reply is sent.",
-                                STRERROR(r));
+                log_error_errno(r, "Cannot commit to the database (%m); exiting before any reply is sent.");
                 _exit(EXIT_FAILURE);
         }
 }
@@ -233,8 +232,8 @@ static void dispatch(Conn *c, const char *data, size_t size, bool was_held) {
         if (!was_held && (c->held_head || (c->inflight > 0 && !async))) {
                 r = hold_frame(c, data, size, async);
                 if (r < 0) {
-                        log_warning("Connection %llu sends faster than its sends are stored (%s); dropping it.",
-                                    (unsigned long long) c->serial, STRERROR(r));
+                        log_warning_errno(r, "Connection %llu sends faster than its sends are stored (%m); dropping it.",
+                                          (unsigned long long) c->serial);
                         conn_kill(c);
                 }
                 frame_done(&f);
@@ -245,7 +244,7 @@ static void dispatch(Conn *c, const char *data, size_t size, bool was_held) {
         if (!async) {
                 r = store_batch_begin(c->server->store);
                 if (r < 0)
-                        log_warning("Cannot open a database transaction: %s", STRERROR(r));
+                        log_warning_errno(r, "Cannot open a database transaction: %m");
         }
 
         switch (f.type) {
@@ -674,7 +673,7 @@ int server_run(const BrokerOptions *opts) {
         if (r >= 0)
                 r = hello_init(store);
         if (r < 0)
-                return log_error_errno(r, "Cannot set up the in-memory tables: %s", STRERROR(r));
+                return log_error_errno(r, "Cannot set up the in-memory tables: %m");
         (void) retention_purge(store, now_ms(), opts->message_retention_days, NULL);
 
         /* Before the context: lws sizes its descriptor table by the soft limit. */
@@ -726,8 +725,7 @@ int server_run(const BrokerOptions *opts) {
                 s.shutting_down = true;
                 lws_context_destroy(s.ctx);
                 gate_done(&s.gate);
-                log_error("Cannot set up the PostgreSQL pool: %s", STRERROR(r));
-                return r;
+                return log_error_errno(r, "Cannot set up the PostgreSQL pool: %m");
         }
         lws_sul_schedule(s.ctx, 0, &s.ping_sul, ping_tick, (lws_usec_t) opts->ping_interval_sec * LWS_US_PER_SEC);
         lws_sul_schedule(s.ctx, 0, &s.purge_sul, purge_tick, (lws_usec_t) opts->purge_interval_sec * LWS_US_PER_SEC);

@@ -473,7 +473,7 @@ static int migrate(Store *s) {
                 if (r >= 0 && migrations[i].more)
                         r = exec_plain(s, migrations[i].more, true);
                 if (r < 0)
-                        log_error_errno(r, "Schema step to %d (%s) failed.", migrations[i].to, migrations[i].what);
+                        log_error_errno(r, "Schema step to %d (%s) failed: %m", migrations[i].to, migrations[i].what);
                 else
                         version = migrations[i].to;
         }
@@ -525,7 +525,7 @@ int pg_open(Store *s, const char *uri) {
                 return r;
         r = migrate(s);
         if (r < 0)
-                return log_error_errno(r, "Cannot create the schema in PostgreSQL.");
+                return log_error_errno(r, "Cannot create the schema in PostgreSQL: %m");
         return 0;
 }
 

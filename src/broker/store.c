@@ -205,7 +205,7 @@ static int lite_migrate(Store *s) {
                 if (r >= 0)
                         r = lite_exec(s, migrations[v].sql);
                 if (r < 0)
-                        log_error_errno(r, "Schema step %d (%s) failed.", v + 1, migrations[v].what);
+                        log_error_errno(r, "Schema step %d (%s) failed: %m", v + 1, migrations[v].what);
         }
         if (r >= 0 && asprintf(&set_version, "PRAGMA user_version = %d", SCHEMA_VERSION) < 0)
                 r = -ENOMEM;
@@ -241,10 +241,10 @@ static int lite_open(Store *s, const char *path) {
         r = lite_exec(s, "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;"
                          "PRAGMA foreign_keys = ON; PRAGMA temp_store = MEMORY;");
         if (r < 0)
-                return log_error_errno(r, "Cannot configure database %s.", path);
+                return log_error_errno(r, "Cannot configure database %s: %m", path);
         r = lite_migrate(s);
         if (r < 0)
-                return log_error_errno(r, "Cannot create the schema in %s.", path);
+                return log_error_errno(r, "Cannot create the schema in %s: %m", path);
         return 0;
 }
 
