@@ -710,7 +710,7 @@ static int accept_submit(Conn *c, const Frame *f, const SendRequest *req, const 
         if (r < 0)
                 return r;
         TAKE_PTR(j);
-        c->inflight++;
+        conn_async_started(c);
         return 0;
 }
 

@@ -26,6 +26,9 @@
 #define SHUTDOWN_GRACE_MS 1000
 #define WRITE_COALESCE_MAX ((size_t) 256 << 10)
 #define HELD_MAX 1024                       /* frames waiting behind sends in flight */
+#define HELD_BYTES_MAX ((size_t) 4 << 20)
+/* Sends of one connection in flight; beyond, its socket is not read (TCP pushes back). */
+#define INFLIGHT_MAX 256
 
 struct OutFrame {
         OutFrame *next;
@@ -150,6 +153,7 @@ static void conn_free_state(Conn *c) {
         }
         c->held_tail = NULL;
         c->n_held = 0;
+        c->held_bytes = 0;
         free(c->rx);
         free(c->mesh_id);
         free(c->member_id);
@@ -198,7 +202,7 @@ static bool frame_async(const Server *s, FrameType type) {
 static int hold_frame(Conn *c, const char *data, size_t size, bool async) {
         HeldFrame *h;
 
-        if (c->n_held >= HELD_MAX)
+        if (c->n_held >= HELD_MAX || c->held_bytes + size > HELD_BYTES_MAX)
                 return -ENOBUFS;
         h = malloc(sizeof *h + size);
         if (!h)
@@ -211,6 +215,7 @@ static int hold_frame(Conn *c, const char *data, size_t size, bool async) {
                 c->held_head = h;
         c->held_tail = h;
         c->n_held++;
+        c->held_bytes += size;
         return 0;
 }
 
@@ -324,6 +329,13 @@ Conn *server_conn_by_serial(Server *s, uint64_t serial) {
         return NULL;
 }
 
+void conn_async_started(Conn *c) {
+        if (++c->inflight == INFLIGHT_MAX && !c->rx_paused) {
+                c->rx_paused = true;
+                lws_rx_flow_control(c->wsi, 0);
+        }
+}
+
 void conn_async_done(Conn *c) {
         assert(c->inflight > 0);
         c->inflight--;
@@ -335,8 +347,13 @@ void conn_async_done(Conn *c) {
                 if (!c->held_head)
                         c->held_tail = NULL;
                 c->n_held--;
+                c->held_bytes -= h->len;
                 dispatch(c, h->data, h->len, true);
                 free(h);
+        }
+        if (c->rx_paused && c->inflight < INFLIGHT_MAX / 2 && !c->closing) {
+                c->rx_paused = false;
+                lws_rx_flow_control(c->wsi, 1);
         }
 }
 

@@ -100,8 +100,9 @@ typedef struct Conn {
         /* PostgreSQL: sends whose statements are in flight (pool.h); other frames wait
          * behind them, in order, so a reply never overtakes an earlier send's ack. */
         unsigned inflight;
+        bool rx_paused;                  /* too many in flight: its socket is not read */
         HeldFrame *held_head, *held_tail;
-        size_t n_held;
+        size_t n_held, held_bytes;
 } Conn;
 
 struct Server {
@@ -150,7 +151,8 @@ void conn_kill(Conn *c);
 
 /* The live connection with this serial, or NULL: what an asynchronous completion holds. */
 Conn *server_conn_by_serial(Server *s, uint64_t serial);
-/* A send of c's completed: frames held behind it run now. */
+/* A send of c's was sent to the database, or completed: frames held behind it run then. */
+void conn_async_started(Conn *c);
 void conn_async_done(Conn *c);
 /* Commits the loop iteration's batch; a failure ends the process before any reply leaves. */
 void server_commit_batch(Server *s);

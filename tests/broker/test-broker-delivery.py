@@ -4,6 +4,7 @@
 leased pushes redelivered until client_ack, and the liveness cut."""
 
 import asyncio
+import json
 import os
 import time
 
@@ -212,6 +213,47 @@ async def test_replies_keep_their_order(b):
     await bob.nothing("push", wait=0.5)
 
 
+async def test_many_sends_in_flight(b):
+    """A thousand sends without waiting for their acks: past a bound of sends in flight the
+    broker stops reading the socket (PostgreSQL) and reads on as they complete; every send is
+    acknowledged, in order, and pushed once."""
+    m = b.mesh()
+    alice_entry, bob_entry = b.member(m["id"], "alice"), b.member(m["id"], "bob")
+    alice = bt.Client(b, alice_entry, session=False)
+    bob = bt.Client(b, bob_entry, session=False)
+    await alice.hello()
+    await bob.hello(capabilities=["client_ack"])
+    n = 1000
+    frames = [json.dumps({"type": "send", "id": f"m-{i}", "targetSpec": bob_entry["pubkey"], "priority": "next",
+                          "nonce": bt.b64(os.urandom(24)), "ciphertext": bt.b64(b"m"), "client_message_id": f"m-{i}"})
+              for i in range(n)]
+
+    async def pushes():
+        got = []
+        while len(got) < n:
+            p = await bob.expect("push", subtype=None)
+            got.append(p["client_message_id"])
+            await bob.send_json({"type": "client_ack", "brokerMessageId": p["messageId"]})
+        return got
+
+    receiving = asyncio.ensure_future(pushes())
+    for f in frames:
+        await alice.ws.send(f)
+    acks = []
+    while len(acks) < n:
+        a = await alice.expect("ack")
+        assert a["queued"] is True, a
+        acks.append(a["id"])
+    assert acks == [f"m-{i}" for i in range(n)], acks[:10]
+    got = await receiving
+    assert sorted(got) == sorted(f"m-{i}" for i in range(n)), len(set(got))
+    await bob.nothing("push", wait=0.5, subtype=None)
+
+
+test_many_sends_in_flight.broker_args = ["--rate-limit", "0"]
+
+
 if __name__ == "__main__":
     bt.run([test_offline_store_and_forward, test_redelivery_after_receiver_dies, test_redelivery_after_lease,
-            test_legacy_client_not_flooded, test_liveness_cut, test_replies_keep_their_order])
+            test_legacy_client_not_flooded, test_liveness_cut, test_replies_keep_their_order,
+            test_many_sends_in_flight])
