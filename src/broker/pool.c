@@ -45,7 +45,8 @@ int pool_readable(Server *s, struct lws *wsi) {
 
         if (store_async_process(s->store, lane) < 0)
                 lane_lost(s, lane);
-        /* Callbacks may have sent more on any lane; flushing happens at their submit. */
+        /* What its callbacks queued on any lane is sent by pool_flush() at the end of the
+         * loop iteration. */
         return 0;
 }
 

@@ -193,8 +193,8 @@ static void send_not_supported(Conn *c, const Frame *f) {
         (void) conn_send_error(c, "not_supported", message, f->req_id);
 }
 
-/* Sends and client_acks go to the pool without waiting; their statements are their own
- * transactions, not the batch's. */
+/* Sends and client_acks go to the pool's lanes without waiting (pool.h), not into the
+ * batch. */
 static bool frame_async(const Server *s, FrameType type) {
         return pool_on(s) && (type == FRAME_SEND || type == FRAME_CLIENT_ACK);
 }
