@@ -586,6 +586,8 @@ static void accept_done(int r, StoreResult *res, void *userdata) {
                 }
                 break;
         default:
+                /* A failure, or 5: an id whose dedupe row expired before its message, which
+                 * SQLite's accept answers so too. */
                 if (c)
                         send_ack_error(c, &j->req, "internal", "broker database error, retry later", 1000);
                 break;

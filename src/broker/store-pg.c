@@ -159,7 +159,9 @@ static const char schema_v3_nodes_sql[] =
  * message with its topic, delivery and mention rows and the other nodes' wake-ups, in the
  * one transaction of its statement: all of an accept or none of it. Its outcome: 0 new,
  * 1 the id names an earlier message (its row returned), 2 no such recipient, 3 no such
- * topic, 4 rate limited (retry after o_retry_after ms). */
+ * topic, 4 rate limited (retry after o_retry_after ms), 5 the id names a message whose dedupe
+ * row has expired (kept longer than the dedupe: SQLite's accept fails on its unique index
+ * then; here no statement may fail, or its group would fail with it). */
 static const char schema_v4_sql[] =
         "CREATE FUNCTION cm_accept(p_id TEXT, p_mesh TEXT, p_member TEXT, p_sender TEXT, p_sender_member TEXT,\n"
         "  p_name TEXT, p_target TEXT, p_priority TEXT, p_nonce TEXT, p_ciphertext TEXT, p_now BIGINT,\n"
@@ -192,6 +194,10 @@ static const char schema_v4_sql[] =
         "  IF p_topic IS NOT NULL THEN\n"
         "    SELECT t.name INTO o_topic_name FROM topic t WHERE t.mesh_id = p_mesh AND t.id = p_topic;\n"
         "    IF NOT FOUND THEN o_outcome := 3; RETURN; END IF;\n"
+        "  END IF;\n"
+        "  IF p_cmid IS NOT NULL AND EXISTS (SELECT 1 FROM message m WHERE m.mesh_id = p_mesh\n"
+        "      AND m.sender_scope = p_scope AND m.client_message_id = p_cmid) THEN\n"
+        "    o_outcome := 5; RETURN;\n"
         "  END IF;\n"
         "  IF p_cmid IS NOT NULL THEN\n"
         "    INSERT INTO client_message_dedupe (mesh_id, client_message_id, broker_message_id, request_fingerprint,\n"
