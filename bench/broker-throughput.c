@@ -58,6 +58,7 @@ static unsigned n_nodes = 1;
 static int ports[MAX_NODES];
 static pid_t broker_pids[MAX_NODES];
 static pid_t pg_pid;                    /* the postmaster, 0 when unknown or SQLite */
+static char db_pool[16];                 /* --db-pool for the brokers, "" for their default */
 static bool on_postgresql;
 
 static uint64_t now_ns(void) {
@@ -336,6 +337,8 @@ typedef struct Pair {
         unsigned n, window;
         uint64_t *latency_ns;
         unsigned received;
+        unsigned stale;                 /* pushes of messages sent before this run: redeliveries */
+        uint64_t t0_ns;
         uint64_t last_push_ns;
 } Pair;
 
@@ -377,8 +380,15 @@ static void *receiver_main(void *arg) {
                 char *id = memmem(f, len, "\"messageId\":\"", 13), *nonce = memmem(f, len, "\"nonce\":\"", 9);
                 if (!id || !nonce)
                         die("push without messageId or nonce");
-                p->latency_ns[p->received++] = t - strtoull(nonce + 9, NULL, 10);
-                p->last_push_ns = t;
+                /* A message of an earlier run (unacknowledged when its sockets closed) is
+                 * acknowledged and counted apart, not as one of this run's. */
+                uint64_t sent_ns = strtoull(nonce + 9, NULL, 10);
+                if (sent_ns < p->t0_ns)
+                        p->stale++;
+                else {
+                        p->latency_ns[p->received++] = t - sent_ns;
+                        p->last_push_ns = t;
+                }
                 int k = snprintf(ack, sizeof ack, "{\"type\":\"client_ack\",\"brokerMessageId\":\"%.32s\"}", id + 13);
                 ws_send_frame(p->recv_ws, 0x1, ack, (size_t) k);
         }
@@ -594,6 +604,7 @@ static Result measure(unsigned k, unsigned n, unsigned window, const char *label
                 p->n = n;
                 p->window = window;
                 p->received = 0;
+                p->stale = 0;
                 p->last_push_ns = 0;
                 p->latency_ns = calloc(n, sizeof(uint64_t));
                 if (!p->latency_ns)
@@ -603,6 +614,8 @@ static Result measure(unsigned k, unsigned n, unsigned window, const char *label
         proc_stats(&cpu0, &rss, &hwm);
         double pg0 = pg_cpu();
         uint64_t t0 = now_ns();
+        for (unsigned i = 0; i < k; i++)
+                pairs[i].t0_ns = t0;
         for (unsigned i = 0; i < k; i++) {
                 pthread_create(&threads[2 * i], NULL, receiver_main, &pairs[i]);
                 pthread_create(&threads[2 * i + 1], NULL, sender_main, &pairs[i]);
@@ -640,6 +653,11 @@ static Result measure(unsigned k, unsigned n, unsigned window, const char *label
                label, r.rate, r.p50_ms, r.p99_ms, r.cpu_ms_per_msg, cpu1 - cpu0, r.hwm_mib);
         if (pg_pid > 0)
                 printf("  PostgreSQL CPU %.4f ms/msg", r.pg_cpu_ms_per_msg);
+        unsigned stale = 0;
+        for (unsigned i = 0; i < k; i++)
+                stale += pairs[i].stale;
+        if (stale > 0)
+                printf("  (+%u redelivered from earlier runs)", stale);
         printf("\n");
         fflush(stdout);
         return r;
@@ -664,7 +682,7 @@ int main(int argc, char *argv[]) {
 
         if (argc < 2) {
                 fprintf(stderr, "usage: broker-throughput-bin BROKER-BINARY [MESSAGES-PER-PAIR]"
-                                " [--db postgresql://… [--nodes K] [--pg-pid POSTMASTER-PID]]\n");
+                                " [--db postgresql://… [--nodes K] [--pg-pid POSTMASTER-PID] [--db-pool N]]\n");
                 return EXIT_FAILURE;
         }
         broker_path = argv[1];
@@ -676,6 +694,8 @@ int main(int argc, char *argv[]) {
                         n_nodes = (unsigned) strtoul(argv[i + 1], NULL, 10);
                 else if (strcmp(argv[i], "--pg-pid") == 0)
                         pg_pid = (pid_t) atoi(argv[i + 1]);
+                else if (strcmp(argv[i], "--db-pool") == 0)
+                        snprintf(db_pool, sizeof db_pool, "%s", argv[i + 1]);
                 else
                         die("unknown option");
         }
@@ -709,8 +729,12 @@ int main(int argc, char *argv[]) {
                 broker_pids[node] = fork();
                 if (broker_pids[node] == 0) {
                         setenv("CLAUDEMESH_LOG_LEVEL", "warning", 1);
-                        execl(broker_path, broker_path, "--db", db_path, "--listen", portarg, "--rate-limit", "0",
-                              "--max-connections-per-mesh", "1000", (char *) NULL);
+                        if (db_pool[0])
+                                execl(broker_path, broker_path, "--db", db_path, "--listen", portarg, "--rate-limit",
+                                      "0", "--max-connections-per-mesh", "1000", "--db-pool", db_pool, (char *) NULL);
+                        else
+                                execl(broker_path, broker_path, "--db", db_path, "--listen", portarg, "--rate-limit",
+                                      "0", "--max-connections-per-mesh", "1000", (char *) NULL);
                         _exit(127);
                 }
                 for (int i = 0; i < 200; i++) {

@@ -9,10 +9,13 @@
 #include "delivery.h"
 #include "log.h"
 #include "nodes.h"
+#include "pool.h"
 #include "ratelimit.h"
 #include "time-util.h"
 
-#define MS_PER_DAY (24 * 3600 * 1000LL)
+#define MS_PER_DAY ((int64_t) 24 * 3600 * 1000)
+/* Other nodes woken per multicast; beyond, their catch-up delivers. */
+#define RECIPIENTS_WAKE_MAX 256
 
 typedef struct Recipients {
         const char **keys;
@@ -459,6 +462,260 @@ fail:
         return r;
 }
 
+
+/* ---- PostgreSQL: the accept as one statement, without waiting (pool.h) ---- */
+
+typedef struct AcceptJob {
+        Server *server;
+        uint64_t serial;                 /* the sender's connection, which may go meanwhile */
+        json_object *root;               /* holds the strings req points to */
+        SendRequest req;
+        uint8_t fingerprint[FINGERPRINT_BYTES];
+        char message_id[BROKER_ID_LEN + 1];
+        int64_t created_at;
+        char routing_key[PUBKEY_HEX_LEN + 1];
+        char member_pubkey[PUBKEY_HEX_LEN + 1];
+        char *mesh_id, *member_id, *display_name;
+        char **recipients;               /* NULL-ended */
+} AcceptJob;
+
+static AcceptJob *accept_job_free(AcceptJob *j) {
+        if (!j)
+                return NULL;
+        json_object_put(j->root);
+        free(j->mesh_id);
+        free(j->member_id);
+        free(j->display_name);
+        for (char **k = j->recipients; k && *k; k++)
+                free(*k);
+        free(j->recipients);
+        free(j);
+        return NULL;
+}
+DEFINE_TRIVIAL_CLEANUP_FUNC(AcceptJob *, accept_job_free);
+
+/* A PostgreSQL array literal of strings: {"a","b"}, each quoted. */
+static char *array_literal(const char *const *items, size_t n) {
+        size_t len = 3;
+        char *out, *o;
+
+        for (size_t i = 0; i < n; i++)
+                len += 2 * strlen(items[i]) + 3;
+        out = malloc(len);
+        if (!out)
+                return NULL;
+        o = out;
+        *o++ = '{';
+        for (size_t i = 0; i < n; i++) {
+                if (i > 0)
+                        *o++ = ',';
+                *o++ = '"';
+                for (const char *p = items[i]; *p; p++) {
+                        if (*p == '"' || *p == '\\')
+                                *o++ = '\\';
+                        *o++ = *p;
+                }
+                *o++ = '"';
+        }
+        *o++ = '}';
+        *o = '\0';
+        return out;
+}
+
+/* bytea's text input: \x and the hex digits. */
+static void bytea_hex(const uint8_t *p, size_t n, char *ret) {
+        ret[0] = '\\';
+        ret[1] = 'x';
+        hex_encode(p, n, ret + 2);
+}
+
+/* Whether another live connection of this node holds key: if not, the other nodes are
+ * woken for it (delivery_push_new()'s rule, decided before the statement). */
+static bool held_here(const Server *s, const char *mesh_id, const char *key, const Conn *sender) {
+        for (const Conn *c = s->conns; c; c = c->next)
+                if (c != sender && conn_is_live(c) && streq(c->mesh_id, mesh_id) &&
+                    (streq(conn_routing_key(c), key) || streq(c->member_pubkey, key)))
+                        return true;
+        return false;
+}
+
+static void accept_done(int r, StoreResult *res, void *userdata) {
+        _cleanup_(accept_job_freep) AcceptJob *j = userdata;
+        Server *s = j->server;
+        Conn *c = server_conn_by_serial(s, j->serial);
+        int outcome = r < 0 || store_result_rows(res) != 1 ? -1 : (int) store_result_int64(res, 0, 0);
+        const char *topic_name = outcome == 0 ? store_result_text(res, 0, 5) : NULL;
+
+        if (r < 0)
+                log_warning_errno(r, "Accept of a send from %s failed: %m", j->member_id);
+        if (c && c->closing)
+                c = NULL;
+        switch (outcome) {
+        case 0:
+                break;
+        case 1: {
+                DedupeRow row = {
+                        .history_available = store_result_int64(res, 0, 3) != 0,
+                        .first_seen_at = store_result_int64(res, 0, 4),
+                };
+                const char *id = store_result_text(res, 0, 1), *fp = store_result_text(res, 0, 2);
+                snprintf(row.broker_message_id, sizeof row.broker_message_id, "%s", strempty(id));
+                if (!fp || strlen(fp) != 2 + 2 * FINGERPRINT_BYTES ||
+                    hex_decode(fp + 2, row.fingerprint, FINGERPRINT_BYTES) < 0)
+                        memset(row.fingerprint, 0, sizeof row.fingerprint);
+                if (c)
+                        send_ack_existing(c, &j->req, j->fingerprint, &row);
+                break;
+        }
+        case 2:
+                if (c)
+                        send_ack_error(c, &j->req, "unknown_recipient",
+                                       "no connected peer for target (no member or session of this mesh has that pubkey)",
+                                       0);
+                break;
+        case 3:
+                if (c)
+                        send_ack_error(c, &j->req, "topic_not_found", "topic not found in this mesh", 0);
+                break;
+        case 4:
+                if (c) {
+                        char msg[128];
+                        snprintf(msg, sizeof msg, "rate_limit: max %u msg per %u s — slow down", s->opts.rate_limit,
+                                 s->opts.rate_window_sec);
+                        send_ack_error(c, &j->req, "rate_limited", msg, store_result_int64(res, 0, 6));
+                }
+                break;
+        default:
+                /* A failure, or 5: an id whose dedupe row expired before its message, which
+                 * SQLite's accept answers so too. */
+                if (c)
+                        send_ack_error(c, &j->req, "internal", "broker database error, retry later", 1000);
+                break;
+        }
+        if (outcome == 0) {
+                if (c) {
+                        _cleanup_(json_object_putp) json_object *ack = ack_new(&j->req);
+                        if (ack) {
+                                json_object_object_add(ack, "messageId", json_object_new_string(j->message_id));
+                                json_object_object_add(ack, "queued", json_object_new_boolean(true));
+                                json_object_object_add(ack, "duplicate", json_object_new_boolean(false));
+                                (void) conn_send(c, ack);
+                        }
+                }
+                PushMessage m = {
+                        .message_id = j->message_id,
+                        .sender_pubkey = j->routing_key,
+                        .sender_member_pubkey = j->member_pubkey,
+                        .sender_member_id = j->member_id,
+                        .sender_name = j->display_name,
+                        .priority = j->req.priority,
+                        .nonce = j->req.nonce,
+                        .ciphertext = j->req.ciphertext,
+                        .created_at_ms = j->created_at,
+                        .client_message_id = j->req.client_message_id,
+                        .request_fingerprint = j->req.has_fingerprint ? j->req.fingerprint : NULL,
+                        .topic_name = topic_name,
+                        .reply_to_id = j->req.reply_to_id,
+                };
+                /* The other nodes were woken by the statement itself. */
+                for (char **k = j->recipients; *k; k++)
+                        delivery_push_new(s, j->mesh_id, *k, &m, c, false);
+        }
+        /* Last: it may run frames that waited behind this send. */
+        c = server_conn_by_serial(s, j->serial);
+        if (c)
+                conn_async_done(c);
+}
+
+static const char accept_sql[] =
+        "SELECT o_outcome, o_message_id, o_fingerprint, o_history_available, o_first_seen_at, o_topic_name,"
+        "       o_retry_after"
+        "  FROM cm_accept(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19,"
+        "                 ?20, ?21, ?22, ?23, ?24, ?25, ?26)";
+
+static int accept_submit(Conn *c, const Frame *f, const SendRequest *req, const uint8_t *fingerprint,
+                         const char *destination_ref, const Recipients *rcpt, const Mentions *mentions) {
+        Server *s = c->server;
+        _cleanup_(accept_job_freep) AcceptJob *j = calloc(1, sizeof *j);
+        _cleanup_free_ const char **wakes = NULL;
+        _cleanup_free_ char *recipients = NULL, *mention_list = NULL, *wake_list = NULL;
+        char created[24], expires[24], limit[24], window[24], client_fp[2 + 2 * FINGERPRINT_BYTES + 1],
+                fp[2 + 2 * FINGERPRINT_BYTES + 1];
+        char wake_buf[RECIPIENTS_WAKE_MAX][BROKER_ID_LEN + PUBKEY_HEX_LEN + 2];
+        const char *mention_names[MENTIONS_MAX];
+        size_t n_wakes = 0;
+        int r;
+
+        if (!j)
+                return -ENOMEM;
+        *j = (AcceptJob) {
+                .server = s,
+                .serial = c->serial,
+                .root = json_object_get(f->root),
+                .req = *req,
+                .created_at = now_ms(),
+                .mesh_id = strdup(c->mesh_id),
+                .member_id = strdup(c->member_id),
+                .display_name = strdup(c->display_name),
+                .recipients = calloc(rcpt->n + 1, sizeof(char *)),
+        };
+        if (j->req.target_kind == TARGET_DIRECT)
+                j->req.target_ref = j->req.direct_key;   /* it pointed into req */
+        memcpy(j->fingerprint, fingerprint, FINGERPRINT_BYTES);
+        snprintf(j->routing_key, sizeof j->routing_key, "%s", conn_routing_key(c));
+        snprintf(j->member_pubkey, sizeof j->member_pubkey, "%s", c->member_pubkey);
+        if (!j->mesh_id || !j->member_id || !j->display_name || !j->recipients)
+                return -ENOMEM;
+        wakes = calloc(rcpt->n + 1, sizeof *wakes);
+        if (!wakes)
+                return -ENOMEM;
+        for (size_t i = 0; i < rcpt->n; i++) {
+                j->recipients[i] = strdup(rcpt->keys[i]);
+                if (!j->recipients[i])
+                        return -ENOMEM;
+                if (s->nodes_on && n_wakes < RECIPIENTS_WAKE_MAX && !held_here(s, c->mesh_id, rcpt->keys[i], c) &&
+                    snprintf(wake_buf[n_wakes], sizeof wake_buf[n_wakes], "%s %s", c->mesh_id, rcpt->keys[i]) <
+                            (int) sizeof wake_buf[n_wakes]) {
+                        wakes[n_wakes] = wake_buf[n_wakes];
+                        n_wakes++;
+                }
+        }
+        for (size_t i = 0; i < mentions->n; i++)
+                mention_names[i] = mentions->names[i];
+        recipients = array_literal((const char *const *) j->recipients, rcpt->n);
+        mention_list = array_literal(mention_names, mentions->n);
+        wake_list = array_literal(wakes, n_wakes);
+        if (!recipients || !mention_list || !wake_list)
+                return -ENOMEM;
+
+        broker_id_generate(j->message_id);
+        snprintf(created, sizeof created, "%" PRId64, j->created_at);
+        snprintf(expires, sizeof expires, "%" PRId64,
+                 j->created_at + (int64_t) s->opts.dedupe_retention_days * MS_PER_DAY);
+        snprintf(limit, sizeof limit, "%u", s->opts.rate_limit);
+        snprintf(window, sizeof window, "%" PRId64, (int64_t) (s->opts.rate_window_sec ? s->opts.rate_window_sec : 1) * 1000);
+        bytea_hex(fingerprint, FINGERPRINT_BYTES, fp);
+        if (req->has_fingerprint)
+                bytea_hex(req->fingerprint, FINGERPRINT_BYTES, client_fp);
+
+        const char *values[] = {
+                j->message_id, c->mesh_id, c->member_id, conn_routing_key(c), c->member_pubkey, c->display_name,
+                req->target_kind == TARGET_DIRECT ? req->direct_key : req->target_spec,
+                req->priority, req->nonce, req->ciphertext, created, req->client_message_id,
+                req->has_fingerprint ? client_fp : NULL, req->reply_to_id,
+                req->target_kind == TARGET_TOPIC ? req->target_ref : NULL,
+                conn_sender_scope(c), fp, target_kind_destination(req->target_kind), destination_ref, expires,
+                limit, window, req->target_kind == TARGET_DIRECT ? req->direct_key : NULL,
+                recipients, mention_list, wake_list,
+        };
+        r = pool_submit(s, pool_lane_for(s, c->member_id), accept_sql, ELEMENTSOF(values), values, accept_done, j);
+        if (r < 0)
+                return r;
+        TAKE_PTR(j);
+        conn_async_started(c);
+        return 0;
+}
+
 void accept_handle_send(Conn *c, const Frame *f) {
         Server *s = c->server;
         uint8_t fingerprint[FINGERPRINT_BYTES];
@@ -488,6 +745,29 @@ void accept_handle_send(Conn *c, const Frame *f) {
                 memcpy(fingerprint, req.fingerprint, sizeof fingerprint);
         else
                 derive_fingerprint(&req, destination_ref, fingerprint);
+
+        if (pool_on(s)) {
+                const char *direct[1] = { req.direct_key };
+                _cleanup_(recipients_done) Recipients rcpt = { .n = 0 };
+                _cleanup_free_ const char **keys = NULL;
+                if (req.target_kind == TARGET_DIRECT)
+                        rcpt = (Recipients) { .keys = direct, .n = 1 };
+                else if (multicast_recipients(c, &req, &rcpt) >= 0)
+                        keys = rcpt.keys;
+                else {
+                        send_ack_error(c, &req, "internal", "out of memory, retry later", 1000);
+                        return;
+                }
+                if (req.target_kind == TARGET_TOPIC)
+                        collect_mentions(&req, &mentions);
+                r = accept_submit(c, f, &req, fingerprint, destination_ref, &rcpt, &mentions);
+                if (r < 0) {
+                        log_warning_errno(r, "Cannot send the accept of a send from %s to PostgreSQL: %m",
+                                          c->presence_id);
+                        send_ack_error(c, &req, "internal", "broker database error, retry later", 1000);
+                }
+                return;
+        }
 
         /* B0: retries of committed ids are answered here and never spend rate budget. */
         if (req.client_message_id) {
@@ -548,7 +828,7 @@ void accept_handle_send(Conn *c, const Frame *f) {
         case ACCEPT_NEW:
                 break;
         default:
-                log_warning_errno(r, "Accept of a send from %s failed: %s", c->presence_id, STRERROR(r));
+                log_warning_errno(r, "Accept of a send from %s failed: %m", c->presence_id);
                 send_ack_error(c, &req, "internal", "broker database error, retry later", 1000);
                 return;
         }
@@ -577,5 +857,5 @@ void accept_handle_send(Conn *c, const Frame *f) {
                 .reply_to_id = req.reply_to_id,
         };
         for (size_t i = 0; i < rcpt.n; i++)
-                delivery_push_new(s, c->mesh_id, rcpt.keys[i], &m, c);
+                delivery_push_new(s, c->mesh_id, rcpt.keys[i], &m, c, true);
 }

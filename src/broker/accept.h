@@ -11,6 +11,10 @@
  *       (rollback otherwise), insert the message, topic history, delivery and mention index
  *       rows, commit. A dedupe row exists iff the accept committed.
  * Then the ack, then the pushes.
+ *
+ * On PostgreSQL the same steps are one statement, cm_accept (store-pg.c), sent on the pool
+ * without waiting (pool.h); the ack and the pushes follow when its result comes back. The
+ * rows a send creates are those of the SQLite path, in one transaction likewise.
  */
 
 #include "protocol.h"

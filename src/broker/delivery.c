@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <inttypes.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
@@ -7,6 +8,7 @@
 #include "delivery.h"
 #include "log.h"
 #include "nodes.h"
+#include "pool.h"
 #include "time-util.h"
 
 #define DRAIN_BATCH 256
@@ -55,13 +57,124 @@ json_object *push_frame_new(const char *mesh_id, const PushMessage *m) {
 }
 
 static void arm_lease_timer(Server *s);
+static void lease_timer_fired(lws_sorted_usec_list_t *sul);
+
+static const char lease_sql[] =
+        "INSERT INTO temp.lease (message_id, recipient_pubkey, conn_serial, expires_at)"
+        " VALUES (?1, ?2, ?3, ?4) ON CONFLICT (message_id, recipient_pubkey)"
+        " DO UPDATE SET conn_serial = excluded.conn_serial, expires_at = excluded.expires_at";
+
+/* PostgreSQL: the lease is sent on lane 0, whose session holds the table, without waiting.
+ * Every lease lasts lease_seconds, so an armed timer is already due no later than this one:
+ * the timer is armed from the clock, not from the table. */
+/* PostgreSQL: the pushes whose lease (or settling) is still in flight on lane 0. A drain
+ * whose query ran before that statement sees the row as owed and unleased: it must not push
+ * it again. Keyed by message id and recipient key. */
+#define HANDED_BUCKETS 4096
+
+struct Handed {
+        Handed *next;
+        Server *server;
+        char key[BROKER_ID_LEN + PUBKEY_HEX_LEN + 2];
+};
+
+static size_t handed_bucket(const char *key) {
+        uint32_t h = 2166136261u;
+
+        for (const char *p = key; *p; p++)
+                h = (h ^ (uint8_t) *p) * 16777619u;
+        return h % HANDED_BUCKETS;
+}
+
+static void handed_key(const char *message_id, const char *recipient_key, char ret[static BROKER_ID_LEN + PUBKEY_HEX_LEN + 2]) {
+        snprintf(ret, BROKER_ID_LEN + PUBKEY_HEX_LEN + 2, "%s %s", message_id, recipient_key);
+}
+
+static bool handed_pending(const Server *s, const char *message_id, const char *recipient_key) {
+        char key[BROKER_ID_LEN + PUBKEY_HEX_LEN + 2];
+
+        if (!s->handed)
+                return false;
+        handed_key(message_id, recipient_key, key);
+        for (const Handed *h = s->handed[handed_bucket(key)]; h; h = h->next)
+                if (streq(h->key, key))
+                        return true;
+        return false;
+}
+
+static Handed *handed_add(Server *s, const char *message_id, const char *recipient_key) {
+        Handed *h;
+        size_t b;
+
+        if (!s->handed) {
+                s->handed = calloc(HANDED_BUCKETS, sizeof *s->handed);
+                if (!s->handed)
+                        return NULL;
+        }
+        h = calloc(1, sizeof *h);
+        if (!h)
+                return NULL;
+        h->server = s;
+        handed_key(message_id, recipient_key, h->key);
+        b = handed_bucket(h->key);
+        h->next = s->handed[b];
+        s->handed[b] = h;
+        return h;
+}
+
+/* The statement's callback: its row's lease (or deletion) is visible to every later query. */
+static void handed_done(int r, StoreResult *res, void *userdata) {
+        Handed *h = userdata;
+
+        if (r < 0)
+                log_warning_errno(r, "Could not lease or settle %s: %m", h->key);
+        for (Handed **p = &h->server->handed[handed_bucket(h->key)]; *p; p = &(*p)->next)
+                if (*p == h) {
+                        *p = h->next;
+                        break;
+                }
+        free(h);
+}
+
+/* Sends the statement on lane 0 with its push remembered until it completes. */
+static int handed_submit(Server *s, const char *message_id, const char *recipient_key, const char *sql,
+                         unsigned n_params, const char *const *values) {
+        Handed *h = handed_add(s, message_id, recipient_key);
+        int r;
+
+        if (!h)
+                return -ENOMEM;
+        r = pool_submit(s, 0, sql, n_params, values, handed_done, h);
+        if (r < 0)
+                handed_done(r, NULL, h);
+        return r;
+}
+
+static int lease_async(Conn *c, const char *message_id, const char *recipient_key) {
+        Server *s = c->server;
+        int64_t expires = mono_ms() + (int64_t) s->opts.lease_seconds * 1000;
+        char serial[24], expires_text[24];
+        int r;
+
+        snprintf(serial, sizeof serial, "%" PRIu64, c->serial);
+        snprintf(expires_text, sizeof expires_text, "%" PRId64, expires);
+        const char *values[] = { message_id, recipient_key, serial, expires_text };
+        r = handed_submit(s, message_id, recipient_key, lease_sql, ELEMENTSOF(values), values);
+        if (r < 0)
+                return r;
+        if (!s->lease_sul_armed) {
+                lws_sul_schedule(s->ctx, 0, &s->lease_sul, lease_timer_fired,
+                                 (lws_usec_t) ((int64_t) s->opts.lease_seconds * 1000 + 5) * LWS_US_PER_MS);
+                s->lease_sul_armed = true;
+        }
+        return 0;
+}
 
 static int lease(Conn *c, const char *message_id, const char *recipient_key) {
         Server *s = c->server;
-        StoreStmt *st = store_stmt(s->store,
-                "INSERT INTO temp.lease (message_id, recipient_pubkey, conn_serial, expires_at)"
-                " VALUES (?1, ?2, ?3, ?4) ON CONFLICT (message_id, recipient_pubkey)"
-                " DO UPDATE SET conn_serial = excluded.conn_serial, expires_at = excluded.expires_at");
+        if (pool_on(s))
+                return lease_async(c, message_id, recipient_key);
+        StoreStmt *st = store_stmt(s->store, lease_sql);
         if (!st)
                 return -EIO;
         store_bind_text(st, 1, message_id);
@@ -86,7 +199,17 @@ static void mark_delivered_if_done(Store *store, const char *message_id) {
         (void) store_step_done(store, st);
 }
 
-static void settle(Store *store, const char *message_id, const char *recipient_key) {
+static void settle(Server *s, const char *message_id, const char *recipient_key) {
+        Store *store = s->store;
+        if (pool_on(s)) {
+                char now[24];
+                snprintf(now, sizeof now, "%" PRId64, now_ms());
+                const char *values[] = { message_id, recipient_key, recipient_key, now };
+                if (handed_submit(s, message_id, recipient_key, "SELECT cm_settle(?1, ?2, ?3, ?4)", ELEMENTSOF(values),
+                                  values) < 0)
+                        log_warning("Could not record the delivery of %s.", message_id);
+                return;
+        }
         StoreStmt *st = store_stmt(store, "DELETE FROM delivery WHERE message_id = ?1 AND recipient_pubkey = ?2");
 
         if (!st)
@@ -104,7 +227,7 @@ static void settle(Store *store, const char *message_id, const char *recipient_k
  * or it would get the message again on every reconnect. */
 static int handed_over(Conn *c, const char *message_id, const char *recipient_key) {
         if (!c->ack_aware) {
-                settle(c->server->store, message_id, recipient_key);
+                settle(c->server, message_id, recipient_key);
                 return 0;
         }
         return lease(c, message_id, recipient_key);
@@ -127,7 +250,7 @@ static bool conn_owns_key(const Conn *c, const char *key) {
 }
 
 void delivery_push_new(Server *s, const char *mesh_id, const char *recipient_key, const PushMessage *m,
-                       const Conn *sender) {
+                       const Conn *sender, bool wake_others) {
         /* One connection per row: the first live one that owns the key, preferring one that is
          * not the sender (a member-key DM from one session of a member to its siblings). */
         Conn *target = NULL;
@@ -143,8 +266,95 @@ void delivery_push_new(Server *s, const char *mesh_id, const char *recipient_key
         if (target && target != sender && push_and_lease(target, recipient_key, m) < 0)
                 log_warning("Could not push message %s; it stays queued.", m->message_id);
         /* The owner may be on another node; one of its other sessions may be too. */
-        if (!target || target == sender)
+        if (wake_others && (!target || target == sender))
                 nodes_wake(s, mesh_id, recipient_key);
+}
+
+static const char drain_sql[] =
+        "SELECT d.message_id, d.recipient_pubkey, m.sender_pubkey, m.sender_member_pubkey,"
+        "       m.sender_member_id, m.sender_name, m.priority, m.nonce, m.ciphertext, m.created_at,"
+        "       m.client_message_id, m.request_fingerprint, m.reply_to_id, t.name"
+        "  FROM delivery d JOIN message m ON m.id = d.message_id"
+        "  LEFT JOIN topic t ON t.id = m.topic_id"
+        " WHERE d.mesh_id = ?1 AND d.recipient_pubkey IN (?2, ?3)"
+        "   AND NOT EXISTS (SELECT 1 FROM temp.lease l WHERE l.message_id = d.message_id"
+        "                   AND l.recipient_pubkey = d.recipient_pubkey AND l.expires_at > ?4)"
+        " ORDER BY d.created_at, d.message_id LIMIT ?5";
+
+typedef struct DrainJob {
+        Server *server;
+        uint64_t serial;
+} DrainJob;
+
+/* PostgreSQL: the rows of a drain sent on lane 0 (pool.h). The leases it queues there come
+ * before any later drain's query, and one drain per connection is in flight at a time, so
+ * no row is pushed twice. */
+static void drain_done(int r, StoreResult *res, void *userdata) {
+        _cleanup_free_ DrainJob *j = userdata;
+        Conn *c = server_conn_by_serial(j->server, j->serial);
+        int n;
+
+        if (!c)
+                return;
+        c->drain_inflight = false;
+        if (r < 0)
+                log_warning_errno(r, "Drain for %s failed: %m", c->presence_id);
+        n = r < 0 ? 0 : store_result_rows(res);
+        for (int i = 0; i < n && conn_is_live(c); i++) {
+                uint8_t fp[FINGERPRINT_BYTES];
+                const char *fp_text = store_result_text(res, i, 11);
+                bool has_fp = fp_text && strlen(fp_text) == 2 + 2 * FINGERPRINT_BYTES &&
+                              hex_decode(fp_text + 2, fp, sizeof fp) >= 0;
+                PushMessage m = {
+                        .message_id = store_result_text(res, i, 0),
+                        .sender_pubkey = store_result_text(res, i, 2),
+                        .sender_member_pubkey = store_result_text(res, i, 3),
+                        .sender_member_id = store_result_text(res, i, 4),
+                        .sender_name = store_result_text(res, i, 5),
+                        .priority = store_result_text(res, i, 6),
+                        .nonce = store_result_text(res, i, 7),
+                        .ciphertext = store_result_text(res, i, 8),
+                        .created_at_ms = store_result_int64(res, i, 9),
+                        .client_message_id = store_result_text(res, i, 10),
+                        .request_fingerprint = has_fp ? fp : NULL,
+                        .reply_to_id = store_result_text(res, i, 12),
+                        .topic_name = store_result_text(res, i, 13),
+                };
+                if (handed_pending(c->server, m.message_id, store_result_text(res, i, 1)))
+                        continue;       /* pushed after this query ran; its lease is on the way */
+                _cleanup_(json_object_putp) json_object *push = push_frame_new(c->mesh_id, &m);
+                if (push && conn_send(c, push) >= 0)
+                        (void) handed_over(c, m.message_id, store_result_text(res, i, 1));
+        }
+        c->drain_more = n == DRAIN_BATCH;
+        if (c->drain_again) {
+                c->drain_again = false;
+                delivery_drain(c);
+        }
+}
+
+static void drain_async(Conn *c) {
+        Server *s = c->server;
+        _cleanup_free_ DrainJob *j = NULL;
+        char now[24], batch[24];
+
+        if (c->drain_inflight) {
+                c->drain_again = true;
+                return;
+        }
+        j = malloc(sizeof *j);
+        if (!j)
+                return;
+        *j = (DrainJob) { .server = s, .serial = c->serial };
+        snprintf(now, sizeof now, "%" PRId64, mono_ms());
+        snprintf(batch, sizeof batch, "%d", DRAIN_BATCH);
+        const char *values[] = { c->mesh_id, conn_routing_key(c), c->member_pubkey, now, batch };
+        if (pool_submit(s, 0, drain_sql, ELEMENTSOF(values), values, drain_done, j) < 0) {
+                log_warning("Could not send the drain for %s; the next catch-up or hello drains it.", c->presence_id);
+                return;
+        }
+        TAKE_PTR(j);
+        c->drain_inflight = true;
 }
 
 void delivery_drain(Conn *c) {
@@ -155,16 +365,11 @@ void delivery_drain(Conn *c) {
 
         if (!conn_is_live(c))
                 return;
-        st = store_stmt(s->store,
-                "SELECT d.message_id, d.recipient_pubkey, m.sender_pubkey, m.sender_member_pubkey,"
-                "       m.sender_member_id, m.sender_name, m.priority, m.nonce, m.ciphertext, m.created_at,"
-                "       m.client_message_id, m.request_fingerprint, m.reply_to_id, t.name"
-                "  FROM delivery d JOIN message m ON m.id = d.message_id"
-                "  LEFT JOIN topic t ON t.id = m.topic_id"
-                " WHERE d.mesh_id = ?1 AND d.recipient_pubkey IN (?2, ?3)"
-                "   AND NOT EXISTS (SELECT 1 FROM temp.lease l WHERE l.message_id = d.message_id"
-                "                   AND l.recipient_pubkey = d.recipient_pubkey AND l.expires_at > ?4)"
-                " ORDER BY d.created_at, d.message_id LIMIT ?5");
+        if (pool_on(s)) {
+                drain_async(c);
+                return;
+        }
+        st = store_stmt(s->store, drain_sql);
         if (!st)
                 return;
         store_bind_text(st, 1, c->mesh_id);
@@ -295,6 +500,20 @@ void delivery_handle_client_ack(Conn *c, const Frame *f) {
         const char *message_id = resolve_message_id(c, &a, buf);
         if (!message_id)
                 return;
+
+        if (pool_on(c->server)) {
+                /* One statement on lane 0, after the lease it ends; a drain that follows is a
+                 * blocking call there, so it runs after it. */
+                char now[24];
+                snprintf(now, sizeof now, "%" PRId64, now_ms());
+                const char *values[] = { message_id, conn_routing_key(c), c->member_pubkey, now };
+                if (pool_submit(c->server, 0, "SELECT cm_ack(?1, ?2, ?3, ?4)", ELEMENTSOF(values), values, NULL,
+                                NULL) < 0)
+                        log_warning("Could not record client_ack for %s.", message_id);
+                if (c->drain_more)
+                        delivery_drain(c);
+                return;
+        }
 
         st = store_stmt(store, "DELETE FROM delivery WHERE message_id = ?1 AND recipient_pubkey IN (?2, ?3)");
         if (!st)

@@ -40,9 +40,10 @@ typedef struct PushMessage {
 int delivery_init(Server *s);
 
 /* Pushes a just-committed message to the live connection holding recipient_key and leases it.
- * A recipient with no live connection keeps its row for its next hello. */
+ * A recipient with no live connection keeps its row for its next hello; with wake_others, the
+ * other nodes are woken for it (the PostgreSQL accept statement does that itself). */
 void delivery_push_new(Server *s, const char *mesh_id, const char *recipient_key, const PushMessage *m,
-                       const Conn *sender);
+                       const Conn *sender, bool wake_others);
 
 /* Pushes (and leases) every unleased row owed to c. */
 void delivery_drain(Conn *c);

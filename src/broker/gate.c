@@ -45,8 +45,8 @@ unsigned gate_raise_nofile(void) {
                 rl.rlim_cur = want;
                 if (setrlimit(RLIMIT_NOFILE, &rl) < 0) {
                         int r = -errno;
-                        log_warning_errno(r, "Cannot raise the descriptor limit to %llu: %s",
-                                          (unsigned long long) want, STRERROR(r));
+                        log_warning_errno(r, "Cannot raise the descriptor limit to %llu: %m",
+                                          (unsigned long long) want);
                 }
                 (void) getrlimit(RLIMIT_NOFILE, &rl);
         }
@@ -89,8 +89,7 @@ int gate_open(Gate *g, Server *s, unsigned nofile) {
         }
         freeaddrinfo(res);
         if (fd < 0)
-                return log_error_errno(r, "Cannot listen on %s:%d: %s", s->opts.listen_host, s->opts.listen_port,
-                                       STRERROR(r));
+                return log_error_errno(r, "Cannot listen on %s:%d: %m", s->opts.listen_host, s->opts.listen_port);
 
         struct sockaddr_storage sa;
         socklen_t len = sizeof sa;
@@ -198,8 +197,8 @@ static void note_failure(Gate *g, int error) {
         g->last_errno = error;
         if (g->logged_ms != 0 && now - g->logged_ms < ACCEPT_LOG_INTERVAL_MS)
                 return;
-        log_warning_errno(-error, "Cannot accept connections: %s (%" PRIu64 " times since the last report).",
-                          STRERROR(-error), g->failures);
+        log_warning_errno(-error, "Cannot accept connections: %m (%" PRIu64 " times since the last report).",
+                          g->failures);
         g->failures = 0;
         g->logged_ms = now;
 }

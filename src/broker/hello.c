@@ -29,6 +29,10 @@ static int reject(Conn *c, const char *code, const char *message, int close_code
 #define HELLO_SEEN_MARGIN_MS 5000
 
 int hello_init(Store *s) {
+        /* PostgreSQL's schema holds it, shared by every node: a hello used on one node is
+         * used on all. */
+        if (store_engine(s) == STORE_POSTGRESQL)
+                return 0;
         return store_exec(s,
                           "CREATE TEMP TABLE hello_seen ("
                           "  signature BLOB PRIMARY KEY, expires_at INTEGER NOT NULL) WITHOUT ROWID;"
@@ -40,6 +44,12 @@ static int seen_exec(Store *s, StoreStmt *st, int *ret_changes) {
         if (r >= 0 && ret_changes)
                 *ret_changes = store_changes(s);
         return r;
+}
+
+/* hello_seen_n counts this node's rows; on PostgreSQL the table is shared and a DELETE
+ * also removes other nodes' rows, so the count stops at zero. */
+static void seen_forget(Server *s, int n) {
+        s->hello_seen_n = (size_t) n >= s->hello_seen_n ? 0 : s->hello_seen_n - (size_t) n;
 }
 
 /* 1 when the signature is new (now remembered), 0 when it was used before, negative errno. */
@@ -58,7 +68,7 @@ static int hello_claim_signature(Server *s, const char *signature, int64_t times
         r = seen_exec(s->store, st, &n);
         if (r < 0)
                 return r;
-        s->hello_seen_n -= (size_t) n;
+        seen_forget(s, n);
 
         st = store_stmt(s->store, "INSERT INTO temp.hello_seen (signature, expires_at) VALUES (?1, ?2)"
                                   " ON CONFLICT (signature) DO NOTHING");
@@ -81,7 +91,7 @@ static int hello_claim_signature(Server *s, const char *signature, int64_t times
         r = seen_exec(s->store, st, &n);
         if (r < 0)
                 return r;
-        s->hello_seen_n -= (size_t) n;
+        seen_forget(s, n);
         if (!s->hello_seen_warned) {
                 log_warning("Over %d signed hellos within two minutes; forgetting the oldest to stay bounded.",
                             HELLO_SEEN_MAX);
@@ -352,7 +362,7 @@ int hello_handle(Conn *c, const Frame *f) {
         }
         r = hello_claim_signature(s, h.signature, h.timestamp, now);
         if (r < 0) {
-                log_warning_errno(r, "Cannot record a hello signature: %s", STRERROR(r));
+                log_warning_errno(r, "Cannot record a hello signature: %m");
                 return reject(c, "internal", "broker database error, retry later", 1011, "internal");
         }
         if (r == 0) {
@@ -364,7 +374,7 @@ int hello_handle(Conn *c, const Frame *f) {
 
         r = member_lookup(s->store, h.mesh_id, h.pubkey, &member);
         if (r < 0) {
-                log_warning_errno(r, "Member lookup failed: %s", STRERROR(r));
+                log_warning_errno(r, "Member lookup failed: %m");
                 return reject(c, "internal", "broker database error, retry later", 1011, "internal");
         }
         if (r > 0 && member.revoked) {
@@ -407,6 +417,13 @@ static int admit(Conn *c, const HelloRequest *h, MemberRow *member) {
         else {
                 replaced = replace_older(c);
                 reattached = presence_reattach(c);
+        }
+        /* The connection it replaces may live on another node. */
+        if (nodes_take_over(c)) {
+                if (c->is_session)
+                        reattached = true;
+                else
+                        replaced++;
         }
         if (remember_session(c) < 0)
                 log_warning("Could not record session %s; DMs to it are stored only while it is online.",
@@ -455,7 +472,7 @@ int session_hello_handle(Conn *c, const Frame *f) {
         }
         r = hello_claim_signature(s, h.signature, h.common.timestamp, now);
         if (r < 0) {
-                log_warning_errno(r, "Cannot record a session_hello signature: %s", STRERROR(r));
+                log_warning_errno(r, "Cannot record a session_hello signature: %m");
                 return reject(c, "internal", "broker database error, retry later", 1011, "internal");
         }
         if (r == 0) {
@@ -467,7 +484,7 @@ int session_hello_handle(Conn *c, const Frame *f) {
 
         r = member_lookup(s->store, h.common.mesh_id, h.parent_member_pubkey, &member);
         if (r < 0) {
-                log_warning_errno(r, "Member lookup failed: %s", STRERROR(r));
+                log_warning_errno(r, "Member lookup failed: %m");
                 return reject(c, "internal", "broker database error, retry later", 1011, "internal");
         }
         if (r > 0 && member.revoked) {

@@ -51,6 +51,8 @@ static void help(void) {
                "                                   of them from one address or IPv6 /64 (default 32)\n"
                "  --catch-up-interval MS           PostgreSQL: drain every connection this often, for\n"
                "                                   the other nodes' lost notifications (default 1000)\n"
+               "  --db-pool N                      PostgreSQL: connections for sends and client_acks,\n"
+               "                                   beside the main one, 1..32 (default 2)\n"
                "  -h --help, --version\n");
 }
 
@@ -132,7 +134,7 @@ int main(int argc, char *argv[]) {
                 ARG_LISTEN = 0x100, ARG_DB, ARG_TLS_CERT, ARG_TLS_KEY, ARG_PING, ARG_LIVENESS, ARG_LEASE,
                 ARG_MAX_CONN, ARG_RATE_LIMIT, ARG_RATE_WINDOW, ARG_DEDUPE_DAYS, ARG_MESSAGE_DAYS, ARG_PURGE, ARG_GRACE,
                 ARG_LEGACY, ARG_VERSION, ARG_HELLO_TIMEOUT, ARG_MAX_UNAUTH, ARG_MAX_UNAUTH_ADDR,
-                ARG_CATCH_UP,
+                ARG_CATCH_UP, ARG_DB_POOL,
         };
         static const struct option options[] = {
                 { "listen",                   required_argument, NULL, ARG_LISTEN },
@@ -153,6 +155,7 @@ int main(int argc, char *argv[]) {
                 { "max-unauthenticated",      required_argument, NULL, ARG_MAX_UNAUTH },
                 { "max-unauthenticated-per-address", required_argument, NULL, ARG_MAX_UNAUTH_ADDR },
                 { "catch-up-interval",        required_argument, NULL, ARG_CATCH_UP },
+                { "db-pool",                  required_argument, NULL, ARG_DB_POOL },
                 { "legacy",                   no_argument,       NULL, ARG_LEGACY },
                 { "help",                     no_argument,       NULL, 'h' },
                 { "version",                  no_argument,       NULL, ARG_VERSION },
@@ -248,6 +251,10 @@ int main(int argc, char *argv[]) {
                         target = &o.catch_up_interval_ms;
                         min = 10;
                         max = 3600000;
+                        break;
+                case ARG_DB_POOL:
+                        target = &o.db_pool;
+                        max = STORE_POOL_MAX;
                         break;
                 case ARG_LEGACY:
                         o.legacy = true;

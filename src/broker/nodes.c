@@ -84,16 +84,54 @@ static bool conn_owns(const Conn *c, const char *mesh_id, const char *key) {
                (streq(conn_routing_key(c), key) || streq(c->member_pubkey, key));
 }
 
+/* hello.c's rules for a newer connection replacing an older one, across nodes: a session
+ * takes over a session of the same key, or of the same member and sessionId; a control-plane
+ * hello replaces a control-plane connection of its member with the same sessionId or session
+ * key. */
+static bool replaced_by(const Conn *p, const char *mesh_id, const char *member_pubkey, bool session,
+                        const char *key, const char *session_id) {
+        if (!conn_is_live(p) || !p->hello_done || p->is_session != session || !streq(p->mesh_id, mesh_id))
+                return false;
+        if (session && streq(p->session_pubkey, key))
+                return true;
+        return streq(p->member_pubkey, member_pubkey) &&
+               (streq(p->session_id, session_id) || (key[0] && streq(p->session_pubkey, key)));
+}
+
+/* {"node","mesh","member","takeover":{"session","key","sessionId"}} from nodes_take_over(). */
+static void on_takeover(Server *s, const char *mesh_id, const char *member_pubkey, json_object *t) {
+        json_object *session, *key, *session_id;
+
+        if (!json_object_is_type(t, json_type_object) || !json_object_object_get_ex(t, "session", &session) ||
+            !json_object_object_get_ex(t, "key", &key) || !json_object_object_get_ex(t, "sessionId", &session_id) ||
+            !json_object_is_type(key, json_type_string) || !json_object_is_type(session_id, json_type_string))
+                return;
+        for (Conn *p = s->conns; p; p = p->next) {
+                if (!replaced_by(p, mesh_id, member_pubkey, json_object_get_boolean(session),
+                                 json_object_get_string(key), json_object_get_string(session_id)))
+                        continue;
+                log_info("Session %s (%s) in mesh %s replaced by a newer connection on another node.",
+                         p->session_id, conn_routing_key(p), p->mesh_id);
+                p->replaced = true;
+                conn_close(p, 1000, "session_replaced");
+        }
+}
+
 /* {"node","mesh","member","siblings","frame"} from nodes_announce() on another node. */
 static void on_presence(Server *s, const char *payload) {
         _cleanup_(json_object_putp) json_object *o = json_tokener_parse(payload);
-        json_object *node, *mesh, *member, *siblings, *frame;
+        json_object *node, *mesh, *member, *siblings, *frame, *takeover;
 
         if (!o || !json_object_object_get_ex(o, "node", &node) || !json_object_object_get_ex(o, "mesh", &mesh) ||
-            !json_object_object_get_ex(o, "member", &member) || !json_object_object_get_ex(o, "frame", &frame) ||
-            !json_object_is_type(frame, json_type_object))
+            !json_object_object_get_ex(o, "member", &member))
                 return;
         if (streq(json_object_get_string(node), s->node_id))
+                return;
+        if (json_object_object_get_ex(o, "takeover", &takeover)) {
+                on_takeover(s, json_object_get_string(mesh), json_object_get_string(member), takeover);
+                return;
+        }
+        if (!json_object_object_get_ex(o, "frame", &frame) || !json_object_is_type(frame, json_type_object))
                 return;
         bool to_siblings = json_object_object_get_ex(o, "siblings", &siblings) && json_object_get_boolean(siblings);
         const char *mesh_id = json_object_get_string(mesh), *member_pubkey = json_object_get_string(member);
@@ -120,12 +158,19 @@ static void on_notification(const char *channel, const char *payload, void *user
         mesh_id[space - payload] = '\0';
         for (Conn *c = s->conns; c; c = c->next)
                 if (conn_owns(c, mesh_id, space + 1))
-                        delivery_drain(c);
+                        c->wake_pending = true;
 }
 
 int nodes_readable(Server *s) {
         int r = store_listen_read(s->store, on_notification, s);
 
+        /* One drain per woken connection for all the notifications read at once: a flood
+         * across nodes brings one per message, and each drain is a query. */
+        for (Conn *c = s->conns; c; c = c->next)
+                if (c->wake_pending) {
+                        c->wake_pending = false;
+                        delivery_drain(c);
+                }
         if (r < 0) {
                 log_warning("The LISTEN connection was lost (%s); the catch-up delivers until it is back.",
                             store_errmsg(s->store));
@@ -217,6 +262,56 @@ void nodes_announce(Server *s, const char *mesh_id, const char *member_pubkey, b
         }
         if (store_notify(s->store, PRESENCE_CHANNEL, payload) < 0)
                 log_debug("Could not notify the other nodes of a presence change in mesh %s.", mesh_id);
+}
+
+bool nodes_take_over(Conn *c) {
+        Server *s = c->server;
+        _cleanup_(json_object_putp) json_object *o = NULL;
+        json_object *t;
+        const char *payload;
+        StoreStmt *st;
+        bool live;
+
+        if (!s->nodes_on)
+                return false;
+        /* replaced_by() in SQL, over the other nodes' presence rows. */
+        st = store_stmt(s->store,
+                "SELECT 1 FROM presence WHERE mesh_id = ?1 AND node_id <> ?2"
+                "   AND peer::json->>'peerRole' = ?3"
+                "   AND ((?3 = 'session' AND routing_key = ?4)"
+                "        OR (member_pubkey = ?5 AND (peer::json->>'sessionId' = ?6 OR (?4 <> '' AND routing_key = ?4))))"
+                " LIMIT 1");
+        if (!st)
+                return false;
+        store_bind_text(st, 1, c->mesh_id);
+        store_bind_text(st, 2, s->node_id);
+        store_bind_text(st, 3, c->is_session ? "session" : "control-plane");
+        store_bind_text(st, 4, c->session_pubkey);
+        store_bind_text(st, 5, c->member_pubkey);
+        store_bind_text(st, 6, c->session_id);
+        live = store_step(st) == STORE_ROW;
+        store_reset(st);
+        if (!live)
+                return false;
+
+        o = json_object_new_object();
+        t = json_object_new_object();
+        if (!o || !t) {
+                json_object_put(t);
+                return true;
+        }
+        json_object_object_add(t, "session", json_object_new_boolean(c->is_session));
+        json_object_object_add(t, "key", json_object_new_string(c->session_pubkey));
+        json_object_object_add(t, "sessionId", json_object_new_string(c->session_id));
+        json_object_object_add(o, "node", json_object_new_string(s->node_id));
+        json_object_object_add(o, "mesh", json_object_new_string(c->mesh_id));
+        json_object_object_add(o, "member", json_object_new_string(c->member_pubkey));
+        json_object_object_add(o, "takeover", t);
+        payload = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN);
+        if (!payload || strlen(payload) > PAYLOAD_MAX || store_notify(s->store, PRESENCE_CHANNEL, payload) < 0)
+                log_warning("Could not ask the other nodes to close the session %s that %s replaces.", c->session_id,
+                            c->display_name);
+        return true;
 }
 
 bool nodes_key_present(Server *s, const char *mesh_id, const char *key) {

@@ -43,6 +43,11 @@ void nodes_presence_down(Conn *c);
 void nodes_announce(Server *s, const char *mesh_id, const char *member_pubkey, bool to_siblings,
                     json_object *frame);
 
+/* c's hello was accepted: when another node has a live connection c replaces (hello.c's
+ * rules), that node closes it with session_replaced and true is returned, so c is no new
+ * peer. */
+bool nodes_take_over(Conn *c);
+
 /* Whether a live connection of any node routes key in mesh_id: a peer that came back
  * through another node has not left. */
 bool nodes_key_present(Server *s, const char *mesh_id, const char *key);

@@ -45,11 +45,11 @@ int retention_purge(Store *s, int64_t now, unsigned message_retention_days, Rete
                         now, &stats.dedupe_purged);
         if (r < 0) {
                 store_rollback(s);
-                return log_error_errno(r, "Retention purge failed: %s", STRERROR(r));
+                return log_error_errno(r, "Retention purge failed: %m");
         }
         r = store_commit(s);
         if (r < 0)
-                return log_error_errno(r, "Retention purge could not commit: %s", STRERROR(r));
+                return log_error_errno(r, "Retention purge could not commit: %m");
 
         if (stats.messages_pruned || stats.dedupe_marked || stats.dedupe_purged)
                 log_info("Retention: pruned %lld messages, marked %lld dedupe rows without history, purged %lld "

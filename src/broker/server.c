@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <assert.h>
 #include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -12,6 +13,7 @@
 #include "log.h"
 #include "moderation.h"
 #include "nodes.h"
+#include "pool.h"
 #include "presence.h"
 #include "ratelimit.h"
 #include "retention.h"
@@ -23,11 +25,22 @@
 #define OUT_QUEUE_MAX ((size_t) 32 << 20)   /* a peer this far behind is cut, not buffered */
 #define SHUTDOWN_GRACE_MS 1000
 #define WRITE_COALESCE_MAX ((size_t) 256 << 10)
+#define HELD_MAX 1024                       /* frames waiting behind sends in flight */
+#define HELD_BYTES_MAX ((size_t) 4 << 20)
+/* Sends of one connection in flight; beyond, its socket is not read (TCP pushes back). */
+#define INFLIGHT_MAX 256
 
 struct OutFrame {
         OutFrame *next;
         size_t len;
         char data[];            /* the JSON text; write_queued() frames it */
+};
+
+struct HeldFrame {
+        HeldFrame *next;
+        bool async;             /* a frame that need not wait for the sends before it */
+        size_t len;
+        char data[];
 };
 
 static volatile sig_atomic_t stop_requested;
@@ -51,6 +64,7 @@ void broker_options_init(BrokerOptions *o) {
                 .max_unauthenticated = 256,
                 .max_unauthenticated_per_address = 32,
                 .catch_up_interval_ms = 1000,
+                .db_pool = 2,
         };
 }
 
@@ -132,6 +146,14 @@ static void conn_free_state(Conn *c) {
                 free(f);
         }
         c->out_tail = NULL;
+        while (c->held_head) {
+                HeldFrame *h = c->held_head;
+                c->held_head = h->next;
+                free(h);
+        }
+        c->held_tail = NULL;
+        c->n_held = 0;
+        c->held_bytes = 0;
         free(c->rx);
         free(c->mesh_id);
         free(c->member_id);
@@ -150,12 +172,11 @@ static void conn_free_state(Conn *c) {
 /* A batch that cannot commit leaves queued acks claiming writes that did not happen. Nothing
  * has been sent yet, so the only safe course is to stop before sending: clients retry their
  * unacknowledged sends against the restarted broker. */
-static void commit_batch(Server *s) {
+void server_commit_batch(Server *s) {
         int r = store_batch_commit(s->store);
 
         if (r < 0) {
-                log_error_errno(r, "Cannot commit to the database (%s); exiting before any reply is sent.",
-                                STRERROR(r));
+                log_error_errno(r, "Cannot commit to the database (%m); exiting before any reply is sent.");
                 _exit(EXIT_FAILURE);
         }
 }
@@ -172,7 +193,33 @@ static void send_not_supported(Conn *c, const Frame *f) {
         (void) conn_send_error(c, "not_supported", message, f->req_id);
 }
 
-static void dispatch(Conn *c, const char *data, size_t size) {
+/* Sends and client_acks go to the pool's lanes without waiting (pool.h), not into the
+ * batch. */
+static bool frame_async(const Server *s, FrameType type) {
+        return pool_on(s) && (type == FRAME_SEND || type == FRAME_CLIENT_ACK);
+}
+
+static int hold_frame(Conn *c, const char *data, size_t size, bool async) {
+        HeldFrame *h;
+
+        if (c->n_held >= HELD_MAX || c->held_bytes + size > HELD_BYTES_MAX)
+                return -ENOBUFS;
+        h = malloc(sizeof *h + size);
+        if (!h)
+                return -ENOMEM;
+        *h = (HeldFrame) { .async = async, .len = size };
+        memcpy(h->data, data, size);
+        if (c->held_tail)
+                c->held_tail->next = h;
+        else
+                c->held_head = h;
+        c->held_tail = h;
+        c->n_held++;
+        c->held_bytes += size;
+        return 0;
+}
+
+static void dispatch(Conn *c, const char *data, size_t size, bool was_held) {
         ProtocolError e = { .code = "internal", .message = "out of memory" };
         Frame f;
         int r;
@@ -186,11 +233,24 @@ static void dispatch(Conn *c, const char *data, size_t size) {
                 frame_done(&f);
                 return;
         }
+        bool async = frame_async(c->server, f.type);
+        if (!was_held && (c->held_head || (c->inflight > 0 && !async))) {
+                r = hold_frame(c, data, size, async);
+                if (r < 0) {
+                        log_warning_errno(r, "Connection %llu sends faster than its sends are stored (%m); dropping it.",
+                                          (unsigned long long) c->serial);
+                        conn_kill(c);
+                }
+                frame_done(&f);
+                return;
+        }
 
         /* Joins (or opens) this loop iteration's batch; without one, statements autocommit. */
-        r = store_batch_begin(c->server->store);
-        if (r < 0)
-                log_warning_errno(r, "Cannot open a database transaction: %s", STRERROR(r));
+        if (!async) {
+                r = store_batch_begin(c->server->store);
+                if (r < 0)
+                        log_warning_errno(r, "Cannot open a database transaction: %m");
+        }
 
         switch (f.type) {
         case FRAME_HELLO:
@@ -262,6 +322,41 @@ static void dispatch(Conn *c, const char *data, size_t size) {
         frame_done(&f);
 }
 
+Conn *server_conn_by_serial(Server *s, uint64_t serial) {
+        for (Conn *c = s->conns; c; c = c->next)
+                if (c->serial == serial)
+                        return c;
+        return NULL;
+}
+
+void conn_async_started(Conn *c) {
+        if (++c->inflight == INFLIGHT_MAX && !c->rx_paused) {
+                c->rx_paused = true;
+                lws_rx_flow_control(c->wsi, 0);
+        }
+}
+
+void conn_async_done(Conn *c) {
+        assert(c->inflight > 0);
+        c->inflight--;
+        while (c->held_head && !c->closing) {
+                HeldFrame *h = c->held_head;
+                if (c->inflight > 0 && !h->async)
+                        break;
+                c->held_head = h->next;
+                if (!c->held_head)
+                        c->held_tail = NULL;
+                c->n_held--;
+                c->held_bytes -= h->len;
+                dispatch(c, h->data, h->len, true);
+                free(h);
+        }
+        if (c->rx_paused && c->inflight < INFLIGHT_MAX / 2 && !c->closing) {
+                c->rx_paused = false;
+                lws_rx_flow_control(c->wsi, 1);
+        }
+}
+
 static int conn_receive(Conn *c, const void *in, size_t len) {
         c->last_rx_ms = mono_ms();
         if (c->closing)
@@ -288,7 +383,7 @@ static int conn_receive(Conn *c, const void *in, size_t len) {
         if (lws_is_final_fragment(c->wsi) && lws_remaining_packet_payload(c->wsi) == 0) {
                 size_t n = c->rx_len;
                 c->rx_len = 0;
-                dispatch(c, c->rx, n);
+                dispatch(c, c->rx, n, false);
         }
         return 0;
 }
@@ -342,7 +437,7 @@ static int write_queued(Conn *c) {
 }
 
 static int conn_writeable(Conn *c) {
-        commit_batch(c->server);
+        server_commit_batch(c->server);
         if (c->ping_pending) {
                 /* lws 4.1 does not report an empty pong to the callback, so the ping
                  * carries a payload for the peer to echo. */
@@ -430,7 +525,7 @@ static int http_serve(Server *s, struct lws *wsi, const char *uri) {
         size_t live = 0;
         int n;
 
-        commit_batch(s);
+        server_commit_batch(s);
         if (!streq(uri, "/health") && !streq(uri, "/health/ready")) {
                 if (lws_return_http_status(wsi, HTTP_STATUS_NOT_FOUND, NULL))
                         return -1;
@@ -478,13 +573,18 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
                 conn_closed(s, c);
                 return 0;
         case LWS_CALLBACK_RAW_RX_FILE:
-                /* The raw files: the listening socket and the LISTEN connection. */
+                /* The raw files: the listening socket, the LISTEN connection, the pool's. */
                 if (nodes_owns(s, wsi))
                         return nodes_readable(s);
+                if (pool_owns(s, wsi))
+                        return pool_readable(s, wsi);
                 gate_accept(&s->gate);
                 return 0;
+        case LWS_CALLBACK_RAW_WRITEABLE_FILE:
+                return pool_owns(s, wsi) ? pool_writeable(s, wsi) : 0;
         case LWS_CALLBACK_WSI_DESTROY:
                 nodes_wsi_destroyed(s, wsi);
+                pool_wsi_destroyed(s, wsi);
                 gate_wsi_destroyed(&s->gate, wsi);
                 return 0;
         default:
@@ -590,7 +690,7 @@ int server_run(const BrokerOptions *opts) {
         if (r >= 0)
                 r = hello_init(store);
         if (r < 0)
-                return log_error_errno(r, "Cannot set up the in-memory tables: %s", STRERROR(r));
+                return log_error_errno(r, "Cannot set up the in-memory tables: %m");
         (void) retention_purge(store, now_ms(), opts->message_retention_days, NULL);
 
         /* Before the context: lws sizes its descriptor table by the soft limit. */
@@ -637,6 +737,13 @@ int server_run(const BrokerOptions *opts) {
         sigaction(SIGTERM, &sa, NULL);
         sigaction(SIGINT, &sa, NULL);
 
+        r = pool_start(&s);
+        if (r < 0) {
+                s.shutting_down = true;
+                lws_context_destroy(s.ctx);
+                gate_done(&s.gate);
+                return log_error_errno(r, "Cannot set up the PostgreSQL pool: %m");
+        }
         lws_sul_schedule(s.ctx, 0, &s.ping_sul, ping_tick, (lws_usec_t) opts->ping_interval_sec * LWS_US_PER_SEC);
         lws_sul_schedule(s.ctx, 0, &s.purge_sul, purge_tick, (lws_usec_t) opts->purge_interval_sec * LWS_US_PER_SEC);
         (void) nodes_start(&s);
@@ -644,7 +751,8 @@ int server_run(const BrokerOptions *opts) {
 
         while (!stop_requested) {
                 r = lws_service(s.ctx, 0);
-                commit_batch(&s);
+                server_commit_batch(&s);
+                pool_flush(&s);
                 if (r < 0)
                         break;
         }
@@ -659,11 +767,15 @@ int server_run(const BrokerOptions *opts) {
         lws_sul_schedule(s.ctx, 0, &s.ping_sul, wake_tick, (lws_usec_t) SHUTDOWN_GRACE_MS * LWS_US_PER_MS);
         while (ws_connections(&s) > 0 && mono_ms() < deadline) {
                 r = lws_service(s.ctx, 0);
-                commit_batch(&s);
+                server_commit_batch(&s);
+                pool_flush(&s);
                 if (r < 0)
                         break;
         }
 
+        pool_stop(&s);
+        free(s.handed);         /* empty: every statement completed */
+        server_commit_batch(&s);
         nodes_stop(&s);
         lws_sul_cancel(&s.ping_sul);
         lws_sul_cancel(&s.purge_sul);

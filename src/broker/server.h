@@ -4,7 +4,9 @@
 /*
  * The broker server: one libwebsockets context on lws' own default event loop (single
  * thread). Every connection is a Conn; handlers queue frames on it and never block on the
- * socket. The database is local and synchronous: a committed accept is a few microseconds.
+ * socket. SQLite is local and synchronous: a committed accept is a few microseconds. On
+ * PostgreSQL the hot path (accept, push, client_ack) goes through pool.h without waiting;
+ * the other handlers still wait for their statements.
  */
 
 #include <json-c/json.h>
@@ -40,12 +42,15 @@ typedef struct BrokerOptions {
         unsigned max_unauthenticated;    /* connections waiting for their hello, in total */
         unsigned max_unauthenticated_per_address;
         unsigned catch_up_interval_ms;   /* PostgreSQL: drain every connection this often */
+        unsigned db_pool;                /* PostgreSQL: connections for the hot path */
         bool legacy;                     /* no features on hello_ack, no client_ack leases */
 } BrokerOptions;
 
 void broker_options_init(BrokerOptions *o);
 
 typedef struct OutFrame OutFrame;
+typedef struct HeldFrame HeldFrame;
+typedef struct Handed Handed;
 typedef struct Ghost Ghost;
 typedef struct Server Server;
 
@@ -59,6 +64,9 @@ typedef struct Conn {
         bool closing;                    /* close queued: no longer routable */
         bool replaced;                   /* closed by session_replaced: no peer_left */
         bool drain_more;                 /* pending rows were left for the next drain */
+        bool drain_inflight;             /* PostgreSQL: its drain's query is in flight */
+        bool drain_again;                /* and another was asked for meanwhile */
+        bool wake_pending;               /* another node woke it: drain after reading them all */
         bool ack_aware;                  /* announced or sent client_ack: leases are redelivered */
         bool is_session;                 /* session_hello: peerRole "session", else "control-plane" */
         bool evicted;                    /* kicked or banned: peer_left at once, no grace */
@@ -88,6 +96,13 @@ typedef struct Conn {
         char status[8];
         bool visible;
         int64_t connected_at_ms;
+
+        /* PostgreSQL: sends whose statements are in flight (pool.h); other frames wait
+         * behind them, in order, so a reply never overtakes an earlier send's ack. */
+        unsigned inflight;
+        bool rx_paused;                  /* too many in flight: its socket is not read */
+        HeldFrame *held_head, *held_tail;
+        size_t n_held, held_bytes;
 } Conn;
 
 struct Server {
@@ -102,6 +117,7 @@ struct Server {
         lws_sorted_usec_list_t purge_sul;
         lws_sorted_usec_list_t ghost_sul;
         lws_sorted_usec_list_t catch_up_sul;
+        lws_sorted_usec_list_t pool_sul;      /* runs lane 0's deferred callbacks (pool.c) */
         struct lws *listen_wsi;          /* the other nodes' notifications (PostgreSQL) */
         bool nodes_on;
         char node_id[BROKER_ID_LEN + 1]; /* this process among the nodes */
@@ -110,6 +126,9 @@ struct Server {
         bool hello_seen_warned;
         bool lease_sul_armed;
         bool shutting_down;
+        struct lws *lane_wsi[1 + STORE_POOL_MAX];  /* PostgreSQL: the store's lanes (pool.h) */
+        unsigned n_lanes;                /* 0: no pool, the handlers block (SQLite) */
+        Handed **handed;                 /* pushes whose lease is in flight (delivery.c) */
 };
 
 int server_run(const BrokerOptions *opts);
@@ -129,3 +148,11 @@ int conn_send_error(Conn *c, const char *code, const char *message, const char *
 void conn_close(Conn *c, int code, const char *reason);
 /* Drops the TCP connection now, without a close frame (the client sees 1006). */
 void conn_kill(Conn *c);
+
+/* The live connection with this serial, or NULL: what an asynchronous completion holds. */
+Conn *server_conn_by_serial(Server *s, uint64_t serial);
+/* A send of c's was sent to the database, or completed: frames held behind it run then. */
+void conn_async_started(Conn *c);
+void conn_async_done(Conn *c);
+/* Commits the loop iteration's batch; a failure ends the process before any reply leaves. */
+void server_commit_batch(Server *s);

@@ -83,7 +83,7 @@ void state_handle_set(Conn *c, const Frame *f) {
         store_bind_int64(st, 5, now);
         r = store_step_done(s, st);
         if (r < 0) {
-                log_warning_errno(r, "Storing state key of mesh %s failed: %s", c->mesh_id, STRERROR(r));
+                log_warning_errno(r, "Storing state key of mesh %s failed: %m", c->mesh_id);
                 (void) conn_send_error(c, "internal", "broker database error, retry later", f->req_id);
                 return;
         }

@@ -53,6 +53,19 @@ bool pg_connected(Store *s);
 int pg_listen_open(Store *s, const char *const *channels, int *ret_fd);
 int pg_listen_read(Store *s, StoreNotifyCallback cb, void *userdata);
 void pg_listen_close(Store *s);
+int pg_pool_open(Store *s, unsigned n);
+unsigned pg_lanes(Store *s);
+int pg_lane_fd(Store *s, unsigned lane);
+int pg_async(Store *s, unsigned lane, const char *sql, unsigned n_params, const char *const *values,
+             StoreAsyncCallback cb, void *userdata);
+int pg_async_process(Store *s, unsigned lane);
+int pg_async_flush(Store *s, unsigned lane);
+int pg_async_sync(Store *s, unsigned lane);
+bool pg_async_idle(Store *s, unsigned lane);
+void pg_async_run_deferred(Store *s);
+void pg_async_set_defer_hook(Store *s, void (*hook)(void *userdata), void *userdata);
+int pg_result_rows(const StoreResult *res);
+const char *pg_result_text(const StoreResult *res, int row, int col);
 #else
 /* Without libpq a Store is always SQLite: store_open() refuses a PostgreSQL URI, so only
  * pg_open() is reachable. */
@@ -88,4 +101,24 @@ static inline int pg_listen_read(Store *s, StoreNotifyCallback cb, void *userdat
         (void) s; (void) cb; (void) userdata; PG_UNREACHABLE;
 }
 static inline void pg_listen_close(Store *s) { (void) s; }
+static inline int pg_pool_open(Store *s, unsigned n) { (void) s; (void) n; PG_UNREACHABLE; }
+static inline unsigned pg_lanes(Store *s) { (void) s; PG_UNREACHABLE; }
+static inline int pg_lane_fd(Store *s, unsigned lane) { (void) s; (void) lane; PG_UNREACHABLE; }
+static inline int pg_async(Store *s, unsigned lane, const char *sql, unsigned n_params, const char *const *values,
+                           StoreAsyncCallback cb, void *userdata) {
+        (void) s; (void) lane; (void) sql; (void) n_params; (void) values; (void) cb; (void) userdata;
+        PG_UNREACHABLE;
+}
+static inline int pg_async_process(Store *s, unsigned lane) { (void) s; (void) lane; PG_UNREACHABLE; }
+static inline int pg_async_flush(Store *s, unsigned lane) { (void) s; (void) lane; PG_UNREACHABLE; }
+static inline int pg_async_sync(Store *s, unsigned lane) { (void) s; (void) lane; PG_UNREACHABLE; }
+static inline bool pg_async_idle(Store *s, unsigned lane) { (void) s; (void) lane; PG_UNREACHABLE; }
+static inline void pg_async_run_deferred(Store *s) { (void) s; PG_UNREACHABLE; }
+static inline void pg_async_set_defer_hook(Store *s, void (*hook)(void *userdata), void *userdata) {
+        (void) s; (void) hook; (void) userdata; PG_UNREACHABLE;
+}
+static inline int pg_result_rows(const StoreResult *res) { (void) res; PG_UNREACHABLE; }
+static inline const char *pg_result_text(const StoreResult *res, int row, int col) {
+        (void) res; (void) row; (void) col; PG_UNREACHABLE;
+}
 #endif

@@ -10,18 +10,51 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <libpq-fe.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "store-internal.h"
 
-#define SCHEMA_VERSION 3
+#define SCHEMA_VERSION 4
 /* The advisory lock the nodes take to migrate one at a time: "cmbrok" in ASCII. */
 #define SCHEMA_LOCK_KEY "109321454251883"
+/* Statements of one lane in one transaction at most; more wait for the next Sync. */
+#define LANE_GROUP_MAX 64
+
+typedef enum EntryKind {
+        ENTRY_PREPARE,
+        ENTRY_QUERY,
+        ENTRY_SYNC,
+} EntryKind;
+
+/* What a lane's connection owes results for, in the order they come back. */
+typedef struct Entry {
+        struct Entry *next;
+        EntryKind kind;
+        bool got;                        /* res holds the statement's result */
+        PGresult *res;
+        StoreAsyncCallback cb;
+        void *userdata;
+} Entry;
+
+typedef struct Lane {
+        PGconn *conn;                    /* lane 0's is StorePg.conn; the others are owned */
+        Entry *head, *tail;
+        const char *prepared[STMT_CACHE_MAX];   /* SQL (by address) prepared as "a<index>" */
+        size_t n_prepared;
+        unsigned unsynced;               /* statements sent since the last Sync */
+} Lane;
 
 struct StorePg {
         PGconn *conn;
+        Lane lanes[1 + STORE_POOL_MAX];
+        unsigned n_lanes;                /* 0 until store_pool_open() */
+        bool quiescing;                  /* in a blocking call's wait for lane 0 */
+        Entry *deferred_head, *deferred_tail;   /* lane 0's completions during it */
+        void (*defer_hook)(void *userdata);
+        void *defer_userdata;
         char *uri;
         PGconn *listen;                  /* LISTEN only, nonblocking; NULL when down */
         char *last_error;
@@ -120,16 +153,138 @@ static const char schema_v3_nodes_sql[] =
         "  connected_at BIGINT NOT NULL, peer TEXT NOT NULL, PRIMARY KEY (node_id, serial));"
         "CREATE INDEX presence_mesh ON presence(mesh_id, connected_at);";
 
+/* Schema 4 (PostgreSQL only): the hot path as functions, so the event loop sends one
+ * statement per accept and per client_ack, without waiting (see pool.h). cm_accept is the
+ * B0 lookup, the rate limiter (cm_rate), the recipient or topic check, the dedupe claim, the
+ * message with its topic, delivery and mention rows and the other nodes' wake-ups, in the
+ * one transaction of its statement: all of an accept or none of it. Its outcome: 0 new,
+ * 1 the id names an earlier message (its row returned), 2 no such recipient, 3 no such
+ * topic, 4 rate limited (retry after o_retry_after ms), 5 the id names a message whose dedupe
+ * row has expired (kept longer than the dedupe: SQLite's accept fails on its unique index
+ * then; here no statement may fail, or its group would fail with it). */
+static const char schema_v4_sql[] =
+        "CREATE FUNCTION cm_accept(p_id TEXT, p_mesh TEXT, p_member TEXT, p_sender TEXT, p_sender_member TEXT,\n"
+        "  p_name TEXT, p_target TEXT, p_priority TEXT, p_nonce TEXT, p_ciphertext TEXT, p_now BIGINT,\n"
+        "  p_cmid TEXT, p_client_fp BYTEA, p_reply_to TEXT, p_topic TEXT, p_scope TEXT, p_fp BYTEA,\n"
+        "  p_kind TEXT, p_ref TEXT, p_expires BIGINT, p_limit BIGINT, p_window BIGINT, p_direct TEXT,\n"
+        "  p_recipients TEXT[], p_mentions TEXT[], p_wakes TEXT[],\n"
+        "  OUT o_outcome INTEGER, OUT o_message_id TEXT, OUT o_fingerprint BYTEA,\n"
+        "  OUT o_history_available INTEGER, OUT o_first_seen_at BIGINT, OUT o_topic_name TEXT,\n"
+        "  OUT o_retry_after BIGINT)\n"
+        " LANGUAGE plpgsql AS $$\n"
+        "BEGIN\n"
+        "  o_outcome := 0;\n"
+        "  IF p_cmid IS NOT NULL THEN\n"
+        "    SELECT d.broker_message_id, d.request_fingerprint, d.history_available, d.first_seen_at\n"
+        "      INTO o_message_id, o_fingerprint, o_history_available, o_first_seen_at\n"
+        "      FROM client_message_dedupe d\n"
+        "     WHERE d.mesh_id = p_mesh AND d.sender_scope = p_scope AND d.client_message_id = p_cmid;\n"
+        "    IF FOUND THEN o_outcome := 1; RETURN; END IF;\n"
+        "  END IF;\n"
+        "  IF p_limit > 0 THEN\n"
+        "    o_retry_after := cm_rate(p_mesh, p_member, p_cmid, p_limit, p_window, p_now);\n"
+        "    IF o_retry_after > 0 THEN o_outcome := 4; RETURN; END IF;\n"
+        "  END IF;\n"
+        "  IF p_direct IS NOT NULL AND NOT EXISTS (\n"
+        "      SELECT 1 FROM member m WHERE m.mesh_id = p_mesh AND m.peer_pubkey = p_direct AND m.revoked_at IS NULL\n"
+        "      UNION ALL SELECT 1 FROM session se JOIN member m ON m.id = se.member_id\n"
+        "       WHERE se.mesh_id = p_mesh AND se.session_pubkey = p_direct AND m.revoked_at IS NULL) THEN\n"
+        "    o_outcome := 2; RETURN;\n"
+        "  END IF;\n"
+        "  IF p_topic IS NOT NULL THEN\n"
+        "    SELECT t.name INTO o_topic_name FROM topic t WHERE t.mesh_id = p_mesh AND t.id = p_topic;\n"
+        "    IF NOT FOUND THEN o_outcome := 3; RETURN; END IF;\n"
+        "  END IF;\n"
+        "  IF p_cmid IS NOT NULL AND EXISTS (SELECT 1 FROM message m WHERE m.mesh_id = p_mesh\n"
+        "      AND m.sender_scope = p_scope AND m.client_message_id = p_cmid) THEN\n"
+        "    o_outcome := 5; RETURN;\n"
+        "  END IF;\n"
+        "  IF p_cmid IS NOT NULL THEN\n"
+        "    INSERT INTO client_message_dedupe (mesh_id, client_message_id, broker_message_id, request_fingerprint,\n"
+        "        destination_kind, destination_ref, first_seen_at, expires_at, sender_scope)\n"
+        "      VALUES (p_mesh, p_cmid, p_id, p_fp, p_kind, p_ref, p_now, p_expires, p_scope)\n"
+        "      ON CONFLICT (mesh_id, sender_scope, client_message_id) DO NOTHING;\n"
+        "    IF NOT FOUND THEN\n"
+        "      SELECT d.broker_message_id, d.request_fingerprint, d.history_available, d.first_seen_at\n"
+        "        INTO o_message_id, o_fingerprint, o_history_available, o_first_seen_at\n"
+        "        FROM client_message_dedupe d\n"
+        "       WHERE d.mesh_id = p_mesh AND d.sender_scope = p_scope AND d.client_message_id = p_cmid;\n"
+        "      o_outcome := 1; RETURN;\n"
+        "    END IF;\n"
+        "  END IF;\n"
+        "  INSERT INTO message (id, mesh_id, sender_member_id, sender_pubkey, sender_member_pubkey, sender_name,\n"
+        "      target_spec, priority, nonce, ciphertext, created_at, client_message_id, request_fingerprint,\n"
+        "      reply_to_id, topic_id, sender_scope)\n"
+        "    VALUES (p_id, p_mesh, p_member, p_sender, p_sender_member, p_name, p_target, p_priority, p_nonce,\n"
+        "      p_ciphertext, p_now, p_cmid, p_client_fp, p_reply_to, p_topic, p_scope);\n"
+        "  IF p_topic IS NOT NULL THEN\n"
+        "    INSERT INTO topic_message (message_id, mesh_id, topic_id, created_at) VALUES (p_id, p_mesh, p_topic, p_now);\n"
+        "  END IF;\n"
+        "  INSERT INTO delivery (message_id, recipient_pubkey, mesh_id, created_at)\n"
+        "    SELECT p_id, k, p_mesh, p_now FROM unnest(p_recipients) k ON CONFLICT DO NOTHING;\n"
+        "  INSERT INTO mention_index (broker_message_id, mesh_id, mentioned, created_at)\n"
+        "    SELECT p_id, p_mesh, n, p_now FROM unnest(p_mentions) n ON CONFLICT DO NOTHING;\n"
+        "  PERFORM pg_notify('claudemesh_delivery', w) FROM unnest(p_wakes) w;\n"
+        "  o_message_id := p_id;\n"
+        "END $$;\n";
+
+/* Part of schema 4: the signed hellos already used, shared so that one replayed through
+ * another node is refused too (see hello.c); the rate limiter (0, or the milliseconds until
+ * the window ends); a push
+ * handed to a client that does not acknowledge, which is its delivery; a client_ack, on the
+ * connection whose session holds the leases. */
+static const char schema_v4_more_sql[] =
+        "CREATE UNLOGGED TABLE hello_seen (signature BYTEA PRIMARY KEY, expires_at BIGINT NOT NULL);\n"
+        "CREATE INDEX hello_seen_expires ON hello_seen(expires_at);\n"
+        "CREATE FUNCTION cm_rate(p_mesh TEXT, p_member TEXT, p_cmid TEXT, p_limit BIGINT, p_window BIGINT, p_now BIGINT)\n"
+        " RETURNS BIGINT LANGUAGE plpgsql AS $$\n"
+        "DECLARE v_bucket BIGINT := p_now / p_window;\n"
+        "BEGIN\n"
+        "  IF p_cmid IS NOT NULL AND EXISTS (SELECT 1 FROM rate_paid r WHERE r.mesh_id = p_mesh\n"
+        "      AND r.client_message_id = p_cmid AND r.bucket = v_bucket AND r.member_id = p_member) THEN\n"
+        "    RETURN 0;\n"
+        "  END IF;\n"
+        "  IF NOT EXISTS (SELECT 1 FROM rate_budget b WHERE b.mesh_id = p_mesh AND b.member_id = p_member\n"
+        "      AND b.bucket = v_bucket) THEN\n"
+        "    DELETE FROM rate_budget b WHERE b.bucket < v_bucket;\n"
+        "    DELETE FROM rate_paid r WHERE r.bucket < v_bucket;\n"
+        "  END IF;\n"
+        "  INSERT INTO rate_budget AS b (mesh_id, member_id, bucket, used) VALUES (p_mesh, p_member, v_bucket, 1)\n"
+        "    ON CONFLICT (mesh_id, member_id, bucket) DO UPDATE SET used = b.used + 1 WHERE b.used < p_limit;\n"
+        "  IF NOT FOUND THEN\n"
+        "    RETURN (v_bucket + 1) * p_window - p_now;\n"
+        "  END IF;\n"
+        "  IF p_cmid IS NOT NULL THEN\n"
+        "    INSERT INTO rate_paid (mesh_id, client_message_id, bucket, member_id)\n"
+        "      VALUES (p_mesh, p_cmid, v_bucket, p_member) ON CONFLICT DO NOTHING;\n"
+        "  END IF;\n"
+        "  RETURN 0;\n"
+        "END $$;\n"
+        "CREATE FUNCTION cm_settle(p_id TEXT, p_key TEXT, p_member_key TEXT, p_now BIGINT)\n"
+        " RETURNS VOID LANGUAGE plpgsql AS $$\n"
+        "BEGIN\n"
+        "  DELETE FROM delivery d WHERE d.message_id = p_id AND d.recipient_pubkey IN (p_key, p_member_key);\n"
+        "  UPDATE message m SET delivered_at = p_now WHERE m.id = p_id AND m.delivered_at IS NULL\n"
+        "     AND NOT EXISTS (SELECT 1 FROM delivery d WHERE d.message_id = p_id);\n"
+        "END $$;\n"
+        "CREATE FUNCTION cm_ack(p_id TEXT, p_key TEXT, p_member_key TEXT, p_now BIGINT)\n"
+        " RETURNS VOID LANGUAGE plpgsql AS $$\n"
+        "BEGIN\n"
+        "  PERFORM cm_settle(p_id, p_key, p_member_key, p_now);\n"
+        "  DELETE FROM pg_temp.lease l WHERE l.message_id = p_id AND l.recipient_pubkey IN (p_key, p_member_key);\n"
+        "END $$;\n";
+
 static const struct {
         int from, to;
         const char *sql, *more;
         const char *what;
 } migrations[] = {
         { 0, 3, schema_v3_sql, schema_v3_nodes_sql, "create schema 3" },
+        { 3, 4, schema_v4_sql, schema_v4_more_sql, "the accept and client_ack functions" },
 };
 
 /* The tables every node shares although SQLite keeps them per process (see schema). */
-static const char *const shared_tables[] = { "rate_budget", "rate_paid" };
+static const char *const shared_tables[] = { "rate_budget", "rate_paid", "hello_seen" };
 
 /* The URI, with defaults it may override: a bounded connect (the LISTEN connection is
  * reopened from the event loop) and TCP keepalives, so a dead server or a dropped route is
@@ -150,10 +305,13 @@ static void set_error(StorePg *pg, const char *message) {
 
         if (!copy)
                 return;
-        /* libpq ends its messages with a newline; the log adds its own. */
+        /* libpq ends its messages with a newline, and some span lines: a log line is one. */
         n = strlen(copy);
         while (n > 0 && copy[n - 1] == '\n')
                 copy[--n] = '\0';
+        for (char *p = copy; *p; p++)
+                if (*p == '\n' || *p == '\t')
+                        *p = ' ';
         free(pg->last_error);
         pg->last_error = copy;
 }
@@ -236,13 +394,18 @@ static char *translate(const char *sql) {
         return out;
 }
 
+static int quiesce(StorePg *pg);
+
 static int exec_plain(Store *s, const char *sql, bool log_failure) {
         _cleanup_free_ char *text = translate(sql);
         PGresult *res;
-        int r = 0;
+        int r;
 
         if (!text)
                 return -ENOMEM;
+        r = quiesce(s->pg);
+        if (r < 0)
+                return r;
         res = PQexec(s->pg->conn, text);
         if (!res || (PQresultStatus(res) != PGRES_COMMAND_OK && PQresultStatus(res) != PGRES_TUPLES_OK)) {
                 set_error(s->pg, res ? PQresultErrorMessage(res) : PQerrorMessage(s->pg->conn));
@@ -316,7 +479,7 @@ static int migrate(Store *s) {
                 if (r >= 0 && migrations[i].more)
                         r = exec_plain(s, migrations[i].more, true);
                 if (r < 0)
-                        log_error_errno(r, "Schema step to %d (%s) failed.", migrations[i].to, migrations[i].what);
+                        log_error_errno(r, "Schema step to %d (%s) failed: %m", migrations[i].to, migrations[i].what);
                 else
                         version = migrations[i].to;
         }
@@ -368,13 +531,25 @@ int pg_open(Store *s, const char *uri) {
                 return r;
         r = migrate(s);
         if (r < 0)
-                return log_error_errno(r, "Cannot create the schema in PostgreSQL.");
+                return log_error_errno(r, "Cannot create the schema in PostgreSQL: %m");
         return 0;
 }
+
+static void lane_drop(Lane *l);
 
 void pg_close(Store *s) {
         if (!s->pg)
                 return;
+        for (Entry *e = s->pg->deferred_head, *next; e; e = next) {
+                next = e->next;
+                PQclear(e->res);
+                free(e);
+        }
+        for (unsigned i = 0; i < s->pg->n_lanes; i++) {
+                lane_drop(&s->pg->lanes[i]);
+                if (i > 0)
+                        PQfinish(s->pg->lanes[i].conn);
+        }
         if (s->pg->conn)
                 PQfinish(s->pg->conn);
         free(s->pg->last_error);
@@ -394,6 +569,9 @@ int pg_prepare(Store *s, StoreStmt *st) {
 
         if (!text)
                 return -ENOMEM;
+        int r = quiesce(s->pg);
+        if (r < 0)
+                return r;
         p = calloc(1, sizeof *p);
         if (!p)
                 return -ENOMEM;
@@ -402,7 +580,7 @@ int pg_prepare(Store *s, StoreStmt *st) {
         if (PQresultStatus(res) != PGRES_COMMAND_OK) {
                 set_error(s->pg, PQresultErrorMessage(res));
                 log_error("PostgreSQL prepare failed: %s (%s)", s->pg->last_error, text);
-                int r = result_errno(res);
+                r = result_errno(res);
                 PQclear(res);
                 free(p);
                 return r;
@@ -412,7 +590,7 @@ int pg_prepare(Store *s, StoreStmt *st) {
         if (PQresultStatus(res) != PGRES_COMMAND_OK) {
                 set_error(s->pg, PQresultErrorMessage(res));
                 log_error("PostgreSQL describe failed: %s (%s)", s->pg->last_error, text);
-                int r = result_errno(res);
+                r = result_errno(res);
                 PQclear(res);
                 free(p);
                 return r;
@@ -482,6 +660,9 @@ int pg_step(StoreStmt *st) {
 
         if (!p->executed) {
                 int n = p->n_params > p->n_declared ? p->n_params : p->n_declared;
+                int r = quiesce(pg);
+                if (r < 0)
+                        return r;
                 p->res = PQexecPrepared(pg->conn, p->name, n, p->values, p->lengths, p->formats, 0);
                 p->executed = true;
                 switch (PQresultStatus(p->res)) {
@@ -552,6 +733,8 @@ const void *pg_col_blob(StoreStmt *st, int i, size_t *ret_size) {
 }
 
 bool pg_in_transaction(Store *s) {
+        if (quiesce(s->pg) < 0)
+                return false;
         return PQtransactionStatus(s->pg->conn) != PQTRANS_IDLE;
 }
 
@@ -631,4 +814,331 @@ void pg_listen_close(Store *s) {
                 return;
         PQfinish(s->pg->listen);
         s->pg->listen = NULL;
+}
+
+/* ---- lanes: statements in pipeline mode, for the event loop ---- */
+
+static Entry *lane_push(Lane *l, EntryKind kind, StoreAsyncCallback cb, void *userdata) {
+        Entry *e = calloc(1, sizeof *e);
+
+        if (!e)
+                return NULL;
+        *e = (Entry) { .kind = kind, .cb = cb, .userdata = userdata };
+        if (l->tail)
+                l->tail->next = e;
+        else
+                l->head = e;
+        l->tail = e;
+        return e;
+}
+
+static Entry *lane_pop(Lane *l) {
+        Entry *e = l->head;
+
+        if (!e)
+                return NULL;
+        l->head = e->next;
+        if (!l->head)
+                l->tail = NULL;
+        return e;
+}
+
+/* At close: the entries go without their callbacks, whose owners are gone too. */
+static void lane_drop(Lane *l) {
+        Entry *e;
+
+        while ((e = lane_pop(l))) {
+                PQclear(e->res);
+                free(e);
+        }
+}
+
+static int entry_errno(StorePg *pg, const Entry *e) {
+        ExecStatusType status = e->res ? PQresultStatus(e->res) : PGRES_FATAL_ERROR;
+
+        if (status == PGRES_TUPLES_OK || status == PGRES_COMMAND_OK)
+                return 0;
+        if (status == PGRES_PIPELINE_ABORTED)
+                return -ECANCELED;         /* its statement's preparation failed, logged */
+        set_error(pg, e->res ? PQresultErrorMessage(e->res) : "no result");
+        return result_errno(e->res);
+}
+
+static void entry_complete(StorePg *pg, Entry *e, int r) {
+        if (r < 0 && (e->kind == ENTRY_PREPARE || !e->cb))
+                log_warning("PostgreSQL (pipelined statement): %s", pg->last_error ? pg->last_error : "failed");
+        if (e->kind == ENTRY_QUERY && e->cb && pg->quiescing) {
+                /* Inside a blocking call: the callback runs later, from the loop, since it may
+                 * send on lane 0 itself. */
+                e->got = r >= 0;
+                e->next = NULL;
+                if (r < 0) {
+                        PQclear(e->res);
+                        e->res = NULL;
+                }
+                if (pg->deferred_tail)
+                        pg->deferred_tail->next = e;
+                else
+                        pg->deferred_head = e;
+                pg->deferred_tail = e;
+                if (pg->defer_hook)
+                        pg->defer_hook(pg->defer_userdata);
+                return;
+        }
+        if (e->kind == ENTRY_QUERY && e->cb)
+                e->cb(r, r < 0 ? NULL : (StoreResult *) e->res, e->userdata);
+        PQclear(e->res);
+        free(e);
+}
+
+void pg_async_run_deferred(Store *s) {
+        StorePg *pg = s->pg;
+
+        while (pg->deferred_head) {
+                Entry *e = pg->deferred_head;
+                pg->deferred_head = e->next;
+                if (!pg->deferred_head)
+                        pg->deferred_tail = NULL;
+                /* A failure's message is gone by now: the callback gets the errno only. */
+                e->cb(e->got ? 0 : -EIO, e->got ? (StoreResult *) e->res : NULL, e->userdata);
+                PQclear(e->res);
+                free(e);
+        }
+}
+
+void pg_async_set_defer_hook(Store *s, void (*hook)(void *userdata), void *userdata) {
+        s->pg->defer_hook = hook;
+        s->pg->defer_userdata = userdata;
+}
+
+/* The connection is gone: every statement still owed fails. */
+static int lane_fail(StorePg *pg, Lane *l) {
+        Entry *e;
+
+        set_error(pg, PQerrorMessage(l->conn));
+        while ((e = lane_pop(l)))
+                entry_complete(pg, e, -ECONNRESET);
+        return -ECONNRESET;
+}
+
+/* Completes the entries whose results have arrived, without waiting for more. */
+static int lane_read(StorePg *pg, Lane *l) {
+        if (!PQconsumeInput(l->conn) || PQstatus(l->conn) != CONNECTION_OK)
+                return lane_fail(pg, l);
+        while (l->head && !PQisBusy(l->conn)) {
+                Entry *e = l->head;
+                PGresult *res = PQgetResult(l->conn);
+
+                if (!res) {
+                        /* The end of a statement's results; nothing more yet otherwise. */
+                        if (e->kind == ENTRY_SYNC || !e->got)
+                                break;
+                        (void) lane_pop(l);
+                        entry_complete(pg, e, entry_errno(pg, e));
+                        continue;
+                }
+                if ((PQresultStatus(res) == PGRES_PIPELINE_SYNC) != (e->kind == ENTRY_SYNC)) {
+                        /* Results out of step with what was sent: trust nothing more on it. */
+                        PQclear(res);
+                        log_error("PostgreSQL pipeline out of step; giving up its statements.");
+                        return lane_fail(pg, l);
+                }
+                if (e->kind == ENTRY_SYNC) {
+                        PQclear(res);
+                        free(lane_pop(l));
+                        continue;
+                }
+                PQclear(e->res);
+                e->res = res;
+                e->got = true;
+        }
+        return 0;
+}
+
+/* Ends the lane's group: the statements sent since the last Sync are one transaction. */
+static int lane_sync(StorePg *pg, Lane *l) {
+        if (l->unsynced == 0)
+                return 0;
+        l->unsynced = 0;
+        if (!PQpipelineSync(l->conn) || !lane_push(l, ENTRY_SYNC, NULL, NULL)) {
+                /* The statements are queued: their callbacks still run, failing with the lane. */
+                set_error(pg, PQerrorMessage(l->conn));
+                log_error("PostgreSQL: cannot end a group of pipelined statements: %s", pg->last_error);
+                return -EIO;
+        }
+        return 0;
+}
+
+/* Lane 0 is shared with the blocking calls: before one, its pipeline is run to its end
+ * (bounded by the statements already sent) and left. */
+static int quiesce(StorePg *pg) {
+        Lane *l = &pg->lanes[0];
+        int r;
+
+        if (pg->n_lanes == 0 || PQpipelineStatus(l->conn) == PQ_PIPELINE_OFF)
+                return 0;
+        r = lane_sync(pg, l);
+        if (r < 0)
+                return r;
+        pg->quiescing = true;
+        while (l->head) {
+                int pending = PQflush(l->conn);
+                if (pending < 0) {
+                        r = lane_fail(pg, l);
+                        break;
+                }
+                r = lane_read(pg, l);
+                if (r < 0 || !l->head)
+                        break;
+                struct pollfd p = { .fd = PQsocket(l->conn), .events = POLLIN | (pending ? POLLOUT : 0) };
+                if (poll(&p, 1, -1) < 0 && errno != EINTR) {
+                        r = -errno;
+                        break;
+                }
+        }
+        pg->quiescing = false;
+        if (r < 0)
+                return r;
+        if (!PQexitPipelineMode(l->conn)) {
+                PGresult *res;
+                while ((res = PQgetResult(l->conn)))
+                        PQclear(res);
+                if (!PQexitPipelineMode(l->conn)) {
+                        set_error(pg, PQerrorMessage(l->conn));
+                        return -EIO;
+                }
+        }
+        return PQsetnonblocking(l->conn, 0) < 0 ? -EIO : 0;
+}
+
+int pg_pool_open(Store *s, unsigned n) {
+        StorePg *pg = s->pg;
+
+        assert(pg->n_lanes == 0);
+        pg->lanes[0].conn = pg->conn;
+        pg->n_lanes = 1;
+        for (unsigned i = 1; i <= n; i++) {
+                Lane *l = &pg->lanes[i];
+
+                /* At start, before the event loop runs: a blocking connect is fine here. */
+                l->conn = connect_uri(pg->uri, "claudemesh-broker pool");
+                if (!l->conn)
+                        return -ENOMEM;
+                pg->n_lanes++;
+                if (PQstatus(l->conn) != CONNECTION_OK) {
+                        set_error(pg, PQerrorMessage(l->conn));
+                        return log_error_errno(-ECONNREFUSED, "Cannot open pool connection %u to PostgreSQL: %s",
+                                               i, pg->last_error);
+                }
+                if (PQsetnonblocking(l->conn, 1) < 0 || !PQenterPipelineMode(l->conn)) {
+                        set_error(pg, PQerrorMessage(l->conn));
+                        return log_error_errno(-EIO, "Cannot set up pool connection %u: %s", i, pg->last_error);
+                }
+        }
+        return 0;
+}
+
+unsigned pg_lanes(Store *s) {
+        return s->pg->n_lanes;
+}
+
+int pg_lane_fd(Store *s, unsigned lane) {
+        return PQsocket(s->pg->lanes[lane].conn);
+}
+
+/* The lane's name for sql, queueing its preparation the first time. */
+static int lane_prepare(StorePg *pg, Lane *l, const char *sql, char name[static 16]) {
+        _cleanup_free_ char *text = NULL;
+        size_t i;
+
+        for (i = 0; i < l->n_prepared; i++)
+                if (l->prepared[i] == sql)
+                        break;
+        snprintf(name, 16, "a%zu", i);
+        if (i < l->n_prepared)
+                return 0;
+        if (i >= STMT_CACHE_MAX)
+                return log_error_errno(-E2BIG, "More than %d pipelined statements.", STMT_CACHE_MAX);
+        text = translate(sql);
+        if (!text)
+                return -ENOMEM;
+        if (!PQsendPrepare(l->conn, name, text, 0, NULL)) {
+                set_error(pg, PQerrorMessage(l->conn));
+                return -EIO;
+        }
+        if (!lane_push(l, ENTRY_PREPARE, NULL, NULL))
+                return -ENOMEM;
+        l->prepared[l->n_prepared++] = sql;
+        return 0;
+}
+
+int pg_async(Store *s, unsigned lane, const char *sql, unsigned n_params, const char *const *values,
+             StoreAsyncCallback cb, void *userdata) {
+        StorePg *pg = s->pg;
+        Lane *l = &pg->lanes[lane];
+        char name[16];
+        int r;
+
+        if (PQpipelineStatus(l->conn) == PQ_PIPELINE_OFF) {
+                /* Only lane 0 leaves pipeline mode, for the blocking calls; it joins no
+                 * transaction of theirs. */
+                if (PQtransactionStatus(l->conn) != PQTRANS_IDLE)
+                        return -EBUSY;
+                if (PQsetnonblocking(l->conn, 1) < 0 || !PQenterPipelineMode(l->conn)) {
+                        set_error(pg, PQerrorMessage(l->conn));
+                        return -EIO;
+                }
+        }
+        r = lane_prepare(pg, l, sql, name);
+        if (r < 0)
+                return r;
+        if (!PQsendQueryPrepared(l->conn, name, (int) n_params, values, NULL, NULL, 0)) {
+                set_error(pg, PQerrorMessage(l->conn));
+                return -EIO;
+        }
+        if (!lane_push(l, ENTRY_QUERY, cb, userdata))
+                return -ENOMEM;
+        if (++l->unsynced >= LANE_GROUP_MAX)
+                lane_sync(pg, l);
+        return 0;
+}
+
+int pg_async_sync(Store *s, unsigned lane) {
+        return lane_sync(s->pg, &s->pg->lanes[lane]);
+}
+
+int pg_async_process(Store *s, unsigned lane) {
+        StorePg *pg = s->pg;
+        Lane *l = &pg->lanes[lane];
+
+        if (lane == 0 && PQpipelineStatus(l->conn) == PQ_PIPELINE_OFF)
+                /* The blocking calls own it now; only a lost connection is news. */
+                return PQconsumeInput(l->conn) && PQstatus(l->conn) == CONNECTION_OK ? 0 : -ECONNRESET;
+        return lane_read(pg, l);
+}
+
+int pg_async_flush(Store *s, unsigned lane) {
+        Lane *l = &s->pg->lanes[lane];
+        int r;
+
+        if (PQpipelineStatus(l->conn) == PQ_PIPELINE_OFF)
+                return 0;
+        r = PQflush(l->conn);
+        return r < 0 ? lane_fail(s->pg, l) : r;
+}
+
+bool pg_async_idle(Store *s, unsigned lane) {
+        return !s->pg->lanes[lane].head;
+}
+
+int pg_result_rows(const StoreResult *res) {
+        return PQntuples((const PGresult *) res);
+}
+
+const char *pg_result_text(const StoreResult *res, int row, int col) {
+        const PGresult *r = (const PGresult *) res;
+
+        if (row < 0 || row >= PQntuples(r) || col < 0 || col >= PQnfields(r) || PQgetisnull(r, row, col))
+                return NULL;
+        return PQgetvalue(r, row, col);
 }

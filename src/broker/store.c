@@ -205,7 +205,7 @@ static int lite_migrate(Store *s) {
                 if (r >= 0)
                         r = lite_exec(s, migrations[v].sql);
                 if (r < 0)
-                        log_error_errno(r, "Schema step %d (%s) failed.", v + 1, migrations[v].what);
+                        log_error_errno(r, "Schema step %d (%s) failed: %m", v + 1, migrations[v].what);
         }
         if (r >= 0 && asprintf(&set_version, "PRAGMA user_version = %d", SCHEMA_VERSION) < 0)
                 r = -ENOMEM;
@@ -241,10 +241,10 @@ static int lite_open(Store *s, const char *path) {
         r = lite_exec(s, "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;"
                          "PRAGMA foreign_keys = ON; PRAGMA temp_store = MEMORY;");
         if (r < 0)
-                return log_error_errno(r, "Cannot configure database %s.", path);
+                return log_error_errno(r, "Cannot configure database %s: %m", path);
         r = lite_migrate(s);
         if (r < 0)
-                return log_error_errno(r, "Cannot create the schema in %s.", path);
+                return log_error_errno(r, "Cannot create the schema in %s: %m", path);
         return 0;
 }
 
@@ -536,4 +536,77 @@ int store_listen_read(Store *s, StoreNotifyCallback cb, void *userdata) {
 void store_listen_close(Store *s) {
         if (s->engine == STORE_POSTGRESQL)
                 pg_listen_close(s);
+}
+
+int store_pool_open(Store *s, unsigned n) {
+        assert(s->engine == STORE_POSTGRESQL);
+        assert(n <= STORE_POOL_MAX);
+        return pg_pool_open(s, n);
+}
+
+unsigned store_lanes(Store *s) {
+        return s->engine == STORE_POSTGRESQL ? pg_lanes(s) : 0;
+}
+
+int store_lane_fd(Store *s, unsigned lane) {
+        assert(lane < store_lanes(s));
+        return pg_lane_fd(s, lane);
+}
+
+int store_async(Store *s, unsigned lane, const char *sql, unsigned n_params, const char *const *values,
+                StoreAsyncCallback cb, void *userdata) {
+        assert(sql);
+        assert(lane < store_lanes(s));
+        assert(n_params <= STORE_ASYNC_PARAMS_MAX);
+        return pg_async(s, lane, sql, n_params, values, cb, userdata);
+}
+
+int store_async_process(Store *s, unsigned lane) {
+        assert(lane < store_lanes(s));
+        return pg_async_process(s, lane);
+}
+
+int store_async_flush(Store *s, unsigned lane) {
+        assert(lane < store_lanes(s));
+        return pg_async_flush(s, lane);
+}
+
+int store_async_sync(Store *s, unsigned lane) {
+        assert(lane < store_lanes(s));
+        return pg_async_sync(s, lane);
+}
+
+void store_async_run_deferred(Store *s) {
+        assert(store_lanes(s) > 0);
+        pg_async_run_deferred(s);
+}
+
+void store_async_set_defer_hook(Store *s, void (*hook)(void *userdata), void *userdata) {
+        assert(store_lanes(s) > 0);
+        pg_async_set_defer_hook(s, hook, userdata);
+}
+
+bool store_async_idle(Store *s, unsigned lane) {
+        assert(lane < store_lanes(s));
+        return pg_async_idle(s, lane);
+}
+
+int store_result_rows(const StoreResult *res) {
+        return res ? pg_result_rows(res) : 0;
+}
+
+const char *store_result_text(const StoreResult *res, int row, int col) {
+        return res ? pg_result_text(res, row, col) : NULL;
+}
+
+int64_t store_result_int64(const StoreResult *res, int row, int col) {
+        const char *v = store_result_text(res, row, col);
+
+        if (!v)
+                return 0;
+        if (streq(v, "t"))
+                return 1;
+        if (streq(v, "f"))
+                return 0;
+        return strtoll(v, NULL, 10);
 }

@@ -112,3 +112,40 @@ int store_notify(Store *s, const char *channel, const char *payload);
 int store_listen_open(Store *s, const char *const *channels, int *ret_fd);
 int store_listen_read(Store *s, StoreNotifyCallback cb, void *userdata);
 void store_listen_close(Store *s);
+
+/*
+ * PostgreSQL only: statements sent without waiting, for the event loop's hot path. Each
+ * lane is one connection in libpq's pipeline mode; lane 0 is the connection of the calls
+ * above (its session holds the scratch tables), lanes 1..n a pool opened by
+ * store_pool_open(). The statements sent on a lane until store_async_sync() (or 64 of
+ * them) are one transaction, a group commit: a failing one fails the others of its group
+ * (-ECANCELED), so each must be whole on its own. Results come back in order per lane: the caller watches
+ * store_lane_fd() for reading (then store_async_process()) and, while store_async_flush()
+ * says 1, for writing. Parameters are text, copied. The callback gets 0 and the result, or
+ * a negative errno and NULL (-ECONNRESET when the lane's connection is lost).
+ * A call above on lane 0 first waits for lane 0's statements to finish; the callbacks of
+ * those that finish then are deferred (the hook is told) until store_async_run_deferred(),
+ * which the caller runs from its loop, as a callback may send on lane 0 again.
+ */
+typedef struct StoreResult StoreResult;
+typedef void (*StoreAsyncCallback)(int r, StoreResult *res, void *userdata);
+
+#define STORE_POOL_MAX 32
+#define STORE_ASYNC_PARAMS_MAX 40
+
+int store_pool_open(Store *s, unsigned n);
+unsigned store_lanes(Store *s);
+int store_lane_fd(Store *s, unsigned lane);
+int store_async(Store *s, unsigned lane, const char *sql, unsigned n_params, const char *const *values,
+                StoreAsyncCallback cb, void *userdata);
+int store_async_process(Store *s, unsigned lane);
+int store_async_flush(Store *s, unsigned lane);
+int store_async_sync(Store *s, unsigned lane);
+/* True when the lane owes no result. */
+bool store_async_idle(Store *s, unsigned lane);
+void store_async_run_deferred(Store *s);
+void store_async_set_defer_hook(Store *s, void (*hook)(void *userdata), void *userdata);
+
+int store_result_rows(const StoreResult *res);
+const char *store_result_text(const StoreResult *res, int row, int col);  /* NULL for SQL NULL */
+int64_t store_result_int64(const StoreResult *res, int row, int col);

@@ -60,7 +60,7 @@ void topic_handle_list(Conn *c, const Frame *f) {
         }
         store_reset(st);
         if (rc != STORE_DONE) {
-                log_warning("Listing the topics of mesh %s failed: %s", c->mesh_id, strerror(-rc));
+                log_warning_errno(rc, "Listing the topics of mesh %s failed: %m", c->mesh_id);
                 (void) conn_send_error(c, "internal", "broker database error, retry later", f->req_id);
                 return;
         }

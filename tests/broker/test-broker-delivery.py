@@ -4,6 +4,8 @@
 leased pushes redelivered until client_ack, and the liveness cut."""
 
 import asyncio
+import json
+import os
 import time
 
 import websockets
@@ -170,6 +172,88 @@ async def test_liveness_cut(b):
 test_liveness_cut.broker_args = ["--ping-interval", "1", "--liveness-timeout", "3", "--presence-grace", "0"]
 
 
+async def test_replies_keep_their_order(b):
+    """Frames sent back to back, without waiting: every reply comes in the order of its frame,
+    though on PostgreSQL the sends' statements are still in flight when the next frame
+    arrives (the other frames wait behind them), and every push arrives once."""
+    m = b.mesh()
+    alice_entry, bob_entry = b.member(m["id"], "alice"), b.member(m["id"], "bob")
+    alice = bt.Client(b, alice_entry, session=False)
+    bob = bt.Client(b, bob_entry, session=False)
+    await alice.hello()
+    await bob.hello(capabilities=["client_ack"])
+    ids = [f"order-{i}" for i in range(40)]
+    for i, id in enumerate(ids):
+        await alice.send_json({"type": "send", "id": id, "targetSpec": bob_entry["pubkey"], "priority": "next",
+                               "nonce": bt.b64(os.urandom(24)), "ciphertext": bt.b64(b"m"),
+                               "client_message_id": id})
+        if i % 10 == 9:
+            await alice.send_json({"type": "list_peers", "_reqId": f"peers-{i}"})
+    await alice.send_json({"type": "get_state", "key": "k", "_reqId": "state"})
+    order = []
+    while len(order) < 45:
+        f = await alice.recv()
+        if f["type"] == "push":     # bob's peer_joined
+            continue
+        order.append(f.get("id") if f["type"] == "ack" else f.get("_reqId"))
+        if f["type"] == "ack":
+            assert f["queued"] is True, f
+    want = []
+    for i, id in enumerate(ids):
+        want.append(id)
+        if i % 10 == 9:
+            want.append(f"peers-{i}")
+    assert order == want + ["state"], order
+    seen = []
+    while len(seen) < len(ids):
+        p = await bob.expect("push")
+        seen.append(p["client_message_id"])
+        await bob.send_json({"type": "client_ack", "brokerMessageId": p["messageId"]})
+    assert sorted(seen) == sorted(ids), seen
+    await bob.nothing("push", wait=0.5)
+
+
+async def test_many_sends_in_flight(b):
+    """A thousand sends without waiting for their acks: past a bound of sends in flight the
+    broker stops reading the socket (PostgreSQL) and reads on as they complete; every send is
+    acknowledged, in order, and pushed once."""
+    m = b.mesh()
+    alice_entry, bob_entry = b.member(m["id"], "alice"), b.member(m["id"], "bob")
+    alice = bt.Client(b, alice_entry, session=False)
+    bob = bt.Client(b, bob_entry, session=False)
+    await alice.hello()
+    await bob.hello(capabilities=["client_ack"])
+    n = 1000
+    frames = [json.dumps({"type": "send", "id": f"m-{i}", "targetSpec": bob_entry["pubkey"], "priority": "next",
+                          "nonce": bt.b64(os.urandom(24)), "ciphertext": bt.b64(b"m"), "client_message_id": f"m-{i}"})
+              for i in range(n)]
+
+    async def pushes():
+        got = []
+        while len(got) < n:
+            p = await bob.expect("push", subtype=None)
+            got.append(p["client_message_id"])
+            await bob.send_json({"type": "client_ack", "brokerMessageId": p["messageId"]})
+        return got
+
+    receiving = asyncio.ensure_future(pushes())
+    for f in frames:
+        await alice.ws.send(f)
+    acks = []
+    while len(acks) < n:
+        a = await alice.expect("ack")
+        assert a["queued"] is True, a
+        acks.append(a["id"])
+    assert acks == [f"m-{i}" for i in range(n)], acks[:10]
+    got = await receiving
+    assert sorted(got) == sorted(f"m-{i}" for i in range(n)), len(set(got))
+    await bob.nothing("push", wait=0.5, subtype=None)
+
+
+test_many_sends_in_flight.broker_args = ["--rate-limit", "0"]
+
+
 if __name__ == "__main__":
     bt.run([test_offline_store_and_forward, test_redelivery_after_receiver_dies, test_redelivery_after_lease,
-            test_legacy_client_not_flooded, test_liveness_cut])
+            test_legacy_client_not_flooded, test_liveness_cut, test_replies_keep_their_order,
+            test_many_sends_in_flight])

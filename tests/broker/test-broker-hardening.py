@@ -348,21 +348,52 @@ async def test_newer_schema_refused(b):
     """A database whose schema is newer than the broker knows is refused, with a clear error,
     by the broker and by the admin commands, on either engine."""
     assert b.stop() == 0
+    # PostgreSQL's schema 4 adds the hot path's functions, which SQLite does not have.
+    known = 4 if bt.BACKEND == "postgresql" else 3
     if bt.BACKEND == "postgresql":
         with b.sql() as conn:
-            conn.execute("UPDATE broker_schema SET version = 4")
+            conn.execute("UPDATE broker_schema SET version = ?", (known + 1,))
     else:
         with sqlite3.connect(b.db) as conn:
-            conn.execute("PRAGMA user_version = 4")
+            conn.execute(f"PRAGMA user_version = {known + 1}")
     p = b.admin("mesh", "list", check=False)
-    assert p.returncode != 0 and "Database schema 4 is newer than this broker (3)" in p.stderr, (p.returncode, p.stderr)
+    assert p.returncode != 0 and f"Database schema {known + 1} is newer than this broker ({known})" in p.stderr, \
+        (p.returncode, p.stderr)
     p = subprocess.run([bt.BROKER, "--db", b.db, "--listen", f"127.0.0.1:{b.port}"], capture_output=True, text=True,
                        timeout=30)
     assert p.returncode != 0 and "newer than this broker" in p.stderr, (p.returncode, p.stderr)
+
+
+async def test_expired_dedupe_id_fails_alone(b):
+    """An id whose dedupe row is gone while its message is kept (message retention longer than
+    the dedupe's) cannot be accepted again, on either engine; a send that arrives with it is
+    accepted all the same (on PostgreSQL they may share a transaction)."""
+    m = b.mesh()
+    alice_entry, bob_entry = b.member(m["id"], "alice"), b.member(m["id"], "bob")
+    alice = bt.Client(b, alice_entry, session=False)
+    bob = bt.Client(b, bob_entry, session=False)
+    await alice.hello()
+    await bob.hello()
+    first = await alice.send(bob_entry["pubkey"], "one", client_message_id="old-1")
+    assert first["queued"] is True, first
+    if bt.BACKEND == "postgresql":
+        with b.sql() as conn:
+            conn.execute("DELETE FROM client_message_dedupe")
+    else:
+        with sqlite3.connect(b.db) as conn:
+            conn.execute("DELETE FROM client_message_dedupe")
+    for id, cm in (("r1", "old-1"), ("r2", "new-1")):
+        await alice.send_json({"type": "send", "id": id, "targetSpec": bob_entry["pubkey"], "priority": "next",
+                               "nonce": bt.b64(b"n" * 24), "ciphertext": bt.b64(b"two"), "client_message_id": cm})
+    again = await alice.expect("ack", id="r1")
+    assert again["queued"] is False and again["error_code"] == "internal", again
+    other = await alice.expect("ack", id="r2")
+    assert other["queued"] is True, other
+    await bob.expect("push", messageId=other["messageId"])
 
 
 if __name__ == "__main__":
     bt.run([test_retry_after_lost_ack, test_conflict, test_two_connections_race, test_budget_exhausted_then_retry,
             test_idempotent_limiter, test_failed_destination_leaves_no_row, test_mention_index,
             test_purge_with_injected_clock, test_retention_days_advertised, test_dedupe_scoped_to_sender,
-            test_v1_database_migrates, test_newer_schema_refused])
+            test_v1_database_migrates, test_newer_schema_refused, test_expired_dedupe_id_fails_alone])

@@ -268,8 +268,224 @@ async def test_database_connection_lost(b):
 test_database_connection_lost.broker_args = ["--catch-up-interval", str(CATCH_UP_MS)]
 
 
+async def test_session_takeover_across_nodes(b):
+    """A session on node 1 connects again through node 2 (same key): node 1 closes the old
+    connection with session_replaced, nobody sees it leave or join, and a DM to the key
+    reaches the new connection; the same sessionId with a new key replaces it likewise."""
+    ns = nodes(b, 2, test_session_takeover_across_nodes)
+    try:
+        a_entry, w_entry = await members(b, "alice", "bob")
+        watcher = bt.Client(ns[0], w_entry, session=False)
+        b.clients.append(watcher)
+        await watcher.hello()
+        s = bt.SessionClient(ns[0], a_entry, display_name="a")
+        await s.hello()
+        await watcher.expect("push", event="peer_joined")
+
+        again = bt.SessionClient(ns[1], a_entry, session_key=s.session_key, display_name="a")
+        ack = await again.hello()
+        assert "memberProfile" not in ack, ack
+        assert await bt.closed(s) == (1000, "session_replaced")
+        await watcher.nothing("push", wait=CATCH_UP_MS / 1000 * 3, event="peer_joined")
+        await watcher.nothing("push", wait=0.1, event="peer_left")
+        dm = await watcher.send(s.session_pubkey, "to the new socket")
+        await again.expect("push", messageId=dm["messageId"])
+        rows = [p for p in (await bt.sync(watcher))["peers"] if p["peerRole"] == "session"]
+        assert [r["pubkey"] for r in rows] == [s.session_pubkey], rows
+
+        # Same sessionId, another key, back through node 1: replaced again.
+        third = bt.SessionClient(ns[0], a_entry, session_id=again.session_id, display_name="a")
+        await third.hello()
+        assert await bt.closed(again) == (1000, "session_replaced")
+        await watcher.nothing("push", wait=CATCH_UP_MS / 1000 * 3, event="peer_joined")
+        rows = [p for p in (await bt.sync(watcher))["peers"] if p["peerRole"] == "session"]
+        assert [r["pubkey"] for r in rows] == [third.session_pubkey], rows
+
+        # Another member's session with that sessionId, on node 2, replaces nothing.
+        other = bt.SessionClient(ns[1], w_entry, session_id=third.session_id)
+        await other.hello()
+        await bt.sync(third)
+        await asyncio.sleep(CATCH_UP_MS / 1000)
+        await bt.sync(third)
+        assert third.ws.close_code is None
+    finally:
+        close_nodes(ns[1:])
+
+
+test_session_takeover_across_nodes.broker_args = ["--catch-up-interval", str(CATCH_UP_MS)]
+
+
+async def test_session_grace_across_nodes(b):
+    """A session drops from node 1 and comes back through node 2 within the grace: a DM sent
+    in between reaches it there, and when node 1's grace ends nobody is told it left."""
+    ns = nodes(b, 2, test_session_grace_across_nodes)
+    try:
+        a_entry, w_entry = await members(b, "alice", "bob")
+        watcher = bt.Client(ns[0], w_entry, session=False)
+        b.clients.append(watcher)
+        await watcher.hello()
+        s = bt.SessionClient(ns[0], a_entry)
+        await s.hello()
+        await watcher.expect("push", event="peer_joined")
+        s.ws.transport.abort()
+        await asyncio.sleep(0.3)
+        dm = await watcher.send(s.session_pubkey, "while in grace")
+        assert dm["queued"] is True, dm
+        back = bt.SessionClient(ns[1], a_entry, session_key=s.session_key)
+        await back.hello()
+        p = await back.expect("push", messageId=dm["messageId"])
+        assert bt.base64.b64decode(p["ciphertext"]) == b"while in grace"
+        await watcher.nothing("push", wait=2 * 2 + CATCH_UP_MS / 1000 * 3, event="peer_left")
+        rows = [p for p in (await bt.sync(watcher))["peers"] if p["peerRole"] == "session"]
+        assert [r["pubkey"] for r in rows] == [s.session_pubkey], rows
+    finally:
+        close_nodes(ns[1:])
+
+
+test_session_grace_across_nodes.broker_args = ["--catch-up-interval", str(CATCH_UP_MS), "--presence-grace", "2"]
+
+
+async def test_hello_replay_across_nodes(b):
+    """A signed session_hello or hello used on node 1 is refused as replayed on node 2."""
+    ns = nodes(b, 2, test_hello_replay_across_nodes)
+    try:
+        a_entry, = await members(b, "alice")
+        s = bt.SessionClient(ns[0], a_entry)
+        frame = s.session_hello_frame()
+        await s.connect()
+        await s.send_json(frame)
+        await s.expect("hello_ack")
+        replay = bt.SessionClient(ns[1], a_entry, session_key=s.session_key)
+        await replay.connect()
+        await replay.send_json(frame)
+        err = await replay.expect("error")
+        assert err["code"] == "replayed", err
+        assert await bt.closed(replay) == (1008, "replayed")
+
+        c = bt.Client(ns[1], a_entry, session=False)
+        hello = c.hello_frame()
+        await c.connect()
+        await c.send_json(hello)
+        await c.expect("hello_ack")
+        thief = bt.Client(ns[0], a_entry, session=False)
+        await thief.connect()
+        await thief.send_json(hello)
+        err = await thief.expect("error")
+        assert err["code"] == "replayed", err
+    finally:
+        close_nodes(ns[1:])
+
+
+async def test_sender_node_killed_mid_flood(b):
+    """The sender's node is killed with SIGKILL while its sends are in flight (sent without
+    waiting for acks). The sender reconnects to another node and sends again every send it
+    has no ack for, with the same client_message_id: every message is accepted once and
+    delivered once."""
+    ns = nodes(b, 3, test_sender_node_killed_mid_flood)
+    try:
+        a_entry, b_entry = await members(b, "alice", "bob")
+        alice = bt.Client(ns[1], a_entry, session=False)
+        bob = bt.Client(ns[0], b_entry, session=False)
+        b.clients += [alice, bob]
+        await alice.hello()
+        await bob.hello(capabilities=["client_ack"])
+
+        def frame(i):
+            return {"type": "send", "id": f"f{i}", "targetSpec": b_entry["pubkey"], "priority": "next",
+                    "nonce": bt.b64(os.urandom(24)), "ciphertext": bt.b64(f"m{i}".encode()),
+                    "client_message_id": f"cm-{i}"}
+
+        n = 300
+        for i in range(n):
+            await alice.send_json(frame(i))
+        acked = {}
+        while len(acked) < 20:
+            f = await alice.expect("ack")
+            acked[f["client_message_id"]] = f["messageId"]
+        os.kill(ns[1].proc.pid, signal.SIGKILL)
+        ns[1].proc.wait()
+        try:
+            while True:
+                f = await alice.recv(timeout=1)
+                if f.get("type") == "ack":
+                    acked[f["client_message_id"]] = f["messageId"]
+        except (bt.websockets.ConnectionClosed, asyncio.TimeoutError):
+            pass
+        before_kill = len(acked)
+
+        alice2 = bt.Client(ns[2], a_entry, session=False)
+        b.clients.append(alice2)
+        await alice2.hello()
+        for i in range(n):
+            if f"cm-{i}" not in acked:
+                await alice2.send_json(frame(i))
+        while len(acked) < n:
+            f = await alice2.expect("ack")
+            assert f["queued"] is True, f
+            assert acked.get(f["client_message_id"], f["messageId"]) == f["messageId"], f
+            acked[f["client_message_id"]] = f["messageId"]
+        # A retry of an accepted id is answered with the first message.
+        again = await alice2.send(b_entry["pubkey"], "m0", id="again", client_message_id="cm-0")
+        assert again["duplicate"] is True and again["messageId"] == acked["cm-0"], again
+
+        seen = []
+        while set(acked.values()) - set(seen):
+            p = await bob.expect("push", timeout=bt.TIMEOUT * 2, subtype=None)   # not peer_left and such
+            seen.append(p["messageId"])
+            await bob.send_json({"type": "client_ack", "brokerMessageId": p["messageId"]})
+        await bob.nothing("push", wait=CATCH_UP_MS / 1000 * 3, subtype=None)
+        assert len(seen) == len(set(seen)) == n, (len(seen), len(set(seen)))
+        with b.sql() as conn:
+            rows = conn.execute("SELECT count(*) FROM message WHERE sender_member_id = ?",
+                                (a_entry["memberId"],)).fetchone()[0]
+        assert rows == n, rows
+        print(f"figures: {before_kill} of {n} sends acknowledged before SIGKILL of the sender's node; "
+              f"all {n} accepted once and delivered once after the retry through another node", flush=True)
+    finally:
+        close_nodes(ns[1:])
+
+
+test_sender_node_killed_mid_flood.broker_args = ["--catch-up-interval", str(CATCH_UP_MS), "--rate-limit", "0"]
+
+
+async def test_pool_connection_lost(b):
+    """A node whose pool connection (the hot path's) is terminated exits with status 1 for a
+    restart, as for its main connection; a send through another node still arrives."""
+    ns = nodes(b, 2, test_pool_connection_lost)
+    try:
+        a_entry, b_entry = await members(b, "alice", "bob")
+        alice = bt.Client(ns[0], a_entry, session=False)
+        bob = bt.Client(ns[1], b_entry, session=False)
+        b.clients += [alice, bob]
+        await alice.hello()
+        await bob.hello()
+        ack = await bob.send(a_entry["pubkey"], "before")
+        await alice.expect("push", messageId=ack["messageId"])
+        with b.sql() as conn:
+            # Node 2's pool connections have the newest pids of their name.
+            killed = conn.execute("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                                  " WHERE pid = (SELECT max(pid) FROM pg_stat_activity"
+                                  "  WHERE application_name = 'claudemesh-broker pool')").fetchone()[0]
+        assert killed == 1, killed
+        try:
+            rc = ns[1].proc.wait(bt.TIMEOUT)
+        except bt.subprocess.TimeoutExpired:
+            raise AssertionError("the node did not exit:\n" + ns[1].logtext())
+        assert rc == 1 and "database connection was lost" in ns[1].logtext(), (rc, ns[1].logtext()[-2000:])
+        bob.ws.transport.abort()
+        bob2 = bt.Client(ns[0], b_entry, session=False)
+        b.clients.append(bob2)
+        await bob2.hello()
+        ack = await alice.send(b_entry["pubkey"], "after")
+        await bob2.expect("push", messageId=ack["messageId"])
+    finally:
+        close_nodes(ns[1:])
+
+
 if __name__ == "__main__":
     if bt.BACKEND != "postgresql":
         bt.skip("several nodes need the PostgreSQL engine (CLAUDEMESH_TEST_BACKEND=postgresql)")
     bt.run([test_cross_node_dm, test_dropped_listen, test_dedupe_and_limit_across_nodes, test_node_killed_mid_stream,
-            test_presence_and_multicast_across_nodes, test_database_connection_lost])
+            test_presence_and_multicast_across_nodes, test_database_connection_lost,
+            test_session_takeover_across_nodes, test_session_grace_across_nodes, test_hello_replay_across_nodes,
+            test_sender_node_killed_mid_flood, test_pool_connection_lost])
