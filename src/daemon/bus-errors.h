@@ -1,22 +1,19 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #pragma once
 
-/* Named errors of org.claudemesh.Daemon1; each is documented in org.claudemesh.Daemon1(5). */
-#define CM_ERROR_PREFIX "org.claudemesh.Daemon1.Error."
-#define CM_ERROR_AUTHORIZATION_UNAVAILABLE CM_ERROR_PREFIX "AuthorizationUnavailable"
-#define CM_ERROR_CONFIG_INVALID            CM_ERROR_PREFIX "ConfigInvalid"
-#define CM_ERROR_HOST_FINGERPRINT_UNAVAILABLE CM_ERROR_PREFIX "HostFingerprintUnavailable"
-#define CM_ERROR_STORAGE                   CM_ERROR_PREFIX "StorageFailure"
-#define CM_ERROR_STORAGE_FULL              CM_ERROR_PREFIX "StorageFull"
-#define CM_ERROR_OUTBOX_UNAVAILABLE        CM_ERROR_PREFIX "OutboxUnavailable"
-#define CM_ERROR_IDEMPOTENCY_CONFLICT      CM_ERROR_PREFIX "IdempotencyConflict"
-#define CM_ERROR_INVALID_ARGUMENT          CM_ERROR_PREFIX "InvalidArgument"
-#define CM_ERROR_NO_SUCH_MESH              CM_ERROR_PREFIX "NoSuchMesh"
-#define CM_ERROR_MESH_UNAVAILABLE          CM_ERROR_PREFIX "MeshUnavailable"
-#define CM_ERROR_UNKNOWN_PEER              CM_ERROR_PREFIX "UnknownPeer"
-#define CM_ERROR_AMBIGUOUS_PEER            CM_ERROR_PREFIX "AmbiguousPeer"
-#define CM_ERROR_PAYLOAD_TOO_LARGE         CM_ERROR_PREFIX "PayloadTooLarge"
-#define CM_ERROR_NO_SUCH_MESSAGE           CM_ERROR_PREFIX "NoSuchMessage"
-#define CM_ERROR_NOT_REQUEUEABLE           CM_ERROR_PREFIX "NotRequeueable"
-#define CM_ERROR_CLIENT_MESSAGE_ID_IN_USE  CM_ERROR_PREFIX "ClientMessageIdInUse"
-#define CM_ERROR_NOT_CONNECTED             CM_ERROR_PREFIX "NotConnected"
+#include <systemd/sd-bus.h>
+
+#include "cm-error.h"
+#include "polkit.h"
+
+/* The D-Bus face of the core's errors (cm-error.h); names come from its one table. */
+
+/* Sets error to the code's D-Bus name and the sentence; returns a negative errno. */
+int bus_error_setf(sd_bus_error *error, CmErrorCode code, const char *format, ...) _printf_(3, 4);
+/* A core call's failure r: the CmError it set, or r itself (-ENOMEM, ...) when it set none. */
+int bus_error_set_cm(sd_bus_error *error, int r, const CmError *e);
+/* Answers call with e (set). */
+int bus_reply_cm_error(sd_bus_message *call, const CmError *e);
+/* polkit_verify_async() for a method call, its refusal set on error: 1 go on, 0 parked (return 1
+ * from the handler), < 0 refused. */
+int bus_verify_polkit(PolkitRegistry *registry, sd_bus_message *call, const char *action, sd_bus_error *error);

@@ -26,38 +26,32 @@ static int property_get_host_fingerprint(sd_bus *bus, const char *path, const ch
 }
 
 static int method_reload(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        _cleanup_(cm_error_done) CmError e = CM_ERROR_NULL;
         Manager *m = userdata;
-        _cleanup_free_ char *problem = NULL;
         int r;
 
-        r = polkit_verify_async(m->polkit, msg, POLKIT_ACTION_RELOAD, error);
+        r = bus_verify_polkit(m->polkit, msg, POLKIT_ACTION_RELOAD, error);
         if (r <= 0)
                 return r < 0 ? r : 1;
 
-        r = manager_reload_config(m, &problem);
-        if (r == -EINVAL)
-                return sd_bus_error_setf(error, CM_ERROR_CONFIG_INVALID, "%s", problem);
+        r = manager_reload_config(m, &e);
         if (r < 0)
-                return r;
+                return bus_error_set_cm(error, r, &e);
         return sd_bus_reply_method_return(msg, NULL);
 }
 
 static int method_accept_host(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        _cleanup_(cm_error_done) CmError e = CM_ERROR_NULL;
         Manager *m = userdata;
         int r;
 
-        r = polkit_verify_async(m->polkit, msg, POLKIT_ACTION_ACCEPT_HOST, error);
+        r = bus_verify_polkit(m->polkit, msg, POLKIT_ACTION_ACCEPT_HOST, error);
         if (r <= 0)
                 return r < 0 ? r : 1;
 
-        r = manager_accept_host(m);
-        if (r == -ENODATA)
-                return sd_bus_error_set(error, CM_ERROR_HOST_FINGERPRINT_UNAVAILABLE,
-                                        "This host has neither a machine-id nor a stable MAC address, so there "
-                                        "is no fingerprint to accept; clone detection stays off.");
+        r = manager_accept_host(m, &e);
         if (r < 0)
-                return sd_bus_error_setf(error, CM_ERROR_STORAGE, "Cannot write %s/host_fingerprint.json: %s",
-                                         m->state_dir, STRERROR(r));
+                return bus_error_set_cm(error, r, &e);
         return sd_bus_reply_method_return(msg, NULL);
 }
 

@@ -85,7 +85,7 @@ int bus_read_options(sd_bus_message *msg, const BusOption *options, size_t n_opt
                 if (i == n_options)
                         return bus_option_unknown_error(error, key, options, n_options);
                 if (seen & (UINT64_C(1) << i))
-                        return sd_bus_error_setf(error, CM_ERROR_INVALID_ARGUMENT, "Option \"%s\" is given twice.", key);
+                        return bus_error_setf(error, CM_ERR_INVALID_ARGUMENT, "Option \"%s\" is given twice.", key);
                 seen |= UINT64_C(1) << i;
 
                 r = sd_bus_message_peek_type(msg, NULL, &contents);

@@ -51,26 +51,28 @@ int bus_append_peer(sd_bus_message *m, const MeshLink *l, const Peer *p) {
 /* The start of a method whose only argument names a mesh with a broker link: 1 go on,
  * 0 the call is parked for polkit (return 1 from the handler), < 0 an error. */
 static int mesh_link_call(sd_bus_message *msg, Manager *m, const char *action, Mesh **ret, sd_bus_error *error) {
+        _cleanup_(cm_error_done) CmError e = CM_ERROR_NULL;
         const char *name;
         int r;
 
         r = sd_bus_message_read(msg, "s", &name);
-        if (r >= 0)
-                r = manager_lookup_link(m, name, ret, error);
         if (r < 0)
                 return r;
-        return polkit_verify_async(m->polkit, msg, action, error);
+        r = manager_lookup_link(m, name, ret, &e);
+        if (r < 0)
+                return bus_error_set_cm(error, r, &e);
+        return bus_verify_polkit(m->polkit, msg, action, error);
 }
 
-static void reply_peers(const MeshLink *l, int result, const sd_bus_error *error, void *userdata) {
+static void reply_peers(const MeshLink *l, int result, const CmError *error, void *userdata) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *call = userdata, *reply = NULL;
         usec_t updated_at = mesh_link_peers_updated_at(l);
         const Peer *peers;
         size_t n;
         int r;
 
-        if (error) {
-                r = sd_bus_reply_method_error(call, error);
+        if (cm_error_is_set(error)) {
+                r = bus_reply_cm_error(call, error);
                 goto finish;
         }
         /* Not fresh (result < 0) still answers: the last list known beats none, but each row
@@ -81,7 +83,7 @@ static void reply_peers(const MeshLink *l, int result, const sd_bus_error *error
 
                 if (updated_at > 0)
                         (void) format_iso8601(updated_at, when);
-                r = sd_bus_reply_method_errorf(call, CM_ERROR_NOT_CONNECTED, "Mesh \"%s\" %s; %s%s.",
+                r = sd_bus_reply_method_errorf(call, cm_error_dbus_name(CM_ERR_NOT_CONNECTED), "Mesh \"%s\" %s; %s%s.",
                                                l->mesh->entry->slug,
                                                result == -ETIMEDOUT ? "got no peer list from its broker in time"
                                                                     : "is not connected to its broker",
@@ -178,6 +180,7 @@ static int read_profile_value(sd_bus_message *msg, const char *key, ProfileValue
 }
 
 int method_set_profile(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        _cleanup_(cm_error_done) CmError e = CM_ERROR_NULL;
         _cleanup_(profile_update_done) ProfileUpdate update = { 0 };
         Manager *m = userdata;
         const char *name;
@@ -201,9 +204,9 @@ int method_set_profile(sd_bus_message *msg, void *userdata, sd_bus_error *error)
                 r = read_profile_value(msg, key, &v, &strings, error);
                 if (r < 0)
                         return r;
-                r = profile_update_set(&update, key, &v, error);
+                r = profile_update_set(&update, key, &v, &e);
                 if (r < 0)
-                        return r;
+                        return bus_error_set_cm(error, r, &e);
                 r = sd_bus_message_exit_container(msg);
                 if (r < 0)
                         return r;
@@ -212,16 +215,17 @@ int method_set_profile(sd_bus_message *msg, void *userdata, sd_bus_error *error)
                 return r;
         /* An unknown mesh fails before polkit is asked; manager_set_profile() looks again after. */
         r = sd_bus_message_exit_container(msg);
-        if (r >= 0)
-                r = manager_lookup_link(m, name, &mesh, error);
         if (r < 0)
                 return r;
-        r = polkit_verify_async(m->polkit, msg, POLKIT_ACTION_SET_PROFILE, error);
+        r = manager_lookup_link(m, name, &mesh, &e);
+        if (r < 0)
+                return bus_error_set_cm(error, r, &e);
+        r = bus_verify_polkit(m->polkit, msg, POLKIT_ACTION_SET_PROFILE, error);
         if (r <= 0)
                 return r < 0 ? r : 1;
-        r = manager_set_profile(m, name, &update, error);
+        r = manager_set_profile(m, name, &update, &e);
         if (r < 0)
-                return r;
+                return bus_error_set_cm(error, r, &e);
         return sd_bus_reply_method_return(msg, NULL);
 }
 
@@ -234,7 +238,7 @@ int method_reconnect(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
                 return r < 0 ? r : 1;
         r = mesh_link_reconnect(mesh->link);
         if (r < 0)
-                return sd_bus_error_setf(error, CM_ERROR_NOT_CONNECTED, "Cannot reconnect mesh \"%s\": %s",
-                                         mesh->entry->slug, STRERROR(r));
+                return bus_error_setf(error, CM_ERR_NOT_CONNECTED, "Cannot reconnect mesh \"%s\": %s",
+                                      mesh->entry->slug, STRERROR(r));
         return sd_bus_reply_method_return(msg, NULL);
 }

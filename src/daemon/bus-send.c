@@ -8,7 +8,7 @@
 #include "manager.h"
 #include "manager-send.h"
 
-static void reply_send(const SendRequest *req, const OutboxAcceptResult *res, const sd_bus_error *error,
+static void reply_send(const SendRequest *req, const OutboxAcceptResult *res, int result, const CmError *error,
                        void *userdata) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *call = userdata;
         static const char *const status[] = {
@@ -19,15 +19,17 @@ static void reply_send(const SendRequest *req, const OutboxAcceptResult *res, co
         };
         int r;
 
-        if (error)
-                r = sd_bus_reply_method_error(call, error);
+        if (cm_error_is_set(error))
+                r = bus_reply_cm_error(call, error);
+        else if (result < 0)
+                r = sd_bus_reply_method_errno(call, result, NULL);
         else if (res->outcome != OUTBOX_ACCEPT_CONFLICT)
                 r = sd_bus_reply_method_return(call, "sss", req->client_message_id, status[res->outcome],
                                                strempty(res->broker_message_id));
         else
                 /* conflict name first: callers can match on it; then what a person needs to decide. */
                 r = sd_bus_reply_method_errorf(
-                        call, CM_ERROR_IDEMPOTENCY_CONFLICT,
+                        call, cm_error_dbus_name(CM_ERR_IDEMPOTENCY_CONFLICT),
                         "%s: client_message_id \"%s\" was already used for %s (stored fingerprint %s)%s%s%s%s. "
                         "Send with a new id%s.",
                         res->conflict, req->client_message_id,
@@ -41,6 +43,7 @@ static void reply_send(const SendRequest *req, const OutboxAcceptResult *res, co
 }
 
 int method_send(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        _cleanup_(cm_error_done) CmError e = CM_ERROR_NULL;
         Manager *m = userdata;
         const char *mesh_name, *to, *message, *priority = NULL, *meta = NULL, *reply_to_id = NULL,
                    *client_message_id = NULL;
@@ -77,10 +80,10 @@ int method_send(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
                                          .client_message_id = client_message_id,
                                  },
                          },
-                         reply_send, sd_bus_message_ref(msg), error);
+                         reply_send, sd_bus_message_ref(msg), &e);
         if (r < 0) {
                 sd_bus_message_unref(msg);
-                return r;
+                return bus_error_set_cm(error, r, &e);
         }
         return 1;
 }

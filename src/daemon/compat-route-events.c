@@ -9,12 +9,12 @@
 /* GET /v1/events (reference §2.5): the read action, as for the bus's read methods and the
  * consumers of its signals, then an event stream; and the events the daemon sends on it. */
 
-static int start_stream(CompatRequest *req, Manager *m) {
+static int start_stream(CompatRequest *req, Manager *m, void *request) {
         return compat_reply_stream(req);
 }
 
 int compat_route_events(CompatRequest *req, void *userdata) {
-        return compat_authorize(req, userdata, POLKIT_ACTION_READ, start_stream);
+        return compat_authorize(req, userdata, POLKIT_ACTION_READ, start_stream, NULL, NULL);
 }
 
 /* An event's data with its ts and mesh, or NULL when no stream listens (or out of memory). */

@@ -81,12 +81,12 @@ static int reply_unreachable(CompatRequest *req, const MeshLink *l) {
         return compat_reply(req, MHD_HTTP_BAD_GATEWAY, body);
 }
 
-static void peers_done(const MeshLink *l, int result, const sd_bus_error *error, void *userdata) {
+static void peers_done(const MeshLink *l, int result, const CmError *error, void *userdata) {
         CompatRequest *req = userdata;
         int r;
 
-        if (error)
-                r = compat_reply_bus_error(req, error);
+        if (cm_error_is_set(error))
+                r = compat_reply_cm_error(req, error);
         else if (result == -ENOTCONN)
                 r = reply_unreachable(req, l);
         else
@@ -95,8 +95,8 @@ static void peers_done(const MeshLink *l, int result, const sd_bus_error *error,
                 (void) compat_reply_error(req, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal");
 }
 
-static int list_peers(CompatRequest *req, Manager *m) {
-        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+static int list_peers(CompatRequest *req, Manager *m, void *request) {
+        _cleanup_(cm_error_done) CmError error = CM_ERROR_NULL;
         const char *name = compat_request_query(req, "mesh");
         Mesh *mesh;
         int r;
@@ -108,7 +108,7 @@ static int list_peers(CompatRequest *req, Manager *m) {
 }
 
 int compat_route_peers(CompatRequest *req, void *userdata) {
-        return compat_authorize(req, userdata, POLKIT_ACTION_READ, list_peers);
+        return compat_authorize(req, userdata, POLKIT_ACTION_READ, list_peers, NULL, NULL);
 }
 
 /* A JSON member as profile_update_set() checks it; strings points into it. -EILSEQ when a string
@@ -141,8 +141,8 @@ static int json_profile_value(json_object *o, ProfileValue *v, const char ***str
         return 0;
 }
 
-static int set_profile(CompatRequest *req, Manager *m) {
-        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+static int set_profile(CompatRequest *req, Manager *m, void *request) {
+        _cleanup_(cm_error_done) CmError error = CM_ERROR_NULL;
         _cleanup_(json_object_putp) json_object *body = NULL, *applied = json_object_new_array(), *reply = NULL;
         _cleanup_(profile_update_done) ProfileUpdate update = { 0 };
         const char *mesh = "";
@@ -189,5 +189,5 @@ static int set_profile(CompatRequest *req, Manager *m) {
 }
 
 int compat_route_profile(CompatRequest *req, void *userdata) {
-        return compat_authorize(req, userdata, POLKIT_ACTION_SET_PROFILE, set_profile);
+        return compat_authorize(req, userdata, POLKIT_ACTION_SET_PROFILE, set_profile, NULL, NULL);
 }

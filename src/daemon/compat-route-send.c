@@ -10,20 +10,21 @@
 /* POST /v1/send (reference §2.3, §2.4): the JSON body checked with upstream's exact 400 texts,
  * then the Send method's own path (manager_send), so both surfaces share one duplicate table. */
 
-static void reply_sent(const SendRequest *req, const OutboxAcceptResult *res, const sd_bus_error *error,
+static void reply_sent(const SendRequest *req, const OutboxAcceptResult *res, int result, const CmError *error,
                        void *userdata) {
         _cleanup_(json_object_putp) json_object *body = json_object_new_object();
         CompatRequest *http = userdata;
         unsigned status = MHD_HTTP_ACCEPTED;
         int r = body ? 0 : -ENOMEM;
 
-        if (error) {
-                (void) compat_reply_bus_error(http, error);
+        if (result < 0) {
+                if (compat_reply_failure(http, result, error) < 0)
+                        (void) compat_reply_error(http, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal");
                 return;
         }
         if (r >= 0 && res->outcome == OUTBOX_ACCEPT_CONFLICT) {
                 status = MHD_HTTP_CONFLICT;
-                r = json_object_object_add(body, "error", json_object_new_string("idempotency_key_reused"));
+                r = json_object_object_add(body, "error", json_object_new_string(cm_error_upstream(CM_ERR_IDEMPOTENCY_CONFLICT)));
                 if (r >= 0)
                         r = json_object_object_add(body, "conflict", json_object_new_string(res->conflict));
                 if (r >= 0)
@@ -75,7 +76,7 @@ static char *trim(const char *s, char **buf) {
 }
 
 int compat_route_send(CompatRequest *req, void *userdata) {
-        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        _cleanup_(cm_error_done) CmError error = CM_ERROR_NULL;
         _cleanup_(json_object_putp) json_object *body = NULL;
         _cleanup_free_ char *to_buf = NULL, *id_buf = NULL, *key_buf = NULL;
         const char *to, *message, *priority, *reply_to_id, *id, *mesh, *meta_text = NULL, *key;

@@ -1,15 +1,14 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <stdlib.h>
 
-#include "bus-errors.h"
-#include "bus-methods.h"
 #include "compat-routes-internal.h"
 #include "json-util.h"
+#include "manager-store.h"
 
 /* GET /v1/inbox, GET /v1/outbox and POST /v1/outbox/requeue (reference §2.3): upstream's query and
- * body rules, then the core of ListInbox, ListOutbox and Requeue (bus-outbox.c) under the same
- * polkit actions. Each route checks its request before asking polkit and again once allowed, as
- * the bus methods do when polkit's answer runs them a second time. */
+ * body rules, then the core of ListInbox, ListOutbox and Requeue (manager-store.c) under the same
+ * polkit actions. Each route parses its request once, checks it before asking polkit, and hands
+ * the parsed request to the core call once allowed (which checks it again). */
 
 #define REQUEUE_CONFLICT "row not found, already aborted, or already done"
 
@@ -79,30 +78,21 @@ static int reply_items(CompatRequest *req, Manager *m, const void *items, size_t
         return compat_reply(req, MHD_HTTP_OK, body);
 }
 
-typedef struct InboxQuery {
-        const char *mesh_id;     /* NULL: every mesh */
-        usec_t since;            /* 0: no bound */
-        const char *from;
-        const char *topic;
-        unsigned limit;
-} InboxQuery;
-
-/* 0 with *q set, or 1 after answering 400 (bad since, limit or mesh) or 503. */
-static int inbox_query(CompatRequest *req, Manager *m, InboxQuery *q) {
-        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
-        const char *since = query(req, "since"), *mesh = query(req, "mesh");
+/* 0 with *q set, or 1 after answering 400 (bad since, limit or mesh) or 503. The strings stay
+ * req's. */
+static int inbox_query(CompatRequest *req, Manager *m, InboxListRequest *q) {
+        _cleanup_(cm_error_done) CmError error = CM_ERROR_NULL;
+        const char *since = query(req, "since");
         int r;
 
-        *q = (InboxQuery) { .from = query(req, "from"), .topic = query(req, "topic") };
+        *q = (InboxListRequest) { .mesh = query(req, "mesh"), .from = query(req, "from"), .topic = query(req, "topic") };
         if (since && parse_iso8601(since, &q->since) < 0)
                 return compat_answered(compat_reply_error(req, MHD_HTTP_BAD_REQUEST,
                                                    "'since' must be an ISO 8601 time, such as 2026-05-03T19:24:32.123Z"));
         r = query_limit(req, INBOX_LIST_DEFAULT, INBOX_LIST_MAX, &q->limit);
         if (r != 0)
                 return r;
-        r = manager_mesh_filter(m, strempty(mesh), &q->mesh_id, &error);
-        if (r >= 0)
-                r = manager_inbox_check(m, &error);
+        r = manager_list_inbox_check(m, q, &error);
         if (r < 0)
                 return compat_answered(compat_reply_failure(req, r, &error));
         return 0;
@@ -136,17 +126,13 @@ static int fill_inbox_item(json_object *o, Manager *m, const void *item) {
         return r;
 }
 
-static int inbox_authorized(CompatRequest *req, Manager *m) {
-        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+static int inbox_authorized(CompatRequest *req, Manager *m, void *request) {
+        _cleanup_(cm_error_done) CmError error = CM_ERROR_NULL;
         InboxMessage *msgs = NULL;
-        InboxQuery q;
         size_t n = 0;
         int r;
 
-        r = inbox_query(req, m, &q);
-        if (r != 0)
-                return r < 0 ? r : 0;
-        r = manager_list_inbox(m, q.mesh_id, q.since, q.from, q.topic, q.limit, &msgs, &n, &error);
+        r = manager_list_inbox(m, request, &msgs, &n, &error);
         if (r < 0)
                 return compat_reply_failure(req, r, &error);
         r = reply_items(req, m, msgs, n, sizeof(InboxMessage), fill_inbox_item);
@@ -155,32 +141,29 @@ static int inbox_authorized(CompatRequest *req, Manager *m) {
 }
 
 int compat_route_inbox(CompatRequest *req, void *userdata) {
+        _cleanup_free_ InboxListRequest *q = malloc(sizeof(InboxListRequest));
         Manager *m = userdata;
-        InboxQuery q;
         int r;
 
-        r = inbox_query(req, m, &q);
+        if (!q)
+                return -ENOMEM;
+        r = inbox_query(req, m, q);
         if (r != 0)
                 return r < 0 ? r : 0;
-        return compat_authorize(req, m, POLKIT_ACTION_READ, inbox_authorized);
+        return compat_authorize(req, m, POLKIT_ACTION_READ, inbox_authorized, TAKE_PTR(q), free);
 }
 
-typedef struct OutboxQuery {
-        OutboxStatus status;     /* _OUTBOX_STATUS_INVALID: every status */
-        unsigned limit;
-} OutboxQuery;
-
 /* 0 with *q set, or 1 after answering 400 (bad limit) or 503. */
-static int outbox_query(CompatRequest *req, Manager *m, OutboxQuery *q) {
-        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+static int outbox_query(CompatRequest *req, Manager *m, OutboxListRequest *q) {
+        _cleanup_(cm_error_done) CmError error = CM_ERROR_NULL;
         int r;
 
-        /* An unknown status filters nothing, as upstream does. */
-        q->status = outbox_status_from_string(query(req, "status"));
+        /* Every mesh; an unknown status filters nothing, as upstream does. */
+        *q = (OutboxListRequest) { .status = outbox_status_from_string(query(req, "status")) };
         r = query_limit(req, OUTBOX_LIST_DEFAULT, OUTBOX_LIST_MAX, &q->limit);
         if (r != 0)
                 return r;
-        r = manager_outbox_check(m, &error);
+        r = manager_list_outbox_check(m, q, &error);
         if (r < 0)
                 return compat_answered(compat_reply_failure(req, r, &error));
         return 0;
@@ -218,17 +201,13 @@ static int fill_outbox_item(json_object *o, Manager *m, const void *item) {
         return r;
 }
 
-static int outbox_authorized(CompatRequest *req, Manager *m) {
-        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+static int outbox_authorized(CompatRequest *req, Manager *m, void *request) {
+        _cleanup_(cm_error_done) CmError error = CM_ERROR_NULL;
         OutboxRow *rows = NULL;
-        OutboxQuery q;
         size_t n = 0;
         int r;
 
-        r = outbox_query(req, m, &q);
-        if (r != 0)
-                return r < 0 ? r : 0;
-        r = manager_list_outbox(m, NULL, q.status, q.limit, &rows, &n, &error);
+        r = manager_list_outbox(m, request, &rows, &n, &error);
         if (r < 0)
                 return compat_reply_failure(req, r, &error);
         r = reply_items(req, m, rows, n, sizeof(OutboxRow), fill_outbox_item);
@@ -237,91 +216,95 @@ static int outbox_authorized(CompatRequest *req, Manager *m) {
 }
 
 int compat_route_outbox(CompatRequest *req, void *userdata) {
+        _cleanup_free_ OutboxListRequest *q = malloc(sizeof(OutboxListRequest));
         Manager *m = userdata;
-        OutboxQuery q;
         int r;
 
-        r = outbox_query(req, m, &q);
+        if (!q)
+                return -ENOMEM;
+        r = outbox_query(req, m, q);
         if (r != 0)
                 return r < 0 ? r : 0;
-        return compat_authorize(req, m, POLKIT_ACTION_READ, outbox_authorized);
+        return compat_authorize(req, m, POLKIT_ACTION_READ, outbox_authorized, TAKE_PTR(q), free);
 }
 
 typedef struct RequeueBody {
-        json_object *json;       /* holds the strings below */
-        const char *id;
-        const char *new_client_message_id;  /* NULL: mint a ULID */
-        const char *aborted_by;             /* NULL: "operator" */
+        json_object *json;       /* holds the strings of q */
+        RequeueRequest q;
 } RequeueBody;
 
-static void requeue_body_done(RequeueBody *b) {
+static void requeue_body_free(void *p) {
+        RequeueBody *b = p;
+
+        if (!b)
+                return;
         json_object_put(b->json);
+        free(b);
+}
+
+static void requeue_body_freep(RequeueBody **b) {
+        requeue_body_free(*b);
 }
 
 /* 0 with *b set, or 1 after answering 400 (bad body, missing id, invalid new id or aborted_by)
  * or 503. */
 static int requeue_body(CompatRequest *req, Manager *m, RequeueBody *b) {
-        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        _cleanup_(cm_error_done) CmError error = CM_ERROR_NULL;
         int r;
 
-        *b = (RequeueBody) { .json = NULL };
         r = compat_read_json_object(req, &b->json);
         if (r != 0)
                 return r;
-        r = compat_json_string(req, b->json, "id", "missing 'id'", &b->id);
-        if (r == 0 && (!b->id || !b->id[0]))
+        r = compat_json_string(req, b->json, "id", "missing 'id'", &b->q.row_id);
+        if (r == 0 && (!b->q.row_id || !b->q.row_id[0]))
                 r = compat_answered(compat_reply_error(req, MHD_HTTP_BAD_REQUEST, "missing 'id'"));
         if (r == 0)
                 r = compat_json_string(req, b->json, "new_client_message_id", "'new_client_message_id' must be a string",
-                                 &b->new_client_message_id);
+                                 &b->q.new_client_message_id);
         if (r == 0)
-                r = compat_json_string(req, b->json, "aborted_by", "'aborted_by' must be a string", &b->aborted_by);
-        if (r == 0 && manager_requeue_check(m, b->new_client_message_id, b->aborted_by, &error) < 0)
-                r = compat_answered(compat_reply_bus_error(req, &error));
+                r = compat_json_string(req, b->json, "aborted_by", "'aborted_by' must be a string", &b->q.aborted_by);
+        if (r == 0 && manager_requeue_check(m, &b->q, &error) < 0)
+                r = compat_answered(compat_reply_cm_error(req, &error));
         return r;
 }
 
 /* Upstream answers 409 with one sentence whether the row is missing or final, and 400 with the
- * store's own message when the new id is taken; the bus error's sentence goes along as detail. */
-static int reply_requeue_refused(CompatRequest *req, const sd_bus_error *error) {
+ * store's own message when the new id is taken; the core's sentence goes along as detail. */
+static int reply_requeue_refused(CompatRequest *req, const CmError *error) {
         _cleanup_(json_object_putp) json_object *body = json_object_new_object();
-        bool conflict = sd_bus_error_has_names(error, CM_ERROR_NO_SUCH_MESSAGE, CM_ERROR_NOT_REQUEUEABLE);
+        bool conflict = error->code == CM_ERR_NO_SUCH_MESSAGE || error->code == CM_ERR_NOT_REQUEUEABLE;
         int r;
 
-        if (!conflict && !sd_bus_error_has_name(error, CM_ERROR_CLIENT_MESSAGE_ID_IN_USE))
-                return compat_reply_bus_error(req, error);
+        if (!conflict && error->code != CM_ERR_CLIENT_MESSAGE_ID_IN_USE)
+                return compat_reply_cm_error(req, error);
         if (!body)
                 return -ENOMEM;
-        r = compat_json_add_string(body, "error", conflict ? REQUEUE_CONFLICT : error->message);
+        r = compat_json_add_string(body, "error", conflict ? REQUEUE_CONFLICT : cm_error_message(error));
         if (r >= 0 && conflict)
-                r = compat_json_add_string(body, "detail", error->message);
+                r = compat_json_add_string(body, "detail", cm_error_message(error));
         if (r >= 0)
-                r = compat_json_add_string(body, "dbus_error", error->name);
+                r = compat_json_add_string(body, "dbus_error", cm_error_dbus_name(error->code));
         if (r < 0)
                 return r;
         return compat_reply(req, conflict ? MHD_HTTP_CONFLICT : MHD_HTTP_BAD_REQUEST, body);
 }
 
-static int requeue_authorized(CompatRequest *req, Manager *m) {
-        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
-        _cleanup_(requeue_body_done) RequeueBody b = { .json = NULL };
+static int requeue_authorized(CompatRequest *req, Manager *m, void *request) {
+        _cleanup_(cm_error_done) CmError error = CM_ERROR_NULL;
         _cleanup_(json_object_putp) json_object *reply = NULL;
         _cleanup_free_ char *new_client_message_id = NULL;
+        const RequeueBody *b = request;
         char new_row_id[ULID_MAX];
         int r;
 
-        r = requeue_body(req, m, &b);
-        if (r != 0)
-                return r < 0 ? r : 0;
-        r = manager_requeue(m, b.id, b.new_client_message_id, b.aborted_by, new_row_id, &new_client_message_id,
-                            &error);
+        r = manager_requeue(m, &b->q, new_row_id, &new_client_message_id, &error);
         if (r < 0)
-                return sd_bus_error_is_set(&error) ? reply_requeue_refused(req, &error) : r;
+                return cm_error_is_set(&error) ? reply_requeue_refused(req, &error) : r;
 
         reply = json_object_new_object();
         if (!reply)
                 return -ENOMEM;
-        r = compat_json_add_string(reply, "aborted_row_id", b.id);
+        r = compat_json_add_string(reply, "aborted_row_id", b->q.row_id);
         if (r >= 0)
                 r = compat_json_add_string(reply, "new_row_id", new_row_id);
         if (r >= 0)
@@ -332,12 +315,15 @@ static int requeue_authorized(CompatRequest *req, Manager *m) {
 }
 
 int compat_route_requeue(CompatRequest *req, void *userdata) {
-        _cleanup_(requeue_body_done) RequeueBody b = { .json = NULL };
+        _cleanup_(requeue_body_freep) RequeueBody *b = calloc(1, sizeof(RequeueBody));
         Manager *m = userdata;
         int r;
 
-        r = requeue_body(req, m, &b);
+        if (!b)
+                return -ENOMEM;
+        r = requeue_body(req, m, b);
         if (r != 0)
                 return r < 0 ? r : 0;
-        return compat_authorize(req, m, POLKIT_ACTION_MANAGE_OUTBOX, requeue_authorized);
+        return compat_authorize(req, m, POLKIT_ACTION_MANAGE_OUTBOX, requeue_authorized, TAKE_PTR(b),
+                                requeue_body_free);
 }

@@ -3,7 +3,6 @@
 
 #include <json-c/json.h>
 #include <microhttpd.h>
-#include <systemd/sd-bus.h>
 
 #include "compat-http.h"
 #include "manager.h"
@@ -11,7 +10,7 @@
 /*
  * The /v1 routes. Each mirrors a bus method and goes through the same code: the same polkit
  * action for the caller on the other end of the socket (SO_PEERCRED), the same store and link
- * functions, the same errors, mapped to HTTP statuses by compat_reply_bus_error().
+ * functions, the same errors, mapped to HTTP statuses by compat_reply_cm_error().
  */
 
 /* Upstream clients give up after 3 s (the send path then falls back and sends again): polkit
@@ -19,24 +18,26 @@
  * a client that is gone. */
 #define COMPAT_POLKIT_TIMEOUT_USEC (2 * USEC_PER_SEC)
 
-/* Runs then(req, m) once polkit allows action for the peer of req; answers the refusal
- * otherwise (403, with polkit's reason). Returns what then returned, or 0 while polkit is asked
- * (the request waits). then may itself answer later. */
-typedef int (*CompatAuthorized)(CompatRequest *req, Manager *m);
-int compat_authorize(CompatRequest *req, Manager *m, const char *action, CompatAuthorized then);
+/* Runs then(req, m, request) once polkit allows action for the peer of req; answers the refusal
+ * otherwise (403, with polkit's reason). request is what the route parsed before asking, carried
+ * through so nothing is parsed twice; free_request (may be NULL) frees it after then ran, or when
+ * the request is refused. Returns what then returned, or 0 while polkit is asked (the request
+ * waits). then may itself answer later. */
+typedef int (*CompatAuthorized)(CompatRequest *req, Manager *m, void *request);
+int compat_authorize(CompatRequest *req, Manager *m, const char *action, CompatAuthorized then, void *request,
+                     void (*free_request)(void *request));
 
-/* A bus method's error as HTTP: InvalidArgument, NoSuchMesh, UnknownPeer, AmbiguousPeer → 400;
- * PayloadTooLarge → 413; access and polkit errors → 403; NoSuchMessage → 404; conflicts → 409;
- * unavailable storage, meshes or links → 503; anything else → 500. The body is
- * {"error": message, "dbus_error": name}. */
-int compat_reply_bus_error(CompatRequest *req, const sd_bus_error *error);
+/* A core error as HTTP, with the status of its code in cm-error.c's table (400 bad input, 403
+ * refused, 404, 409 conflicts, 413, 503 unavailable). The body is {"error": sentence,
+ * "dbus_error": the code's D-Bus name}. */
+int compat_reply_cm_error(CompatRequest *req, const CmError *error);
 
-/* r < 0 from a core call: answers the error it set, as compat_reply_bus_error(); when it set none
+/* r < 0 from a core call: answers the error it set, as compat_reply_cm_error(); when it set none
  * (-ENOMEM, say), returns r for the 500. */
-int compat_reply_failure(CompatRequest *req, int r, const sd_bus_error *error);
+int compat_reply_failure(CompatRequest *req, int r, const CmError *error);
 
 /* The peer of req as polkit's subject; AccessDenied with a sentence when it cannot be told. */
-int compat_identify_caller(CompatRequest *req, Caller *ret, sd_bus_error *error);
+int compat_identify_caller(CompatRequest *req, Caller *ret, CmError *error);
 
 /* The body as a JSON object. 0 with *ret set, or 1 after answering 400 "invalid JSON",
  * "expected JSON object" or, for a member name holding U+0000, "a member name contains NUL". */

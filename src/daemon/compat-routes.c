@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <assert.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
-#include "bus-errors.h"
 #include "compat-routes-internal.h"
 #include "compat-routes.h"
 #include "config-build.h"
@@ -22,88 +22,85 @@ typedef struct CompatAuthorization {
         CompatRequest *req;
         Manager *manager;
         CompatAuthorized then;
+        void *request;
+        void (*free_request)(void *request);
 } CompatAuthorization;
 
-int compat_reply_bus_error(CompatRequest *req, const sd_bus_error *error) {
-        static const struct {
-                const char *name;
-                unsigned status;
-        } table[] = {
-                { CM_ERROR_INVALID_ARGUMENT, MHD_HTTP_BAD_REQUEST },
-                { CM_ERROR_NO_SUCH_MESH, MHD_HTTP_BAD_REQUEST },
-                { CM_ERROR_UNKNOWN_PEER, MHD_HTTP_BAD_REQUEST },
-                { CM_ERROR_AMBIGUOUS_PEER, MHD_HTTP_BAD_REQUEST },
-                { CM_ERROR_PAYLOAD_TOO_LARGE, MHD_HTTP_CONTENT_TOO_LARGE },
-                { CM_ERROR_NO_SUCH_MESSAGE, MHD_HTTP_NOT_FOUND },
-                { CM_ERROR_IDEMPOTENCY_CONFLICT, MHD_HTTP_CONFLICT },
-                { CM_ERROR_NOT_REQUEUEABLE, MHD_HTTP_CONFLICT },
-                { CM_ERROR_CLIENT_MESSAGE_ID_IN_USE, MHD_HTTP_CONFLICT },
-                { SD_BUS_ERROR_ACCESS_DENIED, MHD_HTTP_FORBIDDEN },
-                { SD_BUS_ERROR_INTERACTIVE_AUTHORIZATION_REQUIRED, MHD_HTTP_FORBIDDEN },
-                { CM_ERROR_AUTHORIZATION_UNAVAILABLE, MHD_HTTP_FORBIDDEN },
-                { CM_ERROR_MESH_UNAVAILABLE, MHD_HTTP_SERVICE_UNAVAILABLE },
-                { CM_ERROR_OUTBOX_UNAVAILABLE, MHD_HTTP_SERVICE_UNAVAILABLE },
-                { CM_ERROR_STORAGE, MHD_HTTP_SERVICE_UNAVAILABLE },
-                { CM_ERROR_STORAGE_FULL, MHD_HTTP_SERVICE_UNAVAILABLE },
-                { CM_ERROR_NOT_CONNECTED, MHD_HTTP_SERVICE_UNAVAILABLE },
-                { SD_BUS_ERROR_TIMEOUT, MHD_HTTP_SERVICE_UNAVAILABLE },
-        };
+static CompatAuthorization *authorization_free(CompatAuthorization *a) {
+        if (!a)
+                return NULL;
+        if (a->free_request)
+                a->free_request(a->request);
+        free(a);
+        return NULL;
+}
+DEFINE_TRIVIAL_CLEANUP_FUNC(CompatAuthorization *, authorization_free);
+
+int compat_reply_cm_error(CompatRequest *req, const CmError *error) {
         _cleanup_(json_object_putp) json_object *body = json_object_new_object();
-        unsigned status = MHD_HTTP_INTERNAL_SERVER_ERROR;
 
-        for (size_t i = 0; i < ELEMENTSOF(table); i++)
-                if (sd_bus_error_has_name(error, table[i].name))
-                        status = table[i].status;
+        assert(req);
+        assert(cm_error_is_set(error));
+
         if (!body ||
-            json_object_object_add(body, "error", json_object_new_string(error->message ? error->message : error->name)) < 0 ||
-            json_object_object_add(body, "dbus_error", json_object_new_string(error->name)) < 0)
+            json_object_object_add(body, "error", json_object_new_string(cm_error_message(error))) < 0 ||
+            json_object_object_add(body, "dbus_error", json_object_new_string(cm_error_dbus_name(error->code))) < 0)
                 return -ENOMEM;
-        return compat_reply(req, status, body);
+        return compat_reply(req, cm_error_http_status(error->code), body);
 }
 
-int compat_reply_failure(CompatRequest *req, int r, const sd_bus_error *error) {
-        return sd_bus_error_is_set(error) ? compat_reply_bus_error(req, error) : r;
+int compat_reply_failure(CompatRequest *req, int r, const CmError *error) {
+        return cm_error_is_set(error) ? compat_reply_cm_error(req, error) : r;
 }
 
-int compat_identify_caller(CompatRequest *req, Caller *ret, sd_bus_error *error) {
+int compat_identify_caller(CompatRequest *req, Caller *ret, CmError *error) {
         int r = compat_request_caller(req, ret);
         if (r < 0)
-                return sd_bus_error_setf(error, SD_BUS_ERROR_ACCESS_DENIED, "Cannot identify the caller: %s",
-                                         STRERROR(r));
+                return cm_error_setf(error, CM_ERR_ACCESS_DENIED, "Cannot identify the caller: %s", STRERROR(r));
         return 0;
 }
 
 static int run_authorized(CompatAuthorization *a) {
-        int r = a->then(a->req, a->manager);
+        int r = a->then(a->req, a->manager, a->request);
         if (r < 0)
                 log_warning_errno(r, "A /v1 request failed after polkit allowed it: %s", STRERROR(r));
         return r;
 }
 
-static void on_authorized(int result, const sd_bus_error *error, void *userdata) {
-        _cleanup_free_ CompatAuthorization *a = userdata;
+static void on_authorized(int result, const CmError *error, void *userdata) {
+        _cleanup_(authorization_freep) CompatAuthorization *a = userdata;
 
         if (!compat_request_alive(a->req))
                 (void) compat_reply_error(a->req, MHD_HTTP_SERVICE_UNAVAILABLE, "daemon stopping");
         else if (result < 0)
-                (void) compat_reply_bus_error(a->req, error);
+                (void) compat_reply_failure(a->req, result, error);
         else if (run_authorized(a) < 0)
                 (void) compat_reply_error(a->req, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal");
 }
 
-int compat_authorize(CompatRequest *req, Manager *m, const char *action, CompatAuthorized then) {
-        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
-        _cleanup_free_ CompatAuthorization *a = NULL;
+int compat_authorize(CompatRequest *req, Manager *m, const char *action, CompatAuthorized then, void *request,
+                     void (*free_request)(void *request)) {
+        _cleanup_(cm_error_done) CmError error = CM_ERROR_NULL;
+        _cleanup_(authorization_freep) CompatAuthorization *a = NULL;
         Caller caller;
         int r;
 
+        assert(req);
+        assert(m);
+        assert(action);
+        assert(then);
+
+        a = malloc(sizeof(*a));
+        if (!a) {
+                if (free_request)
+                        free_request(request);
+                return -ENOMEM;
+        }
+        *a = (CompatAuthorization) { .req = req, .manager = m, .then = then, .request = request,
+                                     .free_request = free_request };
         r = compat_identify_caller(req, &caller, &error);
         if (r < 0)
                 return compat_reply_failure(req, r, &error);
-        a = malloc(sizeof(*a));
-        if (!a)
-                return -ENOMEM;
-        *a = (CompatAuthorization) { .req = req, .manager = m, .then = then };
         /* Upstream clients cannot show an authentication dialog: never interactive. */
         r = polkit_check_async(m->polkit, &caller, false, COMPAT_POLKIT_TIMEOUT_USEC, action, on_authorized, a,
                                &error);

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <string.h>
 
-#include "bus-methods.h"
+#include "manager-store.h"
 #include "json-util.h"
 #include "log.h"
 #include "manager.h"

@@ -1,7 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <string.h>
 
-#include "bus-errors.h"
 #include "bus-methods.h"
 #include "compat-events.h"
 #include "json-util.h"
@@ -28,7 +27,7 @@ static void peer_done(Peer *p) {
 #define PEERS_QUERY_TIMEOUT_USEC (5 * USEC_PER_SEC)
 
 /* Hands the waiters over before calling them, so a callback may ask again. */
-static void answer_peer_waiters(MeshLink *l, int result, const sd_bus_error *error) {
+static void answer_peer_waiters(MeshLink *l, int result, const CmError *error) {
         _cleanup_free_ PeersWaiter *waiters = TAKE_PTR(l->peer_waiters);
         size_t n = l->n_peer_waiters;
 
@@ -78,9 +77,9 @@ int mesh_link_query_peers(MeshLink *l, MeshLinkPeersDone done, void *userdata) {
 }
 
 void link_peers_cancel(MeshLink *l) {
-        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        _cleanup_(cm_error_done) CmError error = CM_ERROR_NULL;
 
-        sd_bus_error_set(&error, CM_ERROR_NOT_CONNECTED, "The mesh was detached while the peer list was asked for.");
+        (void) cm_error_setf(&error, CM_ERR_NOT_CONNECTED, "The mesh was detached while the peer list was asked for.");
         answer_peer_waiters(l, -ECONNABORTED, &error);
 }
 

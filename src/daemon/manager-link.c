@@ -1,7 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <string.h>
 
-#include "bus-errors.h"
 #include "json-util.h"
 #include "log.h"
 #include "manager-link.h"
@@ -10,13 +9,13 @@
 #include "mesh-session.h"
 #include "wire-send.h"
 
-int manager_lookup_link(Manager *m, const char *name, Mesh **ret, sd_bus_error *error) {
+int manager_lookup_link(Manager *m, const char *name, Mesh **ret, CmError *error) {
         Mesh *mesh;
         int r = manager_lookup_mesh(m, name, &mesh, error);
         if (r < 0)
                 return r;
         if (!mesh->link)
-                return sd_bus_error_setf(error, CM_ERROR_NOT_CONNECTED, "Mesh \"%s\" has no broker link (%s%s%s).",
+                return cm_error_setf(error, CM_ERR_NOT_CONNECTED, "Mesh \"%s\" has no broker link (%s%s%s).",
                                          mesh->entry->slug, mesh_state_to_string(mesh->state),
                                          mesh->last_error[0] ? ": " : "", mesh->last_error);
         *ret = mesh;
@@ -31,8 +30,8 @@ void profile_update_done(ProfileUpdate *p) {
         *p = (ProfileUpdate) { 0 };
 }
 
-static int profile_error(const char *key, const char *what, sd_bus_error *error) {
-        return sd_bus_error_setf(error, CM_ERROR_INVALID_ARGUMENT, "Profile field \"%s\" %s.", key, what);
+static int profile_error(const char *key, const char *what, CmError *error) {
+        return cm_error_setf(error, CM_ERR_INVALID_ARGUMENT, "Profile field \"%s\" %s.", key, what);
 }
 
 static json_object *strings_to_json(const char *const *strings) {
@@ -64,12 +63,12 @@ static bool profile_has(const ProfileUpdate *p, const char *key) {
         return p->profile && json_object_object_get_ex(p->profile, key, NULL);
 }
 
-int profile_update_set(ProfileUpdate *p, const char *key, const ProfileValue *v, sd_bus_error *error) {
+int profile_update_set(ProfileUpdate *p, const char *key, const ProfileValue *v, CmError *error) {
         _cleanup_(json_object_putp) json_object *value = NULL;
 
         /* "Last wins" would let a caller's earlier value vanish unseen. */
         if (profile_has(p, key))
-                return sd_bus_error_setf(error, CM_ERROR_INVALID_ARGUMENT, "Profile field \"%s\" is given twice.", key);
+                return cm_error_setf(error, CM_ERR_INVALID_ARGUMENT, "Profile field \"%s\" is given twice.", key);
 
         if (streq(key, "visible")) {
                 if (v->type != PROFILE_VALUE_BOOLEAN)
@@ -84,7 +83,7 @@ int profile_update_set(ProfileUpdate *p, const char *key, const ProfileValue *v,
                 if (v->type != PROFILE_VALUE_STRING)
                         return profile_error(key, "must be a string", error);
         } else
-                return sd_bus_error_setf(error, CM_ERROR_INVALID_ARGUMENT, "Unknown profile field \"%s\".", key);
+                return cm_error_setf(error, CM_ERR_INVALID_ARGUMENT, "Unknown profile field \"%s\".", key);
 
         if (streq(key, "summary"))
                 return set_value(&p->summary, json_object_new_string(v->string));
@@ -191,7 +190,7 @@ static json_object *profile_state_merge(json_object *state, const ProfileUpdate 
         return TAKE_PTR(merged);
 }
 
-int manager_set_profile(Manager *m, const char *name, const ProfileUpdate *p, sd_bus_error *error) {
+int manager_set_profile(Manager *m, const char *name, const ProfileUpdate *p, CmError *error) {
         _cleanup_(json_object_putp) json_object *merged = NULL;
         Mesh *mesh;
         int r;
@@ -200,7 +199,7 @@ int manager_set_profile(Manager *m, const char *name, const ProfileUpdate *p, sd
         if (r < 0)
                 return r;
         if (mesh_link_state(mesh->link) != LINK_CONNECTED)
-                return sd_bus_error_setf(error, CM_ERROR_NOT_CONNECTED, "Mesh \"%s\" is not connected to its broker "
+                return cm_error_setf(error, CM_ERR_NOT_CONNECTED, "Mesh \"%s\" is not connected to its broker "
                                          "(%s); set the profile again once it is.", mesh->entry->slug,
                                          link_state_to_string(mesh_link_state(mesh->link)));
 
@@ -221,14 +220,14 @@ int manager_set_profile(Manager *m, const char *name, const ProfileUpdate *p, sd
                                                        &size))
                         return -ENOMEM;
                 if (size > WIRE_FRAME_MAX)
-                        return sd_bus_error_setf(error, CM_ERROR_PAYLOAD_TOO_LARGE, "The profile is too large: its "
+                        return cm_error_setf(error, CM_ERR_PAYLOAD_TOO_LARGE, "The profile is too large: its "
                                                  "\"%s\" frame would be %zu bytes, the broker takes at most %d. "
                                                  "Nothing was sent.", json_object_get_string(json_object_object_get(frames[i], "type")),
                                                  size, WIRE_FRAME_MAX);
         }
         r = send_frames(mesh->link, frames);
         if (r < 0)
-                return sd_bus_error_setf(error, CM_ERROR_NOT_CONNECTED, "Could not hand the profile to the broker "
+                return cm_error_setf(error, CM_ERR_NOT_CONNECTED, "Could not hand the profile to the broker "
                                          "link: %s", STRERROR(r));
         if (p->status)
                 mesh->dnd = streq(json_object_get_string(p->status), "dnd");
@@ -239,7 +238,7 @@ int manager_set_profile(Manager *m, const char *name, const ProfileUpdate *p, sd
                 return -ENOMEM;
         r = mesh_profile_save(m->state_dir, mesh->entry->mesh_id, merged);
         if (r < 0)
-                return sd_bus_error_setf(error, CM_ERROR_STORAGE, "The broker has the profile, but it could not be "
+                return cm_error_setf(error, CM_ERR_STORAGE, "The broker has the profile, but it could not be "
                                          "saved (%s): it will be lost on the next reconnect.", STRERROR(r));
         json_object_put(mesh->profile);
         mesh->profile = TAKE_PTR(merged);

@@ -3,7 +3,7 @@
 
 #include <json-c/json.h>
 #include <stdbool.h>
-#include <systemd/sd-bus.h>
+#include "cm-error.h"
 
 typedef struct Manager Manager;
 typedef struct Mesh Mesh;
@@ -16,7 +16,7 @@ typedef struct Mesh Mesh;
 
 /* The mesh named (slug or id; "" for the default one, as manager_lookup_mesh() chooses) with a
  * broker link; NoSuchMesh or NotConnected otherwise. */
-int manager_lookup_link(Manager *m, const char *name, Mesh **ret, sd_bus_error *error);
+int manager_lookup_link(Manager *m, const char *name, Mesh **ret, CmError *error);
 
 typedef enum ProfileValueType {
         PROFILE_VALUE_STRING,
@@ -45,13 +45,13 @@ void profile_update_done(ProfileUpdate *p);
 
 /* Checks one field (summary, status, visible, avatar, title, bio, capabilities) and records it:
  * InvalidArgument with the sentence for an unknown field, a wrong type or an unknown status. */
-int profile_update_set(ProfileUpdate *p, const char *key, const ProfileValue *v, sd_bus_error *error);
+int profile_update_set(ProfileUpdate *p, const char *key, const ProfileValue *v, CmError *error);
 
 /* Sends the update to the named mesh's broker; NotConnected unless its link is connected. A status
  * of dnd silences the mesh's desktop notifications. The profile, merged with what was set before,
  * is then saved (mesh_profile_save(); StorageFailure when that fails), to be sent again by
  * mesh_profile_resend() on every connection: the broker forgets it with the connection. */
-int manager_set_profile(Manager *m, const char *mesh, const ProfileUpdate *p, sd_bus_error *error);
+int manager_set_profile(Manager *m, const char *mesh, const ProfileUpdate *p, CmError *error);
 
 /* Sends the saved profile of mesh to its broker again (after each hello_ack); nothing when none. */
 void mesh_profile_resend(Mesh *mesh);

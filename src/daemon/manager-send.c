@@ -1,7 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <string.h>
 
-#include "bus-errors.h"
 #include "log.h"
 #include "manager-send.h"
 #include "manager.h"
@@ -38,56 +37,54 @@ static SendOp *send_op_free(SendOp *op) {
 }
 DEFINE_TRIVIAL_CLEANUP_FUNC(SendOp *, send_op_free);
 
-static int validation_error(int r, const char *why, sd_bus_error *error) {
+static int validation_error(int r, const char *why, CmError *error) {
         switch (r) {
         case -ENOENT:
-                return sd_bus_error_set(error, CM_ERROR_UNKNOWN_PEER, why);
+                return cm_error_setf(error, CM_ERR_UNKNOWN_PEER, "%s", why);
         case -ENOTUNIQ:
-                return sd_bus_error_set(error, CM_ERROR_AMBIGUOUS_PEER, why);
+                return cm_error_setf(error, CM_ERR_AMBIGUOUS_PEER, "%s", why);
         case -EMSGSIZE:
-                return sd_bus_error_set(error, CM_ERROR_PAYLOAD_TOO_LARGE, why);
+                return cm_error_setf(error, CM_ERR_PAYLOAD_TOO_LARGE, "%s", why);
         case -EINVAL:
-                return sd_bus_error_set(error, CM_ERROR_INVALID_ARGUMENT, why);
+                return cm_error_setf(error, CM_ERR_INVALID_ARGUMENT, "%s", why);
         default:
                 return r;
         }
 }
 
 static void on_committed(const SendRequest *req, const OutboxAcceptResult *res, int error, void *userdata) {
-        _cleanup_(sd_bus_error_free) sd_bus_error e = SD_BUS_ERROR_NULL;
+        _cleanup_(cm_error_done) CmError e = CM_ERROR_NULL;
         _cleanup_(send_op_freep) SendOp *op = userdata;
+        int r = 0;
 
         if (!res)
-                sd_bus_error_setf(&e, error == -ENOSPC ? CM_ERROR_STORAGE_FULL : CM_ERROR_STORAGE,
+                r = cm_error_setf(&e, error == -ENOSPC ? CM_ERR_STORAGE_FULL : CM_ERR_STORAGE,
                                   "The outbox could not store the message (%s); nothing was queued, the same "
                                   "call can be repeated.", STRERROR(error));
-        op->done(req, res, res ? NULL : &e, op->userdata);
+        op->done(req, res, r, &e, op->userdata);
 }
 
-static int send_op_queue(SendOp *op, sd_bus_error *error) {
+static int send_op_queue(SendOp *op, CmError *error) {
         Manager *m = op->manager;
 
         if (!m->send_queue)
-                return sd_bus_error_setf(error, CM_ERROR_OUTBOX_UNAVAILABLE, "%s", m->outbox_error);
+                return cm_error_setf(error, CM_ERR_OUTBOX_UNAVAILABLE, "%s", m->outbox_error);
         return send_queue_add(m->send_queue, op->mesh_id, &op->req, on_committed, op);
 }
 
 /* Ends an op that failed after manager_send() returned: done hears why, exactly once. */
-static void send_op_fail(SendOp *op, int r, sd_bus_error *e) {
-        if (!sd_bus_error_is_set(e))
-                sd_bus_error_set_errno(e, r);
-        op->done(&op->req, NULL, e, op->userdata);
+static void send_op_fail(SendOp *op, int r, const CmError *e) {
+        op->done(&op->req, NULL, r, e, op->userdata);
         send_op_free(op);
 }
 
-static void on_authorized(int result, const sd_bus_error *error, void *userdata) {
-        _cleanup_(sd_bus_error_free) sd_bus_error e = SD_BUS_ERROR_NULL;
+static void on_authorized(int result, const CmError *error, void *userdata) {
+        _cleanup_(cm_error_done) CmError e = CM_ERROR_NULL;
         SendOp *op = userdata;
         int r;
 
         if (result < 0) {
-                op->done(&op->req, NULL, error, op->userdata);
-                send_op_free(op);
+                send_op_fail(op, result, error);
                 return;
         }
         r = send_op_queue(op, &e);
@@ -97,7 +94,7 @@ static void on_authorized(int result, const sd_bus_error *error, void *userdata)
 
 /* Validation (writing nothing, so a refused request leaves its id free), polkit, the queue.
  * < 0: refused, op still the caller's; 0: op handed on, done runs later. */
-static int send_op_start(SendOp *op, Mesh *mesh, const SendCall *call, sd_bus_error *error) {
+static int send_op_start(SendOp *op, Mesh *mesh, const SendCall *call, CmError *error) {
         _cleanup_free_ PeerName *peers = NULL;
         _cleanup_free_ TopicName *topics = NULL;
         _cleanup_free_ char *why = NULL;
@@ -143,7 +140,7 @@ static bool topic_needs_refresh(Mesh *mesh, const char *to) {
 }
 
 static void on_topics(void *userdata) {
-        _cleanup_(sd_bus_error_free) sd_bus_error e = SD_BUS_ERROR_NULL;
+        _cleanup_(cm_error_done) CmError e = CM_ERROR_NULL;
         SendOp *op = userdata;
         Mesh *mesh;
         int r;
@@ -200,7 +197,7 @@ static int send_op_wait_topics(SendOp *op, Mesh *mesh, const SendCall *call) {
         return mesh_link_query_topics(mesh->link, on_topics, op);
 }
 
-int manager_send(Manager *m, const SendCall *call, ManagerSendDone done, void *userdata, sd_bus_error *error) {
+int manager_send(Manager *m, const SendCall *call, ManagerSendDone done, void *userdata, CmError *error) {
         _cleanup_(send_op_freep) SendOp *op = NULL;
         Mesh *mesh;
         int r;
@@ -209,10 +206,10 @@ int manager_send(Manager *m, const SendCall *call, ManagerSendDone done, void *u
         if (r < 0)
                 return r;
         if (mesh->state == MESH_INVALID)
-                return sd_bus_error_setf(error, CM_ERROR_MESH_UNAVAILABLE, "Mesh \"%s\" cannot send: %s",
-                                         mesh->entry->slug, mesh->last_error);
+                return cm_error_setf(error, CM_ERR_MESH_UNAVAILABLE, "Mesh \"%s\" cannot send: %s",
+                                     mesh->entry->slug, mesh->last_error);
         if (!m->outbox)
-                return sd_bus_error_setf(error, CM_ERROR_OUTBOX_UNAVAILABLE, "%s", m->outbox_error);
+                return cm_error_setf(error, CM_ERR_OUTBOX_UNAVAILABLE, "%s", m->outbox_error);
 
         op = calloc(1, sizeof(*op));
         if (!op)

@@ -2,9 +2,9 @@
 #pragma once
 
 #include <stdbool.h>
-#include <systemd/sd-bus.h>
 
 #include "caller.h"
+#include "cm-error.h"
 #include "outbox.h"
 #include "send-request.h"
 
@@ -26,11 +26,11 @@ typedef struct SendCall {
         SendOptions options;
 } SendCall;
 
-/* Exactly one of res (the duplicate table's answer, on disk) and error (polkit refused, or the
- * commit failed: nothing was stored) is set. */
-typedef void (*ManagerSendDone)(const SendRequest *req, const OutboxAcceptResult *res, const sd_bus_error *error,
-                                void *userdata);
+/* Either res is the duplicate table's answer, on disk (result 0), or nothing was stored: result
+ * < 0, with error set when the user can act on it (polkit refused, the commit failed). */
+typedef void (*ManagerSendDone)(const SendRequest *req, const OutboxAcceptResult *res, int result,
+                                const CmError *error, void *userdata);
 
 /* < 0: refused before anything was queued, error says why; done never runs. 0: done runs
  * exactly once, later. */
-int manager_send(Manager *m, const SendCall *call, ManagerSendDone done, void *userdata, sd_bus_error *error);
+int manager_send(Manager *m, const SendCall *call, ManagerSendDone done, void *userdata, CmError *error);

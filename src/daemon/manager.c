@@ -1,11 +1,11 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <assert.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/inotify.h>
 #include <systemd/sd-daemon.h>
 
-#include "bus-errors.h"
 #include "fileio.h"
 #include "json-util.h"
 #include "link-receive.h"
@@ -344,7 +344,7 @@ static Mesh *manager_default_mesh(Manager *m) {
         return NULL;
 }
 
-int manager_lookup_mesh(Manager *m, const char *name, Mesh **ret, sd_bus_error *error) {
+int manager_lookup_mesh(Manager *m, const char *name, Mesh **ret, CmError *error) {
         char names[512] = "";
         Mesh *mesh;
 
@@ -358,17 +358,17 @@ int manager_lookup_mesh(Manager *m, const char *name, Mesh **ret, sd_bus_error *
                 snprintf(names + len, sizeof names - len, "%s%s", i ? ", " : "", m->meshes[i]->entry->slug);
         }
         if (m->n_meshes == 0)
-                return sd_bus_error_setf(error, CM_ERROR_NO_SUCH_MESH, "No meshes are configured in %s.",
+                return cm_error_setf(error, CM_ERR_NO_SUCH_MESH, "No meshes are configured in %s.",
                                          m->config_path);
         if (!name[0] && m->config && m->config->default_mesh)
-                return sd_bus_error_setf(error, CM_ERROR_NO_SUCH_MESH,
+                return cm_error_setf(error, CM_ERR_NO_SUCH_MESH,
                                          "defaultMesh \"%s\" in %s names no configured mesh; configured: %s.",
                                          m->config->default_mesh, m->config_path, names);
         if (!name[0])
-                return sd_bus_error_setf(error, CM_ERROR_NO_SUCH_MESH,
+                return cm_error_setf(error, CM_ERR_NO_SUCH_MESH,
                                          "Several meshes are attached; name one, or set \"defaultMesh\" in %s: %s.",
                                          m->config_path, names);
-        return sd_bus_error_setf(error, CM_ERROR_NO_SUCH_MESH, "No mesh \"%s\"; configured: %s.", name, names);
+        return cm_error_setf(error, CM_ERR_NO_SUCH_MESH, "No mesh \"%s\"; configured: %s.", name, names);
 }
 
 Mesh *manager_find_mesh_by_path(Manager *m, const char *path) {
@@ -485,7 +485,7 @@ static int manager_apply_config(Manager *m, MeshConfig *c) {
         return 0;
 }
 
-int manager_reload_config(Manager *m, char **ret_error) {
+int manager_reload_config(Manager *m, CmError *ret_error) {
         _cleanup_(mesh_config_freep) MeshConfig *c = NULL;
         _cleanup_free_ char *error = NULL;
         char *problems;
@@ -501,9 +501,7 @@ int manager_reload_config(Manager *m, char **ret_error) {
                         return -ENOMEM;
                 set_config_error(m, problems);
                 manager_refresh(m);
-                if (ret_error)
-                        *ret_error = TAKE_PTR(error);
-                return -EINVAL;
+                return cm_error_setf(ret_error, CM_ERR_CONFIG_INVALID, "%s", error);
         }
 
         problems = config_problems(c);
@@ -522,25 +520,26 @@ int manager_reload_config(Manager *m, char **ret_error) {
         manager_refresh(m);
         log_info("Loaded %s: %zu mesh(es), %zu invalid", m->config_path, m->config->n_meshes,
                  m->config->n_invalid);
-        if (m->config_error[0]) {
-                if (ret_error && !(*ret_error = strdup(m->config_error)))
-                        return -ENOMEM;
-                return -EINVAL;
-        }
+        if (m->config_error[0])
+                return cm_error_setf(ret_error, CM_ERR_CONFIG_INVALID, "%s", m->config_error);
         return 0;
 }
 
-int manager_accept_host(Manager *m) {
+int manager_accept_host(Manager *m, CmError *error) {
         int r;
 
+        assert(m);
+
         r = host_identity_derive(m->host_root, &m->host);
+        if (r >= 0 && !m->host.fingerprint[0])
+                return cm_error_setf(error, CM_ERR_HOST_FINGERPRINT_UNAVAILABLE,
+                                     "This host has neither a machine-id nor a stable MAC address, so there is no "
+                                     "fingerprint to accept; clone detection stays off.");
+        if (r >= 0)
+                r = host_fingerprint_accept(m->state_dir, &m->host);
         if (r < 0)
-                return r;
-        if (!m->host.fingerprint[0])
-                return -ENODATA;
-        r = host_fingerprint_accept(m->state_dir, &m->host);
-        if (r < 0)
-                return r;
+                return cm_error_setf(error, CM_ERR_STORAGE, "Cannot write %s/host_fingerprint.json: %s", m->state_dir,
+                                     STRERROR(r));
         m->host_state = HOST_FINGERPRINT_MATCH;
         m->host_reason = mfree(m->host_reason);
         log_event(LOG_NOTICE, CM_MESSAGE_HOST_ACCEPTED,

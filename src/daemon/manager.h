@@ -5,6 +5,7 @@
 #include <systemd/sd-bus.h>
 #include <systemd/sd-event.h>
 
+#include "cm-error.h"
 #include "compat-http.h"
 #include "compat-socket.h"
 #include "host-fingerprint.h"
@@ -70,18 +71,19 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(Manager *, manager_free);
 /* Everything before READY=1: state dir, host check, key archive, config, bus name. */
 int manager_startup(Manager *m);
 
-/* Re-reads config.json; a file that does not parse keeps the meshes as they are. -EINVAL with
- * *ret_error when the file (or an entry) is broken. */
-int manager_reload_config(Manager *m, char **ret_error);
+/* Re-reads config.json; a file that does not parse keeps the meshes as they are. ConfigInvalid
+ * (-EINVAL) listing the problems when the file (or an entry) is broken. error may be NULL. */
+int manager_reload_config(Manager *m, CmError *error);
 
-/* AcceptHost: freezes the current host identity as the expected one and attaches the meshes. */
-int manager_accept_host(Manager *m);
+/* AcceptHost: freezes the current host identity as the expected one and attaches the meshes.
+ * HostFingerprintUnavailable, StorageFailure. */
+int manager_accept_host(Manager *m, CmError *error);
 
 Mesh *manager_find_mesh_by_path(Manager *m, const char *path);
 
 /* The mesh a caller means: its slug or id, or "" when exactly one mesh is configured.
  * NoSuchMesh error otherwise, naming the meshes there are. */
-int manager_lookup_mesh(Manager *m, const char *name, Mesh **ret, sd_bus_error *error);
+int manager_lookup_mesh(Manager *m, const char *name, Mesh **ret, CmError *error);
 
 /* Recomputes Status, sends STATUS= and emits PropertiesChanged where something changed. */
 void manager_refresh(Manager *m);

@@ -6,6 +6,7 @@
 #include <systemd/sd-bus.h>
 #include <systemd/sd-event.h>
 
+#include "cm-error.h"
 #include "destination.h"
 #include "macro.h"
 #include "mesh-session.h"
@@ -66,7 +67,7 @@ usec_t mesh_link_peers_updated_at(const MeshLink *l);
  * is no list. Otherwise mesh_link_peers() holds the list and result says how fresh it is: 0 the
  * broker just sent it; -ETIMEDOUT the broker did not answer in 5 s, -ENOTCONN it cannot be
  * reached (not connected): the list is the last one known. */
-typedef void (*MeshLinkPeersDone)(const MeshLink *l, int result, const sd_bus_error *error, void *userdata);
+typedef void (*MeshLinkPeersDone)(const MeshLink *l, int result, const CmError *error, void *userdata);
 /* Asks the broker for a fresh peer list. 0: done runs (maybe already ran); < 0: it never runs. */
 int mesh_link_query_peers(MeshLink *l, MeshLinkPeersDone done, void *userdata);
 /* The peers as the destination grammar resolves names against (valid until the list changes). */

@@ -2,7 +2,6 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "bus-errors.h"
 #include "caller.h"
 #include "log.h"
 #include "macro.h"
@@ -40,7 +39,7 @@ struct PolkitQuery {
         sd_bus_slot *slot;
         bool answered;
         int result;         /* 1 authorized, < 0 refused */
-        sd_bus_error error; /* set when result < 0 */
+        CmError error;      /* set when result < 0 */
 };
 
 struct PolkitRegistry {
@@ -76,7 +75,7 @@ static PolkitQuery *polkit_query_free(PolkitQuery *q) {
                 return NULL;
         sd_bus_slot_unref(q->slot);
         sd_bus_message_unref(q->call);
-        sd_bus_error_free(&q->error);
+        cm_error_done(&q->error);
         free(q);
         return NULL;
 }
@@ -96,8 +95,8 @@ PolkitRegistry *polkit_registry_free(PolkitRegistry *r) {
                 PolkitQuery *q = r->queries;
                 r->queries = q->next;
                 if (q->done) { /* answered queries of this form are gone already */
-                        sd_bus_error_setf(&q->error, SD_BUS_ERROR_ACCESS_DENIED,
-                                          "The daemon stopped before polkit answered for %s", q->action->id);
+                        (void) cm_error_setf(&q->error, CM_ERR_ACCESS_DENIED,
+                                             "The daemon stopped before polkit answered for %s", q->action->id);
                         q->done(-ECANCELED, &q->error, q->userdata);
                 }
                 polkit_query_free(q);
@@ -109,14 +108,14 @@ PolkitRegistry *polkit_registry_free(PolkitRegistry *r) {
         return NULL;
 }
 
-static int fallback_decision(const PolkitAction *action, uid_t caller_uid, const char *why, sd_bus_error *error) {
+static int fallback_decision(const PolkitAction *action, uid_t caller_uid, const char *why, CmError *error) {
         if (action->default_yes && caller_uid == getuid())
                 return 1;
-        return sd_bus_error_setf(error, CM_ERROR_AUTHORIZATION_UNAVAILABLE,
-                                 "Action %s needs polkit, which is not available (%s). Start polkitd "
-                                 "on the system bus, or call as the daemon's own user for actions "
-                                 "allowed by default.",
-                                 action->id, why);
+        return cm_error_setf(error, CM_ERR_AUTHORIZATION_UNAVAILABLE,
+                             "Action %s needs polkit, which is not available (%s). Start polkitd "
+                             "on the system bus, or call as the daemon's own user for actions "
+                             "allowed by default.",
+                             action->id, why);
 }
 
 static bool polkit_absent_error(const sd_bus_error *e) {
@@ -130,7 +129,7 @@ static void log_denial(const PolkitQuery *q) {
         snprintf(uid, sizeof uid, "%u", (unsigned) q->caller_uid);
         log_event(LOG_NOTICE, CM_MESSAGE_ACCESS_DENIED,
                   LOG_FIELDS({ "CLAUDEMESH_ACTION", q->action->id }, { "CLAUDEMESH_CALLER_UID", uid }),
-                  "Refused %s for uid %s: %s", q->action->id, uid, q->error.message);
+                  "Refused %s for uid %s: %s", q->action->id, uid, cm_error_message(&q->error));
 }
 
 static int on_check_reply(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
@@ -145,11 +144,11 @@ static int on_check_reply(sd_bus_message *reply, void *userdata, sd_bus_error *r
                 q->result = fallback_decision(q->action, q->caller_uid, e->message ? e->message : e->name,
                                               &q->error);
         else if (e && sd_bus_error_has_names(e, SD_BUS_ERROR_TIMEOUT, SD_BUS_ERROR_NO_REPLY))
-                q->result = sd_bus_error_setf(&q->error, SD_BUS_ERROR_TIMEOUT,
+                q->result = cm_error_setf(&q->error, CM_ERR_TIMEOUT,
                                               "polkit did not answer in time for %s; nothing was done, try "
                                               "again", q->action->id);
         else if (e)
-                q->result = sd_bus_error_setf(&q->error, SD_BUS_ERROR_ACCESS_DENIED,
+                q->result = cm_error_setf(&q->error, CM_ERR_ACCESS_DENIED,
                                               "polkit could not check action %s: %s", q->action->id,
                                               e->message ? e->message : e->name);
         else {
@@ -157,18 +156,18 @@ static int on_check_reply(sd_bus_message *reply, void *userdata, sd_bus_error *r
                 if (r >= 0)
                         r = sd_bus_message_read(reply, "bb", &authorized, &challenge);
                 if (r < 0)
-                        q->result = sd_bus_error_setf(&q->error, SD_BUS_ERROR_ACCESS_DENIED,
+                        q->result = cm_error_setf(&q->error, CM_ERR_ACCESS_DENIED,
                                                       "polkit sent an unreadable answer for %s", q->action->id);
                 else if (authorized)
                         q->result = 1;
                 else if (challenge && !q->interactive)
-                        q->result = sd_bus_error_setf(&q->error, SD_BUS_ERROR_INTERACTIVE_AUTHORIZATION_REQUIRED,
+                        q->result = cm_error_setf(&q->error, CM_ERR_INTERACTIVE_AUTHORIZATION_REQUIRED,
                                                       "Action %s needs authentication; call again allowing "
                                                       "interactive authorization (busctl "
                                                       "--allow-interactive-authorization=yes)",
                                                       q->action->id);
                 else
-                        q->result = sd_bus_error_setf(&q->error, SD_BUS_ERROR_ACCESS_DENIED,
+                        q->result = cm_error_setf(&q->error, CM_ERR_ACCESS_DENIED,
                                                       "Not authorized by polkit for action %s", q->action->id);
         }
         if (q->result < 0)
@@ -247,7 +246,7 @@ static int polkit_query_send(PolkitQuery *q, pid_t pid, uint64_t start_time) {
 /* Sends the query for caller, or decides at once: 1 / < 0 as polkit_verify_async(), 0 queued. */
 static int polkit_query_start(PolkitRegistry *r, const PolkitAction *action, const Caller *caller, bool interactive,
                               usec_t timeout, sd_bus_message *call, PolkitDone done, void *userdata,
-                              sd_bus_error *error) {
+                              CmError *error) {
         PolkitQuery *q;
         int k;
 
@@ -263,7 +262,7 @@ static int polkit_query_start(PolkitRegistry *r, const PolkitAction *action, con
                 .caller_uid = caller->uid,
                 .interactive = interactive,
                 .timeout = timeout,
-                .error = SD_BUS_ERROR_NULL,
+                .error = CM_ERROR_NULL,
         };
 
         k = polkit_query_send(q, caller->pid, caller->start_time);
@@ -283,22 +282,22 @@ int polkit_message_caller(PolkitRegistry *r, sd_bus_message *call, Caller *ret) 
 }
 
 int polkit_check_async(PolkitRegistry *r, const Caller *caller, bool interactive, usec_t timeout,
-                       const char *action_id, PolkitDone done, void *userdata, sd_bus_error *error) {
+                       const char *action_id, PolkitDone done, void *userdata, CmError *error) {
         const PolkitAction *action = polkit_action_find(action_id);
 
         if (!action)
-                return sd_bus_error_setf(error, SD_BUS_ERROR_ACCESS_DENIED, "Unknown polkit action %s", action_id);
+                return cm_error_setf(error, CM_ERR_ACCESS_DENIED, "Unknown polkit action %s", action_id);
         return polkit_query_start(r, action, caller, interactive, timeout, NULL, done, userdata, error);
 }
 
-int polkit_verify_async(PolkitRegistry *r, sd_bus_message *call, const char *action_id, sd_bus_error *error) {
+int polkit_verify_async(PolkitRegistry *r, sd_bus_message *call, const char *action_id, CmError *error) {
         const PolkitAction *action = polkit_action_find(action_id);
         PolkitQuery *q;
         Caller caller;
         int k;
 
         if (!action)
-                return sd_bus_error_setf(error, SD_BUS_ERROR_ACCESS_DENIED, "Unknown polkit action %s", action_id);
+                return cm_error_setf(error, CM_ERR_ACCESS_DENIED, "Unknown polkit action %s", action_id);
 
         for (q = r->queries; q; q = q->next)
                 if (q->call == call && q->action == action)
@@ -309,15 +308,15 @@ int polkit_verify_async(PolkitRegistry *r, sd_bus_message *call, const char *act
                 polkit_query_unlink(q);
                 k = q->result;
                 if (k < 0)
-                        sd_bus_error_move(error, &q->error);
+                        cm_error_move(error, &q->error);
                 polkit_query_free(q);
                 return k;
         }
 
         k = caller_identify(r->callers, call, &caller);
         if (k < 0)
-                return sd_bus_error_setf(error, SD_BUS_ERROR_ACCESS_DENIED,
-                                         "Cannot identify the caller for action %s: %s", action->id, STRERROR(k));
+                return cm_error_setf(error, CM_ERR_ACCESS_DENIED,
+                                     "Cannot identify the caller for action %s: %s", action->id, STRERROR(k));
         return polkit_query_start(r, action, &caller, sd_bus_message_get_allow_interactive_authorization(call) > 0,
                                   0, call, NULL, NULL, error);
 }

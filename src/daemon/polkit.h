@@ -6,6 +6,7 @@
 #include <systemd/sd-event.h>
 
 #include "caller.h"
+#include "cm-error.h"
 #include "time-util.h"
 
 /*
@@ -52,15 +53,15 @@ PolkitRegistry *polkit_registry_free(PolkitRegistry *r);
 
 /* 1: authorized, go on. 0: a query is under way, return 1 from the method handler.
  * < 0: not authorized or the check failed; error is set for the reply. */
-int polkit_verify_async(PolkitRegistry *r, sd_bus_message *call, const char *action, sd_bus_error *error);
+int polkit_verify_async(PolkitRegistry *r, sd_bus_message *call, const char *action, CmError *error);
 
 /* The caller of a bus message, as the polkit subject needs it (cached per unique name). */
 int polkit_message_caller(PolkitRegistry *r, sd_bus_message *call, Caller *ret);
 
 /* 1: authorized at once. < 0: refused at once (error set). 0: asked polkit; done runs later,
- * exactly once, with 1 or a negative result and the error (org.freedesktop.DBus.Error.Timeout
+ * exactly once, with 1 or a negative result and the error (CM_ERR_TIMEOUT
  * when polkit did not answer within timeout; 0 for the usual 25 s), also with -ECANCELED when
  * the registry is freed first. */
-typedef void (*PolkitDone)(int result, const sd_bus_error *error, void *userdata);
+typedef void (*PolkitDone)(int result, const CmError *error, void *userdata);
 int polkit_check_async(PolkitRegistry *r, const Caller *caller, bool interactive, usec_t timeout,
-                       const char *action, PolkitDone done, void *userdata, sd_bus_error *error);
+                       const char *action, PolkitDone done, void *userdata, CmError *error);
