@@ -5,7 +5,9 @@
 #include "bus-methods.h"
 #include "config-build.h"
 #include "log.h"
+#include "manager-store.h"
 #include "manager.h"
+#include "mesh-link.h"
 
 static int property_get_version(sd_bus *bus, const char *path, const char *interface, const char *property,
                                 sd_bus_message *reply, void *userdata, sd_bus_error *error) {
@@ -99,6 +101,101 @@ static const sd_bus_vtable manager_vtable[] = {
         SD_BUS_VTABLE_END,
 };
 
+static int emit_message_received(Manager *m, Mesh *mesh, const InboxMessage *im) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *s = NULL;
+        int r;
+
+        r = sd_bus_message_new_signal(m->bus, &s, DAEMON_OBJECT_PATH, DAEMON_INTERFACE, "MessageReceived");
+        if (r < 0)
+                return r;
+        r = sd_bus_message_append(s, "s", mesh->entry->slug);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_open_container(s, 'a', "{sv}");
+        if (r < 0)
+                return r;
+        r = bus_append_inbox_message(s, m, im);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_close_container(s);
+        if (r < 0)
+                return r;
+        return sd_bus_send(m->bus, s, NULL);
+}
+
+static int emit_peer(Manager *m, const char *signal, Mesh *mesh, const MeshLink *l, const Peer *p) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *s = NULL;
+        int r;
+
+        r = sd_bus_message_new_signal(m->bus, &s, DAEMON_OBJECT_PATH, DAEMON_INTERFACE, signal);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_append(s, "s", mesh->entry->slug);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_open_container(s, 'a', "{sv}");
+        if (r < 0)
+                return r;
+        r = bus_append_peer(s, l, p);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_close_container(s);
+        if (r < 0)
+                return r;
+        return sd_bus_send(m->bus, s, NULL);
+}
+
+/* The core's events as signals and PropertiesChanged. Only a MessageReceived that did not go out
+ * fails (the row is announced again at the next start); the rest are best effort, as D-Bus
+ * signals are. */
+static int bus_on_event(Manager *m, const Event *e, void *userdata) {
+        int r = 0;
+
+        if (!m->bus)
+                return e->kind == EVENT_MESSAGE_RECEIVED ? -ENOTCONN : 0;
+
+        switch (e->kind) {
+        case EVENT_DELIVERED:
+        case EVENT_SEND_FAILED:
+                r = sd_bus_emit_signal(m->bus, DAEMON_OBJECT_PATH, DAEMON_INTERFACE,
+                                       e->kind == EVENT_DELIVERED ? "Delivered" : "SendFailed", "sss",
+                                       manager_mesh_slug(m, e->mesh_id), e->client_message_id, e->detail);
+                break;
+        case EVENT_MESSAGE_RECEIVED:
+                r = emit_message_received(m, e->mesh, e->message);
+                if (r < 0)
+                        return log_warning_errno(r, "Mesh %s: cannot emit MessageReceived for %s: %s",
+                                                 e->mesh->entry->slug, e->message->id, STRERROR(r));
+                break;
+        case EVENT_UNREAD_CHANGED:
+                r = sd_bus_emit_properties_changed(m->bus, e->mesh->path, MESH_INTERFACE, "UnreadCount", NULL);
+                break;
+        case EVENT_PEER_JOINED:
+        case EVENT_PEER_LEFT:
+                r = emit_peer(m, e->kind == EVENT_PEER_JOINED ? "PeerJoined" : "PeerLeft", e->mesh, e->link, e->peer);
+                break;
+        case EVENT_MESH_ADDED:
+                r = mesh_bus_emit_added(e->mesh);
+                break;
+        case EVENT_MESH_REMOVED:
+                r = mesh_bus_emit_removed(e->mesh);
+                break;
+        case EVENT_MESH_CHANGED:
+                r = mesh_bus_emit_changed(e->mesh);
+                break;
+        case EVENT_STATUS_CHANGED:
+                r = sd_bus_emit_properties_changed(m->bus, DAEMON_OBJECT_PATH, DAEMON_INTERFACE, "Status",
+                                                   "ConfigError", "HostFingerprintState", "HostFingerprint", NULL);
+                break;
+        case EVENT_MESH_STATE: /* PropertiesChanged of EVENT_MESH_CHANGED says it */
+        default:
+                break;
+        }
+        if (r < 0)
+                log_debug_errno(r, "Cannot emit a D-Bus signal: %s", STRERROR(r));
+        return 0;
+}
+
 int manager_bus_register(Manager *m) {
         int r;
 
@@ -122,6 +219,10 @@ int manager_bus_register(Manager *m) {
         r = sd_bus_set_exit_on_disconnect(m->bus, true);
         if (r < 0)
                 return r;
+
+        r = manager_subscribe(m, bus_on_event, NULL);
+        if (r < 0)
+                return log_error_errno(r, "Cannot subscribe the bus to the daemon's events: %s", STRERROR(r));
 
         r = sd_bus_request_name(m->bus, DAEMON_BUS_NAME, 0);
         if (r == -EEXIST)

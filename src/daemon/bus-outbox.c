@@ -194,7 +194,6 @@ int method_mark_read(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
         _cleanup_(cm_error_done) CmError e = CM_ERROR_NULL;
         Manager *m = userdata;
         const char *name;
-        Mesh *mesh;
         int r;
 
         r = sd_bus_message_read(msg, "s", &name);
@@ -207,9 +206,8 @@ int method_mark_read(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
         if (r <= 0)
                 return r < 0 ? r : 1;
 
-        r = manager_mark_read(m, name, &mesh, &e);
+        r = manager_mark_read(m, name, &e);
         if (r < 0)
                 return bus_error_set_cm(error, r, &e);
-        (void) sd_bus_emit_properties_changed(m->bus, mesh->path, MESH_INTERFACE, "UnreadCount", NULL);
         return sd_bus_reply_method_return(msg, NULL);
 }

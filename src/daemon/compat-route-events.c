@@ -1,13 +1,14 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <string.h>
 
-#include "compat-events.h"
 #include "compat-routes-internal.h"
+#include "mesh-link.h"
 #include "json-util.h"
 #include "log.h"
 
 /* GET /v1/events (reference §2.5): the read action, as for the bus's read methods and the
- * consumers of its signals, then an event stream; and the events the daemon sends on it. */
+ * consumers of its signals, then an event stream; and the events the daemon sends on it, from the
+ * core's events (event.h) as the bus's signals are. Without a stream open they cost nothing. */
 
 static int start_stream(CompatRequest *req, Manager *m, void *request) {
         return compat_reply_stream(req);
@@ -39,7 +40,7 @@ static void event_send(Mesh *mesh, const char *kind, json_object *data, int r) {
         compat_http_broadcast(mesh->manager->compat_http, kind, data);
 }
 
-void compat_event_message(Mesh *mesh, const InboxMessage *im) {
+static void event_message(Mesh *mesh, const InboxMessage *im) {
         _cleanup_(json_object_putp) json_object *data = event_new(mesh);
         int r;
 
@@ -70,7 +71,7 @@ static int add_if_set(json_object *o, const char *key, const char *value) {
         return value ? json_object_object_add(o, key, json_object_new_string(value)) : 0;
 }
 
-void compat_event_peer(Mesh *mesh, bool joined, const Peer *p) {
+static void event_peer(Mesh *mesh, bool joined, const Peer *p) {
         _cleanup_(json_object_putp) json_object *data = event_new(mesh), *groups = NULL;
         int r;
 
@@ -115,7 +116,7 @@ static const char *upstream_status(MeshState s) {
         return s >= 0 && s < _MESH_STATE_MAX ? table[s] : NULL;
 }
 
-void compat_event_mesh_state(Mesh *mesh, MeshState before) {
+static void event_mesh_state(Mesh *mesh, MeshState before) {
         _cleanup_(json_object_putp) json_object *data = NULL;
         const char *was = upstream_status(before), *status = upstream_status(mesh->state);
 
@@ -126,4 +127,22 @@ void compat_event_mesh_state(Mesh *mesh, MeshState before) {
         if (!data)
                 return;
         event_send(mesh, "broker_status", data, compat_json_add_string(data, "status", status));
+}
+
+int compat_on_event(Manager *m, const Event *e, void *userdata) {
+        switch (e->kind) {
+        case EVENT_MESSAGE_RECEIVED:
+                event_message(e->mesh, e->message);
+                break;
+        case EVENT_PEER_JOINED:
+        case EVENT_PEER_LEFT:
+                event_peer(e->mesh, e->kind == EVENT_PEER_JOINED, e->peer);
+                break;
+        case EVENT_MESH_STATE:
+                event_mesh_state(e->mesh, e->before);
+                break;
+        default: /* upstream's stream has no such event */
+                break;
+        }
+        return 0;
 }

@@ -59,6 +59,10 @@ int compat_json_add_string(json_object *o, const char *key, const char *value);
  * a JSON null for 0. */
 json_object *compat_json_time(usec_t t);
 
+/* The core's events (event.h) onto the open /v1 event streams: "message", "peer_join",
+ * "peer_leave", "broker_status" (only when upstream's status changes with the state). */
+int compat_on_event(Manager *m, const Event *e, void *userdata);
+
 /* The route handlers, by file. */
 int compat_route_send(CompatRequest *req, void *userdata);          /* compat-route-send.c */
 int compat_route_inbox(CompatRequest *req, void *userdata);         /* compat-route-store.c */

@@ -219,6 +219,13 @@ int manager_compat_start(Manager *m) {
                 m->compat_socket = compat_socket_free(m->compat_socket);
                 return r;
         }
+        r = manager_subscribe(m, compat_on_event, NULL);
+        if (r < 0) {
+                log_error_errno(r, "Cannot subscribe /v1 to the daemon's events: %s", STRERROR(r));
+                m->compat_http = compat_http_free(m->compat_http);
+                m->compat_socket = compat_socket_free(m->compat_socket);
+                return r;
+        }
         log_info("Serving the upstream /v1 API on %s", m->compat_socket->path);
         return 0;
 }

@@ -49,10 +49,12 @@ void link_transition_landed(const Transition *t, void *userdata) {
                 return;
         if (t->kind == TRANSITION_DEAD)
                 log_warning("Mesh %s: gave up on %s: %s", slug, t->client_message_id, t->detail);
-        if (m->bus)
-                (void) sd_bus_emit_signal(m->bus, DAEMON_OBJECT_PATH, DAEMON_INTERFACE,
-                                          t->kind == TRANSITION_DONE ? "Delivered" : "SendFailed", "sss", slug,
-                                          t->client_message_id, t->detail);
+        (void) manager_emit(m, &(Event) {
+                                       .kind = t->kind == TRANSITION_DONE ? EVENT_DELIVERED : EVENT_SEND_FAILED,
+                                       .mesh_id = t->mesh_id,
+                                       .client_message_id = t->client_message_id,
+                                       .detail = t->detail,
+                               });
 }
 
 static void retry_later(MeshLink *l, const InflightSend *s, const char *why, usec_t at_least) {

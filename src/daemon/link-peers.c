@@ -1,8 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <string.h>
 
-#include "bus-methods.h"
-#include "compat-events.h"
 #include "json-util.h"
 #include "log.h"
 #include "manager.h"
@@ -176,28 +174,6 @@ void link_peers_replace(MeshLink *l, json_object *peers) {
         answer_peer_waiters(l, 0, NULL);
 }
 
-static void emit_peer(MeshLink *l, const char *signal, const Peer *p) {
-        _cleanup_(sd_bus_message_unrefp) sd_bus_message *s = NULL;
-        sd_bus *bus = l->mesh->manager->bus;
-        int r;
-
-        if (!bus)
-                return;
-        r = sd_bus_message_new_signal(bus, &s, DAEMON_OBJECT_PATH, DAEMON_INTERFACE, signal);
-        if (r >= 0)
-                r = sd_bus_message_append(s, "s", l->mesh->entry->slug);
-        if (r >= 0)
-                r = sd_bus_message_open_container(s, 'a', "{sv}");
-        if (r >= 0)
-                r = bus_append_peer(s, l, p);
-        if (r >= 0)
-                r = sd_bus_message_close_container(s);
-        if (r >= 0)
-                r = sd_bus_send(bus, s, NULL);
-        if (r < 0)
-                log_debug_errno(r, "Cannot emit %s: %s", signal, STRERROR(r));
-}
-
 static size_t count_presences(const MeshLink *l, const char *pubkey, size_t *ret_last) {
         size_t n = 0;
 
@@ -232,8 +208,8 @@ void link_peer_event(MeshLink *l, const char *event, json_object *data) {
                 l->peers[l->n_peers++] = p;
                 l->peers_updated_at = now_usec(CLOCK_REALTIME);
                 if (n == 0) {
-                        emit_peer(l, "PeerJoined", &l->peers[l->n_peers - 1]);
-                        compat_event_peer(l->mesh, true, &l->peers[l->n_peers - 1]);
+                        (void) manager_emit(l->mesh->manager, &(Event) { .kind = EVENT_PEER_JOINED, .mesh = l->mesh,
+                                                                         .link = l, .peer = &l->peers[l->n_peers - 1] });
                 }
         } else if (streq(event, "peer_left") || streq(event, "peer_hidden")) {
                 if (n > 0) {
@@ -243,8 +219,8 @@ void link_peer_event(MeshLink *l, const char *event, json_object *data) {
                 }
                 l->peers_updated_at = now_usec(CLOCK_REALTIME);
                 if (n <= 1) {
-                        emit_peer(l, "PeerLeft", &p);
-                        compat_event_peer(l->mesh, false, &p);
+                        (void) manager_emit(l->mesh->manager, &(Event) { .kind = EVENT_PEER_LEFT, .mesh = l->mesh,
+                                                                         .link = l, .peer = &p });
                 }
                 peer_done(&p);
         } else

@@ -4,42 +4,15 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "bus-methods.h"
-#include "compat-events.h"
 #include "json-util.h"
 #include "link-receive.h"
 #include "log.h"
 #include "manager.h"
 #include "mesh-link-internal.h"
-#include "notify-desktop.h"
 #include "seal.h"
 #include "ulid.h"
 
-static int emit_message_received(Mesh *mesh, const InboxMessage *im) {
-        _cleanup_(sd_bus_message_unrefp) sd_bus_message *s = NULL;
-        Manager *m = mesh->manager;
-        int r;
-
-        if (!m->bus)
-                return -ENOTCONN;
-        r = sd_bus_message_new_signal(m->bus, &s, DAEMON_OBJECT_PATH, DAEMON_INTERFACE, "MessageReceived");
-        if (r >= 0)
-                r = sd_bus_message_append(s, "s", mesh->entry->slug);
-        if (r >= 0)
-                r = sd_bus_message_open_container(s, 'a', "{sv}");
-        if (r >= 0)
-                r = bus_append_inbox_message(s, m, im);
-        if (r >= 0)
-                r = sd_bus_message_close_container(s);
-        if (r >= 0)
-                r = sd_bus_send(m->bus, s, NULL);
-        if (r < 0)
-                log_warning_errno(r, "Mesh %s: cannot emit MessageReceived for %s: %s", mesh->entry->slug, im->id,
-                                  STRERROR(r));
-        return r;
-}
-
-/* Announces a stored row to every listener (MessageReceived, the /v1 event, the desktop), then
+/* Announces a stored row to every subscriber (MessageReceived, the /v1 event, the desktop), then
  * records that it did. Emit, then mark: killed between the two, the row is announced again at
  * the next start (at-least-once for that window, which spans only the hand-over of the signal
  * to the bus socket and one UPDATE); marking first would lose it for good instead. A broadcast
@@ -49,11 +22,9 @@ static int announce_message(Mesh *mesh, const InboxMessage *im, bool encrypted) 
         Manager *m = mesh->manager;
         int r;
 
-        r = emit_message_received(mesh, im);
+        r = manager_emit(m, &(Event) { .kind = EVENT_MESSAGE_RECEIVED, .mesh = mesh, .message = im, .direct = encrypted });
         if (r < 0)
                 return r;
-        compat_event_message(mesh, im);
-        notify_message(m, mesh, im, encrypted);
         r = inbox_mark_announced(m->inbox, im->id, now_usec(CLOCK_REALTIME));
         if (r < 0)
                 log_warning_errno(r, "Mesh %s: message %s was announced but cannot be marked so; it will be "
@@ -216,8 +187,7 @@ static void receive_push(MeshLink *l, json_object *push) {
         if (is_new) {
                 crash_after_commit_if_asked();
                 l->mesh->unread++;
-                if (m->bus)
-                        (void) sd_bus_emit_properties_changed(m->bus, l->mesh->path, MESH_INTERFACE, "UnreadCount", NULL);
+                (void) manager_emit(m, &(Event) { .kind = EVENT_UNREAD_CHANGED, .mesh = l->mesh });
                 (void) announce_message(l->mesh, &im, how != OPENED_PLAINTEXT);
         }
         send_client_ack(l, cmid, message_id);

@@ -6,10 +6,12 @@
 #include <sys/resource.h>
 #include <systemd/sd-daemon.h>
 
+#include "compat-routes.h"
 #include "config-build.h"
 #include "log.h"
 #include "manager.h"
 #include "message-ids.h"
+#include "notify-desktop.h"
 
 static int help(void) {
         printf("%s [OPTIONS...]\n\n"
@@ -166,6 +168,18 @@ static int run(int argc, char *argv[]) {
         r = manager_startup(m);
         if (r < 0)
                 return r;
+        /* The front-ends, in the order they hear events: the bus first, since a message it could
+         * not announce is announced again at the next start (and then to the others too). */
+        r = manager_bus_register(m);
+        if (r < 0)
+                return r;
+        /* The bus is the primary surface: a compat socket that cannot be served costs only itself. */
+        if (m->compat && manager_compat_start(m) < 0)
+                log_warning("Not serving the /v1 API; D-Bus clients are unaffected");
+        r = notify_subscribe(m);
+        if (r < 0)
+                return log_error_errno(r, "Cannot subscribe desktop notifications: %s", STRERROR(r));
+        manager_start(m);
 
         (void) sd_notifyf(false, "READY=1\nSTATUS=%s", m->status);
         log_event(LOG_INFO, CM_MESSAGE_DAEMON_READY, NULL, "Ready: %s", m->status);

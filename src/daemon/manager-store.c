@@ -172,13 +172,12 @@ int manager_mark_read_check(Manager *m, const char *mesh, CmError *error) {
         return inbox_check(m, error);
 }
 
-int manager_mark_read(Manager *m, const char *mesh, Mesh **ret_mesh, CmError *error) {
+int manager_mark_read(Manager *m, const char *mesh, CmError *error) {
         Mesh *found;
         int r;
 
         assert(m);
         assert(mesh);
-        assert(ret_mesh);
 
         r = manager_lookup_mesh(m, mesh, &found, error);
         if (r < 0)
@@ -190,6 +189,6 @@ int manager_mark_read(Manager *m, const char *mesh, Mesh **ret_mesh, CmError *er
         if (r < 0)
                 return cm_error_setf(error, CM_ERR_STORAGE, "Cannot store the read mark: %s", STRERROR(r));
         found->unread = 0;
-        *ret_mesh = found;
+        (void) manager_emit(m, &(Event) { .kind = EVENT_UNREAD_CHANGED, .mesh = found });
         return 0;
 }

@@ -7,7 +7,6 @@
 #include "ulid.h"
 
 typedef struct Manager Manager;
-typedef struct Mesh Mesh;
 
 /*
  * The outbox and inbox as both front-ends offer them (ListOutbox, Requeue, ListInbox and their
@@ -55,7 +54,7 @@ int manager_requeue(Manager *m, const RequeueRequest *q, char ret_new_row_id[sta
 /* NoSuchMesh, StorageFailure (no inbox). */
 int manager_mark_read_check(Manager *m, const char *mesh, CmError *error);
 /* Marks every message of the mesh received so far as read (its unread count goes to 0). */
-int manager_mark_read(Manager *m, const char *mesh, Mesh **ret_mesh, CmError *error);
+int manager_mark_read(Manager *m, const char *mesh, CmError *error);
 
 /* The slug of a configured mesh, "" for a mesh no longer in the config. */
 const char *manager_mesh_slug(Manager *m, const char *mesh_id);

@@ -10,8 +10,6 @@
 #include "json-util.h"
 #include "link-receive.h"
 #include "log.h"
-#include "compat-events.h"
-#include "compat-routes.h"
 #include "manager.h"
 #include "mesh-link.h"
 #include "message-ids.h"
@@ -457,7 +455,7 @@ static int manager_apply_config(Manager *m, MeshConfig *c) {
                 MeshState before = mesh->state;
                 mesh->entry = e;
                 if (mesh_update_state(mesh))
-                        compat_event_mesh_state(mesh, before);
+                        (void) manager_emit(m, &(Event) { .kind = EVENT_MESH_STATE, .mesh = mesh, .before = before });
                 meshes[n++] = mesh;
         }
         qsort(meshes, n, sizeof(Mesh *), mesh_compare_config_order);
@@ -470,17 +468,17 @@ static int manager_apply_config(Manager *m, MeshConfig *c) {
         m->config = c;
 
         for (size_t k = 0; k < n_removed; k++) {
-                mesh_bus_emit_removed(removed[k]);
+                (void) manager_emit(m, &(Event) { .kind = EVENT_MESH_REMOVED, .mesh = removed[k] });
                 mesh_free(removed[k]);
         }
         for (size_t k = 0; k < n_added; k++)
-                mesh_bus_emit_added(added[k]);
+                (void) manager_emit(m, &(Event) { .kind = EVENT_MESH_ADDED, .mesh = added[k] });
         for (size_t k = 0; k < m->n_meshes; k++) {
                 bool is_added = false;
                 for (size_t j = 0; j < n_added; j++)
                         is_added = is_added || m->meshes[k] == added[j];
                 if (!is_added)
-                        mesh_bus_emit_changed(m->meshes[k]);
+                        (void) manager_emit(m, &(Event) { .kind = EVENT_MESH_CHANGED, .mesh = m->meshes[k] });
         }
         return 0;
 }
@@ -593,8 +591,9 @@ void manager_refresh(Manager *m) {
         for (size_t i = 0; i < m->n_meshes; i++) {
                 MeshState before = m->meshes[i]->state;
                 if (mesh_update_state(m->meshes[i])) {
-                        mesh_bus_emit_changed(m->meshes[i]);
-                        compat_event_mesh_state(m->meshes[i], before);
+                        (void) manager_emit(m, &(Event) { .kind = EVENT_MESH_CHANGED, .mesh = m->meshes[i] });
+                        (void) manager_emit(m, &(Event) { .kind = EVENT_MESH_STATE, .mesh = m->meshes[i],
+                                                          .before = before });
                 }
         }
 
@@ -604,10 +603,7 @@ void manager_refresh(Manager *m) {
         free(m->status);
         m->status = TAKE_PTR(status);
         (void) sd_notifyf(false, "STATUS=%s", m->status);
-        if (m->bus)
-                (void) sd_bus_emit_properties_changed(m->bus, DAEMON_OBJECT_PATH, DAEMON_INTERFACE, "Status",
-                                                      "ConfigError", "HostFingerprintState", "HostFingerprint",
-                                                      NULL);
+        (void) manager_emit(m, &(Event) { .kind = EVENT_STATUS_CHANGED });
 }
 
 static int on_config_dir_event(sd_event_source *s, const struct inotify_event *ev, void *userdata) {
@@ -678,15 +674,13 @@ int manager_startup(Manager *m) {
                 log_notice("Not watching %s (%s); use Reload or SIGHUP after editing config.json",
                            m->config_dir, STRERROR(r));
 
-        r = manager_bus_register(m);
-        if (r < 0)
-                return r;
-        /* The bus is the primary surface: a compat socket that cannot be served costs only itself. */
-        if (m->compat && manager_compat_start(m) < 0)
-                log_warning("Not serving the /v1 API; D-Bus clients are unaffected");
-        manager_attach_links(m);
-        /* Once the name is ours and /v1 is served, so that listeners hear what the last run
-         * stored but did not say. */
-        manager_announce_stored(m);
         return 0;
+}
+
+void manager_start(Manager *m) {
+        assert(m);
+
+        manager_attach_links(m);
+        /* Once the front-ends listen, so that they hear what the last run stored but did not say. */
+        manager_announce_stored(m);
 }

@@ -8,6 +8,7 @@
 #include "cm-error.h"
 #include "compat-http.h"
 #include "compat-socket.h"
+#include "event.h"
 #include "host-fingerprint.h"
 #include "keypair-archive.h"
 #include "mesh-config.h"
@@ -62,14 +63,20 @@ typedef struct Manager {
         sd_event_source *drain_timer;
 
         char *status;              /* the STATUS= text, also the Status property */
+
+        EventSubscriber subscribers[EVENT_SUBSCRIBERS_MAX]; /* the front-ends (event.h) */
+        size_t n_subscribers;
 } Manager;
 
 int manager_new(Manager **ret);
 Manager *manager_free(Manager *m);
 DEFINE_TRIVIAL_CLEANUP_FUNC(Manager *, manager_free);
 
-/* Everything before READY=1: state dir, host check, key archive, config, bus name. */
+/* The core before the front-ends: state dir, host check, key archive, stores, config. */
 int manager_startup(Manager *m);
+/* After the front-ends subscribed (event.h): the broker links, and the stored messages no one was
+ * told of yet. */
+void manager_start(Manager *m);
 
 /* Re-reads config.json; a file that does not parse keeps the meshes as they are. ConfigInvalid
  * (-EINVAL) listing the problems when the file (or an entry) is broken. error may be NULL. */

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <assert.h>
 #include <ctype.h>
 #include <stdio.h>
 #include <string.h>
@@ -26,7 +27,7 @@ static bool mentions(const char *body, const char *name) {
         return false;
 }
 
-void notify_message(Manager *m, Mesh *mesh, const InboxMessage *im, bool direct) {
+static void notify_message(Manager *m, Mesh *mesh, const InboxMessage *im, bool direct) {
         _cleanup_free_ char *summary = NULL, *raw_summary = NULL, *body = NULL;
         const MeshConfig *c = m->config;
         int r;
@@ -57,4 +58,15 @@ void notify_message(Manager *m, Mesh *mesh, const InboxMessage *im, bool direct)
                                      "category", "s", "im.received", "desktop-entry", "s", "claudemesh", -1);
         if (r < 0)
                 log_debug_errno(r, "Cannot send a desktop notification: %s", STRERROR(r));
+}
+
+static int notify_on_event(Manager *m, const Event *e, void *userdata) {
+        if (e->kind == EVENT_MESSAGE_RECEIVED)
+                notify_message(m, e->mesh, e->message, e->direct);
+        return 0;
+}
+
+int notify_subscribe(Manager *m) {
+        assert(m);
+        return manager_subscribe(m, notify_on_event, NULL);
 }
