@@ -7,7 +7,7 @@
 #include "log.h"
 #include "manager-link.h"
 #include "manager.h"
-#include "mesh-link-internal.h"
+#include "mesh-link.h"
 #include "strv.h"
 #include "time-util.h"
 
@@ -45,7 +45,7 @@ int bus_append_peer(sd_bus_message *m, const MeshLink *l, const Peer *p) {
                                      "session_id", "s", strempty(p->session_id),
                                      "connected_at", "t", (uint64_t) p->connected_at_usec,
                                      "hostname", "s", strempty(p->hostname),
-                                     "self", "b", streq(p->pubkey, l->session.public_key_hex));
+                                     "self", "b", mesh_link_peer_is_self(l, p));
 }
 
 /* The start of a method whose only argument names a mesh with a broker link: 1 go on,
@@ -84,7 +84,7 @@ static void reply_peers(const MeshLink *l, int result, const CmError *error, voi
                 if (updated_at > 0)
                         (void) format_iso8601(updated_at, when);
                 r = sd_bus_reply_method_errorf(call, cm_error_dbus_name(CM_ERR_NOT_CONNECTED), "Mesh \"%s\" %s; %s%s.",
-                                               l->mesh->entry->slug,
+                                               mesh_link_mesh(l)->entry->slug,
                                                result == -ETIMEDOUT ? "got no peer list from its broker in time"
                                                                     : "is not connected to its broker",
                                                when[0] ? "its peer list was empty when last current, at " :

@@ -19,10 +19,10 @@ int compat_route_events(CompatRequest *req, void *userdata) {
 }
 
 /* An event's data with its ts and mesh, or NULL when no stream listens (or out of memory). */
-static json_object *event_new(Mesh *mesh) {
+static json_object *event_new(CompatServer *s, Mesh *mesh) {
         _cleanup_(json_object_putp) json_object *data = NULL;
 
-        if (compat_http_n_streams(mesh->manager->compat_http) == 0)
+        if (compat_http_n_streams(s->http) == 0)
                 return NULL;
         data = json_object_new_object();
         if (!data ||
@@ -32,16 +32,16 @@ static json_object *event_new(Mesh *mesh) {
         return TAKE_PTR(data);
 }
 
-static void event_send(Mesh *mesh, const char *kind, json_object *data, int r) {
+static void event_send(CompatServer *s, Mesh *mesh, const char *kind, json_object *data, int r) {
         if (r < 0) {
                 log_debug_errno(r, "Mesh %s: cannot build the /v1 %s event: %s", mesh->entry->slug, kind, STRERROR(r));
                 return;
         }
-        compat_http_broadcast(mesh->manager->compat_http, kind, data);
+        compat_http_broadcast(s->http, kind, data);
 }
 
-static void event_message(Mesh *mesh, const InboxMessage *im) {
-        _cleanup_(json_object_putp) json_object *data = event_new(mesh);
+static void event_message(CompatServer *s, Mesh *mesh, const InboxMessage *im) {
+        _cleanup_(json_object_putp) json_object *data = event_new(s, mesh);
         int r;
 
         if (!data)
@@ -63,7 +63,7 @@ static void event_message(Mesh *mesh, const InboxMessage *im) {
                 r = compat_json_add_string(data, "body", im->body);
         if (r >= 0)
                 r = json_object_object_add(data, "created_at", compat_json_time(im->received_at));
-        event_send(mesh, "message", data, r);
+        event_send(s, mesh, "message", data, r);
 }
 
 /* Only the fields the broker gave, spread as upstream spreads its eventData. */
@@ -71,8 +71,8 @@ static int add_if_set(json_object *o, const char *key, const char *value) {
         return value ? json_object_object_add(o, key, json_object_new_string(value)) : 0;
 }
 
-static void event_peer(Mesh *mesh, bool joined, const Peer *p) {
-        _cleanup_(json_object_putp) json_object *data = event_new(mesh), *groups = NULL;
+static void event_peer(CompatServer *s, Mesh *mesh, bool joined, const Peer *p) {
+        _cleanup_(json_object_putp) json_object *data = event_new(s, mesh), *groups = NULL;
         int r;
 
         if (!data)
@@ -99,7 +99,7 @@ static void event_peer(Mesh *mesh, bool joined, const Peer *p) {
                 r = add_if_set(data, "hostname", p->hostname);
         if (r >= 0 && p->groups_json && json_parse_strict(p->groups_json, strlen(p->groups_json), &groups) >= 0)
                 r = json_object_object_add(data, "groups", TAKE_PTR(groups));
-        event_send(mesh, joined ? "peer_join" : "peer_leave", data, r);
+        event_send(s, mesh, joined ? "peer_join" : "peer_leave", data, r);
 }
 
 /* Upstream's WebSocket status for a mesh state; NULL before the first state is known. */
@@ -116,30 +116,32 @@ static const char *upstream_status(MeshState s) {
         return s >= 0 && s < _MESH_STATE_MAX ? table[s] : NULL;
 }
 
-static void event_mesh_state(Mesh *mesh, MeshState before) {
+static void event_mesh_state(CompatServer *s, Mesh *mesh, MeshState before) {
         _cleanup_(json_object_putp) json_object *data = NULL;
         const char *was = upstream_status(before), *status = upstream_status(mesh->state);
 
         /* State also changes with LastError alone, and several states are "closed" upstream. */
         if (!was || !status || streq(was, status))
                 return;
-        data = event_new(mesh);
+        data = event_new(s, mesh);
         if (!data)
                 return;
-        event_send(mesh, "broker_status", data, compat_json_add_string(data, "status", status));
+        event_send(s, mesh, "broker_status", data, compat_json_add_string(data, "status", status));
 }
 
 int compat_on_event(Manager *m, const Event *e, void *userdata) {
+        CompatServer *s = userdata;
+
         switch (e->kind) {
         case EVENT_MESSAGE_RECEIVED:
-                event_message(e->mesh, e->message);
+                event_message(s, e->mesh, e->message);
                 break;
         case EVENT_PEER_JOINED:
         case EVENT_PEER_LEFT:
-                event_peer(e->mesh, e->kind == EVENT_PEER_JOINED, e->peer);
+                event_peer(s, e->mesh, e->kind == EVENT_PEER_JOINED, e->peer);
                 break;
         case EVENT_MESH_STATE:
-                event_mesh_state(e->mesh, e->before);
+                event_mesh_state(s, e->mesh, e->before);
                 break;
         default: /* upstream's stream has no such event */
                 break;

@@ -5,7 +5,15 @@
 #include <microhttpd.h>
 
 #include "compat-http.h"
+#include "compat-routes.h"
+#include "compat-socket.h"
 #include "manager.h"
+
+struct CompatServer {
+        Manager *manager;
+        CompatSocket *socket;
+        CompatHttp *http;
+};
 
 /*
  * The /v1 routes. Each mirrors a bus method and goes through the same code: the same polkit
@@ -61,7 +69,7 @@ json_object *compat_json_time(usec_t t);
 
 /* The core's events (event.h) onto the open /v1 event streams: "message", "peer_join",
  * "peer_leave", "broker_status" (only when upstream's status changes with the state). */
-int compat_on_event(Manager *m, const Event *e, void *userdata);
+int compat_on_event(Manager *m, const Event *e, void *userdata); /* userdata: the CompatServer */
 
 /* The route handlers, by file. */
 int compat_route_send(CompatRequest *req, void *userdata);          /* compat-route-send.c */

@@ -207,25 +207,37 @@ static const CompatRoute compat_routes[] = {
         { NULL, NULL, NULL, 0 },
 };
 
-int manager_compat_start(Manager *m) {
+CompatServer *compat_server_free(CompatServer *s) {
+        if (!s)
+                return NULL;
+        manager_unsubscribe(s->manager, compat_on_event, s);
+        compat_http_free(s->http);
+        compat_socket_free(s->socket);
+        free(s);
+        return NULL;
+}
+
+int compat_server_start(Manager *m, CompatServer **ret) {
+        _cleanup_(compat_server_freep) CompatServer *s = NULL;
         int r;
 
-        r = compat_socket_open(m->config_dir, &m->compat_socket);
+        assert(m);
+        assert(ret);
+
+        s = calloc(1, sizeof(CompatServer));
+        if (!s)
+                return -ENOMEM;
+        s->manager = m;
+        r = compat_socket_open(m->config_dir, &s->socket);
         if (r < 0)
                 return r;
-        r = compat_http_new(m->event, m->compat_socket->fd, compat_routes, m, &m->compat_http);
-        if (r < 0) {
-                log_error_errno(r, "Cannot serve the /v1 API on %s: %s", m->compat_socket->path, STRERROR(r));
-                m->compat_socket = compat_socket_free(m->compat_socket);
-                return r;
-        }
-        r = manager_subscribe(m, compat_on_event, NULL);
-        if (r < 0) {
-                log_error_errno(r, "Cannot subscribe /v1 to the daemon's events: %s", STRERROR(r));
-                m->compat_http = compat_http_free(m->compat_http);
-                m->compat_socket = compat_socket_free(m->compat_socket);
-                return r;
-        }
-        log_info("Serving the upstream /v1 API on %s", m->compat_socket->path);
+        r = compat_http_new(m->event, s->socket->fd, compat_routes, m, &s->http);
+        if (r < 0)
+                return log_error_errno(r, "Cannot serve the /v1 API on %s: %s", s->socket->path, STRERROR(r));
+        r = manager_subscribe(m, compat_on_event, s);
+        if (r < 0)
+                return log_error_errno(r, "Cannot subscribe /v1 to the daemon's events: %s", STRERROR(r));
+        log_info("Serving the upstream /v1 API on %s", s->socket->path);
+        *ret = TAKE_PTR(s);
         return 0;
 }

@@ -56,5 +56,7 @@ typedef struct EventSubscriber {
 
 /* Handlers run in the order they subscribed. -ENOSPC past EVENT_SUBSCRIBERS_MAX. */
 int manager_subscribe(Manager *m, EventHandler handler, void *userdata);
+/* Drops the subscription of handler with userdata, if there is one. */
+void manager_unsubscribe(Manager *m, EventHandler handler, void *userdata);
 /* Hands e to every subscriber; stops at the first that fails and returns its error. */
 int manager_emit(Manager *m, const Event *e);

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <assert.h>
 #include <string.h>
 
 #include "json-util.h"
@@ -237,6 +238,17 @@ const char *link_peer_name(const MeshLink *l, const char *pubkey) {
 
 usec_t mesh_link_peers_updated_at(const MeshLink *l) {
         return l->peers_updated_at;
+}
+
+bool mesh_link_peer_is_self(const MeshLink *l, const Peer *p) {
+        assert(l);
+        assert(p);
+        return streq(p->pubkey, l->session.public_key_hex);
+}
+
+Mesh *mesh_link_mesh(const MeshLink *l) {
+        assert(l);
+        return l->mesh;
 }
 
 const Peer *mesh_link_peers(const MeshLink *l, size_t *ret_n) {

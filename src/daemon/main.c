@@ -121,8 +121,23 @@ static int on_reload_signal(sd_event_source *s, const struct signalfd_siginfo *s
 
 #define EXIT_USAGE 2
 
+/* The core and the front-ends that are not part of it, torn down in order: the links and queues
+ * first, whose waiting callers are answered through the front-ends, then the front-ends. */
+typedef struct Daemon {
+        Manager *m;
+        CompatServer *compat;
+} Daemon;
+
+static void daemon_done(Daemon *d) {
+        if (d->m)
+                manager_shutdown(d->m);
+        d->compat = compat_server_free(d->compat);
+        d->m = manager_free(d->m);
+}
+
 static int run(int argc, char *argv[]) {
-        _cleanup_(manager_freep) Manager *m = NULL;
+        _cleanup_(daemon_done) Daemon d = { .m = NULL };
+        Manager *m;
         sigset_t mask;
         int r;
 
@@ -147,12 +162,12 @@ static int run(int argc, char *argv[]) {
         if (sigprocmask(SIG_BLOCK, &mask, NULL) < 0)
                 return negative_errno();
 
-        r = manager_new(&m);
+        r = manager_new(&d.m);
         if (r < 0)
                 return log_error_errno(r, "Cannot set up: %s", STRERROR(r));
+        m = d.m;
         m->synchronous_full = arg_synchronous_full;
         m->offline = arg_offline;
-        m->compat = arg_compat;
 
         r = sd_event_add_signal(m->event, NULL, SIGTERM, on_terminate, m);
         if (r >= 0)
@@ -174,7 +189,7 @@ static int run(int argc, char *argv[]) {
         if (r < 0)
                 return r;
         /* The bus is the primary surface: a compat socket that cannot be served costs only itself. */
-        if (m->compat && manager_compat_start(m) < 0)
+        if (arg_compat && compat_server_start(m, &d.compat) < 0)
                 log_warning("Not serving the /v1 API; D-Bus clients are unaffected");
         r = notify_subscribe(m);
         if (r < 0)

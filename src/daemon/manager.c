@@ -54,15 +54,19 @@ static void manager_drop_meshes(Manager *m) {
         m->n_meshes = 0;
 }
 
+void manager_shutdown(Manager *m) {
+        assert(m);
+
+        manager_drop_meshes(m);
+        /* The queue answers its waiting callers, so it goes before the bus and the outbox. */
+        m->send_queue = send_queue_free(m->send_queue);
+        m->transitions = transition_queue_free(m->transitions);
+}
+
 Manager *manager_free(Manager *m) {
         if (!m)
                 return NULL;
-        manager_drop_meshes(m);
-        /* The queue answers its waiting callers, so it goes before the bus and the outbox. */
-        send_queue_free(m->send_queue);
-        transition_queue_free(m->transitions);
-        compat_http_free(m->compat_http);
-        compat_socket_free(m->compat_socket);
+        manager_shutdown(m);
         sd_event_source_disable_unref(m->expire_timer);
         sd_event_source_disable_unref(m->drain_timer);
         outbox_free(m->outbox);

@@ -6,8 +6,6 @@
 #include <systemd/sd-event.h>
 
 #include "cm-error.h"
-#include "compat-http.h"
-#include "compat-socket.h"
 #include "event.h"
 #include "host-fingerprint.h"
 #include "keypair-archive.h"
@@ -50,9 +48,6 @@ typedef struct Manager {
 
         bool synchronous_full;     /* SQLite synchronous=FULL (default) or NORMAL */
         bool offline;              /* --offline: meshes stay attached, no broker links */
-        bool compat;               /* serve the upstream /v1 API (off with --no-compat) */
-        CompatSocket *compat_socket;
-        CompatHttp *compat_http;
         Outbox *outbox;            /* NULL when it could not be opened: outbox_error says why */
         char *outbox_error;
         Inbox *inbox;
@@ -69,6 +64,9 @@ typedef struct Manager {
 } Manager;
 
 int manager_new(Manager **ret);
+/* Stops the links and answers every waiting caller (through the front-ends, which must still be
+ * there); manager_free() does it too. */
+void manager_shutdown(Manager *m);
 Manager *manager_free(Manager *m);
 DEFINE_TRIVIAL_CLEANUP_FUNC(Manager *, manager_free);
 

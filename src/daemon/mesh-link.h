@@ -60,6 +60,9 @@ const char *mesh_link_features(const MeshLink *l);
 char *const *mesh_link_feature_names(const MeshLink *l);
 
 const Peer *mesh_link_peers(const MeshLink *l, size_t *ret_n);
+/* The peer is this daemon's own presence (its session key). */
+bool mesh_link_peer_is_self(const MeshLink *l, const Peer *p);
+Mesh *mesh_link_mesh(const MeshLink *l);
 /* When the peer list was last current (CLOCK_REALTIME µs): the broker sent it, or a peer event
  * that changed it; 0 when it never did. */
 usec_t mesh_link_peers_updated_at(const MeshLink *l);

@@ -6,6 +6,7 @@
 #include "tests.h"
 
 static char heard[16];
+static char A[] = "a", F[] = "f", C[] = "c", D[] = "d", E[] = "e";
 static size_t n_heard;
 
 static int handler(Manager *m, const Event *e, void *userdata) {
@@ -22,9 +23,9 @@ int main(void) {
 
         ASSERT_OK(manager_emit(&m, &(Event) { .kind = EVENT_STATUS_CHANGED }));
 
-        ASSERT_OK(manager_subscribe(&m, handler, (void *) "a"));
-        ASSERT_OK(manager_subscribe(&m, handler, (void *) "f"));
-        ASSERT_OK(manager_subscribe(&m, handler, (void *) "c"));
+        ASSERT_OK(manager_subscribe(&m, handler, A));
+        ASSERT_OK(manager_subscribe(&m, handler, F));
+        ASSERT_OK(manager_subscribe(&m, handler, C));
 
         ASSERT_OK(manager_emit(&m, &(Event) { .kind = EVENT_STATUS_CHANGED }));
         ASSERT_EQ(n_heard, 3);
@@ -35,7 +36,14 @@ int main(void) {
         ASSERT_EQ(n_heard, 2);
         ASSERT_TRUE(heard[0] == 'a' && heard[1] == 'f');
 
-        ASSERT_OK(manager_subscribe(&m, handler, (void *) "d"));
-        ASSERT_EQ(manager_subscribe(&m, handler, (void *) "e"), -ENOSPC);
+        ASSERT_OK(manager_subscribe(&m, handler, D));
+        ASSERT_EQ(manager_subscribe(&m, handler, E), -ENOSPC);
+
+        /* a front-end that goes away hears nothing more; the others keep their order */
+        manager_unsubscribe(&m, handler, F);
+        n_heard = 0;
+        ASSERT_OK(manager_emit(&m, &(Event) { .kind = EVENT_MESSAGE_RECEIVED }));
+        ASSERT_EQ(n_heard, 3);
+        ASSERT_TRUE(heard[0] == 'a' && heard[1] == 'c' && heard[2] == 'd');
         return 0;
 }
