@@ -9,6 +9,7 @@
 #include "compat-routes.h"
 #include "config-build.h"
 #include "log.h"
+#include "manager-dbus.h"
 #include "manager.h"
 #include "message-ids.h"
 #include "notify-desktop.h"
@@ -185,7 +186,7 @@ static int run(int argc, char *argv[]) {
                 return r;
         /* The front-ends, in the order they hear events: the bus first, since a message it could
          * not announce is announced again at the next start (and then to the others too). */
-        r = manager_bus_register(m);
+        r = manager_dbus_register(m);
         if (r < 0)
                 return r;
         /* The bus is the primary surface: a compat socket that cannot be served costs only itself. */

@@ -101,10 +101,3 @@ void manager_attach_links(Manager *m);
 void manager_schedule_drain(Manager *m);
 /* Drains every connected mesh now (new rows: accepted, requeued). */
 void manager_drain_all(Manager *m);
-
-/* bus-manager.c and bus-mesh.c */
-int manager_bus_register(Manager *m);
-int mesh_bus_register(Manager *m);
-int mesh_bus_emit_added(Mesh *mesh);
-int mesh_bus_emit_removed(Mesh *mesh);
-int mesh_bus_emit_changed(Mesh *mesh);

@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* org.claudemesh.Mesh1, one object per configured mesh under /org/claudemesh/Daemon1/mesh/. */
 #include <string.h>
 
 #include "log.h"
+#include "mesh-dbus.h"
 #include "manager.h"
 #include "mesh-link.h"
 
@@ -88,7 +90,7 @@ static const sd_bus_vtable mesh_vtable[] = {
         SD_BUS_VTABLE_END,
 };
 
-int mesh_bus_register(Manager *m) {
+int mesh_dbus_register(Manager *m) {
         int r;
 
         r = sd_bus_add_fallback_vtable(m->bus, NULL, MESH_OBJECT_PREFIX, MESH_INTERFACE, mesh_vtable,
@@ -101,17 +103,17 @@ int mesh_bus_register(Manager *m) {
         return 0;
 }
 
-int mesh_bus_emit_added(Mesh *mesh) {
+int mesh_dbus_emit_added(Mesh *mesh) {
         sd_bus *bus = mesh->manager->bus;
         return bus ? sd_bus_emit_interfaces_added(bus, mesh->path, MESH_INTERFACE, NULL) : 0;
 }
 
-int mesh_bus_emit_removed(Mesh *mesh) {
+int mesh_dbus_emit_removed(Mesh *mesh) {
         sd_bus *bus = mesh->manager->bus;
         return bus ? sd_bus_emit_interfaces_removed(bus, mesh->path, MESH_INTERFACE, NULL) : 0;
 }
 
-int mesh_bus_emit_changed(Mesh *mesh) {
+int mesh_dbus_emit_changed(Mesh *mesh) {
         sd_bus *bus = mesh->manager->bus;
         if (!bus)
                 return 0;
