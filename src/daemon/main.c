@@ -88,7 +88,7 @@ static void rlimit_nofile_bump(void) {
 
         if (getrlimit(RLIMIT_NOFILE, &rl) < 0) {
                 r = negative_errno();
-                log_warning_errno(r, "Cannot read RLIMIT_NOFILE: %s", STRERROR(r));
+                log_warning_errno(r, "Cannot read RLIMIT_NOFILE: %m");
                 return;
         }
         if (rl.rlim_cur >= rl.rlim_max)
@@ -96,8 +96,8 @@ static void rlimit_nofile_bump(void) {
         rl.rlim_cur = rl.rlim_max;
         if (setrlimit(RLIMIT_NOFILE, &rl) < 0) {
                 r = negative_errno();
-                log_warning_errno(r, "Cannot raise the soft RLIMIT_NOFILE to %llu: %s",
-                                  (unsigned long long) rl.rlim_max, STRERROR(r));
+                log_warning_errno(r, "Cannot raise the soft RLIMIT_NOFILE to %llu: %m",
+                                  (unsigned long long) rl.rlim_max);
         } else
                 log_debug("Raised the soft RLIMIT_NOFILE to %llu", (unsigned long long) rl.rlim_max);
 }
@@ -165,7 +165,7 @@ static int run(int argc, char *argv[]) {
 
         r = manager_new(&d.m);
         if (r < 0)
-                return log_error_errno(r, "Cannot set up: %s", STRERROR(r));
+                return log_error_errno(r, "Cannot set up: %m");
         m = d.m;
         m->synchronous_full = arg_synchronous_full;
         m->offline = arg_offline;
@@ -176,10 +176,10 @@ static int run(int argc, char *argv[]) {
         if (r >= 0)
                 r = sd_event_add_signal(m->event, NULL, SIGHUP, on_reload_signal, m);
         if (r < 0)
-                return log_error_errno(r, "Cannot watch signals: %s", STRERROR(r));
+                return log_error_errno(r, "Cannot watch signals: %m");
         r = sd_event_set_watchdog(m->event, true);
         if (r < 0)
-                return log_error_errno(r, "Cannot enable the watchdog: %s", STRERROR(r));
+                return log_error_errno(r, "Cannot enable the watchdog: %m");
 
         r = manager_startup(m);
         if (r < 0)
@@ -194,7 +194,7 @@ static int run(int argc, char *argv[]) {
                 log_warning("Not serving the /v1 API; D-Bus clients are unaffected");
         r = notify_subscribe(m);
         if (r < 0)
-                return log_error_errno(r, "Cannot subscribe desktop notifications: %s", STRERROR(r));
+                return log_error_errno(r, "Cannot subscribe desktop notifications: %m");
         manager_start(m);
 
         (void) sd_notifyf(false, "READY=1\nSTATUS=%s", m->status);

@@ -336,7 +336,7 @@ int keypair_archive_load(const char *path, usec_t now, KeypairArchive **ret, Key
         if (r == -EFBIG)
                 why = "is implausibly large";
         else if (r < 0)
-                return log_warning_errno(r, "Cannot read key archive %s: %s", path, STRERROR(r));
+                return log_warning_errno(r, "Cannot read key archive %s: %m", path);
 
         if (!why && (st.st_mode & 07777) != 0600) {
                 char mode[8];
@@ -358,8 +358,7 @@ int keypair_archive_load(const char *path, usec_t now, KeypairArchive **ret, Key
         if (why) {
                 r = quarantine_file(path, "malformed", &report.quarantine_path);
                 if (r < 0)
-                        return log_error_errno(r, "Key archive %s %s, and it cannot be set aside: %s", path, why,
-                                               STRERROR(r));
+                        return log_error_errno(r, "Key archive %s %s, and it cannot be set aside: %m", path, why);
                 report.quarantined = true;
                 log_event(LOG_WARNING, CM_MESSAGE_KEY_ARCHIVE_PROBLEM,
                           LOG_FIELDS({ "CLAUDEMESH_QUARANTINE_PATH", report.quarantine_path }),
@@ -379,8 +378,7 @@ int keypair_archive_load(const char *path, usec_t now, KeypairArchive **ret, Key
                 r = keypair_archive_save(path, a);
                 if (r < 0)
                         log_event_errno(LOG_WARNING, r, CM_MESSAGE_KEY_ARCHIVE_PROBLEM, NULL,
-                                        "Cannot rewrite key archive %s, will retry on next load: %s", path,
-                                        STRERROR(r));
+                                        "Cannot rewrite key archive %s, will retry on next load: %m", path);
                 else if (a->n_keys == 0)
                         report.deleted = true;
                 else

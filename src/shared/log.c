@@ -150,6 +150,9 @@ int log_internal(int level, int error, const char *message_id, const LogField *f
                 goto out;
 
         memcpy(message, mesh_prefix, prefix_len);
+        /* The format says "…: %m" for the error: errno carries it (the caller's comes back below). */
+        if (error != 0)
+                errno = error < 0 ? -error : error;
         va_start(ap, format);
         vsnprintf(message + prefix_len, sizeof message - prefix_len, format, ap);
         va_end(ap);

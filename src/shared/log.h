@@ -27,10 +27,13 @@ void log_set_mesh(const char *slug);
 int log_get_max_level(void);
 bool log_to_journal(void);
 
-/* Format strings use STRERROR(r) rather than %m: -Wpedantic rejects the GNU %m. */
+/* The text of an error for a sentence that is not a log line (a reply, a file); log lines use
+ * %m instead (see log_internal). */
 #define STRERROR(e) strerror((e) < 0 ? -(e) : (e))
 
-/* Returns -abs(error) when error != 0, else 0, so callers can `return log_error_errno(r, ...)`. */
+/* Returns -abs(error) when error != 0, else 0, so callers can `return log_error_errno(r, ...)`.
+ * While the line is formatted errno is abs(error), so the format says the error with "%m", and
+ * the error is passed once: `log_warning_errno(r, "Cannot open %s: %m", path)`. */
 int log_internal(int level, int error, const char *message_id, const LogField *fields,
                  const char *file, int line, const char *func, const char *format, ...) _printf_(8, 9);
 
@@ -44,6 +47,8 @@ int log_internal(int level, int error, const char *message_id, const LogField *f
 #define log_error(...)   log_full_errno(LOG_ERR, 0, __VA_ARGS__)
 
 #define log_debug_errno(e, ...)   log_full_errno(LOG_DEBUG, (e), __VA_ARGS__)
+#define log_info_errno(e, ...)    log_full_errno(LOG_INFO, (e), __VA_ARGS__)
+#define log_notice_errno(e, ...)  log_full_errno(LOG_NOTICE, (e), __VA_ARGS__)
 #define log_warning_errno(e, ...) log_full_errno(LOG_WARNING, (e), __VA_ARGS__)
 #define log_error_errno(e, ...)   log_full_errno(LOG_ERR, (e), __VA_ARGS__)
 

@@ -25,8 +25,11 @@ static void test_stderr_prefix_and_errno(void) {
         ASSERT_TRUE(!log_to_journal());
         log_info("hello %d", 42);
         log_debug("not shown");
-        ASSERT_EQ(log_error_errno(-ENOENT, "open failed: %s", STRERROR(-ENOENT)), -ENOENT);
-        ASSERT_EQ(log_error_errno(EACCES, "denied: %s", STRERROR(EACCES)), -EACCES);
+        /* %m says the error passed, whatever errno was, and errno is the caller's again after */
+        errno = EBUSY;
+        ASSERT_EQ(log_error_errno(-ENOENT, "open failed: %m"), -ENOENT);
+        ASSERT_EQ(errno, EBUSY);
+        ASSERT_EQ(log_error_errno(EACCES, "denied: %m"), -EACCES);
         ASSERT_EQ(log_event(LOG_WARNING, CM_MESSAGE_CONFIG_ERROR,
                             LOG_FIELDS({ "CLAUDEMESH_MESH", "acme" }), "config %s", "bad"), 0);
 

@@ -331,7 +331,7 @@ static int dispatch(CompatRequest *req, const char *url, const char *method) {
         req->dispatched = true;
         r = req->route->handler(req, req->http->userdata);
         if (r < 0 && !req->answered) {
-                log_warning_errno(r, "/v1 %s %s failed: %s", method, url, STRERROR(r));
+                log_warning_errno(r, "/v1 %s %s failed: %m", method, url);
                 return compat_reply_error(req, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal");
         }
         if (!req->answered) {

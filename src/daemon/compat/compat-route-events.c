@@ -34,7 +34,7 @@ static json_object *event_new(CompatServer *s, Mesh *mesh) {
 
 static void event_send(CompatServer *s, Mesh *mesh, const char *kind, json_object *data, int r) {
         if (r < 0) {
-                log_debug_errno(r, "Mesh %s: cannot build the /v1 %s event: %s", mesh->entry->slug, kind, STRERROR(r));
+                log_debug_errno(r, "Mesh %s: cannot build the /v1 %s event: %m", mesh->entry->slug, kind);
                 return;
         }
         compat_http_broadcast(s->http, kind, data);

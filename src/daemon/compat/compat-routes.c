@@ -63,7 +63,7 @@ int compat_identify_caller(CompatRequest *req, Caller *ret, CmError *error) {
 static int run_authorized(CompatAuthorization *a) {
         int r = a->then(a->req, a->manager, a->request);
         if (r < 0)
-                log_warning_errno(r, "A /v1 request failed after polkit allowed it: %s", STRERROR(r));
+                log_warning_errno(r, "A /v1 request failed after polkit allowed it: %m");
         return r;
 }
 
@@ -233,10 +233,10 @@ int compat_server_start(Manager *m, CompatServer **ret) {
                 return r;
         r = compat_http_new(m->event, s->socket->fd, compat_routes, m, &s->http);
         if (r < 0)
-                return log_error_errno(r, "Cannot serve the /v1 API on %s: %s", s->socket->path, STRERROR(r));
+                return log_error_errno(r, "Cannot serve the /v1 API on %s: %m", s->socket->path);
         r = manager_subscribe(m, compat_on_event, s);
         if (r < 0)
-                return log_error_errno(r, "Cannot subscribe /v1 to the daemon's events: %s", STRERROR(r));
+                return log_error_errno(r, "Cannot subscribe /v1 to the daemon's events: %m");
         log_info("Serving the upstream /v1 API on %s", s->socket->path);
         *ret = TAKE_PTR(s);
         return 0;

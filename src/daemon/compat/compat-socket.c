@@ -17,7 +17,7 @@
 static int log_errno_path(const char *path, const char *what) {
         int r = negative_errno();
 
-        return log_error_errno(r, "%s %s: %s", what, path, STRERROR(r));
+        return log_error_errno(r, "%s %s: %m", what, path);
 }
 
 static int sockaddr_for(const char *path, struct sockaddr_un *sa, socklen_t *len) {
@@ -51,7 +51,7 @@ static int take_activated_fd(int *ret_fd) {
 
         n = sd_listen_fds_with_names(true, &names);
         if (n < 0)
-                return log_error_errno(n, "Cannot read the sockets systemd passed: %s", STRERROR(n));
+                return log_error_errno(n, "Cannot read the sockets systemd passed: %m");
         for (int i = 0; i < n; i++) {
                 int fd = SD_LISTEN_FDS_START + i;
                 const char *name = names ? names[i] : "unknown";
@@ -105,7 +105,7 @@ static int bind_socket(const char *path, int *ret_fd) {
         *strrchr(dir, '/') = '\0';
         r = mkdir_parents_mode(dir, 0700);
         if (r < 0)
-                return log_error_errno(r, "Cannot create %s: %s", dir, STRERROR(r));
+                return log_error_errno(r, "Cannot create %s: %m", dir);
         r = sockaddr_for(path, &sa, &len);
         if (r < 0)
                 return log_error_errno(r, "Socket path %s is too long for a Unix socket", path);
@@ -122,7 +122,7 @@ static int bind_socket(const char *path, int *ret_fd) {
         r = bind(fd, (struct sockaddr *) &sa, len) < 0 ? negative_errno() : 0;
         umask(old_umask);
         if (r < 0)
-                return log_error_errno(r, "Cannot bind %s: %s", path, STRERROR(r));
+                return log_error_errno(r, "Cannot bind %s: %m", path);
         if (listen(fd, SOMAXCONN) < 0)
                 return log_errno_path(path, "Cannot listen on");
         *ret_fd = TAKE_FD(fd);
@@ -150,7 +150,7 @@ static int publish(CompatSocket *s, const char *config_dir) {
                 return -ENOMEM;
         r = mkdir_parents_mode(dir, 0700);
         if (r < 0)
-                return log_error_errno(r, "Cannot create %s: %s", dir, STRERROR(r));
+                return log_error_errno(r, "Cannot create %s: %m", dir);
 
         if (!streq(link_path, s->path)) {
                 if (!link_points_at(link_path, s->path) && socket_answers(link_path)) {
@@ -168,7 +168,7 @@ static int publish(CompatSocket *s, const char *config_dir) {
         r = snprintf(pid, sizeof(pid), "%d\n", (int) getpid());
         r = write_file_atomic(pid_path, pid, (size_t) r, 0600);
         if (r < 0)
-                return log_error_errno(r, "Cannot write %s: %s", pid_path, STRERROR(r));
+                return log_error_errno(r, "Cannot write %s: %m", pid_path);
         s->pid_path = TAKE_PTR(pid_path);
         return 0;
 }
@@ -188,8 +188,7 @@ int compat_socket_open(const char *config_dir, CompatSocket **ret) {
         if (s->fd >= 0) {
                 r = fd_socket_path(s->fd, &s->path);
                 if (r < 0)
-                        return log_error_errno(r, "The socket systemd passed has no file system path: %s",
-                                               STRERROR(r));
+                        return log_error_errno(r, "The socket systemd passed has no file system path: %m");
         } else {
                 r = default_socket_path(config_dir, &s->path);
                 if (r < 0)

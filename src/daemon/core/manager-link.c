@@ -262,6 +262,5 @@ void mesh_profile_resend(Mesh *mesh) {
         if (r >= 0)
                 r = send_frames(mesh->link, frames);
         if (r < 0)
-                log_warning_errno(r, "Mesh %s: could not send the saved profile again: %s", mesh->entry->slug,
-                                  STRERROR(r));
+                log_warning_errno(r, "Mesh %s: could not send the saved profile again: %m", mesh->entry->slug);
 }

@@ -97,7 +97,7 @@ static int manager_setup_paths(Manager *m) {
         r = path_config_file(&m->config_path);
         if (r < 0)
                 return log_error_errno(r, "Cannot find the config directory (set HOME or CLAUDEMESH_CONFIG_DIR "
-                                          "to an absolute path): %s", STRERROR(r));
+                                          "to an absolute path): %m");
         m->config_dir = strdup(m->config_path);
         if (!m->config_dir)
                 return -ENOMEM;
@@ -107,10 +107,10 @@ static int manager_setup_paths(Manager *m) {
         r = path_state_dir(&m->state_dir);
         if (r < 0)
                 return log_error_errno(r, "Cannot find the state directory (set STATE_DIRECTORY, "
-                                          "XDG_STATE_HOME or HOME): %s", STRERROR(r));
+                                          "XDG_STATE_HOME or HOME): %m");
         r = mkdir_parents_mode(m->state_dir, 0700);
         if (r < 0)
-                return log_error_errno(r, "Cannot create state directory %s: %s", m->state_dir, STRERROR(r));
+                return log_error_errno(r, "Cannot create state directory %s: %m", m->state_dir);
         return 0;
 }
 
@@ -159,7 +159,7 @@ static void manager_load_archive(Manager *m) {
         r = keypair_archive_load(path, now_usec(CLOCK_REALTIME), &m->archive, &report);
         if (r < 0)
                 log_event_errno(LOG_ERR, r, CM_MESSAGE_KEY_ARCHIVE_PROBLEM, NULL,
-                                "Cannot load %s, continuing without archived keys: %s", path, STRERROR(r));
+                                "Cannot load %s, continuing without archived keys: %m", path);
         keypair_archive_report_done(&report);
 }
 
@@ -194,7 +194,7 @@ static void manager_expire_outbox(Manager *m) {
                         continue;
                 r = outbox_expire(m->outbox, mesh->entry->mesh_id, now, (usec_t) hours * 3600 * USEC_PER_SEC);
                 if (r < 0)
-                        log_warning_errno(r, "Cannot retire outbox rows past their max age: %s", STRERROR(r));
+                        log_warning_errno(r, "Cannot retire outbox rows past their max age: %m");
                 else if (r > 0)
                         log_notice("Mesh %s: gave up on %d send(s) older than %u hours (max_age)", mesh->entry->slug, r,
                                    hours);
@@ -283,7 +283,7 @@ static int manager_open_stores(Manager *m) {
                 if (r > 0)
                         log_notice("Recovered %d in-flight outbox row(s) from the last run; they will be retried", r);
                 else if (r < 0)
-                        log_warning_errno(r, "Cannot recover in-flight outbox rows: %s", STRERROR(r));
+                        log_warning_errno(r, "Cannot recover in-flight outbox rows: %m");
                 r = transition_queue_new(m->event, m->outbox, link_transition_landed, on_store_recovered, m,
                                          &m->transitions);
                 if (r < 0)
@@ -659,7 +659,7 @@ int manager_startup(Manager *m) {
         manager_load_archive(m);
         r = manager_open_stores(m);
         if (r < 0)
-                return log_error_errno(r, "Cannot set up the stores: %s", STRERROR(r));
+                return log_error_errno(r, "Cannot set up the stores: %m");
         (void) manager_reload_config(m, NULL);
 
         /* Upstream's CLI writes config.json.tmp and renames it; pick up joins without a restart.
@@ -672,11 +672,11 @@ int manager_startup(Manager *m) {
         r = sd_event_add_inotify(m->event, &m->config_parent_watch, parent,
                                  IN_CREATE | IN_MOVED_TO | IN_ONLYDIR, on_config_parent_event, m);
         if (r < 0)
-                log_debug("Not watching %s: %s", parent, STRERROR(r));
+                log_debug_errno(r, "Not watching %s: %m", parent);
         r = manager_watch_config_dir(m);
         if (r < 0 && !(r == -ENOENT && m->config_parent_watch))
-                log_notice("Not watching %s (%s); use Reload or SIGHUP after editing config.json",
-                           m->config_dir, STRERROR(r));
+                log_notice_errno(r, "Not watching %s (%m); use Reload or SIGHUP after editing config.json",
+                           m->config_dir);
 
         return 0;
 }

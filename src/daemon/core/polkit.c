@@ -183,7 +183,7 @@ static int on_check_reply(sd_bus_message *reply, void *userdata, sd_bus_error *r
         /* Re-dispatch the parked call: its handler now finds the answer. */
         r = sd_bus_enqueue_for_read(sd_bus_message_get_bus(q->call), q->call);
         if (r < 0) {
-                log_error_errno(r, "Failed to re-queue a method call after the polkit answer: %s", STRERROR(r));
+                log_error_errno(r, "Failed to re-queue a method call after the polkit answer: %m");
                 polkit_query_unlink(q);
                 polkit_query_free(q);
         }

@@ -68,7 +68,7 @@ static int send_queue_flush(SendQueue *q) {
                 /* The whole batch is rolled back: nothing of it was stored. */
                 outbox_rollback(q->outbox);
                 n_queued = 0;
-                log_error_errno(r, "Failed to commit %zu accepted send(s): %s", n, STRERROR(r));
+                log_error_errno(r, "Failed to commit %zu accepted send(s): %m", n);
                 for (size_t i = 0; i < n; i++)
                         q->items[i].done(&q->items[i].req, NULL, r, q->items[i].userdata);
         } else {

@@ -229,10 +229,10 @@ int transition_queue_apply(TransitionQueue *q, const Transition *t) {
         }
         r = store_transition(q->outbox, t);
         if (is_store_failure(r)) {
-                log_warning_errno(r, "%s: cannot store the %s of %s (%s); keeping it and trying again",
+                log_warning_errno(r, "%s: cannot store the %s of %s (%m); keeping it and trying again",
                                   outbox_path(q->outbox),
                                   t->kind == TRANSITION_DONE ? "delivery" : t->kind == TRANSITION_DEAD ? "failure" : "retry",
-                                  t->client_message_id, STRERROR(r));
+                                  t->client_message_id);
                 r = keep(q, t);
                 if (r < 0)
                         return r;

@@ -99,7 +99,7 @@ static void reply_send(const SendRequest *req, const OutboxAcceptResult *res, in
                         res->last_error ? ", last error: " : "", strempty(res->last_error),
                         strstr(res->conflict, "dead") ? ", or requeue the dead row (Requeue)" : "");
         if (r < 0)
-                log_debug_errno(r, "Could not answer a Send call: %s", STRERROR(r));
+                log_debug_errno(r, "Could not answer a Send call: %m");
 }
 
 static int method_send(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
@@ -451,7 +451,7 @@ static void reply_peers(const MeshLink *l, int result, const CmError *error, voi
                 r = sd_bus_send(NULL, reply, NULL);
 finish:
         if (r < 0)
-                log_debug_errno(r, "Cannot answer ListPeers: %s", STRERROR(r));
+                log_debug_errno(r, "Cannot answer ListPeers: %m");
 }
 
 static int method_list_peers(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
@@ -690,8 +690,8 @@ static int bus_on_event(Manager *m, const Event *e, void *userdata) {
         case EVENT_MESSAGE_RECEIVED:
                 r = emit_message_received(m, e->mesh, e->message);
                 if (r < 0)
-                        return log_warning_errno(r, "Mesh %s: cannot emit MessageReceived for %s: %s",
-                                                 e->mesh->entry->slug, e->message->id, STRERROR(r));
+                        return log_warning_errno(r, "Mesh %s: cannot emit MessageReceived for %s: %m",
+                                                 e->mesh->entry->slug, e->message->id);
                 break;
         case EVENT_UNREAD_CHANGED:
                 r = sd_bus_emit_properties_changed(m->bus, e->mesh->path, MESH_INTERFACE, "UnreadCount", NULL);
@@ -718,7 +718,7 @@ static int bus_on_event(Manager *m, const Event *e, void *userdata) {
                 break;
         }
         if (r < 0)
-                log_debug_errno(r, "Cannot emit a D-Bus signal: %s", STRERROR(r));
+                log_debug_errno(r, "Cannot emit a D-Bus signal: %m");
         return 0;
 }
 
@@ -728,19 +728,19 @@ int manager_dbus_register(Manager *m) {
         r = sd_bus_open_user_with_description(&m->bus, "claudemeshd");
         if (r < 0)
                 return log_error_errno(r, "Cannot connect to the session bus (is DBUS_SESSION_BUS_ADDRESS "
-                                          "set?): %s", STRERROR(r));
+                                          "set?): %m");
         r = sd_bus_add_object_vtable(m->bus, NULL, DAEMON_OBJECT_PATH, DAEMON_INTERFACE, manager_vtable, m);
         if (r < 0)
-                return log_error_errno(r, "Cannot register %s: %s", DAEMON_OBJECT_PATH, STRERROR(r));
+                return log_error_errno(r, "Cannot register %s: %m", DAEMON_OBJECT_PATH);
         r = sd_bus_add_object_manager(m->bus, NULL, DAEMON_OBJECT_PATH);
         if (r < 0)
-                return log_error_errno(r, "Cannot register the object manager: %s", STRERROR(r));
+                return log_error_errno(r, "Cannot register the object manager: %m");
         r = mesh_dbus_register(m);
         if (r < 0)
                 return r;
         r = sd_bus_attach_event(m->bus, m->event, SD_EVENT_PRIORITY_NORMAL);
         if (r < 0)
-                return log_error_errno(r, "Cannot attach the bus to the event loop: %s", STRERROR(r));
+                return log_error_errno(r, "Cannot attach the bus to the event loop: %m");
         /* Losing the session bus ends the session; leave rather than run unreachable. */
         r = sd_bus_set_exit_on_disconnect(m->bus, true);
         if (r < 0)
@@ -748,13 +748,13 @@ int manager_dbus_register(Manager *m) {
 
         r = manager_subscribe(m, bus_on_event, NULL);
         if (r < 0)
-                return log_error_errno(r, "Cannot subscribe the bus to the daemon's events: %s", STRERROR(r));
+                return log_error_errno(r, "Cannot subscribe the bus to the daemon's events: %m");
 
         r = sd_bus_request_name(m->bus, DAEMON_BUS_NAME, 0);
         if (r == -EEXIST)
                 return log_error_errno(r, "%s is already owned on this bus: another claudemeshd runs for this "
                                           "session (systemctl --user status claudemesh)", DAEMON_BUS_NAME);
         if (r < 0)
-                return log_error_errno(r, "Cannot own %s: %s", DAEMON_BUS_NAME, STRERROR(r));
+                return log_error_errno(r, "Cannot own %s: %m", DAEMON_BUS_NAME);
         return 0;
 }

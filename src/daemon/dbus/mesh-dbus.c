@@ -96,10 +96,10 @@ int mesh_dbus_register(Manager *m) {
         r = sd_bus_add_fallback_vtable(m->bus, NULL, MESH_OBJECT_PREFIX, MESH_INTERFACE, mesh_vtable,
                                        mesh_object_find, m);
         if (r < 0)
-                return log_error_errno(r, "Cannot register the mesh objects: %s", STRERROR(r));
+                return log_error_errno(r, "Cannot register the mesh objects: %m");
         r = sd_bus_add_node_enumerator(m->bus, NULL, MESH_OBJECT_PREFIX, mesh_node_enumerator, m);
         if (r < 0)
-                return log_error_errno(r, "Cannot register the mesh enumerator: %s", STRERROR(r));
+                return log_error_errno(r, "Cannot register the mesh enumerator: %m");
         return 0;
 }
 

@@ -65,8 +65,8 @@ static void retry_later(MeshLink *l, const InflightSend *s, const char *why, use
                 delay = at_least;
         r = transition(l, TRANSITION_RETRY, s->row_id, s->client_message_id, why, now_usec(CLOCK_REALTIME) + delay);
         if (r < 0 && r != -ESTALE && r != -EAGAIN)
-                log_warning_errno(r, "Mesh %s: cannot put %s back to pending: %s", l->mesh->entry->slug,
-                                  s->client_message_id, STRERROR(r));
+                log_warning_errno(r, "Mesh %s: cannot put %s back to pending: %m", l->mesh->entry->slug,
+                                  s->client_message_id);
 }
 
 void link_requeue_inflight(MeshLink *l, const char *why) {
@@ -298,7 +298,7 @@ void mesh_link_drain(MeshLink *l) {
                 }
                 r = outbox_list_due(o, l->mesh->entry->mesh_id, now, want, &rows, &n);
                 if (r < 0) {
-                        log_warning_errno(r, "Mesh %s: cannot read due sends: %s", l->mesh->entry->slug, STRERROR(r));
+                        log_warning_errno(r, "Mesh %s: cannot read due sends: %m", l->mesh->entry->slug);
                         transition_queue_store_failed(transitions(l));
                         break;
                 }

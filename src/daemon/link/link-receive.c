@@ -28,7 +28,7 @@ static int announce_message(Mesh *mesh, const InboxMessage *im, bool encrypted) 
         r = inbox_mark_announced(m->inbox, im->id, now_usec(CLOCK_REALTIME));
         if (r < 0)
                 log_warning_errno(r, "Mesh %s: message %s was announced but cannot be marked so; it will be "
-                                  "announced again at the next start: %s", mesh->entry->slug, im->id, STRERROR(r));
+                                  "announced again at the next start: %m", mesh->entry->slug, im->id);
         return r;
 }
 
@@ -59,8 +59,8 @@ void manager_announce_stored(Manager *m) {
 
                         r = inbox_list_unannounced(m->inbox, mesh->entry->mesh_id, INBOX_LIST_MAX, &rows, &n);
                         if (r < 0) {
-                                log_warning_errno(r, "Mesh %s: cannot read the messages not yet announced: %s",
-                                                  mesh->entry->slug, STRERROR(r));
+                                log_warning_errno(r, "Mesh %s: cannot read the messages not yet announced: %m",
+                                                  mesh->entry->slug);
                                 break;
                         }
                         more = n == INBOX_LIST_MAX;
@@ -161,8 +161,7 @@ static void receive_push(MeshLink *l, json_object *push) {
         received_at = now_usec(CLOCK_REALTIME);
         r = ulid_new(received_at, row_id);
         if (r < 0) {
-                log_warning_errno(r, "Mesh %s: cannot mint an inbox id for %s: %s", l->mesh->entry->slug, message_id,
-                                  STRERROR(r));
+                log_warning_errno(r, "Mesh %s: cannot mint an inbox id for %s: %m", l->mesh->entry->slug, message_id);
                 return;
         }
         InboxMessage im = {
@@ -180,8 +179,7 @@ static void receive_push(MeshLink *l, json_object *push) {
         };
         r = inbox_insert(m->inbox, &im, &is_new);
         if (r < 0) {
-                log_warning_errno(r, "Mesh %s: cannot store message %s: %s", l->mesh->entry->slug, message_id,
-                                  STRERROR(r));
+                log_warning_errno(r, "Mesh %s: cannot store message %s: %m", l->mesh->entry->slug, message_id);
                 return;
         }
         if (is_new) {

@@ -330,8 +330,7 @@ static int link_start_worker(MeshLink *l) {
         }
         r = worker_process_start(l->mesh->manager->event, &handlers, l, &l->worker);
         if (r < 0)
-                return log_error_errno(r, "Mesh %s: cannot start %s: %s", l->mesh->entry->slug, worker_binary_path(),
-                                       STRERROR(r));
+                return log_error_errno(r, "Mesh %s: cannot start %s: %m", l->mesh->entry->slug, worker_binary_path());
         mesh_link_set_state(l, LINK_CONNECTING, NULL);
         link_send_start(l);
         return 0;
@@ -389,7 +388,7 @@ int mesh_link_new(Mesh *mesh, MeshLink **ret) {
         l->state = LINK_CONNECTING;
         r = mesh_session_load(mesh->manager->state_dir, mesh->entry->mesh_id, &l->session);
         if (r < 0)
-                return log_error_errno(r, "Mesh %s: cannot load its session key: %s", mesh->entry->slug, STRERROR(r));
+                return log_error_errno(r, "Mesh %s: cannot load its session key: %m", mesh->entry->slug);
         warn_plaintext_broker(mesh->entry);
         r = link_start_worker(l);
         if (r < 0)

@@ -45,9 +45,9 @@ static int sessions_dir(const char *state_dir, char **ret) {
                 return -ENOMEM;
         r = mkdir_parents_mode(dir, 0700);
         if (r < 0)
-                return log_error_errno(r, "Cannot create %s: %s", dir, STRERROR(r));
+                return log_error_errno(r, "Cannot create %s: %m", dir);
         if (lstat(dir, &st) < 0)
-                return log_error_errno(negative_errno(), "Cannot stat %s: %s", dir, STRERROR(errno));
+                return log_error_errno(negative_errno(), "Cannot stat %s: %m", dir);
         if (!S_ISDIR(st.st_mode))
                 return log_error_errno(-ENOTDIR, "%s is not a directory.", dir);
         if ((st.st_mode & 0077) != 0) {
@@ -165,7 +165,7 @@ int mesh_session_load(const char *state_dir, const char *mesh_id, MeshSession *r
         if (r == -EFBIG)
                 why = "is implausibly large";
         else if (r < 0 && r != -ENOENT)
-                return log_error_errno(r, "Cannot read session file %s of mesh %s: %s", path, mesh_id, STRERROR(r));
+                return log_error_errno(r, "Cannot read session file %s of mesh %s: %m", path, mesh_id);
         else if (r >= 0) {
                 r = session_parse(file.data, file.size, &s, &why);
                 if (r < 0 && r != -EBADMSG)
@@ -188,8 +188,8 @@ int mesh_session_load(const char *state_dir, const char *mesh_id, MeshSession *r
         if (why) {
                 r = quarantine_file(path, "malformed", &quarantined);
                 if (r < 0)
-                        return log_error_errno(r, "Session file %s of mesh %s %s, and it cannot be set aside: %s",
-                                               path, mesh_id, why, STRERROR(r));
+                        return log_error_errno(r, "Session file %s of mesh %s %s, and it cannot be set aside: %m",
+                                               path, mesh_id, why);
                 log_warning("Session file %s of mesh %s %s; moved it to %s and starting a new session. Until the "
                             "broker drops the old one, peers may see this host twice.",
                             path, mesh_id, why, quarantined);
@@ -199,7 +199,7 @@ int mesh_session_load(const char *state_dir, const char *mesh_id, MeshSession *r
         session_generate(&s);
         r = session_save(path, &s);
         if (r < 0)
-                return log_error_errno(r, "Cannot write session file %s of mesh %s: %s", path, mesh_id, STRERROR(r));
+                return log_error_errno(r, "Cannot write session file %s of mesh %s: %m", path, mesh_id);
         log_info("New session %s (key %s) for mesh %s.", s.session_id, s.public_key_hex, mesh_id);
         *ret = s;
         return 0;
@@ -284,7 +284,7 @@ int mesh_profile_load(const char *state_dir, const char *mesh_id, json_object **
         if (r == -EFBIG)
                 why = "is implausibly large";
         else if (r < 0)
-                return log_error_errno(r, "Cannot read profile file %s of mesh %s: %s", path, mesh_id, STRERROR(r));
+                return log_error_errno(r, "Cannot read profile file %s of mesh %s: %m", path, mesh_id);
         else {
                 r = json_parse_strict(text, size, &o);
                 if (r == -ENOMEM)
@@ -300,8 +300,8 @@ int mesh_profile_load(const char *state_dir, const char *mesh_id, json_object **
         if (why) {
                 r = quarantine_file(path, "malformed", &quarantined);
                 if (r < 0)
-                        return log_error_errno(r, "Profile file %s of mesh %s %s, and it cannot be set aside: %s",
-                                               path, mesh_id, why, STRERROR(r));
+                        return log_error_errno(r, "Profile file %s of mesh %s %s, and it cannot be set aside: %m",
+                                               path, mesh_id, why);
                 log_warning("Profile file %s of mesh %s %s; moved it to %s. Peers see the broker's default "
                             "profile until it is set again.", path, mesh_id, why, quarantined);
                 *ret = NULL;
@@ -336,6 +336,6 @@ int mesh_profile_save(const char *state_dir, const char *mesh_id, json_object *p
                 return -EMSGSIZE;
         r = write_file_atomic(path, text, strlen(text), 0600);
         if (r < 0)
-                return log_error_errno(r, "Cannot write profile file %s of mesh %s: %s", path, mesh_id, STRERROR(r));
+                return log_error_errno(r, "Cannot write profile file %s of mesh %s: %m", path, mesh_id);
         return 0;
 }

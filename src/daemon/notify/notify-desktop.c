@@ -41,14 +41,14 @@ static void notify_message(Manager *m, Mesh *mesh, const InboxMessage *im, bool 
          * summary is plain text; the body is read as markup, so & < > become entities there. */
         if (asprintf(&raw_summary, "%s%s (%s)", direct ? "" : "Mentioned by ", strempty(im->sender_name),
                      mesh->entry->slug) < 0) {
-                log_debug_errno(-ENOMEM, "Cannot build a desktop notification: %s", STRERROR(-ENOMEM));
+                log_debug_errno(-ENOMEM, "Cannot build a desktop notification: %m");
                 return;
         }
         summary = escape_text(raw_summary, strlen(raw_summary), SUMMARY_MAX, 0);
         body = escape_text(strempty(im->body), strlen(strempty(im->body)), BODY_MAX,
                            ESCAPE_FIRST_LINE | ESCAPE_MARKUP);
         if (!summary || !body) {
-                log_debug_errno(-ENOMEM, "Cannot build a desktop notification: %s", STRERROR(-ENOMEM));
+                log_debug_errno(-ENOMEM, "Cannot build a desktop notification: %m");
                 return;
         }
         /* No reply expected: a missing notification service must not cost anything. */
@@ -57,7 +57,7 @@ static void notify_message(Manager *m, Mesh *mesh, const InboxMessage *im, bool 
                                      "claudemesh", (uint32_t) 0, "mail-message-new", summary, body, 0, 2,
                                      "category", "s", "im.received", "desktop-entry", "s", "claudemesh", -1);
         if (r < 0)
-                log_debug_errno(r, "Cannot send a desktop notification: %s", STRERROR(r));
+                log_debug_errno(r, "Cannot send a desktop notification: %m");
 }
 
 static int notify_on_event(Manager *m, const Event *e, void *userdata) {

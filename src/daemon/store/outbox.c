@@ -168,8 +168,7 @@ static void write_marker(const char *marker) {
                 return;
         r = write_file_atomic(marker, text, sizeof text - 1, 0600);
         if (r < 0)
-                log_warning_errno(r, "Cannot write %s; a lost outbox.db would go unnoticed until it is: %s", marker,
-                                  STRERROR(r));
+                log_warning_errno(r, "Cannot write %s; a lost outbox.db would go unnoticed until it is: %m", marker);
 }
 
 int outbox_open(const char *path, bool synchronous_full, Outbox **ret, char **ret_error) {
