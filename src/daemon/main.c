@@ -171,12 +171,14 @@ static int run(int argc, char *argv[]) {
         m->offline = arg_offline;
 
         r = sd_event_add_signal(m->event, NULL, SIGTERM, on_terminate, m);
-        if (r >= 0)
-                r = sd_event_add_signal(m->event, NULL, SIGINT, on_terminate, m);
-        if (r >= 0)
-                r = sd_event_add_signal(m->event, NULL, SIGHUP, on_reload_signal, m);
         if (r < 0)
-                return log_error_errno(r, "Cannot watch signals: %m");
+                return log_error_errno(r, "Cannot watch SIGTERM: %m");
+        r = sd_event_add_signal(m->event, NULL, SIGINT, on_terminate, m);
+        if (r < 0)
+                return log_error_errno(r, "Cannot watch SIGINT: %m");
+        r = sd_event_add_signal(m->event, NULL, SIGHUP, on_reload_signal, m);
+        if (r < 0)
+                return log_error_errno(r, "Cannot watch SIGHUP: %m");
         r = sd_event_set_watchdog(m->event, true);
         if (r < 0)
                 return log_error_errno(r, "Cannot enable the watchdog: %m");
@@ -195,6 +197,9 @@ static int run(int argc, char *argv[]) {
         r = notify_subscribe(m);
         if (r < 0)
                 return log_error_errno(r, "Cannot subscribe desktop notifications: %m");
+        r = manager_dbus_request_name(m);
+        if (r < 0)
+                return r;
         manager_start(m);
 
         (void) sd_notifyf(false, "READY=1\nSTATUS=%s", m->status);

@@ -457,10 +457,14 @@ int keypair_archive_save(const char *path, const KeypairArchive *a) {
 
         r = append_text(&b, &pos, "{\n  \"schema_version\": %d,\n  \"max_archived_keys\": %u,\n  \"keys\": [\n",
                         KEYPAIR_ARCHIVE_SCHEMA_VERSION, max);
-        for (size_t i = 0; r >= 0 && i < a->n_keys; i++)
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < a->n_keys; i++) {
                 r = append_entry(&b, &pos, &a->keys[i], i + 1 == a->n_keys);
-        if (r >= 0)
-                r = append_text(&b, &pos, "  ]\n}\n");
+                if (r < 0)
+                        return r;
+        }
+        r = append_text(&b, &pos, "  ]\n}\n");
         if (r < 0)
                 return r;
         return write_file_atomic(path, b.data, pos, 0600);

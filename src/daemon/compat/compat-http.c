@@ -461,8 +461,9 @@ int compat_http_new(sd_event *event, int listen_fd, const CompatRoute *routes, v
         if (r < 0)
                 return r;
         r = sd_event_add_defer(event, &h->pending, on_pending, h);
-        if (r >= 0)
-                r = sd_event_source_set_enabled(h->pending, SD_EVENT_OFF);
+        if (r < 0)
+                return r;
+        r = sd_event_source_set_enabled(h->pending, SD_EVENT_OFF);
         if (r < 0)
                 return r;
         compat_http_rearm(h);

@@ -40,30 +40,42 @@ static void event_send(CompatServer *s, Mesh *mesh, const char *kind, json_objec
         compat_http_broadcast(s->http, kind, data);
 }
 
-static void event_message(CompatServer *s, Mesh *mesh, const InboxMessage *im) {
-        _cleanup_(json_object_putp) json_object *data = event_new(s, mesh);
+static int message_data(json_object *data, const InboxMessage *im) {
         int r;
 
-        if (!data)
-                return;
         r = compat_json_add_string(data, "id", im->id);
-        if (r >= 0)
-                r = compat_json_add_string(data, "client_message_id", im->client_message_id);
-        if (r >= 0)
-                r = compat_json_add_string(data, "broker_message_id", im->broker_message_id);
-        if (r >= 0)
-                r = compat_json_add_string(data, "sender_pubkey", im->sender_pubkey);
-        if (r >= 0)
-                r = compat_json_add_string(data, "sender_name", im->sender_name);
-        if (r >= 0)
-                r = compat_json_add_string(data, "topic", im->topic);
-        if (r >= 0)
-                r = compat_json_add_string(data, "reply_to_id", im->reply_to_id);
-        if (r >= 0)
-                r = compat_json_add_string(data, "body", im->body);
-        if (r >= 0)
-                r = json_object_object_add(data, "created_at", compat_json_time(im->received_at));
-        event_send(s, mesh, "message", data, r);
+        if (r < 0)
+                return r;
+        r = compat_json_add_string(data, "client_message_id", im->client_message_id);
+        if (r < 0)
+                return r;
+        r = compat_json_add_string(data, "broker_message_id", im->broker_message_id);
+        if (r < 0)
+                return r;
+        r = compat_json_add_string(data, "sender_pubkey", im->sender_pubkey);
+        if (r < 0)
+                return r;
+        r = compat_json_add_string(data, "sender_name", im->sender_name);
+        if (r < 0)
+                return r;
+        r = compat_json_add_string(data, "topic", im->topic);
+        if (r < 0)
+                return r;
+        r = compat_json_add_string(data, "reply_to_id", im->reply_to_id);
+        if (r < 0)
+                return r;
+        r = compat_json_add_string(data, "body", im->body);
+        if (r < 0)
+                return r;
+        r = json_object_object_add(data, "created_at", compat_json_time(im->received_at));
+        return r;
+}
+
+static void event_message(CompatServer *s, Mesh *mesh, const InboxMessage *im) {
+        _cleanup_(json_object_putp) json_object *data = event_new(s, mesh);
+
+        if (data)
+                event_send(s, mesh, "message", data, message_data(data, im));
 }
 
 /* Only the fields the broker gave, spread as upstream spreads its eventData. */
@@ -71,35 +83,51 @@ static int add_if_set(json_object *o, const char *key, const char *value) {
         return value ? json_object_object_add(o, key, json_object_new_string(value)) : 0;
 }
 
-static void event_peer(CompatServer *s, Mesh *mesh, bool joined, const Peer *p) {
-        _cleanup_(json_object_putp) json_object *data = event_new(s, mesh), *groups = NULL;
+static int peer_data(json_object *data, bool joined, const Peer *p) {
+        _cleanup_(json_object_putp) json_object *groups = NULL;
         int r;
 
-        if (!data)
-                return;
         r = json_object_object_add(data, "event", json_object_new_string(joined ? "peer_joined" : "peer_left"));
-        if (r >= 0)
-                r = compat_json_add_string(data, "pubkey", p->pubkey);
+        if (r < 0)
+                return r;
+        r = compat_json_add_string(data, "pubkey", p->pubkey);
+        if (r < 0)
+                return r;
         /* "name" is the broker's key in eventData, "displayName" the one of its peer lists. */
-        if (r >= 0)
-                r = compat_json_add_string(data, "name", p->display_name);
-        if (r >= 0)
-                r = compat_json_add_string(data, "displayName", p->display_name);
-        if (r >= 0)
-                r = add_if_set(data, "memberPubkey", p->member_pubkey);
-        if (r >= 0)
-                r = add_if_set(data, "status", p->status);
-        if (r >= 0)
-                r = add_if_set(data, "summary", p->summary);
-        if (r >= 0)
-                r = add_if_set(data, "sessionId", p->session_id);
-        if (r >= 0)
-                r = add_if_set(data, "connectedAt", p->connected_at);
-        if (r >= 0)
-                r = add_if_set(data, "hostname", p->hostname);
-        if (r >= 0 && p->groups_json && json_parse_strict(p->groups_json, strlen(p->groups_json), &groups) >= 0)
-                r = json_object_object_add(data, "groups", TAKE_PTR(groups));
-        event_send(s, mesh, joined ? "peer_join" : "peer_leave", data, r);
+        r = compat_json_add_string(data, "name", p->display_name);
+        if (r < 0)
+                return r;
+        r = compat_json_add_string(data, "displayName", p->display_name);
+        if (r < 0)
+                return r;
+        r = add_if_set(data, "memberPubkey", p->member_pubkey);
+        if (r < 0)
+                return r;
+        r = add_if_set(data, "status", p->status);
+        if (r < 0)
+                return r;
+        r = add_if_set(data, "summary", p->summary);
+        if (r < 0)
+                return r;
+        r = add_if_set(data, "sessionId", p->session_id);
+        if (r < 0)
+                return r;
+        r = add_if_set(data, "connectedAt", p->connected_at);
+        if (r < 0)
+                return r;
+        r = add_if_set(data, "hostname", p->hostname);
+        if (r < 0)
+                return r;
+        if (p->groups_json && json_parse_strict(p->groups_json, strlen(p->groups_json), &groups) >= 0)
+                return json_object_object_add(data, "groups", TAKE_PTR(groups));
+        return 0;
+}
+
+static void event_peer(CompatServer *s, Mesh *mesh, bool joined, const Peer *p) {
+        _cleanup_(json_object_putp) json_object *data = event_new(s, mesh);
+
+        if (data)
+                event_send(s, mesh, joined ? "peer_join" : "peer_leave", data, peer_data(data, joined, p));
 }
 
 /* Upstream's WebSocket status for a mesh state; NULL before the first state is known. */

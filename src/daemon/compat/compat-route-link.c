@@ -23,29 +23,49 @@ static json_object *groups_json(const Peer *p) {
 }
 
 /* A PeerSummary, camelCase as upstream clients read it; absent optional keys are left out. */
-static json_object *peer_json(const Peer *p) {
-        _cleanup_(json_object_putp) json_object *o = json_object_new_object(), *groups = groups_json(p);
-        int r = o && groups ? 0 : -ENOMEM;
+static int peer_fill(json_object *o, const Peer *p) {
+        _cleanup_(json_object_putp) json_object *groups = groups_json(p);
+        int r;
 
-        if (r >= 0)
-                r = compat_json_add_string(o, "pubkey", p->pubkey);
-        if (r >= 0 && p->member_pubkey)
+        if (!groups)
+                return -ENOMEM;
+        r = compat_json_add_string(o, "pubkey", p->pubkey);
+        if (r < 0)
+                return r;
+        if (p->member_pubkey) {
                 r = compat_json_add_string(o, "memberPubkey", p->member_pubkey);
-        if (r >= 0)
-                r = compat_json_add_string(o, "displayName", p->display_name);
-        if (r >= 0)
-                r = compat_json_add_string(o, "status", strempty(p->status));
-        if (r >= 0)
-                r = json_object_object_add(o, "summary", p->summary ? json_object_new_string(p->summary) : NULL);
-        if (r >= 0)
-                r = json_object_object_add(o, "groups", TAKE_PTR(groups));
-        if (r >= 0)
-                r = compat_json_add_string(o, "sessionId", strempty(p->session_id));
-        if (r >= 0)
-                r = compat_json_add_string(o, "connectedAt", strempty(p->connected_at));
-        if (r >= 0 && p->hostname)
-                r = compat_json_add_string(o, "hostname", p->hostname);
-        return r >= 0 ? TAKE_PTR(o) : NULL;
+                if (r < 0)
+                        return r;
+        }
+        r = compat_json_add_string(o, "displayName", p->display_name);
+        if (r < 0)
+                return r;
+        r = compat_json_add_string(o, "status", strempty(p->status));
+        if (r < 0)
+                return r;
+        r = json_object_object_add(o, "summary", p->summary ? json_object_new_string(p->summary) : NULL);
+        if (r < 0)
+                return r;
+        r = json_object_object_add(o, "groups", TAKE_PTR(groups));
+        if (r < 0)
+                return r;
+        r = compat_json_add_string(o, "sessionId", strempty(p->session_id));
+        if (r < 0)
+                return r;
+        r = compat_json_add_string(o, "connectedAt", strempty(p->connected_at));
+        if (r < 0)
+                return r;
+        if (p->hostname)
+                return compat_json_add_string(o, "hostname", p->hostname);
+        return 0;
+}
+
+static json_object *peer_json(const Peer *p) {
+        _cleanup_(json_object_putp) json_object *o = json_object_new_object();
+
+        if (!o || peer_fill(o, p) < 0)
+                return NULL;
+        return TAKE_PTR(o);
 }
 
 static int reply_peer_list(CompatRequest *req, const MeshLink *l) {
@@ -169,8 +189,9 @@ static int set_profile(CompatRequest *req, Manager *m, void *request) {
                 r = json_profile_value(value, &v, &strings);
                 if (r == -EILSEQ)
                         return compat_reply_nul(req, key);
-                if (r >= 0)
-                        r = profile_update_set(&update, key, &v, &error);
+                if (r < 0)
+                        return r;
+                r = profile_update_set(&update, key, &v, &error);
                 if (r < 0)
                         return compat_reply_failure(req, r, &error);
                 if (json_object_array_add(applied, json_object_new_string(key)) < 0)

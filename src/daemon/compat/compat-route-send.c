@@ -10,47 +10,65 @@
 /* POST /v1/send (reference §2.3, §2.4): the JSON body checked with upstream's exact 400 texts,
  * then the Send method's own path (manager_send), so both surfaces share one duplicate table. */
 
+/* The body of a send's answer (upstream's shapes for a conflict, a duplicate, a new send) and
+ * its status. */
+static int sent_body(json_object *body, const SendRequest *req, const OutboxAcceptResult *res, unsigned *ret_status) {
+        int r;
+
+        if (res->outcome == OUTBOX_ACCEPT_CONFLICT) {
+                *ret_status = MHD_HTTP_CONFLICT;
+                r = json_object_object_add(body, "error",
+                                           json_object_new_string(cm_error_upstream(CM_ERR_IDEMPOTENCY_CONFLICT)));
+                if (r < 0)
+                        return r;
+                r = json_object_object_add(body, "conflict", json_object_new_string(res->conflict));
+                if (r < 0)
+                        return r;
+                r = json_object_object_add(body, "daemon_fingerprint_prefix",
+                                           json_object_new_string(res->fingerprint_prefix));
+                if (r < 0)
+                        return r;
+                r = compat_json_add_string(body, "broker_message_id", res->broker_message_id);
+                if (r < 0)
+                        return r;
+                if (res->last_error) {
+                        r = json_object_object_add(body, "reason", json_object_new_string(res->last_error));
+                        if (r < 0)
+                                return r;
+                }
+                return json_object_object_add(body, "client_message_id", json_object_new_string(req->client_message_id));
+        }
+        if (res->outcome == OUTBOX_ACCEPT_DONE) {
+                *ret_status = MHD_HTTP_OK;
+                r = json_object_object_add(body, "client_message_id", json_object_new_string(req->client_message_id));
+                if (r < 0)
+                        return r;
+                r = compat_json_add_string(body, "broker_message_id", res->broker_message_id);
+                if (r < 0)
+                        return r;
+                return json_object_object_add(body, "duplicate", json_object_new_boolean(true));
+        }
+        *ret_status = MHD_HTTP_ACCEPTED;
+        r = json_object_object_add(body, "client_message_id", json_object_new_string(req->client_message_id));
+        if (r < 0)
+                return r;
+        return json_object_object_add(body, "status", json_object_new_string(
+                                              res->outcome == OUTBOX_ACCEPT_INFLIGHT ? "inflight" : "queued"));
+}
+
 static void reply_sent(const SendRequest *req, const OutboxAcceptResult *res, int result, const CmError *error,
                        void *userdata) {
-        _cleanup_(json_object_putp) json_object *body = json_object_new_object();
+        _cleanup_(json_object_putp) json_object *body = NULL;
         CompatRequest *http = userdata;
-        unsigned status = MHD_HTTP_ACCEPTED;
-        int r = body ? 0 : -ENOMEM;
+        unsigned status;
 
         if (result < 0) {
                 if (compat_reply_failure(http, result, error) < 0)
                         (void) compat_reply_error(http, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal");
                 return;
         }
-        if (r >= 0 && res->outcome == OUTBOX_ACCEPT_CONFLICT) {
-                status = MHD_HTTP_CONFLICT;
-                r = json_object_object_add(body, "error", json_object_new_string(cm_error_upstream(CM_ERR_IDEMPOTENCY_CONFLICT)));
-                if (r >= 0)
-                        r = json_object_object_add(body, "conflict", json_object_new_string(res->conflict));
-                if (r >= 0)
-                        r = json_object_object_add(body, "daemon_fingerprint_prefix",
-                                                   json_object_new_string(res->fingerprint_prefix));
-                if (r >= 0)
-                        r = compat_json_add_string(body, "broker_message_id", res->broker_message_id);
-                if (r >= 0 && res->last_error)
-                        r = json_object_object_add(body, "reason", json_object_new_string(res->last_error));
-                if (r >= 0)
-                        r = json_object_object_add(body, "client_message_id",
-                                                   json_object_new_string(req->client_message_id));
-        } else if (r >= 0 && res->outcome == OUTBOX_ACCEPT_DONE) {
-                status = MHD_HTTP_OK;
-                r = json_object_object_add(body, "client_message_id", json_object_new_string(req->client_message_id));
-                if (r >= 0)
-                        r = compat_json_add_string(body, "broker_message_id", res->broker_message_id);
-                if (r >= 0)
-                        r = json_object_object_add(body, "duplicate", json_object_new_boolean(true));
-        } else if (r >= 0) {
-                r = json_object_object_add(body, "client_message_id", json_object_new_string(req->client_message_id));
-                if (r >= 0)
-                        r = json_object_object_add(body, "status", json_object_new_string(
-                                                   res->outcome == OUTBOX_ACCEPT_INFLIGHT ? "inflight" : "queued"));
-        }
-        if (r < 0) {
+        body = json_object_new_object();
+        if (!body || sent_body(body, req, res, &status) < 0) {
                 log_warning("ipc_send_failed: could not build the reply for %s", req->client_message_id);
                 (void) compat_reply_error(http, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal");
                 return;

@@ -104,25 +104,34 @@ static int fill_inbox_item(json_object *o, Manager *m, const void *item) {
         int r;
 
         r = compat_json_add_string(o, "id", im->id);
-        if (r >= 0)
-                r = compat_json_add_string(o, "client_message_id", im->client_message_id);
-        if (r >= 0)
-                r = compat_json_add_string(o, "broker_message_id", im->broker_message_id);
+        if (r < 0)
+                return r;
+        r = compat_json_add_string(o, "client_message_id", im->client_message_id);
+        if (r < 0)
+                return r;
+        r = compat_json_add_string(o, "broker_message_id", im->broker_message_id);
+        if (r < 0)
+                return r;
         /* Upstream's mesh is never empty: the id stands in for a mesh no longer configured. */
-        if (r >= 0)
-                r = compat_json_add_string(o, "mesh", slug[0] ? slug : im->mesh_id);
-        if (r >= 0)
-                r = compat_json_add_string(o, "topic", im->topic);
-        if (r >= 0)
-                r = compat_json_add_string(o, "sender_pubkey", im->sender_pubkey);
-        if (r >= 0)
-                r = compat_json_add_string(o, "sender_name", im->sender_name);
-        if (r >= 0)
-                r = compat_json_add_string(o, "body", im->body);
-        if (r >= 0)
-                r = add_time(o, "received_at", im->received_at);
-        if (r >= 0)
-                r = compat_json_add_string(o, "reply_to_id", im->reply_to_id);
+        r = compat_json_add_string(o, "mesh", slug[0] ? slug : im->mesh_id);
+        if (r < 0)
+                return r;
+        r = compat_json_add_string(o, "topic", im->topic);
+        if (r < 0)
+                return r;
+        r = compat_json_add_string(o, "sender_pubkey", im->sender_pubkey);
+        if (r < 0)
+                return r;
+        r = compat_json_add_string(o, "sender_name", im->sender_name);
+        if (r < 0)
+                return r;
+        r = compat_json_add_string(o, "body", im->body);
+        if (r < 0)
+                return r;
+        r = add_time(o, "received_at", im->received_at);
+        if (r < 0)
+                return r;
+        r = compat_json_add_string(o, "reply_to_id", im->reply_to_id);
         return r;
 }
 
@@ -174,30 +183,42 @@ static int fill_outbox_item(json_object *o, Manager *m, const void *item) {
         int r;
 
         r = compat_json_add_string(o, "id", row->id);
-        if (r >= 0)
-                r = compat_json_add_string(o, "client_message_id", row->client_message_id);
-        if (r >= 0)
-                r = compat_json_add_string(o, "status", outbox_status_to_string(row->status));
-        if (r >= 0)
-                r = add_uint(o, "attempts", row->attempts);
-        if (r >= 0)
-                r = add_time(o, "enqueued_at", row->enqueued_at);
-        if (r >= 0)
-                r = add_time(o, "next_attempt_at", row->next_attempt_at);
-        if (r >= 0)
-                r = add_time(o, "delivered_at", row->delivered_at);
-        if (r >= 0)
-                r = compat_json_add_string(o, "broker_message_id", row->broker_message_id);
-        if (r >= 0)
-                r = compat_json_add_string(o, "last_error", row->last_error);
-        if (r >= 0)
-                r = add_time(o, "aborted_at", row->aborted_at);
-        if (r >= 0)
-                r = compat_json_add_string(o, "aborted_by", row->aborted_by);
-        if (r >= 0)
-                r = compat_json_add_string(o, "superseded_by", row->superseded_by);
-        if (r >= 0)
-                r = add_uint(o, "payload_bytes", row->body_size);
+        if (r < 0)
+                return r;
+        r = compat_json_add_string(o, "client_message_id", row->client_message_id);
+        if (r < 0)
+                return r;
+        r = compat_json_add_string(o, "status", outbox_status_to_string(row->status));
+        if (r < 0)
+                return r;
+        r = add_uint(o, "attempts", row->attempts);
+        if (r < 0)
+                return r;
+        r = add_time(o, "enqueued_at", row->enqueued_at);
+        if (r < 0)
+                return r;
+        r = add_time(o, "next_attempt_at", row->next_attempt_at);
+        if (r < 0)
+                return r;
+        r = add_time(o, "delivered_at", row->delivered_at);
+        if (r < 0)
+                return r;
+        r = compat_json_add_string(o, "broker_message_id", row->broker_message_id);
+        if (r < 0)
+                return r;
+        r = compat_json_add_string(o, "last_error", row->last_error);
+        if (r < 0)
+                return r;
+        r = add_time(o, "aborted_at", row->aborted_at);
+        if (r < 0)
+                return r;
+        r = compat_json_add_string(o, "aborted_by", row->aborted_by);
+        if (r < 0)
+                return r;
+        r = compat_json_add_string(o, "superseded_by", row->superseded_by);
+        if (r < 0)
+                return r;
+        r = add_uint(o, "payload_bytes", row->body_size);
         return r;
 }
 
@@ -280,10 +301,14 @@ static int reply_requeue_refused(CompatRequest *req, const CmError *error) {
         if (!body)
                 return -ENOMEM;
         r = compat_json_add_string(body, "error", conflict ? REQUEUE_CONFLICT : cm_error_message(error));
-        if (r >= 0 && conflict)
+        if (r < 0)
+                return r;
+        if (conflict) {
                 r = compat_json_add_string(body, "detail", cm_error_message(error));
-        if (r >= 0)
-                r = compat_json_add_string(body, "dbus_error", cm_error_dbus_name(error->code));
+                if (r < 0)
+                        return r;
+        }
+        r = compat_json_add_string(body, "dbus_error", cm_error_dbus_name(error->code));
         if (r < 0)
                 return r;
         return compat_reply(req, conflict ? MHD_HTTP_CONFLICT : MHD_HTTP_BAD_REQUEST, body);
@@ -305,10 +330,12 @@ static int requeue_authorized(CompatRequest *req, Manager *m, void *request) {
         if (!reply)
                 return -ENOMEM;
         r = compat_json_add_string(reply, "aborted_row_id", b->q.row_id);
-        if (r >= 0)
-                r = compat_json_add_string(reply, "new_row_id", new_row_id);
-        if (r >= 0)
-                r = compat_json_add_string(reply, "new_client_message_id", new_client_message_id);
+        if (r < 0)
+                return r;
+        r = compat_json_add_string(reply, "new_row_id", new_row_id);
+        if (r < 0)
+                return r;
+        r = compat_json_add_string(reply, "new_client_message_id", new_client_message_id);
         if (r < 0)
                 return r;
         return compat_reply(req, MHD_HTTP_OK, reply);

@@ -78,12 +78,15 @@ int caller_identify(CallerCache *c, sd_bus_message *call, Caller *ret) {
                 }
 
         r = sd_bus_query_sender_creds(call, SD_BUS_CREDS_PID | SD_BUS_CREDS_EUID | SD_BUS_CREDS_AUGMENT, &creds);
-        if (r >= 0)
-                r = sd_bus_creds_get_pid(creds, &caller.pid);
-        if (r >= 0)
-                r = sd_bus_creds_get_euid(creds, &caller.uid);
-        if (r >= 0)
-                r = proc_start_time(caller.pid, &caller.start_time);
+        if (r < 0)
+                return r;
+        r = sd_bus_creds_get_pid(creds, &caller.pid);
+        if (r < 0)
+                return r;
+        r = sd_bus_creds_get_euid(creds, &caller.uid);
+        if (r < 0)
+                return r;
+        r = proc_start_time(caller.pid, &caller.start_time);
         if (r < 0)
                 return r;
 

@@ -143,12 +143,16 @@ static int update_frames(const ProfileUpdate *p, json_object *frames[static PROF
 }
 
 static int send_frames(MeshLink *l, json_object *frames[static PROFILE_FRAMES]) {
-        int r = 0;
+        int r;
 
-        for (size_t i = 0; r >= 0 && i < PROFILE_FRAMES; i++)
-                if (frames[i])
-                        r = mesh_link_send_frame(l, frames[i]);
-        return r;
+        for (size_t i = 0; i < PROFILE_FRAMES; i++) {
+                if (!frames[i])
+                        continue;
+                r = mesh_link_send_frame(l, frames[i]);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
 }
 
 /* state (mesh_profile_load()'s form) with the update applied, as the broker applies it: fields
@@ -259,8 +263,11 @@ void mesh_profile_resend(Mesh *mesh) {
         (void) json_object_object_get_ex(mesh->profile, "visible", &p.visible);
         (void) json_object_object_get_ex(mesh->profile, "profile", &p.profile);
         r = update_frames(&p, frames);
-        if (r >= 0)
-                r = send_frames(mesh->link, frames);
+        if (r < 0) {
+                log_warning_errno(r, "Mesh %s: could not build the saved profile's frames: %m", mesh->entry->slug);
+                return;
+        }
+        r = send_frames(mesh->link, frames);
         if (r < 0)
                 log_warning_errno(r, "Mesh %s: could not send the saved profile again: %m", mesh->entry->slug);
 }

@@ -104,8 +104,9 @@ static int send_op_start(SendOp *op, Mesh *mesh, const SendCall *call, CmError *
 
         if (mesh->link) {
                 r = mesh_link_peer_names(mesh->link, &peers, &n_peers);
-                if (r >= 0)
-                        r = mesh_link_topic_names(mesh->link, &topics, &n_topics);
+                if (r < 0)
+                        return r;
+                r = mesh_link_topic_names(mesh->link, &topics, &n_topics);
                 if (r < 0)
                         return r;
         }
@@ -147,22 +148,25 @@ static void on_topics(void *userdata) {
 
         /* The mesh may have gone meanwhile: looked up again by id. */
         r = manager_lookup_mesh(op->manager, op->mesh_id, &mesh, &e);
-        if (r >= 0)
-                r = send_op_start(op, mesh,
-                                  &(SendCall) {
-                                          .caller = &op->caller,
-                                          .interactive = op->interactive,
-                                          .polkit_timeout = op->polkit_timeout,
-                                          .to = op->to,
-                                          .message = op->message,
-                                          .options = {
-                                                  .priority = op->priority,
-                                                  .meta = op->meta,
-                                                  .reply_to_id = op->reply_to_id,
-                                                  .client_message_id = op->client_message_id,
-                                          },
+        if (r < 0) {
+                send_op_fail(op, r, &e);
+                return;
+        }
+        r = send_op_start(op, mesh,
+                          &(SendCall) {
+                                  .caller = &op->caller,
+                                  .interactive = op->interactive,
+                                  .polkit_timeout = op->polkit_timeout,
+                                  .to = op->to,
+                                  .message = op->message,
+                                  .options = {
+                                          .priority = op->priority,
+                                          .meta = op->meta,
+                                          .reply_to_id = op->reply_to_id,
+                                          .client_message_id = op->client_message_id,
                                   },
-                                  &e);
+                          },
+                          &e);
         if (r < 0)
                 send_op_fail(op, r, &e);
 }
@@ -182,16 +186,21 @@ static int send_op_wait_topics(SendOp *op, Mesh *mesh, const SendCall *call) {
         op->interactive = call->interactive;
         op->polkit_timeout = call->polkit_timeout;
         r = strdup_opt(call->to, &op->to);
-        if (r >= 0)
-                r = strdup_opt(call->message, &op->message);
-        if (r >= 0)
-                r = strdup_opt(call->options.priority, &op->priority);
-        if (r >= 0)
-                r = strdup_opt(call->options.meta, &op->meta);
-        if (r >= 0)
-                r = strdup_opt(call->options.reply_to_id, &op->reply_to_id);
-        if (r >= 0)
-                r = strdup_opt(call->options.client_message_id, &op->client_message_id);
+        if (r < 0)
+                return r;
+        r = strdup_opt(call->message, &op->message);
+        if (r < 0)
+                return r;
+        r = strdup_opt(call->options.priority, &op->priority);
+        if (r < 0)
+                return r;
+        r = strdup_opt(call->options.meta, &op->meta);
+        if (r < 0)
+                return r;
+        r = strdup_opt(call->options.reply_to_id, &op->reply_to_id);
+        if (r < 0)
+                return r;
+        r = strdup_opt(call->options.client_message_id, &op->client_message_id);
         if (r < 0)
                 return r;
         return mesh_link_query_topics(mesh->link, on_topics, op);

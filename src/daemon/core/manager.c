@@ -114,13 +114,20 @@ static int manager_setup_paths(Manager *m) {
         return 0;
 }
 
+static int host_check(Manager *m, char **reason) {
+        int r;
+
+        r = host_identity_derive(m->host_root, &m->host);
+        if (r < 0)
+                return r;
+        return host_fingerprint_check(m->state_dir, &m->host, &m->host_state, NULL, reason);
+}
+
 static void manager_check_host(Manager *m) {
         _cleanup_free_ char *reason = NULL;
         int r;
 
-        r = host_identity_derive(m->host_root, &m->host);
-        if (r >= 0)
-                r = host_fingerprint_check(m->state_dir, &m->host, &m->host_state, NULL, &reason);
+        r = host_check(m, &reason);
         if (r < 0) {
                 /* Failing closed: a host we cannot check is treated like a changed one. */
                 m->host_state = HOST_FINGERPRINT_MISMATCH;
@@ -533,12 +540,14 @@ int manager_accept_host(Manager *m, CmError *error) {
         assert(m);
 
         r = host_identity_derive(m->host_root, &m->host);
-        if (r >= 0 && !m->host.fingerprint[0])
+        if (r < 0)
+                return cm_error_setf(error, CM_ERR_STORAGE, "Cannot write %s/host_fingerprint.json: %s", m->state_dir,
+                                     STRERROR(r));
+        if (!m->host.fingerprint[0])
                 return cm_error_setf(error, CM_ERR_HOST_FINGERPRINT_UNAVAILABLE,
                                      "This host has neither a machine-id nor a stable MAC address, so there is no "
                                      "fingerprint to accept; clone detection stays off.");
-        if (r >= 0)
-                r = host_fingerprint_accept(m->state_dir, &m->host);
+        r = host_fingerprint_accept(m->state_dir, &m->host);
         if (r < 0)
                 return cm_error_setf(error, CM_ERR_STORAGE, "Cannot write %s/host_fingerprint.json: %s", m->state_dir,
                                      STRERROR(r));

@@ -132,6 +132,16 @@ static void log_denial(const PolkitQuery *q) {
                   "Refused %s for uid %s: %s", q->action->id, uid, cm_error_message(&q->error));
 }
 
+/* The (bb…) of CheckAuthorization's answer: is_authorized, is_challenge. */
+static int read_check_result(sd_bus_message *reply, int *authorized, int *challenge) {
+        int r;
+
+        r = sd_bus_message_enter_container(reply, 'r', "bba{ss}");
+        if (r < 0)
+                return r;
+        return sd_bus_message_read(reply, "bb", authorized, challenge);
+}
+
 static int on_check_reply(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
         PolkitQuery *q = userdata;
         const sd_bus_error *e = sd_bus_message_get_error(reply);
@@ -152,9 +162,7 @@ static int on_check_reply(sd_bus_message *reply, void *userdata, sd_bus_error *r
                                               "polkit could not check action %s: %s", q->action->id,
                                               e->message ? e->message : e->name);
         else {
-                r = sd_bus_message_enter_container(reply, 'r', "bba{ss}");
-                if (r >= 0)
-                        r = sd_bus_message_read(reply, "bb", &authorized, &challenge);
+                r = read_check_result(reply, &authorized, &challenge);
                 if (r < 0)
                         q->result = cm_error_setf(&q->error, CM_ERR_ACCESS_DENIED,
                                                       "polkit sent an unreadable answer for %s", q->action->id);

@@ -28,20 +28,16 @@ static void pending_send_done(PendingSend *p) {
         *p = (PendingSend) { 0 };
 }
 
-static int send_queue_flush(SendQueue *q) {
-        OutboxAcceptResult results[BATCH_MAX];
-        size_t n = q->n_items, n_results = 0;
-        unsigned n_queued = 0;
-        usec_t now = now_usec(CLOCK_REALTIME);
+/* Accepts the first n queued sends in one transaction; results[] and *n_results, *n_queued say
+ * how far it got. The caller rolls back on failure. */
+static int accept_batch(SendQueue *q, size_t n, usec_t now, OutboxAcceptResult results[static BATCH_MAX],
+                        size_t *n_results, unsigned *n_queued) {
         int r;
 
-        if (n == 0)
-                return 0;
-        q->n_items = 0;
-        (void) sd_event_source_set_enabled(q->commit_source, SD_EVENT_OFF);
-
         r = outbox_begin(q->outbox);
-        for (size_t i = 0; r >= 0 && i < n; i++) {
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < n; i++) {
                 PendingSend *p = &q->items[i];
                 r = outbox_accept(q->outbox, p->req.client_message_id, p->req.fingerprint,
                                   &(OutboxEnvelope) {
@@ -57,13 +53,27 @@ static int send_queue_flush(SendQueue *q) {
                                   },
                                   now, &results[i]);
                 if (r < 0)
-                        break;
-                n_results++;
+                        return r;
+                (*n_results)++;
                 if (results[i].outcome == OUTBOX_ACCEPT_QUEUED)
-                        n_queued++;
+                        (*n_queued)++;
         }
-        if (r >= 0)
-                r = outbox_commit(q->outbox);
+        return outbox_commit(q->outbox);
+}
+
+static int send_queue_flush(SendQueue *q) {
+        OutboxAcceptResult results[BATCH_MAX];
+        size_t n = q->n_items, n_results = 0;
+        unsigned n_queued = 0;
+        usec_t now = now_usec(CLOCK_REALTIME);
+        int r;
+
+        if (n == 0)
+                return 0;
+        q->n_items = 0;
+        (void) sd_event_source_set_enabled(q->commit_source, SD_EVENT_OFF);
+
+        r = accept_batch(q, n, now, results, &n_results, &n_queued);
         if (r < 0) {
                 /* The whole batch is rolled back: nothing of it was stored. */
                 outbox_rollback(q->outbox);
@@ -105,8 +115,9 @@ int send_queue_new(sd_event *event, Outbox *outbox, SendQueueCommitted committed
                 return r;
         /* Idle priority: runs only when no bus call is waiting, so a burst lands in one batch. */
         r = sd_event_source_set_priority(q->commit_source, SD_EVENT_PRIORITY_IDLE);
-        if (r >= 0)
-                r = sd_event_source_set_enabled(q->commit_source, SD_EVENT_OFF);
+        if (r < 0)
+                return r;
+        r = sd_event_source_set_enabled(q->commit_source, SD_EVENT_OFF);
         if (r < 0)
                 return r;
         *ret = TAKE_PTR(q);

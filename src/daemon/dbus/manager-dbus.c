@@ -155,17 +155,23 @@ static int reply_dict_list(sd_bus_message *msg, Manager *m, const void *items, s
         int r;
 
         r = sd_bus_message_new_method_return(msg, &reply);
-        if (r >= 0)
-                r = sd_bus_message_open_container(reply, 'a', "a{sv}");
-        for (size_t i = 0; r >= 0 && i < n; i++) {
+        if (r < 0)
+                return r;
+        r = sd_bus_message_open_container(reply, 'a', "a{sv}");
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < n; i++) {
                 r = sd_bus_message_open_container(reply, 'a', "{sv}");
-                if (r >= 0)
-                        r = append(reply, m, (const char *) items + i * item_size);
-                if (r >= 0)
-                        r = sd_bus_message_close_container(reply);
-        }
-        if (r >= 0)
+                if (r < 0)
+                        return r;
+                r = append(reply, m, (const char *) items + i * item_size);
+                if (r < 0)
+                        return r;
                 r = sd_bus_message_close_container(reply);
+                if (r < 0)
+                        return r;
+        }
+        r = sd_bus_message_close_container(reply);
         if (r < 0)
                 return r;
         return sd_bus_send(NULL, reply, NULL);
@@ -404,8 +410,41 @@ static int mesh_link_call(sd_bus_message *msg, Manager *m, const char *action, M
         return bus_verify_polkit(m->polkit, msg, action, error);
 }
 
+/* The peer rows, each with stale and updated_at. */
+static int reply_peer_list(sd_bus_message *call, const MeshLink *l, const Peer *peers, size_t n, bool stale,
+                           usec_t updated_at) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        int r;
+
+        r = sd_bus_message_new_method_return(call, &reply);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_open_container(reply, 'a', "a{sv}");
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < n; i++) {
+                r = sd_bus_message_open_container(reply, 'a', "{sv}");
+                if (r < 0)
+                        return r;
+                r = bus_append_peer(reply, l, &peers[i]);
+                if (r < 0)
+                        return r;
+                r = sd_bus_message_append(reply, "{sv}{sv}", "stale", "b", stale, "updated_at", "t",
+                                          (uint64_t) updated_at);
+                if (r < 0)
+                        return r;
+                r = sd_bus_message_close_container(reply);
+                if (r < 0)
+                        return r;
+        }
+        r = sd_bus_message_close_container(reply);
+        if (r < 0)
+                return r;
+        return sd_bus_send(NULL, reply, NULL);
+}
+
 static void reply_peers(const MeshLink *l, int result, const CmError *error, void *userdata) {
-        _cleanup_(sd_bus_message_unrefp) sd_bus_message *call = userdata, *reply = NULL;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *call = userdata;
         usec_t updated_at = mesh_link_peers_updated_at(l);
         const Peer *peers;
         size_t n;
@@ -432,23 +471,7 @@ static void reply_peers(const MeshLink *l, int result, const CmError *error, voi
                                                when);
                 goto finish;
         }
-        r = sd_bus_message_new_method_return(call, &reply);
-        if (r >= 0)
-                r = sd_bus_message_open_container(reply, 'a', "a{sv}");
-        for (size_t i = 0; r >= 0 && i < n; i++) {
-                r = sd_bus_message_open_container(reply, 'a', "{sv}");
-                if (r >= 0)
-                        r = bus_append_peer(reply, l, &peers[i]);
-                if (r >= 0)
-                        r = sd_bus_message_append(reply, "{sv}{sv}", "stale", "b", result < 0, "updated_at", "t",
-                                                  (uint64_t) updated_at);
-                if (r >= 0)
-                        r = sd_bus_message_close_container(reply);
-        }
-        if (r >= 0)
-                r = sd_bus_message_close_container(reply);
-        if (r >= 0)
-                r = sd_bus_send(NULL, reply, NULL);
+        r = reply_peer_list(call, l, peers, n, result < 0, updated_at);
 finish:
         if (r < 0)
                 log_debug_errno(r, "Cannot answer ListPeers: %m");
@@ -528,8 +551,9 @@ static int method_set_profile(sd_bus_message *msg, void *userdata, sd_bus_error 
         int r;
 
         r = sd_bus_message_read(msg, "s", &name);
-        if (r >= 0)
-                r = sd_bus_message_enter_container(msg, 'a', "{sv}");
+        if (r < 0)
+                return r;
+        r = sd_bus_message_enter_container(msg, 'a', "{sv}");
         if (r < 0)
                 return r;
         /* Read and check everything before sending anything, so a bad field changes nothing. */
@@ -749,6 +773,14 @@ int manager_dbus_register(Manager *m) {
         r = manager_subscribe(m, bus_on_event, NULL);
         if (r < 0)
                 return log_error_errno(r, "Cannot subscribe the bus to the daemon's events: %m");
+
+        return 0;
+}
+
+int manager_dbus_request_name(Manager *m) {
+        int r;
+
+        assert(m);
 
         r = sd_bus_request_name(m->bus, DAEMON_BUS_NAME, 0);
         if (r == -EEXIST)

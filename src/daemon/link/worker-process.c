@@ -137,8 +137,9 @@ int worker_process_start(sd_event *event, const WorkerHandlers *handlers, void *
         w->fd = pair[0];
 
         r = sd_event_add_child(event, &w->child_source, w->pid, WEXITED, on_child, w);
-        if (r >= 0)
-                r = sd_event_add_io(event, &w->io_source, w->fd, EPOLLIN, on_channel, w);
+        if (r < 0)
+                return r;
+        r = sd_event_add_io(event, &w->io_source, w->fd, EPOLLIN, on_channel, w);
         if (r < 0)
                 return r;
         log_debug("Started %s as pid %d", worker_binary_path(), (int) w->pid);

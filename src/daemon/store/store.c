@@ -265,6 +265,34 @@ static int read_user_version(Store *s, int *ret) {
         return 0;
 }
 
+/* The schema version, read in a write transaction that the caller ends. */
+static int read_version_locked(Store *s, int *ret) {
+        int r;
+
+        r = store_begin(s);
+        if (r < 0)
+                return r;
+        return read_user_version(s, ret);
+}
+
+/* One migration and its version bump in the open transaction, committed; rolled back when either
+ * fails. */
+static int migrate_step(Store *s, const char *migration, const char *bump) {
+        int r;
+
+        r = store_exec(s, migration);
+        if (r < 0) {
+                store_rollback(s);
+                return r;
+        }
+        r = store_exec(s, bump);
+        if (r < 0) {
+                store_rollback(s);
+                return r;
+        }
+        return store_commit(s);
+}
+
 static int migrate(Store *s, const char *const *migrations, size_t n_migrations, char **ret_error) {
         /* A file created now passes through every step: that is no migration worth telling. */
         bool created = false;
@@ -274,9 +302,7 @@ static int migrate(Store *s, const char *const *migrations, size_t n_migrations,
                 int version = 0, r;
 
                 /* Read again under the write lock: another process may have migrated meanwhile. */
-                r = store_begin(s);
-                if (r >= 0)
-                        r = read_user_version(s, &version);
+                r = read_version_locked(s, &version);
                 if (r < 0) {
                         store_rollback(s);
                         return error_setf(ret_error, r, "Cannot read the schema version of %s: %s.", s->path,
@@ -297,13 +323,7 @@ static int migrate(Store *s, const char *const *migrations, size_t n_migrations,
                 if (version == 0)
                         created = true;
                 snprintf(bump, sizeof bump, "PRAGMA user_version = %d", version + 1);
-                r = store_exec(s, migrations[version]);
-                if (r >= 0)
-                        r = store_exec(s, bump);
-                if (r >= 0)
-                        r = store_commit(s);
-                else
-                        store_rollback(s);
+                r = migrate_step(s, migrations[version], bump);
                 if (r < 0)
                         return error_setf(ret_error, r, "Cannot migrate %s from schema version %d to %d: %s.",
                                           s->path, version, version + 1, STRERROR(r));
