@@ -103,6 +103,8 @@ static unsigned archive_force_expire(KeypairArchive *a) {
 int keypair_archive_add(KeypairArchive *a, const ArchivedKey *key) {
         ArchivedKey *keys;
 
+        assert(a);
+
         if (!key_id_is_valid(key->key_id))
                 return -EINVAL;
         for (size_t i = 0; i < a->n_keys; i++)

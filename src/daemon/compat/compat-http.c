@@ -54,6 +54,8 @@ static int on_pending(sd_event_source *s, void *userdata) {
 }
 
 void compat_http_resume(CompatHttp *h, struct MHD_Connection *c) {
+        assert(h);
+
         MHD_resume_connection(c);
         /* With external polling MHD picks resumed connections up only in its next MHD_run(). */
         (void) sd_event_source_set_enabled(h->pending, SD_EVENT_ONESHOT);
@@ -85,25 +87,35 @@ static void compat_request_unlink(CompatRequest *req) {
 }
 
 const char *compat_request_query(CompatRequest *req, const char *key) {
+        assert(req);
+
         return MHD_lookup_connection_value(req->connection, MHD_GET_ARGUMENT_KIND, key);
 }
 
 const char *compat_request_header(CompatRequest *req, const char *name) {
+        assert(req);
+
         return MHD_lookup_connection_value(req->connection, MHD_HEADER_KIND, name);
 }
 
 const char *compat_request_body(CompatRequest *req, size_t *ret_size) {
+        assert(req);
+
         if (ret_size)
                 *ret_size = req->body_size;
         return req->body ? req->body : "";
 }
 
 bool compat_request_alive(const CompatRequest *req) {
+        assert(req);
+
         return req->connection;
 }
 
 int compat_request_caller(CompatRequest *req, Caller *ret) {
         const union MHD_ConnectionInfo *info;
+
+        assert(req);
 
         info = MHD_get_connection_info(req->connection, MHD_CONNECTION_INFO_CONNECTION_FD);
         if (!info)
@@ -112,6 +124,8 @@ int compat_request_caller(CompatRequest *req, Caller *ret) {
 }
 
 int compat_request_respond(CompatRequest *req, unsigned status, struct MHD_Response *resp) {
+        assert(req);
+
         if (req->answered) {
                 MHD_destroy_response(resp);
                 return -EALREADY;
@@ -142,6 +156,8 @@ int compat_reply(CompatRequest *req, unsigned status, json_object *body) {
         const char *text = json_object_to_json_string_ext(body, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
         struct MHD_Response *resp;
 
+        assert(req);
+
         resp = MHD_create_response_from_buffer(strlen(text), (void *) text, MHD_RESPMEM_MUST_COPY);
         if (!resp)
                 return -ENOMEM;
@@ -151,6 +167,8 @@ int compat_reply(CompatRequest *req, unsigned status, json_object *body) {
 
 int compat_reply_error(CompatRequest *req, unsigned status, const char *error) {
         _cleanup_(json_object_putp) json_object *body = json_object_new_object();
+
+        assert(req);
 
         if (!body || json_object_object_add(body, "error", json_object_new_string(error)) < 0)
                 return -ENOMEM;

@@ -15,6 +15,8 @@ static int start_stream(CompatRequest *req, Manager *m, void *request) {
 }
 
 int compat_route_events(CompatRequest *req, void *userdata) {
+        assert(req);
+
         return compat_authorize(req, userdata, POLKIT_ACTION_READ, start_stream, NULL, NULL);
 }
 
@@ -159,6 +161,8 @@ static void event_mesh_state(CompatServer *s, Mesh *mesh, MeshState before) {
 
 int compat_on_event(Manager *m, const Event *e, void *userdata) {
         CompatServer *s = userdata;
+
+        assert(m);
 
         switch (e->kind) {
         case EVENT_MESSAGE_RECEIVED:

@@ -128,6 +128,8 @@ static int list_peers(CompatRequest *req, Manager *m, void *request) {
 }
 
 int compat_route_peers(CompatRequest *req, void *userdata) {
+        assert(req);
+
         return compat_authorize(req, userdata, POLKIT_ACTION_READ, list_peers, NULL, NULL);
 }
 
@@ -210,5 +212,7 @@ static int set_profile(CompatRequest *req, Manager *m, void *request) {
 }
 
 int compat_route_profile(CompatRequest *req, void *userdata) {
+        assert(req);
+
         return compat_authorize(req, userdata, POLKIT_ACTION_SET_PROFILE, set_profile, NULL, NULL);
 }

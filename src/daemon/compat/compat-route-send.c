@@ -103,6 +103,8 @@ int compat_route_send(CompatRequest *req, void *userdata) {
         Caller caller;
         int r;
 
+        assert(req);
+
         r = compat_read_json_object(req, &body);
         if (r != 0)
                 return r < 0 ? r : 0;

@@ -154,6 +154,8 @@ int compat_route_inbox(CompatRequest *req, void *userdata) {
         Manager *m = userdata;
         int r;
 
+        assert(req);
+
         if (!q)
                 return -ENOMEM;
         r = inbox_query(req, m, q);
@@ -240,6 +242,8 @@ int compat_route_outbox(CompatRequest *req, void *userdata) {
         _cleanup_free_ OutboxListRequest *q = malloc(sizeof(OutboxListRequest));
         Manager *m = userdata;
         int r;
+
+        assert(req);
 
         if (!q)
                 return -ENOMEM;
@@ -345,6 +349,8 @@ int compat_route_requeue(CompatRequest *req, void *userdata) {
         _cleanup_(requeue_body_freep) RequeueBody *b = calloc(1, sizeof(RequeueBody));
         Manager *m = userdata;
         int r;
+
+        assert(req);
 
         if (!b)
                 return -ENOMEM;

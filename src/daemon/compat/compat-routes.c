@@ -50,10 +50,14 @@ int compat_reply_cm_error(CompatRequest *req, const CmError *error) {
 }
 
 int compat_reply_failure(CompatRequest *req, int r, const CmError *error) {
+        assert(req);
+
         return cm_error_is_set(error) ? compat_reply_cm_error(req, error) : r;
 }
 
 int compat_identify_caller(CompatRequest *req, Caller *ret, CmError *error) {
+        assert(req);
+
         int r = compat_request_caller(req, ret);
         if (r < 0)
                 return cm_error_setf(error, CM_ERR_ACCESS_DENIED, "Cannot identify the caller: %s", STRERROR(r));
@@ -119,6 +123,8 @@ int compat_read_json_object(CompatRequest *req, json_object **ret) {
         size_t size;
         int r;
 
+        assert(req);
+
         text = compat_request_body(req, &size);
         r = json_parse_strict(text, size, &o);
         if (r == -EBADMSG)
@@ -137,6 +143,8 @@ int compat_read_json_object(CompatRequest *req, json_object **ret) {
 int compat_reply_nul(CompatRequest *req, const char *field) {
         _cleanup_free_ char *text = NULL;
 
+        assert(req);
+
         if (asprintf(&text, "'%s' must not contain NUL (U+0000)", field) < 0)
                 return -ENOMEM;
         return compat_reply_error(req, MHD_HTTP_BAD_REQUEST, text);
@@ -144,6 +152,8 @@ int compat_reply_nul(CompatRequest *req, const char *field) {
 
 int compat_json_string(CompatRequest *req, json_object *o, const char *key, const char *wrong_type, const char **ret) {
         int r = json_member_string_strict(o, key, ret);
+
+        assert(req);
 
         if (r == -EINVAL)
                 return compat_answered(compat_reply_error(req, MHD_HTTP_BAD_REQUEST, wrong_type));

@@ -141,6 +141,8 @@ int compat_reply_stream(CompatRequest *req) {
         CompatStream *s;
         int r;
 
+        assert(req);
+
         if (h->n_streams >= COMPAT_STREAMS_MAX)
                 return compat_reply_error(req, MHD_HTTP_TOO_MANY_REQUESTS, "too_many_streams");
         r = keepalive_start(h);
@@ -199,6 +201,8 @@ unsigned compat_http_n_streams(const CompatHttp *h) {
 }
 
 void compat_streams_stop(CompatHttp *h) {
+        assert(h);
+
         for (CompatStream *s = h->streams; s; s = s->next) {
                 s->ended = true;
                 stream_wake(s);

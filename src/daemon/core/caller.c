@@ -71,6 +71,8 @@ int caller_identify(CallerCache *c, sd_bus_message *call, Caller *ret) {
         Caller caller;
         int r;
 
+        assert(c);
+
         for (size_t i = 0; sender && i < CALLER_CACHE_SIZE; i++)
                 if (c->entries[i].sender && streq(c->entries[i].sender, sender)) {
                         *ret = c->entries[i].caller;

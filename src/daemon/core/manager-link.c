@@ -10,6 +10,8 @@
 #include "wire-send.h"
 
 int manager_lookup_link(Manager *m, const char *name, Mesh **ret, CmError *error) {
+        assert(m);
+
         Mesh *mesh;
         int r = manager_lookup_mesh(m, name, &mesh, error);
         if (r < 0)
@@ -65,6 +67,8 @@ static bool profile_has(const ProfileUpdate *p, const char *key) {
 
 int profile_update_set(ProfileUpdate *p, const char *key, const ProfileValue *v, CmError *error) {
         _cleanup_(json_object_putp) json_object *value = NULL;
+
+        assert(p);
 
         /* "Last wins" would let a caller's earlier value vanish unseen. */
         if (profile_has(p, key))
@@ -199,6 +203,8 @@ int manager_set_profile(Manager *m, const char *name, const ProfileUpdate *p, Cm
         Mesh *mesh;
         int r;
 
+        assert(m);
+
         r = manager_lookup_link(m, name, &mesh, error);
         if (r < 0)
                 return r;
@@ -254,6 +260,8 @@ void mesh_profile_resend(Mesh *mesh) {
         _cleanup_(frames_putp) json_object **cleanup = frames;
         ProfileUpdate p = { 0 };
         int r;
+
+        assert(mesh);
 
         if (!mesh->profile || !mesh->link)
                 return;

@@ -211,6 +211,8 @@ int manager_send(Manager *m, const SendCall *call, ManagerSendDone done, void *u
         Mesh *mesh;
         int r;
 
+        assert(m);
+
         r = manager_lookup_mesh(m, call->mesh, &mesh, error);
         if (r < 0)
                 return r;

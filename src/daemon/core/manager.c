@@ -215,6 +215,8 @@ static int on_expire_timer(sd_event_source *s, uint64_t usec, void *userdata) {
 }
 
 void manager_drain_all(Manager *m) {
+        assert(m);
+
         for (size_t i = 0; i < m->n_meshes; i++)
                 if (m->meshes[i]->link)
                         mesh_link_drain(m->meshes[i]->link);
@@ -227,6 +229,8 @@ static int on_drain_timer(sd_event_source *s, uint64_t usec, void *userdata) {
 
 void manager_schedule_drain(Manager *m) {
         usec_t next, now = now_usec(CLOCK_REALTIME);
+
+        assert(m);
 
         /* Only rows due later need the timer: rows due now go out when a link connects or an
          * ack frees a slot, so a full link never spins the loop. Rows due now (of a mesh that is
@@ -257,6 +261,8 @@ static void on_store_recovered(void *userdata) {
 }
 
 void manager_attach_links(Manager *m) {
+        assert(m);
+
         for (size_t i = 0; i < m->n_meshes; i++) {
                 Mesh *mesh = m->meshes[i];
                 bool attached = !m->offline && !mesh->entry->error && m->host_state != HOST_FINGERPRINT_MISMATCH;
@@ -357,6 +363,8 @@ int manager_lookup_mesh(Manager *m, const char *name, Mesh **ret, CmError *error
         char names[512] = "";
         Mesh *mesh;
 
+        assert(m);
+
         mesh = name[0] ? manager_find_mesh(m, name) : manager_default_mesh(m);
         if (mesh) {
                 *ret = mesh;
@@ -381,6 +389,8 @@ int manager_lookup_mesh(Manager *m, const char *name, Mesh **ret, CmError *error
 }
 
 Mesh *manager_find_mesh_by_path(Manager *m, const char *path) {
+        assert(m);
+
         for (size_t i = 0; i < m->n_meshes; i++)
                 if (streq(m->meshes[i]->path, path))
                         return m->meshes[i];
@@ -500,6 +510,8 @@ int manager_reload_config(Manager *m, CmError *ret_error) {
         char *problems;
         int r;
 
+        assert(m);
+
         r = mesh_config_load(m->config_path, getuid(), &c, &error);
         if (r < 0) {
                 /* Keep the meshes we have: a typo in the file must not drop working links. */
@@ -601,6 +613,8 @@ static char *manager_compute_status(Manager *m) {
 void manager_refresh(Manager *m) {
         _cleanup_free_ char *status = NULL;
 
+        assert(m);
+
         for (size_t i = 0; i < m->n_meshes; i++) {
                 MeshState before = m->meshes[i]->state;
                 if (mesh_update_state(m->meshes[i])) {
@@ -660,6 +674,8 @@ static int on_config_parent_event(sd_event_source *s, const struct inotify_event
 
 int manager_startup(Manager *m) {
         int r;
+
+        assert(m);
 
         r = manager_setup_paths(m);
         if (r < 0)

@@ -25,6 +25,8 @@ int mesh_new(Manager *m, const MeshEntry *entry, Mesh **ret) {
         _cleanup_(mesh_freep) Mesh *mesh = NULL;
         int r;
 
+        assert(m);
+
         mesh = calloc(1, sizeof(*mesh));
         if (!mesh)
                 return -ENOMEM;
@@ -67,6 +69,8 @@ bool mesh_update_state(Mesh *mesh) {
         const Manager *m = mesh->manager;
         const char *error;
         MeshState state;
+
+        assert(mesh);
 
         if (mesh->entry->error) {
                 state = MESH_INVALID;

@@ -286,12 +286,16 @@ static int polkit_query_start(PolkitRegistry *r, const PolkitAction *action, con
 }
 
 int polkit_message_caller(PolkitRegistry *r, sd_bus_message *call, Caller *ret) {
+        assert(r);
+
         return caller_identify(r->callers, call, ret);
 }
 
 int polkit_check_async(PolkitRegistry *r, const Caller *caller, bool interactive, usec_t timeout,
                        const char *action_id, PolkitDone done, void *userdata, CmError *error) {
         const PolkitAction *action = polkit_action_find(action_id);
+
+        assert(r);
 
         if (!action)
                 return cm_error_setf(error, CM_ERR_ACCESS_DENIED, "Unknown polkit action %s", action_id);
@@ -303,6 +307,8 @@ int polkit_verify_async(PolkitRegistry *r, sd_bus_message *call, const char *act
         PolkitQuery *q;
         Caller caller;
         int k;
+
+        assert(r);
 
         if (!action)
                 return cm_error_setf(error, CM_ERR_ACCESS_DENIED, "Unknown polkit action %s", action_id);

@@ -138,6 +138,8 @@ int send_queue_add(SendQueue *q, const char *mesh_id, SendRequest *req, SendQueu
         PendingSend *p = &q->items[q->n_items];
         int r;
 
+        assert(q);
+
         /* Everything that can fail comes first: once queued, done must run. */
         p->mesh_id = strdup(mesh_id);
         if (!p->mesh_id)

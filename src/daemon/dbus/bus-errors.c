@@ -26,6 +26,8 @@ int bus_verify_polkit(PolkitRegistry *registry, sd_bus_message *call, const char
         _cleanup_(cm_error_done) CmError e = CM_ERROR_NULL;
         int r;
 
+        assert(registry);
+
         r = polkit_verify_async(registry, call, action, &e);
         if (r < 0)
                 return bus_error_set_cm(error, r, &e);

@@ -749,6 +749,8 @@ static int bus_on_event(Manager *m, const Event *e, void *userdata) {
 int manager_dbus_register(Manager *m) {
         int r;
 
+        assert(m);
+
         r = sd_bus_open_user_with_description(&m->bus, "claudemeshd");
         if (r < 0)
                 return log_error_errno(r, "Cannot connect to the session bus (is DBUS_SESSION_BUS_ADDRESS "

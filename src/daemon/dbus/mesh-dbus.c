@@ -93,6 +93,8 @@ static const sd_bus_vtable mesh_vtable[] = {
 int mesh_dbus_register(Manager *m) {
         int r;
 
+        assert(m);
+
         r = sd_bus_add_fallback_vtable(m->bus, NULL, MESH_OBJECT_PREFIX, MESH_INTERFACE, mesh_vtable,
                                        mesh_object_find, m);
         if (r < 0)
@@ -104,16 +106,22 @@ int mesh_dbus_register(Manager *m) {
 }
 
 int mesh_dbus_emit_added(Mesh *mesh) {
+        assert(mesh);
+
         sd_bus *bus = mesh->manager->bus;
         return bus ? sd_bus_emit_interfaces_added(bus, mesh->path, MESH_INTERFACE, NULL) : 0;
 }
 
 int mesh_dbus_emit_removed(Mesh *mesh) {
+        assert(mesh);
+
         sd_bus *bus = mesh->manager->bus;
         return bus ? sd_bus_emit_interfaces_removed(bus, mesh->path, MESH_INTERFACE, NULL) : 0;
 }
 
 int mesh_dbus_emit_changed(Mesh *mesh) {
+        assert(mesh);
+
         sd_bus *bus = mesh->manager->bus;
         if (!bus)
                 return 0;

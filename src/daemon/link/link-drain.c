@@ -45,6 +45,8 @@ void link_transition_landed(const Transition *t, void *userdata) {
         Manager *m = userdata;
         const char *slug = manager_mesh_slug(m, t->mesh_id);
 
+        assert(t);
+
         if (t->kind == TRANSITION_RETRY)
                 return;
         if (t->kind == TRANSITION_DEAD)
@@ -70,6 +72,8 @@ static void retry_later(MeshLink *l, const InflightSend *s, const char *why, use
 }
 
 void link_requeue_inflight(MeshLink *l, const char *why) {
+        assert(l);
+
         while (l->n_inflight > 0) {
                 /* Sent, but the answer was lost with the connection: try again soon. The broker's
                  * dedupe (or the receivers') keeps the retry from arriving twice. */
@@ -101,6 +105,8 @@ void link_handle_ack(MeshLink *l, json_object *ack) {
                    *error = json_string_member(ack, "error"), *code = json_string_member(ack, "error_code");
         json_object *retry_after;
         size_t i;
+
+        assert(l);
 
         if (!id || !l->mesh->manager->outbox)
                 return;
@@ -277,6 +283,8 @@ void mesh_link_drain(MeshLink *l) {
         usec_t now = now_usec(CLOCK_REALTIME);
         size_t examined = 0;
         int r;
+
+        assert(l);
 
         if (!o || l->state != LINK_CONNECTED)
                 return;

@@ -46,6 +46,8 @@ int mesh_link_query_peers(MeshLink *l, MeshLinkPeersDone done, void *userdata) {
         PeersWaiter *grown;
         int r;
 
+        assert(l);
+
         if (l->state != LINK_CONNECTED) {
                 done(l, -ENOTCONN, NULL, userdata);
                 return 0;
@@ -158,6 +160,8 @@ void link_peers_replace(MeshLink *l, json_object *peers) {
         size_t n;
         Peer *list;
 
+        assert(l);
+
         if (!peers || !json_object_is_type(peers, json_type_array))
                 return;
         n = json_object_array_length(peers);
@@ -194,6 +198,8 @@ void link_peer_event(MeshLink *l, const char *event, json_object *data) {
         Peer p;
         size_t last = 0, n;
 
+        assert(l);
+
         if (!data || peer_from_json(data, &p) < 0)
                 return;
         n = count_presences(l, p.pubkey, &last);
@@ -229,6 +235,8 @@ void link_peer_event(MeshLink *l, const char *event, json_object *data) {
 }
 
 const char *link_peer_name(const MeshLink *l, const char *pubkey) {
+        assert(l);
+
         for (size_t i = 0; i < l->n_peers; i++)
                 if (streq(l->peers[i].pubkey, pubkey) ||
                     (l->peers[i].member_pubkey && streq(l->peers[i].member_pubkey, pubkey)))
@@ -237,6 +245,8 @@ const char *link_peer_name(const MeshLink *l, const char *pubkey) {
 }
 
 usec_t mesh_link_peers_updated_at(const MeshLink *l) {
+        assert(l);
+
         return l->peers_updated_at;
 }
 
@@ -252,6 +262,8 @@ Mesh *mesh_link_mesh(const MeshLink *l) {
 }
 
 const Peer *mesh_link_peers(const MeshLink *l, size_t *ret_n) {
+        assert(l);
+
         *ret_n = l->n_peers;
         return l->peers;
 }
@@ -259,6 +271,8 @@ const Peer *mesh_link_peers(const MeshLink *l, size_t *ret_n) {
 int mesh_link_peer_names(const MeshLink *l, PeerName **ret, size_t *ret_n) {
         PeerName *names = calloc(l->n_peers + 1, sizeof(PeerName));
         size_t n = 0;
+
+        assert(l);
 
         if (!names)
                 return -ENOMEM;

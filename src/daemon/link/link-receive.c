@@ -194,6 +194,8 @@ static void receive_push(MeshLink *l, json_object *push) {
 void link_receive_frame(MeshLink *l, json_object *frame) {
         const char *type = worker_channel_type(frame);
 
+        assert(l);
+
         if (streq(type, "ack"))
                 link_handle_ack(l, frame);
         else if (streq(type, "push"))

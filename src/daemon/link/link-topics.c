@@ -50,6 +50,8 @@ static int on_topics_timeout(sd_event_source *s, uint64_t usec, void *userdata) 
 int link_topics_request(MeshLink *l) {
         _cleanup_(json_object_putp) json_object *f = json_object_new_object();
 
+        assert(l);
+
         if (!f || json_object_object_add(f, "type", json_object_new_string("topic_list")) < 0 ||
             json_object_object_add(f, "_reqId", json_object_new_string(TOPICS_REQ_ID)) < 0)
                 return -ENOMEM;
@@ -59,6 +61,8 @@ int link_topics_request(MeshLink *l) {
 int mesh_link_query_topics(MeshLink *l, MeshLinkTopicsDone done, void *userdata) {
         TopicsWaiter *grown;
         int r;
+
+        assert(l);
 
         if (l->state != LINK_CONNECTED) {
                 done(userdata);
@@ -88,6 +92,8 @@ void link_topics_replace(MeshLink *l, json_object *topics) {
         size_t n = json_object_array_length(topics), k = 0;
         TopicEntry *list = calloc(n + 1, sizeof(TopicEntry));
 
+        assert(l);
+
         if (!list) {
                 log_error("Mesh %s: out of memory reading the topic list", l->mesh->entry->slug);
                 answer_topic_waiters(l);
@@ -116,6 +122,8 @@ void link_topics_replace(MeshLink *l, json_object *topics) {
 
 int mesh_link_topic_names(const MeshLink *l, TopicName **ret, size_t *ret_n) {
         TopicName *names = calloc(l->n_topics + 1, sizeof(TopicName));
+
+        assert(l);
 
         if (!names)
                 return -ENOMEM;

@@ -33,18 +33,26 @@ const char *link_state_to_string(LinkState s) {
 }
 
 LinkState mesh_link_state(const MeshLink *l) {
+        assert(l);
+
         return l->state;
 }
 
 const char *mesh_link_detail(const MeshLink *l) {
+        assert(l);
+
         return strempty(l->detail);
 }
 
 const char *mesh_link_features(const MeshLink *l) {
+        assert(l);
+
         return strempty(l->features_json);
 }
 
 char *const *mesh_link_feature_names(const MeshLink *l) {
+        assert(l);
+
         return l->feature_names;
 }
 
@@ -90,6 +98,8 @@ void mesh_link_set_state(MeshLink *l, LinkState state, const char *detail) {
         Mesh *mesh = l->mesh;
         char *copy = strdup(strempty(detail));
 
+        assert(l);
+
         if (!copy)
                 return;
         free(l->detail);
@@ -109,6 +119,8 @@ static int link_send_packet(MeshLink *l, json_object *packet) {
 
 int mesh_link_send_frame(MeshLink *l, json_object *frame) {
         _cleanup_(json_object_putp) json_object *p = json_object_new_object();
+
+        assert(l);
 
         if (l->state != LINK_CONNECTED)
                 return -ENOTCONN;
@@ -381,6 +393,8 @@ int mesh_link_new(Mesh *mesh, MeshLink **ret) {
         _cleanup_(mesh_link_freep) MeshLink *l = NULL;
         int r;
 
+        assert(mesh);
+
         l = calloc(1, sizeof(*l));
         if (!l)
                 return -ENOMEM;
@@ -420,6 +434,8 @@ MeshLink *mesh_link_free(MeshLink *l) {
 
 int mesh_link_reconnect(MeshLink *l) {
         _cleanup_(json_object_putp) json_object *p = json_object_new_object();
+
+        assert(l);
 
         if (!l->worker || l->state == LINK_FAILED)
                 return link_start_worker(l);

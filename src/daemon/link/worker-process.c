@@ -171,11 +171,15 @@ WorkerProcess *worker_process_free(WorkerProcess *w) {
 }
 
 int worker_process_send(WorkerProcess *w, json_object *packet) {
+        assert(w);
+
         if (w->exited)
                 return -ENOTCONN;
         return worker_channel_send(w->fd, packet);
 }
 
 pid_t worker_process_pid(const WorkerProcess *w) {
+        assert(w);
+
         return w->pid;
 }

@@ -143,6 +143,8 @@ int inbox_insert(Inbox *i, const InboxMessage *msg, bool *ret_new) {
         usec_t received_at;
         int r, rc;
 
+        assert(i);
+
         if (!msg->client_message_id || !msg->mesh_id || !msg->sender_pubkey || !msg->sender_name)
                 return -EINVAL;
         received_at = msg->received_at > 0 ? msg->received_at : now_usec(CLOCK_REALTIME);
@@ -205,6 +207,8 @@ int inbox_count_unread(Inbox *i, const char *mesh_id, unsigned *ret) {
         _cleanup_(store_stmt_resetp) sqlite3_stmt *st = NULL;
         int r, rc;
 
+        assert(i);
+
         r = store_stmt(i->store,
                        "SELECT count(*) FROM inbox WHERE mesh_id = ?1 AND received_at > "
                        "coalesce((SELECT read_until FROM read_marks WHERE mesh_id = ?1), 0)",
@@ -224,6 +228,8 @@ int inbox_count_unread(Inbox *i, const char *mesh_id, unsigned *ret) {
 int inbox_mark_read(Inbox *i, const char *mesh_id, usec_t now) {
         _cleanup_(store_stmt_resetp) sqlite3_stmt *st = NULL;
         int r, rc;
+
+        assert(i);
 
         r = store_stmt(i->store,
                        "INSERT INTO read_marks (mesh_id, read_until) VALUES (?1, ?2) "
@@ -322,6 +328,8 @@ int inbox_list(Inbox *i, const char *mesh_id, usec_t since, const char *from, co
         InboxMessage *messages = NULL;
         size_t n = 0;
         int r, rc;
+
+        assert(i);
 
         limit = limit == 0 ? INBOX_LIST_DEFAULT : limit > INBOX_LIST_MAX ? INBOX_LIST_MAX : limit;
         r = store_stmt(i->store, sql[(mesh_id ? 1 : 0) | (since > 0 ? 2 : 0) | (from ? 4 : 0) | (topic ? 8 : 0)], &st);

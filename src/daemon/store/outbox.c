@@ -213,22 +213,32 @@ Outbox *outbox_free(Outbox *o) {
 }
 
 const char *outbox_path(Outbox *o) {
+        assert(o);
+
         return store_path(o->store);
 }
 
 sqlite3 *outbox_db(Outbox *o) {
+        assert(o);
+
         return store_db(o->store);
 }
 
 int outbox_begin(Outbox *o) {
+        assert(o);
+
         return store_begin(o->store);
 }
 
 int outbox_commit(Outbox *o) {
+        assert(o);
+
         return store_commit(o->store);
 }
 
 void outbox_rollback(Outbox *o) {
+        assert(o);
+
         store_rollback(o->store);
 }
 
@@ -386,6 +396,8 @@ int outbox_accept(Outbox *o, const char *client_message_id, const uint8_t finger
         bool own = false;
         int r;
 
+        assert(o);
+
         *ret = (OutboxAcceptResult) { .outcome = OUTBOX_ACCEPT_CONFLICT };
         if (!outbox_client_message_id_is_valid(client_message_id) || !envelope_is_valid(env))
                 return -EINVAL;
@@ -539,6 +551,8 @@ int outbox_list(Outbox *o, const char *mesh_id, OutboxStatus status, unsigned li
         const char *s = outbox_status_to_string(status);
         int r, rc;
 
+        assert(o);
+
         if (!s && status != _OUTBOX_STATUS_INVALID)
                 return -EINVAL;
         limit = clamp_limit(limit);
@@ -559,6 +573,8 @@ int outbox_list(Outbox *o, const char *mesh_id, OutboxStatus status, unsigned li
 int outbox_get(Outbox *o, const char *row_id, OutboxRow *ret) {
         _cleanup_(store_stmt_resetp) sqlite3_stmt *st = NULL;
         int r, rc;
+
+        assert(o);
 
         if (!row_id)
                 return -EINVAL;
@@ -586,6 +602,8 @@ int outbox_list_due(Outbox *o, const char *mesh_id, usec_t now, unsigned limit, 
         _cleanup_(store_stmt_resetp) sqlite3_stmt *st = NULL;
         int r, rc;
 
+        assert(o);
+
         limit = clamp_limit(limit);
         r = store_stmt(o->store, sql[mesh_id ? 1 : 0], &st);
         if (r < 0)
@@ -603,6 +621,8 @@ int outbox_list_due(Outbox *o, const char *mesh_id, usec_t now, unsigned limit, 
 int outbox_count_active(Outbox *o, const char *mesh_id, unsigned *ret) {
         _cleanup_(store_stmt_resetp) sqlite3_stmt *st = NULL;
         int r, rc;
+
+        assert(o);
 
         /* The status index: only the rows still to deliver are read, not the history. */
         r = store_stmt(o->store,
@@ -622,6 +642,8 @@ int outbox_count_active(Outbox *o, const char *mesh_id, unsigned *ret) {
 int outbox_next_attempt_at(Outbox *o, usec_t after, usec_t *ret) {
         _cleanup_(store_stmt_resetp) sqlite3_stmt *st = NULL;
         int r, rc;
+
+        assert(o);
 
         r = store_stmt(o->store,
                        "SELECT next_attempt_at FROM outbox WHERE status = 'pending' AND next_attempt_at > ?1 "
@@ -745,6 +767,8 @@ int outbox_requeue(Outbox *o, const char *row_id, const char *new_client_message
         bool own;
         int r;
 
+        assert(o);
+
         aborted_by = aborted_by ? aborted_by : "operator";
         if (!row_id || !one_of(aborted_by, "operator", "auto", NULL))
                 return -EINVAL;
@@ -806,6 +830,8 @@ int outbox_mark_inflight(Outbox *o, const char *row_id, usec_t now) {
         _cleanup_(store_stmt_resetp) sqlite3_stmt *st = NULL;
         int r, rc;
 
+        assert(o);
+
         if (!row_id)
                 return -EINVAL;
         /* While inflight, next_attempt_at says when this attempt started. */
@@ -849,6 +875,8 @@ int outbox_mark_retry(Outbox *o, const char *row_id, const char *error, usec_t n
         _cleanup_(store_stmt_resetp) sqlite3_stmt *st = NULL;
         int r, rc;
 
+        assert(o);
+
         if (!row_id)
                 return -EINVAL;
         r = store_stmt(o->store,
@@ -870,6 +898,8 @@ int outbox_mark_retry(Outbox *o, const char *row_id, const char *error, usec_t n
 int outbox_mark_dead(Outbox *o, const char *row_id, const char *error) {
         _cleanup_(store_stmt_resetp) sqlite3_stmt *st = NULL;
         int r, rc;
+
+        assert(o);
 
         if (!row_id)
                 return -EINVAL;
@@ -901,6 +931,8 @@ int outbox_recover(Outbox *o, usec_t now) {
         _cleanup_(store_stmt_resetp) sqlite3_stmt *st = NULL;
         int r, rc;
 
+        assert(o);
+
         r = store_stmt(o->store, "UPDATE outbox SET status = 'pending', next_attempt_at = ?1 WHERE status = 'inflight'",
                        &st);
         if (r < 0)
@@ -923,6 +955,8 @@ int outbox_expire(Outbox *o, const char *mesh_id, usec_t now, usec_t max_age) {
         };
         _cleanup_(store_stmt_resetp) sqlite3_stmt *st = NULL;
         int r, rc;
+
+        assert(o);
 
         if (now <= max_age)
                 return 0;
@@ -967,6 +1001,8 @@ usec_t outbox_retry_backoff(unsigned attempts) {
 int outbox_count(Outbox *o, const char *mesh_id, unsigned ret_counts[static _OUTBOX_STATUS_MAX]) {
         _cleanup_(store_stmt_resetp) sqlite3_stmt *st = NULL;
         int r, rc;
+
+        assert(o);
 
         r = store_stmt(o->store,
                        mesh_id ? "SELECT status, count(*) FROM outbox WHERE mesh_id = ?1 GROUP BY status"

@@ -61,14 +61,20 @@ int store_errno(int rc) {
 }
 
 int store_log_error(Store *s, int rc, const char *what) {
+        assert(s);
+
         return log_error_errno(store_errno(rc), "%s: %s failed: %s", s->path, what, sqlite3_errmsg(s->db));
 }
 
 sqlite3 *store_db(Store *s) {
+        assert(s);
+
         return s->db;
 }
 
 const char *store_path(Store *s) {
+        assert(s);
+
         return s->path;
 }
 
@@ -88,6 +94,8 @@ int store_stmt(Store *s, const char *sql, sqlite3_stmt **ret) {
         sqlite3_stmt *stmt;
         CachedStmt *c;
         int rc;
+
+        assert(s);
 
         for (size_t i = 0; i < s->n_cache; i++)
                 if (s->cache[i].sql == sql) {
@@ -110,6 +118,8 @@ int store_stmt(Store *s, const char *sql, sqlite3_stmt **ret) {
 int store_exec(Store *s, const char *sql) {
         char *err = NULL;
         int rc;
+
+        assert(s);
 
         rc = sqlite3_exec(s->db, sql, NULL, NULL, &err);
         if (rc != SQLITE_OK) {
@@ -135,10 +145,14 @@ static int step_simple(Store *s, const char *sql) {
 }
 
 bool store_in_transaction(Store *s) {
+        assert(s);
+
         return !sqlite3_get_autocommit(s->db);
 }
 
 int store_begin(Store *s) {
+        assert(s);
+
         if (store_in_transaction(s))
                 return -EBUSY;
         return step_simple(s, "BEGIN IMMEDIATE");
@@ -147,6 +161,8 @@ int store_begin(Store *s) {
 int store_commit(Store *s) {
         int r;
 
+        assert(s);
+
         r = step_simple(s, "COMMIT");
         if (r < 0)
                 store_rollback(s);
@@ -154,17 +170,23 @@ int store_commit(Store *s) {
 }
 
 void store_rollback(Store *s) {
+        assert(s);
+
         /* Some errors (SQLITE_FULL, IOERR, ...) already rolled the transaction back. */
         if (store_in_transaction(s))
                 (void) step_simple(s, "ROLLBACK");
 }
 
 int store_atomic_begin(Store *s, bool *ret_own) {
+        assert(s);
+
         *ret_own = !store_in_transaction(s);
         return *ret_own ? store_begin(s) : step_simple(s, "SAVEPOINT store_atomic");
 }
 
 int store_atomic_end(Store *s, bool own, int r) {
+        assert(s);
+
         if (own) {
                 if (r < 0) {
                         store_rollback(s);
