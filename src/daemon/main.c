@@ -6,10 +6,13 @@
 #include <sys/resource.h>
 #include <systemd/sd-daemon.h>
 
+#include "compat-routes.h"
 #include "config-build.h"
 #include "log.h"
+#include "manager-dbus.h"
 #include "manager.h"
 #include "message-ids.h"
+#include "notify-desktop.h"
 
 static int help(void) {
         printf("%s [OPTIONS...]\n\n"
@@ -85,7 +88,7 @@ static void rlimit_nofile_bump(void) {
 
         if (getrlimit(RLIMIT_NOFILE, &rl) < 0) {
                 r = negative_errno();
-                log_warning_errno(r, "Cannot read RLIMIT_NOFILE: %s", STRERROR(r));
+                log_warning_errno(r, "Cannot read RLIMIT_NOFILE: %m");
                 return;
         }
         if (rl.rlim_cur >= rl.rlim_max)
@@ -93,8 +96,8 @@ static void rlimit_nofile_bump(void) {
         rl.rlim_cur = rl.rlim_max;
         if (setrlimit(RLIMIT_NOFILE, &rl) < 0) {
                 r = negative_errno();
-                log_warning_errno(r, "Cannot raise the soft RLIMIT_NOFILE to %llu: %s",
-                                  (unsigned long long) rl.rlim_max, STRERROR(r));
+                log_warning_errno(r, "Cannot raise the soft RLIMIT_NOFILE to %llu: %m",
+                                  (unsigned long long) rl.rlim_max);
         } else
                 log_debug("Raised the soft RLIMIT_NOFILE to %llu", (unsigned long long) rl.rlim_max);
 }
@@ -119,8 +122,23 @@ static int on_reload_signal(sd_event_source *s, const struct signalfd_siginfo *s
 
 #define EXIT_USAGE 2
 
+/* The core and the front-ends that are not part of it, torn down in order: the links and queues
+ * first, whose waiting callers are answered through the front-ends, then the front-ends. */
+typedef struct Daemon {
+        Manager *m;
+        CompatServer *compat;
+} Daemon;
+
+static void daemon_done(Daemon *d) {
+        if (d->m)
+                manager_shutdown(d->m);
+        d->compat = compat_server_free(d->compat);
+        d->m = manager_free(d->m);
+}
+
 static int run(int argc, char *argv[]) {
-        _cleanup_(manager_freep) Manager *m = NULL;
+        _cleanup_(daemon_done) Daemon d = { .m = NULL };
+        Manager *m;
         sigset_t mask;
         int r;
 
@@ -145,27 +163,44 @@ static int run(int argc, char *argv[]) {
         if (sigprocmask(SIG_BLOCK, &mask, NULL) < 0)
                 return negative_errno();
 
-        r = manager_new(&m);
+        r = manager_new(&d.m);
         if (r < 0)
-                return log_error_errno(r, "Cannot set up: %s", STRERROR(r));
+                return log_error_errno(r, "Cannot set up: %m");
+        m = d.m;
         m->synchronous_full = arg_synchronous_full;
         m->offline = arg_offline;
-        m->compat = arg_compat;
 
         r = sd_event_add_signal(m->event, NULL, SIGTERM, on_terminate, m);
-        if (r >= 0)
-                r = sd_event_add_signal(m->event, NULL, SIGINT, on_terminate, m);
-        if (r >= 0)
-                r = sd_event_add_signal(m->event, NULL, SIGHUP, on_reload_signal, m);
         if (r < 0)
-                return log_error_errno(r, "Cannot watch signals: %s", STRERROR(r));
+                return log_error_errno(r, "Cannot watch SIGTERM: %m");
+        r = sd_event_add_signal(m->event, NULL, SIGINT, on_terminate, m);
+        if (r < 0)
+                return log_error_errno(r, "Cannot watch SIGINT: %m");
+        r = sd_event_add_signal(m->event, NULL, SIGHUP, on_reload_signal, m);
+        if (r < 0)
+                return log_error_errno(r, "Cannot watch SIGHUP: %m");
         r = sd_event_set_watchdog(m->event, true);
         if (r < 0)
-                return log_error_errno(r, "Cannot enable the watchdog: %s", STRERROR(r));
+                return log_error_errno(r, "Cannot enable the watchdog: %m");
 
         r = manager_startup(m);
         if (r < 0)
                 return r;
+        /* The front-ends, in the order they hear events: the bus first, since a message it could
+         * not announce is announced again at the next start (and then to the others too). */
+        r = manager_dbus_register(m);
+        if (r < 0)
+                return r;
+        /* The bus is the primary surface: a compat socket that cannot be served costs only itself. */
+        if (arg_compat && compat_server_start(m, &d.compat) < 0)
+                log_warning("Not serving the /v1 API; D-Bus clients are unaffected");
+        r = notify_subscribe(m);
+        if (r < 0)
+                return log_error_errno(r, "Cannot subscribe desktop notifications: %m");
+        r = manager_dbus_request_name(m);
+        if (r < 0)
+                return r;
+        manager_start(m);
 
         (void) sd_notifyf(false, "READY=1\nSTATUS=%s", m->status);
         log_event(LOG_INFO, CM_MESSAGE_DAEMON_READY, NULL, "Ready: %s", m->status);

@@ -143,7 +143,7 @@ static int read_host_id(const char *root, char ret[static sizeof_field(HostIdent
                         return r;
                 r = read_short_file(path, buf, sizeof buf);
                 if (r < 0) {
-                        log_debug_errno(r, "Cannot read %s, ignoring: %s", path, STRERROR(r));
+                        log_debug_errno(r, "Cannot read %s, ignoring: %m", path);
                         continue;
                 }
                 /* Catches "uninitialized" (first boot) and empty files in container images. */
@@ -163,7 +163,7 @@ static int read_host_id(const char *root, char ret[static sizeof_field(HostIdent
                 return r;
         r = read_short_file(path, buf, sizeof buf);
         if (r < 0) {
-                log_debug_errno(r, "Cannot read %s, ignoring: %s", path, STRERROR(r));
+                log_debug_errno(r, "Cannot read %s, ignoring: %m", path);
                 return 0;
         }
         if (!is_printable_token(buf) || strlen(buf) >= sizeof_field(HostIdentity, host_id)) {
@@ -318,7 +318,7 @@ static int read_stable_mac(const char *root, char ret[static sizeof_field(HostId
                 return r;
         d = opendir(net);
         if (!d) {
-                log_debug("Cannot open %s, no MAC address used: %s", net, STRERROR(errno));
+                log_debug_errno(errno, "Cannot open %s, no MAC address used: %m", net);
                 return 0;
         }
         for (struct dirent *de; (de = readdir(d));) {

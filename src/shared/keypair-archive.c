@@ -103,6 +103,8 @@ static unsigned archive_force_expire(KeypairArchive *a) {
 int keypair_archive_add(KeypairArchive *a, const ArchivedKey *key) {
         ArchivedKey *keys;
 
+        assert(a);
+
         if (!key_id_is_valid(key->key_id))
                 return -EINVAL;
         for (size_t i = 0; i < a->n_keys; i++)
@@ -336,7 +338,7 @@ int keypair_archive_load(const char *path, usec_t now, KeypairArchive **ret, Key
         if (r == -EFBIG)
                 why = "is implausibly large";
         else if (r < 0)
-                return log_warning_errno(r, "Cannot read key archive %s: %s", path, STRERROR(r));
+                return log_warning_errno(r, "Cannot read key archive %s: %m", path);
 
         if (!why && (st.st_mode & 07777) != 0600) {
                 char mode[8];
@@ -358,8 +360,7 @@ int keypair_archive_load(const char *path, usec_t now, KeypairArchive **ret, Key
         if (why) {
                 r = quarantine_file(path, "malformed", &report.quarantine_path);
                 if (r < 0)
-                        return log_error_errno(r, "Key archive %s %s, and it cannot be set aside: %s", path, why,
-                                               STRERROR(r));
+                        return log_error_errno(r, "Key archive %s %s, and it cannot be set aside: %m", path, why);
                 report.quarantined = true;
                 log_event(LOG_WARNING, CM_MESSAGE_KEY_ARCHIVE_PROBLEM,
                           LOG_FIELDS({ "CLAUDEMESH_QUARANTINE_PATH", report.quarantine_path }),
@@ -379,8 +380,7 @@ int keypair_archive_load(const char *path, usec_t now, KeypairArchive **ret, Key
                 r = keypair_archive_save(path, a);
                 if (r < 0)
                         log_event_errno(LOG_WARNING, r, CM_MESSAGE_KEY_ARCHIVE_PROBLEM, NULL,
-                                        "Cannot rewrite key archive %s, will retry on next load: %s", path,
-                                        STRERROR(r));
+                                        "Cannot rewrite key archive %s, will retry on next load: %m", path);
                 else if (a->n_keys == 0)
                         report.deleted = true;
                 else
@@ -459,10 +459,14 @@ int keypair_archive_save(const char *path, const KeypairArchive *a) {
 
         r = append_text(&b, &pos, "{\n  \"schema_version\": %d,\n  \"max_archived_keys\": %u,\n  \"keys\": [\n",
                         KEYPAIR_ARCHIVE_SCHEMA_VERSION, max);
-        for (size_t i = 0; r >= 0 && i < a->n_keys; i++)
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < a->n_keys; i++) {
                 r = append_entry(&b, &pos, &a->keys[i], i + 1 == a->n_keys);
-        if (r >= 0)
-                r = append_text(&b, &pos, "  ]\n}\n");
+                if (r < 0)
+                        return r;
+        }
+        r = append_text(&b, &pos, "  ]\n}\n");
         if (r < 0)
                 return r;
         return write_file_atomic(path, b.data, pos, 0600);

@@ -2,22 +2,45 @@
 #pragma once
 
 /*
- * Error convention for all of claudemesh:
+ * The conventions of all of claudemesh (a test or a reviewer holds code to them):
  *
+ * Errors
  *   - A function that can fail returns int: >= 0 on success, a negative errno on failure
  *     (-ENOMEM, -EINVAL, ...). The caller passes it up unchanged or handles it; it never
  *     turns it into errno or a positive code.
- *   - Where a function reports user-facing problems it also takes `char **ret_error` and, on a
- *     failure the user can act on (-EINVAL/-EBADMSG for bad input, -EPERM/-EACCES for a refusal,
- *     and whatever its header lists), stores a malloc'd sentence saying what is wrong and what
- *     to do. Never on -ENOMEM. The caller owns and frees it, and treats NULL as "no sentence".
- *     Callers may pass NULL.
+ *   - Where a function reports user-facing problems it also says what is wrong and what to do:
+ *     in the daemon's core a CmError (src/daemon/core/cm-error.h: a code from the one table and
+ *     a sentence, which the front-ends render as a D-Bus error or an HTTP status); elsewhere a
+ *     `char **ret_error` that receives a malloc'd sentence on a failure the user can act on
+ *     (-EINVAL/-EBADMSG for bad input, -EPERM/-EACCES for a refusal, and whatever its header
+ *     lists). Never on -ENOMEM. The caller owns it; callers may pass NULL.
  *   - A positive return value is a documented per-function condition ("1 = created", ...).
  *
- * Every owned resource is held by a _cleanup_ variable; ownership moves out with TAKE_PTR /
- * TAKE_FD. Buffers that held secret keys are wiped with sodium_memzero before being freed.
+ * Calls
+ *   - Check after each call, so a failure names its call:
+ *             r = sd_bus_message_open_container(m, 'a', "{sv}");
+ *             if (r < 0)
+ *                     return r;
+ *     not `if (r >= 0) r = ...;` chains. Values that go out together are appended with one
+ *     call and the full signature (`sd_bus_message_append(m, "{sv}{sv}", ...)`).
+ *   - Public entry points (functions in a header) assert their parameters: `assert(m);`.
+ *
+ * Logging (log.h)
+ *   - An error is logged with errno set for the format and passed once:
+ *     `return log_error_errno(r, "Cannot open %s: %m", path);` never "%s", STRERROR(r). The
+ *     build uses warning level 2, as systemd does, since -Wpedantic refuses %m.
+ *   - A tolerated failure says so: "..., ignoring: %m".
+ *
+ * Resources
+ *   - Every owned resource is held by a _cleanup_ variable; ownership moves out with TAKE_PTR /
+ *     TAKE_FD. Buffers that held secret keys are wiped with sodium_memzero before being freed.
+ *   - Every string from a peer, a socket or a file is hostile: sizes, NUL and control characters
+ *     are checked, and every resource is bounded.
+ *
+ * Comments say why, briefly.
  */
 
+#include <assert.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -99,6 +99,8 @@ int request_fingerprint(const RequestFingerprintInput *in, uint8_t ret[static RE
         size_t meta_size, bad;
         int r;
 
+        assert(in);
+
         r = validate_destination(in->kind, in->ref, ret_error);
         if (r < 0)
                 return r;

@@ -10,7 +10,10 @@ for m in $(/usr/bin/python3 "$(dirname "$0")/dbus-api.py" members "$SOURCE_ROOT/
         member=${m##*.}
         grep -q "^\*$member\*" "$page" || { echo "man page lacks $m" >&2; missing=1; }
 done
-for e in $(sed -n 's/.*CM_ERROR_PREFIX "\([A-Za-z]*\)".*/\1/p' "$SOURCE_ROOT/src/daemon/bus-errors.h"); do
+# the daemon's own error names, from the one error table of the core
+errors=$(sed -n 's/.*DBUS_PREFIX "\([A-Za-z]*\)".*/\1/p' "$SOURCE_ROOT/src/daemon/core/cm-error.c")
+[ -n "$errors" ] || { echo "no error names found in cm-error.c" >&2; exit 1; }
+for e in $errors; do
         grep -q "org.claudemesh.Daemon1.Error.$e" "$page" || { echo "man page lacks error $e" >&2; missing=1; }
 done
 for a in $(sed -n 's/.*<action id="\([^"]*\)".*/\1/p' "$SOURCE_ROOT/polkit/org.claudemesh.daemon1.policy"); do

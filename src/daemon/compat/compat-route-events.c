@@ -1,0 +1,182 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <string.h>
+
+#include "compat-routes-internal.h"
+#include "mesh-link.h"
+#include "json-util.h"
+#include "log.h"
+
+/* GET /v1/events (reference §2.5): the read action, as for the bus's read methods and the
+ * consumers of its signals, then an event stream; and the events the daemon sends on it, from the
+ * core's events (event.h) as the bus's signals are. Without a stream open they cost nothing. */
+
+static int start_stream(CompatRequest *req, Manager *m, void *request) {
+        return compat_reply_stream(req);
+}
+
+int compat_route_events(CompatRequest *req, void *userdata) {
+        assert(req);
+
+        return compat_authorize(req, userdata, POLKIT_ACTION_READ, start_stream, NULL, NULL);
+}
+
+/* An event's data with its ts and mesh, or NULL when no stream listens (or out of memory). */
+static json_object *event_new(CompatServer *s, Mesh *mesh) {
+        _cleanup_(json_object_putp) json_object *data = NULL;
+
+        if (compat_http_n_streams(s->http) == 0)
+                return NULL;
+        data = json_object_new_object();
+        if (!data ||
+            json_object_object_add(data, "ts", compat_json_time(now_usec(CLOCK_REALTIME))) < 0 ||
+            compat_json_add_string(data, "mesh", mesh->entry->slug) < 0)
+                return NULL;
+        return TAKE_PTR(data);
+}
+
+static void event_send(CompatServer *s, Mesh *mesh, const char *kind, json_object *data, int r) {
+        if (r < 0) {
+                log_debug_errno(r, "Mesh %s: cannot build the /v1 %s event: %m", mesh->entry->slug, kind);
+                return;
+        }
+        compat_http_broadcast(s->http, kind, data);
+}
+
+static int message_data(json_object *data, const InboxMessage *im) {
+        int r;
+
+        r = compat_json_add_string(data, "id", im->id);
+        if (r < 0)
+                return r;
+        r = compat_json_add_string(data, "client_message_id", im->client_message_id);
+        if (r < 0)
+                return r;
+        r = compat_json_add_string(data, "broker_message_id", im->broker_message_id);
+        if (r < 0)
+                return r;
+        r = compat_json_add_string(data, "sender_pubkey", im->sender_pubkey);
+        if (r < 0)
+                return r;
+        r = compat_json_add_string(data, "sender_name", im->sender_name);
+        if (r < 0)
+                return r;
+        r = compat_json_add_string(data, "topic", im->topic);
+        if (r < 0)
+                return r;
+        r = compat_json_add_string(data, "reply_to_id", im->reply_to_id);
+        if (r < 0)
+                return r;
+        r = compat_json_add_string(data, "body", im->body);
+        if (r < 0)
+                return r;
+        r = json_object_object_add(data, "created_at", compat_json_time(im->received_at));
+        return r;
+}
+
+static void event_message(CompatServer *s, Mesh *mesh, const InboxMessage *im) {
+        _cleanup_(json_object_putp) json_object *data = event_new(s, mesh);
+
+        if (data)
+                event_send(s, mesh, "message", data, message_data(data, im));
+}
+
+/* Only the fields the broker gave, spread as upstream spreads its eventData. */
+static int add_if_set(json_object *o, const char *key, const char *value) {
+        return value ? json_object_object_add(o, key, json_object_new_string(value)) : 0;
+}
+
+static int peer_data(json_object *data, bool joined, const Peer *p) {
+        _cleanup_(json_object_putp) json_object *groups = NULL;
+        int r;
+
+        r = json_object_object_add(data, "event", json_object_new_string(joined ? "peer_joined" : "peer_left"));
+        if (r < 0)
+                return r;
+        r = compat_json_add_string(data, "pubkey", p->pubkey);
+        if (r < 0)
+                return r;
+        /* "name" is the broker's key in eventData, "displayName" the one of its peer lists. */
+        r = compat_json_add_string(data, "name", p->display_name);
+        if (r < 0)
+                return r;
+        r = compat_json_add_string(data, "displayName", p->display_name);
+        if (r < 0)
+                return r;
+        r = add_if_set(data, "memberPubkey", p->member_pubkey);
+        if (r < 0)
+                return r;
+        r = add_if_set(data, "status", p->status);
+        if (r < 0)
+                return r;
+        r = add_if_set(data, "summary", p->summary);
+        if (r < 0)
+                return r;
+        r = add_if_set(data, "sessionId", p->session_id);
+        if (r < 0)
+                return r;
+        r = add_if_set(data, "connectedAt", p->connected_at);
+        if (r < 0)
+                return r;
+        r = add_if_set(data, "hostname", p->hostname);
+        if (r < 0)
+                return r;
+        if (p->groups_json && json_parse_strict(p->groups_json, strlen(p->groups_json), &groups) >= 0)
+                return json_object_object_add(data, "groups", TAKE_PTR(groups));
+        return 0;
+}
+
+static void event_peer(CompatServer *s, Mesh *mesh, bool joined, const Peer *p) {
+        _cleanup_(json_object_putp) json_object *data = event_new(s, mesh);
+
+        if (data)
+                event_send(s, mesh, joined ? "peer_join" : "peer_leave", data, peer_data(data, joined, p));
+}
+
+/* Upstream's WebSocket status for a mesh state; NULL before the first state is known. */
+static const char *upstream_status(MeshState s) {
+        static const char *const table[_MESH_STATE_MAX] = {
+                [MESH_INVALID] = "closed",
+                [MESH_DETACHED] = "closed",
+                [MESH_OFFLINE] = "closed",
+                [MESH_CONNECTING] = "connecting",
+                [MESH_CONNECTED] = "open",
+                [MESH_BACKOFF] = "reconnecting",
+                [MESH_FAILED] = "closed",
+        };
+        return s >= 0 && s < _MESH_STATE_MAX ? table[s] : NULL;
+}
+
+static void event_mesh_state(CompatServer *s, Mesh *mesh, MeshState before) {
+        _cleanup_(json_object_putp) json_object *data = NULL;
+        const char *was = upstream_status(before), *status = upstream_status(mesh->state);
+
+        /* State also changes with LastError alone, and several states are "closed" upstream. */
+        if (!was || !status || streq(was, status))
+                return;
+        data = event_new(s, mesh);
+        if (!data)
+                return;
+        event_send(s, mesh, "broker_status", data, compat_json_add_string(data, "status", status));
+}
+
+int compat_on_event(Manager *m, const Event *e, void *userdata) {
+        CompatServer *s = userdata;
+
+        assert(m);
+
+        switch (e->kind) {
+        case EVENT_MESSAGE_RECEIVED:
+                event_message(s, e->mesh, e->message);
+                break;
+        case EVENT_PEER_JOINED:
+        case EVENT_PEER_LEFT:
+                event_peer(s, e->mesh, e->kind == EVENT_PEER_JOINED, e->peer);
+                break;
+        case EVENT_MESH_STATE:
+                event_mesh_state(s, e->mesh, e->before);
+                break;
+        default: /* upstream's stream has no such event */
+                break;
+        }
+        return 0;
+}
