@@ -4,8 +4,8 @@
 // D-Bus API (org.claudemesh.Daemon1(5)). No St, Clutter or gnome-shell import: this module runs
 // under plain gjs (tests/desktop/) as well as in the shell, and the panel UI only renders view().
 //
-// Everything is event-driven: a Gio.DBusObjectManagerClient follows the daemon's name owner and
-// its Mesh1 objects (PropertiesChanged included), and the Daemon1 signals MessageReceived,
+// Everything is event-driven: a name watch follows the daemon's name owner, the ObjectManager
+// signals and PropertiesChanged its Mesh1 objects, and the Daemon1 signals MessageReceived,
 // PeerJoined and PeerLeft trigger the only calls made after start. No timer, no polling.
 //
 // Written as an ES module for GNOME Shell 45+; desktop/gnome-shell/to-legacy.py rewrites the
@@ -114,8 +114,7 @@ export class ClaudemeshModel {
         this._connection = connection;
         this._onChanged = onChanged;
         this._startArgv = startArgv;
-        this._manager = null;
-        this._managerIds = [];
+        this._watchId = 0;
         this._signalIds = [];
         this._cancellable = null;
         this._meshes = new Map(); // object path → mesh record
@@ -123,49 +122,34 @@ export class ClaudemeshModel {
         this._peerGen = new Map(); // slug → generation of the last ListPeers asked
         this._messages = [];
         this._messagesGen = 0;
+        this._ownerGen = 0;
         this._owner = null;
         this._error = '';
     }
 
+    // Subscriptions are made here and dropped in stop(), explicitly: a Gio.DBusObjectManagerClient
+    // would keep its match rules and proxies until the garbage collector finalizes it.
     start() {
         if (this._cancellable)
             return;
         this._cancellable = new Gio.Cancellable();
-        for (const member of ['MessageReceived', 'PeerJoined', 'PeerLeft']) {
-            this._signalIds.push(this._connection.signal_subscribe(BUS_NAME, DAEMON_IFACE, member, DAEMON_PATH,
-                null, Gio.DBusSignalFlags.NONE, (_c, _sender, _path, _iface, name, params) =>
-                    this._onDaemonSignal(name, params)));
-        }
-        // DO_NOT_AUTO_START: the indicator never starts the daemon by looking at it, only "Start" does.
-        const manager = new Gio.DBusObjectManagerClient({
-            connection: this._connection,
-            name: BUS_NAME,
-            object_path: DAEMON_PATH,
-            flags: Gio.DBusObjectManagerClientFlags.DO_NOT_AUTO_START,
-        });
-        const cancellable = this._cancellable;
-        manager.init_async(GLib.PRIORITY_DEFAULT, cancellable, (m, res) => {
-            try {
-                m.init_finish(res);
-            } catch (e) {
-                if (!cancellable.is_cancelled()) {
-                    this._error = `cannot follow ${BUS_NAME}: ${e.message}`;
-                    this._changed();
-                }
-                return;
-            }
-            if (cancellable.is_cancelled())
-                return;
-            this._manager = m;
-            this._managerIds = [
-                m.connect('notify::name-owner', () => this._ownerChanged()),
-                m.connect('object-added', (_m, obj) => this._objectAdded(obj)),
-                m.connect('object-removed', (_m, obj) => this._objectRemoved(obj)),
-                m.connect('interface-proxy-properties-changed', (_m, _obj, proxy, changed, invalidated) =>
-                    this._propertiesChanged(proxy, changed, invalidated)),
-            ];
-            this._ownerChanged();
-        });
+        const subscribe = (iface, member, path, arg0, handler) => {
+            this._signalIds.push(this._connection.signal_subscribe(BUS_NAME, iface, member, path, arg0,
+                Gio.DBusSignalFlags.NONE, (_c, _sender, objectPath, _iface, name, params) =>
+                    handler(objectPath, name, params)));
+        };
+        for (const member of ['MessageReceived', 'PeerJoined', 'PeerLeft'])
+            subscribe(DAEMON_IFACE, member, DAEMON_PATH, null, (_p, name, params) => this._onDaemonSignal(name, params));
+        subscribe('org.freedesktop.DBus.ObjectManager', 'InterfacesAdded', DAEMON_PATH, null,
+            (_p, _n, params) => this._interfacesAdded(params));
+        subscribe('org.freedesktop.DBus.ObjectManager', 'InterfacesRemoved', DAEMON_PATH, null,
+            (_p, _n, params) => this._interfacesRemoved(params));
+        subscribe('org.freedesktop.DBus.Properties', 'PropertiesChanged', null, MESH_IFACE,
+            (path, _n, params) => this._propertiesChanged(path, params));
+        // Flags NONE: looking at the name never D-Bus-activates the daemon, only "Start" does.
+        // The watcher reports the current owner (or its absence) first, then every change.
+        this._watchId = Gio.bus_watch_name_on_connection(this._connection, BUS_NAME, Gio.BusNameWatcherFlags.NONE,
+            (_c, _name, owner) => this._ownerChanged(owner), () => this._ownerChanged(null));
     }
 
     stop() {
@@ -176,12 +160,10 @@ export class ClaudemeshModel {
         for (const id of this._signalIds)
             this._connection.signal_unsubscribe(id);
         this._signalIds = [];
-        if (this._manager) {
-            for (const id of this._managerIds)
-                this._manager.disconnect(id);
-        }
-        this._managerIds = [];
-        this._manager = null;
+        if (this._watchId)
+            Gio.bus_unwatch_name(this._watchId);
+        this._watchId = 0;
+        this._ownerGen++;
         this._meshes.clear();
         this._peers.clear();
         this._peerGen.clear();
@@ -189,9 +171,9 @@ export class ClaudemeshModel {
         this._owner = null;
     }
 
-    // How many handlers and subscriptions are live: 0 after stop() (tests hold disable() to it).
+    // How many subscriptions and name watches are live: 0 after stop() (disable() is held to it).
     get liveHandlers() {
-        return this._signalIds.length + this._managerIds.length;
+        return this._signalIds.length + (this._watchId ? 1 : 0);
     }
 
     get running() {
@@ -203,9 +185,9 @@ export class ClaudemeshModel {
             this._onChanged?.();
     }
 
-    _call(method, params, replyType) {
+    _call(method, params, replyType, iface = DAEMON_IFACE) {
         return new Promise((resolve, reject) => {
-            this._connection.call(BUS_NAME, DAEMON_PATH, DAEMON_IFACE, method, params,
+            this._connection.call(BUS_NAME, DAEMON_PATH, iface, method, params,
                 replyType ? new GLib.VariantType(replyType) : null,
                 Gio.DBusCallFlags.NO_AUTO_START, -1, this._cancellable, (c, res) => {
                     try {
@@ -217,67 +199,90 @@ export class ClaudemeshModel {
         });
     }
 
-    _ownerChanged() {
-        const owner = this._manager?.name_owner ?? null;
-        if (owner === this._owner)
-            return;
+    async _ownerChanged(owner) {
+        const gen = ++this._ownerGen;
         this._owner = owner;
         this._meshes.clear();
         this._peers.clear();
         this._messages = [];
         this._error = '';
-        if (owner) {
-            for (const obj of this._manager.get_objects())
-                this._objectAdded(obj, false);
-            this._refreshMessages();
+        this._changed();
+        if (!owner)
+            return;
+        let objects;
+        try {
+            const reply = await this._call('GetManagedObjects', null, '(a{oa{sa{sv}}})',
+                'org.freedesktop.DBus.ObjectManager');
+            objects = reply.get_child_value(0);
+        } catch (e) {
+            if (gen === this._ownerGen && this._cancellable) {
+                this._error = `GetManagedObjects: ${e.message}`;
+                this._changed();
+            }
+            return;
         }
+        if (gen !== this._ownerGen || !this._cancellable)
+            return;
+        for (let i = 0; i < objects.n_children(); i++) {
+            const entry = objects.get_child_value(i);
+            this._meshAdded(entry.get_child_value(0).unpack(), entry.get_child_value(1));
+        }
+        this._refreshMessages();
         this._changed();
     }
 
-    _meshRecord(proxy) {
-        const prop = (name, def) => {
-            const v = proxy.get_cached_property(name);
-            return v ? v.deepUnpack() : def;
+    // path, a{sa{sv}} → a mesh record when the object has org.claudemesh.Mesh1
+    _meshAdded(path, interfaces) {
+        const props = interfaces.lookup_value(MESH_IFACE, new GLib.VariantType('a{sv}'));
+        if (!props)
+            return false;
+        const p = unpackRow(props);
+        const mesh = {
+            path,
+            slug: str(p.Slug),
+            name: str(p.Name),
+            state: str(p.State),
+            lastError: str(p.LastError),
+            unread: typeof p.UnreadCount === 'number' ? p.UnreadCount : 0,
         };
-        return {
-            path: proxy.get_object_path(),
-            slug: prop('Slug', ''),
-            name: prop('Name', ''),
-            state: prop('State', ''),
-            lastError: prop('LastError', ''),
-            unread: prop('UnreadCount', 0),
-        };
-    }
-
-    _objectAdded(obj, notify = true) {
-        const proxy = obj.get_interface(MESH_IFACE);
-        if (!proxy)
-            return;
-        const mesh = this._meshRecord(proxy);
-        this._meshes.set(mesh.path, mesh);
+        this._meshes.set(path, mesh);
         if (mesh.state === 'connected')
             this._refreshPeers(mesh.slug);
-        if (notify)
+        return true;
+    }
+
+    _interfacesAdded(params) {
+        if (this._owner && this._meshAdded(params.get_child_value(0).unpack(), params.get_child_value(1)))
             this._changed();
     }
 
-    _objectRemoved(obj) {
-        const mesh = this._meshes.get(obj.get_object_path());
-        if (!mesh)
+    _interfacesRemoved(params) {
+        const [path, interfaces] = params.deepUnpack();
+        const mesh = this._meshes.get(path);
+        if (!mesh || !interfaces.includes(MESH_IFACE))
             return;
-        this._meshes.delete(mesh.path);
+        this._meshes.delete(path);
         this._peers.delete(mesh.slug);
         this._peerGen.delete(mesh.slug);
         this._changed();
     }
 
-    _propertiesChanged(proxy, _changed, _invalidated) {
-        if (proxy.get_interface_name() !== MESH_IFACE)
+    _propertiesChanged(path, params) {
+        const old = this._meshes.get(path);
+        if (!old) // not known yet: GetManagedObjects will have the current values
             return;
-        const old = this._meshes.get(proxy.get_object_path());
-        const mesh = this._meshRecord(proxy);
-        this._meshes.set(mesh.path, mesh);
-        if (mesh.state === 'connected' && old?.state !== 'connected') {
+        const changed = unpackRow(params.get_child_value(1));
+        const mesh = {...old};
+        if (typeof changed.Name === 'string')
+            mesh.name = changed.Name;
+        if (typeof changed.State === 'string')
+            mesh.state = changed.State;
+        if (typeof changed.LastError === 'string')
+            mesh.lastError = changed.LastError;
+        if (typeof changed.UnreadCount === 'number')
+            mesh.unread = changed.UnreadCount;
+        this._meshes.set(path, mesh);
+        if (mesh.state === 'connected' && old.state !== 'connected') {
             this._refreshPeers(mesh.slug);
         } else if (mesh.state !== 'connected') {
             // The list of a mesh that is not connected would be stale: show none.

@@ -175,7 +175,13 @@ expect "running again after Start" \
         's["view"]["running"] is True and s["ui"]["meshes"][0] == "demo — connected" and len(s["ui"]["messages"]) == 1
          and any(p.startswith("alice") for p in s["ui"]["peers"])'
 
-# disable(): the indicator is gone and the model holds no subscription or handler
+# disable(): the indicator is gone, the model holds no subscription or handler, and no connection
+# of the shell has a match rule for claudemesh left on the bus
+shell_rules() {
+        on bob busctl --user --json=short call org.freedesktop.DBus /org/freedesktop/DBus org.freedesktop.DBus.Debug.Stats \
+                GetAllMatchRules | /usr/bin/python3 -c 'import json,sys; print(sum("claudemesh" in r for rules in json.load(sys.stdin)["data"][0].values() for r in rules))'
+}
+[ "$(shell_rules)" -ge 5 ] || fail "the extension's match rules are not visible: $(shell_rules)"
 ev "globalThis.cmTestModel = $C.model; true" > /dev/null
 on bob gdbus call --session --dest org.gnome.Shell --object-path /org/gnome/Shell \
         --method org.gnome.Shell.Extensions.DisableExtension "$UUID" > /dev/null || fail "DisableExtension"
@@ -184,6 +190,8 @@ wait_until 10 sh -c "DBUS_SESSION_BUS_ADDRESS=unix:path=$T/bob/bus gdbus call --
 ev "Main.panel.statusArea['claudemesh'] === undefined && globalThis.cmTestModel.liveHandlers === 0" | grep -qx true ||
         fail "disable() left the indicator or handlers behind"
 ev "delete globalThis.cmTestModel; true" > /dev/null
+rules_gone() { [ "$(shell_rules)" = 0 ]; }
+wait_until 10 rules_gone || fail "disable() left $(shell_rules) match rules on the bus"
 if grep -n 'claudemesh@claudemesh.org\|JS ERROR.*claudemesh' "$T/shell.log" | grep -i 'error\|exception' > "$T/errors"; then
         fail "gnome-shell logged errors of the extension: $(cat "$T/errors")"
 fi
