@@ -73,6 +73,14 @@ daemon_start bob
 wait_connected alice demo
 wait_connected bob demo
 
+# alice says what she is doing before the shell looks (profile changes alone send no signal)
+gcall_on alice SetProfile demo "{'status': <'working'>, 'summary': <'reviewing the parser'>}" || fail "SetProfile: $(cat "$T/reply")"
+
+# "Open inbox" runs x-terminal-emulator from the shell's PATH: a stand-in that records its arguments
+mkdir -p "$T/bin"
+printf '#!/bin/sh\necho "$*" >> "%s"\n' "$T/terminal-args" > "$T/bin/x-terminal-emulator"
+chmod +x "$T/bin/x-terminal-emulator"
+
 # the extension, installed for the user of the shell
 mkdir -p "$T/shell/data/gnome-shell/extensions/$UUID" "$T/shell/home" "$T/shell/config" "$T/shell/system"
 mkdir -p -m 0700 "$T/shell/run"
@@ -82,7 +90,7 @@ cp "$EXT"/extension.js "$EXT"/indicator.js "$EXT"/model.js "$EXT"/metadata.json 
 private_bus "$T/shell/system"
 on bob env DBUS_SYSTEM_BUS_ADDRESS="unix:path=$T/shell/system/bus" XDG_RUNTIME_DIR="$T/shell/run" \
         XDG_DATA_HOME="$T/shell/data" XDG_CONFIG_HOME="$T/shell/config" HOME="$T/shell/home" \
-        GSETTINGS_BACKEND=memory NO_AT_BRIDGE=1 \
+        GSETTINGS_BACKEND=memory NO_AT_BRIDGE=1 PATH="$T/bin:$PATH" \
         gnome-shell --headless --virtual-monitor 1280x800 --wayland --no-x11 --unsafe-mode > "$T/shell.log" 2>&1 &
 SHELL_PID=$!
 PIDS="$PIDS $SHELL_PID"
@@ -115,7 +123,7 @@ expect "meshes, dots and peers at start" \
         's["ui"]["badge"] is None and s["ui"]["meshes"] == ["demo — connected", "strict — failed"]
          and s["ui"]["dots"][0].endswith("claudemesh-dot-connected") and s["ui"]["dots"][1].endswith("claudemesh-dot-failed")
          and any(r.startswith("closed 4010") for r in s["ui"]["rows"])
-         and any(p.startswith("alice") for p in s["ui"]["peers"]) and not any(p.startswith("bob") for p in s["ui"]["peers"])
+         and s["ui"]["peers"] == ["alice (working) — reviewing the parser · demo"]
          and s["ui"]["messages"] == [] and s["ui"]["markReadSensitive"] is False'
 
 # a DM: the badge and the message row, sender and time; the hostile part shown escaped
@@ -135,6 +143,11 @@ on bob gdbus call --session --dest org.gnome.Shell --object-path /org/gnome/Shel
         fail "Screenshot: $(cat "$T/shot")"
 head -c 8 "$ARTIFACT_DIR/gnome-shell-menu.png" | od -An -c | grep -q 'P   N   G' || fail "the screenshot is not a PNG"
 ev "$C.indicator.menu.close(false); true" > /dev/null
+
+# Open inbox: claudemeshctl inbox in a terminal
+ev "$C.indicator.items.openInbox.activate(null); true" > /dev/null
+wait_until 10 test -s "$T/terminal-args" || fail "Open inbox started no terminal"
+[ "$(cat "$T/terminal-args")" = "-e claudemeshctl inbox --follow" ] || fail "Open inbox ran: $(cat "$T/terminal-args")"
 
 # Reply…: the dialog sends a DM to alice naming bob's copy of the message in reply_to_id
 BMID=$(inbox_json bob demo | /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["data"][0][0]["broker_message_id"]["data"])')
