@@ -40,7 +40,7 @@ chmod +x "$T/start-bob"
 mkdir -p -m 0700 "$T/bob/run"
 
 mkfifo "$T/model.in"
-on bob gjs -m "$HERE/model-driver.js" "[\"$T/start-bob\"]" \
+env DBUS_SESSION_BUS_ADDRESS="unix:path=$T/bob/bus" gjs -m "$HERE/model-driver.js" "[\"$T/start-bob\"]" \
         < "$T/model.in" > "$T/model.out" 2> "$T/model.log" &
 PIDS="$PIDS $!"
 exec 3> "$T/model.in"

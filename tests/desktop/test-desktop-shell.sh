@@ -88,7 +88,8 @@ cp "$EXT"/extension.js "$EXT"/indicator.js "$EXT"/model.js "$EXT"/metadata.json 
         "$T/shell/data/gnome-shell/extensions/$UUID/"
 # the shell wants a system bus (logind, accounts): an empty private one
 private_bus "$T/shell/system"
-on bob env DBUS_SYSTEM_BUS_ADDRESS="unix:path=$T/shell/system/bus" XDG_RUNTIME_DIR="$T/shell/run" \
+# env execs gnome-shell: $! is the shell itself, which the cleanup kills
+env DBUS_SESSION_BUS_ADDRESS="unix:path=$T/bob/bus" DBUS_SYSTEM_BUS_ADDRESS="unix:path=$T/shell/system/bus" XDG_RUNTIME_DIR="$T/shell/run" \
         XDG_DATA_HOME="$T/shell/data" XDG_CONFIG_HOME="$T/shell/config" HOME="$T/shell/home" \
         GSETTINGS_BACKEND=memory NO_AT_BRIDGE=1 PATH="$T/bin:$PATH" \
         gnome-shell --headless --virtual-monitor 1280x800 --wayland --no-x11 --unsafe-mode > "$T/shell.log" 2>&1 &
