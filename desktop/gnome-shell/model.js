@@ -103,6 +103,11 @@ function unpackRows(reply) {
     return out;
 }
 
+// The LAST_MESSAGES newest inbox rows, newest first.
+function newest(rows) {
+    return rows.sort((a, b) => (b.received_at ?? 0) - (a.received_at ?? 0)).slice(0, LAST_MESSAGES);
+}
+
 function str(v) {
     return typeof v === 'string' ? v : '';
 }
@@ -121,7 +126,6 @@ export class ClaudemeshModel {
         this._peers = new Map(); // slug → rows
         this._peerGen = new Map(); // slug → generation of the last ListPeers asked
         this._messages = [];
-        this._messagesGen = 0;
         this._ownerGen = 0;
         this._owner = null;
         this._error = '';
@@ -299,10 +303,7 @@ export class ClaudemeshModel {
             const row = unpackRow(params.get_child_value(1));
             if (typeof row.id !== 'string' || this._messages.some(m => m.id === row.id))
                 return;
-            this._messagesGen++; // a ListInbox answer already on its way would not have it
-            this._messages = [row, ...this._messages]
-                .sort((a, b) => (b.received_at ?? 0) - (a.received_at ?? 0))
-                .slice(0, LAST_MESSAGES);
+            this._messages = newest([row, ...this._messages]);
             this._changed();
         } else {
             const [mesh] = params.deepUnpack();
@@ -330,22 +331,24 @@ export class ClaudemeshModel {
     }
 
     async _refreshMessages() {
-        const gen = ++this._messagesGen;
+        const gen = this._ownerGen;
         let rows;
         try {
             const filter = {limit: new GLib.Variant('u', LAST_MESSAGES)};
             const reply = await this._call('ListInbox', new GLib.Variant('(sa{sv})', ['', filter]), '(aa{sv})');
             rows = unpackRows(reply);
         } catch (e) {
-            if (!this._cancellable)
+            if (!this._cancellable || gen !== this._ownerGen)
                 return;
             this._error = `ListInbox: ${e.message}`;
             this._changed();
             return;
         }
-        if (!this._cancellable || gen !== this._messagesGen)
+        if (!this._cancellable || gen !== this._ownerGen)
             return;
-        this._messages = rows.slice(0, LAST_MESSAGES);
+        // MessageReceived may have come while the list was on its way: keep both
+        const ids = new Set(this._messages.map(m => m.id));
+        this._messages = newest([...this._messages, ...rows.filter(r => !ids.has(r.id))]);
         this._changed();
     }
 
