@@ -5,7 +5,8 @@
 # daemon exists, Start through the systemctl fallback when D-Bus activation cannot (bob's bus has
 # no service directory), peers, the badge count and the message rows after a DM, Reply with the
 # right reply_to_id, Mark read, the daemon restarting (name owner change), and stop() leaving no
-# subscription and reporting nothing more. Also: no timer or idle source anywhere in the extension.
+# subscription and reporting nothing more. Also: a DM costs the model no call (MessageReceived
+# carries the row), and no timer or idle source is anywhere in the extension.
 # Skipped (77) without gjs.
 . "$(dirname "$0")/../e2e/lib.sh"
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -63,6 +64,9 @@ expect "running after Start" \
         'v["running"] is True and [(m["slug"], m["state"], m["dot"]) for m in v["meshes"]] == [("demo", "connected", "connected")]
          and [p["name"] for p in v["peers"]] == ["alice"]'
 
+# from here the model's calls are recorded: a DM must cause none (the signal carries the row)
+DRIVER=$(sed -n 's/^NAME //p' "$T/model.out")
+monitor bob "$T/bob.mon"
 gcall_on alice Send demo "$BOB" "$(printf 'tests pass\nship it?')" "{'client_message_id': <'dm-1'>}" || fail "alice's Send: $(cat "$T/reply")"
 expect "the DM" \
         'v["unread"] == 1 and v["badge"] == "1" and len(v["messages"]) == 1 and v["messages"][0]["sender"] == "alice"
@@ -82,6 +86,21 @@ assert len(rows) == 1 and rows[0]["reply_to_id"]["data"] == sys.argv[1], rows
 cmd markread
 answer markread | grep -qx 'OK markread null' || fail "Mark read: $(answer markread)"
 expect "Mark read" 'v["unread"] == 0 and v["badge"] == ""'
+model_calls() {
+        /usr/bin/python3 -c '
+import json, sys
+calls = []
+for line in open(sys.argv[1]):
+    try:
+        m = json.loads(line)
+    except ValueError:
+        continue
+    if m.get("type") == "method_call" and m.get("sender") == sys.argv[2]:
+        calls.append(m["member"])
+print(" ".join(calls))' "$T/bob.mon" "$DRIVER"
+}
+wait_until 10 sh -c "grep -q '\"member\":\"MarkRead\"' $T/bob.mon" || fail "the monitor did not see MarkRead"
+[ "$(model_calls)" = "Send MarkRead" ] || fail "the model's calls for a DM, a reply and Mark read: $(model_calls)"
 
 # bob's daemon dies and comes back: the name owner changes twice
 kill "$(cat "$T/bob/started.pid")"
@@ -90,7 +109,6 @@ daemon_start bob
 expect "running again" 'v["running"] is True and len(v["messages"]) == 1 and v["unread"] == 0 and [p["name"] for p in v["peers"]] == ["alice"]'
 
 # stop(): nothing subscribed (the bus holds no match rule of the model any more), nothing reported
-DRIVER=$(sed -n 's/^NAME //p' "$T/model.out")
 match_rules() {  # the driver's match rules that name claudemesh, counted
         on bob busctl --user --json=short call org.freedesktop.DBus /org/freedesktop/DBus org.freedesktop.DBus.Debug.Stats \
                 GetAllMatchRules | /usr/bin/python3 -c 'import json,sys; print(sum("claudemesh" in r for r in json.load(sys.stdin)["data"][0].get(sys.argv[1], [])))' "$DRIVER"
