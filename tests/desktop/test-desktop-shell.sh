@@ -4,7 +4,8 @@
 # bob's private session bus, with our broker and two real daemons: enabled without errors
 # (org.gnome.Shell.Extensions), a DM updates the badge and the menu (read back from the St actors
 # through org.gnome.Shell.Eval, --unsafe-mode), Reply… sends with reply_to_id, Mark read clears the
-# badge, PeerLeft/PeerJoined update the peers, a failed mesh shows its reason, the daemon dying
+# badge, PeerLeft/PeerJoined update the peers, a connecting and a failed mesh show their dot and
+# reason, the daemon dying
 # shows "not running" and Start D-Bus-activates it again; disable() leaves no handler and no
 # actor. A screenshot of the open menu is kept in $ARTIFACT_DIR.
 #
@@ -56,8 +57,11 @@ wait_until 10 curl -sf "http://127.0.0.1:$P2/health" || fail "the second broker 
 "$CLAUDEMESH_BROKER" --db "$T/broker2.db" mesh create strict > /dev/null
 STRICT=$("$CLAUDEMESH_BROKER" --db "$T/broker2.db" member add strict bob --broker-url "ws://127.0.0.1:$P2/ws" |
         /usr/bin/python3 -c 'import json,sys; e=json.load(sys.stdin); e["requiredFeatures"]=["client_message_id_dedupe"]; print(json.dumps(e))')
+# and a mesh whose broker is not there: connecting, then backoff, again and again
+mesh_create later >/dev/null
+LATER=$(member_entry later bob | /usr/bin/python3 -c 'import json,sys; e=json.load(sys.stdin); e["brokerUrl"]="ws://127.0.0.1:'"$(free_port)"'/ws"; print(json.dumps(e))')
 daemon_setup alice "$A"
-daemon_setup bob "$B" "$STRICT"
+daemon_setup bob "$B" "$STRICT" "$LATER"
 cat > "$T/bob/activate-claudemeshd" <<EOF
 #!/bin/sh
 export CLAUDEMESH_CONFIG_DIR="$T/bob/config" XDG_STATE_HOME="$T/bob/state" XDG_RUNTIME_DIR="$T/bob/run"
@@ -121,8 +125,9 @@ expect() {  # expect WHAT PYEXPR: wait until the panel shows it
 }
 
 expect "meshes, dots and peers at start" \
-        's["ui"]["badge"] is None and s["ui"]["meshes"] == ["demo — connected", "strict — failed"]
-         and s["ui"]["dots"][0].endswith("claudemesh-dot-connected") and s["ui"]["dots"][1].endswith("claudemesh-dot-failed")
+        's["ui"]["badge"] is None and s["ui"]["meshes"][0] == "demo — connected" and s["ui"]["meshes"][2] == "strict — failed"
+         and s["ui"]["meshes"][1] in ("later — connecting", "later — backoff")
+         and [d.split()[-1] for d in s["ui"]["dots"]] == ["claudemesh-dot-connected", "claudemesh-dot-connecting", "claudemesh-dot-failed"]
          and any(r.startswith("closed 4010") for r in s["ui"]["rows"])
          and s["ui"]["peers"] == ["alice (working) — reviewing the parser · demo"]
          and s["ui"]["messages"] == [] and s["ui"]["markReadSensitive"] is False'
