@@ -5,9 +5,9 @@
 # (org.gnome.Shell.Extensions), a DM updates the badge and the menu (read back from the St actors
 # through org.gnome.Shell.Eval, --unsafe-mode), Reply… sends with reply_to_id, Mark read clears the
 # badge, PeerLeft/PeerJoined update the peers, a connecting and a failed mesh show their dot and
-# reason, the daemon dying
-# shows "not running" and Start D-Bus-activates it again; disable() leaves no handler and no
-# actor. A screenshot of the open menu is kept in $ARTIFACT_DIR.
+# reason, the daemon dying shows "not running" and Start D-Bus-activates it again, Open inbox runs
+# the terminal; disable() leaves no actor, handler or match rule. A screenshot of the open menu is
+# kept in $ARTIFACT_DIR.
 #
 # The build loaded is the one for the gnome-shell installed here ($EXT_LEGACY_DIR for 43/44,
 # $EXT_ESM_DIR for 45+). Skipped (77) without gnome-shell.
