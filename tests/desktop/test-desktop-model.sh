@@ -1,0 +1,132 @@
+#!/bin/sh
+# SPDX-License-Identifier: LGPL-2.1-or-later
+# The extension's model (desktop/gnome-shell/model.js, the ES module the 45+ build ships) under
+# plain gjs, against our broker and two real daemons on private buses: "not running" before bob's
+# daemon exists, Start through the systemctl fallback when D-Bus activation cannot (bob's bus has
+# no service directory), peers, the badge count and the message rows after a DM, Reply with the
+# right reply_to_id, Mark read, the daemon restarting (name owner change), and stop() leaving no
+# subscription and reporting nothing more. Also: a DM costs the model no call (MessageReceived
+# carries the row), and no timer or idle source is anywhere in the extension.
+# Skipped (77) without gjs.
+. "$(dirname "$0")/../e2e/lib.sh"
+HERE=$(cd "$(dirname "$0")" && pwd)
+
+# event-driven only: no timeout, interval or idle source in the extension's code
+if grep -n 'timeout_add\|setTimeout\|setInterval\|idle_add\|Mainloop\.' "$EXT_SOURCE_DIR"/*.js; then
+        fail "the extension uses a timer or an idle source"
+fi
+command -v gjs >/dev/null 2>&1 || { echo "SKIP: gjs is not installed"; exit 77; }
+
+broker_start --presence-grace 0  # peer_left at once
+mesh_create demo >/dev/null
+A=$(member_entry demo alice)
+B=$(member_entry demo bob)
+BOB=$(printf '%s' "$B" | /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["pubkey"])')
+daemon_setup alice "$A"
+daemon_setup bob "$B"
+daemon_start alice
+wait_connected alice demo
+
+# what "Start" runs when activation fails: bob's daemon, in the background, as systemctl would
+cat > "$T/start-bob" <<EOF
+#!/bin/sh
+echo started >> "$T/bob/starts"
+DBUS_SESSION_BUS_ADDRESS="unix:path=$T/bob/bus" DBUS_SYSTEM_BUS_ADDRESS="unix:path=$T/no-system-bus" \
+        CLAUDEMESH_CONFIG_DIR="$T/bob/config" XDG_STATE_HOME="$T/bob/state" XDG_RUNTIME_DIR="$T/bob/run" \
+        CLAUDEMESH_LOG_TARGET=stderr CLAUDEMESH_WORKER="$CLAUDEMESH_WORKER" \
+        "$CLAUDEMESHD" >> "$T/bob.log" 2>&1 < /dev/null &
+echo \$! > "$T/bob/started.pid"
+EOF
+chmod +x "$T/start-bob"
+mkdir -p -m 0700 "$T/bob/run"
+
+mkfifo "$T/model.in"
+env DBUS_SESSION_BUS_ADDRESS="unix:path=$T/bob/bus" gjs -m "$HERE/model-driver.js" "[\"$T/start-bob\"]" \
+        < "$T/model.in" > "$T/model.out" 2> "$T/model.log" &
+PIDS="$PIDS $!"
+exec 3> "$T/model.in"
+cmd() { echo "$*" >&3; }
+answer() {  # answer CMD: waits for the driver's answer to CMD, prints it
+        wait_until 20 /usr/bin/python3 "$HERE/view-check.py" --answer "$T/model.out" "$1" ||
+                fail "no answer to $1: $(tail -3 "$T/model.out") $(cat "$T/model.log")"
+        /usr/bin/python3 "$HERE/view-check.py" --answer "$T/model.out" "$1"
+}
+expect() {  # expect WHAT PYEXPR
+        wait_until 20 /usr/bin/python3 "$HERE/view-check.py" "$T/model.out" "$2" ||
+                fail "$1: $(/usr/bin/python3 "$HERE/view-check.py" "$T/model.out" "$2"; cat "$T/model.log")"
+}
+
+expect "not running" 'v["running"] is False and v["status"] == "claudemesh is not running" and v["meshes"] == [] and v["badge"] == ""'
+cmd start
+answer start | grep -qx 'OK start "started"' || fail "Start: $(answer start)"
+PIDS="$PIDS $(cat "$T/bob/started.pid")"
+expect "running after Start" \
+        'v["running"] is True and [(m["slug"], m["state"], m["dot"]) for m in v["meshes"]] == [("demo", "connected", "connected")]
+         and [p["name"] for p in v["peers"]] == ["alice"]'
+
+# from here the model's calls are recorded: a DM must cause none (the signal carries the row)
+DRIVER=$(sed -n 's/^NAME //p' "$T/model.out")
+monitor bob "$T/bob.mon"
+gcall_on alice Send demo "$BOB" "$(printf 'tests pass\nship it?')" "{'client_message_id': <'dm-1'>}" || fail "alice's Send: $(cat "$T/reply")"
+expect "the DM" \
+        'v["unread"] == 1 and v["badge"] == "1" and len(v["messages"]) == 1 and v["messages"][0]["sender"] == "alice"
+         and v["messages"][0]["text"] == "tests pass ship it?" and __import__("re").fullmatch(r"\d\d:\d\d", v["messages"][0]["time"])'
+
+BMID=$(inbox_json bob demo | /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["data"][0][0]["broker_message_id"]["data"])')
+cmd reply "yes, ship it"
+answer reply | grep -q '^OK reply {"clientMessageId":"[0-9A-Z]\{26\}","status":"queued"}$' || fail "Reply: $(answer reply)"
+wait_until 20 sh -c "DBUS_SESSION_BUS_ADDRESS=unix:path=$T/alice/bus busctl --user call org.claudemesh.Daemon1 /org/claudemesh/Daemon1 org.claudemesh.Daemon1 ListInbox 'sa{sv}' demo 0 | grep -q 'yes, ship it'" ||
+        fail "alice did not receive the reply"
+inbox_json alice demo | /usr/bin/python3 -c '
+import json, sys
+rows = [r for r in json.load(sys.stdin)["data"][0] if r["body"]["data"] == "yes, ship it"]
+assert len(rows) == 1 and rows[0]["reply_to_id"]["data"] == sys.argv[1], rows
+' "$BMID" || fail "the reply does not name $BMID in reply_to_id"
+
+cmd markread
+answer markread | grep -qx 'OK markread null' || fail "Mark read: $(answer markread)"
+expect "Mark read" 'v["unread"] == 0 and v["badge"] == ""'
+model_calls() {
+        /usr/bin/python3 -c '
+import json, sys
+calls = []
+for line in open(sys.argv[1]):
+    try:
+        m = json.loads(line)
+    except ValueError:
+        continue
+    if m.get("type") == "method_call" and m.get("sender") == sys.argv[2]:
+        calls.append(m["member"])
+print(" ".join(calls))' "$T/bob.mon" "$DRIVER"
+}
+wait_until 10 sh -c "grep -q '\"member\":\"MarkRead\"' $T/bob.mon" || fail "the monitor did not see MarkRead"
+[ "$(model_calls)" = "Send MarkRead" ] || fail "the model's calls for a DM, a reply and Mark read: $(model_calls)"
+
+# bob's daemon dies and comes back: the name owner changes twice
+kill "$(cat "$T/bob/started.pid")"
+expect "not running after the daemon died" 'v["running"] is False and v["messages"] == [] and v["peers"] == []'
+daemon_start bob
+expect "running again" 'v["running"] is True and len(v["messages"]) == 1 and v["unread"] == 0 and [p["name"] for p in v["peers"]] == ["alice"]'
+
+# stop(): nothing subscribed (the bus holds no match rule of the model any more), nothing reported
+match_rules() {  # the driver's match rules that name claudemesh, counted
+        on bob busctl --user --json=short call org.freedesktop.DBus /org/freedesktop/DBus org.freedesktop.DBus.Debug.Stats \
+                GetAllMatchRules | /usr/bin/python3 -c 'import json,sys; print(sum("claudemesh" in r for r in json.load(sys.stdin)["data"][0].get(sys.argv[1], [])))' "$DRIVER"
+}
+[ "$(match_rules)" -ge 5 ] || fail "the model's match rules are not visible: $(match_rules)"
+cmd stop
+answer stop > /dev/null
+cmd handlers
+answer handlers | grep -qx 'OK handlers 0' || fail "stop() left handlers: $(answer handlers)"
+rules_gone() { [ "$(match_rules)" = 0 ]; }
+wait_until 10 rules_gone || fail "stop() left $(match_rules) match rules on the bus"
+before=$(/usr/bin/python3 "$HERE/view-check.py" --count "$T/model.out")
+gcall_on alice Send demo "$BOB" "after stop" "{'client_message_id': <'dm-2'>}" || fail "alice's Send"
+wait_until 20 sh -c "DBUS_SESSION_BUS_ADDRESS=unix:path=$T/bob/bus busctl --user call org.claudemesh.Daemon1 /org/claudemesh/Daemon1 org.claudemesh.Daemon1 ListInbox 'sa{sv}' demo 0 | grep -q 'after stop'" ||
+        fail "bob did not receive dm-2"
+daemon_stop bob
+cmd handlers
+answer handlers > /dev/null
+[ "$(/usr/bin/python3 "$HERE/view-check.py" --count "$T/model.out")" = "$before" ] || fail "the model reported changes after stop()"
+exec 3>&-
+
