@@ -231,7 +231,7 @@ static int cmd_member_add(const BrokerOptions *opts, Store *s, int argc, char **
                 return usage_error("display name must be 1-200 bytes: \"%s\"", display_name);
         if (!streq(role, "admin") && !streq(role, "member"))
                 return usage_error("--role must be admin or member, not \"%s\"", role);
-        if (pubkey_arg && !is_hex_string(pubkey_arg, PUBKEY_HEX_LEN, true))
+        if (pubkey_arg && !hex_string(pubkey_arg, PUBKEY_HEX_LEN, HEX_LOWER))
                 return usage_error("--pubkey must be 64 lowercase hex digits (an ed25519 public key): \"%s\"",
                                    pubkey_arg);
         r = need_mesh(s, argv[optind], &mesh);

@@ -621,7 +621,7 @@ static void add_recipient(json_object *list, const char *name, const char *pubke
 static void list_recipients(Conn *c, const char *message_id, const char *target, const char *sender_member_pubkey,
                             json_object *list) {
         Store *store = c->server->store;
-        bool direct = is_hex_string(target, PUBKEY_HEX_LEN, true);
+        bool direct = hex_string(target, PUBKEY_HEX_LEN, HEX_LOWER);
 
         if (direct) {
                 const Conn *peer = NULL;

@@ -188,7 +188,7 @@ void hello_request_parse(const Frame *f, HelloRequest *ret) {
                 const char *s = get_string(o, "sessionPubkey");
                 bool falsy = (s && !*s) ||
                              (json_object_is_type(v, json_type_boolean) && !json_object_get_boolean(v));
-                if (s && is_hex_string(s, PUBKEY_HEX_LEN, true))
+                if (s && hex_string(s, PUBKEY_HEX_LEN, HEX_LOWER))
                         ret->session_pubkey = s;
                 else if (!falsy)
                         ret->session_pubkey_invalid = true;
@@ -217,8 +217,8 @@ const char *hello_verify(const HelloRequest *h, int64_t now) {
         if (h->timestamp_is_integer && (h->timestamp > now + HELLO_SKEW_MS || h->timestamp < now - HELLO_SKEW_MS))
                 return "timestamp_skew";
         if (!h->timestamp_is_integer || !h->mesh_id || !h->member_id ||
-            !is_hex_string(h->pubkey, PUBKEY_HEX_LEN, false) ||
-            !is_hex_string(h->signature, SIGNATURE_HEX_LEN, false))
+            !hex_string(h->pubkey, PUBKEY_HEX_LEN, HEX_ANY_CASE) ||
+            !hex_string(h->signature, SIGNATURE_HEX_LEN, HEX_ANY_CASE))
                 return "malformed";
 
         if (hex_decode(h->pubkey, pk, sizeof pk) < 0 || hex_decode(h->signature, sig, sizeof sig) < 0)
@@ -259,11 +259,11 @@ void session_hello_request_parse(const Frame *f, SessionHelloRequest *ret) {
 }
 
 const char *session_hello_check_shape(const SessionHelloRequest *h, const char **ret_message) {
-        if (!h->session_pubkey || !is_hex_string(h->session_pubkey, PUBKEY_HEX_LEN, true)) {
+        if (!h->session_pubkey || !hex_string(h->session_pubkey, PUBKEY_HEX_LEN, HEX_LOWER)) {
                 *ret_message = "sessionPubkey must be 64 lowercase hex chars";
                 return "bad_session_pubkey";
         }
-        if (!h->parent_member_pubkey || !is_hex_string(h->parent_member_pubkey, PUBKEY_HEX_LEN, true)) {
+        if (!h->parent_member_pubkey || !hex_string(h->parent_member_pubkey, PUBKEY_HEX_LEN, HEX_LOWER)) {
                 *ret_message = "parentMemberPubkey must be 64 lowercase hex chars";
                 return "bad_parent_pubkey";
         }
@@ -287,7 +287,7 @@ static const char *verify_signed(const char *signature_hex, const char *pubkey_h
         int n;
 
         /* Upstream's verifier takes either case of hex for the signature. */
-        if (!signature_hex || !is_hex_string(signature_hex, SIGNATURE_HEX_LEN, false) ||
+        if (!signature_hex || !hex_string(signature_hex, SIGNATURE_HEX_LEN, HEX_ANY_CASE) ||
             hex_decode(signature_hex, sig, sizeof sig) < 0 || hex_decode(pubkey_hex, pk, sizeof pk) < 0)
                 return "malformed";
         va_start(ap, format);
@@ -341,7 +341,7 @@ static bool is_printable_ascii(const char *s, size_t max) {
 static int parse_target(SendRequest *s, ProtocolError *ret_error) {
         const char *t = s->target_spec;
 
-        if (strlen(t) == PUBKEY_HEX_LEN && is_hex_string(t, PUBKEY_HEX_LEN, false)) {
+        if (strlen(t) == PUBKEY_HEX_LEN && hex_string(t, PUBKEY_HEX_LEN, HEX_ANY_CASE)) {
                 for (size_t i = 0; i <= PUBKEY_HEX_LEN; i++)
                         s->direct_key[i] = (char) (t[i] >= 'A' && t[i] <= 'F' ? t[i] - 'A' + 'a' : t[i]);
                 s->target_kind = TARGET_DIRECT;

@@ -104,3 +104,11 @@ int parse_iso8601(const char *s, usec_t *ret) {
         *ret = (usec_t) (t - offset) * USEC_PER_SEC + frac;
         return 0;
 }
+
+int64_t now_ms(void) {
+        return (int64_t) (now_usec(CLOCK_REALTIME) / USEC_PER_MSEC);
+}
+
+int64_t mono_ms(void) {
+        return (int64_t) (now_usec(CLOCK_MONOTONIC) / USEC_PER_MSEC);
+}

@@ -18,10 +18,6 @@
 #define CONNECT_TIMEOUT_SECS 5
 #define RESOLVE_TIMEOUT_MS 15000
 
-uint64_t mono_ms(void) {
-        return now_usec(CLOCK_MONOTONIC) / USEC_PER_MSEC;
-}
-
 static bool is_live(const Worker *w) {
         return w->phase == PHASE_CONNECTING || w->phase == PHASE_HELLO || w->phase == PHASE_CONNECTED;
 }

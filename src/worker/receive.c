@@ -7,6 +7,7 @@
 #include "json-util.h"
 #include "log.h"
 #include "macro.h"
+#include "time-util.h"
 #include "worker.h"
 
 static void on_hello_ack(Worker *w, json_object *frame) {

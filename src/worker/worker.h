@@ -73,8 +73,6 @@ typedef struct Worker {
         bool rx_skip;                 /* oversized: drop fragments until the final one */
 } Worker;
 
-uint64_t mono_ms(void);
-
 /* channel.c */
 void worker_send_state(Worker *w, const char *state, const char *detail, int64_t retry_in_ms, int close_code);
 int worker_send_packet(Worker *w, json_object *packet);
