@@ -16,8 +16,13 @@ apt-get install -y -q --no-install-recommends \
         libsystemd-dev libwebsockets-dev libuv1-dev libsodium-dev libjson-c-dev libsqlite3-dev libseccomp-dev libmicrohttpd-dev \
         systemd dbus dbus-bin dbus-daemon dbus-user-session dbus-broker libglib2.0-bin polkitd pkexec \
         python3 python3-websockets python3-nacl python3-dbusmock sqlite3 curl tmux util-linux valgrind bash-completion \
-        postgresql libpq-dev nodejs npm \
+        postgresql libpq-dev \
         gnome-shell gjs
+# Node.js and npm for the MCP tests, from Debian only where none is installed: a machine with
+# NodeSource's nodejs (which bundles npm) cannot install Debian's npm beside it.
+if ! command -v npm > /dev/null; then
+        apt-get install -y -q --no-install-recommends nodejs npm
+fi
 # The MCP tests (tests/mcp) drive `claudemeshctl mcp` with the official MCP SDK client from npm;
 # it goes to the cache directory they look in (they fetch it themselves when it is missing, and
 # skip only without npm).
