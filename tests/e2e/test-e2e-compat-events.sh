@@ -11,6 +11,7 @@ mesh_create demo >/dev/null
 A=$(member_entry demo alice)
 B=$(member_entry demo bob)
 BOB_MEMBER=$(printf '%s' "$B" | /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["pubkey"])')
+export ALICE_MEMBER=$(printf '%s' "$A" | /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["pubkey"])')
 daemon_setup alice "$A"
 daemon_setup bob "$B"
 daemon_setup carol "$(member_entry demo carol)"
@@ -92,7 +93,11 @@ d = fr[0]["data"]
 row = {r["client_message_id"]["data"]: r for r in json.load(open(sys.argv[2]))["data"][0]}["sse-1"]
 want = {"id": row["id"]["data"], "mesh": "demo", "client_message_id": "sse-1",
         "broker_message_id": row["broker_message_id"]["data"], "sender_pubkey": row["sender_pubkey"]["data"],
-        "sender_name": "alice", "topic": None, "reply_to_id": None, "body": "hello over sse"}
+        "sender_name": "alice", "topic": None, "reply_to_id": None, "body": "hello over sse",
+        # upstream apps/cli/src/daemon/inbound.ts:132-144: priority always ("next" by default),
+        # sender_member_pubkey (alice's member key; she sends from her session key), subtype only
+        # when the push had one
+        "priority": "next", "sender_member_pubkey": os.environ["ALICE_MEMBER"]}
 assert set(d) == set(want) | {"ts", "created_at"}, d
 assert {k: d[k] for k in want} == want, (d, want)
 assert re.fullmatch(r"[0-9A-Z]{26}", d["id"]) and re.fullmatch(r"[0-9a-f]{64}", d["sender_pubkey"]), d
@@ -126,7 +131,7 @@ assert n == 1, n
 PY
 gcall_on bob Reconnect demo || fail "Reconnect: $(cat "$T/reply")"
 wait_until 20 acked sse-1 || fail "bob did not take sse-1 again"
-gcall_on alice Send demo bob "second" "{'client_message_id': <'sse-2'>}" || fail "Send: $(cat "$T/reply")"
+gcall_on alice Send demo bob "second" "{'client_message_id': <'sse-2'>, 'priority': <'now'>}" || fail "Send: $(cat "$T/reply")"
 wait_until 10 has_event "$T/bob.sse" message 'd["client_message_id"] == "sse-2"' || fail "no sse-2 on bob's stream"
 /usr/bin/python3 - "$T/bob.sse" "$T/bob.mon" <<'PY' || fail "events after the redelivery: $(cat "$T/bob.sse")"
 import json, os, sys
@@ -135,6 +140,8 @@ from sse import frames, signals
 fr = frames(sys.argv[1])
 assert [f["id"] for f in fr] == [str(i) for i in range(1, len(fr) + 1)], fr
 assert [f["data"]["client_message_id"] for f in fr if f["event"] == "message"] == ["sse-1", "sse-2"], fr
+# the sender's priority reaches upstream's event (inbound.ts:141): the MCP shim's [URGENT]
+assert [f["data"]["priority"] for f in fr if f["event"] == "message"] == ["next", "now"], fr
 # the Reconnect in between: bob's link left "open" and came back
 status = [f["data"]["status"] for f in fr if f["event"] == "broker_status"]
 assert status and status[-1] == "open" and all(s in ("connecting", "reconnecting") for s in status[:-1]), status
