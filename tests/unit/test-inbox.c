@@ -73,7 +73,7 @@ static void test_insert(void) {
         /* The same id in another mesh is another message. */
         insert(i, message("mesh-2", "c-1", ALICE, NULL, NOW + 1), true);
 
-        ASSERT_OK(inbox_list(i, "mesh-1", 0, NULL, NULL, 0, &m, &n));
+        ASSERT_OK(inbox_list(i, "mesh-1", 0, NULL, NULL, false, 0, &m, &n));
         ASSERT_EQ(n, 1);
         ASSERT_STREQ(m[0].body, "hi");
         ASSERT_TRUE(ulid_is_valid(m[0].id));
@@ -88,7 +88,7 @@ static void test_insert(void) {
         ASSERT_EQ(m[0].received_at, NOW);
         inbox_messages_free(m, n);
 
-        ASSERT_OK(inbox_list(i, NULL, 0, NULL, NULL, 0, &m, &n));
+        ASSERT_OK(inbox_list(i, NULL, 0, NULL, NULL, false, 0, &m, &n));
         ASSERT_EQ(n, 2);
         inbox_messages_free(m, n);
 
@@ -101,7 +101,7 @@ static void test_insert(void) {
                 given.reply_to_id = (char *) "bm-0";
                 given.body = NULL;
                 insert(i, given, true);
-                ASSERT_OK(inbox_list(i, "mesh-1", 0, BOB, NULL, 0, &m, &n));
+                ASSERT_OK(inbox_list(i, "mesh-1", 0, BOB, NULL, false, 0, &m, &n));
                 ASSERT_EQ(n, 1);
                 ASSERT_STREQ(m[0].id, "01ARZ3NDEKTSV4RRFFQ69G5FAV");
                 ASSERT_STREQ(m[0].reply_to_id, "bm-0");
@@ -129,7 +129,7 @@ static void test_insert(void) {
         /* Rows survive a reopen. */
         inbox_free(i);
         i = open_inbox(path);
-        ASSERT_OK(inbox_list(i, NULL, 0, NULL, NULL, 0, &m, &n));
+        ASSERT_OK(inbox_list(i, NULL, 0, NULL, NULL, false, 0, &m, &n));
         ASSERT_EQ(n, 3);
         inbox_messages_free(m, n);
 }
@@ -157,54 +157,54 @@ static void test_list(void) {
         }
 
         /* Newest first, default 100, clamped to 1..1000. */
-        ASSERT_OK(inbox_list(i, "mesh-1", 0, NULL, NULL, 0, &m, &n));
+        ASSERT_OK(inbox_list(i, "mesh-1", 0, NULL, NULL, false, 0, &m, &n));
         ASSERT_EQ(n, INBOX_LIST_DEFAULT);
         ASSERT_STREQ(m[0].client_message_id, "m-1199");
         ASSERT_STREQ(m[1].client_message_id, "m-1198");
         for (size_t k = 1; k < n; k++)
                 ASSERT_TRUE(m[k - 1].received_at >= m[k].received_at);
         inbox_messages_free(m, n);
-        ASSERT_OK(inbox_list(i, "mesh-1", 0, NULL, NULL, 5000, &m, &n));
+        ASSERT_OK(inbox_list(i, "mesh-1", 0, NULL, NULL, false, 5000, &m, &n));
         ASSERT_EQ(n, INBOX_LIST_MAX);
         inbox_messages_free(m, n);
-        ASSERT_OK(inbox_list(i, "mesh-1", 0, NULL, NULL, 1, &m, &n));
+        ASSERT_OK(inbox_list(i, "mesh-1", 0, NULL, NULL, false, 1, &m, &n));
         ASSERT_EQ(n, 1);
         inbox_messages_free(m, n);
 
         /* since is inclusive. */
-        ASSERT_OK(inbox_list(i, "mesh-1", NOW + 595, NULL, NULL, 1000, &m, &n));
+        ASSERT_OK(inbox_list(i, "mesh-1", NOW + 595, NULL, NULL, false, 1000, &m, &n));
         ASSERT_EQ(n, 10);
         ASSERT_STREQ(m[9].client_message_id, "m-1190");
         inbox_messages_free(m, n);
 
         /* from, topic and both. */
-        ASSERT_OK(inbox_list(i, "mesh-1", 0, BOB, NULL, 1000, &m, &n));
+        ASSERT_OK(inbox_list(i, "mesh-1", 0, BOB, NULL, false, 1000, &m, &n));
         ASSERT_EQ(n, 600);
         for (size_t k = 0; k < n; k++)
                 ASSERT_STREQ(m[k].sender_pubkey, BOB);
         inbox_messages_free(m, n);
-        ASSERT_OK(inbox_list(i, "mesh-1", 0, NULL, "#a", 1000, &m, &n));
+        ASSERT_OK(inbox_list(i, "mesh-1", 0, NULL, "#a", false, 1000, &m, &n));
         ASSERT_EQ(n, 400);
         for (size_t k = 0; k < n; k++)
                 ASSERT_STREQ(m[k].topic, "#a");
         inbox_messages_free(m, n);
-        ASSERT_OK(inbox_list(i, "mesh-1", 0, ALICE, "#a", 1000, &m, &n));
+        ASSERT_OK(inbox_list(i, "mesh-1", 0, ALICE, "#a", false, 1000, &m, &n));
         ASSERT_EQ(n, 200);
         ASSERT_STREQ(m[0].client_message_id, "m-1194");
         inbox_messages_free(m, n);
-        ASSERT_OK(inbox_list(i, "mesh-1", NOW + 597, ALICE, "#a", 1000, &m, &n));
+        ASSERT_OK(inbox_list(i, "mesh-1", NOW + 597, ALICE, "#a", false, 1000, &m, &n));
         ASSERT_EQ(n, 1);
         inbox_messages_free(m, n);
 
         /* Without a mesh: every mesh; mesh-2's are the newest. */
-        ASSERT_OK(inbox_list(i, NULL, 0, NULL, "#a", 3, &m, &n));
+        ASSERT_OK(inbox_list(i, NULL, 0, NULL, "#a", false, 3, &m, &n));
         ASSERT_EQ(n, 3);
         ASSERT_STREQ(m[0].mesh_id, "mesh-2");
         inbox_messages_free(m, n);
-        ASSERT_OK(inbox_list(i, NULL, NOW, NULL, NULL, 1000, &m, &n));
+        ASSERT_OK(inbox_list(i, NULL, NOW, NULL, NULL, false, 1000, &m, &n));
         ASSERT_EQ(n, 1000);
         inbox_messages_free(m, n);
-        ASSERT_OK(inbox_list(i, "mesh-3", 0, NULL, NULL, 0, &m, &n));
+        ASSERT_OK(inbox_list(i, "mesh-3", 0, NULL, NULL, false, 0, &m, &n));
         ASSERT_EQ(n, 0);
         inbox_messages_free(m, n);
 }
@@ -276,7 +276,7 @@ static void test_corrupt_quarantined(void) {
         ASSERT_OK(read_full_file(moved_wal, 16 << 20, &after, &after_size, NULL));
         ASSERT_EQ(after_size, sizeof junk);
         ASSERT_TRUE(memcmp(junk, after, sizeof junk) == 0);
-        ASSERT_OK(inbox_list(i, NULL, 0, NULL, NULL, 0, &m, &n));
+        ASSERT_OK(inbox_list(i, NULL, 0, NULL, NULL, false, 0, &m, &n));
         ASSERT_EQ(n, 0);
         inbox_messages_free(m, n);
         insert(i, message("mesh-1", "m-0", ALICE, NULL, NOW), true);
@@ -335,7 +335,7 @@ static void test_dedupe_scoped_to_sender(void) {
         insert(i, message("mesh-1", "same-id", ALICE, NULL, NOW + 2), false);
         insert(i, from_bob, false);
 
-        ASSERT_OK(inbox_list(i, "mesh-1", 0, NULL, NULL, 0, &m, &n));
+        ASSERT_OK(inbox_list(i, "mesh-1", 0, NULL, NULL, false, 0, &m, &n));
         ASSERT_EQ(n, 2);
         ASSERT_STREQ(m[0].sender_pubkey, BOB);
         ASSERT_STREQ(m[0].body, "bob's own");
@@ -391,7 +391,7 @@ static void test_announced(void) {
         ASSERT_EQ(count_unannounced(i, "mesh-1"), 0);
         ASSERT_EQ(count_unannounced(i, "mesh-2"), 1);
         /* Announcing is no reading: every row still lists. */
-        ASSERT_OK(inbox_list(i, NULL, 0, NULL, NULL, 0, &m, &n));
+        ASSERT_OK(inbox_list(i, NULL, 0, NULL, NULL, false, 0, &m, &n));
         ASSERT_EQ(n, 3);
         inbox_messages_free(m, n);
         inbox_free(i);
@@ -437,7 +437,7 @@ static void test_migrate_v2(void) {
         i = open_inbox(path);
 
         /* Every row and field is kept, in the same order; the read mark too. */
-        ASSERT_OK(inbox_list(i, "mesh-1", 0, NULL, NULL, 0, &m, &n));
+        ASSERT_OK(inbox_list(i, "mesh-1", 0, NULL, NULL, false, 0, &m, &n));
         ASSERT_EQ(n, 2);
         ASSERT_STREQ(m[0].id, "01AAAAAAAAAAAAAAAAAAAAAAAA");
         ASSERT_STREQ(m[0].body, "second");

@@ -74,6 +74,9 @@ int compat_on_event(Manager *m, const Event *e, void *userdata); /* userdata: th
 /* The route handlers, by file. */
 int compat_route_send(CompatRequest *req, void *userdata);          /* compat-route-send.c */
 int compat_route_inbox(CompatRequest *req, void *userdata);         /* compat-route-store.c */
+int compat_route_inbox_seen(CompatRequest *req, void *userdata);    /* compat-route-store.c */
+int compat_route_inbox_flush(CompatRequest *req, void *userdata);   /* compat-route-store.c */
+int compat_route_inbox_delete(CompatRequest *req, void *userdata);  /* compat-route-store.c */
 int compat_route_outbox(CompatRequest *req, void *userdata);        /* compat-route-store.c */
 int compat_route_requeue(CompatRequest *req, void *userdata);       /* compat-route-store.c */
 int compat_route_events(CompatRequest *req, void *userdata);        /* compat-route-events.c */

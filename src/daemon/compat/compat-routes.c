@@ -13,6 +13,7 @@
 #define SEND_BODY_MAX    (256 * 1024)
 #define REQUEUE_BODY_MAX (4 * 1024)
 #define PROFILE_BODY_MAX (16 * 1024)
+#define SEEN_BODY_MAX    (64 * 1024)   /* upstream's limit */
 
 /* Only what is served here: clients check the list before using a route. */
 static const char *const ipc_features[] = { "version", "health", "send", "inbox", "outbox", "events", "peers",
@@ -205,16 +206,19 @@ static int route_health(CompatRequest *req, void *userdata) {
 }
 
 static const CompatRoute compat_routes[] = {
-        { "GET", "/v1/version", route_version, 0 },
-        { "GET", "/v1/health", route_health, 0 },
-        { "POST", "/v1/send", compat_route_send, SEND_BODY_MAX },
-        { "GET", "/v1/inbox", compat_route_inbox, 0 },
-        { "GET", "/v1/outbox", compat_route_outbox, 0 },
-        { "POST", "/v1/outbox/requeue", compat_route_requeue, REQUEUE_BODY_MAX },
-        { "GET", "/v1/events", compat_route_events, 0 },
-        { "GET", "/v1/peers", compat_route_peers, 0 },
-        { "POST", "/v1/profile", compat_route_profile, PROFILE_BODY_MAX },
-        { NULL, NULL, NULL, 0 },
+        { "GET", "/v1/version", route_version, 0, false },
+        { "GET", "/v1/health", route_health, 0, false },
+        { "POST", "/v1/send", compat_route_send, SEND_BODY_MAX, false },
+        { "GET", "/v1/inbox", compat_route_inbox, 0, false },
+        { "POST", "/v1/inbox/seen", compat_route_inbox_seen, SEEN_BODY_MAX, false },
+        { "DELETE", "/v1/inbox", compat_route_inbox_flush, 0, false },
+        { "DELETE", "/v1/inbox/", compat_route_inbox_delete, 0, true },
+        { "GET", "/v1/outbox", compat_route_outbox, 0, false },
+        { "POST", "/v1/outbox/requeue", compat_route_requeue, REQUEUE_BODY_MAX, false },
+        { "GET", "/v1/events", compat_route_events, 0, false },
+        { "GET", "/v1/peers", compat_route_peers, 0, false },
+        { "POST", "/v1/profile", compat_route_profile, PROFILE_BODY_MAX, false },
+        { NULL, NULL, NULL, 0, false },
 };
 
 CompatServer *compat_server_free(CompatServer *s) {
