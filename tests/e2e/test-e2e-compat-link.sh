@@ -65,6 +65,11 @@ assert bob["groups"] == [{"name": "backend", "role": "member"}], bob
 assert bob["status"] == "idle" and bob["summary"] is None, bob
 assert bob["sessionId"] and re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", bob["connectedAt"]), bob
 assert bob["hostname"], bob
+# the broker's channel and peerRole pass through, and the mesh (upstream ipc/server.ts:354): a
+# daemon's member connection is "claudemesh-daemon"/"control-plane", which upstream's MCP shim does
+# not count as a peer (apps/cli/src/mcp/server.ts:560-566), alice's own daemon included
+assert all(p["channel"] == "claudemesh-daemon" and p["peerRole"] == "control-plane" for p in peers), peers
+assert all(p["mesh"] == "demo" for p in peers), peers
 assert sorted(p["displayName"] for p in peers) == ["alice", "bob"], peers
 PY
 cp "$T/body" "$T/peers.json"
@@ -87,6 +92,8 @@ def from_bus(p):
             "sessionId": p["session_id"], "connectedAt": p["connected_at"], "hostname": p["hostname"]}
 key = lambda p: p["pubkey"]
 for p in http:
+    for k in ("channel", "peerRole", "mesh"):  # /v1 only
+        del p[k]
     assert p["connectedAt"] and usec(p["connectedAt"]) > 0, p
     p["connectedAt"] = usec(p["connectedAt"])
 assert sorted(http, key=key) == sorted(map(from_bus, bus), key=key), (http, bus)

@@ -22,8 +22,11 @@ static json_object *groups_json(const Peer *p) {
         return json_object_new_array();
 }
 
-/* A PeerSummary, camelCase as upstream clients read it; absent optional keys are left out. */
-static int peer_fill(json_object *o, const Peer *p) {
+/* A PeerSummary, camelCase as upstream clients read it; absent optional keys are left out. The
+ * broker's channel and peerRole go along: upstream's MCP shim leaves out peers with channel
+ * "claudemesh-daemon" or peerRole "control-plane" (apps/cli/src/mcp/server.ts:560-566), so the
+ * user's own daemon is not counted. mesh is the slug, as upstream adds it (ipc/server.ts:354). */
+static int peer_fill(json_object *o, const Peer *p, const char *mesh) {
         _cleanup_(json_object_putp) json_object *groups = groups_json(p);
         int r;
 
@@ -55,20 +58,33 @@ static int peer_fill(json_object *o, const Peer *p) {
         r = compat_json_add_string(o, "connectedAt", strempty(p->connected_at));
         if (r < 0)
                 return r;
-        if (p->hostname)
-                return compat_json_add_string(o, "hostname", p->hostname);
-        return 0;
+        if (p->hostname) {
+                r = compat_json_add_string(o, "hostname", p->hostname);
+                if (r < 0)
+                        return r;
+        }
+        if (p->channel) {
+                r = compat_json_add_string(o, "channel", p->channel);
+                if (r < 0)
+                        return r;
+        }
+        if (p->peer_role) {
+                r = compat_json_add_string(o, "peerRole", p->peer_role);
+                if (r < 0)
+                        return r;
+        }
+        return compat_json_add_string(o, "mesh", mesh);
 }
 
-static json_object *peer_json(const Peer *p) {
+static json_object *peer_json(const Peer *p, const char *mesh) {
         _cleanup_(json_object_putp) json_object *o = json_object_new_object();
 
-        if (!o || peer_fill(o, p) < 0)
+        if (!o || peer_fill(o, p, mesh) < 0)
                 return NULL;
         return TAKE_PTR(o);
 }
 
-static int reply_peer_list(CompatRequest *req, const MeshLink *l) {
+static int reply_peer_list(CompatRequest *req, const MeshLink *l, const char *mesh) {
         _cleanup_(json_object_putp) json_object *body = json_object_new_object(), *list = json_object_new_array();
         size_t n;
         const Peer *peers = mesh_link_peers(l, &n);
@@ -76,7 +92,7 @@ static int reply_peer_list(CompatRequest *req, const MeshLink *l) {
         if (!body || !list)
                 return -ENOMEM;
         for (size_t i = 0; i < n; i++) {
-                json_object *p = peer_json(&peers[i]);
+                json_object *p = peer_json(&peers[i], mesh);
                 if (!p || json_object_array_add(list, p) < 0) {
                         json_object_put(p);
                         return -ENOMEM;
@@ -110,7 +126,7 @@ static void peers_done(const MeshLink *l, int result, const CmError *error, void
         else if (result == -ENOTCONN)
                 r = reply_unreachable(req, l);
         else
-                r = reply_peer_list(req, l);
+                r = reply_peer_list(req, l, mesh_link_mesh(l)->entry->slug);
         if (r == -ENOMEM)
                 (void) compat_reply_error(req, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal");
 }
