@@ -53,6 +53,10 @@ alice_hidden() {
         api bob GET /v1/peers && [ "$(cat "$T/status")" = 200 ] && ! grep -q '"displayName":"alice"' "$T/body"
 }
 
+# /v1/health maps each mesh to its broker connection's status (upstream ipc/server.ts:206-218)
+expect 200 "{\"ok\":true,\"pid\":$(cat "$T/alice/config/daemon/daemon.pid"),\"brokers\":{\"demo\":\"open\",\"other\":\"open\"}}" \
+        alice GET /v1/health
+
 # alice lists bob, with his keys, his group and where he runs
 wait_until 10 peer_is alice demo bob True || fail "alice's /v1/peers does not list bob: $(cat "$T/body")"
 /usr/bin/python3 - "$T/body" "$BOB_MEMBER" <<'PY' || fail "bob's PeerSummary: $(cat "$T/body")"
@@ -159,4 +163,8 @@ api alice POST /v1/profile -d '{"mesh":"demo","summary":"offline"}'
 api alice GET /v1/peers?mesh=demo
 [ "$(cat "$T/status")" = 502 ] && grep -q '^{"error":"broker_unreachable","detail":"' "$T/body" ||
         fail "peers without a broker: $(cat "$T/status") $(cat "$T/body")"
+api alice GET /v1/health
+/usr/bin/python3 -c 'import json, sys; b = json.load(open(sys.argv[1]))["brokers"]
+assert sorted(b) == ["demo", "other"] and all(s in ("connecting", "reconnecting", "closed") for s in b.values()), b' \
+        "$T/body" || fail "health without a broker: $(cat "$T/body")"
 echo ok

@@ -171,8 +171,7 @@ static void event_peer(CompatServer *s, Mesh *mesh, bool joined, const Peer *p) 
                 event_send(s, mesh, joined ? "peer_join" : "peer_leave", data, peer_data(data, joined, p));
 }
 
-/* Upstream's WebSocket status for a mesh state; NULL before the first state is known. */
-static const char *upstream_status(MeshState s) {
+const char *compat_upstream_status(MeshState s) {
         static const char *const table[_MESH_STATE_MAX] = {
                 [MESH_INVALID] = "closed",
                 [MESH_DETACHED] = "closed",
@@ -187,7 +186,7 @@ static const char *upstream_status(MeshState s) {
 
 static void event_mesh_state(CompatServer *s, Mesh *mesh, MeshState before) {
         _cleanup_(json_object_putp) json_object *data = NULL;
-        const char *was = upstream_status(before), *status = upstream_status(mesh->state);
+        const char *was = compat_upstream_status(before), *status = compat_upstream_status(mesh->state);
 
         /* State also changes with LastError alone, and several states are "closed" upstream. */
         if (!was || !status || streq(was, status))

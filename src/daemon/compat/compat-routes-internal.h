@@ -67,6 +67,10 @@ int compat_json_add_string(json_object *o, const char *key, const char *value);
  * a JSON null for 0. */
 json_object *compat_json_time(usec_t t);
 
+/* Upstream's WebSocket status for a mesh state ("open", "connecting", "reconnecting", "closed");
+ * NULL for a state out of range. */
+const char *compat_upstream_status(MeshState s);
+
 /* The core's events (event.h) onto the open /v1 event streams: "message", "peer_join",
  * "peer_leave", "broker_status" (only when upstream's status changes with the state). */
 int compat_on_event(Manager *m, const Event *e, void *userdata); /* userdata: the CompatServer */
