@@ -110,6 +110,40 @@ start_daemon --no-compat
 [ ! -e "$SOCK" ] && [ ! -e "$LINK" ] && [ ! -e "$PIDFILE" ] || fail "--no-compat still published the /v1 socket"
 stop_daemon
 
+# $CLAUDEMESH_DAEMON_DIR (upstream's newer lookup, apps/cli/src/daemon/paths.ts:22-24): the socket
+# is linked there too, the directory made 0700; a clean exit removes the link
+UPDIR="$T/up/daemon"
+CLAUDEMESH_DAEMON_DIR="$UPDIR" start_daemon
+[ "$(readlink "$UPDIR/daemon.sock")" = "$SOCK" ] || fail "$UPDIR/daemon.sock does not point at $SOCK"
+[ "$(stat -c %a "$UPDIR")" = 700 ] || fail "$UPDIR is not 0700"
+expect "200 {\"ok\":true,\"pid\":$DAEMON_PID,\"brokers\":{}}" "$UPDIR/daemon.sock" http://localhost/v1/health
+stop_daemon
+[ ! -e "$UPDIR/daemon.sock" ] || fail "the link in CLAUDEMESH_DAEMON_DIR was left behind"
+# ... never over a live daemon's socket there: it keeps answering, and stays after we exit
+/usr/bin/python3 - "$UPDIR/daemon.sock" "$T/fake-up.ready" <<'PY' &
+import socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.bind(sys.argv[1])
+s.listen(8)
+open(sys.argv[2], "w").close()
+while True:
+    s.accept()[0].close()
+PY
+FAKE=$!
+CLEANUP_PIDS="$CLEANUP_PIDS $FAKE"
+wait_until test -e "$T/fake-up.ready" || fail "the stand-in daemon did not start"
+CLAUDEMESH_DAEMON_DIR="$UPDIR" start_daemon
+grep -q "Another daemon answers on $UPDIR/daemon.sock" "$T/daemon.log" || fail "no word about the live socket in $UPDIR"
+[ -S "$UPDIR/daemon.sock" ] && [ ! -L "$UPDIR/daemon.sock" ] || fail "the live socket in $UPDIR was replaced"
+expect "200 {\"ok\":true,\"pid\":$DAEMON_PID,\"brokers\":{}}" "$LINK" http://localhost/v1/health
+stop_daemon
+[ -S "$UPDIR/daemon.sock" ] || fail "our exit removed the other daemon's socket"
+kill "$FAKE"; wait "$FAKE" 2>/dev/null || true
+# ... and a relative path is not taken
+( cd "$T" && CLAUDEMESH_DAEMON_DIR="rel/daemon" start_daemon && stop_daemon ) || fail "a relative CLAUDEMESH_DAEMON_DIR"
+[ ! -e "$T/rel" ] || fail "a relative CLAUDEMESH_DAEMON_DIR was used"
+grep -q "Ignoring CLAUDEMESH_DAEMON_DIR=rel/daemon: not an absolute path" "$T/daemon.log" || fail "no word about the relative path"
+
 # socket activation: the first connection starts the daemon, which takes the fd named "compat"
 # and closes the other one
 ACT="$T/activate/daemon.sock"
