@@ -64,6 +64,8 @@ expect '501 {"error":"not_implemented","feature":"memory"}' "$SOCK" http://local
 expect '501 {"error":"not_implemented","feature":"memory"}' "$SOCK" http://localhost/v1/memory/m1 -X DELETE
 expect '404 {"error":"not found"}' "$SOCK" http://localhost/v1/skills -X DELETE
 expect '404 {"error":"not found"}' "$SOCK" http://localhost/v1/skillsx
+# no mesh attached: upstream's 503 for /v1/peers (ipc/server.ts:341-344)
+expect '503 {"error":"broker not initialised"}' "$SOCK" http://localhost/v1/peers
 
 # a request libmicrohttpd itself refuses: 400, and its complaint goes through our log
 /usr/bin/python3 - "$SOCK" <<'PY' || fail "a malformed Content-Length was not refused with 400"
