@@ -448,7 +448,11 @@ static void test_migrate_v2(void) {
         ASSERT_STREQ(m[1].sender_pubkey, ALICE);
         ASSERT_STREQ(m[1].meta_json, "{}");
         ASSERT_EQ(m[1].received_at, 1000);
+        /* ... and delivered: they count as seen, so upstream's unread_only does not list them. */
+        ASSERT_EQ(m[1].seen_at, 1000);
         inbox_messages_free(m, n);
+        ASSERT_OK(inbox_list(i, "mesh-1", 0, NULL, NULL, true, 0, &m, &n));
+        ASSERT_EQ(n, 0);
         ASSERT_OK(inbox_count_unread(i, "mesh-1", &unread));
         ASSERT_EQ(unread, 2);
 
@@ -460,7 +464,62 @@ static void test_migrate_v2(void) {
         ASSERT_EQ(count_unannounced(i, "mesh-1"), 1);
 }
 
+static void test_seen_and_removal(void) {
+        _cleanup_free_ char *path = new_path("seen");
+        _cleanup_(inbox_freep) Inbox *i = open_inbox(path);
+        InboxMessage *m = NULL;
+        unsigned count = 0;
+        bool found = true;
+        size_t n = 0;
+        char *ids[3];
+
+        insert(i, message("mesh-1", "c-1", ALICE, NULL, NOW), true);
+        insert(i, message("mesh-1", "c-2", ALICE, NULL, NOW + 1), true);
+        insert(i, message("mesh-2", "c-3", BOB, NULL, NOW + 2), true);
+        ASSERT_OK(inbox_list(i, NULL, 0, NULL, NULL, true, 0, &m, &n));
+        ASSERT_EQ(n, 3);
+        for (size_t k = 0; k < n; k++) {
+                ASSERT_EQ(m[k].seen_at, 0);
+                ids[k] = strdup(m[k].id);
+                ASSERT_TRUE(ids[k]);
+        }
+        inbox_messages_free(m, n);
+
+        /* Newest first: ids[0] is c-3. Only rows not seen yet flip; unknown ids count nothing. */
+        ASSERT_OK(inbox_mark_seen(i, (const char *const[]) { ids[2], "nope", ids[2] }, 3, NOW + 10, &count));
+        ASSERT_EQ(count, 1);
+        ASSERT_OK(inbox_mark_seen(i, (const char *const[]) { ids[2], ids[1] }, 2, NOW + 20, &count));
+        ASSERT_EQ(count, 1);
+        ASSERT_OK(inbox_list(i, NULL, 0, NULL, NULL, true, 0, &m, &n));
+        ASSERT_EQ(n, 1);
+        ASSERT_STREQ(m[0].id, ids[0]);
+        inbox_messages_free(m, n);
+        ASSERT_OK(inbox_list(i, "mesh-1", 0, NULL, NULL, false, 0, &m, &n));
+        ASSERT_EQ(n, 2);
+        ASSERT_EQ(m[0].seen_at, NOW + 20);
+        ASSERT_EQ(m[1].seen_at, NOW + 10);
+        inbox_messages_free(m, n);
+
+        /* One row, then a mesh before a time, then every mesh. */
+        ASSERT_OK(inbox_delete(i, ids[1], &found));
+        ASSERT_TRUE(found);
+        ASSERT_OK(inbox_delete(i, ids[1], &found));
+        ASSERT_TRUE(!found);
+        ASSERT_OK(inbox_flush(i, "mesh-2", NOW + 2, &count));
+        ASSERT_EQ(count, 0);
+        ASSERT_OK(inbox_flush(i, "mesh-2", NOW + 3, &count));
+        ASSERT_EQ(count, 1);
+        ASSERT_OK(inbox_flush(i, NULL, 0, &count));
+        ASSERT_EQ(count, 1);
+        ASSERT_OK(inbox_list(i, NULL, 0, NULL, NULL, false, 0, &m, &n));
+        ASSERT_EQ(n, 0);
+        inbox_messages_free(m, n);
+        for (size_t k = 0; k < 3; k++)
+                free(ids[k]);
+}
+
 int main(void) {
+        test_seen_and_removal();
         test_insert();
         test_dedupe_scoped_to_sender();
         test_announced();
