@@ -150,6 +150,30 @@ received = [s["client_message_id"]["data"] for s in signals(sys.argv[2], "Messag
 assert received == ["sse-1", "sse-2"], received
 PY
 
+# 3b. upstream's MCP shim at its start (apps/cli/src/mcp/server.ts:555-600), with the compat client:
+# no peers but sessions count (daemons are "claudemesh-daemon"/"control-plane"), the unread rows
+# are listed without stamping them, stamped through POST /v1/inbox/seen once pushed, and the next
+# start lists none
+PYTHONPATH="$(dirname "$0")/../bus" /usr/bin/python3 - "$(sock bob)" <<'PY' || fail "upstream's shim start on bob"
+import sys
+from compat_client import request
+SOCK = sys.argv[1]
+st, js, _ = request(SOCK, "GET", "/v1/peers")
+assert st == 200 and {p["displayName"] for p in js["peers"]} == {"alice", "bob"}, js
+real = [p for p in js["peers"] if p.get("channel") != "claudemesh-daemon" and p.get("peerRole") != "control-plane"]
+assert real == [], real
+path = "/v1/inbox?mesh=demo&unread_only=true&mark_seen=false&limit=50"
+st, js, _ = request(SOCK, "GET", path)
+assert st == 200 and [i["client_message_id"] for i in js["items"]] == ["sse-2", "sse-1"], js
+assert all(i["seen_at"] is None for i in js["items"]) and js["marked_seen"] == 0, js
+st, again, _ = request(SOCK, "GET", path)
+assert again == js, (again, js)
+st, seen, _ = request(SOCK, "POST", "/v1/inbox/seen", body={"ids": [i["id"] for i in js["items"]]})
+assert (st, seen) == (200, {"marked_seen": 2}), (st, seen)
+st, js, _ = request(SOCK, "GET", path)
+assert (st, js) == (200, {"items": [], "marked_seen": 0}), js
+PY
+
 # 4. a third member comes (peer_join on alice's stream) and goes (peer_leave); carol's daemon has
 # no /v1 API, so its hooks have no streams to feed
 DAEMON_ARGS=--no-compat
