@@ -159,6 +159,15 @@ assert sql("SELECT mesh_id FROM outbox WHERE client_message_id='d1'") == [("mesh
 # exactly what the upstream CLI sends: no mesh, no id
 js = expect(send({"to": "*", "message": "upstream shape", "priority": "next"}), 202)
 assert js["status"] == "queued" and ULID.match(js["client_message_id"]), js
+# a defaultMesh that names no mesh is the configuration's fault: its sentence, not mesh_required
+with open(cfg + ".tmp", "w") as f:
+    f.write(text.replace('"defaultMesh":"beta"', '"defaultMesh":"gone"', 1))
+os.chmod(cfg + ".tmp", 0o600)
+os.rename(cfg + ".tmp", cfg)
+subprocess.run(["busctl", "--user", "call", "org.claudemesh.Daemon1", "/org/claudemesh/Daemon1",
+                "org.claudemesh.Daemon1", "Reload"], check=True)
+js = expect(send({"to": "*", "message": "no default"}), 400)
+assert js["dbus_error"] == "org.claudemesh.Daemon1.Error.NoSuchMesh" and 'defaultMesh "gone"' in js["error"], js
 
 # 64 requests in flight (headers in, body still coming) fill the daemon; the 65th gets 429.
 held = []

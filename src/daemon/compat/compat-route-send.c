@@ -92,7 +92,9 @@ static int check_mesh(CompatRequest *req, Manager *m, const char *mesh) {
         r = manager_lookup_mesh(m, strempty(mesh), &found, &error);
         if (r >= 0)
                 return 0;
-        if (error.code != CM_ERR_NO_SUCH_MESH || (!mesh && m->n_meshes < 2))
+        /* A defaultMesh naming no mesh is the configuration's fault: its own sentence says so. */
+        if (error.code != CM_ERR_NO_SUCH_MESH ||
+            (!mesh && (m->n_meshes < 2 || (m->config && m->config->default_mesh))))
                 return compat_answered(compat_reply_failure(req, r, &error));
         body = json_object_new_object();
         if (!body)
