@@ -43,9 +43,12 @@ def gdbus_send(mesh, to, message, opts):
                            "--method", "org.claudemesh.Daemon1.Send", mesh, to, message, opts],
                           capture_output=True, text=True)
 
-# No mesh named, two attached, no defaultMesh: 400 naming them; nothing written.
-js = expect(send({"to": "*", "message": "hi"}), 400)
-assert "acme, beta" in js["error"] and "defaultMesh" in js["error"], js
+# No mesh named, two attached, no defaultMesh: upstream's 400 mesh_required naming them
+# (apps/cli/src/daemon/ipc/server.ts:799-806); nothing written. "" is no name, as upstream's ?? .
+for body in ({"to": "*", "message": "hi"}, {"to": "*", "message": "hi", "mesh": ""}, {"to": "*", "message": "hi", "mesh": None}):
+    expect(send(body), 400, {"error": "mesh_required", "attached": ["acme", "beta"],
+                             "detail": "daemon attached to 2 meshes; pass 'mesh' in request body"})
+expect(send({"to": "*", "message": "hi", "mesh": 7}), 400, {"error": "'mesh' must be a string"})
 assert rows() == 0
 
 # The upstream CLI's request: no mesh field would be needed with one mesh; here it names one.
@@ -124,8 +127,10 @@ expect(send(raw=b'{"to":"*","message":"x"} trailing'), 400, {"error": "invalid J
 expect(send(raw=b"\xff\xfe"), 400, {"error": "invalid JSON"})
 js = expect(send({"to": "nobody-by-that-name", "message": "x", "mesh": "acme", "client_message_id": "free"}), 400)
 assert js["dbus_error"] == "org.claudemesh.Daemon1.Error.UnknownPeer", js
-js = expect(send({"to": "*", "message": "x", "mesh": "nope", "client_message_id": "free"}), 400)
-assert js["dbus_error"] == "org.claudemesh.Daemon1.Error.NoSuchMesh" and "acme, beta" in js["error"], js
+# a mesh that is not here: upstream's 404 mesh_not_attached (server.ts:807-811)
+expect(send({"to": "*", "message": "x", "mesh": "nope", "client_message_id": "free"}), 404,
+       {"error": "mesh_not_attached", "mesh": "nope"})
+expect(send({"to": "*", "message": "x", "mesh": "n\u00e9" * 300}), 404, {"error": "mesh_not_attached", "mesh": "n\u00e9" * 300})
 js = expect(send({"to": "*", "message": "x", "mesh": "acme", "client_message_id": "bad\nid"}), 400)
 assert js["dbus_error"] == "org.claudemesh.Daemon1.Error.InvalidArgument", js
 # Larger than a broker frame but within the route's 256 KiB: refused as the bus refuses it.
@@ -154,6 +159,15 @@ assert sql("SELECT mesh_id FROM outbox WHERE client_message_id='d1'") == [("mesh
 # exactly what the upstream CLI sends: no mesh, no id
 js = expect(send({"to": "*", "message": "upstream shape", "priority": "next"}), 202)
 assert js["status"] == "queued" and ULID.match(js["client_message_id"]), js
+# a defaultMesh that names no mesh is the configuration's fault: its sentence, not mesh_required
+with open(cfg + ".tmp", "w") as f:
+    f.write(text.replace('"defaultMesh":"beta"', '"defaultMesh":"gone"', 1))
+os.chmod(cfg + ".tmp", 0o600)
+os.rename(cfg + ".tmp", cfg)
+subprocess.run(["busctl", "--user", "call", "org.claudemesh.Daemon1", "/org/claudemesh/Daemon1",
+                "org.claudemesh.Daemon1", "Reload"], check=True)
+js = expect(send({"to": "*", "message": "no default"}), 400)
+assert js["dbus_error"] == "org.claudemesh.Daemon1.Error.NoSuchMesh" and 'defaultMesh "gone"' in js["error"], js
 
 # 64 requests in flight (headers in, body still coming) fill the daemon; the 65th gets 429.
 held = []

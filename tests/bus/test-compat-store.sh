@@ -1,6 +1,9 @@
 #!/bin/sh
 # SPDX-License-Identifier: LGPL-2.1-or-later
 # GET /v1/inbox, GET /v1/outbox and POST /v1/outbox/requeue on the /v1 socket, against the real
+# outbox.db and inbox.db; upstream's inbox read state and pruning (seen_at, unread_only, mark_seen,
+# POST /v1/inbox/seen, DELETE /v1/inbox[/<id>]) as apps/cli/src/daemon/ipc/server.ts:585-712 at
+# 1.37.0 answers them. Also, against the real
 # outbox.db and inbox.db: every field and type (checked against the rows in SQLite), filters,
 # clamping, ordering, errors, a requeue over HTTP seen over D-Bus, and each route answering as
 # ListInbox, ListOutbox and Requeue answer over the bus for the same rows.
@@ -79,10 +82,14 @@ def outbox_item(r):
             "superseded_by": r["superseded_by"], "payload_bytes": len(r["body"])}
 
 def inbox_item(r):
+    # upstream's row (server.ts:636-661) but recipient_pubkey/recipient_kind (sessions)
     return {"id": r["id"], "client_message_id": r["client_message_id"],
             "broker_message_id": r["broker_message_id"], "mesh": SLUGS[r["mesh_id"]], "topic": r["topic"],
             "sender_pubkey": r["sender_pubkey"], "sender_name": r["sender_name"], "body": r["body"],
-            "received_at": iso(r["received_at"]), "reply_to_id": r["reply_to_id"]}
+            "received_at": iso(r["received_at"]), "reply_to_id": r["reply_to_id"], "seen_at": iso(r["seen_at"])}
+
+def without_seen(items):
+    return [{k: v for k, v in i.items() if k != "seen_at"} for i in items]
 
 def bus_items(keys):
     """The bus reply's dictionaries in the HTTP shape: "" and 0 become null, µs become ISO times."""
@@ -99,15 +106,21 @@ def bus_items(keys):
         out.append(item)
     return out
 
-assert check == "requeued" or list(body) == ["items"], body
+assert check == "requeued" or list(body) in (["items"], ["items", "marked_seen"]), body
+# server.ts:663: marked_seen counts the rows this listing stamped, and only the inbox has it
+assert check not in ("inbox", "seen", "same-inbox") or "marked_seen" in body, body
+assert check not in ("outbox", "same-outbox") or "marked_seen" not in body, body
 if check == "outbox":        # outbox CMID...: exactly these rows, in this order, as stored
     want = [outbox_item(r) for r in rows("outbox.db", "client_message_id", args)]
     assert body["items"] == want, "\n%s\n!=\n%s" % (body["items"], want)
     assert all(type(i["attempts"]) is int and type(i["payload_bytes"]) is int for i in body["items"])
-elif check == "inbox":       # inbox ID...: exactly these messages, in this order, as stored
-    want = [inbox_item(r) for r in rows("inbox.db", "id", args)]
-    assert body["items"] == want, "\n%s\n!=\n%s" % (body["items"], want)
-    assert all("meta" not in item for item in body["items"])
+elif check == "inbox":       # inbox ID...: exactly these messages, in this order, as stored (seen_at
+    want = [inbox_item(r) for r in rows("inbox.db", "id", args)]  # as before the listing stamped it)
+    assert without_seen(body["items"]) == without_seen(want), "\n%s\n!=\n%s" % (body["items"], want)
+    assert all("meta" not in item and "seen_at" in item for item in body["items"])
+elif check == "seen":        # seen MARKED ID...: these rows with seen_at exactly as stored now, MARKED stamped
+    want = [inbox_item(r) for r in rows("inbox.db", "id", args[1:])]
+    assert body["items"] == want and body["marked_seen"] == int(args[0]), "\n%s\n!=\n%s" % (body, want)
 elif check == "count":       # count N: N items, newest first
     items = body["items"]
     assert len(items) == int(args[0]), len(items)
@@ -116,9 +129,9 @@ elif check == "count":       # count N: N items, newest first
 elif check == "same-outbox":  # the bus reply in $T/bus lists the same rows with the same values
     assert body["items"] == bus_items(list(body["items"][0])), "\n%s\n!=\n%s" % (
         body["items"], bus_items(list(body["items"][0])))
-elif check == "same-inbox":
-    keys = [k for k in body["items"][0]]
-    assert body["items"] == bus_items(keys), "\n%s\n!=\n%s" % (body["items"], bus_items(keys))
+elif check == "same-inbox":  # (ListInbox has no seen_at: upstream's per-row state is /v1's)
+    keys = [k for k in body["items"][0] if k != "seen_at"]
+    assert without_seen(body["items"]) == bus_items(keys), "\n%s\n!=\n%s" % (body["items"], bus_items(keys))
 elif check == "requeued":    # requeued OLD-CMID NEW-CMID|ulid ABORTED-BY: the reply and both rows
     old, = rows("outbox.db", "client_message_id", [args[0]])
     assert sorted(body) == ["aborted_row_id", "new_client_message_id", "new_row_id"], body
@@ -143,7 +156,7 @@ expect 200 -- GET /v1/version
 
 # empty stores
 expect 200 '{"items":[]}' -- GET /v1/outbox
-expect 200 '{"items":[]}' -- GET /v1/inbox
+expect 200 '{"items":[],"marked_seen":0}' -- GET /v1/inbox
 
 # outbox rows as Send stores them, moved to later states with SQL as the drain does; known
 # enqueued_at values (whole milliseconds, one second apart: o7 is the newest)
@@ -282,8 +295,34 @@ ins i2 "$ACME" "'t1'" pk2 "'body 2'" "'i1'" "'bm-i2'" 3
 ins i3 "$ACME" NULL pk3 NULL NULL NULL 2
 ins i4 "$BETA" "'t1'" pk1 "'on beta'" NULL "'bm-i4'" 1
 
+# read state (server.ts:596-606): mark_seen=false only peeks; unread_only=true lists rows whose
+# seen_at is null; a plain listing stamps what it returned and says how many (marked_seen)
+expect 200 -- GET '/v1/inbox?mark_seen=false'
+chk seen 0 i4 i3 i2 i1
+expect 200 -- GET '/v1/inbox?unread_only=true&mark_seen=false&limit=2'
+chk seen 0 i4 i3
+expect 200 -- GET '/v1/inbox?unread_only=false&mark_seen=false'
+chk seen 0 i4 i3 i2 i1
+expect 200 -- GET '/v1/inbox?mesh=beta'
+chk inbox i4
+[ "$(sql inbox.db "SELECT count(*) FROM inbox WHERE seen_at IS NOT NULL")" = 1 ] || fail "mark_seen stamped other rows"
+/usr/bin/python3 -c 'import json, sys; b = json.load(open(sys.argv[1]))
+assert b["marked_seen"] == 1 and b["items"][0]["seen_at"] is None, b' "$T/body" || fail "first listing: $(cat "$T/body")"
 expect 200 -- GET /v1/inbox
 chk inbox i4 i3 i2 i1
+/usr/bin/python3 -c 'import json, sys; b = json.load(open(sys.argv[1]))
+assert b["marked_seen"] == 3 and [i["seen_at"] is None for i in b["items"]] == [False, True, True, True], b' \
+        "$T/body" || fail "the stamping listing: $(cat "$T/body")"
+expect 200 '{"items":[],"marked_seen":0}' -- GET '/v1/inbox?unread_only=true'
+expect 200 -- GET '/v1/inbox?mark_seen=false'
+chk seen 0 i4 i3 i2 i1
+for q in unread_only mark_seen; do
+        for bad in yes 1 TRUE; do
+                expect 400 "{\"error\":\"'$q' must be true or false\"}" -- GET "/v1/inbox?$q=$bad"
+        done
+done
+expect 200 -- GET /v1/inbox
+chk seen 0 i4 i3 i2 i1
 bus ListInbox 'sa{sv}' '' 0
 chk same-inbox
 # since: ISO 8601, received_at >= since, any offset
@@ -318,7 +357,7 @@ expect 200 -- GET "/v1/inbox?mesh=$BETA"
 chk inbox i4
 expect 200 -- GET '/v1/inbox?mesh=acme&topic=t1&from=pk2'
 chk inbox i2
-expect 200 '{"items":[]}' -- GET '/v1/inbox?mesh=beta&from=pk2'
+expect 200 '{"items":[],"marked_seen":0}' -- GET '/v1/inbox?mesh=beta&from=pk2'
 expect 200 -- GET '/v1/inbox?mesh=&topic=&from=&since='
 chk inbox i4 i3 i2 i1
 expect 400 -- GET '/v1/inbox?mesh=nope'
@@ -332,6 +371,46 @@ chk inbox i4 i3
 expect 200 -- GET '/v1/inbox?limit=0'
 chk inbox i4
 expect 400 "{\"error\":\"'limit' must be a whole number\"}" -- GET '/v1/inbox?limit=ten'
+
+# POST /v1/inbox/seen (server.ts:673-686): the strings of "ids", unknown ones count nothing
+ins i5 "$ACME" NULL pk5 "'five'" NULL NULL 0
+ins i6 "$BETA" NULL pk6 "'six'" NULL NULL 0
+expect 200 -- GET '/v1/inbox?unread_only=true&mark_seen=false'
+chk seen 0 i6 i5
+expect 400 '{"error":"invalid JSON"}' -- POST /v1/inbox/seen ''
+expect 400 '{"error":"expected JSON object"}' -- POST /v1/inbox/seen '["i5"]'
+for bad in '{}' '{"ids":"i5"}' '{"ids":[]}' '{"ids":[1,null,{}]}' '{"ids":null}'; do
+        expect 400 "{\"error\":\"missing 'ids' (string[])\"}" -- POST /v1/inbox/seen "$bad"
+done
+expect 400 "{\"error\":\"'ids' must not contain NUL (U+0000)\"}" -- POST /v1/inbox/seen '{"ids":["i5\u0000x"]}'
+expect 200 '{"marked_seen":1}' -- POST /v1/inbox/seen '{"ids":["i5","nope",7,"i1"]}'
+expect 200 '{"marked_seen":0}' -- POST /v1/inbox/seen '{"ids":["i5"]}'
+expect 200 -- GET '/v1/inbox?unread_only=true&mark_seen=false'
+chk seen 0 i6
+# upstream reads at most 64 KiB of it
+/usr/bin/python3 -c 'import sys; b = b"{\"ids\":[\"i6\"]}"; sys.stdout.buffer.write(b + b" " * (65536 - len(b)))' > "$T/64k"
+expect 200 '{"marked_seen":1}' -- POST /v1/inbox/seen "@$T/64k"
+printf ' ' >> "$T/64k"
+expect 413 -- POST /v1/inbox/seen "@$T/64k"
+
+# DELETE /v1/inbox/<id> (server.ts:704-712): 400 without an id, 404 with it when unknown
+expect 400 '{"error":"missing id"}' -- DELETE /v1/inbox/
+expect 404 '{"error":"not found","id":"nope"}' -- DELETE /v1/inbox/nope
+expect 200 '{"removed":1,"id":"i5"}' -- DELETE /v1/inbox/i5
+expect 404 '{"error":"not found","id":"i5"}' -- DELETE /v1/inbox/i5
+[ "$(sql inbox.db "SELECT count(*) FROM inbox WHERE id = 'i5'")" = 0 ] || fail "i5 is still stored"
+expect 404 '{"error":"not found"}' -- PUT /v1/inbox/i6
+# DELETE /v1/inbox?mesh=&before= (server.ts:692-702): rows received before the time, of one mesh
+expect 400 "{\"error\":\"'before' must be an ISO 8601 time, such as 2026-05-03T19:24:32.123Z\"}" \
+        -- DELETE '/v1/inbox?before=yesterday'
+expect 400 -- DELETE '/v1/inbox?mesh=nope'
+grep -q '"dbus_error":"org.claudemesh.Daemon1.Error.NoSuchMesh"' "$T/body" || fail "flush of an unknown mesh: $(cat "$T/body")"
+before=$(/usr/bin/python3 -c 'import sys, time; us = int(sys.argv[1]) - 500000
+print(time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(us // 1000000)) + ".%03dZ" % (us // 1000 % 1000))' "$NOW")
+expect 200 '{"removed":1}' -- DELETE "/v1/inbox?mesh=beta&before=$before"
+expect 200 -- GET '/v1/inbox?mesh=beta&mark_seen=false'
+chk seen 0 i6
+expect 200 '{"removed":0}' -- DELETE "/v1/inbox?mesh=beta&before=$before"
 
 # clamping against more rows than the caps
 sql inbox.db "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 1100)
@@ -356,6 +435,14 @@ chk count 500
 expect 200 -- GET '/v1/outbox?limit=499&status=done'
 chk count 499
 
+# a flush of every mesh empties the inbox, and UnreadCount follows at once
+[ "$(mesh_prop acme UnreadCount)" != "u 0" ] || fail "acme has no unread messages before the flush"
+expect 200 -- DELETE /v1/inbox
+/usr/bin/python3 -c 'import json, sys; assert json.load(open(sys.argv[1])) == {"removed": 1100 + 4}' "$T/body" ||
+        fail "DELETE /v1/inbox: $(cat "$T/body")"
+expect 200 '{"items":[],"marked_seen":0}' -- GET /v1/inbox
+[ "$(mesh_prop acme UnreadCount)" = "u 0" ] || fail "UnreadCount after the flush: $(mesh_prop acme UnreadCount)"
+
 # a damaged outbox.db: both surfaces say it is unavailable (503 over HTTP); the inbox still answers
 stop_daemon
 rm -f "$STATE/outbox.db-wal" "$STATE/outbox.db-shm"
@@ -367,7 +454,6 @@ grep -q "$OUT" "$T/body" || fail "GET /v1/outbox with a damaged outbox: $(cat "$
 expect 503 -- POST /v1/outbox/requeue "{\"id\":\"$O6\"}"
 grep -q "$OUT" "$T/body" || fail "requeue with a damaged outbox: $(cat "$T/body")"
 gexpect OutboxUnavailable ListOutbox '' "@a{sv} {}"
-expect 200 -- GET '/v1/inbox?limit=1'
-chk inbox i4
+expect 200 '{"items":[],"marked_seen":0}' -- GET '/v1/inbox?limit=1'
 stop_daemon
 echo ok

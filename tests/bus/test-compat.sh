@@ -41,7 +41,7 @@ v = json.load(open(sys.argv[1]))
 assert v["ipc_api"] == "v1" and v["daemon_version"] == sys.argv[2] and v["schema_version"] == 1, v
 assert v["ipc_features"] == ["version", "health", "send", "inbox", "outbox", "events", "peers", "profile"], v
 PY
-expect "200 {\"ok\":true,\"pid\":$DAEMON_PID}" "$LINK" http://localhost/v1/health
+expect "200 {\"ok\":true,\"pid\":$DAEMON_PID,\"brokers\":{}}" "$LINK" http://localhost/v1/health
 
 # the pipeline, in order
 expect '400 {"error":"token must be in Authorization header, not query string"}' "$SOCK" \
@@ -50,11 +50,22 @@ expect '403 {"error":"forbidden host"}' "$SOCK" http://evil.example/v1/health -H
 expect '403 {"error":"forbidden host"}' "$SOCK" http://localhost.evil.example/v1/health
 expect '403 {"error":"forbidden origin"}' "$SOCK" http://localhost/v1/health -H 'Origin: http://localhost'
 for host in localhost LOCALHOST:3000 127.0.0.1 127.0.0.1:80 '[::1]' '[::1]:47823'; do
-        expect "200 {\"ok\":true,\"pid\":$DAEMON_PID}" "$SOCK" http://localhost/v1/health -H "Host: $host"
+        expect "200 {\"ok\":true,\"pid\":$DAEMON_PID,\"brokers\":{}}" "$SOCK" http://localhost/v1/health -H "Host: $host"
 done
 expect '404 {"error":"not found"}' "$SOCK" http://localhost/v1/nope
 expect '404 {"error":"not found"}' "$SOCK" http://localhost/v1/health -X POST -d '{}'
 expect '404 {"error":"not found"}' "$SOCK" http://localhost/v1/version/
+# upstream's skills and memory (ipc/server.ts:428-546) live on its broker: 501 naming the feature
+for url in /v1/skills /v1/skills/deploy /v1/memory; do
+        feature=${url#/v1/}; feature=${feature%%/*}
+        expect "501 {\"error\":\"not_implemented\",\"feature\":\"$feature\"}" "$SOCK" "http://localhost$url"
+done
+expect '501 {"error":"not_implemented","feature":"memory"}' "$SOCK" http://localhost/v1/memory -d '{"content":"x"}'
+expect '501 {"error":"not_implemented","feature":"memory"}' "$SOCK" http://localhost/v1/memory/m1 -X DELETE
+expect '404 {"error":"not found"}' "$SOCK" http://localhost/v1/skills -X DELETE
+expect '404 {"error":"not found"}' "$SOCK" http://localhost/v1/skillsx
+# no mesh attached: upstream's 503 for /v1/peers (ipc/server.ts:341-344)
+expect '503 {"error":"broker not initialised"}' "$SOCK" http://localhost/v1/peers
 
 # a request libmicrohttpd itself refuses: 400, and its complaint goes through our log
 /usr/bin/python3 - "$SOCK" <<'PY' || fail "a malformed Content-Length was not refused with 400"
@@ -76,7 +87,7 @@ start_daemon
 second=$DAEMON_PID
 grep -q "Another daemon answers on $SOCK" "$T/daemon.log" || fail "the second daemon did not say why it has no /v1 socket"
 [ "$(cat "$PIDFILE")" = "$first" ] || fail "the second daemon clobbered daemon.pid"
-expect "200 {\"ok\":true,\"pid\":$first}" "$LINK" http://localhost/v1/health
+expect "200 {\"ok\":true,\"pid\":$first,\"brokers\":{}}" "$LINK" http://localhost/v1/health
 kill "$second"; wait "$second" || fail "second daemon exited with $?"
 [ "$(cat "$PIDFILE")" = "$first" ] || fail "the second daemon removed the first one's daemon.pid"
 export DBUS_SESSION_BUS_ADDRESS="$bus1"
@@ -92,7 +103,7 @@ wait_until test -f "$PIDFILE" || fail "no daemon.pid after start"
 kill -9 "$DAEMON_PID"; wait "$DAEMON_PID" 2>/dev/null || true
 [ -S "$SOCK" ] && [ -f "$PIDFILE" ] || fail "SIGKILL did not leave a stale socket and pid file"
 start_daemon
-expect "200 {\"ok\":true,\"pid\":$DAEMON_PID}" "$LINK" http://localhost/v1/health
+expect "200 {\"ok\":true,\"pid\":$DAEMON_PID,\"brokers\":{}}" "$LINK" http://localhost/v1/health
 [ "$(cat "$PIDFILE")" = "$DAEMON_PID" ] || fail "stale daemon.pid not replaced"
 stop_daemon
 
@@ -100,6 +111,40 @@ stop_daemon
 start_daemon --no-compat
 [ ! -e "$SOCK" ] && [ ! -e "$LINK" ] && [ ! -e "$PIDFILE" ] || fail "--no-compat still published the /v1 socket"
 stop_daemon
+
+# $CLAUDEMESH_DAEMON_DIR (upstream's newer lookup, apps/cli/src/daemon/paths.ts:22-24): the socket
+# is linked there too, the directory made 0700; a clean exit removes the link
+UPDIR="$T/up/daemon"
+CLAUDEMESH_DAEMON_DIR="$UPDIR" start_daemon
+[ "$(readlink "$UPDIR/daemon.sock")" = "$SOCK" ] || fail "$UPDIR/daemon.sock does not point at $SOCK"
+[ "$(stat -c %a "$UPDIR")" = 700 ] || fail "$UPDIR is not 0700"
+expect "200 {\"ok\":true,\"pid\":$DAEMON_PID,\"brokers\":{}}" "$UPDIR/daemon.sock" http://localhost/v1/health
+stop_daemon
+[ ! -e "$UPDIR/daemon.sock" ] || fail "the link in CLAUDEMESH_DAEMON_DIR was left behind"
+# ... never over a live daemon's socket there: it keeps answering, and stays after we exit
+/usr/bin/python3 - "$UPDIR/daemon.sock" "$T/fake-up.ready" <<'PY' &
+import socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.bind(sys.argv[1])
+s.listen(8)
+open(sys.argv[2], "w").close()
+while True:
+    s.accept()[0].close()
+PY
+FAKE=$!
+CLEANUP_PIDS="$CLEANUP_PIDS $FAKE"
+wait_until test -e "$T/fake-up.ready" || fail "the stand-in daemon did not start"
+CLAUDEMESH_DAEMON_DIR="$UPDIR" start_daemon
+grep -q "Another daemon answers on $UPDIR/daemon.sock" "$T/daemon.log" || fail "no word about the live socket in $UPDIR"
+[ -S "$UPDIR/daemon.sock" ] && [ ! -L "$UPDIR/daemon.sock" ] || fail "the live socket in $UPDIR was replaced"
+expect "200 {\"ok\":true,\"pid\":$DAEMON_PID,\"brokers\":{}}" "$LINK" http://localhost/v1/health
+stop_daemon
+[ -S "$UPDIR/daemon.sock" ] || fail "our exit removed the other daemon's socket"
+kill "$FAKE"; wait "$FAKE" 2>/dev/null || true
+# ... and a relative path is not taken
+( cd "$T" && CLAUDEMESH_DAEMON_DIR="rel/daemon" start_daemon && stop_daemon ) || fail "a relative CLAUDEMESH_DAEMON_DIR"
+[ ! -e "$T/rel" ] || fail "a relative CLAUDEMESH_DAEMON_DIR was used"
+grep -q "Ignoring CLAUDEMESH_DAEMON_DIR=rel/daemon: not an absolute path" "$T/daemon.log" || fail "no word about the relative path"
 
 # socket activation: the first connection starts the daemon, which takes the fd named "compat"
 # and closes the other one
@@ -113,7 +158,7 @@ CLAUDEMESH_CONFIG_DIR="$T/config" XDG_STATE_HOME="$T/state" CLAUDEMESH_LOG_TARGE
 DAEMON_PID=$!; CLEANUP_PIDS="$CLEANUP_PIDS $DAEMON_PID"
 wait_until test -S "$ACT" || fail "systemd-socket-activate did not listen"
 busctl --user status org.claudemesh.Daemon1 >/dev/null 2>&1 && fail "the daemon runs before any connection"
-expect "200 {\"ok\":true,\"pid\":$DAEMON_PID}" "$ACT" http://localhost/v1/health
+expect "200 {\"ok\":true,\"pid\":$DAEMON_PID,\"brokers\":{}}" "$ACT" http://localhost/v1/health
 [ "$(readlink "$LINK")" = "$ACT" ] || fail "$LINK does not point at the activated socket"
 [ ! -e "$SOCK" ] || fail "the activated daemon bound a socket of its own"
 grep -q 'Closing socket fd 4 ("other")' "$T/daemon.log" || fail "the unknown fd was not closed and logged"

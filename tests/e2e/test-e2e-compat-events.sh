@@ -11,6 +11,7 @@ mesh_create demo >/dev/null
 A=$(member_entry demo alice)
 B=$(member_entry demo bob)
 BOB_MEMBER=$(printf '%s' "$B" | /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["pubkey"])')
+export ALICE_MEMBER=$(printf '%s' "$A" | /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["pubkey"])')
 daemon_setup alice "$A"
 daemon_setup bob "$B"
 daemon_setup carol "$(member_entry demo carol)"
@@ -92,7 +93,11 @@ d = fr[0]["data"]
 row = {r["client_message_id"]["data"]: r for r in json.load(open(sys.argv[2]))["data"][0]}["sse-1"]
 want = {"id": row["id"]["data"], "mesh": "demo", "client_message_id": "sse-1",
         "broker_message_id": row["broker_message_id"]["data"], "sender_pubkey": row["sender_pubkey"]["data"],
-        "sender_name": "alice", "topic": None, "reply_to_id": None, "body": "hello over sse"}
+        "sender_name": "alice", "topic": None, "reply_to_id": None, "body": "hello over sse",
+        # upstream apps/cli/src/daemon/inbound.ts:132-144: priority always ("next" by default),
+        # sender_member_pubkey (alice's member key; she sends from her session key), subtype only
+        # when the push had one
+        "priority": "next", "sender_member_pubkey": os.environ["ALICE_MEMBER"]}
 assert set(d) == set(want) | {"ts", "created_at"}, d
 assert {k: d[k] for k in want} == want, (d, want)
 assert re.fullmatch(r"[0-9A-Z]{26}", d["id"]) and re.fullmatch(r"[0-9a-f]{64}", d["sender_pubkey"]), d
@@ -126,7 +131,7 @@ assert n == 1, n
 PY
 gcall_on bob Reconnect demo || fail "Reconnect: $(cat "$T/reply")"
 wait_until 20 acked sse-1 || fail "bob did not take sse-1 again"
-gcall_on alice Send demo bob "second" "{'client_message_id': <'sse-2'>}" || fail "Send: $(cat "$T/reply")"
+gcall_on alice Send demo bob "second" "{'client_message_id': <'sse-2'>, 'priority': <'now'>}" || fail "Send: $(cat "$T/reply")"
 wait_until 10 has_event "$T/bob.sse" message 'd["client_message_id"] == "sse-2"' || fail "no sse-2 on bob's stream"
 /usr/bin/python3 - "$T/bob.sse" "$T/bob.mon" <<'PY' || fail "events after the redelivery: $(cat "$T/bob.sse")"
 import json, os, sys
@@ -135,12 +140,38 @@ from sse import frames, signals
 fr = frames(sys.argv[1])
 assert [f["id"] for f in fr] == [str(i) for i in range(1, len(fr) + 1)], fr
 assert [f["data"]["client_message_id"] for f in fr if f["event"] == "message"] == ["sse-1", "sse-2"], fr
+# the sender's priority reaches upstream's event (inbound.ts:141): the MCP shim's [URGENT]
+assert [f["data"]["priority"] for f in fr if f["event"] == "message"] == ["next", "now"], fr
 # the Reconnect in between: bob's link left "open" and came back
 status = [f["data"]["status"] for f in fr if f["event"] == "broker_status"]
 assert status and status[-1] == "open" and all(s in ("connecting", "reconnecting") for s in status[:-1]), status
 assert all(f["data"]["mesh"] == "demo" for f in fr), fr
 received = [s["client_message_id"]["data"] for s in signals(sys.argv[2], "MessageReceived")]
 assert received == ["sse-1", "sse-2"], received
+PY
+
+# 3b. upstream's MCP shim at its start (apps/cli/src/mcp/server.ts:555-600), with the compat client:
+# no peers but sessions count (daemons are "claudemesh-daemon"/"control-plane"), the unread rows
+# are listed without stamping them, stamped through POST /v1/inbox/seen once pushed, and the next
+# start lists none
+PYTHONPATH="$(dirname "$0")/../bus" /usr/bin/python3 - "$(sock bob)" <<'PY' || fail "upstream's shim start on bob"
+import sys
+from compat_client import request
+SOCK = sys.argv[1]
+st, js, _ = request(SOCK, "GET", "/v1/peers")
+assert st == 200 and {p["displayName"] for p in js["peers"]} == {"alice", "bob"}, js
+real = [p for p in js["peers"] if p.get("channel") != "claudemesh-daemon" and p.get("peerRole") != "control-plane"]
+assert real == [], real
+path = "/v1/inbox?mesh=demo&unread_only=true&mark_seen=false&limit=50"
+st, js, _ = request(SOCK, "GET", path)
+assert st == 200 and [i["client_message_id"] for i in js["items"]] == ["sse-2", "sse-1"], js
+assert all(i["seen_at"] is None for i in js["items"]) and js["marked_seen"] == 0, js
+st, again, _ = request(SOCK, "GET", path)
+assert again == js, (again, js)
+st, seen, _ = request(SOCK, "POST", "/v1/inbox/seen", body={"ids": [i["id"] for i in js["items"]]})
+assert (st, seen) == (200, {"marked_seen": 2}), (st, seen)
+st, js, _ = request(SOCK, "GET", path)
+assert (st, js) == (200, {"items": [], "marked_seen": 0}), js
 PY
 
 # 4. a third member comes (peer_join on alice's stream) and goes (peer_leave); carol's daemon has

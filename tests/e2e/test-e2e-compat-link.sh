@@ -53,6 +53,10 @@ alice_hidden() {
         api bob GET /v1/peers && [ "$(cat "$T/status")" = 200 ] && ! grep -q '"displayName":"alice"' "$T/body"
 }
 
+# /v1/health maps each mesh to its broker connection's status (upstream ipc/server.ts:206-218)
+expect 200 "{\"ok\":true,\"pid\":$(cat "$T/alice/config/daemon/daemon.pid"),\"brokers\":{\"demo\":\"open\",\"other\":\"open\"}}" \
+        alice GET /v1/health
+
 # alice lists bob, with his keys, his group and where he runs
 wait_until 10 peer_is alice demo bob True || fail "alice's /v1/peers does not list bob: $(cat "$T/body")"
 /usr/bin/python3 - "$T/body" "$BOB_MEMBER" <<'PY' || fail "bob's PeerSummary: $(cat "$T/body")"
@@ -65,6 +69,11 @@ assert bob["groups"] == [{"name": "backend", "role": "member"}], bob
 assert bob["status"] == "idle" and bob["summary"] is None, bob
 assert bob["sessionId"] and re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", bob["connectedAt"]), bob
 assert bob["hostname"], bob
+# the broker's channel and peerRole pass through, and the mesh (upstream ipc/server.ts:354): a
+# daemon's member connection is "claudemesh-daemon"/"control-plane", which upstream's MCP shim does
+# not count as a peer (apps/cli/src/mcp/server.ts:560-566), alice's own daemon included
+assert all(p["channel"] == "claudemesh-daemon" and p["peerRole"] == "control-plane" for p in peers), peers
+assert all(p["mesh"] == "demo" for p in peers), peers
 assert sorted(p["displayName"] for p in peers) == ["alice", "bob"], peers
 PY
 cp "$T/body" "$T/peers.json"
@@ -87,6 +96,8 @@ def from_bus(p):
             "sessionId": p["session_id"], "connectedAt": p["connected_at"], "hostname": p["hostname"]}
 key = lambda p: p["pubkey"]
 for p in http:
+    for k in ("channel", "peerRole", "mesh"):  # /v1 only
+        del p[k]
     assert p["connectedAt"] and usec(p["connectedAt"]) > 0, p
     p["connectedAt"] = usec(p["connectedAt"])
 assert sorted(http, key=key) == sorted(map(from_bus, bus), key=key), (http, bus)
@@ -100,9 +111,12 @@ api bob GET /v1/peers && [ "$(cat "$T/status")" = 200 ] && grep -q '"displayName
 api alice GET /v1/peers?mesh=nope
 [ "$(cat "$T/status")" = 400 ] && grep -q '"dbus_error":"org.claudemesh.Daemon1.Error.NoSuchMesh"' "$T/body" ||
         fail "unknown mesh: $(cat "$T/status") $(cat "$T/body")"
+# without ?mesh=, every attached mesh's peers, each with its mesh (upstream ipc/server.ts:340-364)
 api alice GET /v1/peers
-[ "$(cat "$T/status")" = 400 ] && grep -q 'Several meshes are attached' "$T/body" ||
-        fail "no default mesh: $(cat "$T/status") $(cat "$T/body")"
+[ "$(cat "$T/status")" = 200 ] || fail "every mesh's peers: $(cat "$T/status") $(cat "$T/body")"
+/usr/bin/python3 -c 'import json, sys; p = json.load(open(sys.argv[1]))["peers"]
+assert sorted((x["mesh"], x["displayName"]) for x in p) == [("demo", "alice"), ("demo", "bob"), ("other", "alice")], p' \
+        "$T/body" || fail "every mesh's peers: $(cat "$T/body")"
 
 # a profile set over HTTP reaches bob's list
 expect 200 '{"ok":true,"applied":["summary","status"]}' alice POST /v1/profile \
@@ -152,4 +166,10 @@ api alice POST /v1/profile -d '{"mesh":"demo","summary":"offline"}'
 api alice GET /v1/peers?mesh=demo
 [ "$(cat "$T/status")" = 502 ] && grep -q '^{"error":"broker_unreachable","detail":"' "$T/body" ||
         fail "peers without a broker: $(cat "$T/status") $(cat "$T/body")"
+# a mesh whose broker is gone is left out of the list of every mesh, as upstream leaves it out
+expect 200 '{"peers":[]}' alice GET /v1/peers
+api alice GET /v1/health
+/usr/bin/python3 -c 'import json, sys; b = json.load(open(sys.argv[1]))["brokers"]
+assert sorted(b) == ["demo", "other"] and all(s in ("connecting", "reconnecting", "closed") for s in b.values()), b' \
+        "$T/body" || fail "health without a broker: $(cat "$T/body")"
 echo ok

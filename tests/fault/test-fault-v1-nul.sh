@@ -62,17 +62,19 @@ refused += 2
 # the query and the path, on every route: MHD hands them on cut at %00
 routes = [("GET", "/v1/version"), ("GET", "/v1/health"), ("POST", "/v1/send"), ("GET", "/v1/inbox"),
           ("GET", "/v1/outbox"), ("POST", "/v1/outbox/requeue"), ("GET", "/v1/events"), ("GET", "/v1/peers"),
-          ("POST", "/v1/profile")]
+          ("POST", "/v1/profile"), ("POST", "/v1/inbox/seen"), ("DELETE", "/v1/inbox"), ("DELETE", "/v1/inbox/i1"),
+          ("GET", "/v1/skills")]
 for method, url in routes:
     # no body: the request is answered from its headers, and a body still being sent would
     # meet a closed connection
     nul_refused("path", method, url + "%00x")
     nul_refused("mesh", method, url + "?mesh=acme%00beta")
     refused += 2
-for key in ("since", "from", "topic", "limit"):
+for key in ("since", "from", "topic", "limit", "unread_only", "mark_seen"):
     nul_refused(key, "GET", f"/v1/inbox?{key}=1%00")
+nul_refused("before", "DELETE", "/v1/inbox?before=1%00")
 nul_refused("status", "GET", "/v1/outbox?status=dead%00")
-refused += 5
+refused += 8
 
 # requeue: the row id cut at the NUL would name a real row
 sql("outbox.db", "UPDATE outbox SET status='dead' WHERE client_message_id='ok-0'")

@@ -73,7 +73,7 @@ static void test_insert(void) {
         /* The same id in another mesh is another message. */
         insert(i, message("mesh-2", "c-1", ALICE, NULL, NOW + 1), true);
 
-        ASSERT_OK(inbox_list(i, "mesh-1", 0, NULL, NULL, 0, &m, &n));
+        ASSERT_OK(inbox_list(i, "mesh-1", 0, NULL, NULL, false, 0, &m, &n));
         ASSERT_EQ(n, 1);
         ASSERT_STREQ(m[0].body, "hi");
         ASSERT_TRUE(ulid_is_valid(m[0].id));
@@ -88,7 +88,7 @@ static void test_insert(void) {
         ASSERT_EQ(m[0].received_at, NOW);
         inbox_messages_free(m, n);
 
-        ASSERT_OK(inbox_list(i, NULL, 0, NULL, NULL, 0, &m, &n));
+        ASSERT_OK(inbox_list(i, NULL, 0, NULL, NULL, false, 0, &m, &n));
         ASSERT_EQ(n, 2);
         inbox_messages_free(m, n);
 
@@ -101,7 +101,7 @@ static void test_insert(void) {
                 given.reply_to_id = (char *) "bm-0";
                 given.body = NULL;
                 insert(i, given, true);
-                ASSERT_OK(inbox_list(i, "mesh-1", 0, BOB, NULL, 0, &m, &n));
+                ASSERT_OK(inbox_list(i, "mesh-1", 0, BOB, NULL, false, 0, &m, &n));
                 ASSERT_EQ(n, 1);
                 ASSERT_STREQ(m[0].id, "01ARZ3NDEKTSV4RRFFQ69G5FAV");
                 ASSERT_STREQ(m[0].reply_to_id, "bm-0");
@@ -129,7 +129,7 @@ static void test_insert(void) {
         /* Rows survive a reopen. */
         inbox_free(i);
         i = open_inbox(path);
-        ASSERT_OK(inbox_list(i, NULL, 0, NULL, NULL, 0, &m, &n));
+        ASSERT_OK(inbox_list(i, NULL, 0, NULL, NULL, false, 0, &m, &n));
         ASSERT_EQ(n, 3);
         inbox_messages_free(m, n);
 }
@@ -157,54 +157,54 @@ static void test_list(void) {
         }
 
         /* Newest first, default 100, clamped to 1..1000. */
-        ASSERT_OK(inbox_list(i, "mesh-1", 0, NULL, NULL, 0, &m, &n));
+        ASSERT_OK(inbox_list(i, "mesh-1", 0, NULL, NULL, false, 0, &m, &n));
         ASSERT_EQ(n, INBOX_LIST_DEFAULT);
         ASSERT_STREQ(m[0].client_message_id, "m-1199");
         ASSERT_STREQ(m[1].client_message_id, "m-1198");
         for (size_t k = 1; k < n; k++)
                 ASSERT_TRUE(m[k - 1].received_at >= m[k].received_at);
         inbox_messages_free(m, n);
-        ASSERT_OK(inbox_list(i, "mesh-1", 0, NULL, NULL, 5000, &m, &n));
+        ASSERT_OK(inbox_list(i, "mesh-1", 0, NULL, NULL, false, 5000, &m, &n));
         ASSERT_EQ(n, INBOX_LIST_MAX);
         inbox_messages_free(m, n);
-        ASSERT_OK(inbox_list(i, "mesh-1", 0, NULL, NULL, 1, &m, &n));
+        ASSERT_OK(inbox_list(i, "mesh-1", 0, NULL, NULL, false, 1, &m, &n));
         ASSERT_EQ(n, 1);
         inbox_messages_free(m, n);
 
         /* since is inclusive. */
-        ASSERT_OK(inbox_list(i, "mesh-1", NOW + 595, NULL, NULL, 1000, &m, &n));
+        ASSERT_OK(inbox_list(i, "mesh-1", NOW + 595, NULL, NULL, false, 1000, &m, &n));
         ASSERT_EQ(n, 10);
         ASSERT_STREQ(m[9].client_message_id, "m-1190");
         inbox_messages_free(m, n);
 
         /* from, topic and both. */
-        ASSERT_OK(inbox_list(i, "mesh-1", 0, BOB, NULL, 1000, &m, &n));
+        ASSERT_OK(inbox_list(i, "mesh-1", 0, BOB, NULL, false, 1000, &m, &n));
         ASSERT_EQ(n, 600);
         for (size_t k = 0; k < n; k++)
                 ASSERT_STREQ(m[k].sender_pubkey, BOB);
         inbox_messages_free(m, n);
-        ASSERT_OK(inbox_list(i, "mesh-1", 0, NULL, "#a", 1000, &m, &n));
+        ASSERT_OK(inbox_list(i, "mesh-1", 0, NULL, "#a", false, 1000, &m, &n));
         ASSERT_EQ(n, 400);
         for (size_t k = 0; k < n; k++)
                 ASSERT_STREQ(m[k].topic, "#a");
         inbox_messages_free(m, n);
-        ASSERT_OK(inbox_list(i, "mesh-1", 0, ALICE, "#a", 1000, &m, &n));
+        ASSERT_OK(inbox_list(i, "mesh-1", 0, ALICE, "#a", false, 1000, &m, &n));
         ASSERT_EQ(n, 200);
         ASSERT_STREQ(m[0].client_message_id, "m-1194");
         inbox_messages_free(m, n);
-        ASSERT_OK(inbox_list(i, "mesh-1", NOW + 597, ALICE, "#a", 1000, &m, &n));
+        ASSERT_OK(inbox_list(i, "mesh-1", NOW + 597, ALICE, "#a", false, 1000, &m, &n));
         ASSERT_EQ(n, 1);
         inbox_messages_free(m, n);
 
         /* Without a mesh: every mesh; mesh-2's are the newest. */
-        ASSERT_OK(inbox_list(i, NULL, 0, NULL, "#a", 3, &m, &n));
+        ASSERT_OK(inbox_list(i, NULL, 0, NULL, "#a", false, 3, &m, &n));
         ASSERT_EQ(n, 3);
         ASSERT_STREQ(m[0].mesh_id, "mesh-2");
         inbox_messages_free(m, n);
-        ASSERT_OK(inbox_list(i, NULL, NOW, NULL, NULL, 1000, &m, &n));
+        ASSERT_OK(inbox_list(i, NULL, NOW, NULL, NULL, false, 1000, &m, &n));
         ASSERT_EQ(n, 1000);
         inbox_messages_free(m, n);
-        ASSERT_OK(inbox_list(i, "mesh-3", 0, NULL, NULL, 0, &m, &n));
+        ASSERT_OK(inbox_list(i, "mesh-3", 0, NULL, NULL, false, 0, &m, &n));
         ASSERT_EQ(n, 0);
         inbox_messages_free(m, n);
 }
@@ -276,7 +276,7 @@ static void test_corrupt_quarantined(void) {
         ASSERT_OK(read_full_file(moved_wal, 16 << 20, &after, &after_size, NULL));
         ASSERT_EQ(after_size, sizeof junk);
         ASSERT_TRUE(memcmp(junk, after, sizeof junk) == 0);
-        ASSERT_OK(inbox_list(i, NULL, 0, NULL, NULL, 0, &m, &n));
+        ASSERT_OK(inbox_list(i, NULL, 0, NULL, NULL, false, 0, &m, &n));
         ASSERT_EQ(n, 0);
         inbox_messages_free(m, n);
         insert(i, message("mesh-1", "m-0", ALICE, NULL, NOW), true);
@@ -335,7 +335,7 @@ static void test_dedupe_scoped_to_sender(void) {
         insert(i, message("mesh-1", "same-id", ALICE, NULL, NOW + 2), false);
         insert(i, from_bob, false);
 
-        ASSERT_OK(inbox_list(i, "mesh-1", 0, NULL, NULL, 0, &m, &n));
+        ASSERT_OK(inbox_list(i, "mesh-1", 0, NULL, NULL, false, 0, &m, &n));
         ASSERT_EQ(n, 2);
         ASSERT_STREQ(m[0].sender_pubkey, BOB);
         ASSERT_STREQ(m[0].body, "bob's own");
@@ -391,7 +391,7 @@ static void test_announced(void) {
         ASSERT_EQ(count_unannounced(i, "mesh-1"), 0);
         ASSERT_EQ(count_unannounced(i, "mesh-2"), 1);
         /* Announcing is no reading: every row still lists. */
-        ASSERT_OK(inbox_list(i, NULL, 0, NULL, NULL, 0, &m, &n));
+        ASSERT_OK(inbox_list(i, NULL, 0, NULL, NULL, false, 0, &m, &n));
         ASSERT_EQ(n, 3);
         inbox_messages_free(m, n);
         inbox_free(i);
@@ -437,7 +437,7 @@ static void test_migrate_v2(void) {
         i = open_inbox(path);
 
         /* Every row and field is kept, in the same order; the read mark too. */
-        ASSERT_OK(inbox_list(i, "mesh-1", 0, NULL, NULL, 0, &m, &n));
+        ASSERT_OK(inbox_list(i, "mesh-1", 0, NULL, NULL, false, 0, &m, &n));
         ASSERT_EQ(n, 2);
         ASSERT_STREQ(m[0].id, "01AAAAAAAAAAAAAAAAAAAAAAAA");
         ASSERT_STREQ(m[0].body, "second");
@@ -448,7 +448,11 @@ static void test_migrate_v2(void) {
         ASSERT_STREQ(m[1].sender_pubkey, ALICE);
         ASSERT_STREQ(m[1].meta_json, "{}");
         ASSERT_EQ(m[1].received_at, 1000);
+        /* ... and delivered: they count as seen, so upstream's unread_only does not list them. */
+        ASSERT_EQ(m[1].seen_at, 1000);
         inbox_messages_free(m, n);
+        ASSERT_OK(inbox_list(i, "mesh-1", 0, NULL, NULL, true, 0, &m, &n));
+        ASSERT_EQ(n, 0);
         ASSERT_OK(inbox_count_unread(i, "mesh-1", &unread));
         ASSERT_EQ(unread, 2);
 
@@ -460,7 +464,62 @@ static void test_migrate_v2(void) {
         ASSERT_EQ(count_unannounced(i, "mesh-1"), 1);
 }
 
+static void test_seen_and_removal(void) {
+        _cleanup_free_ char *path = new_path("seen");
+        _cleanup_(inbox_freep) Inbox *i = open_inbox(path);
+        InboxMessage *m = NULL;
+        unsigned count = 0;
+        bool found = true;
+        size_t n = 0;
+        char *ids[3];
+
+        insert(i, message("mesh-1", "c-1", ALICE, NULL, NOW), true);
+        insert(i, message("mesh-1", "c-2", ALICE, NULL, NOW + 1), true);
+        insert(i, message("mesh-2", "c-3", BOB, NULL, NOW + 2), true);
+        ASSERT_OK(inbox_list(i, NULL, 0, NULL, NULL, true, 0, &m, &n));
+        ASSERT_EQ(n, 3);
+        for (size_t k = 0; k < n; k++) {
+                ASSERT_EQ(m[k].seen_at, 0);
+                ids[k] = strdup(m[k].id);
+                ASSERT_TRUE(ids[k]);
+        }
+        inbox_messages_free(m, n);
+
+        /* Newest first: ids[0] is c-3. Only rows not seen yet flip; unknown ids count nothing. */
+        ASSERT_OK(inbox_mark_seen(i, (const char *const[]) { ids[2], "nope", ids[2] }, 3, NOW + 10, &count));
+        ASSERT_EQ(count, 1);
+        ASSERT_OK(inbox_mark_seen(i, (const char *const[]) { ids[2], ids[1] }, 2, NOW + 20, &count));
+        ASSERT_EQ(count, 1);
+        ASSERT_OK(inbox_list(i, NULL, 0, NULL, NULL, true, 0, &m, &n));
+        ASSERT_EQ(n, 1);
+        ASSERT_STREQ(m[0].id, ids[0]);
+        inbox_messages_free(m, n);
+        ASSERT_OK(inbox_list(i, "mesh-1", 0, NULL, NULL, false, 0, &m, &n));
+        ASSERT_EQ(n, 2);
+        ASSERT_EQ(m[0].seen_at, NOW + 20);
+        ASSERT_EQ(m[1].seen_at, NOW + 10);
+        inbox_messages_free(m, n);
+
+        /* One row, then a mesh before a time, then every mesh. */
+        ASSERT_OK(inbox_delete(i, ids[1], &found));
+        ASSERT_TRUE(found);
+        ASSERT_OK(inbox_delete(i, ids[1], &found));
+        ASSERT_TRUE(!found);
+        ASSERT_OK(inbox_flush(i, "mesh-2", NOW + 2, &count));
+        ASSERT_EQ(count, 0);
+        ASSERT_OK(inbox_flush(i, "mesh-2", NOW + 3, &count));
+        ASSERT_EQ(count, 1);
+        ASSERT_OK(inbox_flush(i, NULL, 0, &count));
+        ASSERT_EQ(count, 1);
+        ASSERT_OK(inbox_list(i, NULL, 0, NULL, NULL, false, 0, &m, &n));
+        ASSERT_EQ(n, 0);
+        inbox_messages_free(m, n);
+        for (size_t k = 0; k < 3; k++)
+                free(ids[k]);
+}
+
 int main(void) {
+        test_seen_and_removal();
         test_insert();
         test_dedupe_scoped_to_sender();
         test_announced();

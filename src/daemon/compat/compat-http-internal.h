@@ -33,6 +33,7 @@ struct CompatRequest {
         const CompatRoute *route;
         char *body;
         size_t body_size;
+        char *tail;                /* the path after a prefix route's path */
         uint64_t body_seen;        /* bytes received, kept or not */
         bool counted;              /* in n_inflight */
         bool too_large;

@@ -67,6 +67,7 @@ static CompatRequest *compat_request_free(CompatRequest *req) {
         if (req->late)
                 MHD_destroy_response(req->late);
         free(req->body);
+        free(req->tail);
         free(req);
         return NULL;
 }
@@ -90,6 +91,12 @@ const char *compat_request_query(CompatRequest *req, const char *key) {
         assert(req);
 
         return MHD_lookup_connection_value(req->connection, MHD_GET_ARGUMENT_KIND, key);
+}
+
+const char *compat_request_tail(CompatRequest *req) {
+        assert(req);
+
+        return req->tail;
 }
 
 const char *compat_request_header(CompatRequest *req, const char *name) {
@@ -298,12 +305,18 @@ static int screen(CompatRequest *req, const char *url, const char *method) {
         if (compat_request_header(req, "Origin"))
                 return compat_answered(compat_reply_error(req, MHD_HTTP_FORBIDDEN, "forbidden origin"));
 
-        /* Exact method and path; a wrong method is "not found" too, as upstream answers. */
-        for (const CompatRoute *r = h->routes; r->method; r++)
-                if (streq(r->path, url) && streq(r->method, method))
+        /* Exact method and path, or a path under a prefix route; a wrong method is "not found" too,
+         * as upstream answers. */
+        for (const CompatRoute *r = h->routes; r->method && !req->route; r++)
+                if (streq(r->method, method) && (r->prefix ? strncmp(url, r->path, strlen(r->path)) == 0 : streq(r->path, url)))
                         req->route = r;
         if (!req->route)
                 return compat_answered(compat_reply_error(req, MHD_HTTP_NOT_FOUND, "not found"));
+        if (req->route->prefix) {
+                req->tail = strdup(url + strlen(req->route->path));
+                if (!req->tail)
+                        return -ENOMEM;
+        }
 
         /* A client that waits for "100 Continue", or announces an absurd size, is answered before it
          * sends the body. Others are answered once their body is read (and dropped): one that is

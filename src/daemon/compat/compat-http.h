@@ -52,6 +52,7 @@ typedef struct CompatRoute {
         const char *path;
         CompatRouteHandler handler;
         size_t body_max;             /* larger bodies get 413; 0: no body */
+        bool prefix;                 /* path is a prefix ("/v1/inbox/"): the rest is the tail */
 } CompatRoute;
 
 /* routes ends with a NULL method. listen_fd stays the caller's. */
@@ -69,6 +70,8 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(CompatHttp *, compat_http_free);
 
 const char *compat_request_query(CompatRequest *req, const char *key);
 const char *compat_request_header(CompatRequest *req, const char *name);
+/* For a prefix route, the (unescaped) path after its prefix, maybe ""; NULL for the others. */
+const char *compat_request_tail(CompatRequest *req);
 /* The request body, NUL-terminated (size excludes the NUL); "" when there was none. */
 const char *compat_request_body(CompatRequest *req, size_t *ret_size);
 /* false once the daemon stopped serving it: a late reply only frees it. */

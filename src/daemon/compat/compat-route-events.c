@@ -42,7 +42,38 @@ static void event_send(CompatServer *s, Mesh *mesh, const char *kind, json_objec
         compat_http_broadcast(s->http, kind, data);
 }
 
-static int message_data(json_object *data, const InboxMessage *im) {
+/* The push's priority as the receive path kept it in the row's meta; upstream's default "next"
+ * otherwise. */
+static const char *message_priority(const InboxMessage *im) {
+        _cleanup_(json_object_putp) json_object *meta = NULL;
+        const char *p;
+
+        if (!im->meta_json || json_parse_strict(im->meta_json, strlen(im->meta_json), &meta) < 0 ||
+            json_member_string_strict(meta, "priority", &p) <= 0)
+                return "next";
+        if (streq(p, "now"))
+                return "now";
+        if (streq(p, "low"))
+                return "low";
+        return "next";
+}
+
+/* The sender's member key, from the mesh's peer list (the broker's senderMemberPubkey is not
+ * kept with the row): null when the sender is not listed, as upstream when the broker sent none. */
+static const char *sender_member_pubkey(Mesh *mesh, const InboxMessage *im) {
+        const Peer *peers;
+        size_t n;
+
+        if (!mesh->link)
+                return NULL;
+        peers = mesh_link_peers(mesh->link, &n);
+        for (size_t i = 0; i < n; i++)
+                if (peers[i].pubkey && streq(peers[i].pubkey, im->sender_pubkey))
+                        return peers[i].member_pubkey;
+        return NULL;
+}
+
+static int message_data(json_object *data, Mesh *mesh, const InboxMessage *im) {
         int r;
 
         r = compat_json_add_string(data, "id", im->id);
@@ -57,6 +88,9 @@ static int message_data(json_object *data, const InboxMessage *im) {
         r = compat_json_add_string(data, "sender_pubkey", im->sender_pubkey);
         if (r < 0)
                 return r;
+        r = compat_json_add_string(data, "sender_member_pubkey", sender_member_pubkey(mesh, im));
+        if (r < 0)
+                return r;
         r = compat_json_add_string(data, "sender_name", im->sender_name);
         if (r < 0)
                 return r;
@@ -64,6 +98,11 @@ static int message_data(json_object *data, const InboxMessage *im) {
         if (r < 0)
                 return r;
         r = compat_json_add_string(data, "reply_to_id", im->reply_to_id);
+        if (r < 0)
+                return r;
+        /* Upstream (inbound.ts:130-144) sends "priority" always and "subtype" only when the push
+         * had one; the row does not keep a message's subtype, so it is left out as absent. */
+        r = compat_json_add_string(data, "priority", message_priority(im));
         if (r < 0)
                 return r;
         r = compat_json_add_string(data, "body", im->body);
@@ -77,7 +116,7 @@ static void event_message(CompatServer *s, Mesh *mesh, const InboxMessage *im) {
         _cleanup_(json_object_putp) json_object *data = event_new(s, mesh);
 
         if (data)
-                event_send(s, mesh, "message", data, message_data(data, im));
+                event_send(s, mesh, "message", data, message_data(data, mesh, im));
 }
 
 /* Only the fields the broker gave, spread as upstream spreads its eventData. */
@@ -132,8 +171,7 @@ static void event_peer(CompatServer *s, Mesh *mesh, bool joined, const Peer *p) 
                 event_send(s, mesh, joined ? "peer_join" : "peer_leave", data, peer_data(data, joined, p));
 }
 
-/* Upstream's WebSocket status for a mesh state; NULL before the first state is known. */
-static const char *upstream_status(MeshState s) {
+const char *compat_upstream_status(MeshState s) {
         static const char *const table[_MESH_STATE_MAX] = {
                 [MESH_INVALID] = "closed",
                 [MESH_DETACHED] = "closed",
@@ -148,7 +186,7 @@ static const char *upstream_status(MeshState s) {
 
 static void event_mesh_state(CompatServer *s, Mesh *mesh, MeshState before) {
         _cleanup_(json_object_putp) json_object *data = NULL;
-        const char *was = upstream_status(before), *status = upstream_status(mesh->state);
+        const char *was = compat_upstream_status(before), *status = compat_upstream_status(mesh->state);
 
         /* State also changes with LastError alone, and several states are "closed" upstream. */
         if (!was || !status || streq(was, status))

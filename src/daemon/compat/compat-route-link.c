@@ -22,8 +22,11 @@ static json_object *groups_json(const Peer *p) {
         return json_object_new_array();
 }
 
-/* A PeerSummary, camelCase as upstream clients read it; absent optional keys are left out. */
-static int peer_fill(json_object *o, const Peer *p) {
+/* A PeerSummary, camelCase as upstream clients read it; absent optional keys are left out. The
+ * broker's channel and peerRole go along: upstream's MCP shim leaves out peers with channel
+ * "claudemesh-daemon" or peerRole "control-plane" (apps/cli/src/mcp/server.ts:560-566), so the
+ * user's own daemon is not counted. mesh is the slug, as upstream adds it (ipc/server.ts:354). */
+static int peer_fill(json_object *o, const Peer *p, const char *mesh) {
         _cleanup_(json_object_putp) json_object *groups = groups_json(p);
         int r;
 
@@ -55,20 +58,33 @@ static int peer_fill(json_object *o, const Peer *p) {
         r = compat_json_add_string(o, "connectedAt", strempty(p->connected_at));
         if (r < 0)
                 return r;
-        if (p->hostname)
-                return compat_json_add_string(o, "hostname", p->hostname);
-        return 0;
+        if (p->hostname) {
+                r = compat_json_add_string(o, "hostname", p->hostname);
+                if (r < 0)
+                        return r;
+        }
+        if (p->channel) {
+                r = compat_json_add_string(o, "channel", p->channel);
+                if (r < 0)
+                        return r;
+        }
+        if (p->peer_role) {
+                r = compat_json_add_string(o, "peerRole", p->peer_role);
+                if (r < 0)
+                        return r;
+        }
+        return compat_json_add_string(o, "mesh", mesh);
 }
 
-static json_object *peer_json(const Peer *p) {
+static json_object *peer_json(const Peer *p, const char *mesh) {
         _cleanup_(json_object_putp) json_object *o = json_object_new_object();
 
-        if (!o || peer_fill(o, p) < 0)
+        if (!o || peer_fill(o, p, mesh) < 0)
                 return NULL;
         return TAKE_PTR(o);
 }
 
-static int reply_peer_list(CompatRequest *req, const MeshLink *l) {
+static int reply_peer_list(CompatRequest *req, const MeshLink *l, const char *mesh) {
         _cleanup_(json_object_putp) json_object *body = json_object_new_object(), *list = json_object_new_array();
         size_t n;
         const Peer *peers = mesh_link_peers(l, &n);
@@ -76,7 +92,7 @@ static int reply_peer_list(CompatRequest *req, const MeshLink *l) {
         if (!body || !list)
                 return -ENOMEM;
         for (size_t i = 0; i < n; i++) {
-                json_object *p = peer_json(&peers[i]);
+                json_object *p = peer_json(&peers[i], mesh);
                 if (!p || json_object_array_add(list, p) < 0) {
                         json_object_put(p);
                         return -ENOMEM;
@@ -110,9 +126,82 @@ static void peers_done(const MeshLink *l, int result, const CmError *error, void
         else if (result == -ENOTCONN)
                 r = reply_unreachable(req, l);
         else
-                r = reply_peer_list(req, l);
+                r = reply_peer_list(req, l, mesh_link_mesh(l)->entry->slug);
         if (r == -ENOMEM)
                 (void) compat_reply_error(req, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal");
+}
+
+/* Without ?mesh=, upstream lists the peers of every attached mesh, each row with its mesh, and
+ * leaves out a mesh whose broker does not answer (apps/cli/src/daemon/ipc/server.ts:340-364). */
+typedef struct PeersGather {
+        CompatRequest *req;
+        json_object *peers;
+        unsigned pending;
+        bool oom;                /* answered as such, never as a shorter list */
+} PeersGather;
+
+static void gather_finish(PeersGather *g) {
+        _cleanup_(json_object_putp) json_object *body = NULL;
+
+        if (--g->pending > 0)
+                return;
+        body = g->oom ? NULL : json_object_new_object();
+        if (!body || json_object_object_add(body, "peers", TAKE_PTR(g->peers)) < 0 ||
+            compat_reply(g->req, MHD_HTTP_OK, body) == -ENOMEM)
+                (void) compat_reply_error(g->req, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal");
+        json_object_put(g->peers);
+        free(g);
+}
+
+static void gather_done(const MeshLink *l, int result, const CmError *error, void *userdata) {
+        PeersGather *g = userdata;
+        const char *slug = mesh_link_mesh(l)->entry->slug;
+        size_t n;
+        const Peer *peers = mesh_link_peers(l, &n);
+
+        if (cm_error_is_set(error) || result < 0)
+                log_debug("/v1/peers: mesh %s left out: %s", slug,
+                          cm_error_is_set(error) ? cm_error_message(error) : STRERROR(result));
+        else
+                for (size_t i = 0; i < n && !g->oom; i++) {
+                        json_object *p = peer_json(&peers[i], slug);
+                        if (!p || json_object_array_add(g->peers, p) < 0) {
+                                json_object_put(p);
+                                g->oom = true;
+                        }
+                }
+        gather_finish(g);
+}
+
+static int list_every_mesh(CompatRequest *req, Manager *m) {
+        PeersGather *g = calloc(1, sizeof(PeersGather));
+        unsigned attached = 0;
+
+        if (!g)
+                return -ENOMEM;
+        *g = (PeersGather) { .req = req, .peers = json_object_new_array(), .pending = 1 };
+        if (!g->peers) {
+                free(g);
+                return -ENOMEM;
+        }
+        for (size_t i = 0; i < m->n_meshes; i++) {
+                Mesh *mesh = m->meshes[i];
+
+                if (!mesh->link)
+                        continue;
+                attached++;
+                g->pending++;
+                /* done may run at once; pending starts at 1 so the gather outlives this loop. */
+                if (mesh_link_query_peers(mesh->link, gather_done, g) < 0)
+                        g->pending--;
+        }
+        if (attached == 0) {
+                json_object_put(g->peers);
+                free(g);
+                return compat_reply_error(req, MHD_HTTP_SERVICE_UNAVAILABLE, "broker not initialised");
+        }
+        gather_finish(g);
+        return 0;
 }
 
 static int list_peers(CompatRequest *req, Manager *m, void *request) {
@@ -121,7 +210,9 @@ static int list_peers(CompatRequest *req, Manager *m, void *request) {
         Mesh *mesh;
         int r;
 
-        r = manager_lookup_link(m, name ? name : "", &mesh, &error);
+        if (!name || !name[0])
+                return list_every_mesh(req, m);
+        r = manager_lookup_link(m, name, &mesh, &error);
         if (r < 0)
                 return compat_reply_failure(req, r, &error);
         return mesh_link_query_peers(mesh->link, peers_done, req);

@@ -78,6 +78,46 @@ static void reply_sent(const SendRequest *req, const OutboxAcceptResult *res, in
 
 #define PRIORITY_ERROR "priority must be 'now' | 'next' | 'low'"
 
+/* The mesh of the send in upstream's terms (apps/cli/src/daemon/ipc/server.ts:790-812): a name
+ * that is no mesh here is 404 mesh_not_attached; none named when several are, and no defaultMesh
+ * picks one, is 400 mesh_required with their slugs. 0 when the mesh is known (the core checks it
+ * again), 1 after answering, or the core's other errors answered as such. */
+static int check_mesh(CompatRequest *req, Manager *m, const char *mesh) {
+        _cleanup_(cm_error_done) CmError error = CM_ERROR_NULL;
+        _cleanup_(json_object_putp) json_object *body = NULL, *attached = NULL;
+        _cleanup_free_ char *detail = NULL;
+        Mesh *found;
+        int r;
+
+        r = manager_lookup_mesh(m, strempty(mesh), &found, &error);
+        if (r >= 0)
+                return 0;
+        /* A defaultMesh naming no mesh is the configuration's fault: its own sentence says so. */
+        if (error.code != CM_ERR_NO_SUCH_MESH ||
+            (!mesh && (m->n_meshes < 2 || (m->config && m->config->default_mesh))))
+                return compat_answered(compat_reply_failure(req, r, &error));
+        body = json_object_new_object();
+        if (!body)
+                return -ENOMEM;
+        if (mesh) {
+                if (compat_json_add_string(body, "error", "mesh_not_attached") < 0 ||
+                    compat_json_add_string(body, "mesh", mesh) < 0)
+                        return -ENOMEM;
+                return compat_answered(compat_reply(req, MHD_HTTP_NOT_FOUND, body));
+        }
+        attached = json_object_new_array();
+        if (!attached || asprintf(&detail, "daemon attached to %zu meshes; pass 'mesh' in request body", m->n_meshes) < 0)
+                return -ENOMEM;
+        for (size_t i = 0; i < m->n_meshes; i++)
+                if (json_object_array_add(attached, json_object_new_string(m->meshes[i]->entry->slug)) < 0)
+                        return -ENOMEM;
+        if (compat_json_add_string(body, "error", "mesh_required") < 0 ||
+            compat_json_add_string(body, "detail", detail) < 0 ||
+            json_object_object_add(body, "attached", TAKE_PTR(attached)) < 0)
+                return -ENOMEM;
+        return compat_answered(compat_reply(req, MHD_HTTP_BAD_REQUEST, body));
+}
+
 /* Upstream trims "to" and the ids (JavaScript's trim()); the copy lives in buf. */
 static char *trim(const char *s, char **buf) {
         size_t n;
@@ -148,6 +188,9 @@ int compat_route_send(CompatRequest *req, void *userdata) {
                                           "client_message_id and Idempotency-Key differ; send one id, or the same "
                                           "in both");
 
+        r = check_mesh(req, m, mesh && mesh[0] ? mesh : NULL);
+        if (r != 0)
+                return r < 0 ? r : 0;
         r = compat_identify_caller(req, &caller, &error);
         if (r < 0)
                 return compat_reply_failure(req, r, &error);

@@ -7,7 +7,8 @@
 
 /* GET /v1/inbox, GET /v1/outbox and POST /v1/outbox/requeue (reference §2.3): upstream's query and
  * body rules, then the core of ListInbox, ListOutbox and Requeue (manager-store.c) under the same
- * polkit actions. Each route parses its request once, checks it before asking polkit, and hands
+ * polkit actions. Upstream's per-row read state (seen_at, POST /v1/inbox/seen) and inbox pruning
+ * (DELETE /v1/inbox[/<id>]) have no bus method; they run under the read action, as MarkRead. Each route parses its request once, checks it before asking polkit, and hands
  * the parsed request to the core call once allowed (which checks it again). */
 
 #define REQUEUE_CONFLICT "row not found, already aborted, or already done"
@@ -52,9 +53,39 @@ static int add_uint(json_object *o, const char *key, uint64_t n) {
         return json_object_object_add(o, key, v) < 0 ? -ENOMEM : 0;
 }
 
-/* 200 {"items": [...]}, one object per item, filled by fill. */
+/* ?key=true|false (upstream's spelling; empty is absent): 0 with *ret set (def when absent), or 1
+ * after answering 400. */
+static int query_bool(CompatRequest *req, const char *key, bool def, bool *ret) {
+        const char *s = query(req, key);
+        _cleanup_free_ char *text = NULL;
+
+        if (!s)
+                *ret = def;
+        else if (streq(s, "true") || streq(s, "false"))
+                *ret = streq(s, "true");
+        else if (asprintf(&text, "'%s' must be true or false", key) < 0)
+                return -ENOMEM;
+        else
+                return compat_answered(compat_reply_error(req, MHD_HTTP_BAD_REQUEST, text));
+        return 0;
+}
+
+/* ?key= as an ISO 8601 time (0 when absent): 0, or 1 after answering 400. */
+static int query_time(CompatRequest *req, const char *key, usec_t *ret) {
+        const char *s = query(req, key);
+        _cleanup_free_ char *text = NULL;
+
+        *ret = 0;
+        if (!s || parse_iso8601(s, ret) >= 0)
+                return 0;
+        if (asprintf(&text, "'%s' must be an ISO 8601 time, such as 2026-05-03T19:24:32.123Z", key) < 0)
+                return -ENOMEM;
+        return compat_answered(compat_reply_error(req, MHD_HTTP_BAD_REQUEST, text));
+}
+
+/* 200 {"items": [...]} (and extra's members), one object per item, filled by fill. */
 static int reply_items(CompatRequest *req, Manager *m, const void *items, size_t n, size_t item_size,
-                       int (*fill)(json_object *o, Manager *m, const void *item)) {
+                       int (*fill)(json_object *o, Manager *m, const void *item), json_object *extra) {
         _cleanup_(json_object_putp) json_object *body = json_object_new_object(), *list = json_object_new_array();
         int r;
 
@@ -75,20 +106,36 @@ static int reply_items(CompatRequest *req, Manager *m, const void *items, size_t
         if (json_object_object_add(body, "items", list) < 0)
                 return -ENOMEM;
         TAKE_PTR(list);
+        if (extra) {
+                json_object_object_foreach(extra, key, value)
+                        if (json_object_object_add(body, key, json_object_get(value)) < 0)
+                                return -ENOMEM;
+        }
         return compat_reply(req, MHD_HTTP_OK, body);
 }
 
-/* 0 with *q set, or 1 after answering 400 (bad since, limit or mesh) or 503. The strings stay
- * req's. */
-static int inbox_query(CompatRequest *req, Manager *m, InboxListRequest *q) {
+typedef struct InboxQuery {
+        InboxListRequest list;
+        bool mark_seen;          /* upstream's default: a listing stamps what it returned as seen */
+} InboxQuery;
+
+/* 0 with *q set, or 1 after answering 400 (bad since, limit, mesh, unread_only or mark_seen) or
+ * 503. The strings stay req's. */
+static int inbox_query(CompatRequest *req, Manager *m, InboxQuery *iq) {
         _cleanup_(cm_error_done) CmError error = CM_ERROR_NULL;
-        const char *since = query(req, "since");
+        InboxListRequest *q = &iq->list;
         int r;
 
         *q = (InboxListRequest) { .mesh = query(req, "mesh"), .from = query(req, "from"), .topic = query(req, "topic") };
-        if (since && parse_iso8601(since, &q->since) < 0)
-                return compat_answered(compat_reply_error(req, MHD_HTTP_BAD_REQUEST,
-                                                   "'since' must be an ISO 8601 time, such as 2026-05-03T19:24:32.123Z"));
+        r = query_time(req, "since", &q->since);
+        if (r != 0)
+                return r;
+        r = query_bool(req, "unread_only", false, &q->unread_only);
+        if (r != 0)
+                return r;
+        r = query_bool(req, "mark_seen", true, &iq->mark_seen);
+        if (r != 0)
+                return r;
         r = query_limit(req, INBOX_LIST_DEFAULT, INBOX_LIST_MAX, &q->limit);
         if (r != 0)
                 return r;
@@ -132,25 +179,62 @@ static int fill_inbox_item(json_object *o, Manager *m, const void *item) {
         if (r < 0)
                 return r;
         r = compat_json_add_string(o, "reply_to_id", im->reply_to_id);
+        if (r < 0)
+                return r;
+        /* As before this listing stamped it, so a caller still tells which rows were unread. */
+        r = add_time(o, "seen_at", im->seen_at);
         return r;
+}
+
+/* Stamps the unseen rows of msgs seen; *ret_flipped counts them. */
+static int mark_listed_seen(Manager *m, const InboxMessage *msgs, size_t n, unsigned *ret_flipped, CmError *error) {
+        _cleanup_free_ const char **ids = calloc(n + 1, sizeof(char *));
+        size_t k = 0;
+
+        if (!ids)
+                return -ENOMEM;
+        for (size_t i = 0; i < n; i++)
+                if (msgs[i].seen_at == 0)
+                        ids[k++] = msgs[i].id;
+        *ret_flipped = 0;
+        return k == 0 ? 0 : manager_mark_inbox_seen(m, ids, k, ret_flipped, error);
+}
+
+static int inbox_reply(CompatRequest *req, Manager *m, const InboxQuery *q, const InboxMessage *msgs, size_t n) {
+        _cleanup_(cm_error_done) CmError error = CM_ERROR_NULL;
+        _cleanup_(json_object_putp) json_object *extra = json_object_new_object();
+        unsigned flipped = 0;
+        int r;
+
+        if (!extra)
+                return -ENOMEM;
+        if (q->mark_seen) {
+                r = mark_listed_seen(m, msgs, n, &flipped, &error);
+                if (r < 0)
+                        return compat_reply_failure(req, r, &error);
+        }
+        if (json_object_object_add(extra, "marked_seen", json_object_new_int64(flipped)) < 0)
+                return -ENOMEM;
+        return reply_items(req, m, msgs, n, sizeof(InboxMessage), fill_inbox_item, extra);
 }
 
 static int inbox_authorized(CompatRequest *req, Manager *m, void *request) {
         _cleanup_(cm_error_done) CmError error = CM_ERROR_NULL;
+        const InboxQuery *q = request;
         InboxMessage *msgs = NULL;
         size_t n = 0;
         int r;
 
-        r = manager_list_inbox(m, request, &msgs, &n, &error);
+        r = manager_list_inbox(m, &q->list, &msgs, &n, &error);
         if (r < 0)
                 return compat_reply_failure(req, r, &error);
-        r = reply_items(req, m, msgs, n, sizeof(InboxMessage), fill_inbox_item);
+        r = inbox_reply(req, m, q, msgs, n);
         inbox_messages_free(msgs, n);
         return r;
 }
 
 int compat_route_inbox(CompatRequest *req, void *userdata) {
-        _cleanup_free_ InboxListRequest *q = malloc(sizeof(InboxListRequest));
+        _cleanup_free_ InboxQuery *q = malloc(sizeof(InboxQuery));
         Manager *m = userdata;
         int r;
 
@@ -233,7 +317,7 @@ static int outbox_authorized(CompatRequest *req, Manager *m, void *request) {
         r = manager_list_outbox(m, request, &rows, &n, &error);
         if (r < 0)
                 return compat_reply_failure(req, r, &error);
-        r = reply_items(req, m, rows, n, sizeof(OutboxRow), fill_outbox_item);
+        r = reply_items(req, m, rows, n, sizeof(OutboxRow), fill_outbox_item, NULL);
         outbox_rows_free(rows, n);
         return r;
 }
@@ -359,4 +443,130 @@ int compat_route_requeue(CompatRequest *req, void *userdata) {
                 return r < 0 ? r : 0;
         return compat_authorize(req, m, POLKIT_ACTION_MANAGE_OUTBOX, requeue_authorized, TAKE_PTR(b),
                                 requeue_body_free);
+}
+
+/* POST /v1/inbox/seen {"ids": [...]}: upstream keeps the strings of the list and ignores the rest;
+ * none is a 400. */
+static int seen_authorized(CompatRequest *req, Manager *m, void *request) {
+        _cleanup_(cm_error_done) CmError error = CM_ERROR_NULL;
+        _cleanup_(json_object_putp) json_object *reply = NULL;
+        json_object *body = request, *list;
+        _cleanup_free_ const char **ids = NULL;
+        size_t n, k = 0;
+        unsigned flipped;
+        int r;
+
+        list = json_object_object_get(body, "ids");
+        n = json_object_array_length(list);
+        ids = calloc(n + 1, sizeof(char *));
+        if (!ids)
+                return -ENOMEM;
+        for (size_t i = 0; i < n; i++) {
+                json_object *v = json_object_array_get_idx(list, i);
+                const char *id;
+
+                r = json_string_get_strict(v, &id);
+                if (r == -EILSEQ)
+                        return compat_reply_nul(req, "ids");
+                if (r >= 0)
+                        ids[k++] = id;
+        }
+        if (k == 0)
+                return compat_reply_error(req, MHD_HTTP_BAD_REQUEST, "missing 'ids' (string[])");
+        r = manager_mark_inbox_seen(m, ids, k, &flipped, &error);
+        if (r < 0)
+                return compat_reply_failure(req, r, &error);
+        reply = json_object_new_object();
+        if (!reply || json_object_object_add(reply, "marked_seen", json_object_new_int64(flipped)) < 0)
+                return -ENOMEM;
+        return compat_reply(req, MHD_HTTP_OK, reply);
+}
+
+static void json_free(void *p) {
+        json_object_put(p);
+}
+
+int compat_route_inbox_seen(CompatRequest *req, void *userdata) {
+        _cleanup_(json_object_putp) json_object *body = NULL;
+        json_object *ids;
+        int r;
+
+        assert(req);
+
+        r = compat_read_json_object(req, &body);
+        if (r != 0)
+                return r < 0 ? r : 0;
+        if (!json_object_object_get_ex(body, "ids", &ids) || !json_object_is_type(ids, json_type_array))
+                return compat_reply_error(req, MHD_HTTP_BAD_REQUEST, "missing 'ids' (string[])");
+        return compat_authorize(req, userdata, POLKIT_ACTION_READ, seen_authorized, TAKE_PTR(body), json_free);
+}
+
+typedef struct FlushQuery {
+        const char *mesh;        /* req's */
+        usec_t before;
+} FlushQuery;
+
+static int flush_authorized(CompatRequest *req, Manager *m, void *request) {
+        _cleanup_(cm_error_done) CmError error = CM_ERROR_NULL;
+        _cleanup_(json_object_putp) json_object *reply = NULL;
+        const FlushQuery *q = request;
+        unsigned removed;
+        int r;
+
+        r = manager_flush_inbox(m, q->mesh, q->before, &removed, &error);
+        if (r < 0)
+                return compat_reply_failure(req, r, &error);
+        reply = json_object_new_object();
+        if (!reply || json_object_object_add(reply, "removed", json_object_new_int64(removed)) < 0)
+                return -ENOMEM;
+        return compat_reply(req, MHD_HTTP_OK, reply);
+}
+
+int compat_route_inbox_flush(CompatRequest *req, void *userdata) {
+        _cleanup_free_ FlushQuery *q = malloc(sizeof(FlushQuery));
+        int r;
+
+        assert(req);
+
+        if (!q)
+                return -ENOMEM;
+        *q = (FlushQuery) { .mesh = query(req, "mesh") };
+        r = query_time(req, "before", &q->before);
+        if (r != 0)
+                return r < 0 ? r : 0;
+        return compat_authorize(req, userdata, POLKIT_ACTION_READ, flush_authorized, TAKE_PTR(q), free);
+}
+
+static int delete_authorized(CompatRequest *req, Manager *m, void *request) {
+        _cleanup_(cm_error_done) CmError error = CM_ERROR_NULL;
+        _cleanup_(json_object_putp) json_object *reply = json_object_new_object();
+        const char *id = compat_request_tail(req);
+        int r;
+
+        if (!reply)
+                return -ENOMEM;
+        r = manager_delete_inbox_row(m, id, &error);
+        if (r < 0 && error.code == CM_ERR_NO_SUCH_MESSAGE) {
+                /* Upstream's shape: {"error": "not found", "id": id}. */
+                if (compat_json_add_string(reply, "error", "not found") < 0 || compat_json_add_string(reply, "id", id) < 0)
+                        return -ENOMEM;
+                return compat_reply(req, MHD_HTTP_NOT_FOUND, reply);
+        }
+        if (r < 0)
+                return compat_reply_failure(req, r, &error);
+        if (json_object_object_add(reply, "removed", json_object_new_int(1)) < 0 ||
+            compat_json_add_string(reply, "id", id) < 0)
+                return -ENOMEM;
+        return compat_reply(req, MHD_HTTP_OK, reply);
+}
+
+int compat_route_inbox_delete(CompatRequest *req, void *userdata) {
+        const char *id = compat_request_tail(req);
+
+        assert(req);
+        assert(id);
+
+        if (!id[0])
+                return compat_reply_error(req, MHD_HTTP_BAD_REQUEST, "missing id");
+        return compat_authorize(req, userdata, POLKIT_ACTION_READ, delete_authorized, NULL, NULL);
 }

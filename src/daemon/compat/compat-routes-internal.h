@@ -67,6 +67,10 @@ int compat_json_add_string(json_object *o, const char *key, const char *value);
  * a JSON null for 0. */
 json_object *compat_json_time(usec_t t);
 
+/* Upstream's WebSocket status for a mesh state ("open", "connecting", "reconnecting", "closed");
+ * NULL for a state out of range. */
+const char *compat_upstream_status(MeshState s);
+
 /* The core's events (event.h) onto the open /v1 event streams: "message", "peer_join",
  * "peer_leave", "broker_status" (only when upstream's status changes with the state). */
 int compat_on_event(Manager *m, const Event *e, void *userdata); /* userdata: the CompatServer */
@@ -74,6 +78,9 @@ int compat_on_event(Manager *m, const Event *e, void *userdata); /* userdata: th
 /* The route handlers, by file. */
 int compat_route_send(CompatRequest *req, void *userdata);          /* compat-route-send.c */
 int compat_route_inbox(CompatRequest *req, void *userdata);         /* compat-route-store.c */
+int compat_route_inbox_seen(CompatRequest *req, void *userdata);    /* compat-route-store.c */
+int compat_route_inbox_flush(CompatRequest *req, void *userdata);   /* compat-route-store.c */
+int compat_route_inbox_delete(CompatRequest *req, void *userdata);  /* compat-route-store.c */
 int compat_route_outbox(CompatRequest *req, void *userdata);        /* compat-route-store.c */
 int compat_route_requeue(CompatRequest *req, void *userdata);       /* compat-route-store.c */
 int compat_route_events(CompatRequest *req, void *userdata);        /* compat-route-events.c */

@@ -13,6 +13,8 @@
 #define SEND_BODY_MAX    (256 * 1024)
 #define REQUEUE_BODY_MAX (4 * 1024)
 #define PROFILE_BODY_MAX (16 * 1024)
+#define SEEN_BODY_MAX    (64 * 1024)   /* upstream's limit */
+#define MEMORY_BODY_MAX  (64 * 1024)   /* read and dropped: answered 501 */
 
 /* Only what is served here: clients check the list before using a route. */
 static const char *const ipc_features[] = { "version", "health", "send", "inbox", "outbox", "events", "peers",
@@ -194,27 +196,63 @@ static int route_version(CompatRequest *req, void *userdata) {
         return compat_reply(req, MHD_HTTP_OK, body);
 }
 
+/* Upstream (apps/cli/src/daemon/ipc/server.ts:206-218) adds each mesh's broker status, so that
+ * its installer can wait for one to be "open". */
 static int route_health(CompatRequest *req, void *userdata) {
-        _cleanup_(json_object_putp) json_object *body = json_object_new_object();
+        _cleanup_(json_object_putp) json_object *body = json_object_new_object(), *brokers = json_object_new_object();
+        Manager *m = userdata;
 
-        if (!body ||
-            json_object_object_add(body, "ok", json_object_new_boolean(true)) < 0 ||
-            json_object_object_add(body, "pid", json_object_new_int((int) getpid())) < 0)
+        if (!body || !brokers)
+                return -ENOMEM;
+        for (size_t i = 0; i < m->n_meshes; i++)
+                if (compat_json_add_string(brokers, m->meshes[i]->entry->slug,
+                                           compat_upstream_status(m->meshes[i]->state)) < 0)
+                        return -ENOMEM;
+        if (json_object_object_add(body, "ok", json_object_new_boolean(true)) < 0 ||
+            json_object_object_add(body, "pid", json_object_new_int((int) getpid())) < 0 ||
+            json_object_object_add(body, "brokers", TAKE_PTR(brokers)) < 0)
                 return -ENOMEM;
         return compat_reply(req, MHD_HTTP_OK, body);
 }
 
+/* Upstream's skills and memory live on its broker, which ours does not offer: a client is told
+ * which feature it asked for rather than "not found". */
+static int reply_not_implemented(CompatRequest *req, const char *feature) {
+        _cleanup_(json_object_putp) json_object *body = json_object_new_object();
+
+        if (!body || compat_json_add_string(body, "error", "not_implemented") < 0 ||
+            compat_json_add_string(body, "feature", feature) < 0)
+                return -ENOMEM;
+        return compat_reply(req, MHD_HTTP_NOT_IMPLEMENTED, body);
+}
+
+static int route_skills(CompatRequest *req, void *userdata) {
+        return reply_not_implemented(req, "skills");
+}
+
+static int route_memory(CompatRequest *req, void *userdata) {
+        return reply_not_implemented(req, "memory");
+}
+
 static const CompatRoute compat_routes[] = {
-        { "GET", "/v1/version", route_version, 0 },
-        { "GET", "/v1/health", route_health, 0 },
-        { "POST", "/v1/send", compat_route_send, SEND_BODY_MAX },
-        { "GET", "/v1/inbox", compat_route_inbox, 0 },
-        { "GET", "/v1/outbox", compat_route_outbox, 0 },
-        { "POST", "/v1/outbox/requeue", compat_route_requeue, REQUEUE_BODY_MAX },
-        { "GET", "/v1/events", compat_route_events, 0 },
-        { "GET", "/v1/peers", compat_route_peers, 0 },
-        { "POST", "/v1/profile", compat_route_profile, PROFILE_BODY_MAX },
-        { NULL, NULL, NULL, 0 },
+        { "GET", "/v1/version", route_version, 0, false },
+        { "GET", "/v1/health", route_health, 0, false },
+        { "POST", "/v1/send", compat_route_send, SEND_BODY_MAX, false },
+        { "GET", "/v1/inbox", compat_route_inbox, 0, false },
+        { "POST", "/v1/inbox/seen", compat_route_inbox_seen, SEEN_BODY_MAX, false },
+        { "DELETE", "/v1/inbox", compat_route_inbox_flush, 0, false },
+        { "DELETE", "/v1/inbox/", compat_route_inbox_delete, 0, true },
+        { "GET", "/v1/outbox", compat_route_outbox, 0, false },
+        { "POST", "/v1/outbox/requeue", compat_route_requeue, REQUEUE_BODY_MAX, false },
+        { "GET", "/v1/events", compat_route_events, 0, false },
+        { "GET", "/v1/peers", compat_route_peers, 0, false },
+        { "POST", "/v1/profile", compat_route_profile, PROFILE_BODY_MAX, false },
+        { "GET", "/v1/skills", route_skills, 0, false },
+        { "GET", "/v1/skills/", route_skills, 0, true },
+        { "GET", "/v1/memory", route_memory, 0, false },
+        { "POST", "/v1/memory", route_memory, MEMORY_BODY_MAX, false },
+        { "DELETE", "/v1/memory/", route_memory, 0, true },
+        { NULL, NULL, NULL, 0, false },
 };
 
 CompatServer *compat_server_free(CompatServer *s) {

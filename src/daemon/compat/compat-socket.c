@@ -139,6 +139,47 @@ static bool link_points_at(const char *link, const char *target) {
         return streq(buf, target);
 }
 
+/* A symlink at link_path to our socket, unless another live daemon answers there. *ret is set
+ * to the link's path once it is ours (left NULL otherwise). */
+static int publish_link(CompatSocket *s, const char *link_path, char **ret) {
+        if (streq(link_path, s->path))
+                return 0;
+        if (!link_points_at(link_path, s->path) && socket_answers(link_path)) {
+                log_warning("Another daemon answers on %s; leaving it alone. Clients of the /v1 API reach "
+                            "this daemon at %s", link_path, s->path);
+                return 0;
+        }
+        if (unlink(link_path) < 0 && errno != ENOENT)
+                return log_errno_path(link_path, "Cannot replace");
+        if (symlink(s->path, link_path) < 0)
+                return log_errno_path(link_path, "Cannot create the symlink");
+        *ret = strdup(link_path);
+        return *ret ? 0 : -ENOMEM;
+}
+
+/* Upstream's newer clients look in $CLAUDEMESH_DAEMON_DIR when it is set (apps/cli/src/daemon/
+ * paths.ts:22-24): the socket is linked there too. Only an absolute path is taken. */
+static int publish_daemon_dir(CompatSocket *s) {
+        const char *dir = getenv("CLAUDEMESH_DAEMON_DIR");
+        _cleanup_free_ char *link_path = NULL;
+        int r;
+
+        if (!dir || !dir[0])
+                return 0;
+        if (dir[0] != '/') {
+                log_warning("Ignoring CLAUDEMESH_DAEMON_DIR=%s: not an absolute path", dir);
+                return 0;
+        }
+        if (asprintf(&link_path, "%s/daemon.sock", dir) < 0)
+                return -ENOMEM;
+        if (s->link_path && streq(link_path, s->link_path))
+                return 0;
+        r = mkdir_parents_mode(dir, 0700);
+        if (r < 0)
+                return log_error_errno(r, "Cannot create %s: %m", dir);
+        return publish_link(s, link_path, &s->env_link_path);
+}
+
 static int publish(CompatSocket *s, const char *config_dir) {
         _cleanup_free_ char *dir = NULL, *link_path = NULL, *pid_path = NULL;
         char pid[32];
@@ -154,15 +195,13 @@ static int publish(CompatSocket *s, const char *config_dir) {
 
         if (!streq(link_path, s->path)) {
                 if (!link_points_at(link_path, s->path) && socket_answers(link_path)) {
-                        log_warning("Another daemon answers on %s; leaving it (and %s) alone. Clients "
-                                    "of the /v1 API reach this daemon at %s", link_path, pid_path, s->path);
-                        return 0;
+                        log_warning("Another daemon answers on %s; leaving it (and %s) alone. Clients of "
+                                    "the /v1 API reach this daemon at %s", link_path, pid_path, s->path);
+                        return publish_daemon_dir(s);
                 }
-                if (unlink(link_path) < 0 && errno != ENOENT)
-                        return log_errno_path(link_path, "Cannot replace");
-                if (symlink(s->path, link_path) < 0)
-                        return log_errno_path(link_path, "Cannot create the symlink");
-                s->link_path = TAKE_PTR(link_path);
+                r = publish_link(s, link_path, &s->link_path);
+                if (r < 0)
+                        return r;
         }
 
         r = snprintf(pid, sizeof(pid), "%d\n", (int) getpid());
@@ -170,7 +209,7 @@ static int publish(CompatSocket *s, const char *config_dir) {
         if (r < 0)
                 return log_error_errno(r, "Cannot write %s: %m", pid_path);
         s->pid_path = TAKE_PTR(pid_path);
-        return 0;
+        return publish_daemon_dir(s);
 }
 
 int compat_socket_open(const char *config_dir, CompatSocket **ret) {
@@ -219,6 +258,8 @@ CompatSocket *compat_socket_free(CompatSocket *s) {
                 return NULL;
         if (s->link_path && link_points_at(s->link_path, s->path))
                 (void) unlink(s->link_path);
+        if (s->env_link_path && link_points_at(s->env_link_path, s->path))
+                (void) unlink(s->env_link_path);
         if (s->pid_path && pid_file_is_ours(s->pid_path))
                 (void) unlink(s->pid_path);
         if (s->bound_here && s->path)
@@ -226,6 +267,7 @@ CompatSocket *compat_socket_free(CompatSocket *s) {
         if (s->fd >= 0)
                 close(s->fd);
         free(s->link_path);
+        free(s->env_link_path);
         free(s->pid_path);
         free(s->path);
         free(s);

@@ -14,13 +14,15 @@ typedef struct CompatSocket {
         char *path;            /* where the socket lives */
         bool bound_here;       /* we bound it (not socket-activated), so we unlink it */
         char *link_path;       /* the config-dir name published for clients, or NULL */
+        char *env_link_path;   /* $CLAUDEMESH_DAEMON_DIR/daemon.sock when published, or NULL */
         char *pid_path;        /* our pid file, or NULL when another daemon owns the name */
 } CompatSocket;
 
 /* Takes the "compat" fd systemd passed (closing and logging any other fd), else binds
  * $XDG_RUNTIME_DIR/claudemesh/daemon.sock (0600, directory 0700; a stale socket is replaced,
  * one a live daemon answers on is not: -EADDRINUSE). Then publishes the config-dir link and
- * pid file, unless another live daemon answers there. */
+ * pid file, unless another live daemon answers there, and a link at
+ * $CLAUDEMESH_DAEMON_DIR/daemon.sock when that is set (absolute), on the same terms. */
 int compat_socket_open(const char *config_dir, CompatSocket **ret);
 
 #if ENABLE_COMPAT

@@ -106,9 +106,79 @@ int manager_list_inbox(Manager *m, const InboxListRequest *q, InboxMessage **ret
         r = inbox_check(m, error);
         if (r < 0)
                 return r;
-        r = inbox_list(m->inbox, mesh_id, q->since, q->from, q->topic, q->limit, ret, ret_n);
+        r = inbox_list(m->inbox, mesh_id, q->since, q->from, q->topic, q->unread_only, q->limit, ret, ret_n);
         if (r < 0)
                 return cm_error_setf(error, CM_ERR_STORAGE, "Cannot read the inbox: %s", STRERROR(r));
+        return 0;
+}
+
+/* After rows were removed: UnreadCount follows, for every mesh whose count changed. */
+static void recount_unread(Manager *m) {
+        for (size_t i = 0; i < m->n_meshes; i++) {
+                Mesh *mesh = m->meshes[i];
+                unsigned n;
+
+                if (!mesh->entry->mesh_id || inbox_count_unread(m->inbox, mesh->entry->mesh_id, &n) < 0 ||
+                    n == mesh->unread)
+                        continue;
+                mesh->unread = n;
+                (void) manager_emit(m, &(Event) { .kind = EVENT_UNREAD_CHANGED, .mesh = mesh });
+        }
+}
+
+int manager_mark_inbox_seen(Manager *m, const char *const *ids, size_t n, unsigned *ret_flipped, CmError *error) {
+        int r;
+
+        assert(m);
+        assert(ids || n == 0);
+        assert(ret_flipped);
+
+        r = inbox_check(m, error);
+        if (r < 0)
+                return r;
+        r = inbox_mark_seen(m->inbox, ids, n, now_usec(CLOCK_REALTIME), ret_flipped);
+        if (r < 0)
+                return cm_error_setf(error, CM_ERR_STORAGE, "Cannot mark inbox rows seen: %s", STRERROR(r));
+        return 0;
+}
+
+int manager_delete_inbox_row(Manager *m, const char *id, CmError *error) {
+        bool found;
+        int r;
+
+        assert(m);
+        assert(id);
+
+        r = inbox_check(m, error);
+        if (r < 0)
+                return r;
+        r = inbox_delete(m->inbox, id, &found);
+        if (r < 0)
+                return cm_error_setf(error, CM_ERR_STORAGE, "Cannot delete the inbox row: %s", STRERROR(r));
+        if (!found)
+                return cm_error_setf(error, CM_ERR_NO_SUCH_MESSAGE, "No inbox row \"%s\".", id);
+        recount_unread(m);
+        return 0;
+}
+
+int manager_flush_inbox(Manager *m, const char *mesh, usec_t before, unsigned *ret_removed, CmError *error) {
+        const char *mesh_id;
+        int r;
+
+        assert(m);
+        assert(ret_removed);
+
+        r = mesh_filter(m, mesh, &mesh_id, error);
+        if (r < 0)
+                return r;
+        r = inbox_check(m, error);
+        if (r < 0)
+                return r;
+        r = inbox_flush(m->inbox, mesh_id, before, ret_removed);
+        if (r < 0)
+                return cm_error_setf(error, CM_ERR_STORAGE, "Cannot flush the inbox: %s", STRERROR(r));
+        if (*ret_removed > 0)
+                recount_unread(m);
         return 0;
 }
 

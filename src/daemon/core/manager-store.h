@@ -26,6 +26,7 @@ typedef struct InboxListRequest {
         usec_t since;            /* 0: no bound */
         const char *from;        /* sender pubkey, or NULL */
         const char *topic;       /* or NULL */
+        bool unread_only;        /* only rows not marked seen (upstream's seen_at) */
         unsigned limit;          /* 0: the default; clamped to INBOX_LIST_MAX */
 } InboxListRequest;
 
@@ -43,6 +44,14 @@ int manager_list_outbox(Manager *m, const OutboxListRequest *q, OutboxRow **ret,
 /* NoSuchMesh, StorageFailure (no inbox). */
 int manager_list_inbox_check(Manager *m, const InboxListRequest *q, CmError *error);
 int manager_list_inbox(Manager *m, const InboxListRequest *q, InboxMessage **ret, size_t *ret_n, CmError *error);
+
+/* Upstream's per-row read state and inbox pruning (/v1 only): StorageFailure. */
+int manager_mark_inbox_seen(Manager *m, const char *const *ids, size_t n, unsigned *ret_flipped, CmError *error);
+/* Removes row id; NoSuchMessage when there is none. */
+int manager_delete_inbox_row(Manager *m, const char *id, CmError *error);
+/* Removes the rows of mesh (slug or id; "" or NULL: every mesh) received before before (0: any
+ * time): NoSuchMesh, StorageFailure. */
+int manager_flush_inbox(Manager *m, const char *mesh, usec_t before, unsigned *ret_removed, CmError *error);
 
 /* InvalidArgument (the new id, aborted_by), OutboxUnavailable. */
 int manager_requeue_check(Manager *m, const RequeueRequest *q, CmError *error);

@@ -18,6 +18,8 @@ static void peer_done(Peer *p) {
         free(p->session_id);
         free(p->connected_at);
         free(p->hostname);
+        free(p->channel);
+        free(p->peer_role);
         free(p->groups_json);
         strv_free(p->groups);
         *p = (Peer) { 0 };
@@ -134,6 +136,8 @@ static int peer_from_json(json_object *o, Peer *ret) {
                 .session_id = dup_member(o, "sessionId"),
                 .connected_at = dup_member(o, "connectedAt"),
                 .hostname = dup_member(o, "hostname"),
+                .channel = dup_member(o, "channel"),
+                .peer_role = dup_member(o, "peerRole"),
         };
 
         if (!p.display_name)

@@ -40,6 +40,8 @@ typedef struct Peer {
         char *connected_at;    /* as the broker sent it, for /v1 */
         usec_t connected_at_usec; /* the same parsed, 0 when absent or not ISO 8601 */
         char *hostname;
+        char *channel;         /* the hello's channel ("claudemesh-daemon" for a daemon), for /v1 */
+        char *peer_role;       /* the broker's peerRole ("session", "control-plane"), for /v1 */
         char *groups_json;     /* the broker's groups array as JSON text, for /v1 */
         char **groups;         /* the same as "name" or "name:role" (upstream's notation), never NULL */
 } Peer;

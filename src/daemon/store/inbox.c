@@ -70,6 +70,10 @@ static const char *const migrations[] = {
         "CREATE INDEX inbox_topic ON inbox(mesh_id, topic, received_at);"
         "CREATE INDEX inbox_sender ON inbox(mesh_id, sender_pubkey, received_at);"
         "CREATE INDEX inbox_unannounced ON inbox(mesh_id, received_at) WHERE announced_at IS NULL;",
+        /* Upstream's per-row read state (/v1/inbox's seen_at, unread_only, /v1/inbox/seen). Rows
+         * stored before were delivered already: seen, so an upgrade does not push them again. */
+        "ALTER TABLE inbox ADD COLUMN seen_at INTEGER;"
+        "UPDATE inbox SET seen_at = received_at;",
 };
 
 /* The file and its WAL move together, so the set-aside copy stays readable as it was. */
@@ -287,6 +291,7 @@ static int read_message(sqlite3_stmt *st, InboxMessage *ret) {
                         return -ENOMEM;
         }
         m.received_at = (usec_t) sqlite3_column_int64(st, (int) ELEMENTSOF(text));
+        m.seen_at = (usec_t) sqlite3_column_int64(st, (int) ELEMENTSOF(text) + 1);
         *ret = m;
         m = (InboxMessage) { 0 };
         return 0;
@@ -294,7 +299,7 @@ static int read_message(sqlite3_stmt *st, InboxMessage *ret) {
 
 #define LIST_SELECT                                                                                      \
         "SELECT id, client_message_id, broker_message_id, mesh_id, topic, sender_pubkey, sender_name, body, " \
-        "meta, reply_to_id, received_at FROM inbox WHERE 1"
+        "meta, reply_to_id, received_at, seen_at FROM inbox WHERE (?6 = 0 OR seen_at IS NULL)"
 #define LIST_MESH " AND mesh_id = ?1"
 #define LIST_SINCE " AND received_at >= ?2"
 #define LIST_FROM " AND sender_pubkey = ?3"
@@ -302,8 +307,8 @@ static int read_message(sqlite3_stmt *st, InboxMessage *ret) {
 /* Newest first in index order: the indexes end in the rowid, which follows insertion. */
 #define LIST_ORDER " ORDER BY received_at DESC, rowid DESC LIMIT ?5"
 
-int inbox_list(Inbox *i, const char *mesh_id, usec_t since, const char *from, const char *topic, unsigned limit,
-               InboxMessage **ret, size_t *ret_n) {
+int inbox_list(Inbox *i, const char *mesh_id, usec_t since, const char *from, const char *topic, bool unread_only,
+               unsigned limit, InboxMessage **ret, size_t *ret_n) {
         /* One literal per combination of filters, indexed by the bits mesh 1, since 2, from 4,
          * topic 8, so each is prepared once and planned for the indexes it can use. */
         static const char *const sql[16] = {
@@ -335,7 +340,7 @@ int inbox_list(Inbox *i, const char *mesh_id, usec_t since, const char *from, co
         r = store_stmt(i->store, sql[(mesh_id ? 1 : 0) | (since > 0 ? 2 : 0) | (from ? 4 : 0) | (topic ? 8 : 0)], &st);
         if (r < 0)
                 return r;
-        /* ?5 is in every variant, so binding ?1–?4 is always in range, used or not. */
+        /* ?5 and ?6 are in every variant, so binding ?1–?4 is always in range, used or not. */
         rc = sqlite3_bind_text(st, 1, mesh_id, -1, SQLITE_STATIC);
         if (rc == SQLITE_OK)
                 rc = sqlite3_bind_int64(st, 2, (sqlite3_int64) since);
@@ -345,6 +350,8 @@ int inbox_list(Inbox *i, const char *mesh_id, usec_t since, const char *from, co
                 rc = sqlite3_bind_text(st, 4, topic, -1, SQLITE_STATIC);
         if (rc == SQLITE_OK)
                 rc = sqlite3_bind_int(st, 5, (int) limit);
+        if (rc == SQLITE_OK)
+                rc = sqlite3_bind_int(st, 6, unread_only);
         if (rc != SQLITE_OK)
                 return store_log_error(i->store, rc, "binding the inbox list filter");
 
@@ -387,7 +394,7 @@ int inbox_list_unannounced(Inbox *i, const char *mesh_id, unsigned limit, InboxM
         /* Oldest first, as they arrived: listeners see them in the order they would have. */
         r = store_stmt(i->store,
                        "SELECT id, client_message_id, broker_message_id, mesh_id, topic, sender_pubkey, sender_name, "
-                       "body, meta, reply_to_id, received_at FROM inbox "
+                       "body, meta, reply_to_id, received_at, seen_at FROM inbox "
                        "WHERE mesh_id = ?1 AND announced_at IS NULL ORDER BY received_at, rowid LIMIT ?2",
                        &st);
         if (r < 0)
@@ -440,5 +447,83 @@ int inbox_mark_announced(Inbox *i, const char *id, usec_t now) {
         rc = sqlite3_step(st);
         if (rc != SQLITE_DONE)
                 return store_log_error(i->store, rc, "marking an inbox row announced");
+        return 0;
+}
+
+int inbox_mark_seen(Inbox *i, const char *const *ids, size_t n, usec_t now, unsigned *ret_flipped) {
+        _cleanup_(store_stmt_resetp) sqlite3_stmt *st = NULL;
+        unsigned flipped = 0;
+        bool own;
+        int r, rc;
+
+        assert(i);
+        assert(ids || n == 0);
+        assert(ret_flipped);
+
+        r = store_stmt(i->store, "UPDATE inbox SET seen_at = ?2 WHERE id = ?1 AND seen_at IS NULL", &st);
+        if (r < 0)
+                return r;
+        /* One transaction: the ids of a request are marked together or not at all. */
+        r = store_atomic_begin(i->store, &own);
+        if (r < 0)
+                return r;
+        for (size_t k = 0; k < n && r >= 0; k++) {
+                sqlite3_reset(st);
+                rc = sqlite3_bind_text(st, 1, ids[k], -1, SQLITE_STATIC);
+                if (rc == SQLITE_OK)
+                        rc = sqlite3_bind_int64(st, 2, (sqlite3_int64) now);
+                if (rc == SQLITE_OK)
+                        rc = sqlite3_step(st);
+                if (rc != SQLITE_DONE)
+                        r = store_log_error(i->store, rc, "marking inbox rows seen");
+                else
+                        flipped += (unsigned) sqlite3_changes(sqlite3_db_handle(st));
+        }
+        r = store_atomic_end(i->store, own, r);
+        if (r < 0)
+                return r;
+        *ret_flipped = flipped;
+        return 0;
+}
+
+int inbox_delete(Inbox *i, const char *id, bool *ret_found) {
+        _cleanup_(store_stmt_resetp) sqlite3_stmt *st = NULL;
+        int r, rc;
+
+        assert(i);
+        assert(id);
+        assert(ret_found);
+
+        r = store_stmt(i->store, "DELETE FROM inbox WHERE id = ?1", &st);
+        if (r < 0)
+                return r;
+        rc = sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+        if (rc == SQLITE_OK)
+                rc = sqlite3_step(st);
+        if (rc != SQLITE_DONE)
+                return store_log_error(i->store, rc, "deleting an inbox row");
+        *ret_found = sqlite3_changes(sqlite3_db_handle(st)) > 0;
+        return 0;
+}
+
+int inbox_flush(Inbox *i, const char *mesh_id, usec_t before, unsigned *ret_removed) {
+        _cleanup_(store_stmt_resetp) sqlite3_stmt *st = NULL;
+        int r, rc;
+
+        assert(i);
+        assert(ret_removed);
+
+        r = store_stmt(i->store,
+                       "DELETE FROM inbox WHERE (?1 IS NULL OR mesh_id = ?1) AND (?2 = 0 OR received_at < ?2)", &st);
+        if (r < 0)
+                return r;
+        rc = sqlite3_bind_text(st, 1, mesh_id, -1, SQLITE_STATIC);
+        if (rc == SQLITE_OK)
+                rc = sqlite3_bind_int64(st, 2, (sqlite3_int64) before);
+        if (rc == SQLITE_OK)
+                rc = sqlite3_step(st);
+        if (rc != SQLITE_DONE)
+                return store_log_error(i->store, rc, "flushing the inbox");
+        *ret_removed = (unsigned) sqlite3_changes(sqlite3_db_handle(st));
         return 0;
 }

@@ -29,6 +29,7 @@ typedef struct InboxMessage {
         char *meta_json;         /* or NULL */
         char *reply_to_id;       /* or NULL */
         usec_t received_at;      /* CLOCK_REALTIME µs */
+        usec_t seen_at;          /* when /v1 marked it seen; 0: not yet */
 } InboxMessage;
 
 #define INBOX_LIST_DEFAULT 100u
@@ -47,9 +48,10 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(Inbox *, inbox_free);
 int inbox_insert(Inbox *i, const InboxMessage *msg, bool *ret_new);
 
 /* Newest first. Filters: mesh_id (NULL = all), since (received_at >= since; 0 = none), from
- * (sender_pubkey; NULL = any), topic (NULL = any). limit clamped to 1..1000, 0 = 100. */
-int inbox_list(Inbox *i, const char *mesh_id, usec_t since, const char *from, const char *topic, unsigned limit,
-               InboxMessage **ret, size_t *ret_n);
+ * (sender_pubkey; NULL = any), topic (NULL = any), unread_only (seen_at not set). limit clamped
+ * to 1..1000, 0 = 100. */
+int inbox_list(Inbox *i, const char *mesh_id, usec_t since, const char *from, const char *topic, bool unread_only,
+               unsigned limit, InboxMessage **ret, size_t *ret_n);
 void inbox_message_done(InboxMessage *m);
 void inbox_messages_free(InboxMessage *m, size_t n);
 
@@ -62,3 +64,11 @@ int inbox_mark_read(Inbox *i, const char *mesh_id, usec_t now);
 int inbox_list_unannounced(Inbox *i, const char *mesh_id, unsigned limit, InboxMessage **ret, size_t *ret_n);
 /* Records that row id was announced (MessageReceived emitted) at now; a marked row stays as it is. */
 int inbox_mark_announced(Inbox *i, const char *id, usec_t now);
+
+/* Upstream's per-row read state: sets seen_at to now on the rows of ids not seen yet, in one
+ * transaction; *ret_flipped counts them (unknown ids count nothing). */
+int inbox_mark_seen(Inbox *i, const char *const *ids, size_t n, usec_t now, unsigned *ret_flipped);
+/* Removes row id; *ret_found false when there was none. */
+int inbox_delete(Inbox *i, const char *id, bool *ret_found);
+/* Removes the rows of mesh_id (NULL: every mesh) received before before (0: any time). */
+int inbox_flush(Inbox *i, const char *mesh_id, usec_t before, unsigned *ret_removed);
