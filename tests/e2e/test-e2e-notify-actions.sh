@@ -147,6 +147,25 @@ set_locked false
 deliver m7 "back again"
 [ "$(notes | tail -n 1 | cut -d'|' -f2-3)" = "alice (demo)|back again" ] || fail "after unlocking: $(notes | tail -n 1)"
 
+# A message that comes while the Notify of the one before is unanswered waits for its id and
+# replaces it: a server that takes a second to answer, two DMs sent back to back
+emit NotificationClosed uu u 1 u 2
+on bob busctl --user call org.freedesktop.Notifications /org/freedesktop/Notifications org.freedesktop.DBus.Mock \
+        AddMethod sssss org.freedesktop.Notifications Notify susssasa{sv}i u "$(printf '%s\n' \
+        "__import__('time').sleep(1)" 'if args[1]:' '    ret = args[1]' 'else:' '    ret = self.next_id' \
+        '    self.next_id += 1')" || fail "AddMethod Notify"
+before=$(notes | wc -l)
+gcall_on alice Send demo "$BOB" "slow one" "{'client_message_id': <'m8'>}" || fail "Send m8: $(cat "$T/reply")"
+gcall_on alice Send demo "$BOB" "slow two" "{'client_message_id': <'m9'>}" || fail "Send m9: $(cat "$T/reply")"
+wait_until 20 sh -c "[ \$(DBUS_SESSION_BUS_ADDRESS=unix:path=$T/bob/bus busctl --user call org.freedesktop.Notifications /org/freedesktop/Notifications org.freedesktop.DBus.Mock GetCalls | grep -o '\"Notify\"' | wc -l) -ge $((before + 2)) ]" ||
+        fail "the slow server did not get both: $(notes)"
+sleep 1.5 # a third Notify would come now
+notes | tail -n +$((before + 1)) | cut -d'|' -f1-3 > "$T/n"
+cat "$T/n"
+# this server gave 1 (m4, replaced by m7, now closed) and 2 (the count): m8 gets 3
+[ "$(cat "$T/n")" = "$(printf '0|alice (demo)|slow one\n3|alice (demo)|slow two')" ] ||
+        fail "a message during a pending Notify did not replace it: $(cat "$T/n")"
+
 daemon_stop bob
 daemon_stop alice
 echo ok
