@@ -462,10 +462,54 @@ static int query_locked(Notifier *n) {
                                         "LockedHint");
 }
 
+/* Whether a PropertiesChanged names LockedHint, changed or invalidated: IdleHint and the others
+ * change far more often and say nothing about the lock. */
+static int names_locked_hint(sd_bus_message *msg) {
+        const char *name;
+        int r;
+
+        r = sd_bus_message_skip(msg, "s");
+        if (r < 0)
+                return r;
+        r = sd_bus_message_enter_container(msg, 'a', "{sv}");
+        if (r < 0)
+                return r;
+        while ((r = sd_bus_message_enter_container(msg, 'e', "sv")) > 0) {
+                r = sd_bus_message_read(msg, "s", &name);
+                if (r < 0)
+                        return r;
+                if (streq(name, "LockedHint"))
+                        return 1;
+                r = sd_bus_message_skip(msg, "v");
+                if (r < 0)
+                        return r;
+                r = sd_bus_message_exit_container(msg);
+                if (r < 0)
+                        return r;
+        }
+        if (r < 0)
+                return r;
+        r = sd_bus_message_exit_container(msg);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_enter_container(msg, 'a', "s");
+        if (r < 0)
+                return r;
+        while ((r = sd_bus_message_read(msg, "s", &name)) > 0)
+                if (streq(name, "LockedHint"))
+                        return 1;
+        return r;
+}
+
 static int on_session_changed(sd_bus_message *msg, void *userdata, sd_bus_error *ret_error) {
         Notifier *n = userdata;
         int r;
 
+        r = names_locked_hint(msg);
+        if (r == 0)
+                return 0;
+        if (r < 0)
+                log_debug_errno(r, "logind sent an odd PropertiesChanged, reading LockedHint again: %m");
         r = query_locked(n);
         if (r < 0)
                 log_debug_errno(r, "Cannot read the session's LockedHint: %m");
