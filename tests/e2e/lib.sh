@@ -110,11 +110,11 @@ daemon_setup() {
 
 # daemon_start NAME: claudemeshd NAME on its bus, with a runtime dir of its own for its /v1 socket
 # (linked from its config dir's daemon/daemon.sock); short liveness values keep fault tests quick;
-# $DAEMON_ARGS adds options
+# $DAEMON_ARGS adds options; $SYSTEM_BUS names a system bus for it (by default none is there)
 daemon_start() {
         name=$1
         mkdir -p -m 0700 "$T/$name/run"
-        DBUS_SESSION_BUS_ADDRESS="unix:path=$T/$name/bus" DBUS_SYSTEM_BUS_ADDRESS="unix:path=$T/no-system-bus" \
+        DBUS_SESSION_BUS_ADDRESS="unix:path=$T/$name/bus" DBUS_SYSTEM_BUS_ADDRESS="${SYSTEM_BUS:-unix:path=$T/no-system-bus}" \
                 CLAUDEMESH_CONFIG_DIR="$T/$name/config" XDG_STATE_HOME="$T/$name/state" XDG_RUNTIME_DIR="$T/$name/run" \
                 CLAUDEMESH_LOG_TARGET=stderr CLAUDEMESH_WORKER="$CLAUDEMESH_WORKER" \
                 CLAUDEMESH_PING_INTERVAL_MS="${PING_MS:-1000}" CLAUDEMESH_LIVENESS_TIMEOUT_MS="${LIVENESS_MS:-3000}" \
