@@ -10,6 +10,15 @@ HOLDER="$(dirname "$0")/session-holder.py"
 broker_start --presence-grace 0
 mesh_create demo >/dev/null
 daemon_setup alice "$(member_entry demo alice)"
+# alice's bus also takes the unprivileged test user, who must not see or use alice's sessions
+TUSER=${TUSER:-cmtest}
+id "$TUSER" >/dev/null 2>&1 || useradd -M -d /nonexistent -s /usr/sbin/nologin "$TUSER"
+kill "$(cat "$T/alice/bus.pid")"
+sed -i 's|<policy context="default">|<policy context="default"><allow user="*"/>|' "$T/alice/bus.conf"
+rm -f "$T/alice/bus"
+dbus-daemon --config-file="$T/alice/bus.conf" --fork --print-pid=1 > "$T/alice/bus.pid" 2>/dev/null
+PIDS="$PIDS $(cat "$T/alice/bus.pid")"
+chmod 666 "$T/alice/bus"
 daemon_start alice
 wait_connected alice demo
 
@@ -59,6 +68,22 @@ on alice busctl --user call org.claudemesh.Daemon1 /org/claudemesh/Daemon1 org.f
         GetManagedObjects > "$T/managed" || fail "GetManagedObjects"
 grep -q "$A" "$T/managed" && grep -q "$B" "$T/managed" || fail "ObjectManager: $(cat "$T/managed")"
 grep -q "InterfacesAdded" "$T/signals" || fail "no InterfacesAdded for the sessions"
+
+# another uid sees neither the object nor its methods
+as_other() {
+        setpriv --reuid="$TUSER" --regid="$TUSER" --init-groups env -i PATH=/usr/bin:/bin \
+                DBUS_SESSION_BUS_ADDRESS="unix:path=$T/alice/bus" "$@"
+}
+as_other busctl --user get-property org.claudemesh.Daemon1 /org/claudemesh/Daemon1 org.claudemesh.Daemon1 Version \
+        >/dev/null || fail "the test user cannot reach alice's bus"
+as_other busctl --user get-property org.claudemesh.Daemon1 "$A" org.claudemesh.Session1 PublicKey 2> "$T/err" &&
+        fail "uid $TUSER read a's PublicKey"
+as_other busctl --user call org.claudemesh.Daemon1 "$A" org.claudemesh.Session1 Close 2> "$T/err" &&
+        fail "uid $TUSER closed a"
+as_other busctl --user call org.claudemesh.Daemon1 /org/claudemesh/Daemon1 org.freedesktop.DBus.ObjectManager \
+        GetManagedObjects > "$T/managed-other" || fail "GetManagedObjects as $TUSER"
+grep -q "/session/" "$T/managed-other" && fail "uid $TUSER sees sessions: $(cat "$T/managed-other")"
+prop "$A" Id >/dev/null || fail "a is gone after the test user's tries"
 
 # the owner's profile; a bad status is refused and changes nothing
 on alice busctl --user call org.claudemesh.Daemon1 "$A" org.claudemesh.Session1 SetProfile 'a{sv}' 2 \
