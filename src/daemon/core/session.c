@@ -97,7 +97,17 @@ Session *session_find_by_path(Manager *m, const char *path) {
         return NULL;
 }
 
-static int check_registration(Manager *m, const SessionRegistration *reg, CmError *error) {
+int session_register_check(Manager *m, const SessionRegistration *reg, CmError *error) {
+        Mesh *mesh;
+        int r;
+
+        assert(m);
+        assert(reg);
+        assert(reg->mesh);
+
+        r = manager_lookup_mesh(m, reg->mesh, &mesh, error);
+        if (r < 0)
+                return r;
         if (reg->display_name && !text_ok(reg->display_name, SESSION_NAME_MAX))
                 return cm_error_setf(error, CM_ERR_INVALID_ARGUMENT,
                                      "display_name must be 1 to %d bytes of UTF-8 text without control characters.",
@@ -292,7 +302,7 @@ int session_register(Manager *m, const SessionRegistration *reg, const Caller *c
         if (!mesh->entry->mesh_id || mesh->state == MESH_INVALID)
                 return cm_error_setf(error, CM_ERR_MESH_UNAVAILABLE, "Mesh \"%s\" has an invalid config entry: %s",
                                      mesh->entry->slug, strempty(mesh->last_error));
-        r = check_registration(m, reg, error);
+        r = session_register_check(m, reg, error);
         if (r < 0)
                 return r;
         if (reg->session_id && session_find(m, mesh->entry->mesh_id, reg->session_id))

@@ -58,6 +58,10 @@ typedef struct SessionRegistration {
         char **groups;
 } SessionRegistration;
 
+/* What session_register() checks before polkit is asked: the mesh, the options, the count.
+ * InvalidArgument, NoSuchMesh, TooManySessions. */
+int session_register_check(Manager *m, const SessionRegistration *reg, CmError *error);
+
 /* Checks the registration (InvalidArgument, NoSuchMesh, SessionInUse, TooManySessions), loads or
  * makes the key (StorageFailure), takes a pidfd of the caller and announces the session
  * (EVENT_SESSION_ADDED). */

@@ -170,6 +170,9 @@ int session_dbus_method_register(sd_bus_message *msg, void *userdata, sd_bus_err
         if (r < 0)
                 return r;
         reg.groups = groups;
+        r = session_register_check(m, &reg, &e);
+        if (r < 0)
+                return bus_error_set_cm(error, r, &e);
         /* Registering gives the caller an identity to send with: the send action covers it. */
         r = bus_verify_polkit(m->polkit, msg, POLKIT_ACTION_SEND, error);
         if (r <= 0)
