@@ -8,7 +8,7 @@
 HOLDER="$(dirname "$0")/session-holder.py"
 
 broker_start --presence-grace 0
-mesh_create demo >/dev/null
+MESH_ID=$(mesh_create demo)
 daemon_setup alice "$(member_entry demo alice)"
 # alice's bus also takes the unprivileged test user, who must not see or use alice's sessions
 TUSER=${TUSER:-cmtest}
@@ -122,6 +122,18 @@ hold a-again agent-a agent-a
 # Close ends it too
 on alice busctl --user call org.claudemesh.Daemon1 "$A" org.claudemesh.Session1 Close || fail "Close"
 object_gone "$A" || fail "a closed session is still there"
+
+# a damaged key file is set aside, not trusted: a new key
+KEY=$(/usr/bin/python3 -c 'import hashlib,sys; print(hashlib.sha256(sys.argv[1].encode() + b"\0" + sys.argv[2].encode()).hexdigest())' \
+        "$MESH_ID" agent-a)
+F="$T/alice/state/claudemesh/sessions/$KEY.session-key"
+[ -f "$F" ] || fail "no key file $F"
+printf 'short' > "$F"
+hold a-damaged agent-a agent-a
+[ "$(key_of a-damaged)" != "$(key_of a-proc)" ] || fail "a damaged key file gave the old key"
+[ "$(stat -c '%a %s' "$F")" = "600 32" ] || fail "the new key file: $(stat -c '%a %s' "$F")"
+ls "$F".malformed-* >/dev/null || fail "the damaged key file was not set aside"
+kill "$HOLDER_PID"
 
 # registered by a process that exits right after (busctl): the session goes with it
 P=$(on alice busctl --user call org.claudemesh.Daemon1 /org/claudemesh/Daemon1 org.claudemesh.Daemon1 \
