@@ -36,7 +36,9 @@ CallerCache *caller_cache_free(CallerCache *c) {
         return NULL;
 }
 
-static int proc_start_time(pid_t pid, uint64_t *ret) {
+int caller_start_time(pid_t pid, uint64_t *ret) {
+        assert(ret);
+
         char path[64], buf[4096];
         _cleanup_fclose_ FILE *f = NULL;
         size_t n;
@@ -88,7 +90,7 @@ int caller_identify(CallerCache *c, sd_bus_message *call, Caller *ret) {
         r = sd_bus_creds_get_euid(creds, &caller.uid);
         if (r < 0)
                 return r;
-        r = proc_start_time(caller.pid, &caller.start_time);
+        r = caller_start_time(caller.pid, &caller.start_time);
         if (r < 0)
                 return r;
 
@@ -112,7 +114,7 @@ int caller_from_socket(int fd, Caller *ret) {
                 return negative_errno();
         if (len != sizeof(cred) || cred.pid <= 0)
                 return -ENODATA;
-        r = proc_start_time(cred.pid, &ret->start_time);
+        r = caller_start_time(cred.pid, &ret->start_time);
         if (r < 0)
                 return r;
         ret->pid = cred.pid;

@@ -24,3 +24,6 @@ int caller_identify(CallerCache *c, sd_bus_message *call, Caller *ret);
 
 /* The peer of a connected AF_UNIX socket (SO_PEERCRED), for callers outside the bus. */
 int caller_from_socket(int fd, Caller *ret);
+
+/* Field 22 of /proc/<pid>/stat (-ENOENT once the process is gone). */
+int caller_start_time(pid_t pid, uint64_t *ret);

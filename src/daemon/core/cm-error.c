@@ -34,6 +34,8 @@ static const struct {
         [CM_ERR_NOT_CONNECTED]            = { DBUS_PREFIX "NotConnected", 503, NULL, ENOTCONN },
         [CM_ERR_CONFIG_INVALID]           = { DBUS_PREFIX "ConfigInvalid", 500, NULL, EINVAL },
         [CM_ERR_HOST_FINGERPRINT_UNAVAILABLE] = { DBUS_PREFIX "HostFingerprintUnavailable", 500, NULL, ENODATA },
+        [CM_ERR_SESSION_IN_USE]           = { DBUS_PREFIX "SessionInUse", 409, NULL, EBUSY },
+        [CM_ERR_TOO_MANY_SESSIONS]        = { DBUS_PREFIX "TooManySessions", 503, NULL, EUSERS },
 };
 
 int cm_error_setf(CmError *e, CmErrorCode code, const char *format, ...) {

@@ -34,6 +34,8 @@ typedef enum CmErrorCode {
         CM_ERR_NOT_CONNECTED,
         CM_ERR_CONFIG_INVALID,
         CM_ERR_HOST_FINGERPRINT_UNAVAILABLE,
+        CM_ERR_SESSION_IN_USE,
+        CM_ERR_TOO_MANY_SESSIONS,
         _CM_ERR_MAX,
 } CmErrorCode;
 

@@ -9,6 +9,7 @@
 typedef struct Manager Manager;
 typedef struct MeshLink MeshLink;
 typedef struct Peer Peer;
+typedef struct Session Session;
 
 /*
  * What the core tells the world, once per happening. The front-ends subscribe (D-Bus signals and
@@ -27,6 +28,9 @@ typedef enum EventKind {
         EVENT_MESH_CHANGED,     /* mesh: its entry or state may have changed */
         EVENT_MESH_STATE,       /* mesh, before: its state changed from before */
         EVENT_STATUS_CHANGED,   /* the manager's status, config error or host state changed */
+        EVENT_SESSION_ADDED,    /* session: registered */
+        EVENT_SESSION_REMOVED,  /* session: ended (freed after the event) */
+        EVENT_SESSION_CHANGED,  /* session: its status or summary changed */
         _EVENT_KIND_MAX,
 } EventKind;
 
@@ -41,6 +45,7 @@ typedef struct Event {
         const MeshLink *link;
         const Peer *peer;
         MeshState before;
+        const Session *session;
 } Event;
 
 /* Returns < 0 only where the core must know that the event did not get out (a message not

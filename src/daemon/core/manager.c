@@ -57,6 +57,7 @@ static void manager_drop_meshes(Manager *m) {
 void manager_shutdown(Manager *m) {
         assert(m);
 
+        session_drop_all(m);
         manager_drop_meshes(m);
         /* The queue answers its waiting callers, so it goes before the bus and the outbox. */
         m->send_queue = send_queue_free(m->send_queue);
@@ -488,6 +489,7 @@ static int manager_apply_config(Manager *m, MeshConfig *c) {
         mesh_config_free(m->config);
         m->config = c;
 
+        session_end_orphans(m);
         for (size_t k = 0; k < n_removed; k++) {
                 (void) manager_emit(m, &(Event) { .kind = EVENT_MESH_REMOVED, .mesh = removed[k] });
                 mesh_free(removed[k]);

@@ -15,12 +15,14 @@
 #include "outbox.h"
 #include "polkit.h"
 #include "send-queue.h"
+#include "session.h"
 #include "transition-queue.h"
 
 #define DAEMON_BUS_NAME    "org.claudemesh.Daemon1"
 #define DAEMON_OBJECT_PATH "/org/claudemesh/Daemon1"
 #define DAEMON_INTERFACE   "org.claudemesh.Daemon1"
 #define MESH_INTERFACE     "org.claudemesh.Mesh1"
+#define SESSION_INTERFACE  "org.claudemesh.Session1"
 
 typedef struct Manager {
         sd_event *event;
@@ -58,6 +60,9 @@ typedef struct Manager {
         sd_event_source *drain_timer;
 
         char *status;              /* the STATUS= text, also the Status property */
+
+        Session **sessions;        /* registered agent processes (session.h), at most SESSIONS_MAX */
+        size_t n_sessions;
 
         EventSubscriber subscribers[EVENT_SUBSCRIBERS_MAX]; /* the front-ends (event.h) */
         size_t n_subscribers;

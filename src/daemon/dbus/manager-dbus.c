@@ -17,6 +17,7 @@
 #include "manager.h"
 #include "mesh-dbus.h"
 #include "mesh-link.h"
+#include "session-dbus.h"
 #include "strv.h"
 #include "time-util.h"
 
@@ -638,6 +639,9 @@ static const sd_bus_vtable manager_vtable[] = {
                                 method_set_profile, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("Reconnect", SD_BUS_ARGS("s", mesh), SD_BUS_NO_RESULT, method_reconnect,
                                 SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("RegisterSession", SD_BUS_ARGS("s", mesh, "a{sv}", options),
+                                SD_BUS_RESULT("o", session), session_dbus_method_register,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("Reload", SD_BUS_NO_ARGS, SD_BUS_NO_RESULT, method_reload,
                                 SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("AcceptHost", SD_BUS_NO_ARGS, SD_BUS_NO_RESULT, method_accept_host,
@@ -737,6 +741,11 @@ static int bus_on_event(Manager *m, const Event *e, void *userdata) {
                 r = sd_bus_emit_properties_changed(m->bus, DAEMON_OBJECT_PATH, DAEMON_INTERFACE, "Status",
                                                    "ConfigError", "HostFingerprintState", "HostFingerprint", NULL);
                 break;
+        case EVENT_SESSION_ADDED:
+        case EVENT_SESSION_REMOVED:
+        case EVENT_SESSION_CHANGED:
+                r = session_dbus_on_event(m, e);
+                break;
         case EVENT_MESH_STATE: /* PropertiesChanged of EVENT_MESH_CHANGED says it */
         default:
                 break;
@@ -762,6 +771,9 @@ int manager_dbus_register(Manager *m) {
         if (r < 0)
                 return log_error_errno(r, "Cannot register the object manager: %m");
         r = mesh_dbus_register(m);
+        if (r < 0)
+                return r;
+        r = session_dbus_register(m);
         if (r < 0)
                 return r;
         r = sd_bus_attach_event(m->bus, m->event, SD_EVENT_PRIORITY_NORMAL);
