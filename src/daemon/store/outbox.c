@@ -826,7 +826,11 @@ static int guarded_update(Outbox *o, sqlite3_stmt *st, const char *row_id, const
         return r < 0 ? r : -ESTALE;
 }
 
-int outbox_mark_inflight(Outbox *o, const char *row_id, usec_t now) {
+/* A drain transition of row_id by sql, whose ?1 is the row, ?2 text (bound when given) and ?3 a
+ * time (bound when given). What is not bound is NULL: the cleanup clears a cached statement's
+ * bindings. */
+static int transition(Outbox *o, const char *sql, const char *row_id, const char *text, const usec_t *at,
+                      const char *what) {
         _cleanup_(store_stmt_resetp) sqlite3_stmt *st = NULL;
         int r, rc;
 
@@ -834,87 +838,52 @@ int outbox_mark_inflight(Outbox *o, const char *row_id, usec_t now) {
 
         if (!row_id)
                 return -EINVAL;
-        /* While inflight, next_attempt_at says when this attempt started. */
-        r = store_stmt(o->store,
-                       "UPDATE outbox SET status = 'inflight', attempts = attempts + 1, next_attempt_at = ?2 "
-                       "WHERE id = ?1 AND status = 'pending'",
-                       &st);
+        r = store_stmt(o->store, sql, &st);
         if (r < 0)
                 return r;
         rc = sqlite3_bind_text(st, 1, row_id, -1, SQLITE_STATIC);
-        if (rc == SQLITE_OK)
-                rc = sqlite3_bind_int64(st, 2, (sqlite3_int64) now);
         if (rc != SQLITE_OK)
                 return store_log_error(o->store, rc, "binding a transition");
-        return guarded_update(o, st, row_id, "marking a row inflight");
+        if (text) {
+                rc = sqlite3_bind_text(st, 2, text, -1, SQLITE_STATIC);
+                if (rc != SQLITE_OK)
+                        return store_log_error(o->store, rc, "binding a transition");
+        }
+        if (at) {
+                rc = sqlite3_bind_int64(st, 3, (sqlite3_int64) *at);
+                if (rc != SQLITE_OK)
+                        return store_log_error(o->store, rc, "binding a transition");
+        }
+        return guarded_update(o, st, row_id, what);
+}
+
+int outbox_mark_inflight(Outbox *o, const char *row_id, usec_t now) {
+        /* While inflight, next_attempt_at says when this attempt started. */
+        return transition(o,
+                          "UPDATE outbox SET status = 'inflight', attempts = attempts + 1, next_attempt_at = ?3 "
+                          "WHERE id = ?1 AND status = 'pending'",
+                          row_id, NULL, &now, "marking a row inflight");
 }
 
 int outbox_mark_done(Outbox *o, const char *row_id, const char *broker_message_id, usec_t now) {
-        _cleanup_(store_stmt_resetp) sqlite3_stmt *st = NULL;
-        int r, rc;
-
-        if (!row_id || !broker_message_id)
-                return -EINVAL;
-        r = store_stmt(o->store,
-                       "UPDATE outbox SET status = 'done', broker_message_id = ?2, delivered_at = ?3, last_error = NULL "
-                       "WHERE id = ?1 AND status = 'inflight'",
-                       &st);
-        if (r < 0)
-                return r;
-        rc = sqlite3_bind_text(st, 1, row_id, -1, SQLITE_STATIC);
-        if (rc == SQLITE_OK)
-                rc = sqlite3_bind_text(st, 2, broker_message_id, -1, SQLITE_STATIC);
-        if (rc == SQLITE_OK)
-                rc = sqlite3_bind_int64(st, 3, (sqlite3_int64) now);
-        if (rc != SQLITE_OK)
-                return store_log_error(o->store, rc, "binding a transition");
-        return guarded_update(o, st, row_id, "marking a row done");
+        return transition(o,
+                          "UPDATE outbox SET status = 'done', broker_message_id = ?2, delivered_at = ?3, "
+                          "last_error = NULL WHERE id = ?1 AND status = 'inflight'",
+                          row_id, broker_message_id, &now, "marking a row done");
 }
 
 int outbox_mark_retry(Outbox *o, const char *row_id, const char *error, usec_t next_attempt_at) {
-        _cleanup_(store_stmt_resetp) sqlite3_stmt *st = NULL;
-        int r, rc;
-
-        assert(o);
-
-        if (!row_id)
-                return -EINVAL;
-        r = store_stmt(o->store,
-                       "UPDATE outbox SET status = 'pending', last_error = ?2, next_attempt_at = ?3 "
-                       "WHERE id = ?1 AND status = 'inflight'",
-                       &st);
-        if (r < 0)
-                return r;
-        rc = sqlite3_bind_text(st, 1, row_id, -1, SQLITE_STATIC);
-        if (rc == SQLITE_OK)
-                rc = sqlite3_bind_text(st, 2, error, -1, SQLITE_STATIC);
-        if (rc == SQLITE_OK)
-                rc = sqlite3_bind_int64(st, 3, (sqlite3_int64) next_attempt_at);
-        if (rc != SQLITE_OK)
-                return store_log_error(o->store, rc, "binding a transition");
-        return guarded_update(o, st, row_id, "scheduling a retry");
+        return transition(o,
+                          "UPDATE outbox SET status = 'pending', last_error = ?2, next_attempt_at = ?3 "
+                          "WHERE id = ?1 AND status = 'inflight'",
+                          row_id, error, &next_attempt_at, "scheduling a retry");
 }
 
 int outbox_mark_dead(Outbox *o, const char *row_id, const char *error) {
-        _cleanup_(store_stmt_resetp) sqlite3_stmt *st = NULL;
-        int r, rc;
-
-        assert(o);
-
-        if (!row_id)
-                return -EINVAL;
-        r = store_stmt(o->store,
-                       "UPDATE outbox SET status = 'dead', last_error = ?2 "
-                       "WHERE id = ?1 AND status IN ('pending','inflight')",
-                       &st);
-        if (r < 0)
-                return r;
-        rc = sqlite3_bind_text(st, 1, row_id, -1, SQLITE_STATIC);
-        if (rc == SQLITE_OK)
-                rc = sqlite3_bind_text(st, 2, error, -1, SQLITE_STATIC);
-        if (rc != SQLITE_OK)
-                return store_log_error(o->store, rc, "binding a transition");
-        return guarded_update(o, st, row_id, "marking a row dead");
+        return transition(o,
+                          "UPDATE outbox SET status = 'dead', last_error = ?2 "
+                          "WHERE id = ?1 AND status IN ('pending','inflight')",
+                          row_id, error, NULL, "marking a row dead");
 }
 
 /* Runs a bound UPDATE over many rows and returns how many it changed. */
