@@ -685,10 +685,12 @@ int server_run(const BrokerOptions *opts) {
                 return r;
         s.store = store;
         r = delivery_init(&s);
-        if (r >= 0)
-                r = ratelimit_init(store);
-        if (r >= 0)
-                r = hello_init(store);
+        if (r < 0)
+                return log_error_errno(r, "Cannot set up the in-memory tables: %m");
+        r = ratelimit_init(store);
+        if (r < 0)
+                return log_error_errno(r, "Cannot set up the in-memory tables: %m");
+        r = hello_init(store);
         if (r < 0)
                 return log_error_errno(r, "Cannot set up the in-memory tables: %m");
         (void) retention_purge(store, now_ms(), opts->message_retention_days, NULL);

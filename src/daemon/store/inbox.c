@@ -167,26 +167,36 @@ int inbox_insert(Inbox *i, const InboxMessage *msg, bool *ret_new) {
         if (r < 0)
                 return r;
         rc = sqlite3_bind_text(st, 1, msg->id ? msg->id : minted, -1, SQLITE_STATIC);
-        if (rc == SQLITE_OK)
-                rc = sqlite3_bind_text(st, 2, msg->client_message_id, -1, SQLITE_STATIC);
-        if (rc == SQLITE_OK)
-                rc = sqlite3_bind_text(st, 3, msg->broker_message_id, -1, SQLITE_STATIC);
-        if (rc == SQLITE_OK)
-                rc = sqlite3_bind_text(st, 4, msg->mesh_id, -1, SQLITE_STATIC);
-        if (rc == SQLITE_OK)
-                rc = sqlite3_bind_text(st, 5, msg->topic, -1, SQLITE_STATIC);
-        if (rc == SQLITE_OK)
-                rc = sqlite3_bind_text(st, 6, msg->sender_pubkey, -1, SQLITE_STATIC);
-        if (rc == SQLITE_OK)
-                rc = sqlite3_bind_text(st, 7, msg->sender_name, -1, SQLITE_STATIC);
-        if (rc == SQLITE_OK)
-                rc = sqlite3_bind_text(st, 8, msg->body, -1, SQLITE_STATIC);
-        if (rc == SQLITE_OK)
-                rc = sqlite3_bind_text(st, 9, msg->meta_json, -1, SQLITE_STATIC);
-        if (rc == SQLITE_OK)
-                rc = sqlite3_bind_int64(st, 10, (sqlite3_int64) received_at);
-        if (rc == SQLITE_OK)
-                rc = sqlite3_bind_text(st, 11, msg->reply_to_id, -1, SQLITE_STATIC);
+        if (rc != SQLITE_OK)
+                return store_log_error(i->store, rc, "binding an inbox row");
+        rc = sqlite3_bind_text(st, 2, msg->client_message_id, -1, SQLITE_STATIC);
+        if (rc != SQLITE_OK)
+                return store_log_error(i->store, rc, "binding an inbox row");
+        rc = sqlite3_bind_text(st, 3, msg->broker_message_id, -1, SQLITE_STATIC);
+        if (rc != SQLITE_OK)
+                return store_log_error(i->store, rc, "binding an inbox row");
+        rc = sqlite3_bind_text(st, 4, msg->mesh_id, -1, SQLITE_STATIC);
+        if (rc != SQLITE_OK)
+                return store_log_error(i->store, rc, "binding an inbox row");
+        rc = sqlite3_bind_text(st, 5, msg->topic, -1, SQLITE_STATIC);
+        if (rc != SQLITE_OK)
+                return store_log_error(i->store, rc, "binding an inbox row");
+        rc = sqlite3_bind_text(st, 6, msg->sender_pubkey, -1, SQLITE_STATIC);
+        if (rc != SQLITE_OK)
+                return store_log_error(i->store, rc, "binding an inbox row");
+        rc = sqlite3_bind_text(st, 7, msg->sender_name, -1, SQLITE_STATIC);
+        if (rc != SQLITE_OK)
+                return store_log_error(i->store, rc, "binding an inbox row");
+        rc = sqlite3_bind_text(st, 8, msg->body, -1, SQLITE_STATIC);
+        if (rc != SQLITE_OK)
+                return store_log_error(i->store, rc, "binding an inbox row");
+        rc = sqlite3_bind_text(st, 9, msg->meta_json, -1, SQLITE_STATIC);
+        if (rc != SQLITE_OK)
+                return store_log_error(i->store, rc, "binding an inbox row");
+        rc = sqlite3_bind_int64(st, 10, (sqlite3_int64) received_at);
+        if (rc != SQLITE_OK)
+                return store_log_error(i->store, rc, "binding an inbox row");
+        rc = sqlite3_bind_text(st, 11, msg->reply_to_id, -1, SQLITE_STATIC);
         if (rc != SQLITE_OK)
                 return store_log_error(i->store, rc, "binding an inbox row");
 
@@ -242,8 +252,9 @@ int inbox_mark_read(Inbox *i, const char *mesh_id, usec_t now) {
         if (r < 0)
                 return r;
         rc = sqlite3_bind_text(st, 1, mesh_id, -1, SQLITE_STATIC);
-        if (rc == SQLITE_OK)
-                rc = sqlite3_bind_int64(st, 2, (sqlite3_int64) now);
+        if (rc != SQLITE_OK)
+                return store_log_error(i->store, rc, "binding the read mark");
+        rc = sqlite3_bind_int64(st, 2, (sqlite3_int64) now);
         if (rc != SQLITE_OK)
                 return store_log_error(i->store, rc, "binding the read mark");
         rc = sqlite3_step(st);
@@ -342,16 +353,21 @@ int inbox_list(Inbox *i, const char *mesh_id, usec_t since, const char *from, co
                 return r;
         /* ?5 and ?6 are in every variant, so binding ?1–?4 is always in range, used or not. */
         rc = sqlite3_bind_text(st, 1, mesh_id, -1, SQLITE_STATIC);
-        if (rc == SQLITE_OK)
-                rc = sqlite3_bind_int64(st, 2, (sqlite3_int64) since);
-        if (rc == SQLITE_OK)
-                rc = sqlite3_bind_text(st, 3, from, -1, SQLITE_STATIC);
-        if (rc == SQLITE_OK)
-                rc = sqlite3_bind_text(st, 4, topic, -1, SQLITE_STATIC);
-        if (rc == SQLITE_OK)
-                rc = sqlite3_bind_int(st, 5, (int) limit);
-        if (rc == SQLITE_OK)
-                rc = sqlite3_bind_int(st, 6, unread_only);
+        if (rc != SQLITE_OK)
+                return store_log_error(i->store, rc, "binding the inbox list filter");
+        rc = sqlite3_bind_int64(st, 2, (sqlite3_int64) since);
+        if (rc != SQLITE_OK)
+                return store_log_error(i->store, rc, "binding the inbox list filter");
+        rc = sqlite3_bind_text(st, 3, from, -1, SQLITE_STATIC);
+        if (rc != SQLITE_OK)
+                return store_log_error(i->store, rc, "binding the inbox list filter");
+        rc = sqlite3_bind_text(st, 4, topic, -1, SQLITE_STATIC);
+        if (rc != SQLITE_OK)
+                return store_log_error(i->store, rc, "binding the inbox list filter");
+        rc = sqlite3_bind_int(st, 5, (int) limit);
+        if (rc != SQLITE_OK)
+                return store_log_error(i->store, rc, "binding the inbox list filter");
+        rc = sqlite3_bind_int(st, 6, unread_only);
         if (rc != SQLITE_OK)
                 return store_log_error(i->store, rc, "binding the inbox list filter");
 
@@ -400,8 +416,9 @@ int inbox_list_unannounced(Inbox *i, const char *mesh_id, unsigned limit, InboxM
         if (r < 0)
                 return r;
         rc = sqlite3_bind_text(st, 1, mesh_id, -1, SQLITE_STATIC);
-        if (rc == SQLITE_OK)
-                rc = sqlite3_bind_int(st, 2, (int) limit);
+        if (rc != SQLITE_OK)
+                return store_log_error(i->store, rc, "binding the unannounced rows' query");
+        rc = sqlite3_bind_int(st, 2, (int) limit);
         if (rc != SQLITE_OK)
                 return store_log_error(i->store, rc, "binding the unannounced rows' query");
 
@@ -440,8 +457,9 @@ int inbox_mark_announced(Inbox *i, const char *id, usec_t now) {
         if (r < 0)
                 return r;
         rc = sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
-        if (rc == SQLITE_OK)
-                rc = sqlite3_bind_int64(st, 2, (sqlite3_int64) now);
+        if (rc != SQLITE_OK)
+                return store_log_error(i->store, rc, "binding the announcement mark");
+        rc = sqlite3_bind_int64(st, 2, (sqlite3_int64) now);
         if (rc != SQLITE_OK)
                 return store_log_error(i->store, rc, "binding the announcement mark");
         rc = sqlite3_step(st);

@@ -561,10 +561,12 @@ int outbox_list(Outbox *o, const char *mesh_id, OutboxStatus status, unsigned li
                 return r;
         /* ?3 is in every variant, so binding ?1 and ?2 is always in range, used or not. */
         rc = sqlite3_bind_text(st, 1, mesh_id, -1, SQLITE_STATIC);
-        if (rc == SQLITE_OK)
-                rc = sqlite3_bind_text(st, 2, s, -1, SQLITE_STATIC);
-        if (rc == SQLITE_OK)
-                rc = sqlite3_bind_int(st, 3, (int) limit);
+        if (rc != SQLITE_OK)
+                return store_log_error(o->store, rc, "binding the outbox list filter");
+        rc = sqlite3_bind_text(st, 2, s, -1, SQLITE_STATIC);
+        if (rc != SQLITE_OK)
+                return store_log_error(o->store, rc, "binding the outbox list filter");
+        rc = sqlite3_bind_int(st, 3, (int) limit);
         if (rc != SQLITE_OK)
                 return store_log_error(o->store, rc, "binding the outbox list filter");
         return read_rows(o, st, limit, ret, ret_n);
