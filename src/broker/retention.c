@@ -26,26 +26,31 @@ int retention_purge(Store *s, int64_t now, unsigned message_retention_days, Rete
         if (r < 0)
                 return r;
 
-        /* Marked first, by the message ids about to go; NULL-cmid messages have no dedupe row. */
-        r = run(s, "UPDATE client_message_dedupe SET history_available = 0"
-                   " WHERE history_available = 1 AND broker_message_id IN"
-                   "  (SELECT id FROM message WHERE created_at < ?1 AND client_message_id IS NOT NULL)",
-                cutoff, &stats.dedupe_marked);
-        if (r >= 0)
-                r = run(s, "DELETE FROM delivery WHERE message_id IN (SELECT id FROM message WHERE created_at < ?1)",
-                        cutoff, NULL);
-        if (r >= 0)
-                r = run(s, "DELETE FROM topic_message WHERE created_at < ?1", cutoff, NULL);
-        if (r >= 0)
-                r = run(s, "DELETE FROM mention_index WHERE created_at < ?1", cutoff, NULL);
-        if (r >= 0)
-                r = run(s, "DELETE FROM message WHERE created_at < ?1", cutoff, &stats.messages_pruned);
-        if (r >= 0)
-                r = run(s, "DELETE FROM client_message_dedupe WHERE expires_at IS NOT NULL AND expires_at < ?1",
-                        now, &stats.dedupe_purged);
-        if (r < 0) {
-                store_rollback(s);
-                return log_error_errno(r, "Retention purge failed: %m");
+        /* In this order: marked first, by the message ids about to go (NULL-cmid messages have no
+         * dedupe row), then what refers to a message, then the messages, then expired ids. */
+        const struct {
+                const char *sql;
+                int64_t arg;
+                int64_t *changes;
+        } steps[] = {
+                { "UPDATE client_message_dedupe SET history_available = 0"
+                  " WHERE history_available = 1 AND broker_message_id IN"
+                  "  (SELECT id FROM message WHERE created_at < ?1 AND client_message_id IS NOT NULL)",
+                  cutoff, &stats.dedupe_marked },
+                { "DELETE FROM delivery WHERE message_id IN (SELECT id FROM message WHERE created_at < ?1)",
+                  cutoff, NULL },
+                { "DELETE FROM topic_message WHERE created_at < ?1", cutoff, NULL },
+                { "DELETE FROM mention_index WHERE created_at < ?1", cutoff, NULL },
+                { "DELETE FROM message WHERE created_at < ?1", cutoff, &stats.messages_pruned },
+                { "DELETE FROM client_message_dedupe WHERE expires_at IS NOT NULL AND expires_at < ?1",
+                  now, &stats.dedupe_purged },
+        };
+        for (size_t i = 0; i < ELEMENTSOF(steps); i++) {
+                r = run(s, steps[i].sql, steps[i].arg, steps[i].changes);
+                if (r < 0) {
+                        store_rollback(s);
+                        return log_error_errno(r, "Retention purge failed: %m");
+                }
         }
         r = store_commit(s);
         if (r < 0)

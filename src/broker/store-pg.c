@@ -451,6 +451,37 @@ fail:
 
 /* Under an advisory lock, so nodes starting together migrate once; in one transaction, so a
  * failure leaves the old schema. */
+/* The steps from version up to SCHEMA_VERSION and the new version row, inside the caller's
+ * transaction. */
+static int migrate_steps(Store *s, int version) {
+        char set_version[64];
+        int r;
+
+        for (size_t i = 0; i < ELEMENTSOF(migrations); i++) {
+                if (migrations[i].from != version)
+                        continue;
+                r = exec_plain(s, migrations[i].sql, true);
+                if (r < 0)
+                        return log_error_errno(r, "Schema step to %d (%s) failed: %m", migrations[i].to,
+                                               migrations[i].what);
+                if (migrations[i].more) {
+                        r = exec_plain(s, migrations[i].more, true);
+                        if (r < 0)
+                                return log_error_errno(r, "Schema step to %d (%s) failed: %m", migrations[i].to,
+                                                       migrations[i].what);
+                }
+                version = migrations[i].to;
+        }
+        if (version != SCHEMA_VERSION)
+                return log_error_errno(-EPROTO, "No migration leads from schema %d to %d.", version, SCHEMA_VERSION);
+        r = exec_plain(s, "CREATE TABLE IF NOT EXISTS broker_schema (version INTEGER NOT NULL);"
+                          "DELETE FROM broker_schema", true);
+        if (r < 0)
+                return r;
+        snprintf(set_version, sizeof set_version, "INSERT INTO broker_schema VALUES (%d)", SCHEMA_VERSION);
+        return exec_plain(s, set_version, true);
+}
+
 static int migrate(Store *s) {
         int version = 0, r;
 
@@ -458,8 +489,11 @@ static int migrate(Store *s) {
         if (r < 0)
                 return r;
         r = exec_plain(s, "SELECT pg_advisory_xact_lock(" SCHEMA_LOCK_KEY ")", true);
-        if (r >= 0)
-                r = read_version(s, &version);
+        if (r < 0) {
+                (void) exec_plain(s, "ROLLBACK", false);
+                return log_error_errno(r, "Cannot lock the schema: %s", s->pg->last_error);
+        }
+        r = read_version(s, &version);
         if (r < 0) {
                 (void) exec_plain(s, "ROLLBACK", false);
                 return log_error_errno(r, "Cannot read the schema version: %s", s->pg->last_error);
@@ -472,29 +506,12 @@ static int migrate(Store *s) {
         if (version == SCHEMA_VERSION)
                 return exec_plain(s, "COMMIT", true);
 
-        for (size_t i = 0; i < ELEMENTSOF(migrations) && r >= 0; i++) {
-                if (migrations[i].from != version)
-                        continue;
-                r = exec_plain(s, migrations[i].sql, true);
-                if (r >= 0 && migrations[i].more)
-                        r = exec_plain(s, migrations[i].more, true);
-                if (r < 0)
-                        log_error_errno(r, "Schema step to %d (%s) failed: %m", migrations[i].to, migrations[i].what);
-                else
-                        version = migrations[i].to;
+        r = migrate_steps(s, version);
+        if (r < 0) {
+                (void) exec_plain(s, "ROLLBACK", false);
+                return r;
         }
-        if (r >= 0 && version != SCHEMA_VERSION)
-                r = log_error_errno(-EPROTO, "No migration leads from schema %d to %d.", version, SCHEMA_VERSION);
-        if (r >= 0)
-                r = exec_plain(s, "CREATE TABLE IF NOT EXISTS broker_schema (version INTEGER NOT NULL);"
-                                  "DELETE FROM broker_schema", true);
-        if (r >= 0) {
-                char set_version[64];
-                snprintf(set_version, sizeof set_version, "INSERT INTO broker_schema VALUES (%d)", SCHEMA_VERSION);
-                r = exec_plain(s, set_version, true);
-        }
-        if (r >= 0)
-                r = exec_plain(s, "COMMIT", true);
+        r = exec_plain(s, "COMMIT", true);
         if (r < 0) {
                 (void) exec_plain(s, "ROLLBACK", false);
                 return r;

@@ -173,10 +173,32 @@ static int count_rows(Store *s, const char *sql, int64_t *ret) {
         return rc == SQLITE_ROW ? 0 : lite_errno(rc ? rc : SQLITE_ERROR);
 }
 
+/* The steps from version up to SCHEMA_VERSION and the new version number, inside the caller's
+ * transaction. */
+static int lite_migrate_steps(Store *s, int version, int64_t *unscoped) {
+        _cleanup_free_ char *set_version = NULL;
+        int r;
+
+        for (int v = version; v < SCHEMA_VERSION; v++) {
+                if (v == 1) {
+                        r = count_rows(s, "SELECT COUNT(*) FROM client_message_dedupe d WHERE NOT EXISTS"
+                                          " (SELECT 1 FROM message m WHERE m.id = d.broker_message_id)", unscoped);
+                        if (r < 0)
+                                return log_error_errno(r, "Schema step %d (%s) failed: %m", v + 1,
+                                                       migrations[v].what);
+                }
+                r = lite_exec(s, migrations[v].sql);
+                if (r < 0)
+                        return log_error_errno(r, "Schema step %d (%s) failed: %m", v + 1, migrations[v].what);
+        }
+        if (asprintf(&set_version, "PRAGMA user_version = %d", SCHEMA_VERSION) < 0)
+                return -ENOMEM;
+        return lite_exec(s, set_version);
+}
+
 /* Every step from the database's version up to SCHEMA_VERSION, in one transaction: a crash
  * or an error leaves the old schema and its rows untouched. */
 static int lite_migrate(Store *s) {
-        _cleanup_free_ char *set_version = NULL;
         int64_t unscoped = 0;
         StoreStmt *st;
         int version = 0, r;
@@ -198,19 +220,7 @@ static int lite_migrate(Store *s) {
         r = store_begin(s);
         if (r < 0)
                 return r;
-        for (int v = version; v < SCHEMA_VERSION && r >= 0; v++) {
-                if (v == 1)
-                        r = count_rows(s, "SELECT COUNT(*) FROM client_message_dedupe d WHERE NOT EXISTS"
-                                          " (SELECT 1 FROM message m WHERE m.id = d.broker_message_id)", &unscoped);
-                if (r >= 0)
-                        r = lite_exec(s, migrations[v].sql);
-                if (r < 0)
-                        log_error_errno(r, "Schema step %d (%s) failed: %m", v + 1, migrations[v].what);
-        }
-        if (r >= 0 && asprintf(&set_version, "PRAGMA user_version = %d", SCHEMA_VERSION) < 0)
-                r = -ENOMEM;
-        if (r >= 0)
-                r = lite_exec(s, set_version);
+        r = lite_migrate_steps(s, version, &unscoped);
         if (r < 0) {
                 store_rollback(s);
                 return r;
