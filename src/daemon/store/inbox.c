@@ -166,39 +166,12 @@ int inbox_insert(Inbox *i, const InboxMessage *msg, bool *ret_new) {
                        &st);
         if (r < 0)
                 return r;
-        rc = sqlite3_bind_text(st, 1, msg->id ? msg->id : minted, -1, SQLITE_STATIC);
-        if (rc != SQLITE_OK)
-                return store_log_error(i->store, rc, "binding an inbox row");
-        rc = sqlite3_bind_text(st, 2, msg->client_message_id, -1, SQLITE_STATIC);
-        if (rc != SQLITE_OK)
-                return store_log_error(i->store, rc, "binding an inbox row");
-        rc = sqlite3_bind_text(st, 3, msg->broker_message_id, -1, SQLITE_STATIC);
-        if (rc != SQLITE_OK)
-                return store_log_error(i->store, rc, "binding an inbox row");
-        rc = sqlite3_bind_text(st, 4, msg->mesh_id, -1, SQLITE_STATIC);
-        if (rc != SQLITE_OK)
-                return store_log_error(i->store, rc, "binding an inbox row");
-        rc = sqlite3_bind_text(st, 5, msg->topic, -1, SQLITE_STATIC);
-        if (rc != SQLITE_OK)
-                return store_log_error(i->store, rc, "binding an inbox row");
-        rc = sqlite3_bind_text(st, 6, msg->sender_pubkey, -1, SQLITE_STATIC);
-        if (rc != SQLITE_OK)
-                return store_log_error(i->store, rc, "binding an inbox row");
-        rc = sqlite3_bind_text(st, 7, msg->sender_name, -1, SQLITE_STATIC);
-        if (rc != SQLITE_OK)
-                return store_log_error(i->store, rc, "binding an inbox row");
-        rc = sqlite3_bind_text(st, 8, msg->body, -1, SQLITE_STATIC);
-        if (rc != SQLITE_OK)
-                return store_log_error(i->store, rc, "binding an inbox row");
-        rc = sqlite3_bind_text(st, 9, msg->meta_json, -1, SQLITE_STATIC);
-        if (rc != SQLITE_OK)
-                return store_log_error(i->store, rc, "binding an inbox row");
-        rc = sqlite3_bind_int64(st, 10, (sqlite3_int64) received_at);
-        if (rc != SQLITE_OK)
-                return store_log_error(i->store, rc, "binding an inbox row");
-        rc = sqlite3_bind_text(st, 11, msg->reply_to_id, -1, SQLITE_STATIC);
-        if (rc != SQLITE_OK)
-                return store_log_error(i->store, rc, "binding an inbox row");
+        r = store_bind(i->store, st, "an inbox row", "sssssssssis", msg->id ? msg->id : minted,
+                       msg->client_message_id, msg->broker_message_id, msg->mesh_id, msg->topic,
+                       msg->sender_pubkey, msg->sender_name, msg->body, msg->meta_json, (int64_t) received_at,
+                       msg->reply_to_id);
+        if (r < 0)
+                return r;
 
         /* RETURNING yields the id only for an inserted row; the statement completes on the next step. */
         rc = sqlite3_step(st);
@@ -515,9 +488,10 @@ int inbox_delete(Inbox *i, const char *id, bool *ret_found) {
         r = store_stmt(i->store, "DELETE FROM inbox WHERE id = ?1", &st);
         if (r < 0)
                 return r;
-        rc = sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
-        if (rc == SQLITE_OK)
-                rc = sqlite3_step(st);
+        r = store_bind(i->store, st, "an inbox row to delete", "s", id);
+        if (r < 0)
+                return r;
+        rc = sqlite3_step(st);
         if (rc != SQLITE_DONE)
                 return store_log_error(i->store, rc, "deleting an inbox row");
         *ret_found = sqlite3_changes(sqlite3_db_handle(st)) > 0;
@@ -535,11 +509,10 @@ int inbox_flush(Inbox *i, const char *mesh_id, usec_t before, unsigned *ret_remo
                        "DELETE FROM inbox WHERE (?1 IS NULL OR mesh_id = ?1) AND (?2 = 0 OR received_at < ?2)", &st);
         if (r < 0)
                 return r;
-        rc = sqlite3_bind_text(st, 1, mesh_id, -1, SQLITE_STATIC);
-        if (rc == SQLITE_OK)
-                rc = sqlite3_bind_int64(st, 2, (sqlite3_int64) before);
-        if (rc == SQLITE_OK)
-                rc = sqlite3_step(st);
+        r = store_bind(i->store, st, "the inbox flush", "si", mesh_id, (int64_t) before);
+        if (r < 0)
+                return r;
+        rc = sqlite3_step(st);
         if (rc != SQLITE_DONE)
                 return store_log_error(i->store, rc, "flushing the inbox");
         *ret_removed = (unsigned) sqlite3_changes(sqlite3_db_handle(st));

@@ -726,15 +726,10 @@ static int requeue_locked(Outbox *o, const char *row_id, const char *client_mess
                        &abort);
         if (r < 0)
                 return r;
-        rc = sqlite3_bind_text(abort, 1, row_id, -1, SQLITE_STATIC);
-        if (rc == SQLITE_OK)
-                rc = sqlite3_bind_int64(abort, 2, (sqlite3_int64) now);
-        if (rc == SQLITE_OK)
-                rc = sqlite3_bind_text(abort, 3, aborted_by, -1, SQLITE_STATIC);
-        if (rc == SQLITE_OK)
-                rc = sqlite3_bind_text(abort, 4, new_row_id, -1, SQLITE_STATIC);
-        if (rc == SQLITE_OK)
-                rc = sqlite3_step(abort);
+        r = store_bind(o->store, abort, "a requeued row", "siss", row_id, (int64_t) now, aborted_by, new_row_id);
+        if (r < 0)
+                return r;
+        rc = sqlite3_step(abort);
         if (rc != SQLITE_DONE)
                 return store_log_error(o->store, rc, "aborting a requeued row");
 
@@ -748,15 +743,11 @@ static int requeue_locked(Outbox *o, const char *row_id, const char *client_mess
                        &insert);
         if (r < 0)
                 return r;
-        rc = sqlite3_bind_text(insert, 1, new_row_id, -1, SQLITE_STATIC);
-        if (rc == SQLITE_OK)
-                rc = sqlite3_bind_text(insert, 2, client_message_id, -1, SQLITE_STATIC);
-        if (rc == SQLITE_OK)
-                rc = sqlite3_bind_int64(insert, 3, (sqlite3_int64) now);
-        if (rc == SQLITE_OK)
-                rc = sqlite3_bind_text(insert, 4, row_id, -1, SQLITE_STATIC);
-        if (rc == SQLITE_OK)
-                rc = sqlite3_step(insert);
+        r = store_bind(o->store, insert, "a requeued row", "ssis", new_row_id, client_message_id, (int64_t) now,
+                       row_id);
+        if (r < 0)
+                return r;
+        rc = sqlite3_step(insert);
         if (rc != SQLITE_DONE)
                 return store_log_error(o->store, rc, "inserting a requeued row");
         return 0;

@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <fcntl.h>
 #include <limits.h>
+#include <stdarg.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -64,6 +66,37 @@ int store_log_error(Store *s, int rc, const char *what) {
         assert(s);
 
         return log_error_errno(store_errno(rc), "%s: %s failed: %s", s->path, what, sqlite3_errmsg(s->db));
+}
+
+int store_bind(Store *s, sqlite3_stmt *st, const char *what, const char *types, ...) {
+        va_list ap;
+        int rc = SQLITE_OK;
+
+        assert(s);
+        assert(st);
+        assert(what);
+        assert(types);
+
+        va_start(ap, types);
+        for (int i = 0; types[i] && rc == SQLITE_OK; i++)
+                switch (types[i]) {
+                case 's':
+                        rc = sqlite3_bind_text(st, i + 1, va_arg(ap, const char *), -1, SQLITE_STATIC);
+                        break;
+                case 'i':
+                        rc = sqlite3_bind_int64(st, i + 1, (sqlite3_int64) va_arg(ap, int64_t));
+                        break;
+                default:
+                        assert(!"store_bind: unknown type");
+                        rc = SQLITE_MISUSE;
+                }
+        va_end(ap);
+        if (rc == SQLITE_OK)
+                return 0;
+        _cleanup_free_ char *text = NULL;
+        if (asprintf(&text, "binding %s", what) < 0)
+                return store_log_error(s, rc, what);
+        return store_log_error(s, rc, text);
 }
 
 sqlite3 *store_db(Store *s) {

@@ -52,6 +52,11 @@ static inline void store_stmt_resetp(sqlite3_stmt **st) {
         }
 }
 
+/* Binds ?1, ?2, ... of st in order, one argument per character of types: 's' a const char *
+ * (NULL binds NULL), 'i' an int64_t (cast it: the argument list has no types). On a failure it
+ * logs "binding <what>" and returns the error, so a caller checks once for all of them. */
+int store_bind(Store *s, sqlite3_stmt *st, const char *what, const char *types, ...);
+
 /* Runs SQL without results (one or more statements, not cached). */
 int store_exec(Store *s, const char *sql);
 
