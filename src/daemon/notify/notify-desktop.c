@@ -30,6 +30,11 @@
 #define ACTION_REPLY_ASK "reply"
 #define ACTION_MARK_READ "mark-read"
 #define EXTENSION_NAME   "org.claudemesh.ShellExtension"
+/* A server that has taken the name may not have its object yet (gnome-shell's
+ * org.gnome.Shell.Notifications owns the name first): GetCapabilities is asked again after
+ * 250 ms, 500 ms, … this many times. */
+#define CAPS_RETRIES 5
+#define CAPS_RETRY_USEC (250 * USEC_PER_MSEC)
 /* The width of the "how to reply" line: the command is long (a 64-hex key), nothing is cut. */
 #define HINT_MAX 400
 
@@ -73,6 +78,8 @@ struct Notifier {
 
         sd_bus_slot *owner_match, *closed_match, *action_match, *replied_match, *caps_call;
         bool caps_actions, caps_inline_reply;
+        sd_event_source *caps_retry;
+        unsigned caps_attempts;
 
         sd_bus_slot *extension_match, *extension_call;
         bool extension;         /* EXTENSION_NAME has an owner */
@@ -111,6 +118,7 @@ static Notifier *notifier_free(Notifier *n) {
         sd_bus_slot_unref(n->action_match);
         sd_bus_slot_unref(n->replied_match);
         sd_bus_slot_unref(n->caps_call);
+        sd_event_source_disable_unref(n->caps_retry);
         sd_bus_slot_unref(n->extension_match);
         sd_bus_slot_unref(n->extension_call);
         sd_bus_slot_unref(n->lock_match);
@@ -346,6 +354,19 @@ static int notify_on_event(Manager *m, const Event *e, void *userdata) {
         return 0;
 }
 
+static int query_caps(Notifier *n);
+
+static int on_caps_retry(sd_event_source *s, uint64_t usec, void *userdata) {
+        Notifier *n = userdata;
+        int r;
+
+        n->caps_retry = sd_event_source_disable_unref(n->caps_retry);
+        r = query_caps(n);
+        if (r < 0)
+                log_debug_errno(r, "Cannot ask the notification server for its capabilities: %m");
+        return 0;
+}
+
 static int on_caps(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
         Notifier *n = userdata;
         const char *cap;
@@ -353,8 +374,22 @@ static int on_caps(sd_bus_message *reply, void *userdata, sd_bus_error *ret_erro
 
         n->caps_call = sd_bus_slot_unref(n->caps_call);
         n->caps_actions = n->caps_inline_reply = false;
-        if (sd_bus_message_is_method_error(reply, NULL))
-                return 0; /* no server (yet): plain notifications */
+        if (sd_bus_message_is_method_error(reply, NULL)) {
+                const sd_bus_error *e = sd_bus_message_get_error(reply);
+
+                /* No server (yet): plain notifications until one takes the name. A server that has
+                 * the name but not its object yet is asked again, a few times. */
+                log_debug("No notification capabilities: %s", strempty(e->message));
+                if (sd_bus_error_has_name(e, SD_BUS_ERROR_SERVICE_UNKNOWN) ||
+                    sd_bus_error_has_name(e, SD_BUS_ERROR_NAME_HAS_NO_OWNER) || n->caps_attempts >= CAPS_RETRIES)
+                        return 0;
+                r = sd_event_add_time_relative(n->manager->event, &n->caps_retry, CLOCK_MONOTONIC,
+                                               CAPS_RETRY_USEC << n->caps_attempts, 0, on_caps_retry, n);
+                if (r < 0)
+                        log_debug_errno(r, "Cannot ask the notification server again: %m");
+                n->caps_attempts++;
+                return 0;
+        }
         r = sd_bus_message_enter_container(reply, 'a', "s");
         if (r < 0)
                 goto oddly;
@@ -390,6 +425,8 @@ static int on_owner_changed(sd_bus_message *msg, void *userdata, sd_bus_error *r
                 thread_done(&n->threads[i]);
         shown_done(&n->count);
         n->caps_actions = n->caps_inline_reply = false;
+        n->caps_retry = sd_event_source_disable_unref(n->caps_retry);
+        n->caps_attempts = 0;
         r = query_caps(n);
         if (r < 0)
                 log_debug_errno(r, "Cannot ask the notification server for its capabilities: %m");
