@@ -85,7 +85,7 @@ class ClaudemeshIndicator extends PanelMenu.Button {
         this.badge.text = view.badge;
         this.badge.visible = view.badge !== '';
         this.menu.removeAll();
-        this.items = {meshes: [], peers: [], messages: []};
+        this.items = {meshes: [], peers: [], sessions: [], messages: []};
         if (!view.running) {
             this._info(view.status, 'claudemesh-not-running');
             this.items.start = this._action('Start claudemesh', () => this._controller.startDaemon());
@@ -112,6 +112,13 @@ class ClaudemeshIndicator extends PanelMenu.Button {
             this.items.peers.push(this._info(peer.label));
         if (view.morePeers > 0)
             this._info(`and ${view.morePeers} more`);
+        this._header('Sessions');
+        if (view.sessions.length === 0)
+            this._info('No session on this computer');
+        for (const session of view.sessions)
+            this.items.sessions.push(this._info(session.label));
+        if (view.moreSessions > 0)
+            this._info(`and ${view.moreSessions} more`);
         this._header('Messages');
         if (view.messages.length === 0)
             this._info('No messages');
@@ -138,6 +145,7 @@ class ClaudemeshIndicator extends PanelMenu.Button {
             meshes: this.items.meshes.map(text),
             dots: this.items.meshes.map(i => i.get_child_at_index(1).style_class),
             peers: this.items.peers.map(text),
+            sessions: this.items.sessions.map(text),
             messages: this.items.messages.map(text),
             markReadSensitive: this.items.markRead?.sensitive ?? null,
             start: this.items.start ? true : false,
@@ -153,6 +161,9 @@ export class ClaudemeshController {
         this.model = new ClaudemeshModel({
             connection: Gio.DBus.session,
             onChanged: () => this.indicator.render(this.model.view()),
+            // Reply chosen on one of the daemon's notifications
+            onReplyRequested: target => this._openDialog({sender: target.name, text: target.text},
+                text => this.model.replyTo(target, text)),
         });
         Main.panel.addToStatusArea('claudemesh', this.indicator);
         this.indicator.render(this.model.view());
@@ -189,8 +200,13 @@ export class ClaudemeshController {
     }
 
     openReply(message) {
+        this._openDialog(message, text => this.model.reply(message.id, text));
+    }
+
+    // message: {sender, text} as the dialog shows them; send(text) sends the reply.
+    _openDialog(message, send) {
         this.dialog?.close();
-        const dialog = new ReplyDialog(message, text => this.model.reply(message.id, text));
+        const dialog = new ReplyDialog(message, send);
         dialog.connect('closed', () => {
             if (this.dialog === dialog)
                 this.dialog = null;

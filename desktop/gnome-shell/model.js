@@ -5,8 +5,11 @@
 // under plain gjs (tests/desktop/) as well as in the shell, and the panel UI only renders view().
 //
 // Everything is event-driven: a name watch follows the daemon's name owner, the ObjectManager
-// signals and PropertiesChanged its Mesh1 objects, and the Daemon1 signals MessageReceived,
-// PeerJoined and PeerLeft trigger the only calls made after start. No timer, no polling.
+// signals and PropertiesChanged its Mesh1 and Session1 objects, the Daemon1 signals
+// MessageReceived and PeerChanged carry their rows, PeerJoined and PeerLeft trigger the only calls
+// made after start, and ReplyRequested (Reply chosen on a notification) asks for the dialog. While
+// started the model owns EXTENSION_NAME, which tells the daemon a dialog can take replies.
+// No timer, no polling.
 //
 // Written as an ES module for GNOME Shell 45+; desktop/gnome-shell/to-legacy.py rewrites the
 // import and export lines for GNOME Shell 43 and 44 (legacy imports), nothing else.
@@ -18,11 +21,14 @@ export const BUS_NAME = 'org.claudemesh.Daemon1';
 export const DAEMON_PATH = '/org/claudemesh/Daemon1';
 export const DAEMON_IFACE = 'org.claudemesh.Daemon1';
 export const MESH_IFACE = 'org.claudemesh.Mesh1';
+export const SESSION_IFACE = 'org.claudemesh.Session1';
+export const EXTENSION_NAME = 'org.claudemesh.ShellExtension';
 export const SYSTEMD_UNIT = 'claudemesh.service';
 // How many messages the menu lists (ListInbox limit).
 export const LAST_MESSAGES = 5;
-// Peers shown across all meshes: the menu has to fit on a screen.
+// Peers, and sessions, shown across all meshes: the menu has to fit on a screen.
 export const MAX_PEERS = 30;
+export const MAX_SESSIONS = 20;
 // Characters of a name, summary or body shown in one menu row.
 export const TEXT_MAX = 80;
 // The daemon rejects what does not fit a frame; this only stops a paste of a whole file early.
@@ -114,12 +120,17 @@ function str(v) {
 
 export class ClaudemeshModel {
     // connection: the session bus (Gio.DBusConnection); onChanged(): called after every change
-    // of view(); startArgv: run when D-Bus activation cannot start the daemon.
-    constructor({connection, onChanged, startArgv = ['systemctl', '--user', 'start', SYSTEMD_UNIT]}) {
+    // of view(); onReplyRequested(target): Reply was chosen on a notification, target as
+    // replyTarget() returns; startArgv: run when D-Bus activation cannot start the daemon.
+    constructor({connection, onChanged, onReplyRequested = null,
+        startArgv = ['systemctl', '--user', 'start', SYSTEMD_UNIT]}) {
         this._connection = connection;
         this._onChanged = onChanged;
+        this._onReplyRequested = onReplyRequested;
         this._startArgv = startArgv;
         this._watchId = 0;
+        this._ownId = 0;
+        this._sessions = new Map(); // object path → session record
         this._signalIds = [];
         this._cancellable = null;
         this._meshes = new Map(); // object path → mesh record
@@ -142,7 +153,7 @@ export class ClaudemeshModel {
                 Gio.DBusSignalFlags.NONE, (_c, _sender, objectPath, _iface, name, params) =>
                     handler(objectPath, name, params)));
         };
-        for (const member of ['MessageReceived', 'PeerJoined', 'PeerLeft'])
+        for (const member of ['MessageReceived', 'PeerJoined', 'PeerLeft', 'PeerChanged', 'ReplyRequested'])
             subscribe(DAEMON_IFACE, member, DAEMON_PATH, null, (_p, name, params) => this._onDaemonSignal(name, params));
         subscribe('org.freedesktop.DBus.ObjectManager', 'InterfacesAdded', DAEMON_PATH, null,
             (_p, _n, params) => this._interfacesAdded(params));
@@ -150,6 +161,14 @@ export class ClaudemeshModel {
             (_p, _n, params) => this._interfacesRemoved(params));
         subscribe('org.freedesktop.DBus.Properties', 'PropertiesChanged', null, MESH_IFACE,
             (path, _n, params) => this._propertiesChanged(path, params));
+        subscribe('org.freedesktop.DBus.Properties', 'PropertiesChanged', null, SESSION_IFACE,
+            (path, _n, params) => this._sessionChanged(path, params));
+        // Only when someone will be told: the daemon offers Reply on notifications while this
+        // name has an owner.
+        if (this._onReplyRequested) {
+            this._ownId = Gio.bus_own_name_on_connection(this._connection, EXTENSION_NAME,
+                Gio.BusNameOwnerFlags.NONE, null, null);
+        }
         // Flags NONE: looking at the name never D-Bus-activates the daemon, only "Start" does.
         // The watcher reports the current owner (or its absence) first, then every change.
         this._watchId = Gio.bus_watch_name_on_connection(this._connection, BUS_NAME, Gio.BusNameWatcherFlags.NONE,
@@ -167,8 +186,12 @@ export class ClaudemeshModel {
         if (this._watchId)
             Gio.bus_unwatch_name(this._watchId);
         this._watchId = 0;
+        if (this._ownId)
+            Gio.bus_unown_name(this._ownId);
+        this._ownId = 0;
         this._ownerGen++;
         this._meshes.clear();
+        this._sessions.clear();
         this._peers.clear();
         this._peerGen.clear();
         this._messages = [];
@@ -177,7 +200,7 @@ export class ClaudemeshModel {
 
     // How many subscriptions and name watches are live: 0 after stop() (disable() is held to it).
     get liveHandlers() {
-        return this._signalIds.length + (this._watchId ? 1 : 0);
+        return this._signalIds.length + (this._watchId ? 1 : 0) + (this._ownId ? 1 : 0);
     }
 
     get running() {
@@ -207,6 +230,7 @@ export class ClaudemeshModel {
         const gen = ++this._ownerGen;
         this._owner = owner;
         this._meshes.clear();
+        this._sessions.clear();
         this._peers.clear();
         this._messages = [];
         this._error = '';
@@ -229,7 +253,9 @@ export class ClaudemeshModel {
             return;
         for (let i = 0; i < objects.n_children(); i++) {
             const entry = objects.get_child_value(i);
-            this._meshAdded(entry.get_child_value(0).unpack(), entry.get_child_value(1));
+            const path = entry.get_child_value(0).unpack();
+            this._meshAdded(path, entry.get_child_value(1));
+            this._sessionAdded(path, entry.get_child_value(1));
         }
         this._refreshMessages();
         this._changed();
@@ -255,13 +281,51 @@ export class ClaudemeshModel {
         return true;
     }
 
+    // path, a{sa{sv}} → a session record when the object has org.claudemesh.Session1
+    _sessionAdded(path, interfaces) {
+        const props = interfaces.lookup_value(SESSION_IFACE, new GLib.VariantType('a{sv}'));
+        if (!props)
+            return false;
+        const p = unpackRow(props);
+        this._sessions.set(path, {
+            path,
+            id: str(p.Id),
+            mesh: str(p.Mesh),
+            name: str(p.DisplayName),
+            cwd: str(p.Cwd),
+            status: str(p.Status),
+            summary: str(p.Summary),
+        });
+        return true;
+    }
+
+    _sessionChanged(path, params) {
+        const old = this._sessions.get(path);
+        if (!old)
+            return;
+        const changed = unpackRow(params.get_child_value(1));
+        const session = {...old};
+        if (typeof changed.Status === 'string')
+            session.status = changed.Status;
+        if (typeof changed.Summary === 'string')
+            session.summary = changed.Summary;
+        this._sessions.set(path, session);
+        this._changed();
+    }
+
     _interfacesAdded(params) {
-        if (this._owner && this._meshAdded(params.get_child_value(0).unpack(), params.get_child_value(1)))
+        if (!this._owner)
+            return;
+        const path = params.get_child_value(0).unpack();
+        const mesh = this._meshAdded(path, params.get_child_value(1));
+        if (this._sessionAdded(path, params.get_child_value(1)) || mesh)
             this._changed();
     }
 
     _interfacesRemoved(params) {
         const [path, interfaces] = params.deepUnpack();
+        if (interfaces.includes(SESSION_IFACE) && this._sessions.delete(path))
+            this._changed();
         const mesh = this._meshes.get(path);
         if (!mesh || !interfaces.includes(MESH_IFACE))
             return;
@@ -305,12 +369,35 @@ export class ClaudemeshModel {
                 return;
             this._messages = newest([row, ...this._messages]);
             this._changed();
+        } else if (name === 'PeerChanged') {
+            this._peerChanged(params.get_child_value(0).unpack(), unpackRow(params.get_child_value(1)));
+        } else if (name === 'ReplyRequested') {
+            const [mesh, messageId, sender] = params.deepUnpack();
+            this._onReplyRequested?.(this.replyTarget(mesh, messageId, sender));
         } else {
             const [mesh] = params.deepUnpack();
             const known = [...this._meshes.values()].find(m => m.slug === mesh);
             if (known?.state === 'connected')
                 this._refreshPeers(mesh);
         }
+    }
+
+    // The peer's rows (one per presence) take its new status and summary; no call is made.
+    _peerChanged(slug, peer) {
+        const rows = this._peers.get(slug);
+        if (!rows || typeof peer.pubkey !== 'string')
+            return;
+        let changed = false;
+        const updated = rows.map(row => {
+            if (row.pubkey !== peer.pubkey)
+                return row;
+            changed = true;
+            return {...row, status: peer.status, summary: peer.summary};
+        });
+        if (!changed)
+            return;
+        this._peers.set(slug, updated);
+        this._changed();
     }
 
     async _refreshPeers(slug) {
@@ -374,6 +461,22 @@ export class ClaudemeshModel {
                 });
             }
         }
+        const sessions = [...this._sessions.values()]
+            .sort((a, b) => a.mesh.localeCompare(b.mesh) || a.name.localeCompare(b.name) || a.id.localeCompare(b.id))
+            .map(x => {
+                const name = cleanText(x.name) || cleanText(x.id, 12);
+                const status = cleanText(x.status, 20);
+                const summary = cleanText(x.summary);
+                return {
+                    id: x.id,
+                    mesh: x.mesh,
+                    name,
+                    status,
+                    summary,
+                    label: `${name}${status ? ` (${status})` : ''}${summary ? ` — ${summary}` : ''}` +
+                        `${meshes.length > 1 ? ` · ${cleanText(x.mesh)}` : ''}`,
+                };
+            });
         const messages = this._messages.map(m => {
             const sender = cleanText(str(m.sender_name)) || str(m.sender_pubkey).slice(0, 8);
             const time = formatTime(m.received_at, nowUs);
@@ -408,6 +511,8 @@ export class ClaudemeshModel {
             })),
             peers: peers.slice(0, MAX_PEERS),
             morePeers: Math.max(0, peers.length - MAX_PEERS),
+            sessions: sessions.slice(0, MAX_SESSIONS),
+            moreSessions: Math.max(0, sessions.length - MAX_SESSIONS),
             messages,
         };
     }
@@ -420,18 +525,38 @@ export class ClaudemeshModel {
             await this._call('MarkRead', new GLib.Variant('(s)', [s]), '()');
     }
 
+    // What the dialog of a ReplyRequested shows and sends to: {mesh, sender, replyToId, name, text}.
+    // The signal names the message by the id a reply names (the broker's, else the inbox id); the
+    // sender's name and the text come from the listed messages when the message is among them.
+    replyTarget(mesh, messageId, sender) {
+        const m = this._messages.find(x => x.mesh === mesh &&
+            (x.broker_message_id === messageId || x.id === messageId));
+        return {
+            mesh,
+            sender,
+            replyToId: messageId,
+            name: cleanText(str(m?.sender_name)) || cleanText(sender, 8),
+            text: cleanText(str(m?.body)),
+        };
+    }
+
     // Reply to a message of the menu (by its inbox id): a DM to its sender naming it in reply_to_id.
-    async reply(messageId, text) {
+    reply(messageId, text) {
         const m = this._messages.find(x => x.id === messageId);
         if (!m)
-            throw new Error('that message is no longer listed');
+            return Promise.reject(new Error('that message is no longer listed'));
+        return this.replyTo({mesh: str(m.mesh), sender: str(m.sender_pubkey),
+            replyToId: str(m.broker_message_id) || str(m.client_message_id)}, text);
+    }
+
+    // A DM to target.sender on target.mesh naming target.replyToId in reply_to_id.
+    async replyTo(target, text) {
         if (typeof text !== 'string' || text.trim() === '')
             throw new Error('the reply is empty');
         if (text.length > REPLY_MAX)
             throw new Error(`the reply is longer than ${REPLY_MAX} characters`);
-        const replyTo = str(m.broker_message_id) || str(m.client_message_id);
-        const options = replyTo ? {reply_to_id: new GLib.Variant('s', replyTo)} : {};
-        const reply = await this._call('Send', new GLib.Variant('(sssa{sv})', [str(m.mesh), str(m.sender_pubkey),
+        const options = target.replyToId ? {reply_to_id: new GLib.Variant('s', target.replyToId)} : {};
+        const reply = await this._call('Send', new GLib.Variant('(sssa{sv})', [target.mesh, target.sender,
             text, options]), '(sss)');
         const [clientMessageId, status] = reply.deepUnpack();
         return {clientMessageId, status};

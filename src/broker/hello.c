@@ -209,6 +209,7 @@ static int adopt_identity(Conn *c, const HelloRequest *h, MemberRow *m) {
         snprintf(c->status, sizeof c->status, "idle");
         c->visible = true;
         c->ack_aware = h->capability_client_ack && !c->server->opts.legacy;
+        c->peer_updates = h->capability_peer_updated;
         c->connected_at_ms = now_ms();
         if (!c->mesh_id || !c->display_name || !c->session_id || !c->cwd || !c->groups ||
             (h->hostname && !c->hostname) || (h->peer_type && !c->peer_type) ||

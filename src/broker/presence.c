@@ -31,7 +31,9 @@ typedef struct PeerRef {
         bool to_siblings;       /* also to the subject member's other connections */
 } PeerRef;
 
-static void announce(const PeerRef *p, const char *event) {
+/* A system push {type:"push", subtype:"system", event, eventData:{name, pubkey, …}} as upstream
+ * writes them; NULL when out of memory. */
+static json_object *system_push_new(const char *mesh_id, const char *event, const char *name, const char *pubkey) {
         char uuid[UUID_STR_LEN + 1];
         _cleanup_(json_object_putp) json_object *o = NULL;
         json_object *data;
@@ -41,24 +43,32 @@ static void announce(const PeerRef *p, const char *event) {
         data = json_object_new_object();
         if (!o || !data) {
                 json_object_put(data);
-                return;
+                return NULL;
         }
-        json_object_object_add(data, "name", json_object_new_string(p->name));
-        json_object_object_add(data, "pubkey", json_object_new_string(p->pubkey));
-        if (p->groups)
-                json_object_object_add(data, "groups", json_object_get(p->groups));
+        json_object_object_add(data, "name", json_object_new_string(name));
+        json_object_object_add(data, "pubkey", json_object_new_string(pubkey));
 
         json_object_object_add(o, "type", json_object_new_string("push"));
         json_object_object_add(o, "subtype", json_object_new_string("system"));
         json_object_object_add(o, "event", json_object_new_string(event));
         json_object_object_add(o, "eventData", data);
         json_object_object_add(o, "messageId", json_object_new_string(uuid));
-        json_object_object_add(o, "meshId", json_object_new_string(p->mesh_id));
+        json_object_object_add(o, "meshId", json_object_new_string(mesh_id));
         json_object_object_add(o, "senderPubkey", json_object_new_string("system"));
         json_object_object_add(o, "priority", json_object_new_string("low"));
         json_object_object_add(o, "nonce", json_object_new_string(""));
         json_object_object_add(o, "ciphertext", json_object_new_string(""));
         add_iso(o, "createdAt", now_ms());
+        return TAKE_PTR(o);
+}
+
+static void announce(const PeerRef *p, const char *event) {
+        _cleanup_(json_object_putp) json_object *o = system_push_new(p->mesh_id, event, p->name, p->pubkey);
+
+        if (!o)
+                return;
+        if (p->groups)
+                json_object_object_add(json_object_object_get(o, "eventData"), "groups", json_object_get(p->groups));
 
         /* Not to the subject's own siblings (a member does not announce itself to itself),
          * except a session's peer_joined, which its member's daemon needs as upstream sends it. */
@@ -338,6 +348,28 @@ int presence_send_generic_ack(Conn *c, const Frame *f) {
         return conn_send(c, o);
 }
 
+/* peer_updated {name, pubkey, status, summary}: ours, not upstream's (whose peers see a new
+ * status only in their next peers_list). Sent only to the connections that list "peer_updated"
+ * in their hello's capabilities, so upstream clients never see an event they would print, and
+ * like peers_list it leaves a hidden peer out except for its own member. This node's
+ * connections only. */
+static void announce_updated(Conn *subject) {
+        _cleanup_(json_object_putp) json_object *o = system_push_new(subject->mesh_id, "peer_updated",
+                                                                     subject->display_name,
+                                                                     conn_routing_key(subject));
+        json_object *data;
+
+        if (!o)
+                return;
+        data = json_object_object_get(o, "eventData");
+        json_object_object_add(data, "status", json_object_new_string(subject->status));
+        json_object_object_add(data, "summary", subject->summary ? json_object_new_string(subject->summary) : NULL);
+        for (Conn *c = subject->server->conns; c; c = c->next)
+                if (c != subject && c->peer_updates && conn_is_live(c) && streq(c->mesh_id, subject->mesh_id) &&
+                    (subject->visible || streq(c->member_pubkey, subject->member_pubkey)))
+                        (void) conn_send(c, o);
+}
+
 void presence_handle_set_status(Conn *c, const Frame *f) {
         ProtocolError e;
         const char *status;
@@ -346,7 +378,10 @@ void presence_handle_set_status(Conn *c, const Frame *f) {
                 conn_send_error(c, e.code, e.message, f->req_id);
                 return;
         }
+        if (streq(c->status, status))
+                return;
         snprintf(c->status, sizeof c->status, "%s", status);
+        announce_updated(c);
 }
 
 void presence_handle_set_summary(Conn *c, const Frame *f) {
@@ -357,11 +392,14 @@ void presence_handle_set_summary(Conn *c, const Frame *f) {
                 conn_send_error(c, e.code, e.message, f->req_id);
                 return;
         }
+        if (c->summary && streq(c->summary, summary))
+                return;
         char *copy = strdup(summary);
         if (!copy)
                 return;
         free(c->summary);
         c->summary = copy;
+        announce_updated(c);
 }
 
 void presence_handle_set_visible(Conn *c, const Frame *f) {

@@ -197,8 +197,12 @@ void hello_request_parse(const Frame *f, HelloRequest *ret) {
         if (json_object_object_get_ex(o, "capabilities", &v) && json_object_is_type(v, json_type_array))
                 for (size_t i = 0; i < json_object_array_length(v); i++) {
                         json_object *e = json_object_array_get_idx(v, i);
-                        if (json_object_is_type(e, json_type_string) && streq(json_object_get_string(e), "client_ack"))
+                        if (!json_object_is_type(e, json_type_string))
+                                continue;
+                        if (streq(json_object_get_string(e), "client_ack"))
                                 ret->capability_client_ack = true;
+                        else if (streq(json_object_get_string(e), "peer_updated"))
+                                ret->capability_peer_updated = true;
                 }
 
         if (json_object_object_get_ex(o, "pid", &v) && json_object_is_type(v, json_type_int))

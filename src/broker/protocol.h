@@ -88,6 +88,7 @@ typedef struct HelloRequest {
         int64_t pid;
         json_object *groups;            /* validated [{name, role?}] or NULL */
         bool capability_client_ack;     /* "client_ack" in capabilities[] */
+        bool capability_peer_updated;   /* "peer_updated" in capabilities[] */
         bool timestamp_is_number;
         bool timestamp_is_integer;
         int64_t timestamp;

@@ -68,6 +68,7 @@ typedef struct Conn {
         bool drain_again;                /* and another was asked for meanwhile */
         bool wake_pending;               /* another node woke it: drain after reading them all */
         bool ack_aware;                  /* announced or sent client_ack: leases are redelivered */
+        bool peer_updates;               /* announced peer_updated: told of others' status and summary */
         bool is_session;                 /* session_hello: peerRole "session", else "control-plane" */
         bool evicted;                    /* kicked or banned: peer_left at once, no grace */
         int64_t last_rx_ms;              /* monotonic, for the liveness cut */

@@ -45,7 +45,10 @@ int hello_frame_new(const WorkerConfig *c, int64_t timestamp_ms, const char *sig
 
         caps = json_object_new_array();
         o = json_object_new_object();
-        if (!o || !caps || json_object_array_add(caps, json_object_new_string("client_ack")) < 0)
+        /* peer_updated: our broker then tells of other peers' status and summary changes;
+         * brokers that do not know it ignore it. */
+        if (!o || !caps || json_object_array_add(caps, json_object_new_string("client_ack")) < 0 ||
+            json_object_array_add(caps, json_object_new_string("peer_updated")) < 0)
                 return -ENOMEM;
 
         if ((r = add_string(o, "type", "hello")) < 0 ||

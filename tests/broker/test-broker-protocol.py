@@ -267,6 +267,59 @@ async def test_presence_messages(b):
 test_presence_messages.broker_args = ["--presence-grace", "0"]
 
 
+async def test_peer_updated(b):
+    """peer_updated reaches only the connections that asked for it in their hello, once per real
+    change, never about a hidden peer. Ordering stands in for waiting: each connection's frames
+    arrive in the order the broker wrote them."""
+    m = b.mesh()
+    alice = bt.Client(b, b.member(m["id"], "alice"))
+    bob = bt.Client(b, b.member(m["id"], "bob"))
+    carol = bt.Client(b, b.member(m["id"], "carol"))
+    await alice.hello(capabilities=["client_ack", "peer_updated"])
+    await bob.hello(capabilities=["peer_updated"])
+    await carol.hello()  # as upstream's clients: no such capability
+
+    def updates(client):
+        return [f for f in client.inbox if f.get("event") == "peer_updated"]
+
+    await alice.send_json({"type": "set_status", "status": "working"})
+    u = await bob.expect("push", event="peer_updated")
+    assert u["subtype"] == "system" and u["senderPubkey"] == "system", u
+    assert u["eventData"] == {"name": "alice", "pubkey": alice.session_pubkey, "status": "working",
+                              "summary": None}, u
+    await alice.send_json({"type": "set_summary", "summary": "reading the spec"})
+    u = await bob.expect("push", event="peer_updated")
+    assert u["eventData"]["status"] == "working" and u["eventData"]["summary"] == "reading the spec", u
+    # the same values again: nothing; the next update bob sees is the next change
+    await alice.send_json({"type": "set_status", "status": "working"})
+    await alice.send_json({"type": "set_summary", "summary": "reading the spec"})
+    await alice.send_json({"type": "set_status", "status": "idle"})
+    u = await bob.expect("push", event="peer_updated")
+    assert u["eventData"]["status"] == "idle", u
+    assert updates(bob) == [], updates(bob)
+    # hidden: not told; visible again, the next change is
+    await alice.send_json({"type": "set_visible", "visible": False, "_reqId": "v"})
+    await alice.expect("ack", id="v")
+    await alice.send_json({"type": "set_status", "status": "dnd"})
+    await alice.send_json({"type": "set_visible", "visible": True, "_reqId": "v2"})
+    await alice.expect("ack", id="v2")
+    await alice.send_json({"type": "set_summary", "summary": "back"})
+    u = await bob.expect("push", event="peer_updated")
+    assert u["eventData"]["status"] == "dnd" and u["eventData"]["summary"] == "back", u
+    assert updates(bob) == [], updates(bob)
+    # bob's own change reaches alice (who asked), never bob himself
+    await bob.send_json({"type": "set_status", "status": "working"})
+    u = await alice.expect("push", event="peer_updated")
+    assert u["eventData"]["pubkey"] == bob.session_pubkey, u
+    # carol asked for none: whatever was written to her before her peers_list is in her inbox by then
+    await carol.send_json({"type": "list_peers", "_reqId": "c"})
+    await carol.expect("peers_list", _reqId="c")
+    assert updates(carol) == [], updates(carol)
+    await alice.send_json({"type": "list_peers", "_reqId": "a"})
+    await alice.expect("peers_list", _reqId="a")
+    assert updates(alice) == [], updates(alice)
+
+
 async def test_presence_grace(b):
     m = b.mesh()
     alice = bt.Client(b, b.member(m["id"], "alice"))
@@ -491,6 +544,6 @@ async def test_hello_replay(b):
 
 if __name__ == "__main__":
     bt.run([test_hello_ack_and_features, test_health_and_paths, test_no_hello_first, test_hello_rejections,
-            test_capacity, test_malformed_frames_get_errors, test_presence_messages, test_presence_grace,
+            test_capacity, test_malformed_frames_get_errors, test_presence_messages, test_peer_updated, test_presence_grace,
             test_routing, test_session_replaced, test_session_keys_are_per_member, test_frame_limit, test_tls, test_topic_list,
             test_hello_replay])

@@ -1,8 +1,10 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
 // Runs the extension's model (desktop/gnome-shell/model.js, as shipped) under plain gjs on the
 // session bus of DBUS_SESSION_BUS_ADDRESS: prints "NAME <its unique bus name>", then "VIEW <json>"
-// after every change the model reports, and takes one command a line on stdin:
-//   markread | reply TEXT (to the newest message) | start | stop | handlers
+// after every change the model reports, "REPLYREQ <json>" for every ReplyRequested (the target the
+// extension's dialog would send to), and takes one command a line on stdin:
+//   markread | reply TEXT (to the newest message) | replyto TEXT (to the last ReplyRequested, as
+//   the dialog sends) | start | stop | handlers
 // answering "OK <command> <json>" or "ERR <command> <message>".
 // gjs -m model-driver.js [START_ARGV_JSON]
 
@@ -21,9 +23,14 @@ function print_(line) {
 }
 
 const loop = new GLib.MainLoop(null, false);
+let requested = null;
 const model = new ClaudemeshModel({
     connection: Gio.DBus.session,
     onChanged: () => print_(`VIEW ${JSON.stringify(model.view())}`),
+    onReplyRequested: target => {
+        requested = target;
+        print_(`REPLYREQ ${JSON.stringify(target)}`);
+    },
     ...(startArgvJson ? {startArgv: JSON.parse(startArgvJson)} : {}),
 });
 
@@ -57,6 +64,10 @@ async function command(line) {
             if (!newest)
                 throw new Error('no message');
             result = await model.reply(newest.id, arg);
+        } else if (cmd === 'replyto') {
+            if (!requested)
+                throw new Error('no ReplyRequested');
+            result = await model.replyTo(requested, arg);
         } else if (cmd === 'start') {
             result = await model.startDaemon();
         } else if (cmd === 'stop') {

@@ -4,8 +4,12 @@
 # plain gjs, against our broker and two real daemons on private buses: "not running" before bob's
 # daemon exists, Start through the systemctl fallback when D-Bus activation cannot (bob's bus has
 # no service directory), peers, the badge count and the message rows after a DM, Reply with the
-# right reply_to_id, Mark read, the daemon restarting (name owner change), and stop() leaving no
-# subscription and reporting nothing more. Also: a DM costs the model no call (MessageReceived
+# right reply_to_id, a peer's new status and summary (PeerChanged) and a session's (Session1,
+# PropertiesChanged) without a call, Reply chosen on a notification of python-dbusmock's
+# notification server without inline-reply reaching the model as ReplyRequested and the reply
+# sent as the extension's dialog sends it, Mark read, the daemon restarting (name owner change),
+# and stop() leaving no subscription and no bus name and reporting nothing more. The dialog
+# itself (St) is driven in test-desktop-shell.sh. Also: a DM costs the model no call (MessageReceived
 # carries the row), and no timer or idle source is anywhere in the extension.
 # Skipped (77) without gjs.
 . "$(dirname "$0")/../e2e/lib.sh"
@@ -24,6 +28,11 @@ B=$(member_entry demo bob)
 BOB=$(printf '%s' "$B" | /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["pubkey"])')
 daemon_setup alice "$A"
 daemon_setup bob "$B"
+# bob's desktop: a notification server with actions and without inline-reply, as GNOME Shell's
+DBUS_SESSION_BUS_ADDRESS="unix:path=$T/bob/bus" /usr/bin/python3 -m dbusmock --session --template notification_daemon \
+        --parameters '{"capabilities": "body actions"}' > "$T/dbusmock.log" 2>&1 &
+PIDS="$PIDS $!"
+wait_until 10 on bob busctl --user status org.freedesktop.Notifications > /dev/null || fail "dbusmock did not start"
 daemon_start alice
 wait_connected alice demo
 
@@ -83,6 +92,56 @@ rows = [r for r in json.load(sys.stdin)["data"][0] if r["body"]["data"] == "yes,
 assert len(rows) == 1 and rows[0]["reply_to_id"]["data"] == sys.argv[1], rows
 ' "$BMID" || fail "the reply does not name $BMID in reply_to_id"
 
+# alice's new status and summary reach the row by PeerChanged, with no call of the model
+gcall_on alice SetProfile demo "{'status': <'working'>, 'summary': <'writing tests'>}" || fail "SetProfile: $(cat "$T/reply")"
+expect "PeerChanged" '[(p["name"], p["status"], p["summary"]) for p in v["peers"]] == [("alice", "working", "writing tests")]'
+
+# Reply chosen on the notification (the model owns org.claudemesh.ShellExtension, so the daemon
+# offers it): ReplyRequested names dm-1 by its broker id; the dialog's send answers it
+notify_calls() {
+        on bob busctl --user --json=short call org.freedesktop.Notifications /org/freedesktop/Notifications \
+                org.freedesktop.DBus.Mock GetCalls
+}
+notify_calls | /usr/bin/python3 -c '
+import json, sys
+calls = [c for c in json.load(sys.stdin)["data"][0] if c[1] == "Notify"]
+assert len(calls) == 1 and calls[0][2][5]["data"] == ["reply", "Reply", "mark-read", "Mark read"], calls
+assert "\n" not in calls[0][2][4]["data"], calls  # no "how to reply" line: the extension is there
+' || fail "bob's notification of dm-1: $(notify_calls)"
+on bob busctl --user call org.freedesktop.Notifications /org/freedesktop/Notifications org.freedesktop.DBus.Mock \
+        EmitSignal sssav org.freedesktop.Notifications ActionInvoked us 2 u 1 s reply || fail "ActionInvoked"
+wait_until 20 grep -q '^REPLYREQ ' "$T/model.out" || fail "no ReplyRequested reached the model: $(cat "$T/model.log")"
+/usr/bin/python3 -c '
+import json, sys
+t = [json.loads(l[9:]) for l in open(sys.argv[1]) if l.startswith("REPLYREQ ")]
+assert len(t) == 1 and t[0]["mesh"] == "demo" and t[0]["replyToId"] == sys.argv[2] and t[0]["name"] == "alice", t
+assert t[0]["text"] == "tests pass ship it?", t
+' "$T/model.out" "$BMID" || fail "the reply target: $(grep REPLYREQ "$T/model.out")"
+cmd replyto "from the notification"
+answer replyto | grep -q '^OK replyto {"clientMessageId":"[0-9A-Z]\{26\}","status":"queued"}$' || fail "replyto: $(answer replyto)"
+wait_until 20 sh -c "DBUS_SESSION_BUS_ADDRESS=unix:path=$T/alice/bus busctl --user call org.claudemesh.Daemon1 /org/claudemesh/Daemon1 org.claudemesh.Daemon1 ListInbox 'sa{sv}' demo 0 | grep -q 'from the notification'" ||
+        fail "alice did not receive the reply sent from the notification"
+inbox_json alice demo | /usr/bin/python3 -c '
+import json, sys
+rows = [r for r in json.load(sys.stdin)["data"][0] if r["body"]["data"] == "from the notification"]
+assert len(rows) == 1 and rows[0]["reply_to_id"]["data"] == sys.argv[1], rows
+' "$BMID" || fail "the reply from the notification does not name $BMID in reply_to_id"
+
+# a session on bob's daemon is listed with its status and summary, follows SetProfile, and goes
+# with its process
+DBUS_SESSION_BUS_ADDRESS="unix:path=$T/bob/bus" /usr/bin/python3 "$HERE/../e2e/session-holder.py" "$T/sess" demo \
+        build-agent > "$T/holder.log" 2>&1 &
+HOLDER=$!
+PIDS="$PIDS $HOLDER"
+wait_until 20 test -s "$T/sess" || fail "no session: $(cat "$T/holder.log")"
+SPATH=$(cut -d' ' -f1 "$T/sess")
+expect "the session" '[(x["name"], x["status"], x["summary"], x["mesh"]) for x in v["sessions"]] == [("build-agent", "idle", "", "demo")]'
+on bob busctl --user call org.claudemesh.Daemon1 "$SPATH" org.claudemesh.Session1 SetProfile 'a{sv}' 2 \
+        status s working summary s "compiling the world" || fail "Session1.SetProfile"
+expect "the session's new status" '[(x["status"], x["summary"]) for x in v["sessions"]] == [("working", "compiling the world")]'
+kill "$HOLDER"
+expect "the session gone" 'v["sessions"] == []'
+
 cmd markread
 answer markread | grep -qx 'OK markread null' || fail "Mark read: $(answer markread)"
 expect "Mark read" 'v["unread"] == 0 and v["badge"] == ""'
@@ -100,7 +159,8 @@ for line in open(sys.argv[1]):
 print(" ".join(calls))' "$T/bob.mon" "$DRIVER"
 }
 wait_until 10 sh -c "grep -q '\"member\":\"MarkRead\"' $T/bob.mon" || fail "the monitor did not see MarkRead"
-[ "$(model_calls)" = "Send MarkRead" ] || fail "the model's calls for a DM, a reply and Mark read: $(model_calls)"
+[ "$(model_calls)" = "Send Send MarkRead" ] ||
+        fail "the model's calls for a DM, two replies, a PeerChanged, a session and Mark read: $(model_calls)"
 
 # bob's daemon dies and comes back: the name owner changes twice
 kill "$(cat "$T/bob/started.pid")"

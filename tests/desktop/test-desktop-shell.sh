@@ -3,8 +3,11 @@
 # The GNOME Shell extension in a real gnome-shell --headless (mutter's virtual monitor, no GPU) on
 # bob's private session bus, with our broker and two real daemons: enabled without errors
 # (org.gnome.Shell.Extensions), a DM updates the badge and the menu (read back from the St actors
-# through org.gnome.Shell.Eval, --unsafe-mode), Reply… sends with reply_to_id, Mark read clears the
-# badge, PeerLeft/PeerJoined update the peers, a connecting and a failed mesh show their dot and
+# through org.gnome.Shell.Eval, --unsafe-mode), Reply… sends with reply_to_id, Reply on the
+# daemon's notification (gnome-shell's own notification server, which has no inline-reply) opens
+# the extension's dialog through ReplyRequested and its reply names the message, Mark read clears
+# the badge, PeerLeft/PeerJoined/PeerChanged update the peers, a session is listed with its status
+# and summary, a connecting and a failed mesh show their dot and
 # reason, the daemon dying shows "not running" and Start D-Bus-activates it again, Open inbox runs
 # the terminal; disable() leaves no actor, handler or match rule. A screenshot of the open menu is
 # kept in $ARTIFACT_DIR.
@@ -72,12 +75,15 @@ EOF
 chmod +x "$T/bob/activate-claudemeshd"
 printf '[D-BUS Service]\nName=org.claudemesh.Daemon1\nExec=%s\n' "$T/bob/activate-claudemeshd" \
         > "$T/bob/services/org.claudemesh.Daemon1.service"
+# and gnome-shell's notification service, as the desktop's session bus starts it
+cp /usr/share/dbus-1/services/org.gnome.Shell.Notifications.service "$T/bob/services/" ||
+        fail "gnome-shell's org.gnome.Shell.Notifications.service is not installed"
 daemon_start alice
 daemon_start bob
 wait_connected alice demo
 wait_connected bob demo
 
-# alice says what she is doing before the shell looks (profile changes alone send no signal)
+# alice says what she is doing before the shell looks
 gcall_on alice SetProfile demo "{'status': <'working'>, 'summary': <'reviewing the parser'>}" || fail "SetProfile: $(cat "$T/reply")"
 
 # "Open inbox" runs x-terminal-emulator from the shell's PATH: a stand-in that records its arguments
@@ -116,6 +122,11 @@ wait_until 10 sh -c "DBUS_SESSION_BUS_ADDRESS=unix:path=$T/bob/bus gdbus call --
         fail "the extension is not enabled: $(ext_info) $(grep -i -A5 claudemesh "$T/shell.log")"
 ext_info | grep -q "'error': <''>" || fail "the extension reports an error: $(ext_info)"
 
+# gnome-shell's notification service (org.gnome.Shell.Notifications, which the shell starts and
+# which owns org.freedesktop.Notifications for it) took the daemon's notifications: no inline-reply
+wait_until 20 on bob busctl --user status org.freedesktop.Notifications > /dev/null ||
+        fail "gnome-shell's notification service did not start"
+
 C="Main.extensionManager.lookup('$UUID').stateObj.controller"
 # Eval answers JSON.stringify() of the value
 STATE="({view: $C.model.view(), ui: $C.indicator.describe()})"
@@ -131,6 +142,19 @@ expect "meshes, dots and peers at start" \
          and any(r.startswith("closed 4010") for r in s["ui"]["rows"])
          and s["ui"]["peers"] == ["alice (working) — reviewing the parser · demo"]
          and s["ui"]["messages"] == [] and s["ui"]["markReadSensitive"] is False'
+
+# alice's next summary reaches the row through PeerChanged
+gcall_on alice SetProfile demo "{'summary': <'fixing the build'>}" || fail "SetProfile: $(cat "$T/reply")"
+expect "PeerChanged" 's["ui"]["peers"] == ["alice (working) — fixing the build · demo"]'
+
+# a session on bob's daemon, with its status and summary
+DBUS_SESSION_BUS_ADDRESS="unix:path=$T/bob/bus" /usr/bin/python3 "$HERE/../e2e/session-holder.py" "$T/sess" demo \
+        build-agent > "$T/holder.log" 2>&1 &
+PIDS="$PIDS $!"
+wait_until 20 test -s "$T/sess" || fail "no session: $(cat "$T/holder.log")"
+on bob busctl --user call org.claudemesh.Daemon1 "$(cut -d' ' -f1 "$T/sess")" org.claudemesh.Session1 SetProfile 'a{sv}' 2 \
+        status s working summary s "running the tests" || fail "Session1.SetProfile"
+expect "the session" 's["ui"]["sessions"] == ["build-agent (working) — running the tests · demo"]'
 
 # a DM: the badge and the message row, sender and time; the hostile part shown escaped
 gcall_on alice Send demo "$BOB" "$(printf 'build is green\033[31m, can you review?')" "{'client_message_id': <'dm-1'>}" ||
@@ -171,6 +195,25 @@ assert rows[0]["sender_name"]["data"] == "bob", rows[0]["sender_name"]
 ' "$BMID" || fail "the reply's reply_to_id or sender"
 ev "$C.dialog === null" | grep -qx true || fail "the reply dialog did not close after sending"
 
+# Reply on the daemon's notification in gnome-shell's own tray: ReplyRequested opens the dialog
+# (the daemon offers Reply because the extension owns org.claudemesh.ShellExtension)
+NOTE="Main.messageTray.getSources().flatMap(s => s.notifications).find(n => n.title === 'alice (demo)')"
+note_actions() { ev "$NOTE.actions.map(a => a.label)" | grep -qx '\["Reply","Mark read"\]'; }
+wait_until 20 note_actions ||
+        fail "the notification's actions: $(ev "Main.messageTray.getSources().map(s => [s.title, s.notifications.map(n => [n.title, n.actions.map(a => a.label)])])" 2>&1)"
+ev "$NOTE.actions.find(a => a.label === 'Reply').callback(); true" > /dev/null || fail "Reply on the notification"
+dialog_open() { ev "$C.dialog !== null && $C.dialog.entry.get_parent().get_children()[0].text" | grep -qx '"Reply to alice"'; }
+wait_until 20 dialog_open || fail "ReplyRequested did not open the dialog: $(ev "$C.dialog" 2>&1)"
+ev "$C.dialog.entry.set_text('on it, from the notification'); $C.dialog.sendReply(); true" > /dev/null ||
+        fail "sending from the dialog"
+wait_until 20 sh -c "DBUS_SESSION_BUS_ADDRESS=unix:path=$T/alice/bus busctl --user call org.claudemesh.Daemon1 /org/claudemesh/Daemon1 org.claudemesh.Daemon1 ListInbox 'sa{sv}' demo 0 | grep -q 'on it, from the notification'" ||
+        fail "alice did not receive the reply from the notification"
+inbox_json alice demo | /usr/bin/python3 -c '
+import json, sys
+rows = [r for r in json.load(sys.stdin)["data"][0] if r["body"]["data"] == "on it, from the notification"]
+assert len(rows) == 1 and rows[0]["reply_to_id"]["data"] == sys.argv[1], rows
+' "$BMID" || fail "the reply from the notification does not name $BMID"
+
 # Mark read clears the badge, through UnreadCount's PropertiesChanged
 ev "$C.indicator.items.markRead.activate(null); true" > /dev/null
 expect "Mark read" 's["ui"]["badge"] is None and s["view"]["unread"] == 0 and s["ui"]["markReadSensitive"] is False'
@@ -196,9 +239,12 @@ expect "running again after Start" \
 
 # disable(): the indicator is gone, the model holds no subscription or handler, and no connection
 # of the shell has a match rule for claudemesh left on the bus
+# (the daemon's own rule, for the extension's name, is not the shell's)
+DAEMON_UNIQUE=$(on bob busctl --user call org.freedesktop.DBus /org/freedesktop/DBus org.freedesktop.DBus GetNameOwner s \
+        org.claudemesh.Daemon1 | cut -d'"' -f2)
 shell_rules() {
         on bob busctl --user --json=short call org.freedesktop.DBus /org/freedesktop/DBus org.freedesktop.DBus.Debug.Stats \
-                GetAllMatchRules | /usr/bin/python3 -c 'import json,sys; print(sum("claudemesh" in r for rules in json.load(sys.stdin)["data"][0].values() for r in rules))'
+                GetAllMatchRules | /usr/bin/python3 -c 'import json,sys; print(sum("claudemesh" in r for name, rules in json.load(sys.stdin)["data"][0].items() if name != sys.argv[1] for r in rules))' "$DAEMON_UNIQUE"
 }
 [ "$(shell_rules)" -ge 5 ] || fail "the extension's match rules are not visible: $(shell_rules)"
 ev "globalThis.cmTestModel = $C.model; true" > /dev/null
@@ -208,6 +254,9 @@ wait_until 10 sh -c "DBUS_SESSION_BUS_ADDRESS=unix:path=$T/bob/bus gdbus call --
         fail "the extension did not disable: $(ext_info)"
 ev "Main.panel.statusArea['claudemesh'] === undefined && globalThis.cmTestModel.liveHandlers === 0" | grep -qx true ||
         fail "disable() left the indicator or handlers behind"
+# and the extension's bus name went with it: the daemon no longer offers Reply on notifications
+wait_until 10 sh -c "! DBUS_SESSION_BUS_ADDRESS=unix:path=$T/bob/bus busctl --user status org.claudemesh.ShellExtension" ||
+        fail "disable() left org.claudemesh.ShellExtension owned"
 ev "delete globalThis.cmTestModel; true" > /dev/null
 rules_gone() { [ "$(shell_rules)" = 0 ]; }
 wait_until 10 rules_gone || fail "disable() left $(shell_rules) match rules on the bus"

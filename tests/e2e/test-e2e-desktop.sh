@@ -39,7 +39,21 @@ unread() {
 [ "$(notify_calls)" = 0 ] || fail "notifications before any message"
 deliver n1 "$BOB" "$(printf 'first line\nsecond line')"
 [ "$(notify_calls)" = 1 ] || fail "a DM did not notify: $(cat "$T/calls")"
-grep -q "<'alice (demo)'>, <'first line…'>" "$T/calls" || fail "summary/body: $(cat "$T/calls")"
+# this server has no actions: the second line says how to reply, naming the message's broker id
+N1=$(inbox_json bob demo | /usr/bin/python3 -c '
+import json, sys
+r = [r for r in json.load(sys.stdin)["data"][0] if r["client_message_id"]["data"] == "n1"][0]
+print(r["broker_message_id"]["data"], r["sender_pubkey"]["data"])')
+on bob busctl --user --json=short call org.freedesktop.Notifications /org/freedesktop/Notifications \
+        org.freedesktop.DBus.Mock GetCalls > "$T/calls.json"
+/usr/bin/python3 - "$T/calls.json" $N1 <<'PY' ||
+import json, sys
+calls = [c for c in json.load(open(sys.argv[1]))["data"][0] if c[1] == "Notify"]
+summary, body = calls[-1][2][3]["data"], calls[-1][2][4]["data"]
+assert summary == "alice (demo)", summary
+assert body == f"first line…\nReply: claudemeshctl send --mesh demo --reply-to {sys.argv[2]} {sys.argv[3]} '…'", body
+PY
+        fail "summary/body: $(cat "$T/calls.json")"
 grep -q "second line" "$T/calls" && fail "the notification shows more than the first line"
 deliver n2 '*' "a broadcast for everyone"
 [ "$(notify_calls)" = 1 ] || fail "a broadcast notified (dmsOnly is the default)"
@@ -70,7 +84,9 @@ import json, sys
 calls = [c for c in json.load(open(sys.argv[1]))["data"][0] if c[1] == "Notify"]
 summary, body = calls[-1][2][3]["data"], calls[-1][2][4]["data"]
 assert summary == "carol\\x1b]0;TITLE\\x07\\u202e<i> (demo)", summary
-assert body == "&lt;b&gt;bold&lt;/b&gt; &amp; \\x1b]0;T\\x07 \\u202ertl \\u009b\\x7f…", body
+first, hint = body.split("\n")
+assert first == "&lt;b&gt;bold&lt;/b&gt; &amp; \\x1b]0;T\\x07 \\u202ertl \\u009b\\x7f…", body
+assert hint.startswith("Reply: claudemeshctl send --mesh demo --reply-to "), hint
 PY
 daemon_stop carol
 

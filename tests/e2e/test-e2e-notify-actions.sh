@@ -4,7 +4,8 @@
 # inline-reply capability) on bob's private bus, and its logind template on a private system bus:
 # "Mark read" clears the count, a reply typed in the notification reaches alice answering the
 # right message, one notification per sender (replaces_id), only a count while the session is
-# locked.
+# locked. Without inline-reply: the body says how to reply, and while something owns
+# org.claudemesh.ShellExtension "Reply" emits ReplyRequested naming the message and its sender.
 . "$(dirname "$0")/lib.sh"
 
 broker_start
@@ -54,7 +55,7 @@ for c in json.load(sys.stdin)["data"][0]:
     if c[1] != "Notify":
         continue
     a = [x["data"] for x in c[2]]
-    print("%d|%s|%s|%s|%s" % (a[1], a[3], a[4], ",".join(a[5]), ",".join(sorted(a[6]))))'
+    print("%d|%s|%s|%s|%s" % (a[1], a[3], a[4].replace("\n", "\\n"), ",".join(a[5]), ",".join(sorted(a[6]))))'
 }
 deliver() {  # deliver ID TEXT: alice DMs bob, bob has it and has shown it
         before=$(notes | wc -l)
@@ -124,15 +125,55 @@ sleep 0.3
 deliver m3 "after closing"
 [ "$(notes | tail -n 1 | cut -d'|' -f1-3)" = "0|alice (demo)|after closing" ] || fail "after NotificationClosed: $(notes | tail -n 1)"
 
-# A server without inline-reply (GNOME Shell): Mark read only, nothing to type a reply into. The new
-# server knows none of the old ids.
+# A server without inline-reply (GNOME Shell) and no extension: Mark read, and the body says how to
+# reply. The new server knows none of the old ids.
 kill "$MOCK"
 wait "$MOCK" 2>/dev/null || true
 start_notifications "body actions"
 sleep 0.5
 deliver m4 "on another desktop"
-[ "$(notes)" = "0|alice (demo)|on another desktop|mark-read,Mark read|category,desktop-entry" ] ||
+ids() {  # ids CLIENT_MESSAGE_ID: its broker id and sender key in bob's inbox
+        inbox_json bob demo | /usr/bin/python3 -c '
+import json, sys
+r = [r for r in json.load(sys.stdin)["data"][0] if r["client_message_id"]["data"] == sys.argv[1]][0]
+print(r["broker_message_id"]["data"], r["sender_pubkey"]["data"])' "$1"
+}
+set -- $(ids m4)
+M4=$1 ALICE=$2
+[ "$(notes)" = "0|alice (demo)|on another desktop\\nReply: claudemeshctl send --mesh demo --reply-to $M4 $ALICE '…'|mark-read,Mark read|category,desktop-entry" ] ||
         fail "without inline-reply: $(notes)"
+
+# The extension comes (a stand-in owns its name): Reply without a hint; choosing it emits
+# ReplyRequested with the message's broker id and its sender, and sends nothing by itself
+DBUS_SESSION_BUS_ADDRESS="unix:path=$T/bob/bus" /usr/bin/python3 -m dbusmock --session org.claudemesh.ShellExtension \
+        /org/claudemesh/ShellExtension org.claudemesh.ShellExtension >> "$T/dbusmock.log" 2>&1 &
+EXT=$!
+PIDS="$PIDS $EXT"
+wait_until 10 on bob busctl --user status org.claudemesh.ShellExtension > /dev/null || fail "the extension stand-in did not start"
+sleep 0.5 # the daemon hears NameOwnerChanged
+deliver m4b "with the extension"
+set -- $(ids m4b)
+M4B=$1
+[ "$(notes | tail -n 1)" = "1|alice (demo)|with the extension|reply,Reply,mark-read,Mark read|category,desktop-entry" ] ||
+        fail "with the extension: $(notes | tail -n 1)"
+monitor bob "$T/bob.mon"
+emit ActionInvoked us u 1 s reply
+wait_until 10 grep -q '"member":"ReplyRequested"' "$T/bob.mon" || fail "no ReplyRequested: $(cat "$T/bob.mon")"
+/usr/bin/python3 - "$T/bob.mon" "$M4B" "$ALICE" <<'PY' || fail "ReplyRequested: $(grep ReplyRequested "$T/bob.mon")"
+import json, sys
+sigs = [m for m in (json.loads(l) for l in open(sys.argv[1]) if l.startswith("{")) if m.get("member") == "ReplyRequested"]
+assert len(sigs) == 1, sigs
+assert sigs[0]["path"] == "/org/claudemesh/Daemon1" and sigs[0]["interface"] == "org.claudemesh.Daemon1", sigs
+assert sigs[0]["payload"]["data"] == ["demo", sys.argv[2], sys.argv[3]], sigs[0]["payload"]
+PY
+# the extension goes: the hint comes back
+kill "$EXT"
+wait "$EXT" 2>/dev/null || true
+sleep 0.5
+deliver m4c "extension gone"
+set -- $(ids m4c)
+[ "$(notes | tail -n 1 | cut -d'|' -f3-4)" = "extension gone\\nReply: claudemeshctl send --mesh demo --reply-to $1 $ALICE '…'|mark-read,Mark read" ] ||
+        fail "after the extension went: $(notes | tail -n 1)"
 
 # Locked: only a count, replaced as it grows; unlocked: the messages again
 set_locked true
@@ -145,7 +186,7 @@ cat "$T/n"
 notes | grep -q secret && fail "a message was shown while locked"
 set_locked false
 deliver m7 "back again"
-[ "$(notes | tail -n 1 | cut -d'|' -f2-3)" = "alice (demo)|back again" ] || fail "after unlocking: $(notes | tail -n 1)"
+[ "$(notes | tail -n 1 | cut -d'|' -f2-3 | sed 's/\\nReply: .*//')" = "alice (demo)|back again" ] || fail "after unlocking: $(notes | tail -n 1)"
 
 # A message that comes while the Notify of the one before is unanswered waits for its id and
 # replaces it: a server that takes a second to answer, two DMs sent back to back
@@ -160,7 +201,7 @@ gcall_on alice Send demo "$BOB" "slow two" "{'client_message_id': <'m9'>}" || fa
 wait_until 20 sh -c "[ \$(DBUS_SESSION_BUS_ADDRESS=unix:path=$T/bob/bus busctl --user call org.freedesktop.Notifications /org/freedesktop/Notifications org.freedesktop.DBus.Mock GetCalls | grep -o '\"Notify\"' | wc -l) -ge $((before + 2)) ]" ||
         fail "the slow server did not get both: $(notes)"
 sleep 1.5 # a third Notify would come now
-notes | tail -n +$((before + 1)) | cut -d'|' -f1-3 > "$T/n"
+notes | tail -n +$((before + 1)) | cut -d'|' -f1-3 | sed 's/\\nReply: .*//' > "$T/n"
 cat "$T/n"
 # this server gave 1 (m4, replaced by m7, now closed) and 2 (the count): m8 gets 3
 [ "$(cat "$T/n")" = "$(printf '0|alice (demo)|slow one\n3|alice (demo)|slow two')" ] ||

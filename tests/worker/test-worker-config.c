@@ -117,7 +117,7 @@ static void test_hello(void) {
         ASSERT_STREQ(json_object_to_json_string_ext(h, JSON_C_TO_STRING_PLAIN),
                      "{\"type\":\"hello\",\"meshId\":\"M\",\"memberId\":\"U\",\"pubkey\":\"" HEX64 "\","
                      "\"sessionPubkey\":\"" HEX64 "\",\"sessionId\":\"s\",\"pid\":42,\"cwd\":\"\\/\","
-                     "\"peerType\":\"ai\",\"channel\":\"claudemesh-daemon\",\"capabilities\":[\"client_ack\"],"
+                     "\"peerType\":\"ai\",\"channel\":\"claudemesh-daemon\",\"capabilities\":[\"client_ack\",\"peer_updated\"],"
                      "\"timestamp\":1714761600123,\"signature\":\""
                      "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
                      "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\"}");

@@ -158,7 +158,7 @@ async def test_upstream_hello_and_validation(workers):
     assert seen["path"] == "/ws" and seen["protocol"] is None, seen
     assert set(h) == {"type", "meshId", "memberId", "pubkey", "sessionPubkey", "displayName", "sessionId", "pid",
                       "cwd", "hostname", "peerType", "channel", "capabilities", "timestamp", "signature"}, h
-    assert h["peerType"] == "ai" and h["channel"] == "claudemesh-daemon" and h["capabilities"] == ["client_ack"]
+    assert h["peerType"] == "ai" and h["channel"] == "claudemesh-daemon" and h["capabilities"] == ["client_ack", "peer_updated"]
     assert h["displayName"] == "box-c" and h["sessionPubkey"] == w.routing_key and h["cwd"] == "/tmp"
     assert isinstance(h["timestamp"], int) and abs(h["timestamp"] - time.time() * 1000) < 10000, h
     signed = f"{h['meshId']}|{h['memberId']}|{h['pubkey']}|{h['timestamp']}".encode()

@@ -23,6 +23,7 @@ typedef enum EventKind {
         EVENT_UNREAD_CHANGED,   /* mesh: its unread count changed */
         EVENT_PEER_JOINED,      /* mesh, link, peer: a key's first presence */
         EVENT_PEER_LEFT,        /* mesh, link, peer: a key's last presence went */
+        EVENT_PEER_CHANGED,     /* mesh, link, peer: a peer's status or summary changed */
         EVENT_MESH_ADDED,       /* mesh: configured anew */
         EVENT_MESH_REMOVED,     /* mesh: gone from the config (freed after the event) */
         EVENT_MESH_CHANGED,     /* mesh: its entry or state may have changed */
@@ -31,6 +32,7 @@ typedef enum EventKind {
         EVENT_SESSION_ADDED,    /* session: registered */
         EVENT_SESSION_REMOVED,  /* session: ended (freed after the event) */
         EVENT_SESSION_CHANGED,  /* session: its status or summary changed */
+        EVENT_REPLY_REQUESTED,  /* mesh_id, message_id, sender: "Reply" chosen on a notification */
         _EVENT_KIND_MAX,
 } EventKind;
 
@@ -46,6 +48,8 @@ typedef struct Event {
         const Peer *peer;
         MeshState before;
         const Session *session;
+        const char *message_id; /* what a reply names in reply_to_id */
+        const char *sender;     /* the key a reply goes to */
 } Event;
 
 /* Returns < 0 only where the core must know that the event did not get out (a message not

@@ -652,6 +652,8 @@ static const sd_bus_vtable manager_vtable[] = {
         SD_BUS_SIGNAL_WITH_ARGS("MessageReceived", SD_BUS_ARGS("s", mesh, "a{sv}", message), 0),
         SD_BUS_SIGNAL_WITH_ARGS("PeerJoined", SD_BUS_ARGS("s", mesh, "a{sv}", peer), 0),
         SD_BUS_SIGNAL_WITH_ARGS("PeerLeft", SD_BUS_ARGS("s", mesh, "a{sv}", peer), 0),
+        SD_BUS_SIGNAL_WITH_ARGS("PeerChanged", SD_BUS_ARGS("s", mesh, "a{sv}", peer), 0),
+        SD_BUS_SIGNAL_WITH_ARGS("ReplyRequested", SD_BUS_ARGS("s", mesh, "s", message_id, "s", sender), 0),
         SD_BUS_VTABLE_END,
 };
 
@@ -726,7 +728,16 @@ static int bus_on_event(Manager *m, const Event *e, void *userdata) {
                 break;
         case EVENT_PEER_JOINED:
         case EVENT_PEER_LEFT:
-                r = emit_peer(m, e->kind == EVENT_PEER_JOINED ? "PeerJoined" : "PeerLeft", e->mesh, e->link, e->peer);
+        case EVENT_PEER_CHANGED:
+                r = emit_peer(m,
+                              e->kind == EVENT_PEER_JOINED ? "PeerJoined"
+                              : e->kind == EVENT_PEER_LEFT ? "PeerLeft"
+                                                           : "PeerChanged",
+                              e->mesh, e->link, e->peer);
+                break;
+        case EVENT_REPLY_REQUESTED:
+                r = sd_bus_emit_signal(m->bus, DAEMON_OBJECT_PATH, DAEMON_INTERFACE, "ReplyRequested", "sss",
+                                       manager_mesh_slug(m, e->mesh_id), e->message_id, e->sender);
                 break;
         case EVENT_MESH_ADDED:
                 r = mesh_dbus_emit_added(e->mesh);

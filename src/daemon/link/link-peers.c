@@ -194,6 +194,46 @@ static size_t count_presences(const MeshLink *l, const char *pubkey, size_t *ret
         return n;
 }
 
+static int replace_field(char **field, const char *value, bool *changed) {
+        char *copy = NULL;
+
+        if (*field && value ? streq(*field, value) : *field == value)
+                return 0;
+        if (value) {
+                copy = strdup(value);
+                if (!copy)
+                        return -ENOMEM;
+        }
+        free(*field);
+        *field = copy;
+        *changed = true;
+        return 0;
+}
+
+/* peer_updated (our broker, to clients that list it in their hello's capabilities): a key's new
+ * status and summary. Every row of the key takes them: the event names the key, not the
+ * connection. A field the event leaves out stays as it was. */
+static void peer_updated(MeshLink *l, const Peer *p, json_object *data) {
+        bool changed = false, has_summary = json_object_object_get_ex(data, "summary", NULL);
+        size_t last = SIZE_MAX;
+
+        for (size_t i = 0; i < l->n_peers; i++) {
+                if (!streq(l->peers[i].pubkey, p->pubkey))
+                        continue;
+                if ((p->status && replace_field(&l->peers[i].status, p->status, &changed) < 0) ||
+                    (has_summary && replace_field(&l->peers[i].summary, p->summary, &changed) < 0)) {
+                        log_debug_errno(-ENOMEM, "Peer %.16s: cannot keep its new status: %m", p->pubkey);
+                        return;
+                }
+                last = i;
+        }
+        if (last == SIZE_MAX || !changed)
+                return;
+        l->peers_updated_at = now_usec(CLOCK_REALTIME);
+        (void) manager_emit(l->mesh->manager,
+                            &(Event) { .kind = EVENT_PEER_CHANGED, .mesh = l->mesh, .link = l, .peer = &l->peers[last] });
+}
+
 /* The list holds one row per presence (connection), as the broker's peers_list does: one key may
  * be online several times (a member's sessions without keys of their own share its key). The
  * events name only the key, so a join adds a row and a leave drops one row of that key; the peer
@@ -233,6 +273,9 @@ void link_peer_event(MeshLink *l, const char *event, json_object *data) {
                         (void) manager_emit(l->mesh->manager, &(Event) { .kind = EVENT_PEER_LEFT, .mesh = l->mesh,
                                                                          .link = l, .peer = &p });
                 }
+                peer_done(&p);
+        } else if (streq(event, "peer_updated")) {
+                peer_updated(l, &p, data);
                 peer_done(&p);
         } else
                 peer_done(&p);

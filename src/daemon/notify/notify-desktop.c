@@ -25,7 +25,18 @@
 #define NOTIFY_IFACE "org.freedesktop.Notifications"
 /* KDE Plasma offers a text field in the notification for the action with this key. */
 #define ACTION_REPLY     "inline-reply"
+/* Elsewhere "Reply" becomes the ReplyRequested signal, offered only while something that opens a
+ * reply dialog on it (the GNOME Shell extension) owns EXTENSION_NAME on the session bus. */
+#define ACTION_REPLY_ASK "reply"
 #define ACTION_MARK_READ "mark-read"
+#define EXTENSION_NAME   "org.claudemesh.ShellExtension"
+/* A server that has taken the name may not have its object yet (gnome-shell's
+ * org.gnome.Shell.Notifications owns the name first): GetCapabilities is asked again after
+ * 250 ms, 500 ms, … this many times. */
+#define CAPS_RETRIES 5
+#define CAPS_RETRY_USEC (250 * USEC_PER_MSEC)
+/* The width of the "how to reply" line: the command is long (a 64-hex key), nothing is cut. */
+#define HINT_MAX 400
 
 typedef struct Notifier Notifier;
 
@@ -67,6 +78,11 @@ struct Notifier {
 
         sd_bus_slot *owner_match, *closed_match, *action_match, *replied_match, *caps_call;
         bool caps_actions, caps_inline_reply;
+        sd_event_source *caps_retry;
+        unsigned caps_attempts;
+
+        sd_bus_slot *extension_match, *extension_call;
+        bool extension;         /* EXTENSION_NAME has an owner */
 
         /* org.freedesktop.login1 on the system bus; NULL when unreachable (taken as unlocked) */
         sd_bus *system;
@@ -102,6 +118,9 @@ static Notifier *notifier_free(Notifier *n) {
         sd_bus_slot_unref(n->action_match);
         sd_bus_slot_unref(n->replied_match);
         sd_bus_slot_unref(n->caps_call);
+        sd_event_source_disable_unref(n->caps_retry);
+        sd_bus_slot_unref(n->extension_match);
+        sd_bus_slot_unref(n->extension_call);
         sd_bus_slot_unref(n->lock_match);
         sd_bus_slot_unref(n->lock_call);
         sd_bus_flush_close_unref(n->system);
@@ -159,6 +178,7 @@ static int shown_send(Shown *s, const char *summary, const char *body, bool acti
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *call = NULL;
         Notifier *n = s->notifier;
         bool reply = actions && n->caps_actions && n->caps_inline_reply;
+        bool ask = actions && n->caps_actions && !n->caps_inline_reply && n->extension;
         int r;
 
         if (s->call) {
@@ -183,8 +203,8 @@ static int shown_send(Shown *s, const char *summary, const char *body, bool acti
         r = sd_bus_message_open_container(call, 'a', "s");
         if (r < 0)
                 return r;
-        if (reply) {
-                r = sd_bus_message_append(call, "ss", ACTION_REPLY, "Reply");
+        if (reply || ask) {
+                r = sd_bus_message_append(call, "ss", reply ? ACTION_REPLY : ACTION_REPLY_ASK, "Reply");
                 if (r < 0)
                         return r;
         }
@@ -264,6 +284,31 @@ static void notify_locked(Notifier *n) {
                 log_debug_errno(r, "Cannot send a desktop notification: %m");
 }
 
+/* Whether a notification can take a reply: typed in it, or through the extension's dialog. */
+static bool can_reply(const Notifier *n) {
+        return n->caps_actions && (n->caps_inline_reply || n->extension);
+}
+
+/* The first line of the message and, where the notification cannot take a reply, the command
+ * that sends one. The id is the broker's text: escaped as the rest. */
+static char *notification_body(const Notifier *n, const Mesh *mesh, const InboxMessage *im, const char *message_id) {
+        _cleanup_free_ char *first = NULL, *raw_hint = NULL, *hint = NULL;
+        char *body;
+
+        first = escape_text(strempty(im->body), strlen(strempty(im->body)), BODY_MAX, ESCAPE_FIRST_LINE | ESCAPE_MARKUP);
+        if (!first)
+                return NULL;
+        if (can_reply(n))
+                return TAKE_PTR(first);
+        if (asprintf(&raw_hint, "Reply: claudemeshctl send --mesh %s --reply-to %s %s '…'", mesh->entry->slug,
+                     message_id, im->sender_pubkey) < 0)
+                return NULL;
+        hint = escape_text(raw_hint, strlen(raw_hint), HINT_MAX, ESCAPE_MARKUP);
+        if (!hint || asprintf(&body, "%s\n%s", first, hint) < 0)
+                return NULL;
+        return body;
+}
+
 static void notify_message(Notifier *n, Mesh *mesh, const InboxMessage *im, bool direct) {
         _cleanup_free_ char *summary = NULL, *raw_summary = NULL, *body = NULL, *message_id = NULL;
         Manager *m = n->manager;
@@ -288,10 +333,9 @@ static void notify_message(Notifier *n, Mesh *mesh, const InboxMessage *im, bool
                 return;
         }
         summary = escape_text(raw_summary, strlen(raw_summary), SUMMARY_MAX, 0);
-        body = escape_text(strempty(im->body), strlen(strempty(im->body)), BODY_MAX,
-                           ESCAPE_FIRST_LINE | ESCAPE_MARKUP);
         /* A reply answers the id the sender knows: the broker's, else ours (as the MCP server says). */
         message_id = strdup(im->broker_message_id ?: im->id);
+        body = message_id ? notification_body(n, mesh, im, message_id) : NULL;
         t = thread_get(n, im->mesh_id, im->sender_pubkey);
         if (!summary || !body || !message_id || !t) {
                 log_debug_errno(-ENOMEM, "Cannot build a desktop notification: %m");
@@ -310,6 +354,19 @@ static int notify_on_event(Manager *m, const Event *e, void *userdata) {
         return 0;
 }
 
+static int query_caps(Notifier *n);
+
+static int on_caps_retry(sd_event_source *s, uint64_t usec, void *userdata) {
+        Notifier *n = userdata;
+        int r;
+
+        n->caps_retry = sd_event_source_disable_unref(n->caps_retry);
+        r = query_caps(n);
+        if (r < 0)
+                log_debug_errno(r, "Cannot ask the notification server for its capabilities: %m");
+        return 0;
+}
+
 static int on_caps(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
         Notifier *n = userdata;
         const char *cap;
@@ -317,8 +374,22 @@ static int on_caps(sd_bus_message *reply, void *userdata, sd_bus_error *ret_erro
 
         n->caps_call = sd_bus_slot_unref(n->caps_call);
         n->caps_actions = n->caps_inline_reply = false;
-        if (sd_bus_message_is_method_error(reply, NULL))
-                return 0; /* no server (yet): plain notifications */
+        if (sd_bus_message_is_method_error(reply, NULL)) {
+                const sd_bus_error *e = sd_bus_message_get_error(reply);
+
+                /* No server (yet): plain notifications until one takes the name. A server that has
+                 * the name but not its object yet is asked again, a few times. */
+                log_debug("No notification capabilities: %s", strempty(e->message));
+                if (sd_bus_error_has_name(e, SD_BUS_ERROR_SERVICE_UNKNOWN) ||
+                    sd_bus_error_has_name(e, SD_BUS_ERROR_NAME_HAS_NO_OWNER) || n->caps_attempts >= CAPS_RETRIES)
+                        return 0;
+                r = sd_event_add_time_relative(n->manager->event, &n->caps_retry, CLOCK_MONOTONIC,
+                                               CAPS_RETRY_USEC << n->caps_attempts, 0, on_caps_retry, n);
+                if (r < 0)
+                        log_debug_errno(r, "Cannot ask the notification server again: %m");
+                n->caps_attempts++;
+                return 0;
+        }
         r = sd_bus_message_enter_container(reply, 'a', "s");
         if (r < 0)
                 goto oddly;
@@ -354,10 +425,49 @@ static int on_owner_changed(sd_bus_message *msg, void *userdata, sd_bus_error *r
                 thread_done(&n->threads[i]);
         shown_done(&n->count);
         n->caps_actions = n->caps_inline_reply = false;
+        n->caps_retry = sd_event_source_disable_unref(n->caps_retry);
+        n->caps_attempts = 0;
         r = query_caps(n);
         if (r < 0)
                 log_debug_errno(r, "Cannot ask the notification server for its capabilities: %m");
         return 0;
+}
+
+static int on_extension_owner(sd_bus_message *msg, void *userdata, sd_bus_error *ret_error) {
+        Notifier *n = userdata;
+        const char *name, *old_owner, *new_owner;
+
+        if (sd_bus_message_read(msg, "sss", &name, &old_owner, &new_owner) < 0)
+                return 0;
+        n->extension = new_owner[0] != '\0';
+        log_debug("The GNOME Shell extension is %s", n->extension ? "there" : "gone");
+        return 0;
+}
+
+static int on_extension_has_owner(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
+        Notifier *n = userdata;
+        int has = false;
+
+        n->extension_call = sd_bus_slot_unref(n->extension_call);
+        if (sd_bus_message_is_method_error(reply, NULL) || sd_bus_message_read(reply, "b", &has) < 0)
+                return 0;
+        n->extension = has;
+        return 0;
+}
+
+/* The match goes out before NameHasOwner, so no change of owner falls between the two. */
+static int watch_extension(Notifier *n) {
+        int r;
+
+        r = sd_bus_add_match_async(n->manager->bus, &n->extension_match,
+                                   "type='signal',sender='org.freedesktop.DBus',interface='org.freedesktop.DBus',"
+                                   "member='NameOwnerChanged',arg0='" EXTENSION_NAME "'",
+                                   on_extension_owner, NULL, n);
+        if (r < 0)
+                return r;
+        return sd_bus_call_method_async(n->manager->bus, &n->extension_call, "org.freedesktop.DBus",
+                                        "/org/freedesktop/DBus", "org.freedesktop.DBus", "NameHasOwner",
+                                        on_extension_has_owner, n, "s", EXTENSION_NAME);
 }
 
 static int on_closed(sd_bus_message *msg, void *userdata, sd_bus_error *ret_error) {
@@ -386,8 +496,21 @@ static int on_action(sd_bus_message *msg, void *userdata, sd_bus_error *ret_erro
         if (sd_bus_message_read(msg, "us", &id, &key) < 0)
                 return 0;
         t = thread_by_id(n, id);
-        if (!t || !streq(key, ACTION_MARK_READ))
-                return 0; /* another program's notification, or the reply field opening */
+        if (!t)
+                return 0; /* another program's notification */
+        if (streq(key, ACTION_REPLY_ASK)) {
+                /* The daemon cannot know which terminal or window the user wants: whoever owns
+                 * EXTENSION_NAME opens its dialog on the signal. */
+                if (!t->message_id)
+                        return 0;
+                (void) manager_emit(n->manager, &(Event) { .kind = EVENT_REPLY_REQUESTED,
+                                                           .mesh_id = t->mesh_id,
+                                                           .message_id = t->message_id,
+                                                           .sender = t->sender_pubkey });
+                return 0;
+        }
+        if (!streq(key, ACTION_MARK_READ))
+                return 0; /* the reply field opening */
         r = manager_mark_read(n->manager, t->mesh_id, &e);
         if (r < 0)
                 log_refused(r, "Cannot mark the mesh read from its notification", &e);
@@ -592,6 +715,9 @@ int notify_subscribe(Manager *m) {
         if (r < 0)
                 return r;
         r = query_caps(n);
+        if (r < 0)
+                return r;
+        r = watch_extension(n);
         if (r < 0)
                 return r;
         r = watch_lock(n);
