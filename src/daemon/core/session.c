@@ -22,8 +22,13 @@
 #define SESSION_CWD_MAX 4096
 
 static Session *session_free(Session *s) {
+        Mesh *mesh;
+
         if (!s)
                 return NULL;
+        /* The link must not keep a pointer to it (shutdown frees sessions before meshes). */
+        if (s->conn > 0 && manager_lookup_mesh(s->manager, s->mesh_id, &mesh, NULL) >= 0 && mesh->link)
+                mesh_link_session_forget(mesh->link, s);
         sd_event_source_disable_unref(s->exit_source);
         if (s->pidfd >= 0)
                 close(s->pidfd);

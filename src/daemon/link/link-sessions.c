@@ -100,6 +100,15 @@ void mesh_link_session_close(MeshLink *l, Session *s) {
         session_set_state(s, "closed");
 }
 
+void mesh_link_session_forget(MeshLink *l, Session *s) {
+        assert(l);
+        assert(s);
+
+        if (s->conn > 0 && s->conn <= SESSIONS_MAX && l->conns[s->conn] == s)
+                l->conns[s->conn] = NULL;
+        s->conn = 0;
+}
+
 int mesh_link_session_send_frame(MeshLink *l, Session *s, json_object *frame) {
         assert(l);
         assert(s);
