@@ -5,7 +5,9 @@
 # nor the daemon's); two sessions of one member are two peers (peer_role session); a session's
 # Send arrives at bob with the session's key as sender; killing the registering process ends its
 # presence at bob (PeerLeft); the same session_id comes back with the same key and what arrived
-# meanwhile; kill -9 of alice with session sends pending: delivered once after the restart.
+# meanwhile; a group post and a broadcast reach each identity they address once; a session's
+# profile and presence come back after its worker dies; kill -9 of alice with session sends
+# pending: delivered once after the restart.
 . "$(dirname "$0")/lib.sh"
 HOLDER="$(dirname "$0")/session-holder.py"
 MON="/usr/bin/python3 $(dirname "$0")/sessmon.py"
@@ -21,11 +23,12 @@ wait_connected bob demo
 monitor alice "$T/a-signals"
 monitor bob "$T/b-signals"
 
-# hold FILE NAME SESSION_ID: a session owner on alice's bus in the background; its pid in HOLDER_PID
+# hold FILE NAME SESSION_ID [GROUP...]: a session owner on alice's bus in the background; its pid in
+# HOLDER_PID
 hold() {
         rm -f "$T/$1.session"
-        DBUS_SESSION_BUS_ADDRESS="unix:path=$T/alice/bus" /usr/bin/python3 "$HOLDER" "$T/$1.session" demo "$2" "$3" \
-                >> "$T/holder.log" 2>&1 &
+        DBUS_SESSION_BUS_ADDRESS="unix:path=$T/alice/bus" /usr/bin/python3 "$HOLDER" "$T/$1.session" demo "$2" \
+                "$3" ${4:+"$4"} >> "$T/holder.log" 2>&1 &
         HOLDER_PID=$!
         PIDS="$PIDS $HOLDER_PID"
         wait_until 10 test -s "$T/$1.session" || fail "holder $1 did not register"
@@ -56,7 +59,7 @@ DAEMON=/org/claudemesh/Daemon1
 BOB_KEY=$(/usr/bin/python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["meshes"][0]["pubkey"])' \
         "$T/bob/config/config.json")
 
-hold a1 agent-a1 a1
+hold a1 agent-a1 a1 review
 A1_PID=$HOLDER_PID
 hold a2 agent-a2 a2
 A1=$(path_of a1); K1=$(key_of a1); A2=$(path_of a2); K2=$(key_of a2)
@@ -83,6 +86,34 @@ $MON rows "$T/s-inbox" recipient_pubkey="$K1" > /dev/null
 [ "$(prop "$A1" UnreadCount)" = "u 1" ] || fail "a1's UnreadCount: $(prop "$A1" UnreadCount)"
 scall "$A1" MarkRead '' > /dev/null || fail "a1's MarkRead"
 [ "$(prop "$A1" UnreadCount)" = "u 0" ] || fail "a1's UnreadCount after MarkRead: $(prop "$A1" UnreadCount)"
+
+# a post to a1's group reaches a1 only; a broadcast reaches each identity once
+on bob busctl --user call org.claudemesh.Daemon1 $DAEMON org.claudemesh.Daemon1 Send 'sssa{sv}' demo @review \
+        "for reviewers" 0 > /dev/null || fail "bob's Send to @review"
+on bob busctl --user call org.claudemesh.Daemon1 $DAEMON org.claudemesh.Daemon1 Send 'sssa{sv}' demo '*' \
+        "for everyone" 0 > /dev/null || fail "bob's broadcast"
+wait_until 20 got "$T/a-signals" "$A1" MessageReceived "for reviewers" || fail "a1 did not get the @review post"
+for p in "$A1" "$A2" $DAEMON; do
+        wait_until 20 got "$T/a-signals" "$p" MessageReceived "for everyone" || fail "$p did not get the broadcast"
+done
+[ "$(signals "$T/a-signals" "$A2" MessageReceived "for reviewers")" = 0 ] || fail "a2 got the @review post"
+[ "$(signals "$T/a-signals" $DAEMON MessageReceived "for reviewers")" = 0 ] || fail "alice got the @review post"
+for p in "$A1" "$A2" $DAEMON; do
+        [ "$(signals "$T/a-signals" "$p" MessageReceived "for everyone")" = 1 ] || fail "$p got the broadcast twice"
+done
+scall "$A1" MarkRead '' > /dev/null || fail "a1's MarkRead"
+
+# a session's profile is its presence's
+scall "$A2" SetProfile 'a{sv}' 2 status s working summary s "fixing 14" > /dev/null || fail "a2's SetProfile"
+status_is() { peers_json bob "$T/peers-bob" && grep -q '"fixing 14"' "$T/peers-bob"; }
+wait_until 10 status_is || fail "bob does not see a2's summary: $(cat "$T/peers-bob")"
+
+# the worker dies: every session connection comes back with the next worker
+kill -KILL "$(pgrep -P "$(daemon_pid alice)" -f claudemesh-worker)"
+wait_until 10 sh -c "grep -q 'claudemesh-worker .*restarting' '$T/alice.log'" || fail "alice did not see its worker die"
+wait_until 60 connected "$A1" || fail "a1 did not reconnect after the worker died: $(prop "$A1" State)"
+wait_until 60 connected "$A2" || fail "a2 did not reconnect after the worker died"
+wait_until 10 status_is || fail "a2's summary did not come back with its connection"
 
 # a session's Send goes out as the session
 scall "$A2" Send 'ssa{sv}' bob "from a2" 1 client_message_id s a2-1 > "$T/reply" || fail "a2's Send: $(cat "$T/reply")"

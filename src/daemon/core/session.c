@@ -463,6 +463,7 @@ int session_check_owner(const Session *s, const Caller *caller, CmError *error) 
 
 int session_set_profile(Session *s, const char *status, const char *summary, CmError *error) {
         _cleanup_free_ char *new_status = NULL, *new_summary = NULL;
+        Mesh *mesh;
 
         assert(s);
 
@@ -491,6 +492,8 @@ int session_set_profile(Session *s, const char *status, const char *summary, CmE
                 free(s->summary);
                 s->summary = TAKE_PTR(new_summary);
         }
+        if (manager_lookup_mesh(s->manager, s->mesh_id, &mesh, NULL) >= 0 && mesh->link)
+                mesh_link_session_profile(mesh->link, s);
         (void) manager_emit(s->manager, &(Event) { .kind = EVENT_SESSION_CHANGED, .session = s });
         return 0;
 }
