@@ -397,7 +397,8 @@ int connection_setup(Worker *w) {
         /* lws sizes its descriptor table from this, indexed by descriptor: the sandbox's limit. */
         info.fd_limit_per_thread = WORKER_FD_MAX;
         /* A client holds a header block from its connect through the upgrade; with lws's
-         * default pool of 32, the 33rd concurrent connect waits forever for one. */
+         * default pool of 32, a 33rd concurrent connect (every session after a broker
+         * restart) would wait for another's upgrade. */
         info.max_http_header_pool = 1 + WORKER_SESSIONS_MAX + CLOSING_MAX;
         w->lws = lws_create_context(&info);
         if (!w->lws)

@@ -207,6 +207,8 @@ async def test_256_sessions(b, workers):
     # every join is pushed to every other connection: n² frames nobody here reads
     w.keep_frames = False
     up = set()
+    # in batches: our broker answers at most 32 WebSocket upgrades at a time (its lws header
+    # pool) and drops the rest
     for first in range(1, n + 1, 16):
         for conn in range(first, first + 16):
             w.open_session(conn)
