@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* Sessions: agent processes with their own identity on a mesh, ended by the kernel's word (a
  * pidfd) that their process is gone. */
+#include <dirent.h>
 #include <fcntl.h>
 #include <sodium.h>
 #include <string.h>
@@ -11,8 +12,10 @@
 
 #include "escape.h"
 #include "fileio.h"
+#include "link-receive.h"
 #include "log.h"
 #include "manager.h"
+#include "mesh-link.h"
 #include "secret-util.h"
 #include "session.h"
 #include "strv.h"
@@ -20,8 +23,13 @@
 #define SESSION_CWD_MAX 4096
 
 static Session *session_free(Session *s) {
+        Mesh *mesh;
+
         if (!s)
                 return NULL;
+        /* The link must not keep a pointer to it (shutdown frees sessions before meshes). */
+        if (s->conn > 0 && manager_lookup_mesh(s->manager, s->mesh_id, &mesh, NULL) >= 0 && mesh->link)
+                mesh_link_session_forget(mesh->link, s);
         sd_event_source_disable_unref(s->exit_source);
         if (s->pidfd >= 0)
                 close(s->pidfd);
@@ -217,10 +225,136 @@ static void session_remove(Session *s) {
                 }
 }
 
+/* The sends of a session whose key dies with it can never go out: each goes dead with why,
+ * announced as SendFailed, rather than waiting in the outbox for max_age. A kept key's sends
+ * wait for the session_id to register again. */
+static void give_up_sends(Manager *m, const char *pubkey_hex, const char *why) {
+        OutboxRow *rows = NULL;
+        size_t n = 0;
+        int r;
+
+        if (!m->outbox || !m->transitions)
+                return;
+        r = outbox_list_active_from(m->outbox, pubkey_hex, OUTBOX_LIST_MAX, &rows, &n);
+        if (r < 0) {
+                log_warning_errno(r, "Cannot read the queued sends of session key %.16s; they go dead at max_age: %m",
+                                  pubkey_hex);
+                return;
+        }
+        for (size_t i = 0; i < n; i++) {
+                r = transition_queue_apply(m->transitions,
+                                           &(Transition) {
+                                                   .kind = TRANSITION_DEAD,
+                                                   .mesh_id = rows[i].mesh_id,
+                                                   .row_id = rows[i].id,
+                                                   .client_message_id = rows[i].client_message_id,
+                                                   .detail = why,
+                                           });
+                if (r < 0 && r != -ESTALE && r != -ENOENT && r != -EAGAIN)
+                        log_warning_errno(r, "Cannot give up send %s of session key %.16s: %m",
+                                          rows[i].client_message_id, pubkey_hex);
+        }
+        outbox_rows_free(rows, n);
+}
+
+static void session_give_up_sends(Session *s) {
+        give_up_sends(s->manager, s->public_key_hex,
+                      "session_ended: the session closed before the message went out, and its key was not kept "
+                      "(no session_id)");
+}
+
+#define KEPT_KEYS_MAX 4096
+
+DEFINE_TRIVIAL_CLEANUP_FUNC(DIR *, closedir);
+
+/* The public keys (hex) of the kept session keys, at most KEPT_KEYS_MAX of them. */
+static int kept_public_keys(const char *state_dir, char ***ret) {
+        _cleanup_strv_free_ char **keys = NULL;
+        _cleanup_free_ char *dir = NULL;
+        _cleanup_(closedirp) DIR *d = NULL;
+        struct dirent *de;
+        size_t n = 0;
+
+        if (asprintf(&dir, "%s/sessions", state_dir) < 0)
+                return -ENOMEM;
+        keys = calloc(1, sizeof(char *));
+        if (!keys)
+                return -ENOMEM;
+        d = opendir(dir);
+        if (!d) {
+                if (errno != ENOENT)
+                        return -errno;
+                *ret = TAKE_PTR(keys);
+                return 0;
+        }
+        while ((de = readdir(d)) && n < KEPT_KEYS_MAX) {
+                _cleanup_(secret_buffer_done) SecretBuffer b = { 0 };
+                uint8_t pk[crypto_sign_PUBLICKEYBYTES], sk[crypto_sign_SECRETKEYBYTES];
+                _cleanup_free_ char *path = NULL;
+                size_t len = strlen(de->d_name);
+                char **grown;
+
+                if (len < strlen(".session-key") || !streq(de->d_name + len - strlen(".session-key"), ".session-key"))
+                        continue;
+                if (asprintf(&path, "%s/%s", dir, de->d_name) < 0)
+                        return -ENOMEM;
+                if (read_full_file(path, 4096, &b.data, &b.size, NULL) < 0 || b.size != crypto_sign_SEEDBYTES)
+                        continue;
+                crypto_sign_seed_keypair(pk, sk, (const unsigned char *) b.data);
+                sodium_memzero(sk, sizeof sk);
+                grown = reallocarray(keys, n + 2, sizeof(char *));
+                if (!grown)
+                        return -ENOMEM;
+                keys = grown;
+                keys[n + 1] = NULL;
+                keys[n] = malloc(2 * sizeof pk + 1);
+                if (!keys[n])
+                        return -ENOMEM;
+                sodium_bin2hex(keys[n], 2 * sizeof pk + 1, pk, sizeof pk);
+                n++;
+        }
+        *ret = TAKE_PTR(keys);
+        return 0;
+}
+
+void session_fail_orphan_sends(Manager *m) {
+        _cleanup_strv_free_ char **senders = NULL, **kept = NULL;
+        int r;
+
+        assert(m);
+
+        if (!m->outbox || outbox_list_active_senders(m->outbox, OUTBOX_LIST_MAX, &senders) < 0 || !senders[0])
+                return;
+        r = kept_public_keys(m->state_dir, &kept);
+        if (r < 0) {
+                log_warning_errno(r, "Cannot read the kept session keys; queued sends of sessions wait: %m");
+                return;
+        }
+        for (char **s = senders; *s; s++) {
+                bool found = false;
+
+                for (char **k = kept; *k && !found; k++)
+                        found = streq(*k, *s);
+                for (size_t i = 0; i < m->n_sessions && !found; i++)
+                        found = streq(m->sessions[i]->public_key_hex, *s);
+                if (!found)
+                        give_up_sends(m, *s,
+                                      "session_ended: the daemon stopped before the message went out, and the "
+                                      "session's key was not kept (no session_id)");
+        }
+}
+
 void session_end(Session *s, const char *why) {
+        Mesh *mesh;
+
         assert(s);
 
         log_info("Session %s (%s) on mesh %s ended: %s.", s->id, s->display_name, s->mesh_slug, why);
+        /* Its presence ends now, not when the broker notices. */
+        if (manager_lookup_mesh(s->manager, s->mesh_id, &mesh, NULL) >= 0 && mesh->link)
+                mesh_link_session_close(mesh->link, s);
+        if (!s->persistent)
+                session_give_up_sends(s);
         /* Announced while it is still findable, so the object is there for InterfacesRemoved. */
         (void) manager_emit(s->manager, &(Event) { .kind = EVENT_SESSION_REMOVED, .session = s });
         session_remove(s);
@@ -330,6 +464,7 @@ int session_register(Manager *m, const SessionRegistration *reg, const Caller *c
         s->groups = strv_dup(reg->groups);
         s->status = strdup("idle");
         s->summary = strdup("");
+        s->state = "closed";
         if (!s->id || !s->mesh_id || !s->mesh_slug || !s->display_name || !s->cwd || !s->status || !s->summary ||
             !s->groups)
                 return -ENOMEM;
@@ -361,9 +496,47 @@ int session_register(Manager *m, const SessionRegistration *reg, const Caller *c
         m->sessions[m->n_sessions++] = s;
         log_info("Session %s (%s, pid %d) registered on mesh %s with key %.16s.", s->id, s->display_name,
                  (int) s->owner.pid, s->mesh_slug, s->public_key_hex);
+        if (m->inbox)
+                (void) inbox_count_unseen(m->inbox, s->public_key_hex, &s->unread);
         (void) manager_emit(m, &(Event) { .kind = EVENT_SESSION_ADDED, .session = s });
+        if (mesh->link)
+                mesh_link_session_open(mesh->link, s);
+        /* What reached it while it was away (or before a crash) and was not announced. */
+        session_announce_stored(s);
         *ret = TAKE_PTR(s);
         return 0;
+}
+
+Session *session_find_by_key(Manager *m, const char *mesh_id, const char *pubkey_hex) {
+        assert(m);
+        assert(mesh_id);
+        assert(pubkey_hex);
+
+        for (size_t i = 0; i < m->n_sessions; i++)
+                if (streq(m->sessions[i]->mesh_id, mesh_id) && streq(m->sessions[i]->public_key_hex, pubkey_hex))
+                        return m->sessions[i];
+        return NULL;
+}
+
+void session_set_state(Session *s, const char *state) {
+        assert(s);
+        assert(state);
+
+        if (streq(s->state, state))
+                return;
+        s->state = state;
+        (void) manager_emit(s->manager, &(Event) { .kind = EVENT_SESSION_CHANGED, .session = s });
+}
+
+void session_refresh_unread(Session *s) {
+        unsigned n;
+
+        assert(s);
+
+        if (!s->manager->inbox || inbox_count_unseen(s->manager->inbox, s->public_key_hex, &n) < 0 || n == s->unread)
+                return;
+        s->unread = n;
+        (void) manager_emit(s->manager, &(Event) { .kind = EVENT_SESSION_CHANGED, .session = s });
 }
 
 int session_check_owner(const Session *s, const Caller *caller, CmError *error) {
@@ -378,6 +551,7 @@ int session_check_owner(const Session *s, const Caller *caller, CmError *error) 
 
 int session_set_profile(Session *s, const char *status, const char *summary, CmError *error) {
         _cleanup_free_ char *new_status = NULL, *new_summary = NULL;
+        Mesh *mesh;
 
         assert(s);
 
@@ -406,6 +580,8 @@ int session_set_profile(Session *s, const char *status, const char *summary, CmE
                 free(s->summary);
                 s->summary = TAKE_PTR(new_summary);
         }
+        if (manager_lookup_mesh(s->manager, s->mesh_id, &mesh, NULL) >= 0 && mesh->link)
+                mesh_link_session_profile(mesh->link, s);
         (void) manager_emit(s->manager, &(Event) { .kind = EVENT_SESSION_CHANGED, .session = s });
         return 0;
 }
