@@ -17,7 +17,7 @@ static int start_stream(CompatRequest *req, Manager *m, void *request) {
 int compat_route_events(CompatRequest *req, void *userdata) {
         assert(req);
 
-        return compat_authorize(req, userdata, POLKIT_ACTION_READ, start_stream, NULL, NULL);
+        return compat_authorize(req, compat_server_manager(userdata), POLKIT_ACTION_READ, start_stream, NULL, NULL);
 }
 
 /* An event's data with its ts and mesh, or NULL when no stream listens (or out of memory). */
@@ -212,6 +212,9 @@ int compat_on_event(Manager *m, const Event *e, void *userdata) {
                 break;
         case EVENT_MESH_STATE:
                 event_mesh_state(s, e->mesh, e->before);
+                break;
+        case EVENT_SESSION_REMOVED:
+                compat_sessions_on_event(s, e);
                 break;
         default: /* upstream's stream has no such event */
                 break;

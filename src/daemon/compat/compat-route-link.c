@@ -221,7 +221,7 @@ static int list_peers(CompatRequest *req, Manager *m, void *request) {
 int compat_route_peers(CompatRequest *req, void *userdata) {
         assert(req);
 
-        return compat_authorize(req, userdata, POLKIT_ACTION_READ, list_peers, NULL, NULL);
+        return compat_authorize(req, compat_server_manager(userdata), POLKIT_ACTION_READ, list_peers, NULL, NULL);
 }
 
 /* A JSON member as profile_update_set() checks it; strings points into it. -EILSEQ when a string
@@ -305,5 +305,6 @@ static int set_profile(CompatRequest *req, Manager *m, void *request) {
 int compat_route_profile(CompatRequest *req, void *userdata) {
         assert(req);
 
-        return compat_authorize(req, userdata, POLKIT_ACTION_SET_PROFILE, set_profile, NULL, NULL);
+        return compat_authorize(req, compat_server_manager(userdata),
+                                POLKIT_ACTION_SET_PROFILE, set_profile, NULL, NULL);
 }

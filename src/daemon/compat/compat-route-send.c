@@ -138,7 +138,7 @@ int compat_route_send(CompatRequest *req, void *userdata) {
         _cleanup_(json_object_putp) json_object *body = NULL;
         _cleanup_free_ char *to_buf = NULL, *id_buf = NULL, *key_buf = NULL;
         const char *to, *message, *priority, *reply_to_id, *id, *mesh, *meta_text = NULL, *key;
-        Manager *m = userdata;
+        Manager *m = compat_server_manager(userdata);
         json_object *meta;
         Caller caller;
         int r;

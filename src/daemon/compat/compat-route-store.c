@@ -235,7 +235,7 @@ static int inbox_authorized(CompatRequest *req, Manager *m, void *request) {
 
 int compat_route_inbox(CompatRequest *req, void *userdata) {
         _cleanup_free_ InboxQuery *q = malloc(sizeof(InboxQuery));
-        Manager *m = userdata;
+        Manager *m = compat_server_manager(userdata);
         int r;
 
         assert(req);
@@ -324,7 +324,7 @@ static int outbox_authorized(CompatRequest *req, Manager *m, void *request) {
 
 int compat_route_outbox(CompatRequest *req, void *userdata) {
         _cleanup_free_ OutboxListRequest *q = malloc(sizeof(OutboxListRequest));
-        Manager *m = userdata;
+        Manager *m = compat_server_manager(userdata);
         int r;
 
         assert(req);
@@ -431,7 +431,7 @@ static int requeue_authorized(CompatRequest *req, Manager *m, void *request) {
 
 int compat_route_requeue(CompatRequest *req, void *userdata) {
         _cleanup_(requeue_body_freep) RequeueBody *b = calloc(1, sizeof(RequeueBody));
-        Manager *m = userdata;
+        Manager *m = compat_server_manager(userdata);
         int r;
 
         assert(req);
@@ -498,7 +498,8 @@ int compat_route_inbox_seen(CompatRequest *req, void *userdata) {
                 return r < 0 ? r : 0;
         if (!json_object_object_get_ex(body, "ids", &ids) || !json_object_is_type(ids, json_type_array))
                 return compat_reply_error(req, MHD_HTTP_BAD_REQUEST, "missing 'ids' (string[])");
-        return compat_authorize(req, userdata, POLKIT_ACTION_READ, seen_authorized, TAKE_PTR(body), json_free);
+        return compat_authorize(req, compat_server_manager(userdata),
+                                POLKIT_ACTION_READ, seen_authorized, TAKE_PTR(body), json_free);
 }
 
 typedef struct FlushQuery {
@@ -534,7 +535,8 @@ int compat_route_inbox_flush(CompatRequest *req, void *userdata) {
         r = query_time(req, "before", &q->before);
         if (r != 0)
                 return r < 0 ? r : 0;
-        return compat_authorize(req, userdata, POLKIT_ACTION_READ, flush_authorized, TAKE_PTR(q), free);
+        return compat_authorize(req, compat_server_manager(userdata),
+                                POLKIT_ACTION_READ, flush_authorized, TAKE_PTR(q), free);
 }
 
 static int delete_authorized(CompatRequest *req, Manager *m, void *request) {
@@ -568,5 +570,6 @@ int compat_route_inbox_delete(CompatRequest *req, void *userdata) {
 
         if (!id[0])
                 return compat_reply_error(req, MHD_HTTP_BAD_REQUEST, "missing id");
-        return compat_authorize(req, userdata, POLKIT_ACTION_READ, delete_authorized, NULL, NULL);
+        return compat_authorize(req, compat_server_manager(userdata),
+                                POLKIT_ACTION_READ, delete_authorized, NULL, NULL);
 }
