@@ -6,12 +6,13 @@
 # texts. A registration is a Session1 object on the bus with a key the daemon made (the secret key
 # upstream's CLI sends is not taken), lives as long as the process named by "pid" (pidfd), is
 # replaced by a registration under the same session id, and takes its token along when it ends.
-# Tokens are never logged; a pid of another uid is refused; past 256 sessions, 503.
+# Tokens are never logged; a pid of another uid is refused; past 256 sessions, 503. Without
+# ?mesh=, a session's /v1/inbox and DELETE /v1/inbox are its mesh's (upstream's meshFromCtx).
 . "$(dirname "$0")/lib.sh"
 
 start_session_bus
 export DBUS_SYSTEM_BUS_ADDRESS="unix:path=$T/no-system-bus"   # same-uid fallback: allowed
-write_config "$T/config" "$("$MAKE_MESH_ENTRY" acme)"
+write_config "$T/config" "$("$MAKE_MESH_ENTRY" acme)" "$("$MAKE_MESH_ENTRY" beta)"
 start_daemon
 
 PYTHONPATH="$(dirname "$0")" /usr/bin/python3 - "$T" <<'PY' || fail "/v1/sessions checks failed"
@@ -164,9 +165,28 @@ for i in range(256):
     expect(call("DELETE", "/v1/sessions/" + tokens[i]), 200)
 assert objects() == {}
 
+# a session's inbox requests default to its mesh
+import sqlite3
+cfg = json.load(open(os.path.join(T, "config/config.json")))
+ids = {m["slug"]: m["meshId"] for m in cfg["meshes"]}
+with sqlite3.connect(os.path.join(T, "state/claudemesh/inbox.db"), timeout=5) as db:
+    for i, slug in enumerate(["acme", "beta", "beta"]):
+        db.execute("INSERT INTO inbox (id, client_message_id, mesh_id, sender_pubkey, sender_name, body, received_at)"
+                   " VALUES (?, ?, ?, 'pk', 'n', 'b', ?)", (f"r{i}", f"c{i}", ids[slug], int(time.time() * 1e6) + i))
+tok4 = secrets.token_hex(32)
+expect(reg(tok4, session_id="s-4", mesh="beta"), 200)
+def inbox(url, token=None):
+    return sorted(r["id"] for r in expect(call("GET", url, token=token), 200)["items"])
+assert inbox("/v1/inbox?mark_seen=false") == ["r0", "r1", "r2"]
+assert inbox("/v1/inbox?mark_seen=false", tok4) == ["r1", "r2"]
+assert inbox("/v1/inbox?mark_seen=false&mesh=acme", tok4) == ["r0"]
+expect(call("DELETE", "/v1/inbox", token=tok4), 200, {"removed": 2})
+assert inbox("/v1/inbox?mark_seen=false") == ["r0"]
+expect(call("DELETE", "/v1/sessions/" + tok4), 200)
+
 # never in the log
 log = open(os.path.join(T, "daemon.log")).read()
-for t in [tok, tok2, tok3] + tokens:
+for t in [tok, tok2, tok3, tok4] + tokens:
     assert t not in log and t.upper() not in log, "a token reached the log"
 PY
 echo ok

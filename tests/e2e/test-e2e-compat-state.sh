@@ -3,7 +3,8 @@
 # GET and POST /v1/state (upstream apps/cli/src/daemon/ipc/server.ts at 1.37.0) onto our broker's
 # shared state, two daemons: alice sets a key, bob reads it with upstream's row shape and the
 # mesh; a key not set is 404 state_not_found; the list spans the attached meshes; the mesh is the
-# one named, the session's (ClaudeMesh-Session header) or the only one, else 400 mesh_required;
+# one named, the session's (ClaudeMesh-Session header; its /v1/peers too) or the only one, else
+# 400 mesh_required;
 # upstream's 400 and 404 texts; an entry over a broker frame is 413; a broker that does not
 # answer or is gone, 502.
 . "$(dirname "$0")/lib.sh"
@@ -89,6 +90,11 @@ expect 200 '{"ok":true,"key":"s","mesh":"other"}' alice POST /v1/state -d '{"key
         -H "Authorization: ClaudeMesh-Session $TOKEN"
 api alice GET '/v1/state?key=k&mesh=demo' -H "Authorization: ClaudeMesh-Session $TOKEN"
 check 's == 200 and b["state"]["mesh"] == "demo"'
+# and so do its peer lists
+api alice GET /v1/peers -H "Authorization: ClaudeMesh-Session $TOKEN"
+check 's == 200 and b["peers"] and {p["mesh"] for p in b["peers"]} == {"other"}'
+api alice GET /v1/peers
+check 's == 200 and {p["mesh"] for p in b["peers"]} == {"demo", "other"}'
 
 # a broker that does not answer: each query ends at its timeout, 502 rather than upstream's 404
 kill -STOP "$BROKER_PID"

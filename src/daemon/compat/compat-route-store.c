@@ -115,6 +115,7 @@ static int reply_items(CompatRequest *req, Manager *m, const void *items, size_t
 }
 
 typedef struct InboxQuery {
+        CompatServer *server;
         InboxListRequest list;
         bool mark_seen;          /* upstream's default: a listing stamps what it returned as seen */
 } InboxQuery;
@@ -218,14 +219,27 @@ static int inbox_reply(CompatRequest *req, Manager *m, const InboxQuery *q, cons
         return reply_items(req, m, msgs, n, sizeof(InboxMessage), fill_inbox_item, extra);
 }
 
+/* upstream's meshFromCtx(): without ?mesh=, a session's request reads its own mesh. Asked once
+ * polkit allowed it: the session may have ended meanwhile. */
+static const char *session_mesh(CompatServer *s, CompatRequest *req, const char *named) {
+        Session *session;
+
+        if (named)
+                return named;
+        session = compat_request_session(s, req);
+        return session ? session->mesh_slug : NULL;
+}
+
 static int inbox_authorized(CompatRequest *req, Manager *m, void *request) {
         _cleanup_(cm_error_done) CmError error = CM_ERROR_NULL;
         const InboxQuery *q = request;
+        InboxListRequest list = q->list;
         InboxMessage *msgs = NULL;
         size_t n = 0;
         int r;
 
-        r = manager_list_inbox(m, &q->list, &msgs, &n, &error);
+        list.mesh = session_mesh(q->server, req, list.mesh);
+        r = manager_list_inbox(m, &list, &msgs, &n, &error);
         if (r < 0)
                 return compat_reply_failure(req, r, &error);
         r = inbox_reply(req, m, q, msgs, n);
@@ -242,6 +256,7 @@ int compat_route_inbox(CompatRequest *req, void *userdata) {
 
         if (!q)
                 return -ENOMEM;
+        q->server = userdata;
         r = inbox_query(req, m, q);
         if (r != 0)
                 return r < 0 ? r : 0;
@@ -503,6 +518,7 @@ int compat_route_inbox_seen(CompatRequest *req, void *userdata) {
 }
 
 typedef struct FlushQuery {
+        CompatServer *server;
         const char *mesh;        /* req's */
         usec_t before;
 } FlushQuery;
@@ -514,7 +530,7 @@ static int flush_authorized(CompatRequest *req, Manager *m, void *request) {
         unsigned removed;
         int r;
 
-        r = manager_flush_inbox(m, q->mesh, q->before, &removed, &error);
+        r = manager_flush_inbox(m, session_mesh(q->server, req, q->mesh), q->before, &removed, &error);
         if (r < 0)
                 return compat_reply_failure(req, r, &error);
         reply = json_object_new_object();
@@ -531,7 +547,7 @@ int compat_route_inbox_flush(CompatRequest *req, void *userdata) {
 
         if (!q)
                 return -ENOMEM;
-        *q = (FlushQuery) { .mesh = query(req, "mesh") };
+        *q = (FlushQuery) { .server = userdata, .mesh = query(req, "mesh") };
         r = query_time(req, "before", &q->before);
         if (r != 0)
                 return r < 0 ? r : 0;
