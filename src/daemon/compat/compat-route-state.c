@@ -97,6 +97,8 @@ static const char *failure_text(int result, json_object *answer) {
                 return "the broker did not answer in time";
         if (result == -ECANCELED)
                 return "the daemon is stopping";
+        if (result == -EBUSY)
+                return "too many state queries at once, try again";
         return "not connected to the broker";
 }
 
