@@ -44,6 +44,8 @@ typedef struct Args {
         size_t n_capabilities;
         bool no_tools;
         bool print;
+        const char *name;       /* mcp --name */
+        const char *session_id; /* mcp --session-id */
 } Args;
 
 extern Args arg;

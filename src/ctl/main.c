@@ -40,6 +40,8 @@ enum {
         ARG_CAPABILITY,
         ARG_NO_TOOLS,
         ARG_PRINT,
+        ARG_NAME,
+        ARG_SESSION_ID,
 };
 #define OPT(x) (1u << (ARG_##x - ARG_MESH))
 
@@ -69,6 +71,8 @@ static const struct option options[] = {
         { "capability", required_argument, NULL, ARG_CAPABILITY },
         { "no-tools", no_argument, NULL, ARG_NO_TOOLS },
         { "print", no_argument, NULL, ARG_PRINT },
+        { "name", required_argument, NULL, ARG_NAME },
+        { "session-id", required_argument, NULL, ARG_SESSION_ID },
         { NULL, 0, NULL, 0 },
 };
 
@@ -93,7 +97,7 @@ static const Verb verbs[] = {
         { "reconnect", 0, 0, OPT(MESH), verb_reconnect },
         { "mark-read", 0, 0, OPT(MESH), verb_mark_read },
         { "watch", 0, 0, OPT(MESH), verb_watch },
-        { "mcp", 0, 0, OPT(MESH) | OPT(NO_TOOLS), verb_mcp },
+        { "mcp", 0, 0, OPT(MESH) | OPT(NO_TOOLS) | OPT(NAME) | OPT(SESSION_ID), verb_mcp },
         { "setup", 1, 1, OPT(MESH) | OPT(NO_TOOLS) | OPT(PRINT), verb_setup },
 };
 
@@ -140,6 +144,8 @@ static void help(void) {
                "                           profile: the other profile fields\n"
                "     --capability=NAME     profile: a capability (repeat for several)\n"
                "     --no-tools            mcp, setup: push messages only, offer no tools\n"
+               "     --name=NAME           mcp: the session's display name on the mesh\n"
+               "     --session-id=ID       mcp: keep the session's identity under ID\n"
                "     --print               setup: print the entry instead of writing it\n\n"
                "See the claudemeshctl(1) man page for details and exit codes.\n",
                ansi_bold(), ansi_normal(), ansi_bold(), ansi_normal(), ansi_bold(), ansi_normal());
@@ -190,6 +196,7 @@ static int parse_argv(int argc, char *argv[], unsigned *ret_given) {
                 [ARG_NEW_ID - ARG_MESH] = &arg.new_id,     [ARG_SUMMARY - ARG_MESH] = &arg.summary,
                 [ARG_TITLE - ARG_MESH] = &arg.title,       [ARG_BIO - ARG_MESH] = &arg.bio,
                 [ARG_AVATAR - ARG_MESH] = &arg.avatar,
+                [ARG_NAME - ARG_MESH] = &arg.name,         [ARG_SESSION_ID - ARG_MESH] = &arg.session_id,
         };
         unsigned given = 0;
         int c, r;
