@@ -348,7 +348,7 @@ static size_t count_unannounced(Inbox *i, const char *mesh) {
         InboxMessage *m = NULL;
         size_t n = 0;
 
-        ASSERT_OK(inbox_list_unannounced(i, mesh, 0, &m, &n));
+        ASSERT_OK(inbox_list_unannounced(i, mesh, NULL, 0, &m, &n));
         inbox_messages_free(m, n);
         return n;
 }
@@ -367,7 +367,7 @@ static void test_announced(void) {
         /* A duplicate adds nothing to announce. */
         insert(i, message("mesh-1", "late", ALICE, NULL, NOW + 11), false);
 
-        ASSERT_OK(inbox_list_unannounced(i, "mesh-1", 0, &m, &n));
+        ASSERT_OK(inbox_list_unannounced(i, "mesh-1", NULL, 0, &m, &n));
         ASSERT_EQ(n, 2);
         ASSERT_STREQ(m[0].client_message_id, "early");
         ASSERT_STREQ(m[0].sender_name, "bob");
@@ -383,7 +383,7 @@ static void test_announced(void) {
         /* The marks are durable: after a reopen only the unmarked row is left. */
         inbox_free(i);
         i = open_inbox(path);
-        ASSERT_OK(inbox_list_unannounced(i, "mesh-1", 0, &m, &n));
+        ASSERT_OK(inbox_list_unannounced(i, "mesh-1", NULL, 0, &m, &n));
         ASSERT_EQ(n, 1);
         ASSERT_STREQ(m[0].client_message_id, "late");
         ASSERT_OK(inbox_mark_announced(i, m[0].id, NOW + 40));

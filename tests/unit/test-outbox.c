@@ -608,22 +608,22 @@ static void test_recovery(void) {
                 size_t n = 0;
                 usec_t next = 0;
 
-                ASSERT_OK(outbox_list_due(o, NULL, NOW + HOUR, 0, &rows, &n));
+                ASSERT_OK(outbox_list_due(o, NULL, NULL, NOW + HOUR, 0, &rows, &n));
                 ASSERT_EQ(n, 1);
                 ASSERT_STREQ(rows[0].id, c);
                 outbox_rows_free(rows, n);
-                ASSERT_OK(outbox_list_due(o, NULL, NOW + HOUR + 500 * USEC_PER_MSEC, 0, &rows, &n));
+                ASSERT_OK(outbox_list_due(o, NULL, NULL, NOW + HOUR + 500 * USEC_PER_MSEC, 0, &rows, &n));
                 ASSERT_EQ(n, 3);
                 ASSERT_STREQ(rows[0].id, c);
                 outbox_rows_free(rows, n);
-                ASSERT_OK(outbox_list_due(o, NULL, NOW + 2 * HOUR, 1, &rows, &n));
+                ASSERT_OK(outbox_list_due(o, NULL, NULL, NOW + 2 * HOUR, 1, &rows, &n));
                 ASSERT_EQ(n, 1);
                 outbox_rows_free(rows, n);
                 /* per mesh: every row here belongs to one mesh */
-                ASSERT_OK(outbox_list_due(o, "mesh-1", NOW + 2 * HOUR, 0, &rows, &n));
+                ASSERT_OK(outbox_list_due(o, "mesh-1", NULL, NOW + 2 * HOUR, 0, &rows, &n));
                 ASSERT_EQ(n, 3);
                 outbox_rows_free(rows, n);
-                ASSERT_OK(outbox_list_due(o, "no-such-mesh", NOW + 2 * HOUR, 0, &rows, &n));
+                ASSERT_OK(outbox_list_due(o, "no-such-mesh", NULL, NOW + 2 * HOUR, 0, &rows, &n));
                 ASSERT_EQ(n, 0);
                 outbox_rows_free(rows, n);
                 ASSERT_OK(outbox_next_attempt_at(o, 0, &next));

@@ -11,6 +11,7 @@
 typedef struct SendOp {
         Manager *manager;
         char *mesh_id;
+        char *sender_pubkey;   /* a session's key, NULL for the member */
         SendRequest req;
         ManagerSendDone done;
         void *userdata;
@@ -25,6 +26,7 @@ static SendOp *send_op_free(SendOp *op) {
         if (!op)
                 return NULL;
         free(op->mesh_id);
+        free(op->sender_pubkey);
         send_request_done(&op->req);
         free(op->to);
         free(op->message);
@@ -114,6 +116,11 @@ static int send_op_start(SendOp *op, Mesh *mesh, const SendCall *call, CmError *
                                  n_topics, now_usec(CLOCK_REALTIME), &op->req, &why);
         if (r < 0)
                 return validation_error(r, why, error);
+        if (op->sender_pubkey) {
+                op->req.sender_pubkey = strdup(op->sender_pubkey);
+                if (!op->req.sender_pubkey)
+                        return -ENOMEM;
+        }
 
         r = polkit_check_async(m->polkit, call->caller, call->interactive, call->polkit_timeout, POLKIT_ACTION_SEND,
                                on_authorized, op, error);
@@ -229,6 +236,11 @@ int manager_send(Manager *m, const SendCall *call, ManagerSendDone done, void *u
         op->mesh_id = strdup(mesh->entry->mesh_id);
         if (!op->mesh_id)
                 return -ENOMEM;
+        if (call->sender_pubkey) {
+                op->sender_pubkey = strdup(call->sender_pubkey);
+                if (!op->sender_pubkey)
+                        return -ENOMEM;
+        }
 
         if (topic_needs_refresh(mesh, call->to))
                 r = send_op_wait_topics(op, mesh, call);

@@ -23,6 +23,7 @@ typedef struct SendCall {
         const char *mesh;        /* slug or id; "" for the default mesh (manager_lookup_mesh) */
         const char *to;
         const char *message;
+        const char *sender_pubkey; /* a session's key to send as (it must be registered); NULL: the member */
         SendOptions options;
 } SendCall;
 

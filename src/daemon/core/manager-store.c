@@ -106,7 +106,17 @@ int manager_list_inbox(Manager *m, const InboxListRequest *q, InboxMessage **ret
         r = inbox_check(m, error);
         if (r < 0)
                 return r;
-        r = inbox_list(m->inbox, mesh_id, q->since, q->from, q->topic, q->unread_only, q->limit, ret, ret_n);
+        r = inbox_list_filtered(m->inbox,
+                                &(InboxFilter) {
+                                        .mesh_id = mesh_id,
+                                        .since = q->since,
+                                        .from = q->from,
+                                        .topic = q->topic,
+                                        .unread_only = q->unread_only,
+                                        .limit = q->limit,
+                                        .recipient_pubkey = q->recipient_pubkey,
+                                },
+                                ret, ret_n);
         if (r < 0)
                 return cm_error_setf(error, CM_ERR_STORAGE, "Cannot read the inbox: %s", STRERROR(r));
         return 0;

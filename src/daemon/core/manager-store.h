@@ -28,6 +28,7 @@ typedef struct InboxListRequest {
         const char *topic;       /* or NULL */
         bool unread_only;        /* only rows not marked seen (upstream's seen_at) */
         unsigned limit;          /* 0: the default; clamped to INBOX_LIST_MAX */
+        const char *recipient_pubkey; /* only what this identity received; NULL: any */
 } InboxListRequest;
 
 typedef struct RequeueRequest {

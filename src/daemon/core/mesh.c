@@ -39,8 +39,11 @@ int mesh_new(Manager *m, const MeshEntry *entry, Mesh **ret) {
         mesh->last_error = strdup("");
         if (!mesh->last_error)
                 return -ENOMEM;
-        if (m->inbox && entry->mesh_id)
+        if (m->inbox && entry->mesh_id) {
+                if (entry->pubkey_hex)
+                        (void) inbox_adopt_member(m->inbox, entry->mesh_id, entry->pubkey_hex);
                 (void) inbox_count_unread(m->inbox, entry->mesh_id, &mesh->unread);
+        }
         if (m->state_dir && entry->mesh_id && entry->mesh_id[0]) {
                 json_object *status;
 

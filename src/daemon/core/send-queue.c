@@ -50,6 +50,7 @@ static int accept_batch(SendQueue *q, size_t n, usec_t now, OutboxAcceptResult r
                                           .reply_to = p->req.reply_to,
                                           .body = p->req.body,
                                           .body_size = p->req.body_size,
+                                          .sender_pubkey = p->req.sender_pubkey,
                                   },
                                   now, &results[i]);
                 if (r < 0)

@@ -13,6 +13,7 @@ void send_request_done(SendRequest *r) {
         free(r->meta_json);
         free(r->reply_to);
         free(r->body);
+        free(r->sender_pubkey);
         *r = (SendRequest) { 0 };
 }
 

@@ -30,6 +30,7 @@ typedef struct SendRequest {
         char *body;
         size_t body_size;
         uint8_t fingerprint[REQUEST_FINGERPRINT_SIZE];
+        char *sender_pubkey;            /* the session key it goes out as; NULL: the member (its id's scope) */
 } SendRequest;
 
 void send_request_done(SendRequest *r);

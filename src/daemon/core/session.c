@@ -11,8 +11,10 @@
 
 #include "escape.h"
 #include "fileio.h"
+#include "link-receive.h"
 #include "log.h"
 #include "manager.h"
+#include "mesh-link.h"
 #include "secret-util.h"
 #include "session.h"
 #include "strv.h"
@@ -217,10 +219,49 @@ static void session_remove(Session *s) {
                 }
 }
 
+/* The sends of a session whose key dies with it can never go out: each goes dead with the reason,
+ * announced as SendFailed, rather than waiting in the outbox for max_age. A kept key's sends
+ * wait for the session_id to register again. */
+static void session_give_up_sends(Session *s) {
+        Manager *m = s->manager;
+        OutboxRow *rows = NULL;
+        size_t n = 0;
+        int r;
+
+        if (!m->outbox)
+                return;
+        r = outbox_list_active_from(m->outbox, s->public_key_hex, OUTBOX_LIST_MAX, &rows, &n);
+        if (r < 0) {
+                log_warning_errno(r, "Session %s: cannot read its queued sends; they go dead at max_age: %m", s->id);
+                return;
+        }
+        for (size_t i = 0; i < n; i++) {
+                r = transition_queue_apply(m->transitions,
+                                           &(Transition) {
+                                                   .kind = TRANSITION_DEAD,
+                                                   .mesh_id = rows[i].mesh_id,
+                                                   .row_id = rows[i].id,
+                                                   .client_message_id = rows[i].client_message_id,
+                                                   .detail = "session_ended: the session closed before the message "
+                                                             "went out, and its key was not kept (no session_id)",
+                                           });
+                if (r < 0 && r != -ESTALE && r != -ENOENT && r != -EAGAIN)
+                        log_warning_errno(r, "Session %s: cannot give up send %s: %m", s->id, rows[i].client_message_id);
+        }
+        outbox_rows_free(rows, n);
+}
+
 void session_end(Session *s, const char *why) {
+        Mesh *mesh;
+
         assert(s);
 
         log_info("Session %s (%s) on mesh %s ended: %s.", s->id, s->display_name, s->mesh_slug, why);
+        /* Its presence ends now, not when the broker notices. */
+        if (manager_lookup_mesh(s->manager, s->mesh_id, &mesh, NULL) >= 0 && mesh->link)
+                mesh_link_session_close(mesh->link, s);
+        if (!s->persistent)
+                session_give_up_sends(s);
         /* Announced while it is still findable, so the object is there for InterfacesRemoved. */
         (void) manager_emit(s->manager, &(Event) { .kind = EVENT_SESSION_REMOVED, .session = s });
         session_remove(s);
@@ -330,6 +371,7 @@ int session_register(Manager *m, const SessionRegistration *reg, const Caller *c
         s->groups = strv_dup(reg->groups);
         s->status = strdup("idle");
         s->summary = strdup("");
+        s->state = "closed";
         if (!s->id || !s->mesh_id || !s->mesh_slug || !s->display_name || !s->cwd || !s->status || !s->summary ||
             !s->groups)
                 return -ENOMEM;
@@ -361,9 +403,47 @@ int session_register(Manager *m, const SessionRegistration *reg, const Caller *c
         m->sessions[m->n_sessions++] = s;
         log_info("Session %s (%s, pid %d) registered on mesh %s with key %.16s.", s->id, s->display_name,
                  (int) s->owner.pid, s->mesh_slug, s->public_key_hex);
+        if (m->inbox)
+                (void) inbox_count_unseen(m->inbox, s->public_key_hex, &s->unread);
         (void) manager_emit(m, &(Event) { .kind = EVENT_SESSION_ADDED, .session = s });
+        if (mesh->link)
+                mesh_link_session_open(mesh->link, s);
+        /* What reached it while it was away (or before a crash) and was not announced. */
+        session_announce_stored(s);
         *ret = TAKE_PTR(s);
         return 0;
+}
+
+Session *session_find_by_key(Manager *m, const char *mesh_id, const char *pubkey_hex) {
+        assert(m);
+        assert(mesh_id);
+        assert(pubkey_hex);
+
+        for (size_t i = 0; i < m->n_sessions; i++)
+                if (streq(m->sessions[i]->mesh_id, mesh_id) && streq(m->sessions[i]->public_key_hex, pubkey_hex))
+                        return m->sessions[i];
+        return NULL;
+}
+
+void session_set_state(Session *s, const char *state) {
+        assert(s);
+        assert(state);
+
+        if (streq(s->state, state))
+                return;
+        s->state = state;
+        (void) manager_emit(s->manager, &(Event) { .kind = EVENT_SESSION_CHANGED, .session = s });
+}
+
+void session_refresh_unread(Session *s) {
+        unsigned n;
+
+        assert(s);
+
+        if (!s->manager->inbox || inbox_count_unseen(s->manager->inbox, s->public_key_hex, &n) < 0 || n == s->unread)
+                return;
+        s->unread = n;
+        (void) manager_emit(s->manager, &(Event) { .kind = EVENT_SESSION_CHANGED, .session = s });
 }
 
 int session_check_owner(const Session *s, const Caller *caller, CmError *error) {

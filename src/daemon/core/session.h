@@ -46,6 +46,9 @@ typedef struct Session {
         int pidfd;
         sd_event_source *exit_source;
         bool persistent;          /* the key is kept under session_id */
+        unsigned conn;            /* its broker connection in the mesh's worker, 1..SESSIONS_MAX; 0: none */
+        const char *state;        /* static: connecting, connected, backoff, failed or closed */
+        unsigned unread;          /* its rows not yet seen (UnreadCount) */
         char public_key_hex[65];
         uint8_t secret_key[64];   /* seed‖pk; wiped on free */
 } Session;
@@ -79,6 +82,13 @@ Session *session_find_by_path(Manager *m, const char *path);
 
 /* AccessDenied unless caller has the session's uid. */
 int session_check_owner(const Session *s, const Caller *caller, CmError *error);
+
+/* The session registered on mesh_id with public key pubkey_hex, or NULL. */
+Session *session_find_by_key(Manager *m, const char *mesh_id, const char *pubkey_hex);
+/* A new connection state (static text), announced as EVENT_SESSION_CHANGED when it differs. */
+void session_set_state(Session *s, const char *state);
+/* Counts its unseen rows again and announces UnreadCount when it changed. */
+void session_refresh_unread(Session *s);
 
 /* status (idle, working, dnd) and summary, each NULL to keep; EVENT_SESSION_CHANGED. */
 int session_set_profile(Session *s, const char *status, const char *summary, CmError *error);

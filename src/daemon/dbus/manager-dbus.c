@@ -103,11 +103,10 @@ static void reply_send(const SendRequest *req, const OutboxAcceptResult *res, in
                 log_debug_errno(r, "Could not answer a Send call: %m");
 }
 
-static int method_send(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+int manager_dbus_send(sd_bus_message *msg, Manager *m, const char *mesh_name, const char *to, const char *message,
+                      const char *sender_pubkey, sd_bus_error *error) {
         _cleanup_(cm_error_done) CmError e = CM_ERROR_NULL;
-        Manager *m = userdata;
-        const char *mesh_name, *to, *message, *priority = NULL, *meta = NULL, *reply_to_id = NULL,
-                   *client_message_id = NULL;
+        const char *priority = NULL, *meta = NULL, *reply_to_id = NULL, *client_message_id = NULL;
         const BusOption options[] = {
                 { "priority", "s", &priority },
                 { "meta", "s", &meta },
@@ -117,9 +116,9 @@ static int method_send(sd_bus_message *msg, void *userdata, sd_bus_error *error)
         Caller caller;
         int r;
 
-        r = sd_bus_message_read(msg, "sss", &mesh_name, &to, &message);
-        if (r < 0)
-                return r;
+        assert(msg);
+        assert(m);
+
         r = bus_read_options(msg, options, ELEMENTSOF(options), error);
         if (r < 0)
                 return r;
@@ -134,6 +133,7 @@ static int method_send(sd_bus_message *msg, void *userdata, sd_bus_error *error)
                                  .mesh = mesh_name,
                                  .to = to,
                                  .message = message,
+                                 .sender_pubkey = sender_pubkey,
                                  .options = {
                                          .priority = priority,
                                          .meta = meta,
@@ -149,8 +149,18 @@ static int method_send(sd_bus_message *msg, void *userdata, sd_bus_error *error)
         return 1;
 }
 
+static int method_send(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        const char *mesh_name, *to, *message;
+        int r;
+
+        r = sd_bus_message_read(msg, "sss", &mesh_name, &to, &message);
+        if (r < 0)
+                return r;
+        return manager_dbus_send(msg, userdata, mesh_name, to, message, NULL, error);
+}
+
 /* Answers msg with an aa{sv}: one dictionary per item, written by append. */
-static int reply_dict_list(sd_bus_message *msg, Manager *m, const void *items, size_t n, size_t item_size,
+int reply_dict_list(sd_bus_message *msg, Manager *m, const void *items, size_t n, size_t item_size,
                            int (*append)(sd_bus_message *reply, Manager *m, const void *item)) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
         int r;
@@ -277,7 +287,7 @@ static int method_requeue(sd_bus_message *msg, void *userdata, sd_bus_error *err
         return sd_bus_reply_method_return(msg, "ss", new_row_id, new_client_message_id);
 }
 
-static int bus_append_inbox_message(sd_bus_message *reply, Manager *m, const void *item) {
+int bus_append_inbox_message(sd_bus_message *reply, Manager *m, const void *item) {
         const InboxMessage *im = item;
         return sd_bus_message_append(
                 reply, "{sv}{sv}{sv}{sv}{sv}{sv}{sv}{sv}{sv}{sv}{sv}{sv}",
@@ -716,7 +726,9 @@ static int bus_on_event(Manager *m, const Event *e, void *userdata) {
                                        manager_mesh_slug(m, e->mesh_id), e->client_message_id, e->detail);
                 break;
         case EVENT_MESSAGE_RECEIVED:
-                r = emit_message_received(m, e->mesh, e->message);
+                /* A session's rows are its own: MessageReceived on its object, not the daemon's. */
+                r = e->session ? session_dbus_emit_message(m, e->session, e->message)
+                               : emit_message_received(m, e->mesh, e->message);
                 if (r < 0)
                         return log_warning_errno(r, "Mesh %s: cannot emit MessageReceived for %s: %m",
                                                  e->mesh->entry->slug, e->message->id);

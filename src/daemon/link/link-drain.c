@@ -83,6 +83,18 @@ void link_requeue_inflight(MeshLink *l, const char *why) {
         manager_schedule_drain(l->mesh->manager);
 }
 
+void link_requeue_inflight_conn(MeshLink *l, unsigned conn, const char *why) {
+        assert(l);
+
+        for (size_t i = 0; i < l->n_inflight;)
+                if (l->inflight[i].conn == conn) {
+                        retry_later(l, &l->inflight[i], why, 0);
+                        inflight_remove(l, i);
+                } else
+                        i++;
+        manager_schedule_drain(l->mesh->manager);
+}
+
 /* DECISIONS §9: classified by code; the upstream broker's free-text errors by their prefix. */
 static bool error_is_transient(const char *code, const char *text, usec_t *ret_at_least) {
         *ret_at_least = 0;
@@ -100,7 +112,7 @@ static bool error_is_transient(const char *code, const char *text, usec_t *ret_a
         return strneq(text, "no connected peer", strlen("no connected peer"));
 }
 
-void link_handle_ack(MeshLink *l, json_object *ack) {
+void link_handle_ack(MeshLink *l, unsigned conn, json_object *ack) {
         const char *id = json_string_member(ack, "id"), *message_id = json_string_member(ack, "messageId"),
                    *error = json_string_member(ack, "error"), *code = json_string_member(ack, "error_code");
         json_object *retry_after;
@@ -110,8 +122,9 @@ void link_handle_ack(MeshLink *l, json_object *ack) {
 
         if (!id || !l->mesh->manager->outbox)
                 return;
+        /* Ids are unique per sender only (DECISIONS §17): the connection tells the senders apart. */
         for (i = 0; i < l->n_inflight; i++)
-                if (streq(l->inflight[i].client_message_id, id))
+                if (l->inflight[i].conn == conn && streq(l->inflight[i].client_message_id, id))
                         break;
         if (i == l->n_inflight) {
                 log_debug("Mesh %s: ack for %s, which is not in flight", l->mesh->entry->slug, id);
@@ -177,7 +190,8 @@ static void arm_ack_timer(MeshLink *l) {
 
 /* The send frame of row in *ret. -ENOMEM: try again later. Any other error: the row can never
  * go out (it cannot be sealed, its frame is over the limit), with why in reason. */
-static int send_frame_new(MeshLink *l, const OutboxRow *row, json_object **ret, char *reason, size_t reason_size) {
+static int send_frame_new(const OutboxRow *row, const uint8_t sender_sk[static 64], json_object **ret, char *reason,
+                          size_t reason_size) {
         _cleanup_(json_object_putp) json_object *f = json_object_new_object();
         _cleanup_free_ char *nonce = NULL, *ciphertext = NULL;
         char fingerprint[REQUEST_FINGERPRINT_HEX_MAX];
@@ -186,9 +200,10 @@ static int send_frame_new(MeshLink *l, const OutboxRow *row, json_object **ret, 
 
         if (!f)
                 return -ENOMEM;
-        /* The DM is sealed with the session key: the broker names the session key as senderPubkey. */
+        /* The DM is sealed with the key of the connection it goes out on: the broker names that
+         * key as senderPubkey. */
         if (streq(row->kind, "dm"))
-                r = seal_direct(row->body, row->body_size, row->target_spec, l->session.secret_key, &nonce, &ciphertext);
+                r = seal_direct(row->body, row->body_size, row->target_spec, sender_sk, &nonce, &ciphertext);
         else
                 r = seal_plain(row->body, row->body_size, &nonce, &ciphertext);
         if (r == -ENOMEM)
@@ -224,7 +239,8 @@ static int send_frame_new(MeshLink *l, const OutboxRow *row, json_object **ret, 
 
 /* Hands rows to the worker. Returns how many rows were given up (dead), or -EAGAIN when the
  * store failed (the drain stops until it works again). */
-static int drain_rows(MeshLink *l, const OutboxRow *rows, size_t n, usec_t now) {
+static int drain_rows(MeshLink *l, unsigned conn, const uint8_t sender_sk[static 64], const OutboxRow *rows, size_t n,
+                      usec_t now) {
         Outbox *o = l->mesh->manager->outbox;
         int given_up = 0, r;
 
@@ -236,7 +252,7 @@ static int drain_rows(MeshLink *l, const OutboxRow *rows, size_t n, usec_t now) 
                 /* Its last outcome is not on disk yet: it waits for the store, like the queue. */
                 if (transition_queue_has(transitions(l), rows[i].id))
                         continue;
-                r = send_frame_new(l, &rows[i], &frame, reason, sizeof reason);
+                r = send_frame_new(&rows[i], sender_sk, &frame, reason, sizeof reason);
                 if (r == -ENOMEM)
                         return -EAGAIN;
                 if (r < 0) {
@@ -256,13 +272,14 @@ static int drain_rows(MeshLink *l, const OutboxRow *rows, size_t n, usec_t now) 
                 }
                 s = &l->inflight[l->n_inflight];
                 *s = (InflightSend) {
+                        .conn = conn,
                         .client_message_id = strdup(rows[i].client_message_id),
                         .row_id = strdup(rows[i].id),
                         .attempts = rows[i].attempts + 1,
                         .deadline = now_usec(CLOCK_MONOTONIC) + ACK_TIMEOUT_USEC,
                 };
                 l->n_inflight++;
-                if (!s->client_message_id || !s->row_id || mesh_link_send_frame(l, frame) < 0) {
+                if (!s->client_message_id || !s->row_id || link_send_frame_conn(l, conn, frame) < 0) {
                         if (s->client_message_id && s->row_id)
                                 retry_later(l, s, "could not hand the frame to the worker", 0);
                         else
@@ -278,16 +295,13 @@ static int on_drain_more(sd_event_source *s, void *userdata) {
         return 0;
 }
 
-void mesh_link_drain(MeshLink *l) {
+/* The due rows one identity sends (sender_pubkey "" the member), on its connection. false when the
+ * drain must stop for this turn (the store failed, or it examined enough). */
+static bool drain_identity(MeshLink *l, unsigned conn, const char *sender_pubkey, const uint8_t sender_sk[static 64],
+                           usec_t now, size_t *examined) {
         Outbox *o = l->mesh->manager->outbox;
-        usec_t now = now_usec(CLOCK_REALTIME);
-        size_t examined = 0;
         int r;
 
-        assert(l);
-
-        if (!o || l->state != LINK_CONNECTED)
-                return;
         /* Rows that can never go out are given up as they come; listing again goes past them, so no
          * number of them starves the rows behind. A long run of them continues on the next turn of
          * the event loop, so bus calls are served meanwhile. */
@@ -296,25 +310,49 @@ void mesh_link_drain(MeshLink *l) {
                 OutboxRow *rows = NULL;
                 size_t n = 0;
 
-                if (examined >= DRAIN_TURN_MAX) {
+                if (*examined >= DRAIN_TURN_MAX) {
                         if (!l->drain_more &&
                             sd_event_add_defer(l->mesh->manager->event, &l->drain_more, on_drain_more, l) < 0)
                                 log_warning("Mesh %s: cannot continue the drain; it goes on with the next send or ack",
                                             l->mesh->entry->slug);
                         (void) sd_event_source_set_enabled(l->drain_more, SD_EVENT_ONESHOT);
-                        break;
+                        return false;
                 }
-                r = outbox_list_due(o, l->mesh->entry->mesh_id, now, want, &rows, &n);
+                r = outbox_list_due(o, l->mesh->entry->mesh_id, sender_pubkey, now, want, &rows, &n);
                 if (r < 0) {
                         log_warning_errno(r, "Mesh %s: cannot read due sends: %m", l->mesh->entry->slug);
                         transition_queue_store_failed(transitions(l));
-                        break;
+                        return false;
                 }
-                r = drain_rows(l, rows, n, now);
+                r = drain_rows(l, conn, sender_sk, rows, n, now);
                 outbox_rows_free(rows, n);
-                examined += n;
-                if (r <= 0 || n < want)
+                *examined += n;
+                if (r == -EAGAIN)
+                        return false;
+                if (r == 0 || n < want)
                         break;
+        }
+        return true;
+}
+
+void mesh_link_drain(MeshLink *l) {
+        usec_t now = now_usec(CLOCK_REALTIME);
+        size_t examined = 0;
+        bool go_on = true;
+
+        assert(l);
+
+        if (!l->mesh->manager->outbox)
+                return;
+        /* Each identity's rows go out on its own connection, sealed with its own key; the rows of
+         * a session that is not connected wait for it without holding up anyone else's. */
+        if (l->state == LINK_CONNECTED)
+                go_on = drain_identity(l, 0, "", l->session.secret_key, now, &examined);
+        for (unsigned conn = 1; go_on && conn <= SESSIONS_MAX; conn++) {
+                Session *s = l->conns[conn];
+
+                if (s && streq(s->state, "connected"))
+                        go_on = drain_identity(l, conn, s->public_key_hex, s->secret_key, now, &examined);
         }
         arm_ack_timer(l);
         manager_schedule_drain(l->mesh->manager);

@@ -19,11 +19,12 @@
  * to the bus socket and one UPDATE); marking first would lose it for good instead. A broadcast
  * signal has no receipt, so nothing narrower is possible: the daemon cannot know who heard it.
  * An emission that fails leaves the row unmarked for the next start or reload. */
-static int announce_message(Mesh *mesh, const InboxMessage *im, bool encrypted) {
+static int announce_message(Mesh *mesh, Session *session, const InboxMessage *im, bool encrypted) {
         Manager *m = mesh->manager;
         int r;
 
-        r = manager_emit(m, &(Event) { .kind = EVENT_MESSAGE_RECEIVED, .mesh = mesh, .message = im, .direct = encrypted });
+        r = manager_emit(m, &(Event) { .kind = EVENT_MESSAGE_RECEIVED, .mesh = mesh, .message = im, .direct = encrypted,
+                                       .session = session });
         if (r < 0)
                 return r;
         r = inbox_mark_announced(m->inbox, im->id, now_usec(CLOCK_REALTIME));
@@ -58,7 +59,8 @@ void manager_announce_stored(Manager *m) {
                         size_t n = 0;
                         int r;
 
-                        r = inbox_list_unannounced(m->inbox, mesh->entry->mesh_id, INBOX_LIST_MAX, &rows, &n);
+                        /* The member's rows; a session's wait until it registers (session_announce_stored). */
+                        r = inbox_list_unannounced(m->inbox, mesh->entry->mesh_id, NULL, INBOX_LIST_MAX, &rows, &n);
                         if (r < 0) {
                                 log_warning_errno(r, "Mesh %s: cannot read the messages not yet announced: %m",
                                                   mesh->entry->slug);
@@ -66,7 +68,7 @@ void manager_announce_stored(Manager *m) {
                         }
                         more = n == INBOX_LIST_MAX;
                         for (size_t i = 0; i < n; i++) {
-                                r = announce_message(mesh, &rows[i], meta_encrypted(rows[i].meta_json));
+                                r = announce_message(mesh, NULL, &rows[i], meta_encrypted(rows[i].meta_json));
                                 if (r < 0) {
                                         more = false;
                                         break;
@@ -81,6 +83,36 @@ void manager_announce_stored(Manager *m) {
         }
 }
 
+void session_announce_stored(Session *s) {
+        Manager *m;
+        Mesh *mesh;
+        bool more = true;
+
+        assert(s);
+
+        m = s->manager;
+        if (!m->inbox || !m->bus || manager_lookup_mesh(m, s->mesh_id, &mesh, NULL) < 0)
+                return;
+        while (more) {
+                InboxMessage *rows = NULL;
+                size_t n = 0;
+                int r;
+
+                r = inbox_list_unannounced(m->inbox, s->mesh_id, s->public_key_hex, INBOX_LIST_MAX, &rows, &n);
+                if (r < 0) {
+                        log_warning_errno(r, "Session %s: cannot read the messages not yet announced: %m", s->id);
+                        break;
+                }
+                more = n == INBOX_LIST_MAX;
+                for (size_t i = 0; i < n; i++)
+                        if (announce_message(mesh, s, &rows[i], meta_encrypted(rows[i].meta_json)) < 0) {
+                                more = false;
+                                break;
+                        }
+                inbox_messages_free(rows, n);
+        }
+}
+
 /* Test knob: the honest way to hit the window between the inbox commit and the announcement is
  * to die there, as a kill -9 or a power cut could. */
 static void crash_after_commit_if_asked(void) {
@@ -92,7 +124,7 @@ static void crash_after_commit_if_asked(void) {
 
 /* DECISIONS §12: acknowledged only once the row is committed, duplicates included, so the
  * broker stops redelivering. */
-static void send_client_ack(MeshLink *l, const char *client_message_id, const char *broker_message_id) {
+static void send_client_ack(MeshLink *l, unsigned conn, const char *client_message_id, const char *broker_message_id) {
         _cleanup_(json_object_putp) json_object *f = json_object_new_object();
 
         if (!l->client_ack || !f)
@@ -101,10 +133,14 @@ static void send_client_ack(MeshLink *l, const char *client_message_id, const ch
         if (client_message_id)
                 json_object_object_add(f, "clientMessageId", json_object_new_string(client_message_id));
         json_object_object_add(f, "brokerMessageId", json_object_new_string(broker_message_id));
-        (void) mesh_link_send_frame(l, f);
+        /* On the connection it came on: the broker takes an ack only for the acker's own keys. */
+        (void) link_send_frame_conn(l, conn, f);
 }
 
-static void receive_push(MeshLink *l, json_object *push) {
+/* A push on connection conn (0: the member's, else the session's on it). Who received it: the
+ * key that opened it (a session's own key: that session; the member's or an archived one: the
+ * member, on whichever connection it landed), or for a post in the clear the connection's. */
+static void receive_push(MeshLink *l, unsigned conn, json_object *push) {
         Manager *m = l->mesh->manager;
         const char *message_id = json_string_member(push, "messageId"), *sender = json_string_member(push, "senderPubkey"),
                    *cmid = json_string_member(push, "client_message_id"), *subtype = json_string_member(push, "subtype");
@@ -118,9 +154,14 @@ static void receive_push(MeshLink *l, json_object *push) {
         bool is_new = false;
         int r;
 
-        if (!message_id || !sender)
+        Session *session = conn > 0 ? l->conns[conn] : NULL, *recipient = NULL;
+
+        if (!message_id || !sender || (conn > 0 && !session))
                 return;
         if (subtype && streq(subtype, "system")) {
+                /* Every connection hears them; the member's keeps the peer list. */
+                if (conn > 0)
+                        return;
                 const char *event = json_string_member(push, "event");
                 if (event)
                         link_peer_event(l, event, json_object_object_get(push, "eventData"));
@@ -130,7 +171,8 @@ static void receive_push(MeshLink *l, json_object *push) {
                 return; /* not acknowledged: the broker keeps it until the inbox works again */
 
         r = open_push(sender, strempty(json_string_member(push, "nonce")),
-                      strempty(json_string_member(push, "ciphertext")), l->session.secret_key,
+                      strempty(json_string_member(push, "ciphertext")),
+                      session ? session->secret_key : l->session.secret_key,
                       l->mesh->entry->secret_key, m->archive, &body, &size, &how);
         if (r < 0) {
                 /* Never stored as garbage and never acknowledged: the failure stays visible. */
@@ -139,6 +181,9 @@ static void receive_push(MeshLink *l, json_object *push) {
                             l->mesh->entry->slug, message_id, sender, l->unopenable);
                 return;
         }
+
+        if (session && (how == OPENED_SESSION_KEY || how == OPENED_PLAINTEXT))
+                recipient = session;
 
         name = json_string_member(push, "senderName");
         if (!name)
@@ -155,6 +200,9 @@ static void receive_push(MeshLink *l, json_object *push) {
                 if (priority)
                         json_object_object_add(meta_obj, "priority", json_object_new_string(priority));
                 json_object_object_add(meta_obj, "encrypted", json_object_new_boolean(how != OPENED_PLAINTEXT));
+                /* Kept as the broker sent it: the MCP server passes it on as meta.subtype. */
+                if (subtype)
+                        json_object_object_add(meta_obj, "subtype", json_object_new_string(subtype));
                 meta = strdup(json_object_to_json_string_ext(meta_obj, JSON_C_TO_STRING_PLAIN));
         }
 
@@ -177,6 +225,8 @@ static void receive_push(MeshLink *l, json_object *push) {
                 .meta_json = meta,
                 .reply_to_id = (char *) json_string_member(push, "replyToId"),
                 .received_at = received_at,
+                .recipient_pubkey = recipient ? recipient->public_key_hex : l->mesh->entry->pubkey_hex,
+                .recipient_kind = (char *) (recipient ? "session" : "member"),
         };
         r = inbox_insert(m->inbox, &im, &is_new);
         if (r < 0) {
@@ -185,14 +235,19 @@ static void receive_push(MeshLink *l, json_object *push) {
         }
         if (is_new) {
                 crash_after_commit_if_asked();
-                l->mesh->unread++;
-                (void) manager_emit(m, &(Event) { .kind = EVENT_UNREAD_CHANGED, .mesh = l->mesh });
-                (void) announce_message(l->mesh, &im, how != OPENED_PLAINTEXT);
+                if (recipient) {
+                        recipient->unread++;
+                        (void) manager_emit(m, &(Event) { .kind = EVENT_SESSION_CHANGED, .session = recipient });
+                } else {
+                        l->mesh->unread++;
+                        (void) manager_emit(m, &(Event) { .kind = EVENT_UNREAD_CHANGED, .mesh = l->mesh });
+                }
+                (void) announce_message(l->mesh, recipient, &im, how != OPENED_PLAINTEXT);
         }
-        send_client_ack(l, cmid, message_id);
+        send_client_ack(l, conn, cmid, message_id);
 }
 
-void link_receive_frame(MeshLink *l, json_object *frame) {
+void link_receive_frame(MeshLink *l, unsigned conn, json_object *frame) {
         const char *type = worker_channel_type(frame);
 
         assert(l);
@@ -200,9 +255,11 @@ void link_receive_frame(MeshLink *l, json_object *frame) {
         if (link_state_receive(l, frame))
                 return;
         if (streq(type, "ack"))
-                link_handle_ack(l, frame);
+                link_handle_ack(l, conn, frame);
         else if (streq(type, "push"))
-                receive_push(l, frame);
+                receive_push(l, conn, frame);
+        else if (conn > 0)
+                log_debug("Mesh %s: a \"%s\" frame on a session connection; ignored", l->mesh->entry->slug, type);
         else if (streq(type, "peers_list"))
                 link_peers_replace(l, json_object_object_get(frame, "peers"));
         else if (streq(type, "error"))

@@ -8,6 +8,7 @@
 
 #include "mesh-link.h"
 #include "outbox.h"
+#include "session.h"
 #include "time-util.h"
 #include "worker-channel.h"
 
@@ -29,6 +30,7 @@ typedef struct TopicEntry {
 } TopicEntry;
 
 typedef struct InflightSend {
+        unsigned conn;      /* the connection it went out on: 0 the member's, else a session's */
         char *client_message_id;
         char *row_id;
         unsigned attempts;  /* after this attempt */
@@ -66,15 +68,32 @@ struct MeshLink {
         TopicsWaiter *topic_waiters; /* sends waiting for a fresh topic_list */
         size_t n_topic_waiters;
         sd_event_source *topics_timer;
+
+        Session *conns[SESSIONS_MAX + 1]; /* the session on each connection of the worker; [0] unused */
 };
 
 const char *json_string_member(json_object *o, const char *key);
 void mesh_link_set_state(MeshLink *l, LinkState state, const char *detail);
 
+/* Hands a packet to the worker. */
+int link_send_packet(MeshLink *l, json_object *packet);
+/* Writes a broker frame on connection conn (0: the member's) when it is connected; -ENOTCONN else. */
+int link_send_frame_conn(MeshLink *l, unsigned conn, json_object *frame);
+
 /* link-drain.c */
-void link_handle_ack(MeshLink *l, json_object *ack);
+void link_handle_ack(MeshLink *l, unsigned conn, json_object *ack);
 /* Every send still waiting for an ack goes back to pending, to be sent again. */
 void link_requeue_inflight(MeshLink *l, const char *why);
+/* The same for the sends that went out on connection conn only. */
+void link_requeue_inflight_conn(MeshLink *l, unsigned conn, const char *why);
+
+/* link-sessions.c */
+/* Opens every session's connection again in a worker that just started. */
+void link_sessions_reopen(MeshLink *l);
+/* The link goes away: its sessions have no connection any more. */
+void link_sessions_detach(MeshLink *l);
+/* A worker packet about session connection conn (1..SESSIONS_MAX). */
+void link_session_packet(MeshLink *l, unsigned conn, json_object *packet);
 
 /* link-topics.c */
 /* Asks the broker for its topics (the answer replaces the cache). */

@@ -16,6 +16,7 @@
 #include "message-ids.h"
 #include "request-fingerprint.h"
 #include "seal.h"
+#include "session.h"
 #include "strv.h"
 
 #define ACK_TIMEOUT_USEC (15 * USEC_PER_SEC)
@@ -111,24 +112,34 @@ void mesh_link_set_state(MeshLink *l, LinkState state, const char *detail) {
         manager_refresh(mesh->manager);
 }
 
-static int link_send_packet(MeshLink *l, json_object *packet) {
+int link_send_packet(MeshLink *l, json_object *packet) {
         if (!l->worker)
                 return -ENOTCONN;
         return worker_process_send(l->worker, packet);
 }
 
-int mesh_link_send_frame(MeshLink *l, json_object *frame) {
-        _cleanup_(json_object_putp) json_object *p = json_object_new_object();
+int link_send_frame_conn(MeshLink *l, unsigned conn, json_object *frame) {
+        _cleanup_(json_object_putp) json_object *p = NULL;
 
         assert(l);
+        assert(conn <= SESSIONS_MAX);
 
-        if (l->state != LINK_CONNECTED)
+        if (conn == 0 ? l->state != LINK_CONNECTED : !l->conns[conn] || !streq(l->conns[conn]->state, "connected"))
                 return -ENOTCONN;
+        p = json_object_new_object();
         if (!p)
                 return -ENOMEM;
         json_object_object_add(p, "type", json_object_new_string("send"));
+        if (conn > 0)
+                json_object_object_add(p, "conn", json_object_new_int((int) conn));
         json_object_object_add(p, "frame", json_object_get(frame));
         return link_send_packet(l, p);
+}
+
+int mesh_link_send_frame(MeshLink *l, json_object *frame) {
+        assert(l);
+
+        return link_send_frame_conn(l, 0, frame);
 }
 
 static void link_send_start(MeshLink *l) {
@@ -280,7 +291,21 @@ static void link_worker_state(MeshLink *l, json_object *packet) {
 static void link_on_packet(void *userdata, json_object *packet) {
         MeshLink *l = userdata;
         const char *type = worker_channel_type(packet);
+        json_object *conn;
 
+        if (json_object_object_get_ex(packet, "conn", &conn)) {
+                int64_t c = json_object_is_type(conn, json_type_int) ? json_object_get_int64(conn) : -1;
+
+                if (c < 0 || c > SESSIONS_MAX) {
+                        log_warning("Mesh %s: the worker sent a \"%s\" packet for no valid connection; dropped",
+                                    l->mesh->entry->slug, type);
+                        return;
+                }
+                if (c > 0) {
+                        link_session_packet(l, (unsigned) c, packet);
+                        return;
+                }
+        }
         if (streq(type, "sign"))
                 link_answer_sign(l, packet);
         else if (streq(type, "state"))
@@ -291,7 +316,7 @@ static void link_on_packet(void *userdata, json_object *packet) {
                  streq(worker_channel_type(json_object_object_get(packet, "frame")), "topic_list_response"))
                 link_topics_replace(l, json_object_object_get(json_object_object_get(packet, "frame"), "topics"));
         else if (streq(type, "frame"))
-                link_receive_frame(l, json_object_object_get(packet, "frame"));
+                link_receive_frame(l, 0, json_object_object_get(packet, "frame"));
         else
                 log_debug("Mesh %s: unknown worker packet \"%s\"", l->mesh->entry->slug, type);
 }
@@ -312,6 +337,10 @@ static void link_on_exit(void *userdata, const char *how) {
 
         /* The dead worker is freed when the next one starts: we are inside its handler here. */
         link_requeue_inflight(l, "worker exited");
+        /* Its session connections went with it; the next worker opens them again. */
+        for (unsigned conn = 1; conn <= SESSIONS_MAX; conn++)
+                if (l->conns[conn])
+                        session_set_state(l->conns[conn], "backoff");
         /* Restart with exponential backoff and full jitter: a crash loop must not spin. */
         delay = (usec_t) randombytes_uniform(
                 (uint32_t) (l->restarts >= 5 ? RESTART_MAX_USEC : USEC_PER_SEC << l->restarts) / 1000 + 1) * 1000;
@@ -345,6 +374,7 @@ static int link_start_worker(MeshLink *l) {
                 return log_error_errno(r, "Mesh %s: cannot start %s: %m", l->mesh->entry->slug, worker_binary_path());
         mesh_link_set_state(l, LINK_CONNECTING, NULL);
         link_send_start(l);
+        link_sessions_reopen(l);
         return 0;
 }
 
@@ -407,6 +437,9 @@ int mesh_link_new(Mesh *mesh, MeshLink **ret) {
         r = link_start_worker(l);
         if (r < 0)
                 return r;
+        for (size_t i = 0; i < mesh->manager->n_sessions; i++)
+                if (streq(mesh->manager->sessions[i]->mesh_id, mesh->entry->mesh_id))
+                        mesh_link_session_open(l, mesh->manager->sessions[i]);
         *ret = TAKE_PTR(l);
         return 0;
 }
@@ -415,6 +448,7 @@ MeshLink *mesh_link_free(MeshLink *l) {
         if (!l)
                 return NULL;
         link_requeue_inflight(l, "mesh detached");
+        link_sessions_detach(l);
         worker_process_free(l->worker);
         sd_event_source_disable_unref(l->restart_timer);
         sd_event_source_disable_unref(l->ack_timer);

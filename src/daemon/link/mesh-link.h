@@ -21,6 +21,7 @@
  */
 
 typedef struct Mesh Mesh;
+typedef struct Session Session;
 
 typedef enum LinkState {
         LINK_CONNECTING, /* worker starting, connecting or saying hello */
@@ -92,5 +93,13 @@ void mesh_link_drain(MeshLink *l);
 void link_transition_landed(const Transition *t, void *userdata);
 /* Drops the connection and connects again now (also out of "failed"). */
 int mesh_link_reconnect(MeshLink *l);
+/* Gives session s (of this link's mesh) its own broker connection in the worker, with its own
+ * presence (session_hello); the daemon signs its attestation and hello. No-op when it has one. */
+void mesh_link_session_open(MeshLink *l, Session *s);
+/* Closes the connection of s at once (its presence ends), and puts its sends in flight back. */
+void mesh_link_session_close(MeshLink *l, Session *s);
+/* Writes a broker frame on the connection of s; -ENOTCONN when it is not connected. */
+int mesh_link_session_send_frame(MeshLink *l, Session *s, json_object *frame);
+
 /* Writes a broker frame (set_profile, set_status, …); -ENOTCONN when not connected. */
 int mesh_link_send_frame(MeshLink *l, json_object *frame);

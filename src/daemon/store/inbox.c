@@ -74,6 +74,39 @@ static const char *const migrations[] = {
          * stored before were delivered already: seen, so an upgrade does not push them again. */
         "ALTER TABLE inbox ADD COLUMN seen_at INTEGER;"
         "UPDATE inbox SET seen_at = received_at;",
+        /* Sessions (#14): the identity that received a row, the member's key or a session's, and
+         * which of the two. Each identity is a receiver of its own, so the dedupe key takes it in:
+         * a broadcast that reaches the member and two sessions is three rows, one for each. Rows
+         * stored before were the member's; '' until inbox_adopt_member() names its key. */
+        "CREATE TABLE inbox_v6 ("
+        "  id TEXT PRIMARY KEY,"
+        "  client_message_id TEXT NOT NULL,"
+        "  broker_message_id TEXT,"
+        "  mesh_id TEXT NOT NULL,"
+        "  topic TEXT,"
+        "  sender_pubkey TEXT NOT NULL,"
+        "  sender_name TEXT NOT NULL,"
+        "  body TEXT,"
+        "  meta TEXT,"
+        "  received_at INTEGER NOT NULL,"
+        "  reply_to_id TEXT,"
+        "  announced_at INTEGER,"
+        "  seen_at INTEGER,"
+        "  recipient_pubkey TEXT NOT NULL DEFAULT '',"
+        "  recipient_kind TEXT NOT NULL DEFAULT 'member' CHECK (recipient_kind = 'member' OR recipient_kind = 'session'),"
+        "  UNIQUE (mesh_id, sender_pubkey, client_message_id, recipient_pubkey));"
+        "INSERT INTO inbox_v6 (rowid, id, client_message_id, broker_message_id, mesh_id, topic, sender_pubkey,"
+        "  sender_name, body, meta, received_at, reply_to_id, announced_at, seen_at) "
+        "SELECT rowid, id, client_message_id, broker_message_id, mesh_id, topic, sender_pubkey, sender_name, body,"
+        "  meta, received_at, reply_to_id, announced_at, seen_at FROM inbox ORDER BY rowid;"
+        "DROP TABLE inbox;"
+        "ALTER TABLE inbox_v6 RENAME TO inbox;"
+        "CREATE INDEX inbox_received_at ON inbox(received_at);"
+        "CREATE INDEX inbox_mesh_received_at ON inbox(mesh_id, received_at);"
+        "CREATE INDEX inbox_topic ON inbox(mesh_id, topic, received_at);"
+        "CREATE INDEX inbox_sender ON inbox(mesh_id, sender_pubkey, received_at);"
+        "CREATE INDEX inbox_recipient ON inbox(recipient_pubkey, received_at);"
+        "CREATE INDEX inbox_unannounced ON inbox(mesh_id, received_at) WHERE announced_at IS NULL;",
 };
 
 /* The file and its WAL move together, so the set-aside copy stays readable as it was. */
@@ -151,6 +184,8 @@ int inbox_insert(Inbox *i, const InboxMessage *msg, bool *ret_new) {
 
         if (!msg->client_message_id || !msg->mesh_id || !msg->sender_pubkey || !msg->sender_name)
                 return -EINVAL;
+        if (msg->recipient_kind && !streq(msg->recipient_kind, "member") && !streq(msg->recipient_kind, "session"))
+                return -EINVAL;
         received_at = msg->received_at > 0 ? msg->received_at : now_usec(CLOCK_REALTIME);
         if (!msg->id) {
                 r = ulid_new(received_at, minted);
@@ -160,16 +195,18 @@ int inbox_insert(Inbox *i, const InboxMessage *msg, bool *ret_new) {
 
         r = store_stmt(i->store,
                        "INSERT INTO inbox (id, client_message_id, broker_message_id, mesh_id, topic, sender_pubkey, "
-                       "  sender_name, body, meta, received_at, reply_to_id) "
-                       "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) "
-                       "ON CONFLICT (mesh_id, sender_pubkey, client_message_id) DO NOTHING RETURNING id",
+                       "  sender_name, body, meta, received_at, reply_to_id, recipient_pubkey, recipient_kind) "
+                       "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13) "
+                       "ON CONFLICT (mesh_id, sender_pubkey, client_message_id, recipient_pubkey) DO NOTHING "
+                       "RETURNING id",
                        &st);
         if (r < 0)
                 return r;
-        r = store_bind(i->store, st, "an inbox row", "sssssssssis", msg->id ? msg->id : minted,
+        r = store_bind(i->store, st, "an inbox row", "sssssssssisss", msg->id ? msg->id : minted,
                        msg->client_message_id, msg->broker_message_id, msg->mesh_id, msg->topic,
                        msg->sender_pubkey, msg->sender_name, msg->body, msg->meta_json, (int64_t) received_at,
-                       msg->reply_to_id);
+                       msg->reply_to_id, strempty(msg->recipient_pubkey),
+                       msg->recipient_kind ? msg->recipient_kind : "member");
         if (r < 0)
                 return r;
 
@@ -197,14 +234,14 @@ int inbox_count_unread(Inbox *i, const char *mesh_id, unsigned *ret) {
         assert(i);
 
         r = store_stmt(i->store,
-                       "SELECT count(*) FROM inbox WHERE mesh_id = ?1 AND received_at > "
-                       "coalesce((SELECT read_until FROM read_marks WHERE mesh_id = ?1), 0)",
+                       "SELECT count(*) FROM inbox WHERE mesh_id = ?1 AND recipient_kind = 'member' AND "
+                       "received_at > coalesce((SELECT read_until FROM read_marks WHERE mesh_id = ?1), 0)",
                        &st);
         if (r < 0)
                 return r;
-        rc = sqlite3_bind_text(st, 1, mesh_id, -1, SQLITE_STATIC);
-        if (rc != SQLITE_OK)
-                return store_log_error(i->store, rc, "binding the unread count");
+        r = store_bind(i->store, st, "the unread count", "s", mesh_id);
+        if (r < 0)
+                return r;
         rc = sqlite3_step(st);
         if (rc != SQLITE_ROW)
                 return store_log_error(i->store, rc, "counting unread messages");
@@ -224,12 +261,9 @@ int inbox_mark_read(Inbox *i, const char *mesh_id, usec_t now) {
                        &st);
         if (r < 0)
                 return r;
-        rc = sqlite3_bind_text(st, 1, mesh_id, -1, SQLITE_STATIC);
-        if (rc != SQLITE_OK)
-                return store_log_error(i->store, rc, "binding the read mark");
-        rc = sqlite3_bind_int64(st, 2, (sqlite3_int64) now);
-        if (rc != SQLITE_OK)
-                return store_log_error(i->store, rc, "binding the read mark");
+        r = store_bind(i->store, st, "the read mark", "si", mesh_id, (int64_t) now);
+        if (r < 0)
+                return r;
         rc = sqlite3_step(st);
         if (rc != SQLITE_DONE)
                 return store_log_error(i->store, rc, "storing the read mark");
@@ -249,6 +283,8 @@ void inbox_message_done(InboxMessage *m) {
         free(m->body);
         free(m->meta_json);
         free(m->reply_to_id);
+        free(m->recipient_pubkey);
+        free(m->recipient_kind);
         *m = (InboxMessage) { 0 };
 }
 
@@ -262,7 +298,7 @@ static int read_message(sqlite3_stmt *st, InboxMessage *ret) {
         _cleanup_(inbox_message_done) InboxMessage m = { 0 };
         char **text[] = {
                 &m.id, &m.client_message_id, &m.broker_message_id, &m.mesh_id, &m.topic, &m.sender_pubkey,
-                &m.sender_name, &m.body, &m.meta_json, &m.reply_to_id,
+                &m.sender_name, &m.body, &m.meta_json, &m.reply_to_id, &m.recipient_pubkey, &m.recipient_kind,
         };
 
         for (size_t k = 0; k < ELEMENTSOF(text); k++) {
@@ -281,9 +317,11 @@ static int read_message(sqlite3_stmt *st, InboxMessage *ret) {
         return 0;
 }
 
-#define LIST_SELECT                                                                                      \
-        "SELECT id, client_message_id, broker_message_id, mesh_id, topic, sender_pubkey, sender_name, body, " \
-        "meta, reply_to_id, received_at, seen_at FROM inbox WHERE (?6 = 0 OR seen_at IS NULL)"
+#define MESSAGE_COLUMNS                                                                                  \
+        "id, client_message_id, broker_message_id, mesh_id, topic, sender_pubkey, sender_name, body, meta, " \
+        "reply_to_id, recipient_pubkey, recipient_kind, received_at, seen_at"
+#define LIST_SELECT "SELECT " MESSAGE_COLUMNS " FROM inbox WHERE (?6 = 0 OR seen_at IS NULL)"
+#define LIST_RECIPIENT " AND recipient_pubkey = ?7"
 #define LIST_MESH " AND mesh_id = ?1"
 #define LIST_SINCE " AND received_at >= ?2"
 #define LIST_FROM " AND sender_pubkey = ?3"
@@ -291,58 +329,69 @@ static int read_message(sqlite3_stmt *st, InboxMessage *ret) {
 /* Newest first in index order: the indexes end in the rowid, which follows insertion. */
 #define LIST_ORDER " ORDER BY received_at DESC, rowid DESC LIMIT ?5"
 
+/* One literal per combination of filters, indexed by the bits mesh 1, since 2, from 4, topic 8
+ * (and recipient in the second half), so each is prepared once and planned for the indexes it can use. */
+#define LIST_VARIANTS(R)                                                                \
+        LIST_SELECT R LIST_ORDER,                                                       \
+        LIST_SELECT LIST_MESH R LIST_ORDER,                                             \
+        LIST_SELECT LIST_SINCE R LIST_ORDER,                                            \
+        LIST_SELECT LIST_MESH LIST_SINCE R LIST_ORDER,                                  \
+        LIST_SELECT LIST_FROM R LIST_ORDER,                                             \
+        LIST_SELECT LIST_MESH LIST_FROM R LIST_ORDER,                                   \
+        LIST_SELECT LIST_SINCE LIST_FROM R LIST_ORDER,                                  \
+        LIST_SELECT LIST_MESH LIST_SINCE LIST_FROM R LIST_ORDER,                        \
+        LIST_SELECT LIST_TOPIC R LIST_ORDER,                                            \
+        LIST_SELECT LIST_MESH LIST_TOPIC R LIST_ORDER,                                  \
+        LIST_SELECT LIST_SINCE LIST_TOPIC R LIST_ORDER,                                 \
+        LIST_SELECT LIST_MESH LIST_SINCE LIST_TOPIC R LIST_ORDER,                       \
+        LIST_SELECT LIST_FROM LIST_TOPIC R LIST_ORDER,                                  \
+        LIST_SELECT LIST_MESH LIST_FROM LIST_TOPIC R LIST_ORDER,                        \
+        LIST_SELECT LIST_SINCE LIST_FROM LIST_TOPIC R LIST_ORDER,                       \
+        LIST_SELECT LIST_MESH LIST_SINCE LIST_FROM LIST_TOPIC R LIST_ORDER
+
 int inbox_list(Inbox *i, const char *mesh_id, usec_t since, const char *from, const char *topic, bool unread_only,
                unsigned limit, InboxMessage **ret, size_t *ret_n) {
-        /* One literal per combination of filters, indexed by the bits mesh 1, since 2, from 4,
-         * topic 8, so each is prepared once and planned for the indexes it can use. */
-        static const char *const sql[16] = {
-                LIST_SELECT LIST_ORDER,
-                LIST_SELECT LIST_MESH LIST_ORDER,
-                LIST_SELECT LIST_SINCE LIST_ORDER,
-                LIST_SELECT LIST_MESH LIST_SINCE LIST_ORDER,
-                LIST_SELECT LIST_FROM LIST_ORDER,
-                LIST_SELECT LIST_MESH LIST_FROM LIST_ORDER,
-                LIST_SELECT LIST_SINCE LIST_FROM LIST_ORDER,
-                LIST_SELECT LIST_MESH LIST_SINCE LIST_FROM LIST_ORDER,
-                LIST_SELECT LIST_TOPIC LIST_ORDER,
-                LIST_SELECT LIST_MESH LIST_TOPIC LIST_ORDER,
-                LIST_SELECT LIST_SINCE LIST_TOPIC LIST_ORDER,
-                LIST_SELECT LIST_MESH LIST_SINCE LIST_TOPIC LIST_ORDER,
-                LIST_SELECT LIST_FROM LIST_TOPIC LIST_ORDER,
-                LIST_SELECT LIST_MESH LIST_FROM LIST_TOPIC LIST_ORDER,
-                LIST_SELECT LIST_SINCE LIST_FROM LIST_TOPIC LIST_ORDER,
-                LIST_SELECT LIST_MESH LIST_SINCE LIST_FROM LIST_TOPIC LIST_ORDER,
-        };
+        return inbox_list_filtered(i,
+                                   &(InboxFilter) {
+                                           .mesh_id = mesh_id,
+                                           .since = since,
+                                           .from = from,
+                                           .topic = topic,
+                                           .unread_only = unread_only,
+                                           .limit = limit,
+                                   },
+                                   ret, ret_n);
+}
+
+int inbox_list_filtered(Inbox *i, const InboxFilter *f, InboxMessage **ret, size_t *ret_n) {
+        static const char *const sql[32] = { LIST_VARIANTS(""), LIST_VARIANTS(LIST_RECIPIENT) };
         _cleanup_(store_stmt_resetp) sqlite3_stmt *st = NULL;
         InboxMessage *messages = NULL;
         size_t n = 0;
+        unsigned limit;
         int r, rc;
 
         assert(i);
+        assert(f);
 
-        limit = limit == 0 ? INBOX_LIST_DEFAULT : limit > INBOX_LIST_MAX ? INBOX_LIST_MAX : limit;
-        r = store_stmt(i->store, sql[(mesh_id ? 1 : 0) | (since > 0 ? 2 : 0) | (from ? 4 : 0) | (topic ? 8 : 0)], &st);
+        limit = f->limit == 0 ? INBOX_LIST_DEFAULT : f->limit > INBOX_LIST_MAX ? INBOX_LIST_MAX : f->limit;
+        r = store_stmt(i->store,
+                       sql[(f->mesh_id ? 1 : 0) | (f->since > 0 ? 2 : 0) | (f->from ? 4 : 0) | (f->topic ? 8 : 0) |
+                           (f->recipient_pubkey ? 16 : 0)],
+                       &st);
         if (r < 0)
                 return r;
-        /* ?5 and ?6 are in every variant, so binding ?1–?4 is always in range, used or not. */
-        rc = sqlite3_bind_text(st, 1, mesh_id, -1, SQLITE_STATIC);
-        if (rc != SQLITE_OK)
-                return store_log_error(i->store, rc, "binding the inbox list filter");
-        rc = sqlite3_bind_int64(st, 2, (sqlite3_int64) since);
-        if (rc != SQLITE_OK)
-                return store_log_error(i->store, rc, "binding the inbox list filter");
-        rc = sqlite3_bind_text(st, 3, from, -1, SQLITE_STATIC);
-        if (rc != SQLITE_OK)
-                return store_log_error(i->store, rc, "binding the inbox list filter");
-        rc = sqlite3_bind_text(st, 4, topic, -1, SQLITE_STATIC);
-        if (rc != SQLITE_OK)
-                return store_log_error(i->store, rc, "binding the inbox list filter");
-        rc = sqlite3_bind_int(st, 5, (int) limit);
-        if (rc != SQLITE_OK)
-                return store_log_error(i->store, rc, "binding the inbox list filter");
-        rc = sqlite3_bind_int(st, 6, unread_only);
-        if (rc != SQLITE_OK)
-                return store_log_error(i->store, rc, "binding the inbox list filter");
+        /* ?5 and ?6 are in every variant and ?7 binds last, so binding ?1–?4 is always in range, used
+         * or not; ?7 only where it is used. */
+        r = store_bind(i->store, st, "the inbox list filter", "sissii", f->mesh_id, (int64_t) f->since, f->from,
+                       f->topic, (int64_t) limit, (int64_t) f->unread_only);
+        if (r < 0)
+                return r;
+        if (f->recipient_pubkey) {
+                rc = sqlite3_bind_text(st, 7, f->recipient_pubkey, -1, SQLITE_STATIC);
+                if (rc != SQLITE_OK)
+                        return store_log_error(i->store, rc, "binding the inbox list filter");
+        }
 
         while (n < limit && (rc = sqlite3_step(st)) == SQLITE_ROW) {
                 InboxMessage *a = reallocarray(messages, n + 1, sizeof *messages);
@@ -368,7 +417,15 @@ int inbox_list(Inbox *i, const char *mesh_id, usec_t since, const char *from, co
         return 0;
 }
 
-int inbox_list_unannounced(Inbox *i, const char *mesh_id, unsigned limit, InboxMessage **ret, size_t *ret_n) {
+int inbox_list_unannounced(Inbox *i, const char *mesh_id, const char *recipient_pubkey, unsigned limit,
+                           InboxMessage **ret, size_t *ret_n) {
+        /* Oldest first, as they arrived: listeners see them in the order they would have. */
+        static const char *const sql[2] = {
+                "SELECT " MESSAGE_COLUMNS " FROM inbox WHERE mesh_id = ?1 AND announced_at IS NULL AND "
+                "recipient_kind = 'member' AND ?3 IS NULL ORDER BY received_at, rowid LIMIT ?2",
+                "SELECT " MESSAGE_COLUMNS " FROM inbox WHERE mesh_id = ?1 AND announced_at IS NULL AND "
+                "recipient_pubkey = ?3 ORDER BY received_at, rowid LIMIT ?2",
+        };
         _cleanup_(store_stmt_resetp) sqlite3_stmt *st = NULL;
         InboxMessage *messages = NULL;
         size_t n = 0;
@@ -380,20 +437,12 @@ int inbox_list_unannounced(Inbox *i, const char *mesh_id, unsigned limit, InboxM
         assert(ret_n);
 
         limit = limit == 0 ? INBOX_LIST_DEFAULT : limit > INBOX_LIST_MAX ? INBOX_LIST_MAX : limit;
-        /* Oldest first, as they arrived: listeners see them in the order they would have. */
-        r = store_stmt(i->store,
-                       "SELECT id, client_message_id, broker_message_id, mesh_id, topic, sender_pubkey, sender_name, "
-                       "body, meta, reply_to_id, received_at, seen_at FROM inbox "
-                       "WHERE mesh_id = ?1 AND announced_at IS NULL ORDER BY received_at, rowid LIMIT ?2",
-                       &st);
+        r = store_stmt(i->store, sql[recipient_pubkey ? 1 : 0], &st);
         if (r < 0)
                 return r;
-        rc = sqlite3_bind_text(st, 1, mesh_id, -1, SQLITE_STATIC);
-        if (rc != SQLITE_OK)
-                return store_log_error(i->store, rc, "binding the unannounced rows' query");
-        rc = sqlite3_bind_int(st, 2, (int) limit);
-        if (rc != SQLITE_OK)
-                return store_log_error(i->store, rc, "binding the unannounced rows' query");
+        r = store_bind(i->store, st, "the unannounced rows' query", "sis", mesh_id, (int64_t) limit, recipient_pubkey);
+        if (r < 0)
+                return r;
 
         while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
                 InboxMessage *a = reallocarray(messages, n + 1, sizeof *messages);
@@ -429,12 +478,9 @@ int inbox_mark_announced(Inbox *i, const char *id, usec_t now) {
         r = store_stmt(i->store, "UPDATE inbox SET announced_at = ?2 WHERE id = ?1 AND announced_at IS NULL", &st);
         if (r < 0)
                 return r;
-        rc = sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
-        if (rc != SQLITE_OK)
-                return store_log_error(i->store, rc, "binding the announcement mark");
-        rc = sqlite3_bind_int64(st, 2, (sqlite3_int64) now);
-        if (rc != SQLITE_OK)
-                return store_log_error(i->store, rc, "binding the announcement mark");
+        r = store_bind(i->store, st, "the announcement mark", "si", id, (int64_t) now);
+        if (r < 0)
+                return r;
         rc = sqlite3_step(st);
         if (rc != SQLITE_DONE)
                 return store_log_error(i->store, rc, "marking an inbox row announced");
@@ -460,11 +506,10 @@ int inbox_mark_seen(Inbox *i, const char *const *ids, size_t n, usec_t now, unsi
                 return r;
         for (size_t k = 0; k < n && r >= 0; k++) {
                 sqlite3_reset(st);
-                rc = sqlite3_bind_text(st, 1, ids[k], -1, SQLITE_STATIC);
-                if (rc == SQLITE_OK)
-                        rc = sqlite3_bind_int64(st, 2, (sqlite3_int64) now);
-                if (rc == SQLITE_OK)
-                        rc = sqlite3_step(st);
+                r = store_bind(i->store, st, "inbox rows to mark seen", "si", ids[k], (int64_t) now);
+                if (r < 0)
+                        break;
+                rc = sqlite3_step(st);
                 if (rc != SQLITE_DONE)
                         r = store_log_error(i->store, rc, "marking inbox rows seen");
                 else
@@ -516,5 +561,70 @@ int inbox_flush(Inbox *i, const char *mesh_id, usec_t before, unsigned *ret_remo
         if (rc != SQLITE_DONE)
                 return store_log_error(i->store, rc, "flushing the inbox");
         *ret_removed = (unsigned) sqlite3_changes(sqlite3_db_handle(st));
+        return 0;
+}
+
+int inbox_count_unseen(Inbox *i, const char *recipient_pubkey, unsigned *ret) {
+        _cleanup_(store_stmt_resetp) sqlite3_stmt *st = NULL;
+        int r, rc;
+
+        assert(i);
+        assert(recipient_pubkey);
+        assert(ret);
+
+        r = store_stmt(i->store, "SELECT count(*) FROM inbox WHERE recipient_pubkey = ?1 AND seen_at IS NULL", &st);
+        if (r < 0)
+                return r;
+        r = store_bind(i->store, st, "the unseen count", "s", recipient_pubkey);
+        if (r < 0)
+                return r;
+        rc = sqlite3_step(st);
+        if (rc != SQLITE_ROW)
+                return store_log_error(i->store, rc, "counting unseen messages");
+        *ret = (unsigned) sqlite3_column_int64(st, 0);
+        return 0;
+}
+
+int inbox_mark_seen_for(Inbox *i, const char *recipient_pubkey, usec_t now, unsigned *ret_flipped) {
+        _cleanup_(store_stmt_resetp) sqlite3_stmt *st = NULL;
+        int r, rc;
+
+        assert(i);
+        assert(recipient_pubkey);
+
+        r = store_stmt(i->store, "UPDATE inbox SET seen_at = ?2 WHERE recipient_pubkey = ?1 AND seen_at IS NULL", &st);
+        if (r < 0)
+                return r;
+        r = store_bind(i->store, st, "the rows to mark seen", "si", recipient_pubkey, (int64_t) now);
+        if (r < 0)
+                return r;
+        rc = sqlite3_step(st);
+        if (rc != SQLITE_DONE)
+                return store_log_error(i->store, rc, "marking a recipient's rows seen");
+        if (ret_flipped)
+                *ret_flipped = (unsigned) sqlite3_changes(sqlite3_db_handle(st));
+        return 0;
+}
+
+int inbox_adopt_member(Inbox *i, const char *mesh_id, const char *member_pubkey) {
+        _cleanup_(store_stmt_resetp) sqlite3_stmt *st = NULL;
+        int r, rc;
+
+        assert(i);
+        assert(mesh_id);
+        assert(member_pubkey);
+
+        /* OR IGNORE: a row the broker pushed again after the upgrade is there under the key already. */
+        r = store_stmt(i->store,
+                       "UPDATE OR IGNORE inbox SET recipient_pubkey = ?2 WHERE mesh_id = ?1 AND recipient_pubkey = ''",
+                       &st);
+        if (r < 0)
+                return r;
+        r = store_bind(i->store, st, "the member's rows", "ss", mesh_id, member_pubkey);
+        if (r < 0)
+                return r;
+        rc = sqlite3_step(st);
+        if (rc != SQLITE_DONE)
+                return store_log_error(i->store, rc, "naming the member as the recipient of older rows");
         return 0;
 }

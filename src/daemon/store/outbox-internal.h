@@ -9,7 +9,7 @@
  * steps to it (step i takes a file from version i to i + 1), and the connection, for raw SQL
  * (forcing a state, reading a column). */
 
-#define OUTBOX_SCHEMA_VERSION 2
+#define OUTBOX_SCHEMA_VERSION 3
 
 extern const char *const outbox_migrations[];
 

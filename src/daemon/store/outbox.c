@@ -16,10 +16,12 @@ struct Outbox {
         bool synchronous_full;
 };
 
-#define ROW_COLUMNS                                                                                     \
+/* The columns of schema version 2, which migrations copy as they are. */
+#define V2_COLUMNS                                                                                      \
         "id, client_message_id, mesh_id, kind, destination_ref, target_spec, priority, meta, reply_to, " \
         "body, request_fingerprint, enqueued_at, attempts, next_attempt_at, status, last_error, "        \
         "delivered_at, broker_message_id, aborted_at, aborted_by, superseded_by"
+#define ROW_COLUMNS V2_COLUMNS ", sender_pubkey"
 
 /* Step i takes the schema from version i to i + 1 (store_open). Besides reference §4.2: the
  * normalized envelope (mesh_id … body) so the drain can route a row by itself, and an index for
@@ -83,9 +85,44 @@ const char *const outbox_migrations[] = {
         "  aborted_at INTEGER,"
         "  aborted_by TEXT CHECK (aborted_by = 'operator' OR aborted_by = 'auto'),"
         "  superseded_by TEXT) WITHOUT ROWID;"
-        "INSERT INTO outbox_v2 (" ROW_COLUMNS ") SELECT " ROW_COLUMNS " FROM outbox;"
+        "INSERT INTO outbox_v2 (" V2_COLUMNS ") SELECT " V2_COLUMNS " FROM outbox;"
         "DROP TABLE outbox;"
         "ALTER TABLE outbox_v2 RENAME TO outbox;"
+        "CREATE INDEX outbox_pending ON outbox(status, next_attempt_at);"
+        "CREATE INDEX outbox_aborted ON outbox(status, aborted_at) WHERE status = 'aborted';"
+        "CREATE INDEX outbox_mesh ON outbox(mesh_id, id);",
+
+        /* DECISIONS §17: a session's dedupe scope is its own key. sender_pubkey names the identity
+         * a row goes out as ('' = the member, as every row before this version did), and an id is
+         * unique per sender only; a column's UNIQUE cannot be dropped, so the table is rebuilt. */
+        "CREATE TABLE outbox_v3 ("
+        "  id TEXT PRIMARY KEY,"
+        "  client_message_id TEXT NOT NULL,"
+        "  mesh_id TEXT NOT NULL,"
+        "  kind TEXT NOT NULL CHECK (kind = 'dm' OR kind = 'topic'),"
+        "  destination_ref TEXT NOT NULL,"
+        "  target_spec TEXT NOT NULL,"
+        "  priority TEXT NOT NULL CHECK (priority = 'now' OR priority = 'next' OR priority = 'low'),"
+        "  meta TEXT,"
+        "  reply_to TEXT,"
+        "  body BLOB NOT NULL,"
+        "  request_fingerprint BLOB NOT NULL CHECK (length(request_fingerprint) = 32),"
+        "  enqueued_at INTEGER NOT NULL,"
+        "  attempts INTEGER NOT NULL DEFAULT 0,"
+        "  next_attempt_at INTEGER NOT NULL,"
+        "  status TEXT NOT NULL CHECK (status = 'pending' OR status = 'inflight' OR status = 'done' OR"
+        "                              status = 'dead' OR status = 'aborted'),"
+        "  last_error TEXT,"
+        "  delivered_at INTEGER,"
+        "  broker_message_id TEXT,"
+        "  aborted_at INTEGER,"
+        "  aborted_by TEXT CHECK (aborted_by = 'operator' OR aborted_by = 'auto'),"
+        "  superseded_by TEXT,"
+        "  sender_pubkey TEXT NOT NULL DEFAULT '',"
+        "  UNIQUE (sender_pubkey, client_message_id)) WITHOUT ROWID;"
+        "INSERT INTO outbox_v3 (" V2_COLUMNS ") SELECT " V2_COLUMNS " FROM outbox;"
+        "DROP TABLE outbox;"
+        "ALTER TABLE outbox_v3 RENAME TO outbox;"
         "CREATE INDEX outbox_pending ON outbox(status, next_attempt_at);"
         "CREATE INDEX outbox_aborted ON outbox(status, aborted_at) WHERE status = 'aborted';"
         "CREATE INDEX outbox_mesh ON outbox(mesh_id, id);",
@@ -327,35 +364,26 @@ static int accept_insert(Outbox *o, const char *client_message_id, const uint8_t
         r = store_stmt(o->store,
                        "INSERT INTO outbox (id, client_message_id, mesh_id, kind, destination_ref, target_spec, "
                        "  priority, meta, reply_to, body, request_fingerprint, enqueued_at, attempts, "
-                       "  next_attempt_at, status) "
-                       "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, 0, ?12, 'pending')",
+                       "  next_attempt_at, status, sender_pubkey) "
+                       "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, 0, ?12, 'pending', ?13)",
                        &st);
         if (r < 0)
                 return r;
-        rc = sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
-        if (rc == SQLITE_OK)
-                rc = sqlite3_bind_text(st, 2, client_message_id, -1, SQLITE_STATIC);
-        if (rc == SQLITE_OK)
-                rc = sqlite3_bind_text(st, 3, env->mesh_id, -1, SQLITE_STATIC);
-        if (rc == SQLITE_OK)
-                rc = sqlite3_bind_text(st, 4, env->kind, -1, SQLITE_STATIC);
-        if (rc == SQLITE_OK)
-                rc = sqlite3_bind_text(st, 5, env->destination_ref, -1, SQLITE_STATIC);
-        if (rc == SQLITE_OK)
-                rc = sqlite3_bind_text(st, 6, env->target_spec, -1, SQLITE_STATIC);
-        if (rc == SQLITE_OK)
-                rc = sqlite3_bind_text(st, 7, env->priority, -1, SQLITE_STATIC);
-        if (rc == SQLITE_OK)
-                rc = sqlite3_bind_text(st, 8, env->meta_json, -1, SQLITE_STATIC);
-        if (rc == SQLITE_OK)
-                rc = sqlite3_bind_text(st, 9, env->reply_to, -1, SQLITE_STATIC);
+        r = store_bind(o->store, st, "a new outbox row", "sssssssss", id, client_message_id, env->mesh_id, env->kind,
+                       env->destination_ref, env->target_spec, env->priority, env->meta_json, env->reply_to);
+        if (r < 0)
+                return r;
         /* An empty body is still a (zero-length) BLOB, not NULL. */
-        if (rc == SQLITE_OK)
-                rc = sqlite3_bind_blob64(st, 10, env->body ? env->body : "", env->body_size, SQLITE_STATIC);
-        if (rc == SQLITE_OK)
-                rc = sqlite3_bind_blob(st, 11, fingerprint, OUTBOX_FINGERPRINT_SIZE, SQLITE_STATIC);
-        if (rc == SQLITE_OK)
-                rc = sqlite3_bind_int64(st, 12, (sqlite3_int64) now);
+        rc = sqlite3_bind_blob64(st, 10, env->body ? env->body : "", env->body_size, SQLITE_STATIC);
+        if (rc != SQLITE_OK)
+                return store_log_error(o->store, rc, "binding a new outbox row");
+        rc = sqlite3_bind_blob(st, 11, fingerprint, OUTBOX_FINGERPRINT_SIZE, SQLITE_STATIC);
+        if (rc != SQLITE_OK)
+                return store_log_error(o->store, rc, "binding a new outbox row");
+        rc = sqlite3_bind_int64(st, 12, (sqlite3_int64) now);
+        if (rc != SQLITE_OK)
+                return store_log_error(o->store, rc, "binding a new outbox row");
+        rc = sqlite3_bind_text(st, 13, strempty(env->sender_pubkey), -1, SQLITE_STATIC);
         if (rc != SQLITE_OK)
                 return store_log_error(o->store, rc, "binding a new outbox row");
         rc = sqlite3_step(st);
@@ -375,13 +403,13 @@ static int accept_locked(Outbox *o, const char *client_message_id, const uint8_t
 
         r = store_stmt(o->store,
                        "SELECT id, request_fingerprint, status, broker_message_id, last_error FROM outbox "
-                       "WHERE client_message_id = ?1",
+                       "WHERE sender_pubkey = ?1 AND client_message_id = ?2",
                        &st);
         if (r < 0)
                 return r;
-        rc = sqlite3_bind_text(st, 1, client_message_id, -1, SQLITE_STATIC);
-        if (rc != SQLITE_OK)
-                return store_log_error(o->store, rc, "binding a client_message_id");
+        r = store_bind(o->store, st, "a client_message_id", "ss", strempty(env->sender_pubkey), client_message_id);
+        if (r < 0)
+                return r;
         rc = sqlite3_step(st);
         if (rc == SQLITE_ROW)
                 return accept_duplicate(o, st, fingerprint, ret);
@@ -434,6 +462,7 @@ void outbox_row_done(OutboxRow *row) {
         free(row->broker_message_id);
         free(row->aborted_by);
         free(row->superseded_by);
+        free(row->sender_pubkey);
         *row = (OutboxRow) { .status = _OUTBOX_STATUS_INVALID };
 }
 
@@ -460,7 +489,7 @@ static int read_row(sqlite3_stmt *st, OutboxRow *ret) {
                 [0] = &row.id, [1] = &row.client_message_id, [2] = &row.mesh_id, [3] = &row.kind,
                 [4] = &row.destination_ref, [5] = &row.target_spec, [6] = &row.priority, [7] = &row.meta_json,
                 [8] = &row.reply_to, [15] = &row.last_error, [17] = &row.broker_message_id,
-                [19] = &row.aborted_by, [20] = &row.superseded_by,
+                [19] = &row.aborted_by, [20] = &row.superseded_by, [21] = &row.sender_pubkey,
         };
         const void *body, *fp;
         int r;
@@ -594,29 +623,57 @@ int outbox_get(Outbox *o, const char *row_id, OutboxRow *ret) {
         return read_row(st, ret);
 }
 
-int outbox_list_due(Outbox *o, const char *mesh_id, usec_t now, unsigned limit, OutboxRow **ret, size_t *ret_n) {
-        static const char *const sql[2] = {
+int outbox_list_due(Outbox *o, const char *mesh_id, const char *sender_pubkey, usec_t now, unsigned limit,
+                    OutboxRow **ret, size_t *ret_n) {
+        /* Indexed by the bits mesh 1, sender 2; ?1 and ?2 are in every variant. */
+        static const char *const sql[4] = {
                 "SELECT " ROW_COLUMNS " FROM outbox WHERE status = 'pending' AND next_attempt_at <= ?1 "
                 "ORDER BY next_attempt_at LIMIT ?2",
                 "SELECT " ROW_COLUMNS " FROM outbox WHERE status = 'pending' AND next_attempt_at <= ?1 "
                 "AND mesh_id = ?3 ORDER BY next_attempt_at LIMIT ?2",
+                "SELECT " ROW_COLUMNS " FROM outbox WHERE status = 'pending' AND next_attempt_at <= ?1 "
+                "AND ?3 IS NULL AND sender_pubkey = ?4 ORDER BY next_attempt_at LIMIT ?2",
+                "SELECT " ROW_COLUMNS " FROM outbox WHERE status = 'pending' AND next_attempt_at <= ?1 "
+                "AND mesh_id = ?3 AND sender_pubkey = ?4 ORDER BY next_attempt_at LIMIT ?2",
         };
         _cleanup_(store_stmt_resetp) sqlite3_stmt *st = NULL;
-        int r, rc;
+        int r;
 
         assert(o);
 
         limit = clamp_limit(limit);
-        r = store_stmt(o->store, sql[mesh_id ? 1 : 0], &st);
+        r = store_stmt(o->store, sql[(mesh_id ? 1 : 0) | (sender_pubkey ? 2 : 0)], &st);
         if (r < 0)
                 return r;
-        rc = sqlite3_bind_int64(st, 1, (sqlite3_int64) now);
-        if (rc == SQLITE_OK)
-                rc = sqlite3_bind_int(st, 2, (int) limit);
-        if (rc == SQLITE_OK && mesh_id)
-                rc = sqlite3_bind_text(st, 3, mesh_id, -1, SQLITE_STATIC);
-        if (rc != SQLITE_OK)
-                return store_log_error(o->store, rc, "binding the due filter");
+        if (sender_pubkey)
+                r = store_bind(o->store, st, "the due filter", "iiss", (int64_t) now, (int64_t) limit, mesh_id,
+                               sender_pubkey);
+        else if (mesh_id)
+                r = store_bind(o->store, st, "the due filter", "iis", (int64_t) now, (int64_t) limit, mesh_id);
+        else
+                r = store_bind(o->store, st, "the due filter", "ii", (int64_t) now, (int64_t) limit);
+        if (r < 0)
+                return r;
+        return read_rows(o, st, limit, ret, ret_n);
+}
+
+int outbox_list_active_from(Outbox *o, const char *sender_pubkey, unsigned limit, OutboxRow **ret, size_t *ret_n) {
+        _cleanup_(store_stmt_resetp) sqlite3_stmt *st = NULL;
+        int r;
+
+        assert(o);
+        assert(sender_pubkey);
+
+        limit = clamp_limit(limit);
+        r = store_stmt(o->store,
+                       "SELECT " ROW_COLUMNS " FROM outbox WHERE status IN ('pending', 'inflight') AND "
+                       "sender_pubkey = ?1 ORDER BY id LIMIT ?2",
+                       &st);
+        if (r < 0)
+                return r;
+        r = store_bind(o->store, st, "the sender filter", "si", sender_pubkey, (int64_t) limit);
+        if (r < 0)
+                return r;
         return read_rows(o, st, limit, ret, ret_n);
 }
 
@@ -685,16 +742,20 @@ static int row_status(Outbox *o, const char *row_id, OutboxStatus *ret) {
         return *ret < 0 ? -EUCLEAN : 0;
 }
 
-static int client_message_id_used(Outbox *o, const char *client_message_id) {
+/* Whether the sender of row_id already used client_message_id (ids are unique per sender). */
+static int client_message_id_used(Outbox *o, const char *row_id, const char *client_message_id) {
         _cleanup_(store_stmt_resetp) sqlite3_stmt *st = NULL;
         int r, rc;
 
-        r = store_stmt(o->store, "SELECT 1 FROM outbox WHERE client_message_id = ?1", &st);
+        r = store_stmt(o->store,
+                       "SELECT 1 FROM outbox WHERE client_message_id = ?2 AND "
+                       "sender_pubkey = (SELECT sender_pubkey FROM outbox WHERE id = ?1)",
+                       &st);
         if (r < 0)
                 return r;
-        rc = sqlite3_bind_text(st, 1, client_message_id, -1, SQLITE_STATIC);
-        if (rc != SQLITE_OK)
-                return store_log_error(o->store, rc, "binding a client_message_id");
+        r = store_bind(o->store, st, "a client_message_id", "ss", row_id, client_message_id);
+        if (r < 0)
+                return r;
         rc = sqlite3_step(st);
         if (rc == SQLITE_ROW)
                 return 1;
@@ -714,7 +775,7 @@ static int requeue_locked(Outbox *o, const char *row_id, const char *client_mess
                 return r;
         if (status != OUTBOX_PENDING && status != OUTBOX_DEAD)
                 return -EBUSY;
-        r = client_message_id_used(o, client_message_id);
+        r = client_message_id_used(o, row_id, client_message_id);
         if (r < 0)
                 return r;
         if (r > 0)
@@ -737,9 +798,9 @@ static int requeue_locked(Outbox *o, const char *row_id, const char *client_mess
         r = store_stmt(o->store,
                        "INSERT INTO outbox (id, client_message_id, mesh_id, kind, destination_ref, target_spec, "
                        "  priority, meta, reply_to, body, request_fingerprint, enqueued_at, attempts, "
-                       "  next_attempt_at, status) "
+                       "  next_attempt_at, status, sender_pubkey) "
                        "SELECT ?1, ?2, mesh_id, kind, destination_ref, target_spec, priority, meta, reply_to, body, "
-                       "  request_fingerprint, ?3, 0, ?3, 'pending' FROM outbox WHERE id = ?4",
+                       "  request_fingerprint, ?3, 0, ?3, 'pending', sender_pubkey FROM outbox WHERE id = ?4",
                        &insert);
         if (r < 0)
                 return r;

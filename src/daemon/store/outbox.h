@@ -58,6 +58,7 @@ typedef struct OutboxEnvelope {
         const char *reply_to;        /* or NULL */
         const char *body;            /* body_size bytes, UTF-8 */
         size_t body_size;
+        const char *sender_pubkey;   /* the session key it goes out as; NULL or "" = the member */
 } OutboxEnvelope;
 
 /* The 11 rows of the duplicate table (reference §3.3) fold into these outcomes. */
@@ -97,6 +98,9 @@ int outbox_begin(Outbox *o);
 int outbox_commit(Outbox *o);
 void outbox_rollback(Outbox *o);
 
+/* A client_message_id is unique per sender (DECISIONS §17): the member ('' in sender_pubkey) and
+ * each session key have their own scope. */
+
 /* Applies the duplicate table to one request inside the caller's transaction, or in a
  * transaction of its own when none is open. -EINVAL for an invalid id or envelope (nothing
  * written). The new row is pending with enqueued_at = next_attempt_at = now, attempts 0. */
@@ -126,6 +130,7 @@ typedef struct OutboxRow {
         usec_t aborted_at;       /* 0 when not aborted */
         char *aborted_by;        /* "operator" | "auto", NULL when not aborted */
         char *superseded_by;     /* the row id that replaced this one, NULL when none */
+        char *sender_pubkey;     /* the session key it goes out as, "" for the member */
 } OutboxRow;
 void outbox_row_done(OutboxRow *row);
 void outbox_rows_free(OutboxRow *rows, size_t n);
@@ -136,10 +141,14 @@ int outbox_list(Outbox *o, const char *mesh_id, OutboxStatus status, unsigned li
 /* -ENOENT when there is no such row. */
 int outbox_get(Outbox *o, const char *row_id, OutboxRow *ret);
 
-/* For the drain: pending rows of mesh_id (NULL = every mesh) with next_attempt_at <= now, oldest
- * first, at most limit (1..500, 0 = 50); and the earliest next_attempt_at after `after` of any
- * pending row (-ENOENT when none is pending that late). */
-int outbox_list_due(Outbox *o, const char *mesh_id, usec_t now, unsigned limit, OutboxRow **ret, size_t *ret_n);
+/* For the drain: pending rows of mesh_id (NULL = every mesh) sent as sender_pubkey (NULL = any
+ * sender, "" = the member) with next_attempt_at <= now, oldest first, at most limit (1..500,
+ * 0 = 50); and the earliest next_attempt_at after `after` of any pending row (-ENOENT when none
+ * is pending that late). */
+int outbox_list_due(Outbox *o, const char *mesh_id, const char *sender_pubkey, usec_t now, unsigned limit,
+                    OutboxRow **ret, size_t *ret_n);
+/* Pending and inflight rows sent as sender_pubkey, oldest first; limit as outbox_list_due(). */
+int outbox_list_active_from(Outbox *o, const char *sender_pubkey, unsigned limit, OutboxRow **ret, size_t *ret_n);
 int outbox_next_attempt_at(Outbox *o, usec_t after, usec_t *ret);
 /* Rows of mesh_id still to deliver (pending or inflight). */
 int outbox_count_active(Outbox *o, const char *mesh_id, unsigned *ret);
