@@ -6,6 +6,8 @@
 
 #include <json-c/json.h>
 
+#include "macro.h"
+
 /* What the daemon's "start" packet says (worker-channel.h), checked. */
 typedef struct WorkerConfig {
         char *broker_url;
@@ -34,10 +36,25 @@ typedef struct WorkerConfig {
 #define PING_INTERVAL_MS_DEFAULT     30000
 #define LIVENESS_TIMEOUT_MS_DEFAULT  75000
 
+/* One session connection, from the daemon's "session_open" packet (worker-channel.h), checked. */
+typedef struct SessionConfig {
+        char *session_pubkey;   /* 64 lowercase hex */
+        char *session_id;
+        char *display_name;
+        char *cwd;
+        int64_t pid;
+        json_object *groups;    /* [{name, role?}], NULL: none */
+} SessionConfig;
+
 void worker_config_done(WorkerConfig *c);
+void session_config_free(SessionConfig *s);
+DEFINE_TRIVIAL_CLEANUP_FUNC(SessionConfig *, session_config_free);
 
 /* ws://host[:port][/path] or wss://…: -EINVAL with *ret_error on anything else. */
 int broker_url_parse(const char *url, WorkerConfig *c, char **ret_error);
 
 /* Fills c from a "start" packet; -EINVAL with *ret_error naming the bad field. */
 int worker_config_from_start(json_object *start, WorkerConfig *c, char **ret_error);
+
+/* A new SessionConfig from a "session_open" packet; -EINVAL with *ret_error naming the bad field. */
+int session_config_from_open(json_object *open, SessionConfig **ret, char **ret_error);

@@ -43,12 +43,18 @@ static void worker_done(Worker *w) {
         connection_teardown(w);
         if (!uv_is_closing((uv_handle_t *) &w->channel_watch) && w->channel_watch.data)
                 uv_close((uv_handle_t *) &w->channel_watch, NULL);
-        uv_handle_t *timers[] = { (uv_handle_t *) &w->retry_timer, (uv_handle_t *) &w->ping_timer,
-                                  (uv_handle_t *) &w->liveness_timer, (uv_handle_t *) &w->hello_timer };
-        for (size_t i = 0; i < ELEMENTSOF(timers); i++)
-                if (timers[i]->data && !uv_is_closing(timers[i]))
-                        uv_close(timers[i], NULL);
-        /* Let the close callbacks (ours and lws's) run, then release the loop. */
+        for (size_t i = 0; i < ELEMENTSOF(w->conns); i++)
+                if (w->conns[i])
+                        conn_release(TAKE_PTR(w->conns[i]));
+        while (w->closing) {
+                Conn *c = w->closing;
+                w->closing = c->closing_next;
+                c->wsi = NULL;
+                conn_release(c);
+        }
+        w->n_closing = 0;
+        /* Let the close callbacks (ours, which free the connections, and lws's) run, then
+         * release the loop. */
         (void) uv_run(&w->loop, UV_RUN_DEFAULT);
         connection_teardown_finish(w);
         (void) uv_run(&w->loop, UV_RUN_DEFAULT);
@@ -56,6 +62,17 @@ static void worker_done(Worker *w) {
                 log_debug("The event loop still had handles at exit.");
         resolver_done(&w->resolver);
         worker_config_done(&w->config);
+}
+
+/* The member's connection, the event loop's handles and the lws context, before the sandbox. */
+static int worker_setup(Worker *w) {
+        Conn *member;
+        int r;
+
+        r = connection_setup(w);
+        if (r < 0)
+                return r;
+        return conn_new(w, 0, NULL, &member);
 }
 
 static int run(void) {
@@ -89,7 +106,7 @@ static int run(void) {
                         log_error("Bad start packet: %s", error);
                 else
                         log_error_errno(r, "Bad start packet: %m");
-                worker_send_state(&w, "failed", error ? error : "bad start packet", -1, 0);
+                worker_send_state(&w, 0, "failed", error ? error : "bad start packet", -1, 0);
                 worker_config_done(&w.config);
                 return r;
         }
@@ -99,36 +116,47 @@ static int run(void) {
         /* Everything from the filesystem now, while it is reachable: the resolver helper,
          * the libuv glue, OpenSSL and the system CA store (in lws_create_context). */
         r = resolver_start(&w.resolver, w.config.host);
-        if (r >= 0)
-                r = uv_loop_init(&w.loop) < 0 ? -ENOMEM : 0;
         if (r < 0) {
-                log_error_errno(r, "Cannot start the resolver helper or the event loop: %m");
-                worker_send_state(&w, "failed", "cannot set up the worker; see its log", -1, 0);
+                log_error_errno(r, "Cannot start the resolver helper: %m");
+                worker_send_state(&w, 0, "failed", "cannot set up the worker; see its log", -1, 0);
                 resolver_done(&w.resolver);
                 worker_config_done(&w.config);
                 return r;
         }
-        r = connection_setup(&w);
+        if (uv_loop_init(&w.loop) < 0) {
+                r = log_error_errno(-ENOMEM, "Cannot set up the event loop.");
+                worker_send_state(&w, 0, "failed", "cannot set up the worker; see its log", -1, 0);
+                resolver_done(&w.resolver);
+                worker_config_done(&w.config);
+                return r;
+        }
+        r = worker_setup(&w);
+        if (r < 0) {
+                worker_send_state(&w, 0, "failed", "cannot set up the worker; see its log", -1, 0);
+                worker_done(&w);
+                return r;
+        }
         /* localtime() in libraries would open /etc/localtime later; read it now. */
         tzset();
-        if (r >= 0)
-                r = sandbox_apply(SANDBOX_WORKER, &w.landlock);
+        r = sandbox_apply(SANDBOX_WORKER, &w.landlock);
         if (r < 0) {
                 /* Never talk to the network unconfined. */
-                worker_send_state(&w, "failed", "cannot set up the worker or its sandbox; see its log", -1, 0);
+                worker_send_state(&w, 0, "failed", "cannot set up the worker's sandbox; see its log", -1, 0);
                 worker_done(&w);
                 return r;
         }
         log_debug("Sandboxed (%s).", strna(w.landlock));
 
         r = channel_watch_start(&w);
-        if (r >= 0) {
-                connection_start(&w);
-                (void) uv_run(&w.loop, UV_RUN_DEFAULT);
+        if (r < 0) {
+                w.exiting = true;
+                worker_done(&w);
+                return r;
         }
+        connection_start(w.conns[0]);
+        (void) uv_run(&w.loop, UV_RUN_DEFAULT);
         w.exiting = true;
-        if (r >= 0)
-                r = w.exit_error;
+        r = w.exit_error;
         worker_done(&w);
         return r;
 }

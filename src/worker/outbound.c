@@ -20,17 +20,17 @@ Outgoing *outgoing_new(const char *text, size_t size) {
         return o;
 }
 
-size_t outbound_drop(Worker *w) {
+size_t outbound_drop(Conn *c) {
         size_t n = 0;
 
-        while (w->out_head) {
-                Outgoing *o = w->out_head;
-                w->out_head = o->next;
+        while (c->out_head) {
+                Outgoing *o = c->out_head;
+                c->out_head = o->next;
                 free(o);
                 n++;
         }
-        w->out_tail = NULL;
-        w->hello = mfree(w->hello);
+        c->out_tail = NULL;
+        c->hello = mfree(c->hello);
         return n;
 }
 
@@ -40,13 +40,13 @@ size_t outbound_drop(Worker *w) {
  * other, with lws's own opcode value for it. */
 #define WRITE_CLOSE ((enum lws_write_protocol) 4)
 
-void connection_queue(Worker *w, json_object *frame) {
+void connection_queue(Conn *c, json_object *frame) {
         const char *text;
         Outgoing *o;
         size_t size;
 
-        if (w->phase != PHASE_CONNECTED || !w->wsi) {
-                log_info("Dropping a \"%s\" frame from the daemon: not connected.", worker_channel_type(frame));
+        if (c->phase != PHASE_CONNECTED || !c->wsi) {
+                log_info("%sDropping a \"%s\" frame from the daemon: not connected.", conn_label(c), worker_channel_type(frame));
                 return;
         }
         text = json_object_to_json_string_length(frame, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &size);
@@ -64,57 +64,56 @@ void connection_queue(Worker *w, json_object *frame) {
                 log_error("Out of memory queueing a frame.");
                 return;
         }
-        if (w->out_tail)
-                w->out_tail->next = o;
+        if (c->out_tail)
+                c->out_tail->next = o;
         else
-                w->out_head = o;
-        w->out_tail = o;
-        lws_callback_on_writable(w->wsi);
+                c->out_head = o;
+        c->out_tail = o;
+        lws_callback_on_writable(c->wsi);
 }
 
-int outbound_writable(Worker *w, struct lws *wsi) {
+int outbound_writable(Conn *c, struct lws *wsi) {
         Outgoing *o;
 
-        if (w->kill && w->close_code && !w->close_sent) {
-                unsigned char buf[LWS_PRE + 2 + sizeof w->close_reason];
-                size_t n = strlen(w->close_reason);
+        if (c->kill && c->close_code && !c->close_sent) {
+                unsigned char buf[LWS_PRE + 2 + sizeof c->close_reason];
+                size_t n = strlen(c->close_reason);
 
-                buf[LWS_PRE] = (unsigned char) (w->close_code >> 8);
-                buf[LWS_PRE + 1] = (unsigned char) (w->close_code & 0xff);
-                memcpy(buf + LWS_PRE + 2, w->close_reason, n);
-                w->close_sent = true;
+                buf[LWS_PRE] = (unsigned char) (c->close_code >> 8);
+                buf[LWS_PRE + 1] = (unsigned char) (c->close_code & 0xff);
+                memcpy(buf + LWS_PRE + 2, c->close_reason, n);
+                c->close_sent = true;
                 if (lws_write(wsi, buf + LWS_PRE, 2 + n, WRITE_CLOSE) < 0)
                         return -1;
                 /* The broker answers with its close; lws ends the connection then, or here. */
                 lws_set_timeout(wsi, PENDING_TIMEOUT_CLOSE_ACK, 1);
                 return 0;
         }
-        if (w->kill)
-                return w->close_sent ? 0 : -1;
+        if (c->kill)
+                return c->close_sent ? 0 : -1;
 
-
-        if (w->want_ping) {
+        if (c->want_ping) {
                 unsigned char buf[LWS_PRE + 1];
-                w->want_ping = false;
+                c->want_ping = false;
                 if (lws_write(wsi, buf + LWS_PRE, 0, LWS_WRITE_PING) < 0)
                         return -1;
-        } else if (w->hello) {
-                o = TAKE_PTR(w->hello);
+        } else if (c->hello) {
+                o = TAKE_PTR(c->hello);
                 int k = lws_write(wsi, o->data + LWS_PRE, o->size, LWS_WRITE_TEXT);
                 free(o);
                 if (k < 0)
                         return -1;
-        } else if (w->phase == PHASE_CONNECTED && w->out_head) {
-                o = w->out_head;
-                w->out_head = o->next;
-                if (!w->out_head)
-                        w->out_tail = NULL;
+        } else if (c->phase == PHASE_CONNECTED && c->out_head) {
+                o = c->out_head;
+                c->out_head = o->next;
+                if (!c->out_head)
+                        c->out_tail = NULL;
                 int k = lws_write(wsi, o->data + LWS_PRE, o->size, LWS_WRITE_TEXT);
                 free(o);
                 if (k < 0)
                         return -1;
         }
-        if (w->want_ping || w->hello || (w->phase == PHASE_CONNECTED && w->out_head))
+        if (c->want_ping || c->hello || (c->phase == PHASE_CONNECTED && c->out_head))
                 lws_callback_on_writable(wsi);
         return 0;
 }

@@ -20,6 +20,7 @@
 #include "log.h"
 #include "macro.h"
 #include "sandbox.h"
+#include "worker.h"
 
 /* Bookworm's <linux/landlock.h> stops at ABI 2 and its struct has one field; the kernel
  * here speaks ABI 7. These are the kernel's own values (include/uapi/linux/landlock.h). */
@@ -112,8 +113,9 @@ static int set_rlimits(void) {
                 int resource;
                 rlim_t value;
         } limits[] = {
-                /* Sockets to the broker, the channel, libuv's and lws's own: a few dozen at most. */
-                { RLIMIT_NOFILE, 64 },
+                /* Sockets to the broker (the member's and the sessions'), the channel, libuv's
+                 * and lws's own. */
+                { RLIMIT_NOFILE, WORKER_FD_MAX },
 #ifndef SANITIZER_BUILD
                 /* No fork, for a non-root worker (root ignores it; seccomp refuses fork anyway).
                  * Sanitizer builds: LeakSanitizer's tracer is a new process. */

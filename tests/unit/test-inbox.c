@@ -464,6 +464,87 @@ static void test_migrate_v2(void) {
         ASSERT_EQ(count_unannounced(i, "mesh-1"), 1);
 }
 
+#define MEMBER  "c0c1c2c3c4c5c6c7c8c9d0d1d2d3d4d5d6d7d8d9e0e1e2e3e4e5e6e7e8e9f0f1"
+#define SESSION "d0d1d2d3d4d5d6d7d8d9e0e1e2e3e4e5e6e7e8e9f0f1f2f3f4f5f6f7f8f9a0a1"
+
+static InboxMessage to(InboxMessage m, const char *recipient, const char *kind) {
+        m.recipient_pubkey = (char *) recipient;
+        m.recipient_kind = (char *) kind;
+        return m;
+}
+
+/* Sessions: rows of an older file become the member's; each identity is a receiver of its own. */
+static void test_recipients(void) {
+        _cleanup_free_ char *path = new_path("recipients");
+        _cleanup_(inbox_freep) Inbox *i = NULL;
+        InboxMessage *m = NULL;
+        unsigned count = 0, flipped = 0;
+        size_t n = 0;
+        bool is_new;
+
+        make_v2_inbox(path);
+        i = open_inbox(path);
+        ASSERT_OK(inbox_list(i, "mesh-1", 0, NULL, NULL, false, 0, &m, &n));
+        ASSERT_EQ(n, 2);
+        ASSERT_STREQ(m[0].recipient_pubkey, "");
+        ASSERT_STREQ(m[0].recipient_kind, "member");
+        inbox_messages_free(m, n);
+
+        /* Named after the upgrade; the broker's redelivery of an old row stays one row. */
+        ASSERT_OK(inbox_adopt_member(i, "mesh-1", MEMBER));
+        ASSERT_OK(inbox_list_filtered(i, &(InboxFilter) { .recipient_pubkey = MEMBER }, &m, &n));
+        ASSERT_EQ(n, 2);
+        inbox_messages_free(m, n);
+        insert(i, to(message("mesh-1", "c-1", ALICE, NULL, NOW), MEMBER, "member"), false);
+
+        /* A broadcast that reached the member and a session: a row for each; a redelivery to the
+         * session: none. */
+        insert(i, to(message("mesh-1", "b-1", ALICE, NULL, NOW), MEMBER, "member"), true);
+        insert(i, to(message("mesh-1", "b-1", ALICE, NULL, NOW + 1), SESSION, "session"), true);
+        insert(i, to(message("mesh-1", "b-1", ALICE, NULL, NOW + 2), SESSION, "session"), false);
+        insert(i, to(message("mesh-1", "d-1", BOB, NULL, NOW + 3), SESSION, "session"), true);
+        is_new = false;
+        ASSERT_EQ(inbox_insert(i, &(InboxMessage) { .client_message_id = (char *) "x", .mesh_id = (char *) "mesh-1",
+                                                    .sender_pubkey = (char *) BOB, .sender_name = (char *) "bob",
+                                                    .recipient_kind = (char *) "peer" }, &is_new), -EINVAL);
+
+        ASSERT_OK(inbox_list_filtered(i, &(InboxFilter) { .mesh_id = "mesh-1", .recipient_pubkey = SESSION }, &m, &n));
+        ASSERT_EQ(n, 2);
+        ASSERT_STREQ(m[0].client_message_id, "d-1");
+        ASSERT_STREQ(m[0].recipient_kind, "session");
+        ASSERT_STREQ(m[0].recipient_pubkey, SESSION);
+        ASSERT_STREQ(m[1].client_message_id, "b-1");
+        inbox_messages_free(m, n);
+        ASSERT_OK(inbox_list_filtered(i, &(InboxFilter) { .from = BOB, .recipient_pubkey = SESSION }, &m, &n));
+        ASSERT_EQ(n, 1);
+        inbox_messages_free(m, n);
+        ASSERT_OK(inbox_list(i, "mesh-1", 0, NULL, NULL, false, 0, &m, &n));
+        ASSERT_EQ(n, 5);
+        inbox_messages_free(m, n);
+
+        /* The member's unread count leaves the session's rows out; the session's is per row. */
+        ASSERT_OK(inbox_count_unread(i, "mesh-1", &count));
+        ASSERT_EQ(count, 3);
+        ASSERT_OK(inbox_count_unseen(i, SESSION, &count));
+        ASSERT_EQ(count, 2);
+        ASSERT_OK(inbox_mark_seen_for(i, SESSION, NOW + 10, &flipped));
+        ASSERT_EQ(flipped, 2);
+        ASSERT_OK(inbox_count_unseen(i, SESSION, &count));
+        ASSERT_EQ(count, 0);
+        ASSERT_OK(inbox_count_unseen(i, MEMBER, &count));
+        ASSERT_EQ(count, 1);
+
+        /* Unannounced rows: the member's and each session's apart. */
+        ASSERT_OK(inbox_list_unannounced(i, "mesh-1", NULL, 0, &m, &n));
+        ASSERT_EQ(n, 1);
+        ASSERT_STREQ(m[0].recipient_pubkey, MEMBER);
+        inbox_messages_free(m, n);
+        ASSERT_OK(inbox_list_unannounced(i, "mesh-1", SESSION, 0, &m, &n));
+        ASSERT_EQ(n, 2);
+        ASSERT_STREQ(m[0].client_message_id, "b-1");
+        inbox_messages_free(m, n);
+}
+
 static void test_seen_and_removal(void) {
         _cleanup_free_ char *path = new_path("seen");
         _cleanup_(inbox_freep) Inbox *i = open_inbox(path);
@@ -524,6 +605,7 @@ int main(void) {
         test_dedupe_scoped_to_sender();
         test_announced();
         test_migrate_v2();
+        test_recipients();
         test_list();
         test_corrupt_quarantined();
         test_not_a_database();

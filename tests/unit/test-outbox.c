@@ -1118,6 +1118,81 @@ static void test_no_temporary_btree(void) {
         }
 }
 
+/* Version 2 to 3 (DECISIONS §17): rows before were the member's (sender_pubkey ''), and an id is
+ * unique per sender: the member's dedupe still finds its row, a session's same id is its own. */
+static void test_schema_v2_senders(void) {
+        _cleanup_free_ char *path = new_path("schema-v2"), *sql = NULL, *new_cmid = NULL;
+        _cleanup_(outbox_row_done) OutboxRow a = { 0 }, moved = { 0 };
+        char id_a[ULID_MAX], new_row[ULID_MAX];
+        _cleanup_(outbox_freep) Outbox *o = NULL;
+        OutboxRow *rows = NULL;
+        size_t n = 0;
+        sqlite3 *db = NULL;
+        OutboxAcceptResult res;
+        Req q = base();
+        OutboxEnvelope env = envelope(&q);
+        uint8_t fp[32];
+
+        fingerprint(&q, fp);
+        ASSERT_OK(ulid_new(NOW, id_a));
+        ASSERT_TRUE(asprintf(&sql,
+                "%s %s PRAGMA user_version = 2;"
+                "INSERT INTO outbox (id, client_message_id, mesh_id, kind, destination_ref, target_spec, priority, "
+                "  body, request_fingerprint, enqueued_at, attempts, next_attempt_at, status) VALUES ('%s', 'key-A', "
+                "  'mesh-1', 'dm', '" ALICE "', '" ALICE "', 'next', x'68656c6c6f', randomblob(32), %" PRIu64 ", 0, "
+                "  %" PRIu64 ", 'pending');",
+                outbox_migrations[0], outbox_migrations[1], id_a, NOW, NOW) > 0);
+        ASSERT_EQ(sqlite3_open(path, &db), SQLITE_OK);
+        ASSERT_EQ(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+        ASSERT_EQ(sqlite3_close(db), SQLITE_OK);
+
+        o = open_outbox(path);
+        ASSERT_EQ(user_version(o), OUTBOX_SCHEMA_VERSION);
+        ASSERT_OK(outbox_get(o, id_a, &a));
+        ASSERT_STREQ(a.sender_pubkey, "");
+        ASSERT_STREQ(a.body, "hello");
+
+        /* The member's id is found again (the stored fingerprint differs: a conflict, no new row). */
+        ASSERT_OK(accept_req(o, "key-A", &q, NOW + 1, &res));
+        ASSERT_EQ(res.outcome, OUTBOX_ACCEPT_CONFLICT);
+        ASSERT_EQ(total_rows(o), 1);
+        /* The same id from a session is a send of its own; again from it, the duplicate. */
+        env.sender_pubkey = BOB;
+        ASSERT_OK(outbox_accept(o, "key-A", fp, &env, NOW + 2, &res));
+        ASSERT_EQ(res.outcome, OUTBOX_ACCEPT_QUEUED);
+        ASSERT_OK(outbox_accept(o, "key-A", fp, &env, NOW + 3, &res));
+        ASSERT_EQ(res.outcome, OUTBOX_ACCEPT_PENDING);
+        ASSERT_EQ(total_rows(o), 2);
+
+        /* The drain lists each identity's rows apart. */
+        ASSERT_OK(outbox_list_due(o, "mesh-1", "", NOW + HOUR, 0, &rows, &n));
+        ASSERT_EQ(n, 1);
+        ASSERT_STREQ(rows[0].id, id_a);
+        outbox_rows_free(rows, n);
+        ASSERT_OK(outbox_list_due(o, "mesh-1", BOB, NOW + HOUR, 0, &rows, &n));
+        ASSERT_EQ(n, 1);
+        ASSERT_STREQ(rows[0].sender_pubkey, BOB);
+        ASSERT_STREQ(rows[0].client_message_id, "key-A");
+        outbox_rows_free(rows, n);
+        ASSERT_OK(outbox_list_due(o, NULL, NULL, NOW + HOUR, 0, &rows, &n));
+        ASSERT_EQ(n, 2);
+        outbox_rows_free(rows, n);
+        ASSERT_OK(outbox_list_active_from(o, BOB, 0, &rows, &n));
+        ASSERT_EQ(n, 1);
+        outbox_rows_free(rows, n);
+        ASSERT_OK(outbox_list_active_from(o, ALICE, 0, &rows, &n));
+        ASSERT_EQ(n, 0);
+        outbox_rows_free(rows, n);
+
+        /* A requeue keeps the sender, and checks the new id within the sender's scope only. */
+        ASSERT_OK(outbox_accept(o, "key-B", fp, &env, NOW + 4, &res));
+        ASSERT_EQ(outbox_requeue(o, res.row_id, "key-A", NULL, NOW + 5, new_row, NULL), -EEXIST);
+        ASSERT_OK(outbox_requeue(o, res.row_id, "key-C", NULL, NOW + 5, new_row, &new_cmid));
+        ASSERT_OK(outbox_get(o, new_row, &moved));
+        ASSERT_STREQ(moved.sender_pubkey, BOB);
+        ASSERT_STREQ(moved.client_message_id, "key-C");
+}
+
 /* The forward-only steps of store_open, with a schema of three versions. */
 static void test_migrations(void) {
         static const char *const steps[] = {
@@ -1410,6 +1485,7 @@ int main(int argc, char *argv[]) {
         test_schema();
         test_schema_v1();
         test_no_temporary_btree();
+        test_schema_v2_senders();
         test_migrations();
         test_atomic();
         test_file_mode();

@@ -100,27 +100,126 @@ static void test_start(void) {
         }
 }
 
+#define SIG_A "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+#define SIG_B "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
+#define SIG_A_LOWER "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+#define SESSION_HEX "fedcba9876543210fedcba9876543210fedcba9876543210fedcba9876543210"
+
 static void test_hello(void) {
         _cleanup_(json_object_putp) json_object *o = start_packet(), *h = NULL;
         _cleanup_free_ char *payload = NULL, *error = NULL;
         WorkerConfig c = { .pid = 0 };
-        char sig[129];
+        HelloRound round;
 
         ASSERT_OK(worker_config_from_start(o, &c, &error));
-        ASSERT_OK(hello_sign_payload(&c, 1714761600123, &payload));
+        hello_round_start(&round, 1714761600123);
+        ASSERT_OK(hello_sign_payload(&c, NULL, &round, &payload));
         ASSERT_STREQ(payload, "M|U|" HEX64 "|1714761600123");
 
-        memset(sig, 'A', 128);
-        sig[128] = '\0';
-        ASSERT_EQ(hello_frame_new(&c, 1714761600123, "abc", &h), -EINVAL);
-        ASSERT_OK(hello_frame_new(&c, 1714761600123, sig, &h));
+        ASSERT_EQ(hello_round_add_signature(&round, NULL, "abc"), -EINVAL);
+        ASSERT_TRUE(!hello_round_complete(&round, NULL));
+        ASSERT_OK(hello_round_add_signature(&round, NULL, SIG_A));
+        ASSERT_TRUE(hello_round_complete(&round, NULL));
+        ASSERT_OK(hello_frame_new(&c, NULL, &round, &h));
         ASSERT_STREQ(json_object_to_json_string_ext(h, JSON_C_TO_STRING_PLAIN),
                      "{\"type\":\"hello\",\"meshId\":\"M\",\"memberId\":\"U\",\"pubkey\":\"" HEX64 "\","
                      "\"sessionPubkey\":\"" HEX64 "\",\"sessionId\":\"s\",\"pid\":42,\"cwd\":\"\\/\","
                      "\"peerType\":\"ai\",\"channel\":\"claudemesh-daemon\",\"capabilities\":[\"client_ack\"],"
-                     "\"timestamp\":1714761600123,\"signature\":\""
-                     "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
-                     "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\"}");
+                     "\"timestamp\":1714761600123,\"signature\":\"" SIG_A_LOWER "\"}");
+        worker_config_done(&c);
+}
+
+static json_object *open_packet(void) {
+        return json_tokener_parse("{\"type\":\"session_open\",\"conn\":7,\"session_pubkey\":\"" SESSION_HEX "\","
+                                  "\"session_id\":\"sid-1\",\"display_name\":\"agent\",\"pid\":4242,"
+                                  "\"cwd\":\"/home/u/p\",\"groups\":[{\"name\":\"ops\",\"role\":\"lead\"}]}");
+}
+
+static void test_session_open(void) {
+        static const struct {
+                const char *key, *value, *why;
+        } bad[] = {
+                { "session_pubkey", "\"" HEX64 "0\"", "too long" },
+                { "session_pubkey", "\"0123456789ABCDEF0123456789abcdef0123456789abcdef0123456789abcdef\"", "lowercase hex" },
+                { "session_pubkey", "null", "\"session_pubkey\" is missing" },
+                { "session_id", "\"\"", "\"session_id\" is empty" },
+                { "session_id", "\"a\\u0001b\"", "control characters" },
+                { "display_name", "\"line\\nbreak\"", "control characters" },
+                { "display_name", "17", "must be a string" },
+                { "cwd", "\"/a\\u0000b\"", "NUL" },
+                { "pid", "-1", "\"pid\"" },
+                { "pid", "\"1\"", "\"pid\"" },
+                { "pid", "null", "\"pid\"" },
+                { "groups", "[{\"role\":\"x\"}]", "\"groups\" entries" },
+                { "groups", "{}", "\"groups\" must be an array" },
+        };
+        _cleanup_(json_object_putp) json_object *o = open_packet(), *minimal = NULL;
+        _cleanup_(session_config_freep) SessionConfig *s = NULL, *m = NULL;
+        _cleanup_free_ char *error = NULL;
+
+        ASSERT_OK(session_config_from_open(o, &s, &error));
+        ASSERT_STREQ(s->session_pubkey, SESSION_HEX);
+        ASSERT_STREQ(s->session_id, "sid-1");
+        ASSERT_STREQ(s->display_name, "agent");
+        ASSERT_STREQ(s->cwd, "/home/u/p");
+        ASSERT_EQ(s->pid, 4242);
+        ASSERT_EQ(json_object_array_length(s->groups), 1);
+
+        /* cwd and groups are optional; the broker needs a cwd */
+        minimal = json_tokener_parse("{\"type\":\"session_open\",\"conn\":1,\"session_pubkey\":\"" SESSION_HEX "\","
+                                     "\"session_id\":\"x\",\"display_name\":\"d\",\"pid\":0}");
+        ASSERT_OK(session_config_from_open(minimal, &m, &error));
+        ASSERT_STREQ(m->cwd, "/");
+        ASSERT_TRUE(!m->groups);
+
+        for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
+                _cleanup_(json_object_putp) json_object *p = open_packet();
+                _cleanup_(session_config_freep) SessionConfig *d = NULL;
+                _cleanup_free_ char *e = NULL;
+
+                json_object_object_add(p, bad[i].key, json_tokener_parse(bad[i].value));
+                ASSERT_EQ(session_config_from_open(p, &d, &e), -EINVAL);
+                ASSERT_TRUE(!d);
+                ASSERT_CONTAINS(e, bad[i].why);
+        }
+}
+
+static void test_session_hello(void) {
+        _cleanup_(json_object_putp) json_object *o = start_packet(), *open = open_packet(), *h = NULL;
+        _cleanup_free_ char *attest = NULL, *hello = NULL, *error = NULL;
+        _cleanup_(session_config_freep) SessionConfig *s = NULL;
+        WorkerConfig c = { .pid = 0 };
+        HelloRound round;
+
+        ASSERT_OK(worker_config_from_start(o, &c, &error));
+        ASSERT_OK(session_config_from_open(open, &s, &error));
+        hello_round_start(&round, 1796227184218);
+        ASSERT_EQ(round.expires_at_ms, 1796227184218 + 12LL * 3600 * 1000);
+
+        /* the attestation first, with the member's key; then the hello, with the session's */
+        ASSERT_STREQ(hello_round_next_name(&round, s), "session attestation");
+        ASSERT_OK(hello_sign_payload(&c, s, &round, &attest));
+        ASSERT_STREQ(attest, "claudemesh-session-attest|" HEX64 "|" SESSION_HEX "|1796270384218");
+        ASSERT_OK(hello_round_add_signature(&round, s, SIG_A));
+        ASSERT_TRUE(!hello_round_complete(&round, s));
+        ASSERT_STREQ(hello_round_next_name(&round, s), "session hello");
+        ASSERT_OK(hello_sign_payload(&c, s, &round, &hello));
+        ASSERT_STREQ(hello, "claudemesh-session-hello|M|" HEX64 "|" SESSION_HEX "|1796227184218");
+        ASSERT_EQ(hello_round_add_signature(&round, s, SIG_B "0"), -EINVAL);
+        ASSERT_OK(hello_round_add_signature(&round, s, SIG_B));
+        ASSERT_TRUE(hello_round_complete(&round, s));
+
+        /* wire-protocol-head §2, field for field */
+        ASSERT_OK(hello_frame_new(&c, s, &round, &h));
+        ASSERT_STREQ(json_object_to_json_string_ext(h, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE),
+                     "{\"type\":\"session_hello\",\"meshId\":\"M\",\"parentMemberId\":\"U\","
+                     "\"parentMemberPubkey\":\"" HEX64 "\",\"sessionPubkey\":\"" SESSION_HEX "\","
+                     "\"parentAttestation\":{\"sessionPubkey\":\"" SESSION_HEX "\",\"parentMemberPubkey\":\"" HEX64 "\","
+                     "\"expiresAt\":1796270384218,\"signature\":\"" SIG_A_LOWER "\"},"
+                     "\"displayName\":\"agent\",\"sessionId\":\"sid-1\",\"pid\":4242,\"cwd\":\"/home/u/p\","
+                     "\"peerType\":\"ai\",\"channel\":\"claudemesh-session\","
+                     "\"groups\":[{\"name\":\"ops\",\"role\":\"lead\"}],"
+                     "\"timestamp\":1796227184218,\"signature\":\"" SIG_B "\"}");
         worker_config_done(&c);
 }
 
@@ -151,6 +250,8 @@ int main(void) {
         test_urls();
         test_start();
         test_hello();
+        test_session_open();
+        test_session_hello();
         test_backoff();
         return 0;
 }
