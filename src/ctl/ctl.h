@@ -46,6 +46,8 @@ typedef struct Args {
         bool print;
         const char *name;       /* mcp --name */
         const char *session_id; /* mcp --session-id */
+        char **groups;          /* mcp --group, as capabilities */
+        size_t n_groups;
 } Args;
 
 extern Args arg;

@@ -390,6 +390,7 @@ int verb_mcp(sd_bus *bus, int argc, char **argv) {
                 return r;
         s.api.name = arg.name;
         s.api.session_id = arg.session_id;
+        s.api.groups = arg.groups;
         r = mesh_api_register(&s.api, &error);
         if (r < 0)
                 return bus_report_error(&error, r, "register a session for the MCP server");

@@ -33,6 +33,7 @@ typedef struct MeshApi {
         char *id;
         const char *name;         /* --name: the session's display name; NULL: the config's */
         const char *session_id;   /* --session-id: the same id gets the same key back; NULL: a new one */
+        char **groups;            /* --group: "name" or "name:role"; NULL: none */
         char *session;            /* the Session1 object path, once registered */
         char *public_key;         /* the session's key, 64 hex */
 } MeshApi;
