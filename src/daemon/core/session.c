@@ -22,8 +22,13 @@
 #define SESSION_CWD_MAX 4096
 
 static Session *session_free(Session *s) {
+        Mesh *mesh;
+
         if (!s)
                 return NULL;
+        /* The link must not keep a pointer to it (shutdown frees sessions before meshes). */
+        if (s->conn > 0 && manager_lookup_mesh(s->manager, s->mesh_id, &mesh, NULL) >= 0 && mesh->link)
+                mesh_link_session_forget(mesh->link, s);
         sd_event_source_disable_unref(s->exit_source);
         if (s->pidfd >= 0)
                 close(s->pidfd);
@@ -458,6 +463,7 @@ int session_check_owner(const Session *s, const Caller *caller, CmError *error) 
 
 int session_set_profile(Session *s, const char *status, const char *summary, CmError *error) {
         _cleanup_free_ char *new_status = NULL, *new_summary = NULL;
+        Mesh *mesh;
 
         assert(s);
 
@@ -486,6 +492,8 @@ int session_set_profile(Session *s, const char *status, const char *summary, CmE
                 free(s->summary);
                 s->summary = TAKE_PTR(new_summary);
         }
+        if (manager_lookup_mesh(s->manager, s->mesh_id, &mesh, NULL) >= 0 && mesh->link)
+                mesh_link_session_profile(mesh->link, s);
         (void) manager_emit(s->manager, &(Event) { .kind = EVENT_SESSION_CHANGED, .session = s });
         return 0;
 }

@@ -398,8 +398,9 @@ static int bus_append_peer(sd_bus_message *m, const MeshLink *l, const Peer *p) 
         r = sd_bus_message_close_container(m);
         if (r < 0)
                 return r;
-        return sd_bus_message_append(m, "{sv}{sv}{sv}{sv}",
+        return sd_bus_message_append(m, "{sv}{sv}{sv}{sv}{sv}",
                                      "session_id", "s", strempty(p->session_id),
+                                     "peer_role", "s", strempty(p->peer_role),
                                      "connected_at", "t", (uint64_t) p->connected_at_usec,
                                      "hostname", "s", strempty(p->hostname),
                                      "self", "b", mesh_link_peer_is_self(l, p));

@@ -100,6 +100,15 @@ void mesh_link_session_close(MeshLink *l, Session *s) {
         session_set_state(s, "closed");
 }
 
+void mesh_link_session_forget(MeshLink *l, Session *s) {
+        assert(l);
+        assert(s);
+
+        if (s->conn > 0 && s->conn <= SESSIONS_MAX && l->conns[s->conn] == s)
+                l->conns[s->conn] = NULL;
+        s->conn = 0;
+}
+
 int mesh_link_session_send_frame(MeshLink *l, Session *s, json_object *frame) {
         assert(l);
         assert(s);
@@ -107,6 +116,31 @@ int mesh_link_session_send_frame(MeshLink *l, Session *s, json_object *frame) {
         if (s->conn == 0 || l->conns[s->conn] != s)
                 return -ENOTCONN;
         return link_send_frame_conn(l, s->conn, frame);
+}
+
+static int send_simple(MeshLink *l, Session *s, const char *type, const char *key, const char *value) {
+        _cleanup_(json_object_putp) json_object *f = json_object_new_object();
+
+        if (!f || json_object_object_add(f, "type", json_object_new_string(type)) < 0 ||
+            json_object_object_add(f, key, json_object_new_string(value)) < 0)
+                return -ENOMEM;
+        return mesh_link_session_send_frame(l, s, f);
+}
+
+void mesh_link_session_profile(MeshLink *l, Session *s) {
+        int r;
+
+        assert(l);
+        assert(s);
+
+        if (!streq(s->state, "connected"))
+                return; /* the next hello_ack sends it */
+        /* The broker forgets both with the connection: sent again on every connect. */
+        r = send_simple(l, s, "set_status", "status", s->status);
+        if (r >= 0 && s->summary[0])
+                r = send_simple(l, s, "set_summary", "summary", s->summary);
+        if (r < 0)
+                log_warning_errno(r, "Mesh %s: cannot send the profile of session %s: %m", l->mesh->entry->slug, s->id);
 }
 
 void link_sessions_reopen(MeshLink *l) {
@@ -201,6 +235,8 @@ void link_session_packet(MeshLink *l, unsigned conn, json_object *packet) {
                 session_state(l, s, packet);
         else if (streq(type, "hello_ack")) {
                 session_set_state(s, "connected");
+                if (!streq(s->status, "idle") || s->summary[0])
+                        mesh_link_session_profile(l, s);
                 mesh_link_drain(l);
         } else if (streq(type, "frame"))
                 link_receive_frame(l, conn, json_object_object_get(packet, "frame"));

@@ -98,6 +98,10 @@ int mesh_link_reconnect(MeshLink *l);
 void mesh_link_session_open(MeshLink *l, Session *s);
 /* Closes the connection of s at once (its presence ends), and puts its sends in flight back. */
 void mesh_link_session_close(MeshLink *l, Session *s);
+/* Tells the broker the status and summary of s on its connection (when it is connected). */
+void mesh_link_session_profile(MeshLink *l, Session *s);
+/* Drops the link's pointer to s without a word to the worker (s is freed; the worker goes too). */
+void mesh_link_session_forget(MeshLink *l, Session *s);
 /* Writes a broker frame on the connection of s; -ENOTCONN when it is not connected. */
 int mesh_link_session_send_frame(MeshLink *l, Session *s, json_object *frame);
 
