@@ -7,7 +7,8 @@
 # upstream's CLI sends is not taken), lives as long as the process named by "pid" (pidfd), is
 # replaced by a registration under the same session id, and takes its token along when it ends.
 # Tokens are never logged; a pid of another uid is refused; past 256 sessions, 503. Without
-# ?mesh=, a session's /v1/inbox and DELETE /v1/inbox are its mesh's (upstream's meshFromCtx).
+# ?mesh=, a session's DELETE /v1/inbox is its mesh's (upstream's meshFromCtx) and its /v1/inbox
+# lists what it received; recipient_pubkey and recipient_kind filter and show the recipient.
 . "$(dirname "$0")/lib.sh"
 
 start_session_bus
@@ -169,17 +170,32 @@ assert objects() == {}
 import sqlite3
 cfg = json.load(open(os.path.join(T, "config/config.json")))
 ids = {m["slug"]: m["meshId"] for m in cfg["meshes"]}
-with sqlite3.connect(os.path.join(T, "state/claudemesh/inbox.db"), timeout=5) as db:
-    for i, slug in enumerate(["acme", "beta", "beta"]):
-        db.execute("INSERT INTO inbox (id, client_message_id, mesh_id, sender_pubkey, sender_name, body, received_at)"
-                   " VALUES (?, ?, ?, 'pk', 'n', 'b', ?)", (f"r{i}", f"c{i}", ids[slug], int(time.time() * 1e6) + i))
 tok4 = secrets.token_hex(32)
-expect(reg(tok4, session_id="s-4", mesh="beta"), 200)
+key4 = expect(reg(tok4, session_id="s-4", mesh="beta"), 200)["session_pubkey"]
+member = "ab" * 32
+# r0 the member's on acme, r1 the member's on beta, r2 the session's on beta
+with sqlite3.connect(os.path.join(T, "state/claudemesh/inbox.db"), timeout=5) as db:
+    for i, (slug, rcpt, kind) in enumerate([("acme", member, "member"), ("beta", member, "member"),
+                                            ("beta", key4, "session")]):
+        db.execute("INSERT INTO inbox (id, client_message_id, mesh_id, sender_pubkey, sender_name, body, received_at,"
+                   " recipient_pubkey, recipient_kind) VALUES (?, ?, ?, 'pk', 'n', 'b', ?, ?, ?)",
+                   (f"r{i}", f"c{i}", ids[slug], int(time.time() * 1e6) + i, rcpt, kind))
 def inbox(url, token=None):
     return sorted(r["id"] for r in expect(call("GET", url, token=token), 200)["items"])
 assert inbox("/v1/inbox?mark_seen=false") == ["r0", "r1", "r2"]
-assert inbox("/v1/inbox?mark_seen=false", tok4) == ["r1", "r2"]
-assert inbox("/v1/inbox?mark_seen=false&mesh=acme", tok4) == ["r0"]
+# a session's listing: only what it received (upstream 1.34.11), on its mesh unless named
+assert inbox("/v1/inbox?mark_seen=false", tok4) == ["r2"]
+assert inbox("/v1/inbox?mark_seen=false&mesh=acme", tok4) == []
+row = expect(call("GET", "/v1/inbox?mark_seen=false", token=tok4), 200)["items"][0]
+assert row["recipient_pubkey"] == key4 and row["recipient_kind"] == "session", row
+# the recipient filters
+assert inbox(f"/v1/inbox?mark_seen=false&recipient_pubkey={member}") == ["r0", "r1"]
+assert inbox(f"/v1/inbox?mark_seen=false&recipient_pubkey={key4}") == ["r2"]
+assert inbox("/v1/inbox?mark_seen=false&recipient_kind=session") == ["r2"]
+assert inbox("/v1/inbox?mark_seen=false&recipient_kind=member") == ["r0", "r1"]
+expect(call("GET", "/v1/inbox?recipient_kind=robot"), 400, {"error": "'recipient_kind' must be member or session"})
+expect(call("GET", "/v1/inbox?recipient_pubkey=AB"), 400, {"error": "'recipient_pubkey' must be 64 lowercase hex"})
+# flushing: the session's mesh
 expect(call("DELETE", "/v1/inbox", token=tok4), 200, {"removed": 2})
 assert inbox("/v1/inbox?mark_seen=false") == ["r0"]
 expect(call("DELETE", "/v1/sessions/" + tok4), 200)

@@ -2,6 +2,7 @@
 #include <stdlib.h>
 
 #include "compat-routes-internal.h"
+#include "hex-util.h"
 #include "json-util.h"
 #include "manager-store.h"
 
@@ -117,6 +118,7 @@ static int reply_items(CompatRequest *req, Manager *m, const void *items, size_t
 typedef struct InboxQuery {
         CompatServer *server;
         InboxListRequest list;
+        const char *recipient_kind;  /* "member", "session" or NULL: req's */
         bool mark_seen;          /* upstream's default: a listing stamps what it returned as seen */
 } InboxQuery;
 
@@ -140,6 +142,14 @@ static int inbox_query(CompatRequest *req, Manager *m, InboxQuery *iq) {
         r = query_limit(req, INBOX_LIST_DEFAULT, INBOX_LIST_MAX, &q->limit);
         if (r != 0)
                 return r;
+        q->recipient_pubkey = query(req, "recipient_pubkey");
+        if (q->recipient_pubkey && !hex_string(q->recipient_pubkey, 64, HEX_LOWER))
+                return compat_answered(compat_reply_error(req, MHD_HTTP_BAD_REQUEST,
+                                                          "'recipient_pubkey' must be 64 lowercase hex"));
+        iq->recipient_kind = query(req, "recipient_kind");
+        if (iq->recipient_kind && !streq(iq->recipient_kind, "member") && !streq(iq->recipient_kind, "session"))
+                return compat_answered(compat_reply_error(req, MHD_HTTP_BAD_REQUEST,
+                                                          "'recipient_kind' must be member or session"));
         r = manager_list_inbox_check(m, q, &error);
         if (r < 0)
                 return compat_answered(compat_reply_failure(req, r, &error));
@@ -184,7 +194,13 @@ static int fill_inbox_item(json_object *o, Manager *m, const void *item) {
                 return r;
         /* As before this listing stamped it, so a caller still tells which rows were unread. */
         r = add_time(o, "seen_at", im->seen_at);
-        return r;
+        if (r < 0)
+                return r;
+        /* upstream 1.34.11: who received it, the member or one of its sessions */
+        r = compat_json_add_string(o, "recipient_pubkey", isempty(im->recipient_pubkey) ? NULL : im->recipient_pubkey);
+        if (r < 0)
+                return r;
+        return compat_json_add_string(o, "recipient_kind", im->recipient_kind ? im->recipient_kind : "member");
 }
 
 /* Stamps the unseen rows of msgs seen; *ret_flipped counts them. */
@@ -234,14 +250,33 @@ static int inbox_authorized(CompatRequest *req, Manager *m, void *request) {
         _cleanup_(cm_error_done) CmError error = CM_ERROR_NULL;
         const InboxQuery *q = request;
         InboxListRequest list = q->list;
+        Session *session;
         InboxMessage *msgs = NULL;
         size_t n = 0;
         int r;
 
-        list.mesh = session_mesh(q->server, req, list.mesh);
+        session = compat_request_session(q->server, req);
+        /* A session's listing is what it received (upstream 1.34.11's recipient scope). */
+        if (session && !list.mesh)
+                list.mesh = session->mesh_slug;
+        if (session)
+                list.recipient_pubkey = session->public_key_hex;
         r = manager_list_inbox(m, &list, &msgs, &n, &error);
         if (r < 0)
                 return compat_reply_failure(req, r, &error);
+        /* The store filters by identity, not by kind: the rows listed are narrowed here, so the
+         * limit counts rows of both kinds. */
+        if (q->recipient_kind) {
+                size_t k = 0;
+
+                for (size_t i = 0; i < n; i++) {
+                        if (streq(msgs[i].recipient_kind ? msgs[i].recipient_kind : "member", q->recipient_kind))
+                                msgs[k++] = msgs[i];
+                        else
+                                inbox_message_done(&msgs[i]);
+                }
+                n = k;
+        }
         r = inbox_reply(req, m, q, msgs, n);
         inbox_messages_free(msgs, n);
         return r;
