@@ -234,8 +234,13 @@ void connection_start(Conn *c) {
                         ci.ssl_connection |= LCCSCF_ALLOW_SELFSIGNED;
         }
         /* On failure lws may already have called CONNECTION_ERROR, which ended this attempt. */
-        if (!lws_client_connect_via_info(&ci) && connection_is_live(c))
+        if (!lws_client_connect_via_info(&ci) && connection_is_live(c)) {
                 connection_ended(c, "the connection could not be started");
+                return;
+        }
+        /* Started from outside lws's callbacks: wake its loop, or the connect (and its
+         * timeout) waits for some other socket's activity. */
+        lws_cancel_service(w->lws);
 }
 
 static void on_ping_timer(uv_timer_t *t) {
@@ -391,6 +396,9 @@ int connection_setup(Worker *w) {
         info.connect_timeout_secs = CONNECT_TIMEOUT_SECS;
         /* lws sizes its descriptor table from this, indexed by descriptor: the sandbox's limit. */
         info.fd_limit_per_thread = WORKER_FD_MAX;
+        /* A client holds a header block from its connect through the upgrade; with lws's
+         * default pool of 32, the 33rd concurrent connect waits forever for one. */
+        info.max_http_header_pool = 1 + WORKER_SESSIONS_MAX + CLOSING_MAX;
         w->lws = lws_create_context(&info);
         if (!w->lws)
                 return log_error_errno(-EIO, "lws_create_context failed (is libwebsockets-evlib-uv installed?)");

@@ -23,12 +23,12 @@ wait_connected bob demo
 monitor alice "$T/a-signals"
 monitor bob "$T/b-signals"
 
-# hold FILE NAME SESSION_ID [GROUP...]: a session owner on alice's bus in the background; its pid in
+# hold FILE NAME [SESSION_ID [GROUP]]: a session owner on alice's bus in the background; its pid in
 # HOLDER_PID
 hold() {
         rm -f "$T/$1.session"
         DBUS_SESSION_BUS_ADDRESS="unix:path=$T/alice/bus" /usr/bin/python3 "$HOLDER" "$T/$1.session" demo "$2" \
-                "$3" ${4:+"$4"} >> "$T/holder.log" 2>&1 &
+                ${3:+"$3"} ${4:+"$4"} >> "$T/holder.log" 2>&1 &
         HOLDER_PID=$!
         PIDS="$PIDS $HOLDER_PID"
         wait_until 10 test -s "$T/$1.session" || fail "holder $1 did not register"
@@ -151,6 +151,16 @@ scall "$A2" Send 'ssa{sv}' "$BOB_KEY" "across the crash" 1 client_message_id s a
 on alice busctl --user --json=short call org.claudemesh.Daemon1 $DAEMON org.claudemesh.Daemon1 ListOutbox 'sa{sv}' \
         demo 0 > "$T/outbox"
 [ "$($MON rows "$T/outbox" client_message_id=a2-crash status=pending)" = 1 ] || fail "outbox: $(cat "$T/outbox")"
+# sessions without a session_id: their key dies with them, so do their sends, with the reason
+hold e1 ephemeral-1
+E1=$(path_of e1)
+scall "$E1" Send 'ssa{sv}' "$BOB_KEY" "never out" 1 client_message_id s e-close > /dev/null || fail "e1's Send"
+scall "$E1" Close '' > /dev/null || fail "e1's Close"
+wait_until 10 got "$T/a-signals" $DAEMON SendFailed session_ended || fail "no SendFailed of e1's send"
+got "$T/a-signals" $DAEMON SendFailed e-close || fail "the SendFailed does not name e-close"
+hold e2 ephemeral-2
+scall "$(path_of e2)" Send 'ssa{sv}' "$BOB_KEY" "never out either" 1 client_message_id s e-crash > /dev/null ||
+        fail "e2's Send"
 kill -KILL "$(daemon_pid alice)"
 wait "$(daemon_pid alice)" 2>/dev/null || true
 monitor bob "$T/b-signals-2"
@@ -159,6 +169,11 @@ wait_connected bob demo
 daemon_start alice
 wait_connected alice demo
 monitor alice "$T/a-signals-2"
+on alice busctl --user --json=short call org.claudemesh.Daemon1 $DAEMON org.claudemesh.Daemon1 ListOutbox 'sa{sv}' \
+        demo 0 > "$T/outbox"
+[ "$($MON rows "$T/outbox" client_message_id=e-crash status=dead)" = 1 ] || fail "e2's send after the crash: $(cat "$T/outbox")"
+grep -q 'session_ended: the daemon stopped' "$T/outbox" || fail "e2's send has no reason: $(cat "$T/outbox")"
+[ "$($MON rows "$T/outbox" client_message_id=a2-crash status=pending)" = 1 ] || fail "a2's send did not wait for a2"
 hold a2-again agent-a2 a2
 [ "$(key_of a2-again)" = "$K2" ] || fail "a2 came back with another key"
 wait_until 60 bob_has "body=across the crash" || fail "a2's pending send did not arrive after the crash"

@@ -1183,6 +1183,16 @@ static void test_schema_v2_senders(void) {
         ASSERT_OK(outbox_list_active_from(o, ALICE, 0, &rows, &n));
         ASSERT_EQ(n, 0);
         outbox_rows_free(rows, n);
+        {
+                char **senders = NULL;
+
+                /* The member's rows ('') are not a session's. */
+                ASSERT_OK(outbox_list_active_senders(o, 0, &senders));
+                ASSERT_STREQ(senders[0], BOB);
+                ASSERT_TRUE(!senders[1]);
+                free(senders[0]);
+                free(senders);
+        }
 
         /* A requeue keeps the sender, and checks the new id within the sender's scope only. */
         ASSERT_OK(outbox_accept(o, "key-B", fp, &env, NOW + 4, &res));

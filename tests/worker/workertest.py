@@ -23,6 +23,21 @@ import tap  # noqa: E402  (brokertest put tests/ on the path)
 
 WORKER = os.environ.get("CLAUDEMESH_WORKER", "claudemesh-worker")
 TIMEOUT = bt.TIMEOUT * 2
+SESSIONS_MAX = 256  # WORKER_SESSIONS_MAX, worker-channel.h
+
+
+class Session:
+    """One session the harness opened on the worker: its key, held by the daemon."""
+
+    def __init__(self, conn, name, refuse=None):
+        self.conn = conn
+        self.name = name
+        self.key = nacl.signing.SigningKey.generate()
+        self.pubkey = self.key.verify_key.encode().hex()
+        self.session_id = f"worker-session-{uuid.uuid4()}"
+        self.refuse = refuse      # None: sign; a string: refuse with it (every request, or refuse_only's kind)
+        self.refuse_only = None
+        self.signed = []          # (kind "attest"|"hello", expiresAt or timestamp, request_id), in order
 
 
 class Worker:
@@ -52,6 +67,9 @@ class Worker:
         self.signed = []
         self.event = None
         self.eof = False
+        self.sessions = {}        # conn -> Session, as opened with open_session()
+        self.bad_sign = []        # sign requests of a form the daemon must refuse
+        self.keep_frames = True   # False: "frame" packets are not kept (floods of peer_joined)
 
     @property
     def routing_key(self):
@@ -114,6 +132,8 @@ class Worker:
                 self.event.set()
                 return
             p = json.loads(data)
+            if p["type"] == "frame" and not self.keep_frames:
+                continue
             p["_t"] = time.monotonic()
             self.packets.append(p)
             if p["type"] == "sign":
@@ -123,6 +143,9 @@ class Worker:
 
     def _answer_sign(self, p):
         payload = p["payload"]
+        if p.get("conn"):
+            self._answer_session_sign(p)
+            return
         e = self.entry
         parts = payload.split("|")
         assert parts[:3] == [e["meshId"], e["memberId"], e["pubkey"]], payload
@@ -133,6 +156,46 @@ class Worker:
                        "signature": self.key.sign(payload.encode()).signature.hex()})
         else:
             self.send({"type": "signature", "request_id": p["request_id"], "error": self.sign})
+
+    def _answer_session_sign(self, p):
+        """As the daemon does (SESSIONS-CONTRACT): the attestation with the member key, the
+        hello with that session's key, each only in exactly its form and with a fresh time."""
+        payload, s = p["payload"], self.sessions.get(p["conn"])
+        e, now = self.entry, time.time() * 1000
+        parts = payload.split("|")
+        key = kind = None
+        if s and len(parts) == 4 and parts[:3] == ["claudemesh-session-attest", e["pubkey"], s.pubkey] \
+                and abs(int(parts[3]) - (now + 12 * 3600 * 1000)) <= 60000:
+            key, kind = self.key, "attest"
+        elif s and len(parts) == 5 and parts[:4] == ["claudemesh-session-hello", e["meshId"], e["pubkey"], s.pubkey] \
+                and abs(int(parts[4]) - now) <= 60000:
+            key, kind = s.key, "hello"
+        if key is None:
+            self.bad_sign.append(p)
+            self.send({"type": "signature", "request_id": p["request_id"], "error": "not a session payload"})
+            return
+        s.signed.append((kind, int(parts[-1]), p["request_id"]))
+        if s.refuse and s.refuse_only in (None, kind):
+            self.send({"type": "signature", "request_id": p["request_id"], "error": s.refuse})
+        else:
+            self.send({"type": "signature", "request_id": p["request_id"],
+                       "signature": key.sign(payload.encode()).signature.hex()})
+
+    def open_session(self, conn, name=None, refuse=None, refuse_only=None, groups=None, send=True):
+        """Opens session connection conn with a fresh session key, as the daemon does."""
+        s = Session(conn, name or f"session-{conn}", refuse)
+        s.refuse_only = refuse_only
+        packet = {"type": "session_open", "conn": conn, "session_pubkey": s.pubkey,
+                  "session_id": s.session_id, "display_name": s.name, "pid": os.getpid(), "cwd": "/tmp"}
+        if groups:
+            packet["groups"] = groups
+        self.sessions[conn] = s
+        if send:
+            self.send(packet)
+        return s
+
+    def close_session(self, conn):
+        self.send({"type": "session_close", "conn": conn})
 
     async def expect(self, type_, timeout=TIMEOUT, **match):
         """The first kept or new packet of this type whose fields equal match (a callable
@@ -179,12 +242,13 @@ class Worker:
             return
         raise AssertionError(f"unexpected {p}\n---- worker log ----\n{self.log()}")
 
-    async def connected(self, timeout=TIMEOUT):
-        await self.state("connected", timeout)
+    async def connected(self, timeout=TIMEOUT, conn=None):
+        """The next "connected" of that connection (None: the member's, whose packets carry no conn)."""
+        await self.state("connected", timeout, conn=conn)
         return self
 
-    def frame(self, frame):
-        self.send({"type": "send", "frame": frame})
+    def frame(self, frame, conn=None):
+        self.send({"type": "send", "frame": frame, **({"conn": conn} if conn is not None else {})})
 
     def proc_status(self):
         with open(f"/proc/{self.proc.pid}/status") as f:

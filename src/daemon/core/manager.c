@@ -714,4 +714,5 @@ void manager_start(Manager *m) {
         manager_attach_links(m);
         /* Once the front-ends listen, so that they hear what the last run stored but did not say. */
         manager_announce_stored(m);
+        session_fail_orphan_sends(m);
 }

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* Sessions: agent processes with their own identity on a mesh, ended by the kernel's word (a
  * pidfd) that their process is gone. */
+#include <dirent.h>
 #include <fcntl.h>
 #include <sodium.h>
 #include <string.h>
@@ -224,20 +225,20 @@ static void session_remove(Session *s) {
                 }
 }
 
-/* The sends of a session whose key dies with it can never go out: each goes dead with the reason,
+/* The sends of a session whose key dies with it can never go out: each goes dead with why,
  * announced as SendFailed, rather than waiting in the outbox for max_age. A kept key's sends
  * wait for the session_id to register again. */
-static void session_give_up_sends(Session *s) {
-        Manager *m = s->manager;
+static void give_up_sends(Manager *m, const char *pubkey_hex, const char *why) {
         OutboxRow *rows = NULL;
         size_t n = 0;
         int r;
 
-        if (!m->outbox)
+        if (!m->outbox || !m->transitions)
                 return;
-        r = outbox_list_active_from(m->outbox, s->public_key_hex, OUTBOX_LIST_MAX, &rows, &n);
+        r = outbox_list_active_from(m->outbox, pubkey_hex, OUTBOX_LIST_MAX, &rows, &n);
         if (r < 0) {
-                log_warning_errno(r, "Session %s: cannot read its queued sends; they go dead at max_age: %m", s->id);
+                log_warning_errno(r, "Cannot read the queued sends of session key %.16s; they go dead at max_age: %m",
+                                  pubkey_hex);
                 return;
         }
         for (size_t i = 0; i < n; i++) {
@@ -247,13 +248,100 @@ static void session_give_up_sends(Session *s) {
                                                    .mesh_id = rows[i].mesh_id,
                                                    .row_id = rows[i].id,
                                                    .client_message_id = rows[i].client_message_id,
-                                                   .detail = "session_ended: the session closed before the message "
-                                                             "went out, and its key was not kept (no session_id)",
+                                                   .detail = why,
                                            });
                 if (r < 0 && r != -ESTALE && r != -ENOENT && r != -EAGAIN)
-                        log_warning_errno(r, "Session %s: cannot give up send %s: %m", s->id, rows[i].client_message_id);
+                        log_warning_errno(r, "Cannot give up send %s of session key %.16s: %m",
+                                          rows[i].client_message_id, pubkey_hex);
         }
         outbox_rows_free(rows, n);
+}
+
+static void session_give_up_sends(Session *s) {
+        give_up_sends(s->manager, s->public_key_hex,
+                      "session_ended: the session closed before the message went out, and its key was not kept "
+                      "(no session_id)");
+}
+
+#define KEPT_KEYS_MAX 4096
+
+DEFINE_TRIVIAL_CLEANUP_FUNC(DIR *, closedir);
+
+/* The public keys (hex) of the kept session keys, at most KEPT_KEYS_MAX of them. */
+static int kept_public_keys(const char *state_dir, char ***ret) {
+        _cleanup_strv_free_ char **keys = NULL;
+        _cleanup_free_ char *dir = NULL;
+        _cleanup_(closedirp) DIR *d = NULL;
+        struct dirent *de;
+        size_t n = 0;
+
+        if (asprintf(&dir, "%s/sessions", state_dir) < 0)
+                return -ENOMEM;
+        keys = calloc(1, sizeof(char *));
+        if (!keys)
+                return -ENOMEM;
+        d = opendir(dir);
+        if (!d) {
+                if (errno != ENOENT)
+                        return -errno;
+                *ret = TAKE_PTR(keys);
+                return 0;
+        }
+        while ((de = readdir(d)) && n < KEPT_KEYS_MAX) {
+                _cleanup_(secret_buffer_done) SecretBuffer b = { 0 };
+                uint8_t pk[crypto_sign_PUBLICKEYBYTES], sk[crypto_sign_SECRETKEYBYTES];
+                _cleanup_free_ char *path = NULL;
+                size_t len = strlen(de->d_name);
+                char **grown;
+
+                if (len < strlen(".session-key") || !streq(de->d_name + len - strlen(".session-key"), ".session-key"))
+                        continue;
+                if (asprintf(&path, "%s/%s", dir, de->d_name) < 0)
+                        return -ENOMEM;
+                if (read_full_file(path, 4096, &b.data, &b.size, NULL) < 0 || b.size != crypto_sign_SEEDBYTES)
+                        continue;
+                crypto_sign_seed_keypair(pk, sk, (const unsigned char *) b.data);
+                sodium_memzero(sk, sizeof sk);
+                grown = reallocarray(keys, n + 2, sizeof(char *));
+                if (!grown)
+                        return -ENOMEM;
+                keys = grown;
+                keys[n + 1] = NULL;
+                keys[n] = malloc(2 * sizeof pk + 1);
+                if (!keys[n])
+                        return -ENOMEM;
+                sodium_bin2hex(keys[n], 2 * sizeof pk + 1, pk, sizeof pk);
+                n++;
+        }
+        *ret = TAKE_PTR(keys);
+        return 0;
+}
+
+void session_fail_orphan_sends(Manager *m) {
+        _cleanup_strv_free_ char **senders = NULL, **kept = NULL;
+        int r;
+
+        assert(m);
+
+        if (!m->outbox || outbox_list_active_senders(m->outbox, OUTBOX_LIST_MAX, &senders) < 0 || !senders[0])
+                return;
+        r = kept_public_keys(m->state_dir, &kept);
+        if (r < 0) {
+                log_warning_errno(r, "Cannot read the kept session keys; queued sends of sessions wait: %m");
+                return;
+        }
+        for (char **s = senders; *s; s++) {
+                bool found = false;
+
+                for (char **k = kept; *k && !found; k++)
+                        found = streq(*k, *s);
+                for (size_t i = 0; i < m->n_sessions && !found; i++)
+                        found = streq(m->sessions[i]->public_key_hex, *s);
+                if (!found)
+                        give_up_sends(m, *s,
+                                      "session_ended: the daemon stopped before the message went out, and the "
+                                      "session's key was not kept (no session_id)");
+        }
 }
 
 void session_end(Session *s, const char *why) {

@@ -83,6 +83,9 @@ Session *session_find_by_path(Manager *m, const char *path);
 /* AccessDenied unless caller has the session's uid. */
 int session_check_owner(const Session *s, const Caller *caller, CmError *error);
 
+/* At start: the queued sends of session keys that are neither kept nor registered (a session
+ * without session_id, and the daemon died before they went out) fail with session_ended. */
+void session_fail_orphan_sends(Manager *m);
 /* The session registered on mesh_id with public key pubkey_hex, or NULL. */
 Session *session_find_by_key(Manager *m, const char *mesh_id, const char *pubkey_hex);
 /* A new connection state (static text), announced as EVENT_SESSION_CHANGED when it differs. */

@@ -151,19 +151,17 @@ static void receive_push(MeshLink *l, unsigned conn, json_object *push) {
         usec_t received_at;
         OpenedWith how;
         size_t size;
+        Session *session = conn > 0 ? l->conns[conn] : NULL, *recipient = NULL;
         bool is_new = false;
         int r;
-
-        Session *session = conn > 0 ? l->conns[conn] : NULL, *recipient = NULL;
 
         if (!message_id || !sender || (conn > 0 && !session))
                 return;
         if (subtype && streq(subtype, "system")) {
-                /* Every connection hears them; the member's keeps the peer list. */
-                if (conn > 0)
-                        return;
                 const char *event = json_string_member(push, "event");
-                if (event)
+
+                /* Every connection hears them; the member's keeps the peer list. */
+                if (event && conn == 0)
                         link_peer_event(l, event, json_object_object_get(push, "eventData"));
                 return;
         }

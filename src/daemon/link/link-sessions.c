@@ -12,21 +12,21 @@
 
 /* [{name, role?}] from "name" or "name:role" (the notation Groups uses). */
 static json_object *groups_new(char **groups) {
-        json_object *a = json_object_new_array();
+        _cleanup_(json_object_putp) json_object *a = json_object_new_array();
 
         for (char **g = groups; a && g && *g; g++) {
                 json_object *o = json_object_new_object();
                 const char *colon = strchr(*g, ':');
 
                 if (!o)
-                        return json_object_put(a), NULL;
+                        return NULL;
                 json_object_object_add(o, "name", colon ? json_object_new_string_len(*g, (int) (colon - *g))
                                                         : json_object_new_string(*g));
                 if (colon && colon[1])
                         json_object_object_add(o, "role", json_object_new_string(colon + 1));
                 json_object_array_add(a, o);
         }
-        return a;
+        return TAKE_PTR(a);
 }
 
 static void send_session_open(MeshLink *l, unsigned conn) {
@@ -73,7 +73,8 @@ void mesh_link_session_open(MeshLink *l, Session *s) {
         if (l->worker && l->state != LINK_FAILED)
                 send_session_open(l, conn);
         else
-                session_set_state(s, "backoff");
+                /* No worker now: the next one opens it; the member's link failed for good: so does it. */
+                session_set_state(s, l->state == LINK_FAILED ? "failed" : "backoff");
 }
 
 void mesh_link_session_close(MeshLink *l, Session *s) {

@@ -677,6 +677,55 @@ int outbox_list_active_from(Outbox *o, const char *sender_pubkey, unsigned limit
         return read_rows(o, st, limit, ret, ret_n);
 }
 
+int outbox_list_active_senders(Outbox *o, unsigned limit, char ***ret) {
+        _cleanup_(store_stmt_resetp) sqlite3_stmt *st = NULL;
+        char **senders = NULL;
+        size_t n = 0;
+        int r, rc;
+
+        assert(o);
+        assert(ret);
+
+        r = store_stmt(o->store,
+                       "SELECT DISTINCT sender_pubkey FROM outbox WHERE status IN ('pending', 'inflight') AND "
+                       "sender_pubkey != '' LIMIT ?1",
+                       &st);
+        if (r < 0)
+                return r;
+        r = store_bind(o->store, st, "the sender query", "i", (int64_t) clamp_limit(limit));
+        if (r < 0)
+                return r;
+        senders = calloc(1, sizeof(char *));
+        if (!senders)
+                return -ENOMEM;
+        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+                char **a = reallocarray(senders, n + 2, sizeof(char *));
+
+                if (!a) {
+                        r = -ENOMEM;
+                        break;
+                }
+                senders = a;
+                senders[n + 1] = NULL;
+                r = strdup_column(st, 0, &senders[n]);
+                if (r < 0 || !senders[n]) {
+                        r = r < 0 ? r : -EUCLEAN;
+                        break;
+                }
+                n++;
+        }
+        if (r >= 0 && rc != SQLITE_DONE)
+                r = store_log_error(o->store, rc, "reading the senders of queued rows");
+        if (r < 0) {
+                for (size_t i = 0; i < n; i++)
+                        free(senders[i]);
+                free(senders);
+                return r;
+        }
+        *ret = senders;
+        return 0;
+}
+
 int outbox_count_active(Outbox *o, const char *mesh_id, unsigned *ret) {
         _cleanup_(store_stmt_resetp) sqlite3_stmt *st = NULL;
         int r, rc;

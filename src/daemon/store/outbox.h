@@ -150,6 +150,9 @@ int outbox_list_due(Outbox *o, const char *mesh_id, const char *sender_pubkey, u
 /* Pending and inflight rows sent as sender_pubkey, oldest first; limit as outbox_list_due(). */
 int outbox_list_active_from(Outbox *o, const char *sender_pubkey, unsigned limit, OutboxRow **ret, size_t *ret_n);
 int outbox_next_attempt_at(Outbox *o, usec_t after, usec_t *ret);
+/* The session keys (not '') that pending or inflight rows are sent as, at most limit (as
+ * outbox_list_due()), as a NULL-terminated array. */
+int outbox_list_active_senders(Outbox *o, unsigned limit, char ***ret);
 /* Rows of mesh_id still to deliver (pending or inflight). */
 int outbox_count_active(Outbox *o, const char *mesh_id, unsigned *ret);
 
