@@ -8,6 +8,8 @@
 //
 //   node mcp-sdk-client.mjs live TOPIC_ID   two clients (alice, bob): tools, channel notifications,
 //                                            a peer joining and leaving (the shell starts carol)
+//   node mcp-sdk-client.mjs pair            two servers on bob's daemon: two peers, a DM to one
+//                                            never reaches the other
 //   node mcp-sdk-client.mjs restart         bob's server killed: its presence ends; restarted with
 //                                            the same session id: the same key, and what was sent
 //                                            to it meanwhile pushed once (its key in $T/bob-key)
@@ -176,6 +178,30 @@ async function live(topicId) {
   await bob.close();
 }
 
+// two servers on bob's daemon are two sessions of one member: each lists the other as a peer,
+// and a DM to one never reaches the other
+async function pair() {
+  const alice = new Peer("alice"), one = new Peer("bob"), two = new Peer("bob");
+  await alice.start();
+  await one.start();
+  await two.start(["--name", "bob-two", "--session-id", "bob-two"]);
+  await until("bob-code lists bob-two", async () => /^- bob-two · /m.test(text(await one.call("list_peers"))));
+  await until("bob-two lists bob-code", async () => /^- bob-code · /m.test(text(await two.call("list_peers"))));
+  await until("alice lists bob-two", async () => / bob-two /.test(text(await alice.call("list_peers"))));
+  let r = await alice.call("send_message", { to: "bob-two", message: "only for two" });
+  assert.ok(!r.isError, text(r));
+  await two.expect((p) => p.content === "alice-code: only for two", "the DM to bob-two");
+  r = await alice.call("send_message", { to: "bob-code", message: "only for one" });
+  assert.ok(!r.isError, text(r));
+  await one.expect((p) => p.content === "alice-code: only for one", "the DM to bob-code");
+  const said = (peer) => peer.notes.filter((p) => p.meta.kind !== "system").map((p) => p.content);
+  assert.deepEqual(said(one), []);
+  assert.deepEqual(said(two), []);
+  await two.close();
+  await one.close();
+  await alice.close();
+}
+
 const bobKey = () => readFileSync(`${T}/bob-key`, "utf8").trim();
 const sessionKey = (listing, name) => (listing.match(new RegExp(`^- ${name} · .* · pubkey ([0-9a-f]{64})$`, "m")) ?? [])[1];
 
@@ -261,6 +287,7 @@ const [mode, argument] = process.argv.slice(2);
 try {
   if (mode === "live") await live(argument);
   else if (mode === "restart") await restart();
+  else if (mode === "pair") await pair();
   else if (mode === "backlog") await race(Number(argument), true);
   else if (mode === "race") await race(Number(argument), false);
   else throw new Error(`unknown mode ${mode}`);

@@ -5,7 +5,8 @@
 # broker, each server a session of its own (--name, --session-id, --group). alice-code's
 # send_message reaches bob-code's client as notifications/claude/channel with upstream's content
 # and meta (a DM by name, a group, a topic at priority now); a peer joining and leaving;
-# list_peers, set_status, read_inbox and a tool error; bob's server killed: its presence ends at
+# list_peers, set_status, read_inbox and a tool error; two servers on one daemon are two peers
+# and a DM to one never reaches the other; bob's server killed: its presence ends at
 # once; restarted with the same session id: the same key, and what was sent to it meanwhile is
 # pushed once (or summed past ten) and never again, also while messages keep arriving during the
 # attach.
@@ -56,6 +57,8 @@ wait_until 60 test -e "$T/leave-ready" || fail "live part: $(cat "$T/live.out")"
 daemon_stop carol
 wait "$LIVE" || fail "live part: $(cat "$T/live.out")"
 
+# two servers on one daemon: two sessions, two peers
+node "$CLIENT" pair > "$T/out" 2>&1 || fail "two sessions of one member: $(cat "$T/out")"
 # bob's server killed and restarted with its session id (writes bob's session key to $T/bob-key)
 node "$CLIENT" restart > "$T/out" 2>&1 || fail "restart: $(cat "$T/out")"
 # sent to bob's session while away: three pushed once; twelve pushed or summed, each once
