@@ -87,19 +87,24 @@ $MON rows "$T/s-inbox" recipient_pubkey="$K1" > /dev/null
 scall "$A1" MarkRead '' > /dev/null || fail "a1's MarkRead"
 [ "$(prop "$A1" UnreadCount)" = "u 0" ] || fail "a1's UnreadCount after MarkRead: $(prop "$A1" UnreadCount)"
 
-# a post to a1's group reaches a1 only; a broadcast reaches each identity once
+# a post to a1's group reaches a1 only; a broadcast and a topic post reach each identity once
 on bob busctl --user call org.claudemesh.Daemon1 $DAEMON org.claudemesh.Daemon1 Send 'sssa{sv}' demo @review \
         "for reviewers" 0 > /dev/null || fail "bob's Send to @review"
 on bob busctl --user call org.claudemesh.Daemon1 $DAEMON org.claudemesh.Daemon1 Send 'sssa{sv}' demo '*' \
         "for everyone" 0 > /dev/null || fail "bob's broadcast"
+broker_admin topic create demo general > /dev/null
+on bob busctl --user call org.claudemesh.Daemon1 $DAEMON org.claudemesh.Daemon1 Send 'sssa{sv}' demo '#general' \
+        "on the topic" 0 > /dev/null || fail "bob's topic post"
 wait_until 20 got "$T/a-signals" "$A1" MessageReceived "for reviewers" || fail "a1 did not get the @review post"
 for p in "$A1" "$A2" $DAEMON; do
         wait_until 20 got "$T/a-signals" "$p" MessageReceived "for everyone" || fail "$p did not get the broadcast"
+        wait_until 20 got "$T/a-signals" "$p" MessageReceived "on the topic" || fail "$p did not get the topic post"
 done
 [ "$(signals "$T/a-signals" "$A2" MessageReceived "for reviewers")" = 0 ] || fail "a2 got the @review post"
 [ "$(signals "$T/a-signals" $DAEMON MessageReceived "for reviewers")" = 0 ] || fail "alice got the @review post"
 for p in "$A1" "$A2" $DAEMON; do
         [ "$(signals "$T/a-signals" "$p" MessageReceived "for everyone")" = 1 ] || fail "$p got the broadcast twice"
+        [ "$(signals "$T/a-signals" "$p" MessageReceived "on the topic")" = 1 ] || fail "$p got the topic post twice"
 done
 scall "$A1" MarkRead '' > /dev/null || fail "a1's MarkRead"
 

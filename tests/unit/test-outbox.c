@@ -1192,6 +1192,21 @@ static void test_schema_v2_senders(void) {
                 ASSERT_TRUE(!senders[1]);
                 free(senders[0]);
                 free(senders);
+                /* Due now: the member's row (due at NOW) and the session's (due at NOW + 2). */
+                ASSERT_OK(outbox_list_due_senders(o, "mesh-1", NOW + 1, 0, &senders));
+                ASSERT_STREQ(senders[0], "");
+                ASSERT_TRUE(!senders[1]);
+                free(senders[0]);
+                free(senders);
+                ASSERT_OK(outbox_list_due_senders(o, "mesh-1", NOW + 2, 0, &senders));
+                ASSERT_TRUE(senders[0] && senders[1] && !senders[2]);
+                ASSERT_TRUE(streq(senders[0], BOB) || streq(senders[1], BOB));
+                free(senders[0]);
+                free(senders[1]);
+                free(senders);
+                ASSERT_OK(outbox_list_due_senders(o, "mesh-2", NOW + 2, 0, &senders));
+                ASSERT_TRUE(!senders[0]);
+                free(senders);
         }
 
         /* A requeue keeps the sender, and checks the new id within the sender's scope only. */

@@ -134,6 +134,9 @@ static void recount_unread(Manager *m) {
                 mesh->unread = n;
                 (void) manager_emit(m, &(Event) { .kind = EVENT_UNREAD_CHANGED, .mesh = mesh });
         }
+        /* A session's count is its rows not seen: /v1 marks and removes them too. */
+        for (size_t i = 0; i < m->n_sessions; i++)
+                session_refresh_unread(m->sessions[i]);
 }
 
 int manager_mark_inbox_seen(Manager *m, const char *const *ids, size_t n, unsigned *ret_flipped, CmError *error) {
@@ -149,6 +152,9 @@ int manager_mark_inbox_seen(Manager *m, const char *const *ids, size_t n, unsign
         r = inbox_mark_seen(m->inbox, ids, n, now_usec(CLOCK_REALTIME), ret_flipped);
         if (r < 0)
                 return cm_error_setf(error, CM_ERR_STORAGE, "Cannot mark inbox rows seen: %s", STRERROR(r));
+        if (*ret_flipped > 0)
+                for (size_t i = 0; i < m->n_sessions; i++)
+                        session_refresh_unread(m->sessions[i]);
         return 0;
 }
 

@@ -8,6 +8,7 @@
 #include "mesh-link-internal.h"
 #include "request-fingerprint.h"
 #include "seal.h"
+#include "strv.h"
 #include "wire-send.h"
 
 #define ACK_TIMEOUT_USEC (15 * USEC_PER_SEC)
@@ -335,24 +336,48 @@ static bool drain_identity(MeshLink *l, unsigned conn, const char *sender_pubkey
         return true;
 }
 
+/* The session connection that sends as pubkey_hex, when it is connected; 0 when none is. */
+static unsigned connected_conn(MeshLink *l, const char *pubkey_hex) {
+        for (unsigned conn = 1; conn <= SESSIONS_MAX; conn++) {
+                Session *s = l->conns[conn];
+
+                if (s && streq(s->public_key_hex, pubkey_hex))
+                        return streq(s->state, "connected") ? conn : 0;
+        }
+        return 0;
+}
+
 void mesh_link_drain(MeshLink *l) {
         usec_t now = now_usec(CLOCK_REALTIME);
+        _cleanup_strv_free_ char **senders = NULL;
         size_t examined = 0;
         bool go_on = true;
+        int r;
 
         assert(l);
 
         if (!l->mesh->manager->outbox)
                 return;
         /* Each identity's rows go out on its own connection, sealed with its own key; the rows of
-         * a session that is not connected wait for it without holding up anyone else's. */
-        if (l->state == LINK_CONNECTED)
-                go_on = drain_identity(l, 0, "", l->session.secret_key, now, &examined);
-        for (unsigned conn = 1; go_on && conn <= SESSIONS_MAX; conn++) {
-                Session *s = l->conns[conn];
+         * a session that is not connected wait for it without holding up anyone else's. Only the
+         * identities with rows due are looked at, so many idle sessions cost nothing here. */
+        r = outbox_list_due_senders(l->mesh->manager->outbox, l->mesh->entry->mesh_id, now, OUTBOX_LIST_MAX, &senders);
+        if (r < 0) {
+                log_warning_errno(r, "Mesh %s: cannot read due sends: %m", l->mesh->entry->slug);
+                transition_queue_store_failed(transitions(l));
+                return;
+        }
+        for (char **sender = senders; go_on && *sender; sender++) {
+                unsigned conn;
 
-                if (s && streq(s->state, "connected"))
-                        go_on = drain_identity(l, conn, s->public_key_hex, s->secret_key, now, &examined);
+                if (!**sender) {
+                        if (l->state == LINK_CONNECTED)
+                                go_on = drain_identity(l, 0, "", l->session.secret_key, now, &examined);
+                        continue;
+                }
+                conn = connected_conn(l, *sender);
+                if (conn > 0)
+                        go_on = drain_identity(l, conn, *sender, l->conns[conn]->secret_key, now, &examined);
         }
         arm_ack_timer(l);
         manager_schedule_drain(l->mesh->manager);

@@ -677,11 +677,46 @@ int outbox_list_active_from(Outbox *o, const char *sender_pubkey, unsigned limit
         return read_rows(o, st, limit, ret, ret_n);
 }
 
+/* The first column of every row of a bound statement, as a NULL-terminated array. */
+static int read_strv(Outbox *o, sqlite3_stmt *st, const char *what, char ***ret) {
+        char **l = NULL;
+        size_t n = 0;
+        int r = 0, rc;
+
+        l = calloc(1, sizeof(char *));
+        if (!l)
+                return -ENOMEM;
+        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+                char **a = reallocarray(l, n + 2, sizeof(char *));
+
+                if (!a) {
+                        r = -ENOMEM;
+                        break;
+                }
+                l = a;
+                l[n + 1] = NULL;
+                r = strdup_column(st, 0, &l[n]);
+                if (r < 0 || !l[n]) {
+                        r = r < 0 ? r : -EUCLEAN;
+                        break;
+                }
+                n++;
+        }
+        if (r >= 0 && rc != SQLITE_DONE)
+                r = store_log_error(o->store, rc, what);
+        if (r < 0) {
+                for (size_t i = 0; i < n; i++)
+                        free(l[i]);
+                free(l);
+                return r;
+        }
+        *ret = l;
+        return 0;
+}
+
 int outbox_list_active_senders(Outbox *o, unsigned limit, char ***ret) {
         _cleanup_(store_stmt_resetp) sqlite3_stmt *st = NULL;
-        char **senders = NULL;
-        size_t n = 0;
-        int r, rc;
+        int r;
 
         assert(o);
         assert(ret);
@@ -695,35 +730,28 @@ int outbox_list_active_senders(Outbox *o, unsigned limit, char ***ret) {
         r = store_bind(o->store, st, "the sender query", "i", (int64_t) clamp_limit(limit));
         if (r < 0)
                 return r;
-        senders = calloc(1, sizeof(char *));
-        if (!senders)
-                return -ENOMEM;
-        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-                char **a = reallocarray(senders, n + 2, sizeof(char *));
+        return read_strv(o, st, "reading the senders of queued rows", ret);
+}
 
-                if (!a) {
-                        r = -ENOMEM;
-                        break;
-                }
-                senders = a;
-                senders[n + 1] = NULL;
-                r = strdup_column(st, 0, &senders[n]);
-                if (r < 0 || !senders[n]) {
-                        r = r < 0 ? r : -EUCLEAN;
-                        break;
-                }
-                n++;
-        }
-        if (r >= 0 && rc != SQLITE_DONE)
-                r = store_log_error(o->store, rc, "reading the senders of queued rows");
-        if (r < 0) {
-                for (size_t i = 0; i < n; i++)
-                        free(senders[i]);
-                free(senders);
+int outbox_list_due_senders(Outbox *o, const char *mesh_id, usec_t now, unsigned limit, char ***ret) {
+        _cleanup_(store_stmt_resetp) sqlite3_stmt *st = NULL;
+        int r;
+
+        assert(o);
+        assert(mesh_id);
+        assert(ret);
+
+        /* The status index finds the due rows; only they are read. */
+        r = store_stmt(o->store,
+                       "SELECT DISTINCT sender_pubkey FROM outbox WHERE status = 'pending' AND next_attempt_at <= ?1 "
+                       "AND mesh_id = ?2 LIMIT ?3",
+                       &st);
+        if (r < 0)
                 return r;
-        }
-        *ret = senders;
-        return 0;
+        r = store_bind(o->store, st, "the due senders", "isi", (int64_t) now, mesh_id, (int64_t) clamp_limit(limit));
+        if (r < 0)
+                return r;
+        return read_strv(o, st, "reading the senders of due rows", ret);
 }
 
 int outbox_count_active(Outbox *o, const char *mesh_id, unsigned *ret) {

@@ -153,6 +153,9 @@ int outbox_next_attempt_at(Outbox *o, usec_t after, usec_t *ret);
 /* The session keys (not '') that pending or inflight rows are sent as, at most limit (as
  * outbox_list_due()), as a NULL-terminated array. */
 int outbox_list_active_senders(Outbox *o, unsigned limit, char ***ret);
+/* The senders ('' the member, else session keys) of the rows of mesh_id due at now, at most limit
+ * (as outbox_list_due()), as a NULL-terminated array. */
+int outbox_list_due_senders(Outbox *o, const char *mesh_id, usec_t now, unsigned limit, char ***ret);
 /* Rows of mesh_id still to deliver (pending or inflight). */
 int outbox_count_active(Outbox *o, const char *mesh_id, unsigned *ret);
 
