@@ -7,7 +7,8 @@
 # presence at bob (PeerLeft); the same session_id comes back with the same key and what arrived
 # meanwhile; a group post and a broadcast reach each identity they address once; a session's
 # profile and presence come back after its worker dies; kill -9 of alice with session sends
-# pending: delivered once after the restart.
+# pending: delivered once after the restart; a DM stored but not announced when alice died is
+# announced once on the session's object when it registers again.
 . "$(dirname "$0")/lib.sh"
 HOLDER="$(dirname "$0")/session-holder.py"
 MON="/usr/bin/python3 $(dirname "$0")/sessmon.py"
@@ -185,6 +186,29 @@ wait_until 60 bob_has "body=across the crash" || fail "a2's pending send did not
 wait_until 20 got "$T/a-signals-2" $DAEMON Delivered a2-crash || fail "no Delivered of a2-crash"
 [ "$(bob_rows "body=across the crash" "sender_pubkey=$K2")" = 1 ] || fail "a2-crash at bob: $(cat "$T/b-inbox")"
 [ "$(signals "$T/b-signals-2" $DAEMON MessageReceived "across the crash")" = 1 ] || fail "a2-crash announced twice"
+
+# alice dies between storing a DM to a1 and announcing it: announced once, on a1's object, when
+# a1 registers again after the restart
+daemon_stop alice
+export CLAUDEMESH_TEST_CRASH_AFTER_INBOX_COMMIT=1
+daemon_start alice
+unset CLAUDEMESH_TEST_CRASH_AFTER_INBOX_COMMIT
+wait_connected alice demo
+hold a1-crash agent-a1 a1
+wait_until 20 connected "$A1" || fail "a1 did not connect before the crash"
+on bob busctl --user call org.claudemesh.Daemon1 $DAEMON org.claudemesh.Daemon1 Send 'sssa{sv}' demo "$K1" \
+        "in the crash window" 0 > /dev/null || fail "bob's Send into the crash window"
+wait "$(daemon_pid alice)" 2>/dev/null && fail "alice did not die after the inbox commit"
+daemon_start alice
+monitor alice "$T/a-signals-3"
+wait_connected alice demo
+hold a1-after agent-a1 a1
+wait_until 20 got "$T/a-signals-3" "$A1" MessageReceived "in the crash window" ||
+        fail "the row stored before the crash was not announced to a1"
+wait_until 20 connected "$A1" || fail "a1 did not connect after the crash"
+[ "$(session_rows "$A1" "body=in the crash window")" = 1 ] || fail "a1's inbox after the crash: $(cat "$T/s-inbox")"
+[ "$(signals "$T/a-signals-3" "$A1" MessageReceived "in the crash window")" = 1 ] || fail "announced twice"
+[ "$(signals "$T/a-signals-3" $DAEMON MessageReceived "in the crash window")" = 0 ] || fail "announced as alice's"
 
 daemon_stop alice
 daemon_stop bob

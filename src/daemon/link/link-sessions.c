@@ -61,14 +61,22 @@ void mesh_link_session_open(MeshLink *l, Session *s) {
 
         if (s->conn > 0)
                 return;
-        for (conn = 1; conn <= SESSIONS_MAX && l->conns[conn]; conn++)
-                ;
-        if (conn > SESSIONS_MAX) {
+        /* Round robin, not the lowest free number: packets the worker sent for a connection just
+         * closed may still be on their way, and must not be taken for a new session's. */
+        conn = 0;
+        for (unsigned k = 1; k <= SESSIONS_MAX && conn == 0; k++) {
+                unsigned c = (l->last_conn + k - 1) % SESSIONS_MAX + 1;
+
+                if (!l->conns[c])
+                        conn = c;
+        }
+        if (conn == 0) {
                 log_warning("Mesh %s: no free connection for session %s", l->mesh->entry->slug, s->id);
                 session_set_state(s, "failed");
                 return;
         }
         l->conns[conn] = s;
+        l->last_conn = conn;
         s->conn = conn;
         if (l->worker && l->state != LINK_FAILED)
                 send_session_open(l, conn);

@@ -70,6 +70,7 @@ struct MeshLink {
         sd_event_source *topics_timer;
 
         Session *conns[SESSIONS_MAX + 1]; /* the session on each connection of the worker; [0] unused */
+        unsigned last_conn;               /* the connection number given out last */
 };
 
 const char *json_string_member(json_object *o, const char *key);
