@@ -44,6 +44,10 @@ typedef struct Args {
         size_t n_capabilities;
         bool no_tools;
         bool print;
+        const char *name;       /* mcp --name */
+        const char *session_id; /* mcp --session-id */
+        char **groups;          /* mcp --group, as capabilities */
+        size_t n_groups;
 } Args;
 
 extern Args arg;

@@ -40,6 +40,9 @@ enum {
         ARG_CAPABILITY,
         ARG_NO_TOOLS,
         ARG_PRINT,
+        ARG_NAME,
+        ARG_SESSION_ID,
+        ARG_GROUP,
 };
 #define OPT(x) (1u << (ARG_##x - ARG_MESH))
 
@@ -69,6 +72,9 @@ static const struct option options[] = {
         { "capability", required_argument, NULL, ARG_CAPABILITY },
         { "no-tools", no_argument, NULL, ARG_NO_TOOLS },
         { "print", no_argument, NULL, ARG_PRINT },
+        { "name", required_argument, NULL, ARG_NAME },
+        { "session-id", required_argument, NULL, ARG_SESSION_ID },
+        { "group", required_argument, NULL, ARG_GROUP },
         { NULL, 0, NULL, 0 },
 };
 
@@ -93,7 +99,8 @@ static const Verb verbs[] = {
         { "reconnect", 0, 0, OPT(MESH), verb_reconnect },
         { "mark-read", 0, 0, OPT(MESH), verb_mark_read },
         { "watch", 0, 0, OPT(MESH), verb_watch },
-        { "mcp", 0, 0, OPT(MESH) | OPT(NO_TOOLS), verb_mcp },
+        { "mcp", 0, 0, OPT(MESH) | OPT(NO_TOOLS) | OPT(NAME) | OPT(SESSION_ID) | OPT(GROUP),
+          verb_mcp },
         { "setup", 1, 1, OPT(MESH) | OPT(NO_TOOLS) | OPT(PRINT), verb_setup },
 };
 
@@ -140,6 +147,9 @@ static void help(void) {
                "                           profile: the other profile fields\n"
                "     --capability=NAME     profile: a capability (repeat for several)\n"
                "     --no-tools            mcp, setup: push messages only, offer no tools\n"
+               "     --name=NAME           mcp: the session's display name on the mesh\n"
+               "     --session-id=ID       mcp: keep the session's identity under ID\n"
+               "     --group=NAME[:ROLE]   mcp: a group of the session (repeat for several)\n"
                "     --print               setup: print the entry instead of writing it\n\n"
                "See the claudemeshctl(1) man page for details and exit codes.\n",
                ansi_bold(), ansi_normal(), ansi_bold(), ansi_normal(), ansi_bold(), ansi_normal());
@@ -157,14 +167,15 @@ static int parse_boolean(const char *s) {
         return -EINVAL;
 }
 
-static int add_capability(const char *c) {
-        char **l = reallocarray(arg.capabilities, arg.n_capabilities + 2, sizeof(char *));
+/* Appends an argv pointer to a NULL-terminated list (--capability, --group). */
+static int add_string(char ***list, size_t *n, const char *c) {
+        char **l = reallocarray(*list, *n + 2, sizeof(char *));
 
         if (!l)
                 return -ENOMEM;
-        l[arg.n_capabilities++] = (char *) c;
-        l[arg.n_capabilities] = NULL;
-        arg.capabilities = l;
+        l[(*n)++] = (char *) c;
+        l[*n] = NULL;
+        *list = l;
         return 0;
 }
 
@@ -190,6 +201,7 @@ static int parse_argv(int argc, char *argv[], unsigned *ret_given) {
                 [ARG_NEW_ID - ARG_MESH] = &arg.new_id,     [ARG_SUMMARY - ARG_MESH] = &arg.summary,
                 [ARG_TITLE - ARG_MESH] = &arg.title,       [ARG_BIO - ARG_MESH] = &arg.bio,
                 [ARG_AVATAR - ARG_MESH] = &arg.avatar,
+                [ARG_NAME - ARG_MESH] = &arg.name,         [ARG_SESSION_ID - ARG_MESH] = &arg.session_id,
         };
         unsigned given = 0;
         int c, r;
@@ -235,7 +247,11 @@ static int parse_argv(int argc, char *argv[], unsigned *ret_given) {
                         if (arg.visible < 0)
                                 return ctl_usage_error("--visible takes yes or no, not '%s'.", optarg);
                 } else if (c == ARG_CAPABILITY) {
-                        r = add_capability(optarg);
+                        r = add_string(&arg.capabilities, &arg.n_capabilities, optarg);
+                        if (r < 0)
+                                return ctl_error_errno(r, "Cannot parse the options: %m");
+                } else if (c == ARG_GROUP) {
+                        r = add_string(&arg.groups, &arg.n_groups, optarg);
                         if (r < 0)
                                 return ctl_error_errno(r, "Cannot parse the options: %m");
                 } else if (c == ARG_LIMIT && !limit_is_valid(optarg))
@@ -303,5 +319,6 @@ int main(int argc, char *argv[]) {
                 r = verb->run(bus, n_args, argv + argc - n_args);
 finish:
         free(arg.capabilities);
+        free(arg.groups);
         return r;
 }

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <assert.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "bus-json.h"
 #include "bus-util.h"
@@ -12,11 +13,14 @@
 
 /* Tool calls wait this long; polkit may ask the user first. */
 #define MCP_CALL_TIMEOUT_USEC (120 * USEC_PER_SEC)
+#define SESSION_INTERFACE "org.claudemesh.Session1"
 #define CONFIG_FILE_MAX (4 * 1024 * 1024)
 
 void mesh_api_done(MeshApi *a) {
         a->slug = mfree(a->slug);
         a->id = mfree(a->id);
+        a->session = mfree(a->session);
+        a->public_key = mfree(a->public_key);
         a->bus = NULL;
 }
 
@@ -106,6 +110,94 @@ static int call(MeshApi *a, sd_bus_message *m, sd_bus_error *error, sd_bus_messa
         return sd_bus_call(a->bus, m, MCP_CALL_TIMEOUT_USEC, error, ret_reply);
 }
 
+bool mesh_api_is_self(const MeshApi *a, const char *pubkey) {
+        assert(a);
+        return pubkey && a->public_key && streq(pubkey, a->public_key);
+}
+
+bool mesh_api_is_session(const MeshApi *a, sd_bus_message *m) {
+        const char *path = sd_bus_message_get_path(m);
+
+        assert(a);
+        return path && a->session && streq(path, a->session);
+}
+
+int mesh_api_register(MeshApi *a, sd_bus_error *error) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL, *reply = NULL;
+        _cleanup_free_ char *cwd = NULL, *session = NULL, *key = NULL;
+        const char *path;
+        int r;
+
+        assert(a);
+
+        /* The daemon takes only an absolute path; without one the session has no cwd. */
+        cwd = getcwd(NULL, 0);
+        r = bus_new_daemon_call(a->bus, "RegisterSession", &m);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_append(m, "s", a->slug);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_open_container(m, 'a', "{sv}");
+        if (r < 0)
+                return r;
+        r = bus_append_string_option(m, "display_name", a->name);
+        if (r < 0)
+                return r;
+        r = bus_append_string_option(m, "session_id", a->session_id);
+        if (r < 0)
+                return r;
+        r = bus_append_string_option(m, "cwd", cwd && cwd[0] == '/' ? cwd : NULL);
+        if (r < 0)
+                return r;
+        if (a->groups && a->groups[0]) {
+                r = sd_bus_message_open_container(m, 'e', "sv");
+                if (r < 0)
+                        return r;
+                r = sd_bus_message_append(m, "s", "groups");
+                if (r < 0)
+                        return r;
+                r = sd_bus_message_open_container(m, 'v', "as");
+                if (r < 0)
+                        return r;
+                r = sd_bus_message_append_strv(m, a->groups);
+                if (r < 0)
+                        return r;
+                r = sd_bus_message_close_container(m);
+                if (r < 0)
+                        return r;
+                r = sd_bus_message_close_container(m);
+                if (r < 0)
+                        return r;
+        }
+        r = sd_bus_message_close_container(m);
+        if (r < 0)
+                return r;
+        r = call(a, m, error, &reply);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_read(reply, "o", &path);
+        if (r < 0)
+                return r;
+        session = strdup(path);
+        if (!session)
+                return -ENOMEM;
+        r = sd_bus_get_property_string(a->bus, DAEMON_SERVICE, session, SESSION_INTERFACE, "PublicKey", error, &key);
+        if (r < 0)
+                return r;
+        free(a->session);
+        a->session = TAKE_PTR(session);
+        free(a->public_key);
+        a->public_key = TAKE_PTR(key);
+        return 0;
+}
+
+/* A new Session1 call on our session. */
+static int new_session_call(MeshApi *a, const char *method, sd_bus_message **ret) {
+        assert(a->session);
+        return sd_bus_message_new_method_call(a->bus, ret, DAEMON_SERVICE, a->session, SESSION_INTERFACE, method);
+}
+
 /* A new Daemon1 call whose first argument is the mesh. */
 static int new_mesh_call(MeshApi *a, const char *method, sd_bus_message **ret) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
@@ -129,7 +221,7 @@ int mesh_api_send(MeshApi *a, const char *to, const char *message, const char *p
 
         assert(a && to && message && ret_id && ret_status);
 
-        r = new_mesh_call(a, "Send", &m);
+        r = new_session_call(a, "Send", &m);
         if (r < 0)
                 return r;
         r = sd_bus_message_append(m, "ss", to, message);
@@ -193,7 +285,7 @@ int mesh_api_list_inbox(MeshApi *a, sd_bus_error *error, json_object **ret) {
         int r;
 
         assert(a && ret);
-        r = new_mesh_call(a, "ListInbox", &m);
+        r = new_session_call(a, "ListInbox", &m);
         if (r < 0)
                 return r;
         /* No filter: the types of since and limit change between daemon versions. */
@@ -207,15 +299,12 @@ int mesh_api_list_inbox(MeshApi *a, sd_bus_error *error, json_object **ret) {
 }
 
 int mesh_api_unread_count(MeshApi *a, sd_bus_error *error, unsigned *ret) {
-        _cleanup_free_ char *path = NULL;
         uint32_t n;
         int r;
 
-        assert(a && ret);
-        r = sd_bus_path_encode(MESH_PATH_PREFIX, a->slug, &path);
-        if (r < 0)
-                return r;
-        r = sd_bus_get_property_trivial(a->bus, DAEMON_SERVICE, path, MESH_INTERFACE, "UnreadCount", error, 'u', &n);
+        assert(a && ret && a->session);
+        r = sd_bus_get_property_trivial(a->bus, DAEMON_SERVICE, a->session, SESSION_INTERFACE, "UnreadCount", error,
+                                        'u', &n);
         if (r < 0)
                 return r;
         *ret = n;
@@ -227,7 +316,7 @@ int mesh_api_mark_read(MeshApi *a, sd_bus_error *error) {
         int r;
 
         assert(a);
-        r = new_mesh_call(a, "MarkRead", &m);
+        r = new_session_call(a, "MarkRead", &m);
         if (r < 0)
                 return r;
         return call(a, m, error, NULL);
@@ -238,7 +327,7 @@ int mesh_api_set_profile(MeshApi *a, const char *status, const char *summary, sd
         int r;
 
         assert(a);
-        r = new_mesh_call(a, "SetProfile", &m);
+        r = new_session_call(a, "SetProfile", &m);
         if (r < 0)
                 return r;
         r = sd_bus_message_open_container(m, 'a', "{sv}");
@@ -256,9 +345,17 @@ int mesh_api_set_profile(MeshApi *a, const char *status, const char *summary, sd
         return call(a, m, error, NULL);
 }
 
-int mesh_api_match_events(MeshApi *a, sd_bus_message_handler_t callback, void *userdata, sd_bus_slot **ret) {
-        assert(a && callback && ret);
-        /* One match for the three signals: the handler sorts them by member. */
-        return sd_bus_match_signal(a->bus, ret, DAEMON_SERVICE, DAEMON_PATH, DAEMON_INTERFACE, NULL, callback,
-                                   userdata);
+int mesh_api_match_events(MeshApi *a, sd_bus_message_handler_t callback, void *userdata, sd_bus_slot **ret_daemon,
+                          sd_bus_slot **ret_session) {
+        int r;
+
+        assert(a && callback && ret_daemon && ret_session);
+        /* The handler sorts them by interface and member. Every session's MessageReceived: the
+         * object changes when the daemon restarts and this server registers again. */
+        r = sd_bus_match_signal(a->bus, ret_daemon, DAEMON_SERVICE, DAEMON_PATH, DAEMON_INTERFACE, NULL, callback,
+                                userdata);
+        if (r < 0)
+                return r;
+        return sd_bus_match_signal(a->bus, ret_session, DAEMON_SERVICE, NULL, SESSION_INTERFACE, "MessageReceived",
+                                   callback, userdata);
 }

@@ -134,12 +134,15 @@ static int call_list_peers(McpServer *s, json_object **ret) {
                 const char *summary = json_get_string(p, "summary"), *status = json_get_string(p, "status"),
                            *host = json_get_string(p, "hostname");
 
+                /* the daemon's own presence speaks for the member, not for this session */
+                if (json_get_bool(p, "self"))
+                        continue;
                 (void) json_object_object_get_ex(p, "groups", &groups);
                 if (mcp_format_groups(groups, &names) < 0 || mcp_format_scalar(p, "connected_at", &since) < 0) {
                         fclose(f);
                         return -ENOMEM;
                 }
-                fprintf(f, "\n- %s%s · %s", json_get_string(p, "display_name"), json_get_bool(p, "self") ? " (you)" : "",
+                fprintf(f, "\n- %s%s · %s", json_get_string(p, "display_name"), mesh_api_is_self(&s->api, json_get_string(p, "pubkey")) ? " (you)" : "",
                         status[0] ? status : "idle");
                 if (summary[0])
                         fprintf(f, " · \"%s\"", summary);

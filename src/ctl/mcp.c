@@ -200,11 +200,16 @@ void mcp_on_initialized(McpServer *s) {
                 run_backlog(s);
 }
 
+/* Session1.MessageReceived of our session: what is addressed to it (its key, its groups, broadcasts,
+ * topics). Daemon1's PeerJoined and PeerLeft of our mesh. The member's own MessageReceived is not
+ * this session's. */
 static int on_daemon_signal(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
         McpServer *s = userdata;
         _cleanup_(json_object_putp) json_object *dict = NULL, *params = NULL;
-        const char *member = sd_bus_message_get_member(m), *mesh;
-        bool message = streq_ptr(member, "MessageReceived"), joined = streq_ptr(member, "PeerJoined");
+        const char *member = sd_bus_message_get_member(m), *mesh = NULL;
+        bool message = streq_ptr(member, "MessageReceived") &&
+                       streq_ptr(sd_bus_message_get_interface(m), "org.claudemesh.Session1"),
+             joined = streq_ptr(member, "PeerJoined");
         int r;
 
         if (!message && !joined && !streq_ptr(member, "PeerLeft"))
@@ -212,17 +217,21 @@ static int on_daemon_signal(sd_bus_message *m, void *userdata, sd_bus_error *ret
         /* Before the client is ready nothing may be sent; the backlog then fetches what came. */
         if (!s->initialized)
                 return 0;
-        r = sd_bus_message_read(m, "s", &mesh);
-        if (r < 0) {
-                warn("ignoring a malformed %s signal", member);
+        if (message && !mesh_api_is_session(&s->api, m))
                 return 0;
+        if (!message) {
+                r = sd_bus_message_read(m, "s", &mesh);
+                if (r < 0) {
+                        warn("ignoring a malformed %s signal", member);
+                        return 0;
+                }
         }
         r = bus_message_read_json(m, &dict);
         if (r <= 0 || !json_object_is_type(dict, json_type_object)) {
                 warn("ignoring a malformed %s signal", member);
                 return 0;
         }
-        if (!mesh_api_is_ours(&s->api, mesh))
+        if (!message && !mesh_api_is_ours(&s->api, mesh))
                 return 0;
 
         if (message) {
@@ -232,7 +241,8 @@ static int on_daemon_signal(sd_bus_message *m, void *userdata, sd_bus_error *ret
                         return 0;
                 r = mcp_format_message(dict, s->api.slug, &params);
         } else {
-                if (json_get_bool(dict, "self"))
+                /* the daemon's own presence, and this session's */
+                if (json_get_bool(dict, "self") || mesh_api_is_self(&s->api, json_get_string(dict, "pubkey")))
                         return 0;
                 r = mcp_format_peer(dict, s->api.slug, joined, &params);
         }
@@ -261,8 +271,17 @@ static int on_owner_changed(sd_bus_message *m, void *userdata, sd_bus_error *ret
                         push_system(s, "[system] claudemeshd stopped; mesh messages resume when it is back",
                                     "daemon_stopped");
         } else if (new_owner[0] && !s->daemon_present) {
+                _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+                int r;
+
                 s->daemon_present = true;
                 warn("claudemeshd is back");
+                /* our session ended with the daemon: the same --session-id gets the same key back */
+                r = mesh_api_register(&s->api, &error);
+                if (r < 0) {
+                        warn("cannot register the session again: %s", error.message ? error.message : STRERROR(r));
+                        return 0;
+                }
                 if (s->initialized) {
                         push_system(s, "[system] claudemeshd is back", "daemon_started");
                         run_backlog(s);
@@ -299,7 +318,7 @@ static void server_done(McpServer *s) {
 }
 
 static int run(McpServer *s, sd_bus *bus) {
-        _cleanup_(sd_bus_slot_unrefp) sd_bus_slot *events = NULL, *owner = NULL;
+        _cleanup_(sd_bus_slot_unrefp) sd_bus_slot *events = NULL, *session_events = NULL, *owner = NULL;
         _cleanup_(sd_event_source_unrefp) sd_event_source *input = NULL;
         sigset_t mask;
         int r;
@@ -330,7 +349,7 @@ static int run(McpServer *s, sd_bus *bus) {
                 return ctl_error_errno(r, "Cannot watch standard input: %m");
 
         /* Subscribed before anything is read, so nothing falls between the backlog and the signals. */
-        r = mesh_api_match_events(&s->api, on_daemon_signal, s, &events);
+        r = mesh_api_match_events(&s->api, on_daemon_signal, s, &events, &session_events);
         if (r < 0)
                 return ctl_error_errno(r, "Cannot subscribe to the daemon's signals: %m");
         r = sd_bus_add_match(bus, &owner,
@@ -362,11 +381,18 @@ int verb_mcp(sd_bus *bus, int argc, char **argv) {
                 .tools = !arg.no_tools,
                 .daemon_present = true,
         };
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
         int r;
 
         /* Resolving the mesh asks the daemon, and so starts it by D-Bus activation. */
         r = mesh_api_resolve(bus, arg.mesh, &s.api);
         if (r != CTL_EXIT_OK)
                 return r;
+        s.api.name = arg.name;
+        s.api.session_id = arg.session_id;
+        s.api.groups = arg.groups;
+        r = mesh_api_register(&s.api, &error);
+        if (r < 0)
+                return bus_report_error(&error, r, "register a session for the MCP server");
         return run(&s, bus);
 }

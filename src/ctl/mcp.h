@@ -21,15 +21,21 @@
 #include "macro.h"
 
 /*
- * The identity the server speaks for. Today that is the member, through the Daemon1 methods
- * that take the mesh as their first argument; a per-session object will take its place, and
- * only mcp-api.c changes then. Every function returns a negative errno; on a failure the
- * daemon explains, error holds its sentence.
+ * The identity the server speaks for: a session of its own on the mesh (RegisterSession), an
+ * org.claudemesh.Session1 object with a key the daemon holds. It sends, reads its inbox and sets
+ * its status through that object, and lives as long as this process. The peer list is the
+ * mesh's (Daemon1). Every function returns a negative errno; on a failure the daemon explains,
+ * error holds its sentence.
  */
 typedef struct MeshApi {
         sd_bus *bus;
         char *slug;
         char *id;
+        const char *name;         /* --name: the session's display name; NULL: the config's */
+        const char *session_id;   /* --session-id: the same id gets the same key back; NULL: a new one */
+        char **groups;            /* --group: "name" or "name:role"; NULL: none */
+        char *session;            /* the Session1 object path, once registered */
+        char *public_key;         /* the session's key, 64 hex */
 } MeshApi;
 
 void mesh_api_done(MeshApi *a);
@@ -38,6 +44,13 @@ void mesh_api_done(MeshApi *a);
 int mesh_api_resolve(sd_bus *bus, const char *name, MeshApi *a);
 /* Whether a signal's mesh argument (a slug) names our mesh. */
 bool mesh_api_is_ours(const MeshApi *a, const char *mesh);
+/* RegisterSession for this process on the mesh (D-Bus activation starts the daemon), with --name,
+ * --session-id and the working directory; again after the daemon restarted. */
+int mesh_api_register(MeshApi *a, sd_bus_error *error);
+/* Whether a key is our session's. */
+bool mesh_api_is_self(const MeshApi *a, const char *pubkey);
+/* Whether a signal comes from our session's object. */
+bool mesh_api_is_session(const MeshApi *a, sd_bus_message *m);
 int mesh_api_send(MeshApi *a, const char *to, const char *message, const char *priority, const char *reply_to,
                   sd_bus_error *error, char **ret_id, char **ret_status);
 /* aa{sv} answers as JSON arrays of objects; inbox rows newest first (the daemon's default limit). */
@@ -46,8 +59,10 @@ int mesh_api_list_inbox(MeshApi *a, sd_bus_error *error, json_object **ret);
 int mesh_api_unread_count(MeshApi *a, sd_bus_error *error, unsigned *ret);
 int mesh_api_mark_read(MeshApi *a, sd_bus_error *error);
 int mesh_api_set_profile(MeshApi *a, const char *status, const char *summary, sd_bus_error *error);
-/* MessageReceived, PeerJoined and PeerLeft of the daemon (every mesh: filter with _is_ours). */
-int mesh_api_match_events(MeshApi *a, sd_bus_message_handler_t callback, void *userdata, sd_bus_slot **ret);
+/* PeerJoined and PeerLeft of the daemon (every mesh: filter with _is_ours), into *ret_daemon, and
+ * Session1.MessageReceived (every session: filter with _is_session), into *ret_session. */
+int mesh_api_match_events(MeshApi *a, sd_bus_message_handler_t callback, void *userdata, sd_bus_slot **ret_daemon,
+                          sd_bus_slot **ret_session);
 
 /* Channel notifications, params {content, meta} with every meta value a string (Claude Code
  * drops a notification whose meta holds anything else). */

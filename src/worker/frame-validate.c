@@ -150,6 +150,30 @@ static const FieldRule topic_rules[] = {
         { NULL, 0, false, SHAPE_TEXT, 0, 0 },
 };
 
+/* The mesh's shared state (wire protocol §3.6), for the daemon's /v1/state. */
+static const FieldRule state_result_rules[] = {
+        OPT("_reqId", T_STRING, SHAPE_PRINTABLE, 0, 256),
+        REQ("key", T_STRING, SHAPE_TEXT, 0, 1024),
+        OPT_ANY("value", T_ANY),
+        OPT("updatedBy", T_STRING | T_NULL, SHAPE_TEXT, 0, 1024),
+        OPT("updatedAt", T_STRING | T_NULL, SHAPE_PRINTABLE, 0, 64),
+        { NULL, 0, false, SHAPE_TEXT, 0, 0 },
+};
+
+static const FieldRule state_list_rules[] = {
+        OPT("_reqId", T_STRING, SHAPE_PRINTABLE, 0, 256),
+        REQ("entries", T_ARRAY, SHAPE_TEXT, 0, 0),
+        { NULL, 0, false, SHAPE_TEXT, 0, 0 },
+};
+
+static const FieldRule state_entry_rules[] = {
+        REQ("key", T_STRING, SHAPE_TEXT, 0, 1024),
+        OPT_ANY("value", T_ANY),
+        OPT("updatedBy", T_STRING | T_NULL, SHAPE_TEXT, 0, 1024),
+        OPT("updatedAt", T_STRING | T_NULL, SHAPE_PRINTABLE, 0, 64),
+        { NULL, 0, false, SHAPE_TEXT, 0, 0 },
+};
+
 static const struct {
         const char *type;
         const FieldRule *rules;
@@ -160,6 +184,8 @@ static const struct {
         [FRAME_PEERS_LIST] = { "peers_list", peers_list_rules },
         [FRAME_ERROR] = { "error", error_rules },
         [FRAME_TOPIC_LIST_RESPONSE] = { "topic_list_response", topic_list_rules },
+        [FRAME_STATE_RESULT] = { "state_result", state_result_rules },
+        [FRAME_STATE_LIST] = { "state_list", state_list_rules },
 };
 
 const char *frame_kind_to_string(FrameKind k) {
@@ -326,6 +352,8 @@ int frame_validate(const void *data, size_t size, json_object **ret, char **ret_
                         r = check_items(o, "peers", peer_rules, "peers_list: peer", ret_error);
                 if (r >= 0 && k == FRAME_TOPIC_LIST_RESPONSE)
                         r = check_items(o, "topics", topic_rules, "topic_list_response: topic", ret_error);
+                if (r >= 0 && k == FRAME_STATE_LIST)
+                        r = check_items(o, "entries", state_entry_rules, "state_list: entry", ret_error);
                 if (r < 0)
                         return r;
                 if (ret)

@@ -82,14 +82,17 @@ def outbox_item(r):
             "superseded_by": r["superseded_by"], "payload_bytes": len(r["body"])}
 
 def inbox_item(r):
-    # upstream's row (server.ts:636-661) but recipient_pubkey/recipient_kind (sessions)
+    # upstream's row (server.ts:636-661)
     return {"id": r["id"], "client_message_id": r["client_message_id"],
             "broker_message_id": r["broker_message_id"], "mesh": SLUGS[r["mesh_id"]], "topic": r["topic"],
             "sender_pubkey": r["sender_pubkey"], "sender_name": r["sender_name"], "body": r["body"],
-            "received_at": iso(r["received_at"]), "reply_to_id": r["reply_to_id"], "seen_at": iso(r["seen_at"])}
+            "received_at": iso(r["received_at"]), "reply_to_id": r["reply_to_id"], "seen_at": iso(r["seen_at"]),
+            "recipient_pubkey": r["recipient_pubkey"] or None, "recipient_kind": r["recipient_kind"] or "member"}
 
 def without_seen(items):
-    return [{k: v for k, v in i.items() if k != "seen_at"} for i in items]
+    return [{k: v for k, v in i.items() if k not in HTTP_ONLY} for i in items]
+
+HTTP_ONLY = ("seen_at", "recipient_pubkey", "recipient_kind")
 
 def bus_items(keys):
     """The bus reply's dictionaries in the HTTP shape: "" and 0 become null, µs become ISO times."""
@@ -129,8 +132,8 @@ elif check == "count":       # count N: N items, newest first
 elif check == "same-outbox":  # the bus reply in $T/bus lists the same rows with the same values
     assert body["items"] == bus_items(list(body["items"][0])), "\n%s\n!=\n%s" % (
         body["items"], bus_items(list(body["items"][0])))
-elif check == "same-inbox":  # (ListInbox has no seen_at: upstream's per-row state is /v1's)
-    keys = [k for k in body["items"][0] if k != "seen_at"]
+elif check == "same-inbox":  # (ListInbox has no seen_at, upstream's per-row state, nor the recipient)
+    keys = [k for k in body["items"][0] if k not in HTTP_ONLY]
     assert without_seen(body["items"]) == bus_items(keys), "\n%s\n!=\n%s" % (body["items"], bus_items(keys))
 elif check == "requeued":    # requeued OLD-CMID NEW-CMID|ulid ABORTED-BY: the reply and both rows
     old, = rows("outbox.db", "client_message_id", [args[0]])

@@ -39,7 +39,8 @@ grep -qi '^content-type: application/json' "$T/headers" || fail "no JSON content
 import json, sys
 v = json.load(open(sys.argv[1]))
 assert v["ipc_api"] == "v1" and v["daemon_version"] == sys.argv[2] and v["schema_version"] == 1, v
-assert v["ipc_features"] == ["version", "health", "send", "inbox", "outbox", "events", "peers", "profile"], v
+assert v["ipc_features"] == ["version", "health", "send", "inbox", "outbox", "events", "peers", "profile",
+                           "state", "sessions"], v
 PY
 expect "200 {\"ok\":true,\"pid\":$DAEMON_PID,\"brokers\":{}}" "$LINK" http://localhost/v1/health
 

@@ -67,4 +67,7 @@ complete_is "claude-code" setup ""
 complete_is "" setup claude-code ""
 complete_is "--no-ask-password --no-tools" setup claude-code --no
 complete_is "--print" setup --p
+complete_is "--no-ask-password --no-tools --name" mcp --n
+complete_is "--session-id" mcp --se
+complete_is "" mcp --name ""
 echo ok

@@ -35,12 +35,18 @@ def request(p, id, method, params=None):
     send(p, json.dumps(m) + "\n")
 
 def line(p):
-    sel = selectors.DefaultSelector()
-    sel.register(p.stdout, selectors.EVENT_READ)
-    assert sel.select(GUARD), "no answer from the server"
-    l = p.stdout.readline()
-    assert l.endswith(b"\n"), l
-    return json.loads(l)
+    """The next line, past the joins and leaves of this test's other servers: each server is a
+    session of its own, and they see each other come and go."""
+    while True:
+        sel = selectors.DefaultSelector()
+        sel.register(p.stdout, selectors.EVENT_READ)
+        assert sel.select(GUARD), "no answer from the server"
+        l = p.stdout.readline()
+        assert l.endswith(b"\n"), l
+        m = json.loads(l)
+        if m.get("method") != "notifications/claude/channel" or \
+                m["params"]["meta"].get("event") not in ("peer_joined", "peer_left"):
+            return m
 
 def error(p, id, code):
     m = line(p)

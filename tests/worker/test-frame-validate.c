@@ -77,6 +77,16 @@ static void test_kinds(void) {
                      "\"createdAt\":\"2026-05-01T10:00:00.000Z\"}]}"),
                   FRAME_TOPIC_LIST_RESPONSE);
         ASSERT_STREQ(frame_kind_to_string(FRAME_TOPIC_LIST_RESPONSE), "topic_list_response");
+        /* the shared state, as the broker answers get_state (a key not set too) and list_state */
+        ASSERT_EQ(ok("{\"type\":\"state_result\",\"key\":\"k\",\"value\":{\"a\":[1]},\"updatedBy\":\"alice\","
+                     "\"updatedAt\":\"2026-05-01T10:00:00.000Z\",\"_reqId\":\"cm-state-1\"}"),
+                  FRAME_STATE_RESULT);
+        ASSERT_EQ(ok("{\"type\":\"state_result\",\"key\":\"k\",\"value\":null,\"updatedBy\":\"\",\"updatedAt\":\"\"}"),
+                  FRAME_STATE_RESULT);
+        ASSERT_EQ(ok("{\"type\":\"state_list\",\"entries\":[{\"key\":\"k\",\"value\":7,\"updatedBy\":\"a\","
+                     "\"updatedAt\":\"2026-05-01T10:00:00.000Z\"}],\"_reqId\":\"x\"}"),
+                  FRAME_STATE_LIST);
+        ASSERT_STREQ(frame_kind_to_string(FRAME_STATE_LIST), "state_list");
         ASSERT_TRUE(frame_kind_to_string(_FRAME_KIND_MAX) == NULL);
 }
 
@@ -167,6 +177,14 @@ static void test_fields(void) {
         bad("{\"type\":\"topic_list_response\",\"topics\":[{\"id\":\"a\\n\",\"name\":\"g\"}]}", "\"id\"");
         bad("{\"type\":\"topic_list_response\",\"topics\":[{\"id\":\"t\",\"name\":\"\"}]}", "\"name\"");
         bad("{\"type\":\"peers_list\",\"peers\":[{\"pubkey\":\"" HEX64 "\",\"visible\":1}]}", "\"visible\"");
+
+        /* state_result, state_list */
+        bad("{\"type\":\"state_result\",\"value\":1}", "\"key\" is missing");
+        bad("{\"type\":\"state_result\",\"key\":\"k\",\"updatedAt\":\"a\\nb\"}", "\"updatedAt\"");
+        bad("{\"type\":\"state_result\",\"key\":\"k\",\"_reqId\":7}", "\"_reqId\"");
+        bad("{\"type\":\"state_list\"}", "\"entries\" is missing");
+        bad("{\"type\":\"state_list\",\"entries\":[1]}", "entry 0 is not an object");
+        bad("{\"type\":\"state_list\",\"entries\":[{\"key\":\"k\"},{\"value\":1}]}", "entry 1");
 
         /* error */
         bad("{\"type\":\"error\"}", "\"code\" is missing");

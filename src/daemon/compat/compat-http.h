@@ -91,7 +91,12 @@ int compat_reply_error(CompatRequest *req, unsigned status, const char *error);
 
 /* Turns the request into a server-sent event stream (reference §2.5): ": connected" now, a
  * keepalive comment every 15 s, the events compat_http_broadcast() sends. */
-int compat_reply_stream(CompatRequest *req);
+int compat_reply_stream(CompatRequest *req, const void *scope);
 /* One event to every stream: "id: <n>\nevent: <kind>\ndata: <data>\n\n", n counting per stream. */
-void compat_http_broadcast(CompatHttp *h, const char *kind, json_object *data);
+/* scope (given to compat_reply_stream()) is what a stream is for, NULL for everything; want (NULL:
+ * every stream) says whether a stream of that scope gets the event. */
+typedef bool (*CompatStreamWant)(const void *scope, void *userdata);
+void compat_http_broadcast(CompatHttp *h, const char *kind, json_object *data, CompatStreamWant want, void *userdata);
+/* Ends the streams of scope (what they were for is gone); NULL ends none. */
+void compat_http_end_streams(CompatHttp *h, const void *scope);
 unsigned compat_http_n_streams(const CompatHttp *h);

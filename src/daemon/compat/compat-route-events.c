@@ -10,14 +10,35 @@
  * consumers of its signals, then an event stream; and the events the daemon sends on it, from the
  * core's events (event.h) as the bus's signals are. Without a stream open they cost nothing. */
 
+/* A request with a session's token gets a stream of that session (upstream 1.34.10's demux): the
+ * messages addressed to it, and the peer and broker events of its mesh. Without one, everything.
+ * The stream ends with the session. */
 static int start_stream(CompatRequest *req, Manager *m, void *request) {
-        return compat_reply_stream(req);
+        return compat_reply_stream(req, compat_request_session(request, req));
 }
 
 int compat_route_events(CompatRequest *req, void *userdata) {
         assert(req);
 
-        return compat_authorize(req, userdata, POLKIT_ACTION_READ, start_stream, NULL, NULL);
+        return compat_authorize(req, compat_server_manager(userdata), POLKIT_ACTION_READ, start_stream, userdata,
+                                NULL);
+}
+
+/* Who gets an event: unscoped streams all; a session's stream the messages its session received
+ * (event.session) and the rest of its mesh. */
+typedef struct EventScope {
+        const Event *event;
+} EventScope;
+
+static bool stream_wants(const void *scope, void *userdata) {
+        const Session *session = scope;
+        const Event *e = ((EventScope *) userdata)->event;
+
+        if (!session)
+                return true;
+        if (e->kind == EVENT_MESSAGE_RECEIVED)
+                return e->session == session;
+        return e->mesh && e->mesh->entry->mesh_id && streq(e->mesh->entry->mesh_id, session->mesh_id);
 }
 
 /* An event's data with its ts and mesh, or NULL when no stream listens (or out of memory). */
@@ -34,12 +55,12 @@ static json_object *event_new(CompatServer *s, Mesh *mesh) {
         return TAKE_PTR(data);
 }
 
-static void event_send(CompatServer *s, Mesh *mesh, const char *kind, json_object *data, int r) {
+static void event_send(CompatServer *s, const Event *e, const char *kind, json_object *data, int r) {
         if (r < 0) {
-                log_debug_errno(r, "Mesh %s: cannot build the /v1 %s event: %m", mesh->entry->slug, kind);
+                log_debug_errno(r, "Mesh %s: cannot build the /v1 %s event: %m", e->mesh->entry->slug, kind);
                 return;
         }
-        compat_http_broadcast(s->http, kind, data);
+        compat_http_broadcast(s->http, kind, data, stream_wants, &(EventScope) { e });
 }
 
 /* The push's priority as the receive path kept it in the row's meta; upstream's default "next"
@@ -112,11 +133,13 @@ static int message_data(json_object *data, Mesh *mesh, const InboxMessage *im) {
         return r;
 }
 
-static void event_message(CompatServer *s, Mesh *mesh, const InboxMessage *im) {
+static void event_message(CompatServer *s, const Event *e) {
+        Mesh *mesh = e->mesh;
+        const InboxMessage *im = e->message;
         _cleanup_(json_object_putp) json_object *data = event_new(s, mesh);
 
         if (data)
-                event_send(s, mesh, "message", data, message_data(data, mesh, im));
+                event_send(s, e, "message", data, message_data(data, mesh, im));
 }
 
 /* Only the fields the broker gave, spread as upstream spreads its eventData. */
@@ -164,11 +187,14 @@ static int peer_data(json_object *data, bool joined, const Peer *p) {
         return 0;
 }
 
-static void event_peer(CompatServer *s, Mesh *mesh, bool joined, const Peer *p) {
+static void event_peer(CompatServer *s, const Event *e) {
+        Mesh *mesh = e->mesh;
+        bool joined = e->kind == EVENT_PEER_JOINED;
+        const Peer *p = e->peer;
         _cleanup_(json_object_putp) json_object *data = event_new(s, mesh);
 
         if (data)
-                event_send(s, mesh, joined ? "peer_join" : "peer_leave", data, peer_data(data, joined, p));
+                event_send(s, e, joined ? "peer_join" : "peer_leave", data, peer_data(data, joined, p));
 }
 
 const char *compat_upstream_status(MeshState s) {
@@ -184,7 +210,9 @@ const char *compat_upstream_status(MeshState s) {
         return s >= 0 && s < _MESH_STATE_MAX ? table[s] : NULL;
 }
 
-static void event_mesh_state(CompatServer *s, Mesh *mesh, MeshState before) {
+static void event_mesh_state(CompatServer *s, const Event *e) {
+        Mesh *mesh = e->mesh;
+        MeshState before = e->before;
         _cleanup_(json_object_putp) json_object *data = NULL;
         const char *was = compat_upstream_status(before), *status = compat_upstream_status(mesh->state);
 
@@ -194,7 +222,7 @@ static void event_mesh_state(CompatServer *s, Mesh *mesh, MeshState before) {
         data = event_new(s, mesh);
         if (!data)
                 return;
-        event_send(s, mesh, "broker_status", data, compat_json_add_string(data, "status", status));
+        event_send(s, e, "broker_status", data, compat_json_add_string(data, "status", status));
 }
 
 int compat_on_event(Manager *m, const Event *e, void *userdata) {
@@ -204,14 +232,18 @@ int compat_on_event(Manager *m, const Event *e, void *userdata) {
 
         switch (e->kind) {
         case EVENT_MESSAGE_RECEIVED:
-                event_message(s, e->mesh, e->message);
+                event_message(s, e);
                 break;
         case EVENT_PEER_JOINED:
         case EVENT_PEER_LEFT:
-                event_peer(s, e->mesh, e->kind == EVENT_PEER_JOINED, e->peer);
+                event_peer(s, e);
                 break;
         case EVENT_MESH_STATE:
-                event_mesh_state(s, e->mesh, e->before);
+                event_mesh_state(s, e);
+                break;
+        case EVENT_SESSION_REMOVED:
+                compat_http_end_streams(s->http, e->session);
+                compat_sessions_on_event(s, e);
                 break;
         default: /* upstream's stream has no such event */
                 break;

@@ -207,10 +207,16 @@ static int list_every_mesh(CompatRequest *req, Manager *m) {
 static int list_peers(CompatRequest *req, Manager *m, void *request) {
         _cleanup_(cm_error_done) CmError error = CM_ERROR_NULL;
         const char *name = compat_request_query(req, "mesh");
+        Session *session;
         Mesh *mesh;
         int r;
 
-        if (!name || !name[0])
+        /* upstream's meshFromCtx(): a session's request lists its own mesh */
+        if (isempty(name)) {
+                session = compat_request_session(request, req);
+                name = session ? session->mesh_slug : NULL;
+        }
+        if (!name)
                 return list_every_mesh(req, m);
         r = manager_lookup_link(m, name, &mesh, &error);
         if (r < 0)
@@ -221,7 +227,8 @@ static int list_peers(CompatRequest *req, Manager *m, void *request) {
 int compat_route_peers(CompatRequest *req, void *userdata) {
         assert(req);
 
-        return compat_authorize(req, userdata, POLKIT_ACTION_READ, list_peers, NULL, NULL);
+        return compat_authorize(req, compat_server_manager(userdata), POLKIT_ACTION_READ, list_peers, userdata,
+                                NULL);
 }
 
 /* A JSON member as profile_update_set() checks it; strings points into it. -EILSEQ when a string
@@ -305,5 +312,6 @@ static int set_profile(CompatRequest *req, Manager *m, void *request) {
 int compat_route_profile(CompatRequest *req, void *userdata) {
         assert(req);
 
-        return compat_authorize(req, userdata, POLKIT_ACTION_SET_PROFILE, set_profile, NULL, NULL);
+        return compat_authorize(req, compat_server_manager(userdata),
+                                POLKIT_ACTION_SET_PROFILE, set_profile, NULL, NULL);
 }

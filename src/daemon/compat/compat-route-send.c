@@ -138,7 +138,8 @@ int compat_route_send(CompatRequest *req, void *userdata) {
         _cleanup_(json_object_putp) json_object *body = NULL;
         _cleanup_free_ char *to_buf = NULL, *id_buf = NULL, *key_buf = NULL;
         const char *to, *message, *priority, *reply_to_id, *id, *mesh, *meta_text = NULL, *key;
-        Manager *m = userdata;
+        Manager *m = compat_server_manager(userdata);
+        Session *session;
         json_object *meta;
         Caller caller;
         int r;
@@ -188,6 +189,13 @@ int compat_route_send(CompatRequest *req, void *userdata) {
                                           "client_message_id and Idempotency-Key differ; send one id, or the same "
                                           "in both");
 
+        /* A session's request sends as the session (its key, its dedupe scope), on its mesh unless
+         * another is named; on another mesh it is the member's, as the session has no key there. */
+        session = compat_request_session(userdata, req);
+        if (session && !(mesh && mesh[0]))
+                mesh = session->mesh_slug;
+        if (session && !streq(mesh, session->mesh_slug) && !streq(mesh, session->mesh_id))
+                session = NULL;
         r = check_mesh(req, m, mesh && mesh[0] ? mesh : NULL);
         if (r != 0)
                 return r < 0 ? r : 0;
@@ -201,6 +209,7 @@ int compat_route_send(CompatRequest *req, void *userdata) {
                                  .mesh = mesh ? mesh : "",
                                  .to = to_buf,
                                  .message = message,
+                                 .sender_pubkey = session ? session->public_key_hex : NULL,
                                  .options = {
                                          .priority = priority,
                                          .meta = meta_text,

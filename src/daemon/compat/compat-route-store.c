@@ -2,6 +2,7 @@
 #include <stdlib.h>
 
 #include "compat-routes-internal.h"
+#include "hex-util.h"
 #include "json-util.h"
 #include "manager-store.h"
 
@@ -115,7 +116,9 @@ static int reply_items(CompatRequest *req, Manager *m, const void *items, size_t
 }
 
 typedef struct InboxQuery {
+        CompatServer *server;
         InboxListRequest list;
+        const char *recipient_kind;  /* "member", "session" or NULL: req's */
         bool mark_seen;          /* upstream's default: a listing stamps what it returned as seen */
 } InboxQuery;
 
@@ -139,6 +142,14 @@ static int inbox_query(CompatRequest *req, Manager *m, InboxQuery *iq) {
         r = query_limit(req, INBOX_LIST_DEFAULT, INBOX_LIST_MAX, &q->limit);
         if (r != 0)
                 return r;
+        q->recipient_pubkey = query(req, "recipient_pubkey");
+        if (q->recipient_pubkey && !hex_string(q->recipient_pubkey, 64, HEX_LOWER))
+                return compat_answered(compat_reply_error(req, MHD_HTTP_BAD_REQUEST,
+                                                          "'recipient_pubkey' must be 64 lowercase hex"));
+        iq->recipient_kind = query(req, "recipient_kind");
+        if (iq->recipient_kind && !streq(iq->recipient_kind, "member") && !streq(iq->recipient_kind, "session"))
+                return compat_answered(compat_reply_error(req, MHD_HTTP_BAD_REQUEST,
+                                                          "'recipient_kind' must be member or session"));
         r = manager_list_inbox_check(m, q, &error);
         if (r < 0)
                 return compat_answered(compat_reply_failure(req, r, &error));
@@ -183,7 +194,13 @@ static int fill_inbox_item(json_object *o, Manager *m, const void *item) {
                 return r;
         /* As before this listing stamped it, so a caller still tells which rows were unread. */
         r = add_time(o, "seen_at", im->seen_at);
-        return r;
+        if (r < 0)
+                return r;
+        /* upstream 1.34.11: who received it, the member or one of its sessions */
+        r = compat_json_add_string(o, "recipient_pubkey", isempty(im->recipient_pubkey) ? NULL : im->recipient_pubkey);
+        if (r < 0)
+                return r;
+        return compat_json_add_string(o, "recipient_kind", im->recipient_kind ? im->recipient_kind : "member");
 }
 
 /* Stamps the unseen rows of msgs seen; *ret_flipped counts them. */
@@ -218,16 +235,48 @@ static int inbox_reply(CompatRequest *req, Manager *m, const InboxQuery *q, cons
         return reply_items(req, m, msgs, n, sizeof(InboxMessage), fill_inbox_item, extra);
 }
 
+/* upstream's meshFromCtx(): without ?mesh=, a session's request reads its own mesh. Asked once
+ * polkit allowed it: the session may have ended meanwhile. */
+static const char *session_mesh(CompatServer *s, CompatRequest *req, const char *named) {
+        Session *session;
+
+        if (named)
+                return named;
+        session = compat_request_session(s, req);
+        return session ? session->mesh_slug : NULL;
+}
+
 static int inbox_authorized(CompatRequest *req, Manager *m, void *request) {
         _cleanup_(cm_error_done) CmError error = CM_ERROR_NULL;
         const InboxQuery *q = request;
+        InboxListRequest list = q->list;
+        Session *session;
         InboxMessage *msgs = NULL;
         size_t n = 0;
         int r;
 
-        r = manager_list_inbox(m, &q->list, &msgs, &n, &error);
+        session = compat_request_session(q->server, req);
+        /* A session's listing is what it received (upstream 1.34.11's recipient scope). */
+        if (session && !list.mesh)
+                list.mesh = session->mesh_slug;
+        if (session)
+                list.recipient_pubkey = session->public_key_hex;
+        r = manager_list_inbox(m, &list, &msgs, &n, &error);
         if (r < 0)
                 return compat_reply_failure(req, r, &error);
+        /* The store filters by identity, not by kind: the rows listed are narrowed here, so the
+         * limit counts rows of both kinds. */
+        if (q->recipient_kind) {
+                size_t k = 0;
+
+                for (size_t i = 0; i < n; i++) {
+                        if (streq(msgs[i].recipient_kind ? msgs[i].recipient_kind : "member", q->recipient_kind))
+                                msgs[k++] = msgs[i];
+                        else
+                                inbox_message_done(&msgs[i]);
+                }
+                n = k;
+        }
         r = inbox_reply(req, m, q, msgs, n);
         inbox_messages_free(msgs, n);
         return r;
@@ -235,13 +284,14 @@ static int inbox_authorized(CompatRequest *req, Manager *m, void *request) {
 
 int compat_route_inbox(CompatRequest *req, void *userdata) {
         _cleanup_free_ InboxQuery *q = malloc(sizeof(InboxQuery));
-        Manager *m = userdata;
+        Manager *m = compat_server_manager(userdata);
         int r;
 
         assert(req);
 
         if (!q)
                 return -ENOMEM;
+        q->server = userdata;
         r = inbox_query(req, m, q);
         if (r != 0)
                 return r < 0 ? r : 0;
@@ -324,7 +374,7 @@ static int outbox_authorized(CompatRequest *req, Manager *m, void *request) {
 
 int compat_route_outbox(CompatRequest *req, void *userdata) {
         _cleanup_free_ OutboxListRequest *q = malloc(sizeof(OutboxListRequest));
-        Manager *m = userdata;
+        Manager *m = compat_server_manager(userdata);
         int r;
 
         assert(req);
@@ -431,7 +481,7 @@ static int requeue_authorized(CompatRequest *req, Manager *m, void *request) {
 
 int compat_route_requeue(CompatRequest *req, void *userdata) {
         _cleanup_(requeue_body_freep) RequeueBody *b = calloc(1, sizeof(RequeueBody));
-        Manager *m = userdata;
+        Manager *m = compat_server_manager(userdata);
         int r;
 
         assert(req);
@@ -498,10 +548,12 @@ int compat_route_inbox_seen(CompatRequest *req, void *userdata) {
                 return r < 0 ? r : 0;
         if (!json_object_object_get_ex(body, "ids", &ids) || !json_object_is_type(ids, json_type_array))
                 return compat_reply_error(req, MHD_HTTP_BAD_REQUEST, "missing 'ids' (string[])");
-        return compat_authorize(req, userdata, POLKIT_ACTION_READ, seen_authorized, TAKE_PTR(body), json_free);
+        return compat_authorize(req, compat_server_manager(userdata),
+                                POLKIT_ACTION_READ, seen_authorized, TAKE_PTR(body), json_free);
 }
 
 typedef struct FlushQuery {
+        CompatServer *server;
         const char *mesh;        /* req's */
         usec_t before;
 } FlushQuery;
@@ -513,7 +565,7 @@ static int flush_authorized(CompatRequest *req, Manager *m, void *request) {
         unsigned removed;
         int r;
 
-        r = manager_flush_inbox(m, q->mesh, q->before, &removed, &error);
+        r = manager_flush_inbox(m, session_mesh(q->server, req, q->mesh), q->before, &removed, &error);
         if (r < 0)
                 return compat_reply_failure(req, r, &error);
         reply = json_object_new_object();
@@ -530,11 +582,12 @@ int compat_route_inbox_flush(CompatRequest *req, void *userdata) {
 
         if (!q)
                 return -ENOMEM;
-        *q = (FlushQuery) { .mesh = query(req, "mesh") };
+        *q = (FlushQuery) { .server = userdata, .mesh = query(req, "mesh") };
         r = query_time(req, "before", &q->before);
         if (r != 0)
                 return r < 0 ? r : 0;
-        return compat_authorize(req, userdata, POLKIT_ACTION_READ, flush_authorized, TAKE_PTR(q), free);
+        return compat_authorize(req, compat_server_manager(userdata),
+                                POLKIT_ACTION_READ, flush_authorized, TAKE_PTR(q), free);
 }
 
 static int delete_authorized(CompatRequest *req, Manager *m, void *request) {
@@ -568,5 +621,6 @@ int compat_route_inbox_delete(CompatRequest *req, void *userdata) {
 
         if (!id[0])
                 return compat_reply_error(req, MHD_HTTP_BAD_REQUEST, "missing id");
-        return compat_authorize(req, userdata, POLKIT_ACTION_READ, delete_authorized, NULL, NULL);
+        return compat_authorize(req, compat_server_manager(userdata),
+                                POLKIT_ACTION_READ, delete_authorized, NULL, NULL);
 }

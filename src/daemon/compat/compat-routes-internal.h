@@ -9,11 +9,33 @@
 #include "compat-socket.h"
 #include "manager.h"
 
+/* A session registered through POST /v1/sessions/register: the token its process presents in
+ * "Authorization: ClaudeMesh-Session <64 hex>". One per session, so at most SESSIONS_MAX; it ends
+ * with the session. The token is a credential: compared in constant time, never logged. */
+typedef struct CompatSessionToken {
+        uint8_t token[32];
+        Session *session;
+        char *role;               /* upstream's free-form role, given back as it came; NULL */
+        usec_t registered_at;     /* CLOCK_REALTIME */
+} CompatSessionToken;
+
 struct CompatServer {
         Manager *manager;
         CompatSocket *socket;
         CompatHttp *http;
+        CompatSessionToken *tokens;
+        size_t n_tokens;
 };
+
+/* NULL or "". */
+static inline bool isempty(const char *s) {
+        return !s || !s[0];
+}
+
+/* The route handlers' userdata. */
+static inline Manager *compat_server_manager(void *userdata) {
+        return ((CompatServer *) userdata)->manager;
+}
 
 /*
  * The /v1 routes. Each mirrors a bus method and goes through the same code: the same polkit
@@ -75,6 +97,16 @@ const char *compat_upstream_status(MeshState s);
  * "peer_leave", "broker_status" (only when upstream's status changes with the state). */
 int compat_on_event(Manager *m, const Event *e, void *userdata); /* userdata: the CompatServer */
 
+/* The session whose token the request's Authorization header carries (upstream:
+ * /^ClaudeMesh-Session\s+([0-9a-f]{64})$/i); NULL without one, for a malformed or unknown one (the
+ * request is then served unscoped, as upstream serves it), or when the peer is not of the session's
+ * uid. */
+Session *compat_request_session(CompatServer *s, CompatRequest *req);
+
+/* compat-route-sessions.c: a session that ended takes its token along. */
+void compat_sessions_on_event(CompatServer *s, const Event *e);
+void compat_sessions_free(CompatServer *s);
+
 /* The route handlers, by file. */
 int compat_route_send(CompatRequest *req, void *userdata);          /* compat-route-send.c */
 int compat_route_inbox(CompatRequest *req, void *userdata);         /* compat-route-store.c */
@@ -86,3 +118,9 @@ int compat_route_requeue(CompatRequest *req, void *userdata);       /* compat-ro
 int compat_route_events(CompatRequest *req, void *userdata);        /* compat-route-events.c */
 int compat_route_peers(CompatRequest *req, void *userdata);         /* compat-route-link.c */
 int compat_route_profile(CompatRequest *req, void *userdata);       /* compat-route-link.c */
+int compat_route_session_register(CompatRequest *req, void *userdata); /* compat-route-sessions.c */
+int compat_route_session_me(CompatRequest *req, void *userdata);    /* compat-route-sessions.c */
+int compat_route_sessions(CompatRequest *req, void *userdata);      /* compat-route-sessions.c */
+int compat_route_session_delete(CompatRequest *req, void *userdata); /* compat-route-sessions.c */
+int compat_route_state_get(CompatRequest *req, void *userdata);     /* compat-route-state.c */
+int compat_route_state_set(CompatRequest *req, void *userdata);     /* compat-route-state.c */

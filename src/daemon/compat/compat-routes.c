@@ -8,6 +8,7 @@
 #include "compat-routes.h"
 #include "config-build.h"
 #include "json-util.h"
+#include "link-state.h"
 #include "log.h"
 
 #define SEND_BODY_MAX    (256 * 1024)
@@ -15,10 +16,12 @@
 #define PROFILE_BODY_MAX (16 * 1024)
 #define SEEN_BODY_MAX    (64 * 1024)   /* upstream's limit */
 #define MEMORY_BODY_MAX  (64 * 1024)   /* read and dropped: answered 501 */
+#define STATE_BODY_MAX   (256 * 1024)  /* upstream's limits */
+#define SESSION_BODY_MAX (64 * 1024)
 
 /* Only what is served here: clients check the list before using a route. */
 static const char *const ipc_features[] = { "version", "health", "send", "inbox", "outbox", "events", "peers",
-                                            "profile" };
+                                            "profile", "state", "sessions" };
 
 typedef struct CompatAuthorization {
         CompatRequest *req;
@@ -200,7 +203,7 @@ static int route_version(CompatRequest *req, void *userdata) {
  * its installer can wait for one to be "open". */
 static int route_health(CompatRequest *req, void *userdata) {
         _cleanup_(json_object_putp) json_object *body = json_object_new_object(), *brokers = json_object_new_object();
-        Manager *m = userdata;
+        Manager *m = compat_server_manager(userdata);
 
         if (!body || !brokers)
                 return -ENOMEM;
@@ -247,6 +250,12 @@ static const CompatRoute compat_routes[] = {
         { "GET", "/v1/events", compat_route_events, 0, false },
         { "GET", "/v1/peers", compat_route_peers, 0, false },
         { "POST", "/v1/profile", compat_route_profile, PROFILE_BODY_MAX, false },
+        { "GET", "/v1/state", compat_route_state_get, 0, false },
+        { "POST", "/v1/state", compat_route_state_set, STATE_BODY_MAX, false },
+        { "POST", "/v1/sessions/register", compat_route_session_register, SESSION_BODY_MAX, false },
+        { "GET", "/v1/sessions/me", compat_route_session_me, 0, false },
+        { "GET", "/v1/sessions", compat_route_sessions, 0, false },
+        { "DELETE", "/v1/sessions/", compat_route_session_delete, 0, true },
         { "GET", "/v1/skills", route_skills, 0, false },
         { "GET", "/v1/skills/", route_skills, 0, true },
         { "GET", "/v1/memory", route_memory, 0, false },
@@ -259,7 +268,10 @@ CompatServer *compat_server_free(CompatServer *s) {
         if (!s)
                 return NULL;
         manager_unsubscribe(s->manager, compat_on_event, s);
+        /* answered while their requests are still there to answer */
+        link_state_cancel_all();
         compat_http_free(s->http);
+        compat_sessions_free(s);
         compat_socket_free(s->socket);
         free(s);
         return NULL;
@@ -279,7 +291,7 @@ int compat_server_start(Manager *m, CompatServer **ret) {
         r = compat_socket_open(m->config_dir, &s->socket);
         if (r < 0)
                 return r;
-        r = compat_http_new(m->event, s->socket->fd, compat_routes, m, &s->http);
+        r = compat_http_new(m->event, s->socket->fd, compat_routes, s, &s->http);
         if (r < 0)
                 return log_error_errno(r, "Cannot serve the /v1 API on %s: %m", s->socket->path);
         r = manager_subscribe(m, compat_on_event, s);

@@ -19,6 +19,7 @@ struct CompatStream {
         char *buf;
         size_t len;
         unsigned long next_id;
+        const void *scope;      /* only compared and handed to the filter while the stream lives */
         bool suspended;
         bool ended;
 };
@@ -135,7 +136,7 @@ static int keepalive_start(CompatHttp *h) {
         return sd_event_source_set_enabled(h->keepalive, SD_EVENT_ON);
 }
 
-int compat_reply_stream(CompatRequest *req) {
+int compat_reply_stream(CompatRequest *req, const void *scope) {
         CompatHttp *h = req->http;
         struct MHD_Response *resp;
         CompatStream *s;
@@ -152,7 +153,7 @@ int compat_reply_stream(CompatRequest *req) {
         s = calloc(1, sizeof(*s));
         if (!s)
                 return -ENOMEM;
-        *s = (CompatStream) { .http = h, .connection = req->connection, .next_id = 1 };
+        *s = (CompatStream) { .http = h, .connection = req->connection, .next_id = 1, .scope = scope };
         resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, stream_read, s, stream_free);
         if (!resp) {
                 free(s);
@@ -181,7 +182,17 @@ int compat_reply_stream(CompatRequest *req) {
         return compat_request_respond(req, MHD_HTTP_OK, resp);
 }
 
-void compat_http_broadcast(CompatHttp *h, const char *kind, json_object *data) {
+void compat_http_end_streams(CompatHttp *h, const void *scope) {
+        if (!h || !scope)
+                return;
+        for (CompatStream *s = h->streams; s; s = s->next)
+                if (s->scope == scope && !s->ended) {
+                        s->ended = true;
+                        stream_wake(s);
+                }
+}
+
+void compat_http_broadcast(CompatHttp *h, const char *kind, json_object *data, CompatStreamWant want, void *userdata) {
         const char *json;
 
         if (!h || !h->streams)
@@ -189,6 +200,10 @@ void compat_http_broadcast(CompatHttp *h, const char *kind, json_object *data) {
         json = json_object_to_json_string_ext(data, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
         for (CompatStream *s = h->streams; s; s = s->next) {
                 _cleanup_free_ char *frame = NULL;
+
+                /* an ended stream's scope may be gone */
+                if (s->ended || (want && !want(s->scope, userdata)))
+                        continue;
 
                 if (asprintf(&frame, "id: %lu\nevent: %s\ndata: %s\n\n", s->next_id++, kind, json) < 0)
                         continue;

@@ -6,6 +6,7 @@
 
 #include "json-util.h"
 #include "link-receive.h"
+#include "link-state.h"
 #include "log.h"
 #include "manager.h"
 #include "mesh-link-internal.h"
@@ -249,6 +250,8 @@ void link_receive_frame(MeshLink *l, unsigned conn, json_object *frame) {
 
         assert(l);
 
+        if (link_state_receive(l, frame))
+                return;
         if (streq(type, "ack"))
                 link_handle_ack(l, conn, frame);
         else if (streq(type, "push"))

@@ -1,0 +1,533 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* The upstream CLI's session registry on /v1 (apps/cli/src/daemon/ipc/server.ts at 1.37.0, and
+ * its session-registry.ts): POST /v1/sessions/register, GET /v1/sessions/me, GET /v1/sessions,
+ * DELETE /v1/sessions/<token>, and the "Authorization: ClaudeMesh-Session <64 hex>" header.
+ *
+ * A registration makes the same Session RegisterSession makes (core/session.h), with a key the
+ * daemon holds: the "presence" upstream's CLI sends (its session secret key and attestation) is
+ * never taken. The session lives as long as the process named by "pid", watched through a pidfd,
+ * not by upstream's 5 s polling and 24 h ceiling; the token goes with it. */
+#include <sodium.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "compat-routes-internal.h"
+#include "hex-util.h"
+#include "json-util.h"
+#include "log.h"
+#include "polkit.h"
+#include "strv.h"
+
+#define TOKEN_BYTES 32
+#define TOKEN_PREFIX_HEX 8
+#define ROLE_MAX 64
+
+static bool has_control(const char *s) {
+        for (; *s; s++)
+                if ((unsigned char) *s < 0x20 || *s == 0x7f)
+                        return true;
+        return false;
+}
+
+static void token_done(CompatSessionToken *t) {
+        sodium_memzero(t->token, sizeof t->token);
+        free(t->role);
+        *t = (CompatSessionToken) { 0 };
+}
+
+static void token_remove(CompatServer *s, size_t i) {
+        token_done(&s->tokens[i]);
+        memmove(s->tokens + i, s->tokens + i + 1, (s->n_tokens - i - 1) * sizeof(CompatSessionToken));
+        s->n_tokens--;
+}
+
+void compat_sessions_free(CompatServer *s) {
+        assert(s);
+
+        for (size_t i = 0; i < s->n_tokens; i++)
+                token_done(&s->tokens[i]);
+        s->tokens = mfree(s->tokens);
+        s->n_tokens = 0;
+}
+
+void compat_sessions_on_event(CompatServer *s, const Event *e) {
+        assert(s);
+        assert(e);
+
+        if (e->kind != EVENT_SESSION_REMOVED)
+                return;
+        for (size_t i = 0; i < s->n_tokens; i++)
+                if (s->tokens[i].session == e->session) {
+                        token_remove(s, i);
+                        return;
+                }
+}
+
+/* Every entry is compared, each in constant time: the answer's timing tells nothing of how much of
+ * a guess was right. */
+static CompatSessionToken *token_find(CompatServer *s, const uint8_t token[static TOKEN_BYTES]) {
+        CompatSessionToken *found = NULL;
+
+        for (size_t i = 0; i < s->n_tokens; i++)
+                if (sodium_memcmp(s->tokens[i].token, token, TOKEN_BYTES) == 0)
+                        found = &s->tokens[i];
+        return found;
+}
+
+static CompatSessionToken *token_of_session(CompatServer *s, const Session *session) {
+        for (size_t i = 0; i < s->n_tokens; i++)
+                if (s->tokens[i].session == session)
+                        return &s->tokens[i];
+        return NULL;
+}
+
+/* JavaScript's trim() and \s, for what a header carries: ASCII whitespace. */
+static bool js_space(char c) {
+        return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f';
+}
+
+/* upstream: /^ClaudeMesh-Session\s+([0-9a-f]{64})$/i on the trimmed header. */
+static int parse_session_header(const char *h, uint8_t token[static TOKEN_BYTES]) {
+        static const char scheme[] = "ClaudeMesh-Session";
+        char hex[2 * TOKEN_BYTES + 1];
+        size_t n;
+        int r;
+
+        if (!h)
+                return -ENOENT;
+        while (js_space(*h))
+                h++;
+        n = strlen(h);
+        while (n > 0 && js_space(h[n - 1]))
+                n--;
+        if (n < sizeof scheme || strncasecmp(h, scheme, sizeof scheme - 1) != 0 || !js_space(h[sizeof scheme - 1]))
+                return -EINVAL;
+        h += sizeof scheme - 1;
+        n -= sizeof scheme - 1;
+        while (n > 0 && js_space(*h)) {
+                h++;
+                n--;
+        }
+        if (n != 2 * TOKEN_BYTES)
+                return -EINVAL;
+        memcpy(hex, h, n);
+        hex[n] = '\0';
+        r = hex_decode(hex, token, TOKEN_BYTES);
+        sodium_memzero(hex, sizeof hex);
+        return r;
+}
+
+Session *compat_request_session(CompatServer *s, CompatRequest *req) {
+        uint8_t token[TOKEN_BYTES];
+        CompatSessionToken *t;
+        Caller caller;
+
+        assert(s);
+        assert(req);
+
+        if (parse_session_header(compat_request_header(req, "Authorization"), token) < 0)
+                return NULL;
+        t = token_find(s, token);
+        sodium_memzero(token, sizeof token);
+        if (!t || compat_request_caller(req, &caller) < 0 || caller.uid != t->session->owner.uid)
+                return NULL;
+        return t->session;
+}
+
+/* A session as upstream's registry lists it, the token reduced to its first 8 hex digits (null
+ * for a session registered over D-Bus, which has none). presence holds only the public key: the
+ * secret one never leaves the daemon. */
+static json_object *session_json(const Session *session, const CompatSessionToken *t) {
+        _cleanup_(json_object_putp) json_object *o = json_object_new_object(), *presence = json_object_new_object(),
+                                               *groups = NULL;
+        char prefix[2 * TOKEN_BYTES + 1];
+
+        if (!o || !presence)
+                return NULL;
+        if (compat_json_add_string(o, "sessionId", session->id) < 0 ||
+            compat_json_add_string(o, "mesh", session->mesh_slug) < 0 ||
+            compat_json_add_string(o, "displayName", session->display_name) < 0 ||
+            json_object_object_add(o, "pid", json_object_new_int((int) session->owner.pid)) < 0)
+                return NULL;
+        if (session->cwd[0] && compat_json_add_string(o, "cwd", session->cwd) < 0)
+                return NULL;
+        if (t && t->role && compat_json_add_string(o, "role", t->role) < 0)
+                return NULL;
+        if (strv_length(session->groups) > 0) {
+                groups = json_object_new_array();
+                if (!groups)
+                        return NULL;
+                /* upstream's notation: "@name" or "@name:role" */
+                for (char **g = session->groups; *g; g++) {
+                        _cleanup_free_ char *at = NULL;
+
+                        if (asprintf(&at, "@%s", *g) < 0 || json_object_array_add(groups, json_object_new_string(at)) < 0)
+                                return NULL;
+                }
+                if (json_object_object_add(o, "groups", TAKE_PTR(groups)) < 0)
+                        return NULL;
+        }
+        if (compat_json_add_string(presence, "sessionPubkey", session->public_key_hex) < 0 ||
+            json_object_object_add(o, "presence", TAKE_PTR(presence)) < 0)
+                return NULL;
+        if (json_object_object_add(o, "registeredAt",
+                                   t ? json_object_new_int64((int64_t) (t->registered_at / USEC_PER_MSEC)) : NULL) < 0)
+                return NULL;
+        if (t)
+                hex_encode(t->token, TOKEN_PREFIX_HEX / 2, prefix);
+        if (compat_json_add_string(o, "token_prefix", t ? prefix : NULL) < 0)
+                return NULL;
+        return TAKE_PTR(o);
+}
+
+/* ---- POST /v1/sessions/register ---- */
+
+typedef struct Registration {
+        CompatServer *server;
+        json_object *body;        /* the strings below point into it */
+        const char *mesh, *session_id, *display_name, *cwd, *role;
+        char **groups;
+        pid_t pid;
+        uint8_t token[TOKEN_BYTES];
+} Registration;
+
+static void registration_free(void *p) {
+        Registration *reg = p;
+
+        if (!reg)
+                return;
+        json_object_put(reg->body);
+        strv_free(reg->groups);
+        sodium_memzero(reg->token, sizeof reg->token);
+        free(reg);
+}
+
+/* An optional string member as upstream reads it (typeof x === "string", else absent); 1 after
+ * answering 400 for a NUL in it. */
+static int optional_string(CompatRequest *req, json_object *body, const char *key, const char **ret) {
+        json_object *v;
+
+        *ret = NULL;
+        if (!json_object_object_get_ex(body, key, &v) || !json_object_is_type(v, json_type_string))
+                return 0;
+        if (json_string_get_strict(v, ret) < 0)
+                return compat_answered(compat_reply_nul(req, key));
+        return 0;
+}
+
+/* upstream: groups.filter(g => typeof g === "string"), written "@name" or "@name:role"; kept as
+ * the bus keeps them, "name" or "name:role". */
+static int read_groups(CompatRequest *req, json_object *body, char ***ret) {
+        json_object *list;
+        size_t n, k = 0;
+        _cleanup_strv_free_ char **groups = NULL;
+
+        if (!json_object_object_get_ex(body, "groups", &list) || !json_object_is_type(list, json_type_array))
+                return 0;
+        n = json_object_array_length(list);
+        /* more than the session may hold is refused by session_register_check(), not read */
+        if (n > SESSION_GROUPS_MAX + 1)
+                n = SESSION_GROUPS_MAX + 1;
+        groups = calloc(n + 1, sizeof(char *));
+        if (!groups)
+                return -ENOMEM;
+        for (size_t i = 0; i < n; i++) {
+                json_object *g = json_object_array_get_idx(list, i);
+                const char *name;
+
+                if (!json_object_is_type(g, json_type_string))
+                        continue;
+                if (json_string_get_strict(g, &name) < 0)
+                        return compat_answered(compat_reply_nul(req, "groups"));
+                groups[k] = strdup(name[0] == '@' ? name + 1 : name);
+                if (!groups[k])
+                        return -ENOMEM;
+                k++;
+        }
+        *ret = TAKE_PTR(groups);
+        return 0;
+}
+
+/* Reads upstream's body; 1 after answering 400 with upstream's sentences. */
+static int read_registration(CompatRequest *req, Registration *reg) {
+        const char *token = NULL;
+        json_object *pid;
+        size_t size;
+        int r;
+
+        (void) compat_request_body(req, &size);
+        if (size == 0)
+                return compat_answered(compat_reply_error(req, MHD_HTTP_BAD_REQUEST, "missing body"));
+        r = compat_read_json_object(req, &reg->body);
+        if (r != 0)
+                return r;
+
+        r = optional_string(req, reg->body, "token", &token);
+        if (r != 0)
+                return r;
+        if (!token || hex_decode(token, reg->token, TOKEN_BYTES) < 0)
+                return compat_answered(compat_reply_error(req, MHD_HTTP_BAD_REQUEST, "token must be 64 hex chars"));
+
+        r = optional_string(req, reg->body, "session_id", &reg->session_id);
+        if (r != 0)
+                return r;
+        r = optional_string(req, reg->body, "mesh", &reg->mesh);
+        if (r != 0)
+                return r;
+        r = optional_string(req, reg->body, "display_name", &reg->display_name);
+        if (r != 0)
+                return r;
+        if (json_object_object_get_ex(reg->body, "pid", &pid) &&
+            (json_object_is_type(pid, json_type_int) || json_object_is_type(pid, json_type_double))) {
+                double d = json_object_get_double(pid);
+
+                if (d != 0 && (d < 1 || d > INT32_MAX || d != (double) (int32_t) d))
+                        return compat_answered(compat_reply_error(req, MHD_HTTP_BAD_REQUEST,
+                                                                  "'pid' must be a process id"));
+                reg->pid = (pid_t) d;
+        }
+        if (isempty(reg->session_id) || isempty(reg->mesh) || isempty(reg->display_name) || reg->pid == 0)
+                return compat_answered(compat_reply_error(req, MHD_HTTP_BAD_REQUEST,
+                                                          "session_id, mesh, display_name, pid all required"));
+
+        r = optional_string(req, reg->body, "cwd", &reg->cwd);
+        if (r != 0)
+                return r;
+        r = optional_string(req, reg->body, "role", &reg->role);
+        if (r != 0)
+                return r;
+        if (reg->role && (strlen(reg->role) > ROLE_MAX || has_control(reg->role)))
+                return compat_answered(compat_reply_error(req, MHD_HTTP_BAD_REQUEST,
+                                                          "'role' must be at most 64 bytes without control characters"));
+        return read_groups(req, reg->body, &reg->groups);
+}
+
+/* The process whose life the session's is: the caller, or another process of the caller's uid
+ * (a wrapper registering for the program it starts). Its start time guards against pid reuse
+ * until session_register() holds a pidfd of it. */
+static int registration_owner(const Caller *caller, pid_t pid, Caller *ret, CmError *error) {
+        _cleanup_free_ char *proc = NULL;
+        uint64_t start_time;
+        struct stat st;
+        int r;
+
+        if (pid == caller->pid) {
+                *ret = *caller;
+                return 0;
+        }
+        r = caller_start_time(pid, &start_time);
+        if (r == -ENOENT)
+                return cm_error_setf(error, CM_ERR_INVALID_ARGUMENT, "There is no process %d.", (int) pid);
+        if (r < 0)
+                return r;
+        if (asprintf(&proc, "/proc/%d", (int) pid) < 0)
+                return -ENOMEM;
+        if (stat(proc, &st) < 0)
+                return cm_error_setf(error, CM_ERR_INVALID_ARGUMENT, "There is no process %d.", (int) pid);
+        if (st.st_uid != caller->uid)
+                return cm_error_setf(error, CM_ERR_ACCESS_DENIED, "Process %d is not one of uid %u.", (int) pid,
+                                     (unsigned) caller->uid);
+        *ret = (Caller) { .pid = pid, .uid = caller->uid, .start_time = start_time };
+        return 0;
+}
+
+/* upstream: a registration under a session id already registered replaces it (a relaunch). Only
+ * the same uid's, and only a session that was registered here with a token: a bus client's
+ * session is not taken over. */
+static void replace_previous(CompatServer *s, const Registration *reg, const Caller *owner) {
+        Manager *m = s->manager;
+        Mesh *mesh;
+
+        if (manager_lookup_mesh(m, reg->mesh, &mesh, NULL) < 0 || !mesh->entry->mesh_id)
+                return;
+        for (size_t i = 0; i < m->n_sessions; i++) {
+                Session *old = m->sessions[i];
+
+                if (streq(old->id, reg->session_id) && streq(old->mesh_id, mesh->entry->mesh_id) &&
+                    old->owner.uid == owner->uid && token_of_session(s, old)) {
+                        session_end(old, "registered again through /v1");
+                        return;
+                }
+        }
+}
+
+static int register_authorized(CompatRequest *req, Manager *m, void *request) {
+        _cleanup_(cm_error_done) CmError error = CM_ERROR_NULL;
+        _cleanup_(json_object_putp) json_object *reply = NULL;
+        Registration *reg = request;
+        CompatServer *s = reg->server;
+        CompatSessionToken *t, *grown;
+        SessionRegistration sreg = {
+                .mesh = reg->mesh,
+                .display_name = reg->display_name,
+                .session_id = reg->session_id,
+                .cwd = reg->cwd,
+                .groups = reg->groups,
+        };
+        Caller caller, owner;
+        Session *session;
+        int r;
+
+        r = compat_identify_caller(req, &caller, &error);
+        if (r < 0)
+                return compat_reply_failure(req, r, &error);
+        r = registration_owner(&caller, reg->pid, &owner, &error);
+        if (r < 0)
+                return compat_reply_failure(req, r, &error);
+        r = session_register_check(m, &sreg, &error);
+        if (r < 0)
+                return compat_reply_failure(req, r, &error);
+
+        t = token_find(s, reg->token);
+        if (t && !(streq(t->session->id, reg->session_id) && t->session->owner.uid == owner.uid))
+                return compat_reply_error(req, MHD_HTTP_CONFLICT, "token already registered for another session");
+        replace_previous(s, reg, &owner);
+
+        grown = reallocarray(s->tokens, s->n_tokens + 1, sizeof(CompatSessionToken));
+        if (!grown)
+                return -ENOMEM;
+        s->tokens = grown;
+
+        r = session_register(m, &sreg, &owner, &session, &error);
+        if (r < 0)
+                return compat_reply_failure(req, r, &error);
+        t = &s->tokens[s->n_tokens];
+        *t = (CompatSessionToken) { .session = session, .registered_at = now_usec(CLOCK_REALTIME) };
+        memcpy(t->token, reg->token, TOKEN_BYTES);
+        if (reg->role) {
+                t->role = strdup(reg->role);
+                if (!t->role) {
+                        token_done(t);
+                        session_end(session, "out of memory while registering it");
+                        return -ENOMEM;
+                }
+        }
+        s->n_tokens++;
+
+        reply = json_object_new_object();
+        if (!reply ||
+            json_object_object_add(reply, "ok", json_object_new_boolean(true)) < 0 ||
+            json_object_object_add(reply, "registered_at",
+                                   json_object_new_int64((int64_t) (t->registered_at / USEC_PER_MSEC))) < 0 ||
+            /* it has a presence of its own, with the key the daemon made for it */
+            json_object_object_add(reply, "presence_accepted", json_object_new_boolean(true)) < 0 ||
+            compat_json_add_string(reply, "session_pubkey", session->public_key_hex) < 0)
+                return -ENOMEM;
+        return compat_reply(req, MHD_HTTP_OK, reply);
+}
+
+int compat_route_session_register(CompatRequest *req, void *userdata) {
+        Registration *reg;
+        int r;
+
+        assert(req);
+
+        reg = calloc(1, sizeof(Registration));
+        if (!reg)
+                return -ENOMEM;
+        reg->server = userdata;
+        r = read_registration(req, reg);
+        if (r != 0) {
+                registration_free(reg);
+                return r < 0 ? r : 0;
+        }
+        /* Registering gives the caller an identity to send with, as RegisterSession does. */
+        return compat_authorize(req, compat_server_manager(userdata), POLKIT_ACTION_SEND, register_authorized, reg,
+                                registration_free);
+}
+
+/* ---- GET /v1/sessions/me, GET /v1/sessions ---- */
+
+static int me_authorized(CompatRequest *req, Manager *m, void *request) {
+        _cleanup_(json_object_putp) json_object *reply = NULL, *row = NULL;
+        CompatServer *s = request;
+        Session *session = compat_request_session(s, req);
+
+        if (!session)
+                return compat_reply_error(req, MHD_HTTP_UNAUTHORIZED, "no session token");
+        row = session_json(session, token_of_session(s, session));
+        reply = json_object_new_object();
+        if (!row || !reply || json_object_object_add(reply, "session", TAKE_PTR(row)) < 0)
+                return -ENOMEM;
+        return compat_reply(req, MHD_HTTP_OK, reply);
+}
+
+int compat_route_session_me(CompatRequest *req, void *userdata) {
+        assert(req);
+
+        return compat_authorize(req, compat_server_manager(userdata), POLKIT_ACTION_READ, me_authorized, userdata,
+                                NULL);
+}
+
+/* Every session of the daemon, those registered over D-Bus too: they are the same sessions. */
+static int list_authorized(CompatRequest *req, Manager *m, void *request) {
+        _cleanup_(json_object_putp) json_object *reply = json_object_new_object(), *list = json_object_new_array();
+        CompatServer *s = request;
+
+        if (!reply || !list)
+                return -ENOMEM;
+        for (size_t i = 0; i < m->n_sessions; i++) {
+                json_object *row = session_json(m->sessions[i], token_of_session(s, m->sessions[i]));
+
+                if (!row || json_object_array_add(list, row) < 0) {
+                        json_object_put(row);
+                        return -ENOMEM;
+                }
+        }
+        if (json_object_object_add(reply, "sessions", TAKE_PTR(list)) < 0)
+                return -ENOMEM;
+        return compat_reply(req, MHD_HTTP_OK, reply);
+}
+
+int compat_route_sessions(CompatRequest *req, void *userdata) {
+        assert(req);
+
+        return compat_authorize(req, compat_server_manager(userdata), POLKIT_ACTION_READ, list_authorized,
+                                userdata, NULL);
+}
+
+/* ---- DELETE /v1/sessions/<token> ---- */
+
+static int delete_authorized(CompatRequest *req, Manager *m, void *request) {
+        _cleanup_(cm_error_done) CmError error = CM_ERROR_NULL;
+        _cleanup_(json_object_putp) json_object *reply = json_object_new_object();
+        CompatServer *s = request;
+        const char *tail = compat_request_tail(req);
+        uint8_t token[TOKEN_BYTES];
+        CompatSessionToken *t;
+        Caller caller;
+        int r;
+
+        if (!reply)
+                return -ENOMEM;
+        if (hex_decode(tail, token, TOKEN_BYTES) < 0)
+                return compat_reply_error(req, MHD_HTTP_BAD_REQUEST, "invalid token");
+        t = token_find(s, token);
+        sodium_memzero(token, sizeof token);
+        if (t) {
+                r = compat_identify_caller(req, &caller, &error);
+                if (r < 0)
+                        return compat_reply_failure(req, r, &error);
+                r = session_check_owner(t->session, &caller, &error);
+                if (r < 0)
+                        return compat_reply_failure(req, r, &error);
+        }
+        if (json_object_object_add(reply, "ok", json_object_new_boolean(t != NULL)) < 0)
+                return -ENOMEM;
+        {
+                _cleanup_free_ char *prefix = strndup(tail, TOKEN_PREFIX_HEX);
+
+                if (!prefix || compat_json_add_string(reply, "token_prefix", prefix) < 0)
+                        return -ENOMEM;
+        }
+        if (t)
+                session_end(t->session, "its /v1 token was deleted");
+        return compat_reply(req, t ? MHD_HTTP_OK : MHD_HTTP_NOT_FOUND, reply);
+}
+
+int compat_route_session_delete(CompatRequest *req, void *userdata) {
+        assert(req);
+
+        return compat_authorize(req, compat_server_manager(userdata), POLKIT_ACTION_SEND, delete_authorized,
+                                userdata, NULL);
+}

@@ -1,0 +1,116 @@
+#!/bin/sh
+# SPDX-License-Identifier: LGPL-2.1-or-later
+# The ClaudeMesh-Session header on /v1 with our broker and two daemons: a session registered on
+# bob through /v1 has its own presence; its /v1/events stream carries only the messages addressed
+# to it (a DM to the member does not show, upstream 1.34.10's demux) while an unscoped stream
+# carries both; its POST /v1/send goes out from the session's key; its stream ends with it.
+. "$(dirname "$0")/lib.sh"
+
+broker_start --presence-grace 0
+mesh_create demo > /dev/null
+daemon_setup alice "$(member_entry demo alice)"
+daemon_setup bob "$(member_entry demo bob)"
+daemon_start alice
+daemon_start bob
+wait_connected alice demo
+wait_connected bob demo
+
+sleep 300 &
+HOLDER=$!
+PIDS="$PIDS $HOLDER"
+
+PYTHONPATH="$(dirname "$0")/../bus" /usr/bin/python3 - "$T" "$HOLDER" <<'PY' || fail "/v1 session scoping failed"
+import json, os, queue, secrets, socket, sys, threading, time
+from compat_client import request
+
+T, HOLDER = sys.argv[1], int(sys.argv[2])
+A = os.path.join(T, "alice/config/daemon/daemon.sock")
+B = os.path.join(T, "bob/config/daemon/daemon.sock")
+
+def expect(got, status):
+    st, js, payload = got
+    assert st == status, f"expected {status}, got {st} {payload!r}"
+    return js
+
+def until(what, fn):
+    for _ in range(400):
+        v = fn()
+        if v:
+            return v
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+class Stream:
+    """An SSE reader of /v1/events on sock: each event's (kind, data) into a queue; ended at EOF."""
+    def __init__(self, sock, token=None):
+        self.q, self.ended, self.connected = queue.Queue(), threading.Event(), threading.Event()
+        self.s = socket.socket(socket.AF_UNIX)
+        self.s.connect(sock)
+        auth = f"Authorization: ClaudeMesh-Session {token}\r\n" if token else ""
+        self.s.sendall(f"GET /v1/events HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n{auth}\r\n".encode())
+        threading.Thread(target=self.read, daemon=True).start()
+    def read(self):
+        buf = b""
+        while True:
+            chunk = self.s.recv(65536)
+            if not chunk:
+                self.ended.set()
+                return
+            buf += chunk
+            while b"\n\n" in buf:
+                block, buf = buf.split(b"\n\n", 1)
+                if block.endswith(b": connected"):
+                    self.connected.set()
+                kind = data = None
+                for line in block.decode(errors="replace").split("\n"):
+                    if line.startswith("event: "):
+                        kind = line[7:]
+                    elif line.startswith("data: "):
+                        data = json.loads(line[6:])
+                if kind:
+                    self.q.put((kind, data))
+    def messages(self, want, what):
+        got = []
+        deadline = time.time() + 20
+        while len(got) < want:
+            try:
+                kind, data = self.q.get(timeout=max(0.1, deadline - time.time()))
+            except queue.Empty:
+                raise AssertionError(f"{what}: {len(got)} of {want} messages: {got}")
+            if kind == "message":
+                got.append(data["body"])
+        return got
+
+token = secrets.token_hex(32)
+js = expect(request(B, "POST", "/v1/sessions/register", body={
+    "token": token, "session_id": "bob-s", "mesh": "demo", "display_name": "bob-s", "pid": HOLDER}), 200)
+key = js["session_pubkey"]
+# its own presence: alice lists it
+until("alice lists bob-s", lambda: any(p["pubkey"] == key and p["displayName"] == "bob-s"
+                                       for p in expect(request(A, "GET", "/v1/peers"), 200)["peers"]))
+
+scoped, unscoped = Stream(B, token), Stream(B)
+assert scoped.connected.wait(10) and unscoped.connected.wait(10), "a stream did not open"
+expect(request(A, "POST", "/v1/send", body={"to": "bob", "message": "to the member"}), 202)
+expect(request(A, "POST", "/v1/send", body={"to": key, "message": "to the session"}), 202)
+assert sorted(unscoped.messages(2, "unscoped")) == ["to the member", "to the session"]
+assert scoped.messages(1, "scoped") == ["to the session"]
+# the member's message went by without reaching the session's stream: a later one shows next
+expect(request(A, "POST", "/v1/send", body={"to": key, "message": "again"}), 202)
+assert scoped.messages(1, "scoped") == ["again"]
+
+# a session's send goes out from its key (and its own dedupe scope)
+expect(request(B, "POST", "/v1/send", body={"to": "alice", "message": "from the session"},
+               headers={"authorization": f"ClaudeMesh-Session {token}"}), 202)
+row = until("alice has it", lambda: [r for r in expect(request(A, "GET", "/v1/inbox?mark_seen=false"), 200)["items"]
+                                     if r["body"] == "from the session"])
+assert row[0]["sender_pubkey"] == key and row[0]["sender_name"] == "bob-s", row
+
+# the stream ends with its session
+expect(request(B, "DELETE", "/v1/sessions/" + token), 200)
+assert scoped.ended.wait(10), "the session's stream did not end with it"
+assert not unscoped.ended.is_set()
+PY
+daemon_stop alice
+daemon_stop bob
+echo ok
