@@ -292,6 +292,7 @@ export class ClaudemeshModel {
             id: str(p.Id),
             mesh: str(p.Mesh),
             name: str(p.DisplayName),
+            pubkey: str(p.PublicKey),
             cwd: str(p.Cwd),
             status: str(p.Status),
             summary: str(p.Summary),
@@ -444,9 +445,11 @@ export class ClaudemeshModel {
         const meshes = [...this._meshes.values()].sort((a, b) => a.slug.localeCompare(b.slug));
         const unread = meshes.reduce((n, m) => n + m.unread, 0);
         const peers = [];
+        // our own sessions are on the broker too; they are listed under sessions, not twice
+        const ownKeys = new Set([...this._sessions.values()].map(x => x.pubkey));
         for (const mesh of meshes) {
             for (const p of this._peers.get(mesh.slug) ?? []) {
-                if (p.self)
+                if (p.self || ownKeys.has(str(p.pubkey)))
                     continue;
                 const status = cleanText(str(p.status), 20);
                 const summary = cleanText(str(p.summary));
