@@ -100,6 +100,7 @@ typedef struct Conn {
         /* PostgreSQL: sends whose statements are in flight (pool.h); other frames wait
          * behind them, in order, so a reply never overtakes an earlier send's ack. */
         unsigned inflight;
+        unsigned barrier;                /* of those, handlers every later frame waits for */
         bool rx_paused;                  /* too many in flight: its socket is not read */
         HeldFrame *held_head, *held_tail;
         size_t n_held, held_bytes;
@@ -154,5 +155,9 @@ Conn *server_conn_by_serial(Server *s, uint64_t serial);
 /* A send of c's was sent to the database, or completed: frames held behind it run then. */
 void conn_async_started(Conn *c);
 void conn_async_done(Conn *c);
+/* A handler's statements were sent (a hello, a peers_list, ...): every later frame of c,
+ * a send too, waits until it ends, since it may change what they see (c's identity). */
+void conn_barrier_begin(Conn *c);
+void conn_barrier_end(Conn *c);
 /* Commits the loop iteration's batch; a failure ends the process before any reply leaves. */
 void server_commit_batch(Server *s);
