@@ -538,13 +538,24 @@ void delivery_handle_client_ack(Conn *c, const Frame *f) {
                 delivery_drain(c);
 }
 
+static const char lease_release_sql[] = "DELETE FROM temp.lease WHERE conn_serial = ?1";
+
 void delivery_conn_closed(Conn *c) {
         Server *s = c->server;
-        StoreStmt *st = store_stmt(s->store, "DELETE FROM temp.lease WHERE conn_serial = ?1");
 
-        if (st) {
-                store_bind_int64(st, 1, c->serial);
-                (void) store_step_done(s->store, st);
+        if (pool_on(s)) {
+                char serial[24];
+                snprintf(serial, sizeof serial, "%" PRIu64, c->serial);
+                const char *values[] = { serial };
+                /* Lane 0, before the drains below, which then see the rows unleased. */
+                if (pool_submit(s, 0, lease_release_sql, ELEMENTSOF(values), values, NULL, NULL) < 0)
+                        log_warning("Could not release the leases of connection %s.", serial);
+        } else {
+                StoreStmt *st = store_stmt(s->store, lease_release_sql);
+                if (st) {
+                        store_bind_int64(st, 1, c->serial);
+                        (void) store_step_done(s->store, st);
+                }
         }
         if (!c->hello_done)
                 return;
@@ -554,13 +565,48 @@ void delivery_conn_closed(Conn *c) {
                         delivery_drain(o);
 }
 
+static void schedule_lease_timer(Server *s, int64_t expires_at) {
+        int64_t delay = expires_at - mono_ms();
+
+        if (delay < 0)
+                delay = 0;
+        lws_sul_schedule(s->ctx, 0, &s->lease_sul, lease_timer_fired, (lws_usec_t) (delay + 5) * LWS_US_PER_MS);
+        s->lease_sul_armed = true;
+}
+
+/* PostgreSQL: the earliest lease left after the expiry, read without waiting. */
+static void lease_next(int r, StoreResult *res, void *userdata) {
+        Server *s = userdata;
+
+        if (r < 0 || store_result_rows(res) != 1 || !store_result_text(res, 0, 0) || s->lease_sul_armed)
+                return;
+        schedule_lease_timer(s, store_result_int64(res, 0, 0));
+}
+
+static const char lease_expire_sql[] = "DELETE FROM temp.lease WHERE expires_at <= ?1";
+static const char lease_min_sql[] = "SELECT MIN(expires_at) FROM temp.lease";
+
 static void lease_timer_fired(lws_sorted_usec_list_t *sul) {
         Server *s = container_of(sul, Server, lease_sul);
         StoreStmt *st;
 
         s->lease_sul_armed = false;
 
-        st = store_stmt(s->store, "DELETE FROM temp.lease WHERE expires_at <= ?1");
+        if (pool_on(s)) {
+                char now[24];
+                snprintf(now, sizeof now, "%" PRId64, mono_ms());
+                const char *values[] = { now };
+                /* In this order on lane 0: the expiry, the drains that push again, the next. */
+                if (pool_submit(s, 0, lease_expire_sql, ELEMENTSOF(values), values, NULL, NULL) < 0)
+                        log_warning("Could not expire the leases.");
+                for (Conn *c = s->conns; c; c = c->next)
+                        delivery_drain(c);
+                if (pool_submit(s, 0, lease_min_sql, 0, NULL, lease_next, s) < 0)
+                        log_warning("Could not look for the next lease expiry.");
+                return;
+        }
+
+        st = store_stmt(s->store, lease_expire_sql);
         if (st) {
                 store_bind_int64(st, 1, mono_ms());
                 (void) store_step_done(s->store, st);
@@ -576,17 +622,11 @@ static void arm_lease_timer(Server *s) {
 
         if (s->lease_sul_armed)
                 return;
-        st = store_stmt(s->store, "SELECT MIN(expires_at) FROM temp.lease");
+        st = store_stmt(s->store, lease_min_sql);
         if (!st)
                 return;
-        if (store_step(st) == STORE_ROW && !store_col_is_null(st, 0)) {
-                int64_t delay = store_col_int64(st, 0) - mono_ms();
-                if (delay < 0)
-                        delay = 0;
-                lws_sul_schedule(s->ctx, 0, &s->lease_sul, lease_timer_fired,
-                                 (lws_usec_t) (delay + 5) * LWS_US_PER_MS);
-                s->lease_sul_armed = true;
-        }
+        if (store_step(st) == STORE_ROW && !store_col_is_null(st, 0))
+                schedule_lease_timer(s, store_col_int64(st, 0));
         store_reset(st);
 }
 
