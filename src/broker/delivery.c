@@ -481,6 +481,42 @@ bool delivery_acked_before(const Conn *c) {
         return r;
 }
 
+/* PostgreSQL: statements on lane 0, after the lease they end, and nothing waits for them.
+ * resolve_message_id()'s rule is in the SQL: an ack by clientMessageId alone settles the one
+ * message owed with that id, or nothing. */
+static void client_ack_async(Conn *c, const ClientAckRequest *a) {
+        Server *s = c->server;
+        char now[24];
+        int r;
+
+        snprintf(now, sizeof now, "%" PRId64, now_ms());
+        if (!c->ack_aware) {
+                const char *values[] = { c->mesh_id, conn_routing_key(c), now };
+                if (pool_submit(s, 0, "INSERT INTO ack_seen (mesh_id, pubkey, first_ack_at) VALUES (?1, ?2, ?3)"
+                                      " ON CONFLICT (mesh_id, pubkey) DO NOTHING",
+                                ELEMENTSOF(values), values, NULL, NULL) < 0)
+                        log_warning("Could not record that %s acknowledges.", conn_routing_key(c));
+        }
+        c->ack_aware = true;
+        if (a->broker_message_id) {
+                const char *values[] = { a->broker_message_id, conn_routing_key(c), c->member_pubkey, now };
+                r = pool_submit(s, 0, "SELECT cm_ack(?1, ?2, ?3, ?4)", ELEMENTSOF(values), values, NULL, NULL);
+        } else {
+                const char *values[] = { c->mesh_id, a->client_message_id, conn_routing_key(c), c->member_pubkey, now };
+                r = pool_submit(s, 0,
+                                "SELECT cm_ack(r.id, ?3, ?4, ?5) FROM (SELECT min(m.id) AS id"
+                                "  FROM message m JOIN delivery d ON d.message_id = m.id"
+                                " WHERE m.mesh_id = ?1 AND m.client_message_id = ?2 AND d.recipient_pubkey IN (?3, ?4)"
+                                " HAVING count(DISTINCT m.id) = 1) r",
+                                ELEMENTSOF(values), values, NULL, NULL);
+        }
+        if (r < 0)
+                log_warning("Could not record a client_ack of %s.", c->presence_id);
+        /* A drain that follows runs after it on the lane. */
+        if (c->drain_more)
+                delivery_drain(c);
+}
+
 void delivery_handle_client_ack(Conn *c, const Frame *f) {
         Store *store = c->server->store;
         char buf[BROKER_ID_LEN + 1];
@@ -492,6 +528,10 @@ void delivery_handle_client_ack(Conn *c, const Frame *f) {
                 conn_send_error(c, e.code, e.message, f->req_id);
                 return;
         }
+        if (pool_on(c->server)) {
+                client_ack_async(c, &a);
+                return;
+        }
         if (!c->ack_aware)
                 remember_acks(c);
         c->ack_aware = true;
@@ -500,20 +540,6 @@ void delivery_handle_client_ack(Conn *c, const Frame *f) {
         const char *message_id = resolve_message_id(c, &a, buf);
         if (!message_id)
                 return;
-
-        if (pool_on(c->server)) {
-                /* One statement on lane 0, after the lease it ends; a drain that follows is a
-                 * blocking call there, so it runs after it. */
-                char now[24];
-                snprintf(now, sizeof now, "%" PRId64, now_ms());
-                const char *values[] = { message_id, conn_routing_key(c), c->member_pubkey, now };
-                if (pool_submit(c->server, 0, "SELECT cm_ack(?1, ?2, ?3, ?4)", ELEMENTSOF(values), values, NULL,
-                                NULL) < 0)
-                        log_warning("Could not record client_ack for %s.", message_id);
-                if (c->drain_more)
-                        delivery_drain(c);
-                return;
-        }
 
         st = store_stmt(store, "DELETE FROM delivery WHERE message_id = ?1 AND recipient_pubkey IN (?2, ?3)");
         if (!st)
