@@ -220,6 +220,24 @@ void nodes_wake(Server *s, const char *mesh_id, const char *recipient_key) {
                 log_debug("Could not notify the other nodes of a delivery for %s; the catch-up will.", recipient_key);
 }
 
+typedef struct PresenceWrite {
+        Server *server;
+        uint64_t serial;
+} PresenceWrite;
+
+/* A row that failed (its group failed with another statement) is written again at the next
+ * catch-up, or the other nodes would not see the peer until its details change. */
+static void presence_written(int r, StoreResult *res, void *userdata) {
+        _cleanup_free_ PresenceWrite *w = userdata;
+        Conn *c;
+
+        if (r >= 0)
+                return;
+        c = server_conn_by_serial(w->server, w->serial);
+        if (c)
+                c->presence_dirty = true;
+}
+
 void nodes_presence_up(Conn *c) {
         Server *s = c->server;
         _cleanup_(json_object_putp) json_object *peer = NULL;
@@ -227,9 +245,14 @@ void nodes_presence_up(Conn *c) {
 
         if (!s->nodes_on)
                 return;
+        c->presence_dirty = true;
         peer = presence_peer_summary(c);
         if (!peer)
                 return;
+        PresenceWrite *w = malloc(sizeof *w);
+        if (!w)
+                return;
+        *w = (PresenceWrite) { .server = s, .serial = c->serial };
         snprintf(serial, sizeof serial, "%" PRIu64, c->serial);
         snprintf(visible, sizeof visible, "%d", c->visible);
         snprintf(connected_at, sizeof connected_at, "%" PRId64, c->connected_at_ms);
@@ -244,8 +267,12 @@ void nodes_presence_up(Conn *c) {
                         "  connected_at, peer) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
                         " ON CONFLICT (node_id, serial) DO UPDATE SET visible = excluded.visible,"
                         "  groups = excluded.groups, connected_at = excluded.connected_at, peer = excluded.peer",
-                        ELEMENTSOF(values), values, NULL, NULL) < 0)
+                        ELEMENTSOF(values), values, presence_written, w) < 0) {
+                free(w);
                 log_warning("Cannot record the presence of %s.", c->presence_id);
+                return;
+        }
+        c->presence_dirty = false;
 }
 
 void nodes_presence_down(Conn *c) {
@@ -398,8 +425,11 @@ static void catch_up(lws_sorted_usec_list_t *sul) {
                 (void) listen_open(s);
         heartbeat_async(s);
         for (Conn *c = s->conns; c; c = c->next)
-                if (conn_is_live(c) && c->hello_done)
+                if (conn_is_live(c) && c->hello_done) {
+                        if (c->presence_dirty)
+                                nodes_presence_up(c);
                         delivery_drain(c);
+                }
         reap_dead_nodes(s);
         schedule_catch_up(s);
 }

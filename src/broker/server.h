@@ -67,6 +67,7 @@ typedef struct Conn {
         bool drain_inflight;             /* PostgreSQL: its drain's query is in flight */
         bool drain_again;                /* and another was asked for meanwhile */
         bool wake_pending;               /* another node woke it: drain after reading them all */
+        bool presence_dirty;             /* its presence row is to be written again (nodes.c) */
         bool ack_aware;                  /* announced or sent client_ack: leases are redelivered */
         bool is_session;                 /* session_hello: peerRole "session", else "control-plane" */
         bool evicted;                    /* kicked or banned: peer_left at once, no grace */
