@@ -206,7 +206,8 @@ static bool frame_on_loop(const Server *s, FrameType type) {
                               type == FRAME_SET_STATUS || type == FRAME_SET_SUMMARY || type == FRAME_SET_VISIBLE ||
                               type == FRAME_SET_PROFILE || type == FRAME_SET_STATE || type == FRAME_GET_STATE ||
                               type == FRAME_LIST_STATE || type == FRAME_MESSAGE_STATUS || type == FRAME_TOPIC_LIST ||
-                              type == FRAME_TOPIC_CREATE);
+                              type == FRAME_TOPIC_CREATE || type == FRAME_DISCONNECT || type == FRAME_KICK ||
+                              type == FRAME_BAN || type == FRAME_UNBAN || type == FRAME_LIST_BANS);
 }
 
 static int hold_frame(Conn *c, const char *data, size_t size, bool async) {
