@@ -199,17 +199,6 @@ static bool frame_async(const Server *s, FrameType type) {
         return pool_on(s) && (type == FRAME_SEND || type == FRAME_CLIENT_ACK);
 }
 
-/* Handlers that send their statements to the pool too, but answer in order: they wait
- * behind the sends in flight like a blocking handler, and open no batch. */
-static bool frame_on_loop(const Server *s, FrameType type) {
-        return pool_on(s) && (type == FRAME_HELLO || type == FRAME_SESSION_HELLO || type == FRAME_LIST_PEERS ||
-                              type == FRAME_SET_STATUS || type == FRAME_SET_SUMMARY || type == FRAME_SET_VISIBLE ||
-                              type == FRAME_SET_PROFILE || type == FRAME_SET_STATE || type == FRAME_GET_STATE ||
-                              type == FRAME_LIST_STATE || type == FRAME_MESSAGE_STATUS || type == FRAME_TOPIC_LIST ||
-                              type == FRAME_TOPIC_CREATE || type == FRAME_DISCONNECT || type == FRAME_KICK ||
-                              type == FRAME_BAN || type == FRAME_UNBAN || type == FRAME_LIST_BANS);
-}
-
 static int hold_frame(Conn *c, const char *data, size_t size, bool async) {
         HeldFrame *h;
 
@@ -256,8 +245,9 @@ static void dispatch(Conn *c, const char *data, size_t size, bool was_held) {
                 return;
         }
 
-        /* Joins (or opens) this loop iteration's batch; without one, statements autocommit. */
-        if (!async && !frame_on_loop(c->server, f.type)) {
+        /* Joins (or opens) this loop iteration's batch; without one, statements autocommit.
+         * On PostgreSQL every handler sends its statements to the pool (pool.h) instead. */
+        if (!pool_on(c->server)) {
                 r = store_batch_begin(c->server->store);
                 if (r < 0)
                         log_warning_errno(r, "Cannot open a database transaction: %m");

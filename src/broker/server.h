@@ -5,8 +5,9 @@
  * The broker server: one libwebsockets context on lws' own default event loop (single
  * thread). Every connection is a Conn; handlers queue frames on it and never block on the
  * socket. SQLite is local and synchronous: a committed accept is a few microseconds. On
- * PostgreSQL the hot path (accept, push, client_ack) goes through pool.h without waiting;
- * the other handlers still wait for their statements.
+ * PostgreSQL every handler and timer sends its statements through pool.h without waiting
+ * (the hot path, accept, push and client_ack, and the others, whose replies keep their
+ * order behind a barrier); only start-up, the health check and a LISTEN reconnect wait.
  */
 
 #include <json-c/json.h>
