@@ -360,7 +360,6 @@ typedef struct HelloJob {
         json_object *root;
         HelloRequest h;
         const char *parent_member_id;    /* session_hello's, or NULL */
-        bool is_session;
 } HelloJob;
 
 static HelloJob *hello_job_free(HelloJob *j) {
@@ -512,7 +511,6 @@ static int check_async(Conn *c, const Frame *f, const HelloRequest *h, const cha
                 .root = json_object_get(f->root),
                 .h = *h,
                 .parent_member_id = parent_member_id,
-                .is_session = c->is_session,
         };
         snprintf(now, sizeof now, "%" PRId64, t);
         snprintf(expires, sizeof expires, "%" PRId64, h->timestamp + HELLO_SKEW_MS + HELLO_SEEN_MARGIN_MS);
