@@ -513,8 +513,8 @@ def waiting_on_lock(b):
 
 async def test_stalled_database_leaves_the_loop_serving(b):
     """While PostgreSQL stalls a hello (its member row is locked by another transaction), the
-    node still answers another client's pings and peers_list, and accepts new connections;
-    the stalled hello is answered once the lock goes."""
+    node still answers another client's pings, peers_list, get_state and an unknown frame,
+    and accepts new connections; the stalled hello is answered once the lock goes."""
     a_entry, b_entry, c_entry = await members(b, "alice", "bob", "carol")
     alice = bt.Client(b, a_entry, session=False)
     await alice.hello()
@@ -533,6 +533,10 @@ async def test_stalled_database_leaves_the_loop_serving(b):
         await asyncio.wait_for(pong, bt.TIMEOUT)
         peers = (await bt.sync(alice))["peers"]
         assert [p["displayName"] for p in peers] == ["alice"], peers
+        await alice.send_json({"type": "get_state", "key": "k", "_reqId": "g"})
+        assert (await alice.expect("state_result", _reqId="g"))["value"] is None
+        await alice.send_json({"type": "no_such_type", "_reqId": "u"})
+        assert (await alice.expect("error", _reqId="u"))["code"] == "unknown_type"
         carol = bt.Client(b, c_entry, session=False)
         await carol.connect()
         pong = await carol.ws.ping()
