@@ -352,9 +352,24 @@ void conn_async_done(Conn *c) {
                 dispatch(c, h->data, h->len, true);
                 free(h);
         }
-        if (c->rx_paused && c->inflight < INFLIGHT_MAX / 2 && !c->closing) {
+        if (c->rx_paused && c->inflight < INFLIGHT_MAX / 2 && !c->closing && !c->server->throttled) {
                 c->rx_paused = false;
                 lws_rx_flow_control(c->wsi, 1);
+        }
+}
+
+void server_throttle(Server *s, bool on) {
+        s->throttled = on;
+        if (on)
+                log_debug("The database's main connection is behind; not reading the clients meanwhile.");
+        for (Conn *c = s->conns; c; c = c->next) {
+                if (!c->wsi || c->closing)
+                        continue;
+                if (!on && c->rx_paused && c->inflight >= INFLIGHT_MAX / 2)
+                        continue;
+                if (!on)
+                        c->rx_paused = false;
+                lws_rx_flow_control(c->wsi, on ? 0 : 1);
         }
 }
 

@@ -129,6 +129,7 @@ struct Server {
         bool hello_seen_warned;
         bool lease_sul_armed;
         bool shutting_down;
+        bool throttled;                  /* the clients are not read: lane 0 is behind (pool.c) */
         struct lws *lane_wsi[1 + STORE_POOL_MAX];  /* PostgreSQL: the store's lanes (pool.h) */
         unsigned n_lanes;                /* 0: no pool, the handlers block (SQLite) */
         Handed **handed;                 /* pushes whose lease is in flight (delivery.c) */
@@ -161,5 +162,8 @@ void conn_async_done(Conn *c);
  * a send too, waits until it ends, since it may change what they see (c's identity). */
 void conn_barrier_begin(Conn *c);
 void conn_barrier_end(Conn *c);
+/* Stops (or resumes) reading every client: the database is behind. A connection paused for
+ * its own sends in flight stays paused until they are done. */
+void server_throttle(Server *s, bool on);
 /* Commits the loop iteration's batch; a failure ends the process before any reply leaves. */
 void server_commit_batch(Server *s);

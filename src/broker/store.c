@@ -592,6 +592,11 @@ bool store_async_idle(Store *s, unsigned lane) {
         return pg_async_idle(s, lane);
 }
 
+unsigned store_async_queued(Store *s, unsigned lane) {
+        assert(lane < store_lanes(s));
+        return pg_async_queued(s, lane);
+}
+
 int store_result_rows(const StoreResult *res) {
         return res ? pg_result_rows(res) : 0;
 }

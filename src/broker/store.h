@@ -142,6 +142,8 @@ int store_async_flush(Store *s, unsigned lane);
 int store_async_sync(Store *s, unsigned lane);
 /* True when the lane owes no result. */
 bool store_async_idle(Store *s, unsigned lane);
+/* How many statements (and group ends) the lane owes results for. */
+unsigned store_async_queued(Store *s, unsigned lane);
 void store_async_run_deferred(Store *s);
 void store_async_set_defer_hook(Store *s, void (*hook)(void *userdata), void *userdata);
 
