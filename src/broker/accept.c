@@ -20,14 +20,7 @@
 typedef struct Recipients {
         const char **keys;
         size_t n;
-        char **remote;          /* owned: the other nodes' keys among keys (PostgreSQL) */
 } Recipients;
-
-static void recipients_done(Recipients *r) {
-        for (char **k = r->remote; k && *k; k++)
-                free(*k);
-        free(r->remote);
-}
 
 typedef struct DedupeRow {
         char broker_message_id[BROKER_ID_LEN + 1];
@@ -167,23 +160,16 @@ bool groups_include(json_object *groups, const char *group) {
 }
 
 /* Multicast goes to the live, visible connections of the other members at accept time;
- * each gets its own delivery row, so it is redelivered until acknowledged. */
+ * each gets its own delivery row, so it is redelivered until acknowledged. These are this
+ * node's: with several nodes, the accept's statement adds the other nodes' (accept_submit()). */
 static int multicast_recipients(Conn *sender, const SendRequest *req, Recipients *ret) {
-        size_t max = 0, n_remote;
-        int r;
+        size_t max = 0;
 
-        /* With several nodes, also the live connections of the other nodes. */
-        r = nodes_remote_recipients(sender, req->target_kind == TARGET_GROUP ? req->target_ref : NULL,
-                                    &ret->remote, &n_remote);
-        if (r < 0)
-                return r;
         for (Conn *p = sender->server->conns; p; p = p->next)
                 max++;
-        ret->keys = calloc(max + n_remote + 1, sizeof *ret->keys);
+        ret->keys = calloc(max + 1, sizeof *ret->keys);
         if (!ret->keys)
                 return -ENOMEM;
-        for (size_t i = 0; i < n_remote; i++)
-                ret->keys[ret->n++] = ret->remote[i];
         for (Conn *p = sender->server->conns; p; p = p->next) {
                 if (!conn_is_live(p) || !p->visible || !streq(p->mesh_id, sender->mesh_id) ||
                     streq(p->member_pubkey, sender->member_pubkey))
@@ -633,13 +619,30 @@ static const char accept_sql[] =
         "  FROM cm_accept(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19,"
         "                 ?20, ?21, ?22, ?23, ?24, ?25, ?26)";
 
+/* With several nodes, a multicast's recipients on the other nodes come from their presence
+ * rows in the accept's own statement (the same rule as multicast_recipients(): live, visible,
+ * another member, in the group), after this node's keys ?24; each is woken, up to ?29. */
+static const char accept_multicast_sql[] =
+        "SELECT o_outcome, o_message_id, o_fingerprint, o_history_available, o_first_seen_at, o_topic_name,"
+        "       o_retry_after"
+        "  FROM (SELECT ARRAY(SELECT DISTINCT p.routing_key FROM presence p"
+        "         WHERE p.mesh_id = ?2 AND p.node_id <> ?27::text AND p.visible = 1 AND p.member_pubkey <> ?5"
+        "           AND p.routing_key <> ALL (?24::text[])"
+        "           AND (?28::text IS NULL OR EXISTS (SELECT 1 FROM json_array_elements(CASE"
+        "                  WHEN json_typeof(p.groups::json) = 'array' THEN p.groups::json ELSE '[]' END) g"
+        "                WHERE g->>'name' = ?28::text OR left(g->>'name', length(?28::text) + 1) = ?28::text || '/'))"
+        "        ) AS keys) r,"
+        "       cm_accept(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19,"
+        "                 ?20, ?21, ?22, ?23, ?24::text[] || r.keys, ?25,"
+        "                 ?26::text[] || ARRAY(SELECT ?2 || ' ' || k FROM unnest(r.keys[1:?29::int]) k))";
+
 static int accept_submit(Conn *c, const Frame *f, const SendRequest *req, const uint8_t *fingerprint,
                          const char *destination_ref, const Recipients *rcpt, const Mentions *mentions) {
         Server *s = c->server;
         _cleanup_(accept_job_freep) AcceptJob *j = calloc(1, sizeof *j);
         _cleanup_free_ const char **wakes = NULL;
         _cleanup_free_ char *recipients = NULL, *mention_list = NULL, *wake_list = NULL;
-        char created[24], expires[24], limit[24], window[24], client_fp[2 + 2 * FINGERPRINT_BYTES + 1],
+        char created[24], expires[24], limit[24], window[24], wake_room[24], client_fp[2 + 2 * FINGERPRINT_BYTES + 1],
                 fp[2 + 2 * FINGERPRINT_BYTES + 1];
         char wake_buf[RECIPIENTS_WAKE_MAX][BROKER_ID_LEN + PUBKEY_HEX_LEN + 2];
         const char *mention_names[MENTIONS_MAX];
@@ -707,8 +710,12 @@ static int accept_submit(Conn *c, const Frame *f, const SendRequest *req, const 
                 conn_sender_scope(c), fp, target_kind_destination(req->target_kind), destination_ref, expires,
                 limit, window, req->target_kind == TARGET_DIRECT ? req->direct_key : NULL,
                 recipients, mention_list, wake_list,
+                s->node_id, req->target_kind == TARGET_GROUP ? req->target_ref : NULL, wake_room,
         };
-        r = pool_submit(s, pool_lane_for(s, c->member_id), accept_sql, ELEMENTSOF(values), values, accept_done, j);
+        snprintf(wake_room, sizeof wake_room, "%zu", RECIPIENTS_WAKE_MAX - n_wakes);
+        bool remote = s->nodes_on && req->target_kind != TARGET_DIRECT;
+        r = pool_submit(s, pool_lane_for(s, c->member_id), remote ? accept_multicast_sql : accept_sql,
+                        remote ? ELEMENTSOF(values) : ELEMENTSOF(values) - 3, values, accept_done, j);
         if (r < 0)
                 return r;
         TAKE_PTR(j);
@@ -748,7 +755,7 @@ void accept_handle_send(Conn *c, const Frame *f) {
 
         if (pool_on(s)) {
                 const char *direct[1] = { req.direct_key };
-                _cleanup_(recipients_done) Recipients rcpt = { .n = 0 };
+                Recipients rcpt = { .n = 0 };
                 _cleanup_free_ const char **keys = NULL;
                 if (req.target_kind == TARGET_DIRECT)
                         rcpt = (Recipients) { .keys = direct, .n = 1 };
@@ -797,7 +804,7 @@ void accept_handle_send(Conn *c, const Frame *f) {
         }
 
         const char *direct[1] = { req.direct_key };
-        _cleanup_(recipients_done) Recipients rcpt = { .n = 0 };
+        Recipients rcpt = { .n = 0 };
         if (req.target_kind == TARGET_DIRECT)
                 rcpt = (Recipients) { .keys = direct, .n = 1 };
         else {

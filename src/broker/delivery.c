@@ -481,6 +481,42 @@ bool delivery_acked_before(const Conn *c) {
         return r;
 }
 
+/* PostgreSQL: statements on lane 0, after the lease they end, and nothing waits for them.
+ * resolve_message_id()'s rule is in the SQL: an ack by clientMessageId alone settles the one
+ * message owed with that id, or nothing. */
+static void client_ack_async(Conn *c, const ClientAckRequest *a) {
+        Server *s = c->server;
+        char now[24];
+        int r;
+
+        snprintf(now, sizeof now, "%" PRId64, now_ms());
+        if (!c->ack_aware) {
+                const char *values[] = { c->mesh_id, conn_routing_key(c), now };
+                if (pool_submit(s, 0, "INSERT INTO ack_seen (mesh_id, pubkey, first_ack_at) VALUES (?1, ?2, ?3)"
+                                      " ON CONFLICT (mesh_id, pubkey) DO NOTHING",
+                                ELEMENTSOF(values), values, NULL, NULL) < 0)
+                        log_warning("Could not record that %s acknowledges.", conn_routing_key(c));
+        }
+        c->ack_aware = true;
+        if (a->broker_message_id) {
+                const char *values[] = { a->broker_message_id, conn_routing_key(c), c->member_pubkey, now };
+                r = pool_submit(s, 0, "SELECT cm_ack(?1, ?2, ?3, ?4)", ELEMENTSOF(values), values, NULL, NULL);
+        } else {
+                const char *values[] = { c->mesh_id, a->client_message_id, conn_routing_key(c), c->member_pubkey, now };
+                r = pool_submit(s, 0,
+                                "SELECT cm_ack(r.id, ?3, ?4, ?5) FROM (SELECT min(m.id) AS id"
+                                "  FROM message m JOIN delivery d ON d.message_id = m.id"
+                                " WHERE m.mesh_id = ?1 AND m.client_message_id = ?2 AND d.recipient_pubkey IN (?3, ?4)"
+                                " HAVING count(DISTINCT m.id) = 1) r",
+                                ELEMENTSOF(values), values, NULL, NULL);
+        }
+        if (r < 0)
+                log_warning("Could not record a client_ack of %s.", c->presence_id);
+        /* A drain that follows runs after it on the lane. */
+        if (c->drain_more)
+                delivery_drain(c);
+}
+
 void delivery_handle_client_ack(Conn *c, const Frame *f) {
         Store *store = c->server->store;
         char buf[BROKER_ID_LEN + 1];
@@ -492,6 +528,10 @@ void delivery_handle_client_ack(Conn *c, const Frame *f) {
                 conn_send_error(c, e.code, e.message, f->req_id);
                 return;
         }
+        if (pool_on(c->server)) {
+                client_ack_async(c, &a);
+                return;
+        }
         if (!c->ack_aware)
                 remember_acks(c);
         c->ack_aware = true;
@@ -500,20 +540,6 @@ void delivery_handle_client_ack(Conn *c, const Frame *f) {
         const char *message_id = resolve_message_id(c, &a, buf);
         if (!message_id)
                 return;
-
-        if (pool_on(c->server)) {
-                /* One statement on lane 0, after the lease it ends; a drain that follows is a
-                 * blocking call there, so it runs after it. */
-                char now[24];
-                snprintf(now, sizeof now, "%" PRId64, now_ms());
-                const char *values[] = { message_id, conn_routing_key(c), c->member_pubkey, now };
-                if (pool_submit(c->server, 0, "SELECT cm_ack(?1, ?2, ?3, ?4)", ELEMENTSOF(values), values, NULL,
-                                NULL) < 0)
-                        log_warning("Could not record client_ack for %s.", message_id);
-                if (c->drain_more)
-                        delivery_drain(c);
-                return;
-        }
 
         st = store_stmt(store, "DELETE FROM delivery WHERE message_id = ?1 AND recipient_pubkey IN (?2, ?3)");
         if (!st)
@@ -538,13 +564,24 @@ void delivery_handle_client_ack(Conn *c, const Frame *f) {
                 delivery_drain(c);
 }
 
+static const char lease_release_sql[] = "DELETE FROM temp.lease WHERE conn_serial = ?1";
+
 void delivery_conn_closed(Conn *c) {
         Server *s = c->server;
-        StoreStmt *st = store_stmt(s->store, "DELETE FROM temp.lease WHERE conn_serial = ?1");
 
-        if (st) {
-                store_bind_int64(st, 1, c->serial);
-                (void) store_step_done(s->store, st);
+        if (pool_on(s)) {
+                char serial[24];
+                snprintf(serial, sizeof serial, "%" PRIu64, c->serial);
+                const char *values[] = { serial };
+                /* Lane 0, before the drains below, which then see the rows unleased. */
+                if (pool_submit(s, 0, lease_release_sql, ELEMENTSOF(values), values, NULL, NULL) < 0)
+                        log_warning("Could not release the leases of connection %s.", serial);
+        } else {
+                StoreStmt *st = store_stmt(s->store, lease_release_sql);
+                if (st) {
+                        store_bind_int64(st, 1, c->serial);
+                        (void) store_step_done(s->store, st);
+                }
         }
         if (!c->hello_done)
                 return;
@@ -554,13 +591,48 @@ void delivery_conn_closed(Conn *c) {
                         delivery_drain(o);
 }
 
+static void schedule_lease_timer(Server *s, int64_t expires_at) {
+        int64_t delay = expires_at - mono_ms();
+
+        if (delay < 0)
+                delay = 0;
+        lws_sul_schedule(s->ctx, 0, &s->lease_sul, lease_timer_fired, (lws_usec_t) (delay + 5) * LWS_US_PER_MS);
+        s->lease_sul_armed = true;
+}
+
+/* PostgreSQL: the earliest lease left after the expiry, read without waiting. */
+static void lease_next(int r, StoreResult *res, void *userdata) {
+        Server *s = userdata;
+
+        if (r < 0 || store_result_rows(res) != 1 || !store_result_text(res, 0, 0) || s->lease_sul_armed)
+                return;
+        schedule_lease_timer(s, store_result_int64(res, 0, 0));
+}
+
+static const char lease_expire_sql[] = "DELETE FROM temp.lease WHERE expires_at <= ?1";
+static const char lease_min_sql[] = "SELECT MIN(expires_at) FROM temp.lease";
+
 static void lease_timer_fired(lws_sorted_usec_list_t *sul) {
         Server *s = container_of(sul, Server, lease_sul);
         StoreStmt *st;
 
         s->lease_sul_armed = false;
 
-        st = store_stmt(s->store, "DELETE FROM temp.lease WHERE expires_at <= ?1");
+        if (pool_on(s)) {
+                char now[24];
+                snprintf(now, sizeof now, "%" PRId64, mono_ms());
+                const char *values[] = { now };
+                /* In this order on lane 0: the expiry, the drains that push again, the next. */
+                if (pool_submit(s, 0, lease_expire_sql, ELEMENTSOF(values), values, NULL, NULL) < 0)
+                        log_warning("Could not expire the leases.");
+                for (Conn *c = s->conns; c; c = c->next)
+                        delivery_drain(c);
+                if (pool_submit(s, 0, lease_min_sql, 0, NULL, lease_next, s) < 0)
+                        log_warning("Could not look for the next lease expiry.");
+                return;
+        }
+
+        st = store_stmt(s->store, lease_expire_sql);
         if (st) {
                 store_bind_int64(st, 1, mono_ms());
                 (void) store_step_done(s->store, st);
@@ -576,17 +648,11 @@ static void arm_lease_timer(Server *s) {
 
         if (s->lease_sul_armed)
                 return;
-        st = store_stmt(s->store, "SELECT MIN(expires_at) FROM temp.lease");
+        st = store_stmt(s->store, lease_min_sql);
         if (!st)
                 return;
-        if (store_step(st) == STORE_ROW && !store_col_is_null(st, 0)) {
-                int64_t delay = store_col_int64(st, 0) - mono_ms();
-                if (delay < 0)
-                        delay = 0;
-                lws_sul_schedule(s->ctx, 0, &s->lease_sul, lease_timer_fired,
-                                 (lws_usec_t) (delay + 5) * LWS_US_PER_MS);
-                s->lease_sul_armed = true;
-        }
+        if (store_step(st) == STORE_ROW && !store_col_is_null(st, 0))
+                schedule_lease_timer(s, store_col_int64(st, 0));
         store_reset(st);
 }
 
@@ -618,9 +684,26 @@ static void add_recipient(json_object *list, const char *name, const char *pubke
 /* Upstream's recipients list: for a DM the target ("held" while owed, "disconnected" when it
  * has no connection); for a broadcast or group post the peers connected now. Here "delivered"
  * means that recipient acknowledged (or, not ack-aware, was handed) the push. */
-static void list_recipients(Conn *c, const char *message_id, const char *target, const char *sender_member_pubkey,
+typedef struct Owed {
+        Store *store;
+        const char *message_id;
+        const char *keys;       /* PostgreSQL: the owed keys as an array literal, or NULL: ask */
+} Owed;
+
+static bool owed_to(const Owed *o, const char *key) {
+        size_t n = strlen(key);
+
+        if (!o->keys)
+                return still_owed(o->store, o->message_id, key);
+        /* "{k1,k2}": routing keys are hex, never quoted. */
+        for (const char *p = strstr(o->keys, key); p; p = strstr(p + 1, key))
+                if (p > o->keys && (p[-1] == '{' || p[-1] == ',') && (p[n] == ',' || p[n] == '}'))
+                        return true;
+        return false;
+}
+
+static void list_recipients(Conn *c, const Owed *owed, const char *target, const char *sender_member_pubkey,
                             json_object *list) {
-        Store *store = c->server->store;
         bool direct = hex_string(target, PUBKEY_HEX_LEN, HEX_LOWER);
 
         if (direct) {
@@ -629,11 +712,11 @@ static void list_recipients(Conn *c, const char *message_id, const char *target,
                         if (conn_is_live(p) && streq(p->mesh_id, c->mesh_id) &&
                             (streq(conn_routing_key(p), target) || streq(p->member_pubkey, target)))
                                 peer = p;
-                bool owed = still_owed(store, message_id, target);
+                bool is_owed = owed_to(owed, target);
                 if (peer)
-                        add_recipient(list, peer->display_name, target, owed ? "held" : "delivered");
+                        add_recipient(list, peer->display_name, target, is_owed ? "held" : "delivered");
                 else
-                        add_recipient(list, "unknown", target, owed ? "disconnected" : "delivered");
+                        add_recipient(list, "unknown", target, is_owed ? "disconnected" : "delivered");
                 return;
         }
         const char *group = target[0] == '@' && !streq(target, "@all") ? target + 1 : NULL;
@@ -643,17 +726,100 @@ static void list_recipients(Conn *c, const char *message_id, const char *target,
                 if (group && !conn_in_group(p, group))
                         continue;
                 add_recipient(list, p->display_name, conn_routing_key(p),
-                              still_owed(store, message_id, conn_routing_key(p)) ? "held" : "delivered");
+                              owed_to(owed, conn_routing_key(p)) ? "held" : "delivered");
         }
+}
+
+/* The reply from the message's row and the keys it is owed to. */
+typedef struct StatusRow {
+        const char *target;
+        bool has_delivered_at;
+        int64_t delivered_at;
+        const char *sender;
+        bool delivered;
+} StatusRow;
+
+static void send_message_status(Conn *c, const char *asked, const StatusRow *row, const Owed *owed,
+                                const char *req_id) {
+        char delivered_at[ISO8601_MAX] = "";
+
+        if (row->has_delivered_at &&
+            format_iso8601((usec_t) row->delivered_at * USEC_PER_MSEC, delivered_at) < 0)
+                delivered_at[0] = '\0';
+        /* Upstream's key order. */
+        _cleanup_(json_object_putp) json_object *o = json_object_new_object();
+        json_object *recipients = json_object_new_array();
+        if (!o || !recipients) {
+                json_object_put(recipients);
+                return;
+        }
+        list_recipients(c, owed, row->target, row->sender, recipients);
+        json_object_object_add(o, "type", json_object_new_string("message_status_result"));
+        json_object_object_add(o, "messageId", json_object_new_string(asked));
+        json_object_object_add(o, "targetSpec", json_object_new_string(row->target));
+        json_object_object_add(o, "delivered", json_object_new_boolean(row->delivered));
+        json_object_object_add(o, "deliveredAt", delivered_at[0] ? json_object_new_string(delivered_at) : NULL);
+        json_object_object_add(o, "recipients", recipients);
+        if (req_id)
+                json_object_object_add(o, "_reqId", json_object_new_string(req_id));
+        (void) conn_send(c, o);
+}
+
+/* A prefix (fewer than 32 characters) is accepted, as upstream; the comparison is exact, and
+ * the id holds only [0-9A-Za-z]. Only the asker's member's messages are visible. */
+#define MESSAGE_STATUS_SELECT \
+        "SELECT id, target_spec, delivered_at, sender_member_pubkey," \
+        "       NOT EXISTS (SELECT 1 FROM delivery d WHERE d.message_id = message.id)"
+#define MESSAGE_STATUS_FROM \
+        "  FROM message WHERE mesh_id = ?1 AND sender_member_id = ?2" \
+        "   AND substr(id, 1, length(?3)) = ?3 LIMIT 2"
+
+typedef struct StatusJob {
+        Server *server;
+        uint64_t serial;
+        json_object *root;               /* id and req_id point into it */
+        const char *id;
+        const char *req_id;
+} StatusJob;
+
+static void status_done(int r, StoreResult *res, void *userdata) {
+        StatusJob *j = userdata;
+        Conn *c = server_conn_by_serial(j->server, j->serial);
+
+        if (c && !c->closing) {
+                int n = r < 0 ? 0 : store_result_rows(res);
+                if (r < 0)
+                        (void) conn_send_error(c, "internal", "broker database error, retry later", j->req_id);
+                else if (n == 0)
+                        (void) conn_send_error(c, "not_found", "message not found", j->req_id);
+                else if (n > 1)
+                        (void) conn_send_error(c, "ambiguous_prefix", "prefix matched 2 messages — use a longer id",
+                                               j->req_id);
+                else {
+                        StatusRow row = {
+                                .target = strempty(store_result_text(res, 0, 1)),
+                                .has_delivered_at = store_result_text(res, 0, 2) != NULL,
+                                .delivered_at = store_result_int64(res, 0, 2),
+                                .sender = strempty(store_result_text(res, 0, 3)),
+                                .delivered = streq(strempty(store_result_text(res, 0, 4)), "t"),
+                        };
+                        Owed owed = { .keys = strempty(store_result_text(res, 0, 5)) };
+                        send_message_status(c, j->id, &row, &owed, j->req_id);
+                }
+        }
+        if (c)
+                conn_barrier_end(c);
+        json_object_put(j->root);
+        free(j);
 }
 
 void delivery_handle_message_status(Conn *c, const Frame *f) {
         Store *store = c->server->store;
         ProtocolError e;
         const char *id;
-        char message_id[BROKER_ID_LEN + 1], sender[PUBKEY_HEX_LEN + 1], delivered_at[ISO8601_MAX] = "";
+        char message_id[BROKER_ID_LEN + 1], sender[PUBKEY_HEX_LEN + 1];
         _cleanup_free_ char *target = NULL;
-        bool delivered = false;
+        StatusRow row = { .delivered = false };
         int n = 0, rc;
 
         if (message_status_request_parse(f, &id, &e) < 0) {
@@ -661,13 +827,29 @@ void delivery_handle_message_status(Conn *c, const Frame *f) {
                 return;
         }
 
-        /* A prefix (fewer than 32 characters) is accepted, as upstream; the comparison is exact, and
-         * the id holds only [0-9A-Za-z]. Only the asker's member's messages are visible. */
-        StoreStmt *st = store_stmt(store,
-                "SELECT id, target_spec, delivered_at, sender_member_pubkey,"
-                "       NOT EXISTS (SELECT 1 FROM delivery d WHERE d.message_id = message.id)"
-                "  FROM message WHERE mesh_id = ?1 AND sender_member_id = ?2"
-                "   AND substr(id, 1, length(?3)) = ?3 LIMIT 2");
+        if (pool_on(c->server)) {
+                StatusJob *j = malloc(sizeof *j);
+                const char *values[] = { c->mesh_id, c->member_id, id };
+                if (!j) {
+                        (void) conn_send_error(c, "internal", "out of memory", f->req_id);
+                        return;
+                }
+                *j = (StatusJob) { .server = c->server, .serial = c->serial, .root = json_object_get(f->root),
+                                   .id = id, .req_id = f->req_id };
+                /* The owed keys come along, so the reply needs nothing more. */
+                if (pool_submit(c->server, 0,
+                                MESSAGE_STATUS_SELECT ", ARRAY(SELECT d.recipient_pubkey FROM delivery d"
+                                "  WHERE d.message_id = message.id)" MESSAGE_STATUS_FROM,
+                                ELEMENTSOF(values), values, status_done, j) < 0) {
+                        json_object_put(j->root);
+                        free(j);
+                        (void) conn_send_error(c, "internal", "broker database error, retry later", f->req_id);
+                        return;
+                }
+                conn_barrier_begin(c);
+                return;
+        }
+        StoreStmt *st = store_stmt(store, MESSAGE_STATUS_SELECT MESSAGE_STATUS_FROM);
         if (!st) {
                 (void) conn_send_error(c, "internal", "broker database error, retry later", f->req_id);
                 return;
@@ -679,11 +861,10 @@ void delivery_handle_message_status(Conn *c, const Frame *f) {
                 if (++n == 1) {
                         snprintf(message_id, sizeof message_id, "%s", store_col_text(st, 0));
                         target = strdup(store_col_text(st, 1));
-                        if (!store_col_is_null(st, 2) &&
-                            format_iso8601((usec_t) store_col_int64(st, 2) * USEC_PER_MSEC, delivered_at) < 0)
-                                delivered_at[0] = '\0';
+                        row.has_delivered_at = !store_col_is_null(st, 2);
+                        row.delivered_at = store_col_int64(st, 2);
                         snprintf(sender, sizeof sender, "%s", store_col_text(st, 3));
-                        delivered = store_col_int(st, 4) != 0;
+                        row.delivered = store_col_int(st, 4) != 0;
                 }
         store_reset(st);
         if (rc != STORE_DONE || (n == 1 && !target)) {
@@ -699,21 +880,8 @@ void delivery_handle_message_status(Conn *c, const Frame *f) {
                 return;
         }
 
-        /* Upstream's key order. */
-        _cleanup_(json_object_putp) json_object *o = json_object_new_object();
-        json_object *recipients = json_object_new_array();
-        if (!o || !recipients) {
-                json_object_put(recipients);
-                return;
-        }
-        list_recipients(c, message_id, target, sender, recipients);
-        json_object_object_add(o, "type", json_object_new_string("message_status_result"));
-        json_object_object_add(o, "messageId", json_object_new_string(id));
-        json_object_object_add(o, "targetSpec", json_object_new_string(target));
-        json_object_object_add(o, "delivered", json_object_new_boolean(delivered));
-        json_object_object_add(o, "deliveredAt", delivered_at[0] ? json_object_new_string(delivered_at) : NULL);
-        json_object_object_add(o, "recipients", recipients);
-        if (f->req_id)
-                json_object_object_add(o, "_reqId", json_object_new_string(f->req_id));
-        (void) conn_send(c, o);
+        row.target = target;
+        row.sender = sender;
+        Owed owed = { .store = store, .message_id = message_id };
+        send_message_status(c, id, &row, &owed, f->req_id);
 }

@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <inttypes.h>
 #include <sodium.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "delivery.h"
@@ -8,6 +10,7 @@
 #include "hello.h"
 #include "log.h"
 #include "nodes.h"
+#include "pool.h"
 #include "presence.h"
 #include "time-util.h"
 
@@ -334,15 +337,228 @@ static int send_hello_ack(Conn *c, bool reattached) {
         return conn_send(c, o);
 }
 
-static int admit(Conn *c, const HelloRequest *h, MemberRow *member);
+/* What a hello's checks found in the database, in the order they answer. */
+typedef struct HelloCheck {
+        int claimed;                     /* 1 new signature, 0 replayed, negative errno */
+        int found;                       /* member: 1, 0 none, negative errno */
+        MemberRow member;
+        int key_taken;                   /* session_key_taken() */
+        int acked_before;                /* -1: ask delivery_acked_before() */
+        bool remote;                     /* a live connection of another node is replaced */
+        json_object *remote_peer;        /* its peers_list entry, for a session's details */
+        int64_t remote_connected_at;
+} HelloCheck;
+
+static void hello_check_done(HelloCheck *k) {
+        member_row_done(&k->member);
+        json_object_put(k->remote_peer);
+}
+
+/* A hello whose checks are in flight (PostgreSQL); h points into root. */
+typedef struct HelloJob {
+        Server *server;
+        uint64_t serial;
+        json_object *root;
+        HelloRequest h;
+        const char *parent_member_id;    /* session_hello's, or NULL */
+} HelloJob;
+
+static HelloJob *hello_job_free(HelloJob *j) {
+        if (j) {
+                json_object_put(j->root);
+                free(j);
+        }
+        return NULL;
+}
+DEFINE_TRIVIAL_CLEANUP_FUNC(HelloJob *, hello_job_free);
+
+static int admit(Conn *c, const HelloRequest *h, HelloCheck *k);
+
+/* The checks after the signatures, in upstream's order; the first failure answers. */
+static int decide(Conn *c, const HelloRequest *h, const char *parent_member_id, HelloCheck *k) {
+        const char *what = c->is_session ? "session_hello" : "hello";
+        char message[256];
+
+        if (k->claimed < 0) {
+                log_warning_errno(k->claimed, "Cannot record a %s signature: %m", what);
+                return reject(c, "internal", "broker database error, retry later", 1011, "internal");
+        }
+        if (k->claimed == 0) {
+                log_notice("Connection %llu replayed an already used %s of %s; refused.",
+                           (unsigned long long) c->serial, what, c->is_session ? h->session_pubkey : h->member_id);
+                snprintf(message, sizeof message, "%s rejected: replayed (this signed hello was already used)", what);
+                return reject(c, "replayed", message, 1008, "replayed");
+        }
+        if (k->found < 0) {
+                log_warning_errno(k->found, "Member lookup failed: %m");
+                return reject(c, "internal", "broker database error, retry later", 1011, "internal");
+        }
+        if (k->found > 0 && k->member.revoked) {
+                snprintf(message, sizeof message,
+                         "You've been removed from \"%s\". Contact the mesh owner to rejoin.", k->member.mesh_name);
+                return reject(c, "revoked", message, 4002, "banned");
+        }
+        if (k->found == 0)
+                return reject(c, "unauthorized",
+                              c->is_session ? "parent pubkey not found in mesh" : "pubkey not found in mesh", 1008,
+                              "unauthorized");
+        if (parent_member_id && !streq(parent_member_id, k->member.id))
+                return reject(c, "parent_member_id_mismatch", "parentMemberId does not match parentMemberPubkey",
+                              1008, "parent_member_id_mismatch");
+        /* Ours: the session's signature proves it holds the key, but a key another member's
+         * sessions (or the member itself) route by stays theirs. */
+        if (h->session_pubkey && k->key_taken < 0)
+                return reject(c, "internal", "broker database error, retry later", 1011, "internal");
+        if (h->session_pubkey && k->key_taken > 0)
+                return reject(c, "session_pubkey_in_use", "sessionPubkey belongs to another member of this mesh",
+                              1008, "session_pubkey_in_use");
+        /* Others may have been admitted while the checks were in flight. */
+        if (connections_in_mesh(c->server, h->mesh_id) >= c->server->opts.max_connections_per_mesh)
+                return reject(c, "capacity", "mesh at connection capacity", 1008, "capacity");
+        return admit(c, h, k);
+}
+
+/* One statement: the replay claim, the member, the session key's owner, the ack history and
+ * a connection of another node this hello replaces (nodes.c's rules, over the presence
+ * rows), so the loop waits for none of it. */
+static const char hello_check_sql[] =
+        "WITH gone AS (DELETE FROM hello_seen WHERE expires_at < ?1 RETURNING 1),"
+        " claim AS (INSERT INTO hello_seen (signature, expires_at) VALUES (?2, ?3)"
+        "           ON CONFLICT (signature) DO NOTHING RETURNING 1)"
+        " SELECT (SELECT count(*) FROM gone), (SELECT count(*) FROM claim),"
+        "        m.id, m.display_name, (m.revoked_at IS NOT NULL)::int, mesh.name,"
+        "        (?6::text IS NOT NULL AND m.id IS NOT NULL AND EXISTS ("
+        "           SELECT 1 FROM session se WHERE se.mesh_id = ?4 AND se.session_pubkey = ?6 AND se.member_id <> m.id"
+        "           UNION ALL SELECT 1 FROM member o WHERE o.mesh_id = ?4 AND o.peer_pubkey = ?6 AND o.id <> m.id))::int,"
+        "        EXISTS (SELECT 1 FROM ack_seen a WHERE a.mesh_id = ?4 AND a.pubkey = ?7)::int,"
+        "        t.peer, t.connected_at"
+        "   FROM (SELECT 1) one"
+        "   LEFT JOIN (member m JOIN mesh ON mesh.id = m.mesh_id) ON m.mesh_id = ?4 AND m.peer_pubkey = ?5"
+        "   LEFT JOIN LATERAL (SELECT p.peer, p.connected_at FROM presence p"
+        "      WHERE p.mesh_id = ?4 AND p.node_id <> ?8 AND p.peer::json->>'peerRole' = ?9"
+        "        AND ((?9 = 'session' AND p.routing_key = ?10)"
+        "             OR (p.member_pubkey = ?5 AND (p.peer::json->>'sessionId' = ?11 OR (?10 <> '' AND p.routing_key = ?10))))"
+        "      ORDER BY p.connected_at LIMIT 1) t ON true";
+
+static void hello_checked(int r, StoreResult *res, void *userdata) {
+        _cleanup_(hello_job_freep) HelloJob *j = userdata;
+        _cleanup_(hello_check_done) HelloCheck k = { .acked_before = 0 };
+        Server *s = j->server;
+        Conn *c = server_conn_by_serial(s, j->serial);
+
+        if (r >= 0 && store_result_rows(res) != 1)
+                r = -EPROTO;
+        if (r < 0) {
+                k.claimed = r;
+        } else {
+                seen_forget(s, (int) store_result_int64(res, 0, 0));
+                k.claimed = store_result_int64(res, 0, 1) > 0;
+                if (k.claimed && ++s->hello_seen_n > HELLO_SEEN_MAX) {
+                        if (pool_submit(s, 0, "DELETE FROM hello_seen WHERE signature ="
+                                              " (SELECT signature FROM hello_seen ORDER BY expires_at LIMIT 1)",
+                                        0, NULL, NULL, NULL) >= 0)
+                                seen_forget(s, 1);
+                        if (!s->hello_seen_warned) {
+                                log_warning("Over %d signed hellos within two minutes; forgetting the oldest to stay bounded.",
+                                            HELLO_SEEN_MAX);
+                                s->hello_seen_warned = true;
+                        }
+                }
+                k.found = store_result_text(res, 0, 2) != NULL;
+                if (k.found) {
+                        k.member = (MemberRow) {
+                                .id = strdup(store_result_text(res, 0, 2)),
+                                .display_name = strdup(strempty(store_result_text(res, 0, 3))),
+                                .revoked = store_result_int64(res, 0, 4) != 0,
+                                .mesh_name = strdup(strempty(store_result_text(res, 0, 5))),
+                        };
+                        if (!k.member.id || !k.member.display_name || !k.member.mesh_name)
+                                k.found = -ENOMEM;
+                }
+                k.key_taken = store_result_int64(res, 0, 6) != 0;
+                k.acked_before = store_result_int64(res, 0, 7) != 0;
+                k.remote = store_result_text(res, 0, 8) != NULL;
+                if (k.remote) {
+                        k.remote_peer = json_tokener_parse(store_result_text(res, 0, 8));
+                        k.remote_connected_at = store_result_int64(res, 0, 9);
+                }
+        }
+        if (!c)
+                return;
+        if (!c->closing)
+                (void) decide(c, &j->h, j->parent_member_id, &k);
+        /* Last: the frames that waited behind the hello run now. */
+        conn_barrier_end(c);
+}
+
+static int check_async(Conn *c, const Frame *f, const HelloRequest *h, const char *parent_member_id) {
+        Server *s = c->server;
+        _cleanup_(hello_job_freep) HelloJob *j = calloc(1, sizeof *j);
+        uint8_t sig[crypto_sign_BYTES];
+        char sig_hex[2 + 2 * crypto_sign_BYTES + 1], now[24], expires[24];
+        int64_t t = now_ms();
+        int r;
+
+        if (!j)
+                return -ENOMEM;
+        if (hex_decode(h->signature, sig, sizeof sig) < 0)
+                return -EINVAL;     /* the verifier has decoded it already */
+        sig_hex[0] = '\\';
+        sig_hex[1] = 'x';
+        hex_encode(sig, sizeof sig, sig_hex + 2);
+        *j = (HelloJob) {
+                .server = s,
+                .serial = c->serial,
+                .root = json_object_get(f->root),
+                .h = *h,
+                .parent_member_id = parent_member_id,
+        };
+        snprintf(now, sizeof now, "%" PRId64, t);
+        snprintf(expires, sizeof expires, "%" PRId64, h->timestamp + HELLO_SKEW_MS + HELLO_SEEN_MARGIN_MS);
+        /* adopt_identity()'s sessionId: the hello's, else the presence id it gets. */
+        broker_id_generate(c->presence_id);
+        const char *values[] = {
+                now, sig_hex, expires, h->mesh_id, h->pubkey, h->session_pubkey,
+                h->session_pubkey ? h->session_pubkey : h->pubkey, s->node_id,
+                c->is_session ? "session" : "control-plane", strempty(h->session_pubkey),
+                h->session_id ? h->session_id : c->presence_id,
+        };
+        r = pool_submit(s, pool_lane_for(s, h->pubkey), hello_check_sql, ELEMENTSOF(values), values, hello_checked, j);
+        if (r < 0)
+                return r;
+        TAKE_PTR(j);
+        conn_barrier_begin(c);
+        return 0;
+}
+
+/* The database checks: one statement in flight on PostgreSQL, else here and now. */
+static int check(Conn *c, const Frame *f, const HelloRequest *h, const char *parent_member_id) {
+        Server *s = c->server;
+        _cleanup_(hello_check_done) HelloCheck k = { .acked_before = -1 };
+
+        if (pool_on(s)) {
+                int r = check_async(c, f, h, parent_member_id);
+                if (r < 0) {
+                        log_warning_errno(r, "Cannot send a hello's checks to the database: %m");
+                        return reject(c, "internal", "broker database error, retry later", 1011, "internal");
+                }
+                return 0;
+        }
+        broker_id_generate(c->presence_id);
+        k.claimed = hello_claim_signature(s, h->signature, h->timestamp, now_ms());
+        if (k.claimed > 0)
+                k.found = member_lookup(s->store, h->mesh_id, h->pubkey, &k.member);
+        if (k.claimed > 0 && k.found > 0 && !k.member.revoked && h->session_pubkey &&
+            (!parent_member_id || streq(parent_member_id, k.member.id)))
+                k.key_taken = session_key_taken(s->store, h->mesh_id, k.member.id, h->session_pubkey);
+        return decide(c, h, parent_member_id, &k);
+}
 
 int hello_handle(Conn *c, const Frame *f) {
         Server *s = c->server;
-        _cleanup_(member_row_done) MemberRow member = { .id = NULL };
         char message[256];
         HelloRequest h;
         const char *why;
-        int r;
 
         if (c->hello_done)
                 return conn_send_error(c, "already_hello", "hello already accepted on this connection", f->req_id);
@@ -355,61 +571,24 @@ int hello_handle(Conn *c, const Frame *f) {
         if (h.mesh_id && connections_in_mesh(s, h.mesh_id) >= s->opts.max_connections_per_mesh)
                 return reject(c, "capacity", "mesh at connection capacity", 1008, "capacity");
 
-        int64_t now = now_ms();
-        why = hello_verify(&h, now);
+        why = hello_verify(&h, now_ms());
         if (why) {
                 snprintf(message, sizeof message, "hello rejected: %s", why);
                 return reject(c, why, message, 1008, why);
         }
-        r = hello_claim_signature(s, h.signature, h.timestamp, now);
-        if (r < 0) {
-                log_warning_errno(r, "Cannot record a hello signature: %m");
-                return reject(c, "internal", "broker database error, retry later", 1011, "internal");
-        }
-        if (r == 0) {
-                log_notice("Connection %llu replayed an already used hello of member %s; refused.",
-                           (unsigned long long) c->serial, h.member_id);
-                return reject(c, "replayed", "hello rejected: replayed (this signed hello was already used)",
-                              1008, "replayed");
-        }
-
-        r = member_lookup(s->store, h.mesh_id, h.pubkey, &member);
-        if (r < 0) {
-                log_warning_errno(r, "Member lookup failed: %m");
-                return reject(c, "internal", "broker database error, retry later", 1011, "internal");
-        }
-        if (r > 0 && member.revoked) {
-                snprintf(message, sizeof message,
-                         "You've been removed from \"%s\". Contact the mesh owner to rejoin.", member.mesh_name);
-                return reject(c, "revoked", message, 4002, "banned");
-        }
-        if (r == 0)
-                return reject(c, "unauthorized", "pubkey not found in mesh", 1008, "unauthorized");
-
-        if (h.session_pubkey) {
-                r = session_key_taken(s->store, h.mesh_id, member.id, h.session_pubkey);
-                if (r < 0)
-                        return reject(c, "internal", "broker database error, retry later", 1011, "internal");
-                if (r > 0)
-                        return reject(c, "session_pubkey_in_use",
-                                      "sessionPubkey belongs to another member of this mesh", 1008,
-                                      "session_pubkey_in_use");
-        }
-
-        return admit(c, &h, &member);
+        return check(c, f, &h, NULL);
 }
 
 /* The hello passed every check: c becomes a presence (a new one, or the one it resumes). */
-static int admit(Conn *c, const HelloRequest *h, MemberRow *member) {
+static int admit(Conn *c, const HelloRequest *h, HelloCheck *k) {
         Server *s = c->server;
         bool reattached;
         unsigned replaced = 0;
 
-        broker_id_generate(c->presence_id);
-        if (adopt_identity(c, h, member) < 0)
+        if (adopt_identity(c, h, &k->member) < 0)
                 return reject(c, "internal", "out of memory", 1011, "internal");
         if (!c->ack_aware && !s->opts.legacy)
-                c->ack_aware = c->is_session || delivery_acked_before(c);
+                c->ack_aware = c->is_session || (k->acked_before >= 0 ? k->acked_before > 0 : delivery_acked_before(c));
         c->hello_done = true;
         gate_authenticated(&s->gate, c->wsi);
 
@@ -419,8 +598,12 @@ static int admit(Conn *c, const HelloRequest *h, MemberRow *member) {
                 replaced = replace_older(c);
                 reattached = presence_reattach(c);
         }
-        /* The connection it replaces may live on another node. */
-        if (nodes_take_over(c)) {
+        /* The connection it replaces may live on another node: it is closed there, and a
+         * session keeps its status, summary, profile and visibility. */
+        if (k->remote) {
+                if (c->is_session && !reattached)
+                        presence_adopt_details(c, k->remote_peer, k->remote_connected_at);
+                nodes_take_over(c);
                 if (c->is_session)
                         reattached = true;
                 else
@@ -442,11 +625,9 @@ static int admit(Conn *c, const HelloRequest *h, MemberRow *member) {
 
 int session_hello_handle(Conn *c, const Frame *f) {
         Server *s = c->server;
-        _cleanup_(member_row_done) MemberRow member = { .id = NULL };
         SessionHelloRequest h;
         char message[256];
         const char *why, *text;
-        int r;
 
         if (c->hello_done)
                 return conn_send_error(c, "already_hello", "hello already accepted on this connection", f->req_id);
@@ -471,45 +652,12 @@ int session_hello_handle(Conn *c, const Frame *f) {
                 snprintf(message, sizeof message, "session_hello rejected: %s", why);
                 return reject(c, why, message, 1008, why);
         }
-        r = hello_claim_signature(s, h.signature, h.common.timestamp, now);
-        if (r < 0) {
-                log_warning_errno(r, "Cannot record a session_hello signature: %m");
-                return reject(c, "internal", "broker database error, retry later", 1011, "internal");
-        }
-        if (r == 0) {
-                log_notice("Connection %llu replayed an already used session_hello of session %s; refused.",
-                           (unsigned long long) c->serial, h.session_pubkey);
-                return reject(c, "replayed", "session_hello rejected: replayed (this signed hello was already used)",
-                              1008, "replayed");
-        }
 
-        r = member_lookup(s->store, h.common.mesh_id, h.parent_member_pubkey, &member);
-        if (r < 0) {
-                log_warning_errno(r, "Member lookup failed: %m");
-                return reject(c, "internal", "broker database error, retry later", 1011, "internal");
-        }
-        if (r > 0 && member.revoked) {
-                snprintf(message, sizeof message,
-                         "You've been removed from \"%s\". Contact the mesh owner to rejoin.", member.mesh_name);
-                return reject(c, "revoked", message, 4002, "banned");
-        }
-        if (r == 0)
-                return reject(c, "unauthorized", "parent pubkey not found in mesh", 1008, "unauthorized");
-        if (h.parent_member_id && !streq(h.parent_member_id, member.id))
-                return reject(c, "parent_member_id_mismatch", "parentMemberId does not match parentMemberPubkey",
-                              1008, "parent_member_id_mismatch");
-
-        /* Ours: the session's signature proves it holds the key, but a key another member's
-         * sessions (or the member itself) route by stays theirs. */
-        r = session_key_taken(s->store, h.common.mesh_id, member.id, h.session_pubkey);
-        if (r < 0)
-                return reject(c, "internal", "broker database error, retry later", 1011, "internal");
-        if (r > 0)
-                return reject(c, "session_pubkey_in_use", "sessionPubkey belongs to another member of this mesh", 1008,
-                              "session_pubkey_in_use");
-
+        /* The parent member is looked up and the session's signature claimed. */
         HelloRequest common = h.common;
+        common.pubkey = h.parent_member_pubkey;
+        common.signature = h.signature;
         common.session_pubkey = h.session_pubkey;
         c->is_session = true;
-        return admit(c, &common, &member);
+        return check(c, f, &common, h.parent_member_id);
 }

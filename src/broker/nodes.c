@@ -1,4 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <assert.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,6 +11,7 @@
 #include "ids.h"
 #include "log.h"
 #include "nodes.h"
+#include "pool.h"
 #include "presence.h"
 
 #define CHANNEL "claudemesh_delivery"
@@ -22,6 +25,14 @@ static void catch_up(lws_sorted_usec_list_t *sul);
 static void schedule_catch_up(Server *s) {
         lws_sul_schedule(s->ctx, 0, &s->catch_up_sul, catch_up,
                          (lws_usec_t) s->opts.catch_up_interval_ms * LWS_US_PER_MS);
+}
+
+/* Sent on lane 0 at the end of the loop iteration: a NOTIFY leaves at its group's commit,
+ * after the rows written before it on that lane. */
+static int notify(Server *s, const char *channel, const char *payload) {
+        const char *values[] = { channel, payload };
+
+        return pool_submit(s, 0, "SELECT pg_notify(?1, ?2)", ELEMENTSOF(values), values, NULL, NULL);
 }
 
 static int listen_open(Server *s) {
@@ -45,14 +56,26 @@ static int listen_open(Server *s) {
         return 0;
 }
 
+static const char heartbeat_sql[] = "INSERT INTO broker_node (id, seen_at) VALUES (?1, ?2)"
+                                   " ON CONFLICT (id) DO UPDATE SET seen_at = excluded.seen_at";
+
+/* At start, before the loop serves anyone: it may wait. */
 static int heartbeat(Server *s) {
-        StoreStmt *st = store_stmt(s->store, "INSERT INTO broker_node (id, seen_at) VALUES (?1, ?2)"
-                                             " ON CONFLICT (id) DO UPDATE SET seen_at = excluded.seen_at");
+        StoreStmt *st = store_stmt(s->store, heartbeat_sql);
         if (!st)
                 return -EIO;
         store_bind_text(st, 1, s->node_id);
         store_bind_int64(st, 2, now_ms());
         return store_step_done(s->store, st);
+}
+
+static void heartbeat_async(Server *s) {
+        char now[24];
+
+        snprintf(now, sizeof now, "%" PRId64, now_ms());
+        const char *values[] = { s->node_id, now };
+        if (pool_submit(s, 0, heartbeat_sql, ELEMENTSOF(values), values, NULL, NULL) < 0)
+                log_warning("Cannot send this node's heartbeat to the database.");
 }
 
 int nodes_start(Server *s) {
@@ -193,51 +216,76 @@ void nodes_wake(Server *s, const char *mesh_id, const char *recipient_key) {
                 return;
         if (snprintf(payload, sizeof payload, "%s %s", mesh_id, recipient_key) >= (int) sizeof payload)
                 return;
-        if (store_notify(s->store, CHANNEL, payload) < 0)
+        if (notify(s, CHANNEL, payload) < 0)
                 log_debug("Could not notify the other nodes of a delivery for %s; the catch-up will.", recipient_key);
+}
+
+typedef struct PresenceWrite {
+        Server *server;
+        uint64_t serial;
+} PresenceWrite;
+
+/* A row that failed (its group failed with another statement) is written again at the next
+ * catch-up, or the other nodes would not see the peer until its details change. */
+static void presence_written(int r, StoreResult *res, void *userdata) {
+        _cleanup_free_ PresenceWrite *w = userdata;
+        Conn *c;
+
+        if (r >= 0)
+                return;
+        c = server_conn_by_serial(w->server, w->serial);
+        if (c)
+                c->presence_dirty = true;
 }
 
 void nodes_presence_up(Conn *c) {
         Server *s = c->server;
         _cleanup_(json_object_putp) json_object *peer = NULL;
-        StoreStmt *st;
+        char serial[24], visible[4], connected_at[24];
 
         if (!s->nodes_on)
                 return;
+        c->presence_dirty = true;
         peer = presence_peer_summary(c);
-        st = store_stmt(s->store,
-                "INSERT INTO presence (node_id, serial, mesh_id, member_pubkey, routing_key, name, visible, groups,"
-                "  connected_at, peer) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
-                " ON CONFLICT (node_id, serial) DO UPDATE SET visible = excluded.visible,"
-                "  groups = excluded.groups, peer = excluded.peer");
-        if (!peer || !st)
+        if (!peer)
                 return;
-        store_bind_text(st, 1, s->node_id);
-        store_bind_int64(st, 2, (int64_t) c->serial);
-        store_bind_text(st, 3, c->mesh_id);
-        store_bind_text(st, 4, c->member_pubkey);
-        store_bind_text(st, 5, conn_routing_key(c));
-        store_bind_text(st, 6, c->display_name);
-        store_bind_int64(st, 7, c->visible);
-        store_bind_text(st, 8, c->groups ? json_object_to_json_string_ext(c->groups, JSON_C_TO_STRING_PLAIN) : NULL);
-        store_bind_int64(st, 9, c->connected_at_ms);
-        store_bind_text(st, 10, json_object_to_json_string_ext(peer, JSON_C_TO_STRING_PLAIN));
-        if (store_step_done(s->store, st) < 0)
-                log_warning("Cannot record the presence of %s: %s", c->presence_id, store_errmsg(s->store));
+        PresenceWrite *w = malloc(sizeof *w);
+        if (!w)
+                return;
+        *w = (PresenceWrite) { .server = s, .serial = c->serial };
+        snprintf(serial, sizeof serial, "%" PRIu64, c->serial);
+        snprintf(visible, sizeof visible, "%d", c->visible);
+        snprintf(connected_at, sizeof connected_at, "%" PRId64, c->connected_at_ms);
+        const char *values[] = {
+                s->node_id, serial, c->mesh_id, c->member_pubkey, conn_routing_key(c), c->display_name, visible,
+                c->groups ? json_object_to_json_string_ext(c->groups, JSON_C_TO_STRING_PLAIN) : NULL, connected_at,
+                json_object_to_json_string_ext(peer, JSON_C_TO_STRING_PLAIN),
+        };
+        /* Lane 0, in order with the row's removal at close. */
+        if (pool_submit(s, 0,
+                        "INSERT INTO presence (node_id, serial, mesh_id, member_pubkey, routing_key, name, visible, groups,"
+                        "  connected_at, peer) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
+                        " ON CONFLICT (node_id, serial) DO UPDATE SET visible = excluded.visible,"
+                        "  groups = excluded.groups, connected_at = excluded.connected_at, peer = excluded.peer",
+                        ELEMENTSOF(values), values, presence_written, w) < 0) {
+                free(w);
+                log_warning("Cannot record the presence of %s.", c->presence_id);
+                return;
+        }
+        c->presence_dirty = false;
 }
 
 void nodes_presence_down(Conn *c) {
         Server *s = c->server;
-        StoreStmt *st;
+        char serial[24];
 
         if (!s->nodes_on || !c->hello_done || s->shutting_down)
                 return;
-        st = store_stmt(s->store, "DELETE FROM presence WHERE node_id = ?1 AND serial = ?2");
-        if (!st)
-                return;
-        store_bind_text(st, 1, s->node_id);
-        store_bind_int64(st, 2, (int64_t) c->serial);
-        (void) store_step_done(s->store, st);
+        snprintf(serial, sizeof serial, "%" PRIu64, c->serial);
+        const char *values[] = { s->node_id, serial };
+        if (pool_submit(s, 0, "DELETE FROM presence WHERE node_id = ?1 AND serial = ?2", ELEMENTSOF(values), values,
+                        NULL, NULL) < 0)
+                log_warning("Cannot remove the presence of %s.", c->presence_id);
 }
 
 void nodes_announce(Server *s, const char *mesh_id, const char *member_pubkey, bool to_siblings,
@@ -260,45 +308,23 @@ void nodes_announce(Server *s, const char *mesh_id, const char *member_pubkey, b
                 log_debug("A presence frame for mesh %s is too large to notify the other nodes.", mesh_id);
                 return;
         }
-        if (store_notify(s->store, PRESENCE_CHANNEL, payload) < 0)
+        if (notify(s, PRESENCE_CHANNEL, payload) < 0)
                 log_debug("Could not notify the other nodes of a presence change in mesh %s.", mesh_id);
 }
 
-bool nodes_take_over(Conn *c) {
+void nodes_take_over(Conn *c) {
         Server *s = c->server;
         _cleanup_(json_object_putp) json_object *o = NULL;
         json_object *t;
         const char *payload;
-        StoreStmt *st;
-        bool live;
 
         if (!s->nodes_on)
-                return false;
-        /* replaced_by() in SQL, over the other nodes' presence rows. */
-        st = store_stmt(s->store,
-                "SELECT 1 FROM presence WHERE mesh_id = ?1 AND node_id <> ?2"
-                "   AND peer::json->>'peerRole' = ?3"
-                "   AND ((?3 = 'session' AND routing_key = ?4)"
-                "        OR (member_pubkey = ?5 AND (peer::json->>'sessionId' = ?6 OR (?4 <> '' AND routing_key = ?4))))"
-                " LIMIT 1");
-        if (!st)
-                return false;
-        store_bind_text(st, 1, c->mesh_id);
-        store_bind_text(st, 2, s->node_id);
-        store_bind_text(st, 3, c->is_session ? "session" : "control-plane");
-        store_bind_text(st, 4, c->session_pubkey);
-        store_bind_text(st, 5, c->member_pubkey);
-        store_bind_text(st, 6, c->session_id);
-        live = store_step(st) == STORE_ROW;
-        store_reset(st);
-        if (!live)
-                return false;
-
+                return;
         o = json_object_new_object();
         t = json_object_new_object();
         if (!o || !t) {
                 json_object_put(t);
-                return true;
+                return;
         }
         json_object_object_add(t, "session", json_object_new_boolean(c->is_session));
         json_object_object_add(t, "key", json_object_new_string(c->session_pubkey));
@@ -308,158 +334,81 @@ bool nodes_take_over(Conn *c) {
         json_object_object_add(o, "member", json_object_new_string(c->member_pubkey));
         json_object_object_add(o, "takeover", t);
         payload = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN);
-        if (!payload || strlen(payload) > PAYLOAD_MAX || store_notify(s->store, PRESENCE_CHANNEL, payload) < 0)
+        if (!payload || strlen(payload) > PAYLOAD_MAX || notify(s, PRESENCE_CHANNEL, payload) < 0)
                 log_warning("Could not ask the other nodes to close the session %s that %s replaces.", c->session_id,
                             c->display_name);
-        return true;
 }
 
-bool nodes_key_present(Server *s, const char *mesh_id, const char *key) {
-        StoreStmt *st;
-        bool present;
+int nodes_key_present(Server *s, const char *mesh_id, const char *key, StoreAsyncCallback cb, void *userdata) {
+        const char *values[] = { mesh_id, key };
 
-        if (!s->nodes_on)
-                return false;
-        st = store_stmt(s->store, "SELECT 1 FROM presence WHERE mesh_id = ?1 AND routing_key = ?2 LIMIT 1");
-        if (!st)
-                return false;
-        store_bind_text(st, 1, mesh_id);
-        store_bind_text(st, 2, key);
-        present = store_step(st) == STORE_ROW;
-        store_reset(st);
-        return present;
+        assert(s->nodes_on);
+        return pool_submit(s, 0, "SELECT 1 FROM presence WHERE mesh_id = ?1 AND routing_key = ?2 LIMIT 1",
+                           ELEMENTSOF(values), values, cb, userdata);
 }
 
-void nodes_list_peers(const Conn *asker, json_object *peers) {
+int nodes_list_peers(const Conn *asker, StoreAsyncCallback cb, void *userdata) {
         Server *s = asker->server;
-        StoreStmt *st;
-        int rc;
+        const char *values[] = { asker->mesh_id, s->node_id, asker->member_pubkey };
 
-        if (!s->nodes_on)
-                return;
-        /* Hidden peers vanish from other members' lists, but never from their own. */
-        st = store_stmt(s->store, "SELECT peer FROM presence WHERE mesh_id = ?1 AND node_id <> ?2"
-                                  " AND (visible = 1 OR member_pubkey = ?3) ORDER BY connected_at, node_id, serial");
-        if (!st)
-                return;
-        store_bind_text(st, 1, asker->mesh_id);
-        store_bind_text(st, 2, s->node_id);
-        store_bind_text(st, 3, asker->member_pubkey);
-        while ((rc = store_step(st)) == STORE_ROW) {
-                json_object *peer = json_tokener_parse(store_col_text(st, 0));
-                if (peer)
-                        json_object_array_add(peers, peer);
-        }
-        store_reset(st);
-        if (rc < 0)
-                log_warning("Cannot list the other nodes' peers: %s", store_errmsg(s->store));
+        assert(s->nodes_on);
+        /* Hidden peers vanish from other members' lists, but never from their own. Lane 0:
+         * after this node's presence writes, so an asker sees its own changes. */
+        return pool_submit(s, 0,
+                           "SELECT peer FROM presence WHERE mesh_id = ?1 AND node_id <> ?2"
+                           " AND (visible = 1 OR member_pubkey = ?3) ORDER BY connected_at, node_id, serial",
+                           ELEMENTSOF(values), values, cb, userdata);
 }
 
-int nodes_remote_recipients(const Conn *sender, const char *group, char ***ret, size_t *ret_n) {
-        Server *s = sender->server;
-        char **keys = NULL;
-        size_t n = 0;
-        StoreStmt *st;
-        int rc;
+void nodes_list_peers_add(const StoreResult *res, json_object *peers) {
+        for (int i = 0; i < store_result_rows(res); i++) {
+                const char *text = store_result_text(res, i, 0);
+                json_object *peer = text ? json_tokener_parse(text) : NULL;
+                if (peer && json_object_is_type(peer, json_type_object))
+                        json_object_array_add(peers, peer);
+                else
+                        json_object_put(peer);
+        }
+}
 
-        *ret = NULL;
-        *ret_n = 0;
-        if (!s->nodes_on)
-                return 0;
-        st = store_stmt(s->store, "SELECT DISTINCT routing_key, groups FROM presence WHERE mesh_id = ?1"
-                                  " AND node_id <> ?2 AND visible = 1 AND member_pubkey <> ?3");
-        if (!st)
-                return -EIO;
-        store_bind_text(st, 1, sender->mesh_id);
-        store_bind_text(st, 2, s->node_id);
-        store_bind_text(st, 3, sender->member_pubkey);
-        while ((rc = store_step(st)) == STORE_ROW) {
-                if (group) {
-                        _cleanup_(json_object_putp) json_object *groups =
-                                store_col_text(st, 1) ? json_tokener_parse(store_col_text(st, 1)) : NULL;
-                        if (!groups_include(groups, group))
-                                continue;
-                }
-                char **k = realloc(keys, (n + 2) * sizeof *keys);
-                if (!k) {
-                        rc = -ENOMEM;
-                        break;
-                }
-                keys = k;
-                keys[n] = strdup(store_col_text(st, 0));
-                if (!keys[n]) {
-                        rc = -ENOMEM;
-                        break;
-                }
-                keys[++n] = NULL;
+static void reaped(int r, StoreResult *res, void *userdata) {
+        Server *s = userdata;
+
+        if (r < 0) {
+                log_warning("Cannot remove the presence of the nodes that stopped: %s", store_errmsg(s->store));
+                return;
         }
-        store_reset(st);
-        if (rc < 0) {
-                for (size_t i = 0; i < n; i++)
-                        free(keys[i]);
-                free(keys);
-                return rc;
+        for (int i = 0; i < store_result_rows(res); i++) {
+                const char *mesh_id = store_result_text(res, i, 0), *member_pubkey = store_result_text(res, i, 1),
+                           *pubkey = store_result_text(res, i, 2), *name = store_result_text(res, i, 3);
+                if (!mesh_id || !member_pubkey || !pubkey || !name || store_result_int64(res, i, 4) != 0)
+                        continue;
+                log_info("Peer %s (%s) was on a node that stopped; it left mesh %s.", name, pubkey, mesh_id);
+                presence_announce_left(s, mesh_id, member_pubkey, name, pubkey);
         }
-        *ret = keys;
-        *ret_n = n;
-        return 0;
 }
 
 /* The nodes that stopped beating for the grace (at least three catch-ups): their rows go,
- * and whoever deletes them announces the peer_left the dead node could not. */
+ * and whoever deletes them announces the peer_left the dead node could not, unless the key
+ * is still live on a node that beats (the peer came back through it). */
 static void reap_dead_nodes(Server *s) {
         int64_t grace_ms = (int64_t) s->opts.presence_grace_sec * 1000;
         int64_t floor_ms = 3 * (int64_t) s->opts.catch_up_interval_ms;
-        int64_t cutoff = now_ms() - (grace_ms > floor_ms ? grace_ms : floor_ms);
-        StoreStmt *st;
-        int rc;
+        char cutoff[24];
 
-        st = store_stmt(s->store, "DELETE FROM presence"
-                                  " WHERE node_id IN (SELECT id FROM broker_node WHERE seen_at < ?1)"
-                                  " RETURNING mesh_id, member_pubkey, routing_key, name");
-        if (!st)
-                return;
-        store_bind_int64(st, 1, cutoff);
-        /* Collected first: the announcement's checks use the same connection. */
-        typedef struct Left {
-                char *mesh_id, *member_pubkey, *name, *pubkey;
-        } Left;
-        Left *left = NULL;
-        size_t n = 0;
-        while ((rc = store_step(st)) == STORE_ROW) {
-                Left *l = realloc(left, (n + 1) * sizeof *left);
-                if (!l)
-                        break;
-                left = l;
-                left[n++] = (Left) {
-                        .mesh_id = strdup(store_col_text(st, 0)),
-                        .member_pubkey = strdup(store_col_text(st, 1)),
-                        .pubkey = strdup(store_col_text(st, 2)),
-                        .name = strdup(store_col_text(st, 3)),
-                };
-        }
-        store_reset(st);
-        for (size_t i = 0; i < n; i++) {
-                Left *l = &left[i];
-                bool complete = l->mesh_id && l->member_pubkey && l->pubkey && l->name;
-                if (complete && !nodes_key_present(s, l->mesh_id, l->pubkey)) {
-                        log_info("Peer %s (%s) was on a node that stopped; it left mesh %s.", l->name, l->pubkey,
-                                 l->mesh_id);
-                        presence_announce_left(s, l->mesh_id, l->member_pubkey, l->name, l->pubkey);
-                }
-                free(l->mesh_id);
-                free(l->member_pubkey);
-                free(l->pubkey);
-                free(l->name);
-        }
-        free(left);
-        if (rc < 0)
-                return;
-        st = store_stmt(s->store, "DELETE FROM broker_node WHERE seen_at < ?1");
-        if (!st)
-                return;
-        store_bind_int64(st, 1, cutoff);
-        (void) store_step_done(s->store, st);
+        snprintf(cutoff, sizeof cutoff, "%" PRId64, now_ms() - (grace_ms > floor_ms ? grace_ms : floor_ms));
+        const char *values[] = { cutoff };
+        if (pool_submit(s, 0,
+                        "WITH dead AS (SELECT id FROM broker_node WHERE seen_at < ?1),"
+                        " gone AS (DELETE FROM presence WHERE node_id IN (SELECT id FROM dead)"
+                        "          RETURNING mesh_id, member_pubkey, routing_key, name)"
+                        " SELECT g.mesh_id, g.member_pubkey, g.routing_key, g.name,"
+                        "        EXISTS (SELECT 1 FROM presence p WHERE p.mesh_id = g.mesh_id"
+                        "                AND p.routing_key = g.routing_key AND p.node_id NOT IN (SELECT id FROM dead))::int"
+                        "   FROM gone g",
+                        ELEMENTSOF(values), values, reaped, s) < 0 ||
+            pool_submit(s, 0, "DELETE FROM broker_node WHERE seen_at < ?1", ELEMENTSOF(values), values, NULL, NULL) < 0)
+                log_warning("Cannot send the removal of the nodes that stopped to the database.");
 }
 
 static void catch_up(lws_sorted_usec_list_t *sul) {
@@ -474,11 +423,11 @@ static void catch_up(lws_sorted_usec_list_t *sul) {
         }
         if (!s->listen_wsi)
                 (void) listen_open(s);
-        (void) heartbeat(s);
+        heartbeat_async(s);
         for (Conn *c = s->conns; c; c = c->next)
                 if (conn_is_live(c) && c->hello_done) {
-                        /* Refreshed: status, summary and profile change without an event. */
-                        nodes_presence_up(c);
+                        if (c->presence_dirty)
+                                nodes_presence_up(c);
                         delivery_drain(c);
                 }
         reap_dead_nodes(s);

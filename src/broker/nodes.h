@@ -9,12 +9,13 @@
  * connection or a node that died mid-stream delays a message by at most one period.
  *
  * Presence across nodes: each node keeps a row per live connection in table presence
- * (refreshed every catch-up) and a heartbeat in broker_node; peers_list and multicast
- * recipients add the other nodes' rows; peer_joined/left/visible/hidden go to the other
+ * (rewritten whenever its details change) and a heartbeat in broker_node; peers_list and
+ * multicast recipients (in the accept's statement) add the other nodes' rows; peer_joined/left/visible/hidden go to the other
  * nodes as a notification carrying the frame. A node that stops beating for the presence
  * grace is dead: the first node to notice deletes its rows and announces their peer_left.
  *
- * Nothing here runs on SQLite (one process owns that file).
+ * Nothing here runs on SQLite (one process owns that file), and nothing here waits for the
+ * database but start-up and the LISTEN connection's reconnect: statements go to the pool.
  */
 
 #include <json-c/json.h>
@@ -34,8 +35,9 @@ void nodes_wsi_destroyed(Server *s, struct lws *wsi);
 /* Within the accepting transaction: wakes the other nodes for recipient_key in mesh_id. */
 void nodes_wake(Server *s, const char *mesh_id, const char *recipient_key);
 
-/* The connection's presence row: written when its hello is accepted, removed when it closes
- * (not at shutdown: then the heartbeat stops and the grace runs out on the other nodes). */
+/* The connection's presence row: written when its hello is accepted and when its status,
+ * summary, profile or visibility change, removed when it closes (not at shutdown: then the
+ * heartbeat stops and the grace runs out on the other nodes). Sent without waiting. */
 void nodes_presence_up(Conn *c);
 void nodes_presence_down(Conn *c);
 
@@ -43,18 +45,15 @@ void nodes_presence_down(Conn *c);
 void nodes_announce(Server *s, const char *mesh_id, const char *member_pubkey, bool to_siblings,
                     json_object *frame);
 
-/* c's hello was accepted: when another node has a live connection c replaces (hello.c's
- * rules), that node closes it with session_replaced and true is returned, so c is no new
- * peer. */
-bool nodes_take_over(Conn *c);
+/* c's hello replaces a live connection of another node (found by hello.c's checks): that
+ * node closes it with session_replaced. */
+void nodes_take_over(Conn *c);
 
-/* Whether a live connection of any node routes key in mesh_id: a peer that came back
- * through another node has not left. */
-bool nodes_key_present(Server *s, const char *mesh_id, const char *key);
+/* Whether a live connection of any node routes key in mesh_id (a row in the result): a peer
+ * that came back through another node has not left. 0, or a negative errno and cb will not
+ * run. */
+int nodes_key_present(Server *s, const char *mesh_id, const char *key, StoreAsyncCallback cb, void *userdata);
 
-/* Appends the other nodes' peers visible to asker. */
-void nodes_list_peers(const Conn *asker, json_object *peers);
-
-/* The routing keys of the other nodes' live, visible connections in sender's mesh, of other
- * members, in group if not NULL; *ret is a NULL-ended, owned list. */
-int nodes_remote_recipients(const Conn *sender, const char *group, char ***ret, size_t *ret_n);
+/* The other nodes' peers visible to asker, as rows nodes_list_peers_add() appends. */
+int nodes_list_peers(const Conn *asker, StoreAsyncCallback cb, void *userdata);
+void nodes_list_peers_add(const StoreResult *res, json_object *peers);

@@ -9,6 +9,13 @@
 #include "log.h"
 #include "pool.h"
 
+/* Lane 0 takes two statements or more per message (the lease and the client_ack, the
+ * drains) where a pool lane takes one: under a flood it falls behind. Past HIGH entries owed
+ * the clients are not read until it is back under LOW, so what waits stays bounded (a
+ * blocking call used to drain it, stopping the loop). */
+#define LANE0_QUEUE_HIGH 4096
+#define LANE0_QUEUE_LOW 1024
+
 bool pool_on(const Server *s) {
         return s->n_lanes > 0;
 }
@@ -45,6 +52,8 @@ int pool_readable(Server *s, struct lws *wsi) {
 
         if (store_async_process(s->store, lane) < 0)
                 lane_lost(s, lane);
+        if (lane == 0 && s->throttled && store_async_queued(s->store, 0) < LANE0_QUEUE_LOW)
+                server_throttle(s, false);
         /* What its callbacks queued on any lane is sent by pool_flush() at the end of the
          * loop iteration. */
         return 0;
@@ -89,6 +98,8 @@ void pool_flush(Server *s) {
                         lane_lost(s, lane);
                 want_write(s, lane);
         }
+        if (pool_on(s) && !s->throttled && store_async_queued(s->store, 0) > LANE0_QUEUE_HIGH)
+                server_throttle(s, true);
 }
 
 static void run_deferred(lws_sorted_usec_list_t *sul) {

@@ -109,6 +109,7 @@ void presence_announce_left(Server *s, const char *mesh_id, const char *member_p
  * take back: id, connection time, status, summary, profile, visibility. */
 struct Ghost {
         Ghost *next;
+        Server *server;
         char *mesh_id;
         char *session_id;
         char *name;
@@ -135,6 +136,31 @@ static void ghost_free(Ghost *g) {
 
 static void arm_ghost_timer(Server *s);
 
+static void ghost_leave(Ghost *e) {
+        PeerRef p = {
+                .server = e->server,
+                .mesh_id = e->mesh_id,
+                .member_pubkey = e->member_pubkey,
+                .name = e->name,
+                .pubkey = e->session_pubkey[0] ? e->session_pubkey : e->member_pubkey,
+        };
+
+        log_info("Peer %s (%s) did not come back; it left mesh %s.", e->name, p.pubkey, e->mesh_id);
+        announce(&p, "peer_left");
+}
+
+/* A failed check announces the leave: a peer_left too many corrects itself with the next
+ * peer_joined, a missing one never. */
+static void ghost_checked(int r, StoreResult *res, void *userdata) {
+        Ghost *e = userdata;
+
+        if (r >= 0 && store_result_rows(res) > 0)
+                log_info("Peer %s came back through another node.", e->name);
+        else
+                ghost_leave(e);
+        ghost_free(e);
+}
+
 static void ghost_timer_fired(lws_sorted_usec_list_t *sul) {
         Server *s = container_of(sul, Server, ghost_sul);
         int64_t now = mono_ms();
@@ -146,20 +172,12 @@ static void ghost_timer_fired(lws_sorted_usec_list_t *sul) {
                         continue;
                 }
                 *g = e->next;
-                PeerRef p = {
-                        .server = s,
-                        .mesh_id = e->mesh_id,
-                        .member_pubkey = e->member_pubkey,
-                        .name = e->name,
-                        .pubkey = e->session_pubkey[0] ? e->session_pubkey : e->member_pubkey,
-                };
-                /* It may have come back through another node. */
-                if (nodes_key_present(s, e->mesh_id, p.pubkey))
-                        log_info("Peer %s (%s) came back through another node.", e->name, p.pubkey);
-                else {
-                        log_info("Peer %s (%s) did not come back; it left mesh %s.", e->name, p.pubkey, e->mesh_id);
-                        announce(&p, "peer_left");
-                }
+                /* It may have come back through another node: asked without waiting. */
+                if (s->nodes_on && nodes_key_present(s, e->mesh_id, e->session_pubkey[0] ? e->session_pubkey
+                                                                                          : e->member_pubkey,
+                                                     ghost_checked, e) >= 0)
+                        continue;
+                ghost_leave(e);
                 ghost_free(e);
         }
         arm_ghost_timer(s);
@@ -205,6 +223,7 @@ void presence_conn_closed(Conn *c) {
         snprintf(g->session_pubkey, sizeof g->session_pubkey, "%s", c->session_pubkey);
         memcpy(g->presence_id, c->presence_id, sizeof g->presence_id);
         memcpy(g->status, c->status, sizeof g->status);
+        g->server = s;
         g->is_session = c->is_session;
         g->visible = c->visible;
         g->summary = TAKE_PTR(c->summary);
@@ -253,6 +272,35 @@ bool presence_reattach(Conn *c) {
         return false;
 }
 
+void presence_adopt_details(Conn *c, json_object *peer, int64_t connected_at_ms) {
+        json_object *v;
+
+        if (!json_object_is_type(peer, json_type_object))
+                return;
+        /* Another node wrote it, from a frame it checked; still, only well-formed values. */
+        if (json_object_object_get_ex(peer, "status", &v) && json_object_is_type(v, json_type_string) &&
+            (streq(json_object_get_string(v), "idle") || streq(json_object_get_string(v), "working") ||
+             streq(json_object_get_string(v), "dnd")))
+                snprintf(c->status, sizeof c->status, "%s", json_object_get_string(v));
+        if (json_object_object_get_ex(peer, "summary", &v) && json_object_is_type(v, json_type_string) &&
+            json_object_get_string_len(v) <= SUMMARY_MAX &&
+            strlen(json_object_get_string(v)) == (size_t) json_object_get_string_len(v)) {
+                char *copy = strdup(json_object_get_string(v));
+                if (copy) {
+                        free(c->summary);
+                        c->summary = copy;
+                }
+        }
+        if (json_object_object_get_ex(peer, "profile", &v) && json_object_is_type(v, json_type_object)) {
+                json_object_put(c->profile);
+                c->profile = json_object_get(v);
+        }
+        if (json_object_object_get_ex(peer, "visible", &v) && json_object_is_type(v, json_type_boolean))
+                c->visible = json_object_get_boolean(v);
+        if (connected_at_ms > 0)
+                c->connected_at_ms = connected_at_ms;
+}
+
 void presence_ghosts_free(Server *s) {
         while (s->ghosts) {
                 Ghost *g = s->ghosts;
@@ -299,8 +347,8 @@ static int compare_connected_at(const void *a, const void *b) {
         return x->serial < y->serial ? -1 : x->serial > y->serial;
 }
 
-void presence_handle_list_peers(Conn *c, const Frame *f) {
-        _cleanup_(json_object_putp) json_object *o = NULL;
+/* This node's peers visible to c, oldest first. */
+static json_object *local_peers(const Conn *c) {
         _cleanup_free_ Conn **list = NULL;
         size_t n = 0, max = 0;
         json_object *peers;
@@ -309,29 +357,85 @@ void presence_handle_list_peers(Conn *c, const Frame *f) {
                 max++;
         list = calloc(max ? max : 1, sizeof *list);
         if (!list)
-                return;
+                return NULL;
         /* Hidden peers vanish from other members' lists, but never from their own. */
         for (Conn *p = c->server->conns; p; p = p->next)
                 if (conn_is_live(p) && streq(p->mesh_id, c->mesh_id) &&
                     (p->visible || streq(p->member_pubkey, c->member_pubkey)))
                         list[n++] = p;
         qsort(list, n, sizeof *list, compare_connected_at);
-
-        o = json_object_new_object();
         peers = json_object_new_array();
-        if (!o || !peers) {
+        if (!peers)
+                return NULL;
+        for (size_t i = 0; i < n; i++)
+                json_object_array_add(peers, presence_peer_summary(list[i]));
+        return peers;
+}
+
+static void send_peers(Conn *c, const char *req_id, json_object *peers) {
+        _cleanup_(json_object_putp) json_object *o = json_object_new_object();
+
+        if (!o) {
                 json_object_put(peers);
                 return;
         }
-        for (size_t i = 0; i < n; i++)
-                json_object_array_add(peers, presence_peer_summary(list[i]));
-        /* The other nodes' connections, after this node's (PostgreSQL). */
-        nodes_list_peers(c, peers);
         json_object_object_add(o, "type", json_object_new_string("peers_list"));
-        if (f->req_id)
-                json_object_object_add(o, "_reqId", json_object_new_string(f->req_id));
+        if (req_id)
+                json_object_object_add(o, "_reqId", json_object_new_string(req_id));
         json_object_object_add(o, "peers", peers);
         (void) conn_send(c, o);
+}
+
+typedef struct ListJob {
+        Server *server;
+        uint64_t serial;
+        char *req_id;
+} ListJob;
+
+/* The other nodes' rows arrived: the list is this node's peers as they are now, then theirs. */
+static void remote_peers_listed(int r, StoreResult *res, void *userdata) {
+        _cleanup_free_ ListJob *j = userdata;
+        _cleanup_free_ char *req_id = j->req_id;
+        Conn *c = server_conn_by_serial(j->server, j->serial);
+        json_object *peers;
+
+        if (!c)
+                return;
+        if (r < 0)
+                log_warning("Cannot list the other nodes' peers: %s", store_errmsg(j->server->store));
+        if (!c->closing) {
+                peers = local_peers(c);
+                if (peers && r >= 0)
+                        nodes_list_peers_add(res, peers);
+                if (peers)
+                        send_peers(c, req_id, peers);
+        }
+        conn_barrier_end(c);
+}
+
+void presence_handle_list_peers(Conn *c, const Frame *f) {
+        json_object *peers;
+
+        if (c->server->nodes_on) {
+                _cleanup_free_ ListJob *j = calloc(1, sizeof *j);
+                if (!j)
+                        return;
+                *j = (ListJob) { .server = c->server, .serial = c->serial, .req_id = f->req_id ? strdup(f->req_id) : NULL };
+                if (f->req_id && !j->req_id)
+                        return;
+                if (nodes_list_peers(c, remote_peers_listed, j) < 0) {
+                        free(j->req_id);
+                        log_warning("Cannot send a peers_list query to the database.");
+                        return;
+                }
+                TAKE_PTR(j);
+                /* The reply keeps its place among c's replies. */
+                conn_barrier_begin(c);
+                return;
+        }
+        peers = local_peers(c);
+        if (peers)
+                send_peers(c, f->req_id, peers);
 }
 
 int presence_send_generic_ack(Conn *c, const Frame *f) {
@@ -381,6 +485,7 @@ void presence_handle_set_status(Conn *c, const Frame *f) {
         if (streq(c->status, status))
                 return;
         snprintf(c->status, sizeof c->status, "%s", status);
+        nodes_presence_up(c);
         announce_updated(c);
 }
 
@@ -399,6 +504,7 @@ void presence_handle_set_summary(Conn *c, const Frame *f) {
                 return;
         free(c->summary);
         c->summary = copy;
+        nodes_presence_up(c);
         announce_updated(c);
 }
 
@@ -436,5 +542,6 @@ void presence_handle_set_profile(Conn *c, const Frame *f) {
                 json_object_put(profile);
         } else
                 c->profile = profile;
+        nodes_presence_up(c);
         (void) presence_send_generic_ack(c, f);
 }

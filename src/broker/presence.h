@@ -24,6 +24,9 @@ void presence_announce_left(Server *s, const char *mesh_id, const char *member_p
  * banned connection (c->evicted) leaves at once. */
 bool presence_reattach(Conn *c);
 void presence_ghosts_free(Server *s);
+/* A session that replaces one of another node takes its status, summary, profile,
+ * visibility and connection time from that presence's peers_list entry. */
+void presence_adopt_details(Conn *c, json_object *peer, int64_t connected_at_ms);
 
 void presence_handle_list_peers(Conn *c, const Frame *f);
 /* The connection's entry in peers_list. */

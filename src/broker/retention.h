@@ -10,6 +10,7 @@
 
 #include <stdint.h>
 
+#include "server.h"
 #include "store.h"
 
 typedef struct RetentionStats {
@@ -19,3 +20,7 @@ typedef struct RetentionStats {
 } RetentionStats;
 
 int retention_purge(Store *s, int64_t now, unsigned message_retention_days, RetentionStats *ret);
+
+/* The same purge from the event loop on PostgreSQL: its statements go to the pool in one
+ * transaction and nothing waits for them; the outcome is logged. */
+int retention_purge_async(Server *s, int64_t now);

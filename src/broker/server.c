@@ -234,7 +234,7 @@ static void dispatch(Conn *c, const char *data, size_t size, bool was_held) {
                 return;
         }
         bool async = frame_async(c->server, f.type);
-        if (!was_held && (c->held_head || (c->inflight > 0 && !async))) {
+        if (!was_held && (c->held_head || c->barrier > 0 || (c->inflight > 0 && !async))) {
                 r = hold_frame(c, data, size, async);
                 if (r < 0) {
                         log_warning_errno(r, "Connection %llu sends faster than its sends are stored (%m); dropping it.",
@@ -245,8 +245,9 @@ static void dispatch(Conn *c, const char *data, size_t size, bool was_held) {
                 return;
         }
 
-        /* Joins (or opens) this loop iteration's batch; without one, statements autocommit. */
-        if (!async) {
+        /* Joins (or opens) this loop iteration's batch; without one, statements autocommit.
+         * On PostgreSQL every handler sends its statements to the pool (pool.h) instead. */
+        if (!pool_on(c->server)) {
                 r = store_batch_begin(c->server->store);
                 if (r < 0)
                         log_warning_errno(r, "Cannot open a database transaction: %m");
@@ -341,7 +342,7 @@ void conn_async_done(Conn *c) {
         c->inflight--;
         while (c->held_head && !c->closing) {
                 HeldFrame *h = c->held_head;
-                if (c->inflight > 0 && !h->async)
+                if (c->barrier > 0 || (c->inflight > 0 && !h->async))
                         break;
                 c->held_head = h->next;
                 if (!c->held_head)
@@ -351,10 +352,36 @@ void conn_async_done(Conn *c) {
                 dispatch(c, h->data, h->len, true);
                 free(h);
         }
-        if (c->rx_paused && c->inflight < INFLIGHT_MAX / 2 && !c->closing) {
+        if (c->rx_paused && c->inflight < INFLIGHT_MAX / 2 && !c->closing && !c->server->throttled) {
                 c->rx_paused = false;
                 lws_rx_flow_control(c->wsi, 1);
         }
+}
+
+void server_throttle(Server *s, bool on) {
+        s->throttled = on;
+        if (on)
+                log_debug("The database's main connection is behind; not reading the clients meanwhile.");
+        for (Conn *c = s->conns; c; c = c->next) {
+                if (!c->wsi || c->closing)
+                        continue;
+                if (!on && c->rx_paused && c->inflight >= INFLIGHT_MAX / 2)
+                        continue;
+                if (!on)
+                        c->rx_paused = false;
+                lws_rx_flow_control(c->wsi, on ? 0 : 1);
+        }
+}
+
+void conn_barrier_begin(Conn *c) {
+        c->barrier++;
+        conn_async_started(c);
+}
+
+void conn_barrier_end(Conn *c) {
+        assert(c->barrier > 0);
+        c->barrier--;
+        conn_async_done(c);
 }
 
 static int conn_receive(Conn *c, const void *in, size_t len) {
@@ -613,6 +640,38 @@ static bool member_revoked(Server *s, const Conn *c) {
         return revoked;
 }
 
+static void close_revoked(Conn *c) {
+        log_info("Member %s was revoked; closing its connection.", c->member_id);
+        (void) conn_send_error(c, "revoked", "You've been removed from this mesh.", NULL);
+        conn_close(c, 4002, "banned");
+}
+
+typedef struct RevokedCheck {
+        Server *server;
+        uint64_t serial;
+} RevokedCheck;
+
+static void revoked_checked(int r, StoreResult *res, void *userdata) {
+        _cleanup_free_ RevokedCheck *k = userdata;
+        Conn *c = server_conn_by_serial(k->server, k->serial);
+
+        if (c && !c->closing && r >= 0 && store_result_rows(res) == 1 && store_result_int64(res, 0, 0) != 0)
+                close_revoked(c);
+}
+
+/* PostgreSQL: asked without waiting; the answer closes the connection if it still lives. */
+static void check_revoked_async(Server *s, const Conn *c) {
+        RevokedCheck *k = malloc(sizeof *k);
+        const char *values[] = { c->member_id };
+
+        if (!k)
+                return;
+        *k = (RevokedCheck) { .server = s, .serial = c->serial };
+        if (pool_submit(s, 0, "SELECT (revoked_at IS NOT NULL)::int FROM member WHERE id = ?1", ELEMENTSOF(values),
+                        values, revoked_checked, k) < 0)
+                free(k);
+}
+
 static void ping_tick(lws_sorted_usec_list_t *sul) {
         Server *s = container_of(sul, Server, ping_sul);
         int64_t now = mono_ms(), limit = (int64_t) s->opts.liveness_timeout_sec * 1000;
@@ -620,10 +679,10 @@ static void ping_tick(lws_sorted_usec_list_t *sul) {
         for (Conn *c = s->conns; c; c = c->next) {
                 if (c->closing)
                         continue;
-                if (c->hello_done && member_revoked(s, c)) {
-                        log_info("Member %s was revoked; closing its connection.", c->member_id);
-                        (void) conn_send_error(c, "revoked", "You've been removed from this mesh.", NULL);
-                        conn_close(c, 4002, "banned");
+                if (c->hello_done && pool_on(s))
+                        check_revoked_async(s, c);
+                else if (c->hello_done && member_revoked(s, c)) {
+                        close_revoked(c);
                         continue;
                 }
                 if (now - c->last_rx_ms > limit) {
@@ -642,7 +701,11 @@ static void ping_tick(lws_sorted_usec_list_t *sul) {
 static void purge_tick(lws_sorted_usec_list_t *sul) {
         Server *s = container_of(sul, Server, purge_sul);
 
-        (void) retention_purge(s->store, now_ms(), s->opts.message_retention_days, NULL);
+        if (pool_on(s)) {
+                if (retention_purge_async(s, now_ms()) < 0)
+                        log_warning("Cannot send the retention purge to the database.");
+        } else
+                (void) retention_purge(s->store, now_ms(), s->opts.message_retention_days, NULL);
         lws_sul_schedule(s->ctx, 0, &s->purge_sul, purge_tick, (lws_usec_t) s->opts.purge_interval_sec * LWS_US_PER_SEC);
 }
 

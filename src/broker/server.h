@@ -5,8 +5,9 @@
  * The broker server: one libwebsockets context on lws' own default event loop (single
  * thread). Every connection is a Conn; handlers queue frames on it and never block on the
  * socket. SQLite is local and synchronous: a committed accept is a few microseconds. On
- * PostgreSQL the hot path (accept, push, client_ack) goes through pool.h without waiting;
- * the other handlers still wait for their statements.
+ * PostgreSQL every handler and timer sends its statements through pool.h without waiting
+ * (the hot path, accept, push and client_ack, and the others, whose replies keep their
+ * order behind a barrier); only start-up, the health check and a LISTEN reconnect wait.
  */
 
 #include <json-c/json.h>
@@ -67,6 +68,7 @@ typedef struct Conn {
         bool drain_inflight;             /* PostgreSQL: its drain's query is in flight */
         bool drain_again;                /* and another was asked for meanwhile */
         bool wake_pending;               /* another node woke it: drain after reading them all */
+        bool presence_dirty;             /* its presence row is to be written again (nodes.c) */
         bool ack_aware;                  /* announced or sent client_ack: leases are redelivered */
         bool peer_updates;               /* announced peer_updated: told of others' status and summary */
         bool is_session;                 /* session_hello: peerRole "session", else "control-plane" */
@@ -101,6 +103,7 @@ typedef struct Conn {
         /* PostgreSQL: sends whose statements are in flight (pool.h); other frames wait
          * behind them, in order, so a reply never overtakes an earlier send's ack. */
         unsigned inflight;
+        unsigned barrier;                /* of those, handlers every later frame waits for */
         bool rx_paused;                  /* too many in flight: its socket is not read */
         HeldFrame *held_head, *held_tail;
         size_t n_held, held_bytes;
@@ -127,6 +130,7 @@ struct Server {
         bool hello_seen_warned;
         bool lease_sul_armed;
         bool shutting_down;
+        bool throttled;                  /* the clients are not read: lane 0 is behind (pool.c) */
         struct lws *lane_wsi[1 + STORE_POOL_MAX];  /* PostgreSQL: the store's lanes (pool.h) */
         unsigned n_lanes;                /* 0: no pool, the handlers block (SQLite) */
         Handed **handed;                 /* pushes whose lease is in flight (delivery.c) */
@@ -155,5 +159,12 @@ Conn *server_conn_by_serial(Server *s, uint64_t serial);
 /* A send of c's was sent to the database, or completed: frames held behind it run then. */
 void conn_async_started(Conn *c);
 void conn_async_done(Conn *c);
+/* A handler's statements were sent (a hello, a peers_list, ...): every later frame of c,
+ * a send too, waits until it ends, since it may change what they see (c's identity). */
+void conn_barrier_begin(Conn *c);
+void conn_barrier_end(Conn *c);
+/* Stops (or resumes) reading every client: the database is behind. A connection paused for
+ * its own sends in flight stays paused until they are done. */
+void server_throttle(Server *s, bool on);
 /* Commits the loop iteration's batch; a failure ends the process before any reply leaves. */
 void server_commit_batch(Server *s);

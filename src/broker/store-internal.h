@@ -62,6 +62,7 @@ int pg_async_process(Store *s, unsigned lane);
 int pg_async_flush(Store *s, unsigned lane);
 int pg_async_sync(Store *s, unsigned lane);
 bool pg_async_idle(Store *s, unsigned lane);
+unsigned pg_async_queued(Store *s, unsigned lane);
 void pg_async_run_deferred(Store *s);
 void pg_async_set_defer_hook(Store *s, void (*hook)(void *userdata), void *userdata);
 int pg_result_rows(const StoreResult *res);
@@ -113,6 +114,7 @@ static inline int pg_async_process(Store *s, unsigned lane) { (void) s; (void) l
 static inline int pg_async_flush(Store *s, unsigned lane) { (void) s; (void) lane; PG_UNREACHABLE; }
 static inline int pg_async_sync(Store *s, unsigned lane) { (void) s; (void) lane; PG_UNREACHABLE; }
 static inline bool pg_async_idle(Store *s, unsigned lane) { (void) s; (void) lane; PG_UNREACHABLE; }
+static inline unsigned pg_async_queued(Store *s, unsigned lane) { (void) s; (void) lane; PG_UNREACHABLE; }
 static inline void pg_async_run_deferred(Store *s) { (void) s; PG_UNREACHABLE; }
 static inline void pg_async_set_defer_hook(Store *s, void (*hook)(void *userdata), void *userdata) {
         (void) s; (void) hook; (void) userdata; PG_UNREACHABLE;

@@ -45,6 +45,7 @@ typedef struct Lane {
         const char *prepared[STMT_CACHE_MAX];   /* SQL (by address) prepared as "a<index>" */
         size_t n_prepared;
         unsigned unsynced;               /* statements sent since the last Sync */
+        unsigned n;                      /* entries in head..tail */
 } Lane;
 
 struct StorePg {
@@ -846,6 +847,7 @@ static Entry *lane_push(Lane *l, EntryKind kind, StoreAsyncCallback cb, void *us
         else
                 l->head = e;
         l->tail = e;
+        l->n++;
         return e;
 }
 
@@ -854,6 +856,7 @@ static Entry *lane_pop(Lane *l) {
 
         if (!e)
                 return NULL;
+        l->n--;
         l->head = e->next;
         if (!l->head)
                 l->tail = NULL;
@@ -1053,6 +1056,10 @@ int pg_pool_open(Store *s, unsigned n) {
                 }
         }
         return 0;
+}
+
+unsigned pg_async_queued(Store *s, unsigned lane) {
+        return s->pg->lanes[lane].n;
 }
 
 unsigned pg_lanes(Store *s) {

@@ -523,15 +523,6 @@ int store_changes(Store *s) {
         return s->engine == STORE_SQLITE ? sqlite3_changes(s->db) : pg_changes(s);
 }
 
-int store_notify(Store *s, const char *channel, const char *payload) {
-        assert(s->engine == STORE_POSTGRESQL);
-        StoreStmt *st = store_stmt(s, "SELECT pg_notify(?1, ?2)");
-        if (!st)
-                return -EIO;
-        store_bind_text(st, 1, channel);
-        store_bind_text(st, 2, payload);
-        return store_step_done(s, st);
-}
 
 int store_listen_open(Store *s, const char *const *channels, int *ret_fd) {
         assert(s->engine == STORE_POSTGRESQL);
@@ -599,6 +590,11 @@ void store_async_set_defer_hook(Store *s, void (*hook)(void *userdata), void *us
 bool store_async_idle(Store *s, unsigned lane) {
         assert(lane < store_lanes(s));
         return pg_async_idle(s, lane);
+}
+
+unsigned store_async_queued(Store *s, unsigned lane) {
+        assert(lane < store_lanes(s));
+        return pg_async_queued(s, lane);
 }
 
 int store_result_rows(const StoreResult *res) {

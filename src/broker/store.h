@@ -102,13 +102,12 @@ int store_changes(Store *s);
 
 /* Several broker nodes on one PostgreSQL database wake each other with LISTEN/NOTIFY; the
  * rows stay the truth, so a lost notification only waits for the next catch-up.
- * store_notify() queues a notification in the current transaction (sent at its commit).
+ * The broker sends its notifications with pg_notify() on the pool (pool.h).
  * store_listen_open() opens a second connection that listens on the channels (a NULL-ended
  * list) and returns a descriptor to poll for reading (a duplicate: the caller closes it);
  * store_listen_read() calls cb for each notification received, -ECONNRESET when the
  * connection is lost. PostgreSQL only. */
 typedef void (*StoreNotifyCallback)(const char *channel, const char *payload, void *userdata);
-int store_notify(Store *s, const char *channel, const char *payload);
 int store_listen_open(Store *s, const char *const *channels, int *ret_fd);
 int store_listen_read(Store *s, StoreNotifyCallback cb, void *userdata);
 void store_listen_close(Store *s);
@@ -143,6 +142,8 @@ int store_async_flush(Store *s, unsigned lane);
 int store_async_sync(Store *s, unsigned lane);
 /* True when the lane owes no result. */
 bool store_async_idle(Store *s, unsigned lane);
+/* How many statements (and group ends) the lane owes results for. */
+unsigned store_async_queued(Store *s, unsigned lane);
 void store_async_run_deferred(Store *s);
 void store_async_set_defer_hook(Store *s, void (*hook)(void *userdata), void *userdata);
 

@@ -392,8 +392,33 @@ async def test_expired_dedupe_id_fails_alone(b):
     await bob.expect("push", messageId=other["messageId"])
 
 
+async def test_purge_on_the_running_broker(b):
+    """The broker's own retention job (every second here) removes an expired dedupe row, and
+    only it, and logs the count, and keeps serving: on PostgreSQL it runs without waiting on
+    the loop."""
+    m, alice, bob = await setup(b)
+    first = await alice.send(bob.session_pubkey, "x", client_message_id="E", request_fingerprint=fp("E"))
+    kept = await alice.send(bob.session_pubkey, "y", client_message_id="K", request_fingerprint=fp("K"))
+    with (b.sql() if b.pg_dbname else sqlite3.connect(b.db)) as conn:
+        conn.execute("UPDATE client_message_dedupe SET expires_at = 1 WHERE client_message_id = 'E'")
+    for _ in range(100):
+        if "purged 1 expired dedupe rows" in b.logtext():
+            break
+        await asyncio.sleep(0.1)
+    assert "purged 1 expired dedupe rows" in b.logtext(), b.logtext()[-2000:]
+    with db(b) as conn:
+        ids = sorted(r[0] for r in conn.execute("SELECT client_message_id FROM client_message_dedupe"))
+    assert ids == ["K"], ids
+    again = await alice.send(bob.session_pubkey, "y", client_message_id="K", request_fingerprint=fp("K"))
+    assert again.get("duplicate") is True and again["messageId"] == kept["messageId"], again
+    with db(b) as conn:
+        assert conn.execute("SELECT COUNT(*) FROM message WHERE id = ?", (first["messageId"],)).fetchone()[0] == 1
+test_purge_on_the_running_broker.broker_args = ["--purge-interval", "1"]
+
+
 if __name__ == "__main__":
     bt.run([test_retry_after_lost_ack, test_conflict, test_two_connections_race, test_budget_exhausted_then_retry,
             test_idempotent_limiter, test_failed_destination_leaves_no_row, test_mention_index,
             test_purge_with_injected_clock, test_retention_days_advertised, test_dedupe_scoped_to_sender,
-            test_v1_database_migrates, test_newer_schema_refused, test_expired_dedupe_id_fails_alone])
+            test_v1_database_migrates, test_newer_schema_refused, test_expired_dedupe_id_fails_alone,
+            test_purge_on_the_running_broker])

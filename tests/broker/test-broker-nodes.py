@@ -482,10 +482,127 @@ async def test_pool_connection_lost(b):
         close_nodes(ns[1:])
 
 
+class TableLock:
+    """A competing transaction that holds table in ACCESS EXCLUSIVE mode until release(): every
+    statement that reads the table waits for it, so the database stalls for what needs it."""
+
+    def __init__(self, broker, table):
+        pg = bt.pg_server()
+        self.proc = bt.subprocess.Popen(["psql", "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", "-h", pg.dir, "-U",
+                                         "postgres", "-d", broker.pg_dbname], stdin=bt.subprocess.PIPE,
+                                        stdout=bt.subprocess.PIPE, text=True)
+        self.proc.stdin.write(f"BEGIN; LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE; SELECT 'locked';\n")
+        self.proc.stdin.flush()
+        assert self.proc.stdout.readline().strip() == "locked"
+
+    def held(self):
+        return self.proc.poll() is None
+
+    def release(self):
+        if self.proc.poll() is None:
+            self.proc.stdin.write("ROLLBACK;\n")
+            self.proc.stdin.close()
+            self.proc.wait(bt.TIMEOUT)
+
+
+def waiting_on_lock(b):
+    with b.sql() as conn:
+        return conn.execute("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                            " AND application_name LIKE 'claudemesh-broker%'").fetchone()[0]
+
+
+async def test_stalled_database_leaves_the_loop_serving(b):
+    """While PostgreSQL stalls a hello (its member row is locked by another transaction), the
+    node still answers another client's pings, peers_list, get_state and an unknown frame,
+    and accepts new connections; the stalled hello is answered once the lock goes."""
+    a_entry, b_entry, c_entry = await members(b, "alice", "bob", "carol")
+    alice = bt.Client(b, a_entry, session=False)
+    await alice.hello()
+    lock = TableLock(b, "member")
+    try:
+        bob = bt.Client(b, b_entry, session=False)
+        await bob.connect()
+        await bob.send_json(bob.hello_frame())
+        for _ in range(200):
+            if waiting_on_lock(b) > 0:
+                break
+            await asyncio.sleep(0.05)
+        else:
+            raise AssertionError("the hello never reached the locked table")
+        pong = await alice.ws.ping()
+        await asyncio.wait_for(pong, bt.TIMEOUT)
+        peers = (await bt.sync(alice))["peers"]
+        assert [p["displayName"] for p in peers] == ["alice"], peers
+        await alice.send_json({"type": "get_state", "key": "k", "_reqId": "g"})
+        assert (await alice.expect("state_result", _reqId="g"))["value"] is None
+        await alice.send_json({"type": "no_such_type", "_reqId": "u"})
+        assert (await alice.expect("error", _reqId="u"))["code"] == "unknown_type"
+        carol = bt.Client(b, c_entry, session=False)
+        await carol.connect()
+        pong = await carol.ws.ping()
+        await asyncio.wait_for(pong, bt.TIMEOUT)
+        # All of it was answered while the hello still waited on the lock.
+        assert lock.held() and waiting_on_lock(b) > 0
+        assert not [f for f in bob.inbox if f.get("type") == "hello_ack"], bob.inbox
+    finally:
+        lock.release()
+    await bob.expect("hello_ack")
+    await alice.expect("push", event="peer_joined",
+                       eventData={"name": "bob", "pubkey": b_entry["pubkey"], "groups": []})
+
+
+async def test_presence_details_across_nodes(b):
+    """A session's status and summary set on node 1 show in peers_list on node 2; when the
+    session comes back through node 2, it keeps them."""
+    ns = nodes(b, 2, test_presence_details_across_nodes)
+    try:
+        a_entry, w_entry = await members(b, "alice", "bob")
+        watcher = bt.Client(ns[1], w_entry, session=False)
+        await watcher.hello()
+        s = bt.SessionClient(ns[0], a_entry, display_name="a")
+        await s.hello()
+        await s.send_json({"type": "set_status", "status": "working"})
+        await s.send_json({"type": "set_summary", "summary": "on node 1"})
+        await s.send_json({"type": "set_profile", "title": "tester", "_reqId": "p"})
+        await s.expect("ack", _reqId="p")
+
+        def row(peers):
+            rows = [p for p in peers if p["pubkey"] == s.session_pubkey]
+            return rows[0] if rows else None
+
+        # The rows are written after the replies: a few round trips, a bounded count.
+        for _ in range(50):
+            r = row((await bt.sync(watcher))["peers"])
+            if r and r.get("summary") == "on node 1":
+                break
+            await bt.sync(s)
+        assert r and r["status"] == "working" and r["summary"] == "on node 1", r
+        assert r.get("profile", {}).get("title") == "tester", r
+
+        again = bt.SessionClient(ns[1], a_entry, session_key=s.session_key, session_id=s.session_id, display_name="a")
+        await again.hello()
+        assert await bt.closed(s) == (1000, "session_replaced")
+        r = row((await bt.sync(watcher))["peers"])
+        assert r and r["status"] == "working" and r["summary"] == "on node 1", r
+        assert r.get("profile", {}).get("title") == "tester", r
+        await again.send_json({"type": "set_status", "status": "dnd"})
+        for _ in range(50):
+            r = row((await bt.sync(watcher))["peers"])
+            if r and r["status"] == "dnd":
+                break
+        assert r and r["status"] == "dnd", r
+    finally:
+        close_nodes(ns[1:])
+
+
+test_presence_details_across_nodes.broker_args = ["--catch-up-interval", "3600000"]
+
+
 if __name__ == "__main__":
     if bt.BACKEND != "postgresql":
         bt.skip("several nodes need the PostgreSQL engine (CLAUDEMESH_TEST_BACKEND=postgresql)")
     bt.run([test_cross_node_dm, test_dropped_listen, test_dedupe_and_limit_across_nodes, test_node_killed_mid_stream,
             test_presence_and_multicast_across_nodes, test_database_connection_lost,
             test_session_takeover_across_nodes, test_session_grace_across_nodes, test_hello_replay_across_nodes,
-            test_sender_node_killed_mid_flood, test_pool_connection_lost])
+            test_sender_node_killed_mid_flood, test_pool_connection_lost,
+            test_stalled_database_leaves_the_loop_serving, test_presence_details_across_nodes])
