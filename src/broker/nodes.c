@@ -143,7 +143,7 @@ static void on_takeover(Server *s, const char *mesh_id, const char *member_pubke
 /* {"node","mesh","member","siblings","frame"} from nodes_announce() on another node. */
 static void on_presence(Server *s, const char *payload) {
         _cleanup_(json_object_putp) json_object *o = json_tokener_parse(payload);
-        json_object *node, *mesh, *member, *siblings, *frame, *takeover;
+        json_object *node, *mesh, *member, *siblings, *frame, *takeover, *updated_flag, *visible_flag;
 
         if (!o || !json_object_object_get_ex(o, "node", &node) || !json_object_object_get_ex(o, "mesh", &mesh) ||
             !json_object_object_get_ex(o, "member", &member))
@@ -157,11 +157,19 @@ static void on_presence(Server *s, const char *payload) {
         if (!json_object_object_get_ex(o, "frame", &frame) || !json_object_is_type(frame, json_type_object))
                 return;
         bool to_siblings = json_object_object_get_ex(o, "siblings", &siblings) && json_object_get_boolean(siblings);
+        bool updated = json_object_object_get_ex(o, "updated", &updated_flag) && json_object_get_boolean(updated_flag);
+        bool visible = !json_object_object_get_ex(o, "visible", &visible_flag) || json_object_get_boolean(visible_flag);
         const char *mesh_id = json_object_get_string(mesh), *member_pubkey = json_object_get_string(member);
-        for (Conn *c = s->conns; c; c = c->next)
-                if (conn_is_live(c) && c->hello_done && streq(c->mesh_id, mesh_id) &&
-                    (to_siblings || !streq(c->member_pubkey, member_pubkey)))
-                        (void) conn_send(c, frame);
+        for (Conn *c = s->conns; c; c = c->next) {
+                bool sibling = streq(c->member_pubkey, member_pubkey);
+
+                if (!conn_is_live(c) || !c->hello_done || !streq(c->mesh_id, mesh_id) || (sibling && !to_siblings))
+                        continue;
+                /* As announce_updated() does on the subject's node. */
+                if (updated && (!c->peer_updates || (!visible && !sibling)))
+                        continue;
+                (void) conn_send(c, frame);
+        }
 }
 
 static void on_notification(const char *channel, const char *payload, void *userdata) {
@@ -288,8 +296,10 @@ void nodes_presence_down(Conn *c) {
                 log_warning("Cannot remove the presence of %s.", c->presence_id);
 }
 
-void nodes_announce(Server *s, const char *mesh_id, const char *member_pubkey, bool to_siblings,
-                    json_object *frame) {
+/* updated: a peer_updated frame, for the connections that asked for it, about a peer hidden
+ * (visible false) from all but its own member. */
+static void announce(Server *s, const char *mesh_id, const char *member_pubkey, bool to_siblings, bool updated,
+                     bool visible, json_object *frame) {
         _cleanup_(json_object_putp) json_object *o = NULL;
         const char *payload;
 
@@ -302,6 +312,10 @@ void nodes_announce(Server *s, const char *mesh_id, const char *member_pubkey, b
         json_object_object_add(o, "mesh", json_object_new_string(mesh_id));
         json_object_object_add(o, "member", json_object_new_string(member_pubkey));
         json_object_object_add(o, "siblings", json_object_new_boolean(to_siblings));
+        if (updated) {
+                json_object_object_add(o, "updated", json_object_new_boolean(true));
+                json_object_object_add(o, "visible", json_object_new_boolean(visible));
+        }
         json_object_object_add(o, "frame", json_object_get(frame));
         payload = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN);
         if (!payload || strlen(payload) > PAYLOAD_MAX) {
@@ -310,6 +324,15 @@ void nodes_announce(Server *s, const char *mesh_id, const char *member_pubkey, b
         }
         if (notify(s, PRESENCE_CHANNEL, payload) < 0)
                 log_debug("Could not notify the other nodes of a presence change in mesh %s.", mesh_id);
+}
+
+void nodes_announce(Server *s, const char *mesh_id, const char *member_pubkey, bool to_siblings,
+                    json_object *frame) {
+        announce(s, mesh_id, member_pubkey, to_siblings, false, true, frame);
+}
+
+void nodes_announce_updated(Conn *subject, json_object *frame) {
+        announce(subject->server, subject->mesh_id, subject->member_pubkey, true, true, subject->visible, frame);
 }
 
 void nodes_take_over(Conn *c) {

@@ -44,6 +44,8 @@ void nodes_presence_down(Conn *c);
 /* A presence frame sent to this node's connections goes to the other nodes' too. */
 void nodes_announce(Server *s, const char *mesh_id, const char *member_pubkey, bool to_siblings,
                     json_object *frame);
+/* A peer_updated frame about subject goes to the other nodes' connections that asked for it. */
+void nodes_announce_updated(Conn *subject, json_object *frame);
 
 /* c's hello replaces a live connection of another node (found by hello.c's checks): that
  * node closes it with session_replaced. */

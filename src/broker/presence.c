@@ -455,8 +455,7 @@ int presence_send_generic_ack(Conn *c, const Frame *f) {
 /* peer_updated {name, pubkey, status, summary}: ours, not upstream's (whose peers see a new
  * status only in their next peers_list). Sent only to the connections that list "peer_updated"
  * in their hello's capabilities, so upstream clients never see an event they would print, and
- * like peers_list it leaves a hidden peer out except for its own member. This node's
- * connections only. */
+ * like peers_list it leaves a hidden peer out except for its own member. On every node. */
 static void announce_updated(Conn *subject) {
         _cleanup_(json_object_putp) json_object *o = system_push_new(subject->mesh_id, "peer_updated",
                                                                      subject->display_name,
@@ -472,6 +471,7 @@ static void announce_updated(Conn *subject) {
                 if (c != subject && c->peer_updates && conn_is_live(c) && streq(c->mesh_id, subject->mesh_id) &&
                     (subject->visible || streq(c->member_pubkey, subject->member_pubkey)))
                         (void) conn_send(c, o);
+        nodes_announce_updated(subject, o);
 }
 
 void presence_handle_set_status(Conn *c, const Frame *f) {

@@ -598,6 +598,47 @@ async def test_presence_details_across_nodes(b):
 test_presence_details_across_nodes.broker_args = ["--catch-up-interval", "3600000"]
 
 
+async def test_peer_updated_across_nodes(b):
+    """peer_updated about a member on node 1 reaches the members on node 2 that asked for it,
+    never those that did not, and not while the peer is hidden. Ordering stands in for waiting:
+    the later change is sent after the earlier one, through the same channel."""
+    ns = nodes(b, 2, test_peer_updated_across_nodes)
+    try:
+        a_entry, b_entry, c_entry = await members(b, "alice", "bob", "carol")
+        alice = bt.Client(ns[0], a_entry)
+        bob = bt.Client(ns[1], b_entry)
+        carol = bt.Client(ns[1], c_entry)
+        b.clients += [alice, bob, carol]
+        await alice.hello()
+        await bob.hello(capabilities=["peer_updated"])
+        await carol.hello()
+
+        def updates(client):
+            return [f for f in client.inbox if f.get("event") == "peer_updated"]
+
+        await alice.send_json({"type": "set_status", "status": "working"})
+        u = await bob.expect("push", event="peer_updated")
+        assert u["eventData"] == {"name": "alice", "pubkey": alice.session_pubkey, "status": "working",
+                                  "summary": None}, u
+        await alice.send_json({"type": "set_visible", "visible": False, "_reqId": "v"})
+        await alice.expect("ack", id="v")
+        await alice.send_json({"type": "set_status", "status": "dnd"})
+        await alice.send_json({"type": "set_visible", "visible": True, "_reqId": "v2"})
+        await alice.expect("ack", id="v2")
+        await alice.send_json({"type": "set_summary", "summary": "back"})
+        u = await bob.expect("push", event="peer_updated")
+        assert u["eventData"]["status"] == "dnd" and u["eventData"]["summary"] == "back", u
+        assert updates(bob) == [], updates(bob)
+        await carol.send_json({"type": "list_peers", "_reqId": "c"})
+        await carol.expect("peers_list", _reqId="c")
+        assert updates(carol) == [], updates(carol)
+    finally:
+        close_nodes(ns[1:])
+
+
+test_peer_updated_across_nodes.broker_args = ["--catch-up-interval", "3600000"]
+
+
 if __name__ == "__main__":
     if bt.BACKEND != "postgresql":
         bt.skip("several nodes need the PostgreSQL engine (CLAUDEMESH_TEST_BACKEND=postgresql)")
@@ -605,4 +646,5 @@ if __name__ == "__main__":
             test_presence_and_multicast_across_nodes, test_database_connection_lost,
             test_session_takeover_across_nodes, test_session_grace_across_nodes, test_hello_replay_across_nodes,
             test_sender_node_killed_mid_flood, test_pool_connection_lost,
-            test_stalled_database_leaves_the_loop_serving, test_presence_details_across_nodes])
+            test_stalled_database_leaves_the_loop_serving, test_presence_details_across_nodes,
+            test_peer_updated_across_nodes])
