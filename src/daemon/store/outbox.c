@@ -1054,7 +1054,7 @@ int outbox_expire(Outbox *o, const char *mesh_id, usec_t now, usec_t max_age) {
                 "WHERE status IN ('pending','inflight') AND enqueued_at < ?1 AND mesh_id = ?2",
         };
         _cleanup_(store_stmt_resetp) sqlite3_stmt *st = NULL;
-        int r, rc;
+        int r;
 
         assert(o);
 
@@ -1063,11 +1063,13 @@ int outbox_expire(Outbox *o, const char *mesh_id, usec_t now, usec_t max_age) {
         r = store_stmt(o->store, sql[mesh_id ? 1 : 0], &st);
         if (r < 0)
                 return r;
-        rc = sqlite3_bind_int64(st, 1, (sqlite3_int64) (now - max_age));
-        if (rc == SQLITE_OK && mesh_id)
-                rc = sqlite3_bind_text(st, 2, mesh_id, -1, SQLITE_STATIC);
-        if (rc != SQLITE_OK)
-                return store_log_error(o->store, rc, "binding the age limit");
+        /* With no mesh the statement has no ?2: bind only what it has. */
+        if (mesh_id)
+                r = store_bind(o->store, st, "the age limit", "is", (int64_t) (now - max_age), mesh_id);
+        else
+                r = store_bind(o->store, st, "the age limit", "i", (int64_t) (now - max_age));
+        if (r < 0)
+                return r;
         r = bulk_update(o, st, "expiring old rows");
         if (r > 0)
                 log_warning("%s: %d send(s) older than the broker's dedupe window gave up (max_age).",
