@@ -4,11 +4,13 @@
 the exact hello it sends, no subprotocol, pushes before hello_ack, no feature bits, frame
 validation (only valid hello_ack/ack/push/peers_list/error frames reach the daemon), hello
 rejections backing off, 4001, the hello_ack timeout, the close code the daemon asks for, and
-the frame size limit in both directions."""
+the frame size limit in both directions, and a session connection's session_hello checked as
+upstream's broker checks it."""
 
 import asyncio
 import json
 import os
+import re
 import time
 
 import nacl.signing
@@ -248,6 +250,103 @@ async def test_daemon_close_code_reaches_broker(workers):
         assert len(fake.connections) == 2
 
 
+def upstream_session_check(h, now_ms):
+    """upstream's broker (index.ts:2046-2176, crypto.ts:154-261) on a session_hello, in its order:
+    the error code it would answer, or None when it would accept."""
+    hexkey = re.compile(r"^[0-9a-f]{64}$")
+    att = h.get("parentAttestation") or {}
+    if not hexkey.match(h.get("sessionPubkey", "")):
+        return "bad_session_pubkey"
+    if not hexkey.match(h.get("parentMemberPubkey", "")):
+        return "bad_parent_pubkey"
+    if att.get("sessionPubkey") != h["sessionPubkey"] or att.get("parentMemberPubkey") != h["parentMemberPubkey"]:
+        return "attestation_mismatch"
+    exp = att.get("expiresAt")
+    if not isinstance(exp, int):
+        return "malformed"
+    if exp <= now_ms:
+        return "expired"
+    if exp > now_ms + 24 * 3600 * 1000:
+        return "ttl_too_long"
+    try:
+        nacl.signing.VerifyKey(bytes.fromhex(h["parentMemberPubkey"])).verify(
+            f"claudemesh-session-attest|{h['parentMemberPubkey']}|{h['sessionPubkey']}|{exp}".encode(),
+            bytes.fromhex(att["signature"]))
+    except Exception:
+        return "bad_signature"
+    if abs(now_ms - h["timestamp"]) > 60000:
+        return "timestamp_skew"
+    try:
+        nacl.signing.VerifyKey(bytes.fromhex(h["sessionPubkey"])).verify(
+            f"claudemesh-session-hello|{h['meshId']}|{h['parentMemberPubkey']}|{h['sessionPubkey']}|"
+            f"{h['timestamp']}".encode(), bytes.fromhex(h["signature"]))
+    except Exception:
+        return "bad_signature"
+    if h["parentMemberPubkey"] != PUB:
+        return "unauthorized"
+    if "parentMemberId" in h and h["parentMemberId"] != ENTRY["memberId"]:
+        return "parent_member_id_mismatch"
+    return None
+
+
+async def test_upstream_session_hello(workers):
+    """A session connection's session_hello passes upstream's broker checks, as that broker makes
+    them, and a reconnect brings a fresh attestation; a session_hello the stand-in refuses as
+    upstream does (error, then 1008 with the code) backs off that connection only."""
+    hellos = []
+
+    async def script(fake, ws):
+        h = json.loads(await ws.recv())
+        if h["type"] == "hello":
+            await ws.send(json.dumps(ack()))
+            await ws.wait_closed()
+            return
+        assert h["type"] == "session_hello", h
+        hellos.append(h)
+        code = upstream_session_check(h, int(time.time() * 1000))
+        if code:
+            await ws.send(json.dumps({"type": "error", "code": code, "message": f"session_hello rejected: {code}"}))
+            await ws.close(1008, code)
+            return
+        await ws.send(json.dumps({"type": "hello_ack", "presenceId": f"S{len(hellos)}" * 16,
+                                  "memberDisplayName": h["displayName"],
+                                  "memberProfile": {"roleTag": None, "groups": [], "messageMode": "push"},
+                                  "meshPolicy": {"selfEditable": {"groups": True, "roleTag": True,
+                                                                  "displayName": True, "messageMode": True}}}))
+        if len(hellos) == 1:
+            # a dropped connection: the worker comes back with a new attestation and timestamp
+            await asyncio.sleep(0.05)
+            await ws.close(1011, "going away")
+            return
+        await ws.wait_closed()
+
+    async with Fake(script) as fake:
+        w = wt.Worker(ENTRY, fake.url).spawn()
+        workers.append(w)
+        await w.connected()
+        w.open_session(1, name="agent")
+        a1 = await w.expect("hello_ack", conn=1)
+        a2 = await w.expect("hello_ack", conn=1, timeout=15)
+        assert (a1["presence_id"], a2["presence_id"]) == ("S1" * 16, "S2" * 16), (a1, a2)
+        assert [upstream_session_check(h, h["timestamp"]) for h in hellos] == [None, None], hellos
+        first, second = hellos
+        assert first["channel"] == "claudemesh-session" and first["peerType"] == "ai", first
+        assert first["parentMemberId"] == ENTRY["memberId"] and "capabilities" not in first, first
+        assert second["timestamp"] > first["timestamp"], (first, second)
+        assert second["parentAttestation"]["expiresAt"] > first["parentAttestation"]["expiresAt"], (first, second)
+        assert second["parentAttestation"]["signature"] != first["parentAttestation"]["signature"]
+
+        # the hello signed with a key that is not the session's: upstream refuses it with
+        # bad_signature, and only conn 2 backs off
+        s2 = w.open_session(2, name="other", send=False)
+        s2.key = nacl.signing.SigningKey.generate()
+        w.send({"type": "session_open", "conn": 2, "session_pubkey": s2.pubkey, "session_id": s2.session_id,
+                "display_name": s2.name, "pid": os.getpid(), "cwd": "/tmp"})
+        st = await w.state("backoff", 15, conn=2)
+        assert st["close_code"] == 1008 and "bad_signature" in st["detail"], st
+        await w.nothing("state", 1, conn=1, state="backoff")
+
+
 def run_one(t):
     workers = []
     try:
@@ -266,7 +365,7 @@ def run_one(t):
 
 def main():
     tests = (test_upstream_hello_and_validation, test_hello_rejected_backs_off, test_kicked_is_final,
-             test_hello_ack_timeout, test_daemon_close_code_reaches_broker)
+             test_hello_ack_timeout, test_daemon_close_code_reaches_broker, test_upstream_session_hello)
     tap.run([(t.__name__, lambda t=t: run_one(t)) for t in tap.selected(tests)])
 
 
