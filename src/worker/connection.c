@@ -17,6 +17,11 @@
 /* TCP, TLS and the HTTP upgrade together: a stopped broker still completes the TCP handshake. */
 #define CONNECT_TIMEOUT_SECS 5
 #define RESOLVE_TIMEOUT_MS 15000
+/* Session connects in TCP, TLS, upgrade or hello at once. A broker takes a bounded number of
+ * not yet authenticated connections per address (ours 32) and leaves the rest unanswered; after
+ * a broker restart hundreds of sessions knocking together would mostly time out and back off.
+ * The member's connection never waits. */
+#define SESSION_HANDSHAKES_MAX 16
 
 bool connection_is_live(const Conn *c) {
         return c->phase == PHASE_CONNECTING || c->phase == PHASE_HELLO || c->phase == PHASE_CONNECTED;
@@ -83,6 +88,8 @@ static void connection_ended(Conn *c, const char *why) {
                 return;
         c->wsi = NULL;
         c->phase = PHASE_IDLE;
+        /* Its handshake slot, if it held one, is free: the next waiting session goes. */
+        connection_next_turn(w);
         uv_timer_stop(&c->ping_timer);
         uv_timer_stop(&c->liveness_timer);
         uv_timer_stop(&c->hello_timer);
@@ -162,6 +169,29 @@ static int resolve(Conn *c, char **ret_error) {
         return resolver_lookup(&w->resolver, w->config.host, RESOLVE_TIMEOUT_MS, &c->addrs, ret_error);
 }
 
+static unsigned session_handshakes(const Worker *w) {
+        unsigned n = 0;
+
+        for (size_t i = 1; i < ELEMENTSOF(w->conns); i++)
+                n += w->conns[i] && (w->conns[i]->phase == PHASE_CONNECTING || w->conns[i]->phase == PHASE_HELLO);
+        return n;
+}
+
+void connection_next_turn(Worker *w) {
+        assert(w);
+
+        for (size_t i = 1; i < ELEMENTSOF(w->conns); i++) {
+                Conn *c = w->conns[i];
+
+                if (w->exiting || session_handshakes(w) >= SESSION_HANDSHAKES_MAX)
+                        return;
+                if (c && c->awaiting_turn) {
+                        c->awaiting_turn = false;
+                        connection_start(c);
+                }
+        }
+}
+
 void connection_start(Conn *c) {
         Worker *w = c->worker;
         struct lws_client_connect_info ci;
@@ -172,6 +202,13 @@ void connection_start(Conn *c) {
         if (w->exiting || c->forget || connection_is_live(c) || c->phase == PHASE_FAILED)
                 return;
         uv_timer_stop(&c->retry_timer);
+        if (c->id != 0 && session_handshakes(w) >= SESSION_HANDSHAKES_MAX) {
+                if (!c->awaiting_turn)
+                        log_debug("%s%u session handshakes under way; waiting for a turn.", conn_label(c),
+                                  SESSION_HANDSHAKES_MAX);
+                c->awaiting_turn = true;
+                return;
+        }
 
         if (!c->addrs || !c->addrs[c->next_addr]) {
                 _cleanup_free_ char *error = NULL;

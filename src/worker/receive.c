@@ -36,6 +36,8 @@ static void on_hello_ack(Conn *c, json_object *frame) {
         snprintf(detail, sizeof detail, "connected to %s", c->worker->config.broker_url);
         log_info("%sConnected to %s.", conn_label(c), c->worker->config.broker_url);
         conn_state(c, "connected", detail, -1, 0);
+        /* Its handshake slot is free: the next waiting session goes. */
+        connection_next_turn(c->worker);
 }
 
 static void on_frame(Conn *c, const char *data, size_t size) {

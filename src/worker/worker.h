@@ -57,6 +57,7 @@ typedef struct Conn {
         unsigned attempt;             /* backoff step, 0 after hello_ack */
         bool reconnect_now;           /* connect again without backoff once closed */
         bool forget;                  /* session_close: free it once the socket is gone */
+        bool awaiting_turn;           /* a session connect waiting for fewer handshakes at once */
 
         char **addrs;                 /* the broker host's addresses, this round */
         size_t next_addr;
@@ -122,6 +123,9 @@ Conn *worker_find_sign_request(Worker *w, const char *request_id);
 /* connection.c: a connection's life: resolve, connect, hello, liveness, backoff */
 int connection_setup(Worker *w);
 void connection_start(Conn *c);
+/* Starts the session connects that wait for their turn, while fewer than the bound are in a
+ * handshake. */
+void connection_next_turn(Worker *w);
 void connection_reconnect(Conn *c);
 void connection_close(Conn *c, int code, const char *reason);
 bool connection_is_live(const Conn *c);
