@@ -2,6 +2,7 @@
 #include <assert.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "bus-json.h"
@@ -388,8 +389,10 @@ int verb_mcp(sd_bus *bus, int argc, char **argv) {
         r = mesh_api_resolve(bus, arg.mesh, &s.api);
         if (r != CTL_EXIT_OK)
                 return r;
-        s.api.name = arg.name;
-        s.api.session_id = arg.session_id;
+        /* Upstream's launcher hands its Claude Code session these; honour them so a wrapper
+         * written for it keeps one identity per Claude Code session here too. */
+        s.api.name = arg.name ?: empty_to_null(getenv("CLAUDEMESH_DISPLAY_NAME"));
+        s.api.session_id = arg.session_id ?: empty_to_null(getenv("CLAUDEMESH_SESSION_ID"));
         s.api.groups = arg.groups;
         r = mesh_api_register(&s.api, &error);
         if (r < 0)

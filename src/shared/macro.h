@@ -116,3 +116,7 @@ static inline const char *strna(const char *s) {
 static inline const char *strempty(const char *s) {
         return s ? s : "";
 }
+
+static inline const char *empty_to_null(const char *s) {
+        return s && *s ? s : NULL;
+}
