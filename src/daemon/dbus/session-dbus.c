@@ -145,41 +145,17 @@ static int method_session_send(sd_bus_message *msg, void *userdata, sd_bus_error
 }
 
 static int method_session_list_inbox(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
-        _cleanup_(cm_error_done) CmError e = CM_ERROR_NULL;
         Session *s = userdata;
         InboxListRequest q = { .mesh = s->mesh_id, .recipient_pubkey = s->public_key_hex };
-        uint64_t since = 0;
-        uint32_t limit = 0;
-        const BusOption filters[] = {
-                { "since", "t", &since },
-                { "from", "s", &q.from },
-                { "topic", "s", &q.topic },
-                { "limit", "u", &limit },
-        };
-        InboxMessage *msgs = NULL;
-        size_t n = 0;
         int r;
 
-        r = bus_read_options(msg, filters, ELEMENTSOF(filters), error);
+        r = bus_read_inbox_filter(msg, &q, error);
         if (r < 0)
                 return r;
         r = session_call(msg, s, error);
         if (r < 0)
                 return r;
-        q.since = since;
-        q.limit = limit;
-        r = manager_list_inbox_check(s->manager, &q, &e);
-        if (r < 0)
-                return bus_error_set_cm(error, r, &e);
-        r = bus_verify_polkit(s->manager->polkit, msg, POLKIT_ACTION_READ, error);
-        if (r <= 0)
-                return r < 0 ? r : 1;
-        r = manager_list_inbox(s->manager, &q, &msgs, &n, &e);
-        if (r < 0)
-                return bus_error_set_cm(error, r, &e);
-        r = reply_dict_list(msg, s->manager, msgs, n, sizeof(InboxMessage), bus_append_inbox_message);
-        inbox_messages_free(msgs, n);
-        return r;
+        return manager_dbus_list_inbox(msg, s->manager, &q, error);
 }
 
 static int method_session_mark_read(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
@@ -319,24 +295,9 @@ int session_dbus_on_event(Manager *m, const Event *e) {
 }
 
 int session_dbus_emit_message(Manager *m, const Session *s, const InboxMessage *im) {
-        _cleanup_(sd_bus_message_unrefp) sd_bus_message *signal = NULL;
-        int r;
-
         assert(m);
         assert(s);
         assert(im);
 
-        r = sd_bus_message_new_signal(m->bus, &signal, s->path, SESSION_INTERFACE, "MessageReceived");
-        if (r < 0)
-                return r;
-        r = sd_bus_message_open_container(signal, 'a', "{sv}");
-        if (r < 0)
-                return r;
-        r = bus_append_inbox_message(signal, m, im);
-        if (r < 0)
-                return r;
-        r = sd_bus_message_close_container(signal);
-        if (r < 0)
-                return r;
-        return sd_bus_send(m->bus, signal, NULL);
+        return bus_emit_inbox_message(m, s->path, SESSION_INTERFACE, NULL, im);
 }
