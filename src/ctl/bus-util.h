@@ -18,6 +18,8 @@ int bus_new_daemon_call(sd_bus *bus, const char *method, sd_bus_message **ret);
 
 /* Appends {key: <value as string>} to an open a{sv}; nothing when value is NULL. */
 int bus_append_string_option(sd_bus_message *m, const char *key, const char *value);
+/* Appends {key: <as>} to an open a{sv}; nothing when value is NULL. */
+int bus_append_strv_option(sd_bus_message *m, const char *key, char **value);
 /* Appends {key: <u>} from a whole number main.c checked; nothing when value is NULL. */
 int bus_append_u32_option(sd_bus_message *m, const char *key, const char *value);
 /* Appends {key: <t>}, µs since the epoch, from µs or an ISO 8601 time (time_option_parse()). */
