@@ -169,7 +169,7 @@ static int on_outbox_event(sd_bus_message *m, json_object *ev, const char *label
         return 0;
 }
 
-/* MessageReceived, PeerJoined, PeerLeft: (mesh, a{sv}) */
+/* MessageReceived, PeerJoined, PeerLeft, PeerChanged: (mesh, a{sv}) */
 static int on_dict_event(sd_bus_message *m, json_object *ev, const char *label, const char *key) {
         _cleanup_(json_object_putp) json_object *dict = NULL;
         _cleanup_free_ char *detail = NULL, *body = NULL;
@@ -200,6 +200,15 @@ static int on_dict_event(sd_bus_message *m, json_object *ev, const char *label, 
 
                 if (!short_key || asprintf(&detail, "%s (%s)", json_get_string(dict, "display_name"), short_key) < 0)
                         return -ENOMEM;
+                /* PeerChanged says the status or summary changed: the line shows the new ones. */
+                if (streq(label, "peer-changed")) {
+                        _cleanup_free_ char *who = TAKE_PTR(detail);
+                        const char *status = json_get_string(dict, "status");
+
+                        body = ellipsize(json_get_string(dict, "summary"), 80);
+                        if (!body || asprintf(&detail, "%s %s: %s", who, status[0] ? status : "-", body) < 0)
+                                return -ENOMEM;
+                }
         }
         json_object_object_add(ev, "mesh", json_object_new_string(mesh));
         json_object_object_add(ev, key, TAKE_PTR(dict));
@@ -246,6 +255,8 @@ static int on_daemon_signal(sd_bus_message *m, void *userdata, sd_bus_error *err
                 r = on_dict_event(m, ev, "peer-joined", "peer");
         else if (sd_bus_message_is_signal(m, DAEMON_INTERFACE, "PeerLeft"))
                 r = on_dict_event(m, ev, "peer-left", "peer");
+        else if (sd_bus_message_is_signal(m, DAEMON_INTERFACE, "PeerChanged"))
+                r = on_dict_event(m, ev, "peer-changed", "peer");
         else
                 r = on_other(m, ev);
         if (r < 0)

@@ -107,6 +107,13 @@ daemon_setup carol "$CAROL"
 daemon_start carol
 wait_until 10 file_has "$T/peers.watch" "  peer-joined +demo +carol \\([0-9a-f]{64}\\)$" || fail "peer-joined: $(cat "$T/peers.watch")"
 wait_until 10 file_has "$T/peers.json" '"event":"PeerJoined"' || fail "--json PeerJoined: $(cat "$T/peers.json")"
+# and changing its profile: PeerChanged with the new status and summary
+wait_connected carol demo
+ctl_on 0 carol profile --status working --summary 'writing the docs'
+wait_until 10 file_has "$T/peers.watch" "  peer-changed +demo +carol \\([0-9a-f]{64}\\) working: writing the docs$" ||
+        fail "peer-changed: $(cat "$T/peers.watch")"
+wait_until 10 file_has "$T/peers.json" '"event":"PeerChanged".*"status":"working","summary":"writing the docs"' ||
+        fail "--json PeerChanged: $(cat "$T/peers.json")"
 kill -INT "$PWATCH" "$PJWATCH"
 wait "$PWATCH" || fail "watch ended with $? on SIGINT"
 wait "$PJWATCH" || fail "--json watch ended with $? on SIGINT"
@@ -115,6 +122,10 @@ import json, sys
 joined = [e for e in map(json.loads, open(sys.argv[1])) if e["event"] == "PeerJoined"]
 assert joined[0]["mesh"] == "demo" and joined[0]["peer"]["display_name"] == "carol", joined
 assert len(joined[0]["peer"]["pubkey"]) == 64, joined
+changed = [e for e in map(json.loads, open(sys.argv[1])) if e["event"] == "PeerChanged"]
+# the broker may report the summary and the status one at a time: the last has both
+assert changed[-1]["mesh"] == "demo" and changed[-1]["peer"]["display_name"] == "carol", changed
+assert changed[-1]["peer"]["status"] == "working" and changed[-1]["peer"]["summary"] == "writing the docs", changed
 PY
 
 # reconnect: the link drops and comes back
