@@ -344,6 +344,14 @@ char *bus_mesh_slug_from_path(const char *path) {
         return slug;
 }
 
+char *bus_session_id_from_path(const char *path) {
+        char *id = NULL;
+
+        if (sd_bus_path_decode(path, SESSION_PATH_PREFIX, &id) <= 0)
+                return NULL;
+        return id;
+}
+
 static int on_interrupt(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
         return sd_event_exit(sd_event_source_get_event(s), CTL_EXIT_OK);
 }

@@ -9,6 +9,8 @@
 #define DAEMON_INTERFACE   "org.claudemesh.Daemon1"
 #define MESH_INTERFACE     "org.claudemesh.Mesh1"
 #define MESH_PATH_PREFIX   "/org/claudemesh/Daemon1/mesh"
+#define SESSION_INTERFACE  "org.claudemesh.Session1"
+#define SESSION_PATH_PREFIX "/org/claudemesh/Daemon1/session"
 
 /* Connects to the session bus; returns an exit code (0 on success), having said what went wrong. */
 int bus_connect(sd_bus **ret);
@@ -42,6 +44,8 @@ int bus_get_meshes(sd_bus *bus, json_object **ret);
 
 /* The mesh slug of a mesh object path, or NULL when the path is not a mesh object. */
 char *bus_mesh_slug_from_path(const char *path);
+/* The session id of a Session1 object path; NULL for any other path. */
+char *bus_session_id_from_path(const char *path);
 
 /* Runs the event loop with bus attached until SIGINT or SIGTERM (exit 0) or the bus goes away. */
 int bus_run_until_interrupted(sd_bus *bus);

@@ -13,7 +13,6 @@
 
 /* Tool calls wait this long; polkit may ask the user first. */
 #define MCP_CALL_TIMEOUT_USEC (120 * USEC_PER_SEC)
-#define SESSION_INTERFACE "org.claudemesh.Session1"
 #define CONFIG_FILE_MAX (4 * 1024 * 1024)
 
 void mesh_api_done(MeshApi *a) {

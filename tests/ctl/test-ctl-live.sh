@@ -3,7 +3,7 @@
 # claudemeshctl against daemons linked through our broker (tests/e2e/lib.sh): status of a
 # connected mesh, peers, profile, a peer joining, reconnect, and a message sent with
 # claudemeshctl arriving at the other daemon's inbox --follow and watch (MessageReceived) while
-# the sender's watch shows Delivered.
+# the sender's watch shows Delivered; a message to a session shown from its Session1 object.
 . "$SOURCE_ROOT/tests/e2e/lib.sh"
 
 # ctl_on CODE DAEMON ARG...: claudemeshctl on that daemon's bus must exit CODE; output in $T/out, $T/err
@@ -96,6 +96,40 @@ PY
         out_has "^(just now|[0-9]+ s ago) +demo +alice +- +hello bob\\\\nsecond line$"
 }
 test_follow_message_received
+
+# test_session_message: a DM to a session's key is the session's; bob's watch shows it as such
+test_session_message() {
+        rm -f "$T/s.session"
+        DBUS_SESSION_BUS_ADDRESS="unix:path=$T/bob/bus" /usr/bin/python3 "$SOURCE_ROOT/tests/e2e/session-holder.py" \
+                "$T/s.session" demo worker s-live > "$T/holder.log" 2>&1 &
+        HOLDER=$!
+        PIDS="$PIDS $HOLDER"
+        wait_until 10 test -s "$T/s.session" || fail "the session holder did not register: $(cat "$T/holder.log")"
+        SKEY=$(cut -d' ' -f2 "$T/s.session")
+        case $SKEY in [0-9a-f]*) ;; *) fail "RegisterSession: $(cat "$T/s.session")" ;; esac
+        bg_on bob "$T/s.watch" watch; SWATCH=$BG
+        bg_on bob "$T/s.json" --json watch --mesh demo; SJWATCH=$BG
+        wait_until 5 file_has "$T/s.watch" "^Watching" || fail "bob's watch did not start"
+        wait_until 10 sh -c "DBUS_SESSION_BUS_ADDRESS=unix:path=$T/alice/bus '$CLAUDEMESHCTL' --json peers | grep -q '$SKEY'" ||
+                fail "alice does not see bob's session"
+        sleep 0.5
+        ctl_on 0 alice send --id live-s "$SKEY" 'hello worker'
+        wait_until 10 file_has "$T/s.watch" "  message +demo +from alice to session s-live: hello worker$" ||
+                fail "bob's watch of the session: $(cat "$T/s.watch")"
+        wait_until 10 file_has "$T/s.json" '"session":"s-live","message"' || fail "--json: $(cat "$T/s.json")"
+        for p in $SWATCH $SJWATCH; do
+                kill -INT "$p"; wait "$p" || fail "claudemeshctl ended with $? on SIGINT"
+        done
+        kill "$HOLDER"; wait "$HOLDER" 2>/dev/null || :
+        /usr/bin/python3 - "$T/s.json" <<'PY' || fail "--json session message: $(cat "$T/s.json")"
+import json, sys
+rows = [e for e in map(json.loads, open(sys.argv[1])) if e["event"] == "MessageReceived"]
+assert len(rows) == 1, rows
+assert rows[0]["session"] == "s-live" and rows[0]["mesh"] == "demo", rows
+assert rows[0]["message"]["body"] == "hello worker" and rows[0]["message"]["client_message_id"] == "live-s", rows
+PY
+}
+test_session_message
 
 # a peer joining, as alice's watch shows it
 CAROL=$(member_entry demo carol)
