@@ -116,18 +116,6 @@ static int method_session_set_profile(sd_bus_message *msg, void *userdata, sd_bu
         return sd_bus_reply_method_return(msg, NULL);
 }
 
-static int property_get_state(sd_bus *bus, const char *path, const char *interface, const char *property,
-                              sd_bus_message *reply, void *userdata, sd_bus_error *error) {
-        Session *s = userdata;
-        return sd_bus_message_append(reply, "s", s->state);
-}
-
-static int property_get_unread(sd_bus *bus, const char *path, const char *interface, const char *property,
-                               sd_bus_message *reply, void *userdata, sd_bus_error *error) {
-        Session *s = userdata;
-        return sd_bus_message_append(reply, "u", (uint32_t) s->unread);
-}
-
 /* Daemon1.Send's contract, from the session's identity: its key seals and its connection sends,
  * and its ids are its own (DECISIONS §17). */
 static int method_session_send(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
@@ -192,6 +180,9 @@ static int method_session_close(sd_bus_message *msg, void *userdata, sd_bus_erro
         return r;
 }
 
+/* UnreadCount is read from unread as sd-bus reads a "u": as a uint32_t. */
+_Static_assert(sizeof(((Session *) NULL)->unread) == sizeof(uint32_t), "Session.unread is not 32 bits");
+
 static const sd_bus_vtable session_vtable[] = {
         SD_BUS_VTABLE_START(0),
         SD_BUS_PROPERTY("Id", "s", NULL, offsetof(Session, id), SD_BUS_VTABLE_PROPERTY_CONST),
@@ -203,8 +194,8 @@ static const sd_bus_vtable session_vtable[] = {
         SD_BUS_PROPERTY("Groups", "as", property_get_groups, 0, SD_BUS_VTABLE_PROPERTY_CONST),
         SD_BUS_PROPERTY("Status", "s", NULL, offsetof(Session, status), SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("Summary", "s", NULL, offsetof(Session, summary), SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
-        SD_BUS_PROPERTY("State", "s", property_get_state, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
-        SD_BUS_PROPERTY("UnreadCount", "u", property_get_unread, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("State", "s", NULL, offsetof(Session, state), SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("UnreadCount", "u", NULL, offsetof(Session, unread), SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_METHOD_WITH_ARGS("Send", SD_BUS_ARGS("s", to, "s", message, "a{sv}", options),
                                 SD_BUS_RESULT("s", client_message_id, "s", status, "s", broker_message_id),
                                 method_session_send, SD_BUS_VTABLE_UNPRIVILEGED),
