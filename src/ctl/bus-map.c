@@ -239,6 +239,11 @@ MAP(mesh_properties, "a mesh",
     { "MemberPubkey", "s", R }, { "BrokerUrl", "s", R }, { "State", "s", R }, { "LastError", "s", R },
     { "Features", "as", R }, { "UnreadCount", "u", 0 }, { "OutboxDepth", "u", 0 });
 
+MAP(session_properties, "a session",
+    { "Id", "s", R }, { "Mesh", "s", R }, { "DisplayName", "s", R }, { "PublicKey", "s", R }, { "Pid", "u", R },
+    { "Cwd", "s", R }, { "Groups", "as", R }, { "Status", "s", R }, { "Summary", "s", R }, { "State", "s", R },
+    { "UnreadCount", "u", R });
+
 MAP(peer, "a peer",
     { "pubkey", "s", R }, { "member_pubkey", "s", 0 }, { "display_name", "s", R }, { "status", "s", 0 },
     { "summary", "s", 0 }, { "groups", "as", 0 }, { "session_id", "s", 0 }, { "connected_at", "t", 0 },

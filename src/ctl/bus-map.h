@@ -54,6 +54,7 @@ int bus_map_report(int r, const BusMapError *error, const BusMap *map, const cha
 /* The shapes of the daemon's API, as org.claudemesh.Daemon1(5) documents them. */
 extern const BusMap bus_map_daemon_properties;
 extern const BusMap bus_map_mesh_properties;
+extern const BusMap bus_map_session_properties;
 extern const BusMap bus_map_peer;
 extern const BusMap bus_map_inbox_message;
 extern const BusMap bus_map_outbox_row;

@@ -43,6 +43,33 @@ int bus_append_string_option(sd_bus_message *m, const char *key, const char *val
         return value ? sd_bus_message_append(m, "{sv}", key, "s", value) : 0;
 }
 
+int bus_append_strv_option(sd_bus_message *m, const char *key, char **value) {
+        int r;
+
+        assert(m);
+        assert(key);
+
+        if (!value)
+                return 0;
+        /* No fixed-signature append takes a strv: the entry and variant are opened by hand. */
+        r = sd_bus_message_open_container(m, 'e', "sv");
+        if (r < 0)
+                return r;
+        r = sd_bus_message_append(m, "s", key);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_open_container(m, 'v', "as");
+        if (r < 0)
+                return r;
+        r = sd_bus_message_append_strv(m, value);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_close_container(m);
+        if (r < 0)
+                return r;
+        return sd_bus_message_close_container(m);
+}
+
 int bus_append_u32_option(sd_bus_message *m, const char *key, const char *value) {
         unsigned long v;
 
@@ -315,6 +342,14 @@ char *bus_mesh_slug_from_path(const char *path) {
         if (sd_bus_path_decode(path, MESH_PATH_PREFIX, &slug) <= 0)
                 return NULL;
         return slug;
+}
+
+char *bus_session_id_from_path(const char *path) {
+        char *id = NULL;
+
+        if (sd_bus_path_decode(path, SESSION_PATH_PREFIX, &id) <= 0)
+                return NULL;
+        return id;
 }
 
 static int on_interrupt(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {

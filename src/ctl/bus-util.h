@@ -9,6 +9,8 @@
 #define DAEMON_INTERFACE   "org.claudemesh.Daemon1"
 #define MESH_INTERFACE     "org.claudemesh.Mesh1"
 #define MESH_PATH_PREFIX   "/org/claudemesh/Daemon1/mesh"
+#define SESSION_INTERFACE  "org.claudemesh.Session1"
+#define SESSION_PATH_PREFIX "/org/claudemesh/Daemon1/session"
 
 /* Connects to the session bus; returns an exit code (0 on success), having said what went wrong. */
 int bus_connect(sd_bus **ret);
@@ -18,6 +20,8 @@ int bus_new_daemon_call(sd_bus *bus, const char *method, sd_bus_message **ret);
 
 /* Appends {key: <value as string>} to an open a{sv}; nothing when value is NULL. */
 int bus_append_string_option(sd_bus_message *m, const char *key, const char *value);
+/* Appends {key: <as>} to an open a{sv}; nothing when value is NULL. */
+int bus_append_strv_option(sd_bus_message *m, const char *key, char **value);
 /* Appends {key: <u>} from a whole number main.c checked; nothing when value is NULL. */
 int bus_append_u32_option(sd_bus_message *m, const char *key, const char *value);
 /* Appends {key: <t>}, µs since the epoch, from µs or an ISO 8601 time (time_option_parse()). */
@@ -40,6 +44,8 @@ int bus_get_meshes(sd_bus *bus, json_object **ret);
 
 /* The mesh slug of a mesh object path, or NULL when the path is not a mesh object. */
 char *bus_mesh_slug_from_path(const char *path);
+/* The session id of a Session1 object path; NULL for any other path. */
+char *bus_session_id_from_path(const char *path);
 
 /* Runs the event loop with bus attached until SIGINT or SIGTERM (exit 0) or the bus goes away. */
 int bus_run_until_interrupted(sd_bus *bus);

@@ -13,7 +13,6 @@
 
 /* Tool calls wait this long; polkit may ask the user first. */
 #define MCP_CALL_TIMEOUT_USEC (120 * USEC_PER_SEC)
-#define SESSION_INTERFACE "org.claudemesh.Session1"
 #define CONFIG_FILE_MAX (4 * 1024 * 1024)
 
 void mesh_api_done(MeshApi *a) {
@@ -150,26 +149,9 @@ int mesh_api_register(MeshApi *a, sd_bus_error *error) {
         r = bus_append_string_option(m, "cwd", cwd && cwd[0] == '/' ? cwd : NULL);
         if (r < 0)
                 return r;
-        if (a->groups && a->groups[0]) {
-                r = sd_bus_message_open_container(m, 'e', "sv");
-                if (r < 0)
-                        return r;
-                r = sd_bus_message_append(m, "s", "groups");
-                if (r < 0)
-                        return r;
-                r = sd_bus_message_open_container(m, 'v', "as");
-                if (r < 0)
-                        return r;
-                r = sd_bus_message_append_strv(m, a->groups);
-                if (r < 0)
-                        return r;
-                r = sd_bus_message_close_container(m);
-                if (r < 0)
-                        return r;
-                r = sd_bus_message_close_container(m);
-                if (r < 0)
-                        return r;
-        }
+        r = bus_append_strv_option(m, "groups", a->groups && a->groups[0] ? a->groups : NULL);
+        if (r < 0)
+                return r;
         r = sd_bus_message_close_container(m);
         if (r < 0)
                 return r;

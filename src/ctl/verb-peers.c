@@ -166,22 +166,7 @@ static int append_profile(sd_bus_message *m, json_object *echo) {
                 for (size_t i = 0; caps && i < arg.n_capabilities; i++)
                         json_object_array_add(caps, json_object_new_string(arg.capabilities[i]));
                 json_object_object_add(echo, "capabilities", caps);
-                r = sd_bus_message_open_container(m, 'e', "sv");
-                if (r < 0)
-                        return r;
-                r = sd_bus_message_append(m, "s", "capabilities");
-                if (r < 0)
-                        return r;
-                r = sd_bus_message_open_container(m, 'v', "as");
-                if (r < 0)
-                        return r;
-                r = sd_bus_message_append_strv(m, arg.capabilities);
-                if (r < 0)
-                        return r;
-                r = sd_bus_message_close_container(m);
-                if (r < 0)
-                        return r;
-                r = sd_bus_message_close_container(m);
+                r = bus_append_strv_option(m, "capabilities", arg.capabilities);
                 if (r < 0)
                         return r;
         }

@@ -86,7 +86,8 @@ static json_object *event_new(const char *name) {
 
 static int on_properties_changed(sd_bus_message *m, json_object *ev) {
         _cleanup_(json_object_putp) json_object *changed = NULL, *invalidated = NULL;
-        _cleanup_free_ char *slug = bus_mesh_slug_from_path(sd_bus_message_get_path(m)), *detail = NULL;
+        _cleanup_free_ char *slug = bus_mesh_slug_from_path(sd_bus_message_get_path(m)),
+                            *session = bus_session_id_from_path(sd_bus_message_get_path(m)), *detail = NULL;
         const BusMap *map = NULL;
         BusMapError error = { .want = NULL };
         const char *interface;
@@ -97,7 +98,9 @@ static int on_properties_changed(sd_bus_message *m, json_object *ev) {
                 return r;
         if (slug && streq(interface, MESH_INTERFACE))
                 map = &bus_map_mesh_properties;
-        else if (!slug && streq(interface, DAEMON_INTERFACE))
+        else if (session && streq(interface, SESSION_INTERFACE))
+                map = &bus_map_session_properties;
+        else if (!slug && !session && streq(interface, DAEMON_INTERFACE))
                 map = &bus_map_daemon_properties;
         /* Another interface's properties (a newer daemon's) are shown as they come. */
         r = map ? bus_map_changed(m, map, &changed, &error) : bus_message_read_json(m, &changed);
@@ -118,19 +121,44 @@ static int on_properties_changed(sd_bus_message *m, json_object *ev) {
         detail = format_changes(changed, invalidated);
         if (!detail)
                 return -ENOMEM;
-        json_object_object_add(ev, "object", json_object_new_string(slug ? "mesh" : "daemon"));
+        json_object_object_add(ev, "object", json_object_new_string(slug ? "mesh" : session ? "session" : "daemon"));
         if (slug)
                 json_object_object_add(ev, "mesh", json_object_new_string(slug));
+        if (session)
+                json_object_object_add(ev, "session", json_object_new_string(session));
         json_object_object_add(ev, "interface", json_object_new_string(interface));
         json_object_object_add(ev, "changed", TAKE_PTR(changed));
         json_object_object_add(ev, "invalidated", TAKE_PTR(invalidated));
-        print_event(ev, "changed", slug ? slug : "daemon", detail);
+        print_event(ev, "changed", slug ? slug : session ? session : "daemon", detail);
+        return 0;
+}
+
+/* A session object coming or going: (path, interfaces) as on_interfaces() read them. */
+static int on_session_interfaces(json_object *ev, const char *session, json_object *interfaces, bool added) {
+        _cleanup_free_ char *detail = NULL;
+        json_object *props = NULL;
+        const char *mesh = NULL;
+
+        /* InterfacesRemoved names only the interfaces: the mesh and the name are gone with them. */
+        if (added) {
+                if (!json_object_object_get_ex(interfaces, SESSION_INTERFACE, &props))
+                        return 0;
+                mesh = json_get_string(props, "Mesh");
+                if (!mesh_wanted(mesh))
+                        return 0;
+                if (asprintf(&detail, "%s (%s)", json_get_string(props, "DisplayName"), session) < 0)
+                        return -ENOMEM;
+                json_object_object_add(ev, "mesh", json_object_new_string(mesh));
+        }
+        json_object_object_add(ev, "session", json_object_new_string(session));
+        json_object_object_add(ev, "interfaces", json_object_get(interfaces));
+        print_event(ev, added ? "session-added" : "session-removed", mesh, detail ? detail : session);
         return 0;
 }
 
 static int on_interfaces(sd_bus_message *m, json_object *ev, bool added) {
         _cleanup_(json_object_putp) json_object *interfaces = NULL;
-        _cleanup_free_ char *slug = NULL;
+        _cleanup_free_ char *slug = NULL, *session = NULL;
         const char *path;
         int r;
 
@@ -140,6 +168,9 @@ static int on_interfaces(sd_bus_message *m, json_object *ev, bool added) {
         r = bus_message_read_json(m, &interfaces);
         if (r <= 0)
                 return r < 0 ? r : -EBADMSG;
+        session = bus_session_id_from_path(path);
+        if (session)
+                return on_session_interfaces(ev, session, interfaces, added);
         slug = bus_mesh_slug_from_path(path);
         if (!slug || !mesh_wanted(slug))
                 return 0;
@@ -169,39 +200,60 @@ static int on_outbox_event(sd_bus_message *m, json_object *ev, const char *label
         return 0;
 }
 
-/* MessageReceived, PeerJoined, PeerLeft: (mesh, a{sv}) */
+/* Daemon1's MessageReceived, PeerJoined, PeerLeft, PeerChanged: (mesh, a{sv}); a session's
+ * MessageReceived on its Session1 object: (a{sv}), whose "mesh" says the mesh. */
 static int on_dict_event(sd_bus_message *m, json_object *ev, const char *label, const char *key) {
         _cleanup_(json_object_putp) json_object *dict = NULL;
-        _cleanup_free_ char *detail = NULL, *body = NULL;
+        _cleanup_free_ char *detail = NULL, *body = NULL, *session = NULL;
         const BusMap *map = streq(key, "message") ? &bus_map_inbox_message : &bus_map_peer;
         BusMapError error = { .want = NULL };
-        const char *mesh;
+        const char *mesh = NULL;
         int r;
 
-        r = sd_bus_message_read(m, "s", &mesh);
-        if (r < 0)
-                return r;
+        if (sd_bus_message_is_signal(m, SESSION_INTERFACE, NULL)) {
+                session = bus_session_id_from_path(sd_bus_message_get_path(m));
+                if (!session)
+                        return -EBADMSG;
+        } else {
+                r = sd_bus_message_read(m, "s", &mesh);
+                if (r < 0)
+                        return r;
+        }
         r = bus_map_dict(m, map, &dict, &error);
         if (r <= 0) {
                 (void) bus_map_report(r < 0 ? r : -EBADMSG, &error, map, "show a signal");
                 return 0;
         }
+        if (!mesh)
+                mesh = json_get_string(dict, "mesh");
         if (!mesh_wanted(mesh))
                 return 0;
         if (streq(key, "message")) {
                 const char *name = json_get_string(dict, "sender_name");
 
                 body = ellipsize(json_get_string(dict, "body"), 80);
-                if (!body || asprintf(&detail, "from %s: %s", name[0] ? name : json_get_string(dict, "sender_pubkey"),
-                                      body) < 0)
+                if (!body || asprintf(&detail, "from %s%s%s: %s",
+                                      name[0] ? name : json_get_string(dict, "sender_pubkey"),
+                                      session ? " to session " : "", strempty(session), body) < 0)
                         return -ENOMEM;
         } else {
                 _cleanup_free_ char *short_key = abbreviate_key(json_get_string(dict, "pubkey"), 16);
 
                 if (!short_key || asprintf(&detail, "%s (%s)", json_get_string(dict, "display_name"), short_key) < 0)
                         return -ENOMEM;
+                /* PeerChanged says the status or summary changed: the line shows the new ones. */
+                if (streq(label, "peer-changed")) {
+                        _cleanup_free_ char *who = TAKE_PTR(detail);
+                        const char *status = json_get_string(dict, "status");
+
+                        body = ellipsize(json_get_string(dict, "summary"), 80);
+                        if (!body || asprintf(&detail, "%s %s: %s", who, status[0] ? status : "-", body) < 0)
+                                return -ENOMEM;
+                }
         }
         json_object_object_add(ev, "mesh", json_object_new_string(mesh));
+        if (session)
+                json_object_object_add(ev, "session", json_object_new_string(session));
         json_object_object_add(ev, key, TAKE_PTR(dict));
         print_event(ev, label, mesh, detail);
         return 0;
@@ -246,6 +298,10 @@ static int on_daemon_signal(sd_bus_message *m, void *userdata, sd_bus_error *err
                 r = on_dict_event(m, ev, "peer-joined", "peer");
         else if (sd_bus_message_is_signal(m, DAEMON_INTERFACE, "PeerLeft"))
                 r = on_dict_event(m, ev, "peer-left", "peer");
+        else if (sd_bus_message_is_signal(m, DAEMON_INTERFACE, "PeerChanged"))
+                r = on_dict_event(m, ev, "peer-changed", "peer");
+        else if (sd_bus_message_is_signal(m, SESSION_INTERFACE, "MessageReceived"))
+                r = on_dict_event(m, ev, "message", "message");
         else
                 r = on_other(m, ev);
         if (r < 0)

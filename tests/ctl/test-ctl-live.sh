@@ -3,7 +3,7 @@
 # claudemeshctl against daemons linked through our broker (tests/e2e/lib.sh): status of a
 # connected mesh, peers, profile, a peer joining, reconnect, and a message sent with
 # claudemeshctl arriving at the other daemon's inbox --follow and watch (MessageReceived) while
-# the sender's watch shows Delivered.
+# the sender's watch shows Delivered; a message to a session shown from its Session1 object.
 . "$SOURCE_ROOT/tests/e2e/lib.sh"
 
 # ctl_on CODE DAEMON ARG...: claudemeshctl on that daemon's bus must exit CODE; output in $T/out, $T/err
@@ -97,6 +97,40 @@ PY
 }
 test_follow_message_received
 
+# test_session_message: a DM to a session's key is the session's; bob's watch shows it as such
+test_session_message() {
+        rm -f "$T/s.session"
+        DBUS_SESSION_BUS_ADDRESS="unix:path=$T/bob/bus" /usr/bin/python3 "$SOURCE_ROOT/tests/e2e/session-holder.py" \
+                "$T/s.session" demo worker s-live > "$T/holder.log" 2>&1 &
+        HOLDER=$!
+        PIDS="$PIDS $HOLDER"
+        wait_until 10 test -s "$T/s.session" || fail "the session holder did not register: $(cat "$T/holder.log")"
+        SKEY=$(cut -d' ' -f2 "$T/s.session")
+        case $SKEY in [0-9a-f]*) ;; *) fail "RegisterSession: $(cat "$T/s.session")" ;; esac
+        bg_on bob "$T/s.watch" watch; SWATCH=$BG
+        bg_on bob "$T/s.json" --json watch --mesh demo; SJWATCH=$BG
+        wait_until 5 file_has "$T/s.watch" "^Watching" || fail "bob's watch did not start"
+        wait_until 10 sh -c "DBUS_SESSION_BUS_ADDRESS=unix:path=$T/alice/bus '$CLAUDEMESHCTL' --json peers | grep -q '$SKEY'" ||
+                fail "alice does not see bob's session"
+        sleep 0.5
+        ctl_on 0 alice send --id live-s "$SKEY" 'hello worker'
+        wait_until 10 file_has "$T/s.watch" "  message +demo +from alice to session s-live: hello worker$" ||
+                fail "bob's watch of the session: $(cat "$T/s.watch")"
+        wait_until 10 file_has "$T/s.json" '"session":"s-live","message"' || fail "--json: $(cat "$T/s.json")"
+        for p in $SWATCH $SJWATCH; do
+                kill -INT "$p"; wait "$p" || fail "claudemeshctl ended with $? on SIGINT"
+        done
+        kill "$HOLDER"; wait "$HOLDER" 2>/dev/null || :
+        /usr/bin/python3 - "$T/s.json" <<'PY' || fail "--json session message: $(cat "$T/s.json")"
+import json, sys
+rows = [e for e in map(json.loads, open(sys.argv[1])) if e["event"] == "MessageReceived"]
+assert len(rows) == 1, rows
+assert rows[0]["session"] == "s-live" and rows[0]["mesh"] == "demo", rows
+assert rows[0]["message"]["body"] == "hello worker" and rows[0]["message"]["client_message_id"] == "live-s", rows
+PY
+}
+test_session_message
+
 # a peer joining, as alice's watch shows it
 CAROL=$(member_entry demo carol)
 bg_on alice "$T/peers.watch" watch --mesh demo; PWATCH=$BG
@@ -107,6 +141,13 @@ daemon_setup carol "$CAROL"
 daemon_start carol
 wait_until 10 file_has "$T/peers.watch" "  peer-joined +demo +carol \\([0-9a-f]{64}\\)$" || fail "peer-joined: $(cat "$T/peers.watch")"
 wait_until 10 file_has "$T/peers.json" '"event":"PeerJoined"' || fail "--json PeerJoined: $(cat "$T/peers.json")"
+# and changing its profile: PeerChanged with the new status and summary
+wait_connected carol demo
+ctl_on 0 carol profile --status working --summary 'writing the docs'
+wait_until 10 file_has "$T/peers.watch" "  peer-changed +demo +carol \\([0-9a-f]{64}\\) working: writing the docs$" ||
+        fail "peer-changed: $(cat "$T/peers.watch")"
+wait_until 10 file_has "$T/peers.json" '"event":"PeerChanged".*"status":"working","summary":"writing the docs"' ||
+        fail "--json PeerChanged: $(cat "$T/peers.json")"
 kill -INT "$PWATCH" "$PJWATCH"
 wait "$PWATCH" || fail "watch ended with $? on SIGINT"
 wait "$PJWATCH" || fail "--json watch ended with $? on SIGINT"
@@ -115,6 +156,10 @@ import json, sys
 joined = [e for e in map(json.loads, open(sys.argv[1])) if e["event"] == "PeerJoined"]
 assert joined[0]["mesh"] == "demo" and joined[0]["peer"]["display_name"] == "carol", joined
 assert len(joined[0]["peer"]["pubkey"]) == 64, joined
+changed = [e for e in map(json.loads, open(sys.argv[1])) if e["event"] == "PeerChanged"]
+# the broker may report the summary and the status one at a time: the last has both
+assert changed[-1]["mesh"] == "demo" and changed[-1]["peer"]["display_name"] == "carol", changed
+assert changed[-1]["peer"]["status"] == "working" and changed[-1]["peer"]["summary"] == "writing the docs", changed
 PY
 
 # reconnect: the link drops and comes back

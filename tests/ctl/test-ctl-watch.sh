@@ -1,7 +1,8 @@
 #!/bin/sh
 # SPDX-License-Identifier: LGPL-2.1-or-later
 # claudemeshctl watch and inbox --follow while things happen: a config.json edit (the daemon
-# reloads it by itself: PropertiesChanged, InterfacesAdded), the daemon stopping and starting,
+# reloads it by itself: PropertiesChanged, InterfacesAdded), a session registered, changing its
+# profile and ending (its Session1 object and properties), the daemon stopping and starting,
 # a signal forged by another bus client (ignored), and Ctrl+C / SIGTERM ending them with 0.
 . "$(dirname "$0")/lib-ctl.sh"
 
@@ -57,6 +58,24 @@ wait_has $MWATCH_N '  changed +acme +.*Name="Acme Corp"'
 wait_has $JWATCH_N '"event":"InterfacesAdded"'
 wait_has $JWATCH_N '"event":"PropertiesChanged","object":"daemon"'
 
+# a session: registered by a process of its own, its profile set, ended with its process
+rm -f "$T/holder.session"
+/usr/bin/python3 "$SOURCE_ROOT/tests/e2e/session-holder.py" "$T/holder.session" acme worker s-watch \
+        > "$T/holder.log" 2>&1 &
+HOLDER=$!
+CLEANUP_PIDS="$CLEANUP_PIDS $HOLDER"
+wait_until test -s "$T/holder.session" || fail "the session holder did not register: $(cat "$T/holder.log")"
+SPATH=$(cut -d' ' -f1 "$T/holder.session")
+case $SPATH in /org/*) ;; *) fail "RegisterSession: $(cat "$T/holder.session")" ;; esac
+wait_has $WATCH_N '  session-added +acme +worker \(s-watch\)$'
+wait_has $MWATCH_N '  session-added +acme +worker \(s-watch\)$'
+busctl --user call org.claudemesh.Daemon1 "$SPATH" org.claudemesh.Session1 SetProfile a{sv} 2 \
+        status s working summary s 'fixing the tests' || fail "SetProfile"
+wait_has $WATCH_N '  changed +s-watch +.*Summary="fixing the tests"'
+kill "$HOLDER"; wait "$HOLDER" 2>/dev/null || :
+wait_has $WATCH_N '  session-removed +- +s-watch$'
+wait_has $JWATCH_N '"event":"InterfacesRemoved","session":"s-watch"'
+
 # the daemon going away and coming back
 stop_daemon
 wait_has $WATCH_N '  daemon-stopped +- +:'
@@ -88,6 +107,11 @@ assert added["mesh"] == "beta" and added["interfaces"]["org.claudemesh.Mesh1"]["
 acme = [e for e in events if e["event"] == "PropertiesChanged" and e.get("mesh") == "acme"]
 assert acme and acme[0]["changed"]["Name"] == "Acme Corp" and acme[0]["object"] == "mesh", acme
 assert acme[0]["interface"] == "org.claudemesh.Mesh1"
+session = [e for e in events if e["event"] == "InterfacesAdded" and "session" in e]
+assert session[0]["session"] == "s-watch" and session[0]["mesh"] == "acme", session
+changed = [e for e in events if e["event"] == "PropertiesChanged" and e["object"] == "session"]
+assert changed and changed[-1]["session"] == "s-watch" and changed[-1]["interface"] == "org.claudemesh.Session1", changed
+assert changed[-1]["changed"]["Summary"] == "fixing the tests", changed
 follow = [json.loads(line) for line in open(sys.argv[2])]
 assert [m["id"] for m in follow] == ["r1"] and follow[0]["body"] == "already here", follow
 PY

@@ -305,31 +305,39 @@ int bus_append_inbox_message(sd_bus_message *reply, Manager *m, const void *item
                 "reply_to_id", "s", strempty(im->reply_to_id));
 }
 
-static int method_list_inbox(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
-        _cleanup_(cm_error_done) CmError e = CM_ERROR_NULL;
-        Manager *m = userdata;
-        InboxListRequest q = { .mesh = NULL };
+int bus_read_inbox_filter(sd_bus_message *msg, InboxListRequest *q, sd_bus_error *error) {
         uint64_t since = 0;
         uint32_t limit = 0;
         const BusOption filters[] = {
                 { "since", "t", &since },
-                { "from", "s", &q.from },
-                { "topic", "s", &q.topic },
+                { "from", "s", &q->from },
+                { "topic", "s", &q->topic },
                 { "limit", "u", &limit },
         };
+        int r;
+
+        assert(msg);
+        assert(q);
+
+        r = bus_read_options(msg, filters, ELEMENTSOF(filters), error);
+        if (r < 0)
+                return r;
+        q->since = since;
+        q->limit = limit;
+        return 0;
+}
+
+int manager_dbus_list_inbox(sd_bus_message *msg, Manager *m, const InboxListRequest *q, sd_bus_error *error) {
+        _cleanup_(cm_error_done) CmError e = CM_ERROR_NULL;
         InboxMessage *msgs = NULL;
         size_t n = 0;
         int r;
 
-        r = sd_bus_message_read(msg, "s", &q.mesh);
-        if (r < 0)
-                return r;
-        r = bus_read_options(msg, filters, ELEMENTSOF(filters), error);
-        if (r < 0)
-                return r;
-        q.since = since;
-        q.limit = limit;
-        r = manager_list_inbox_check(m, &q, &e);
+        assert(msg);
+        assert(m);
+        assert(q);
+
+        r = manager_list_inbox_check(m, q, &e);
         if (r < 0)
                 return bus_error_set_cm(error, r, &e);
 
@@ -337,13 +345,26 @@ static int method_list_inbox(sd_bus_message *msg, void *userdata, sd_bus_error *
         if (r <= 0)
                 return r < 0 ? r : 1;
 
-        r = manager_list_inbox(m, &q, &msgs, &n, &e);
+        r = manager_list_inbox(m, q, &msgs, &n, &e);
         if (r < 0)
                 return bus_error_set_cm(error, r, &e);
 
         r = reply_dict_list(msg, m, msgs, n, sizeof(InboxMessage), bus_append_inbox_message);
         inbox_messages_free(msgs, n);
         return r;
+}
+
+static int method_list_inbox(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        InboxListRequest q = { .mesh = NULL };
+        int r;
+
+        r = sd_bus_message_read(msg, "s", &q.mesh);
+        if (r < 0)
+                return r;
+        r = bus_read_inbox_filter(msg, &q, error);
+        if (r < 0)
+                return r;
+        return manager_dbus_list_inbox(msg, userdata, &q, error);
 }
 
 static int method_mark_read(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
@@ -668,16 +689,24 @@ static const sd_bus_vtable manager_vtable[] = {
         SD_BUS_VTABLE_END,
 };
 
-static int emit_message_received(Manager *m, Mesh *mesh, const InboxMessage *im) {
+int bus_emit_inbox_message(Manager *m, const char *path, const char *interface, const char *mesh_slug,
+                           const InboxMessage *im) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *s = NULL;
         int r;
 
-        r = sd_bus_message_new_signal(m->bus, &s, DAEMON_OBJECT_PATH, DAEMON_INTERFACE, "MessageReceived");
+        assert(m);
+        assert(path);
+        assert(interface);
+        assert(im);
+
+        r = sd_bus_message_new_signal(m->bus, &s, path, interface, "MessageReceived");
         if (r < 0)
                 return r;
-        r = sd_bus_message_append(s, "s", mesh->entry->slug);
-        if (r < 0)
-                return r;
+        if (mesh_slug) {
+                r = sd_bus_message_append(s, "s", mesh_slug);
+                if (r < 0)
+                        return r;
+        }
         r = sd_bus_message_open_container(s, 'a', "{sv}");
         if (r < 0)
                 return r;
@@ -731,7 +760,8 @@ static int bus_on_event(Manager *m, const Event *e, void *userdata) {
         case EVENT_MESSAGE_RECEIVED:
                 /* A session's rows are its own: MessageReceived on its object, not the daemon's. */
                 r = e->session ? session_dbus_emit_message(m, e->session, e->message)
-                               : emit_message_received(m, e->mesh, e->message);
+                               : bus_emit_inbox_message(m, DAEMON_OBJECT_PATH, DAEMON_INTERFACE,
+                                                         e->mesh->entry->slug, e->message);
                 if (r < 0)
                         return log_warning_errno(r, "Mesh %s: cannot emit MessageReceived for %s: %m",
                                                  e->mesh->entry->slug, e->message->id);

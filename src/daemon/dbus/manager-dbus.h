@@ -3,6 +3,8 @@
 
 #include <systemd/sd-bus.h>
 
+typedef struct InboxListRequest InboxListRequest;
+typedef struct InboxMessage InboxMessage;
 typedef struct Manager Manager;
 
 /* Connects to the session bus, serves org.claudemesh.Daemon1 and the mesh objects and subscribes
@@ -21,3 +23,11 @@ int reply_dict_list(sd_bus_message *msg, Manager *m, const void *items, size_t n
                     int (*append)(sd_bus_message *reply, Manager *m, const void *item));
 /* The MessageReceived and ListInbox dictionary of an InboxMessage. */
 int bus_append_inbox_message(sd_bus_message *reply, Manager *m, const void *item);
+/* MessageReceived of im on path's interface: its arguments are mesh_slug (left out when NULL)
+ * and the message's dictionary. */
+int bus_emit_inbox_message(Manager *m, const char *path, const char *interface, const char *mesh_slug,
+                           const InboxMessage *im);
+/* The ListInbox filter (since, from, topic, limit) of msg into q; the other fields stay. */
+int bus_read_inbox_filter(sd_bus_message *msg, InboxListRequest *q, sd_bus_error *error);
+/* ListInbox's contract for the request q read from msg: the check, polkit, the reply. */
+int manager_dbus_list_inbox(sd_bus_message *msg, Manager *m, const InboxListRequest *q, sd_bus_error *error);

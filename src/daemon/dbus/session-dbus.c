@@ -116,18 +116,6 @@ static int method_session_set_profile(sd_bus_message *msg, void *userdata, sd_bu
         return sd_bus_reply_method_return(msg, NULL);
 }
 
-static int property_get_state(sd_bus *bus, const char *path, const char *interface, const char *property,
-                              sd_bus_message *reply, void *userdata, sd_bus_error *error) {
-        Session *s = userdata;
-        return sd_bus_message_append(reply, "s", s->state);
-}
-
-static int property_get_unread(sd_bus *bus, const char *path, const char *interface, const char *property,
-                               sd_bus_message *reply, void *userdata, sd_bus_error *error) {
-        Session *s = userdata;
-        return sd_bus_message_append(reply, "u", (uint32_t) s->unread);
-}
-
 /* Daemon1.Send's contract, from the session's identity: its key seals and its connection sends,
  * and its ids are its own (DECISIONS §17). */
 static int method_session_send(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
@@ -145,41 +133,17 @@ static int method_session_send(sd_bus_message *msg, void *userdata, sd_bus_error
 }
 
 static int method_session_list_inbox(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
-        _cleanup_(cm_error_done) CmError e = CM_ERROR_NULL;
         Session *s = userdata;
         InboxListRequest q = { .mesh = s->mesh_id, .recipient_pubkey = s->public_key_hex };
-        uint64_t since = 0;
-        uint32_t limit = 0;
-        const BusOption filters[] = {
-                { "since", "t", &since },
-                { "from", "s", &q.from },
-                { "topic", "s", &q.topic },
-                { "limit", "u", &limit },
-        };
-        InboxMessage *msgs = NULL;
-        size_t n = 0;
         int r;
 
-        r = bus_read_options(msg, filters, ELEMENTSOF(filters), error);
+        r = bus_read_inbox_filter(msg, &q, error);
         if (r < 0)
                 return r;
         r = session_call(msg, s, error);
         if (r < 0)
                 return r;
-        q.since = since;
-        q.limit = limit;
-        r = manager_list_inbox_check(s->manager, &q, &e);
-        if (r < 0)
-                return bus_error_set_cm(error, r, &e);
-        r = bus_verify_polkit(s->manager->polkit, msg, POLKIT_ACTION_READ, error);
-        if (r <= 0)
-                return r < 0 ? r : 1;
-        r = manager_list_inbox(s->manager, &q, &msgs, &n, &e);
-        if (r < 0)
-                return bus_error_set_cm(error, r, &e);
-        r = reply_dict_list(msg, s->manager, msgs, n, sizeof(InboxMessage), bus_append_inbox_message);
-        inbox_messages_free(msgs, n);
-        return r;
+        return manager_dbus_list_inbox(msg, s->manager, &q, error);
 }
 
 static int method_session_mark_read(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
@@ -216,6 +180,9 @@ static int method_session_close(sd_bus_message *msg, void *userdata, sd_bus_erro
         return r;
 }
 
+/* UnreadCount is read from unread as sd-bus reads a "u": as a uint32_t. */
+_Static_assert(sizeof(((Session *) NULL)->unread) == sizeof(uint32_t), "Session.unread is not 32 bits");
+
 static const sd_bus_vtable session_vtable[] = {
         SD_BUS_VTABLE_START(0),
         SD_BUS_PROPERTY("Id", "s", NULL, offsetof(Session, id), SD_BUS_VTABLE_PROPERTY_CONST),
@@ -227,8 +194,8 @@ static const sd_bus_vtable session_vtable[] = {
         SD_BUS_PROPERTY("Groups", "as", property_get_groups, 0, SD_BUS_VTABLE_PROPERTY_CONST),
         SD_BUS_PROPERTY("Status", "s", NULL, offsetof(Session, status), SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("Summary", "s", NULL, offsetof(Session, summary), SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
-        SD_BUS_PROPERTY("State", "s", property_get_state, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
-        SD_BUS_PROPERTY("UnreadCount", "u", property_get_unread, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("State", "s", NULL, offsetof(Session, state), SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("UnreadCount", "u", NULL, offsetof(Session, unread), SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_METHOD_WITH_ARGS("Send", SD_BUS_ARGS("s", to, "s", message, "a{sv}", options),
                                 SD_BUS_RESULT("s", client_message_id, "s", status, "s", broker_message_id),
                                 method_session_send, SD_BUS_VTABLE_UNPRIVILEGED),
@@ -319,24 +286,9 @@ int session_dbus_on_event(Manager *m, const Event *e) {
 }
 
 int session_dbus_emit_message(Manager *m, const Session *s, const InboxMessage *im) {
-        _cleanup_(sd_bus_message_unrefp) sd_bus_message *signal = NULL;
-        int r;
-
         assert(m);
         assert(s);
         assert(im);
 
-        r = sd_bus_message_new_signal(m->bus, &signal, s->path, SESSION_INTERFACE, "MessageReceived");
-        if (r < 0)
-                return r;
-        r = sd_bus_message_open_container(signal, 'a', "{sv}");
-        if (r < 0)
-                return r;
-        r = bus_append_inbox_message(signal, m, im);
-        if (r < 0)
-                return r;
-        r = sd_bus_message_close_container(signal);
-        if (r < 0)
-                return r;
-        return sd_bus_send(m->bus, signal, NULL);
+        return bus_emit_inbox_message(m, s->path, SESSION_INTERFACE, NULL, im);
 }
