@@ -35,25 +35,53 @@ static int notify(Server *s, const char *channel, const char *payload) {
         return pool_submit(s, 0, "SELECT pg_notify(?1, ?2)", ELEMENTSOF(values), values, NULL, NULL);
 }
 
-static int listen_open(Server *s) {
+/* The same bound as the other connections' connect_timeout. */
+#define LISTEN_CONNECT_MS 5000
+#define LISTEN_POLL_MS 20
+
+static void listen_poll(lws_sorted_usec_list_t *sul) {
+        Server *s = container_of(sul, Server, listen_sul);
         lws_sock_file_fd_type desc;
         struct lws_vhost *vh = lws_get_vhost_by_name(s->ctx, "default");
         int fd, r;
 
-        static const char *const channels[] = { CHANNEL, PRESENCE_CHANNEL, NULL };
-
-        r = store_listen_open(s->store, channels, &fd);
+        r = store_listen_poll(s->store, &fd);
+        if (r == 0 && mono_ms() >= s->listen_deadline_ms) {
+                log_warning("Cannot open the LISTEN connection: no answer in %d ms.", LISTEN_CONNECT_MS);
+                store_listen_close(s->store);
+                r = -ETIMEDOUT;
+        }
+        if (r == 0) {
+                lws_sul_schedule(s->ctx, 0, &s->listen_sul, listen_poll, (lws_usec_t) LISTEN_POLL_MS * LWS_US_PER_MS);
+                return;
+        }
+        s->listen_deadline_ms = 0;
         if (r < 0)
-                return r;
+                return;        /* the next catch-up tries again */
         desc.filefd = fd;
         s->listen_wsi = vh ? lws_adopt_descriptor_vhost(vh, LWS_ADOPT_RAW_FILE_DESC, desc, NULL, NULL) : NULL;
         if (!s->listen_wsi) {
                 /* lws closes what it fails to adopt. */
                 store_listen_close(s->store);
-                return log_warning_errno(-ENOMEM, "Cannot add the LISTEN connection to the event loop.");
+                log_warning_errno(-ENOMEM, "Cannot add the LISTEN connection to the event loop.");
+                return;
         }
         log_info("Listening for the other nodes' deliveries.");
-        return 0;
+        /* What was notified while it was down is delivered by the catch-up. */
+}
+
+/* Started here, completed by listen_poll() on the loop: a database that does not answer
+ * holds the connect, not the loop (libpq resolves a host name before it returns, though). */
+static void listen_open(Server *s) {
+        static const char *const channels[] = { CHANNEL, PRESENCE_CHANNEL, NULL };
+
+        if (s->listen_wsi || s->listen_deadline_ms > 0)
+                return;
+        log_info("Opening the LISTEN connection.");
+        if (store_listen_open(s->store, channels) < 0)
+                return;
+        s->listen_deadline_ms = mono_ms() + LISTEN_CONNECT_MS;
+        lws_sul_schedule(s->ctx, 0, &s->listen_sul, listen_poll, 0);
 }
 
 static const char heartbeat_sql[] = "INSERT INTO broker_node (id, seen_at) VALUES (?1, ?2)"
@@ -69,12 +97,20 @@ static int heartbeat(Server *s) {
         return store_step_done(s->store, st);
 }
 
+/* Its answer is what the HTTP health check reports of the database (nodes_db_up()). */
+static void heartbeat_answered(int r, StoreResult *res, void *userdata) {
+        Server *s = userdata;
+
+        if (r >= 0)
+                s->db_answered_ms = mono_ms();
+}
+
 static void heartbeat_async(Server *s) {
         char now[24];
 
         snprintf(now, sizeof now, "%" PRId64, now_ms());
         const char *values[] = { s->node_id, now };
-        if (pool_submit(s, 0, heartbeat_sql, ELEMENTSOF(values), values, NULL, NULL) < 0)
+        if (pool_submit(s, 0, heartbeat_sql, ELEMENTSOF(values), values, heartbeat_answered, s) < 0)
                 log_warning("Cannot send this node's heartbeat to the database.");
 }
 
@@ -85,8 +121,10 @@ int nodes_start(Server *s) {
         s->nodes_on = true;
         if (heartbeat(s) < 0)
                 log_warning("Cannot record this node (%s) in the database: %s", s->node_id, store_errmsg(s->store));
+        else
+                s->db_answered_ms = mono_ms();
         /* Without LISTEN the catch-up still delivers; it retries the connection. */
-        (void) listen_open(s);
+        listen_open(s);
         schedule_catch_up(s);
         return 0;
 }
@@ -95,7 +133,19 @@ void nodes_stop(Server *s) {
         if (!s->nodes_on)
                 return;
         lws_sul_cancel(&s->catch_up_sul);
+        lws_sul_cancel(&s->listen_sul);
+        if (s->listen_deadline_ms > 0)
+                store_listen_close(s->store);
+        s->listen_deadline_ms = 0;
         s->nodes_on = false;
+}
+
+bool nodes_db_up(const Server *s) {
+        int64_t window = 3 * (int64_t) s->opts.catch_up_interval_ms;
+
+        if (window < 3000)
+                window = 3000;
+        return s->db_answered_ms > 0 && mono_ms() - s->db_answered_ms <= window && store_connected(s->store);
 }
 
 bool nodes_owns(const Server *s, const struct lws *wsi) {
@@ -444,8 +494,7 @@ static void catch_up(lws_sorted_usec_list_t *sul) {
                 log_error("The database connection was lost (%s); exiting for a restart.", store_errmsg(s->store));
                 _exit(EXIT_FAILURE);
         }
-        if (!s->listen_wsi)
-                (void) listen_open(s);
+        listen_open(s);
         heartbeat_async(s);
         for (Conn *c = s->conns; c; c = c->next)
                 if (conn_is_live(c) && c->hello_done) {

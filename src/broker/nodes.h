@@ -28,6 +28,9 @@ int nodes_start(Server *s);
 void nodes_stop(Server *s);
 
 /* The LISTEN connection's descriptor became readable, or its wsi went away. */
+/* Whether the database answered this node's last heartbeats (within three catch-ups, at
+ * least 3 s): the HTTP health check's answer, without a query. */
+bool nodes_db_up(const Server *s);
 bool nodes_owns(const Server *s, const struct lws *wsi);
 int nodes_readable(Server *s);
 void nodes_wsi_destroyed(Server *s, struct lws *wsi);

@@ -538,7 +538,10 @@ static bool ws_path_ok(struct lws *wsi) {
         return lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_URI_ARGS) == 0;
 }
 
+/* On PostgreSQL from the heartbeats' answers: a query here would wait on the loop. */
 static bool db_up(Server *s) {
+        if (s->nodes_on)
+                return nodes_db_up(s);
         StoreStmt *st = store_stmt(s->store, "SELECT 1");
         bool up = st && store_step(st) == STORE_ROW;
         if (st)

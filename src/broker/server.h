@@ -123,6 +123,9 @@ struct Server {
         lws_sorted_usec_list_t catch_up_sul;
         lws_sorted_usec_list_t pool_sul;      /* runs lane 0's deferred callbacks (pool.c) */
         struct lws *listen_wsi;          /* the other nodes' notifications (PostgreSQL) */
+        lws_sorted_usec_list_t listen_sul;    /* drives its (re)connect (nodes.c) */
+        int64_t listen_deadline_ms;      /* mono_ms(); 0 when no connect is under way */
+        int64_t db_answered_ms;          /* mono_ms() of the last heartbeat answered (nodes.c) */
         bool nodes_on;
         char node_id[BROKER_ID_LEN + 1]; /* this process among the nodes */
         Ghost *ghosts;                   /* closed sessions in their presence grace */

@@ -551,6 +551,104 @@ async def test_stalled_database_leaves_the_loop_serving(b):
                        eventData={"name": "bob", "pubkey": b_entry["pubkey"], "groups": []})
 
 
+def health(b, path="/health"):
+    """The health check's status and body; bt.TIMEOUT bounds a hang, the failure it tests for."""
+    try:
+        with bt.urllib.request.urlopen(b.http + path, timeout=bt.TIMEOUT) as r:
+            return r.status, bt.json.loads(r.read())
+    except bt.urllib.error.HTTPError as e:
+        return e.code, bt.json.loads(e.read())
+
+
+async def test_health_check_does_not_wait_for_the_database(b):
+    """While the heartbeats wait on a lock, the health check still answers at once, from the
+    heartbeats' answers: the database goes "down" (503 on /health/ready) and comes back."""
+    lock = TableLock(b, "broker_node")
+    try:
+        for _ in range(600):
+            status, body = health(b)
+            if body["db"] == "down":
+                break
+            await asyncio.sleep(0.05)
+        else:
+            raise AssertionError(f"the database never showed as down: {body}")
+        assert status == 200, status
+        assert health(b, "/health/ready")[0] == 503
+        assert lock.held() and waiting_on_lock(b) > 0
+    finally:
+        lock.release()
+    for _ in range(600):
+        if health(b)[1]["db"] == "up":
+            break
+        await asyncio.sleep(0.05)
+    else:
+        raise AssertionError("the database never showed as up again")
+    assert health(b, "/health/ready")[0] == 200
+
+
+test_health_check_does_not_wait_for_the_database.broker_args = ["--catch-up-interval", "200"]
+
+
+async def test_listen_reconnect_does_not_stall_the_loop(b):
+    """The LISTEN connection is terminated while the postmaster is stopped (SIGSTOP): a new
+    connection is accepted by the kernel but never answered. While the node reconnects, it
+    answers a ping and the health check before the connect gives up; once the postmaster
+    runs again the node listens again and a DM is woken by it."""
+    ns = nodes(b, 2, test_listen_reconnect_does_not_stall_the_loop)
+    pg = bt.pg_server()
+    with open(os.path.join(pg.data, "postmaster.pid")) as f:
+        postmaster = int(f.readline())
+    stopped = False
+    try:
+        a_entry, b_entry = await members(b, "alice", "bob")
+        alice = bt.Client(ns[0], a_entry, session=False)
+        bob = bt.Client(ns[1], b_entry, session=False)
+        b.clients += [alice, bob]
+        await alice.hello()
+        await bob.hello()
+        with b.sql() as conn:
+            pids = [int(r[0]) for r in conn.execute("SELECT pid FROM pg_stat_activity"
+                                                    " WHERE application_name = 'claudemesh-broker listen'"
+                                                    " ORDER BY backend_start DESC").fetchall()]
+        assert len(pids) == 2, pids
+        os.kill(postmaster, signal.SIGSTOP)
+        stopped = True
+        os.kill(pids[0], signal.SIGTERM)     # what pg_terminate_backend() sends, for the newest: node 2's
+        for _ in range(600):
+            log = ns[1].logtext()
+            if "LISTEN connection was lost" in log and log.count("Opening the LISTEN connection") >= 2:
+                break
+            await asyncio.sleep(0.01)
+        else:
+            raise AssertionError("node 2 never reopened its LISTEN connection:\n" + ns[1].logtext())
+        pong = await bob.ws.ping()
+        await asyncio.wait_for(pong, bt.TIMEOUT)
+        assert health(ns[1])[0] == 200
+        log = ns[1].logtext()
+        # Answered while the connect still waited for the stopped postmaster.
+        assert "Cannot open the LISTEN connection" not in log, log
+        assert log.count("Listening for the other nodes") == 1, log
+        os.kill(postmaster, signal.SIGCONT)
+        stopped = False
+        for _ in range(600):
+            if ns[1].logtext().count("Listening for the other nodes") >= 2:
+                break
+            await asyncio.sleep(0.05)
+        else:
+            raise AssertionError("node 2 never listened again:\n" + ns[1].logtext())
+        ack = await alice.send(b_entry["pubkey"], "after the reconnect")
+        await bob.expect("push", messageId=ack["messageId"])
+    finally:
+        if stopped:
+            os.kill(postmaster, signal.SIGCONT)
+        close_nodes(ns[1:])
+
+
+# The catch-up far away: only the reopened LISTEN connection wakes bob at the end. Its
+# reconnect is tried at the catch-up, so the interval stays short enough for that.
+test_listen_reconnect_does_not_stall_the_loop.broker_args = ["--catch-up-interval", "300"]
+
+
 async def test_presence_details_across_nodes(b):
     """A session's status and summary set on node 1 show in peers_list on node 2; when the
     session comes back through node 2, it keeps them."""
@@ -646,5 +744,6 @@ if __name__ == "__main__":
             test_presence_and_multicast_across_nodes, test_database_connection_lost,
             test_session_takeover_across_nodes, test_session_grace_across_nodes, test_hello_replay_across_nodes,
             test_sender_node_killed_mid_flood, test_pool_connection_lost,
-            test_stalled_database_leaves_the_loop_serving, test_presence_details_across_nodes,
+            test_stalled_database_leaves_the_loop_serving, test_health_check_does_not_wait_for_the_database,
+            test_listen_reconnect_does_not_stall_the_loop, test_presence_details_across_nodes,
             test_peer_updated_across_nodes])
