@@ -21,6 +21,7 @@
 #define PAYLOAD_MAX 7900
 
 static void catch_up(lws_sorted_usec_list_t *sul);
+static void on_state_key(Server *s, const char *mesh_id, json_object *key);
 
 static void schedule_catch_up(Server *s) {
         lws_sul_schedule(s->ctx, 0, &s->catch_up_sul, catch_up,
@@ -193,7 +194,7 @@ static void on_takeover(Server *s, const char *mesh_id, const char *member_pubke
 /* {"node","mesh","member","siblings","frame"} from nodes_announce() on another node. */
 static void on_presence(Server *s, const char *payload) {
         _cleanup_(json_object_putp) json_object *o = json_tokener_parse(payload);
-        json_object *node, *mesh, *member, *siblings, *frame, *takeover, *updated_flag, *visible_flag;
+        json_object *node, *mesh, *member, *siblings, *frame, *takeover, *state_key, *updated_flag, *visible_flag;
 
         if (!o || !json_object_object_get_ex(o, "node", &node) || !json_object_object_get_ex(o, "mesh", &mesh) ||
             !json_object_object_get_ex(o, "member", &member))
@@ -202,6 +203,10 @@ static void on_presence(Server *s, const char *payload) {
                 return;
         if (json_object_object_get_ex(o, "takeover", &takeover)) {
                 on_takeover(s, json_object_get_string(mesh), json_object_get_string(member), takeover);
+                return;
+        }
+        if (json_object_object_get_ex(o, "stateKey", &state_key)) {
+                on_state_key(s, json_object_get_string(mesh), state_key);
                 return;
         }
         if (!json_object_object_get_ex(o, "frame", &frame) || !json_object_is_type(frame, json_type_object))
@@ -348,16 +353,16 @@ void nodes_presence_down(Conn *c) {
 
 /* updated: a peer_updated frame, for the connections that asked for it, about a peer hidden
  * (visible false) from all but its own member. */
-static void announce(Server *s, const char *mesh_id, const char *member_pubkey, bool to_siblings, bool updated,
-                     bool visible, json_object *frame) {
+static int announce(Server *s, const char *mesh_id, const char *member_pubkey, bool to_siblings, bool updated,
+                    bool visible, json_object *frame) {
         _cleanup_(json_object_putp) json_object *o = NULL;
         const char *payload;
 
         if (!s->nodes_on)
-                return;
+                return 0;
         o = json_object_new_object();
         if (!o)
-                return;
+                return -ENOMEM;
         json_object_object_add(o, "node", json_object_new_string(s->node_id));
         json_object_object_add(o, "mesh", json_object_new_string(mesh_id));
         json_object_object_add(o, "member", json_object_new_string(member_pubkey));
@@ -368,21 +373,110 @@ static void announce(Server *s, const char *mesh_id, const char *member_pubkey, 
         }
         json_object_object_add(o, "frame", json_object_get(frame));
         payload = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN);
-        if (!payload || strlen(payload) > PAYLOAD_MAX) {
+        if (!payload)
+                return -ENOMEM;
+        if (strlen(payload) > PAYLOAD_MAX) {
                 log_debug("A presence frame for mesh %s is too large to notify the other nodes.", mesh_id);
-                return;
+                return -E2BIG;
         }
-        if (notify(s, PRESENCE_CHANNEL, payload) < 0)
+        if (notify(s, PRESENCE_CHANNEL, payload) < 0) {
                 log_debug("Could not notify the other nodes of a presence change in mesh %s.", mesh_id);
+                return -EIO;
+        }
+        return 0;
 }
 
 void nodes_announce(Server *s, const char *mesh_id, const char *member_pubkey, bool to_siblings,
                     json_object *frame) {
-        announce(s, mesh_id, member_pubkey, to_siblings, false, true, frame);
+        (void) announce(s, mesh_id, member_pubkey, to_siblings, false, true, frame);
 }
 
 void nodes_announce_updated(Conn *subject, json_object *frame) {
-        announce(subject->server, subject->mesh_id, subject->member_pubkey, true, true, subject->visible, frame);
+        (void) announce(subject->server, subject->mesh_id, subject->member_pubkey, true, true, subject->visible, frame);
+}
+
+void nodes_announce_state(Conn *setter, const char *key, json_object *frame) {
+        Server *s = setter->server;
+        _cleanup_(json_object_putp) json_object *o = NULL;
+        const char *payload;
+
+        if (announce(s, setter->mesh_id, setter->member_pubkey, true, false, true, frame) != -E2BIG)
+                return;
+        /* A value up to 16 KiB does not fit a NOTIFY: the other nodes read it from the row.
+         * The key is at most 256 bytes, the name bounded by the member table. */
+        o = json_object_new_object();
+        if (!o)
+                return;
+        json_object_object_add(o, "node", json_object_new_string(s->node_id));
+        json_object_object_add(o, "mesh", json_object_new_string(setter->mesh_id));
+        json_object_object_add(o, "member", json_object_new_string(setter->member_pubkey));
+        json_object_object_add(o, "stateKey", json_object_new_string(key));
+        payload = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN);
+        if (!payload || strlen(payload) > PAYLOAD_MAX || notify(s, PRESENCE_CHANNEL, payload) < 0)
+                log_warning("Could not notify the other nodes of state key %s in mesh %s.", key, setter->mesh_id);
+}
+
+typedef struct StateRead {
+        Server *server;
+        char *mesh_id;
+        char *key;
+} StateRead;
+
+static void state_read_free(StateRead *r) {
+        if (!r)
+                return;
+        free(r->mesh_id);
+        free(r->key);
+        free(r);
+}
+
+static void state_read_freep(StateRead **r) {
+        state_read_free(*r);
+}
+
+/* The row as it is now: if a later set overwrote it, that set's own notification follows. */
+static void state_read(int r, StoreResult *res, void *userdata) {
+        _cleanup_(state_read_freep) StateRead *j = userdata;
+        _cleanup_(json_object_putp) json_object *o = NULL;
+        const char *value;
+
+        if (r < 0 || store_result_rows(res) != 1) {
+                log_warning("Cannot read state key %s of mesh %s that another node set.", j->key, j->mesh_id);
+                return;
+        }
+        value = store_result_text(res, 0, 0);
+        o = json_object_new_object();
+        if (!o)
+                return;
+        json_object_object_add(o, "type", json_object_new_string("state_change"));
+        json_object_object_add(o, "key", json_object_new_string(j->key));
+        json_object_object_add(o, "value", value ? json_tokener_parse(value) : NULL);
+        json_object_object_add(o, "updatedBy", json_object_new_string(strempty(store_result_text(res, 0, 1))));
+        for (Conn *c = j->server->conns; c; c = c->next)
+                if (conn_is_live(c) && c->hello_done && streq(c->mesh_id, j->mesh_id))
+                        (void) conn_send(c, o);
+}
+
+static void on_state_key(Server *s, const char *mesh_id, json_object *key) {
+        _cleanup_(state_read_freep) StateRead *j = NULL;
+
+        if (!json_object_is_type(key, json_type_string))
+                return;
+        j = calloc(1, sizeof *j);
+        if (!j)
+                return;
+        j->server = s;
+        j->mesh_id = strdup(mesh_id);
+        j->key = strdup(json_object_get_string(key));
+        if (!j->mesh_id || !j->key)
+                return;
+        const char *values[] = { j->mesh_id, j->key };
+        if (pool_submit(s, 0, "SELECT value, updated_by FROM mesh_state WHERE mesh_id = ?1 AND key = ?2",
+                        ELEMENTSOF(values), values, state_read, j) < 0) {
+                log_warning("Cannot read state key %s of mesh %s that another node set.", j->key, mesh_id);
+                return;
+        }
+        TAKE_PTR(j);
 }
 
 void nodes_take_over(Conn *c) {

@@ -50,6 +50,10 @@ void nodes_announce(Server *s, const char *mesh_id, const char *member_pubkey, b
 /* A peer_updated frame about subject goes to the other nodes' connections that asked for it. */
 void nodes_announce_updated(Conn *subject, json_object *frame);
 
+/* A state_change frame from setter's set_state goes to every connection of its mesh on the
+ * other nodes; a frame too large for a NOTIFY goes as the key, whose row they read. */
+void nodes_announce_state(Conn *setter, const char *key, json_object *frame);
+
 /* c's hello replaces a live connection of another node (found by hello.c's checks): that
  * node closes it with session_replaced. */
 void nodes_take_over(Conn *c);

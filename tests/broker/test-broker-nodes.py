@@ -737,6 +737,38 @@ async def test_peer_updated_across_nodes(b):
 test_peer_updated_across_nodes.broker_args = ["--catch-up-interval", "3600000"]
 
 
+async def test_state_change_across_nodes(b):
+    """set_state on node 1 reaches every connection of the mesh on node 2 as state_change,
+    the setter's own other connection too; a value too large for a NOTIFY is read from its
+    row there. Ordering stands in for waiting: bob's get_state answer follows the changes."""
+    ns = nodes(b, 2, test_state_change_across_nodes)
+    try:
+        a_entry, b_entry = await members(b, "alice", "bob")
+        alice = bt.Client(ns[0], a_entry, session=False)
+        bob = bt.Client(ns[1], b_entry, session=False)
+        alice2 = bt.Client(ns[1], a_entry)
+        b.clients += [alice, bob, alice2]
+        for c in (alice, bob, alice2):
+            await c.hello()
+        await alice.send_json({"type": "set_state", "key": "build", "value": {"ok": True, "n": 3}})
+        for c in (bob, alice2):
+            ch = await c.expect("state_change", key="build")
+            assert ch == {"type": "state_change", "key": "build", "value": {"ok": True, "n": 3},
+                          "updatedBy": "alice"}, ch
+        big = "x" * 12000
+        await alice.send_json({"type": "set_state", "key": "big", "value": big})
+        ch = await bob.expect("state_change", key="big")
+        assert ch == {"type": "state_change", "key": "big", "value": big, "updatedBy": "alice"}, \
+            {k: v for k, v in ch.items() if k != "value"}
+        await alice2.expect("state_change", key="big")
+        assert [f for f in alice.inbox if f.get("type") == "state_change"] == [], alice.inbox
+    finally:
+        close_nodes(ns[1:])
+
+
+test_state_change_across_nodes.broker_args = ["--catch-up-interval", "3600000"]
+
+
 if __name__ == "__main__":
     if bt.BACKEND != "postgresql":
         bt.skip("several nodes need the PostgreSQL engine (CLAUDEMESH_TEST_BACKEND=postgresql)")
@@ -746,4 +778,4 @@ if __name__ == "__main__":
             test_sender_node_killed_mid_flood, test_pool_connection_lost,
             test_stalled_database_leaves_the_loop_serving, test_health_check_does_not_wait_for_the_database,
             test_listen_reconnect_does_not_stall_the_loop, test_presence_details_across_nodes,
-            test_peer_updated_across_nodes])
+            test_peer_updated_across_nodes, test_state_change_across_nodes])
