@@ -64,6 +64,7 @@ void broker_options_init(BrokerOptions *o) {
                 .max_unauthenticated = 256,
                 .max_unauthenticated_per_address = 32,
                 .catch_up_interval_ms = 1000,
+                .lane0_high = 4096,
                 .db_pool = 2,
         };
 }
@@ -362,6 +363,8 @@ void server_throttle(Server *s, bool on) {
         s->throttled = on;
         if (on)
                 log_debug("The database's main connection is behind; not reading the clients meanwhile.");
+        else
+                log_debug("The database's main connection caught up; reading the clients again.");
         for (Conn *c = s->conns; c; c = c->next) {
                 if (!c->wsi || c->closing)
                         continue;

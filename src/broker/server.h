@@ -44,6 +44,9 @@ typedef struct BrokerOptions {
         unsigned max_unauthenticated_per_address;
         unsigned catch_up_interval_ms;   /* PostgreSQL: drain every connection this often */
         unsigned db_pool;                /* PostgreSQL: connections for the hot path */
+        unsigned lane0_high;             /* PostgreSQL: results owed on the main connection past
+                                          * which the clients are not read (pool.c); resumed
+                                          * below a quarter. Tests lower it. */
         bool legacy;                     /* no features on hello_ack, no client_ack leases */
 } BrokerOptions;
 

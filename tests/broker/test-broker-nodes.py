@@ -769,6 +769,43 @@ async def test_state_change_across_nodes(b):
 test_state_change_across_nodes.broker_args = ["--catch-up-interval", "3600000"]
 
 
+async def test_main_connection_backpressure(b):
+    """With the main connection's threshold lowered to 8 owed results (a hidden test option;
+    4,096 in service), a burst of DMs makes the node stop reading its clients and read them
+    again once the results come back; every DM is acknowledged and pushed exactly once."""
+    n = 400
+    alice_entry, bob_entry = await members(b, "alice", "bob")
+    alice = bt.Client(b, alice_entry, session=False)
+    bob = bt.Client(b, bob_entry, session=False)
+    b.clients += [alice, bob]
+    await alice.hello()
+    await bob.hello(capabilities=["client_ack"])
+    ids = [f"bp-{i}" for i in range(n)]
+    for i in ids:
+        await alice.send_json({"type": "send", "id": i, "targetSpec": bob_entry["pubkey"], "priority": "now",
+                               "nonce": bt.b64(os.urandom(24)), "ciphertext": bt.b64(i.encode())})
+    acked = {}
+    for i in ids:
+        ack = await alice.expect("ack", id=i)
+        assert ack["queued"] is True, ack
+        acked[ack["messageId"]] = i
+    pushed = []
+    while len(pushed) < n:
+        p = await bob.expect("push")
+        pushed.append(p["messageId"])
+        await bob.send_json({"type": "client_ack", "brokerMessageId": p["messageId"]})
+    assert sorted(pushed) == sorted(acked), (len(set(pushed)), len(acked))
+    log = b.logtext()
+    assert "connection is behind; not reading the clients" in log, log[-4000:]
+    assert "caught up; reading the clients again" in log, log[-4000:]
+    # Read again: a frame after the burst is answered.
+    last = await alice.send(bob_entry["pubkey"], "after the burst")
+    await bob.expect("push", messageId=last["messageId"])
+
+
+test_main_connection_backpressure.broker_args = ["--test-lane0-high", "8", "--rate-limit", "10000", "--catch-up-interval", "3600000"]
+
+
 if __name__ == "__main__":
     if bt.BACKEND != "postgresql":
         bt.skip("several nodes need the PostgreSQL engine (CLAUDEMESH_TEST_BACKEND=postgresql)")
@@ -778,4 +815,4 @@ if __name__ == "__main__":
             test_sender_node_killed_mid_flood, test_pool_connection_lost,
             test_stalled_database_leaves_the_loop_serving, test_health_check_does_not_wait_for_the_database,
             test_listen_reconnect_does_not_stall_the_loop, test_presence_details_across_nodes,
-            test_peer_updated_across_nodes, test_state_change_across_nodes])
+            test_peer_updated_across_nodes, test_state_change_across_nodes, test_main_connection_backpressure])
