@@ -189,6 +189,10 @@ static void on_takeover(Server *s, const char *mesh_id, const char *member_pubke
                 p->replaced = true;
                 conn_close(p, 1000, "session_replaced");
         }
+        /* A session in its grace here came back through another node, which took its row. */
+        if (json_object_get_boolean(session))
+                presence_ghost_taken(s, mesh_id, member_pubkey, json_object_get_string(key),
+                                     json_object_get_string(session_id));
 }
 
 /* {"node","mesh","member","siblings","frame"} from nodes_announce() on another node. */
@@ -346,9 +350,26 @@ void nodes_presence_down(Conn *c) {
                 return;
         snprintf(serial, sizeof serial, "%" PRIu64, c->serial);
         const char *values[] = { s->node_id, serial };
+        /* A session in its grace keeps its row, marked visible -1: no list, multicast or
+         * presence check counts it, but a hello through another node finds its status,
+         * summary, profile and visibility there, as in a live takeover. */
+        if (pool_submit(s, 0,
+                        c->ghost_row ? "UPDATE presence SET visible = -1 WHERE node_id = ?1 AND serial = ?2"
+                                     : "DELETE FROM presence WHERE node_id = ?1 AND serial = ?2",
+                        ELEMENTSOF(values), values, NULL, NULL) < 0)
+                log_warning("Cannot remove the presence of %s.", c->presence_id);
+}
+
+void nodes_presence_forget(Server *s, uint64_t serial) {
+        char text[24];
+
+        if (!s->nodes_on || s->shutting_down)
+                return;
+        snprintf(text, sizeof text, "%" PRIu64, serial);
+        const char *values[] = { s->node_id, text };
         if (pool_submit(s, 0, "DELETE FROM presence WHERE node_id = ?1 AND serial = ?2", ELEMENTSOF(values), values,
                         NULL, NULL) < 0)
-                log_warning("Cannot remove the presence of %s.", c->presence_id);
+                log_warning("Cannot remove the presence row of a session whose grace ended.");
 }
 
 /* updated: a peer_updated frame, for the connections that asked for it, about a peer hidden
@@ -510,7 +531,7 @@ int nodes_key_present(Server *s, const char *mesh_id, const char *key, StoreAsyn
         const char *values[] = { mesh_id, key };
 
         assert(s->nodes_on);
-        return pool_submit(s, 0, "SELECT 1 FROM presence WHERE mesh_id = ?1 AND routing_key = ?2 LIMIT 1",
+        return pool_submit(s, 0, "SELECT 1 FROM presence WHERE mesh_id = ?1 AND routing_key = ?2 AND visible >= 0 LIMIT 1",
                            ELEMENTSOF(values), values, cb, userdata);
 }
 
@@ -523,7 +544,8 @@ int nodes_list_peers(const Conn *asker, StoreAsyncCallback cb, void *userdata) {
          * after this node's presence writes, so an asker sees its own changes. */
         return pool_submit(s, 0,
                            "SELECT peer FROM presence WHERE mesh_id = ?1 AND node_id <> ?2"
-                           " AND (visible = 1 OR member_pubkey = ?3) ORDER BY connected_at, node_id, serial",
+                           " AND (visible = 1 OR (visible = 0 AND member_pubkey = ?3))"
+                           " ORDER BY connected_at, node_id, serial",
                            ELEMENTSOF(values), values, cb, userdata);
 }
 
@@ -571,7 +593,8 @@ static void reap_dead_nodes(Server *s) {
                         "          RETURNING mesh_id, member_pubkey, routing_key, name)"
                         " SELECT g.mesh_id, g.member_pubkey, g.routing_key, g.name,"
                         "        EXISTS (SELECT 1 FROM presence p WHERE p.mesh_id = g.mesh_id"
-                        "                AND p.routing_key = g.routing_key AND p.node_id NOT IN (SELECT id FROM dead))::int"
+                        "                AND p.routing_key = g.routing_key AND p.visible >= 0"
+                        "                AND p.node_id NOT IN (SELECT id FROM dead))::int"
                         "   FROM gone g",
                         ELEMENTSOF(values), values, reaped, s) < 0 ||
             pool_submit(s, 0, "DELETE FROM broker_node WHERE seen_at < ?1", ELEMENTSOF(values), values, NULL, NULL) < 0)

@@ -43,6 +43,8 @@ void nodes_wake(Server *s, const char *mesh_id, const char *recipient_key);
  * heartbeat stops and the grace runs out on the other nodes). Sent without waiting. */
 void nodes_presence_up(Conn *c);
 void nodes_presence_down(Conn *c);
+/* The row of a session whose grace ended (it left, or came back as another connection). */
+void nodes_presence_forget(Server *s, uint64_t serial);
 
 /* A presence frame sent to this node's connections goes to the other nodes' too. */
 void nodes_announce(Server *s, const char *mesh_id, const char *member_pubkey, bool to_siblings,

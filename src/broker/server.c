@@ -522,8 +522,8 @@ static void conn_closed(Server *s, Conn *c) {
                 log_info("Peer %s (%s) disconnected from mesh %s.", c->display_name, conn_routing_key(c),
                          c->mesh_id);
         if (!s->shutting_down) {
-                nodes_presence_down(c);
                 presence_conn_closed(c);
+                nodes_presence_down(c);
                 delivery_conn_closed(c);
         }
         conn_free_state(c);

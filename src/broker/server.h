@@ -72,6 +72,7 @@ typedef struct Conn {
         bool drain_again;                /* and another was asked for meanwhile */
         bool wake_pending;               /* another node woke it: drain after reading them all */
         bool presence_dirty;             /* its presence row is to be written again (nodes.c) */
+        bool ghost_row;                  /* closed into its grace: the row stays, marked (nodes.c) */
         bool ack_aware;                  /* announced or sent client_ack: leases are redelivered */
         bool peer_updates;               /* announced peer_updated: told of others' status and summary */
         bool is_session;                 /* session_hello: peerRole "session", else "control-plane" */

@@ -806,6 +806,68 @@ async def test_main_connection_backpressure(b):
 test_main_connection_backpressure.broker_args = ["--test-lane0-high", "8", "--rate-limit", "10000", "--catch-up-interval", "3600000"]
 
 
+async def test_grace_reentry_keeps_details_across_nodes(b):
+    """A session with status, summary and profile drops from node 1 and comes back through
+    node 2 within the grace: it keeps them there, as a live takeover does. In its grace it is
+    in nobody's peers_list; node 1 drops its grace and row without a peer_left."""
+    ns = nodes(b, 2, test_grace_reentry_keeps_details_across_nodes)
+    try:
+        a_entry, w_entry = await members(b, "alice", "bob")
+        watcher = bt.Client(ns[1], w_entry, session=False)
+        b.clients.append(watcher)
+        await watcher.hello()
+        s = bt.SessionClient(ns[0], a_entry, display_name="a")
+        await s.hello()
+        await watcher.expect("push", event="peer_joined")
+        await s.send_json({"type": "set_status", "status": "working"})
+        await s.send_json({"type": "set_summary", "summary": "before the drop"})
+        await s.send_json({"type": "set_profile", "title": "tester", "_reqId": "p"})
+        await s.expect("ack", _reqId="p")
+
+        def row(peers):
+            rows = [p for p in peers if p["pubkey"] == s.session_pubkey]
+            return rows[0] if rows else None
+
+        for _ in range(50):
+            r = row((await bt.sync(watcher))["peers"])
+            if r and r.get("summary") == "before the drop":
+                break
+            await bt.sync(s)
+        assert r and r["status"] == "working", r
+        s.ws.transport.abort()
+        for _ in range(200):
+            if row((await bt.sync(watcher))["peers"]) is None:
+                break
+            await asyncio.sleep(0.02)
+        else:
+            raise AssertionError("the session in its grace is still listed")
+        with b.sql() as conn:
+            kept = conn.execute("SELECT visible FROM presence WHERE routing_key = '%s'" % s.session_pubkey).fetchall()
+        assert [int(v[0]) for v in kept] == [-1], kept
+
+        back = bt.SessionClient(ns[1], a_entry, session_key=s.session_key, display_name="a")
+        await back.hello()
+        r = row((await bt.sync(watcher))["peers"])
+        assert r and r["status"] == "working" and r["summary"] == "before the drop", r
+        assert r.get("profile", {}).get("title") == "tester", r
+        for _ in range(200):
+            with b.sql() as conn:
+                n = conn.execute("SELECT count(*) FROM presence WHERE routing_key = '%s'"
+                                 % s.session_pubkey).fetchone()[0]
+            if int(n) == 1 and "came back through another node" in ns[0].logtext():
+                break
+            await asyncio.sleep(0.05)
+        else:
+            raise AssertionError("node 1 kept the session's grace:\n" + ns[0].logtext())
+        assert [f for f in watcher.inbox if f.get("event") in ("peer_left", "peer_joined")] == [], watcher.inbox
+    finally:
+        close_nodes(ns[1:])
+
+
+test_grace_reentry_keeps_details_across_nodes.broker_args = ["--catch-up-interval", "3600000",
+                                                             "--presence-grace", "60"]
+
+
 if __name__ == "__main__":
     if bt.BACKEND != "postgresql":
         bt.skip("several nodes need the PostgreSQL engine (CLAUDEMESH_TEST_BACKEND=postgresql)")
@@ -815,4 +877,5 @@ if __name__ == "__main__":
             test_sender_node_killed_mid_flood, test_pool_connection_lost,
             test_stalled_database_leaves_the_loop_serving, test_health_check_does_not_wait_for_the_database,
             test_listen_reconnect_does_not_stall_the_loop, test_presence_details_across_nodes,
-            test_peer_updated_across_nodes, test_state_change_across_nodes, test_main_connection_backpressure])
+            test_peer_updated_across_nodes, test_state_change_across_nodes, test_main_connection_backpressure,
+            test_grace_reentry_keeps_details_across_nodes])
