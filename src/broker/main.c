@@ -134,7 +134,7 @@ int main(int argc, char *argv[]) {
                 ARG_LISTEN = 0x100, ARG_DB, ARG_TLS_CERT, ARG_TLS_KEY, ARG_PING, ARG_LIVENESS, ARG_LEASE,
                 ARG_MAX_CONN, ARG_RATE_LIMIT, ARG_RATE_WINDOW, ARG_DEDUPE_DAYS, ARG_MESSAGE_DAYS, ARG_PURGE, ARG_GRACE,
                 ARG_LEGACY, ARG_VERSION, ARG_HELLO_TIMEOUT, ARG_MAX_UNAUTH, ARG_MAX_UNAUTH_ADDR,
-                ARG_CATCH_UP, ARG_DB_POOL,
+                ARG_CATCH_UP, ARG_DB_POOL, ARG_TEST_LANE0_HIGH,
         };
         static const struct option options[] = {
                 { "listen",                   required_argument, NULL, ARG_LISTEN },
@@ -156,6 +156,9 @@ int main(int argc, char *argv[]) {
                 { "max-unauthenticated-per-address", required_argument, NULL, ARG_MAX_UNAUTH_ADDR },
                 { "catch-up-interval",        required_argument, NULL, ARG_CATCH_UP },
                 { "db-pool",                  required_argument, NULL, ARG_DB_POOL },
+                /* Not in --help: the tests' way to reach the backpressure without a flood of
+                 * thousands. */
+                { "test-lane0-high",          required_argument, NULL, ARG_TEST_LANE0_HIGH },
                 { "legacy",                   no_argument,       NULL, ARG_LEGACY },
                 { "help",                     no_argument,       NULL, 'h' },
                 { "version",                  no_argument,       NULL, ARG_VERSION },
@@ -255,6 +258,11 @@ int main(int argc, char *argv[]) {
                 case ARG_DB_POOL:
                         target = &o.db_pool;
                         max = STORE_POOL_MAX;
+                        break;
+                case ARG_TEST_LANE0_HIGH:
+                        target = &o.lane0_high;
+                        min = 4;
+                        max = 1000000;
                         break;
                 case ARG_LEGACY:
                         o.legacy = true;

@@ -21,6 +21,7 @@
 #define PAYLOAD_MAX 7900
 
 static void catch_up(lws_sorted_usec_list_t *sul);
+static void on_state_key(Server *s, const char *mesh_id, json_object *key);
 
 static void schedule_catch_up(Server *s) {
         lws_sul_schedule(s->ctx, 0, &s->catch_up_sul, catch_up,
@@ -35,25 +36,53 @@ static int notify(Server *s, const char *channel, const char *payload) {
         return pool_submit(s, 0, "SELECT pg_notify(?1, ?2)", ELEMENTSOF(values), values, NULL, NULL);
 }
 
-static int listen_open(Server *s) {
+/* The same bound as the other connections' connect_timeout. */
+#define LISTEN_CONNECT_MS 5000
+#define LISTEN_POLL_MS 20
+
+static void listen_poll(lws_sorted_usec_list_t *sul) {
+        Server *s = container_of(sul, Server, listen_sul);
         lws_sock_file_fd_type desc;
         struct lws_vhost *vh = lws_get_vhost_by_name(s->ctx, "default");
         int fd, r;
 
-        static const char *const channels[] = { CHANNEL, PRESENCE_CHANNEL, NULL };
-
-        r = store_listen_open(s->store, channels, &fd);
+        r = store_listen_poll(s->store, &fd);
+        if (r == 0 && mono_ms() >= s->listen_deadline_ms) {
+                log_warning("Cannot open the LISTEN connection: no answer in %d ms.", LISTEN_CONNECT_MS);
+                store_listen_close(s->store);
+                r = -ETIMEDOUT;
+        }
+        if (r == 0) {
+                lws_sul_schedule(s->ctx, 0, &s->listen_sul, listen_poll, (lws_usec_t) LISTEN_POLL_MS * LWS_US_PER_MS);
+                return;
+        }
+        s->listen_deadline_ms = 0;
         if (r < 0)
-                return r;
+                return;        /* the next catch-up tries again */
         desc.filefd = fd;
         s->listen_wsi = vh ? lws_adopt_descriptor_vhost(vh, LWS_ADOPT_RAW_FILE_DESC, desc, NULL, NULL) : NULL;
         if (!s->listen_wsi) {
                 /* lws closes what it fails to adopt. */
                 store_listen_close(s->store);
-                return log_warning_errno(-ENOMEM, "Cannot add the LISTEN connection to the event loop.");
+                log_warning_errno(-ENOMEM, "Cannot add the LISTEN connection to the event loop.");
+                return;
         }
         log_info("Listening for the other nodes' deliveries.");
-        return 0;
+        /* What was notified while it was down is delivered by the catch-up. */
+}
+
+/* Started here, completed by listen_poll() on the loop: a database that does not answer
+ * holds the connect, not the loop (libpq resolves a host name before it returns, though). */
+static void listen_open(Server *s) {
+        static const char *const channels[] = { CHANNEL, PRESENCE_CHANNEL, NULL };
+
+        if (s->listen_wsi || s->listen_deadline_ms > 0)
+                return;
+        log_info("Opening the LISTEN connection.");
+        if (store_listen_open(s->store, channels) < 0)
+                return;
+        s->listen_deadline_ms = mono_ms() + LISTEN_CONNECT_MS;
+        lws_sul_schedule(s->ctx, 0, &s->listen_sul, listen_poll, 0);
 }
 
 static const char heartbeat_sql[] = "INSERT INTO broker_node (id, seen_at) VALUES (?1, ?2)"
@@ -69,12 +98,20 @@ static int heartbeat(Server *s) {
         return store_step_done(s->store, st);
 }
 
+/* Its answer is what the HTTP health check reports of the database (nodes_db_up()). */
+static void heartbeat_answered(int r, StoreResult *res, void *userdata) {
+        Server *s = userdata;
+
+        if (r >= 0)
+                s->db_answered_ms = mono_ms();
+}
+
 static void heartbeat_async(Server *s) {
         char now[24];
 
         snprintf(now, sizeof now, "%" PRId64, now_ms());
         const char *values[] = { s->node_id, now };
-        if (pool_submit(s, 0, heartbeat_sql, ELEMENTSOF(values), values, NULL, NULL) < 0)
+        if (pool_submit(s, 0, heartbeat_sql, ELEMENTSOF(values), values, heartbeat_answered, s) < 0)
                 log_warning("Cannot send this node's heartbeat to the database.");
 }
 
@@ -85,8 +122,10 @@ int nodes_start(Server *s) {
         s->nodes_on = true;
         if (heartbeat(s) < 0)
                 log_warning("Cannot record this node (%s) in the database: %s", s->node_id, store_errmsg(s->store));
+        else
+                s->db_answered_ms = mono_ms();
         /* Without LISTEN the catch-up still delivers; it retries the connection. */
-        (void) listen_open(s);
+        listen_open(s);
         schedule_catch_up(s);
         return 0;
 }
@@ -95,7 +134,19 @@ void nodes_stop(Server *s) {
         if (!s->nodes_on)
                 return;
         lws_sul_cancel(&s->catch_up_sul);
+        lws_sul_cancel(&s->listen_sul);
+        if (s->listen_deadline_ms > 0)
+                store_listen_close(s->store);
+        s->listen_deadline_ms = 0;
         s->nodes_on = false;
+}
+
+bool nodes_db_up(const Server *s) {
+        int64_t window = 3 * (int64_t) s->opts.catch_up_interval_ms;
+
+        if (window < 3000)
+                window = 3000;
+        return s->db_answered_ms > 0 && mono_ms() - s->db_answered_ms <= window && store_connected(s->store);
 }
 
 bool nodes_owns(const Server *s, const struct lws *wsi) {
@@ -138,12 +189,16 @@ static void on_takeover(Server *s, const char *mesh_id, const char *member_pubke
                 p->replaced = true;
                 conn_close(p, 1000, "session_replaced");
         }
+        /* A session in its grace here came back through another node, which took its row. */
+        if (json_object_get_boolean(session))
+                presence_ghost_taken(s, mesh_id, member_pubkey, json_object_get_string(key),
+                                     json_object_get_string(session_id));
 }
 
 /* {"node","mesh","member","siblings","frame"} from nodes_announce() on another node. */
 static void on_presence(Server *s, const char *payload) {
         _cleanup_(json_object_putp) json_object *o = json_tokener_parse(payload);
-        json_object *node, *mesh, *member, *siblings, *frame, *takeover, *updated_flag, *visible_flag;
+        json_object *node, *mesh, *member, *siblings, *frame, *takeover, *state_key, *updated_flag, *visible_flag;
 
         if (!o || !json_object_object_get_ex(o, "node", &node) || !json_object_object_get_ex(o, "mesh", &mesh) ||
             !json_object_object_get_ex(o, "member", &member))
@@ -152,6 +207,10 @@ static void on_presence(Server *s, const char *payload) {
                 return;
         if (json_object_object_get_ex(o, "takeover", &takeover)) {
                 on_takeover(s, json_object_get_string(mesh), json_object_get_string(member), takeover);
+                return;
+        }
+        if (json_object_object_get_ex(o, "stateKey", &state_key)) {
+                on_state_key(s, json_object_get_string(mesh), state_key);
                 return;
         }
         if (!json_object_object_get_ex(o, "frame", &frame) || !json_object_is_type(frame, json_type_object))
@@ -291,23 +350,40 @@ void nodes_presence_down(Conn *c) {
                 return;
         snprintf(serial, sizeof serial, "%" PRIu64, c->serial);
         const char *values[] = { s->node_id, serial };
+        /* A session in its grace keeps its row, marked visible -1: no list, multicast or
+         * presence check counts it, but a hello through another node finds its status,
+         * summary, profile and visibility there, as in a live takeover. */
+        if (pool_submit(s, 0,
+                        c->ghost_row ? "UPDATE presence SET visible = -1 WHERE node_id = ?1 AND serial = ?2"
+                                     : "DELETE FROM presence WHERE node_id = ?1 AND serial = ?2",
+                        ELEMENTSOF(values), values, NULL, NULL) < 0)
+                log_warning("Cannot remove the presence of %s.", c->presence_id);
+}
+
+void nodes_presence_forget(Server *s, uint64_t serial) {
+        char text[24];
+
+        if (!s->nodes_on || s->shutting_down)
+                return;
+        snprintf(text, sizeof text, "%" PRIu64, serial);
+        const char *values[] = { s->node_id, text };
         if (pool_submit(s, 0, "DELETE FROM presence WHERE node_id = ?1 AND serial = ?2", ELEMENTSOF(values), values,
                         NULL, NULL) < 0)
-                log_warning("Cannot remove the presence of %s.", c->presence_id);
+                log_warning("Cannot remove the presence row of a session whose grace ended.");
 }
 
 /* updated: a peer_updated frame, for the connections that asked for it, about a peer hidden
  * (visible false) from all but its own member. */
-static void announce(Server *s, const char *mesh_id, const char *member_pubkey, bool to_siblings, bool updated,
-                     bool visible, json_object *frame) {
+static int announce(Server *s, const char *mesh_id, const char *member_pubkey, bool to_siblings, bool updated,
+                    bool visible, json_object *frame) {
         _cleanup_(json_object_putp) json_object *o = NULL;
         const char *payload;
 
         if (!s->nodes_on)
-                return;
+                return 0;
         o = json_object_new_object();
         if (!o)
-                return;
+                return -ENOMEM;
         json_object_object_add(o, "node", json_object_new_string(s->node_id));
         json_object_object_add(o, "mesh", json_object_new_string(mesh_id));
         json_object_object_add(o, "member", json_object_new_string(member_pubkey));
@@ -318,21 +394,110 @@ static void announce(Server *s, const char *mesh_id, const char *member_pubkey, 
         }
         json_object_object_add(o, "frame", json_object_get(frame));
         payload = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN);
-        if (!payload || strlen(payload) > PAYLOAD_MAX) {
+        if (!payload)
+                return -ENOMEM;
+        if (strlen(payload) > PAYLOAD_MAX) {
                 log_debug("A presence frame for mesh %s is too large to notify the other nodes.", mesh_id);
-                return;
+                return -E2BIG;
         }
-        if (notify(s, PRESENCE_CHANNEL, payload) < 0)
+        if (notify(s, PRESENCE_CHANNEL, payload) < 0) {
                 log_debug("Could not notify the other nodes of a presence change in mesh %s.", mesh_id);
+                return -EIO;
+        }
+        return 0;
 }
 
 void nodes_announce(Server *s, const char *mesh_id, const char *member_pubkey, bool to_siblings,
                     json_object *frame) {
-        announce(s, mesh_id, member_pubkey, to_siblings, false, true, frame);
+        (void) announce(s, mesh_id, member_pubkey, to_siblings, false, true, frame);
 }
 
 void nodes_announce_updated(Conn *subject, json_object *frame) {
-        announce(subject->server, subject->mesh_id, subject->member_pubkey, true, true, subject->visible, frame);
+        (void) announce(subject->server, subject->mesh_id, subject->member_pubkey, true, true, subject->visible, frame);
+}
+
+void nodes_announce_state(Conn *setter, const char *key, json_object *frame) {
+        Server *s = setter->server;
+        _cleanup_(json_object_putp) json_object *o = NULL;
+        const char *payload;
+
+        if (announce(s, setter->mesh_id, setter->member_pubkey, true, false, true, frame) != -E2BIG)
+                return;
+        /* A value up to 16 KiB does not fit a NOTIFY: the other nodes read it from the row.
+         * The key is at most 256 bytes, the name bounded by the member table. */
+        o = json_object_new_object();
+        if (!o)
+                return;
+        json_object_object_add(o, "node", json_object_new_string(s->node_id));
+        json_object_object_add(o, "mesh", json_object_new_string(setter->mesh_id));
+        json_object_object_add(o, "member", json_object_new_string(setter->member_pubkey));
+        json_object_object_add(o, "stateKey", json_object_new_string(key));
+        payload = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN);
+        if (!payload || strlen(payload) > PAYLOAD_MAX || notify(s, PRESENCE_CHANNEL, payload) < 0)
+                log_warning("Could not notify the other nodes of state key %s in mesh %s.", key, setter->mesh_id);
+}
+
+typedef struct StateRead {
+        Server *server;
+        char *mesh_id;
+        char *key;
+} StateRead;
+
+static void state_read_free(StateRead *r) {
+        if (!r)
+                return;
+        free(r->mesh_id);
+        free(r->key);
+        free(r);
+}
+
+static void state_read_freep(StateRead **r) {
+        state_read_free(*r);
+}
+
+/* The row as it is now: if a later set overwrote it, that set's own notification follows. */
+static void state_read(int r, StoreResult *res, void *userdata) {
+        _cleanup_(state_read_freep) StateRead *j = userdata;
+        _cleanup_(json_object_putp) json_object *o = NULL;
+        const char *value;
+
+        if (r < 0 || store_result_rows(res) != 1) {
+                log_warning("Cannot read state key %s of mesh %s that another node set.", j->key, j->mesh_id);
+                return;
+        }
+        value = store_result_text(res, 0, 0);
+        o = json_object_new_object();
+        if (!o)
+                return;
+        json_object_object_add(o, "type", json_object_new_string("state_change"));
+        json_object_object_add(o, "key", json_object_new_string(j->key));
+        json_object_object_add(o, "value", value ? json_tokener_parse(value) : NULL);
+        json_object_object_add(o, "updatedBy", json_object_new_string(strempty(store_result_text(res, 0, 1))));
+        for (Conn *c = j->server->conns; c; c = c->next)
+                if (conn_is_live(c) && c->hello_done && streq(c->mesh_id, j->mesh_id))
+                        (void) conn_send(c, o);
+}
+
+static void on_state_key(Server *s, const char *mesh_id, json_object *key) {
+        _cleanup_(state_read_freep) StateRead *j = NULL;
+
+        if (!json_object_is_type(key, json_type_string))
+                return;
+        j = calloc(1, sizeof *j);
+        if (!j)
+                return;
+        j->server = s;
+        j->mesh_id = strdup(mesh_id);
+        j->key = strdup(json_object_get_string(key));
+        if (!j->mesh_id || !j->key)
+                return;
+        const char *values[] = { j->mesh_id, j->key };
+        if (pool_submit(s, 0, "SELECT value, updated_by FROM mesh_state WHERE mesh_id = ?1 AND key = ?2",
+                        ELEMENTSOF(values), values, state_read, j) < 0) {
+                log_warning("Cannot read state key %s of mesh %s that another node set.", j->key, mesh_id);
+                return;
+        }
+        TAKE_PTR(j);
 }
 
 void nodes_take_over(Conn *c) {
@@ -366,7 +531,7 @@ int nodes_key_present(Server *s, const char *mesh_id, const char *key, StoreAsyn
         const char *values[] = { mesh_id, key };
 
         assert(s->nodes_on);
-        return pool_submit(s, 0, "SELECT 1 FROM presence WHERE mesh_id = ?1 AND routing_key = ?2 LIMIT 1",
+        return pool_submit(s, 0, "SELECT 1 FROM presence WHERE mesh_id = ?1 AND routing_key = ?2 AND visible >= 0 LIMIT 1",
                            ELEMENTSOF(values), values, cb, userdata);
 }
 
@@ -379,7 +544,8 @@ int nodes_list_peers(const Conn *asker, StoreAsyncCallback cb, void *userdata) {
          * after this node's presence writes, so an asker sees its own changes. */
         return pool_submit(s, 0,
                            "SELECT peer FROM presence WHERE mesh_id = ?1 AND node_id <> ?2"
-                           " AND (visible = 1 OR member_pubkey = ?3) ORDER BY connected_at, node_id, serial",
+                           " AND (visible = 1 OR (visible = 0 AND member_pubkey = ?3))"
+                           " ORDER BY connected_at, node_id, serial",
                            ELEMENTSOF(values), values, cb, userdata);
 }
 
@@ -427,7 +593,8 @@ static void reap_dead_nodes(Server *s) {
                         "          RETURNING mesh_id, member_pubkey, routing_key, name)"
                         " SELECT g.mesh_id, g.member_pubkey, g.routing_key, g.name,"
                         "        EXISTS (SELECT 1 FROM presence p WHERE p.mesh_id = g.mesh_id"
-                        "                AND p.routing_key = g.routing_key AND p.node_id NOT IN (SELECT id FROM dead))::int"
+                        "                AND p.routing_key = g.routing_key AND p.visible >= 0"
+                        "                AND p.node_id NOT IN (SELECT id FROM dead))::int"
                         "   FROM gone g",
                         ELEMENTSOF(values), values, reaped, s) < 0 ||
             pool_submit(s, 0, "DELETE FROM broker_node WHERE seen_at < ?1", ELEMENTSOF(values), values, NULL, NULL) < 0)
@@ -444,8 +611,7 @@ static void catch_up(lws_sorted_usec_list_t *sul) {
                 log_error("The database connection was lost (%s); exiting for a restart.", store_errmsg(s->store));
                 _exit(EXIT_FAILURE);
         }
-        if (!s->listen_wsi)
-                (void) listen_open(s);
+        listen_open(s);
         heartbeat_async(s);
         for (Conn *c = s->conns; c; c = c->next)
                 if (conn_is_live(c) && c->hello_done) {

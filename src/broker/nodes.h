@@ -28,6 +28,9 @@ int nodes_start(Server *s);
 void nodes_stop(Server *s);
 
 /* The LISTEN connection's descriptor became readable, or its wsi went away. */
+/* Whether the database answered this node's last heartbeats (within three catch-ups, at
+ * least 3 s): the HTTP health check's answer, without a query. */
+bool nodes_db_up(const Server *s);
 bool nodes_owns(const Server *s, const struct lws *wsi);
 int nodes_readable(Server *s);
 void nodes_wsi_destroyed(Server *s, struct lws *wsi);
@@ -40,12 +43,18 @@ void nodes_wake(Server *s, const char *mesh_id, const char *recipient_key);
  * heartbeat stops and the grace runs out on the other nodes). Sent without waiting. */
 void nodes_presence_up(Conn *c);
 void nodes_presence_down(Conn *c);
+/* The row of a session whose grace ended (it left, or came back as another connection). */
+void nodes_presence_forget(Server *s, uint64_t serial);
 
 /* A presence frame sent to this node's connections goes to the other nodes' too. */
 void nodes_announce(Server *s, const char *mesh_id, const char *member_pubkey, bool to_siblings,
                     json_object *frame);
 /* A peer_updated frame about subject goes to the other nodes' connections that asked for it. */
 void nodes_announce_updated(Conn *subject, json_object *frame);
+
+/* A state_change frame from setter's set_state goes to every connection of its mesh on the
+ * other nodes; a frame too large for a NOTIFY goes as the key, whose row they read. */
+void nodes_announce_state(Conn *setter, const char *key, json_object *frame);
 
 /* c's hello replaces a live connection of another node (found by hello.c's checks): that
  * node closes it with session_replaced. */

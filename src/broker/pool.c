@@ -10,11 +10,9 @@
 #include "pool.h"
 
 /* Lane 0 takes two statements or more per message (the lease and the client_ack, the
- * drains) where a pool lane takes one: under a flood it falls behind. Past HIGH entries owed
- * the clients are not read until it is back under LOW, so what waits stays bounded (a
- * blocking call used to drain it, stopping the loop). */
-#define LANE0_QUEUE_HIGH 4096
-#define LANE0_QUEUE_LOW 1024
+ * drains) where a pool lane takes one: under a flood it falls behind. Past lane0_high
+ * entries owed (4,096) the clients are not read until it is back under a quarter of it, so
+ * what waits stays bounded (a blocking call used to drain it, stopping the loop). */
 
 bool pool_on(const Server *s) {
         return s->n_lanes > 0;
@@ -52,7 +50,7 @@ int pool_readable(Server *s, struct lws *wsi) {
 
         if (store_async_process(s->store, lane) < 0)
                 lane_lost(s, lane);
-        if (lane == 0 && s->throttled && store_async_queued(s->store, 0) < LANE0_QUEUE_LOW)
+        if (lane == 0 && s->throttled && store_async_queued(s->store, 0) < s->opts.lane0_high / 4)
                 server_throttle(s, false);
         /* What its callbacks queued on any lane is sent by pool_flush() at the end of the
          * loop iteration. */
@@ -98,7 +96,7 @@ void pool_flush(Server *s) {
                         lane_lost(s, lane);
                 want_write(s, lane);
         }
-        if (pool_on(s) && !s->throttled && store_async_queued(s->store, 0) > LANE0_QUEUE_HIGH)
+        if (pool_on(s) && !s->throttled && store_async_queued(s->store, 0) > s->opts.lane0_high)
                 server_throttle(s, true);
 }
 

@@ -123,6 +123,8 @@ struct Ghost {
         json_object *profile;
         int64_t connected_at_ms;
         int64_t deadline_ms;
+        uint64_t serial;                 /* of its connection, whose presence row it keeps */
+        bool row;
 };
 
 static void ghost_free(Ghost *g) {
@@ -135,6 +137,13 @@ static void ghost_free(Ghost *g) {
 }
 
 static void arm_ghost_timer(Server *s);
+
+/* Its grace is over: the presence row it kept goes too. */
+static void ghost_end(Ghost *g) {
+        if (g->row)
+                nodes_presence_forget(g->server, g->serial);
+        ghost_free(g);
+}
 
 static void ghost_leave(Ghost *e) {
         PeerRef p = {
@@ -158,7 +167,7 @@ static void ghost_checked(int r, StoreResult *res, void *userdata) {
                 log_info("Peer %s came back through another node.", e->name);
         else
                 ghost_leave(e);
-        ghost_free(e);
+        ghost_end(e);
 }
 
 static void ghost_timer_fired(lws_sorted_usec_list_t *sul) {
@@ -178,7 +187,7 @@ static void ghost_timer_fired(lws_sorted_usec_list_t *sul) {
                                                      ghost_checked, e) >= 0)
                         continue;
                 ghost_leave(e);
-                ghost_free(e);
+                ghost_end(e);
         }
         arm_ghost_timer(s);
 }
@@ -230,6 +239,8 @@ void presence_conn_closed(Conn *c) {
         g->profile = TAKE_PTR(c->profile);
         g->connected_at_ms = c->connected_at_ms;
         g->deadline_ms = mono_ms() + (int64_t) s->opts.presence_grace_sec * 1000;
+        g->serial = c->serial;
+        g->row = c->ghost_row = s->nodes_on && c->is_session;
         g->next = s->ghosts;
         s->ghosts = g;
         arm_ghost_timer(s);
@@ -265,11 +276,28 @@ bool presence_reattach(Conn *c) {
                         c->profile = TAKE_PTR(e->profile);
                 }
                 *g = e->next;
-                ghost_free(e);
+                ghost_end(e);
                 arm_ghost_timer(s);
                 return true;
         }
         return false;
+}
+
+void presence_ghost_taken(Server *s, const char *mesh_id, const char *member_pubkey, const char *key,
+                          const char *session_id) {
+        for (Ghost **g = &s->ghosts; *g;) {
+                Ghost *e = *g;
+                if (!e->is_session || !streq(e->mesh_id, mesh_id) ||
+                    !(streq(e->session_pubkey, key) ||
+                      (streq(e->member_pubkey, member_pubkey) && streq(e->session_id, session_id)))) {
+                        g = &e->next;
+                        continue;
+                }
+                log_info("Peer %s came back through another node.", e->name);
+                *g = e->next;
+                ghost_end(e);
+        }
+        arm_ghost_timer(s);
 }
 
 void presence_adopt_details(Conn *c, json_object *peer, int64_t connected_at_ms) {

@@ -23,6 +23,10 @@ void presence_announce_left(Server *s, const char *mesh_id, const char *member_p
  * session_hello connection takes back the session's presence id and state. A kicked or
  * banned connection (c->evicted) leaves at once. */
 bool presence_reattach(Conn *c);
+/* Another node took over the session (key, or member_pubkey's session_id) whose grace runs
+ * here: its ghost goes, without peer_left. */
+void presence_ghost_taken(Server *s, const char *mesh_id, const char *member_pubkey, const char *key,
+                          const char *session_id);
 void presence_ghosts_free(Server *s);
 /* A session that replaces one of another node takes its status, summary, profile,
  * visibility and connection time from that presence's peers_list entry. */

@@ -64,6 +64,7 @@ void broker_options_init(BrokerOptions *o) {
                 .max_unauthenticated = 256,
                 .max_unauthenticated_per_address = 32,
                 .catch_up_interval_ms = 1000,
+                .lane0_high = 4096,
                 .db_pool = 2,
         };
 }
@@ -362,6 +363,8 @@ void server_throttle(Server *s, bool on) {
         s->throttled = on;
         if (on)
                 log_debug("The database's main connection is behind; not reading the clients meanwhile.");
+        else
+                log_debug("The database's main connection caught up; reading the clients again.");
         for (Conn *c = s->conns; c; c = c->next) {
                 if (!c->wsi || c->closing)
                         continue;
@@ -519,8 +522,8 @@ static void conn_closed(Server *s, Conn *c) {
                 log_info("Peer %s (%s) disconnected from mesh %s.", c->display_name, conn_routing_key(c),
                          c->mesh_id);
         if (!s->shutting_down) {
-                nodes_presence_down(c);
                 presence_conn_closed(c);
+                nodes_presence_down(c);
                 delivery_conn_closed(c);
         }
         conn_free_state(c);
@@ -538,7 +541,10 @@ static bool ws_path_ok(struct lws *wsi) {
         return lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_URI_ARGS) == 0;
 }
 
+/* On PostgreSQL from the heartbeats' answers: a query here would wait on the loop. */
 static bool db_up(Server *s) {
+        if (s->nodes_on)
+                return nodes_db_up(s);
         StoreStmt *st = store_stmt(s->store, "SELECT 1");
         bool up = st && store_step(st) == STORE_ROW;
         if (st)

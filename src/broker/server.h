@@ -44,6 +44,9 @@ typedef struct BrokerOptions {
         unsigned max_unauthenticated_per_address;
         unsigned catch_up_interval_ms;   /* PostgreSQL: drain every connection this often */
         unsigned db_pool;                /* PostgreSQL: connections for the hot path */
+        unsigned lane0_high;             /* PostgreSQL: results owed on the main connection past
+                                          * which the clients are not read (pool.c); resumed
+                                          * below a quarter. Tests lower it. */
         bool legacy;                     /* no features on hello_ack, no client_ack leases */
 } BrokerOptions;
 
@@ -69,6 +72,7 @@ typedef struct Conn {
         bool drain_again;                /* and another was asked for meanwhile */
         bool wake_pending;               /* another node woke it: drain after reading them all */
         bool presence_dirty;             /* its presence row is to be written again (nodes.c) */
+        bool ghost_row;                  /* closed into its grace: the row stays, marked (nodes.c) */
         bool ack_aware;                  /* announced or sent client_ack: leases are redelivered */
         bool peer_updates;               /* announced peer_updated: told of others' status and summary */
         bool is_session;                 /* session_hello: peerRole "session", else "control-plane" */
@@ -123,6 +127,9 @@ struct Server {
         lws_sorted_usec_list_t catch_up_sul;
         lws_sorted_usec_list_t pool_sul;      /* runs lane 0's deferred callbacks (pool.c) */
         struct lws *listen_wsi;          /* the other nodes' notifications (PostgreSQL) */
+        lws_sorted_usec_list_t listen_sul;    /* drives its (re)connect (nodes.c) */
+        int64_t listen_deadline_ms;      /* mono_ms(); 0 when no connect is under way */
+        int64_t db_answered_ms;          /* mono_ms() of the last heartbeat answered (nodes.c) */
         bool nodes_on;
         char node_id[BROKER_ID_LEN + 1]; /* this process among the nodes */
         Ghost *ghosts;                   /* closed sessions in their presence grace */

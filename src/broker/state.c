@@ -4,6 +4,7 @@
 #include <stdlib.h>
 
 #include "log.h"
+#include "nodes.h"
 #include "pool.h"
 #include "state.h"
 #include "time-util.h"
@@ -95,6 +96,8 @@ static void send_state_change(Conn *c, const char *key, const char *value) {
         for (Conn *p = c->server->conns; p; p = p->next)
                 if (p != c && conn_is_live(p) && streq(p->mesh_id, c->mesh_id))
                         (void) conn_send(p, o);
+        /* And every connection of the mesh on the other nodes, the setter's siblings too. */
+        nodes_announce_state(c, key, o);
 }
 
 static json_object *list_new(const char *req_id, json_object **ret_entries) {

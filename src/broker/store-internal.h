@@ -50,7 +50,8 @@ int pg_exec(Store *s, const char *sql);
 bool pg_in_transaction(Store *s);
 int pg_changes(Store *s);
 bool pg_connected(Store *s);
-int pg_listen_open(Store *s, const char *const *channels, int *ret_fd);
+int pg_listen_open(Store *s, const char *const *channels);
+int pg_listen_poll(Store *s, int *ret_fd);
 int pg_listen_read(Store *s, StoreNotifyCallback cb, void *userdata);
 void pg_listen_close(Store *s);
 int pg_pool_open(Store *s, unsigned n);
@@ -95,9 +96,10 @@ static inline int pg_exec(Store *s, const char *sql) { (void) s; (void) sql; PG_
 static inline bool pg_in_transaction(Store *s) { (void) s; PG_UNREACHABLE; }
 static inline int pg_changes(Store *s) { (void) s; PG_UNREACHABLE; }
 static inline bool pg_connected(Store *s) { (void) s; PG_UNREACHABLE; }
-static inline int pg_listen_open(Store *s, const char *const *channels, int *ret_fd) {
-        (void) s; (void) channels; (void) ret_fd; PG_UNREACHABLE;
+static inline int pg_listen_open(Store *s, const char *const *channels) {
+        (void) s; (void) channels; PG_UNREACHABLE;
 }
+static inline int pg_listen_poll(Store *s, int *ret_fd) { (void) s; (void) ret_fd; PG_UNREACHABLE; }
 static inline int pg_listen_read(Store *s, StoreNotifyCallback cb, void *userdata) {
         (void) s; (void) cb; (void) userdata; PG_UNREACHABLE;
 }

@@ -58,6 +58,9 @@ struct StorePg {
         void *defer_userdata;
         char *uri;
         PGconn *listen;                  /* LISTEN only, nonblocking; NULL when down */
+        int listen_phase;                /* LISTEN_CONNECTING, _SUBSCRIBING or _OPEN */
+        short listen_events;             /* what PQconnectPoll() waits for, while connecting */
+        char *listen_sql;                /* the LISTEN commands, sent once connected */
         char *last_error;
         unsigned next_stmt;
         int changes;
@@ -290,14 +293,14 @@ static const char *const shared_tables[] = { "rate_budget", "rate_paid", "hello_
 /* The URI, with defaults it may override: a bounded connect (the LISTEN connection is
  * reopened from the event loop) and TCP keepalives, so a dead server or a dropped route is
  * noticed rather than waited on. */
-static PGconn *connect_uri(const char *uri, const char *application_name) {
+static PGconn *connect_uri(const char *uri, const char *application_name, bool start) {
         const char *const keys[] = { "connect_timeout", "keepalives", "keepalives_idle", "application_name",
                                      "dbname", NULL };
         const char *const values[] = { "5", "1", "30", application_name, uri, NULL };
 
         /* expand_dbname: the URI in dbname is parsed, and its own settings win over those
          * before it. */
-        return PQconnectdbParams(keys, values, 1);
+        return start ? PQconnectStartParams(keys, values, 1) : PQconnectdbParams(keys, values, 1);
 }
 
 static void set_error(StorePg *pg, const char *message) {
@@ -530,7 +533,7 @@ int pg_open(Store *s, const char *uri) {
         s->pg->uri = strdup(uri);
         if (!s->pg->uri)
                 return -ENOMEM;
-        s->pg->conn = connect_uri(uri, "claudemesh-broker");
+        s->pg->conn = connect_uri(uri, "claudemesh-broker", false);
         if (!s->pg->conn)
                 return -ENOMEM;
         if (PQstatus(s->pg->conn) != CONNECTION_OK) {
@@ -764,50 +767,111 @@ int pg_changes(Store *s) {
         return s->pg->changes;
 }
 
-int pg_listen_open(Store *s, const char *const *channels, int *ret_fd) {
+enum { LISTEN_CONNECTING, LISTEN_SUBSCRIBING, LISTEN_OPEN };
+
+int pg_listen_open(Store *s, const char *const *channels) {
         StorePg *pg = s->pg;
-        PGresult *res;
-        int fd;
+        _cleanup_free_ char *sql = NULL;
+        size_t n = 0;
 
         pg_listen_close(s);
-        /* A blocking connect (bounded by connect_timeout), at start and when the catch-up finds
-         * the listener gone. */
-        pg->listen = connect_uri(pg->uri, "claudemesh-broker listen");
-        if (!pg->listen || PQstatus(pg->listen) != CONNECTION_OK) {
+        /* Identifiers of our own, but quoted all the same. */
+        for (const char *const *c = channels; *c; c++) {
+                for (const char *p = *c; *p; p++)
+                        if (!(*p == '_' || (*p >= 'a' && *p <= 'z')))
+                                return -EINVAL;
+                n += strlen(*c) + sizeof "LISTEN \"\"; ";
+        }
+        sql = malloc(n + 1);
+        if (!sql)
+                return -ENOMEM;
+        sql[0] = '\0';
+        for (const char *const *c = channels; *c; c++) {
+                strcat(sql, "LISTEN \"");
+                strcat(sql, *c);
+                strcat(sql, "\"; ");
+        }
+        /* Only started: pg_listen_poll() drives it from the event loop, which must not wait
+         * for a server that stalls or does not answer. */
+        pg->listen = connect_uri(pg->uri, "claudemesh-broker listen", true);
+        if (!pg->listen || PQstatus(pg->listen) == CONNECTION_BAD) {
                 set_error(pg, pg->listen ? PQerrorMessage(pg->listen) : "out of memory");
                 pg_listen_close(s);
                 return log_warning_errno(-ECONNREFUSED, "Cannot open the LISTEN connection: %s", pg->last_error);
         }
-        for (const char *const *c = channels; *c; c++) {
-                _cleanup_free_ char *sql = NULL;
-                char *quoted = PQescapeIdentifier(pg->listen, *c, strlen(*c));
+        free(pg->listen_sql);
+        pg->listen_sql = TAKE_PTR(sql);
+        pg->listen_phase = LISTEN_CONNECTING;
+        pg->listen_events = POLLOUT;     /* as libpq's own connect loop starts */
+        return 0;
+}
 
-                if (!quoted || asprintf(&sql, "LISTEN %s", quoted) < 0) {
-                        PQfreemem(quoted);
-                        pg_listen_close(s);
-                        return -ENOMEM;
+static int listen_failed(Store *s, const char *message) {
+        set_error(s->pg, message);
+        pg_listen_close(s);
+        return log_warning_errno(-ECONNREFUSED, "Cannot open the LISTEN connection: %s", s->pg->last_error);
+}
+
+int pg_listen_poll(Store *s, int *ret_fd) {
+        StorePg *pg = s->pg;
+        PGresult *res;
+        int fd;
+
+        if (!pg->listen)
+                return -ENOTCONN;
+        if (pg->listen_phase == LISTEN_CONNECTING) {
+                /* PQconnectPoll() is called only once the socket is ready for what it last
+                 * asked, as libpq requires; the socket may change between its calls. */
+                struct pollfd p = { .fd = PQsocket(pg->listen), .events = pg->listen_events };
+                if (p.fd < 0 || poll(&p, 1, 0) < 0)
+                        return listen_failed(s, "no socket to connect with");
+                if (p.revents == 0)
+                        return 0;
+                switch (PQconnectPoll(pg->listen)) {
+                case PGRES_POLLING_FAILED:
+                        return listen_failed(s, PQerrorMessage(pg->listen));
+                case PGRES_POLLING_READING:
+                        pg->listen_events = POLLIN;
+                        return 0;
+                case PGRES_POLLING_WRITING:
+                        pg->listen_events = POLLOUT;
+                        return 0;
+                case PGRES_POLLING_OK:
+                        break;
+                default:
+                        return 0;
                 }
-                PQfreemem(quoted);
-                res = PQexec(pg->listen, sql);
-                if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-                        set_error(pg, PQresultErrorMessage(res));
-                        PQclear(res);
-                        pg_listen_close(s);
-                        return log_warning_errno(-EIO, "LISTEN failed: %s", pg->last_error);
-                }
-                PQclear(res);
+                if (PQsetnonblocking(pg->listen, 1) < 0 || !PQsendQuery(pg->listen, pg->listen_sql))
+                        return listen_failed(s, PQerrorMessage(pg->listen));
+                pg->listen_phase = LISTEN_SUBSCRIBING;
         }
-        if (PQsetnonblocking(pg->listen, 1) < 0) {
-                pg_listen_close(s);
-                return -EIO;
+        if (pg->listen_phase == LISTEN_SUBSCRIBING) {
+                if (PQflush(pg->listen) < 0 || !PQconsumeInput(pg->listen))
+                        return listen_failed(s, PQerrorMessage(pg->listen));
+                while (!PQisBusy(pg->listen)) {
+                        res = PQgetResult(pg->listen);
+                        if (!res) {
+                                pg->listen_phase = LISTEN_OPEN;
+                                break;
+                        }
+                        if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+                                int r = listen_failed(s, PQresultErrorMessage(res));
+                                PQclear(res);
+                                return r;
+                        }
+                        PQclear(res);
+                }
+                if (pg->listen_phase != LISTEN_OPEN)
+                        return 0;
         }
         fd = fcntl(PQsocket(pg->listen), F_DUPFD_CLOEXEC, 3);
         if (fd < 0) {
+                fd = -errno;
                 pg_listen_close(s);
-                return -errno;
+                return fd;
         }
         *ret_fd = fd;
-        return 0;
+        return 1;
 }
 
 int pg_listen_read(Store *s, StoreNotifyCallback cb, void *userdata) {
@@ -832,6 +896,7 @@ void pg_listen_close(Store *s) {
                 return;
         PQfinish(s->pg->listen);
         s->pg->listen = NULL;
+        s->pg->listen_sql = mfree(s->pg->listen_sql);
 }
 
 /* ---- lanes: statements in pipeline mode, for the event loop ---- */
@@ -1041,7 +1106,7 @@ int pg_pool_open(Store *s, unsigned n) {
                 Lane *l = &pg->lanes[i];
 
                 /* At start, before the event loop runs: a blocking connect is fine here. */
-                l->conn = connect_uri(pg->uri, "claudemesh-broker pool");
+                l->conn = connect_uri(pg->uri, "claudemesh-broker pool", false);
                 if (!l->conn)
                         return -ENOMEM;
                 pg->n_lanes++;

@@ -524,9 +524,14 @@ int store_changes(Store *s) {
 }
 
 
-int store_listen_open(Store *s, const char *const *channels, int *ret_fd) {
+int store_listen_open(Store *s, const char *const *channels) {
         assert(s->engine == STORE_POSTGRESQL);
-        return pg_listen_open(s, channels, ret_fd);
+        return pg_listen_open(s, channels);
+}
+
+int store_listen_poll(Store *s, int *ret_fd) {
+        assert(s->engine == STORE_POSTGRESQL);
+        return pg_listen_poll(s, ret_fd);
 }
 
 int store_listen_read(Store *s, StoreNotifyCallback cb, void *userdata) {

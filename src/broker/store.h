@@ -103,12 +103,15 @@ int store_changes(Store *s);
 /* Several broker nodes on one PostgreSQL database wake each other with LISTEN/NOTIFY; the
  * rows stay the truth, so a lost notification only waits for the next catch-up.
  * The broker sends its notifications with pg_notify() on the pool (pool.h).
- * store_listen_open() opens a second connection that listens on the channels (a NULL-ended
- * list) and returns a descriptor to poll for reading (a duplicate: the caller closes it);
+ * store_listen_open() starts a second connection that will listen on the channels (a
+ * NULL-ended list), without waiting; store_listen_poll() advances it, also without waiting:
+ * 0 while it connects and subscribes, 1 and a descriptor to poll for reading once it listens
+ * (a duplicate: the caller closes it), a negative errno when it failed (it is closed);
  * store_listen_read() calls cb for each notification received, -ECONNRESET when the
  * connection is lost. PostgreSQL only. */
 typedef void (*StoreNotifyCallback)(const char *channel, const char *payload, void *userdata);
-int store_listen_open(Store *s, const char *const *channels, int *ret_fd);
+int store_listen_open(Store *s, const char *const *channels);
+int store_listen_poll(Store *s, int *ret_fd);
 int store_listen_read(Store *s, StoreNotifyCallback cb, void *userdata);
 void store_listen_close(Store *s);
 
