@@ -3,7 +3,8 @@
 # The ClaudeMesh-Session header on /v1 with our broker and two daemons: a session registered on
 # bob through /v1 has its own presence; its /v1/events stream carries only the messages addressed
 # to it (a DM to the member does not show, upstream 1.34.10's demux) while an unscoped stream
-# carries both; its POST /v1/send goes out from the session's key; its stream ends with it.
+# carries both, each message event naming its recipient_pubkey and recipient_kind; its POST
+# /v1/send goes out from the session's key; its stream ends with it.
 . "$(dirname "$0")/lib.sh"
 
 broker_start --presence-grace 0
@@ -70,6 +71,8 @@ class Stream:
                 if kind:
                     self.q.put((kind, data))
     def messages(self, want, what):
+        return [d["body"] for d in self.message_events(want, what)]
+    def message_events(self, want, what):
         got = []
         deadline = time.time() + 20
         while len(got) < want:
@@ -78,7 +81,7 @@ class Stream:
             except queue.Empty:
                 raise AssertionError(f"{what}: {len(got)} of {want} messages: {got}")
             if kind == "message":
-                got.append(data["body"])
+                got.append(data)
         return got
 
 token = secrets.token_hex(32)
@@ -93,7 +96,11 @@ scoped, unscoped = Stream(B, token), Stream(B)
 assert scoped.connected.wait(10) and unscoped.connected.wait(10), "a stream did not open"
 expect(request(A, "POST", "/v1/send", body={"to": "bob", "message": "to the member"}), 202)
 expect(request(A, "POST", "/v1/send", body={"to": key, "message": "to the session"}), 202)
-assert sorted(unscoped.messages(2, "unscoped")) == ["to the member", "to the session"]
+# each message event names the identity that received it, as the /v1/inbox rows do
+BOB_KEY = json.load(open(os.path.join(T, "bob/config/config.json")))["meshes"][0]["pubkey"]
+got = {d["body"]: (d.get("recipient_pubkey"), d.get("recipient_kind"))
+       for d in unscoped.message_events(2, "unscoped")}
+assert got == {"to the member": (BOB_KEY, "member"), "to the session": (key, "session")}, got
 assert scoped.messages(1, "scoped") == ["to the session"]
 # the member's message went by without reaching the session's stream: a later one shows next
 expect(request(A, "POST", "/v1/send", body={"to": key, "message": "again"}), 202)
