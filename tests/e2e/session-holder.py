@@ -3,14 +3,16 @@
 # A session's owner process for the tests: registers a session on the daemon of
 # $DBUS_SESSION_BUS_ADDRESS, writes "<object path> <public key>" to OUT and stays alive until it
 # is killed (the session lives as long as this process).
-# session-holder.py OUT MESH NAME [SESSION_ID [GROUP...]]
+# session-holder.py OUT MESH NAME [SESSION_ID [GROUP...]]; NAME "-" registers without a display_name
 import signal
 import sys
 
 import dbus
 
 out, mesh, name = sys.argv[1:4]
-options = {"display_name": name, "cwd": "/tmp"}
+options = {"cwd": "/tmp"}
+if name != "-":
+    options["display_name"] = name
 if len(sys.argv) > 4:
     options["session_id"] = sys.argv[4]
 if len(sys.argv) > 5:

@@ -10,7 +10,7 @@ broker_start --presence-grace 0
 mesh_create demo >/dev/null
 A=$(member_entry demo alice)
 B=$(member_entry demo bob)
-BOB_MEMBER=$(printf '%s' "$B" | /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["pubkey"])')
+export BOB_MEMBER=$(printf '%s' "$B" | /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["pubkey"])')
 export ALICE_MEMBER=$(printf '%s' "$A" | /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["pubkey"])')
 daemon_setup alice "$A"
 daemon_setup bob "$B"
@@ -97,7 +97,9 @@ want = {"id": row["id"]["data"], "mesh": "demo", "client_message_id": "sse-1",
         # upstream apps/cli/src/daemon/inbound.ts:132-144: priority always ("next" by default),
         # sender_member_pubkey (alice's member key; she sends from her session key), subtype only
         # when the push had one
-        "priority": "next", "sender_member_pubkey": os.environ["ALICE_MEMBER"]}
+        "priority": "next", "sender_member_pubkey": os.environ["ALICE_MEMBER"],
+        # inbound.ts:152-153: the identity that received it (here bob's member)
+        "recipient_pubkey": os.environ["BOB_MEMBER"], "recipient_kind": "member"}
 assert set(d) == set(want) | {"ts", "created_at"}, d
 assert {k: d[k] for k in want} == want, (d, want)
 assert re.fullmatch(r"[0-9A-Z]{26}", d["id"]) and re.fullmatch(r"[0-9a-f]{64}", d["sender_pubkey"]), d

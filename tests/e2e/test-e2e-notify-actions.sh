@@ -125,6 +125,32 @@ sleep 0.3
 deliver m3 "after closing"
 [ "$(notes | tail -n 1 | cut -d'|' -f1-3)" = "0|alice (demo)|after closing" ] || fail "after NotificationClosed: $(notes | tail -n 1)"
 
+# A DM to one of bob's sessions is its agent's (its MCP server shows it to the agent): no
+# notification, unless it mentions bob. The session's inbox has it before bob's daemon answers
+# ListInbox, and the notification would have been asked for when the row was stored.
+DBUS_SESSION_BUS_ADDRESS="unix:path=$T/bob/bus" /usr/bin/python3 "$(dirname "$0")/session-holder.py" \
+        "$T/agent.session" demo agent >> "$T/holder.log" 2>&1 &
+AGENT_PID=$!
+PIDS="$PIDS $AGENT_PID"
+wait_until 10 test -s "$T/agent.session" || fail "the agent did not register"
+read -r AGENT AGENT_KEY < "$T/agent.session"
+[ -n "$AGENT_KEY" ] || fail "the agent: $(cat "$T/agent.session")"
+agent_has() {
+        on bob busctl --user call org.claudemesh.Daemon1 "$AGENT" org.claudemesh.Session1 ListInbox 'a{sv}' 0 |
+                grep -q "$1"
+}
+gcall_on alice Send demo "$AGENT_KEY" "for the agent" "{'client_message_id': <'s1'>}" || fail "Send s1: $(cat "$T/reply")"
+wait_until 20 agent_has "for the agent" || fail "the agent did not receive s1"
+deliver m3b "after the agent's"
+notes | grep -q "for the agent" && fail "a DM to a session was shown: $(notes)"
+before=$(notes | wc -l)
+gcall_on alice Send demo "$AGENT_KEY" "@bob have a look" "{'client_message_id': <'s2'>}" || fail "Send s2: $(cat "$T/reply")"
+wait_until 20 sh -c "[ \$(DBUS_SESSION_BUS_ADDRESS=unix:path=$T/bob/bus busctl --user call org.freedesktop.Notifications /org/freedesktop/Notifications org.freedesktop.DBus.Mock GetCalls | grep -o '\"Notify\"' | wc -l) -gt $before ]" ||
+        fail "a session's DM mentioning bob was not shown: $(notes)"
+notes | tail -n 1 | grep -q "|@bob have a look|" || fail "the mention: $(notes | tail -n 1)"
+kill "$AGENT_PID"
+wait "$AGENT_PID" 2>/dev/null || true
+
 # A server without inline-reply (GNOME Shell) and no extension: Mark read, and the body says how to
 # reply. The new server knows none of the old ids.
 kill "$MOCK"

@@ -75,6 +75,22 @@ wait_until 10 role_is alice "$K1" session || fail "alice does not see a1 as a pe
 wait_until 10 role_is alice "$K2" session || fail "alice does not see a2 as a peer"
 grep -q "refused to sign" "$T/alice.log" && fail "alice refused a session signature: $(grep 'refused to sign' "$T/alice.log")"
 
+# a session registered without a name takes alice's displayName: "alice" then means the session,
+# not alice's daemon presence (upstream's send skips control-plane rows), so the send is no longer
+# ambiguous and reaches the session, not alice's own inbox
+hold a0 -
+A0=$(path_of a0); K0=$(key_of a0); A0_PID=$HOLDER_PID
+[ "$(prop "$A0" DisplayName)" = 's "alice"' ] || fail "a0's name: $(prop "$A0" DisplayName)"
+wait_until 20 connected "$A0" || fail "a0 did not connect: $(prop "$A0" State)"
+wait_until 10 role_is bob "$K0" session || fail "bob's peers for a0"
+on bob busctl --user call org.claudemesh.Daemon1 $DAEMON org.claudemesh.Daemon1 Send 'sssa{sv}' demo alice \
+        "for alice by name" 0 > "$T/reply" 2>&1 || fail "bob's Send to alice by name: $(cat "$T/reply")"
+wait_until 20 got "$T/a-signals" "$A0" MessageReceived "for alice by name" || fail "a0 did not get the DM by name"
+[ "$(signals "$T/a-signals" $DAEMON MessageReceived "for alice by name")" = 0 ] || fail "alice's daemon got it"
+kill "$A0_PID"
+wait "$A0_PID" 2>/dev/null || true
+wait_until 10 role_is bob "$K0" "" || fail "a0's presence did not end at bob"
+
 # a DM from bob to a1's key reaches a1 only
 on bob busctl --user call org.claudemesh.Daemon1 $DAEMON org.claudemesh.Daemon1 Send 'sssa{sv}' demo "$K1" \
         "for a1 only" 0 > /dev/null || fail "bob's Send to a1"

@@ -15,9 +15,9 @@
 #define PK_C "cc7c81f5c9bb458d1cad744b9db363efb0f99297eaeef045ee33c48687e35c0e"
 
 static const PeerName peers[] = {
-        { PK_A, "alice" },
-        { PK_B, "bob" },
-        { PK_C, "Bob" },
+        { PK_A, "alice", NULL, NULL },
+        { PK_B, "bob", NULL, NULL },
+        { PK_C, "Bob", NULL, NULL },
 };
 
 /* As the broker's topic_list_response lists them. */
@@ -76,6 +76,40 @@ static void test_destinations(void) {
         check_destination_error("0000000000000000000000000000000000000000000000000000000000000000", NULL, 0, -EINVAL, "not a valid ed25519 public key");
         /* 63 hex digits are a name, not a key */
         check_destination_error(PK_A + 1, peers, 3, -ENOENT, "No peer of mesh \"acme\"");
+}
+
+/* A member's daemon row gives way to its own sessions of that name (upstream's send skips
+ * control-plane rows); not to another member's session, and not when it is alone. */
+static void test_destination_roles(void) {
+        static const PeerName roles[] = {
+                { PK_A, "alice", PK_A, "control-plane" },
+                { PK_B, "alice", PK_A, "session" },
+                { PK_C, "carol", PK_C, "control-plane" },
+        };
+        static const PeerName two_sessions[] = {
+                { PK_A, "alice", PK_A, "control-plane" },
+                { PK_B, "alice", PK_A, "session" },
+                { PK_C, "Alice", PK_A, "session" },
+        };
+        static const PeerName other_member[] = {
+                { PK_A, "alice", PK_A, "control-plane" },
+                { PK_B, "alice", PK_C, "session" },
+        };
+        _cleanup_free_ char *why = NULL;
+        Destination d = { 0 };
+
+        ASSERT_OK(destination_parse("alice", "acme", roles, ELEMENTSOF(roles), NULL, 0, &d, &why));
+        ASSERT_STREQ(d.ref, PK_B);
+        destination_done(&d);
+        ASSERT_OK(destination_parse("ALICE", "acme", roles, ELEMENTSOF(roles), NULL, 0, &d, &why));
+        ASSERT_STREQ(d.ref, PK_B);
+        destination_done(&d);
+        ASSERT_OK(destination_parse("carol", "acme", roles, ELEMENTSOF(roles), NULL, 0, &d, &why));
+        ASSERT_STREQ(d.ref, PK_C);
+        destination_done(&d);
+        /* two sessions: ambiguous between the sessions, the daemon row not offered */
+        check_destination_error("ALICE", two_sessions, 3, -ENOTUNIQ, "alice (06ee551f), Alice (cc7c81f5);");
+        check_destination_error("alice", other_member, 2, -ENOTUNIQ, "alice (d9af14ca), alice (06ee551f)");
 }
 
 static int prepare(const char *to, const char *message, const SendOptions *o, SendRequest *req, char **why) {
@@ -190,6 +224,7 @@ static void test_frame_limit(void) {
 
 int main(void) {
         test_destinations();
+        test_destination_roles();
         test_validation();
         test_normalized();
         test_frame_limit();

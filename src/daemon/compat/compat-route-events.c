@@ -130,7 +130,16 @@ static int message_data(json_object *data, Mesh *mesh, const InboxMessage *im) {
         if (r < 0)
                 return r;
         r = json_object_object_add(data, "created_at", compat_json_time(im->received_at));
-        return r;
+        if (r < 0)
+                return r;
+        /* Which identity received it, as on the /v1/inbox rows: upstream's MCP servers keep the
+         * events of their own session by these (events.ts). Upstream leaves them out when unknown. */
+        if (!im->recipient_pubkey)
+                return 0;
+        r = compat_json_add_string(data, "recipient_pubkey", im->recipient_pubkey);
+        if (r < 0)
+                return r;
+        return compat_json_add_string(data, "recipient_kind", im->recipient_kind ?: "member");
 }
 
 static void event_message(CompatServer *s, const Event *e) {

@@ -10,8 +10,10 @@
 #include <sodium.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "compat-routes-internal.h"
+#include "fileio.h"
 #include "hex-util.h"
 #include "json-util.h"
 #include "log.h"
@@ -30,7 +32,7 @@ static bool has_control(const char *s) {
 }
 
 static void token_done(CompatSessionToken *t) {
-        sodium_memzero(t->token, sizeof t->token);
+        sodium_memzero(t->hash, sizeof t->hash);
         free(t->role);
         *t = (CompatSessionToken) { 0 };
 }
@@ -50,6 +52,197 @@ void compat_sessions_free(CompatServer *s) {
         s->n_tokens = 0;
 }
 
+/* ---- the registry across restarts ----
+ * As upstream's registry survives its daemon's restart, each token's session is kept in
+ * <state>/compat-sessions.json (0600): the token's hash (never the token), the session's id, mesh,
+ * name, cwd, groups and role, and its process (pid, uid, start time). At start a session comes
+ * back only while that very process lives (the same start time, then a pidfd as at registration);
+ * the rest are dropped. */
+
+#define REGISTRY_FILE "compat-sessions.json"
+#define REGISTRY_MAX (1024 * 1024)
+
+static char *registry_path(const CompatServer *s) {
+        char *p;
+
+        if (asprintf(&p, "%s/" REGISTRY_FILE, s->manager->state_dir) < 0)
+                return NULL;
+        return p;
+}
+
+static json_object *token_json(const CompatSessionToken *t) {
+        _cleanup_(json_object_putp) json_object *o = json_object_new_object(), *groups = json_object_new_array();
+        const Session *session = t->session;
+        char hash[2 * TOKEN_BYTES + 1];
+
+        if (!o || !groups)
+                return NULL;
+        hex_encode(t->hash, sizeof t->hash, hash);
+        for (char **g = session->groups; g && *g; g++)
+                if (json_object_array_add(groups, json_object_new_string(*g)) < 0)
+                        return NULL;
+        if (compat_json_add_string(o, "token_hash", hash) < 0 || compat_json_add_string(o, "token_prefix", t->prefix) < 0 ||
+            compat_json_add_string(o, "session_id", session->id) < 0 ||
+            compat_json_add_string(o, "mesh", session->mesh_slug) < 0 ||
+            compat_json_add_string(o, "display_name", session->display_name) < 0 ||
+            compat_json_add_string(o, "cwd", session->cwd) < 0 || compat_json_add_string(o, "role", t->role) < 0 ||
+            json_object_object_add(o, "groups", TAKE_PTR(groups)) < 0 ||
+            json_object_object_add(o, "pid", json_object_new_int64(session->owner.pid)) < 0 ||
+            json_object_object_add(o, "uid", json_object_new_int64(session->owner.uid)) < 0 ||
+            json_object_object_add(o, "start_time", json_object_new_uint64(session->owner.start_time)) < 0 ||
+            json_object_object_add(o, "registered_at", json_object_new_uint64(t->registered_at)) < 0)
+                return NULL;
+        return TAKE_PTR(o);
+}
+
+/* Best effort: a registry that cannot be written costs only the sessions' survival of a restart. */
+static void compat_sessions_save(CompatServer *s) {
+        _cleanup_(json_object_putp) json_object *list = json_object_new_array();
+        _cleanup_free_ char *path = registry_path(s);
+        const char *text;
+        int r;
+
+        if (!list || !path) {
+                log_warning_errno(-ENOMEM, "Cannot keep the /v1 sessions: %m");
+                return;
+        }
+        for (size_t i = 0; i < s->n_tokens; i++) {
+                json_object *o = token_json(&s->tokens[i]);
+
+                if (!o || json_object_array_add(list, o) < 0) {
+                        json_object_put(o);
+                        log_warning_errno(-ENOMEM, "Cannot keep the /v1 sessions: %m");
+                        return;
+                }
+        }
+        text = json_object_to_json_string_ext(list, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
+        r = write_file_atomic(path, text, strlen(text), 0600);
+        if (r < 0)
+                log_warning_errno(r, "Cannot write %s: %m", path);
+}
+
+static bool member_uint(json_object *o, const char *key, uint64_t min, uint64_t max, uint64_t *ret) {
+        json_object *v;
+
+        if (!json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, json_type_int))
+                return false;
+        *ret = json_object_get_uint64(v);
+        return *ret >= min && *ret <= max && json_object_get_int64(v) >= 0;
+}
+
+/* One entry of the file, the file being ours but checked as any input. */
+static int restore_one(CompatServer *s, json_object *o) {
+        _cleanup_(cm_error_done) CmError error = CM_ERROR_NULL;
+        _cleanup_strv_free_ char **groups = NULL;
+        const char *hash = NULL, *prefix = NULL, *id = NULL, *mesh = NULL, *name = NULL, *cwd = NULL, *role = NULL;
+        uint64_t pid, uid, start_time, registered_at;
+        uint8_t token_hash[TOKEN_BYTES];
+        json_object *garr;
+        CompatSessionToken *grown, *t;
+        Session *session;
+        int r;
+
+        if (!json_object_is_type(o, json_type_object) ||
+            json_member_string_strict(o, "token_hash", &hash) <= 0 || !hex_string(hash, 2 * TOKEN_BYTES, HEX_LOWER) ||
+            json_member_string_strict(o, "token_prefix", &prefix) <= 0 || !hex_string(prefix, TOKEN_PREFIX_HEX, HEX_LOWER) ||
+            json_member_string_strict(o, "session_id", &id) <= 0 || json_member_string_strict(o, "mesh", &mesh) <= 0 ||
+            json_member_string_strict(o, "display_name", &name) <= 0 || json_member_string_strict(o, "cwd", &cwd) < 0 ||
+            json_member_string_strict(o, "role", &role) < 0 || (role && (strlen(role) > ROLE_MAX || has_control(role))) ||
+            !member_uint(o, "pid", 1, INT32_MAX, &pid) || !member_uint(o, "uid", 0, UINT32_MAX - 1, &uid) ||
+            !member_uint(o, "start_time", 0, UINT64_MAX, &start_time) ||
+            !member_uint(o, "registered_at", 0, UINT64_MAX, &registered_at) ||
+            !json_object_object_get_ex(o, "groups", &garr) || !json_object_is_type(garr, json_type_array) ||
+            json_object_array_length(garr) > SESSION_GROUPS_MAX)
+                return -EBADMSG;
+        groups = calloc(json_object_array_length(garr) + 1, sizeof(char *));
+        if (!groups)
+                return -ENOMEM;
+        for (size_t i = 0; i < json_object_array_length(garr); i++) {
+                const char *g;
+
+                if (json_string_get_strict(json_object_array_get_idx(garr, i), &g) < 0)
+                        return -EBADMSG;
+                groups[i] = strdup(g);
+                if (!groups[i])
+                        return -ENOMEM;
+        }
+        if (uid != (uint64_t) getuid())
+                return -EPERM;
+        r = hex_decode(hash, token_hash, sizeof token_hash);
+        if (r < 0)
+                return r;
+
+        grown = reallocarray(s->tokens, s->n_tokens + 1, sizeof(CompatSessionToken));
+        if (!grown)
+                return -ENOMEM;
+        s->tokens = grown;
+        /* session_register() checks the names and groups as for a new registration, and takes the
+         * pidfd only if the process still has this start time: a reused pid gets nothing. */
+        r = session_register(s->manager,
+                             &(SessionRegistration) { .mesh = mesh, .display_name = name, .session_id = id,
+                                                      .cwd = isempty(cwd) ? NULL : cwd, .groups = groups },
+                             &(Caller) { .pid = (pid_t) pid, .uid = (uid_t) uid, .start_time = start_time }, &session,
+                             &error);
+        if (r < 0) {
+                if (cm_error_is_set(&error))
+                        log_info("Not restoring /v1 session %s: %s", id, cm_error_message(&error));
+                else
+                        log_info_errno(r, "Not restoring /v1 session %s: %m", id);
+                return 0;
+        }
+        t = &s->tokens[s->n_tokens];
+        *t = (CompatSessionToken) { .session = session, .registered_at = registered_at };
+        memcpy(t->hash, token_hash, sizeof t->hash);
+        memcpy(t->prefix, prefix, TOKEN_PREFIX_HEX + 1);
+        if (role) {
+                t->role = strdup(role);
+                if (!t->role) {
+                        token_done(t);
+                        session_end(session, "out of memory while restoring it");
+                        return -ENOMEM;
+                }
+        }
+        s->n_tokens++;
+        log_info("Restored /v1 session %s (pid %d).", id, (int) pid);
+        return 0;
+}
+
+void compat_sessions_restore(CompatServer *s) {
+        _cleanup_(json_object_putp) json_object *list = NULL;
+        _cleanup_free_ char *path = registry_path(s), *text = NULL;
+        struct stat st;
+        size_t size;
+        int r;
+
+        assert(s);
+
+        if (!path)
+                return;
+        r = read_full_file(path, REGISTRY_MAX, &text, &size, &st);
+        if (r == -ENOENT)
+                return;
+        if (r < 0) {
+                log_warning_errno(r, "Cannot read %s; the /v1 sessions are not restored: %m", path);
+                return;
+        }
+        if (st.st_uid != getuid() || (st.st_mode & 0077)) {
+                log_warning("%s is not the daemon's own 0600 file; the /v1 sessions are not restored", path);
+                return;
+        }
+        r = json_parse_strict(text, size, &list);
+        if (r < 0 || !json_object_is_type(list, json_type_array)) {
+                log_warning("%s is not a JSON array; the /v1 sessions are not restored", path);
+                return;
+        }
+        for (size_t i = 0; i < json_object_array_length(list) && s->n_tokens < SESSIONS_MAX; i++) {
+                r = restore_one(s, json_object_array_get_idx(list, i));
+                if (r < 0)
+                        log_warning_errno(r, "Dropping entry %zu of %s: %m", i, path);
+        }
+        /* what did not come back is gone for good */
+        compat_sessions_save(s);
+}
+
 void compat_sessions_on_event(CompatServer *s, const Event *e) {
         assert(s);
         assert(e);
@@ -59,6 +252,7 @@ void compat_sessions_on_event(CompatServer *s, const Event *e) {
         for (size_t i = 0; i < s->n_tokens; i++)
                 if (s->tokens[i].session == e->session) {
                         token_remove(s, i);
+                        compat_sessions_save(s);
                         return;
                 }
 }
@@ -67,10 +261,13 @@ void compat_sessions_on_event(CompatServer *s, const Event *e) {
  * a guess was right. */
 static CompatSessionToken *token_find(CompatServer *s, const uint8_t token[static TOKEN_BYTES]) {
         CompatSessionToken *found = NULL;
+        uint8_t hash[TOKEN_BYTES];
 
+        crypto_generichash(hash, sizeof hash, token, TOKEN_BYTES, NULL, 0);
         for (size_t i = 0; i < s->n_tokens; i++)
-                if (sodium_memcmp(s->tokens[i].token, token, TOKEN_BYTES) == 0)
+                if (sodium_memcmp(s->tokens[i].hash, hash, sizeof hash) == 0)
                         found = &s->tokens[i];
+        sodium_memzero(hash, sizeof hash);
         return found;
 }
 
@@ -140,7 +337,6 @@ Session *compat_request_session(CompatServer *s, CompatRequest *req) {
 static json_object *session_json(const Session *session, const CompatSessionToken *t) {
         _cleanup_(json_object_putp) json_object *o = json_object_new_object(), *presence = json_object_new_object(),
                                                *groups = NULL;
-        char prefix[2 * TOKEN_BYTES + 1];
 
         if (!o || !presence)
                 return NULL;
@@ -173,9 +369,7 @@ static json_object *session_json(const Session *session, const CompatSessionToke
         if (json_object_object_add(o, "registeredAt",
                                    t ? json_object_new_int64((int64_t) (t->registered_at / USEC_PER_MSEC)) : NULL) < 0)
                 return NULL;
-        if (t)
-                hex_encode(t->token, TOKEN_PREFIX_HEX / 2, prefix);
-        if (compat_json_add_string(o, "token_prefix", t ? prefix : NULL) < 0)
+        if (compat_json_add_string(o, "token_prefix", t ? t->prefix : NULL) < 0)
                 return NULL;
         return TAKE_PTR(o);
 }
@@ -393,7 +587,8 @@ static int register_authorized(CompatRequest *req, Manager *m, void *request) {
                 return compat_reply_failure(req, r, &error);
         t = &s->tokens[s->n_tokens];
         *t = (CompatSessionToken) { .session = session, .registered_at = now_usec(CLOCK_REALTIME) };
-        memcpy(t->token, reg->token, TOKEN_BYTES);
+        crypto_generichash(t->hash, sizeof t->hash, reg->token, TOKEN_BYTES, NULL, 0);
+        hex_encode(reg->token, TOKEN_PREFIX_HEX / 2, t->prefix);
         if (reg->role) {
                 t->role = strdup(reg->role);
                 if (!t->role) {
@@ -403,6 +598,7 @@ static int register_authorized(CompatRequest *req, Manager *m, void *request) {
                 }
         }
         s->n_tokens++;
+        compat_sessions_save(s);
 
         reply = json_object_new_object();
         if (!reply ||

@@ -13,7 +13,8 @@
  * "Authorization: ClaudeMesh-Session <64 hex>". One per session, so at most SESSIONS_MAX; it ends
  * with the session. The token is a credential: compared in constant time, never logged. */
 typedef struct CompatSessionToken {
-        uint8_t token[32];
+        uint8_t hash[32];         /* BLAKE2b of the token: what is kept, in memory and on disk */
+        char prefix[9];           /* its first 8 hex digits, which upstream lists */
         Session *session;
         char *role;               /* upstream's free-form role, given back as it came; NULL */
         usec_t registered_at;     /* CLOCK_REALTIME */
@@ -106,6 +107,8 @@ Session *compat_request_session(CompatServer *s, CompatRequest *req);
 /* compat-route-sessions.c: a session that ended takes its token along. */
 void compat_sessions_on_event(CompatServer *s, const Event *e);
 void compat_sessions_free(CompatServer *s);
+/* Brings back the sessions registered before a restart whose processes still live. */
+void compat_sessions_restore(CompatServer *s);
 
 /* The route handlers, by file. */
 int compat_route_send(CompatRequest *req, void *userdata);          /* compat-route-send.c */

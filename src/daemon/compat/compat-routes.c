@@ -297,6 +297,7 @@ int compat_server_start(Manager *m, CompatServer **ret) {
         r = manager_subscribe(m, compat_on_event, s);
         if (r < 0)
                 return log_error_errno(r, "Cannot subscribe /v1 to the daemon's events: %m");
+        compat_sessions_restore(s);
         log_info("Serving the upstream /v1 API on %s", s->socket->path);
         *ret = TAKE_PTR(s);
         return 0;

@@ -51,12 +51,39 @@ static int set(Destination *d, const char *kind, const char *ref) {
         return 0;
 }
 
+typedef int (*NameCompare)(const char *a, const char *b);
+
+static int name_cmp_exact(const char *a, const char *b) {
+        return strcmp(a, b);
+}
+
+static bool is_control_plane(const PeerName *p) {
+        return p->peer_role && streq(p->peer_role, "control-plane");
+}
+
+/* Upstream's send never resolves a name to a daemon's control-plane row
+ * (apps/cli/src/commands/send.ts, the peerRole check): a session registered without a name takes
+ * its member's displayName, and the name then means the session. We hide a daemon's row only
+ * behind a session of its own member with that name: a daemon alone keeps its name (its member
+ * inbox is a real destination here, not swallowed), and a daemon whose name another member's
+ * session carries stays a candidate, so the send is refused as ambiguous, never sent elsewhere. */
+static bool is_shadowed(const PeerName *p, const PeerName *peers, size_t n_peers, NameCompare cmp) {
+        if (!is_control_plane(p) || !p->member_pubkey)
+                return false;
+        for (size_t i = 0; i < n_peers; i++)
+                if (&peers[i] != p && !is_control_plane(&peers[i]) && peers[i].member_pubkey &&
+                    streq(peers[i].member_pubkey, p->member_pubkey) && cmp(peers[i].display_name, p->display_name) == 0)
+                        return true;
+        return false;
+}
+
 /* "alice (1a2b3c4d…), bob (…)" for error messages. */
 static void list_candidates(char *buf, size_t size, const PeerName *peers, size_t n, const char *only) {
         size_t shown = 0;
         buf[0] = '\0';
         for (size_t i = 0; i < n && shown < CANDIDATES_MAX; i++) {
-                if (only && strcasecmp(peers[i].display_name, only) != 0)
+                if (only && (strcasecmp(peers[i].display_name, only) != 0 ||
+                             is_shadowed(&peers[i], peers, n, strcasecmp)))
                         continue;
                 size_t len = strlen(buf);
                 snprintf(buf + len, size - len, "%s%s (%.8s)", shown ? ", " : "", peers[i].display_name,
@@ -65,23 +92,28 @@ static void list_candidates(char *buf, size_t size, const PeerName *peers, size_
         }
 }
 
+/* The peers called name under cmp, daemon rows hidden behind their sessions; the last in *match. */
+static size_t count_named(const char *name, const PeerName *peers, size_t n_peers, NameCompare cmp,
+                          const PeerName **match) {
+        size_t n = 0;
+
+        for (size_t i = 0; i < n_peers; i++)
+                if (cmp(peers[i].display_name, name) == 0 && !is_shadowed(&peers[i], peers, n_peers, cmp)) {
+                        n++;
+                        *match = &peers[i];
+                }
+        return n;
+}
+
 static int resolve_name(const char *name, const char *mesh_slug, const PeerName *peers, size_t n_peers,
                         Destination *d, char **ret_error) {
         char candidates[1024];
         const PeerName *match = NULL;
-        size_t exact = 0, folded = 0;
+        size_t exact, folded = 0;
 
-        for (size_t i = 0; i < n_peers; i++)
-                if (streq(peers[i].display_name, name)) {
-                        exact++;
-                        match = &peers[i];
-                }
+        exact = count_named(name, peers, n_peers, name_cmp_exact, &match);
         if (exact == 0)
-                for (size_t i = 0; i < n_peers; i++)
-                        if (strcasecmp(peers[i].display_name, name) == 0) {
-                                folded++;
-                                match = &peers[i];
-                        }
+                folded = count_named(name, peers, n_peers, strcasecmp, &match);
 
         if (exact == 1 || (exact == 0 && folded == 1))
                 return set(d, "dm", match->pubkey);

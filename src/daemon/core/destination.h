@@ -10,7 +10,9 @@
  *   "@name"        → group                                            kind "topic", ref = "@name"
  *   "#id", "#name" → topic by id, or by a name the mesh's topics know
  *                    (sent as its id)                                 kind "topic", ref = "#id"
- *   anything else  → a peer display name, resolved against the mesh's current peers to a dm. */
+ *   anything else  → a peer display name, resolved against the mesh's current peers to a dm;
+ *                    a member's daemon presence (peerRole "control-plane") gives way to its
+ *                    own sessions of the same name, as upstream's send skips daemon rows. */
 typedef struct Destination {
         const char *kind;  /* "dm" | "topic" (static) */
         char *ref;         /* the fingerprint's destination_ref */
@@ -23,8 +25,10 @@ typedef struct TopicName {
 } TopicName;
 
 typedef struct PeerName {
-        const char *pubkey;       /* 64 lowercase hex */
+        const char *pubkey;        /* 64 lowercase hex */
         const char *display_name;
+        const char *member_pubkey; /* the member the presence belongs to, NULL when unknown */
+        const char *peer_role;     /* the broker's peerRole, NULL when unknown */
 } PeerName;
 
 void destination_done(Destination *d);

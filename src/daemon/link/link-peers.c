@@ -331,7 +331,8 @@ int mesh_link_peer_names(const MeshLink *l, PeerName **ret, size_t *ret_n) {
                 for (size_t j = 0; !seen && j < n; j++)
                         seen = streq(names[j].pubkey, l->peers[i].pubkey);
                 if (!seen && !streq(l->peers[i].pubkey, l->session.public_key_hex))
-                        names[n++] = (PeerName) { l->peers[i].pubkey, l->peers[i].display_name };
+                        names[n++] = (PeerName) { l->peers[i].pubkey, l->peers[i].display_name,
+                                                  l->peers[i].member_pubkey, l->peers[i].peer_role };
         }
         *ret = names;
         *ret_n = n;

@@ -313,12 +313,19 @@ static void notify_message(Notifier *n, Mesh *mesh, const InboxMessage *im, bool
         _cleanup_free_ char *summary = NULL, *raw_summary = NULL, *body = NULL, *message_id = NULL;
         Manager *m = n->manager;
         const MeshConfig *c = m->config;
+        bool mentioned;
         Thread *t;
         int r;
 
         if (!m->bus || !c || !c->notify || mesh->dnd)
                 return;
-        if (c->notify_dms_only && !direct && !(c->display_name && mentions(strempty(im->body), c->display_name)))
+        mentioned = c->display_name && mentions(strempty(im->body), c->display_name);
+        /* A session's rows are its agent's mail, which its MCP server already puts before the agent:
+         * a popup for each would be noise (and a broadcast would pop once per session). The user
+         * still hears of what names them. */
+        if (im->recipient_kind && streq(im->recipient_kind, "session") && !mentioned)
+                return;
+        if (c->notify_dms_only && !direct && !mentioned)
                 return;
         if (n->locked) {
                 notify_locked(n);
