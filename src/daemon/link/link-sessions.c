@@ -173,40 +173,24 @@ void link_sessions_detach(MeshLink *l) {
 static void answer_sign(MeshLink *l, Session *s, json_object *packet) {
         const MeshEntry *e = l->mesh->entry;
         const char *payload = json_string_member(packet, "payload");
-        _cleanup_(json_object_putp) json_object *p = json_object_new_object();
-        _cleanup_free_ char *why = NULL;
-        json_object *id;
+        _cleanup_free_ char *why = NULL, *whose = NULL;
         char signature[129];
         int r;
 
-        if (!p || !json_object_object_get_ex(packet, "request_id", &id))
-                return;
         r = session_oracle_sign(payload, e->mesh_id, e->pubkey_hex, e->secret_key, s->public_key_hex, s->secret_key,
                                 now_usec(CLOCK_REALTIME), signature, &why);
-        json_object_object_add(p, "type", json_object_new_string("signature"));
-        json_object_object_add(p, "request_id", json_object_get(id));
-        if (r < 0) {
-                log_warning("Mesh %s: refused to sign for the connection of session %s: %s", e->slug, s->id,
-                            why ? why : "no payload");
-                json_object_object_add(p, "error", json_object_new_string(why ? why : "no payload"));
-        } else
-                json_object_object_add(p, "signature", json_object_new_string(signature));
-        (void) link_send_packet(l, p);
+        if (r < 0 && asprintf(&whose, "the connection of session %s", s->id) < 0)
+                whose = NULL;
+        link_reply_signature(l, packet, r < 0 ? NULL : signature, why ? why : "no payload",
+                             whose ? whose : "a session's connection");
 }
 
 /* Refuses a signature for a connection that has no session (any more). */
 static void refuse_sign(MeshLink *l, unsigned conn, json_object *packet) {
-        _cleanup_(json_object_putp) json_object *p = json_object_new_object();
-        json_object *id;
+        char whose[48];
 
-        if (!p || !json_object_object_get_ex(packet, "request_id", &id))
-                return;
-        log_warning("Mesh %s: the worker asked for a signature on connection %u, which has no session",
-                    l->mesh->entry->slug, conn);
-        json_object_object_add(p, "type", json_object_new_string("signature"));
-        json_object_object_add(p, "request_id", json_object_get(id));
-        json_object_object_add(p, "error", json_object_new_string("No session is open on that connection."));
-        (void) link_send_packet(l, p);
+        snprintf(whose, sizeof whose, "connection %u, which has no session", conn);
+        link_reply_signature(l, packet, NULL, "No session is open on that connection.", whose);
 }
 
 static void session_state(MeshLink *l, Session *s, json_object *packet) {

@@ -75,6 +75,10 @@ struct MeshLink {
 
 const char *json_string_member(json_object *o, const char *key);
 void mesh_link_set_state(MeshLink *l, LinkState state, const char *detail);
+/* Answers the worker's "sign" request with signature, or with refusal (logged, naming whose
+ * connection asked) when signature is NULL. */
+void link_reply_signature(MeshLink *l, json_object *request, const char *signature, const char *refusal,
+                          const char *whose);
 
 /* Hands a packet to the worker. */
 int link_send_packet(MeshLink *l, json_object *packet);

@@ -190,28 +190,39 @@ static void link_send_start(MeshLink *l) {
                 log_warning("Mesh %s: could not hand the worker its start packet", e->slug);
 }
 
+void link_reply_signature(MeshLink *l, json_object *request, const char *signature, const char *refusal,
+                          const char *whose) {
+        _cleanup_(json_object_putp) json_object *p = json_object_new_object();
+        json_object *id;
+
+        assert(l);
+        assert(request);
+        assert(signature || refusal);
+
+        if (!p || !json_object_object_get_ex(request, "request_id", &id))
+                return;
+        json_object_object_add(p, "type", json_object_new_string("signature"));
+        json_object_object_add(p, "request_id", json_object_get(id));
+        if (signature)
+                json_object_object_add(p, "signature", json_object_new_string(signature));
+        else {
+                log_warning("Mesh %s: refused to sign for %s: %s", l->mesh->entry->slug, whose, refusal);
+                json_object_object_add(p, "error", json_object_new_string(refusal));
+        }
+        (void) link_send_packet(l, p);
+}
+
 static void link_answer_sign(MeshLink *l, json_object *packet) {
         const MeshEntry *e = l->mesh->entry;
         const char *payload = json_string_member(packet, "payload");
-        _cleanup_(json_object_putp) json_object *p = json_object_new_object();
         _cleanup_free_ char *why = NULL;
-        json_object *id;
         char signature[129];
         int r;
 
-        if (!p || !json_object_object_get_ex(packet, "request_id", &id))
-                return;
         r = payload ? hello_oracle_sign(payload, e->mesh_id, e->member_id, e->pubkey_hex, e->secret_key,
                                         now_usec(CLOCK_REALTIME), signature, &why)
                     : -EPERM;
-        json_object_object_add(p, "type", json_object_new_string("signature"));
-        json_object_object_add(p, "request_id", json_object_get(id));
-        if (r < 0) {
-                log_warning("Mesh %s: refused to sign for the worker: %s", e->slug, why ? why : "no payload");
-                json_object_object_add(p, "error", json_object_new_string(why ? why : "no payload"));
-        } else
-                json_object_object_add(p, "signature", json_object_new_string(signature));
-        (void) link_send_packet(l, p);
+        link_reply_signature(l, packet, r < 0 ? NULL : signature, why ? why : "no payload", "the worker");
 }
 
 static void link_hello_ack(MeshLink *l, json_object *packet) {
