@@ -71,8 +71,8 @@ static void listen_poll(lws_sorted_usec_list_t *sul) {
         /* What was notified while it was down is delivered by the catch-up. */
 }
 
-/* Started here, completed by listen_poll() on the loop: a database that does not answer
- * holds the connect, not the loop (libpq resolves a host name before it returns, though). */
+/* Started here, completed by listen_poll() on the loop: a database that does not answer, or
+ * a slow name lookup (done in a thread, see store-pg.c), holds the connect, not the loop. */
 static void listen_open(Server *s) {
         static const char *const channels[] = { CHANNEL, PRESENCE_CHANNEL, NULL };
 

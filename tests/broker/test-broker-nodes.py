@@ -488,9 +488,9 @@ class TableLock:
 
     def __init__(self, broker, table):
         pg = bt.pg_server()
-        self.proc = bt.subprocess.Popen(["psql", "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", "-h", pg.dir, "-U",
-                                         "postgres", "-d", broker.pg_dbname], stdin=bt.subprocess.PIPE,
-                                        stdout=bt.subprocess.PIPE, text=True)
+        self.proc = bt.subprocess.Popen(["psql", "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", "-h", pg.dir,
+                                         "-p", str(pg.port), "-U", "postgres", "-d", broker.pg_dbname],
+                                        stdin=bt.subprocess.PIPE, stdout=bt.subprocess.PIPE, text=True)
         self.proc.stdin.write(f"BEGIN; LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE; SELECT 'locked';\n")
         self.proc.stdin.flush()
         assert self.proc.stdout.readline().strip() == "locked"
@@ -647,6 +647,65 @@ async def test_listen_reconnect_does_not_stall_the_loop(b):
 # The catch-up far away: only the reopened LISTEN connection wakes bob at the end. Its
 # reconnect is tried at the catch-up, so the interval stays short enough for that.
 test_listen_reconnect_does_not_stall_the_loop.broker_args = ["--catch-up-interval", "300"]
+
+
+async def test_listen_by_host_name(b):
+    """A node whose URI names the host (localhost over TCP, resolved off the loop): its LISTEN
+    connection wakes a DM with the catch-up far away; on a second such node the LISTEN
+    backend is terminated, the node listens again over TCP and a DM is then delivered."""
+    if bt.BACKEND != "postgresql":
+        return
+    pg = bt.pg_server()
+    a_entry, b_entry, c_entry = await members(b, "alice", "bob", "carol")
+    alice = bt.Client(b, a_entry, session=False)
+    b.clients.append(alice)
+    await alice.hello()
+
+    def tcp_listeners():
+        with b.sql() as conn:
+            return [int(r[0]) for r in conn.execute("SELECT pid FROM pg_stat_activity"
+                                                    " WHERE application_name = 'claudemesh-broker listen'"
+                                                    " AND client_addr = '127.0.0.1'").fetchall()]
+
+    far = bt.Broker("--catch-up-interval", "3600000", db=pg.tcp_uri(b.pg_dbname)).start()
+    try:
+        bob = bt.Client(far, b_entry, session=False)
+        b.clients.append(bob)
+        await bob.hello()
+        for _ in range(600):
+            if "Listening for the other nodes" in far.logtext() or "Cannot open" in far.logtext():
+                break
+            await asyncio.sleep(0.01)
+        assert "Listening for the other nodes" in far.logtext(), far.logtext()
+        ack = await alice.send(b_entry["pubkey"], "by name")
+        await bob.expect("push", messageId=ack["messageId"])
+        assert len(tcp_listeners()) == 1, far.logtext()
+    finally:
+        far.close()
+    near = bt.Broker("--catch-up-interval", "300", db=pg.tcp_uri(b.pg_dbname)).start()
+    try:
+        carol = bt.Client(near, c_entry, session=False)
+        b.clients.append(carol)
+        await carol.hello()
+        for _ in range(600):
+            pids = tcp_listeners()
+            if pids:
+                break
+            await asyncio.sleep(0.01)
+        assert len(pids) == 1, pids
+        os.kill(pids[0], signal.SIGTERM)     # what pg_terminate_backend() sends
+        for _ in range(600):
+            log = near.logtext()
+            if "LISTEN connection was lost" in log and log.count("Listening for the other nodes") >= 2:
+                break
+            await asyncio.sleep(0.05)
+        else:
+            raise AssertionError("the node never listened again:\n" + near.logtext())
+        assert tcp_listeners() not in ([], pids), near.logtext()
+        ack = await alice.send(c_entry["pubkey"], "after the reconnect by name")
+        await carol.expect("push", messageId=ack["messageId"])
+    finally:
+        near.close()
 
 
 async def test_presence_details_across_nodes(b):
@@ -871,7 +930,8 @@ test_grace_reentry_keeps_details_across_nodes.broker_args = ["--catch-up-interva
 if __name__ == "__main__":
     if bt.BACKEND != "postgresql":
         bt.skip("several nodes need the PostgreSQL engine (CLAUDEMESH_TEST_BACKEND=postgresql)")
-    bt.run([test_cross_node_dm, test_dropped_listen, test_dedupe_and_limit_across_nodes, test_node_killed_mid_stream,
+    bt.run([test_cross_node_dm, test_dropped_listen, test_listen_by_host_name, test_dedupe_and_limit_across_nodes,
+            test_node_killed_mid_stream,
             test_presence_and_multicast_across_nodes, test_database_connection_lost,
             test_session_takeover_across_nodes, test_session_grace_across_nodes, test_hello_replay_across_nodes,
             test_sender_node_killed_mid_flood, test_pool_connection_lost,
