@@ -682,17 +682,23 @@ async def test_listen_by_host_name(b):
         assert len(tcp_listeners()) == 1, far.logtext()
     finally:
         far.close()
+    # Its backend ends after it: only then is a TCP listener the next node's.
+    for _ in range(600):
+        if not tcp_listeners():
+            break
+        await asyncio.sleep(0.01)
+    assert tcp_listeners() == []
     near = bt.Broker("--catch-up-interval", "300", db=pg.tcp_uri(b.pg_dbname)).start()
     try:
         carol = bt.Client(near, c_entry, session=False)
         b.clients.append(carol)
         await carol.hello()
         for _ in range(600):
-            pids = tcp_listeners()
-            if pids:
+            if "Listening for the other nodes" in near.logtext():
                 break
             await asyncio.sleep(0.01)
-        assert len(pids) == 1, pids
+        pids = tcp_listeners()
+        assert len(pids) == 1, (pids, near.logtext())
         os.kill(pids[0], signal.SIGTERM)     # what pg_terminate_backend() sends
         for _ in range(600):
             log = near.logtext()
@@ -701,7 +707,8 @@ async def test_listen_by_host_name(b):
             await asyncio.sleep(0.05)
         else:
             raise AssertionError("the node never listened again:\n" + near.logtext())
-        assert tcp_listeners() not in ([], pids), near.logtext()
+        again = tcp_listeners()
+        assert len(again) == 1 and again != pids, (again, pids, near.logtext())
         ack = await alice.send(c_entry["pubkey"], "after the reconnect by name")
         await carol.expect("push", messageId=ack["messageId"])
     finally:
@@ -828,6 +835,59 @@ async def test_state_change_across_nodes(b):
 test_state_change_across_nodes.broker_args = ["--catch-up-interval", "3600000"]
 
 
+async def test_state_change_while_listen_down(b):
+    """Node 2's LISTEN connection is terminated while the postmaster is stopped (SIGSTOP), so
+    it cannot listen again; alice sets state on node 1 then, its NOTIFY reaching no one on
+    node 2. Once node 2 listens again, bob there gets the state_change from the row."""
+    ns = nodes(b, 2, test_state_change_while_listen_down)
+    pg = bt.pg_server()
+    with open(os.path.join(pg.data, "postmaster.pid")) as f:
+        postmaster = int(f.readline())
+    stopped = False
+    try:
+        a_entry, b_entry = await members(b, "alice", "bob")
+        alice = bt.Client(ns[0], a_entry, session=False)
+        bob = bt.Client(ns[1], b_entry, session=False)
+        b.clients += [alice, bob]
+        await alice.hello()
+        await bob.hello()
+        for _ in range(600):
+            if all("Listening for the other nodes" in n.logtext() for n in ns):
+                break
+            await asyncio.sleep(0.01)
+        with b.sql() as conn:
+            pids = [int(r[0]) for r in conn.execute("SELECT pid FROM pg_stat_activity"
+                                                    " WHERE application_name = 'claudemesh-broker listen'"
+                                                    " ORDER BY backend_start DESC").fetchall()]
+        assert len(pids) == 2, pids
+        os.kill(postmaster, signal.SIGSTOP)
+        stopped = True
+        os.kill(pids[0], signal.SIGTERM)     # node 2's, the newest
+        for _ in range(600):
+            if "LISTEN connection was lost" in ns[1].logtext():
+                break
+            await asyncio.sleep(0.01)
+        else:
+            raise AssertionError("node 2 never lost its LISTEN connection:\n" + ns[1].logtext())
+        await alice.send_json({"type": "set_state", "key": "gap", "value": 7})
+        # Answered after the set's commit: the row is there, its NOTIFY gone.
+        await alice.send_json({"type": "get_state", "key": "gap"})
+        await alice.expect("state_result", key="gap")
+        assert ns[1].logtext().count("Listening for the other nodes") == 1, ns[1].logtext()
+        os.kill(postmaster, signal.SIGCONT)
+        stopped = False
+        ch = await bob.expect("state_change", key="gap", timeout=bt.TIMEOUT * 4)
+        assert ch == {"type": "state_change", "key": "gap", "value": 7, "updatedBy": "alice"}, ch
+        assert ns[1].logtext().count("Listening for the other nodes") >= 2, ns[1].logtext()
+    finally:
+        if stopped:
+            os.kill(postmaster, signal.SIGCONT)
+        close_nodes(ns[1:])
+
+
+test_state_change_while_listen_down.broker_args = ["--catch-up-interval", "300"]
+
+
 async def test_main_connection_backpressure(b):
     """With the main connection's threshold lowered to 8 owed results (a hidden test option;
     4,096 in service), a burst of DMs makes the node stop reading its clients and read them
@@ -937,5 +997,6 @@ if __name__ == "__main__":
             test_sender_node_killed_mid_flood, test_pool_connection_lost,
             test_stalled_database_leaves_the_loop_serving, test_health_check_does_not_wait_for_the_database,
             test_listen_reconnect_does_not_stall_the_loop, test_presence_details_across_nodes,
-            test_peer_updated_across_nodes, test_state_change_across_nodes, test_main_connection_backpressure,
+            test_peer_updated_across_nodes, test_state_change_across_nodes, test_state_change_while_listen_down,
+            test_main_connection_backpressure,
             test_grace_reentry_keeps_details_across_nodes])
