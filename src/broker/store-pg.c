@@ -14,6 +14,7 @@
 #include <netdb.h>
 #include <poll.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -376,7 +377,8 @@ static int append(char **list, size_t *len, const char *item, size_t n) {
 static int lookup_entry(Lookup *l, const char *host, size_t n_host, const char *port, size_t n_port,
                         size_t *n_addrs, size_t lens[3]) {
         _cleanup_free_ char *name = strndup(host, n_host);
-        struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = AI_ADDRCONFIG }, *res = NULL;
+        /* The hints libpq gives for a host name. */
+        struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM }, *res = NULL;
         char addr[NI_MAXHOST];
         int r;
 
@@ -460,6 +462,7 @@ static int lookup_start(const char *uri, Lookup **ret) {
         const char *hosts, *hostaddr, *ports;
         size_t n_hosts = 1, n_ports = 1;
         bool names = false;
+        sigset_t all, saved;
         pthread_t t;
         Lookup *l;
         int r;
@@ -494,7 +497,16 @@ static int lookup_start(const char *uri, Lookup **ret) {
                 lookup_unref(l);
                 return -ENOMEM;
         }
+        /* Signals are the loop's: the thread starts with all of them blocked. */
+        sigfillset(&all);
+        r = pthread_sigmask(SIG_SETMASK, &all, &saved);
+        if (r != 0) {
+                atomic_init(&l->refs, 1);
+                lookup_unref(l);
+                return -r;
+        }
         r = pthread_create(&t, NULL, lookup_run, l);
+        (void) pthread_sigmask(SIG_SETMASK, &saved, NULL);
         if (r != 0) {
                 atomic_init(&l->refs, 1);
                 lookup_unref(l);
