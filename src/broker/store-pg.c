@@ -451,12 +451,12 @@ static const char *option(PQconninfoOption *opts, const char *key, const char *e
         return NULL;
 }
 
-/* 1 with *ret a lookup started, 0 when libpq has nothing to resolve. */
 static void conninfo_freep(PQconninfoOption **p) {
         if (*p)
                 PQconninfoFree(*p);
 }
 
+/* 1 with *ret a lookup started, 0 when libpq has nothing to resolve. */
 static int lookup_start(const char *uri, Lookup **ret) {
         _cleanup_(conninfo_freep) PQconninfoOption *opts = NULL;
         const char *hosts, *hostaddr, *ports;
