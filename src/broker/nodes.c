@@ -22,6 +22,7 @@
 
 static void catch_up(lws_sorted_usec_list_t *sul);
 static void on_state_key(Server *s, const char *mesh_id, json_object *key);
+static void state_catch_up(Server *s);
 
 static void schedule_catch_up(Server *s) {
         lws_sul_schedule(s->ctx, 0, &s->catch_up_sul, catch_up,
@@ -34,6 +35,22 @@ static int notify(Server *s, const char *channel, const char *payload) {
         const char *values[] = { channel, payload };
 
         return pool_submit(s, 0, "SELECT pg_notify(?1, ?2)", ELEMENTSOF(values), values, NULL, NULL);
+}
+
+/* While the LISTEN connection is down, state_change frames from the other nodes are lost
+ * (rows are read by the catch-up, frames are not): once it listens again, the state rows
+ * updated since the gap began are sent as state_change. The gap starts this much before
+ * the loss was seen, for notifications that were in flight and for the nodes' clocks;
+ * a frame sent twice carries the row's current value again, which is harmless. */
+#define STATE_GAP_MARGIN_MS 60000
+/* The rows sent at most per catch-up of state; the oldest changes first. */
+#define STATE_CATCH_UP_MAX 1024
+
+static void state_gap_begin(Server *s) {
+        int64_t since = now_ms() - STATE_GAP_MARGIN_MS;
+
+        if (s->state_gap_ms == 0)
+                s->state_gap_ms = since > 0 ? since : 1;
 }
 
 /* The same bound as the other connections' connect_timeout. */
@@ -57,8 +74,10 @@ static void listen_poll(lws_sorted_usec_list_t *sul) {
                 return;
         }
         s->listen_deadline_ms = 0;
-        if (r < 0)
+        if (r < 0) {
+                state_gap_begin(s);
                 return;        /* the next catch-up tries again */
+        }
         desc.filefd = fd;
         s->listen_wsi = vh ? lws_adopt_descriptor_vhost(vh, LWS_ADOPT_RAW_FILE_DESC, desc, NULL, NULL) : NULL;
         if (!s->listen_wsi) {
@@ -68,11 +87,13 @@ static void listen_poll(lws_sorted_usec_list_t *sul) {
                 return;
         }
         log_info("Listening for the other nodes' deliveries.");
-        /* What was notified while it was down is delivered by the catch-up. */
+        /* What was notified while it was down is delivered by the catch-up; state changes
+         * are read here, now that later ones are notified. */
+        state_catch_up(s);
 }
 
-/* Started here, completed by listen_poll() on the loop: a database that does not answer
- * holds the connect, not the loop (libpq resolves a host name before it returns, though). */
+/* Started here, completed by listen_poll() on the loop: a database that does not answer, or
+ * a slow name lookup (done in a thread, see store-pg.c), holds the connect, not the loop. */
 static void listen_open(Server *s) {
         static const char *const channels[] = { CHANNEL, PRESENCE_CHANNEL, NULL };
 
@@ -264,6 +285,7 @@ int nodes_readable(Server *s) {
         if (r < 0) {
                 log_warning("The LISTEN connection was lost (%s); the catch-up delivers until it is back.",
                             store_errmsg(s->store));
+                state_gap_begin(s);
                 return -1;     /* lws closes the wsi; nodes_wsi_destroyed() drops the connection */
         }
         return 0;
@@ -498,6 +520,67 @@ static void on_state_key(Server *s, const char *mesh_id, json_object *key) {
                 return;
         }
         TAKE_PTR(j);
+}
+
+typedef struct StateCatchUp {
+        Server *server;
+        int64_t gap_ms;
+} StateCatchUp;
+
+static void state_caught_up(int r, StoreResult *res, void *userdata) {
+        _cleanup_free_ StateCatchUp *j = userdata;
+        Server *s = j->server;
+        int n;
+
+        if (r < 0) {
+                log_warning("Cannot read the state changed while the LISTEN connection was down.");
+                /* Kept for the next time it listens again. */
+                if (s->state_gap_ms == 0 || s->state_gap_ms > j->gap_ms)
+                        s->state_gap_ms = j->gap_ms;
+                return;
+        }
+        n = store_result_rows(res);
+        if (n >= STATE_CATCH_UP_MAX)
+                log_warning("More than %d state keys changed while the LISTEN connection was down;"
+                            " the oldest %d are sent as state_change.", STATE_CATCH_UP_MAX - 1, STATE_CATCH_UP_MAX);
+        for (int i = 0; i < n; i++) {
+                _cleanup_(json_object_putp) json_object *o = json_object_new_object();
+                const char *mesh_id = store_result_text(res, i, 0), *value = store_result_text(res, i, 2);
+
+                if (!o || !mesh_id)
+                        return;
+                json_object_object_add(o, "type", json_object_new_string("state_change"));
+                json_object_object_add(o, "key", json_object_new_string(strempty(store_result_text(res, i, 1))));
+                json_object_object_add(o, "value", value ? json_tokener_parse(value) : NULL);
+                json_object_object_add(o, "updatedBy", json_object_new_string(strempty(store_result_text(res, i, 3))));
+                for (Conn *c = s->conns; c; c = c->next)
+                        if (conn_is_live(c) && c->hello_done && streq(c->mesh_id, mesh_id))
+                                (void) conn_send(c, o);
+        }
+}
+
+static void state_catch_up(Server *s) {
+        _cleanup_free_ StateCatchUp *j = NULL;
+        char since[24], limit[24];
+
+        if (s->state_gap_ms == 0)
+                return;
+        j = calloc(1, sizeof *j);
+        if (!j)
+                return;
+        j->server = s;
+        j->gap_ms = s->state_gap_ms;
+        snprintf(since, sizeof since, "%" PRId64, j->gap_ms);
+        snprintf(limit, sizeof limit, "%d", STATE_CATCH_UP_MAX);
+        const char *values[] = { since, limit };
+        if (pool_submit(s, 0, "SELECT mesh_id, key, value, updated_by FROM mesh_state WHERE updated_at >= ?1"
+                              " ORDER BY updated_at LIMIT ?2",
+                        ELEMENTSOF(values), values, state_caught_up, j) < 0) {
+                log_warning("Cannot read the state changed while the LISTEN connection was down.");
+                return;
+        }
+        TAKE_PTR(j);
+        s->state_gap_ms = 0;
 }
 
 void nodes_take_over(Conn *c) {

@@ -129,6 +129,8 @@ struct Server {
         struct lws *listen_wsi;          /* the other nodes' notifications (PostgreSQL) */
         lws_sorted_usec_list_t listen_sul;    /* drives its (re)connect (nodes.c) */
         int64_t listen_deadline_ms;      /* mono_ms(); 0 when no connect is under way */
+        int64_t state_gap_ms;            /* now_ms() from which state_change frames may be
+                                          * missed (LISTEN down); 0 when none (nodes.c) */
         int64_t db_answered_ms;          /* mono_ms() of the last heartbeat answered (nodes.c) */
         bool nodes_on;
         char node_id[BROKER_ID_LEN + 1]; /* this process among the nodes */

@@ -5,12 +5,17 @@
  * temp.name, SQLite's table options) when it prepares them, and owns the PostgreSQL schema
  * and its migrations.
  */
+#include <arpa/inet.h>
 #include <assert.h>
 #include <ctype.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <libpq-fe.h>
+#include <netdb.h>
 #include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -60,7 +65,8 @@ struct StorePg {
         PGconn *listen;                  /* LISTEN only, nonblocking; NULL when down */
         int listen_phase;                /* LISTEN_CONNECTING, _SUBSCRIBING or _OPEN */
         short listen_events;             /* what PQconnectPoll() waits for, while connecting */
-        char *listen_sql;                /* the LISTEN commands, sent once connected */
+        char *listen_sql;                /* the LISTEN commands; set from open to close */
+        struct Lookup *lookup;           /* the LISTEN connection's host names, resolving */
         char *last_error;
         unsigned next_stmt;
         int changes;
@@ -292,15 +298,223 @@ static const char *const shared_tables[] = { "rate_budget", "rate_paid", "hello_
 
 /* The URI, with defaults it may override: a bounded connect (the LISTEN connection is
  * reopened from the event loop) and TCP keepalives, so a dead server or a dropped route is
- * noticed rather than waited on. */
-static PGconn *connect_uri(const char *uri, const char *application_name, bool start) {
-        const char *const keys[] = { "connect_timeout", "keepalives", "keepalives_idle", "application_name",
-                                     "dbname", NULL };
-        const char *const values[] = { "5", "1", "30", application_name, uri, NULL };
+ * noticed rather than waited on. host, hostaddr and port, when given, override the URI's. */
+static PGconn *connect_uri(const char *uri, const char *application_name, bool start,
+                           const char *host, const char *hostaddr, const char *port) {
+        const char *keys[] = { "connect_timeout", "keepalives", "keepalives_idle", "application_name",
+                               "dbname", NULL, NULL, NULL, NULL };
+        const char *values[ELEMENTSOF(keys)] = { "5", "1", "30", application_name, uri };
+        size_t n = 5;
 
-        /* expand_dbname: the URI in dbname is parsed, and its own settings win over those
-         * before it. */
+        if (host) {
+                keys[n] = "host";
+                values[n++] = host;
+                keys[n] = "hostaddr";
+                values[n++] = hostaddr;
+        }
+        if (port) {
+                keys[n] = "port";
+                values[n++] = port;
+        }
+        /* expand_dbname: the URI in dbname is parsed; its settings win over those before
+         * it, and those after it win over its own. */
         return start ? PQconnectStartParams(keys, values, 1) : PQconnectdbParams(keys, values, 1);
+}
+
+/* A host name in the URI is resolved by libpq inside PQconnectStart() and PQconnectPoll(),
+ * synchronously. For the LISTEN connection, reopened from the event loop, the lookup runs in
+ * a thread instead, and libpq gets each address as hostaddr next to its host (which TLS and
+ * authentication still check): libpq then resolves nothing. */
+#define LOOKUP_ADDRESSES_MAX 32
+
+typedef struct Lookup {
+        atomic_int refs;                 /* the store's and the thread's */
+        atomic_bool done;
+        char *hosts, *ports;             /* the comma lists to resolve; ports NULL or one per host */
+        char *out_hosts, *out_addrs, *out_ports;   /* one entry per address, when done */
+        char error[256];
+} Lookup;
+
+static void lookup_unref(Lookup *l) {
+        if (!l || atomic_fetch_sub(&l->refs, 1) != 1)
+                return;
+        free(l->hosts);
+        free(l->ports);
+        free(l->out_hosts);
+        free(l->out_addrs);
+        free(l->out_ports);
+        free(l);
+}
+
+/* An entry libpq would resolve: not empty, not a Unix socket directory, not numeric. */
+static bool is_host_name(const char *h, size_t n) {
+        char buf[INET6_ADDRSTRLEN];
+        struct in6_addr a;
+
+        if (n == 0 || h[0] == '/' || h[0] == '@')
+                return false;
+        if (n >= sizeof buf)
+                return true;
+        memcpy(buf, h, n);
+        buf[n] = '\0';
+        return inet_pton(AF_INET, buf, &a) != 1 && inet_pton(AF_INET6, buf, &a) != 1;
+}
+
+static int append(char **list, size_t *len, const char *item, size_t n) {
+        char *p = realloc(*list, *len + n + 2);
+
+        if (!p)
+                return -ENOMEM;
+        if (*len > 0)
+                p[(*len)++] = ',';
+        memcpy(p + *len, item, n);
+        *len += n;
+        p[*len] = '\0';
+        *list = p;
+        return 0;
+}
+
+static int lookup_entry(Lookup *l, const char *host, size_t n_host, const char *port, size_t n_port,
+                        size_t *n_addrs, size_t lens[3]) {
+        _cleanup_free_ char *name = strndup(host, n_host);
+        /* The hints libpq gives for a host name. */
+        struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM }, *res = NULL;
+        char addr[NI_MAXHOST];
+        int r;
+
+        if (!name)
+                return -ENOMEM;
+        if (!is_host_name(host, n_host)) {
+                /* Passed through: an empty hostaddr lets libpq use the host as it is. */
+                if (*n_addrs >= LOOKUP_ADDRESSES_MAX)
+                        return 0;
+                (*n_addrs)++;
+                if (append(&l->out_hosts, &lens[0], host, n_host) < 0 ||
+                    append(&l->out_addrs, &lens[1], "", 0) < 0 ||
+                    (port && append(&l->out_ports, &lens[2], port, n_port) < 0))
+                        return -ENOMEM;
+                return 0;
+        }
+        r = getaddrinfo(name, NULL, &hints, &res);
+        if (r != 0) {
+                snprintf(l->error, sizeof l->error, "could not translate host name \"%s\" to address: %s",
+                         name, gai_strerror(r));
+                return 0;        /* as libpq does, the next host is tried */
+        }
+        for (struct addrinfo *ai = res; ai && *n_addrs < LOOKUP_ADDRESSES_MAX; ai = ai->ai_next) {
+                if (getnameinfo(ai->ai_addr, ai->ai_addrlen, addr, sizeof addr, NULL, 0, NI_NUMERICHOST) != 0)
+                        continue;
+                (*n_addrs)++;
+                if (append(&l->out_hosts, &lens[0], host, n_host) < 0 ||
+                    append(&l->out_addrs, &lens[1], addr, strlen(addr)) < 0 ||
+                    (port && append(&l->out_ports, &lens[2], port, n_port) < 0)) {
+                        freeaddrinfo(res);
+                        return -ENOMEM;
+                }
+        }
+        freeaddrinfo(res);
+        return 0;
+}
+
+static void *lookup_run(void *userdata) {
+        Lookup *l = userdata;
+        const char *h = l->hosts, *p = l->ports;
+        size_t n_addrs = 0, lens[3] = {};
+
+        for (;;) {
+                size_t nh = strcspn(h, ","), np = p ? strcspn(p, ",") : 0;
+                if (lookup_entry(l, h, nh, p, np, &n_addrs, lens) < 0) {
+                        snprintf(l->error, sizeof l->error, "out of memory");
+                        n_addrs = 0;
+                        break;
+                }
+                if (h[nh] == '\0')
+                        break;
+                h += nh + 1;
+                if (p)
+                        p += p[np] ? np + 1 : np;
+        }
+        if (n_addrs == 0) {
+                l->out_hosts = mfree(l->out_hosts);
+                if (!l->error[0])
+                        snprintf(l->error, sizeof l->error, "no address for host \"%s\"", l->hosts);
+        }
+        atomic_store(&l->done, true);
+        lookup_unref(l);
+        return NULL;
+}
+
+static const char *option(PQconninfoOption *opts, const char *key, const char *env) {
+        for (PQconninfoOption *o = opts; o->keyword; o++)
+                if (streq(o->keyword, key))
+                        return o->val ? o->val : getenv(env);
+        return NULL;
+}
+
+static void conninfo_freep(PQconninfoOption **p) {
+        if (*p)
+                PQconninfoFree(*p);
+}
+
+/* 1 with *ret a lookup started, 0 when libpq has nothing to resolve. */
+static int lookup_start(const char *uri, Lookup **ret) {
+        _cleanup_(conninfo_freep) PQconninfoOption *opts = NULL;
+        const char *hosts, *hostaddr, *ports;
+        size_t n_hosts = 1, n_ports = 1;
+        bool names = false;
+        sigset_t all, saved;
+        pthread_t t;
+        Lookup *l;
+        int r;
+
+        opts = PQconninfoParse(uri, NULL);
+        if (!opts)
+                return -EINVAL;
+        hosts = option(opts, "host", "PGHOST");
+        hostaddr = option(opts, "hostaddr", "PGHOSTADDR");
+        ports = option(opts, "port", "PGPORT");
+        if (!hosts || (hostaddr && hostaddr[0]))
+                return 0;
+        for (const char *h = hosts;; h += strcspn(h, ",") + 1) {
+                names = names || is_host_name(h, strcspn(h, ","));
+                if (!h[strcspn(h, ",")])
+                        break;
+                n_hosts++;
+        }
+        if (!names)
+                return 0;
+        for (const char *p = ports ? strchr(ports, ',') : NULL; p; p = strchr(p + 1, ','))
+                n_ports++;
+        l = calloc(1, sizeof *l);
+        if (!l)
+                return -ENOMEM;
+        atomic_init(&l->refs, 2);
+        l->hosts = strdup(hosts);
+        /* A single port applies to every host as it is; a list has one per host. */
+        l->ports = ports && ports[0] && n_ports == n_hosts && n_hosts > 1 ? strdup(ports) : NULL;
+        if (!l->hosts || (ports && ports[0] && n_ports == n_hosts && n_hosts > 1 && !l->ports)) {
+                atomic_init(&l->refs, 1);
+                lookup_unref(l);
+                return -ENOMEM;
+        }
+        /* Signals are the loop's: the thread starts with all of them blocked. */
+        sigfillset(&all);
+        r = pthread_sigmask(SIG_SETMASK, &all, &saved);
+        if (r != 0) {
+                atomic_init(&l->refs, 1);
+                lookup_unref(l);
+                return -r;
+        }
+        r = pthread_create(&t, NULL, lookup_run, l);
+        (void) pthread_sigmask(SIG_SETMASK, &saved, NULL);
+        if (r != 0) {
+                atomic_init(&l->refs, 1);
+                lookup_unref(l);
+                return -r;
+        }
+        pthread_detach(t);
+        *ret = l;
+        return 1;
 }
 
 static void set_error(StorePg *pg, const char *message) {
@@ -533,7 +747,7 @@ int pg_open(Store *s, const char *uri) {
         s->pg->uri = strdup(uri);
         if (!s->pg->uri)
                 return -ENOMEM;
-        s->pg->conn = connect_uri(uri, "claudemesh-broker", false);
+        s->pg->conn = connect_uri(uri, "claudemesh-broker", false, NULL, NULL, NULL);
         if (!s->pg->conn)
                 return -ENOMEM;
         if (PQstatus(s->pg->conn) != CONNECTION_OK) {
@@ -573,6 +787,8 @@ void pg_close(Store *s) {
         }
         if (s->pg->conn)
                 PQfinish(s->pg->conn);
+        pg_listen_close(s);
+        lookup_unref(s->pg->lookup);
         free(s->pg->last_error);
         free(s->pg->uri);
         free(s->pg);
@@ -767,12 +983,29 @@ int pg_changes(Store *s) {
         return s->pg->changes;
 }
 
-enum { LISTEN_CONNECTING, LISTEN_SUBSCRIBING, LISTEN_OPEN };
+enum { LISTEN_RESOLVING, LISTEN_CONNECTING, LISTEN_SUBSCRIBING, LISTEN_OPEN };
+
+/* Only started: pg_listen_poll() drives it from the event loop, which must not wait for a
+ * server that stalls or does not answer. */
+static int listen_connect(Store *s, const char *host, const char *hostaddr, const char *port) {
+        StorePg *pg = s->pg;
+
+        pg->listen = connect_uri(pg->uri, "claudemesh-broker listen", true, host, hostaddr, port);
+        if (!pg->listen || PQstatus(pg->listen) == CONNECTION_BAD) {
+                set_error(pg, pg->listen ? PQerrorMessage(pg->listen) : "out of memory");
+                pg_listen_close(s);
+                return log_warning_errno(-ECONNREFUSED, "Cannot open the LISTEN connection: %s", pg->last_error);
+        }
+        pg->listen_phase = LISTEN_CONNECTING;
+        pg->listen_events = POLLOUT;     /* as libpq's own connect loop starts */
+        return 0;
+}
 
 int pg_listen_open(Store *s, const char *const *channels) {
         StorePg *pg = s->pg;
         _cleanup_free_ char *sql = NULL;
         size_t n = 0;
+        int r;
 
         pg_listen_close(s);
         /* Identifiers of our own, but quoted all the same. */
@@ -791,19 +1024,21 @@ int pg_listen_open(Store *s, const char *const *channels) {
                 strcat(sql, *c);
                 strcat(sql, "\"; ");
         }
-        /* Only started: pg_listen_poll() drives it from the event loop, which must not wait
-         * for a server that stalls or does not answer. */
-        pg->listen = connect_uri(pg->uri, "claudemesh-broker listen", true);
-        if (!pg->listen || PQstatus(pg->listen) == CONNECTION_BAD) {
-                set_error(pg, pg->listen ? PQerrorMessage(pg->listen) : "out of memory");
-                pg_listen_close(s);
-                return log_warning_errno(-ECONNREFUSED, "Cannot open the LISTEN connection: %s", pg->last_error);
-        }
         free(pg->listen_sql);
         pg->listen_sql = TAKE_PTR(sql);
-        pg->listen_phase = LISTEN_CONNECTING;
-        pg->listen_events = POLLOUT;     /* as libpq's own connect loop starts */
-        return 0;
+        /* A lookup still running from a connect that gave up is waited for, not doubled. */
+        if (!pg->lookup) {
+                r = lookup_start(pg->uri, &pg->lookup);
+                if (r < 0) {
+                        pg_listen_close(s);
+                        return log_warning_errno(r, "Cannot resolve the database's host for the LISTEN connection: %m");
+                }
+        }
+        if (pg->lookup) {
+                pg->listen_phase = LISTEN_RESOLVING;
+                return 0;
+        }
+        return listen_connect(s, NULL, NULL, NULL);
 }
 
 static int listen_failed(Store *s, const char *message) {
@@ -817,8 +1052,25 @@ int pg_listen_poll(Store *s, int *ret_fd) {
         PGresult *res;
         int fd;
 
-        if (!pg->listen)
+        if (!pg->listen_sql)
                 return -ENOTCONN;
+        if (pg->listen_phase == LISTEN_RESOLVING) {
+                Lookup *l = pg->lookup;
+                int r;
+
+                if (!atomic_load(&l->done))
+                        return 0;
+                pg->lookup = NULL;
+                if (!l->out_hosts) {
+                        r = listen_failed(s, l->error);
+                        lookup_unref(l);
+                        return r;
+                }
+                r = listen_connect(s, l->out_hosts, l->out_addrs, l->out_ports);
+                lookup_unref(l);
+                if (r < 0)
+                        return r;
+        }
         if (pg->listen_phase == LISTEN_CONNECTING) {
                 /* PQconnectPoll() is called only once the socket is ready for what it last
                  * asked, as libpq requires; the socket may change between its calls. */
@@ -892,11 +1144,13 @@ int pg_listen_read(Store *s, StoreNotifyCallback cb, void *userdata) {
 }
 
 void pg_listen_close(Store *s) {
-        if (!s->pg || !s->pg->listen)
+        if (!s->pg)
                 return;
-        PQfinish(s->pg->listen);
+        if (s->pg->listen)
+                PQfinish(s->pg->listen);
         s->pg->listen = NULL;
         s->pg->listen_sql = mfree(s->pg->listen_sql);
+        /* A lookup still running is kept for the next open (see pg_listen_open()). */
 }
 
 /* ---- lanes: statements in pipeline mode, for the event loop ---- */
@@ -1106,7 +1360,7 @@ int pg_pool_open(Store *s, unsigned n) {
                 Lane *l = &pg->lanes[i];
 
                 /* At start, before the event loop runs: a blocking connect is fine here. */
-                l->conn = connect_uri(pg->uri, "claudemesh-broker pool", false);
+                l->conn = connect_uri(pg->uri, "claudemesh-broker pool", false, NULL, NULL, NULL);
                 if (!l->conn)
                         return -ENOMEM;
                 pg->n_lanes++;

@@ -40,8 +40,10 @@ skip = tap.skip
 
 class PgServer:
     """A private PostgreSQL server: initdb and pg_ctl in a temporary directory, run as an
-    unprivileged user (nobody when the tests run as root), listening only on a Unix socket in
-    that directory, stopped at exit. Each database() is a fresh, empty database on it."""
+    unprivileged user (nobody when the tests run as root), listening on a Unix socket in that
+    directory and on 127.0.0.1 (a free port; TCP needs the password in tcp_uri(), as other
+    local users can reach it), stopped at exit. Each database() is a fresh, empty database
+    on it."""
 
     def __init__(self):
         self.bindir = self.find_bindir()
@@ -54,11 +56,19 @@ class PgServer:
             os.chown(self.dir, *self.ids())
         self.n = 0
         self.started = False
+        self.port = free_port()
+        self.password = base64.b32encode(os.urandom(20)).decode().lower()
+        pwfile = os.path.join(self.dir, "pwfile")
+        with open(pwfile, "w") as f:
+            f.write(self.password + "\n")
+        if self.user:
+            os.chown(pwfile, *self.ids())
         atexit.register(self.stop)
-        self.run("initdb", "-D", self.data, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--locale=C",
-                 "--no-sync")
+        self.run("initdb", "-D", self.data, "-U", "postgres", "--auth-local=trust", "--auth-host=scram-sha-256",
+                 f"--pwfile={pwfile}", "-E", "UTF8", "--locale=C", "--no-sync")
         self.run("pg_ctl", "-D", self.data, "-l", os.path.join(self.dir, "server.log"), "-w", "-t", "60",
-                 "-o", f"-c listen_addresses='' -c unix_socket_directories={self.dir} -c fsync=off"
+                 "-o", f"-c listen_addresses=127.0.0.1 -p {self.port} -c unix_socket_directories={self.dir}"
+                       " -c fsync=off"
                        " -c synchronous_commit=off -c full_page_writes=off -c max_connections=200", "start")
         self.started = True
 
@@ -86,7 +96,8 @@ class PgServer:
         return p
 
     def psql(self, dbname, sql):
-        return subprocess.run(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", self.dir, "-U", "postgres",
+        return subprocess.run(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", self.dir, "-p", str(self.port),
+                               "-U", "postgres",
                                "-d", dbname, "-At", "-F", "\x1f", "-R", "\x1e", "-P", "null=\x01", "-c", sql],
                               capture_output=True, text=True, timeout=60)
 
@@ -96,7 +107,11 @@ class PgServer:
         p = self.psql("postgres", f"CREATE DATABASE {name}")
         if p.returncode != 0:
             raise AssertionError(f"CREATE DATABASE failed: {p.stderr}")
-        return name, f"postgresql:///{name}?host={self.dir}&user=postgres"
+        return name, f"postgresql:///{name}?host={self.dir}&port={self.port}&user=postgres"
+
+    def tcp_uri(self, name):
+        """The database by a host name over TCP, which the broker resolves."""
+        return f"postgresql://postgres:{self.password}@localhost:{self.port}/{name}"
 
     def stop(self):
         if self.started:

@@ -488,9 +488,9 @@ class TableLock:
 
     def __init__(self, broker, table):
         pg = bt.pg_server()
-        self.proc = bt.subprocess.Popen(["psql", "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", "-h", pg.dir, "-U",
-                                         "postgres", "-d", broker.pg_dbname], stdin=bt.subprocess.PIPE,
-                                        stdout=bt.subprocess.PIPE, text=True)
+        self.proc = bt.subprocess.Popen(["psql", "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", "-h", pg.dir,
+                                         "-p", str(pg.port), "-U", "postgres", "-d", broker.pg_dbname],
+                                        stdin=bt.subprocess.PIPE, stdout=bt.subprocess.PIPE, text=True)
         self.proc.stdin.write(f"BEGIN; LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE; SELECT 'locked';\n")
         self.proc.stdin.flush()
         assert self.proc.stdout.readline().strip() == "locked"
@@ -649,6 +649,72 @@ async def test_listen_reconnect_does_not_stall_the_loop(b):
 test_listen_reconnect_does_not_stall_the_loop.broker_args = ["--catch-up-interval", "300"]
 
 
+async def test_listen_by_host_name(b):
+    """A node whose URI names the host (localhost over TCP, resolved off the loop): its LISTEN
+    connection wakes a DM with the catch-up far away; on a second such node the LISTEN
+    backend is terminated, the node listens again over TCP and a DM is then delivered."""
+    if bt.BACKEND != "postgresql":
+        return
+    pg = bt.pg_server()
+    a_entry, b_entry, c_entry = await members(b, "alice", "bob", "carol")
+    alice = bt.Client(b, a_entry, session=False)
+    b.clients.append(alice)
+    await alice.hello()
+
+    def tcp_listeners():
+        with b.sql() as conn:
+            return [int(r[0]) for r in conn.execute("SELECT pid FROM pg_stat_activity"
+                                                    " WHERE application_name = 'claudemesh-broker listen'"
+                                                    " AND client_addr = '127.0.0.1'").fetchall()]
+
+    far = bt.Broker("--catch-up-interval", "3600000", db=pg.tcp_uri(b.pg_dbname)).start()
+    try:
+        bob = bt.Client(far, b_entry, session=False)
+        b.clients.append(bob)
+        await bob.hello()
+        for _ in range(600):
+            if "Listening for the other nodes" in far.logtext() or "Cannot open" in far.logtext():
+                break
+            await asyncio.sleep(0.01)
+        assert "Listening for the other nodes" in far.logtext(), far.logtext()
+        ack = await alice.send(b_entry["pubkey"], "by name")
+        await bob.expect("push", messageId=ack["messageId"])
+        assert len(tcp_listeners()) == 1, far.logtext()
+    finally:
+        far.close()
+    # Its backend ends after it: only then is a TCP listener the next node's.
+    for _ in range(600):
+        if not tcp_listeners():
+            break
+        await asyncio.sleep(0.01)
+    assert tcp_listeners() == []
+    near = bt.Broker("--catch-up-interval", "300", db=pg.tcp_uri(b.pg_dbname)).start()
+    try:
+        carol = bt.Client(near, c_entry, session=False)
+        b.clients.append(carol)
+        await carol.hello()
+        for _ in range(600):
+            if "Listening for the other nodes" in near.logtext():
+                break
+            await asyncio.sleep(0.01)
+        pids = tcp_listeners()
+        assert len(pids) == 1, (pids, near.logtext())
+        os.kill(pids[0], signal.SIGTERM)     # what pg_terminate_backend() sends
+        for _ in range(600):
+            log = near.logtext()
+            if "LISTEN connection was lost" in log and log.count("Listening for the other nodes") >= 2:
+                break
+            await asyncio.sleep(0.05)
+        else:
+            raise AssertionError("the node never listened again:\n" + near.logtext())
+        again = tcp_listeners()
+        assert len(again) == 1 and again != pids, (again, pids, near.logtext())
+        ack = await alice.send(c_entry["pubkey"], "after the reconnect by name")
+        await carol.expect("push", messageId=ack["messageId"])
+    finally:
+        near.close()
+
+
 async def test_presence_details_across_nodes(b):
     """A session's status and summary set on node 1 show in peers_list on node 2; when the
     session comes back through node 2, it keeps them."""
@@ -769,6 +835,59 @@ async def test_state_change_across_nodes(b):
 test_state_change_across_nodes.broker_args = ["--catch-up-interval", "3600000"]
 
 
+async def test_state_change_while_listen_down(b):
+    """Node 2's LISTEN connection is terminated while the postmaster is stopped (SIGSTOP), so
+    it cannot listen again; alice sets state on node 1 then, its NOTIFY reaching no one on
+    node 2. Once node 2 listens again, bob there gets the state_change from the row."""
+    ns = nodes(b, 2, test_state_change_while_listen_down)
+    pg = bt.pg_server()
+    with open(os.path.join(pg.data, "postmaster.pid")) as f:
+        postmaster = int(f.readline())
+    stopped = False
+    try:
+        a_entry, b_entry = await members(b, "alice", "bob")
+        alice = bt.Client(ns[0], a_entry, session=False)
+        bob = bt.Client(ns[1], b_entry, session=False)
+        b.clients += [alice, bob]
+        await alice.hello()
+        await bob.hello()
+        for _ in range(600):
+            if all("Listening for the other nodes" in n.logtext() for n in ns):
+                break
+            await asyncio.sleep(0.01)
+        with b.sql() as conn:
+            pids = [int(r[0]) for r in conn.execute("SELECT pid FROM pg_stat_activity"
+                                                    " WHERE application_name = 'claudemesh-broker listen'"
+                                                    " ORDER BY backend_start DESC").fetchall()]
+        assert len(pids) == 2, pids
+        os.kill(postmaster, signal.SIGSTOP)
+        stopped = True
+        os.kill(pids[0], signal.SIGTERM)     # node 2's, the newest
+        for _ in range(600):
+            if "LISTEN connection was lost" in ns[1].logtext():
+                break
+            await asyncio.sleep(0.01)
+        else:
+            raise AssertionError("node 2 never lost its LISTEN connection:\n" + ns[1].logtext())
+        await alice.send_json({"type": "set_state", "key": "gap", "value": 7})
+        # Answered after the set's commit: the row is there, its NOTIFY gone.
+        await alice.send_json({"type": "get_state", "key": "gap"})
+        await alice.expect("state_result", key="gap")
+        assert ns[1].logtext().count("Listening for the other nodes") == 1, ns[1].logtext()
+        os.kill(postmaster, signal.SIGCONT)
+        stopped = False
+        ch = await bob.expect("state_change", key="gap", timeout=bt.TIMEOUT * 4)
+        assert ch == {"type": "state_change", "key": "gap", "value": 7, "updatedBy": "alice"}, ch
+        assert ns[1].logtext().count("Listening for the other nodes") >= 2, ns[1].logtext()
+    finally:
+        if stopped:
+            os.kill(postmaster, signal.SIGCONT)
+        close_nodes(ns[1:])
+
+
+test_state_change_while_listen_down.broker_args = ["--catch-up-interval", "300"]
+
+
 async def test_main_connection_backpressure(b):
     """With the main connection's threshold lowered to 8 owed results (a hidden test option;
     4,096 in service), a burst of DMs makes the node stop reading its clients and read them
@@ -871,11 +990,13 @@ test_grace_reentry_keeps_details_across_nodes.broker_args = ["--catch-up-interva
 if __name__ == "__main__":
     if bt.BACKEND != "postgresql":
         bt.skip("several nodes need the PostgreSQL engine (CLAUDEMESH_TEST_BACKEND=postgresql)")
-    bt.run([test_cross_node_dm, test_dropped_listen, test_dedupe_and_limit_across_nodes, test_node_killed_mid_stream,
+    bt.run([test_cross_node_dm, test_dropped_listen, test_listen_by_host_name, test_dedupe_and_limit_across_nodes,
+            test_node_killed_mid_stream,
             test_presence_and_multicast_across_nodes, test_database_connection_lost,
             test_session_takeover_across_nodes, test_session_grace_across_nodes, test_hello_replay_across_nodes,
             test_sender_node_killed_mid_flood, test_pool_connection_lost,
             test_stalled_database_leaves_the_loop_serving, test_health_check_does_not_wait_for_the_database,
             test_listen_reconnect_does_not_stall_the_loop, test_presence_details_across_nodes,
-            test_peer_updated_across_nodes, test_state_change_across_nodes, test_main_connection_backpressure,
+            test_peer_updated_across_nodes, test_state_change_across_nodes, test_state_change_while_listen_down,
+            test_main_connection_backpressure,
             test_grace_reentry_keeps_details_across_nodes])
