@@ -251,7 +251,7 @@ int inbox_count_unread(Inbox *i, const char *mesh_id, unsigned *ret) {
 
 int inbox_mark_read(Inbox *i, const char *mesh_id, usec_t now) {
         _cleanup_(store_stmt_resetp) sqlite3_stmt *st = NULL;
-        int r, rc;
+        int r;
 
         assert(i);
 
@@ -264,10 +264,8 @@ int inbox_mark_read(Inbox *i, const char *mesh_id, usec_t now) {
         r = store_bind(i->store, st, "the read mark", "si", mesh_id, (int64_t) now);
         if (r < 0)
                 return r;
-        rc = sqlite3_step(st);
-        if (rc != SQLITE_DONE)
-                return store_log_error(i->store, rc, "storing the read mark");
-        return 0;
+        r = store_run(i->store, st, "storing the read mark");
+        return r < 0 ? r : 0;
 }
 
 void inbox_message_done(InboxMessage *m) {
@@ -470,7 +468,7 @@ int inbox_list_unannounced(Inbox *i, const char *mesh_id, const char *recipient_
 
 int inbox_mark_announced(Inbox *i, const char *id, usec_t now) {
         _cleanup_(store_stmt_resetp) sqlite3_stmt *st = NULL;
-        int r, rc;
+        int r;
 
         assert(i);
         assert(id);
@@ -481,17 +479,15 @@ int inbox_mark_announced(Inbox *i, const char *id, usec_t now) {
         r = store_bind(i->store, st, "the announcement mark", "si", id, (int64_t) now);
         if (r < 0)
                 return r;
-        rc = sqlite3_step(st);
-        if (rc != SQLITE_DONE)
-                return store_log_error(i->store, rc, "marking an inbox row announced");
-        return 0;
+        r = store_run(i->store, st, "marking an inbox row announced");
+        return r < 0 ? r : 0;
 }
 
 int inbox_mark_seen(Inbox *i, const char *const *ids, size_t n, usec_t now, unsigned *ret_flipped) {
         _cleanup_(store_stmt_resetp) sqlite3_stmt *st = NULL;
         unsigned flipped = 0;
         bool own;
-        int r, rc;
+        int r;
 
         assert(i);
         assert(ids || n == 0);
@@ -509,11 +505,9 @@ int inbox_mark_seen(Inbox *i, const char *const *ids, size_t n, usec_t now, unsi
                 r = store_bind(i->store, st, "inbox rows to mark seen", "si", ids[k], (int64_t) now);
                 if (r < 0)
                         break;
-                rc = sqlite3_step(st);
-                if (rc != SQLITE_DONE)
-                        r = store_log_error(i->store, rc, "marking inbox rows seen");
-                else
-                        flipped += (unsigned) sqlite3_changes(sqlite3_db_handle(st));
+                r = store_run(i->store, st, "marking inbox rows seen");
+                if (r > 0)
+                        flipped += (unsigned) r;
         }
         r = store_atomic_end(i->store, own, r);
         if (r < 0)
@@ -524,7 +518,7 @@ int inbox_mark_seen(Inbox *i, const char *const *ids, size_t n, usec_t now, unsi
 
 int inbox_delete(Inbox *i, const char *id, bool *ret_found) {
         _cleanup_(store_stmt_resetp) sqlite3_stmt *st = NULL;
-        int r, rc;
+        int r;
 
         assert(i);
         assert(id);
@@ -536,16 +530,16 @@ int inbox_delete(Inbox *i, const char *id, bool *ret_found) {
         r = store_bind(i->store, st, "an inbox row to delete", "s", id);
         if (r < 0)
                 return r;
-        rc = sqlite3_step(st);
-        if (rc != SQLITE_DONE)
-                return store_log_error(i->store, rc, "deleting an inbox row");
-        *ret_found = sqlite3_changes(sqlite3_db_handle(st)) > 0;
+        r = store_run(i->store, st, "deleting an inbox row");
+        if (r < 0)
+                return r;
+        *ret_found = r > 0;
         return 0;
 }
 
 int inbox_flush(Inbox *i, const char *mesh_id, usec_t before, unsigned *ret_removed) {
         _cleanup_(store_stmt_resetp) sqlite3_stmt *st = NULL;
-        int r, rc;
+        int r;
 
         assert(i);
         assert(ret_removed);
@@ -557,10 +551,10 @@ int inbox_flush(Inbox *i, const char *mesh_id, usec_t before, unsigned *ret_remo
         r = store_bind(i->store, st, "the inbox flush", "si", mesh_id, (int64_t) before);
         if (r < 0)
                 return r;
-        rc = sqlite3_step(st);
-        if (rc != SQLITE_DONE)
-                return store_log_error(i->store, rc, "flushing the inbox");
-        *ret_removed = (unsigned) sqlite3_changes(sqlite3_db_handle(st));
+        r = store_run(i->store, st, "flushing the inbox");
+        if (r < 0)
+                return r;
+        *ret_removed = (unsigned) r;
         return 0;
 }
 
@@ -587,7 +581,7 @@ int inbox_count_unseen(Inbox *i, const char *recipient_pubkey, unsigned *ret) {
 
 int inbox_mark_seen_for(Inbox *i, const char *recipient_pubkey, usec_t now, unsigned *ret_flipped) {
         _cleanup_(store_stmt_resetp) sqlite3_stmt *st = NULL;
-        int r, rc;
+        int r;
 
         assert(i);
         assert(recipient_pubkey);
@@ -598,17 +592,17 @@ int inbox_mark_seen_for(Inbox *i, const char *recipient_pubkey, usec_t now, unsi
         r = store_bind(i->store, st, "the rows to mark seen", "si", recipient_pubkey, (int64_t) now);
         if (r < 0)
                 return r;
-        rc = sqlite3_step(st);
-        if (rc != SQLITE_DONE)
-                return store_log_error(i->store, rc, "marking a recipient's rows seen");
+        r = store_run(i->store, st, "marking a recipient's rows seen");
+        if (r < 0)
+                return r;
         if (ret_flipped)
-                *ret_flipped = (unsigned) sqlite3_changes(sqlite3_db_handle(st));
+                *ret_flipped = (unsigned) r;
         return 0;
 }
 
 int inbox_adopt_member(Inbox *i, const char *mesh_id, const char *member_pubkey) {
         _cleanup_(store_stmt_resetp) sqlite3_stmt *st = NULL;
-        int r, rc;
+        int r;
 
         assert(i);
         assert(mesh_id);
@@ -623,8 +617,6 @@ int inbox_adopt_member(Inbox *i, const char *mesh_id, const char *member_pubkey)
         r = store_bind(i->store, st, "the member's rows", "ss", mesh_id, member_pubkey);
         if (r < 0)
                 return r;
-        rc = sqlite3_step(st);
-        if (rc != SQLITE_DONE)
-                return store_log_error(i->store, rc, "naming the member as the recipient of older rows");
-        return 0;
+        r = store_run(i->store, st, "naming the member as the recipient of older rows");
+        return r < 0 ? r : 0;
 }

@@ -845,7 +845,7 @@ static int requeue_locked(Outbox *o, const char *row_id, const char *client_mess
                           usec_t now, const char *new_row_id) {
         _cleanup_(store_stmt_resetp) sqlite3_stmt *abort = NULL, *insert = NULL;
         OutboxStatus status;
-        int r, rc;
+        int r;
 
         r = row_status(o, row_id, &status);
         if (r < 0)
@@ -867,9 +867,9 @@ static int requeue_locked(Outbox *o, const char *row_id, const char *client_mess
         r = store_bind(o->store, abort, "a requeued row", "siss", row_id, (int64_t) now, aborted_by, new_row_id);
         if (r < 0)
                 return r;
-        rc = sqlite3_step(abort);
-        if (rc != SQLITE_DONE)
-                return store_log_error(o->store, rc, "aborting a requeued row");
+        r = store_run(o->store, abort, "aborting a requeued row");
+        if (r < 0)
+                return r;
 
         /* The envelope and the frozen fingerprint are copied inside SQLite, never re-derived. */
         r = store_stmt(o->store,
@@ -885,10 +885,8 @@ static int requeue_locked(Outbox *o, const char *row_id, const char *client_mess
                        row_id);
         if (r < 0)
                 return r;
-        rc = sqlite3_step(insert);
-        if (rc != SQLITE_DONE)
-                return store_log_error(o->store, rc, "inserting a requeued row");
-        return 0;
+        r = store_run(o->store, insert, "inserting a requeued row");
+        return r < 0 ? r : 0;
 }
 
 int outbox_requeue(Outbox *o, const char *row_id, const char *new_client_message_id, const char *aborted_by,
@@ -1017,16 +1015,6 @@ int outbox_mark_dead(Outbox *o, const char *row_id, const char *error) {
                           row_id, error, NULL, "marking a row dead");
 }
 
-/* Runs a bound UPDATE over many rows and returns how many it changed. */
-static int bulk_update(Outbox *o, sqlite3_stmt *st, const char *what) {
-        int rc;
-
-        rc = sqlite3_step(st);
-        if (rc != SQLITE_DONE)
-                return store_log_error(o->store, rc, what);
-        return sqlite3_changes(store_db(o->store));
-}
-
 int outbox_recover(Outbox *o, usec_t now) {
         _cleanup_(store_stmt_resetp) sqlite3_stmt *st = NULL;
         int r, rc;
@@ -1040,7 +1028,7 @@ int outbox_recover(Outbox *o, usec_t now) {
         rc = sqlite3_bind_int64(st, 1, (sqlite3_int64) (now + OUTBOX_MIN_BACKOFF_USEC));
         if (rc != SQLITE_OK)
                 return store_log_error(o->store, rc, "binding the recovery time");
-        r = bulk_update(o, st, "recovering inflight rows");
+        r = store_run(o->store, st, "recovering inflight rows");
         if (r > 0)
                 log_info("%s: %d send(s) interrupted by a restart will be retried.", outbox_path(o), r);
         return r;
@@ -1070,7 +1058,7 @@ int outbox_expire(Outbox *o, const char *mesh_id, usec_t now, usec_t max_age) {
                 r = store_bind(o->store, st, "the age limit", "i", (int64_t) (now - max_age));
         if (r < 0)
                 return r;
-        r = bulk_update(o, st, "expiring old rows");
+        r = store_run(o->store, st, "expiring old rows");
         if (r > 0)
                 log_warning("%s: %d send(s) older than the broker's dedupe window gave up (max_age).",
                             outbox_path(o), r);

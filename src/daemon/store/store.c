@@ -163,18 +163,29 @@ int store_exec(Store *s, const char *sql) {
         return 0;
 }
 
+int store_run(Store *s, sqlite3_stmt *st, const char *what) {
+        int rc;
+
+        assert(s);
+        assert(st);
+        assert(what);
+
+        rc = sqlite3_step(st);
+        if (rc != SQLITE_DONE)
+                return store_log_error(s, rc, what);
+        return sqlite3_changes(sqlite3_db_handle(st));
+}
+
 /* Runs one cached statement that returns no rows. */
 static int step_simple(Store *s, const char *sql) {
         _cleanup_(store_stmt_resetp) sqlite3_stmt *st = NULL;
-        int r, rc;
+        int r;
 
         r = store_stmt(s, sql, &st);
         if (r < 0)
                 return r;
-        rc = sqlite3_step(st);
-        if (rc != SQLITE_DONE)
-                return store_log_error(s, rc, sql);
-        return 0;
+        r = store_run(s, st, sql);
+        return r < 0 ? r : 0;
 }
 
 bool store_in_transaction(Store *s) {

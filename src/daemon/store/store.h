@@ -57,6 +57,10 @@ static inline void store_stmt_resetp(sqlite3_stmt **st) {
  * logs "binding <what>" and returns the error, so a caller checks once for all of them. */
 int store_bind(Store *s, sqlite3_stmt *st, const char *what, const char *types, ...);
 
+/* Steps st, a statement that returns no rows, to its end: the number of rows it changed, or the
+ * error logged as "<what>" with SQLite's message. */
+int store_run(Store *s, sqlite3_stmt *st, const char *what);
+
 /* Runs SQL without results (one or more statements, not cached). */
 int store_exec(Store *s, const char *sql);
 
