@@ -169,3 +169,18 @@ monitor() {
         PIDS="$PIDS $!"
         sleep 0.3
 }
+
+# v1_call DAEMON METHOD PATH [CURL ARGS...]: a request on the daemon's /v1 socket; the status in
+# $T/status, the body in $T/body
+v1_call() {
+        name=$1 method=$2 path=$3; shift 3
+        curl -sS --max-time 10 --unix-socket "$T/$name/config/daemon/daemon.sock" -X "$method" -o "$T/body" \
+                -w '%{http_code}' "$@" "http://localhost$path" > "$T/status"
+}
+# v1_expect STATUS BODY DAEMON METHOD PATH [CURL ARGS...]: exactly that answer
+v1_expect() {
+        status=$1 body=$2; shift 2
+        v1_call "$@" || fail "$*: curl failed"
+        [ "$(cat "$T/status") $(cat "$T/body")" = "$status $body" ] ||
+                fail "$*: expected $status $body, got $(cat "$T/status") $(cat "$T/body")"
+}

@@ -26,22 +26,9 @@ wait_connected alice other
 wait_connected bob demo
 BOB_MEMBER=$(printf '%s' "$B" | /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["pubkey"])')
 
-# api DAEMON METHOD PATH [CURL ARGS...]: the status in $T/status, the body in $T/body
-api() {
-        name=$1 method=$2 path=$3; shift 3
-        curl -sS --max-time 10 --unix-socket "$T/$name/config/daemon/daemon.sock" -X "$method" -o "$T/body" \
-                -w '%{http_code}' "$@" "http://localhost$path" > "$T/status"
-}
-# expect STATUS BODY DAEMON METHOD PATH [CURL ARGS...]: exactly that answer
-expect() {
-        status=$1 body=$2; shift 2
-        api "$@" || fail "$*: curl failed"
-        [ "$(cat "$T/status") $(cat "$T/body")" = "$status $body" ] ||
-                fail "$*: expected $status $body, got $(cat "$T/status") $(cat "$T/body")"
-}
 # peer_is DAEMON MESH NAME PYTHON-EXPR: /v1/peers lists NAME, and EXPR holds for it (as p)
 peer_is() {
-        api "$1" GET "/v1/peers?mesh=$2" && [ "$(cat "$T/status")" = 200 ] &&
+        v1_call "$1" GET "/v1/peers?mesh=$2" && [ "$(cat "$T/status")" = 200 ] &&
                 /usr/bin/python3 - "$T/body" "$3" "$4" <<'PY'
 import json, sys
 p = [p for p in json.load(open(sys.argv[1]))["peers"] if p["displayName"] == sys.argv[2]]
@@ -50,11 +37,11 @@ PY
 }
 
 alice_hidden() {
-        api bob GET /v1/peers && [ "$(cat "$T/status")" = 200 ] && ! grep -q '"displayName":"alice"' "$T/body"
+        v1_call bob GET /v1/peers && [ "$(cat "$T/status")" = 200 ] && ! grep -q '"displayName":"alice"' "$T/body"
 }
 
 # /v1/health maps each mesh to its broker connection's status (upstream ipc/server.ts:206-218)
-expect 200 "{\"ok\":true,\"pid\":$(cat "$T/alice/config/daemon/daemon.pid"),\"brokers\":{\"demo\":\"open\",\"other\":\"open\"}}" \
+v1_expect 200 "{\"ok\":true,\"pid\":$(cat "$T/alice/config/daemon/daemon.pid"),\"brokers\":{\"demo\":\"open\",\"other\":\"open\"}}" \
         alice GET /v1/health
 
 # alice lists bob, with his keys, his group and where he runs
@@ -106,20 +93,20 @@ PY
 # ?mesh= selects by slug or id; without it the default mesh (bob has one mesh, alice two)
 peer_is alice other alice True && ! peer_is alice other bob True 2>/dev/null || fail "?mesh=other: $(cat "$T/body")"
 peer_is alice "$MESH" bob True || fail "?mesh=<id>: $(cat "$T/body")"
-api bob GET /v1/peers && [ "$(cat "$T/status")" = 200 ] && grep -q '"displayName":"alice"' "$T/body" ||
+v1_call bob GET /v1/peers && [ "$(cat "$T/status")" = 200 ] && grep -q '"displayName":"alice"' "$T/body" ||
         fail "bob's default mesh: $(cat "$T/status") $(cat "$T/body")"
-api alice GET /v1/peers?mesh=nope
+v1_call alice GET /v1/peers?mesh=nope
 [ "$(cat "$T/status")" = 400 ] && grep -q '"dbus_error":"org.claudemesh.Daemon1.Error.NoSuchMesh"' "$T/body" ||
         fail "unknown mesh: $(cat "$T/status") $(cat "$T/body")"
 # without ?mesh=, every attached mesh's peers, each with its mesh (upstream ipc/server.ts:340-364)
-api alice GET /v1/peers
+v1_call alice GET /v1/peers
 [ "$(cat "$T/status")" = 200 ] || fail "every mesh's peers: $(cat "$T/status") $(cat "$T/body")"
 /usr/bin/python3 -c 'import json, sys; p = json.load(open(sys.argv[1]))["peers"]
 assert sorted((x["mesh"], x["displayName"]) for x in p) == [("demo", "alice"), ("demo", "bob"), ("other", "alice")], p' \
         "$T/body" || fail "every mesh's peers: $(cat "$T/body")"
 
 # a profile set over HTTP reaches bob's list
-expect 200 '{"ok":true,"applied":["summary","status"]}' alice POST /v1/profile \
+v1_expect 200 '{"ok":true,"applied":["summary","status"]}' alice POST /v1/profile \
         -d '{"mesh":"demo","summary":"reviewing PR 7","status":"working"}'
 wait_until 10 peer_is bob demo alice 'p[0]["summary"] == "reviewing PR 7" and p[0]["status"] == "working"' ||
         fail "bob does not see alice's profile: $(cat "$T/body")"
@@ -127,48 +114,48 @@ wait_until 10 peer_is bob demo alice 'p[0]["summary"] == "reviewing PR 7" and p[
 # refused fields: SetProfile's sentences (D-Bus checks the type first, as InvalidArgs), and nothing is sent (the summary before the bad status
 # is not); status idle sent after it shows when bob's list has caught up
 bad='{"error":"Profile field \"status\" must be a string.","dbus_error":"org.claudemesh.Daemon1.Error.InvalidArgument"}'
-expect 400 "$bad" alice POST /v1/profile -d '{"mesh":"demo","summary":"changed","status":5}'
+v1_expect 400 "$bad" alice POST /v1/profile -d '{"mesh":"demo","summary":"changed","status":5}'
 gcall_on alice SetProfile demo "{'summary': <'changed'>, 'status': <5>}" && fail "SetProfile took a number"
 grep -qF "InvalidArgs: Option 'status' must be of type 's', got 'i'." "$T/reply" || fail "SetProfile's sentence: $(cat "$T/reply")"
-expect 400 '{"error":"Unknown profile field \"colour\".","dbus_error":"org.claudemesh.Daemon1.Error.InvalidArgument"}' \
+v1_expect 400 '{"error":"Unknown profile field \"colour\".","dbus_error":"org.claudemesh.Daemon1.Error.InvalidArgument"}' \
         alice POST /v1/profile -d '{"mesh":"demo","summary":"changed","colour":"red"}'
-expect 400 '{"error":"Profile field \"status\" must be idle, working or dnd.","dbus_error":"org.claudemesh.Daemon1.Error.InvalidArgument"}' \
+v1_expect 400 '{"error":"Profile field \"status\" must be idle, working or dnd.","dbus_error":"org.claudemesh.Daemon1.Error.InvalidArgument"}' \
         alice POST /v1/profile -d '{"mesh":"demo","summary":"changed","status":"busy"}'
-expect 400 '{"error":"Profile field \"capabilities\" must be an array of strings.","dbus_error":"org.claudemesh.Daemon1.Error.InvalidArgument"}' \
+v1_expect 400 '{"error":"Profile field \"capabilities\" must be an array of strings.","dbus_error":"org.claudemesh.Daemon1.Error.InvalidArgument"}' \
         alice POST /v1/profile -d '{"mesh":"demo","summary":"changed","capabilities":["ok",1]}'
-expect 400 '{"error":"Profile field \"visible\" must be a boolean.","dbus_error":"org.claudemesh.Daemon1.Error.InvalidArgument"}' \
+v1_expect 400 '{"error":"Profile field \"visible\" must be a boolean.","dbus_error":"org.claudemesh.Daemon1.Error.InvalidArgument"}' \
         alice POST /v1/profile -d '{"mesh":"demo","summary":"changed","visible":"no"}'
-expect 400 '{"error":"invalid JSON"}' alice POST /v1/profile -d '{"summary":'
-expect 400 '{"error":"expected JSON object"}' alice POST /v1/profile -d '["summary"]'
-expect 200 '{"ok":true,"applied":["status"]}' alice POST /v1/profile -d '{"mesh":"demo","status":"idle"}'
+v1_expect 400 '{"error":"invalid JSON"}' alice POST /v1/profile -d '{"summary":'
+v1_expect 400 '{"error":"expected JSON object"}' alice POST /v1/profile -d '["summary"]'
+v1_expect 200 '{"ok":true,"applied":["status"]}' alice POST /v1/profile -d '{"mesh":"demo","status":"idle"}'
 wait_until 10 peer_is bob demo alice 'p[0]["status"] == "idle"' || fail "bob does not see status idle: $(cat "$T/body")"
 peer_is bob demo alice 'p[0]["summary"] == "reviewing PR 7"' || fail "a refused request changed the summary: $(cat "$T/body")"
 
 # the other fields go through as well: hidden from bob, then back
-expect 200 '{"ok":true,"applied":["visible","title","capabilities"]}' alice POST /v1/profile \
+v1_expect 200 '{"ok":true,"applied":["visible","title","capabilities"]}' alice POST /v1/profile \
         -d '{"mesh":"demo","visible":false,"title":"reviewer","capabilities":["review"]}'
 wait_until 10 alice_hidden || fail "alice is still visible to bob: $(cat "$T/body")"
-expect 200 '{"ok":true,"applied":["visible"]}' alice POST /v1/profile -d '{"mesh":"demo","visible":true}'
+v1_expect 200 '{"ok":true,"applied":["visible"]}' alice POST /v1/profile -d '{"mesh":"demo","visible":true}'
 wait_until 10 peer_is bob demo alice True || fail "alice did not come back: $(cat "$T/body")"
 
 # more than 16 KiB: 413 before any of it is read as JSON
 /usr/bin/python3 -c 'import json; print(json.dumps({"mesh": "demo", "summary": "x" * 16384}))' > "$T/big.json"
-api alice POST /v1/profile --data-binary "@$T/big.json"
+v1_call alice POST /v1/profile --data-binary "@$T/big.json"
 [ "$(cat "$T/status")" = 413 ] || fail "oversize body: $(cat "$T/status") $(cat "$T/body")"
 
 # the broker gone: the profile cannot go anywhere (503), the peer list is not live (502)
 broker_stop
 wait_until 20 sh -c "[ \"\$(DBUS_SESSION_BUS_ADDRESS=unix:path=$T/alice/bus busctl --user get-property org.claudemesh.Daemon1 /org/claudemesh/Daemon1/mesh/demo org.claudemesh.Mesh1 State)\" != 's \"connected\"' ]" ||
         fail "alice still connected without a broker"
-api alice POST /v1/profile -d '{"mesh":"demo","summary":"offline"}'
+v1_call alice POST /v1/profile -d '{"mesh":"demo","summary":"offline"}'
 [ "$(cat "$T/status")" = 503 ] && grep -q '"dbus_error":"org.claudemesh.Daemon1.Error.NotConnected"' "$T/body" ||
         fail "profile without a broker: $(cat "$T/status") $(cat "$T/body")"
-api alice GET /v1/peers?mesh=demo
+v1_call alice GET /v1/peers?mesh=demo
 [ "$(cat "$T/status")" = 502 ] && grep -q '^{"error":"broker_unreachable","detail":"' "$T/body" ||
         fail "peers without a broker: $(cat "$T/status") $(cat "$T/body")"
 # a mesh whose broker is gone is left out of the list of every mesh, as upstream leaves it out
-expect 200 '{"peers":[]}' alice GET /v1/peers
-api alice GET /v1/health
+v1_expect 200 '{"peers":[]}' alice GET /v1/peers
+v1_call alice GET /v1/health
 /usr/bin/python3 -c 'import json, sys; b = json.load(open(sys.argv[1]))["brokers"]
 assert sorted(b) == ["demo", "other"] and all(s in ("connecting", "reconnecting", "closed") for s in b.values()), b' \
         "$T/body" || fail "health without a broker: $(cat "$T/body")"
