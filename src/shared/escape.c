@@ -15,6 +15,15 @@ bool unichar_is_unsafe(uint32_t c) {
                (c >= 0x2028 && c <= 0x202E) || (c >= 0x2066 && c <= 0x2069);
 }
 
+bool string_has_cc(const char *s) {
+        assert(s);
+
+        for (; *s; s++)
+                if ((unsigned char) *s < 0x20 || *s == 0x7f)
+                        return true;
+        return false;
+}
+
 size_t utf8_decode(const char *s, size_t n, uint32_t *ret) {
         const unsigned char *p = (const unsigned char *) s;
         unsigned char lo = 0x80, hi = 0xBF;

@@ -22,6 +22,9 @@ typedef enum EscapeFlags {
  * U+2028/9, which some programs treat as line breaks. */
 bool unichar_is_unsafe(uint32_t c);
 
+/* Whether s holds an ASCII control character (below 0x20, or DEL). */
+bool string_has_cc(const char *s);
+
 /* Decodes the code point at s (n > 0 bytes available): its length, or 0 if s does not start with
  * well-formed UTF-8 (overlong forms, surrogates and code points above U+10FFFF are not). */
 size_t utf8_decode(const char *s, size_t n, uint32_t *ret);

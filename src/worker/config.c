@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "config.h"
+#include "escape.h"
 #include "hex-util.h"
 #include "macro.h"
 #include "mesh-config.h"
@@ -108,13 +109,6 @@ int broker_url_parse(const char *url, WorkerConfig *c, char **ret_error) {
         c->path = TAKE_PTR(path);
         c->port = (uint16_t) port;
         return 0;
-}
-
-static bool has_control(const char *s) {
-        for (; *s; s++)
-                if ((unsigned char) *s < 0x20 || *s == 0x7f)
-                        return true;
-        return false;
 }
 
 /* Copies a string field of packet "what"; a missing or null optional field leaves *ret NULL. */
@@ -264,7 +258,7 @@ int session_config_from_open(json_object *open, SessionConfig **ret, char **ret_
         if (!hex_string(s->session_pubkey, 64, HEX_LOWER))
                 return invalid(ret_error, "session_open: \"session_pubkey\" must be 64 lowercase hex characters");
         /* These go into a frame other peers see: no control characters. */
-        if (has_control(s->session_id) || has_control(s->display_name) || (s->cwd && has_control(s->cwd)))
+        if (string_has_cc(s->session_id) || string_has_cc(s->display_name) || (s->cwd && string_has_cc(s->cwd)))
                 return invalid(ret_error, "session_open: \"session_id\", \"display_name\" and \"cwd\" must not "
                                "contain control characters");
         if (!json_object_object_get_ex(open, "pid", &v) || !json_object_is_type(v, json_type_int) ||

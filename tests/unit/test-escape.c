@@ -107,6 +107,15 @@ static void test_decode(void) {
         ASSERT_TRUE(!unichar_is_unsafe(0xA0));
 }
 
+static void test_has_cc(void) {
+        ASSERT_TRUE(!string_has_cc(""));
+        ASSERT_TRUE(!string_has_cc("plain text, é and \xe2\x80\xae"));
+        ASSERT_TRUE(string_has_cc("line\nbreak"));
+        ASSERT_TRUE(string_has_cc("\x1f"));
+        ASSERT_TRUE(string_has_cc("del\x7f"));
+        ASSERT_TRUE(!string_has_cc(" ~"));
+}
+
 int main(void) {
         test_terminal_controls();
         test_bidi();
@@ -116,5 +125,6 @@ int main(void) {
         test_markup();
         test_width_and_first_line();
         test_decode();
+        test_has_cc();
         return 0;
 }

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "compat-routes-internal.h"
+#include "escape.h"
 #include "fileio.h"
 #include "hex-util.h"
 #include "json-util.h"
@@ -23,13 +24,6 @@
 #define TOKEN_BYTES 32
 #define TOKEN_PREFIX_HEX 8
 #define ROLE_MAX 64
-
-static bool has_control(const char *s) {
-        for (; *s; s++)
-                if ((unsigned char) *s < 0x20 || *s == 0x7f)
-                        return true;
-        return false;
-}
 
 static void token_done(CompatSessionToken *t) {
         sodium_memzero(t->hash, sizeof t->hash);
@@ -147,7 +141,7 @@ static int restore_one(CompatServer *s, json_object *o) {
             json_member_string_strict(o, "token_prefix", &prefix) <= 0 || !hex_string(prefix, TOKEN_PREFIX_HEX, HEX_LOWER) ||
             json_member_string_strict(o, "session_id", &id) <= 0 || json_member_string_strict(o, "mesh", &mesh) <= 0 ||
             json_member_string_strict(o, "display_name", &name) <= 0 || json_member_string_strict(o, "cwd", &cwd) < 0 ||
-            json_member_string_strict(o, "role", &role) < 0 || (role && (strlen(role) > ROLE_MAX || has_control(role))) ||
+            json_member_string_strict(o, "role", &role) < 0 || (role && (strlen(role) > ROLE_MAX || string_has_cc(role))) ||
             !member_uint(o, "pid", 1, INT32_MAX, &pid) || !member_uint(o, "uid", 0, UINT32_MAX - 1, &uid) ||
             !member_uint(o, "start_time", 0, UINT64_MAX, &start_time) ||
             !member_uint(o, "registered_at", 0, UINT64_MAX, &registered_at) ||
@@ -490,7 +484,7 @@ static int read_registration(CompatRequest *req, Registration *reg) {
         r = optional_string(req, reg->body, "role", &reg->role);
         if (r != 0)
                 return r;
-        if (reg->role && (strlen(reg->role) > ROLE_MAX || has_control(reg->role)))
+        if (reg->role && (strlen(reg->role) > ROLE_MAX || string_has_cc(reg->role)))
                 return compat_answered(compat_reply_error(req, MHD_HTTP_BAD_REQUEST,
                                                           "'role' must be at most 64 bytes without control characters"));
         return read_groups(req, reg->body, &reg->groups);

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "escape.h"
 #include "json-util.h"
 #include "link-state.h"
 #include "log.h"
@@ -53,12 +54,7 @@ bool link_state_key_ok(const char *key) {
 
         size_t n = strlen(key);
 
-        if (n == 0 || n > LINK_STATE_KEY_MAX)
-                return false;
-        for (size_t i = 0; i < n; i++)
-                if ((unsigned char) key[i] < 0x20 || key[i] == 0x7f)
-                        return false;
-        return true;
+        return n > 0 && n <= LINK_STATE_KEY_MAX && !string_has_cc(key);
 }
 
 static int query_start(MeshLink *l, const char *type, const char *key, LinkStateDone done, void *userdata) {
