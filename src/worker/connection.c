@@ -178,17 +178,20 @@ static unsigned session_handshakes(const Worker *w) {
 }
 
 void connection_next_turn(Worker *w) {
+        unsigned busy;
+
         assert(w);
 
-        for (size_t i = 1; i < ELEMENTSOF(w->conns); i++) {
+        busy = session_handshakes(w);
+        for (size_t i = 1; i < ELEMENTSOF(w->conns) && busy < SESSION_HANDSHAKES_MAX && !w->exiting; i++) {
                 Conn *c = w->conns[i];
 
-                if (w->exiting || session_handshakes(w) >= SESSION_HANDSHAKES_MAX)
-                        return;
-                if (c && c->awaiting_turn) {
-                        c->awaiting_turn = false;
-                        connection_start(c);
-                }
+                if (!c || !c->awaiting_turn)
+                        continue;
+                c->awaiting_turn = false;
+                connection_start(c);
+                /* Counted again: a start can end at once, and its end start others. */
+                busy = session_handshakes(w);
         }
 }
 
