@@ -188,10 +188,43 @@ class PgConn:
         return iter(self.rows)
 
 
+PORT_LOCKS = "/tmp/claudemesh-test-ports"
+_port_leases = []  # lock files held until this process exits
+
+
+def _port_range():
+    """Ports below the kernel's ephemeral range: a port taken with bind(0) can be given
+    again as some client's source port, and a broker restarted on it then fails with
+    EADDRINUSE."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            low = int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768
+    return max(1024, low - 12000), max(1025, low)
+
+
 def free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A loopback port for this process alone: outside the ephemeral range, and leased with
+    an flock on PORT_LOCKS/<port>.lock that the other tests running in parallel honour
+    (tests/e2e/lib.sh takes the same locks)."""
+    import fcntl
+    import random
+    os.makedirs(PORT_LOCKS, mode=0o1777, exist_ok=True)
+    first, end = _port_range()
+    for _ in range(1000):
+        port = random.randrange(first, end)
+        fd = os.open(os.path.join(PORT_LOCKS, f"{port}.lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+                s.bind(("127.0.0.1", port))
+        except OSError:
+            os.close(fd)
+            continue
+        _port_leases.append(fd)
+        return port
+    raise AssertionError(f"no free loopback port in {first}..{end - 1}")
 
 
 class Broker:

@@ -53,7 +53,7 @@ A=$(member_entry demo alice)
 B=$(member_entry demo bob)
 BOB=$(printf '%s' "$B" | /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["pubkey"])')
 # a second broker advertising no features, and a mesh on it that requires one: failed, with a reason
-P2=$(free_port)
+lease_port P2
 "$CLAUDEMESH_BROKER" --listen "127.0.0.1:$P2" --db "$T/broker2.db" --rate-limit 0 --legacy >> "$T/broker2.log" 2>&1 &
 PIDS="$PIDS $!"
 wait_until 10 curl -sf "http://127.0.0.1:$P2/health" || fail "the second broker did not answer /health"
@@ -62,7 +62,8 @@ STRICT=$("$CLAUDEMESH_BROKER" --db "$T/broker2.db" member add strict bob --broke
         /usr/bin/python3 -c 'import json,sys; e=json.load(sys.stdin); e["requiredFeatures"]=["client_message_id_dedupe"]; print(json.dumps(e))')
 # and a mesh whose broker is not there: connecting, then backoff, again and again
 mesh_create later >/dev/null
-LATER=$(member_entry later bob | /usr/bin/python3 -c 'import json,sys; e=json.load(sys.stdin); e["brokerUrl"]="ws://127.0.0.1:'"$(free_port)"'/ws"; print(json.dumps(e))')
+lease_port P3
+LATER=$(member_entry later bob | /usr/bin/python3 -c 'import json,sys; e=json.load(sys.stdin); e["brokerUrl"]="ws://127.0.0.1:'"$P3"'/ws"; print(json.dumps(e))')
 daemon_setup alice "$A"
 daemon_setup bob "$B" "$STRICT" "$LATER"
 cat > "$T/bob/activate-claudemeshd" <<EOF

@@ -29,14 +29,42 @@ wait_until() {  # wait_until SECONDS CMD...
         done
 }
 
-free_port() {
-        /usr/bin/python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+# lease_port VAR: a loopback port for this test alone, in VAR. Taken below the ephemeral
+# range (a bind(0) port can come back as some client's source port, and a broker restarted
+# on it then fails with EADDRINUSE) and leased with an flock that this shell holds on fd 4, 5
+# or 6 until it exits, the same locks tests/broker/brokertest.py takes. Three leases at most,
+# and not in $(...), where the lock would die with the subshell.
+PORT_LEASES=0
+lease_port() {
+        [ $PORT_LEASES -lt 3 ] || fail "lease_port: a test leases three ports at most"
+        _fd=$((4 + PORT_LEASES))
+        _port=$(/usr/bin/python3 -c 'import os, random, socket
+low = int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
+first = max(1024, low - 12000)
+for _ in range(1000):
+    port = random.randrange(first, max(first + 1, low))
+    try:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", port))
+    except OSError:
+        continue
+    print(port)
+    break') || fail "lease_port: no port"
+        mkdir -p /tmp/claudemesh-test-ports; chmod 1777 /tmp/claudemesh-test-ports 2>/dev/null || true
+        eval "exec $_fd>>/tmp/claudemesh-test-ports/$_port.lock"
+        if ! flock -n $_fd; then
+                eval "exec $_fd>&-"
+                lease_port "$1"
+                return
+        fi
+        PORT_LEASES=$((PORT_LEASES + 1))
+        eval "$1=$_port"
 }
 
 # broker_start [OPTIONS...]: our broker with its database in $T, rate limiter off
 BROKER_PID=""
 broker_start() {
-        [ -n "${BROKER_PORT:-}" ] || BROKER_PORT=$(free_port)
+        [ -n "${BROKER_PORT:-}" ] || lease_port BROKER_PORT
         "$CLAUDEMESH_BROKER" --listen "127.0.0.1:$BROKER_PORT" --db "$T/broker.db" --rate-limit 0 "$@" \
                 >> "$T/broker.log" 2>&1 &
         BROKER_PID=$!
