@@ -112,6 +112,54 @@ static void test_destination_roles(void) {
         check_destination_error("alice", other_member, 2, -ENOTUNIQ, "alice (d9af14ca), alice (06ee551f)");
 }
 
+static void check_resolves(const char *to, const PeerName *p, size_t n, const char *pubkey) {
+        _cleanup_free_ char *why = NULL;
+        Destination d = { 0 };
+
+        ASSERT_OK(destination_parse(to, "acme", p, n, NULL, 0, &d, &why));
+        ASSERT_STREQ(d.ref, pubkey);
+        destination_done(&d);
+}
+
+/* Shadowing ignores case in both passes: the daemon "Alice" beside its own session "alice" is
+ * hidden even from the exact pass, so "Alice" reaches the session, not the daemon's inbox. */
+static void test_destination_roles_case(void) {
+        static const PeerName own_session[] = {
+                { PK_A, "Alice", PK_A, "control-plane" },
+                { PK_B, "alice", PK_A, "session" },
+        };
+        static const PeerName other_member[] = {
+                { PK_A, "Alice", PK_A, "control-plane" },
+                { PK_B, "alice", PK_C, "session" },
+        };
+        static const PeerName alone[] = {
+                { PK_A, "Alice", PK_A, "control-plane" },
+                { PK_C, "carol", PK_C, "control-plane" },
+        };
+        static const PeerName exact_twice[] = {
+                { PK_A, "alice", PK_A, "session" },
+                { PK_B, "alice", PK_B, "session" },
+                { PK_C, "Alice", PK_C, "session" },
+        };
+
+        check_resolves("Alice", own_session, 2, PK_B);
+        check_resolves("alice", own_session, 2, PK_B);
+        check_resolves("ALICE", own_session, 2, PK_B);
+
+        /* another member's session hides nothing: a name both match only by case is refused,
+         * naming both; each exact name is its own peer's */
+        check_destination_error("ALICE", other_member, 2, -ENOTUNIQ, "\"ALICE\": Alice (d9af14ca), alice (06ee551f);");
+        check_resolves("Alice", other_member, 2, PK_A);
+        check_resolves("alice", other_member, 2, PK_B);
+
+        /* a daemon alone keeps its name, in either case */
+        check_resolves("Alice", alone, 2, PK_A);
+        check_resolves("alice", alone, 2, PK_A);
+
+        /* the candidates are the peers counted: two exact matches, the folded one not offered */
+        check_destination_error("alice", exact_twice, 3, -ENOTUNIQ, "\"alice\": alice (d9af14ca), alice (06ee551f);");
+}
+
 static int prepare(const char *to, const char *message, const SendOptions *o, SendRequest *req, char **why) {
         return send_request_prepare("acme", to, message, o, peers, ELEMENTSOF(peers), topics, ELEMENTSOF(topics),
                                     1777836272123000ULL, req, why);
@@ -225,6 +273,7 @@ static void test_frame_limit(void) {
 int main(void) {
         test_destinations();
         test_destination_roles();
+        test_destination_roles_case();
         test_validation();
         test_normalized();
         test_frame_limit();

@@ -66,24 +66,29 @@ static bool is_control_plane(const PeerName *p) {
  * its member's displayName, and the name then means the session. We hide a daemon's row only
  * behind a session of its own member with that name: a daemon alone keeps its name (its member
  * inbox is a real destination here, not swallowed), and a daemon whose name another member's
- * session carries stays a candidate, so the send is refused as ambiguous, never sent elsewhere. */
-static bool is_shadowed(const PeerName *p, const PeerName *peers, size_t n_peers, NameCompare cmp) {
+ * session carries stays a candidate, so the send is refused as ambiguous, never sent elsewhere.
+ * The names are compared ignoring case in both passes: were the exact pass to compare exactly,
+ * "Alice" would find the daemon "Alice" beside its own session "alice" and leave in the daemon's
+ * inbox what was meant for the session. */
+static bool is_shadowed(const PeerName *p, const PeerName *peers, size_t n_peers) {
         if (!is_control_plane(p) || !p->member_pubkey)
                 return false;
         for (size_t i = 0; i < n_peers; i++)
                 if (&peers[i] != p && !is_control_plane(&peers[i]) && peers[i].member_pubkey &&
-                    streq(peers[i].member_pubkey, p->member_pubkey) && cmp(peers[i].display_name, p->display_name) == 0)
+                    streq(peers[i].member_pubkey, p->member_pubkey) &&
+                    strcasecmp(peers[i].display_name, p->display_name) == 0)
                         return true;
         return false;
 }
 
-/* "alice (1a2b3c4d…), bob (…)" for error messages. */
-static void list_candidates(char *buf, size_t size, const PeerName *peers, size_t n, const char *only) {
+/* "alice (1a2b3c4d…), bob (…)" for error messages: every peer, or (with only) the ones
+ * count_named() counted for that name under cmp. */
+static void list_candidates(char *buf, size_t size, const PeerName *peers, size_t n, const char *only,
+                            NameCompare cmp) {
         size_t shown = 0;
         buf[0] = '\0';
         for (size_t i = 0; i < n && shown < CANDIDATES_MAX; i++) {
-                if (only && (strcasecmp(peers[i].display_name, only) != 0 ||
-                             is_shadowed(&peers[i], peers, n, strcasecmp)))
+                if (only && (cmp(peers[i].display_name, only) != 0 || is_shadowed(&peers[i], peers, n)))
                         continue;
                 size_t len = strlen(buf);
                 snprintf(buf + len, size - len, "%s%s (%.8s)", shown ? ", " : "", peers[i].display_name,
@@ -98,7 +103,7 @@ static size_t count_named(const char *name, const PeerName *peers, size_t n_peer
         size_t n = 0;
 
         for (size_t i = 0; i < n_peers; i++)
-                if (cmp(peers[i].display_name, name) == 0 && !is_shadowed(&peers[i], peers, n_peers, cmp)) {
+                if (cmp(peers[i].display_name, name) == 0 && !is_shadowed(&peers[i], peers, n_peers)) {
                         n++;
                         *match = &peers[i];
                 }
@@ -118,7 +123,8 @@ static int resolve_name(const char *name, const char *mesh_slug, const PeerName 
         if (exact == 1 || (exact == 0 && folded == 1))
                 return set(d, "dm", match->pubkey);
         if (exact > 1 || folded > 1) {
-                list_candidates(candidates, sizeof candidates, peers, n_peers, name);
+                list_candidates(candidates, sizeof candidates, peers, n_peers, name,
+                                exact > 1 ? name_cmp_exact : strcasecmp);
                 return error_setf(ret_error, -ENOTUNIQ,
                                   "Several peers of mesh \"%s\" are called \"%s\": %s; send to the 64-hex pubkey "
                                   "of the one you mean.", mesh_slug, name, candidates);
@@ -129,7 +135,7 @@ static int resolve_name(const char *name, const char *mesh_slug, const PeerName 
                                   "or it has had no word from its broker). Use a 64-hex pubkey, \"*\", "
                                   "\"@group\" or \"#topic\".",
                                   name, mesh_slug);
-        list_candidates(candidates, sizeof candidates, peers, n_peers, NULL);
+        list_candidates(candidates, sizeof candidates, peers, n_peers, NULL, NULL);
         return error_setf(ret_error, -ENOENT,
                           "No peer of mesh \"%s\" is called \"%s\". Known peers: %s%s.", mesh_slug, name,
                           candidates, n_peers > CANDIDATES_MAX ? ", …" : "");

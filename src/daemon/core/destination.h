@@ -12,7 +12,8 @@
  *                    (sent as its id)                                 kind "topic", ref = "#id"
  *   anything else  → a peer display name, resolved against the mesh's current peers to a dm;
  *                    a member's daemon presence (peerRole "control-plane") gives way to its
- *                    own sessions of the same name, as upstream's send skips daemon rows. */
+ *                    own sessions of the same name (ignoring case), as upstream's send skips
+ *                    daemon rows. */
 typedef struct Destination {
         const char *kind;  /* "dm" | "topic" (static) */
         char *ref;         /* the fingerprint's destination_ref */

@@ -13,6 +13,7 @@
 #include "manager-store.h"
 #include "manager.h"
 #include "notify-desktop.h"
+#include "session.h"
 
 /* Columns shown: a notification is a glance, the inbox has the rest. */
 #define SUMMARY_MAX 120
@@ -309,7 +310,8 @@ static char *notification_body(const Notifier *n, const Mesh *mesh, const InboxM
         return body;
 }
 
-static void notify_message(Notifier *n, Mesh *mesh, const InboxMessage *im, bool direct) {
+/* session: the registered session whose row this is (NULL for the member's). */
+static void notify_message(Notifier *n, Mesh *mesh, const Session *session, const InboxMessage *im, bool direct) {
         _cleanup_free_ char *summary = NULL, *raw_summary = NULL, *body = NULL, *message_id = NULL;
         Manager *m = n->manager;
         const MeshConfig *c = m->config;
@@ -333,9 +335,16 @@ static void notify_message(Notifier *n, Mesh *mesh, const InboxMessage *im, bool
         }
 
         /* The sender's name and the body are the peer's: nothing in them may act on the desktop. The
-         * summary is plain text; the body is read as markup, so & < > become entities there. */
-        if (asprintf(&raw_summary, "%s%s (%s)", direct ? "" : "Mentioned by ", strempty(im->sender_name),
-                     mesh->entry->slug) < 0) {
+         * summary is plain text; the body is read as markup, so & < > become entities there. A
+         * session's row names the session it reached, or the user would take it for a message to
+         * them (it came only for the mention); without its session it reads as the member's would. */
+        if (session)
+                r = asprintf(&raw_summary, "Mentioned by %s to session %s (%s)", strempty(im->sender_name),
+                             session->display_name, mesh->entry->slug);
+        else
+                r = asprintf(&raw_summary, "%s%s (%s)", direct ? "" : "Mentioned by ", strempty(im->sender_name),
+                             mesh->entry->slug);
+        if (r < 0) {
                 log_debug_errno(-ENOMEM, "Cannot build a desktop notification: %m");
                 return;
         }
@@ -357,7 +366,7 @@ static void notify_message(Notifier *n, Mesh *mesh, const InboxMessage *im, bool
 
 static int notify_on_event(Manager *m, const Event *e, void *userdata) {
         if (e->kind == EVENT_MESSAGE_RECEIVED)
-                notify_message(userdata, e->mesh, e->message, e->direct);
+                notify_message(userdata, e->mesh, e->session, e->message, e->direct);
         return 0;
 }
 
