@@ -5,13 +5,11 @@
  * temp.name, SQLite's table options) when it prepares them, and owns the PostgreSQL schema
  * and its migrations.
  */
-#include <arpa/inet.h>
 #include <assert.h>
 #include <ctype.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <libpq-fe.h>
-#include <netdb.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -64,9 +62,8 @@ struct StorePg {
         char *uri;
         PGconn *listen;                  /* LISTEN only, nonblocking; NULL when down */
         int listen_phase;                /* LISTEN_CONNECTING, _SUBSCRIBING or _OPEN */
-        short listen_events;             /* what PQconnectPoll() waits for, while connecting */
         char *listen_sql;                /* the LISTEN commands; set from open to close */
-        struct Lookup *lookup;           /* the LISTEN connection's host names, resolving */
+        struct ListenConnect *connecting;   /* the LISTEN connection, being opened by a thread */
         char *last_error;
         unsigned next_stmt;
         int changes;
@@ -296,225 +293,81 @@ static const struct {
 /* The tables every node shares although SQLite keeps them per process (see schema). */
 static const char *const shared_tables[] = { "rate_budget", "rate_paid", "hello_seen" };
 
-/* The URI, with defaults it may override: a bounded connect (the LISTEN connection is
- * reopened from the event loop) and TCP keepalives, so a dead server or a dropped route is
- * noticed rather than waited on. host, hostaddr and port, when given, override the URI's. */
-static PGconn *connect_uri(const char *uri, const char *application_name, bool start,
-                           const char *host, const char *hostaddr, const char *port) {
-        const char *keys[] = { "connect_timeout", "keepalives", "keepalives_idle", "application_name",
-                               "dbname", NULL, NULL, NULL, NULL };
-        const char *values[ELEMENTSOF(keys)] = { "5", "1", "30", application_name, uri };
-        size_t n = 5;
+/* The URI, with defaults it may override: a bounded connect and TCP keepalives, so a dead
+ * server or a dropped route is noticed rather than waited on. The LISTEN connection's bound
+ * is the event loop's, whatever the URI, its service or PGCONNECT_TIMEOUT say (0 waits
+ * forever): its connect must end for the next one to start (see listen_connect_start()). */
+#define LISTEN_CONNECT_S "5"
 
-        if (host) {
-                keys[n] = "host";
-                values[n++] = host;
-                keys[n] = "hostaddr";
-                values[n++] = hostaddr;
-        }
-        if (port) {
-                keys[n] = "port";
-                values[n++] = port;
-        }
+static PGconn *connect_uri(const char *uri, const char *application_name, bool listen) {
+        const char *keys[] = { "connect_timeout", "keepalives", "keepalives_idle", "application_name",
+                               "dbname", listen ? "connect_timeout" : NULL, NULL };
+        const char *values[ELEMENTSOF(keys)] = { "5", "1", "30", application_name, uri, LISTEN_CONNECT_S };
+
         /* expand_dbname: the URI in dbname is parsed; its settings win over those before
          * it, and those after it win over its own. */
-        return start ? PQconnectStartParams(keys, values, 1) : PQconnectdbParams(keys, values, 1);
+        return PQconnectdbParams(keys, values, 1);
 }
 
-/* A host name in the URI is resolved by libpq inside PQconnectStart() and PQconnectPoll(),
- * synchronously. For the LISTEN connection, reopened from the event loop, the lookup runs in
- * a thread instead, and libpq gets each address as hostaddr next to its host (which TLS and
- * authentication still check): libpq then resolves nothing. */
-#define LOOKUP_ADDRESSES_MAX 32
-
-typedef struct Lookup {
+/* libpq does blocking work inside PQconnectStart() and PQconnectPoll(): it resolves host
+ * names (from the URI, PGHOST, or a service file), reads service and password files, and
+ * may run a GSSAPI exchange. The LISTEN connection, reopened from the event loop, is
+ * therefore opened by a thread with the blocking PQconnectdbParams(), and handed over
+ * connected; the loop then uses it without waiting. One connect at a time: one still
+ * running when the loop gives up on it is reused by the next pg_listen_open(). */
+typedef struct ListenConnect {
         atomic_int refs;                 /* the store's and the thread's */
-        atomic_bool done;
-        char *hosts, *ports;             /* the comma lists to resolve; ports NULL or one per host */
-        char *out_hosts, *out_addrs, *out_ports;   /* one entry per address, when done */
-        char error[256];
-} Lookup;
+        atomic_bool done;                /* conn is set; stored after it, read before it */
+        char *uri;                       /* a copy: the thread may outlive the store */
+        PGconn *conn;
+} ListenConnect;
 
-static void lookup_unref(Lookup *l) {
-        if (!l || atomic_fetch_sub(&l->refs, 1) != 1)
+static void listen_connect_unref(ListenConnect *c) {
+        if (!c || atomic_fetch_sub(&c->refs, 1) != 1)
                 return;
-        free(l->hosts);
-        free(l->ports);
-        free(l->out_hosts);
-        free(l->out_addrs);
-        free(l->out_ports);
-        free(l);
+        if (c->conn)
+                PQfinish(c->conn);
+        free(c->uri);
+        free(c);
 }
 
-/* An entry libpq would resolve: not empty, not a Unix socket directory, not numeric. */
-static bool is_host_name(const char *h, size_t n) {
-        char buf[INET6_ADDRSTRLEN];
-        struct in6_addr a;
+static void *listen_connect_run(void *userdata) {
+        ListenConnect *c = userdata;
 
-        if (n == 0 || h[0] == '/' || h[0] == '@')
-                return false;
-        if (n >= sizeof buf)
-                return true;
-        memcpy(buf, h, n);
-        buf[n] = '\0';
-        return inet_pton(AF_INET, buf, &a) != 1 && inet_pton(AF_INET6, buf, &a) != 1;
-}
-
-static int append(char **list, size_t *len, const char *item, size_t n) {
-        char *p = realloc(*list, *len + n + 2);
-
-        if (!p)
-                return -ENOMEM;
-        if (*len > 0)
-                p[(*len)++] = ',';
-        memcpy(p + *len, item, n);
-        *len += n;
-        p[*len] = '\0';
-        *list = p;
-        return 0;
-}
-
-static int lookup_entry(Lookup *l, const char *host, size_t n_host, const char *port, size_t n_port,
-                        size_t *n_addrs, size_t lens[3]) {
-        _cleanup_free_ char *name = strndup(host, n_host);
-        /* The hints libpq gives for a host name. */
-        struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM }, *res = NULL;
-        char addr[NI_MAXHOST];
-        int r;
-
-        if (!name)
-                return -ENOMEM;
-        if (!is_host_name(host, n_host)) {
-                /* Passed through: an empty hostaddr lets libpq use the host as it is. */
-                if (*n_addrs >= LOOKUP_ADDRESSES_MAX)
-                        return 0;
-                (*n_addrs)++;
-                if (append(&l->out_hosts, &lens[0], host, n_host) < 0 ||
-                    append(&l->out_addrs, &lens[1], "", 0) < 0 ||
-                    (port && append(&l->out_ports, &lens[2], port, n_port) < 0))
-                        return -ENOMEM;
-                return 0;
-        }
-        r = getaddrinfo(name, NULL, &hints, &res);
-        if (r != 0) {
-                snprintf(l->error, sizeof l->error, "could not translate host name \"%s\" to address: %s",
-                         name, gai_strerror(r));
-                return 0;        /* as libpq does, the next host is tried */
-        }
-        for (struct addrinfo *ai = res; ai && *n_addrs < LOOKUP_ADDRESSES_MAX; ai = ai->ai_next) {
-                if (getnameinfo(ai->ai_addr, ai->ai_addrlen, addr, sizeof addr, NULL, 0, NI_NUMERICHOST) != 0)
-                        continue;
-                (*n_addrs)++;
-                if (append(&l->out_hosts, &lens[0], host, n_host) < 0 ||
-                    append(&l->out_addrs, &lens[1], addr, strlen(addr)) < 0 ||
-                    (port && append(&l->out_ports, &lens[2], port, n_port) < 0)) {
-                        freeaddrinfo(res);
-                        return -ENOMEM;
-                }
-        }
-        freeaddrinfo(res);
-        return 0;
-}
-
-static void *lookup_run(void *userdata) {
-        Lookup *l = userdata;
-        const char *h = l->hosts, *p = l->ports;
-        size_t n_addrs = 0, lens[3] = {};
-
-        for (;;) {
-                size_t nh = strcspn(h, ","), np = p ? strcspn(p, ",") : 0;
-                if (lookup_entry(l, h, nh, p, np, &n_addrs, lens) < 0) {
-                        snprintf(l->error, sizeof l->error, "out of memory");
-                        n_addrs = 0;
-                        break;
-                }
-                if (h[nh] == '\0')
-                        break;
-                h += nh + 1;
-                if (p)
-                        p += p[np] ? np + 1 : np;
-        }
-        if (n_addrs == 0) {
-                l->out_hosts = mfree(l->out_hosts);
-                if (!l->error[0])
-                        snprintf(l->error, sizeof l->error, "no address for host \"%s\"", l->hosts);
-        }
-        atomic_store(&l->done, true);
-        lookup_unref(l);
+        c->conn = connect_uri(c->uri, "claudemesh-broker listen", true);
+        atomic_store(&c->done, true);
+        listen_connect_unref(c);
         return NULL;
 }
 
-static const char *option(PQconninfoOption *opts, const char *key, const char *env) {
-        for (PQconninfoOption *o = opts; o->keyword; o++)
-                if (streq(o->keyword, key))
-                        return o->val ? o->val : getenv(env);
-        return NULL;
-}
-
-static void conninfo_freep(PQconninfoOption **p) {
-        if (*p)
-                PQconninfoFree(*p);
-}
-
-/* 1 with *ret a lookup started, 0 when libpq has nothing to resolve. */
-static int lookup_start(const char *uri, Lookup **ret) {
-        _cleanup_(conninfo_freep) PQconninfoOption *opts = NULL;
-        const char *hosts, *hostaddr, *ports;
-        size_t n_hosts = 1, n_ports = 1;
-        bool names = false;
+static int listen_connect_start(const char *uri, ListenConnect **ret) {
+        _cleanup_free_ ListenConnect *c = calloc(1, sizeof *c);
         sigset_t all, saved;
         pthread_t t;
-        Lookup *l;
         int r;
 
-        opts = PQconninfoParse(uri, NULL);
-        if (!opts)
-                return -EINVAL;
-        hosts = option(opts, "host", "PGHOST");
-        hostaddr = option(opts, "hostaddr", "PGHOSTADDR");
-        ports = option(opts, "port", "PGPORT");
-        if (!hosts || (hostaddr && hostaddr[0]))
-                return 0;
-        for (const char *h = hosts;; h += strcspn(h, ",") + 1) {
-                names = names || is_host_name(h, strcspn(h, ","));
-                if (!h[strcspn(h, ",")])
-                        break;
-                n_hosts++;
-        }
-        if (!names)
-                return 0;
-        for (const char *p = ports ? strchr(ports, ',') : NULL; p; p = strchr(p + 1, ','))
-                n_ports++;
-        l = calloc(1, sizeof *l);
-        if (!l)
+        if (!c)
                 return -ENOMEM;
-        atomic_init(&l->refs, 2);
-        l->hosts = strdup(hosts);
-        /* A single port applies to every host as it is; a list has one per host. */
-        l->ports = ports && ports[0] && n_ports == n_hosts && n_hosts > 1 ? strdup(ports) : NULL;
-        if (!l->hosts || (ports && ports[0] && n_ports == n_hosts && n_hosts > 1 && !l->ports)) {
-                atomic_init(&l->refs, 1);
-                lookup_unref(l);
+        c->uri = strdup(uri);
+        if (!c->uri)
                 return -ENOMEM;
-        }
+        atomic_init(&c->refs, 2);
         /* Signals are the loop's: the thread starts with all of them blocked. */
         sigfillset(&all);
         r = pthread_sigmask(SIG_SETMASK, &all, &saved);
         if (r != 0) {
-                atomic_init(&l->refs, 1);
-                lookup_unref(l);
+                free(c->uri);
                 return -r;
         }
-        r = pthread_create(&t, NULL, lookup_run, l);
+        r = pthread_create(&t, NULL, listen_connect_run, c);
         (void) pthread_sigmask(SIG_SETMASK, &saved, NULL);
         if (r != 0) {
-                atomic_init(&l->refs, 1);
-                lookup_unref(l);
+                free(c->uri);
                 return -r;
         }
         pthread_detach(t);
-        *ret = l;
-        return 1;
+        *ret = TAKE_PTR(c);
+        return 0;
 }
 
 static void set_error(StorePg *pg, const char *message) {
@@ -747,7 +600,7 @@ int pg_open(Store *s, const char *uri) {
         s->pg->uri = strdup(uri);
         if (!s->pg->uri)
                 return -ENOMEM;
-        s->pg->conn = connect_uri(uri, "claudemesh-broker", false, NULL, NULL, NULL);
+        s->pg->conn = connect_uri(uri, "claudemesh-broker", false);
         if (!s->pg->conn)
                 return -ENOMEM;
         if (PQstatus(s->pg->conn) != CONNECTION_OK) {
@@ -788,7 +641,7 @@ void pg_close(Store *s) {
         if (s->pg->conn)
                 PQfinish(s->pg->conn);
         pg_listen_close(s);
-        lookup_unref(s->pg->lookup);
+        listen_connect_unref(s->pg->connecting);
         free(s->pg->last_error);
         free(s->pg->uri);
         free(s->pg);
@@ -983,23 +836,7 @@ int pg_changes(Store *s) {
         return s->pg->changes;
 }
 
-enum { LISTEN_RESOLVING, LISTEN_CONNECTING, LISTEN_SUBSCRIBING, LISTEN_OPEN };
-
-/* Only started: pg_listen_poll() drives it from the event loop, which must not wait for a
- * server that stalls or does not answer. */
-static int listen_connect(Store *s, const char *host, const char *hostaddr, const char *port) {
-        StorePg *pg = s->pg;
-
-        pg->listen = connect_uri(pg->uri, "claudemesh-broker listen", true, host, hostaddr, port);
-        if (!pg->listen || PQstatus(pg->listen) == CONNECTION_BAD) {
-                set_error(pg, pg->listen ? PQerrorMessage(pg->listen) : "out of memory");
-                pg_listen_close(s);
-                return log_warning_errno(-ECONNREFUSED, "Cannot open the LISTEN connection: %s", pg->last_error);
-        }
-        pg->listen_phase = LISTEN_CONNECTING;
-        pg->listen_events = POLLOUT;     /* as libpq's own connect loop starts */
-        return 0;
-}
+enum { LISTEN_CONNECTING, LISTEN_SUBSCRIBING, LISTEN_OPEN };
 
 int pg_listen_open(Store *s, const char *const *channels) {
         StorePg *pg = s->pg;
@@ -1026,25 +863,31 @@ int pg_listen_open(Store *s, const char *const *channels) {
         }
         free(pg->listen_sql);
         pg->listen_sql = TAKE_PTR(sql);
-        /* A lookup still running from a connect that gave up is waited for, not doubled. */
-        if (!pg->lookup) {
-                r = lookup_start(pg->uri, &pg->lookup);
+        /* A connect still running, or done since the loop gave up on it, is the one to wait
+         * for: one connect at a time. One that failed then is not reported now; a new one
+         * is started. */
+        if (pg->connecting && atomic_load(&pg->connecting->done) &&
+            PQstatus(pg->connecting->conn) != CONNECTION_OK) {
+                listen_connect_unref(pg->connecting);
+                pg->connecting = NULL;
+        }
+        if (!pg->connecting) {
+                r = listen_connect_start(pg->uri, &pg->connecting);
                 if (r < 0) {
                         pg_listen_close(s);
-                        return log_warning_errno(r, "Cannot resolve the database's host for the LISTEN connection: %m");
+                        return log_warning_errno(r, "Cannot start opening the LISTEN connection: %m");
                 }
         }
-        if (pg->lookup) {
-                pg->listen_phase = LISTEN_RESOLVING;
-                return 0;
-        }
-        return listen_connect(s, NULL, NULL, NULL);
+        pg->listen_phase = LISTEN_CONNECTING;
+        return 0;
 }
 
 static int listen_failed(Store *s, const char *message) {
         set_error(s->pg, message);
         pg_listen_close(s);
-        return log_warning_errno(-ECONNREFUSED, "Cannot open the LISTEN connection: %s", s->pg->last_error);
+        return log_warning_errno(-ECONNREFUSED,
+                                 "Cannot open the LISTEN connection (the catch-up delivers and retries it; "
+                                 "check that the --db URI reaches the server): %s", s->pg->last_error);
 }
 
 int pg_listen_poll(Store *s, int *ret_fd) {
@@ -1054,45 +897,19 @@ int pg_listen_poll(Store *s, int *ret_fd) {
 
         if (!pg->listen_sql)
                 return -ENOTCONN;
-        if (pg->listen_phase == LISTEN_RESOLVING) {
-                Lookup *l = pg->lookup;
-                int r;
-
-                if (!atomic_load(&l->done))
-                        return 0;
-                pg->lookup = NULL;
-                if (!l->out_hosts) {
-                        r = listen_failed(s, l->error);
-                        lookup_unref(l);
-                        return r;
-                }
-                r = listen_connect(s, l->out_hosts, l->out_addrs, l->out_ports);
-                lookup_unref(l);
-                if (r < 0)
-                        return r;
-        }
         if (pg->listen_phase == LISTEN_CONNECTING) {
-                /* PQconnectPoll() is called only once the socket is ready for what it last
-                 * asked, as libpq requires; the socket may change between its calls. */
-                struct pollfd p = { .fd = PQsocket(pg->listen), .events = pg->listen_events };
-                if (p.fd < 0 || poll(&p, 1, 0) < 0)
-                        return listen_failed(s, "no socket to connect with");
-                if (p.revents == 0)
+                ListenConnect *c = pg->connecting;
+
+                if (!atomic_load(&c->done))
                         return 0;
-                switch (PQconnectPoll(pg->listen)) {
-                case PGRES_POLLING_FAILED:
+                pg->connecting = NULL;
+                pg->listen = TAKE_PTR(c->conn);
+                listen_connect_unref(c);
+                if (!pg->listen)
+                        return listen_failed(s, "out of memory");
+                if (PQstatus(pg->listen) != CONNECTION_OK)
                         return listen_failed(s, PQerrorMessage(pg->listen));
-                case PGRES_POLLING_READING:
-                        pg->listen_events = POLLIN;
-                        return 0;
-                case PGRES_POLLING_WRITING:
-                        pg->listen_events = POLLOUT;
-                        return 0;
-                case PGRES_POLLING_OK:
-                        break;
-                default:
-                        return 0;
-                }
+                /* Connected: from here on the loop never waits on it. */
                 if (PQsetnonblocking(pg->listen, 1) < 0 || !PQsendQuery(pg->listen, pg->listen_sql))
                         return listen_failed(s, PQerrorMessage(pg->listen));
                 pg->listen_phase = LISTEN_SUBSCRIBING;
@@ -1150,7 +967,7 @@ void pg_listen_close(Store *s) {
                 PQfinish(s->pg->listen);
         s->pg->listen = NULL;
         s->pg->listen_sql = mfree(s->pg->listen_sql);
-        /* A lookup still running is kept for the next open (see pg_listen_open()). */
+        /* A connect still running is kept for the next open (see pg_listen_open()). */
 }
 
 /* ---- lanes: statements in pipeline mode, for the event loop ---- */
@@ -1360,7 +1177,7 @@ int pg_pool_open(Store *s, unsigned n) {
                 Lane *l = &pg->lanes[i];
 
                 /* At start, before the event loop runs: a blocking connect is fine here. */
-                l->conn = connect_uri(pg->uri, "claudemesh-broker pool", false, NULL, NULL, NULL);
+                l->conn = connect_uri(pg->uri, "claudemesh-broker pool", false);
                 if (!l->conn)
                         return -ENOMEM;
                 pg->n_lanes++;

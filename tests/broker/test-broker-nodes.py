@@ -7,8 +7,14 @@ gets every accepted message, and presence across nodes (peer_joined, peers_list,
 and group posts, peer_left after the grace when a node dies)."""
 
 import asyncio
+import ctypes
 import os
+import random
 import signal
+import socket
+import subprocess
+import tempfile
+import threading
 import time
 
 import brokertest as bt
@@ -715,6 +721,185 @@ async def test_listen_by_host_name(b):
         near.close()
 
 
+class Resolver:
+    """A DNS server of the test's own, on port 53 of a loopback address, that gives NAME the
+    address 127.0.0.1 (and no IPv6 one) and refuses other names. Once held, it keeps the
+    queries it receives unanswered until release(): a name lookup that does not end."""
+
+    def __init__(self, name):
+        self.name = name
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.addr = f"127.{os.getpid() % 250 + 1}.{random.randrange(1, 250)}.53"
+        self.sock.bind((self.addr, 53))
+        self.sock.settimeout(0.05)
+        self.lock = threading.Lock()
+        self.held = False
+        self.waiting = []
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self.serve, daemon=True)
+        self.thread.start()
+
+    def serve(self):
+        while not self.done.is_set():
+            try:
+                query, peer = self.sock.recvfrom(512)
+            except socket.timeout:
+                continue
+            with self.lock:
+                if self.held:
+                    self.waiting.append((query, peer))
+                    continue
+            self.answer(query, peer)
+
+    def answer(self, query, peer):
+        # The header (id, flags, one question), the question's labels, its type and class.
+        if len(query) < 17 or query[4:6] != b"\x00\x01":
+            return
+        labels, i = [], 12
+        while i < len(query) and query[i] != 0 and len(labels) < 64:
+            labels.append(query[i + 1:i + 1 + query[i]].decode("ascii", "replace"))
+            i += 1 + query[i]
+        qtype, end = query[i + 1:i + 3], i + 5
+        ours = ".".join(labels).lower() == self.name
+        answer = b"\xc0\x0c\x00\x01\x00\x01\x00\x00\x00\x00\x00\x04\x7f\x00\x00\x01" \
+            if ours and qtype == b"\x00\x01" else b""
+        flags = b"\x81\x80" if ours else b"\x81\x83"     # a response, recursion; NXDOMAIN if not ours
+        self.sock.sendto(query[:2] + flags + b"\x00\x01" + (b"\x00\x01" if answer else b"\x00\x00") +
+                         b"\x00\x00\x00\x00" + query[12:end] + answer, peer)
+
+    def hold(self):
+        with self.lock:
+            self.held = True
+
+    def held_queries(self):
+        with self.lock:
+            return len(self.waiting)
+
+    def release(self):
+        with self.lock:
+            self.held = False
+            waiting, self.waiting = self.waiting, []
+        for query, peer in waiting:
+            self.answer(query, peer)
+
+    def close(self):
+        self.release()
+        self.done.set()
+        self.thread.join()
+        self.sock.close()
+
+
+def own_resolv_conf(path):
+    """For Broker(preexec=): the broker in a mount namespace of its own, where /etc/resolv.conf
+    is path (bound over it; the mounts are private, so nothing leaves the namespace)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_void_p]
+    ms_bind, ms_rec, ms_private, clone_newns = 4096, 16384, 1 << 18, 0x00020000
+
+    def preexec():
+        if (libc.unshare(clone_newns) != 0 or libc.mount(b"none", b"/", None, ms_rec | ms_private, None) != 0 or
+                libc.mount(path.encode(), b"/etc/resolv.conf", None, ms_bind, None) != 0):
+            raise OSError(ctypes.get_errno(), "cannot bind a resolv.conf of its own")
+    return preexec
+
+
+async def test_listen_by_service(b):
+    """A node whose URI names only a service (postgresql:///?service=..., in the PGSERVICEFILE
+    of its environment) whose host is a name only this test's DNS server knows. With the
+    server holding its answers, the node's LISTEN backend is terminated: while the lookup for
+    the reconnect does not end, the node answers a ping and the health check; once the answer
+    is released it listens again over TCP, and a state_change and a DM from another node
+    reach its member."""
+    if bt.BACKEND != "postgresql":
+        return
+    if os.geteuid() != 0 or subprocess.run(["unshare", "--mount", "true"], capture_output=True).returncode != 0:
+        bt.skip("needs a mount namespace (root) for a resolv.conf of the broker's own")
+    pg = bt.pg_server()
+    name = "pg.claudemesh.test"
+    try:
+        dns = Resolver(name)
+    except OSError as e:
+        bt.skip(f"cannot serve DNS on a loopback address: {e}")
+    tmp = tempfile.TemporaryDirectory(prefix="broker-service-")
+    resolv_conf = os.path.join(tmp.name, "resolv.conf")
+    with open(resolv_conf, "w") as f:
+        f.write(f"nameserver {dns.addr}\noptions timeout:30 attempts:1\n")
+    service_file = os.path.join(tmp.name, "pg_service.conf")
+    with open(service_file, "w") as f:
+        f.write(f"[claudemesh]\nhost={name}\nport={pg.port}\ndbname={b.pg_dbname}\nuser=postgres\n"
+                f"password={pg.password}\n")
+    a_entry, b_entry = await members(b, "alice", "bob")
+    alice = bt.Client(b, a_entry, session=False)
+    b.clients.append(alice)
+    await alice.hello()
+
+    def tcp_listeners():
+        with b.sql() as conn:
+            return [int(r[0]) for r in conn.execute("SELECT pid FROM pg_stat_activity"
+                                                    " WHERE application_name = 'claudemesh-broker listen'"
+                                                    " AND client_addr = '127.0.0.1'").fetchall()]
+
+    os.environ["PGSERVICEFILE"] = service_file     # the broker's environment, taken at its start
+    node = None
+    try:
+        node = bt.Broker("--catch-up-interval", "300", db="postgresql:///?service=claudemesh",
+                         preexec=own_resolv_conf(resolv_conf)).start()
+        del os.environ["PGSERVICEFILE"]
+        bob = bt.Client(node, b_entry, session=False)
+        b.clients.append(bob)
+        await bob.hello()
+        for _ in range(600):
+            if "Listening for the other nodes" in node.logtext():
+                break
+            await asyncio.sleep(0.01)
+        pids = tcp_listeners()
+        assert len(pids) == 1, (pids, node.logtext())
+        dns.hold()
+        os.kill(pids[0], signal.SIGTERM)     # what pg_terminate_backend() sends
+        for _ in range(600):
+            if "LISTEN connection was lost" in node.logtext() and dns.held_queries() > 0:
+                break
+            await asyncio.sleep(0.01)
+        else:
+            raise AssertionError("the node never looked its database's host up again:\n" + node.logtext())
+        pong = await bob.ws.ping()
+        await asyncio.wait_for(pong, bt.TIMEOUT)
+        assert health(node)[0] == 200
+        # Answered while the lookup still waited on the held answer.
+        assert node.logtext().count("Listening for the other nodes") == 1, node.logtext()
+        dns.release()
+        for _ in range(600):
+            if node.logtext().count("Listening for the other nodes") >= 2:
+                break
+            await asyncio.sleep(0.05)
+        else:
+            raise AssertionError("the node never listened again:\n" + node.logtext())
+        again = tcp_listeners()
+        assert len(again) == 1 and again != pids, (again, pids, node.logtext())
+        await alice.send_json({"type": "set_state", "key": "service", "value": 1})
+        ch = await bob.expect("state_change", key="service")
+        assert ch == {"type": "state_change", "key": "service", "value": 1, "updatedBy": "alice"}, ch
+        ack = await alice.send(b_entry["pubkey"], "after the reconnect by service")
+        await bob.expect("push", messageId=ack["messageId"])
+        # Stopped while the next connect still waits on its lookup: the node exits cleanly,
+        # the thread keeping what it uses.
+        dns.hold()
+        os.kill(again[0], signal.SIGTERM)
+        for _ in range(600):
+            if node.logtext().count("LISTEN connection was lost") >= 2 and dns.held_queries() > 0:
+                break
+            await asyncio.sleep(0.01)
+        else:
+            raise AssertionError("the node never looked its database's host up again:\n" + node.logtext())
+        assert node.stop() == 0, node.logtext()
+    finally:
+        os.environ.pop("PGSERVICEFILE", None)
+        dns.close()
+        if node:
+            node.close()
+        tmp.cleanup()
+
+
 async def test_presence_details_across_nodes(b):
     """A session's status and summary set on node 1 show in peers_list on node 2; when the
     session comes back through node 2, it keeps them."""
@@ -996,7 +1181,7 @@ if __name__ == "__main__":
             test_session_takeover_across_nodes, test_session_grace_across_nodes, test_hello_replay_across_nodes,
             test_sender_node_killed_mid_flood, test_pool_connection_lost,
             test_stalled_database_leaves_the_loop_serving, test_health_check_does_not_wait_for_the_database,
-            test_listen_reconnect_does_not_stall_the_loop, test_presence_details_across_nodes,
+            test_listen_reconnect_does_not_stall_the_loop, test_listen_by_service, test_presence_details_across_nodes,
             test_peer_updated_across_nodes, test_state_change_across_nodes, test_state_change_while_listen_down,
             test_main_connection_backpressure,
             test_grace_reentry_keeps_details_across_nodes])
