@@ -890,30 +890,38 @@ test_state_change_while_listen_down.broker_args = ["--catch-up-interval", "300"]
 
 async def test_presence_while_listen_down(b):
     """As for state_change: node 2's LISTEN connection is terminated while the postmaster is
-    stopped. On node 1 meanwhile carol joins, changes her status and dave (there before) leaves;
-    eve joins another mesh. Once node 2 listens again, bob there gets peer_joined for carol,
-    peer_updated and peer_left for dave, once each (dave's peer_joined, sent live before the
-    loss, not again), and nothing of eve; frank, in eve's mesh there, gets her peer_joined only."""
+    stopped. On node 1 meanwhile carol joins and changes her status, eve joins another mesh and
+    dave (there before) leaves; gina joins node 2 between carol and dave. Once node 2 listens
+    again, its members get what they would have had live, once: bob peer_joined and peer_updated
+    for carol and peer_left for dave (not dave's peer_joined, sent live before the loss, again);
+    carol's other connection there not her own peer_joined; gina not what came before her;
+    frank, in eve's mesh there, eve's peer_joined only."""
     ns = nodes(b, 2, test_presence_while_listen_down)
     pg = bt.pg_server()
     with open(os.path.join(pg.data, "postmaster.pid")) as f:
         postmaster = int(f.readline())
     stopped = False
     try:
-        b_entry, c_entry, d_entry = await members(b, "bob", "carol", "dave")
+        b_entry, c_entry, d_entry, g_entry = await members(b, "bob", "carol", "dave", "gina")
         other = b.mesh("other")
         e_entry, f_entry = b.member(other["id"], "eve"), b.member(other["id"], "frank")
         bob = bt.Client(ns[1], b_entry, session=False)
+        carol2 = bt.Client(ns[1], c_entry, session=False)
         frank = bt.Client(ns[1], f_entry, session=False)
+        gina = bt.Client(ns[1], g_entry, session=False)
         carol = bt.Client(ns[0], c_entry, session=False)
         dave = bt.Client(ns[0], d_entry, session=False)
         eve = bt.Client(ns[0], e_entry, session=False)
-        b.clients += [bob, frank, carol, dave, eve]
+        b.clients += [bob, carol2, frank, gina, carol, dave, eve]
         await bob.hello(capabilities=["peer_updated"])
         await frank.hello()
+        await carol2.hello()
         await dave.hello()
-        await bob.expect("push", event="peer_joined", eventData={"name": "dave", "pubkey": d_entry["pubkey"],
+        await bob.expect("push", event="peer_joined", eventData={"name": "carol", "pubkey": c_entry["pubkey"],
                                                                  "groups": []})
+        for c in (bob, carol2):
+            await c.expect("push", event="peer_joined", eventData={"name": "dave", "pubkey": d_entry["pubkey"],
+                                                                   "groups": []})
         for _ in range(600):
             if all("Listening for the other nodes" in n.logtext() for n in ns):
                 break
@@ -935,6 +943,12 @@ async def test_presence_while_listen_down(b):
         await carol.hello()
         await carol.send_json({"type": "set_status", "status": "working"})
         await eve.hello()
+        await bt.sync(carol)
+        await asyncio.sleep(0.01)     # gina's connection time on the millisecond clock after those
+        await gina.hello()
+        for c in (bob, carol2):
+            await c.expect("push", event="peer_joined", eventData={"name": "gina", "pubkey": g_entry["pubkey"],
+                                                                   "groups": []})
         await dave.close()
         # Answered on lane 0 after dave's removal, carol's and eve's rows and notifications.
         for _ in range(600):
@@ -952,14 +966,16 @@ async def test_presence_while_listen_down(b):
         u = await bob.expect("push", event="peer_updated")
         assert u["eventData"] == {"name": "carol", "pubkey": c_entry["pubkey"], "status": "working",
                                   "summary": None}, u
-        gone = await bob.expect("push", event="peer_left")
-        assert gone["eventData"] == {"name": "dave", "pubkey": d_entry["pubkey"]}, gone
+        for c in (bob, carol2, gina):
+            gone = await c.expect("push", event="peer_left")
+            assert gone["eventData"] == {"name": "dave", "pubkey": d_entry["pubkey"]}, gone
         assert ns[1].logtext().count("Listening for the other nodes") >= 2, ns[1].logtext()
         j = await frank.expect("push", event="peer_joined")
         assert j["eventData"]["name"] == "eve", j
         # Three catch-ups more: nothing comes twice, and no mesh hears of the other's peers.
         await bob.nothing("push", wait=CATCH_UP_MS / 1000 * 3, subtype="system")
-        await frank.nothing("push", wait=0.1, subtype="system")
+        for c in (carol2, gina, frank):
+            await c.nothing("push", wait=0.1, subtype="system")
     finally:
         if stopped:
             os.kill(postmaster, signal.SIGCONT)
