@@ -582,13 +582,13 @@ static void on_state_key(Server *s, const char *mesh_id, json_object *key) {
         TAKE_PTR(j);
 }
 
-typedef struct StateCatchUp {
+typedef struct GapCatchUp {
         Server *server;
         int64_t gap_ms;
-} StateCatchUp;
+} GapCatchUp;
 
 static void state_caught_up(int r, StoreResult *res, void *userdata) {
-        _cleanup_free_ StateCatchUp *j = userdata;
+        _cleanup_free_ GapCatchUp *j = userdata;
         Server *s = j->server;
         int n;
 
@@ -620,7 +620,7 @@ static void state_caught_up(int r, StoreResult *res, void *userdata) {
 }
 
 static void state_catch_up(Server *s) {
-        _cleanup_free_ StateCatchUp *j = NULL;
+        _cleanup_free_ GapCatchUp *j = NULL;
         char since[24], limit[24];
 
         if (s->state_gap_ms == 0)
@@ -644,7 +644,7 @@ static void state_catch_up(Server *s) {
 }
 
 static void presence_caught_up(int r, StoreResult *res, void *userdata) {
-        _cleanup_free_ StateCatchUp *j = userdata;
+        _cleanup_free_ GapCatchUp *j = userdata;
         Server *s = j->server;
         int n;
 
@@ -670,7 +670,7 @@ static void presence_caught_up(int r, StoreResult *res, void *userdata) {
 }
 
 static void presence_catch_up(Server *s) {
-        _cleanup_free_ StateCatchUp *j = NULL;
+        _cleanup_free_ GapCatchUp *j = NULL;
         char since[24], limit[24];
 
         if (s->presence_gap_ms == 0)
