@@ -23,6 +23,7 @@
 static void catch_up(lws_sorted_usec_list_t *sul);
 static void on_state_key(Server *s, const char *mesh_id, json_object *key);
 static void state_catch_up(Server *s);
+static void presence_catch_up(Server *s);
 
 static void schedule_catch_up(Server *s) {
         lws_sul_schedule(s->ctx, 0, &s->catch_up_sul, catch_up,
@@ -45,12 +46,24 @@ static int notify(Server *s, const char *channel, const char *payload) {
 #define STATE_GAP_MARGIN_MS 60000
 /* The rows sent at most per catch-up of state; the oldest changes first. */
 #define STATE_CATCH_UP_MAX 1024
+/* Presence frames (peer_joined, peer_left, peer_updated, ...) are kept as notified, in
+ * presence_event, this long: a frame is an event, not a row's current value, and a peer that
+ * left has no row. After a gap the frames since its start are sent as they would have been
+ * live, in order (a peer that joined and left within it: both), except those already sent
+ * here (the margin's, remembered by messageId in Server.presence_seen). */
+#define PRESENCE_EVENT_KEEP_MS (3600 * 1000)
+/* The frames sent at most per catch-up of presence; the oldest first. */
+#define PRESENCE_CATCH_UP_MAX 1024
 
 static void state_gap_begin(Server *s) {
         int64_t since = now_ms() - STATE_GAP_MARGIN_MS;
 
+        if (since <= 0)
+                since = 1;
         if (s->state_gap_ms == 0)
-                s->state_gap_ms = since > 0 ? since : 1;
+                s->state_gap_ms = since;
+        if (s->presence_gap_ms == 0)
+                s->presence_gap_ms = since;
 }
 
 /* The same bound as the other connections' connect_timeout. */
@@ -88,8 +101,9 @@ static void listen_poll(lws_sorted_usec_list_t *sul) {
         }
         log_info("Listening for the other nodes' deliveries.");
         /* What was notified while it was down is delivered by the catch-up; state changes
-         * are read here, now that later ones are notified. */
+         * and presence frames are read here, now that later ones are notified. */
         state_catch_up(s);
+        presence_catch_up(s);
 }
 
 /* Started here, completed by listen_poll() on the loop: a database that does not answer, or
@@ -216,10 +230,57 @@ static void on_takeover(Server *s, const char *mesh_id, const char *member_pubke
                                      json_object_get_string(session_id));
 }
 
-/* {"node","mesh","member","siblings","frame"} from nodes_announce() on another node. */
+/* True when the presence frame of this messageId was sent here already; else it is now
+ * remembered. A frame without a well-formed id is never taken for one sent. */
+static bool presence_seen(Server *s, json_object *frame) {
+        json_object *id;
+        const char *text;
+
+        if (!json_object_object_get_ex(frame, "messageId", &id) || !json_object_is_type(id, json_type_string) ||
+            json_object_get_string_len(id) != UUID_STR_LEN)
+                return false;
+        text = json_object_get_string(id);
+        for (size_t i = 0; i < PRESENCE_SEEN_MAX; i++)
+                if (streq(s->presence_seen[i], text))
+                        return true;
+        memcpy(s->presence_seen[s->presence_seen_next], text, UUID_STR_LEN + 1);
+        s->presence_seen_next = (s->presence_seen_next + 1) % PRESENCE_SEEN_MAX;
+        return false;
+}
+
+/* A presence frame of another node, {"node","mesh","member","siblings","frame"} from
+ * announce() there, to the members here as that node sends it to its own: live (at_ms 0), or
+ * caught up (at_ms when it was notified), then not to a connection that came after it. */
+static void presence_frame_send(Server *s, json_object *o, int64_t at_ms) {
+        json_object *mesh, *member, *siblings, *frame, *updated_flag, *visible_flag;
+
+        if (!json_object_object_get_ex(o, "mesh", &mesh) || !json_object_object_get_ex(o, "member", &member) ||
+            !json_object_object_get_ex(o, "frame", &frame) || !json_object_is_type(frame, json_type_object))
+                return;
+        if (presence_seen(s, frame))
+                return;
+        bool to_siblings = json_object_object_get_ex(o, "siblings", &siblings) && json_object_get_boolean(siblings);
+        bool updated = json_object_object_get_ex(o, "updated", &updated_flag) && json_object_get_boolean(updated_flag);
+        bool visible = !json_object_object_get_ex(o, "visible", &visible_flag) || json_object_get_boolean(visible_flag);
+        const char *mesh_id = json_object_get_string(mesh), *member_pubkey = json_object_get_string(member);
+        for (Conn *c = s->conns; c; c = c->next) {
+                bool sibling = streq(c->member_pubkey, member_pubkey);
+
+                if (!conn_is_live(c) || !c->hello_done || !streq(c->mesh_id, mesh_id) || (sibling && !to_siblings))
+                        continue;
+                /* As announce_updated() does on the subject's node. */
+                if (updated && (!c->peer_updates || (!visible && !sibling)))
+                        continue;
+                if (at_ms > 0 && c->connected_at_ms > at_ms)
+                        continue;
+                (void) conn_send(c, frame);
+        }
+}
+
+/* {"node","mesh","member", then "takeover", "stateKey" or a presence frame} from another node. */
 static void on_presence(Server *s, const char *payload) {
         _cleanup_(json_object_putp) json_object *o = json_tokener_parse(payload);
-        json_object *node, *mesh, *member, *siblings, *frame, *takeover, *state_key, *updated_flag, *visible_flag;
+        json_object *node, *mesh, *member, *takeover, *state_key;
 
         if (!o || !json_object_object_get_ex(o, "node", &node) || !json_object_object_get_ex(o, "mesh", &mesh) ||
             !json_object_object_get_ex(o, "member", &member))
@@ -234,22 +295,7 @@ static void on_presence(Server *s, const char *payload) {
                 on_state_key(s, json_object_get_string(mesh), state_key);
                 return;
         }
-        if (!json_object_object_get_ex(o, "frame", &frame) || !json_object_is_type(frame, json_type_object))
-                return;
-        bool to_siblings = json_object_object_get_ex(o, "siblings", &siblings) && json_object_get_boolean(siblings);
-        bool updated = json_object_object_get_ex(o, "updated", &updated_flag) && json_object_get_boolean(updated_flag);
-        bool visible = !json_object_object_get_ex(o, "visible", &visible_flag) || json_object_get_boolean(visible_flag);
-        const char *mesh_id = json_object_get_string(mesh), *member_pubkey = json_object_get_string(member);
-        for (Conn *c = s->conns; c; c = c->next) {
-                bool sibling = streq(c->member_pubkey, member_pubkey);
-
-                if (!conn_is_live(c) || !c->hello_done || !streq(c->mesh_id, mesh_id) || (sibling && !to_siblings))
-                        continue;
-                /* As announce_updated() does on the subject's node. */
-                if (updated && (!c->peer_updates || (!visible && !sibling)))
-                        continue;
-                (void) conn_send(c, frame);
-        }
+        presence_frame_send(s, o, 0);
 }
 
 static void on_notification(const char *channel, const char *payload, void *userdata) {
@@ -395,11 +441,14 @@ void nodes_presence_forget(Server *s, uint64_t serial) {
 }
 
 /* updated: a peer_updated frame, for the connections that asked for it, about a peer hidden
- * (visible false) from all but its own member. */
+ * (visible false) from all but its own member. kept: a presence frame, also written to
+ * presence_event for a node whose LISTEN connection is down, in the NOTIFY's statement. */
 static int announce(Server *s, const char *mesh_id, const char *member_pubkey, bool to_siblings, bool updated,
-                    bool visible, json_object *frame) {
+                    bool visible, bool kept, json_object *frame) {
         _cleanup_(json_object_putp) json_object *o = NULL;
         const char *payload;
+        char at[24];
+        int r;
 
         if (!s->nodes_on)
                 return 0;
@@ -422,7 +471,16 @@ static int announce(Server *s, const char *mesh_id, const char *member_pubkey, b
                 log_debug("A presence frame for mesh %s is too large to notify the other nodes.", mesh_id);
                 return -E2BIG;
         }
-        if (notify(s, PRESENCE_CHANNEL, payload) < 0) {
+        if (kept) {
+                snprintf(at, sizeof at, "%" PRId64, now_ms());
+                const char *values[] = { PRESENCE_CHANNEL, payload, at, s->node_id };
+                r = pool_submit(s, 0,
+                                "WITH kept AS (INSERT INTO presence_event (at, node_id, payload) VALUES (?3, ?4, ?2))"
+                                " SELECT pg_notify(?1, ?2)",
+                                ELEMENTSOF(values), values, NULL, NULL);
+        } else
+                r = notify(s, PRESENCE_CHANNEL, payload);
+        if (r < 0) {
                 log_debug("Could not notify the other nodes of a presence change in mesh %s.", mesh_id);
                 return -EIO;
         }
@@ -431,11 +489,12 @@ static int announce(Server *s, const char *mesh_id, const char *member_pubkey, b
 
 void nodes_announce(Server *s, const char *mesh_id, const char *member_pubkey, bool to_siblings,
                     json_object *frame) {
-        (void) announce(s, mesh_id, member_pubkey, to_siblings, false, true, frame);
+        (void) announce(s, mesh_id, member_pubkey, to_siblings, false, true, true, frame);
 }
 
 void nodes_announce_updated(Conn *subject, json_object *frame) {
-        (void) announce(subject->server, subject->mesh_id, subject->member_pubkey, true, true, subject->visible, frame);
+        (void) announce(subject->server, subject->mesh_id, subject->member_pubkey, true, true, subject->visible, true,
+                        frame);
 }
 
 void nodes_announce_state(Conn *setter, const char *key, json_object *frame) {
@@ -443,7 +502,8 @@ void nodes_announce_state(Conn *setter, const char *key, json_object *frame) {
         _cleanup_(json_object_putp) json_object *o = NULL;
         const char *payload;
 
-        if (announce(s, setter->mesh_id, setter->member_pubkey, true, false, true, frame) != -E2BIG)
+        /* Not kept: the state catch-up reads the rows. */
+        if (announce(s, setter->mesh_id, setter->member_pubkey, true, false, true, false, frame) != -E2BIG)
                 return;
         /* A value up to 16 KiB does not fit a NOTIFY: the other nodes read it from the row.
          * The key is at most 256 bytes, the name bounded by the member table. */
@@ -522,13 +582,13 @@ static void on_state_key(Server *s, const char *mesh_id, json_object *key) {
         TAKE_PTR(j);
 }
 
-typedef struct StateCatchUp {
+typedef struct GapCatchUp {
         Server *server;
         int64_t gap_ms;
-} StateCatchUp;
+} GapCatchUp;
 
 static void state_caught_up(int r, StoreResult *res, void *userdata) {
-        _cleanup_free_ StateCatchUp *j = userdata;
+        _cleanup_free_ GapCatchUp *j = userdata;
         Server *s = j->server;
         int n;
 
@@ -560,7 +620,7 @@ static void state_caught_up(int r, StoreResult *res, void *userdata) {
 }
 
 static void state_catch_up(Server *s) {
-        _cleanup_free_ StateCatchUp *j = NULL;
+        _cleanup_free_ GapCatchUp *j = NULL;
         char since[24], limit[24];
 
         if (s->state_gap_ms == 0)
@@ -581,6 +641,56 @@ static void state_catch_up(Server *s) {
         }
         TAKE_PTR(j);
         s->state_gap_ms = 0;
+}
+
+static void presence_caught_up(int r, StoreResult *res, void *userdata) {
+        _cleanup_free_ GapCatchUp *j = userdata;
+        Server *s = j->server;
+        int n;
+
+        if (r < 0) {
+                log_warning("Cannot read the presence changed while the LISTEN connection was down.");
+                /* Kept for the next time it listens again. */
+                if (s->presence_gap_ms == 0 || s->presence_gap_ms > j->gap_ms)
+                        s->presence_gap_ms = j->gap_ms;
+                return;
+        }
+        n = store_result_rows(res);
+        if (n >= PRESENCE_CATCH_UP_MAX)
+                log_warning("More than %d presence frames were notified while the LISTEN connection was down;"
+                            " the oldest %d are sent.", PRESENCE_CATCH_UP_MAX - 1, PRESENCE_CATCH_UP_MAX);
+        for (int i = 0; i < n; i++) {
+                const char *payload = store_result_text(res, i, 1);
+                _cleanup_(json_object_putp) json_object *o = payload ? json_tokener_parse(payload) : NULL;
+                int64_t at = store_result_int64(res, i, 0);
+
+                if (o && json_object_is_type(o, json_type_object))
+                        presence_frame_send(s, o, at > 0 ? at : 1);
+        }
+}
+
+static void presence_catch_up(Server *s) {
+        _cleanup_free_ GapCatchUp *j = NULL;
+        char since[24], limit[24];
+
+        if (s->presence_gap_ms == 0)
+                return;
+        j = calloc(1, sizeof *j);
+        if (!j)
+                return;
+        j->server = s;
+        j->gap_ms = s->presence_gap_ms;
+        snprintf(since, sizeof since, "%" PRId64, j->gap_ms);
+        snprintf(limit, sizeof limit, "%d", PRESENCE_CATCH_UP_MAX);
+        const char *values[] = { since, s->node_id, limit };
+        if (pool_submit(s, 0, "SELECT at, payload FROM presence_event WHERE at >= ?1 AND node_id <> ?2"
+                              " ORDER BY id LIMIT ?3",
+                        ELEMENTSOF(values), values, presence_caught_up, j) < 0) {
+                log_warning("Cannot read the presence changed while the LISTEN connection was down.");
+                return;
+        }
+        TAKE_PTR(j);
+        s->presence_gap_ms = 0;
 }
 
 void nodes_take_over(Conn *c) {
@@ -684,6 +794,16 @@ static void reap_dead_nodes(Server *s) {
                 log_warning("Cannot send the removal of the nodes that stopped to the database.");
 }
 
+/* The presence frames no gap reaches any more go (any node may; the others find none). */
+static void presence_events_prune(Server *s) {
+        char cutoff[24];
+
+        snprintf(cutoff, sizeof cutoff, "%" PRId64, now_ms() - PRESENCE_EVENT_KEEP_MS);
+        const char *values[] = { cutoff };
+        if (pool_submit(s, 0, "DELETE FROM presence_event WHERE at < ?1", ELEMENTSOF(values), values, NULL, NULL) < 0)
+                log_warning("Cannot send the removal of the old presence frames to the database.");
+}
+
 static void catch_up(lws_sorted_usec_list_t *sul) {
         Server *s = container_of(sul, Server, catch_up_sul);
 
@@ -703,5 +823,6 @@ static void catch_up(lws_sorted_usec_list_t *sul) {
                         delivery_drain(c);
                 }
         reap_dead_nodes(s);
+        presence_events_prune(s);
         schedule_catch_up(s);
 }

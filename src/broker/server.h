@@ -21,6 +21,10 @@
 #include "ids.h"
 #include "store.h"
 
+/* The presence frames remembered to be sent once (Server.presence_seen): those of a gap's
+ * margin and of a catch-up (at most 1024 rows). */
+#define PRESENCE_SEEN_MAX 2048
+
 #define container_of(ptr, type, member) ((type *) ((char *) (ptr) - offsetof(type, member)))
 
 typedef struct BrokerOptions {
@@ -131,6 +135,11 @@ struct Server {
         int64_t listen_deadline_ms;      /* mono_ms(); 0 when no connect is under way */
         int64_t state_gap_ms;            /* now_ms() from which state_change frames may be
                                           * missed (LISTEN down); 0 when none (nodes.c) */
+        int64_t presence_gap_ms;         /* the same, for the presence frames (nodes.c) */
+        /* The messageIds of the other nodes' presence frames sent here last, live or caught
+         * up, so that a catch-up sends none twice (nodes.c). */
+        char presence_seen[PRESENCE_SEEN_MAX][UUID_STR_LEN + 1];
+        unsigned presence_seen_next;
         int64_t db_answered_ms;          /* mono_ms() of the last heartbeat answered (nodes.c) */
         bool nodes_on;
         char node_id[BROKER_ID_LEN + 1]; /* this process among the nodes */

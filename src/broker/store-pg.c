@@ -20,7 +20,7 @@
 
 #include "store-internal.h"
 
-#define SCHEMA_VERSION 4
+#define SCHEMA_VERSION 5
 /* The advisory lock the nodes take to migrate one at a time: "cmbrok" in ASCII. */
 #define SCHEMA_LOCK_KEY "109321454251883"
 /* Statements of one lane in one transaction at most; more wait for the next Sync. */
@@ -281,6 +281,14 @@ static const char schema_v4_more_sql[] =
         "  DELETE FROM pg_temp.lease l WHERE l.message_id = p_id AND l.recipient_pubkey IN (p_key, p_member_key);\n"
         "END $$;\n";
 
+/* Schema 5 (PostgreSQL only): the presence frames each node notified (see nodes.c), read
+ * back by a node whose LISTEN connection was down; kept an hour. UNLOGGED like presence: a
+ * database crash ends every LISTEN connection, and the presence rows with them. */
+static const char schema_v5_sql[] =
+        "CREATE UNLOGGED TABLE presence_event ("
+        "  id BIGSERIAL PRIMARY KEY, at BIGINT NOT NULL, node_id TEXT NOT NULL, payload TEXT NOT NULL);"
+        "CREATE INDEX presence_event_at ON presence_event(at);";
+
 static const struct {
         int from, to;
         const char *sql, *more;
@@ -288,6 +296,7 @@ static const struct {
 } migrations[] = {
         { 0, 3, schema_v3_sql, schema_v3_nodes_sql, "create schema 3" },
         { 3, 4, schema_v4_sql, schema_v4_more_sql, "the accept and client_ack functions" },
+        { 4, 5, schema_v5_sql, NULL, "the presence frames kept for a node's LISTEN gap" },
 };
 
 /* The tables every node shares although SQLite keeps them per process (see schema). */

@@ -1073,6 +1073,137 @@ async def test_state_change_while_listen_down(b):
 test_state_change_while_listen_down.broker_args = ["--catch-up-interval", "300"]
 
 
+async def test_presence_while_listen_down(b):
+    """As for state_change: node 2's LISTEN connection is terminated while the postmaster is
+    stopped. On node 1 meanwhile carol joins and changes her status, eve joins another mesh and
+    dave (there before) leaves; gina joins node 2 between carol and dave. Once node 2 listens
+    again, its members get what they would have had live, once: bob peer_joined and peer_updated
+    for carol and peer_left for dave (not dave's peer_joined, sent live before the loss, again);
+    carol's other connection there not her own peer_joined; gina not what came before her;
+    frank, in eve's mesh there, eve's peer_joined only."""
+    ns = nodes(b, 2, test_presence_while_listen_down)
+    pg = bt.pg_server()
+    with open(os.path.join(pg.data, "postmaster.pid")) as f:
+        postmaster = int(f.readline())
+    stopped = False
+    try:
+        b_entry, c_entry, d_entry, g_entry = await members(b, "bob", "carol", "dave", "gina")
+        other = b.mesh("other")
+        e_entry, f_entry = b.member(other["id"], "eve"), b.member(other["id"], "frank")
+        bob = bt.Client(ns[1], b_entry, session=False)
+        carol2 = bt.Client(ns[1], c_entry, session=False)
+        frank = bt.Client(ns[1], f_entry, session=False)
+        gina = bt.Client(ns[1], g_entry, session=False)
+        carol = bt.Client(ns[0], c_entry, session=False)
+        dave = bt.Client(ns[0], d_entry, session=False)
+        eve = bt.Client(ns[0], e_entry, session=False)
+        b.clients += [bob, carol2, frank, gina, carol, dave, eve]
+        await bob.hello(capabilities=["peer_updated"])
+        await frank.hello()
+        await carol2.hello()
+        await dave.hello()
+        await bob.expect("push", event="peer_joined", eventData={"name": "carol", "pubkey": c_entry["pubkey"],
+                                                                 "groups": []})
+        for c in (bob, carol2):
+            await c.expect("push", event="peer_joined", eventData={"name": "dave", "pubkey": d_entry["pubkey"],
+                                                                   "groups": []})
+        for _ in range(600):
+            if all("Listening for the other nodes" in n.logtext() for n in ns):
+                break
+            await asyncio.sleep(0.01)
+        with b.sql() as conn:
+            pids = [int(r[0]) for r in conn.execute("SELECT pid FROM pg_stat_activity"
+                                                    " WHERE application_name = 'claudemesh-broker listen'"
+                                                    " ORDER BY backend_start DESC").fetchall()]
+        assert len(pids) == 2, pids
+        os.kill(postmaster, signal.SIGSTOP)
+        stopped = True
+        os.kill(pids[0], signal.SIGTERM)     # node 2's, the newest
+        for _ in range(600):
+            if "LISTEN connection was lost" in ns[1].logtext():
+                break
+            await asyncio.sleep(0.01)
+        else:
+            raise AssertionError("node 2 never lost its LISTEN connection:\n" + ns[1].logtext())
+        await carol.hello()
+        await carol.send_json({"type": "set_status", "status": "working"})
+        await eve.hello()
+        await bt.sync(carol)
+        await asyncio.sleep(0.01)     # gina's connection time on the millisecond clock after those
+        await gina.hello()
+        for c in (bob, carol2):
+            await c.expect("push", event="peer_joined", eventData={"name": "gina", "pubkey": g_entry["pubkey"],
+                                                                   "groups": []})
+        await dave.close()
+        # Answered on lane 0 after dave's removal, carol's and eve's rows and notifications.
+        for _ in range(600):
+            if "dave" not in {p["displayName"] for p in (await bt.sync(carol))["peers"]}:
+                break
+            await asyncio.sleep(0.01)
+        else:
+            raise AssertionError("dave never left node 1:\n" + ns[0].logtext())
+        assert ns[1].logtext().count("Listening for the other nodes") == 1, ns[1].logtext()
+        os.kill(postmaster, signal.SIGCONT)
+        stopped = False
+        j = await bob.expect("push", event="peer_joined", timeout=bt.TIMEOUT * 4)
+        assert j["subtype"] == "system" and j["eventData"] == {"name": "carol", "pubkey": c_entry["pubkey"],
+                                                               "groups": []}, j
+        u = await bob.expect("push", event="peer_updated")
+        assert u["eventData"] == {"name": "carol", "pubkey": c_entry["pubkey"], "status": "working",
+                                  "summary": None}, u
+        for c in (bob, carol2, gina):
+            gone = await c.expect("push", event="peer_left")
+            assert gone["eventData"] == {"name": "dave", "pubkey": d_entry["pubkey"]}, gone
+        assert ns[1].logtext().count("Listening for the other nodes") >= 2, ns[1].logtext()
+        j = await frank.expect("push", event="peer_joined")
+        assert j["eventData"]["name"] == "eve", j
+        # Three catch-ups more: nothing comes twice, and no mesh hears of the other's peers.
+        await bob.nothing("push", wait=CATCH_UP_MS / 1000 * 3, subtype="system")
+        for c in (carol2, gina, frank):
+            await c.nothing("push", wait=0.1, subtype="system")
+    finally:
+        if stopped:
+            os.kill(postmaster, signal.SIGCONT)
+        close_nodes(ns[1:])
+
+
+test_presence_while_listen_down.broker_args = ["--catch-up-interval", str(CATCH_UP_MS), "--presence-grace", "0"]
+
+
+async def test_presence_events_migrated_and_pruned(b):
+    """A database of schema 4, before presence_event, is migrated when a node starts; the node
+    then keeps its presence frames there, and those older than an hour go."""
+    assert b.stop() == 0
+    with b.sql() as conn:
+        conn.execute("DROP TABLE presence_event")
+        conn.execute("UPDATE broker_schema SET version = 4")
+    b.start()
+    with b.sql() as conn:
+        assert [r[0] for r in conn.execute("SELECT version FROM broker_schema").fetchall()] == [5]
+    a_entry, = await members(b, "alice")
+    alice = bt.Client(b, a_entry, session=False)
+    await alice.hello()
+    await bt.sync(alice)     # on lane 0 after the peer_joined's statement
+    with b.sql() as conn:
+        kept = [r[0] for r in conn.execute("SELECT payload FROM presence_event").fetchall()]
+    assert len(kept) == 1 and '"event":"peer_joined"' in kept[0], kept
+    # A frame older than the hour kept goes at a catch-up.
+    with b.sql() as conn:
+        conn.execute("INSERT INTO presence_event (at, node_id, payload) VALUES (1, 'gone', '{}')")
+    for _ in range(100):
+        with b.sql() as conn:
+            if conn.execute("SELECT count(*) FROM presence_event WHERE at = 1").fetchone()[0] == 0:
+                break
+        await asyncio.sleep(0.1)
+    else:
+        raise AssertionError("the old presence frame was never pruned")
+    with b.sql() as conn:
+        assert conn.execute("SELECT count(*) FROM presence_event").fetchone()[0] == 1
+
+
+test_presence_events_migrated_and_pruned.broker_args = ["--catch-up-interval", str(CATCH_UP_MS)]
+
+
 async def test_main_connection_backpressure(b):
     """With the main connection's threshold lowered to 8 owed results (a hidden test option;
     4,096 in service), a burst of DMs makes the node stop reading its clients and read them
@@ -1183,5 +1314,6 @@ if __name__ == "__main__":
             test_stalled_database_leaves_the_loop_serving, test_health_check_does_not_wait_for_the_database,
             test_listen_reconnect_does_not_stall_the_loop, test_listen_by_service, test_presence_details_across_nodes,
             test_peer_updated_across_nodes, test_state_change_across_nodes, test_state_change_while_listen_down,
+            test_presence_while_listen_down, test_presence_events_migrated_and_pruned,
             test_main_connection_backpressure,
             test_grace_reentry_keeps_details_across_nodes])
