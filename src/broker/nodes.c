@@ -106,8 +106,8 @@ static void listen_poll(lws_sorted_usec_list_t *sul) {
         presence_catch_up(s);
 }
 
-/* Started here, completed by listen_poll() on the loop: a database that does not answer, or
- * a slow name lookup (done in a thread, see store-pg.c), holds the connect, not the loop. */
+/* Started here, completed by listen_poll() on the loop: libpq connects in a thread (see
+ * store-pg.c), so a database that does not answer or a slow name lookup holds it, not the loop. */
 static void listen_open(Server *s) {
         static const char *const channels[] = { CHANNEL, PRESENCE_CHANNEL, NULL };
 
@@ -153,6 +153,9 @@ static void heartbeat_async(Server *s) {
 int nodes_start(Server *s) {
         if (store_engine(s->store) != STORE_POSTGRESQL)
                 return 0;
+        s->presence_seen = calloc(PRESENCE_SEEN_MAX, sizeof *s->presence_seen);
+        if (!s->presence_seen)
+                return -ENOMEM;
         broker_id_generate(s->node_id);
         s->nodes_on = true;
         if (heartbeat(s) < 0)
@@ -173,6 +176,8 @@ void nodes_stop(Server *s) {
         if (s->listen_deadline_ms > 0)
                 store_listen_close(s->store);
         s->listen_deadline_ms = 0;
+        s->presence_seen = mfree(s->presence_seen);
+        s->presence_seen_next = 0;
         s->nodes_on = false;
 }
 

@@ -817,7 +817,14 @@ int server_run(const BrokerOptions *opts) {
         }
         lws_sul_schedule(s.ctx, 0, &s.ping_sul, ping_tick, (lws_usec_t) opts->ping_interval_sec * LWS_US_PER_SEC);
         lws_sul_schedule(s.ctx, 0, &s.purge_sul, purge_tick, (lws_usec_t) opts->purge_interval_sec * LWS_US_PER_SEC);
-        (void) nodes_start(&s);
+        r = nodes_start(&s);
+        if (r < 0) {
+                s.shutting_down = true;
+                pool_stop(&s);
+                lws_context_destroy(s.ctx);
+                gate_done(&s.gate);
+                return log_error_errno(r, "Cannot start the node's work with the other nodes: %m");
+        }
         (void) sd_notify(false, "READY=1\nSTATUS=Serving");
 
         while (!stop_requested) {

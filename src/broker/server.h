@@ -137,8 +137,9 @@ struct Server {
                                           * missed (LISTEN down); 0 when none (nodes.c) */
         int64_t presence_gap_ms;         /* the same, for the presence frames (nodes.c) */
         /* The messageIds of the other nodes' presence frames sent here last, live or caught
-         * up, so that a catch-up sends none twice (nodes.c). */
-        char presence_seen[PRESENCE_SEEN_MAX][UUID_STR_LEN + 1];
+         * up, so that a catch-up sends none twice (nodes.c); allocated by nodes_start(), as
+         * a single node has no use for it. */
+        char (*presence_seen)[UUID_STR_LEN + 1];
         unsigned presence_seen_next;
         int64_t db_answered_ms;          /* mono_ms() of the last heartbeat answered (nodes.c) */
         bool nodes_on;
