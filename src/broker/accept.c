@@ -452,8 +452,7 @@ fail:
 /* ---- PostgreSQL: the accept as one statement, without waiting (pool.h) ---- */
 
 typedef struct AcceptJob {
-        Server *server;
-        uint64_t serial;                 /* the sender's connection, which may go meanwhile */
+        ConnRef conn;                    /* the sender's connection, which may go meanwhile */
         json_object *root;               /* holds the strings req points to */
         SendRequest req;
         uint8_t fingerprint[FINGERPRINT_BYTES];
@@ -527,8 +526,8 @@ static bool held_here(const Server *s, const char *mesh_id, const char *key, con
 
 static void accept_done(int r, StoreResult *res, void *userdata) {
         _cleanup_(accept_job_freep) AcceptJob *j = userdata;
-        Server *s = j->server;
-        Conn *c = server_conn_by_serial(s, j->serial);
+        Server *s = j->conn.server;
+        Conn *c = conn_ref_get(&j->conn);
         int outcome = r < 0 || store_result_rows(res) != 1 ? -1 : (int) store_result_int64(res, 0, 0);
         const char *topic_name = outcome == 0 ? store_result_text(res, 0, 5) : NULL;
 
@@ -608,7 +607,7 @@ static void accept_done(int r, StoreResult *res, void *userdata) {
                         delivery_push_new(s, j->mesh_id, *k, &m, c, false);
         }
         /* Last: it may run frames that waited behind this send. */
-        c = server_conn_by_serial(s, j->serial);
+        c = conn_ref_get(&j->conn);
         if (c)
                 conn_async_done(c);
 }
@@ -652,8 +651,7 @@ static int accept_submit(Conn *c, const Frame *f, const SendRequest *req, const 
         if (!j)
                 return -ENOMEM;
         *j = (AcceptJob) {
-                .server = s,
-                .serial = c->serial,
+                .conn = conn_ref(c),
                 .root = json_object_get(f->root),
                 .req = *req,
                 .created_at = now_ms(),

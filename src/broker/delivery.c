@@ -281,17 +281,12 @@ static const char drain_sql[] =
         "                   AND l.recipient_pubkey = d.recipient_pubkey AND l.expires_at > ?4)"
         " ORDER BY d.created_at, d.message_id LIMIT ?5";
 
-typedef struct DrainJob {
-        Server *server;
-        uint64_t serial;
-} DrainJob;
-
 /* PostgreSQL: the rows of a drain sent on lane 0 (pool.h). The leases it queues there come
  * before any later drain's query, and one drain per connection is in flight at a time, so
  * no row is pushed twice. */
 static void drain_done(int r, StoreResult *res, void *userdata) {
-        _cleanup_free_ DrainJob *j = userdata;
-        Conn *c = server_conn_by_serial(j->server, j->serial);
+        _cleanup_free_ ConnRef *ref = userdata;
+        Conn *c = conn_ref_get(ref);
         int n;
 
         if (!c)
@@ -335,25 +330,25 @@ static void drain_done(int r, StoreResult *res, void *userdata) {
 
 static void drain_async(Conn *c) {
         Server *s = c->server;
-        _cleanup_free_ DrainJob *j = NULL;
+        _cleanup_free_ ConnRef *ref = NULL;
         char now[24], batch[24];
 
         if (c->drain_inflight) {
                 c->drain_again = true;
                 return;
         }
-        j = malloc(sizeof *j);
-        if (!j)
+        ref = malloc(sizeof *ref);
+        if (!ref)
                 return;
-        *j = (DrainJob) { .server = s, .serial = c->serial };
+        *ref = conn_ref(c);
         snprintf(now, sizeof now, "%" PRId64, mono_ms());
         snprintf(batch, sizeof batch, "%d", DRAIN_BATCH);
         const char *values[] = { c->mesh_id, conn_routing_key(c), c->member_pubkey, now, batch };
-        if (pool_submit(s, 0, drain_sql, ELEMENTSOF(values), values, drain_done, j) < 0) {
+        if (pool_submit(s, 0, drain_sql, ELEMENTSOF(values), values, drain_done, ref) < 0) {
                 log_warning("Could not send the drain for %s; the next catch-up or hello drains it.", c->presence_id);
                 return;
         }
-        TAKE_PTR(j);
+        TAKE_PTR(ref);
         c->drain_inflight = true;
 }
 
@@ -775,8 +770,7 @@ static void send_message_status(Conn *c, const char *asked, const StatusRow *row
         "   AND substr(id, 1, length(?3)) = ?3 LIMIT 2"
 
 typedef struct StatusJob {
-        Server *server;
-        uint64_t serial;
+        ConnRef conn;
         json_object *root;               /* id and req_id point into it */
         const char *id;
         const char *req_id;
@@ -784,7 +778,7 @@ typedef struct StatusJob {
 
 static void status_done(int r, StoreResult *res, void *userdata) {
         StatusJob *j = userdata;
-        Conn *c = server_conn_by_serial(j->server, j->serial);
+        Conn *c = conn_ref_get(&j->conn);
 
         if (c && !c->closing) {
                 int n = r < 0 ? 0 : store_result_rows(res);
@@ -834,7 +828,7 @@ void delivery_handle_message_status(Conn *c, const Frame *f) {
                         (void) conn_send_error(c, "internal", "out of memory", f->req_id);
                         return;
                 }
-                *j = (StatusJob) { .server = c->server, .serial = c->serial, .root = json_object_get(f->root),
+                *j = (StatusJob) { .conn = conn_ref(c), .root = json_object_get(f->root),
                                    .id = id, .req_id = f->req_id };
                 /* The owed keys come along, so the reply needs nothing more. */
                 if (pool_submit(c->server, 0,

@@ -356,8 +356,7 @@ static void hello_check_done(HelloCheck *k) {
 
 /* A hello whose checks are in flight (PostgreSQL); h points into root. */
 typedef struct HelloJob {
-        Server *server;
-        uint64_t serial;
+        ConnRef conn;
         json_object *root;
         HelloRequest h;
         const char *parent_member_id;    /* session_hello's, or NULL */
@@ -443,8 +442,8 @@ static const char hello_check_sql[] =
 static void hello_checked(int r, StoreResult *res, void *userdata) {
         _cleanup_(hello_job_freep) HelloJob *j = userdata;
         _cleanup_(hello_check_done) HelloCheck k = { .acked_before = 0 };
-        Server *s = j->server;
-        Conn *c = server_conn_by_serial(s, j->serial);
+        Server *s = j->conn.server;
+        Conn *c = conn_ref_get(&j->conn);
 
         if (r >= 0 && store_result_rows(res) != 1)
                 r = -EPROTO;
@@ -507,8 +506,7 @@ static int check_async(Conn *c, const Frame *f, const HelloRequest *h, const cha
         sig_hex[1] = 'x';
         hex_encode(sig, sizeof sig, sig_hex + 2);
         *j = (HelloJob) {
-                .server = s,
-                .serial = c->serial,
+                .conn = conn_ref(c),
                 .root = json_object_get(f->root),
                 .h = *h,
                 .parent_member_id = parent_member_id,

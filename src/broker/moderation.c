@@ -289,8 +289,7 @@ static void add_ban(json_object *bans, const char *name, const char *pubkey, int
  * its sender is an admin: a non-admin is told "forbidden" first, as on SQLite.
  */
 typedef struct ModJob {
-        Server *server;
-        uint64_t serial;
+        ConnRef conn;
         int op;                          /* FRAME_KICK, _DISCONNECT, _BAN, _UNBAN, _LIST_BANS */
         json_object *root;               /* req_id, target and the kick's strings point into it */
         const char *req_id;
@@ -307,7 +306,7 @@ static const char *op_verb(int op) {
 
 static void moderation_done(int r, StoreResult *res, void *userdata) {
         ModJob *j = userdata;
-        Conn *c = server_conn_by_serial(j->server, j->serial);
+        Conn *c = conn_ref_get(&j->conn);
 
         if (!c || c->closing)
                 goto done;
@@ -377,7 +376,7 @@ static int moderation_submit(Conn *c, const Frame *f, int op) {
                 (void) conn_send_error(c, "internal", "out of memory", f->req_id);
                 return -ENOMEM;
         }
-        *j = (ModJob) { .server = c->server, .serial = c->serial, .op = op, .root = json_object_get(f->root),
+        *j = (ModJob) { .conn = conn_ref(c), .op = op, .root = json_object_get(f->root),
                         .req_id = f->req_id };
         if (op == FRAME_KICK || op == FRAME_DISCONNECT)
                 j->parsed = kick_request_parse(f, &j->kick, &j->error) >= 0;

@@ -360,20 +360,15 @@ void nodes_wake(Server *s, const char *mesh_id, const char *recipient_key) {
                 log_debug("Could not notify the other nodes of a delivery for %s; the catch-up will.", recipient_key);
 }
 
-typedef struct PresenceWrite {
-        Server *server;
-        uint64_t serial;
-} PresenceWrite;
-
 /* A row that failed (its group failed with another statement) is written again at the next
  * catch-up, or the other nodes would not see the peer until its details change. */
 static void presence_written(int r, StoreResult *res, void *userdata) {
-        _cleanup_free_ PresenceWrite *w = userdata;
+        _cleanup_free_ ConnRef *ref = userdata;
         Conn *c;
 
         if (r >= 0)
                 return;
-        c = server_conn_by_serial(w->server, w->serial);
+        c = conn_ref_get(ref);
         if (c)
                 c->presence_dirty = true;
 }
@@ -389,10 +384,10 @@ void nodes_presence_up(Conn *c) {
         peer = presence_peer_summary(c);
         if (!peer)
                 return;
-        PresenceWrite *w = malloc(sizeof *w);
-        if (!w)
+        ConnRef *ref = malloc(sizeof *ref);
+        if (!ref)
                 return;
-        *w = (PresenceWrite) { .server = s, .serial = c->serial };
+        *ref = conn_ref(c);
         snprintf(serial, sizeof serial, "%" PRIu64, c->serial);
         snprintf(visible, sizeof visible, "%d", c->visible);
         snprintf(connected_at, sizeof connected_at, "%" PRId64, c->connected_at_ms);
@@ -407,8 +402,8 @@ void nodes_presence_up(Conn *c) {
                         "  connected_at, peer) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
                         " ON CONFLICT (node_id, serial) DO UPDATE SET visible = excluded.visible,"
                         "  groups = excluded.groups, connected_at = excluded.connected_at, peer = excluded.peer",
-                        ELEMENTSOF(values), values, presence_written, w) < 0) {
-                free(w);
+                        ELEMENTSOF(values), values, presence_written, ref) < 0) {
+                free(ref);
                 log_warning("Cannot record the presence of %s.", c->presence_id);
                 return;
         }

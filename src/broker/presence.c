@@ -415,8 +415,7 @@ static void send_peers(Conn *c, const char *req_id, json_object *peers) {
 }
 
 typedef struct ListJob {
-        Server *server;
-        uint64_t serial;
+        ConnRef conn;
         char *req_id;
 } ListJob;
 
@@ -424,13 +423,13 @@ typedef struct ListJob {
 static void remote_peers_listed(int r, StoreResult *res, void *userdata) {
         _cleanup_free_ ListJob *j = userdata;
         _cleanup_free_ char *req_id = j->req_id;
-        Conn *c = server_conn_by_serial(j->server, j->serial);
+        Conn *c = conn_ref_get(&j->conn);
         json_object *peers;
 
         if (!c)
                 return;
         if (r < 0)
-                log_warning("Cannot list the other nodes' peers: %s", store_errmsg(j->server->store));
+                log_warning("Cannot list the other nodes' peers: %s", store_errmsg(c->server->store));
         if (!c->closing) {
                 peers = local_peers(c);
                 if (peers && r >= 0)
@@ -448,7 +447,7 @@ void presence_handle_list_peers(Conn *c, const Frame *f) {
                 _cleanup_free_ ListJob *j = calloc(1, sizeof *j);
                 if (!j)
                         return;
-                *j = (ListJob) { .server = c->server, .serial = c->serial, .req_id = f->req_id ? strdup(f->req_id) : NULL };
+                *j = (ListJob) { .conn = conn_ref(c), .req_id = f->req_id ? strdup(f->req_id) : NULL };
                 if (f->req_id && !j->req_id)
                         return;
                 if (nodes_list_peers(c, remote_peers_listed, j) < 0) {

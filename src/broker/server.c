@@ -324,9 +324,12 @@ static void dispatch(Conn *c, const char *data, size_t size, bool was_held) {
         frame_done(&f);
 }
 
-Conn *server_conn_by_serial(Server *s, uint64_t serial) {
-        for (Conn *c = s->conns; c; c = c->next)
-                if (c->serial == serial)
+Conn *conn_ref_get(const ConnRef *r) {
+        assert(r);
+        assert(r->server);
+
+        for (Conn *c = r->server->conns; c; c = c->next)
+                if (c->serial == r->serial)
                         return c;
         return NULL;
 }
@@ -652,14 +655,9 @@ static void close_revoked(Conn *c) {
         conn_close(c, 4002, "banned");
 }
 
-typedef struct RevokedCheck {
-        Server *server;
-        uint64_t serial;
-} RevokedCheck;
-
 static void revoked_checked(int r, StoreResult *res, void *userdata) {
-        _cleanup_free_ RevokedCheck *k = userdata;
-        Conn *c = server_conn_by_serial(k->server, k->serial);
+        _cleanup_free_ ConnRef *ref = userdata;
+        Conn *c = conn_ref_get(ref);
 
         if (c && !c->closing && r >= 0 && store_result_rows(res) == 1 && store_result_int64(res, 0, 0) != 0)
                 close_revoked(c);
@@ -667,15 +665,15 @@ static void revoked_checked(int r, StoreResult *res, void *userdata) {
 
 /* PostgreSQL: asked without waiting; the answer closes the connection if it still lives. */
 static void check_revoked_async(Server *s, const Conn *c) {
-        RevokedCheck *k = malloc(sizeof *k);
+        ConnRef *ref = malloc(sizeof *ref);
         const char *values[] = { c->member_id };
 
-        if (!k)
+        if (!ref)
                 return;
-        *k = (RevokedCheck) { .server = s, .serial = c->serial };
+        *ref = conn_ref(c);
         if (pool_submit(s, 0, "SELECT (revoked_at IS NOT NULL)::int FROM member WHERE id = ?1", ELEMENTSOF(values),
-                        values, revoked_checked, k) < 0)
-                free(k);
+                        values, revoked_checked, ref) < 0)
+                free(ref);
 }
 
 static void ping_tick(lws_sorted_usec_list_t *sul) {

@@ -173,8 +173,20 @@ void conn_close(Conn *c, int code, const char *reason);
 /* Drops the TCP connection now, without a close frame (the client sees 1006). */
 void conn_kill(Conn *c);
 
-/* The live connection with this serial, or NULL: what an asynchronous completion holds. */
-Conn *server_conn_by_serial(Server *s, uint64_t serial);
+/* What an asynchronous completion holds of a connection, which may go before it runs: a
+ * serial is never reused, so the reference finds that connection or none. server serves a
+ * completion whose connection has gone. */
+typedef struct ConnRef {
+        Server *server;
+        uint64_t serial;
+} ConnRef;
+
+static inline ConnRef conn_ref(const Conn *c) {
+        return (ConnRef) { .server = c->server, .serial = c->serial };
+}
+/* The live connection r names, or NULL when it has gone. */
+Conn *conn_ref_get(const ConnRef *r);
+
 /* A send of c's was sent to the database, or completed: frames held behind it run then. */
 void conn_async_started(Conn *c);
 void conn_async_done(Conn *c);

@@ -123,8 +123,7 @@ static json_object *list_new(const char *req_id, json_object **ret_entries) {
 typedef enum StateOp { STATE_SET, STATE_GET, STATE_LIST } StateOp;
 
 typedef struct StateJob {
-        Server *server;
-        uint64_t serial;
+        ConnRef conn;
         StateOp op;
         json_object *root;               /* key and req_id point into it */
         const char *key;
@@ -144,14 +143,14 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(StateJob *, state_job_free);
 
 static void state_done(int r, StoreResult *res, void *userdata) {
         _cleanup_(state_job_freep) StateJob *j = userdata;
-        Conn *c = server_conn_by_serial(j->server, j->serial);
+        Conn *c = conn_ref_get(&j->conn);
 
         if (!c)
                 return;
         if (c->closing)
                 goto done;
         if (r < 0) {
-                log_warning("A state statement of mesh %s failed: %s", c->mesh_id, store_errmsg(j->server->store));
+                log_warning("A state statement of mesh %s failed: %s", c->mesh_id, store_errmsg(c->server->store));
                 (void) conn_send_error(c, "internal", "broker database error, retry later", j->req_id);
                 goto done;
         }
@@ -204,7 +203,7 @@ static void state_submit(Conn *c, const Frame *f, StateOp op, const char *key, c
                 (void) conn_send_error(c, "internal", "out of memory", f->req_id);
                 return;
         }
-        *j = (StateJob) { .server = c->server, .serial = c->serial, .op = op, .root = json_object_get(f->root),
+        *j = (StateJob) { .conn = conn_ref(c), .op = op, .root = json_object_get(f->root),
                           .key = key, .req_id = f->req_id, .value = value ? TAKE_PTR(*value) : NULL };
         snprintf(now, sizeof now, "%" PRId64, now_ms());
         snprintf(max, sizeof max, "%d", STATE_KEYS_MAX);

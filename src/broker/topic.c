@@ -73,8 +73,7 @@ static const char list_sql[] =
 /* PostgreSQL: one statement in flight per frame, answered from its callback while c's later
  * frames wait, so replies keep their order. */
 typedef struct TopicJob {
-        Server *server;
-        uint64_t serial;
+        ConnRef conn;
         bool create;
         json_object *root;               /* the strings below point into it */
         const char *req_id;
@@ -83,14 +82,14 @@ typedef struct TopicJob {
 
 static void topic_done(int r, StoreResult *res, void *userdata) {
         TopicJob *j = userdata;
-        Conn *c = server_conn_by_serial(j->server, j->serial);
+        Conn *c = conn_ref_get(&j->conn);
         json_object *topics;
         _cleanup_(json_object_putp) json_object *o = NULL;
 
         if (!c || c->closing)
                 goto done;
         if (r < 0 || (j->create && store_result_rows(res) != 1)) {
-                log_warning("A topic statement of mesh %s failed: %s", c->mesh_id, store_errmsg(j->server->store));
+                log_warning("A topic statement of mesh %s failed: %s", c->mesh_id, store_errmsg(c->server->store));
                 (void) conn_send_error(c, "internal", "broker database error, retry later", j->req_id);
                 goto done;
         }
@@ -131,7 +130,7 @@ static void topic_submit(Conn *c, const Frame *f, const TopicCreateRequest *req)
                 (void) conn_send_error(c, "internal", "out of memory", f->req_id);
                 return;
         }
-        *j = (TopicJob) { .server = c->server, .serial = c->serial, .create = req != NULL,
+        *j = (TopicJob) { .conn = conn_ref(c), .create = req != NULL,
                           .root = json_object_get(f->root), .req_id = f->req_id };
         if (req) {
                 j->req = *req;
