@@ -884,19 +884,18 @@ int pg_listen_open(Store *s, const char *const *channels) {
                 r = listen_connect_start(pg->uri, &pg->connecting);
                 if (r < 0) {
                         pg_listen_close(s);
-                        return log_warning_errno(r, "Cannot start opening the LISTEN connection: %m");
+                        return r;
                 }
         }
         pg->listen_phase = LISTEN_CONNECTING;
         return 0;
 }
 
+/* Not logged here: the caller retries every catch-up and limits its lines (nodes.c). */
 static int listen_failed(Store *s, const char *message) {
         set_error(s->pg, message);
         pg_listen_close(s);
-        return log_warning_errno(-ECONNREFUSED,
-                                 "Cannot open the LISTEN connection (the catch-up delivers and retries it; "
-                                 "check that the --db URI reaches the server): %s", s->pg->last_error);
+        return -ECONNREFUSED;
 }
 
 int pg_listen_poll(Store *s, int *ret_fd) {

@@ -106,9 +106,11 @@ int store_changes(Store *s);
  * store_listen_open() starts a second connection that will listen on the channels (a
  * NULL-ended list), without waiting; store_listen_poll() advances it, also without waiting:
  * 0 while it connects and subscribes, 1 and a descriptor to poll for reading once it listens
- * (a duplicate: the caller closes it), a negative errno when it failed (it is closed);
+ * (a duplicate: the caller closes it), a negative errno when it failed (it is closed):
+ * -ECONNREFUSED when the server did not connect or subscribe it, store_errmsg() saying why;
  * store_listen_read() calls cb for each notification received, -ECONNRESET when the
- * connection is lost. PostgreSQL only. */
+ * connection is lost. PostgreSQL only. Neither logs: a server that cannot be reached fails
+ * every retry, and the caller limits its lines (nodes.c). */
 typedef void (*StoreNotifyCallback)(const char *channel, const char *payload, void *userdata);
 int store_listen_open(Store *s, const char *const *channels);
 int store_listen_poll(Store *s, int *ret_fd);
