@@ -116,6 +116,11 @@ int store_listen_open(Store *s, const char *const *channels);
 int store_listen_poll(Store *s, int *ret_fd);
 int store_listen_read(Store *s, StoreNotifyCallback cb, void *userdata);
 void store_listen_close(Store *s);
+/* True while a thread of a store still runs inside libpq (a LISTEN connect in a name lookup
+ * or a TLS handshake; it ends within its connect_timeout, or after the lookup): exit() would
+ * then run the libraries' exit handlers (OpenSSL's cleanup) under it, so the process leaves
+ * with _exit() once the rest is cleaned up. */
+bool store_threads_running(void);
 
 /*
  * PostgreSQL only: statements sent without waiting, for the event loop's hot path. Each

@@ -950,6 +950,8 @@ async def test_listen_by_service(b):
         else:
             raise AssertionError("the node never looked its database's host up again:\n" + node.logtext())
         assert node.stop() == 0, node.logtext()
+        # With _exit(): OpenSSL's exit handler must not run under the thread still in libpq.
+        assert "leaving without the libraries' exit handlers" in node.logtext(), node.logtext()
     finally:
         os.environ.pop("PGSERVICEFILE", None)
         dns.close()
