@@ -6,6 +6,7 @@
 #include <sodium.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "admin.h"
 #include "config-build.h"
@@ -300,5 +301,12 @@ int main(int argc, char *argv[]) {
                 return admin_main(&o, argc - optind, argv + optind);
 
         r = server_run(&o);
+        /* Everything the broker owns is closed by now; a thread left in libpq must not see
+         * the libraries' exit handlers run (store_threads_running()). */
+        if (store_threads_running()) {
+                log_debug("A LISTEN connect is still under way: leaving without the libraries' exit handlers.");
+                fflush(NULL);
+                _exit(r < 0 ? EXIT_FAILURE : EXIT_SUCCESS);
+        }
         return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
 }

@@ -10,6 +10,7 @@
 #include "delivery.h"
 #include "ids.h"
 #include "log.h"
+#include "message-ids.h"
 #include "nodes.h"
 #include "pool.h"
 #include "presence.h"
@@ -28,6 +29,47 @@ static void presence_catch_up(Server *s);
 static void schedule_catch_up(Server *s) {
         lws_sul_schedule(s->ctx, 0, &s->catch_up_sul, catch_up,
                          (lws_usec_t) s->opts.catch_up_interval_ms * LWS_US_PER_MS);
+}
+
+/* A failure that recurs at every catch-up (or reconnect) while its cause lasts, logged as
+ * log-limit.h says: "Cannot <what>: <why> (<hint>)." when it begins, "Still cannot <what>
+ * after <span>, <n> attempts: <why>" at most once a minute while it lasts. why is the
+ * database's message, or NULL to say error's. */
+static void failed(LogLimit *l, const char *message_id, int error, const char *why, const char *what,
+                   const char *hint) {
+        char span[LOG_LIMIT_SPAN_MAX];
+
+        assert(why || error < 0);
+        switch (log_limit_failure(l, mono_ms())) {
+        case LOG_LIMIT_BEGINS:
+                if (why)
+                        log_event(LOG_WARNING, message_id, NULL, "Cannot %s: %s (%s).", what, why, hint);
+                else
+                        log_event_errno(LOG_WARNING, error, message_id, NULL, "Cannot %s: %m (%s).", what, hint);
+                break;
+        case LOG_LIMIT_LASTS:
+                log_limit_span(mono_ms() - l->since_ms, span);
+                if (why)
+                        log_warning("Still cannot %s after %s, %" PRIu64 " attempts: %s", what, span, l->failures,
+                                    why);
+                else
+                        log_warning_errno(error, "Still cannot %s after %s, %" PRIu64 " attempts: %m", what, span,
+                                          l->failures);
+                break;
+        case LOG_LIMIT_QUIET:
+                break;
+        }
+}
+
+/* The end of such a failure, logged once. */
+static void succeeded(LogLimit *l, const char *what) {
+        char span[LOG_LIMIT_SPAN_MAX];
+        int64_t span_ms;
+        uint64_t n;
+
+        if (log_limit_success(l, mono_ms(), &span_ms, &n))
+                log_info("Can %s again, after %s and %" PRIu64 " failed attempts.", what, log_limit_span(span_ms, span),
+                         n);
 }
 
 /* Sent on lane 0 at the end of the loop iteration: a NOTIFY leaves at its group's commit,
@@ -70,6 +112,37 @@ static void state_gap_begin(Server *s) {
 #define LISTEN_CONNECT_MS 5000
 #define LISTEN_POLL_MS 20
 
+#define LISTEN_WHAT "open the LISTEN connection"
+
+/* A failed attempt to listen; the first since the node listened (or at start) is the moment
+ * it stops hearing the other nodes. */
+static void listen_failed(Server *s, int error, const char *why) {
+        const char *message_id = NULL;
+
+        if (s->listen_down_ms == 0) {
+                s->listen_down_ms = mono_ms();
+                message_id = CM_MESSAGE_BROKER_LISTEN_LOST;
+        }
+        failed(&s->nodes_log.listen, message_id, error, why, LISTEN_WHAT,
+               "the catch-up delivers meanwhile and retries it; check that the --db URI reaches the server"
+               " and that the server accepts connections");
+}
+
+static void listen_listening(Server *s) {
+        char span[LOG_LIMIT_SPAN_MAX];
+        uint64_t n = 0;
+
+        if (s->listen_down_ms == 0) {
+                log_info("Listening for the other nodes' deliveries.");
+                return;
+        }
+        (void) log_limit_success(&s->nodes_log.listen, mono_ms(), NULL, &n);
+        log_event(LOG_INFO, CM_MESSAGE_BROKER_LISTEN_BACK, NULL,
+                  "Listening for the other nodes' deliveries again after %s (%" PRIu64 " failed attempts to reopen).",
+                  log_limit_span(mono_ms() - s->listen_down_ms, span), n);
+        s->listen_down_ms = 0;
+}
+
 static void listen_poll(lws_sorted_usec_list_t *sul) {
         Server *s = container_of(sul, Server, listen_sul);
         lws_sock_file_fd_type desc;
@@ -78,7 +151,6 @@ static void listen_poll(lws_sorted_usec_list_t *sul) {
 
         r = store_listen_poll(s->store, &fd);
         if (r == 0 && mono_ms() >= s->listen_deadline_ms) {
-                log_warning("Cannot open the LISTEN connection: no answer in %d ms.", LISTEN_CONNECT_MS);
                 store_listen_close(s->store);
                 r = -ETIMEDOUT;
         }
@@ -88,6 +160,7 @@ static void listen_poll(lws_sorted_usec_list_t *sul) {
         }
         s->listen_deadline_ms = 0;
         if (r < 0) {
+                listen_failed(s, r, r == -ECONNREFUSED ? store_errmsg(s->store) : NULL);
                 state_gap_begin(s);
                 return;        /* the next catch-up tries again */
         }
@@ -96,10 +169,10 @@ static void listen_poll(lws_sorted_usec_list_t *sul) {
         if (!s->listen_wsi) {
                 /* lws closes what it fails to adopt. */
                 store_listen_close(s->store);
-                log_warning_errno(-ENOMEM, "Cannot add the LISTEN connection to the event loop.");
+                listen_failed(s, -ENOMEM, "the event loop did not take it");
                 return;
         }
-        log_info("Listening for the other nodes' deliveries.");
+        listen_listening(s);
         /* What was notified while it was down is delivered by the catch-up; state changes
          * and presence frames are read here, now that later ones are notified. */
         state_catch_up(s);
@@ -110,12 +183,17 @@ static void listen_poll(lws_sorted_usec_list_t *sul) {
  * store-pg.c), so a database that does not answer or a slow name lookup holds it, not the loop. */
 static void listen_open(Server *s) {
         static const char *const channels[] = { CHANNEL, PRESENCE_CHANNEL, NULL };
+        int r;
 
         if (s->listen_wsi || s->listen_deadline_ms > 0)
                 return;
-        log_info("Opening the LISTEN connection.");
-        if (store_listen_open(s->store, channels) < 0)
+        /* Once per outage: its retries are not news. */
+        log_full_errno(s->nodes_log.listen.failures > 0 ? LOG_DEBUG : LOG_INFO, 0, "Opening the LISTEN connection.");
+        r = store_listen_open(s->store, channels);
+        if (r < 0) {
+                listen_failed(s, r, NULL);
                 return;
+        }
         s->listen_deadline_ms = mono_ms() + LISTEN_CONNECT_MS;
         lws_sul_schedule(s->ctx, 0, &s->listen_sul, listen_poll, 0);
 }
@@ -141,13 +219,22 @@ static void heartbeat_answered(int r, StoreResult *res, void *userdata) {
                 s->db_answered_ms = mono_ms();
 }
 
+#define HEARTBEAT_WHAT "send this node's heartbeat to the database"
+
 static void heartbeat_async(Server *s) {
         char now[24];
+        int r;
 
         snprintf(now, sizeof now, "%" PRId64, now_ms());
         const char *values[] = { s->node_id, now };
-        if (pool_submit(s, 0, heartbeat_sql, ELEMENTSOF(values), values, heartbeat_answered, s) < 0)
-                log_warning("Cannot send this node's heartbeat to the database.");
+        r = pool_submit(s, 0, heartbeat_sql, ELEMENTSOF(values), values, heartbeat_answered, s);
+        if (r < 0) {
+                failed(&s->nodes_log.heartbeat, NULL, r, NULL, HEARTBEAT_WHAT,
+                       "retried every catch-up; without it the other nodes take this node for dead after"
+                       " --presence-grace");
+                return;
+        }
+        succeeded(&s->nodes_log.heartbeat, HEARTBEAT_WHAT);
 }
 
 int nodes_start(Server *s) {
@@ -334,8 +421,10 @@ int nodes_readable(Server *s) {
                         delivery_drain(c);
                 }
         if (r < 0) {
-                log_warning("The LISTEN connection was lost (%s); the catch-up delivers until it is back.",
-                            store_errmsg(s->store));
+                log_event(LOG_WARNING, CM_MESSAGE_BROKER_LISTEN_LOST, NULL,
+                          "The LISTEN connection was lost (%s); the catch-up delivers until it is back.",
+                          store_errmsg(s->store));
+                s->listen_down_ms = mono_ms();
                 state_gap_begin(s);
                 return -1;     /* lws closes the wsi; nodes_wsi_destroyed() drops the connection */
         }
@@ -587,18 +676,22 @@ typedef struct GapCatchUp {
         int64_t gap_ms;
 } GapCatchUp;
 
+#define STATE_GAP_WHAT "read the state changed while the LISTEN connection was down"
+#define GAP_HINT "tried again at the next reconnect of the LISTEN connection"
+
 static void state_caught_up(int r, StoreResult *res, void *userdata) {
         _cleanup_free_ GapCatchUp *j = userdata;
         Server *s = j->server;
         int n;
 
         if (r < 0) {
-                log_warning("Cannot read the state changed while the LISTEN connection was down.");
+                failed(&s->nodes_log.state_gap, NULL, r, store_errmsg(s->store), STATE_GAP_WHAT, GAP_HINT);
                 /* Kept for the next time it listens again. */
                 if (s->state_gap_ms == 0 || s->state_gap_ms > j->gap_ms)
                         s->state_gap_ms = j->gap_ms;
                 return;
         }
+        succeeded(&s->nodes_log.state_gap, STATE_GAP_WHAT);
         n = store_result_rows(res);
         if (n >= STATE_CATCH_UP_MAX)
                 log_warning("More than %d state keys changed while the LISTEN connection was down;"
@@ -622,6 +715,7 @@ static void state_caught_up(int r, StoreResult *res, void *userdata) {
 static void state_catch_up(Server *s) {
         _cleanup_free_ GapCatchUp *j = NULL;
         char since[24], limit[24];
+        int r;
 
         if (s->state_gap_ms == 0)
                 return;
@@ -633,15 +727,18 @@ static void state_catch_up(Server *s) {
         snprintf(since, sizeof since, "%" PRId64, j->gap_ms);
         snprintf(limit, sizeof limit, "%d", STATE_CATCH_UP_MAX);
         const char *values[] = { since, limit };
-        if (pool_submit(s, 0, "SELECT mesh_id, key, value, updated_by FROM mesh_state WHERE updated_at >= ?1"
+        r = pool_submit(s, 0, "SELECT mesh_id, key, value, updated_by FROM mesh_state WHERE updated_at >= ?1"
                               " ORDER BY updated_at LIMIT ?2",
-                        ELEMENTSOF(values), values, state_caught_up, j) < 0) {
-                log_warning("Cannot read the state changed while the LISTEN connection was down.");
+                        ELEMENTSOF(values), values, state_caught_up, j);
+        if (r < 0) {
+                failed(&s->nodes_log.state_gap, NULL, r, NULL, STATE_GAP_WHAT, GAP_HINT);
                 return;
         }
         TAKE_PTR(j);
         s->state_gap_ms = 0;
 }
+
+#define PRESENCE_GAP_WHAT "read the presence changed while the LISTEN connection was down"
 
 static void presence_caught_up(int r, StoreResult *res, void *userdata) {
         _cleanup_free_ GapCatchUp *j = userdata;
@@ -649,12 +746,13 @@ static void presence_caught_up(int r, StoreResult *res, void *userdata) {
         int n;
 
         if (r < 0) {
-                log_warning("Cannot read the presence changed while the LISTEN connection was down.");
+                failed(&s->nodes_log.presence_gap, NULL, r, store_errmsg(s->store), PRESENCE_GAP_WHAT, GAP_HINT);
                 /* Kept for the next time it listens again. */
                 if (s->presence_gap_ms == 0 || s->presence_gap_ms > j->gap_ms)
                         s->presence_gap_ms = j->gap_ms;
                 return;
         }
+        succeeded(&s->nodes_log.presence_gap, PRESENCE_GAP_WHAT);
         n = store_result_rows(res);
         if (n >= PRESENCE_CATCH_UP_MAX)
                 log_warning("More than %d presence frames were notified while the LISTEN connection was down;"
@@ -672,6 +770,7 @@ static void presence_caught_up(int r, StoreResult *res, void *userdata) {
 static void presence_catch_up(Server *s) {
         _cleanup_free_ GapCatchUp *j = NULL;
         char since[24], limit[24];
+        int r;
 
         if (s->presence_gap_ms == 0)
                 return;
@@ -683,10 +782,11 @@ static void presence_catch_up(Server *s) {
         snprintf(since, sizeof since, "%" PRId64, j->gap_ms);
         snprintf(limit, sizeof limit, "%d", PRESENCE_CATCH_UP_MAX);
         const char *values[] = { since, s->node_id, limit };
-        if (pool_submit(s, 0, "SELECT at, payload FROM presence_event WHERE at >= ?1 AND node_id <> ?2"
+        r = pool_submit(s, 0, "SELECT at, payload FROM presence_event WHERE at >= ?1 AND node_id <> ?2"
                               " ORDER BY id LIMIT ?3",
-                        ELEMENTSOF(values), values, presence_caught_up, j) < 0) {
-                log_warning("Cannot read the presence changed while the LISTEN connection was down.");
+                        ELEMENTSOF(values), values, presence_caught_up, j);
+        if (r < 0) {
+                failed(&s->nodes_log.presence_gap, NULL, r, NULL, PRESENCE_GAP_WHAT, GAP_HINT);
                 return;
         }
         TAKE_PTR(j);
@@ -753,13 +853,17 @@ void nodes_list_peers_add(const StoreResult *res, json_object *peers) {
         }
 }
 
+#define REAP_WHAT "remove the nodes that stopped, and their presence, from the database"
+#define REAP_HINT "retried every catch-up; their peers stay listed until it works"
+
 static void reaped(int r, StoreResult *res, void *userdata) {
         Server *s = userdata;
 
         if (r < 0) {
-                log_warning("Cannot remove the presence of the nodes that stopped: %s", store_errmsg(s->store));
+                failed(&s->nodes_log.reap, NULL, r, store_errmsg(s->store), REAP_WHAT, REAP_HINT);
                 return;
         }
+        succeeded(&s->nodes_log.reap, REAP_WHAT);
         for (int i = 0; i < store_result_rows(res); i++) {
                 const char *mesh_id = store_result_text(res, i, 0), *member_pubkey = store_result_text(res, i, 1),
                            *pubkey = store_result_text(res, i, 2), *name = store_result_text(res, i, 3);
@@ -777,10 +881,11 @@ static void reap_dead_nodes(Server *s) {
         int64_t grace_ms = (int64_t) s->opts.presence_grace_sec * 1000;
         int64_t floor_ms = 3 * (int64_t) s->opts.catch_up_interval_ms;
         char cutoff[24];
+        int r;
 
         snprintf(cutoff, sizeof cutoff, "%" PRId64, now_ms() - (grace_ms > floor_ms ? grace_ms : floor_ms));
         const char *values[] = { cutoff };
-        if (pool_submit(s, 0,
+        r = pool_submit(s, 0,
                         "WITH dead AS (SELECT id FROM broker_node WHERE seen_at < ?1),"
                         " gone AS (DELETE FROM presence WHERE node_id IN (SELECT id FROM dead)"
                         "          RETURNING mesh_id, member_pubkey, routing_key, name)"
@@ -789,19 +894,31 @@ static void reap_dead_nodes(Server *s) {
                         "                AND p.routing_key = g.routing_key AND p.visible >= 0"
                         "                AND p.node_id NOT IN (SELECT id FROM dead))::int"
                         "   FROM gone g",
-                        ELEMENTSOF(values), values, reaped, s) < 0 ||
-            pool_submit(s, 0, "DELETE FROM broker_node WHERE seen_at < ?1", ELEMENTSOF(values), values, NULL, NULL) < 0)
-                log_warning("Cannot send the removal of the nodes that stopped to the database.");
+                        ELEMENTSOF(values), values, reaped, s);
+        if (r < 0) {
+                failed(&s->nodes_log.reap, NULL, r, NULL, REAP_WHAT, REAP_HINT);
+                return;
+        }
+        r = pool_submit(s, 0, "DELETE FROM broker_node WHERE seen_at < ?1", ELEMENTSOF(values), values, NULL, NULL);
+        if (r < 0)
+                failed(&s->nodes_log.reap, NULL, r, NULL, REAP_WHAT, REAP_HINT);
 }
+
+#define PRUNE_WHAT "remove the presence frames older than an hour from the database"
 
 /* The presence frames no gap reaches any more go (any node may; the others find none). */
 static void presence_events_prune(Server *s) {
         char cutoff[24];
+        int r;
 
         snprintf(cutoff, sizeof cutoff, "%" PRId64, now_ms() - PRESENCE_EVENT_KEEP_MS);
         const char *values[] = { cutoff };
-        if (pool_submit(s, 0, "DELETE FROM presence_event WHERE at < ?1", ELEMENTSOF(values), values, NULL, NULL) < 0)
-                log_warning("Cannot send the removal of the old presence frames to the database.");
+        r = pool_submit(s, 0, "DELETE FROM presence_event WHERE at < ?1", ELEMENTSOF(values), values, NULL, NULL);
+        if (r < 0) {
+                failed(&s->nodes_log.prune, NULL, r, NULL, PRUNE_WHAT, "retried every catch-up");
+                return;
+        }
+        succeeded(&s->nodes_log.prune, PRUNE_WHAT);
 }
 
 static void catch_up(lws_sorted_usec_list_t *sul) {

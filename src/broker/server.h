@@ -19,6 +19,7 @@
 
 #include "gate.h"
 #include "ids.h"
+#include "log-limit.h"
 #include "store.h"
 
 /* The presence frames remembered to be sent once (Server.presence_seen): those of a gap's
@@ -142,6 +143,12 @@ struct Server {
         char (*presence_seen)[UUID_STR_LEN + 1];
         unsigned presence_seen_next;
         int64_t db_answered_ms;          /* mono_ms() of the last heartbeat answered (nodes.c) */
+        int64_t listen_down_ms;          /* mono_ms() since the LISTEN connection was lost or
+                                          * failed to open; 0 while it listens (nodes.c) */
+        /* Failures retried every catch-up, logged as log-limit.h says (nodes.c). */
+        struct {
+                LogLimit listen, heartbeat, reap, prune, state_gap, presence_gap;
+        } nodes_log;
         bool nodes_on;
         char node_id[BROKER_ID_LEN + 1]; /* this process among the nodes */
         Ghost *ghosts;                   /* closed sessions in their presence grace */

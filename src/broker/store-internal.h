@@ -54,6 +54,7 @@ int pg_listen_open(Store *s, const char *const *channels);
 int pg_listen_poll(Store *s, int *ret_fd);
 int pg_listen_read(Store *s, StoreNotifyCallback cb, void *userdata);
 void pg_listen_close(Store *s);
+bool pg_threads_running(void);
 int pg_pool_open(Store *s, unsigned n);
 unsigned pg_lanes(Store *s);
 int pg_lane_fd(Store *s, unsigned lane);
@@ -104,6 +105,7 @@ static inline int pg_listen_read(Store *s, StoreNotifyCallback cb, void *userdat
         (void) s; (void) cb; (void) userdata; PG_UNREACHABLE;
 }
 static inline void pg_listen_close(Store *s) { (void) s; }
+static inline bool pg_threads_running(void) { return false; }
 static inline int pg_pool_open(Store *s, unsigned n) { (void) s; (void) n; PG_UNREACHABLE; }
 static inline unsigned pg_lanes(Store *s) { (void) s; PG_UNREACHABLE; }
 static inline int pg_lane_fd(Store *s, unsigned lane) { (void) s; (void) lane; PG_UNREACHABLE; }

@@ -324,6 +324,9 @@ static PGconn *connect_uri(const char *uri, const char *application_name, bool l
  * therefore opened by a thread with the blocking PQconnectdbParams(), and handed over
  * connected; the loop then uses it without waiting. One connect at a time: one still
  * running when the loop gives up on it is reused by the next pg_listen_open(). */
+/* The connect threads still inside libpq: store_threads_running(). */
+static atomic_int connect_threads;
+
 typedef struct ListenConnect {
         atomic_int refs;                 /* the store's and the thread's */
         atomic_bool done;                /* conn is set; stored after it, read before it */
@@ -345,7 +348,10 @@ static void *listen_connect_run(void *userdata) {
 
         c->conn = connect_uri(c->uri, "claudemesh-broker listen", true);
         atomic_store(&c->done, true);
+        /* Counted until after the unref: its PQfinish(), when the store is gone, is libpq's
+         * work too. */
         listen_connect_unref(c);
+        atomic_fetch_sub(&connect_threads, 1);
         return NULL;
 }
 
@@ -368,15 +374,21 @@ static int listen_connect_start(const char *uri, ListenConnect **ret) {
                 free(c->uri);
                 return -r;
         }
+        atomic_fetch_add(&connect_threads, 1);
         r = pthread_create(&t, NULL, listen_connect_run, c);
         (void) pthread_sigmask(SIG_SETMASK, &saved, NULL);
         if (r != 0) {
+                atomic_fetch_sub(&connect_threads, 1);
                 free(c->uri);
                 return -r;
         }
         pthread_detach(t);
         *ret = TAKE_PTR(c);
         return 0;
+}
+
+bool pg_threads_running(void) {
+        return atomic_load(&connect_threads) > 0;
 }
 
 static void set_error(StorePg *pg, const char *message) {
@@ -884,19 +896,18 @@ int pg_listen_open(Store *s, const char *const *channels) {
                 r = listen_connect_start(pg->uri, &pg->connecting);
                 if (r < 0) {
                         pg_listen_close(s);
-                        return log_warning_errno(r, "Cannot start opening the LISTEN connection: %m");
+                        return r;
                 }
         }
         pg->listen_phase = LISTEN_CONNECTING;
         return 0;
 }
 
+/* Not logged here: the caller retries every catch-up and limits its lines (nodes.c). */
 static int listen_failed(Store *s, const char *message) {
         set_error(s->pg, message);
         pg_listen_close(s);
-        return log_warning_errno(-ECONNREFUSED,
-                                 "Cannot open the LISTEN connection (the catch-up delivers and retries it; "
-                                 "check that the --db URI reaches the server): %s", s->pg->last_error);
+        return -ECONNREFUSED;
 }
 
 int pg_listen_poll(Store *s, int *ret_fd) {

@@ -544,6 +544,10 @@ void store_listen_close(Store *s) {
                 pg_listen_close(s);
 }
 
+bool store_threads_running(void) {
+        return pg_threads_running();
+}
+
 int store_pool_open(Store *s, unsigned n) {
         assert(s->engine == STORE_POSTGRESQL);
         assert(n <= STORE_POOL_MAX);

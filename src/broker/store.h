@@ -106,14 +106,21 @@ int store_changes(Store *s);
  * store_listen_open() starts a second connection that will listen on the channels (a
  * NULL-ended list), without waiting; store_listen_poll() advances it, also without waiting:
  * 0 while it connects and subscribes, 1 and a descriptor to poll for reading once it listens
- * (a duplicate: the caller closes it), a negative errno when it failed (it is closed);
+ * (a duplicate: the caller closes it), a negative errno when it failed (it is closed):
+ * -ECONNREFUSED when the server did not connect or subscribe it, store_errmsg() saying why;
  * store_listen_read() calls cb for each notification received, -ECONNRESET when the
- * connection is lost. PostgreSQL only. */
+ * connection is lost. PostgreSQL only. Neither logs: a server that cannot be reached fails
+ * every retry, and the caller limits its lines (nodes.c). */
 typedef void (*StoreNotifyCallback)(const char *channel, const char *payload, void *userdata);
 int store_listen_open(Store *s, const char *const *channels);
 int store_listen_poll(Store *s, int *ret_fd);
 int store_listen_read(Store *s, StoreNotifyCallback cb, void *userdata);
 void store_listen_close(Store *s);
+/* True while a thread of a store still runs inside libpq (a LISTEN connect in a name lookup
+ * or a TLS handshake; it ends within its connect_timeout, or after the lookup): exit() would
+ * then run the libraries' exit handlers (OpenSSL's cleanup) under it, so the process leaves
+ * with _exit() once the rest is cleaned up. */
+bool store_threads_running(void);
 
 /*
  * PostgreSQL only: statements sent without waiting, for the event loop's hot path. Each

@@ -19,3 +19,7 @@
 #define CM_MESSAGE_BROKER_DISCONNECT     "7387a07e6e9742b4a4f0a829a36331b6"
 #define CM_MESSAGE_BROKER_BAN            "d4997965e62e4f1f8c017c9cacb62c6e"
 #define CM_MESSAGE_BROKER_UNBAN          "3dd80623de8c4e1c8cd0857ea6b12ccc"
+
+/* claudemesh-broker on PostgreSQL: a node stops and starts hearing the other nodes. */
+#define CM_MESSAGE_BROKER_LISTEN_LOST    "a6805662ce5f4c6c8a8ca6ab42f5a22f"
+#define CM_MESSAGE_BROKER_LISTEN_BACK    "1a6ccae32e584da0ac3acc71d2d0c7da"

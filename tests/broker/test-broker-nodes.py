@@ -655,6 +655,64 @@ async def test_listen_reconnect_does_not_stall_the_loop(b):
 test_listen_reconnect_does_not_stall_the_loop.broker_args = ["--catch-up-interval", "300"]
 
 
+async def test_listen_outage_logged_once(b):
+    """While the database refuses new connections (ALLOW_CONNECTIONS false), the node's LISTEN
+    backend is terminated: its reconnect fails at every catch-up, and its log says so once,
+    with the server's reason, not once per attempt. Once connections are allowed again it
+    says once that it listens again, with how many attempts failed."""
+    pg = bt.pg_server()
+    db = b.pg_dbname
+
+    def psql(sql):
+        # Through the database postgres: the broker's refuses new connections meanwhile.
+        p = pg.psql("postgres", sql)
+        assert p.returncode == 0, p.stderr
+        return p.stdout
+
+    for _ in range(600):
+        if "Listening for the other nodes" in b.logtext():
+            break
+        await asyncio.sleep(0.01)
+    refused = False
+    try:
+        psql(f"ALTER DATABASE {db} WITH ALLOW_CONNECTIONS false")
+        refused = True
+        killed = psql("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                      f" WHERE application_name = 'claudemesh-broker listen' AND datname = '{db}'")
+        assert killed.strip() == "1", killed
+        for _ in range(1200):
+            log = b.logtext()
+            lost = log.find("LISTEN connection was lost")
+            # The first reopen after the loss, then eight retries that fail (a catch-up each).
+            if lost >= 0 and log.count("Opening the LISTEN connection", lost) >= 9:
+                break
+            await asyncio.sleep(0.05)
+        else:
+            raise AssertionError("the node did not retry its LISTEN connection:\n" + b.logtext())
+        outage = b.logtext()[lost:]
+        cannot = [line for line in outage.splitlines() if "annot open the LISTEN connection" in line]
+        assert len(cannot) == 1 and "not currently accepting connections" in cannot[0], outage
+        psql(f"ALTER DATABASE {db} WITH ALLOW_CONNECTIONS true")
+        refused = False
+    finally:
+        if refused:
+            psql(f"ALTER DATABASE {db} WITH ALLOW_CONNECTIONS true")
+    for _ in range(600):
+        if "Listening for the other nodes' deliveries again after" in b.logtext():
+            break
+        await asyncio.sleep(0.05)
+    else:
+        raise AssertionError("the node never listened again:\n" + b.logtext())
+    outage = b.logtext()[lost:]
+    back = [line for line in outage.splitlines() if "Listening for the other nodes" in line]
+    assert len(back) == 1 and "failed attempts to reopen" in back[0], outage
+    assert int(back[0].split("(")[1].split()[0]) >= 8, back
+    assert len([line for line in outage.splitlines() if "annot open the LISTEN connection" in line]) == 1, outage
+
+
+test_listen_outage_logged_once.broker_args = ["--catch-up-interval", str(CATCH_UP_MS)]
+
+
 async def test_listen_by_host_name(b):
     """A node whose URI names the host (localhost over TCP, resolved off the loop): its LISTEN
     connection wakes a DM with the catch-up far away; on a second such node the LISTEN
@@ -892,6 +950,8 @@ async def test_listen_by_service(b):
         else:
             raise AssertionError("the node never looked its database's host up again:\n" + node.logtext())
         assert node.stop() == 0, node.logtext()
+        # With _exit(): OpenSSL's exit handler must not run under the thread still in libpq.
+        assert "leaving without the libraries' exit handlers" in node.logtext(), node.logtext()
     finally:
         os.environ.pop("PGSERVICEFILE", None)
         dns.close()
@@ -1312,7 +1372,7 @@ if __name__ == "__main__":
             test_session_takeover_across_nodes, test_session_grace_across_nodes, test_hello_replay_across_nodes,
             test_sender_node_killed_mid_flood, test_pool_connection_lost,
             test_stalled_database_leaves_the_loop_serving, test_health_check_does_not_wait_for_the_database,
-            test_listen_reconnect_does_not_stall_the_loop, test_listen_by_service, test_presence_details_across_nodes,
+            test_listen_reconnect_does_not_stall_the_loop, test_listen_outage_logged_once, test_listen_by_service, test_presence_details_across_nodes,
             test_peer_updated_across_nodes, test_state_change_across_nodes, test_state_change_while_listen_down,
             test_presence_while_listen_down, test_presence_events_migrated_and_pruned,
             test_main_connection_backpressure,

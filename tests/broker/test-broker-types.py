@@ -216,11 +216,12 @@ async def test_not_supported(b):
 
 
 async def test_moderation_message_ids_in_catalog(b):
-    """Every broker MESSAGE_ID has a journal catalog entry naming claudemesh-broker(8)."""
+    """Every broker MESSAGE_ID (moderation, LISTEN lost and back) has a journal catalog entry naming
+    claudemesh-broker(8)."""
     ids = re.findall(r'^#define CM_MESSAGE_BROKER_[A-Z_]+ +"([0-9a-f]{32})"$',
                      open(os.path.join(SOURCE, "src/shared/message-ids.h")).read(), re.M)
     catalog = open(os.path.join(SOURCE, "units/claudemesh.catalog")).read()
-    assert len(ids) == 4, ids
+    assert len(ids) == 6, ids
     for i in ids:
         entry = catalog.split(f"-- {i}\n", 1)
         assert len(entry) == 2 and "man:claudemesh-broker(8)" in entry[1].split("\n-- ", 1)[0], i
