@@ -255,7 +255,9 @@ void delivery_push_new(Server *s, const char *mesh_id, const char *recipient_key
          * not the sender (a member-key DM from one session of a member to its siblings). */
         Conn *target = NULL;
         for (Conn *c = s->conns; c; c = c->next) {
-                if (!conn_is_live(c) || !streq(c->mesh_id, mesh_id) || !conn_owns_key(c, recipient_key))
+                /* The keys first: they differ from the first byte on, while every connection of
+                 * the mesh matches its id to the end (a push scans all connections). */
+                if (!conn_is_live(c) || !conn_owns_key(c, recipient_key) || !streq(c->mesh_id, mesh_id))
                         continue;
                 if (c == sender && target)
                         continue;
