@@ -398,53 +398,124 @@ typedef enum AcceptOutcome {
         ACCEPT_NO_TOPIC,
 } AcceptOutcome;
 
+/* The rows an accept wrote so far, each keyed by its fresh message id. */
+typedef struct AcceptWrites {
+        bool dedupe, message, rows;
+} AcceptWrites;
+
+static int undo_one(Store *s, const char *sql, const char *message_id) {
+        StoreStmt *st = store_stmt(s, sql);
+
+        if (!st)
+                return -EIO;
+        store_bind_text(st, 1, message_id);
+        return store_step_done(s, st);
+}
+
+/* Takes back what this accept wrote inside the batch, as a savepoint's rollback would. A
+ * row that cannot be taken back would be committed with the batch and claim a send that
+ * failed; as when the batch cannot commit, nothing has been sent yet, so stop. */
+static void accept_undo(Conn *c, const SendRequest *req, const Accepted *a, const AcceptWrites *w) {
+        Store *s = c->server->store;
+        int r = 0;
+
+        if (w->dedupe) {
+                StoreStmt *st = store_stmt(s,
+                        "DELETE FROM client_message_dedupe WHERE mesh_id = ?1 AND sender_scope = ?2"
+                        " AND client_message_id = ?3 AND broker_message_id = ?4");
+                if (!st)
+                        r = -EIO;
+                else {
+                        store_bind_text(st, 1, c->mesh_id);
+                        store_bind_text(st, 2, conn_sender_scope(c));
+                        store_bind_text(st, 3, req->client_message_id);
+                        store_bind_text(st, 4, a->message_id);
+                        r = store_step_done(s, st);
+                }
+        }
+        if (r >= 0 && w->message)
+                r = undo_one(s, "DELETE FROM message WHERE id = ?1", a->message_id);
+        /* insert_rows() stops at its first failure: what it wrote is all keyed by the id. */
+        if (r >= 0 && w->message)
+                r = undo_one(s, "DELETE FROM topic_message WHERE message_id = ?1", a->message_id);
+        if (r >= 0 && w->message)
+                r = undo_one(s, "DELETE FROM delivery WHERE message_id = ?1", a->message_id);
+        if (r >= 0 && w->message)
+                r = undo_one(s, "DELETE FROM mention_index WHERE broker_message_id = ?1", a->message_id);
+        if (r < 0) {
+                log_error_errno(r, "Cannot take back a failed accept (%m); exiting before any reply is sent.");
+                _exit(EXIT_FAILURE);
+        }
+}
+
 static int accept_tx(Conn *c, const SendRequest *req, const uint8_t *fingerprint, const char *destination_ref,
                      const Recipients *rcpt, const Mentions *mentions, Accepted *a, DedupeRow *existing) {
         Store *s = c->server->store;
+        AcceptOutcome refused = ACCEPT_NEW;
+        AcceptWrites w = {};
         int r;
 
-        r = store_begin(s);
-        if (r < 0)
-                return r;
+        /* Inside SQLite's batch the accept is all or nothing by taking back its own rows on
+         * failure (accept_undo()): a savepoint per accept copied every page it wrote into the
+         * statement journal, about 8 µs of the ~50 µs of CPU a DM costs. Outside a batch it
+         * is its own transaction. */
+        bool in_batch = store_batch_is_open(s) && store_engine(s) == STORE_SQLITE;
+        if (!in_batch) {
+                r = store_begin(s);
+                if (r < 0)
+                        return r;
+        }
 
         if (req->client_message_id) {
                 r = claim_dedupe(c, req, fingerprint, destination_ref, a);
                 if (r == 0) {
                         r = dedupe_lookup(s, c, req->client_message_id, existing);
-                        store_rollback(s);
+                        if (!in_batch)
+                                store_rollback(s);
                         return r < 0 ? r : r == 0 ? -EIO : ACCEPT_EXISTING;
                 }
                 if (r < 0)
                         goto fail;
+                w.dedupe = true;
         }
 
         if (req->target_kind == TARGET_DIRECT) {
                 r = direct_target_exists(s, c->mesh_id, req->direct_key);
-                if (r <= 0) {
-                        store_rollback(s);
-                        return r < 0 ? r : ACCEPT_NO_RECIPIENT;
-                }
+                if (r < 0)
+                        goto fail;
+                if (r == 0)
+                        refused = ACCEPT_NO_RECIPIENT;
         } else if (req->target_kind == TARGET_TOPIC) {
                 r = topic_lookup(s, c->mesh_id, req->target_ref, &a->topic_name);
-                if (r <= 0) {
-                        store_rollback(s);
-                        return r < 0 ? r : ACCEPT_NO_TOPIC;
-                }
+                if (r < 0)
+                        goto fail;
+                if (r == 0)
+                        refused = ACCEPT_NO_TOPIC;
+        }
+        if (refused != ACCEPT_NEW) {
+                r = refused;
+                goto fail;
         }
 
         r = insert_message(c, req, a, req->target_kind == TARGET_TOPIC ? req->target_ref : NULL);
         if (r < 0)
                 goto fail;
+        w.message = true;
         r = insert_rows(c, req, a, rcpt, mentions);
         if (r < 0)
                 goto fail;
-        r = store_commit(s);
-        if (r < 0)
-                return r;
+        if (!in_batch) {
+                r = store_commit(s);
+                if (r < 0)
+                        return r;
+        }
         return ACCEPT_NEW;
 
 fail:
-        store_rollback(s);
+        if (in_batch)
+                accept_undo(c, req, a, &w);
+        else
+                store_rollback(s);
         return r;
 }
 

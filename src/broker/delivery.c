@@ -255,7 +255,9 @@ void delivery_push_new(Server *s, const char *mesh_id, const char *recipient_key
          * not the sender (a member-key DM from one session of a member to its siblings). */
         Conn *target = NULL;
         for (Conn *c = s->conns; c; c = c->next) {
-                if (!conn_is_live(c) || !streq(c->mesh_id, mesh_id) || !conn_owns_key(c, recipient_key))
+                /* The keys first: they differ from the first byte on, while every connection of
+                 * the mesh matches its id to the end (a push scans all connections). */
+                if (!conn_is_live(c) || !conn_owns_key(c, recipient_key) || !streq(c->mesh_id, mesh_id))
                         continue;
                 if (c == sender && target)
                         continue;
@@ -536,24 +538,33 @@ void delivery_handle_client_ack(Conn *c, const Frame *f) {
         if (!message_id)
                 return;
 
-        st = store_stmt(store, "DELETE FROM delivery WHERE message_id = ?1 AND recipient_pubkey IN (?2, ?3)");
-        if (!st)
-                return;
-        store_bind_text(st, 1, message_id);
-        store_bind_text(st, 2, conn_routing_key(c));
-        store_bind_text(st, 3, c->member_pubkey);
-        if (store_step_done(store, st) < 0)
+        /* Per key with "=", not "IN (?2, ?3)": SQLite builds an ephemeral table for an IN
+         * list on every run, which cost as much as the delete itself. A member's connection
+         * has one key; a session's, its own and its member's. */
+        const char *keys[] = { conn_routing_key(c), c->member_pubkey };
+        size_t n_keys = streq(keys[0], keys[1]) ? 1 : 2;
+        int r = 0;
+        for (size_t i = 0; i < n_keys && r >= 0; i++) {
+                st = store_stmt(store, "DELETE FROM delivery WHERE message_id = ?1 AND recipient_pubkey = ?2");
+                if (!st)
+                        return;
+                store_bind_text(st, 1, message_id);
+                store_bind_text(st, 2, keys[i]);
+                r = store_step_done(store, st);
+        }
+        if (r < 0)
                 log_warning("Could not record client_ack for %s.", message_id);
         else
                 mark_delivered_if_done(store, message_id);
 
-        st = store_stmt(store, "DELETE FROM temp.lease WHERE message_id = ?1 AND recipient_pubkey IN (?2, ?3)");
-        if (!st)
-                return;
-        store_bind_text(st, 1, message_id);
-        store_bind_text(st, 2, conn_routing_key(c));
-        store_bind_text(st, 3, c->member_pubkey);
-        (void) store_step_done(store, st);
+        for (size_t i = 0; i < n_keys; i++) {
+                st = store_stmt(store, "DELETE FROM temp.lease WHERE message_id = ?1 AND recipient_pubkey = ?2");
+                if (!st)
+                        return;
+                store_bind_text(st, 1, message_id);
+                store_bind_text(st, 2, keys[i]);
+                (void) store_step_done(store, st);
+        }
 
         if (c->drain_more)
                 delivery_drain(c);

@@ -519,6 +519,11 @@ int store_batch_commit(Store *s) {
         return r;
 }
 
+/* After SQLite rolled the transaction back on its own, statements autocommit one by one. */
+bool store_batch_is_open(Store *s) {
+        return s->batch_open && in_transaction(s);
+}
+
 int store_changes(Store *s) {
         return s->engine == STORE_SQLITE ? sqlite3_changes(s->db) : pg_changes(s);
 }

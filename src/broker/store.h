@@ -96,6 +96,9 @@ void store_rollback(Store *s);
  * between joins it; store_begin() nests as a savepoint. */
 int store_batch_begin(Store *s);
 int store_batch_commit(Store *s);
+/* Whether a batch is open and still a transaction (SQLite may have rolled it back on an
+ * I/O error), so a statement run now joins it. */
+bool store_batch_is_open(Store *s);
 
 /* Number of rows the last statement changed. */
 int store_changes(Store *s);

@@ -391,6 +391,12 @@ async def test_expired_dedupe_id_fails_alone(b):
     other = await alice.expect("ack", id="r2")
     assert other["queued"] is True, other
     await bob.expect("push", messageId=other["messageId"])
+    # The failed accept took its dedupe claim back: a retry fails the same way, not as a
+    # duplicate of a message that was never stored.
+    await alice.send_json({"type": "send", "id": "r3", "targetSpec": bob_entry["pubkey"], "priority": "next",
+                           "nonce": bt.b64(b"n" * 24), "ciphertext": bt.b64(b"two"), "client_message_id": "old-1"})
+    retry = await alice.expect("ack", id="r3")
+    assert retry["queued"] is False and retry["error_code"] == "internal", retry
 
 
 async def test_purge_on_the_running_broker(b):
