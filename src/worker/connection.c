@@ -428,8 +428,12 @@ int connection_setup(Worker *w) {
         info.port = CONTEXT_PORT_NO_LISTEN;
         info.protocols = protocols;
         /* The evlib plugin, OpenSSL and the system CA store are all loaded here, before the
-         * sandbox closes the filesystem. */
-        info.options = LWS_SERVER_OPTION_LIBUV | LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+         * sandbox closes the filesystem. OpenSSL and a client context with the CA store cost
+         * 1.2 MiB of heap: only a wss:// broker needs them (every connection of the worker
+         * goes to its one broker URL). */
+        info.options = LWS_SERVER_OPTION_LIBUV;
+        if (w->config.tls)
+                info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
         info.foreign_loops = foreign;
         info.user = w;
         info.timeout_secs = CONNECT_TIMEOUT_SECS;
