@@ -99,8 +99,8 @@ static int ca_index_load(const char *path, CaIndex **ret) {
         idx = calloc(1, sizeof *idx);
         if (!idx)
                 return -ENOMEM;
-        /* DER is shorter than its base64 PEM: the file's size bounds it. A block this large is
-         * mmap()ed by malloc, its unused tail never touched and given back by the realloc. */
+        /* DER is shorter than its base64 PEM: the file's size bounds it. The tail left
+         * unwritten is never touched (no memory) and the realloc below gives it back. */
         idx->der_allocated = (size_t) st.st_size;
         idx->der = malloc(idx->der_allocated ?: 1);
         if (!idx->der)
