@@ -95,6 +95,7 @@ struct Worker {
         uv_loop_t loop;
         uv_poll_t channel_watch;
         struct lws_context *lws;
+        bool ca_store_installed;      /* wss://: ca_store_install() gave lws's context its CAs */
 
         bool exiting;
         int exit_error;               /* < 0: exit with failure, the daemon restarts us */

@@ -171,6 +171,70 @@ async def test_tls_self_signed(b, workers):
 test_tls_self_signed.broker_args = ["--tls-cert", CERT, "--tls-key", KEY]
 
 
+# A CA trusted only through the bundle the worker reads (SSL_CERT_FILE, as OpenSSL's default):
+# root → intermediate → leaf, the broker sending leaf and intermediate, the root last in a bundle
+# after the system's certificates, found by its subject when the chain is built.
+def openssl(*args):
+    subprocess.run(["openssl", *args], check=True, capture_output=True, cwd=CERTS.name)
+
+
+def ca_chain():
+    ca_ext = "basicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign\n"
+    with open(os.path.join(CERTS.name, "ca.ext"), "w") as f:
+        f.write(ca_ext)
+    with open(os.path.join(CERTS.name, "leaf.ext"), "w") as f:
+        f.write("subjectAltName=DNS:localhost,IP:127.0.0.1\n")
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"]
+    openssl("req", "-x509", *ec, "-keyout", "root.key", "-out", "root.pem", "-days", "2",
+            "-subj", "/CN=worker-test root", "-addext", "basicConstraints=critical,CA:TRUE",
+            "-addext", "keyUsage=critical,keyCertSign,cRLSign")
+    openssl("req", *ec, "-keyout", "inter.key", "-out", "inter.csr", "-subj", "/CN=worker-test intermediate")
+    openssl("x509", "-req", "-in", "inter.csr", "-CA", "root.pem", "-CAkey", "root.key", "-CAcreateserial",
+            "-out", "inter.pem", "-days", "2", "-extfile", "ca.ext")
+    openssl("req", *ec, "-keyout", "leaf.key", "-out", "leaf.csr", "-subj", "/CN=localhost")
+    openssl("x509", "-req", "-in", "leaf.csr", "-CA", "inter.pem", "-CAkey", "inter.key", "-CAcreateserial",
+            "-out", "leaf.pem", "-days", "2", "-extfile", "leaf.ext")
+    read = lambda name: open(os.path.join(CERTS.name, name)).read()
+    system = "/etc/ssl/certs/ca-certificates.crt"
+    others = (open(system).read() if os.path.exists(system) else "") + read("cert.pem")
+    for name, text in [("chain.pem", read("leaf.pem") + read("inter.pem")),
+                       ("bundle.pem", others + read("root.pem")), ("untrusting.pem", others)]:
+        with open(os.path.join(CERTS.name, name), "w") as f:
+            f.write(text)
+
+
+ca_chain()
+
+
+async def test_tls_ca_bundle(b, workers):
+    url = f"wss://localhost:{b.port}/ws"
+    saved = os.environ.get("SSL_CERT_FILE")
+    try:
+        os.environ["SSL_CERT_FILE"] = os.path.join(CERTS.name, "bundle.pem")
+        ok = setup(b, workers, url=url)
+        await ok.connected()
+        await ok.expect("hello_ack")
+        os.environ["SSL_CERT_FILE"] = os.path.join(CERTS.name, "untrusting.pem")
+        refused = setup(b, workers, "bob", url=url)
+        st = await refused.state("backoff")
+        assert "cannot connect" in st["detail"], st
+        await refused.nothing("state", 2, state="connected")
+        # No bundle: the worker says so and exits, rather than trust nothing and retry forever.
+        os.environ["SSL_CERT_FILE"] = os.path.join(CERTS.name, "absent.pem")
+        gone = setup(b, workers, "carol", url=url)
+        st = await gone.state("failed")
+        assert "cannot set up the worker" in st["detail"], st
+        assert gone.proc.wait(10) == 1
+        workers.remove(gone)
+    finally:
+        if saved is None:
+            os.environ.pop("SSL_CERT_FILE", None)
+        else:
+            os.environ["SSL_CERT_FILE"] = saved
+test_tls_ca_bundle.broker_args = ["--tls-cert", os.path.join(CERTS.name, "chain.pem"),
+                                  "--tls-key", os.path.join(CERTS.name, "leaf.key")]
+
+
 async def test_resolver_helper_gone(b, workers):
     # The helper cannot be re-forked inside the sandbox: the worker says so and exits, for
     # the daemon to restart it.
@@ -198,4 +262,4 @@ async def test_daemon_gone(b, workers):
 if __name__ == "__main__":
     wt.run([test_connect_send_receive, test_sign_refused, test_liveness, test_restart_backoff_by_hostname,
             test_revoked_is_final, test_close_and_reconnect_packets, test_session_replaced_is_final,
-            test_tls_self_signed, test_resolver_helper_gone, test_daemon_gone])
+            test_tls_self_signed, test_tls_ca_bundle, test_resolver_helper_gone, test_daemon_gone])
