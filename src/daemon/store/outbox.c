@@ -352,6 +352,7 @@ static int accept_duplicate(Outbox *o, sqlite3_stmt *st, const uint8_t *fingerpr
         return 0;
 }
 
+/* 1: inserted; 0: the sender already used client_message_id, nothing written. */
 static int accept_insert(Outbox *o, const char *client_message_id, const uint8_t *fingerprint,
                          const OutboxEnvelope *env, usec_t now, OutboxAcceptResult *ret) {
         _cleanup_(store_stmt_resetp) sqlite3_stmt *st = NULL;
@@ -365,7 +366,8 @@ static int accept_insert(Outbox *o, const char *client_message_id, const uint8_t
                        "INSERT INTO outbox (id, client_message_id, mesh_id, kind, destination_ref, target_spec, "
                        "  priority, meta, reply_to, body, request_fingerprint, enqueued_at, attempts, "
                        "  next_attempt_at, status, sender_pubkey) "
-                       "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, 0, ?12, 'pending', ?13)",
+                       "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, 0, ?12, 'pending', ?13) "
+                       "ON CONFLICT (sender_pubkey, client_message_id) DO NOTHING",
                        &st);
         if (r < 0)
                 return r;
@@ -386,20 +388,26 @@ static int accept_insert(Outbox *o, const char *client_message_id, const uint8_t
         rc = sqlite3_bind_text(st, 13, strempty(env->sender_pubkey), -1, SQLITE_STATIC);
         if (rc != SQLITE_OK)
                 return store_log_error(o->store, rc, "binding a new outbox row");
-        rc = sqlite3_step(st);
-        if (rc != SQLITE_DONE)
-                return store_log_error(o->store, rc, "inserting an outbox row");
+        r = store_run(o->store, st, "inserting an outbox row");
+        if (r <= 0)
+                return r;
 
         ret->outcome = OUTBOX_ACCEPT_QUEUED;
         memcpy(ret->row_id, id, sizeof id);
         fingerprint_prefix(fingerprint, ret->fingerprint_prefix);
-        return 0;
+        return 1;
 }
 
+/* A new id is the common case: the INSERT's own uniqueness check finds a duplicate, and only then
+ * is the stored row read (one b-tree search per new send instead of two). */
 static int accept_locked(Outbox *o, const char *client_message_id, const uint8_t *fingerprint,
                          const OutboxEnvelope *env, usec_t now, OutboxAcceptResult *ret) {
         _cleanup_(store_stmt_resetp) sqlite3_stmt *st = NULL;
         int r, rc;
+
+        r = accept_insert(o, client_message_id, fingerprint, env, now, ret);
+        if (r != 0)
+                return r < 0 ? r : 0;
 
         r = store_stmt(o->store,
                        "SELECT id, request_fingerprint, status, broker_message_id, last_error FROM outbox "
@@ -415,8 +423,8 @@ static int accept_locked(Outbox *o, const char *client_message_id, const uint8_t
                 return accept_duplicate(o, st, fingerprint, ret);
         if (rc != SQLITE_DONE)
                 return store_log_error(o->store, rc, "looking up a client_message_id");
-        store_stmt_resetp(&st);
-        return accept_insert(o, client_message_id, fingerprint, env, now, ret);
+        /* The INSERT found the id taken in this same transaction: its row cannot be missing. */
+        return log_error_errno(-EUCLEAN, "%s: a client_message_id in use has no row.", outbox_path(o));
 }
 
 int outbox_accept(Outbox *o, const char *client_message_id, const uint8_t fingerprint[static OUTBOX_FINGERPRINT_SIZE],
