@@ -458,6 +458,9 @@ static int store_open_file(const char *path, bool synchronous_full, const char *
         r = migrate(s, migrations, n_migrations, ret_error);
         if (r < 0)
                 return r;
+        /* quick_check read every page into the page cache, which keeps up to 2 MiB of them
+         * for the life of the connection: the requests that follow need only a few. */
+        (void) sqlite3_db_release_memory(s->db);
 
         *ret = TAKE_PTR(s);
         return 0;
