@@ -599,7 +599,47 @@ static void test_seen_and_removal(void) {
                 free(ids[k]);
 }
 
+/* An idle daemon keeps its connections open: what SQLite holds once a store is open, and after
+ * a request read every row, stays bounded however large the file is (~2.5 MiB here). */
+static void test_page_cache_bounded(void) {
+        _cleanup_free_ char *path = new_path("cache");
+        _cleanup_free_ char *error = NULL;
+        _cleanup_free_ char *body = malloc(4096);
+        bool recreated = true;
+        InboxMessage *m = NULL;
+        sqlite3_int64 before;
+        Inbox *i = NULL;
+        size_t n = 0;
+
+        ASSERT_TRUE(body);
+        memset(body, 'x', 4095);
+        body[4095] = '\0';
+        ASSERT_OK(inbox_open(path, false, &i, &recreated, &error));
+        for (unsigned k = 0; k < 600; k++) {
+                char cmid[16];
+                InboxMessage msg = message("mesh-1", cmid, ALICE, NULL, NOW + k);
+
+                snprintf(cmid, sizeof cmid, "c-%u", k);
+                msg.body = body;
+                insert(i, msg, true);
+        }
+        i = inbox_free(i);
+
+        before = sqlite3_memory_used();
+        /* Opening runs PRAGMA quick_check, which reads every page: none of them stays cached
+         * (what remains is the connection and its schema, ~32 KiB). */
+        i = open_inbox(path);
+        ASSERT_TRUE(sqlite3_memory_used() - before < 96 * 1024);
+        ASSERT_OK(inbox_list(i, NULL, 0, NULL, NULL, false, 600, &m, &n));
+        ASSERT_EQ(n, 600);
+        inbox_messages_free(m, n);
+        /* The page cache's bound (128 KiB) and the statement: SQLite's default would keep 2 MiB. */
+        ASSERT_TRUE(sqlite3_memory_used() - before < 512 * 1024);
+        inbox_free(i);
+}
+
 int main(void) {
+        test_page_cache_bounded();
         test_seen_and_removal();
         test_insert();
         test_dedupe_scoped_to_sender();

@@ -15,6 +15,8 @@
 #define BUSY_TIMEOUT_MS 5000
 #define FILE_MODE 0600
 
+static bool page_cache_configured = false;
+
 typedef struct CachedStmt {
         const char *sql; /* the caller's literal: the key */
         sqlite3_stmt *stmt;
@@ -412,8 +414,13 @@ static int set_pragmas(Store *s, bool synchronous_full, char **ret_error) {
                                   "Cannot switch %s to WAL journal mode: %s.", s->path,
                                   rc == SQLITE_ROW ? strna(mode) : sqlite3_errmsg(s->db));
 
-        r = store_exec(s, synchronous_full ? "PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON"
-                                           : "PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON");
+        /* The page cache's bound, 128 KiB (SQLite's default is 2 MiB): the cache keeps every
+         * page a request touched until it is full, so an idle daemon held what its busiest
+         * moments read. Sends and receipts touch the right edge of each b-tree: over 500 DMs the
+         * outbox missed the cache 26 times in 47,700 lookups at this size. */
+#define SETTINGS "PRAGMA foreign_keys = ON; PRAGMA cache_size = -128; PRAGMA synchronous = "
+        r = store_exec(s, synchronous_full ? SETTINGS "FULL" : SETTINGS "NORMAL");
+#undef SETTINGS
         if (r < 0)
                 return error_setf(ret_error, r, "Cannot configure %s: %s.", s->path, sqlite3_errmsg(s->db));
         return 0;
@@ -434,6 +441,17 @@ static int store_open_file(const char *path, bool synchronous_full, const char *
         r = ensure_modes(path);
         if (r < 0)
                 return error_setf(ret_error, r, "Cannot create %s with mode 0600: %s.", path, STRERROR(r));
+
+        /* Without it each connection's page cache starts with one block of 20 pages (~88 KiB),
+         * all touched and kept until the connection closes, where an idle store holds a few
+         * pages: pages come from malloc one by one, and sqlite3_db_release_memory() frees them.
+         * Only possible before SQLite initialises, at the first open. */
+        if (!page_cache_configured) {
+                rc = sqlite3_config(SQLITE_CONFIG_PAGECACHE, NULL, 0, 0);
+                if (rc != SQLITE_OK)
+                        log_debug("Cannot turn off SQLite's initial page cache block: %s", sqlite3_errstr(rc));
+                page_cache_configured = true;
+        }
 
         rc = sqlite3_open_v2(path, &s->db,
                              SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_NOFOLLOW,
@@ -458,6 +476,9 @@ static int store_open_file(const char *path, bool synchronous_full, const char *
         r = migrate(s, migrations, n_migrations, ret_error);
         if (r < 0)
                 return r;
+        /* quick_check read every page into the page cache, which keeps up to 2 MiB of them
+         * for the life of the connection: the requests that follow need only a few. */
+        (void) sqlite3_db_release_memory(s->db);
 
         *ret = TAKE_PTR(s);
         return 0;
