@@ -483,6 +483,15 @@ def fresh_timestamp(key):
     return ts
 
 
+async def inside_rate_window(window_sec, need_sec=60):
+    """The limiter counts in fixed windows of the wall clock (bucket = now / window): a test
+    that spends a budget waits, when fewer than need_sec seconds are left of the current
+    window, for the next one, so its sends never straddle a boundary and find a fresh budget."""
+    left = window_sec - time.time() % window_sec
+    if left < need_sec:
+        await asyncio.sleep(left + 0.2)
+
+
 async def closed(client, timeout=TIMEOUT):
     """Waits for the broker to close the socket; returns (code, reason)."""
     try:

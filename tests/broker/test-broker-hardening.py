@@ -96,6 +96,7 @@ async def test_two_connections_race(b):
 
 
 async def test_budget_exhausted_then_retry(b):
+    await bt.inside_rate_window(3600)
     m, alice, bob = await setup(b)
     acks = [await alice.send("*", f"m{i}", client_message_id=f"b-{i}", request_fingerprint=fp(f"m{i}"))
             for i in range(3)]
@@ -112,6 +113,7 @@ test_budget_exhausted_then_retry.broker_args = ["--rate-limit", "3", "--rate-win
 
 
 async def test_idempotent_limiter(b):
+    await bt.inside_rate_window(3600)
     m, alice, bob = await setup(b)
     # Pays, then fails after the limiter (unknown recipient): no dedupe row is left.
     nobody = "cd" * 32

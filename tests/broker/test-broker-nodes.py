@@ -103,6 +103,7 @@ test_dropped_listen.broker_args = ["--catch-up-interval", str(CATCH_UP_MS)]
 async def test_dedupe_and_limit_across_nodes(b):
     """The same client_message_id through two nodes is one message; a member's rate limit is
     one limit over three nodes."""
+    await bt.inside_rate_window(3600)
     ns = nodes(b, 3, test_dedupe_and_limit_across_nodes)
     try:
         a_entry, b_entry = await members(b, "alice", "bob")
@@ -129,7 +130,8 @@ async def test_dedupe_and_limit_across_nodes(b):
         close_nodes(ns[1:])
 
 
-test_dedupe_and_limit_across_nodes.broker_args = ["--rate-limit", "4", "--catch-up-interval", str(CATCH_UP_MS)]
+test_dedupe_and_limit_across_nodes.broker_args = ["--rate-limit", "4", "--rate-window", "3600",
+                                                  "--catch-up-interval", str(CATCH_UP_MS)]
 
 
 async def test_node_killed_mid_stream(b):
