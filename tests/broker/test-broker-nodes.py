@@ -1082,6 +1082,32 @@ async def test_state_change_across_nodes(b):
 test_state_change_across_nodes.broker_args = ["--catch-up-interval", "3600000"]
 
 
+async def cut_listen_of_node_2(b, ns, postmaster):
+    """Once both nodes listen, stops the postmaster (SIGSTOP: no new connection is answered) and
+    terminates node 2's LISTEN backend, and waits for node 2 to notice: what the other nodes
+    notify from then on is lost to it. The postmaster is left stopped, unless this fails."""
+    for _ in range(600):
+        if all("Listening for the other nodes" in n.logtext() for n in ns):
+            break
+        await asyncio.sleep(0.01)
+    with b.sql() as conn:
+        pids = [int(r[0]) for r in conn.execute("SELECT pid FROM pg_stat_activity"
+                                                " WHERE application_name = 'claudemesh-broker listen'"
+                                                " ORDER BY backend_start DESC").fetchall()]
+    assert len(pids) == 2, pids
+    os.kill(postmaster, signal.SIGSTOP)
+    try:
+        os.kill(pids[0], signal.SIGTERM)     # node 2's, the newest
+        for _ in range(600):
+            if "LISTEN connection was lost" in ns[1].logtext():
+                return
+            await asyncio.sleep(0.01)
+        raise AssertionError("node 2 never lost its LISTEN connection:\n" + ns[1].logtext())
+    except BaseException:
+        os.kill(postmaster, signal.SIGCONT)
+        raise
+
+
 async def test_state_change_while_listen_down(b):
     """Node 2's LISTEN connection is terminated while the postmaster is stopped (SIGSTOP), so
     it cannot listen again; alice sets state on node 1 then, its NOTIFY reaching no one on
@@ -1098,24 +1124,8 @@ async def test_state_change_while_listen_down(b):
         b.clients += [alice, bob]
         await alice.hello()
         await bob.hello()
-        for _ in range(600):
-            if all("Listening for the other nodes" in n.logtext() for n in ns):
-                break
-            await asyncio.sleep(0.01)
-        with b.sql() as conn:
-            pids = [int(r[0]) for r in conn.execute("SELECT pid FROM pg_stat_activity"
-                                                    " WHERE application_name = 'claudemesh-broker listen'"
-                                                    " ORDER BY backend_start DESC").fetchall()]
-        assert len(pids) == 2, pids
-        os.kill(postmaster, signal.SIGSTOP)
+        await cut_listen_of_node_2(b, ns, postmaster)
         stopped = True
-        os.kill(pids[0], signal.SIGTERM)     # node 2's, the newest
-        for _ in range(600):
-            if "LISTEN connection was lost" in ns[1].logtext():
-                break
-            await asyncio.sleep(0.01)
-        else:
-            raise AssertionError("node 2 never lost its LISTEN connection:\n" + ns[1].logtext())
         await alice.send_json({"type": "set_state", "key": "gap", "value": 7})
         # Answered after the set's commit: the row is there, its NOTIFY gone.
         await alice.send_json({"type": "get_state", "key": "gap"})
@@ -1169,24 +1179,8 @@ async def test_presence_while_listen_down(b):
         for c in (bob, carol2):
             await c.expect("push", event="peer_joined", eventData={"name": "dave", "pubkey": d_entry["pubkey"],
                                                                    "groups": []})
-        for _ in range(600):
-            if all("Listening for the other nodes" in n.logtext() for n in ns):
-                break
-            await asyncio.sleep(0.01)
-        with b.sql() as conn:
-            pids = [int(r[0]) for r in conn.execute("SELECT pid FROM pg_stat_activity"
-                                                    " WHERE application_name = 'claudemesh-broker listen'"
-                                                    " ORDER BY backend_start DESC").fetchall()]
-        assert len(pids) == 2, pids
-        os.kill(postmaster, signal.SIGSTOP)
+        await cut_listen_of_node_2(b, ns, postmaster)
         stopped = True
-        os.kill(pids[0], signal.SIGTERM)     # node 2's, the newest
-        for _ in range(600):
-            if "LISTEN connection was lost" in ns[1].logtext():
-                break
-            await asyncio.sleep(0.01)
-        else:
-            raise AssertionError("node 2 never lost its LISTEN connection:\n" + ns[1].logtext())
         await carol.hello()
         await carol.send_json({"type": "set_status", "status": "working"})
         await eve.hello()
