@@ -679,19 +679,26 @@ typedef struct GapCatchUp {
 #define STATE_GAP_WHAT "read the state changed while the LISTEN connection was down"
 #define GAP_HINT "tried again at the next reconnect of the LISTEN connection"
 
+/* Whether a catch-up's read (r) succeeded; a failed one keeps its gap, in *gap_ms, for the
+ * next time the node listens again. */
+static bool gap_read(Server *s, int r, LogLimit *l, int64_t *gap_ms, int64_t read_gap_ms, const char *what) {
+        if (r < 0) {
+                failed(l, NULL, r, store_errmsg(s->store), what, GAP_HINT);
+                if (*gap_ms == 0 || *gap_ms > read_gap_ms)
+                        *gap_ms = read_gap_ms;
+                return false;
+        }
+        succeeded(l, what);
+        return true;
+}
+
 static void state_caught_up(int r, StoreResult *res, void *userdata) {
         _cleanup_free_ GapCatchUp *j = userdata;
         Server *s = j->server;
         int n;
 
-        if (r < 0) {
-                failed(&s->nodes_log.state_gap, NULL, r, store_errmsg(s->store), STATE_GAP_WHAT, GAP_HINT);
-                /* Kept for the next time it listens again. */
-                if (s->state_gap_ms == 0 || s->state_gap_ms > j->gap_ms)
-                        s->state_gap_ms = j->gap_ms;
+        if (!gap_read(s, r, &s->nodes_log.state_gap, &s->state_gap_ms, j->gap_ms, STATE_GAP_WHAT))
                 return;
-        }
-        succeeded(&s->nodes_log.state_gap, STATE_GAP_WHAT);
         n = store_result_rows(res);
         if (n >= STATE_CATCH_UP_MAX)
                 log_warning("More than %d state keys changed while the LISTEN connection was down;"
@@ -745,14 +752,8 @@ static void presence_caught_up(int r, StoreResult *res, void *userdata) {
         Server *s = j->server;
         int n;
 
-        if (r < 0) {
-                failed(&s->nodes_log.presence_gap, NULL, r, store_errmsg(s->store), PRESENCE_GAP_WHAT, GAP_HINT);
-                /* Kept for the next time it listens again. */
-                if (s->presence_gap_ms == 0 || s->presence_gap_ms > j->gap_ms)
-                        s->presence_gap_ms = j->gap_ms;
+        if (!gap_read(s, r, &s->nodes_log.presence_gap, &s->presence_gap_ms, j->gap_ms, PRESENCE_GAP_WHAT))
                 return;
-        }
-        succeeded(&s->nodes_log.presence_gap, PRESENCE_GAP_WHAT);
         n = store_result_rows(res);
         if (n >= PRESENCE_CATCH_UP_MAX)
                 log_warning("More than %d presence frames were notified while the LISTEN connection was down;"
