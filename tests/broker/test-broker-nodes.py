@@ -33,6 +33,16 @@ def close_nodes(ns):
         n.close()
 
 
+def listen_backends(b, tcp=False):
+    """The pids of the nodes' LISTEN connections on the server, the newest first; with tcp,
+    only those that came over TCP (a host name or address, not the Unix socket)."""
+    with b.sql() as conn:
+        return [int(r[0]) for r in conn.execute("SELECT pid FROM pg_stat_activity"
+                                                " WHERE application_name = 'claudemesh-broker listen'"
+                                                + (" AND client_addr = '127.0.0.1'" if tcp else "") +
+                                                " ORDER BY backend_start DESC").fetchall()]
+
+
 async def members(b, *names):
     m = b.mesh()
     return [b.member(m["id"], name) for name in names]
@@ -614,10 +624,7 @@ async def test_listen_reconnect_does_not_stall_the_loop(b):
         b.clients += [alice, bob]
         await alice.hello()
         await bob.hello()
-        with b.sql() as conn:
-            pids = [int(r[0]) for r in conn.execute("SELECT pid FROM pg_stat_activity"
-                                                    " WHERE application_name = 'claudemesh-broker listen'"
-                                                    " ORDER BY backend_start DESC").fetchall()]
+        pids = listen_backends(b)
         assert len(pids) == 2, pids
         os.kill(postmaster, signal.SIGSTOP)
         stopped = True
@@ -727,12 +734,6 @@ async def test_listen_by_host_name(b):
     b.clients.append(alice)
     await alice.hello()
 
-    def tcp_listeners():
-        with b.sql() as conn:
-            return [int(r[0]) for r in conn.execute("SELECT pid FROM pg_stat_activity"
-                                                    " WHERE application_name = 'claudemesh-broker listen'"
-                                                    " AND client_addr = '127.0.0.1'").fetchall()]
-
     far = bt.Broker("--catch-up-interval", "3600000", db=pg.tcp_uri(b.pg_dbname)).start()
     try:
         bob = bt.Client(far, b_entry, session=False)
@@ -745,15 +746,15 @@ async def test_listen_by_host_name(b):
         assert "Listening for the other nodes" in far.logtext(), far.logtext()
         ack = await alice.send(b_entry["pubkey"], "by name")
         await bob.expect("push", messageId=ack["messageId"])
-        assert len(tcp_listeners()) == 1, far.logtext()
+        assert len(listen_backends(b, tcp=True)) == 1, far.logtext()
     finally:
         far.close()
     # Its backend ends after it: only then is a TCP listener the next node's.
     for _ in range(600):
-        if not tcp_listeners():
+        if not listen_backends(b, tcp=True):
             break
         await asyncio.sleep(0.01)
-    assert tcp_listeners() == []
+    assert listen_backends(b, tcp=True) == []
     near = bt.Broker("--catch-up-interval", "300", db=pg.tcp_uri(b.pg_dbname)).start()
     try:
         carol = bt.Client(near, c_entry, session=False)
@@ -763,7 +764,7 @@ async def test_listen_by_host_name(b):
             if "Listening for the other nodes" in near.logtext():
                 break
             await asyncio.sleep(0.01)
-        pids = tcp_listeners()
+        pids = listen_backends(b, tcp=True)
         assert len(pids) == 1, (pids, near.logtext())
         os.kill(pids[0], signal.SIGTERM)     # what pg_terminate_backend() sends
         for _ in range(600):
@@ -773,7 +774,7 @@ async def test_listen_by_host_name(b):
             await asyncio.sleep(0.05)
         else:
             raise AssertionError("the node never listened again:\n" + near.logtext())
-        again = tcp_listeners()
+        again = listen_backends(b, tcp=True)
         assert len(again) == 1 and again != pids, (again, pids, near.logtext())
         ack = await alice.send(c_entry["pubkey"], "after the reconnect by name")
         await carol.expect("push", messageId=ack["messageId"])
@@ -893,12 +894,6 @@ async def test_listen_by_service(b):
     b.clients.append(alice)
     await alice.hello()
 
-    def tcp_listeners():
-        with b.sql() as conn:
-            return [int(r[0]) for r in conn.execute("SELECT pid FROM pg_stat_activity"
-                                                    " WHERE application_name = 'claudemesh-broker listen'"
-                                                    " AND client_addr = '127.0.0.1'").fetchall()]
-
     os.environ["PGSERVICEFILE"] = service_file     # the broker's environment, taken at its start
     node = None
     try:
@@ -912,7 +907,7 @@ async def test_listen_by_service(b):
             if "Listening for the other nodes" in node.logtext():
                 break
             await asyncio.sleep(0.01)
-        pids = tcp_listeners()
+        pids = listen_backends(b, tcp=True)
         assert len(pids) == 1, (pids, node.logtext())
         dns.hold()
         os.kill(pids[0], signal.SIGTERM)     # what pg_terminate_backend() sends
@@ -934,7 +929,7 @@ async def test_listen_by_service(b):
             await asyncio.sleep(0.05)
         else:
             raise AssertionError("the node never listened again:\n" + node.logtext())
-        again = tcp_listeners()
+        again = listen_backends(b, tcp=True)
         assert len(again) == 1 and again != pids, (again, pids, node.logtext())
         await alice.send_json({"type": "set_state", "key": "service", "value": 1})
         ch = await bob.expect("state_change", key="service")
@@ -1090,10 +1085,7 @@ async def cut_listen_of_node_2(b, ns, postmaster):
         if all("Listening for the other nodes" in n.logtext() for n in ns):
             break
         await asyncio.sleep(0.01)
-    with b.sql() as conn:
-        pids = [int(r[0]) for r in conn.execute("SELECT pid FROM pg_stat_activity"
-                                                " WHERE application_name = 'claudemesh-broker listen'"
-                                                " ORDER BY backend_start DESC").fetchall()]
+    pids = listen_backends(b)
     assert len(pids) == 2, pids
     os.kill(postmaster, signal.SIGSTOP)
     try:
