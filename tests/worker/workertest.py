@@ -64,6 +64,7 @@ class Worker:
         self.stderr = []
         self.proc = None
         self.sock = None
+        self.unsent = []          # packets waiting for room in the channel, in order
         self.signed = []
         self.event = None
         self.eof = False
@@ -111,7 +112,27 @@ class Worker:
         return "\n".join(self.stderr[-80:])
 
     def send(self, packet):
-        self.sock.send(json.dumps(packet).encode())
+        # The socket is non-blocking for the reader on the event loop. A burst (256
+        # session_open) can fill it while a slow worker (ASan, valgrind) catches up; what does
+        # not fit waits, in order, for the loop to find room, and meanwhile the reader goes on
+        # reading: the worker waits for that before it reads more of ours.
+        data = json.dumps(packet).encode()
+        if not self.unsent:
+            try:
+                self.sock.send(data)
+                return
+            except BlockingIOError:
+                asyncio.get_running_loop().add_writer(self.sock.fileno(), self._on_writable)
+        self.unsent.append(data)
+
+    def _on_writable(self):
+        while self.unsent:
+            try:
+                self.sock.send(self.unsent[0])
+            except BlockingIOError:
+                return
+            self.unsent.pop(0)
+        asyncio.get_running_loop().remove_writer(self.sock.fileno())
 
     def _ensure_reader(self):
         # Packets are read (and signing requests answered) as they come, whatever the test is
@@ -261,6 +282,11 @@ class Worker:
         if self.event is not None and not self.eof:
             try:
                 asyncio.get_running_loop().remove_reader(self.sock.fileno())
+            except RuntimeError:
+                pass
+        if self.unsent:
+            try:
+                asyncio.get_running_loop().remove_writer(self.sock.fileno())
             except RuntimeError:
                 pass
         self.sock.close()
