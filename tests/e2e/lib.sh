@@ -29,6 +29,11 @@ wait_until() {  # wait_until SECONDS CMD...
         done
 }
 
+# pid_gone PID: true once PID has exited (a zombie nobody reaps has exited too).
+pid_gone() {
+        ! kill -0 "$1" 2>/dev/null || [ "$(cut -d' ' -f3 "/proc/$1/stat" 2>/dev/null)" = Z ]
+}
+
 # lease_port VAR: a loopback port for this test alone, in VAR. Taken below the ephemeral
 # range (a bind(0) port can come back as some client's source port, and a broker restarted
 # on it then fails with EADDRINUSE) and leased with an flock that this shell holds on fd 4, 5

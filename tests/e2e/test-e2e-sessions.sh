@@ -13,7 +13,10 @@ daemon_setup alice "$(member_entry demo alice)"
 # alice's bus also takes the unprivileged test user, who must not see or use alice's sessions
 TUSER=${TUSER:-cmtest}
 id "$TUSER" >/dev/null 2>&1 || useradd -M -d /nonexistent -s /usr/sbin/nologin "$TUSER"
-kill "$(cat "$T/alice/bus.pid")"
+OLD_BUS=$(cat "$T/alice/bus.pid")
+kill "$OLD_BUS"
+# It unlinks its socket as it exits: a bus started before then would lose its own.
+wait_until 10 pid_gone "$OLD_BUS" || fail "alice's first bus did not exit"
 sed -i 's|<policy context="default">|<policy context="default"><allow user="*"/>|' "$T/alice/bus.conf"
 rm -f "$T/alice/bus"
 dbus-daemon --config-file="$T/alice/bus.conf" --fork --print-pid=1 > "$T/alice/bus.pid" 2>/dev/null
