@@ -20,7 +20,7 @@
 
 #include "store-internal.h"
 
-#define SCHEMA_VERSION 5
+#define SCHEMA_VERSION 6
 /* The advisory lock the nodes take to migrate one at a time: "cmbrok" in ASCII. */
 #define SCHEMA_LOCK_KEY "109321454251883"
 /* Statements of one lane in one transaction at most; more wait for the next Sync. */
@@ -168,9 +168,13 @@ static const char schema_v3_nodes_sql[] =
  * 1 the id names an earlier message (its row returned), 2 no such recipient, 3 no such
  * topic, 4 rate limited (retry after o_retry_after ms), 5 the id names a message whose dedupe
  * row has expired (kept longer than the dedupe: SQLite's accept fails on its unique index
- * then; here no statement may fail, or its group would fail with it). */
+ * then; here no statement may fail, or its group would fail with it). Each statement of the
+ * function sees what was committed when it began: the same id's accept committed by another
+ * node between the B0 lookup and the message check shows the message but not, to the first
+ * lookup, its dedupe row, so that is looked up again before the outcome is 5 (schema 6 puts
+ * this body in place of schema 4's). */
 static const char schema_v4_sql[] =
-        "CREATE FUNCTION cm_accept(p_id TEXT, p_mesh TEXT, p_member TEXT, p_sender TEXT, p_sender_member TEXT,\n"
+        "CREATE OR REPLACE FUNCTION cm_accept(p_id TEXT, p_mesh TEXT, p_member TEXT, p_sender TEXT, p_sender_member TEXT,\n"
         "  p_name TEXT, p_target TEXT, p_priority TEXT, p_nonce TEXT, p_ciphertext TEXT, p_now BIGINT,\n"
         "  p_cmid TEXT, p_client_fp BYTEA, p_reply_to TEXT, p_topic TEXT, p_scope TEXT, p_fp BYTEA,\n"
         "  p_kind TEXT, p_ref TEXT, p_expires BIGINT, p_limit BIGINT, p_window BIGINT, p_direct TEXT,\n"
@@ -204,7 +208,12 @@ static const char schema_v4_sql[] =
         "  END IF;\n"
         "  IF p_cmid IS NOT NULL AND EXISTS (SELECT 1 FROM message m WHERE m.mesh_id = p_mesh\n"
         "      AND m.sender_scope = p_scope AND m.client_message_id = p_cmid) THEN\n"
-        "    o_outcome := 5; RETURN;\n"
+        "    SELECT d.broker_message_id, d.request_fingerprint, d.history_available, d.first_seen_at\n"
+        "      INTO o_message_id, o_fingerprint, o_history_available, o_first_seen_at\n"
+        "      FROM client_message_dedupe d\n"
+        "     WHERE d.mesh_id = p_mesh AND d.sender_scope = p_scope AND d.client_message_id = p_cmid;\n"
+        "    IF FOUND THEN o_outcome := 1; ELSE o_outcome := 5; END IF;\n"
+        "    RETURN;\n"
         "  END IF;\n"
         "  IF p_cmid IS NOT NULL THEN\n"
         "    INSERT INTO client_message_dedupe (mesh_id, client_message_id, broker_message_id, request_fingerprint,\n"
@@ -297,6 +306,7 @@ static const struct {
         { 0, 3, schema_v3_sql, schema_v3_nodes_sql, "create schema 3" },
         { 3, 4, schema_v4_sql, schema_v4_more_sql, "the accept and client_ack functions" },
         { 4, 5, schema_v5_sql, NULL, "the presence frames kept for a node's LISTEN gap" },
+        { 5, 6, schema_v4_sql, NULL, "cm_accept answers a retry that another node committed meanwhile" },
 };
 
 /* The tables every node shares although SQLite keeps them per process (see schema). */

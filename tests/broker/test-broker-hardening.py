@@ -352,7 +352,7 @@ async def test_newer_schema_refused(b):
     assert b.stop() == 0
     # PostgreSQL's schema 4 adds the hot path's functions and 5 the presence frames kept for
     # a node's LISTEN gap, which SQLite (one node, no LISTEN) does not have.
-    known = 5 if bt.BACKEND == "postgresql" else 3
+    known = 6 if bt.BACKEND == "postgresql" else 3
     if bt.BACKEND == "postgresql":
         with b.sql() as conn:
             conn.execute("UPDATE broker_schema SET version = ?", (known + 1,))

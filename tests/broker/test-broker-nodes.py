@@ -439,7 +439,7 @@ async def test_sender_node_killed_mid_flood(b):
                 await alice2.send_json(frame(i))
         while len(acked) < n:
             f = await alice2.expect("ack")
-            assert f["queued"] is True, f
+            assert f["queued"] is True, (f, ns[2].logtext()[-4000:])     # node 3's log: the cause
             assert acked.get(f["client_message_id"], f["messageId"]) == f["messageId"], f
             acked[f["client_message_id"]] = f["messageId"]
         # A retry of an accepted id is answered with the first message.
@@ -1227,7 +1227,7 @@ async def test_presence_events_migrated_and_pruned(b):
         conn.execute("UPDATE broker_schema SET version = 4")
     b.start()
     with b.sql() as conn:
-        assert [r[0] for r in conn.execute("SELECT version FROM broker_schema").fetchall()] == [5]
+        assert [r[0] for r in conn.execute("SELECT version FROM broker_schema").fetchall()] == [6]
     a_entry, = await members(b, "alice")
     alice = bt.Client(b, a_entry, session=False)
     await alice.hello()
