@@ -29,14 +29,7 @@ bg_on() {
 }
 file_has() { grep -Eq -- "$2" "$1"; }
 
-broker_start
-mesh_create demo > /dev/null
-daemon_setup alice "$(member_entry demo alice)"
-daemon_setup bob "$(member_entry demo bob)"
-daemon_start alice
-daemon_start bob
-wait_connected alice demo
-wait_connected bob demo
+alice_and_bob
 
 # status: a connected mesh with the broker's features
 ctl_on 0 alice status

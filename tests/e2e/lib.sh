@@ -179,6 +179,19 @@ wait_connected() {  # wait_connected DAEMON SLUG
                 fail "$1: mesh $2 did not connect (state $(mesh_state "$1" "$2"))"
 }
 
+# alice_and_bob [BROKER_OPTIONS...]: our broker, mesh "demo", and daemons alice and bob on it,
+# both connected
+alice_and_bob() {
+        broker_start "$@"
+        mesh_create demo > /dev/null
+        daemon_setup alice "$(member_entry demo alice)"
+        daemon_setup bob "$(member_entry demo bob)"
+        daemon_start alice
+        daemon_start bob
+        wait_connected alice demo
+        wait_connected bob demo
+}
+
 gcall_on() {  # gcall_on DAEMON METHOD ARGS...: output in $T/reply
         name=$1; method=$2; shift 2
         on "$name" gdbus call --session --dest org.claudemesh.Daemon1 --object-path /org/claudemesh/Daemon1 \

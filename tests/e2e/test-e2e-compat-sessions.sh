@@ -8,14 +8,7 @@
 # restart of the daemon for sessions whose process lives, never keeping a token on disk.
 . "$(dirname "$0")/lib.sh"
 
-broker_start --presence-grace 0
-mesh_create demo > /dev/null
-daemon_setup alice "$(member_entry demo alice)"
-daemon_setup bob "$(member_entry demo bob)"
-daemon_start alice
-daemon_start bob
-wait_connected alice demo
-wait_connected bob demo
+alice_and_bob --presence-grace 0
 
 sleep 300 &
 HOLDER=$!

@@ -5,14 +5,7 @@
 # restarts. Later changes merge into it. A malformed saved profile is set aside, not trusted.
 . "$(dirname "$0")/lib.sh"
 
-broker_start --presence-grace 0
-mesh_create demo >/dev/null
-daemon_setup alice "$(member_entry demo alice)"
-daemon_setup bob "$(member_entry demo bob)"
-daemon_start alice
-daemon_start bob
-wait_connected alice demo
-wait_connected bob demo
+alice_and_bob --presence-grace 0
 
 # bob_sees STATUS SUMMARY: bob's ListPeers has alice with them
 bob_sees() {

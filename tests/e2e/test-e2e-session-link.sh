@@ -13,14 +13,7 @@
 HOLDER="$(dirname "$0")/session-holder.py"
 MON="/usr/bin/python3 $(dirname "$0")/sessmon.py"
 
-broker_start --presence-grace 0
-mesh_create demo > /dev/null
-daemon_setup alice "$(member_entry demo alice)"
-daemon_setup bob "$(member_entry demo bob)"
-daemon_start alice
-daemon_start bob
-wait_connected alice demo
-wait_connected bob demo
+alice_and_bob --presence-grace 0
 monitor alice "$T/a-signals"
 monitor bob "$T/b-signals"
 
