@@ -483,6 +483,25 @@ def fresh_timestamp(key):
     return ts
 
 
+def peer_updates(client):
+    """The peer_updated pushes client has received and no expect() has taken."""
+    return [f for f in client.inbox if f.get("event") == "peer_updated"]
+
+
+async def change_while_hidden(subject, watcher):
+    """subject hides, changes its status, shows itself again and changes its summary: watcher,
+    which asked for peer_updated, hears only of the second change, carrying both values."""
+    await subject.send_json({"type": "set_visible", "visible": False, "_reqId": "v"})
+    await subject.expect("ack", id="v")
+    await subject.send_json({"type": "set_status", "status": "dnd"})
+    await subject.send_json({"type": "set_visible", "visible": True, "_reqId": "v2"})
+    await subject.expect("ack", id="v2")
+    await subject.send_json({"type": "set_summary", "summary": "back"})
+    u = await watcher.expect("push", event="peer_updated")
+    assert u["eventData"]["status"] == "dnd" and u["eventData"]["summary"] == "back", u
+    assert peer_updates(watcher) == [], peer_updates(watcher)
+
+
 async def inside_rate_window(window_sec, need_sec=60):
     """The limiter counts in fixed windows of the wall clock (bucket = now / window): a test
     that spends a budget waits, when fewer than need_sec seconds are left of the current

@@ -1019,25 +1019,14 @@ async def test_peer_updated_across_nodes(b):
         await bob.hello(capabilities=["peer_updated"])
         await carol.hello()
 
-        def updates(client):
-            return [f for f in client.inbox if f.get("event") == "peer_updated"]
-
         await alice.send_json({"type": "set_status", "status": "working"})
         u = await bob.expect("push", event="peer_updated")
         assert u["eventData"] == {"name": "alice", "pubkey": alice.session_pubkey, "status": "working",
                                   "summary": None}, u
-        await alice.send_json({"type": "set_visible", "visible": False, "_reqId": "v"})
-        await alice.expect("ack", id="v")
-        await alice.send_json({"type": "set_status", "status": "dnd"})
-        await alice.send_json({"type": "set_visible", "visible": True, "_reqId": "v2"})
-        await alice.expect("ack", id="v2")
-        await alice.send_json({"type": "set_summary", "summary": "back"})
-        u = await bob.expect("push", event="peer_updated")
-        assert u["eventData"]["status"] == "dnd" and u["eventData"]["summary"] == "back", u
-        assert updates(bob) == [], updates(bob)
+        await bt.change_while_hidden(alice, bob)
         await carol.send_json({"type": "list_peers", "_reqId": "c"})
         await carol.expect("peers_list", _reqId="c")
-        assert updates(carol) == [], updates(carol)
+        assert bt.peer_updates(carol) == [], bt.peer_updates(carol)
     finally:
         close_nodes(ns[1:])
 

@@ -279,9 +279,6 @@ async def test_peer_updated(b):
     await bob.hello(capabilities=["peer_updated"])
     await carol.hello()  # as upstream's clients: no such capability
 
-    def updates(client):
-        return [f for f in client.inbox if f.get("event") == "peer_updated"]
-
     await alice.send_json({"type": "set_status", "status": "working"})
     u = await bob.expect("push", event="peer_updated")
     assert u["subtype"] == "system" and u["senderPubkey"] == "system", u
@@ -296,17 +293,9 @@ async def test_peer_updated(b):
     await alice.send_json({"type": "set_status", "status": "idle"})
     u = await bob.expect("push", event="peer_updated")
     assert u["eventData"]["status"] == "idle", u
-    assert updates(bob) == [], updates(bob)
+    assert bt.peer_updates(bob) == [], bt.peer_updates(bob)
     # hidden: not told; visible again, the next change is
-    await alice.send_json({"type": "set_visible", "visible": False, "_reqId": "v"})
-    await alice.expect("ack", id="v")
-    await alice.send_json({"type": "set_status", "status": "dnd"})
-    await alice.send_json({"type": "set_visible", "visible": True, "_reqId": "v2"})
-    await alice.expect("ack", id="v2")
-    await alice.send_json({"type": "set_summary", "summary": "back"})
-    u = await bob.expect("push", event="peer_updated")
-    assert u["eventData"]["status"] == "dnd" and u["eventData"]["summary"] == "back", u
-    assert updates(bob) == [], updates(bob)
+    await bt.change_while_hidden(alice, bob)
     # bob's own change reaches alice (who asked), never bob himself
     await bob.send_json({"type": "set_status", "status": "working"})
     u = await alice.expect("push", event="peer_updated")
@@ -314,10 +303,10 @@ async def test_peer_updated(b):
     # carol asked for none: whatever was written to her before her peers_list is in her inbox by then
     await carol.send_json({"type": "list_peers", "_reqId": "c"})
     await carol.expect("peers_list", _reqId="c")
-    assert updates(carol) == [], updates(carol)
+    assert bt.peer_updates(carol) == [], bt.peer_updates(carol)
     await alice.send_json({"type": "list_peers", "_reqId": "a"})
     await alice.expect("peers_list", _reqId="a")
-    assert updates(alice) == [], updates(alice)
+    assert bt.peer_updates(alice) == [], bt.peer_updates(alice)
 
 
 async def test_presence_grace(b):
