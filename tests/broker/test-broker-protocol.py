@@ -4,7 +4,6 @@
 message type, error frames instead of silence, routing kinds, session replacement, paths and
 the frame limit."""
 
-import asyncio
 import calendar
 import json
 import os
