@@ -451,7 +451,6 @@ static void accept_undo(Conn *c, const SendRequest *req, const Accepted *a, cons
 static int accept_tx(Conn *c, const SendRequest *req, const uint8_t *fingerprint, const char *destination_ref,
                      const Recipients *rcpt, const Mentions *mentions, Accepted *a, DedupeRow *existing) {
         Store *s = c->server->store;
-        AcceptOutcome refused = ACCEPT_NEW;
         AcceptWrites w = {};
         int r;
 
@@ -481,20 +480,16 @@ static int accept_tx(Conn *c, const SendRequest *req, const uint8_t *fingerprint
 
         if (req->target_kind == TARGET_DIRECT) {
                 r = direct_target_exists(s, c->mesh_id, req->direct_key);
-                if (r < 0)
-                        goto fail;
                 if (r == 0)
-                        refused = ACCEPT_NO_RECIPIENT;
+                        r = ACCEPT_NO_RECIPIENT;
+                if (r != 1)
+                        goto fail;
         } else if (req->target_kind == TARGET_TOPIC) {
                 r = topic_lookup(s, c->mesh_id, req->target_ref, &a->topic_name);
-                if (r < 0)
-                        goto fail;
                 if (r == 0)
-                        refused = ACCEPT_NO_TOPIC;
-        }
-        if (refused != ACCEPT_NEW) {
-                r = refused;
-                goto fail;
+                        r = ACCEPT_NO_TOPIC;
+                if (r != 1)
+                        goto fail;
         }
 
         r = insert_message(c, req, a, req->target_kind == TARGET_TOPIC ? req->target_ref : NULL);
