@@ -21,8 +21,10 @@ env = dict(os.environ, DBUS_SESSION_BUS_ADDRESS=f"unix:path={T}/bob/bus")
 GUARD = 20  # seconds before a missing line fails the test (a hang guard, not a timing check)
 
 def start(*args):
+    # Unbuffered: line() waits on the descriptor, and lines already read ahead into a buffer
+    # would not wake it (a burst of joins, leaves and a system line came together).
     return subprocess.Popen([os.environ["CLAUDEMESHCTL"], "mcp", *args], stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, bufsize=0)
 
 def send(p, raw):
     p.stdin.write(raw if isinstance(raw, bytes) else raw.encode())
