@@ -50,10 +50,8 @@ int pool_readable(Server *s, struct lws *wsi) {
 
         if (store_async_process(s->store, lane) < 0)
                 lane_lost(s, lane);
-        if (lane == 0 && s->throttled && store_async_queued(s->store, 0) < s->opts.lane0_high / 4)
-                server_throttle(s, false);
-        /* What its callbacks queued on any lane is sent by pool_flush() at the end of the
-         * loop iteration. */
+        /* What its callbacks queued on any lane is sent, and the throttle decided, by
+         * pool_flush() at the end of the loop iteration. */
         return 0;
 }
 
@@ -96,8 +94,15 @@ void pool_flush(Server *s) {
                         lane_lost(s, lane);
                 want_write(s, lane);
         }
-        if (pool_on(s) && !s->throttled && store_async_queued(s->store, 0) > s->opts.lane0_high)
+        if (!pool_on(s))
+                return;
+        /* Decided here, once per loop iteration, whatever emptied lane 0: its results, or a
+         * blocking call that ran it to its end. */
+        unsigned owed = store_async_queued(s->store, 0);
+        if (!s->throttled && owed > s->opts.lane0_high)
                 server_throttle(s, true);
+        else if (s->throttled && owed < s->opts.lane0_high / 4)
+                server_throttle(s, false);
 }
 
 static void run_deferred(lws_sorted_usec_list_t *sul) {

@@ -375,6 +375,14 @@ class Client:
     async def recv(self, timeout=TIMEOUT):
         return json.loads(await asyncio.wait_for(self.ws.recv(), timeout))
 
+    def inbox_summary(self):
+        """What is kept, short enough for a CI log: the count by type, then the last frames."""
+        counts = {}
+        for f in self.inbox:
+            counts[f.get("type")] = counts.get(f.get("type"), 0) + 1
+        last = [str(f)[:300] for f in self.inbox[-3:]]
+        return f"{len(self.inbox)} frames kept {counts}, the last: {last}"
+
     async def expect(self, type_, timeout=TIMEOUT, **match):
         """The first kept or new frame of this type whose fields equal match."""
         def ok(f):
@@ -386,7 +394,7 @@ class Client:
         while True:
             left = deadline - time.monotonic()
             if left <= 0:
-                raise AssertionError(f"no {type_} {match} within {timeout}s; got {self.inbox}")
+                raise AssertionError(f"no {type_} {match} within {timeout}s; got {self.inbox_summary()}")
             try:
                 f = await self.recv(left)
             except asyncio.TimeoutError:
@@ -404,7 +412,7 @@ class Client:
         while True:
             left = deadline - time.monotonic()
             if left <= 0:
-                raise AssertionError(f"none of {types} within {timeout}s; got {self.inbox}")
+                raise AssertionError(f"none of {types} within {timeout}s; got {self.inbox_summary()}")
             try:
                 f = await self.recv(left)
             except asyncio.TimeoutError:
@@ -537,6 +545,24 @@ async def with_cleanup(test, broker):
                 c.ws.transport.abort()
 
 
+def log_digest(text):
+    """text with runs of lines already among the four before them (a throttle going on and
+    off, a retry) told as one count, so a CI log's tail shows what happened before them."""
+    out, recent, skipped = [], [], 0
+    for line in text.splitlines():
+        if line in recent:
+            skipped += 1
+            continue
+        if skipped:
+            out.append(f"[{skipped} repeated lines]")
+            skipped = 0
+        out.append(line)
+        recent = (recent + [line])[-4:]
+    if skipped:
+        out.append(f"[{skipped} repeated lines]")
+    return "\n".join(out) + "\n"
+
+
 def run_one(t, *broker_args):
     """Runs the async test(broker) against a fresh broker; raises on failure."""
     if BACKEND != "sqlite" and getattr(t, "sqlite_only", False):
@@ -551,7 +577,7 @@ def run_one(t, *broker_args):
     except tap.Skip:
         raise
     except BaseException:
-        print("---- broker log ----\n" + b.logtext()[-6000:], flush=True)
+        print("---- broker log ----\n" + log_digest(b.logtext())[-6000:], flush=True)
         raise
     finally:
         b.close()

@@ -1256,17 +1256,29 @@ async def test_main_connection_backpressure(b):
     for i in ids:
         await alice.send_json({"type": "send", "id": i, "targetSpec": bob_entry["pubkey"], "priority": "now",
                                "nonce": bt.b64(os.urandom(24)), "ciphertext": bt.b64(i.encode())})
+    start = time.monotonic()
     acked = {}
-    for i in ids:
-        ack = await alice.expect("ack", id=i)
-        assert ack["queued"] is True, ack
-        acked[ack["messageId"]] = i
     pushed = []
+
+    def where():
+        # A failure says how far the burst got, and when.
+        return f"after {time.monotonic() - start:.1f} s: {len(acked)} of {n} acks, {len(pushed)} pushes"
+
+    for i in ids:
+        try:
+            ack = await alice.expect("ack", id=i)
+        except AssertionError as e:
+            raise AssertionError(f"{where()}: {e}") from None
+        assert ack["queued"] is True, (where(), ack)
+        acked[ack["messageId"]] = i
     while len(pushed) < n:
-        p = await bob.expect("push")
+        try:
+            p = await bob.expect("push")
+        except AssertionError as e:
+            raise AssertionError(f"{where()}: {e}") from None
         pushed.append(p["messageId"])
         await bob.send_json({"type": "client_ack", "brokerMessageId": p["messageId"]})
-    assert sorted(pushed) == sorted(acked), (len(set(pushed)), len(acked))
+    assert sorted(pushed) == sorted(acked), (where(), len(set(pushed)), len(acked))
     log = b.logtext()
     assert "connection is behind; not reading the clients" in log, log[-4000:]
     assert "caught up; reading the clients again" in log, log[-4000:]
