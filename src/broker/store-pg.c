@@ -37,6 +37,7 @@ typedef struct Entry {
         struct Entry *next;
         EntryKind kind;
         bool got;                        /* res holds the statement's result */
+        int r;                           /* its outcome, once its results ended */
         PGresult *res;
         StoreAsyncCallback cb;
         void *userdata;
@@ -49,6 +50,10 @@ typedef struct Lane {
         size_t n_prepared;
         unsigned unsynced;               /* statements sent since the last Sync */
         unsigned n;                      /* entries in head..tail */
+        /* Statements whose results are in, their callbacks waiting for the group's Sync: until
+         * it, the group is one transaction, which a later failure in it rolls back whole. */
+        Entry *ended_head, *ended_tail;
+        bool group_failed;
 } Lane;
 
 struct StorePg {
@@ -1029,11 +1034,22 @@ static Entry *lane_pop(Lane *l) {
         return e;
 }
 
+static Entry *lane_pop_ended(Lane *l) {
+        Entry *e = l->ended_head;
+
+        if (!e)
+                return NULL;
+        l->ended_head = e->next;
+        if (!l->ended_head)
+                l->ended_tail = NULL;
+        return e;
+}
+
 /* At close: the entries go without their callbacks, whose owners are gone too. */
 static void lane_drop(Lane *l) {
         Entry *e;
 
-        while ((e = lane_pop(l))) {
+        while ((e = lane_pop_ended(l)) || (e = lane_pop(l))) {
                 PQclear(e->res);
                 free(e);
         }
@@ -1045,13 +1061,14 @@ static int entry_errno(StorePg *pg, const Entry *e) {
         if (status == PGRES_TUPLES_OK || status == PGRES_COMMAND_OK)
                 return 0;
         if (status == PGRES_PIPELINE_ABORTED)
-                return -ECANCELED;         /* its statement's preparation failed, logged */
+                return -ECANCELED;         /* an earlier statement of its group failed */
         set_error(pg, e->res ? PQresultErrorMessage(e->res) : "no result");
         return result_errno(e->res);
 }
 
 static void entry_complete(StorePg *pg, Entry *e, int r) {
-        if (r < 0 && (e->kind == ENTRY_PREPARE || !e->cb))
+        /* The others of a failed group are told of once, by lane_group_end(). */
+        if (r < 0 && r != -ECANCELED && (e->kind == ENTRY_PREPARE || !e->cb))
                 log_warning("PostgreSQL (pipelined statement): %s", pg->last_error ? pg->last_error : "failed");
         if (e->kind == ENTRY_QUERY && e->cb && pg->quiescing) {
                 /* Inside a blocking call: the callback runs later, from the loop, since it may
@@ -1097,14 +1114,51 @@ void pg_async_set_defer_hook(Store *s, void (*hook)(void *userdata), void *userd
         s->pg->defer_userdata = userdata;
 }
 
-/* The connection is gone: every statement still owed fails. */
+/* The connection is gone: every statement still owed fails, those of a group whose Sync did
+ * not come back too (whether it committed is unknown). */
 static int lane_fail(StorePg *pg, Lane *l) {
         Entry *e;
 
         set_error(pg, PQerrorMessage(l->conn));
-        while ((e = lane_pop(l)))
+        while ((e = lane_pop_ended(l)) || (e = lane_pop(l)))
                 entry_complete(pg, e, -ECONNRESET);
+        l->group_failed = false;
         return -ECONNRESET;
+}
+
+/* A statement's results ended: its callback waits for the group's end. */
+static void lane_ended(Lane *l, Entry *e, int r) {
+        e->r = r;
+        e->next = NULL;
+        if (r < 0)
+                l->group_failed = true;
+        if (l->ended_tail)
+                l->ended_tail->next = e;
+        else
+                l->ended_head = e;
+        l->ended_tail = e;
+}
+
+/* The group's Sync came back: it committed, or, when one of its statements failed, none of it
+ * did. Only then do the callbacks run, so no reply tells a client of a write that is undone. */
+static void lane_group_end(StorePg *pg, Lane *l) {
+        bool failed = l->group_failed;
+        Entry *group = l->ended_head, *e;
+        unsigned n = 0;
+
+        /* Taken off the lane first: a callback may read the lane again (a blocking call). */
+        l->ended_head = l->ended_tail = NULL;
+        l->group_failed = false;
+        if (failed)
+                for (e = group; e; e = e->next)
+                        n++;
+        if (n > 1)
+                log_warning("A statement failed in a group of %u pipelined statements, all undone: %s", n,
+                            pg->last_error ? pg->last_error : "failed");
+        while ((e = group)) {
+                group = e->next;
+                entry_complete(pg, e, failed && e->r >= 0 ? -ECANCELED : e->r);
+        }
 }
 
 /* Completes the entries whose results have arrived, without waiting for more. */
@@ -1120,7 +1174,7 @@ static int lane_read(StorePg *pg, Lane *l) {
                         if (e->kind == ENTRY_SYNC || !e->got)
                                 break;
                         (void) lane_pop(l);
-                        entry_complete(pg, e, entry_errno(pg, e));
+                        lane_ended(l, e, entry_errno(pg, e));
                         continue;
                 }
                 if ((PQresultStatus(res) == PGRES_PIPELINE_SYNC) != (e->kind == ENTRY_SYNC)) {
@@ -1132,6 +1186,7 @@ static int lane_read(StorePg *pg, Lane *l) {
                 if (e->kind == ENTRY_SYNC) {
                         PQclear(res);
                         free(lane_pop(l));
+                        lane_group_end(pg, l);
                         continue;
                 }
                 PQclear(e->res);

@@ -253,7 +253,73 @@ async def test_many_sends_in_flight(b):
 test_many_sends_in_flight.broker_args = ["--rate-limit", "0"]
 
 
+def poison(b, ciphertext):
+    """Makes the database itself refuse to store a message with this ciphertext, as a failing
+    write would: a CHECK constraint on PostgreSQL, a trigger on SQLite."""
+    if bt.BACKEND == "postgresql":
+        with b.sql() as conn:
+            conn.execute(f"ALTER TABLE message ADD CONSTRAINT poison CHECK (ciphertext <> '{ciphertext}')")
+        return
+    import sqlite3
+    with sqlite3.connect(b.db) as conn:
+        conn.execute(f"CREATE TRIGGER poison BEFORE INSERT ON message WHEN NEW.ciphertext = '{ciphertext}'"
+                     " BEGIN SELECT RAISE(ABORT, 'poison'); END")
+
+
+async def test_failed_write_undoes_no_ack(b):
+    """A burst of sends, one of which the database refuses to store. PostgreSQL runs a burst's
+    statements as one transaction, which the failure undoes whole: no send of it may have been
+    acknowledged as queued, nor pushed. Every acknowledged send is stored and pushed once; the
+    refused ones, sent again with their ids, are accepted then."""
+    m = b.mesh()
+    alice_entry, bob_entry = b.member(m["id"], "alice"), b.member(m["id"], "bob")
+    bad = bt.b64(b"the database refuses this one")
+    poison(b, bad)
+    alice = bt.Client(b, alice_entry, session=False)
+    bob = bt.Client(b, bob_entry, session=False)
+    await alice.hello()
+    await bob.hello(capabilities=["client_ack"])
+    n = 60
+
+    def frame(i):
+        return {"type": "send", "id": f"s-{i}", "targetSpec": bob_entry["pubkey"], "priority": "next",
+                "nonce": bt.b64(os.urandom(24)), "ciphertext": bad if i == n // 2 else bt.b64(f"m{i}".encode()),
+                "client_message_id": f"c-{i}"}
+
+    for i in range(n):
+        await alice.ws.send(json.dumps(frame(i)))
+    queued, refused = {}, []
+    for i in range(n):
+        a = await alice.expect("ack", id=f"s-{i}")
+        if a["queued"]:
+            queued[a["messageId"]] = i
+        else:
+            assert a["error_code"] == "internal" and a["retry_after_ms"] > 0, a
+            refused.append(i)
+    assert n // 2 in refused, refused
+    with b.sql() as conn:
+        stored = {r[0] for r in conn.execute("SELECT id FROM message WHERE sender_member_id = ?",
+                                             (alice_entry["memberId"],)).fetchall()}
+    assert stored == set(queued), (f"{len(set(queued) - stored)} acknowledged sends not stored, "
+                                   f"{len(stored - set(queued))} stored but refused")
+    print(f"figures: {len(refused)} of {n} sends refused with the one the database refused", flush=True)
+
+    for i in refused:
+        if i != n // 2:
+            await alice.ws.send(json.dumps(frame(i)))
+            a = await alice.expect("ack", id=f"s-{i}")
+            assert a["queued"] is True and not a.get("duplicate"), a
+            queued[a["messageId"]] = i
+    got = []
+    while len(got) < len(queued):
+        p = await bob.expect("push", subtype=None)
+        got.append(p["messageId"])
+        await bob.send_json({"type": "client_ack", "brokerMessageId": p["messageId"]})
+    assert sorted(got) == sorted(queued), (len(set(got)), len(queued))
+    await bob.nothing("push", wait=0.5, subtype=None)
+
+
 if __name__ == "__main__":
     bt.run([test_offline_store_and_forward, test_redelivery_after_receiver_dies, test_redelivery_after_lease,
             test_legacy_client_not_flooded, test_liveness_cut, test_replies_keep_their_order,
-            test_many_sends_in_flight])
+            test_many_sends_in_flight, test_failed_write_undoes_no_ack])
