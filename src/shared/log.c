@@ -6,6 +6,7 @@
 #include <strings.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
+#include <time.h>
 #include <unistd.h>
 #include <systemd/sd-journal.h>
 
@@ -20,6 +21,7 @@ static char mesh_prefix[128];
 static char mesh_slug[96];
 static bool use_journal;
 static bool stderr_is_tty;
+static bool stderr_timestamps;          /* CLAUDEMESH_LOG_TIME=monotonic */
 
 static bool stderr_is_journal_stream(void) {
         const char *e = getenv("JOURNAL_STREAM");
@@ -67,6 +69,9 @@ void log_setup(void) {
 
         /* "<3>" is for journald and syslog readers, not for a person at a terminal. */
         stderr_is_tty = isatty(STDERR_FILENO);
+        /* Lines of several processes in one file (a test's) can then be put in order. */
+        const char *time_source = getenv("CLAUDEMESH_LOG_TIME");
+        stderr_timestamps = time_source && strcmp(time_source, "monotonic") == 0;
 
         if (level) {
                 int l = level_from_string(level);
@@ -95,9 +100,16 @@ bool log_to_journal(void) {
 
 static void log_to_stderr(int level, const char *message) {
         /* One write() per line so concurrent writers never interleave within a line. */
-        char line[LOG_LINE_MAX + 64];
-        int n = stderr_is_tty ? snprintf(line, sizeof line, "%s: %s\n", program_invocation_short_name, message)
-                              : snprintf(line, sizeof line, "<%d>%s\n", level, message);
+        char line[LOG_LINE_MAX + 96], when[32] = "";
+        int n;
+
+        if (stderr_timestamps) {
+                struct timespec ts;
+                (void) clock_gettime(CLOCK_MONOTONIC, &ts);
+                snprintf(when, sizeof when, "[%5lld.%06ld] ", (long long) ts.tv_sec, ts.tv_nsec / 1000);
+        }
+        n = stderr_is_tty ? snprintf(line, sizeof line, "%s: %s%s\n", program_invocation_short_name, when, message)
+                          : snprintf(line, sizeof line, "<%d>%s%s\n", level, when, message);
         if (n > 0)
                 (void) !write(STDERR_FILENO, line, (size_t) n < sizeof line ? (size_t) n : sizeof line - 1);
 }

@@ -9,6 +9,7 @@ import atexit
 import base64
 import json
 import os
+import re
 import shutil
 import socket
 import ssl
@@ -261,7 +262,9 @@ class Broker:
         return p
 
     def start(self):
-        env = dict(os.environ, CLAUDEMESH_LOG_TARGET="stderr", CLAUDEMESH_LOG_LEVEL="debug")
+        # Timed lines: a failure's log then says when each thing happened.
+        env = dict(os.environ, CLAUDEMESH_LOG_TARGET="stderr", CLAUDEMESH_LOG_LEVEL="debug",
+                   CLAUDEMESH_LOG_TIME="monotonic")
         self.proc = subprocess.Popen([*VALGRIND, BROKER, "--db", self.db, "--listen", f"127.0.0.1:{self.port}", *self.args],
                                      stdout=self.log, stderr=self.log, env=env, preexec_fn=self.preexec)
         deadline = time.monotonic() + 10 * (6 if VALGRIND else 1)
@@ -546,18 +549,20 @@ async def with_cleanup(test, broker):
 
 
 def log_digest(text):
-    """text with runs of lines already among the four before them (a throttle going on and
-    off, a retry) told as one count, so a CI log's tail shows what happened before them."""
+    """text with runs of lines already among the four before them, times aside (a throttle
+    going on and off, a retry), told as one count, so a CI log's tail shows what happened
+    before them."""
     out, recent, skipped = [], [], 0
     for line in text.splitlines():
-        if line in recent:
+        bare = re.sub(r"^(<\d>)\[ *\d+\.\d+\] ", r"\1", line)
+        if bare in recent:
             skipped += 1
             continue
         if skipped:
             out.append(f"[{skipped} repeated lines]")
             skipped = 0
         out.append(line)
-        recent = (recent + [line])[-4:]
+        recent = (recent + [bare])[-4:]
     if skipped:
         out.append(f"[{skipped} repeated lines]")
     return "\n".join(out) + "\n"

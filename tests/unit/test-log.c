@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "fileio.h"
@@ -44,6 +45,39 @@ static void test_stderr_prefix_and_errno(void) {
                           "<4>config bad\n");
 }
 
+/* CLAUDEMESH_LOG_TIME=monotonic: "<N>[seconds.micros] message", seconds on the monotonic clock. */
+static void test_stderr_timestamps(void) {
+        char path[4096];
+        _cleanup_free_ char *buf = NULL;
+        struct timespec before, after;
+        int fd, saved = dup(STDERR_FILENO);
+        long long sec;
+        long usec;
+        int used = 0;
+
+        snprintf(path, sizeof path, "%s/log-time", test_tmpdir());
+        fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        ASSERT_TRUE(fd >= 0);
+        ASSERT_TRUE(dup2(fd, STDERR_FILENO) >= 0);
+        setenv("CLAUDEMESH_LOG_TARGET", "stderr", 1);
+        setenv("CLAUDEMESH_LOG_TIME", "monotonic", 1);
+        log_setup();
+        ASSERT_TRUE(clock_gettime(CLOCK_MONOTONIC, &before) == 0);
+        log_warning("stamped");
+        ASSERT_TRUE(clock_gettime(CLOCK_MONOTONIC, &after) == 0);
+        unsetenv("CLAUDEMESH_LOG_TIME");
+        log_setup();
+        log_warning("plain");
+        ASSERT_TRUE(dup2(saved, STDERR_FILENO) >= 0);
+        close(fd);
+
+        ASSERT_OK(read_full_file(path, 4096, &buf, NULL, NULL));
+        ASSERT_TRUE(sscanf(buf, "<4>[%lld.%6ld] stamped\n%n", &sec, &usec, &used) == 2);
+        ASSERT_TRUE(used > 0);
+        ASSERT_STREQ(buf + used, "<4>plain\n");
+        ASSERT_TRUE(sec >= before.tv_sec && sec <= after.tv_sec);
+}
+
 static void test_journal_stream_detection(void) {
         /* JOURNAL_STREAM naming some other file must not make us think journald reads stderr. */
         unsetenv("CLAUDEMESH_LOG_TARGET");
@@ -57,6 +91,7 @@ static void test_journal_stream_detection(void) {
 
 int main(void) {
         test_stderr_prefix_and_errno();
+        test_stderr_timestamps();
         test_journal_stream_detection();
         return 0;
 }
