@@ -1007,17 +1007,23 @@ void pg_listen_close(Store *s) {
 
 /* ---- lanes: statements in pipeline mode, for the event loop ---- */
 
+/* The lanes' queues and the deferred callbacks are all singly linked lists in order. */
+static void entry_append(Entry **head, Entry **tail, Entry *e) {
+        e->next = NULL;
+        if (*tail)
+                (*tail)->next = e;
+        else
+                *head = e;
+        *tail = e;
+}
+
 static Entry *lane_push(Lane *l, EntryKind kind, StoreAsyncCallback cb, void *userdata) {
         Entry *e = calloc(1, sizeof *e);
 
         if (!e)
                 return NULL;
         *e = (Entry) { .kind = kind, .cb = cb, .userdata = userdata };
-        if (l->tail)
-                l->tail->next = e;
-        else
-                l->head = e;
-        l->tail = e;
+        entry_append(&l->head, &l->tail, e);
         l->n++;
         return e;
 }
@@ -1074,16 +1080,11 @@ static void entry_complete(StorePg *pg, Entry *e, int r) {
                 /* Inside a blocking call: the callback runs later, from the loop, since it may
                  * send on lane 0 itself. */
                 e->got = r >= 0;
-                e->next = NULL;
                 if (r < 0) {
                         PQclear(e->res);
                         e->res = NULL;
                 }
-                if (pg->deferred_tail)
-                        pg->deferred_tail->next = e;
-                else
-                        pg->deferred_head = e;
-                pg->deferred_tail = e;
+                entry_append(&pg->deferred_head, &pg->deferred_tail, e);
                 if (pg->defer_hook)
                         pg->defer_hook(pg->defer_userdata);
                 return;
@@ -1129,14 +1130,9 @@ static int lane_fail(StorePg *pg, Lane *l) {
 /* A statement's results ended: its callback waits for the group's end. */
 static void lane_ended(Lane *l, Entry *e, int r) {
         e->r = r;
-        e->next = NULL;
         if (r < 0)
                 l->group_failed = true;
-        if (l->ended_tail)
-                l->ended_tail->next = e;
-        else
-                l->ended_head = e;
-        l->ended_tail = e;
+        entry_append(&l->ended_head, &l->ended_tail, e);
 }
 
 /* The group's Sync came back: it committed, or, when one of its statements failed, none of it

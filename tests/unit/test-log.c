@@ -10,16 +10,34 @@
 #include "message-ids.h"
 #include "tests.h"
 
+/* Points stderr at a new file of this name in the test's directory; returns the old stderr. */
+static int stderr_to_file(const char *name, char path[static 4096]) {
+        int fd, saved = dup(STDERR_FILENO);
+
+        ASSERT_TRUE(saved >= 0);
+        snprintf(path, 4096, "%s/%s", test_tmpdir(), name);
+        fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        ASSERT_TRUE(fd >= 0);
+        ASSERT_TRUE(dup2(fd, STDERR_FILENO) >= 0);
+        close(fd);
+        return saved;
+}
+
+/* Puts stderr back; returns what was written to the file meanwhile. */
+static char *stderr_back(int saved, const char *path) {
+        char *buf = NULL;
+
+        ASSERT_TRUE(dup2(saved, STDERR_FILENO) >= 0);
+        close(saved);
+        ASSERT_OK(read_full_file(path, 4096, &buf, NULL, NULL));
+        return buf;
+}
+
 /* Without journald the module writes "<N>message" lines to stderr; check them on a file. */
 static void test_stderr_prefix_and_errno(void) {
         char path[4096];
         _cleanup_free_ char *buf = NULL;
-        int fd, saved = dup(STDERR_FILENO);
-
-        snprintf(path, sizeof path, "%s/log", test_tmpdir());
-        fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-        ASSERT_TRUE(fd >= 0);
-        ASSERT_TRUE(dup2(fd, STDERR_FILENO) >= 0);
+        int saved = stderr_to_file("log", path);
 
         setenv("CLAUDEMESH_LOG_TARGET", "stderr", 1);
         setenv("CLAUDEMESH_LOG_LEVEL", "info", 1);
@@ -36,9 +54,7 @@ static void test_stderr_prefix_and_errno(void) {
         ASSERT_EQ(log_event(LOG_WARNING, CM_MESSAGE_CONFIG_ERROR,
                             LOG_FIELDS({ "CLAUDEMESH_MESH", "acme" }), "config %s", "bad"), 0);
 
-        ASSERT_TRUE(dup2(saved, STDERR_FILENO) >= 0);
-        close(fd);
-        ASSERT_OK(read_full_file(path, 4096, &buf, NULL, NULL));
+        buf = stderr_back(saved, path);
         ASSERT_STREQ(buf, "<6>hello 42\n"
                           "<3>open failed: No such file or directory\n"
                           "<3>denied: Permission denied\n"
@@ -50,15 +66,11 @@ static void test_stderr_timestamps(void) {
         char path[4096];
         _cleanup_free_ char *buf = NULL;
         struct timespec before, after;
-        int fd, saved = dup(STDERR_FILENO);
+        int saved = stderr_to_file("log-time", path);
         long long sec;
         long usec;
         int used = 0;
 
-        snprintf(path, sizeof path, "%s/log-time", test_tmpdir());
-        fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-        ASSERT_TRUE(fd >= 0);
-        ASSERT_TRUE(dup2(fd, STDERR_FILENO) >= 0);
         setenv("CLAUDEMESH_LOG_TARGET", "stderr", 1);
         setenv("CLAUDEMESH_LOG_TIME", "monotonic", 1);
         log_setup();
@@ -68,10 +80,7 @@ static void test_stderr_timestamps(void) {
         unsetenv("CLAUDEMESH_LOG_TIME");
         log_setup();
         log_warning("plain");
-        ASSERT_TRUE(dup2(saved, STDERR_FILENO) >= 0);
-        close(fd);
-
-        ASSERT_OK(read_full_file(path, 4096, &buf, NULL, NULL));
+        buf = stderr_back(saved, path);
         ASSERT_TRUE(sscanf(buf, "<4>[%lld.%6ld] stamped\n%n", &sec, &usec, &used) == 2);
         ASSERT_TRUE(used > 0);
         ASSERT_STREQ(buf + used, "<4>plain\n");
