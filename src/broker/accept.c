@@ -400,16 +400,31 @@ typedef enum AcceptOutcome {
 
 /* The rows an accept wrote so far, each keyed by its fresh message id. */
 typedef struct AcceptWrites {
-        bool dedupe, message, rows;
+        bool dedupe, message;
 } AcceptWrites;
 
-static int undo_one(Store *s, const char *sql, const char *message_id) {
-        StoreStmt *st = store_stmt(s, sql);
+/* The message and what insert_rows() wrote beside it, all keyed by its id. insert_rows()
+ * stops at its first failure: rows it did not get to are simply not there. */
+static const char *const undo_message_sql[] = {
+        "DELETE FROM message WHERE id = ?1",
+        "DELETE FROM topic_message WHERE message_id = ?1",
+        "DELETE FROM delivery WHERE message_id = ?1",
+        "DELETE FROM mention_index WHERE broker_message_id = ?1",
+};
 
-        if (!st)
-                return -EIO;
-        store_bind_text(st, 1, message_id);
-        return store_step_done(s, st);
+static int undo_message(Store *s, const char *message_id) {
+        for (size_t i = 0; i < ELEMENTSOF(undo_message_sql); i++) {
+                StoreStmt *st = store_stmt(s, undo_message_sql[i]);
+                int r;
+
+                if (!st)
+                        return -EIO;
+                store_bind_text(st, 1, message_id);
+                r = store_step_done(s, st);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
 }
 
 /* Takes back what this accept wrote inside the batch, as a savepoint's rollback would. A
@@ -434,14 +449,7 @@ static void accept_undo(Conn *c, const SendRequest *req, const Accepted *a, cons
                 }
         }
         if (r >= 0 && w->message)
-                r = undo_one(s, "DELETE FROM message WHERE id = ?1", a->message_id);
-        /* insert_rows() stops at its first failure: what it wrote is all keyed by the id. */
-        if (r >= 0 && w->message)
-                r = undo_one(s, "DELETE FROM topic_message WHERE message_id = ?1", a->message_id);
-        if (r >= 0 && w->message)
-                r = undo_one(s, "DELETE FROM delivery WHERE message_id = ?1", a->message_id);
-        if (r >= 0 && w->message)
-                r = undo_one(s, "DELETE FROM mention_index WHERE broker_message_id = ?1", a->message_id);
+                r = undo_message(s, a->message_id);
         if (r < 0) {
                 log_error_errno(r, "Cannot take back a failed accept (%m); exiting before any reply is sent.");
                 _exit(EXIT_FAILURE);

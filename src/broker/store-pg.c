@@ -1017,6 +1017,17 @@ static void entry_append(Entry **head, Entry **tail, Entry *e) {
         *tail = e;
 }
 
+static Entry *entry_pop(Entry **head, Entry **tail) {
+        Entry *e = *head;
+
+        if (!e)
+                return NULL;
+        *head = e->next;
+        if (!*head)
+                *tail = NULL;
+        return e;
+}
+
 static Entry *lane_push(Lane *l, EntryKind kind, StoreAsyncCallback cb, void *userdata) {
         Entry *e = calloc(1, sizeof *e);
 
@@ -1029,26 +1040,15 @@ static Entry *lane_push(Lane *l, EntryKind kind, StoreAsyncCallback cb, void *us
 }
 
 static Entry *lane_pop(Lane *l) {
-        Entry *e = l->head;
+        Entry *e = entry_pop(&l->head, &l->tail);
 
-        if (!e)
-                return NULL;
-        l->n--;
-        l->head = e->next;
-        if (!l->head)
-                l->tail = NULL;
+        if (e)
+                l->n--;
         return e;
 }
 
 static Entry *lane_pop_ended(Lane *l) {
-        Entry *e = l->ended_head;
-
-        if (!e)
-                return NULL;
-        l->ended_head = e->next;
-        if (!l->ended_head)
-                l->ended_tail = NULL;
-        return e;
+        return entry_pop(&l->ended_head, &l->ended_tail);
 }
 
 /* At close: the entries go without their callbacks, whose owners are gone too. */
@@ -1098,11 +1098,9 @@ static void entry_complete(StorePg *pg, Entry *e, int r) {
 void pg_async_run_deferred(Store *s) {
         StorePg *pg = s->pg;
 
-        while (pg->deferred_head) {
-                Entry *e = pg->deferred_head;
-                pg->deferred_head = e->next;
-                if (!pg->deferred_head)
-                        pg->deferred_tail = NULL;
+        Entry *e;
+
+        while ((e = entry_pop(&pg->deferred_head, &pg->deferred_tail))) {
                 /* A failure's message is gone by now: the callback gets the errno only. */
                 e->cb(e->got ? 0 : -EIO, e->got ? (StoreResult *) e->res : NULL, e->userdata);
                 PQclear(e->res);

@@ -253,28 +253,37 @@ async def test_many_sends_in_flight(b):
 test_many_sends_in_flight.broker_args = ["--rate-limit", "0"]
 
 
-def poison(b, ciphertext):
-    """Makes the database itself refuse to store a message with this ciphertext, as a failing
-    write would: a CHECK constraint on PostgreSQL, a trigger on SQLite."""
+def poison(b, ciphertext, table):
+    """Makes the database itself refuse a write of the message with this ciphertext, as a
+    failing write would: its message row (table "message"), or its delivery row, written after
+    the message's (table "delivery"). A trigger; on PostgreSQL one calling a function."""
+    if table == "message":
+        when = f"NEW.ciphertext = '{ciphertext}'"
+    else:
+        when = f"(SELECT ciphertext FROM message WHERE id = NEW.message_id) = '{ciphertext}'"
     if bt.BACKEND == "postgresql":
         with b.sql() as conn:
-            conn.execute(f"ALTER TABLE message ADD CONSTRAINT poison CHECK (ciphertext <> '{ciphertext}')")
+            conn.execute("CREATE FUNCTION poison() RETURNS trigger LANGUAGE plpgsql AS"
+                         f" 'BEGIN IF {when.replace(chr(39), chr(39) * 2)} THEN RAISE EXCEPTION ''poison'';"
+                         " END IF; RETURN NEW; END'")
+            conn.execute(f"CREATE TRIGGER poison BEFORE INSERT ON {table} FOR EACH ROW EXECUTE FUNCTION poison()")
         return
     import sqlite3
     with sqlite3.connect(b.db) as conn:
-        conn.execute(f"CREATE TRIGGER poison BEFORE INSERT ON message WHEN NEW.ciphertext = '{ciphertext}'"
+        conn.execute(f"CREATE TRIGGER poison BEFORE INSERT ON {table} WHEN {when}"
                      " BEGIN SELECT RAISE(ABORT, 'poison'); END")
 
 
-async def test_failed_write_undoes_no_ack(b):
-    """A burst of sends, one of which the database refuses to store. PostgreSQL runs a burst's
-    statements as one transaction, which the failure undoes whole: no send of it may have been
-    acknowledged as queued, nor pushed. Every acknowledged send is stored and pushed once; the
-    refused ones, sent again with their ids, are accepted then."""
+async def failed_write(b, table):
+    """A burst of sends, one of which the database refuses to store (see poison()). PostgreSQL
+    runs a burst's statements as one transaction, which the failure undoes whole: no send of it
+    may have been acknowledged as queued, nor pushed; SQLite takes back the refused send's own
+    rows. Every acknowledged send is stored and pushed once, no row of a refused one is left,
+    and the refused ones, sent again with their ids, are accepted then."""
     m = b.mesh()
     alice_entry, bob_entry = b.member(m["id"], "alice"), b.member(m["id"], "bob")
     bad = bt.b64(b"the database refuses this one")
-    poison(b, bad)
+    poison(b, bad, table)
     alice = bt.Client(b, alice_entry, session=False)
     bob = bt.Client(b, bob_entry, session=False)
     await alice.hello()
@@ -300,8 +309,13 @@ async def test_failed_write_undoes_no_ack(b):
     with b.sql() as conn:
         stored = {r[0] for r in conn.execute("SELECT id FROM message WHERE sender_member_id = ?",
                                              (alice_entry["memberId"],)).fetchall()}
+        claimed = {r[0] for r in conn.execute("SELECT broker_message_id FROM client_message_dedupe"
+                                              " WHERE mesh_id = ?", (m["id"],)).fetchall()}
+        owed = {r[0] for r in conn.execute("SELECT message_id FROM delivery WHERE mesh_id = ?",
+                                           (m["id"],)).fetchall()}
     assert stored == set(queued), (f"{len(set(queued) - stored)} acknowledged sends not stored, "
                                    f"{len(stored - set(queued))} stored but refused")
+    assert claimed == stored and owed <= stored, (len(claimed - stored), len(owed - stored))
     print(f"figures: {len(refused)} of {n} sends refused with the one the database refused", flush=True)
 
     for i in refused:
@@ -319,7 +333,17 @@ async def test_failed_write_undoes_no_ack(b):
     await bob.nothing("push", wait=0.5, subtype=None)
 
 
+async def test_failed_write_undoes_no_ack(b):
+    """The database refuses a message's own row."""
+    await failed_write(b, "message")
+
+
+async def test_failed_later_write_undoes_no_ack(b):
+    """The database refuses a delivery row, after the message's row and its dedupe claim."""
+    await failed_write(b, "delivery")
+
+
 if __name__ == "__main__":
     bt.run([test_offline_store_and_forward, test_redelivery_after_receiver_dies, test_redelivery_after_lease,
             test_legacy_client_not_flooded, test_liveness_cut, test_replies_keep_their_order,
-            test_many_sends_in_flight, test_failed_write_undoes_no_ack])
+            test_many_sends_in_flight, test_failed_write_undoes_no_ack, test_failed_later_write_undoes_no_ack])
